@@ -1,0 +1,64 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let package = Package(
+    name: "understudy",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "understudy", targets: ["understudy"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        // Config schema, validation, defaults, status vocabulary, script-variable contract.
+        .target(
+            name: "UnderstudyModel",
+            dependencies: [.product(name: "Yams", package: "Yams")]
+        ),
+        // The pure decision core: events in, actions out. No I/O, no clock.
+        .target(
+            name: "UnderstudyEngine",
+            dependencies: ["UnderstudyModel"]
+        ),
+        // Deterministic world that drives Engines through seeded fault schedules.
+        .target(
+            name: "UnderstudySimulator",
+            dependencies: ["UnderstudyEngine", "UnderstudyModel"]
+        ),
+        // The daemon's I/O shell: transports, scripts, storage, drivers.
+        .target(
+            name: "UnderstudyNode",
+            dependencies: [
+                "UnderstudyEngine",
+                "UnderstudyModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
+        ),
+        .executableTarget(
+            name: "understudy",
+            dependencies: [
+                "UnderstudyModel",
+                "UnderstudyEngine",
+                "UnderstudySimulator",
+                "UnderstudyNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "UnderstudyModelTests", dependencies: ["UnderstudyModel"]),
+        .testTarget(name: "UnderstudyEngineTests", dependencies: ["UnderstudyEngine", "UnderstudyModel"]),
+        .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
+        .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

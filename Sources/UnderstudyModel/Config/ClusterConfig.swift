@@ -1,0 +1,539 @@
+// The cluster configuration as typed values. `ConfigLoader` builds these from YAML and
+// `ConfigValidator` checks them; everything past loading (Engine, Node, CLI) reads only these.
+
+/// A whole cluster definition: one YAML file.
+public struct ClusterConfig: Sendable, Equatable {
+    /// Path of the file this was loaded from ("" when built in code).
+    public var sourcePath: String
+    public var cluster: ClusterSettings
+    /// Order is priority: the first alive server is the master.
+    public var servers: [ServerConfig]
+    public var heartbeats: [HeartbeatConfig]
+    public var networkPartition: [NetworkPartitionConfig]
+    public var groups: [GroupConfig]
+    public var monitors: [MonitorConfig]
+
+    public init(
+        sourcePath: String = "",
+        cluster: ClusterSettings,
+        servers: [ServerConfig],
+        heartbeats: [HeartbeatConfig] = [],
+        networkPartition: [NetworkPartitionConfig] = [],
+        groups: [GroupConfig] = [],
+        monitors: [MonitorConfig] = []
+    ) {
+        self.sourcePath = sourcePath
+        self.cluster = cluster
+        self.servers = servers
+        self.heartbeats = heartbeats
+        self.networkPartition = networkPartition
+        self.groups = groups
+        self.monitors = monitors
+    }
+
+    public var serverNames: [String] { servers.map(\.name) }
+
+    public func server(named name: String) -> ServerConfig? { servers.first { $0.name == name } }
+    public func group(named name: String) -> GroupConfig? { groups.first { $0.name == name } }
+
+    /// The group a resource belongs to, with the resource.
+    public func resource(named name: String) -> (group: GroupConfig, resource: ResourceConfig)? {
+        for group in groups {
+            if let resource = group.resources.first(where: { $0.name == name }) {
+                return (group, resource)
+            }
+        }
+        return nil
+    }
+}
+
+public struct ClusterSettings: Sendable, Equatable {
+    public var name: String
+    public var comment: String
+    /// File holding the cluster key (HMAC-SHA256 for every heartbeat and control frame).
+    public var secretFile: String
+    public var timing: TimingSettings
+    public var networkPartitionAction: NetworkPartitionAction
+    public var shutdownMonitor: ShutdownMonitorSettings
+    public var recovery: RecoverySettings
+    public var ports: PortSettings
+    public var osCommands: OSCommands
+
+    public init(
+        name: String,
+        comment: String = "",
+        secretFile: String,
+        timing: TimingSettings = TimingSettings(),
+        networkPartitionAction: NetworkPartitionAction = .shutdown,
+        shutdownMonitor: ShutdownMonitorSettings = ShutdownMonitorSettings(),
+        recovery: RecoverySettings = RecoverySettings(),
+        ports: PortSettings = PortSettings(),
+        osCommands: OSCommands = OSCommands()
+    ) {
+        self.name = name
+        self.comment = comment
+        self.secretFile = secretFile
+        self.timing = timing
+        self.networkPartitionAction = networkPartitionAction
+        self.shutdownMonitor = shutdownMonitor
+        self.recovery = recovery
+        self.ports = ports
+        self.osCommands = osCommands
+    }
+}
+
+public struct TimingSettings: Sendable, Equatable {
+    public var heartbeatInterval: Duration
+    public var heartbeatTimeout: Duration
+    /// Startup wait for all servers before auto-start groups start; zero skips it.
+    public var syncWait: Duration
+
+    public init(
+        heartbeatInterval: Duration = Defaults.heartbeatInterval,
+        heartbeatTimeout: Duration = Defaults.heartbeatTimeout,
+        syncWait: Duration = Defaults.syncWait
+    ) {
+        self.heartbeatInterval = heartbeatInterval
+        self.heartbeatTimeout = heartbeatTimeout
+        self.syncWait = syncWait
+    }
+}
+
+public enum NetworkPartitionAction: String, Sendable, Equatable, CaseIterable {
+    case none
+    case stopService = "stop-service"
+    case shutdown
+    case reboot
+}
+
+public struct ShutdownMonitorSettings: Sendable, Equatable {
+    public enum Method: String, Sendable, Equatable, CaseIterable {
+        case softdog
+        case none
+    }
+    public enum Timeout: Sendable, Equatable {
+        /// Use the heartbeat timeout.
+        case heartbeat
+        case duration(Duration)
+    }
+    public var method: Method
+    public var timeout: Timeout
+
+    public init(method: Method = .none, timeout: Timeout = .heartbeat) {
+        self.method = method
+        self.timeout = timeout
+    }
+}
+
+public struct RecoverySettings: Sendable, Equatable {
+    public enum SuppressCase: String, Sendable, Equatable, CaseIterable {
+        case activation
+        case deactivation
+        case monitor
+    }
+    /// Limit of OS reboots caused by final actions; 0 = unlimited.
+    public var maxReboots: Int
+    /// Final actions that stop the OS are skipped in these cases when no other server is alive.
+    public var suppressFinalActionWhenAlone: Set<SuppressCase>
+    /// Cluster-wide switch: monitors detect but do not recover.
+    public var disableMonitorRecovery: Bool
+
+    public init(
+        maxReboots: Int = 0,
+        suppressFinalActionWhenAlone: Set<SuppressCase> = [],
+        disableMonitorRecovery: Bool = false
+    ) {
+        self.maxReboots = maxReboots
+        self.suppressFinalActionWhenAlone = suppressFinalActionWhenAlone
+        self.disableMonitorRecovery = disableMonitorRecovery
+    }
+}
+
+public struct PortSettings: Sendable, Equatable {
+    public var control: Int
+    public var heartbeat: Int
+    public var http: Int
+
+    public init(
+        control: Int = Defaults.controlPort, heartbeat: Int = Defaults.heartbeatPort,
+        http: Int = Defaults.httpPort
+    ) {
+        self.control = control
+        self.heartbeat = heartbeat
+        self.http = http
+    }
+}
+
+/// How final actions stop the OS. Replaceable so tests record instead of shutting down.
+public struct OSCommands: Sendable, Equatable {
+    public var shutdown: [String]
+    public var reboot: [String]
+
+    public init(
+        shutdown: [String] = Defaults.shutdownCommand, reboot: [String] = Defaults.rebootCommand
+    ) {
+        self.shutdown = shutdown
+        self.reboot = reboot
+    }
+}
+
+public struct ServerConfig: Sendable, Equatable {
+    public var name: String
+    public var comment: String
+
+    public init(name: String, comment: String = "") {
+        self.name = name
+        self.comment = comment
+    }
+}
+
+public struct HeartbeatConfig: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// UDP heartbeat; one address per server.
+        case lan(addresses: [String: String])
+        /// A sector per server on a shared block device.
+        case disk(device: String)
+        /// Serial line; one device per server.
+        case serial(devices: [String: String])
+        /// HTTP witness server.
+        case witness(host: String, port: Int)
+    }
+    public var name: String
+    public var comment: String
+    public var kind: Kind
+
+    public init(name: String, comment: String = "", kind: Kind) {
+        self.name = name
+        self.comment = comment
+        self.kind = kind
+    }
+
+    /// The CLUSTERPRO type name (`lanhb`, `diskhb`, `comhb`, `witnesshb`).
+    public var typeName: String {
+        switch kind {
+        case .lan: return "lanhb"
+        case .disk: return "diskhb"
+        case .serial: return "comhb"
+        case .witness: return "witnesshb"
+        }
+    }
+}
+
+public struct NetworkPartitionConfig: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// Ping targets; a server that reaches none of them loses.
+        case ping(targets: [String])
+        /// The side holding more than half of the servers survives.
+        case majority
+        /// HTTP witness.
+        case http(host: String, port: Int)
+    }
+    public var name: String
+    public var comment: String
+    public var kind: Kind
+
+    public init(name: String, comment: String = "", kind: Kind) {
+        self.name = name
+        self.comment = comment
+        self.kind = kind
+    }
+
+    public var typeName: String {
+        switch kind {
+        case .ping: return "pingnp"
+        case .majority: return "majority"
+        case .http: return "httpnp"
+        }
+    }
+}
+
+public struct GroupConfig: Sendable, Equatable {
+    public enum Startup: String, Sendable, Equatable, CaseIterable { case auto, manual }
+    public enum Failover: String, Sendable, Equatable, CaseIterable { case auto, manual }
+    public enum Failback: String, Sendable, Equatable, CaseIterable { case manual, auto }
+    public enum Exclusive: String, Sendable, Equatable, CaseIterable { case none, normal, complete }
+
+    public var name: String
+    public var comment: String
+    /// Failover policy, highest priority first. The loader fills in every server in cluster
+    /// order when the file leaves it out.
+    public var servers: [String]
+    public var startup: Startup
+    public var failover: Failover
+    public var failback: Failback
+    public var exclusive: Exclusive
+    /// Groups that must have stopped before this one stops (ordered stop).
+    public var stopAfter: [String]
+    public var resources: [ResourceConfig]
+
+    public init(
+        name: String,
+        comment: String = "",
+        servers: [String],
+        startup: Startup = .auto,
+        failover: Failover = .auto,
+        failback: Failback = .manual,
+        exclusive: Exclusive = .none,
+        stopAfter: [String] = [],
+        resources: [ResourceConfig] = []
+    ) {
+        self.name = name
+        self.comment = comment
+        self.servers = servers
+        self.startup = startup
+        self.failover = failover
+        self.failback = failback
+        self.exclusive = exclusive
+        self.stopAfter = stopAfter
+        self.resources = resources
+    }
+}
+
+/// What happens after activation or deactivation fails for good.
+public enum FinalAction: String, Sendable, Equatable, CaseIterable {
+    /// No operation; leave the group in failure (do not activate the next resource).
+    case none
+    /// No operation, but go on activating the next resource.
+    case noneContinue = "none-continue"
+    case stopGroup = "stop-group"
+    case stopResource = "stop-resource"
+    case stopClusterService = "stop-cluster-service"
+    /// Stop the cluster service and shut the OS down.
+    case shutdown
+    /// Stop the cluster service and reboot the OS.
+    case reboot
+
+    /// True when the action ends in the OS stopping.
+    public var stopsOS: Bool { self == .shutdown || self == .reboot }
+}
+
+public struct ActivationPolicy: Sendable, Equatable {
+    /// Retries on the same server.
+    public var retry: Int
+    /// Failovers to other servers before the final action.
+    public var failover: Int
+    public var finalAction: FinalAction
+
+    public init(
+        retry: Int = Defaults.activationRetry, failover: Int = Defaults.activationFailover,
+        finalAction: FinalAction = Defaults.activationFinalAction
+    ) {
+        self.retry = retry
+        self.failover = failover
+        self.finalAction = finalAction
+    }
+}
+
+public struct DeactivationPolicy: Sendable, Equatable {
+    public var retry: Int
+    public var finalAction: FinalAction
+
+    public init(
+        retry: Int = Defaults.deactivationRetry,
+        finalAction: FinalAction = Defaults.deactivationFinalAction
+    ) {
+        self.retry = retry
+        self.finalAction = finalAction
+    }
+}
+
+public struct ResourceConfig: Sendable, Equatable {
+    public var name: String
+    public var comment: String
+    /// Explicit dependencies; nil = the default dependency order by type.
+    public var depends: [String]?
+    public var activation: ActivationPolicy
+    public var deactivation: DeactivationPolicy
+    public var settings: ResourceSettings
+
+    public init(
+        name: String,
+        comment: String = "",
+        depends: [String]? = nil,
+        activation: ActivationPolicy = ActivationPolicy(),
+        deactivation: DeactivationPolicy = DeactivationPolicy(),
+        settings: ResourceSettings
+    ) {
+        self.name = name
+        self.comment = comment
+        self.depends = depends
+        self.activation = activation
+        self.deactivation = deactivation
+        self.settings = settings
+    }
+
+    public var type: ResourceType { settings.type }
+}
+
+public enum ResourceType: String, Sendable, Equatable, CaseIterable {
+    case fip, vip, ddns, volmgr, disk, nas, exec, vm
+
+    /// Default dependency layer: a resource depends on every resource of a lower layer in its
+    /// group unless `depends:` says otherwise (fip/vip/ddns, then volmgr, then disk/nas, then
+    /// exec/vm).
+    public var defaultLayer: Int {
+        switch self {
+        case .fip, .vip, .ddns: return 0
+        case .volmgr: return 1
+        case .disk, .nas: return 2
+        case .exec, .vm: return 3
+        }
+    }
+
+    /// Disk-type resources set `CLP_DISK=FAILURE` when they fail.
+    public var isDiskType: Bool { self == .disk || self == .nas || self == .volmgr }
+
+    /// Types the daemon can run today.
+    public var isSupportedByDaemon: Bool { self == .exec }
+}
+
+public enum ResourceSettings: Sendable, Equatable {
+    case exec(ExecSettings)
+    case fip(FloatingIPSettings)
+    case vip(VirtualIPSettings)
+    case disk(DiskSettings)
+    case nas(NASSettings)
+    case volmgr(VolumeManagerSettings)
+    case vm(VirtualMachineSettings)
+    case ddns(DynamicDNSSettings)
+
+    public var type: ResourceType {
+        switch self {
+        case .exec: return .exec
+        case .fip: return .fip
+        case .vip: return .vip
+        case .disk: return .disk
+        case .nas: return .nas
+        case .volmgr: return .volmgr
+        case .vm: return .vm
+        case .ddns: return .ddns
+        }
+    }
+}
+
+public struct ExecSettings: Sendable, Equatable {
+    public enum Mode: String, Sendable, Equatable, CaseIterable { case sync, async }
+    /// Start script, resolved to an absolute path by the loader (relative paths are relative
+    /// to the config file's folder). Nil = nothing to run at start.
+    public var start: String?
+    public var stop: String?
+    public var startMode: Mode
+    public var stopMode: Mode
+    /// Start script timeout.
+    public var timeout: Duration
+    /// Stop script timeout.
+    public var stopTimeout: Duration
+    /// Script output log; nil = `<state-dir>/logs/<resource>.log`.
+    public var log: String?
+    /// Rotate the log when it grows past this many bytes.
+    public var logRotateSize: Int
+
+    public init(
+        start: String? = nil,
+        stop: String? = nil,
+        startMode: Mode = .sync,
+        stopMode: Mode = .sync,
+        timeout: Duration = Defaults.scriptTimeout,
+        stopTimeout: Duration = Defaults.scriptTimeout,
+        log: String? = nil,
+        logRotateSize: Int = Defaults.scriptLogRotateSize
+    ) {
+        self.start = start
+        self.stop = stop
+        self.startMode = startMode
+        self.stopMode = stopMode
+        self.timeout = timeout
+        self.stopTimeout = stopTimeout
+        self.log = log
+        self.logRotateSize = logRotateSize
+    }
+}
+
+public struct FloatingIPSettings: Sendable, Equatable {
+    /// Address with prefix length, e.g. `192.168.0.12/24` or `fd00::12/64`.
+    public var address: String
+    public var interface: String?
+    public var failOnLinkDown: Bool
+    public var force: Bool
+
+    public init(address: String, interface: String? = nil, failOnLinkDown: Bool = false, force: Bool = false) {
+        self.address = address
+        self.interface = interface
+        self.failOnLinkDown = failOnLinkDown
+        self.force = force
+    }
+}
+
+public struct VirtualIPSettings: Sendable, Equatable {
+    public var address: String
+    public var interface: String?
+
+    public init(address: String, interface: String? = nil) {
+        self.address = address
+        self.interface = interface
+    }
+}
+
+public struct DiskSettings: Sendable, Equatable {
+    public var device: String
+    public var filesystem: String
+    public var mountPoint: String
+    public var mountOptions: String
+
+    public init(device: String, filesystem: String, mountPoint: String, mountOptions: String = "rw") {
+        self.device = device
+        self.filesystem = filesystem
+        self.mountPoint = mountPoint
+        self.mountOptions = mountOptions
+    }
+}
+
+public struct NASSettings: Sendable, Equatable {
+    public var server: String
+    public var share: String
+    public var mountPoint: String
+    public var mountOptions: String
+
+    public init(server: String, share: String, mountPoint: String, mountOptions: String = "rw") {
+        self.server = server
+        self.share = share
+        self.mountPoint = mountPoint
+        self.mountOptions = mountOptions
+    }
+}
+
+public struct VolumeManagerSettings: Sendable, Equatable {
+    public enum Manager: String, Sendable, Equatable, CaseIterable { case lvm, zfs }
+    public var manager: Manager
+    public var volume: String
+
+    public init(manager: Manager, volume: String) {
+        self.manager = manager
+        self.volume = volume
+    }
+}
+
+public struct VirtualMachineSettings: Sendable, Equatable {
+    public enum Hypervisor: String, Sendable, Equatable, CaseIterable { case kvm }
+    public var hypervisor: Hypervisor
+    public var vmName: String
+
+    public init(hypervisor: Hypervisor = .kvm, vmName: String) {
+        self.hypervisor = hypervisor
+        self.vmName = vmName
+    }
+}
+
+public struct DynamicDNSSettings: Sendable, Equatable {
+    public var hostname: String
+    public var server: String
+    public var ttl: Int
+    public var keyFile: String?
+
+    public init(hostname: String, server: String, ttl: Int = 0, keyFile: String? = nil) {
+        self.hostname = hostname
+        self.server = server
+        self.ttl = ttl
+        self.keyFile = keyFile
+    }
+}

@@ -1,0 +1,34 @@
+// Every default in one table; docs/configuration.md lists the same values.
+// Values follow the CLUSTERPRO reference (`../shared/spec/clp-reference.md` §3–§6).
+
+public enum Defaults {
+    public static let heartbeatInterval: Duration = .seconds(3)
+    public static let heartbeatTimeout: Duration = .seconds(90)
+    public static let syncWait: Duration = .seconds(300)
+
+    public static let controlPort = 29001
+    public static let heartbeatPort = 29002
+    public static let httpPort = 29003
+
+    public static let shutdownCommand = ["/sbin/shutdown", "-h", "now"]
+    public static let rebootCommand = ["/sbin/shutdown", "-r", "now"]
+
+    public static let activationRetry = 0
+    public static let activationFailover = 1
+    public static let activationFinalAction: FinalAction = .none
+    public static let deactivationRetry = 0
+    public static let deactivationFinalAction: FinalAction = .shutdown
+
+    /// Exec start/stop script timeout (reference: 1800 s).
+    public static let scriptTimeout: Duration = .seconds(1800)
+    public static let scriptLogRotateSize = 1_000_000
+
+    public static let stateDirectory = "/var/lib/understudy"
+    public static let runDirectory = "/run/understudy"
+    public static let configPath = "/etc/understudy/cluster.yaml"
+
+    /// Version reported in `CLP_VERSION_FULL`.
+    public static let productVersion = "0.1.0-1"
+    /// Install path reported in `CLP_PATH`.
+    public static let installPath = "/opt/understudy"
+}

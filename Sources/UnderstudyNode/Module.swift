@@ -1,0 +1,1 @@
+// placeholder so the target compiles; replaced as the module grows

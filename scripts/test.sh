@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs the whole test suite.
+# Used by the README and by CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the tests use: procps (ps, pkill-free process checks), iproute2 (lab),
+# curl (HTTP checks in process tests). Installed only when missing, so the command also
+# works without network on a machine that already has them.
+need=()
+for pkg in procps iproute2 curl; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+    fi
+fi
+
+swift build --build-tests
+swift test --skip-build "$@"
