@@ -290,7 +290,7 @@ public struct GroupConfig: Sendable, Equatable {
 }
 
 /// What happens after activation or deactivation fails for good.
-public enum FinalAction: String, Sendable, Equatable, CaseIterable {
+public enum FinalAction: String, Sendable, Codable, Equatable, CaseIterable {
     /// No operation; leave the group in failure (do not activate the next resource).
     case none
     /// No operation, but go on activating the next resource.

@@ -1,0 +1,260 @@
+import UnderstudyModel
+
+// Operator commands. Group commands are decided by the master, which changes the directory
+// and lets every server reconcile; a group in transition refuses with code 4 (never two
+// operations interleaved on one group). Commands return once accepted; the CLI waits for
+// the resulting state by polling the status.
+
+extension ServerEngine {
+    /// Handles a command that reached this server. `forwarded` is true when another server
+    /// sent it here because it believed this one to be the right place.
+    public mutating func command(
+        _ command: ClusterCommand, origin: ServerName, forwarded: Bool = false, now: EngineTime
+    ) -> (CommandDisposition, [EngineAction]) {
+        noticeStall(now: now)
+        let disposition = route(command, origin: origin, forwarded: forwarded, now: now)
+        return (disposition, step(now: now))
+    }
+
+    mutating func route(_ command: ClusterCommand, origin: ServerName, forwarded: Bool, now: EngineTime) -> CommandDisposition {
+        switch command {
+        case .startService:
+            guard service == .stopped else { return .done(CommandResult(.failed, "The cluster service is already running on \(me).")) }
+            _ = startService(now: now)
+            return .done(.ok())
+        case .stopService(let factor, let lastAction, let then):
+            switch service {
+            case .stopped:
+                if case .os = then {
+                    // clpdown on a stopped service still shuts the OS down.
+                    emit(.serviceStopped(then))
+                    return .done(.ok())
+                }
+                return .done(CommandResult(.failed, "The cluster service is not running on \(me)."))
+            case .leaving:
+                return .done(CommandResult(.inTransition, "The cluster service on \(me) is already stopping."))
+            case .running:
+                beginLeaving(factor: factor, lastAction: lastAction, then: then, now: now)
+                return .done(.ok())
+            }
+        case .startResource(let resource), .stopResource(let resource):
+            return resourceCommand(command, resource: resource, forwarded: forwarded, now: now)
+        default:
+            break
+        }
+        guard service == .running else {
+            return .done(CommandResult(.failed, "The cluster service is not running on \(me)."))
+        }
+        guard !isolated else {
+            return .done(CommandResult(.failed, "\(me) is isolated from the majority of the cluster; no group operation is possible here."))
+        }
+        guard let master = currentMaster(now: now) else {
+            return .done(CommandResult(.inTransition, "The cluster has no master yet (servers are still starting); retry in a moment."))
+        }
+        guard master == me else {
+            if forwarded {
+                return .done(CommandResult(.inTransition, "The master is changing (\(me) was asked but \(master) is master now); retry."))
+            }
+            return .forward(to: master)
+        }
+        return masterCommand(command, origin: origin, now: now)
+    }
+
+    mutating func masterCommand(_ command: ClusterCommand, origin: ServerName, now: EngineTime) -> CommandDisposition {
+        guard var dir = directory, dir.epoch.master == me else {
+            return .done(CommandResult(.inTransition, "\(me) is becoming master; retry in a moment."))
+        }
+        let view = membership.view(now: now)
+        let settled = view.filter { $0 != me }.allSatisfy { membership.report(of: $0, now: now)?.epoch == dir.epoch }
+        guard settled else {
+            return .done(CommandResult(.inTransition, "Cluster membership is changing; retry in a moment."))
+        }
+        let next = dir.version + 1
+        switch command {
+        case .suspendCluster:
+            dir.suspended = true
+            log(.info, "cl", 3, "Cluster suspended.")
+        case .resumeCluster:
+            dir.suspended = false
+            log(.info, "cl", 4, "Cluster resumed.")
+        case .beginClusterStop:
+            dir.clusterStopping = true
+            log(.info, "cl", 2, "Cluster stop requested.")
+        case .startGroup(let name, let server):
+            guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
+            if let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
+            var entry = dir.entries[name] ?? DirectoryEntry()
+            let held = holders(of: name, now: now)
+            if let holder = held.first {
+                return .done(CommandResult(.failed, "Group \(name) is already \(status(of: name, on: holder, now: now)?.status.rawValue ?? "active") on \(holder)."))
+            }
+            let target: ServerName
+            if let server {
+                guard group.servers.contains(server) else {
+                    return .done(CommandResult(.failed, "Group \(name) cannot run on \(server): it is not in the group's servers."))
+                }
+                guard view.contains(server), !isLeaving(server, now: now) else {
+                    return .done(CommandResult(.failed, "Group \(name) cannot start on \(server): its cluster service is not running."))
+                }
+                target = server
+            } else if group.servers.contains(origin), view.contains(origin), !isLeaving(origin, now: now) {
+                target = origin
+            } else if let first = group.servers.first(where: { view.contains($0) && !isLeaving($0, now: now) }) {
+                target = first
+            } else {
+                return .done(CommandResult(.failed, "No server of group \(name) is running."))
+            }
+            if group.exclusive == .complete, runsOtherExclusive(.complete, server: target, except: name, directory: dir, now: now) {
+                return .done(CommandResult(.failed, "Group \(name) cannot start on \(target): another completely exclusive group runs there."))
+            }
+            entry.wanted = true
+            entry.owner = nil
+            entry.preferredTarget = target
+            entry.startEvent = .start
+            entry.failoverCount = 0
+            entry.failedOn = []
+            entry.finalActionOn = nil
+            entry.finalAction = nil
+            dir.entries[name] = entry
+            dir.startupDone = true
+            if target == me { autoStartSuppressed = false }
+            log(.info, "rc", 10, "Start of group \(name) on \(target) requested.")
+        case .stopGroup(let name):
+            guard config.group(named: name) != nil else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
+            if let group = config.group(named: name), let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
+            var entry = dir.entries[name] ?? DirectoryEntry()
+            let held = holders(of: name, now: now)
+            if held.isEmpty && !entry.wanted {
+                return .done(.ok("Group \(name) is already offline."))
+            }
+            entry.wanted = false
+            entry.stopFactor = .groupStop
+            entry.stopEvent = .start
+            entry.releasedAt = next
+            entry.preferredTarget = nil
+            dir.entries[name] = entry
+            log(.info, "rc", 20, "Stop of group \(name) requested.")
+        case .moveGroup(let name, let destination):
+            guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
+            if let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
+            var entry = dir.entries[name] ?? DirectoryEntry()
+            guard let owner = entry.owner, entry.wanted else {
+                return .done(CommandResult(.failed, "Group \(name) is not online; start it instead of moving it."))
+            }
+            let target: ServerName
+            if let destination {
+                guard destination != owner else { return .done(CommandResult(.failed, "Group \(name) already runs on \(destination).")) }
+                guard group.servers.contains(destination) else {
+                    return .done(CommandResult(.failed, "Group \(name) cannot run on \(destination): it is not in the group's servers."))
+                }
+                guard view.contains(destination), !isLeaving(destination, now: now) else {
+                    return .done(CommandResult(.failed, "Group \(name) cannot move to \(destination): its cluster service is not running."))
+                }
+                target = destination
+            } else {
+                let ownerIndex = group.servers.firstIndex(of: owner) ?? -1
+                let rotated = group.servers.enumerated().sorted { lhs, rhs in
+                    let l = (lhs.offset - ownerIndex - 1 + group.servers.count) % group.servers.count
+                    let r = (rhs.offset - ownerIndex - 1 + group.servers.count) % group.servers.count
+                    return l < r
+                }.map(\.element)
+                guard let next = rotated.first(where: { $0 != owner && view.contains($0) && !isLeaving($0, now: now) }) else {
+                    return .done(CommandResult(.failed, "No other server can take group \(name) now."))
+                }
+                target = next
+            }
+            if group.exclusive == .complete, runsOtherExclusive(.complete, server: target, except: name, directory: dir, now: now) {
+                return .done(CommandResult(.failed, "Group \(name) cannot move to \(target): another completely exclusive group runs there."))
+            }
+            entry.owner = nil
+            entry.ownerBootID = nil
+            entry.preferredTarget = target
+            entry.startEvent = .start
+            entry.stopFactor = .groupMove
+            entry.stopEvent = .start
+            entry.releasedAt = next
+            entry.failedOn = []
+            entry.finalActionOn = nil
+            entry.finalAction = nil
+            dir.entries[name] = entry
+            log(.info, "rc", 50, "Move of group \(name) from \(owner) to \(target) requested.")
+        case .startResource, .stopResource, .stopService, .startService:
+            return .done(CommandResult(.badUsage, "Not a master operation."))
+        }
+        dir.version = next
+        directory = dir
+        persistDirty = true
+        heartbeatDirty = true
+        return .done(.ok())
+    }
+
+    /// Code 4 when the group is in transition; code 1 when the cluster is suspended.
+    func refuseIfBusy(_ group: GroupConfig, directory dir: Directory, now: EngineTime) -> CommandResult? {
+        if dir.suspended {
+            return CommandResult(.failed, "The cluster is suspended; resume it (clpcl --resume) before operating groups.")
+        }
+        if dir.clusterStopping {
+            return CommandResult(.inTransition, "The cluster is stopping.")
+        }
+        let entry = dir.entries[group.name] ?? DirectoryEntry()
+        let held = holders(of: group.name, now: now)
+        for server in held {
+            if let report = status(of: group.name, on: server, now: now),
+                report.status == .onlinePending || report.status == .offlinePending
+            {
+                return CommandResult(.inTransition, "Group \(group.name) is in transition (\(report.status.rawValue) on \(server)); try again when it has finished.")
+            }
+        }
+        if entry.wanted && entry.owner == nil {
+            return CommandResult(.inTransition, "Group \(group.name) is being placed (moving or failing over); try again when it has finished.")
+        }
+        if let owner = entry.owner, entry.wanted, !held.contains(owner) {
+            return CommandResult(.inTransition, "Group \(group.name) is starting on \(owner); try again when it has finished.")
+        }
+        if !entry.wanted && !held.isEmpty {
+            return CommandResult(.inTransition, "Group \(group.name) is stopping; try again when it has finished.")
+        }
+        return nil
+    }
+
+    mutating func resourceCommand(_ command: ClusterCommand, resource: ResourceName, forwarded: Bool, now: EngineTime) -> CommandDisposition {
+        guard let found = config.resource(named: resource) else {
+            return .done(CommandResult(.badUsage, "Unknown resource \(resource)."))
+        }
+        let group = found.group
+        guard service == .running, !isolated else {
+            return .done(CommandResult(.failed, "The cluster service is not running on \(me)."))
+        }
+        let local = locals[group.name]
+        let runsHere = local?.status.holdsResources ?? false
+        if !runsHere {
+            let owner = directory?.entries[group.name]?.owner
+            if let owner, owner != me, !forwarded { return .forward(to: owner) }
+            return .done(CommandResult(.failed, "Group \(group.name) of resource \(resource) is not online on any server; start the group first."))
+        }
+        guard let local, local.operation == nil else {
+            return .done(CommandResult(.inTransition, "Group \(group.name) is in transition on \(me); try again when it has finished."))
+        }
+        let status = local.resourceStatus[resource] ?? .offline
+        let deps = DependencyOrder.dependencies(of: found.resource, in: group)
+        if case .startResource = command {
+            if status == .online { return .done(.ok("Resource \(resource) is already online on \(me).")) }
+            let missing = deps.filter { local.resourceStatus[$0] != .online }
+            if !missing.isEmpty {
+                return .done(CommandResult(.failed, "Resource \(resource) depends on \(missing.joined(separator: ", ")), which is not online."))
+            }
+            startSingle(.start, resource: resource, group: group.name)
+        } else {
+            if status == .offline { return .done(.ok("Resource \(resource) is already offline on \(me).")) }
+            let dependents = group.resources.filter { other in
+                DependencyOrder.dependencies(of: other, in: group).contains(resource)
+                    && local.resourceStatus[other.name] != .offline
+            }.map(\.name)
+            if !dependents.isEmpty {
+                return .done(CommandResult(.failed, "Resource \(resource) is needed by \(dependents.joined(separator: ", ")); stop those first."))
+            }
+            startSingle(.stop, resource: resource, group: group.name)
+        }
+        return .done(.ok())
+    }
+}

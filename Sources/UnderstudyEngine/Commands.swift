@@ -1,0 +1,63 @@
+import UnderstudyModel
+
+/// An operator request (clpgrp, clprsc, clpcl …) as the Engine understands it.
+public enum ClusterCommand: Sendable, Codable, Equatable {
+    /// Start a group; on the given server or, if nil, the first allowed server of its policy.
+    case startGroup(GroupName, on: ServerName?)
+    case stopGroup(GroupName)
+    /// Move a group; to the given server or, if nil, the next allowed server of its policy.
+    case moveGroup(GroupName, to: ServerName?)
+    /// Start or stop one resource on the server that runs its group.
+    case startResource(ResourceName)
+    case stopResource(ResourceName)
+    case suspendCluster
+    case resumeCluster
+    /// Stop the cluster service on this server (`clpcl -t`, `clpdown`, SIGTERM).
+    case stopService(factor: StopFactor, lastAction: LastAction, then: AfterServiceStop)
+    /// Start the cluster service on this server (`clpcl -s`).
+    case startService
+    /// Mark the whole cluster as stopping (`clpcl -t -a`, `clpstdn`) so that no group fails
+    /// over while servers stop one by one.
+    case beginClusterStop
+
+    /// Group operations are decided by the master; resource operations by the server
+    /// running the group; the others by the server that receives them.
+    var isMasterOperation: Bool {
+        switch self {
+        case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop:
+            return true
+        case .startResource, .stopResource, .stopService, .startService:
+            return false
+        }
+    }
+}
+
+/// Exit codes of the commands (ARCHITECTURE.md §7).
+public enum CommandCode: Int32, Sendable, Codable, Equatable {
+    case success = 0
+    case failed = 1
+    case badUsage = 2
+    case unreachable = 3
+    case inTransition = 4
+}
+
+public struct CommandResult: Sendable, Codable, Equatable {
+    public var code: CommandCode
+    public var message: String
+
+    public init(_ code: CommandCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public static func ok(_ message: String = "Command succeeded.") -> CommandResult {
+        CommandResult(.success, message)
+    }
+}
+
+/// How the Engine handles a command: answered here, or to be forwarded to another server
+/// (the master, or the server running a resource's group).
+public enum CommandDisposition: Sendable, Equatable {
+    case done(CommandResult)
+    case forward(to: ServerName)
+}

@@ -1,0 +1,116 @@
+import UnderstudyModel
+
+/// What happens to a server, as the Node observes it.
+public enum EngineEvent: Sendable, Equatable {
+    /// Periodic timer; also the moment the Engine notices its own stalls.
+    case tick
+    /// A verified heartbeat arrived on a path (received at the `now` passed along).
+    case heartbeat(Heartbeat, path: String)
+    /// A resource start or stop finished.
+    case resourceFinished(runID: UInt64, outcome: ResourceOutcome)
+}
+
+public enum ResourceOutcome: Sendable, Equatable {
+    /// Done; `asyncPID` is the process an asynchronous start script left running.
+    case success(asyncPID: Int32?)
+    case failure(reason: String)
+}
+
+public enum ResourceOperation: String, Sendable, Codable, Equatable {
+    case start
+    case stop
+}
+
+/// One start or stop of one resource, for the Node to carry out and report back with
+/// `EngineEvent.resourceFinished(runID:)`.
+public struct ResourceRun: Sendable, Equatable {
+    public var id: UInt64
+    public var group: GroupName
+    public var resource: ResourceName
+    public var operation: ResourceOperation
+    public var context: ScriptContext
+    /// PID of the asynchronous start process, for `CLP_PID` in stop scripts.
+    public var asyncPID: Int32?
+
+    public init(
+        id: UInt64, group: GroupName, resource: ResourceName, operation: ResourceOperation,
+        context: ScriptContext, asyncPID: Int32? = nil
+    ) {
+        self.id = id
+        self.group = group
+        self.resource = resource
+        self.operation = operation
+        self.context = context
+        self.asyncPID = asyncPID
+    }
+}
+
+public enum OSAction: String, Sendable, Codable, Equatable {
+    case shutdown
+    case reboot
+}
+
+/// What the cluster service does once it has stopped.
+public enum AfterServiceStop: Sendable, Equatable, Codable {
+    /// Stay up; `clpcl -s` starts the service again.
+    case stayStopped
+    /// Start again at once (`clpcl -r`).
+    case restart
+    /// The daemon process exits (SIGTERM).
+    case exitProcess
+    /// Shut down or reboot the OS through the OS-control command.
+    case os(OSAction)
+}
+
+public enum LogLevel: String, Sendable, Codable, Equatable {
+    case info = "INFO"
+    case warning = "WARN"
+    case error = "ERROR"
+}
+
+/// An alert-log entry: a module (as in CLUSTERPRO: nm, rc, cl, …), an event id and a text.
+public struct LogEntry: Sendable, Equatable {
+    public var level: LogLevel
+    public var module: String
+    public var eventID: Int
+    public var message: String
+
+    public init(_ level: LogLevel, _ module: String, _ eventID: Int, _ message: String) {
+        self.level = level
+        self.module = module
+        self.eventID = eventID
+        self.message = message
+    }
+}
+
+/// What the Engine asks the Node to do.
+public enum EngineAction: Sendable, Equatable {
+    case runResource(ResourceRun)
+    /// Kill every process of the group at once (SIGKILL to every process group) without
+    /// stop scripts: this server can no longer prove it may hold the group.
+    case fenceGroup(GroupName)
+    /// Send a heartbeat now instead of at the next interval (a change others must see fast).
+    case sendHeartbeatNow
+    /// Durable state changed: write it before acting further.
+    case persist(PersistentState)
+    /// The cluster service has stopped; do what was asked (`.os` runs the configured
+    /// OS-control command).
+    case serviceStopped(AfterServiceStop)
+    case log(LogEntry)
+}
+
+/// What survives a daemon restart (invariant I5).
+public struct PersistentState: Sendable, Codable, Equatable {
+    /// The newest directory this server knew: the master's placement table.
+    public var directory: Directory?
+    /// Groups this server held when it last wrote the state, with their generation.
+    public var heldGroups: [GroupName: UInt64]
+    /// Reboots caused by final actions (for `recovery.max-reboots`).
+    public var rebootCount: Int
+
+    public init(directory: Directory? = nil, heldGroups: [GroupName: UInt64] = [:], rebootCount: Int = 0) {
+        self.directory = directory
+        self.heldGroups = heldGroups
+        self.rebootCount = rebootCount
+    }
+}

@@ -1,0 +1,436 @@
+import UnderstudyModel
+
+/// Why and how a group stops on this server.
+struct StopRequest: Sendable, Equatable {
+    var factor: StopFactor
+    var event: ScriptEvent
+    var lastAction: LastAction
+}
+
+enum LocalOperation: Sendable, Equatable {
+    /// Starting resources in activation order; `index` is the resource being started.
+    case starting(event: ScriptEvent, index: Int, runID: UInt64)
+    /// Stopping in reverse order; `index` is the resource being stopped.
+    case stopping(StopRequest, index: Int, runID: UInt64)
+    /// `clprsc -s/-t` of one resource.
+    case single(ResourceOperation, ResourceName, runID: UInt64)
+}
+
+/// One group as this server runs it.
+struct LocalGroup: Sendable, Equatable {
+    var status: ActivationStatus = .offline
+    var resourceStatus: [ResourceName: ActivationStatus]
+    var activationRetries: [ResourceName: Int] = [:]
+    var deactivationRetries: [ResourceName: Int] = [:]
+    var asyncPIDs: [ResourceName: Int32] = [:]
+    /// Directory generation of the assignment being run.
+    var generation: UInt64 = 0
+    /// Newest generation this server has started (or tried to), so a failed assignment is
+    /// not retried in a loop.
+    var lastTriedGeneration: UInt64 = 0
+    var activationFailedResource: ResourceName?
+    var diskFailed = false
+    var startEvent: ScriptEvent = .start
+    var operation: LocalOperation?
+    /// A stop asked for while a start was running: done as soon as the current run ends.
+    var pendingStop: StopRequest?
+    var finalActionDoneGeneration: UInt64?
+
+    init(resources: [ResourceName]) {
+        resourceStatus = Dictionary(uniqueKeysWithValues: resources.map { ($0, .offline) })
+    }
+
+    var isBusy: Bool { operation != nil }
+}
+
+extension ServerEngine {
+    // MARK: - Reconciling toward the directory
+
+    /// Starts what the directory assigns here and stops what it no longer does.
+    mutating func reconcileLocalGroups(now: EngineTime) {
+        guard let directory else { return }
+        for group in config.groups {
+            guard let local = locals[group.name] else { continue }
+            let entry = directory.entries[group.name] ?? DirectoryEntry()
+            let assignedHere = entry.wanted && entry.owner == me && entry.ownerBootID == bootID
+            if local.status.holdsResources || local.isBusy {
+                if !assignedHere && !isStopping(local) && local.status != .offlineFailure {
+                    beginStop(
+                        group.name,
+                        StopRequest(factor: entry.stopFactor, event: entry.stopEvent, lastAction: .none),
+                        now: now)
+                } else if assignedHere, entry.finalActionOn == me, let action = entry.finalAction,
+                    local.status == .onlineFailure, local.operation == nil,
+                    local.finalActionDoneGeneration != local.generation
+                {
+                    locals[group.name]?.finalActionDoneGeneration = local.generation
+                    applyActivationFinalAction(action, group: group.name, now: now)
+                }
+            } else if assignedHere, service == .running, entry.generation > local.lastTriedGeneration {
+                beginStart(group.name, event: entry.startEvent, generation: entry.generation, now: now)
+            }
+        }
+    }
+
+    func isStopping(_ local: LocalGroup) -> Bool {
+        if local.pendingStop != nil { return true }
+        if case .stopping = local.operation { return true }
+        return false
+    }
+
+    // MARK: - Start
+
+    mutating func beginStart(_ group: GroupName, event: ScriptEvent, generation: UInt64, now: EngineTime) {
+        guard var local = locals[group] else { return }
+        local.generation = generation
+        local.lastTriedGeneration = generation
+        local.activationFailedResource = nil
+        local.diskFailed = false
+        local.startEvent = event
+        local.activationRetries = [:]
+        local.deactivationRetries = [:]
+        local.status = .onlinePending
+        local.pendingStop = nil
+        locals[group] = local
+        log(.info, "rc", 10, "Activating group \(group) on \(me) (CLP_EVENT=\(event.rawValue)).")
+        heartbeatDirty = true
+        persistDirty = true
+        continueStart(group, from: 0, now: now)
+    }
+
+    /// Starts the next resource at or after `index` that is not online yet.
+    mutating func continueStart(_ group: GroupName, from index: Int, now: EngineTime) {
+        guard var local = locals[group], let order = activationOrder[group] else { return }
+        if let request = local.pendingStop {
+            local.pendingStop = nil
+            local.operation = nil
+            locals[group] = local
+            beginStop(group, request, now: now)
+            return
+        }
+        var next = index
+        while next < order.count, local.resourceStatus[order[next]] == .online { next += 1 }
+        guard next < order.count else {
+            local.operation = nil
+            let anyFailed = local.resourceStatus.values.contains(.onlineFailure)
+            local.status = anyFailed ? .onlineFailure : .online
+            locals[group] = local
+            log(anyFailed ? .warning : .info, "rc", 11, "Group \(group) is \(local.status.rawValue) on \(me).")
+            heartbeatDirty = true
+            persistDirty = true
+            return
+        }
+        let resource = order[next]
+        let runID = launch(group: group, resource: resource, operation: .start, event: local.startEvent, stop: nil)
+        local.resourceStatus[resource] = .onlinePending
+        local.operation = .starting(event: local.startEvent, index: next, runID: runID)
+        locals[group] = local
+    }
+
+    // MARK: - Stop
+
+    mutating func beginStop(_ group: GroupName, _ request: StopRequest, now: EngineTime) {
+        guard var local = locals[group] else { return }
+        switch local.operation {
+        case .starting, .single:
+            // Let the running script finish; then stop (never two runs at once in a group).
+            local.pendingStop = request
+            locals[group] = local
+            return
+        case .stopping:
+            return
+        case nil:
+            break
+        }
+        guard local.status.holdsResources else { return }
+        local.status = .offlinePending
+        local.deactivationRetries = [:]
+        locals[group] = local
+        log(.info, "rc", 20, "Stopping group \(group) on \(me) (CLP_FACTOR=\(request.factor.rawValue)).")
+        heartbeatDirty = true
+        let order = activationOrder[group] ?? []
+        continueStop(group, request, from: order.count - 1, now: now)
+    }
+
+    /// Stops the next resource at or before `index` that may hold anything.
+    mutating func continueStop(_ group: GroupName, _ request: StopRequest, from index: Int, now: EngineTime) {
+        guard var local = locals[group], let order = activationOrder[group] else { return }
+        var next = index
+        while next >= 0, local.resourceStatus[order[next]] == .offline { next -= 1 }
+        guard next >= 0 else {
+            local.operation = nil
+            let stuck = local.resourceStatus.values.contains(.offlineFailure)
+            local.status = stuck ? .offlineFailure : .offline
+            local.asyncPIDs = [:]
+            local.activationFailedResource = nil
+            locals[group] = local
+            log(stuck ? .error : .info, "rc", stuck ? 22 : 21, "Group \(group) is \(local.status.rawValue) on \(me).")
+            heartbeatDirty = true
+            persistDirty = true
+            return
+        }
+        let resource = order[next]
+        let runID = launch(group: group, resource: resource, operation: .stop, event: request.event, stop: request)
+        local.resourceStatus[resource] = .offlinePending
+        local.operation = .stopping(request, index: next, runID: runID)
+        locals[group] = local
+    }
+
+    // MARK: - Runs
+
+    mutating func launch(
+        group: GroupName, resource: ResourceName, operation: ResourceOperation, event: ScriptEvent,
+        stop: StopRequest?
+    ) -> UInt64 {
+        let runID = nextRunID
+        nextRunID += 1
+        runs[runID] = RunningRun(group: group, resource: resource, operation: operation)
+        let policy = config.group(named: group)?.servers ?? []
+        let position = policy.firstIndex(of: me).map { $0 + 1 } ?? 0
+        let context = ScriptContext(
+            event: event, isHomeServer: policy.first == me, diskSucceeded: !(locals[group]?.diskFailed ?? false),
+            priority: position, groupName: group, resourceName: resource, factor: stop?.factor,
+            lastAction: stop?.lastAction)
+        emit(
+            .runResource(
+                ResourceRun(
+                    id: runID, group: group, resource: resource, operation: operation, context: context,
+                    asyncPID: operation == .stop ? locals[group]?.asyncPIDs[resource] : nil)))
+        return runID
+    }
+
+    mutating func resourceFinished(runID: UInt64, outcome: ResourceOutcome, now: EngineTime) {
+        guard let run = runs.removeValue(forKey: runID), var local = locals[run.group] else { return }
+        guard let resourceConfig = config.resource(named: run.resource)?.resource else { return }
+        switch local.operation {
+        case .starting(let event, let index, let current) where current == runID:
+            switch outcome {
+            case .success(let pid):
+                local.resourceStatus[run.resource] = .online
+                if let pid { local.asyncPIDs[run.resource] = pid }
+                locals[run.group] = local
+                log(.info, "rc", 31, "Resource \(run.resource) activated on \(me).")
+                continueStart(run.group, from: index + 1, now: now)
+            case .failure(let reason):
+                let used = local.activationRetries[run.resource, default: 0]
+                if resourceConfig.type.isDiskType { local.diskFailed = true }
+                log(.error, "rc", 32, "Activating resource \(run.resource) on \(me) failed: \(reason)")
+                if used < resourceConfig.activation.retry, local.pendingStop == nil {
+                    local.activationRetries[run.resource] = used + 1
+                    local.resourceStatus[run.resource] = .offline
+                    locals[run.group] = local
+                    log(.info, "rc", 80, "Retrying activation of \(run.resource) (\(used + 1)/\(resourceConfig.activation.retry)).")
+                    continueStart(run.group, from: index, now: now)
+                    return
+                }
+                local.resourceStatus[run.resource] = .onlineFailure
+                if local.pendingStop != nil {
+                    locals[run.group] = local
+                    continueStart(run.group, from: index, now: now)
+                    return
+                }
+                local.operation = nil
+                local.status = .onlineFailure
+                local.activationFailedResource = run.resource
+                _ = event
+                locals[run.group] = local
+                log(.error, "rc", 12, "Group \(run.group) failed to activate on \(me) (resource \(run.resource)).")
+                heartbeatDirty = true
+                persistDirty = true
+            }
+        case .stopping(let request, let index, let current) where current == runID:
+            switch outcome {
+            case .success:
+                local.resourceStatus[run.resource] = .offline
+                local.asyncPIDs[run.resource] = nil
+                locals[run.group] = local
+                log(.info, "rc", 41, "Resource \(run.resource) stopped on \(me).")
+                continueStop(run.group, request, from: index - 1, now: now)
+            case .failure(let reason):
+                log(.error, "rc", 42, "Stopping resource \(run.resource) on \(me) failed: \(reason)")
+                let used = local.deactivationRetries[run.resource, default: 0]
+                if used < resourceConfig.deactivation.retry {
+                    local.deactivationRetries[run.resource] = used + 1
+                    local.resourceStatus[run.resource] = .onlineFailure
+                    locals[run.group] = local
+                    continueStop(run.group, request, from: index, now: now)
+                    return
+                }
+                local.resourceStatus[run.resource] = .offlineFailure
+                locals[run.group] = local
+                applyDeactivationFinalAction(resourceConfig.deactivation.finalAction, group: run.group, request: request, index: index, now: now)
+            }
+        case .single(let operation, let resource, let current) where current == runID && resource == run.resource:
+            switch outcome {
+            case .success(let pid):
+                local.resourceStatus[resource] = operation == .start ? .online : .offline
+                if operation == .start, let pid { local.asyncPIDs[resource] = pid }
+                if operation == .stop { local.asyncPIDs[resource] = nil }
+            case .failure(let reason):
+                local.resourceStatus[resource] = operation == .start ? .onlineFailure : .offlineFailure
+                log(.error, "rc", operation == .start ? 85 : 87, "\(operation == .start ? "Starting" : "Stopping") resource \(resource) on \(me) failed: \(reason)")
+            }
+            local.operation = nil
+            local.status = Self.summarize(local.resourceStatus)
+            locals[run.group] = local
+            heartbeatDirty = true
+            persistDirty = true
+            if let request = local.pendingStop {
+                locals[run.group]?.pendingStop = nil
+                beginStop(run.group, request, now: now)
+            }
+        default:
+            // A run of an operation that was abandoned (fenced): nothing to do.
+            break
+        }
+    }
+
+    static func summarize(_ statuses: [ResourceName: ActivationStatus]) -> ActivationStatus {
+        let values = Array(statuses.values)
+        if values.contains(.offlineFailure) { return .offlineFailure }
+        if values.contains(.onlineFailure) { return .onlineFailure }
+        if values.allSatisfy({ $0 == .offline }) { return .offline }
+        if values.allSatisfy({ $0 == .online }) { return .online }
+        // Some resources up, some down after single-resource operations.
+        return .onlineFailure
+    }
+
+    // MARK: - Final actions
+
+    mutating func applyActivationFinalAction(_ action: FinalAction, group: GroupName, now: EngineTime) {
+        log(.warning, "rc", 200, "Final action after activation failure of group \(group) on \(me): \(action.rawValue).")
+        switch action {
+        case .none, .stopGroup:
+            // none: the group stays in Online Failure; stop-group: the master has withdrawn it.
+            break
+        case .noneContinue:
+            guard var local = locals[group], let failed = local.activationFailedResource,
+                let index = activationOrder[group]?.firstIndex(of: failed)
+            else { return }
+            local.status = .onlinePending
+            locals[group] = local
+            continueStartSkippingFailures(group, from: index + 1, now: now)
+        case .stopResource:
+            guard let failed = locals[group]?.activationFailedResource else { return }
+            startSingle(.stop, resource: failed, group: group)
+        case .stopClusterService:
+            beginLeaving(factor: .serverShutdown, lastAction: .none, then: .stayStopped, now: now)
+        case .shutdown, .reboot:
+            osFinalAction(action, suppressCase: .activation, now: now)
+        }
+    }
+
+    /// `none-continue`: go on with the next resources; failed ones stay in Online Failure.
+    mutating func continueStartSkippingFailures(_ group: GroupName, from index: Int, now: EngineTime) {
+        continueStart(group, from: index, now: now)
+    }
+
+    mutating func applyDeactivationFinalAction(
+        _ action: FinalAction, group: GroupName, request: StopRequest, index: Int, now: EngineTime
+    ) {
+        log(.warning, "rc", 220, "Final action after deactivation failure of group \(group) on \(me): \(action.rawValue).")
+        switch action {
+        case .noneContinue, .stopResource, .stopGroup:
+            continueStop(group, request, from: index - 1, now: now)
+        case .none, .stopClusterService:
+            // Stuck in Offline Failure: nothing else may take the group (invariant I1).
+            guard var local = locals[group] else { return }
+            local.operation = nil
+            local.status = .offlineFailure
+            locals[group] = local
+            heartbeatDirty = true
+            persistDirty = true
+        case .shutdown, .reboot:
+            guard var local = locals[group] else { return }
+            local.operation = nil
+            local.status = .offlineFailure
+            locals[group] = local
+            heartbeatDirty = true
+            osFinalAction(action, suppressCase: .deactivation, now: now)
+        }
+    }
+
+    /// Shutdown or reboot as a final action: skipped when this server is alone and the
+    /// configuration says so, or when the reboot limit is reached.
+    mutating func osFinalAction(_ action: FinalAction, suppressCase: RecoverySettings.SuppressCase, now: EngineTime) {
+        let othersAlive = serverNames.contains { $0 != me && membership.isUp($0, now: now) }
+        if !othersAlive && config.cluster.recovery.suppressFinalActionWhenAlone.contains(suppressCase) {
+            log(.warning, "rc", 500, "Final action \(action.rawValue) suppressed: no other server is alive.")
+            return
+        }
+        let limit = config.cluster.recovery.maxReboots
+        if limit > 0 && persistent.rebootCount >= limit {
+            log(.warning, "rc", 100, "Final action \(action.rawValue) skipped: the reboot limit (\(limit)) is reached.")
+            return
+        }
+        persistent.rebootCount += 1
+        persistDirty = true
+        let os: OSAction = action == .reboot ? .reboot : .shutdown
+        beginLeaving(factor: .serverShutdown, lastAction: os == .reboot ? .reboot : .halt, then: .os(os), now: now)
+    }
+
+    // MARK: - Single resources
+
+    mutating func startSingle(_ operation: ResourceOperation, resource: ResourceName, group: GroupName) {
+        guard var local = locals[group] else { return }
+        let event: ScriptEvent = .start
+        let stop = operation == .stop ? StopRequest(factor: .none, event: .start, lastAction: .none) : nil
+        let runID = launch(group: group, resource: resource, operation: operation, event: event, stop: stop)
+        local.resourceStatus[resource] = operation == .start ? .onlinePending : .offlinePending
+        local.operation = .single(operation, resource, runID: runID)
+        local.status = operation == .start ? .onlinePending : .offlinePending
+        locals[group] = local
+        heartbeatDirty = true
+    }
+
+    // MARK: - Fencing and leaving
+
+    /// Gives up every group at once: the Node kills their processes without stop scripts.
+    mutating func fenceAll(reason: String) {
+        for (name, local) in locals where local.status.holdsResources || local.isBusy {
+            emit(.fenceGroup(name))
+            var fenced = local
+            fenced.status = .offline
+            fenced.operation = nil
+            fenced.pendingStop = nil
+            fenced.asyncPIDs = [:]
+            fenced.activationFailedResource = nil
+            for resource in fenced.resourceStatus.keys { fenced.resourceStatus[resource] = .offline }
+            locals[name] = fenced
+            log(.warning, "rc", 46, "Group \(name) fenced on \(me) (\(reason)).")
+        }
+        runs = [:]
+        heartbeatDirty = true
+        persistDirty = true
+    }
+
+    mutating func beginLeaving(factor: StopFactor, lastAction: LastAction, then: AfterServiceStop, now: EngineTime) {
+        if case .leaving = service { return }
+        guard service == .running else { return }
+        service = .leaving(factor: factor, lastAction: lastAction, then: then)
+        log(.info, "pm", 2, "Cluster service stopping on \(me) (CLP_FACTOR=\(factor.rawValue), CLP_LASTACTION=\(lastAction.rawValue)).")
+        heartbeatDirty = true
+        for group in config.groups {
+            guard let local = locals[group.name], local.status.holdsResources || local.isBusy else { continue }
+            beginStop(group.name, StopRequest(factor: factor, event: .start, lastAction: lastAction), now: now)
+        }
+    }
+
+    mutating func finishLeavingIfDone(now: EngineTime) {
+        guard case .leaving(_, _, let then) = service else { return }
+        let busy = locals.values.contains { $0.isBusy || ($0.status.holdsResources && $0.status != .offlineFailure && $0.status != .onlineFailure) }
+        guard !busy else { return }
+        service = .stopped
+        // A clean restart (`clpcl -r`) is the operator's word that this server may take
+        // groups automatically again after an abnormal stop.
+        if then == .restart { autoStartSuppressed = false }
+        syncDone = false
+        directory = nil
+        isolated = false
+        // A farewell heartbeat tells peers at once that this server left (serviceUp=false).
+        emit(.sendHeartbeatNow)
+        persistDirty = true
+        log(.info, "pm", 3, "Cluster service stopped on \(me).")
+        emit(.serviceStopped(then))
+    }
+}

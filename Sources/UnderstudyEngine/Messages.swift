@@ -1,0 +1,200 @@
+import UnderstudyModel
+
+// What servers tell each other. The Node serializes these (JSON) inside authenticated
+// datagrams and frames; the Engine only sees decoded, verified values.
+
+public typealias ServerName = String
+public typealias GroupName = String
+public typealias ResourceName = String
+
+/// A point in time on the local monotonic clock, as time since an arbitrary origin.
+/// The Engine never reads a clock: every time is an argument.
+public typealias EngineTime = Duration
+
+/// Who is master and since which change of view. Orders and directories from an older
+/// epoch are ignored (invariant I3).
+public struct Epoch: Sendable, Codable, Hashable, Comparable, CustomStringConvertible {
+    public var term: UInt64
+    public var master: ServerName
+
+    public init(term: UInt64, master: ServerName) {
+        self.term = term
+        self.master = master
+    }
+
+    public static func < (lhs: Epoch, rhs: Epoch) -> Bool {
+        lhs.term != rhs.term ? lhs.term < rhs.term : lhs.master < rhs.master
+    }
+
+    public var description: String { "\(term)@\(master)" }
+}
+
+/// One server's account of one of its groups, carried in every heartbeat.
+public struct GroupReport: Sendable, Codable, Equatable {
+    public var status: ActivationStatus
+    public var resources: [ResourceName: ActivationStatus]
+    /// Directory generation of the assignment this state belongs to.
+    public var generation: UInt64
+    /// Set when activation failed for good (after retries) in `generation`; the master
+    /// decides between failover and the final action.
+    public var activationFailedResource: ResourceName?
+
+    public init(
+        status: ActivationStatus, resources: [ResourceName: ActivationStatus] = [:],
+        generation: UInt64 = 0, activationFailedResource: ResourceName? = nil
+    ) {
+        self.status = status
+        self.resources = resources
+        self.generation = generation
+        self.activationFailedResource = activationFailedResource
+    }
+}
+
+/// The master's placement decision for one group. Servers reconcile toward it: a server
+/// starts a group only when it is the owner, and stops it when it is not.
+public struct DirectoryEntry: Sendable, Codable, Equatable {
+    /// The group should be running somewhere.
+    public var wanted: Bool
+    /// Where it runs or is starting. Nil while it is being moved or failed over (the old
+    /// owner stops first) or when it is not wanted.
+    public var owner: ServerName?
+    /// Boot id of the owner when it was assigned: an owner that restarted since then lost
+    /// the group (and must not start it from an old assignment).
+    public var ownerBootID: UInt64?
+    /// Bumped on every new assignment; lets servers tell a new order from one they already
+    /// tried.
+    public var generation: UInt64
+    /// Directory version at which the owner last changed away from a server. The master
+    /// reassigns only after every server has applied it.
+    public var releasedAt: UInt64
+    /// `CLP_EVENT` for the next start.
+    public var startEvent: ScriptEvent
+    /// Preferred destination of a move or start requested by an operator.
+    public var preferredTarget: ServerName?
+    /// `CLP_FACTOR` and `CLP_EVENT` for the stop of the current owner.
+    public var stopFactor: StopFactor
+    public var stopEvent: ScriptEvent
+    /// Failovers caused by activation failures since the last operator start.
+    public var failoverCount: Int
+    /// Servers where activation failed in this episode; not chosen again.
+    public var failedOn: [ServerName]
+    /// Where the final action after activation failure must run, and which one.
+    public var finalActionOn: ServerName?
+    public var finalAction: FinalAction?
+
+    public init(
+        wanted: Bool = false, owner: ServerName? = nil, generation: UInt64 = 0,
+        releasedAt: UInt64 = 0, startEvent: ScriptEvent = .start, preferredTarget: ServerName? = nil,
+        stopFactor: StopFactor = .groupStop, stopEvent: ScriptEvent = .start, failoverCount: Int = 0,
+        failedOn: [ServerName] = [], finalActionOn: ServerName? = nil, finalAction: FinalAction? = nil
+    ) {
+        self.wanted = wanted
+        self.owner = owner
+        self.ownerBootID = nil
+        self.generation = generation
+        self.releasedAt = releasedAt
+        self.startEvent = startEvent
+        self.preferredTarget = preferredTarget
+        self.stopFactor = stopFactor
+        self.stopEvent = stopEvent
+        self.failoverCount = failoverCount
+        self.failedOn = failedOn
+        self.finalActionOn = finalActionOn
+        self.finalAction = finalAction
+    }
+}
+
+/// The master's placement table, replicated to every server in heartbeats.
+public struct Directory: Sendable, Codable, Equatable {
+    public var epoch: Epoch
+    /// Grows with every change within the cluster's lifetime (across masters).
+    public var version: UInt64
+    /// Startup synchronization is over and auto-start groups have been placed.
+    public var startupDone: Bool
+    public var suspended: Bool
+    /// `clpcl -t -a` / `clpstdn` in progress: no failovers.
+    public var clusterStopping: Bool
+    public var entries: [GroupName: DirectoryEntry]
+
+    public init(
+        epoch: Epoch, version: UInt64 = 0, startupDone: Bool = false, suspended: Bool = false,
+        clusterStopping: Bool = false, entries: [GroupName: DirectoryEntry] = [:]
+    ) {
+        self.epoch = epoch
+        self.version = version
+        self.startupDone = startupDone
+        self.suspended = suspended
+        self.clusterStopping = clusterStopping
+        self.entries = entries
+    }
+
+    /// Newer means a later version; the epoch breaks ties between two masters that both
+    /// changed the table (the later epoch wins).
+    public func isNewer(than other: Directory) -> Bool {
+        if version != other.version { return version > other.version }
+        return other.epoch < epoch
+    }
+}
+
+/// What a server says about itself every heartbeat interval, on every path.
+public struct Heartbeat: Sendable, Codable, Equatable {
+    public var sender: ServerName
+    public var bootID: UInt64
+    /// Sender's clock at sending; echoed back in `hears` so the sender learns which of its
+    /// heartbeats its peers received (its lease).
+    public var sentAt: EngineTime
+    public var configHash: String
+    /// The cluster service runs on the sender. False once it has left (graceful stop).
+    public var serviceUp: Bool
+    /// The sender is stopping its cluster service: no new groups for it.
+    public var leaving: Bool
+    /// The sender stopped abnormally last time: no automatic group start involving it.
+    public var autoStartSuppressed: Bool
+    /// The sender's startup synchronization wait is over.
+    public var syncDone: Bool
+    /// For each peer the sender hears: that peer's boot id and the `sentAt` of its newest
+    /// heartbeat received.
+    public var hears: [ServerName: HeardHeartbeat]
+    /// Servers the sender considers connected (both directions), itself included.
+    public var view: [ServerName]
+    /// The epoch the sender follows.
+    public var epoch: Epoch?
+    /// Newest directory version the sender has applied.
+    public var appliedVersion: UInt64
+    public var groups: [GroupName: GroupReport]
+    /// Set by the master only.
+    public var directory: Directory?
+
+    public init(
+        sender: ServerName, bootID: UInt64, sentAt: EngineTime, configHash: String,
+        serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,
+        syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [],
+        epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
+        directory: Directory? = nil
+    ) {
+        self.sender = sender
+        self.bootID = bootID
+        self.sentAt = sentAt
+        self.configHash = configHash
+        self.serviceUp = serviceUp
+        self.leaving = leaving
+        self.autoStartSuppressed = autoStartSuppressed
+        self.syncDone = syncDone
+        self.hears = hears
+        self.view = view
+        self.epoch = epoch
+        self.appliedVersion = appliedVersion
+        self.groups = groups
+        self.directory = directory
+    }
+}
+
+public struct HeardHeartbeat: Sendable, Codable, Equatable {
+    public var bootID: UInt64
+    public var sentAt: EngineTime
+
+    public init(bootID: UInt64, sentAt: EngineTime) {
+        self.bootID = bootID
+        self.sentAt = sentAt
+    }
+}

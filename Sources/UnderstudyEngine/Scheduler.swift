@@ -1,0 +1,341 @@
+import UnderstudyModel
+
+// The master's decisions: startup placement, failover after a server loss or an activation
+// failure, failback. The master writes them into the directory; every server (the master
+// included) reconciles toward it. The master reassigns a group only when no server may hold
+// it any more (invariant I1) and every connected server has applied the release.
+
+extension ServerEngine {
+    mutating func schedule(now: EngineTime) {
+        let view = membership.view(now: now)
+        let peersInView = view.filter { $0 != me }
+        let reportedEpochs = peersInView.compactMap { membership.report(of: $0, now: now)?.epoch }
+        let reportedVersions = peersInView.compactMap { membership.report(of: $0, now: now)?.appliedVersion }
+
+        // Become master (again) with a term above every term in sight, so that every
+        // connected server adopts this directory.
+        let myEpoch = directory?.epoch
+        let outranked = reportedEpochs.contains { epoch in
+            guard let mine = myEpoch else { return true }
+            return epoch.term > mine.term || (epoch.term == mine.term && epoch.master != mine.master)
+        }
+        if myEpoch?.master != me || outranked {
+            let term = ([myEpoch?.term ?? 0, persistent.directory?.epoch.term ?? 0] + reportedEpochs.map(\.term)).max() ?? 0
+            var fresh = directory ?? Directory(epoch: Epoch(term: 0, master: me))
+            fresh.epoch = Epoch(term: term + 1, master: me)
+            fresh.version = ([fresh.version, persistent.directory?.version ?? 0] + reportedVersions).max().map { $0 + 1 } ?? 1
+            directory = fresh
+            persistDirty = true
+            heartbeatDirty = true
+            log(.info, "nm", 10, "\(me) is the master server (epoch \(fresh.epoch)).")
+            return
+        }
+        guard var dir = directory else { return }
+        // Act only once every connected server follows this epoch: their reports then
+        // reflect every order of any earlier master.
+        let settled = peersInView.allSatisfy { membership.report(of: $0, now: now)?.epoch == dir.epoch }
+        guard settled else { return }
+
+        updateDownConfirmations(view: view, now: now)
+        let next = dir.version + 1
+        var changed = false
+
+        if !dir.startupDone && syncDone {
+            dir.startupDone = true
+            changed = true
+            for group in config.groups where group.startup == .auto {
+                var entry = dir.entries[group.name] ?? DirectoryEntry()
+                guard !entry.wanted else { continue }
+                let suppressedHere = group.servers.filter { isAutoStartSuppressed($0, now: now) }
+                if !suppressedHere.isEmpty {
+                    log(.warning, "cl", 18, "Group \(group.name) is not started automatically: \(suppressedHere.joined(separator: ", ")) stopped abnormally.")
+                    continue
+                }
+                entry.wanted = true
+                entry.startEvent = .start
+                dir.entries[group.name] = entry
+            }
+        }
+
+        for group in config.groups {
+            let before = dir.entries[group.name] ?? DirectoryEntry()
+            var entry = before
+            decide(group, entry: &entry, directory: dir, view: view, nextVersion: next, now: now)
+            if entry != before {
+                dir.entries[group.name] = entry
+                changed = true
+            }
+        }
+
+        if changed {
+            dir.version = next
+            directory = dir
+            persistDirty = true
+            heartbeatDirty = true
+        }
+    }
+
+    /// One group's placement decision.
+    mutating func decide(
+        _ group: GroupConfig, entry: inout DirectoryEntry, directory dir: Directory, view: [ServerName],
+        nextVersion: UInt64, now: EngineTime
+    ) {
+        let holders = holders(of: group.name, now: now)
+        if let owner = entry.owner {
+            let ownerReport = status(of: group.name, on: owner, now: now)
+            let ownerRestarted = bootID(of: owner, now: now).map { $0 != entry.ownerBootID } ?? false
+            let ownerLostIt = view.contains(owner) && entry.wanted
+                && ownerReport.map { !$0.status.holdsResources && $0.generation >= entry.generation && entry.generation > 0 } ?? false
+            if ownerRestarted || isGone(owner, now: now) {
+                release(&entry, nextVersion: nextVersion, because: "server \(owner) is down", failover: true, group: group)
+            } else if ownerLostIt {
+                // The owner ran this assignment and no longer holds the group (it fenced
+                // itself after a stall or partition): place it again.
+                release(&entry, nextVersion: nextVersion, because: "server \(owner) lost the group", failover: true, group: group)
+            } else if !view.contains(owner) {
+                // Lost, not yet confirmed: wait. A leaving server stops its groups itself.
+                return
+            } else if isLeaving(owner, now: now) {
+                if !(ownerReport?.status.holdsResources ?? false) {
+                    release(&entry, nextVersion: nextVersion, because: "server \(owner) stopped its cluster service", failover: true, group: group)
+                }
+            } else if !entry.wanted {
+                if !(ownerReport?.status.holdsResources ?? false) {
+                    entry.owner = nil
+                    entry.ownerBootID = nil
+                }
+            } else if let report = ownerReport, let failed = report.activationFailedResource,
+                report.status == .onlineFailure, report.generation == entry.generation, entry.finalActionOn == nil
+            {
+                activationFailed(group, resource: failed, owner: owner, entry: &entry, directory: dir, nextVersion: nextVersion, now: now)
+            } else if group.failback == .auto, !dir.suspended, !dir.clusterStopping, ownerReport?.status == .online,
+                let better = failbackTarget(group, entry: entry, owner: owner, directory: dir, now: now)
+            {
+                log(.info, "rc", 75, "Failing group \(group.name) back to \(better).")
+                entry.owner = nil
+                entry.ownerBootID = nil
+                entry.preferredTarget = better
+                entry.startEvent = .recover
+                entry.stopFactor = .groupMove
+                entry.stopEvent = .start
+                entry.releasedAt = nextVersion
+            }
+        }
+        guard entry.owner == nil else { return }
+        if !holders.isEmpty {
+            // Somebody still holds the group (stopping, or running under an order this
+            // master never saw): adopt a lone, settled holder; otherwise wait.
+            if entry.wanted, holders.count == 1, let holder = holders.first,
+                appliedVersion(of: holder, now: now) >= entry.releasedAt,
+                let report = status(of: group.name, on: holder, now: now),
+                report.status != .offlinePending
+            {
+                entry.owner = holder
+                entry.ownerBootID = bootID(of: holder, now: now)
+                entry.generation = max(entry.generation, report.generation)
+            }
+            return
+        }
+        guard entry.wanted, dir.startupDone, !dir.suspended, !dir.clusterStopping else { return }
+        let allApplied = view.allSatisfy { appliedVersion(of: $0, now: now) >= entry.releasedAt }
+        guard allApplied else { return }
+        guard let target = chooseTarget(group, entry: entry, directory: dir, view: view, now: now) else {
+            if !noDestinationLogged.contains(group.name) {
+                noDestinationLogged.insert(group.name)
+                log(.error, "rc", 65, "No server can run group \(group.name) now.")
+            }
+            return
+        }
+        noDestinationLogged.remove(group.name)
+        entry.owner = target
+        entry.ownerBootID = bootID(of: target, now: now)
+        entry.generation = nextVersion
+        entry.preferredTarget = nil
+        entry.finalActionOn = nil
+        entry.finalAction = nil
+        log(.info, "rc", 64, "Group \(group.name) goes to \(target) (CLP_EVENT=\(entry.startEvent.rawValue)).")
+    }
+
+    mutating func release(
+        _ entry: inout DirectoryEntry, nextVersion: UInt64, because reason: String, failover: Bool, group: GroupConfig
+    ) {
+        guard let directory else { return }
+        let owner = entry.owner ?? "?"
+        entry.owner = nil
+        entry.ownerBootID = nil
+        entry.releasedAt = nextVersion
+        entry.preferredTarget = nil
+        if directory.clusterStopping || group.failover == .manual {
+            entry.wanted = false
+            log(.warning, "rc", 65, "Group \(group.name) is not failed over (\(reason)): \(directory.clusterStopping ? "the cluster is stopping" : "its failover attribute is manual").")
+            return
+        }
+        if failover {
+            entry.startEvent = .failover
+            log(.warning, "rc", 60, "Failing over group \(group.name) from \(owner): \(reason).")
+        }
+    }
+
+    mutating func activationFailed(
+        _ group: GroupConfig, resource: ResourceName, owner: ServerName, entry: inout DirectoryEntry,
+        directory dir: Directory, nextVersion: UInt64, now: EngineTime
+    ) {
+        guard let policy = group.resources.first(where: { $0.name == resource })?.activation else { return }
+        var probe = entry
+        probe.failedOn.append(owner)
+        let view = membership.view(now: now)
+        let canFailOver = group.failover == .auto && !dir.suspended && !dir.clusterStopping
+            && entry.failoverCount < policy.failover
+            && chooseTarget(group, entry: probe, directory: dir, view: view, now: now) != nil
+        if canFailOver {
+            entry.failoverCount += 1
+            entry.failedOn.append(owner)
+            entry.owner = nil
+            entry.ownerBootID = nil
+            entry.startEvent = .failover
+            entry.stopFactor = .groupFailover
+            entry.stopEvent = .failover
+            entry.releasedAt = nextVersion
+            log(.warning, "rc", 201, "Activation of \(resource) failed on \(owner): failing group \(group.name) over (\(entry.failoverCount)/\(policy.failover)).")
+        } else {
+            entry.finalActionOn = owner
+            entry.finalAction = policy.finalAction
+            if policy.finalAction == .stopGroup {
+                entry.wanted = false
+                entry.stopFactor = .groupStop
+                entry.stopEvent = .start
+            }
+            log(.error, "rc", 202, "Activation of \(resource) failed on \(owner) and no failover is left: final action \(policy.finalAction.rawValue).")
+        }
+    }
+
+    // MARK: - Targets
+
+    /// Servers that may receive a group automatically, in policy order; the preferred
+    /// target first. Exclusivity: complete never shares a server with another complete
+    /// group; normal prefers a server without another normal group.
+    func chooseTarget(
+        _ group: GroupConfig, entry: DirectoryEntry, directory dir: Directory, view: [ServerName], now: EngineTime
+    ) -> ServerName? {
+        var candidates = group.servers.filter { server in
+            view.contains(server) && !isLeaving(server, now: now) && !entry.failedOn.contains(server)
+                && (!isAutoStartSuppressed(server, now: now) || server == entry.preferredTarget)
+        }
+        if let preferred = entry.preferredTarget, let index = candidates.firstIndex(of: preferred) {
+            candidates.remove(at: index)
+            candidates.insert(preferred, at: 0)
+        }
+        if group.exclusive == .complete {
+            candidates = candidates.filter { !runsOtherExclusive(.complete, server: $0, except: group.name, directory: dir, now: now) }
+        }
+        if group.exclusive == .normal {
+            let free = candidates.filter { !runsOtherExclusive(.normal, server: $0, except: group.name, directory: dir, now: now) }
+            if let first = free.first { return first }
+        }
+        return candidates.first
+    }
+
+    func runsOtherExclusive(
+        _ kind: GroupConfig.Exclusive, server: ServerName, except: GroupName, directory dir: Directory, now: EngineTime
+    ) -> Bool {
+        config.groups.contains { other in
+            guard other.name != except, other.exclusive == kind else { return false }
+            if dir.entries[other.name]?.owner == server { return true }
+            return status(of: other.name, on: server, now: now)?.status.holdsResources ?? false
+        }
+    }
+
+    func failbackTarget(
+        _ group: GroupConfig, entry: DirectoryEntry, owner: ServerName, directory dir: Directory, now: EngineTime
+    ) -> ServerName? {
+        guard let ownerIndex = group.servers.firstIndex(of: owner) else { return nil }
+        let view = membership.view(now: now)
+        var probe = entry
+        probe.preferredTarget = nil
+        for server in group.servers[..<ownerIndex] {
+            guard view.contains(server), !isLeaving(server, now: now), !entry.failedOn.contains(server),
+                !isAutoStartSuppressed(server, now: now)
+            else { continue }
+            if group.exclusive == .complete && runsOtherExclusive(.complete, server: server, except: group.name, directory: dir, now: now) {
+                continue
+            }
+            return server
+        }
+        return nil
+    }
+
+    // MARK: - What the master knows of the others
+
+    /// Servers that hold (or may hold) a group: this one from its own state, peers from their
+    /// newest heartbeat unless they are gone (down and confirmed, or left cleanly).
+    func holders(of group: GroupName, now: EngineTime) -> [ServerName] {
+        serverNames.filter { server in
+            if server == me { return locals[group]?.status.holdsResources ?? false }
+            guard let report = membership.peers[server]?.report else { return false }
+            if isGone(server, now: now) { return false }
+            return report.groups[group]?.status.holdsResources ?? false
+        }
+    }
+
+    /// A peer whose groups are certainly gone: it left cleanly, or every connected server
+    /// agrees it is down and the takeover margin has passed (with majority resolution it
+    /// has fenced itself by then).
+    func isGone(_ server: ServerName, now: EngineTime) -> Bool {
+        guard server != me else { return false }
+        if let report = membership.peers[server]?.report, !report.serviceUp { return true }
+        if membership.isUp(server, now: now) { return false }
+        // Down or never heard: only the agreement of every connected server plus the
+        // margin proves it holds nothing (a server never heard may still run groups).
+        guard let confirmed = downConfirmedAt[server] else { return false }
+        return now - confirmed >= takeoverMargin
+    }
+
+    /// Records when every connected server first agreed that a peer is down.
+    mutating func updateDownConfirmations(view: [ServerName], now: EngineTime) {
+        let listenedEnough = now - listeningSince >= timeout
+        for server in serverNames where server != me {
+            if view.contains(server) || membership.isUp(server, now: now) {
+                downConfirmedAt[server] = nil
+                continue
+            }
+            guard listenedEnough, downConfirmedAt[server] == nil else { continue }
+            let everyoneAgrees = view.filter { $0 != me }.allSatisfy { peer in
+                !(membership.report(of: peer, now: now)?.view.contains(server) ?? true)
+            }
+            if everyoneAgrees {
+                downConfirmedAt[server] = now
+                log(.warning, "nm", 2, "Server \(server) is down.")
+            }
+        }
+    }
+
+    func status(of group: GroupName, on server: ServerName, now: EngineTime) -> GroupReport? {
+        if server == me {
+            guard let local = locals[group] else { return nil }
+            return GroupReport(
+                status: local.status, resources: local.resourceStatus, generation: local.generation,
+                activationFailedResource: local.activationFailedResource)
+        }
+        return membership.peers[server]?.report?.groups[group]
+    }
+
+    func appliedVersion(of server: ServerName, now: EngineTime) -> UInt64 {
+        if server == me { return directory?.version ?? 0 }
+        return membership.report(of: server, now: now)?.appliedVersion ?? 0
+    }
+
+    func bootID(of server: ServerName, now: EngineTime) -> UInt64? {
+        if server == me { return bootID }
+        return membership.peers[server]?.report?.bootID
+    }
+
+    func isLeaving(_ server: ServerName, now: EngineTime) -> Bool {
+        if server == me { return isLeaving }
+        return membership.report(of: server, now: now)?.leaving ?? false
+    }
+
+    func isAutoStartSuppressed(_ server: ServerName, now: EngineTime) -> Bool {
+        if server == me { return autoStartSuppressed }
+        return membership.peers[server]?.report?.autoStartSuppressed ?? false
+    }
+}

@@ -1,0 +1,343 @@
+import UnderstudyModel
+
+/// The decision core of one server: events in, actions out. Pure and deterministic: no I/O,
+/// no clock (every time is an argument), no randomness. The daemon and the simulator drive
+/// the same code.
+public struct ServerEngine: Sendable {
+    public enum ServiceState: Sendable, Equatable {
+        case stopped
+        case running
+        /// Stopping local groups; then `then` happens.
+        case leaving(factor: StopFactor, lastAction: LastAction, then: AfterServiceStop)
+    }
+
+    public let config: ClusterConfig
+    public let me: ServerName
+    public let bootID: UInt64
+    public let configHash: String
+    let serverNames: [ServerName]
+    let interval: Duration
+    let timeout: Duration
+    /// Extra wait after a peer's loss is confirmed before its groups are taken over: the
+    /// time a losing server has to kill its resources.
+    let takeoverMargin: Duration
+    /// A gap between two events longer than this means this process was stalled.
+    let stallLimit: Duration
+    /// Resources of each group in activation order.
+    let activationOrder: [GroupName: [ResourceName]]
+
+    var membership: Membership
+    public internal(set) var service: ServiceState = .stopped
+    var serviceStartedAt: EngineTime = .zero
+    /// Since when membership has been listening; nobody is judged down before a timeout.
+    var listeningSince: EngineTime = .zero
+    public internal(set) var syncDone = false
+    public internal(set) var autoStartSuppressed: Bool
+    var abnormalStopAtInit: Bool
+    var lastEventAt: EngineTime?
+    /// No quorum: this server holds nothing and decides nothing.
+    public internal(set) var isolated = false
+    var hadQuorum = false
+    /// The newest directory from this server's master (or its own, as master).
+    public internal(set) var directory: Directory?
+    var locals: [GroupName: LocalGroup] = [:]
+    var nextRunID: UInt64 = 1
+    var runs: [UInt64: RunningRun] = [:]
+    var persistent: PersistentState
+    var downConfirmedAt: [ServerName: EngineTime] = [:]
+    var lastSentAt: EngineTime = .zero
+    var pendingActions: [EngineAction] = []
+    /// Groups for which "no destination" was already logged (log once per episode).
+    var noDestinationLogged: Set<GroupName> = []
+    var heartbeatDirty = false
+    var persistDirty = false
+
+    /// - Parameters:
+    ///   - persisted: what the previous run of this server left in its state dir.
+    ///   - abnormalStop: the previous run did not stop cleanly; automatic group start is
+    ///     suspended for groups that may run here until an operator starts them.
+    public init(
+        config: ClusterConfig, me: ServerName, bootID: UInt64, configHash: String,
+        persisted: PersistentState = PersistentState(), abnormalStop: Bool = false
+    ) {
+        self.config = config
+        self.me = me
+        self.bootID = bootID
+        self.configHash = configHash
+        self.interval = config.cluster.timing.heartbeatInterval
+        self.timeout = config.cluster.timing.heartbeatTimeout
+        self.takeoverMargin = config.cluster.timing.heartbeatInterval
+        self.stallLimit = config.cluster.timing.heartbeatTimeout
+        let usesMajority = config.networkPartition.contains { $0.kind == .majority }
+        self.serverNames = config.serverNames
+        self.membership = Membership(
+            me: me, servers: config.serverNames, timeout: config.cluster.timing.heartbeatTimeout,
+            usesMajority: usesMajority)
+        self.autoStartSuppressed = abnormalStop
+        self.abnormalStopAtInit = abnormalStop
+        self.persistent = persisted
+        // The persisted directory only sets a floor for epochs and versions: a server
+        // (re)joins with the directory of the running cluster, never with its own old one.
+        self.directory = nil
+        var order: [GroupName: [ResourceName]] = [:]
+        for group in config.groups { order[group.name] = DependencyOrder.activationOrder(of: group) }
+        self.activationOrder = order
+        for group in config.groups {
+            locals[group.name] = LocalGroup(resources: group.resources.map(\.name))
+        }
+    }
+
+    // MARK: - Driving the engine
+
+    /// Starts the cluster service on this server (daemon start, `clpcl -s`).
+    public mutating func startService(now: EngineTime) -> [EngineAction] {
+        guard service == .stopped else { return [] }
+        service = .running
+        serviceStartedAt = now
+        listeningSince = now
+        lastEventAt = now
+        directory = nil
+        syncDone = config.cluster.timing.syncWait == .zero
+        isolated = false
+        hadQuorum = false
+        membership.reset()
+        downConfirmedAt = [:]
+        emit(.log(LogEntry(.info, "pm", 1, "Cluster service starting on \(me).")))
+        if autoStartSuppressed {
+            emit(
+                .log(
+                    LogEntry(
+                        .warning, "cl", 18,
+                        "Automatic group start is suspended because the cluster service on \(me) did not stop normally; start groups with clpgrp -s."
+                    )))
+        }
+        if !syncDone {
+            emit(.log(LogEntry(.info, "nm", 5, "Waiting for all servers to start (sync wait \(config.cluster.timing.syncWait)).")))
+        }
+        // Processes of groups this server held when its previous run died may still be
+        // alive: kill them before joining (the Node knows their process groups).
+        if abnormalStopAtInit {
+            for group in persistent.heldGroups.keys.sorted() { emit(.fenceGroup(group)) }
+            persistent.heldGroups = [:]
+            persistDirty = true
+            abnormalStopAtInit = false
+        }
+        heartbeatDirty = true
+        return step(now: now)
+    }
+
+    public mutating func handle(_ event: EngineEvent, now: EngineTime) -> [EngineAction] {
+        guard service != .stopped else {
+            if case .resourceFinished(let runID, _) = event { runs[runID] = nil }
+            return []
+        }
+        noticeStall(now: now)
+        switch event {
+        case .tick:
+            break
+        case .heartbeat(let heartbeat, let path):
+            receive(heartbeat, path: path, now: now)
+        case .resourceFinished(let runID, let outcome):
+            resourceFinished(runID: runID, outcome: outcome, now: now)
+        }
+        return step(now: now)
+    }
+
+    /// Everything that follows from the current state: quorum, sync wait, directory,
+    /// placement decisions, local reconciliation.
+    mutating func step(now: EngineTime) -> [EngineAction] {
+        lastEventAt = now
+        if service != .stopped {
+            checkQuorum(now: now)
+            checkSyncWait(now: now)
+            if !isolated && membership.hasQuorum(now: now) {
+                if isMaster(now: now) { schedule(now: now) }
+                reconcileLocalGroups(now: now)
+            }
+            finishLeavingIfDone(now: now)
+        }
+        if persistDirty {
+            persistDirty = false
+            var state = persistent
+            state.directory = directory
+            state.heldGroups = locals.filter { $0.value.status.holdsResources }.mapValues(\.generation)
+            persistent = state
+            pendingActions.insert(.persist(state), at: 0)
+        }
+        if heartbeatDirty {
+            heartbeatDirty = false
+            if service != .stopped { emit(.sendHeartbeatNow) }
+        }
+        let actions = pendingActions
+        pendingActions = []
+        return actions
+    }
+
+    mutating func emit(_ action: EngineAction) { pendingActions.append(action) }
+
+    mutating func log(_ level: LogLevel, _ module: String, _ id: Int, _ message: String) {
+        emit(.log(LogEntry(level, module, id, message)))
+    }
+
+    // MARK: - Stalls, quorum, sync
+
+    /// A process that was frozen (SIGSTOP, VM pause, long stall) for longer than the
+    /// heartbeat timeout may have been declared down and replaced: it gives up its groups
+    /// before doing anything else (invariant I2).
+    mutating func noticeStall(now: EngineTime) {
+        guard let last = lastEventAt, now - last > stallLimit else { return }
+        log(.error, "nm", 30, "This server (\(me)) was stalled for \(now - last), longer than the heartbeat timeout: stopping its groups at once.")
+        fenceAll(reason: "stall")
+        // Peers may have replaced us: forget what we knew and listen again for a whole
+        // timeout before judging anyone down; no partition action for our own stall.
+        membership.reset()
+        listeningSince = now
+        hadQuorum = false
+        downConfirmedAt = [:]
+    }
+
+    mutating func checkQuorum(now: EngineTime) {
+        let quorum = membership.hasQuorum(now: now)
+        if quorum {
+            if isolated {
+                log(.info, "nm", 36, "Quorum regained on \(me): rejoining the cluster.")
+                isolated = false
+                heartbeatDirty = true
+            }
+            hadQuorum = true
+            return
+        }
+        // Without quorum from the start (startup, alone) the server just waits.
+        guard hadQuorum, !isolated else { return }
+        isolated = true
+        heartbeatDirty = true
+        log(.error, "nm", 30, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
+        fenceAll(reason: "partition")
+        switch config.cluster.networkPartitionAction {
+        case .none:
+            break
+        case .stopService:
+            beginLeaving(factor: .serverShutdown, lastAction: .none, then: .stayStopped, now: now)
+        case .shutdown:
+            beginLeaving(factor: .serverShutdown, lastAction: .halt, then: .os(.shutdown), now: now)
+        case .reboot:
+            beginLeaving(factor: .serverShutdown, lastAction: .reboot, then: .os(.reboot), now: now)
+        }
+    }
+
+    mutating func checkSyncWait(now: EngineTime) {
+        guard !syncDone else { return }
+        let everyone = serverNames.allSatisfy { membership.isConnected($0, now: now) }
+        if everyone {
+            syncDone = true
+            log(.info, "nm", 6, "All servers have started.")
+            heartbeatDirty = true
+        } else if now - serviceStartedAt >= config.cluster.timing.syncWait {
+            syncDone = true
+            let missing = serverNames.filter { !membership.isConnected($0, now: now) }
+            log(.warning, "nm", 7, "Sync wait expired; treating \(missing.joined(separator: ", ")) as down.")
+            heartbeatDirty = true
+        }
+    }
+
+    // MARK: - Heartbeats
+
+    mutating func receive(_ heartbeat: Heartbeat, path: String, now: EngineTime) {
+        guard heartbeat.sender != me else { return }
+        let wasConnected = membership.isConnected(heartbeat.sender, now: now)
+        let fresh = membership.record(heartbeat, path: path, now: now, myBootID: bootID)
+        guard fresh else { return }
+        if heartbeat.configHash != configHash {
+            log(.warning, "nm", 80, "Server \(heartbeat.sender) runs a different configuration (hash \(heartbeat.configHash.prefix(12)) vs \(configHash.prefix(12))).")
+        }
+        if !wasConnected && membership.isConnected(heartbeat.sender, now: now) {
+            log(.info, "nm", 1, "Server \(heartbeat.sender) is up.")
+            heartbeatDirty = true
+        }
+        if let offered = heartbeat.directory { adopt(offered, from: heartbeat.sender, now: now) }
+    }
+
+    /// A directory is taken from the server this one considers master only, and only when
+    /// newer than what it has (invariant I3: orders of stale epochs are ignored).
+    mutating func adopt(_ offered: Directory, from sender: ServerName, now: EngineTime) {
+        guard !isolated, currentMaster(now: now) == sender, offered.epoch.master == sender else { return }
+        if let mine = directory {
+            guard offered.epoch.term > mine.epoch.term || (offered.epoch == mine.epoch && offered.version > mine.version)
+            else { return }
+        }
+        directory = offered
+        persistDirty = true
+        heartbeatDirty = true
+    }
+
+    /// The heartbeat this server sends now.
+    public mutating func makeHeartbeat(now: EngineTime) -> Heartbeat {
+        lastSentAt = now
+        let master = isMaster(now: now)
+        return Heartbeat(
+            sender: me, bootID: bootID, sentAt: now, configHash: configHash,
+            serviceUp: service != .stopped, leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
+            syncDone: syncDone, hears: membership.hears(now: now),
+            view: isolated ? [me] : membership.view(now: now),
+            epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
+            groups: groupReports(), directory: master ? directory : nil)
+    }
+
+    /// True while this server should send heartbeats.
+    public var sendsHeartbeats: Bool { service != .stopped }
+
+    var isLeaving: Bool {
+        if case .leaving = service { return true }
+        return false
+    }
+
+    func groupReports() -> [GroupName: GroupReport] {
+        var reports: [GroupName: GroupReport] = [:]
+        for (name, local) in locals {
+            reports[name] = GroupReport(
+                status: local.status, resources: local.resourceStatus, generation: local.generation,
+                activationFailedResource: local.activationFailedResource)
+        }
+        return reports
+    }
+
+    // MARK: - Master
+
+    /// The first connected server in `servers:` order that has joined the cluster (holds a
+    /// directory of this run). When nobody has joined yet (cluster start), the first server
+    /// whose startup sync is over founds the cluster. None while isolated.
+    public func currentMaster(now: EngineTime) -> ServerName? {
+        guard !isolated, service != .stopped else { return nil }
+        let view = membership.view(now: now)
+        let joined = view.filter { server in
+            server == me ? directory != nil : membership.report(of: server, now: now)?.epoch != nil
+        }
+        if let master = joined.first { return master }
+        // Even without a sync wait, listen a little so servers started together find each
+        // other before one of them founds the cluster alone.
+        guard now - listeningSince >= interval * 2 else { return nil }
+        let founders = view.filter { server in
+            server == me ? syncDone : (membership.report(of: server, now: now)?.syncDone ?? false)
+        }
+        return founders.first
+    }
+
+    public func isMaster(now: EngineTime) -> Bool { currentMaster(now: now) == me }
+
+    /// This server's own status of a group.
+    public func localStatus(of group: GroupName) -> ActivationStatus {
+        locals[group]?.status ?? .unknown
+    }
+
+    /// The resource statuses of a group on this server.
+    public func localResourceStatus(of group: GroupName) -> [ResourceName: ActivationStatus] {
+        locals[group]?.resourceStatus ?? [:]
+    }
+}
+
+/// A resource run the Node is carrying out.
+struct RunningRun: Sendable, Equatable {
+    var group: GroupName
+    var resource: ResourceName
+    var operation: ResourceOperation
+}

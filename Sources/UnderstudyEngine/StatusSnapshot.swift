@@ -1,0 +1,156 @@
+import UnderstudyModel
+
+/// Everything `clpstat` and the API show, as one server knows it.
+public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
+    public struct HeartbeatLine: Sendable, Codable, Equatable {
+        public var name: String
+        public var type: String
+        public var comment: String
+        public var status: HeartbeatStatus
+    }
+
+    public struct ServerLine: Sendable, Codable, Equatable {
+        public var name: String
+        public var comment: String
+        public var status: ServerStatus
+        public var isLocal: Bool
+        public var isMaster: Bool
+        public var heartbeats: [HeartbeatLine]
+        public var networkPartition: [HeartbeatLine]
+    }
+
+    public struct ResourceLine: Sendable, Codable, Equatable {
+        public var name: String
+        public var type: String
+        public var comment: String
+        public var status: ActivationStatus
+        /// Status on every server that reported it.
+        public var perServer: [ServerName: ActivationStatus]
+    }
+
+    public struct GroupLine: Sendable, Codable, Equatable {
+        public var name: String
+        public var comment: String
+        public var status: ActivationStatus
+        /// The server the group runs on (or is starting, stopping, failed on); nil = None.
+        public var current: ServerName?
+        public var perServer: [ServerName: ActivationStatus]
+        public var resources: [ResourceLine]
+        public var failoverCount: Int
+    }
+
+    public var cluster: String
+    public var comment: String
+    public var localServer: ServerName
+    public var master: ServerName?
+    /// `running`, `stopping`, `stopped`.
+    public var service: String
+    public var suspended: Bool
+    public var isolated: Bool
+    public var syncDone: Bool
+    public var autoStartSuppressed: Bool
+    public var epoch: Epoch?
+    public var servers: [ServerLine]
+    public var groups: [GroupLine]
+}
+
+extension ServerEngine {
+    public func snapshot(now: EngineTime) -> ClusterStatusSnapshot {
+        let running = service != .stopped
+        let master = currentMaster(now: now)
+        var servers: [ClusterStatusSnapshot.ServerLine] = []
+        for server in config.servers {
+            let isMe = server.name == me
+            let up = running && membership.isUp(server.name, now: now)
+            let status: ServerStatus = up ? (isMe && isolated ? .caution : .online) : (running ? .offline : (isMe ? .offline : .unknown))
+            let heartbeats = config.heartbeats.map { heartbeat -> ClusterStatusSnapshot.HeartbeatLine in
+                let pathStatus: HeartbeatStatus
+                if !running {
+                    pathStatus = .unknown
+                } else if !Self.heartbeat(heartbeat, covers: server.name) {
+                    pathStatus = .unused
+                } else if isMe {
+                    pathStatus = .normal
+                } else {
+                    pathStatus = membership.pathIsUp(heartbeat.name, server: server.name, now: now) ? .normal : .error
+                }
+                return .init(name: heartbeat.name, type: heartbeat.typeName, comment: heartbeat.comment.isEmpty ? Self.defaultComment(heartbeat) : heartbeat.comment, status: pathStatus)
+            }
+            let partition = config.networkPartition.map { np -> ClusterStatusSnapshot.HeartbeatLine in
+                let npStatus: HeartbeatStatus = running ? (np.kind == .majority ? (membership.hasQuorum(now: now) ? .normal : .error) : .unknown) : .unknown
+                return .init(name: np.name, type: np.typeName, comment: np.comment.isEmpty ? Self.defaultComment(np) : np.comment, status: isMe ? npStatus : .unknown)
+            }
+            servers.append(
+                .init(
+                    name: server.name, comment: server.comment, status: status, isLocal: isMe,
+                    isMaster: master == server.name, heartbeats: heartbeats, networkPartition: partition))
+        }
+        var groups: [ClusterStatusSnapshot.GroupLine] = []
+        for group in config.groups {
+            var perServer: [ServerName: ActivationStatus] = [:]
+            var resourcePerServer: [ResourceName: [ServerName: ActivationStatus]] = [:]
+            for server in serverNames {
+                let report: GroupReport?
+                if server == me {
+                    report = status(of: group.name, on: me, now: now)
+                } else if membership.isUp(server, now: now) {
+                    report = membership.peers[server]?.report?.groups[group.name]
+                } else {
+                    report = nil
+                }
+                guard let report else { continue }
+                perServer[server] = report.status
+                for (resource, status) in report.resources { resourcePerServer[resource, default: [:]][server] = status }
+            }
+            // The current server: the one holding the group, preferring one in transition or
+            // online over a stale failure report.
+            let holders = serverNames.filter { perServer[$0]?.holdsResources ?? false }
+            let current = holders.first { perServer[$0] != .offlineFailure } ?? holders.first
+            let status = current.flatMap { perServer[$0] } ?? .offline
+            let resources = group.resources.map { resource -> ClusterStatusSnapshot.ResourceLine in
+                let statuses = resourcePerServer[resource.name] ?? [:]
+                let resourceStatus = current.flatMap { statuses[$0] } ?? .offline
+                return .init(name: resource.name, type: resource.type.rawValue, comment: resource.comment, status: resourceStatus, perServer: statuses)
+            }
+            groups.append(
+                .init(
+                    name: group.name, comment: group.comment, status: status, current: current, perServer: perServer,
+                    resources: resources, failoverCount: directory?.entries[group.name]?.failoverCount ?? 0))
+        }
+        let serviceName: String
+        switch service {
+        case .running: serviceName = "running"
+        case .leaving: serviceName = "stopping"
+        case .stopped: serviceName = "stopped"
+        }
+        return ClusterStatusSnapshot(
+            cluster: config.cluster.name, comment: config.cluster.comment, localServer: me, master: master,
+            service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
+            autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups)
+    }
+
+    static func heartbeat(_ heartbeat: HeartbeatConfig, covers server: ServerName) -> Bool {
+        switch heartbeat.kind {
+        case .lan(let addresses): return addresses[server] != nil
+        case .serial(let devices): return devices[server] != nil
+        case .disk, .witness: return true
+        }
+    }
+
+    static func defaultComment(_ heartbeat: HeartbeatConfig) -> String {
+        switch heartbeat.kind {
+        case .lan: return "LAN Heartbeat"
+        case .disk: return "DISK Heartbeat"
+        case .serial: return "COM Heartbeat"
+        case .witness: return "Witness Heartbeat"
+        }
+    }
+
+    static func defaultComment(_ np: NetworkPartitionConfig) -> String {
+        switch np.kind {
+        case .ping: return "ping resolution"
+        case .majority: return "majority resolution"
+        case .http: return "http resolution"
+        }
+    }
+}

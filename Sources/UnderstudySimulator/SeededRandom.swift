@@ -1,0 +1,31 @@
+/// A small deterministic generator (SplitMix64): the same seed gives the same schedule on
+/// every machine, which is what makes a failing seed replayable.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// True with probability `p`.
+    public mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
+
+    public mutating func duration(_ range: ClosedRange<Duration>) -> Duration {
+        let low = range.lowerBound.milliseconds
+        let high = range.upperBound.milliseconds
+        return .milliseconds(Int64.random(in: low...max(low, high), using: &self))
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

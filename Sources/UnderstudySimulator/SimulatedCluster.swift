@@ -1,0 +1,388 @@
+import UnderstudyEngine
+import UnderstudyModel
+
+/// A deterministic world for Engines: a simulated clock, a network that can lose, delay,
+/// duplicate and partition heartbeats, servers that crash, freeze and restart, and scripts
+/// that are slow, fail or hang. Nothing here reads a real clock or touches the machine.
+public final class SimulatedCluster {
+    /// How scripts behave: duration and result of one resource run.
+    public typealias ScriptModel = (_ server: ServerName, _ run: ResourceRun, _ random: inout SeededRandom) -> (Duration, ResourceOutcome)
+
+    /// A class so the world mutates servers in place (no copies of whole Engines).
+    public final class Server {
+        public let name: ServerName
+        public var engine: ServerEngine?
+        /// Bumped on every crash or restart: timers of an earlier life are ignored.
+        var incarnation = 0
+        var frozenUntil: EngineTime?
+        var persisted = PersistentState()
+        /// The abnormal-stop marker of the state dir.
+        var markerPresent = false
+        var lastBootID: UInt64 = 0
+        /// Each applied directory (epoch, version), to check that they never go backwards.
+        var lastAdopted: (term: UInt64, version: UInt64)?
+
+        init(name: ServerName) { self.name = name }
+    }
+
+    enum Event {
+        case tick(ServerName, incarnation: Int)
+        case heartbeatTimer(ServerName, incarnation: Int)
+        case deliver(Heartbeat, to: ServerName, path: String)
+        case runDone(ServerName, incarnation: Int, runID: UInt64, outcome: ResourceOutcome)
+        case restart(ServerName)
+        case action(String, () -> Void)
+    }
+
+    struct Scheduled {
+        var time: EngineTime
+        var sequence: UInt64
+        var event: Event
+    }
+
+    public let config: ClusterConfig
+    public private(set) var now: EngineTime = .zero
+    public private(set) var servers: [ServerName: Server] = [:]
+    public var random: SeededRandom
+    public var scriptModel: ScriptModel
+    /// Network conditions.
+    public var lossRate = 0.0
+    public var duplicateRate = 0.0
+    public var delayRange: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5)
+    /// Directed links that drop everything: (from, to).
+    public var blocked: Set<[ServerName]> = []
+    /// Bounded log of what happened, printed when an invariant breaks.
+    public private(set) var trace: [String] = []
+    public var traceLimit = 400
+    public private(set) var violations: [String] = []
+    /// Servers' OS actions, as a test would see them recorded.
+    public private(set) var osActions: [(ServerName, OSAction)] = []
+    /// Every resource run any server started, in order.
+    public private(set) var runLog: [(server: ServerName, run: ResourceRun, at: EngineTime)] = []
+
+    var queue: [Scheduled] = []
+    var sequence: UInt64 = 0
+    let tickInterval: Duration
+    let paths: [String]
+    let serverNames: [ServerName]
+
+    public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil) {
+        self.config = config
+        self.random = SeededRandom(seed: seed)
+        self.scriptModel = scriptModel ?? { _, _, _ in (.milliseconds(50), .success(asyncPID: nil)) }
+        let interval = config.cluster.timing.heartbeatInterval
+        self.tickInterval = interval / 2
+        self.paths = config.heartbeats.map(\.name)
+        self.serverNames = config.serverNames
+        for server in serverNames { servers[server] = Server(name: server) }
+    }
+
+    // MARK: - Faults and operations
+
+    /// Boots a server's daemon: a new Engine with the persisted state, then the service.
+    public func boot(_ name: ServerName) {
+        guard let server = servers[name], server.engine == nil else { return }
+        server.incarnation += 1
+        server.lastBootID += 1
+        var engine = ServerEngine(
+            config: config, me: name, bootID: server.lastBootID, configHash: "sim",
+            persisted: server.persisted, abnormalStop: server.markerPresent)
+        server.markerPresent = true
+        server.frozenUntil = nil
+        server.lastAdopted = nil
+        let actions = engine.startService(now: now)
+        server.engine = engine
+        note("\(name) boots (boot \(server.lastBootID))")
+        perform(actions, on: name)
+        schedule(.tick(name, incarnation: server.incarnation), after: tickInterval)
+        schedule(.heartbeatTimer(name, incarnation: server.incarnation), after: .milliseconds(1))
+    }
+
+    /// The machine dies: every process with it.
+    public func crash(_ name: ServerName) {
+        guard let server = servers[name], server.engine != nil else { return }
+        server.engine = nil
+        server.incarnation += 1
+        server.frozenUntil = nil
+        note("\(name) crashes")
+    }
+
+    /// The whole server stops (VM pause) for `duration`, then goes on with stale state.
+    public func freeze(_ name: ServerName, for duration: Duration) {
+        guard let server = servers[name], server.engine != nil else { return }
+        server.frozenUntil = now + duration
+        note("\(name) freezes for \(duration)")
+    }
+
+    public func partition(_ sideA: [ServerName], _ sideB: [ServerName], oneWay: Bool = false) {
+        for a in sideA {
+            for b in sideB {
+                blocked.insert([a, b])
+                if !oneWay { blocked.insert([b, a]) }
+            }
+        }
+        note("partition \(sideA) \(oneWay ? "->" : "|") \(sideB)")
+    }
+
+    public func heal() {
+        blocked = []
+        note("network healed")
+    }
+
+    /// An operator command at a server, forwarded the way the daemons forward it.
+    @discardableResult
+    public func command(_ command: ClusterCommand, at name: ServerName) -> CommandResult {
+        guard servers[name]?.engine != nil, servers[name]?.frozenUntil == nil,
+            let (disposition, actions) = servers[name]?.engine?.command(command, origin: name, now: now)
+        else {
+            return CommandResult(.unreachable, "\(name) is not reachable")
+        }
+        perform(actions, on: name)
+        switch disposition {
+        case .done(let result):
+            note("\(name): \(command) -> \(result.code) \(result.message)")
+            return result
+        case .forward(let target):
+            guard servers[target]?.frozenUntil == nil, !blocked.contains([name, target]),
+                let (forwarded, targetActions) = servers[target]?.engine?.command(command, origin: name, forwarded: true, now: now)
+            else {
+                return CommandResult(.unreachable, "\(target) is not reachable")
+            }
+            perform(targetActions, on: target)
+            if case .done(let result) = forwarded {
+                note("\(name)->\(target): \(command) -> \(result.code) \(result.message)")
+                return result
+            }
+            return CommandResult(.inTransition, "forwarded twice")
+        }
+    }
+
+    /// Runs something at a later simulated time.
+    public func at(_ time: EngineTime, _ label: String, _ body: @escaping () -> Void) {
+        push(Scheduled(time: time, sequence: nextSequence(), event: .action(label, body)))
+    }
+
+    // MARK: - Running
+
+    /// Processes events until `time`, checking invariants after every event.
+    public func run(until time: EngineTime) {
+        while let first = queue.first, first.time <= time, let item = popEarliest() {
+            now = max(now, item.time)
+            process(item)
+            checkInvariants()
+        }
+        now = max(now, time)
+    }
+
+    public func run(for duration: Duration) { run(until: now + duration) }
+
+    func process(_ item: Scheduled) {
+        if let target = target(of: item.event), let frozenUntil = servers[target]?.frozenUntil {
+            if now < frozenUntil {
+                push(Scheduled(time: frozenUntil, sequence: nextSequence(), event: item.event))
+                return
+            }
+            servers[target]?.frozenUntil = nil
+            note("\(target) resumes")
+        }
+        switch item.event {
+        case .tick(let name, let incarnation):
+            guard servers[name]?.incarnation == incarnation else { return }
+            deliver(.tick, to: name)
+            schedule(.tick(name, incarnation: incarnation), after: tickInterval)
+        case .heartbeatTimer(let name, let incarnation):
+            guard servers[name]?.incarnation == incarnation else { return }
+            sendHeartbeat(from: name)
+            schedule(.heartbeatTimer(name, incarnation: incarnation), after: config.cluster.timing.heartbeatInterval)
+        case .deliver(let heartbeat, let name, let path):
+            deliver(.heartbeat(heartbeat, path: path), to: name)
+        case .runDone(let name, let incarnation, let runID, let outcome):
+            guard servers[name]?.incarnation == incarnation else { return }
+            deliver(.resourceFinished(runID: runID, outcome: outcome), to: name)
+        case .restart(let name):
+            boot(name)
+        case .action(let label, let body):
+            note(label)
+            body()
+        }
+    }
+
+    func target(of event: Event) -> ServerName? {
+        switch event {
+        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _): return name
+        case .deliver(_, let name, _): return name
+        case .restart, .action: return nil
+        }
+    }
+
+    func deliver(_ event: EngineEvent, to name: ServerName) {
+        guard let actions = servers[name]?.engine?.handle(event, now: now) else { return }
+        perform(actions, on: name)
+    }
+
+    func sendHeartbeat(from name: ServerName, farewell: Bool = false) {
+        guard let sends = servers[name]?.engine?.sendsHeartbeats, sends || farewell,
+            let heartbeat = servers[name]?.engine?.makeHeartbeat(now: now)
+        else { return }
+        for peer in config.serverNames where peer != name {
+            guard !blocked.contains([name, peer]) else { continue }
+            for path in paths {
+                if random.chance(lossRate) { continue }
+                let copies = random.chance(duplicateRate) ? 2 : 1
+                for _ in 0..<copies {
+                    schedule(.deliver(heartbeat, to: peer, path: path), after: random.duration(delayRange))
+                }
+            }
+        }
+    }
+
+    func perform(_ actions: [EngineAction], on name: ServerName) {
+        for action in actions {
+            switch action {
+            case .runResource(let run):
+                note("\(name): \(run.operation.rawValue) \(run.group)/\(run.resource) \(run.context.environment["CLP_EVENT"] ?? "") \(run.context.factor?.rawValue ?? "")")
+                runLog.append((name, run, now))
+                let (duration, outcome) = scriptModel(name, run, &random)
+                let incarnation = servers[name]?.incarnation ?? 0
+                schedule(.runDone(name, incarnation: incarnation, runID: run.id, outcome: outcome), after: duration)
+            case .fenceGroup(let group):
+                note("\(name): fence \(group)")
+            case .sendHeartbeatNow:
+                let stopped = !(servers[name]?.engine?.sendsHeartbeats ?? false)
+                sendHeartbeat(from: name, farewell: stopped)
+            case .persist(let state):
+                servers[name]?.persisted = state
+            case .serviceStopped(let then):
+                note("\(name): service stopped, then \(then)")
+                switch then {
+                case .stayStopped:
+                    break
+                case .restart:
+                    if let more = servers[name]?.engine?.startService(now: now) {
+                        perform(more, on: name)
+                    }
+                case .exitProcess:
+                    servers[name]?.markerPresent = false
+                    stopProcess(name)
+                case .os(let os):
+                    servers[name]?.markerPresent = false
+                    osActions.append((name, os))
+                    stopProcess(name)
+                    if os == .reboot { schedule(.restart(name), after: .seconds(5)) }
+                }
+            case .log(let entry):
+                note("\(name) [\(entry.level.rawValue) \(entry.module) \(entry.eventID)] \(entry.message)")
+            }
+        }
+        trackAdoption(name)
+    }
+
+    func stopProcess(_ name: ServerName) {
+        servers[name]?.engine = nil
+        servers[name]?.incarnation += 1
+    }
+
+    // MARK: - Invariants
+
+    /// I1: a group holds resources on at most one running server. I3: no server ever
+    /// applies an older directory than one it applied before in the same run.
+    func checkInvariants() {
+        for group in config.groups {
+            let holders = serverNames.filter { name in
+                guard let server = servers[name], server.frozenUntil == nil else { return false }
+                return server.engine?.localStatus(of: group.name).holdsResources ?? false
+            }
+            if holders.count > 1 {
+                violate("I1: group \(group.name) is active on \(holders.joined(separator: " and ")) at \(now)")
+            }
+        }
+    }
+
+    func trackAdoption(_ name: ServerName) {
+        guard let engine = servers[name]?.engine, let directory = engine.directory else { return }
+        let current = (term: directory.epoch.term, version: directory.version)
+        if let last = servers[name]?.lastAdopted {
+            if current.term < last.term || (current.term == last.term && current.version < last.version) {
+                violate("I3: \(name) went back from directory \(last) to \(current) at \(now)")
+            }
+        }
+        servers[name]?.lastAdopted = current
+    }
+
+    func violate(_ message: String) {
+        guard !violations.contains(message) else { return }
+        violations.append(message)
+        note("VIOLATION " + message)
+        if traceAtFirstViolation == nil { traceAtFirstViolation = trace }
+    }
+
+    /// The trace as it was when the first invariant broke (what a failing seed prints).
+    public private(set) var traceAtFirstViolation: [String]?
+
+    func note(_ line: String) {
+        trace.append("\(now.milliseconds)ms \(line)")
+        if trace.count > traceLimit * 2 { trace.removeFirst(trace.count - traceLimit) }
+    }
+
+    // MARK: - Queue
+
+    func schedule(_ event: Event, after delay: Duration) {
+        push(Scheduled(time: now + delay, sequence: nextSequence(), event: event))
+    }
+
+    func nextSequence() -> UInt64 {
+        sequence += 1
+        return sequence
+    }
+
+    /// A binary min-heap on (time, sequence): ties keep insertion order.
+    func push(_ item: Scheduled) {
+        queue.append(item)
+        var child = queue.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard Self.earlier(queue[child], queue[parent]) else { break }
+            queue.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    func popEarliest() -> Scheduled? {
+        guard !queue.isEmpty else { return nil }
+        queue.swapAt(0, queue.count - 1)
+        let earliest = queue.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < queue.count, Self.earlier(queue[left], queue[smallest]) { smallest = left }
+            if right < queue.count, Self.earlier(queue[right], queue[smallest]) { smallest = right }
+            guard smallest != parent else { break }
+            queue.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return earliest
+    }
+
+    static func earlier(_ a: Scheduled, _ b: Scheduled) -> Bool {
+        a.time < b.time || (a.time == b.time && a.sequence < b.sequence)
+    }
+
+    // MARK: - Looking at the world
+
+    public func engine(_ name: ServerName) -> ServerEngine? { servers[name]?.engine }
+
+    public func isFrozen(_ name: ServerName) -> Bool { servers[name]?.frozenUntil != nil }
+
+    /// Servers (running, not frozen) where a group holds resources, with its status.
+    public func placement(of group: GroupName) -> [ServerName: ActivationStatus] {
+        var result: [ServerName: ActivationStatus] = [:]
+        for name in config.serverNames {
+            guard let engine = servers[name]?.engine, servers[name]?.frozenUntil == nil else { continue }
+            let status = engine.localStatus(of: group)
+            if status.holdsResources { result[name] = status }
+        }
+        return result
+    }
+}

@@ -1,0 +1,187 @@
+import UnderstudyEngine
+import UnderstudyModel
+
+/// Seeded random fault schedules over a simulated cluster, with the invariants checked
+/// after every step: I1 and I3 throughout, I4 (liveness) once the faults are over.
+public enum Simulation {
+    public struct Result: Sendable {
+        public var seed: UInt64
+        public var servers: Int
+        public var violations: [String]
+        /// The last lines of the world's trace (for a failing seed).
+        public var trace: [String]
+        public var faults: Int
+
+        public var passed: Bool { violations.isEmpty }
+
+        /// The command that replays this schedule.
+        public var replayCommand: String { "swift run understudy simulate --seed \(seed) --servers \(servers)" }
+    }
+
+    /// The cluster every schedule runs: fast timings, majority resolution, three groups
+    /// with different attributes and two exec resources each.
+    public static func config(servers count: Int) -> ClusterConfig {
+        let names = (1...count).map { "s\($0)" }
+        let exec = { (name: String, retry: Int, deactivationFinal: FinalAction) in
+            ResourceConfig(
+                name: name, activation: ActivationPolicy(retry: retry, failover: 1, finalAction: .none),
+                deactivation: DeactivationPolicy(retry: 1, finalAction: deactivationFinal),
+                settings: .exec(ExecSettings(start: "start.sh", stop: "stop.sh")))
+        }
+        let groups = [
+            GroupConfig(
+                name: "web", servers: names, failback: .manual,
+                resources: [exec("web-ip", 0, .shutdown), exec("web-app", 1, .shutdown)]),
+            GroupConfig(
+                name: "db", servers: names.reversed(), failback: .auto, exclusive: .normal,
+                resources: [exec("db-disk", 1, .reboot), exec("db-app", 0, .noneContinue)]),
+            GroupConfig(
+                name: "batch", servers: Array(names.prefix(max(2, count - 1))), exclusive: .complete,
+                resources: [exec("batch-app", 0, .noneContinue)]),
+        ]
+        let addresses = { (net: Int) in
+            Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, "10.0.\(net).\($0.offset + 1)") })
+        }
+        return ClusterConfig(
+            cluster: ClusterSettings(
+                name: "sim", secretFile: "/dev/null",
+                timing: TimingSettings(heartbeatInterval: .milliseconds(500), heartbeatTimeout: .seconds(3), syncWait: .seconds(6)),
+                networkPartitionAction: .none),
+            servers: names.map { ServerConfig(name: $0) },
+            heartbeats: [
+                HeartbeatConfig(name: "lanhb1", kind: .lan(addresses: addresses(1))),
+                HeartbeatConfig(name: "lanhb2", kind: .lan(addresses: addresses(2))),
+            ],
+            networkPartition: [NetworkPartitionConfig(name: "majority1", kind: .majority)],
+            groups: groups)
+    }
+
+    /// Scripts: mostly quick, sometimes slow, a few fail, a few hang until their timeout.
+    static func scripts(server: ServerName, run: ResourceRun, random: inout SeededRandom) -> (Duration, ResourceOutcome) {
+        if random.chance(0.01) { return (.seconds(8), .failure(reason: "timed out")) }
+        let duration = random.chance(0.2) ? random.duration(.milliseconds(500) ... .seconds(3)) : random.duration(.milliseconds(5) ... .milliseconds(300))
+        if random.chance(0.04) { return (duration, .failure(reason: "exit code 1")) }
+        return (duration, .success(asyncPID: nil))
+    }
+
+    public static func run(seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45)) -> Result {
+        let config = config(servers: count)
+        let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts)
+        var random = SeededRandom(seed: seed ^ 0x5EED)
+        let names = config.serverNames
+
+        // Servers boot within a few seconds of each other.
+        for name in names {
+            world.at(random.duration(.zero ... .seconds(4)), "boot \(name)") { world.boot(name) }
+        }
+        // Faults, one every 1–6 s, each undone later.
+        var time: Duration = .seconds(8)
+        var faults = 0
+        while time < faultWindow {
+            time += random.duration(.seconds(1) ... .seconds(6))
+            faults += 1
+            let victim = names[Int.random(in: 0..<names.count, using: &random)]
+            let fault = Int.random(in: 0..<100, using: &random)
+            let length = random.duration(.milliseconds(200) ... .seconds(10))
+            switch fault {
+            case 0..<15:
+                world.at(time, "fault: crash \(victim)") { world.crash(victim) }
+                world.at(time + length + .seconds(1), "fault end: reboot \(victim)") { world.boot(victim) }
+            case 15..<30:
+                world.at(time, "fault: freeze \(victim)") { world.freeze(victim, for: length) }
+            case 30..<45:
+                let shuffled = names.shuffled(using: &random)
+                let cut = Int.random(in: 1..<names.count, using: &random)
+                let sideA = Array(shuffled[..<cut])
+                let sideB = Array(shuffled[cut...])
+                let oneWay = random.chance(0.3)
+                world.at(time, "fault: partition") { world.partition(sideA, sideB, oneWay: oneWay) }
+                world.at(time + length, "fault end: heal") { world.heal() }
+            case 45..<55:
+                let loss = random.chance(0.5) ? 0.3 : 0.6
+                let duplicate = random.chance(0.5) ? 0.2 : 0.0
+                world.at(time, "fault: loss \(loss)") {
+                    world.lossRate = loss
+                    world.duplicateRate = duplicate
+                    world.delayRange = .milliseconds(1) ... .milliseconds(400)
+                }
+                world.at(time + length, "fault end: clean network") {
+                    world.lossRate = 0
+                    world.duplicateRate = 0
+                    world.delayRange = .milliseconds(1) ... .milliseconds(5)
+                }
+            case 55..<65:
+                world.at(time, "fault: SIGTERM \(victim)") {
+                    world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: victim)
+                }
+                world.at(time + length + .seconds(3), "fault end: start \(victim)") { world.boot(victim) }
+            case 65..<70:
+                world.at(time, "operator: clpcl -r \(victim)") {
+                    world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .restart), at: victim)
+                }
+            default:
+                let group = config.groups[Int.random(in: 0..<config.groups.count, using: &random)].name
+                let target = names[Int.random(in: 0..<names.count, using: &random)]
+                let command: ClusterCommand
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: command = .startGroup(group, on: random.chance(0.5) ? target : nil)
+                case 1: command = .stopGroup(group)
+                default: command = .moveGroup(group, to: random.chance(0.5) ? target : nil)
+                }
+                world.at(time, "operator: \(command) at \(victim)") { world.command(command, at: victim) }
+            }
+        }
+        // Quiet period: everything healed and up; then every wanted group must be placed.
+        let quiet = time + .seconds(12)
+        world.at(quiet, "quiet: heal everything") {
+            world.heal()
+            world.lossRate = 0
+            world.duplicateRate = 0
+            world.delayRange = .milliseconds(1) ... .milliseconds(5)
+            world.scriptModel = { _, _, random in (random.duration(.milliseconds(5) ... .milliseconds(300)), .success(asyncPID: nil)) }
+            for name in names where world.engine(name) == nil { world.boot(name) }
+            for name in names {
+                if let engine = world.engine(name), engine.service == .stopped {
+                    world.command(.startService, at: name)
+                }
+            }
+        }
+        world.run(until: quiet + .seconds(20))
+        var violations = world.violations
+        violations += checkLiveness(world)
+        return Result(seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace, faults: faults)
+    }
+
+    /// I4: after the faults, there is one master that every server follows, and every group
+    /// its directory wants is active on exactly one server, unless no server may take it.
+    static func checkLiveness(_ world: SimulatedCluster) -> [String] {
+        let config = world.config
+        let now = world.now
+        let running = config.serverNames.filter { world.engine($0)?.service == .running }
+        let masters = Set(running.compactMap { world.engine($0)?.currentMaster(now: now) })
+        guard masters.count == 1, let master = masters.first, let masterEngine = world.engine(master),
+            let directory = masterEngine.directory
+        else {
+            return ["I4: after the faults the servers do not agree on one master: \(masters.sorted()) at \(now)"]
+        }
+        var problems: [String] = []
+        for group in config.groups {
+            let entry = directory.entries[group.name] ?? DirectoryEntry()
+            let placement = world.placement(of: group.name)
+            if placement.values.contains(where: { $0 == .offlineFailure || $0 == .onlineFailure }) { continue }
+            if entry.wanted {
+                let eligible = group.servers.filter { server in
+                    guard let engine = world.engine(server), engine.service == .running else { return false }
+                    return !engine.autoStartSuppressed && !entry.failedOn.contains(server)
+                }
+                if eligible.isEmpty || entry.finalActionOn != nil { continue }
+                if placement.count != 1 || placement.values.first != .online {
+                    problems.append("I4: group \(group.name) is wanted but placed as \(placement) at \(now) (directory \(entry))")
+                }
+            } else if !placement.isEmpty {
+                problems.append("I4: group \(group.name) is not wanted but still held: \(placement) at \(now)")
+            }
+        }
+        return problems
+    }
+}

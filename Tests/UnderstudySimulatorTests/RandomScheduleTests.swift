@@ -1,0 +1,37 @@
+import Testing
+import UnderstudySimulator
+
+/// At least 1,000 seeded fault schedules per test run (crashes, freezes, restarts,
+/// partitions, loss, delay, duplication, slow/failing/hanging scripts, operator commands),
+/// with I1 and I3 checked after every step and I4 at the end. A failing seed prints the
+/// command that replays it.
+@Suite struct RandomScheduleTests {
+    static let chunks = Array(0..<20)
+
+    @Test("700 three-server schedules", arguments: chunks)
+    func threeServers(chunk: Int) {
+        for index in 0..<35 {
+            check(Simulation.run(seed: UInt64(chunk * 35 + index + 1), servers: 3))
+        }
+    }
+
+    @Test("300 five-server schedules", arguments: chunks)
+    func fiveServers(chunk: Int) {
+        for index in 0..<15 {
+            check(Simulation.run(seed: UInt64(100_000 + chunk * 15 + index), servers: 5))
+        }
+    }
+
+    func check(_ result: Simulation.Result) {
+        guard !result.passed else { return }
+        let trace = result.trace.suffix(60).joined(separator: "\n")
+        Issue.record(
+            """
+            Seed \(result.seed) (\(result.servers) servers) broke an invariant:
+            \(result.violations.prefix(5).joined(separator: "\n"))
+            Replay: \(result.replayCommand)
+            Last steps:
+            \(trace)
+            """)
+    }
+}
