@@ -1,0 +1,291 @@
+// The sections of cluster.yaml, one reader each. Each reader reports shape problems and builds
+// what it can; an element that cannot be built (a resource without a type) is dropped and its
+// name remembered, so references to it do not produce a second, confusing error.
+
+import Yams
+
+extension ConfigReader {
+    static let rootKeys = ["cluster", "servers", "heartbeats", "network-partition", "groups", "monitors"]
+
+    mutating func readRoot(_ root: Node) -> ClusterConfig? {
+        guard let fields = mapping(root, path: "", allowed: Self.rootKeys) else { return nil }
+        let cluster = required(fields, "cluster").flatMap { readCluster($0) }
+        let servers = readServers(required(fields, "servers"))
+        let heartbeats = readHeartbeats(present(fields, "heartbeats"))
+        let partitions = readNetworkPartitions(present(fields, "network-partition"))
+        let groups = readGroups(present(fields, "groups"), allServers: servers.map(\.name))
+        if cluster == nil { sourceMap.clusterSettingsMissing = true }
+        let settings = cluster ?? ClusterSettings(name: "", secretFile: "")
+        let monitors = readMonitors(present(fields, "monitors"), groups: groups, timing: settings.timing)
+        return ClusterConfig(
+            cluster: settings, servers: servers, heartbeats: heartbeats, networkPartition: partitions,
+            groups: groups, monitors: monitors)
+    }
+
+    // MARK: cluster
+
+    static let clusterKeys = [
+        "name", "comment", "secret-file", "timing", "network-partition", "shutdown-monitor", "recovery", "ports",
+        "os-commands",
+    ]
+
+    mutating func readCluster(_ field: Field) -> ClusterSettings? {
+        guard let fields = mapping(field.value, path: field.path, allowed: Self.clusterKeys) else { return nil }
+        let name = string(required(fields, "name"))
+        let secretFile = path(required(fields, "secret-file", hint: " (the file holding the cluster key)"))
+        var settings = ClusterSettings(name: name ?? "", secretFile: secretFile ?? "")
+        settings.comment = string(present(fields, "comment")) ?? ""
+
+        if let timing = present(fields, "timing").flatMap({
+            mapping($0.value, path: $0.path, allowed: ["heartbeat-interval", "heartbeat-timeout", "sync-wait"])
+        }) {
+            if let value = duration(present(timing, "heartbeat-interval")) { settings.timing.heartbeatInterval = value }
+            if let value = duration(present(timing, "heartbeat-timeout")) { settings.timing.heartbeatTimeout = value }
+            if let value = duration(present(timing, "sync-wait")) { settings.timing.syncWait = value }
+        }
+        if let partition = present(fields, "network-partition").flatMap({
+            mapping($0.value, path: $0.path, allowed: ["action"])
+        }), let action = choice(present(partition, "action"), NetworkPartitionAction.self) {
+            settings.networkPartitionAction = action
+        }
+        if let monitor = present(fields, "shutdown-monitor").flatMap({
+            mapping($0.value, path: $0.path, allowed: ["method", "timeout"])
+        }) {
+            if let method = choice(present(monitor, "method"), ShutdownMonitorSettings.Method.self) {
+                settings.shutdownMonitor.method = method
+            }
+            if let timeout = present(monitor, "timeout") {
+                let text = peekScalar(timeout.value)
+                if text == "heartbeat" {
+                    settings.shutdownMonitor.timeout = .heartbeat
+                } else if let text, case .valid(let value) = Duration.parseConfig(text) {
+                    settings.shutdownMonitor.timeout = .duration(value)
+                } else {
+                    error(
+                        "expected heartbeat or \(Self.durationExpectation), got \(describe(timeout.value))",
+                        at: timeout.value, path: timeout.path)
+                }
+            }
+        }
+        if let recovery = present(fields, "recovery").flatMap({
+            mapping(
+                $0.value, path: $0.path,
+                allowed: ["max-reboots", "suppress-final-action-when-alone", "disable-monitor-recovery"])
+        }) {
+            if let value = int(present(recovery, "max-reboots")) { settings.recovery.maxReboots = value }
+            if let cases = choiceList(present(recovery, "suppress-final-action-when-alone"), RecoverySettings.SuppressCase.self) {
+                settings.recovery.suppressFinalActionWhenAlone = Set(cases)
+            }
+            if let value = bool(present(recovery, "disable-monitor-recovery")) {
+                settings.recovery.disableMonitorRecovery = value
+            }
+        }
+        if let ports = present(fields, "ports").flatMap({
+            mapping($0.value, path: $0.path, allowed: ["control", "heartbeat", "http"])
+        }) {
+            if let value = int(present(ports, "control")) { settings.ports.control = value }
+            if let value = int(present(ports, "heartbeat")) { settings.ports.heartbeat = value }
+            if let value = int(present(ports, "http")) { settings.ports.http = value }
+        }
+        if let commands = present(fields, "os-commands").flatMap({
+            mapping($0.value, path: $0.path, allowed: ["shutdown", "reboot"])
+        }) {
+            if let value = command(present(commands, "shutdown")) { settings.osCommands.shutdown = value }
+            if let value = command(present(commands, "reboot")) { settings.osCommands.reboot = value }
+        }
+        guard name != nil, secretFile != nil else { return nil }
+        return settings
+    }
+
+    func peekScalar(_ node: Node) -> String? {
+        guard case .scalar(let scalar) = node else { return nil }
+        return scalar.string
+    }
+
+    /// A command as a list of arguments; a relative program path with a slash is resolved
+    /// like scripts, a bare name is left for PATH lookup.
+    mutating func command(_ field: Field?) -> [String]? {
+        guard let field, var words = stringList(field, element: "a command word") else { return nil }
+        guard let program = words.first, !program.isEmpty else {
+            error("expected a command and its arguments, got an empty list", at: field.value, path: field.path)
+            return nil
+        }
+        if program.contains("/") { words[0] = resolve(program) }
+        return words
+    }
+
+    /// A list of enum words.
+    mutating func choiceList<Choice: RawRepresentable & CaseIterable>(_ field: Field?, _ type: Choice.Type)
+        -> [Choice]? where Choice.RawValue == String
+    {
+        guard let field, let words = stringList(field) else { return nil }
+        let allowed = Choice.allCases.map(\.rawValue)
+        var values: [Choice] = []
+        var failed = false
+        for (index, word) in words.enumerated() {
+            if let value = Choice(rawValue: word) {
+                values.append(value)
+            } else {
+                let itemPath = "\(field.path)[\(index)]"
+                let node = sequenceItem(field.value, index)
+                error(
+                    "expected one of \(allowed.listed); got \"\(Self.clip(word))\"\(Suggestion.didYouMean(word, in: allowed))",
+                    at: node, path: itemPath)
+                failed = true
+            }
+        }
+        return failed ? nil : values
+    }
+
+    /// `port:` when given (nil after an error), else the witness default.
+    mutating func portOrDefault(_ fields: FieldSet) -> Int? {
+        guard let field = present(fields, "port") else { return Defaults.witnessPort }
+        return int(field)
+    }
+
+    func sequenceItem(_ node: Node, _ index: Int) -> Node? {
+        guard case .sequence(let sequence) = node, sequence.indices.contains(index) else { return nil }
+        return sequence[index]
+    }
+
+    // MARK: servers
+
+    mutating func readServers(_ field: Field?) -> [ServerConfig] {
+        var servers: [ServerConfig] = []
+        for (node, itemPath) in items(field, of: "servers") {
+            // `- node1` is short for `- name: node1`.
+            if case .scalar(let scalar) = node, !isNull(node) {
+                sourceMap.values[itemPath + ".name"] = sourceMap.values[itemPath]
+                servers.append(ServerConfig(name: scalar.string))
+                sourceMap.serverPaths.append(itemPath)
+                continue
+            }
+            guard let fields = mapping(node, path: itemPath, allowed: ["name", "comment"]) else { continue }
+            guard let name = string(required(fields, "name")) else { continue }
+            servers.append(ServerConfig(name: name, comment: string(present(fields, "comment")) ?? ""))
+            sourceMap.serverPaths.append(itemPath)
+        }
+        return servers
+    }
+
+    // MARK: heartbeats
+
+    static let heartbeatTypeKeys: [String: [String]] = [
+        "lanhb": ["addresses"], "diskhb": ["device"], "comhb": ["devices"], "witnesshb": ["host", "port"],
+    ]
+    static let heartbeatTypes = ["lanhb", "diskhb", "comhb", "witnesshb"]
+
+    mutating func readHeartbeats(_ field: Field?) -> [HeartbeatConfig] {
+        var heartbeats: [HeartbeatConfig] = []
+        for (node, itemPath) in items(field, of: "heartbeats") {
+            guard let (fields, name, type) = typedElement(
+                node, path: itemPath, kind: "heartbeat", types: Self.heartbeatTypes, typeKeys: Self.heartbeatTypeKeys)
+            else { continue }
+            let comment = string(present(fields, "comment")) ?? ""
+            let kind: HeartbeatConfig.Kind?
+            switch type {
+            case "lanhb":
+                kind = stringMap(required(fields, "addresses"), value: "IP address").map { .lan(addresses: $0) }
+            case "diskhb":
+                kind = path(required(fields, "device")).map { .disk(device: $0) }
+            case "comhb":
+                kind = stringMap(required(fields, "devices"), value: "serial device").map {
+                    .serial(devices: $0.mapValues { resolve($0) })
+                }
+            default:
+                let host = string(required(fields, "host"))
+                let port = portOrDefault(fields)
+                kind = host.flatMap { host in port.map { .witness(host: host, port: $0) } }
+            }
+            guard let kind else {
+                sourceMap.droppedNames.insert(name)
+                continue
+            }
+            heartbeats.append(HeartbeatConfig(name: name, comment: comment, kind: kind))
+            sourceMap.heartbeatPaths.append(itemPath)
+        }
+        return heartbeats
+    }
+
+    // MARK: network partition
+
+    static let partitionTypeKeys: [String: [String]] = [
+        "pingnp": ["targets"], "majority": [], "httpnp": ["host", "port"],
+    ]
+    static let partitionTypes = ["pingnp", "majority", "httpnp"]
+
+    mutating func readNetworkPartitions(_ field: Field?) -> [NetworkPartitionConfig] {
+        var partitions: [NetworkPartitionConfig] = []
+        for (node, itemPath) in items(field, of: "network-partition resolutions") {
+            guard let (fields, name, type) = typedElement(
+                node, path: itemPath, kind: "network-partition", types: Self.partitionTypes,
+                typeKeys: Self.partitionTypeKeys)
+            else { continue }
+            let comment = string(present(fields, "comment")) ?? ""
+            let kind: NetworkPartitionConfig.Kind?
+            switch type {
+            case "pingnp":
+                kind = stringList(required(fields, "targets"), element: "an IP address").map { .ping(targets: $0) }
+            case "majority":
+                kind = .majority
+            default:
+                let host = string(required(fields, "host"))
+                let port = portOrDefault(fields)
+                kind = host.flatMap { host in port.map { .http(host: host, port: $0) } }
+            }
+            guard let kind else {
+                sourceMap.droppedNames.insert(name)
+                continue
+            }
+            partitions.append(NetworkPartitionConfig(name: name, comment: comment, kind: kind))
+            sourceMap.networkPartitionPaths.append(itemPath)
+        }
+        return partitions
+    }
+
+    /// Reads an element with `name`, `type` and type-specific keys: picks the key set by type
+    /// first, so a misspelt type gives one error instead of one per key.
+    mutating func typedElement(
+        _ node: Node, path: String, kind: String, types: [String], typeKeys: [String: [String]],
+        commonKeys: [String] = ["name", "type", "comment"]
+    ) -> (FieldSet, String, String)? {
+        let type = peek(node, "type")
+        let knownType = type.flatMap { types.contains($0) ? $0 : nil }
+        let allKeys = commonKeys + typeKeys.values.flatMap { $0 }
+        let allowed = knownType.map { commonKeys + (typeKeys[$0] ?? []) } ?? allKeys
+        var foreign: [String: String] = [:]
+        if let knownType {
+            var owners: [String: [String]] = [:]
+            for type in types where type != knownType {
+                for key in typeKeys[type] ?? [] where !allowed.contains(key) {
+                    owners[key, default: []].append(type)
+                }
+            }
+            foreign = owners.mapValues { "\($0.listed) \(kind)s" }
+        }
+        let context = knownType.map { " for \($0) \(kind)s" } ?? ""
+        guard
+            let fields = mapping(
+                node, path: path, allowed: allowed, context: context, foreignKeys: foreign)
+        else { return nil }
+        let name = string(required(fields, "name"))
+        var typeName: String?
+        if let typeField = required(fields, "type", hint: " (one of \(types.listed))"),
+            let text = scalarText(typeField, expected: "a \(kind) type")
+        {
+            if knownType != nil {
+                typeName = text
+            } else {
+                error(
+                    "unknown \(kind) type \"\(Self.clip(text))\"\(Suggestion.didYouMean(text, in: types)); expected one of \(types.listed)",
+                    at: typeField.value, path: typeField.path)
+            }
+        }
+        guard let name else { return nil }
+        guard let typeName else {
+            sourceMap.droppedNames.insert(name)
+            return nil
+        }
+        return (fields, name, typeName)
+    }
+}

@@ -1,0 +1,22 @@
+// Defaults the config loader adds to the table in Defaults.swift: monitors and the keys that
+// table does not cover. Values follow reference §6.1; those marked [I] there are our choices
+// and docs/configuration.md lists them all.
+
+extension Defaults {
+    public static let monitorInterval: Duration = .seconds(60)
+    public static let monitorTimeout: Duration = .seconds(120)
+    /// diskw and volmgrw default to 1 (see `MonitorType.defaultRetries`).
+    public static let monitorRetries = 0
+    public static let monitorFirstWait: Duration = .zero
+    public static let monitorNice = 0
+    public static let monitorReactivations = 3
+    public static let monitorFailovers = 1
+    public static let monitorFinalAction: FinalAction = .none
+    public static let monitorRecoveryScriptCount = 0
+    public static let monitorRecoveryScriptTimeout: Duration = .seconds(5)
+
+    /// witnesshb and httpnp: the witness server's HTTP port.
+    public static let witnessPort = 80
+    /// disk and nas resources.
+    public static let mountOptions = "rw"
+}
