@@ -1,0 +1,257 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// A heartbeat datagram that passed authentication and the replay guard.
+public struct ReceivedDatagram: Sendable {
+    public var sender: String
+    public var bootID: UInt64
+    public var sequence: UInt64
+    public var payload: [UInt8]
+    /// Monotonic time taken when the datagram was read from the socket.
+    public var receivedAt: ContinuousClock.Instant
+    public var remoteAddress: SocketAddress
+
+    public init(sender: String, bootID: UInt64, sequence: UInt64, payload: [UInt8], receivedAt: ContinuousClock.Instant, remoteAddress: SocketAddress) {
+        self.sender = sender
+        self.bootID = bootID
+        self.sequence = sequence
+        self.payload = payload
+        self.receivedAt = receivedAt
+        self.remoteAddress = remoteAddress
+    }
+}
+
+/// What a heartbeat socket has done so far; a snapshot, safe to read from any task.
+public struct TransportCounters: Sendable, Equatable {
+    /// Datagrams that passed every check and were queued for the consumer.
+    public var accepted: UInt64 = 0
+    /// Datagrams discarded before reaching the queue, by reason.
+    public var dropped: [DropReason: UInt64] = [:]
+    /// Accepted datagrams pushed out of the full receive queue (the consumer was too slow).
+    public var queueOverflow: UInt64 = 0
+    public var sent: UInt64 = 0
+    /// Sends that failed (address, sealing or socket error); never thrown at the caller.
+    public var sendFailures: UInt64 = 0
+
+    public init() {}
+
+    public func dropped(_ reason: DropReason) -> UInt64 { dropped[reason] ?? 0 }
+    public var totalDropped: UInt64 { dropped.values.reduce(0, +) }
+}
+
+public struct HeartbeatSocketError: Error, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    public let reason: String
+
+    public var description: String { "cannot bind UDP heartbeat socket to \(host):\(port): \(reason)" }
+}
+
+/// A UDP endpoint for LAN heartbeats: seals outgoing payloads, authenticates and de-duplicates
+/// incoming ones and hands them to a single consumer through `received`.
+///
+/// The receive path runs on the NIO event loop and never waits for the consumer: the queue is
+/// bounded and drops its oldest entry when full (counted as `queueOverflow`).
+public final class HeartbeatSocket: Sendable {
+    public static let defaultReceiveQueueCapacity = 1024
+
+    public let localName: String
+    public let bootID: UInt64
+    /// The bound address (with the port the OS chose when bound to port 0).
+    public let localAddress: SocketAddress
+    /// Authenticated datagrams in arrival order. Iterate from one task only.
+    public let received: AsyncStream<ReceivedDatagram>
+
+    private let channel: Channel
+    private let codec: DatagramCodec
+    private let state: HeartbeatSharedState
+    private let nextSequence = Atomic<UInt64>(1)
+    private let resolvedHosts = Mutex<[String: SocketAddress]>([:])
+
+    public var localPort: Int { localAddress.port ?? 0 }
+    public var counters: TransportCounters { state.counters.withLock { $0 } }
+
+    private init(
+        channel: Channel, codec: DatagramCodec, state: HeartbeatSharedState,
+        received: AsyncStream<ReceivedDatagram>, localName: String, bootID: UInt64, localAddress: SocketAddress
+    ) {
+        self.channel = channel
+        self.codec = codec
+        self.state = state
+        self.received = received
+        self.localName = localName
+        self.bootID = bootID
+        self.localAddress = localAddress
+    }
+
+    /// Binds a UDP socket to exactly `host:port` (several servers can share a port on one
+    /// host by binding different 127.0.0.x addresses). SO_REUSEADDR is deliberately not set:
+    /// on Linux it would let a second daemon bind the same UDP address and silently steal
+    /// its heartbeats; a clash fails here with "address already in use" instead.
+    public static func bind(
+        host: String,
+        port: Int,
+        key: ClusterKey,
+        localName: String,
+        bootID: UInt64,
+        receiveQueueCapacity: Int = defaultReceiveQueueCapacity,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws(HeartbeatSocketError) -> HeartbeatSocket {
+        guard NodeName.isValid(localName) else {
+            throw HeartbeatSocketError(host: host, port: port, reason: DatagramCodec.SealError.invalidSenderName(localName).description)
+        }
+        let codec = DatagramCodec(key: key)
+        let state = HeartbeatSharedState()
+        let (stream, continuation) = AsyncStream<ReceivedDatagram>.makeStream(
+            bufferingPolicy: .bufferingNewest(max(1, receiveQueueCapacity))
+        )
+
+        let channel: Channel
+        do {
+            channel = try await DatagramBootstrap(group: eventLoopGroup)
+                // Room for the largest possible datagram so nothing is silently cut short.
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+                .channelOption(.maxMessagesPerRead, value: 16)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            HeartbeatReceiveHandler(codec: codec, state: state, continuation: continuation)
+                        )
+                    }
+                }
+                .bind(host: host, port: port)
+                .get()
+        } catch {
+            continuation.finish()
+            throw HeartbeatSocketError(host: host, port: port, reason: describeTransportError(error))
+        }
+        guard let localAddress = channel.localAddress else {
+            try? await channel.close()
+            continuation.finish()
+            throw HeartbeatSocketError(host: host, port: port, reason: "the socket has no local address")
+        }
+        return HeartbeatSocket(
+            channel: channel, codec: codec, state: state, received: stream,
+            localName: localName, bootID: bootID, localAddress: localAddress
+        )
+    }
+
+    /// Seals `payload` with the next sequence number and sends it. Failures are counted in
+    /// `counters.sendFailures`, never thrown: a heartbeat loop must keep going.
+    public func send(_ payload: [UInt8], to host: String, port: Int) async {
+        guard let address = await resolve(host: host, port: port) else {
+            state.counters.withLock { $0.sendFailures += 1 }
+            return
+        }
+        await send(payload, to: address)
+    }
+
+    public func send(_ payload: [UInt8], to address: SocketAddress) async {
+        let sequence = nextSequence.wrappingAdd(1, ordering: .relaxed).oldValue
+        let datagram: [UInt8]
+        do {
+            datagram = try codec.seal(payload: payload, sender: localName, bootID: bootID, sequence: sequence)
+        } catch {
+            state.counters.withLock { $0.sendFailures += 1 }
+            return
+        }
+        let buffer = channel.allocator.buffer(bytes: datagram)
+        do {
+            try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer))
+            state.counters.withLock { $0.sent += 1 }
+        } catch {
+            state.counters.withLock { $0.sendFailures += 1 }
+        }
+    }
+
+    deinit {
+        // Dropped without close(): release the port.
+        channel.close(promise: nil)
+    }
+
+    /// Closes the socket and ends `received`. Safe to call more than once.
+    public func close() async {
+        try? await channel.close()
+    }
+
+    /// IP literals are used directly; names are resolved once, off the event loop, and cached.
+    private func resolve(host: String, port: Int) async -> SocketAddress? {
+        if let address = try? SocketAddress(ipAddress: host, port: port) { return address }
+        let cacheKey = "\(host)|\(port)"
+        if let cached = resolvedHosts.withLock({ $0[cacheKey] }) { return cached }
+        guard
+            let address = try? await NIOThreadPool.singleton.runIfActive({
+                try SocketAddress.makeAddressResolvingHost(host, port: port)
+            })
+        else { return nil }
+        resolvedHosts.withLock { $0[cacheKey] = address }
+        return address
+    }
+}
+
+/// State shared between the event-loop handler and the public socket object.
+final class HeartbeatSharedState: Sendable {
+    let counters = Mutex(TransportCounters())
+}
+
+/// Runs on the channel's event loop: authenticates each datagram and queues the good ones.
+final class HeartbeatReceiveHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    private var codec: DatagramCodec
+    private let state: HeartbeatSharedState
+    private let continuation: AsyncStream<ReceivedDatagram>.Continuation
+
+    init(codec: DatagramCodec, state: HeartbeatSharedState, continuation: AsyncStream<ReceivedDatagram>.Continuation) {
+        self.codec = codec
+        self.state = state
+        self.continuation = continuation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let receivedAt = ContinuousClock.now
+        let envelope = Self.unwrapInboundIn(data)
+        guard envelope.data.readableBytes <= DatagramCodec.maximumDatagramSize else {
+            count(.oversize)
+            return
+        }
+        switch codec.open(readableBytes(of: envelope.data)) {
+        case .failure(let reason):
+            count(reason)
+        case .success(let opened):
+            let datagram = ReceivedDatagram(
+                sender: opened.sender, bootID: opened.bootID, sequence: opened.sequence,
+                payload: opened.payload, receivedAt: receivedAt, remoteAddress: envelope.remoteAddress
+            )
+            let overflowed: Bool
+            switch continuation.yield(datagram) {
+            case .dropped: overflowed = true
+            case .enqueued, .terminated: overflowed = false
+            @unknown default: overflowed = false
+            }
+            state.counters.withLock {
+                $0.accepted += 1
+                if overflowed { $0.queueOverflow += 1 }
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Per-datagram socket errors (e.g. ICMP port unreachable) must not close a heartbeat
+        // socket; they are not passed on.
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        continuation.finish()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        continuation.finish()
+    }
+
+    private func count(_ reason: DropReason) {
+        state.counters.withLock { $0.dropped[reason, default: 0] += 1 }
+    }
+}

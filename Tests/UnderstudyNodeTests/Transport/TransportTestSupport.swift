@@ -1,0 +1,119 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import UnderstudyNode
+
+/// Helpers for the transport tests, namespaced so they cannot clash with other suites.
+enum TransportTestSupport {
+    static let key: ClusterKey = {
+        do { return try ClusterKey(material: Array("transport-test-cluster-key-0123456789".utf8)) } catch { fatalError("\(error)") }
+    }()
+
+    static let otherKey: ClusterKey = {
+        do { return try ClusterKey(material: Array("a-completely-different-key-9876543210".utf8)) } catch { fatalError("\(error)") }
+    }()
+
+    /// A fresh directory under /tmp (short, so UNIX socket paths fit), removed afterwards
+    /// whether the body succeeds or throws.
+    static func withTemporaryDirectory<Result>(_ body: (String) async throws -> Result) async throws -> Result {
+        var template = Array("/tmp/us-transport-XXXXXX".utf8CString)
+        let directory: String = try template.withUnsafeMutableBufferPointer { buffer in
+            guard let baseAddress = buffer.baseAddress, mkdtemp(baseAddress) != nil else {
+                throw POSIXError(.EIO)
+            }
+            return String(cString: baseAddress)
+        }
+        do {
+            let result = try await body(directory)
+            try? FileManager.default.removeItem(atPath: directory)
+            return result
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+    }
+
+    /// Polls `condition` until it holds or `limit` passes; returns whether it held.
+    static func eventually(within limit: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return await condition()
+    }
+
+    /// Runs `body` with a channel and always closes it afterwards.
+    static func withClosing<Result>(_ channel: Channel, _ body: () async throws -> Result) async throws -> Result {
+        do {
+            let result = try await body()
+            try? await channel.close()
+            return result
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+    }
+
+    /// A plain UDP socket (no codec) for sending raw bytes.
+    static func plainUDPSocket() async throws -> Channel {
+        try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+    }
+
+    /// A plain TCP connection (no framing handler) for sending raw bytes.
+    static func plainTCPConnection(port: Int) async throws -> Channel {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port)
+            .get()
+    }
+
+    /// A plain UNIX-socket connection (no framing handler) for sending raw bytes.
+    static func plainUnixConnection(path: String) async throws -> Channel {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(unixDomainSocketPath: path)
+            .get()
+    }
+
+    /// A TCP listener that accepts connections and never writes anything.
+    static func silentTCPListener() async throws -> Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+    }
+
+    /// A port on 127.0.0.1 that nothing listens on (bound by us, then released).
+    static func unusedTCPPort() async throws -> Int {
+        let listener = try await silentTCPListener()
+        let port = listener.localAddress?.port ?? 1
+        try await listener.close()
+        return port
+    }
+
+    static func fileMode(_ path: String) -> UInt32? {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        return UInt32(status.st_mode) & 0o7777
+    }
+
+    static func fileExists(_ path: String) -> Bool {
+        var status = stat()
+        return lstat(path, &status) == 0
+    }
+}
+
+/// Deterministic generator so garbage tests are reproducible.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var value = state
+        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+        return value ^ (value >> 31)
+    }
+}
