@@ -56,7 +56,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "UnderstudyModelTests", dependencies: ["UnderstudyModel"]),
-        .testTarget(name: "UnderstudyEngineTests", dependencies: ["UnderstudyEngine", "UnderstudyModel"]),
+        .testTarget(name: "UnderstudyEngineTests", dependencies: ["UnderstudyEngine", "UnderstudyModel", "UnderstudySimulator"]),
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
         .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode"]),
     ],

@@ -141,6 +141,9 @@ extension ServerEngine {
             guard let owner = entry.owner, entry.wanted else {
                 return .done(CommandResult(.failed, "Group \(name) is not online; start it instead of moving it."))
             }
+            if let report = status(of: name, on: owner, now: now), report.status != .online && report.status != .onlineFailure {
+                return .done(CommandResult(.failed, "Group \(name) is \(report.status.rawValue) on \(owner); stop it (clpgrp -t) before moving it."))
+            }
             let target: ServerName
             if let destination {
                 guard destination != owner else { return .done(CommandResult(.failed, "Group \(name) already runs on \(destination).")) }

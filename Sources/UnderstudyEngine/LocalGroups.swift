@@ -387,7 +387,10 @@ extension ServerEngine {
 
     /// Gives up every group at once: the Node kills their processes without stop scripts.
     mutating func fenceAll(reason: String) {
-        for (name, local) in locals where local.status.holdsResources || local.isBusy {
+        // In configuration order: same events in, same actions out.
+        for group in config.groups {
+            let name = group.name
+            guard let local = locals[name], local.status.holdsResources || local.isBusy else { continue }
             emit(.fenceGroup(name))
             var fenced = local
             fenced.status = .offline
@@ -428,7 +431,14 @@ extension ServerEngine {
         directory = nil
         isolated = false
         // A farewell heartbeat tells peers at once that this server left (serviceUp=false).
-        emit(.sendHeartbeatNow)
+        // Not when the OS goes down with a group stuck in failure: its resources end with
+        // the machine, which the others see as a server loss (timeout, then takeover).
+        let stuck = locals.values.contains { $0.status.holdsResources }
+        if case .os = then, stuck {
+            log(.warning, "pm", 3, "Leaving without a farewell: a group is stuck in failure; the OS stop ends it.")
+        } else {
+            emit(.sendHeartbeatNow)
+        }
         persistDirty = true
         log(.info, "pm", 3, "Cluster service stopped on \(me).")
         emit(.serviceStopped(then))

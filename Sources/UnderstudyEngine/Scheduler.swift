@@ -84,7 +84,9 @@ extension ServerEngine {
         if let owner = entry.owner {
             let ownerReport = status(of: group.name, on: owner, now: now)
             let ownerRestarted = bootID(of: owner, now: now).map { $0 != entry.ownerBootID } ?? false
-            let ownerLostIt = view.contains(owner) && entry.wanted
+            // Also a peer that is heard but not connected (one-way link) and says it no
+            // longer holds the group: it has fenced itself.
+            let ownerLostIt = (view.contains(owner) || membership.isUp(owner, now: now)) && entry.wanted
                 && ownerReport.map { !$0.status.holdsResources && $0.generation >= entry.generation && entry.generation > 0 } ?? false
             if ownerRestarted || isGone(owner, now: now) {
                 release(&entry, nextVersion: nextVersion, because: "server \(owner) is down", failover: true, group: group)
@@ -125,10 +127,13 @@ extension ServerEngine {
         if !holders.isEmpty {
             // Somebody still holds the group (stopping, or running under an order this
             // master never saw): adopt a lone, settled holder; otherwise wait.
+            // A holder runs an assignment this master never saw exactly when its
+            // generation is newer than the entry's (generations are directory versions).
             if entry.wanted, holders.count == 1, let holder = holders.first,
                 appliedVersion(of: holder, now: now) >= entry.releasedAt,
                 let report = status(of: group.name, on: holder, now: now),
-                report.status != .offlinePending
+                report.status == .online || report.status == .onlinePending,
+                report.generation > entry.generation
             {
                 entry.owner = holder
                 entry.ownerBootID = bootID(of: holder, now: now)
@@ -272,6 +277,9 @@ extension ServerEngine {
         serverNames.filter { server in
             if server == me { return locals[group]?.status.holdsResources ?? false }
             guard let report = membership.peers[server]?.report else { return false }
+            // A server that left cleanly said in its farewell what it still holds (a group
+            // stuck in Offline Failure); a crashed one holds nothing once confirmed down.
+            if !report.serviceUp { return report.groups[group]?.status.holdsResources ?? false }
             if isGone(server, now: now) { return false }
             return report.groups[group]?.status.holdsResources ?? false
         }

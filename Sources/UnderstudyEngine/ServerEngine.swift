@@ -39,7 +39,12 @@ public struct ServerEngine: Sendable {
     public internal(set) var isolated = false
     var hadQuorum = false
     /// The newest directory from this server's master (or its own, as master).
-    public internal(set) var directory: Directory?
+    public internal(set) var directory: Directory? {
+        didSet { if directory == nil && oldValue != nil { directoryResets += 1 } }
+    }
+    /// How often this server dropped its directory to rejoin (stall, isolation, service
+    /// stop): directories only go forward between two resets (invariant I3).
+    public internal(set) var directoryResets = 0
     var locals: [GroupName: LocalGroup] = [:]
     var nextRunID: UInt64 = 1
     var runs: [UInt64: RunningRun] = [:]
@@ -151,8 +156,13 @@ public struct ServerEngine: Sendable {
             checkQuorum(now: now)
             checkSyncWait(now: now)
             if !isolated && membership.hasQuorum(now: now) {
-                if isMaster(now: now) { schedule(now: now) }
+                // Reconcile before deciding, so the master's own groups already show the
+                // stops its directory asks for; and after, to act on new decisions at once.
                 reconcileLocalGroups(now: now)
+                if isMaster(now: now) {
+                    schedule(now: now)
+                    reconcileLocalGroups(now: now)
+                }
             }
             finishLeavingIfDone(now: now)
         }
@@ -194,6 +204,8 @@ public struct ServerEngine: Sendable {
         listeningSince = now
         hadQuorum = false
         downConfirmedAt = [:]
+        // Rejoin with the running cluster's directory, never impose this stale one.
+        directory = nil
     }
 
     mutating func checkQuorum(now: EngineTime) {
@@ -211,6 +223,8 @@ public struct ServerEngine: Sendable {
         guard hadQuorum, !isolated else { return }
         isolated = true
         heartbeatDirty = true
+        // The other side goes on without us; rejoin later with its directory.
+        directory = nil
         log(.error, "nm", 30, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
         fenceAll(reason: "partition")
         switch config.cluster.networkPartitionAction {

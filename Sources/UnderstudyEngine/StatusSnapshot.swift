@@ -41,6 +41,8 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
 
     public var cluster: String
     public var comment: String
+    /// The configuration file the daemon runs.
+    public var configPath: String?
     public var localServer: ServerName
     public var master: ServerName?
     /// `running`, `stopping`, `stopped`.
@@ -124,7 +126,8 @@ extension ServerEngine {
         case .stopped: serviceName = "stopped"
         }
         return ClusterStatusSnapshot(
-            cluster: config.cluster.name, comment: config.cluster.comment, localServer: me, master: master,
+            cluster: config.cluster.name, comment: config.cluster.comment,
+            configPath: config.sourcePath.isEmpty ? nil : config.sourcePath, localServer: me, master: master,
             service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
             autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups)
     }

@@ -20,7 +20,7 @@ public final class SimulatedCluster {
         var markerPresent = false
         var lastBootID: UInt64 = 0
         /// Each applied directory (epoch, version), to check that they never go backwards.
-        var lastAdopted: (term: UInt64, version: UInt64)?
+        var lastAdopted: (term: UInt64, version: UInt64, resets: Int)?
 
         init(name: ServerName) { self.name = name }
     }
@@ -300,8 +300,8 @@ public final class SimulatedCluster {
 
     func trackAdoption(_ name: ServerName) {
         guard let engine = servers[name]?.engine, let directory = engine.directory else { return }
-        let current = (term: directory.epoch.term, version: directory.version)
-        if let last = servers[name]?.lastAdopted {
+        let current = (term: directory.epoch.term, version: directory.version, resets: engine.directoryResets)
+        if let last = servers[name]?.lastAdopted, last.resets == current.resets {
             if current.term < last.term || (current.term == last.term && current.version < last.version) {
                 violate("I3: \(name) went back from directory \(last) to \(current) at \(now)")
             }
