@@ -1,1 +1,41 @@
-print("understudy")
+import ArgumentParser
+import Foundation
+
+/// `understudy`, and through symlinks named clpstat, clpcl, clpgrp, clprsc, those commands.
+struct Understudy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "understudy",
+        abstract: "Understudy: a high-availability cluster manager for Linux.",
+        subcommands: [
+            DaemonCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self,
+            DemoCommand.self, SimulateCommand.self, KeygenCommand.self, InstallAliasesCommand.self, DemoResponder.self,
+        ])
+}
+
+/// Runs the command line; usage errors exit with 2 (ARCHITECTURE.md §7), help with 0.
+func runCommandLine() async -> Int32 {
+    var arguments = Array(CommandLine.arguments.dropFirst())
+    let invokedAs = (CommandLine.arguments.first.map { ($0 as NSString).lastPathComponent }) ?? "understudy"
+    if Aliases.names.contains(invokedAs) { arguments.insert(invokedAs, at: 0) }
+    do {
+        var command = try Understudy.parseAsRoot(arguments)
+        if var asyncCommand = command as? AsyncParsableCommand {
+            try await asyncCommand.run()
+        } else {
+            try command.run()
+        }
+        return 0
+    } catch {
+        let code = Understudy.exitCode(for: error)
+        if let exit = error as? ExitCode { return exit.rawValue }
+        if code == .success {
+            print(Understudy.fullMessage(for: error))
+            return 0
+        }
+        FileHandle.standardError.write(Data((Understudy.fullMessage(for: error) + "\n").utf8))
+        // ArgumentParser's usage errors (EX_USAGE) are bad usage: 2.
+        return code == .validationFailure ? 2 : code.rawValue
+    }
+}
+
+exit(await runCommandLine())

@@ -1,0 +1,471 @@
+import Foundation
+import Logging
+import NIOCore
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where a daemon keeps its files.
+public struct DaemonPaths: Sendable {
+    /// State (engine state, boot id, abnormal-stop marker, alert log, script logs).
+    public var stateDirectory: String
+    /// The local control socket.
+    public var socketPath: String
+
+    /// `--state-dir DIR` puts everything, the socket included, in DIR (several servers on
+    /// one host); otherwise state goes to /var/lib/understudy and the socket to
+    /// /run/understudy.
+    public static func resolve(stateDirectory: String?) -> DaemonPaths {
+        if let stateDirectory {
+            return DaemonPaths(stateDirectory: stateDirectory, socketPath: stateDirectory + "/understudy.sock")
+        }
+        return DaemonPaths(stateDirectory: Defaults.stateDirectory, socketPath: Defaults.runDirectory + "/understudy.sock")
+    }
+
+    /// The socket the CLI talks to: `--state-dir`, then `UNDERSTUDY_STATE_DIR`, then the default.
+    public static func socketForCLI(stateDirectory: String?) -> String {
+        let directory = stateDirectory ?? ProcessInfo.processInfo.environment["UNDERSTUDY_STATE_DIR"]
+        return resolve(stateDirectory: directory).socketPath
+    }
+}
+
+public struct DaemonStartError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The daemon of one server: turns the world into Engine events and carries out the
+/// Engine's actions. All Engine access is serialized by this actor.
+public actor ClusterDaemon {
+    let config: ClusterConfig
+    let me: ServerName
+    let paths: DaemonPaths
+    let key: ClusterKey
+    let logger: Logger
+    var engine: ServerEngine
+    let origin = ContinuousClock.now
+    let store: StateStore
+    let marker: AbnormalStopMarker
+    let exec: ExecResourceDriver
+    let alertLog: RotatingLog
+    var sockets: [(path: String, socket: HeartbeatSocket)] = []
+    var controlServer: ControlServer?
+    var localServer: LocalControlServer?
+    var exitRequested = false
+    var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    var lastTick: EngineTime = .zero
+
+    /// Checks everything that can be checked before touching the network, and builds the
+    /// Engine from the persisted state.
+    public init(config: ClusterConfig, server: ServerName, paths: DaemonPaths, logger: Logger) throws {
+        guard config.server(named: server) != nil else {
+            throw DaemonStartError("server \"\(server)\" is not in servers: of \(config.sourcePath) (servers: \(config.serverNames.joined(separator: ", ")))")
+        }
+        try Self.checkSupported(config)
+        guard Self.address(of: server, in: config) != nil else {
+            throw DaemonStartError("server \(server) has no address in any lanhb heartbeat of \(config.sourcePath)")
+        }
+        do {
+            key = try ClusterKey.load(from: config.cluster.secretFile)
+        } catch {
+            throw DaemonStartError("\(error)")
+        }
+        self.config = config
+        self.me = server
+        self.paths = paths
+        self.logger = logger
+        do {
+            try FileManager.default.createDirectory(atPath: paths.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let socketFolder = (paths.socketPath as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: socketFolder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        } catch {
+            throw DaemonStartError("cannot create \(paths.stateDirectory): \(error.localizedDescription)")
+        }
+        store = StateStore(directory: paths.stateDirectory)
+        marker = AbnormalStopMarker(directory: paths.stateDirectory)
+        let persisted: PersistentState
+        do {
+            persisted = try store.load(PersistentState.self, name: "engine") ?? PersistentState()
+        } catch {
+            throw DaemonStartError("\(error) — move the file away to start from scratch")
+        }
+        let bootID: UInt64
+        do {
+            bootID = try BootIDAllocator(directory: paths.stateDirectory).allocate()
+        } catch {
+            throw DaemonStartError("cannot allocate a boot id in \(paths.stateDirectory): \(error)")
+        }
+        let abnormal: Bool
+        do {
+            abnormal = try marker.wasAbnormalStop
+        } catch {
+            throw DaemonStartError("\(error)")
+        }
+        engine = ServerEngine(
+            config: config, me: server, bootID: bootID, configHash: Self.configHash(config), persisted: persisted,
+            abnormalStop: abnormal)
+        let host = HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath)
+        exec = ExecResourceDriver(
+            localServer: server, runner: ScriptRunner(logger: logger), host: host, logDirectory: paths.stateDirectory + "/logs",
+            stateDirectory: paths.stateDirectory, logger: logger)
+        alertLog = RotatingLog(path: paths.stateDirectory + "/alert.log", rotateSize: 4 * 1024 * 1024, keptGenerations: 3, logger: logger)
+    }
+
+    // MARK: - Configuration checks
+
+    /// The daemon refuses configurations with types it does not run yet, naming them.
+    static func checkSupported(_ config: ClusterConfig) throws {
+        var problems: [String] = []
+        for group in config.groups {
+            for resource in group.resources where !resource.type.isSupportedByDaemon {
+                problems.append("resource \(resource.name) (group \(group.name)) has type '\(resource.type.rawValue)'")
+            }
+        }
+        for heartbeat in config.heartbeats where heartbeat.typeName != "lanhb" {
+            problems.append("heartbeat \(heartbeat.name) has type '\(heartbeat.typeName)'")
+        }
+        for np in config.networkPartition where np.kind != .majority {
+            problems.append("network-partition \(np.name) has type '\(np.typeName)'")
+        }
+        for monitor in config.monitors {
+            problems.append("monitor \(monitor.name) has type '\(monitor.type.rawValue)'")
+        }
+        if !problems.isEmpty {
+            throw DaemonStartError(
+                "\(config.sourcePath): this version of the daemon does not run these types yet: "
+                    + problems.joined(separator: "; ")
+                    + " (supported now: resources exec; heartbeats lanhb; network-partition majority; no monitors)")
+        }
+        if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
+            throw DaemonStartError("\(config.sourcePath): at least one lanhb heartbeat is needed")
+        }
+    }
+
+    /// The address of a server on its first LAN heartbeat path: where its control channel
+    /// listens.
+    static func address(of server: ServerName, in config: ClusterConfig) -> String? {
+        for heartbeat in config.heartbeats {
+            if case .lan(let addresses) = heartbeat.kind, let address = addresses[server] { return address }
+        }
+        return nil
+    }
+
+    static func configHash(_ config: ClusterConfig) -> String {
+        guard let text = try? String(contentsOfFile: config.sourcePath, encoding: .utf8) else { return "unknown" }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+
+    func now() -> EngineTime { origin.duration(to: .now) }
+
+    // MARK: - Running
+
+    /// Binds every socket, starts the cluster service and runs until the daemon is told to
+    /// exit (SIGTERM, or a final action that ends in an OS shutdown).
+    public func run() async throws {
+        let heartbeatPort = config.cluster.ports.heartbeat
+        for heartbeat in config.heartbeats {
+            guard case .lan(let addresses) = heartbeat.kind, let address = addresses[me] else { continue }
+            do {
+                let socket = try await HeartbeatSocket.bind(host: address, port: heartbeatPort, key: key, localName: me, bootID: engine.bootID)
+                sockets.append((heartbeat.name, socket))
+            } catch {
+                throw DaemonStartError("heartbeat \(heartbeat.name): \(error)")
+            }
+        }
+        guard let controlAddress = Self.address(of: me, in: config) else { throw DaemonStartError("no control address") }
+        do {
+            controlServer = try await ControlServer.start(host: controlAddress, port: config.cluster.ports.control, key: key, localName: me) {
+                [weak self] request in
+                guard let self else { return [] }
+                return await self.handlePeer(request)
+            }
+            localServer = try await LocalControlServer.start(path: paths.socketPath) { [weak self] request in
+                guard let self else { return [] }
+                return await self.handleLocal(request)
+            }
+        } catch {
+            await closeSockets()
+            throw DaemonStartError("\(error)")
+        }
+        do {
+            try marker.markStarted()
+        } catch {
+            logger.error("cannot write the running marker: \(error)")
+        }
+        logger.info("understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)")
+        perform(engine.startService(now: now()))
+
+        await withTaskGroup(of: Void.self) { tasks in
+            for (path, socket) in sockets {
+                tasks.addTask { [weak self] in
+                    for await datagram in socket.received {
+                        guard let self else { return }
+                        await self.received(datagram, path: path)
+                    }
+                }
+            }
+            tasks.addTask { [weak self] in await self?.tickLoop() }
+            tasks.addTask { [weak self] in await self?.heartbeatLoop() }
+            await waitForExit()
+            tasks.cancelAll()
+            await closeSockets()
+        }
+        logger.info("understudy daemon \(me) exits")
+    }
+
+    func waitForExit() async {
+        if exitRequested { return }
+        await withCheckedContinuation { exitWaiters.append($0) }
+    }
+
+    func requestExit() {
+        exitRequested = true
+        for waiter in exitWaiters { waiter.resume() }
+        exitWaiters = []
+    }
+
+    func closeSockets() async {
+        for (_, socket) in sockets { await socket.close() }
+        await controlServer?.close()
+        await localServer?.close()
+    }
+
+    /// SIGTERM: stop the local groups cleanly (SERVERSHUTDOWN, NONE), then exit.
+    public func terminate() {
+        if engine.service == .stopped {
+            requestExit()
+            return
+        }
+        let (_, actions) = engine.command(
+            .stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), origin: me, now: now())
+        perform(actions)
+    }
+
+    // MARK: - Timers
+
+    /// Ticks at a quarter of the heartbeat interval (at most 250 ms), on deadlines that do
+    /// not drift.
+    func tickLoop() async {
+        let period = min(config.cluster.timing.heartbeatInterval / 4, .milliseconds(250))
+        var deadline = ContinuousClock.now
+        while !Task.isCancelled {
+            deadline += period
+            if deadline < .now { deadline = .now }
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            perform(engine.handle(.tick, now: now()))
+        }
+    }
+
+    func heartbeatLoop() async {
+        let period = config.cluster.timing.heartbeatInterval
+        var deadline = ContinuousClock.now
+        while !Task.isCancelled {
+            await sendHeartbeat(farewell: false)
+            deadline += period
+            if deadline < .now { deadline = .now }
+            try? await Task.sleep(until: deadline, clock: .continuous)
+        }
+    }
+
+    func sendHeartbeat(farewell: Bool) async {
+        guard engine.sendsHeartbeats || farewell else { return }
+        let payload = WireJSON.encode(engine.makeHeartbeat(now: now()))
+        let port = config.cluster.ports.heartbeat
+        for (path, socket) in sockets {
+            guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind else { continue }
+            for (server, address) in addresses where server != me {
+                await socket.send(payload, to: address, port: port)
+            }
+        }
+    }
+
+    func received(_ datagram: ReceivedDatagram, path: String) {
+        guard let heartbeat = try? WireJSON.decode(Heartbeat.self, from: datagram.payload) else {
+            logger.warning("heartbeat from \(datagram.sender) on \(path): undecodable payload dropped")
+            return
+        }
+        // The authenticated sender must be the one the payload speaks for.
+        guard heartbeat.sender == datagram.sender, heartbeat.bootID == datagram.bootID else {
+            logger.warning("heartbeat on \(path): sender \(datagram.sender) claims to be \(heartbeat.sender); dropped")
+            return
+        }
+        let receivedAt = origin.duration(to: datagram.receivedAt)
+        perform(engine.handle(.heartbeat(heartbeat, path: path), now: max(receivedAt, lastTick)))
+    }
+
+    // MARK: - Actions
+
+    func perform(_ actions: [EngineAction]) {
+        lastTick = now()
+        for action in actions {
+            switch action {
+            case .runResource(let run):
+                startRun(run)
+            case .fenceGroup(let group):
+                exec.fence(group: group)
+            case .sendHeartbeatNow:
+                Task { await self.sendHeartbeat(farewell: true) }
+            case .persist(let state):
+                do {
+                    try store.save(state, name: "engine")
+                } catch {
+                    logger.critical("cannot persist state in \(paths.stateDirectory): \(error)")
+                }
+            case .serviceStopped(let then):
+                serviceStopped(then)
+            case .log(let entry):
+                record(entry)
+            }
+        }
+    }
+
+    func startRun(_ run: ResourceRun) {
+        guard let resource = config.resource(named: run.resource)?.resource else { return }
+        switch resource.settings {
+        case .exec(let settings):
+            Task {
+                let outcome = await self.exec.perform(run, settings: settings)
+                await self.runFinished(run.id, outcome)
+            }
+        default:
+            // Unreachable: the daemon refuses to start with other types.
+            Task { await self.runFinished(run.id, .failure(reason: "type \(resource.type.rawValue) is not supported")) }
+        }
+    }
+
+    func runFinished(_ runID: UInt64, _ outcome: ResourceOutcome) {
+        perform(engine.handle(.resourceFinished(runID: runID, outcome: outcome), now: now()))
+    }
+
+    func serviceStopped(_ then: AfterServiceStop) {
+        do {
+            try marker.markCleanStop()
+        } catch {
+            logger.error("cannot clear the running marker: \(error)")
+        }
+        switch then {
+        case .stayStopped:
+            break
+        case .restart:
+            try? marker.markStarted()
+            perform(engine.startService(now: now()))
+        case .exitProcess:
+            requestExit()
+        case .os(let action):
+            runOSCommand(action)
+            requestExit()
+        }
+    }
+
+    /// Final actions that stop the OS run the configured OS-control command.
+    func runOSCommand(_ action: OSAction) {
+        let command = action == .reboot ? config.cluster.osCommands.reboot : config.cluster.osCommands.shutdown
+        guard let executable = command.first else { return }
+        record(LogEntry(.warning, "pm", action == .reboot ? 24 : 23, "Running the OS \(action.rawValue) command: \(command.joined(separator: " "))"))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(command.dropFirst())
+        do {
+            try process.run()
+            process.waitUntilExit()
+        } catch {
+            logger.critical("OS \(action.rawValue) command \(executable) failed: \(error)")
+        }
+    }
+
+    func record(_ entry: LogEntry) {
+        let line = "\(ISO8601DateFormatter().string(from: Date())) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
+        alertLog.appendLine(line)
+        switch entry.level {
+        case .info: logger.info("[\(entry.module) \(entry.eventID)] \(entry.message)")
+        case .warning: logger.warning("[\(entry.module) \(entry.eventID)] \(entry.message)")
+        case .error: logger.error("[\(entry.module) \(entry.eventID)] \(entry.message)")
+        }
+    }
+
+    // MARK: - Requests
+
+    func handleLocal(_ request: LocalControlRequest) async -> [UInt8] {
+        let decoded: LocalRequest
+        do {
+            decoded = try WireJSON.decode(LocalRequest.self, from: request.payload)
+        } catch {
+            return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "unreadable request: \(error)")))
+        }
+        switch decoded {
+        case .whoami:
+            return WireJSON.encode(LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames))
+        case .status(let target):
+            if let target, target != me {
+                switch await askPeer(target, .status) {
+                case .status(let snapshot): return WireJSON.encode(LocalResponse.status(snapshot))
+                case .result(let result): return WireJSON.encode(LocalResponse.result(result))
+                }
+            }
+            return WireJSON.encode(LocalResponse.status(engine.snapshot(now: now())))
+        case .command(let command, let target):
+            if let target, target != me {
+                guard config.server(named: target) != nil else {
+                    return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "Unknown server \(target).")))
+                }
+                switch await askPeer(target, .command(command, origin: me, forwarded: false)) {
+                case .result(let result): return WireJSON.encode(LocalResponse.result(result))
+                case .status: return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
+                }
+            }
+            return WireJSON.encode(LocalResponse.result(await execute(command, origin: me, forwarded: false)))
+        }
+    }
+
+    func handlePeer(_ request: ControlRequest) async -> [UInt8] {
+        let decoded: PeerRequest
+        do {
+            decoded = try WireJSON.decode(PeerRequest.self, from: request.payload)
+        } catch {
+            return WireJSON.encode(PeerResponse.result(CommandResult(.badUsage, "unreadable request from \(request.peerName)")))
+        }
+        switch decoded {
+        case .status:
+            return WireJSON.encode(PeerResponse.status(engine.snapshot(now: now())))
+        case .command(let command, let origin, let forwarded):
+            return WireJSON.encode(PeerResponse.result(await execute(command, origin: origin, forwarded: forwarded)))
+        }
+    }
+
+    /// Runs a command here, or forwards it where the Engine says it belongs.
+    func execute(_ command: ClusterCommand, origin: ServerName, forwarded: Bool) async -> CommandResult {
+        let (disposition, actions) = engine.command(command, origin: origin, forwarded: forwarded, now: now())
+        perform(actions)
+        switch disposition {
+        case .done(let result):
+            return result
+        case .forward(let target):
+            switch await askPeer(target, .command(command, origin: origin, forwarded: true)) {
+            case .result(let result): return result
+            case .status: return CommandResult(.failed, "unexpected answer from \(target)")
+            }
+        }
+    }
+
+    func askPeer(_ server: ServerName, _ request: PeerRequest) async -> PeerResponse {
+        guard let address = Self.address(of: server, in: config) else {
+            return .result(CommandResult(.badUsage, "Server \(server) has no address."))
+        }
+        do {
+            let answer = try await ControlClient.request(
+                host: address, port: config.cluster.ports.control, key: key, localName: me,
+                payload: WireJSON.encode(request), timeout: .seconds(30))
+            return try WireJSON.decode(PeerResponse.self, from: answer)
+        } catch {
+            return .result(CommandResult(.unreachable, "Server \(server) is not reachable: \(error)"))
+        }
+    }
+}

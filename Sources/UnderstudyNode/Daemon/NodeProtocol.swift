@@ -1,0 +1,50 @@
+import Foundation
+import UnderstudyEngine
+import UnderstudyModel
+
+// What travels on the local socket (CLI ↔ daemon) and on the control channel (daemon ↔
+// daemon). JSON inside length-prefixed frames; the control channel authenticates every
+// frame, the local socket is protected by its file mode (0600).
+
+/// A request from the CLI to the local daemon.
+public enum LocalRequest: Codable, Sendable {
+    /// Status as `target` (default: this server) knows it.
+    case status(target: ServerName?)
+    /// An operator command, executed at `target` (default: this server; the Engine
+    /// forwards group operations to the master itself).
+    case command(ClusterCommand, target: ServerName?)
+    /// Names of the servers, and this server's own name.
+    case whoami
+}
+
+public enum LocalResponse: Codable, Sendable {
+    case status(ClusterStatusSnapshot)
+    case result(CommandResult)
+    case identity(server: ServerName, cluster: String, servers: [ServerName])
+}
+
+/// A request between daemons.
+public enum PeerRequest: Codable, Sendable {
+    case command(ClusterCommand, origin: ServerName, forwarded: Bool)
+    case status
+}
+
+public enum PeerResponse: Codable, Sendable {
+    case result(CommandResult)
+    case status(ClusterStatusSnapshot)
+}
+
+/// JSON helpers shared by both ends.
+public enum WireJSON {
+    public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // Encoding our own plain value types cannot fail; an empty payload is rejected by
+        // the receiver as a protocol error should it ever happen.
+        return (try? Array(encoder.encode(value))) ?? []
+    }
+
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        try JSONDecoder().decode(type, from: Data(bytes))
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Logging
+import Synchronization
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The `exec` resource: start and stop scripts, synchronous or asynchronous, each run in its
+/// own process group with its output in the resource's rotating log.
+public final class ExecResourceDriver: Sendable {
+    struct Tracked: Sendable {
+        var group: GroupName
+        var script: RunningScript
+    }
+
+    let runner: ScriptRunner
+    let host: HostFacts
+    let baseEnvironment: [String: String]
+    let logDirectory: String
+    let logger: Logger
+    /// Every script process this driver started and that may still run, by resource.
+    /// Asynchronous start processes stay here until their resource stops.
+    private let running = Mutex<[ResourceName: [Tracked]]>([:])
+    private let logs = Mutex<[String: RotatingLog]>([:])
+    /// Where the pids of asynchronous processes are recorded, so that a restarted daemon can
+    /// kill what its crashed predecessor left behind.
+    let processFile: String
+
+    /// This server's name, given to scripts as `CLP_SERVER_LOCAL`.
+    let localServer: ServerName
+
+    public init(
+        localServer: ServerName, runner: ScriptRunner, host: HostFacts, logDirectory: String, stateDirectory: String,
+        logger: Logger
+    ) {
+        self.localServer = localServer
+        self.runner = runner
+        self.host = host
+        self.baseEnvironment = ScriptEnvironment.base()
+        self.logDirectory = logDirectory
+        self.logger = logger
+        self.processFile = stateDirectory + "/processes.json"
+    }
+
+    public func perform(_ run: ResourceRun, settings: ExecSettings) async -> ResourceOutcome {
+        switch run.operation {
+        case .start: return await start(run, settings: settings)
+        case .stop: return await stop(run, settings: settings)
+        }
+    }
+
+    func start(_ run: ResourceRun, settings: ExecSettings) async -> ResourceOutcome {
+        guard let path = settings.start else { return .success(asyncPID: nil) }
+        let invocation = makeInvocation(path: path, run: run, settings: settings, action: "start", asyncPID: nil,
+                                        timeout: settings.startMode == .async ? nil : settings.timeout)
+        switch settings.startMode {
+        case .sync:
+            let script: RunningScript
+            do { script = try await runner.start(invocation) } catch { return .failure(reason: error.reason) }
+            track(run, script)
+            let outcome = await script.wait()
+            untrack(run.resource, script)
+            return outcome.isSuccess ? .success(asyncPID: nil) : .failure(reason: "start script \(path): \(outcome)")
+        case .async:
+            let script: RunningScript
+            do { script = try await runner.start(invocation) } catch { return .failure(reason: error.reason) }
+            track(run, script)
+            recordProcesses()
+            return .success(asyncPID: script.pid)
+        }
+    }
+
+    func stop(_ run: ResourceRun, settings: ExecSettings) async -> ResourceOutcome {
+        let leftovers = running.withLock { $0[run.resource] ?? [] }
+        var result: ResourceOutcome = .success(asyncPID: nil)
+        if let path = settings.stop {
+            let invocation = makeInvocation(path: path, run: run, settings: settings, action: "stop", asyncPID: run.asyncPID,
+                                            timeout: settings.stopTimeout)
+            let outcome = await runner.run(invocation)
+            if !outcome.isSuccess { result = .failure(reason: "stop script \(path): \(outcome)") }
+        }
+        // Whatever the start left running goes with the resource (SIGTERM, then SIGKILL).
+        for tracked in leftovers where tracked.script.isRunning {
+            await tracked.script.terminate()
+        }
+        running.withLock { $0[run.resource] = nil }
+        recordProcesses()
+        return result
+    }
+
+    /// Kills every process of a group at once (SIGKILL to each process group): the Engine
+    /// fences the group because this server may no longer hold it.
+    public func fence(group: GroupName) {
+        let victims = running.withLock { table -> [Tracked] in
+            let found = table.values.flatMap { $0 }.filter { $0.group == group }
+            for (resource, list) in table { table[resource] = list.filter { $0.group != group } }
+            return found
+        }
+        for victim in victims {
+            kill(-victim.script.pid, SIGKILL)
+            logger.warning("fenced group \(group): killed process group \(victim.script.pid)")
+        }
+        // Processes a previous run of the daemon left (recorded pids, checked by start time).
+        for record in loadRecordedProcesses() where record.group == group {
+            if ProcessIdentity.startTime(of: record.pid) == record.startTime {
+                kill(-record.pid, SIGKILL)
+                logger.warning("fenced group \(group): killed leftover process group \(record.pid) of a previous run")
+            }
+        }
+        recordProcesses()
+    }
+
+    // MARK: - Invocation
+
+    func makeInvocation(
+        path: String, run: ResourceRun, settings: ExecSettings, action: String, asyncPID: Int32?, timeout: Duration?
+    ) -> ScriptInvocation {
+        var environment = ScriptEnvironment.compose(base: baseEnvironment, host: host, context: run.context, asyncStartPID: asyncPID)
+        environment["CLP_SERVER_LOCAL"] = localServer
+        let folder = (path as NSString).deletingLastPathComponent
+        let logPath = settings.log ?? "\(logDirectory)/\(run.resource).log"
+        let log = logs.withLock { table -> RotatingLog in
+            if let existing = table[logPath] { return existing }
+            let created = RotatingLog(path: logPath, rotateSize: settings.logRotateSize, logger: logger)
+            table[logPath] = created
+            return created
+        }
+        return ScriptInvocation(
+            executable: path, environment: environment, workingDirectory: folder.isEmpty ? nil : folder,
+            timeout: timeout, log: ScriptLog(file: log, action: action))
+    }
+
+    func track(_ run: ResourceRun, _ script: RunningScript) {
+        running.withLock { $0[run.resource, default: []].append(Tracked(group: run.group, script: script)) }
+    }
+
+    func untrack(_ resource: ResourceName, _ script: RunningScript) {
+        running.withLock { table in table[resource] = table[resource]?.filter { $0.script.pid != script.pid } }
+    }
+
+    // MARK: - Leftover processes
+
+    struct ProcessRecord: Codable {
+        var group: GroupName
+        var resource: ResourceName
+        var pid: Int32
+        var startTime: UInt64
+    }
+
+    func recordProcesses() {
+        let records = running.withLock { table in
+            table.flatMap { resource, list in
+                list.filter { $0.script.isRunning }.compactMap { tracked -> ProcessRecord? in
+                    guard let start = ProcessIdentity.startTime(of: tracked.script.pid) else { return nil }
+                    return ProcessRecord(group: tracked.group, resource: resource, pid: tracked.script.pid, startTime: start)
+                }
+            }
+        }
+        do {
+            try AtomicFile.write(WireJSON.encode(records), to: processFile)
+        } catch {
+            logger.error("cannot record script processes in \(processFile): \(error)")
+        }
+    }
+
+    func loadRecordedProcesses() -> [ProcessRecord] {
+        guard let data = try? AtomicFile.read(processFile) else { return [] }
+        return (try? WireJSON.decode([ProcessRecord].self, from: Array(data))) ?? []
+    }
+}
+
+/// Tells a process from a later one that reuses its pid.
+enum ProcessIdentity {
+    /// Field 22 of /proc/PID/stat: start time in clock ticks since boot.
+    static func startTime(of pid: Int32) -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the command name: field 3 is at index 0, so field 22 is at index 19.
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+}

@@ -1,0 +1,246 @@
+import ArgumentParser
+import Foundation
+import UnderstudyEngine
+import UnderstudyModel
+import UnderstudyNode
+
+// The clp* commands. Each is a subcommand of `understudy` and, through a symlink named
+// after it, a command of its own (`understudy install-aliases DIR`). `-h` names a server as
+// in CLUSTERPRO, so help is `--help` only.
+
+private let defaultWait: Duration = .seconds(3600)
+
+struct ClpStat: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clpstat", abstract: "Show the cluster status.",
+        discussion: "Without options: the cluster status (servers, heartbeats, groups, resources).", helpNames: [.long])
+
+    @Flag(name: .customShort("s"), help: "Cluster status (the default).") var summary = false
+    @Flag(name: .customShort("g"), help: "Group map: which groups run on which server.") var groupMap = false
+    @Flag(name: .customShort("i"), help: "The whole configuration.") var information = false
+    @Flag(name: .long, help: "Only what this server knows, without asking others.") var local = false
+    @Flag(name: .long, help: "Do not shorten long names.") var long = false
+    @Flag(name: .long, help: "Machine-readable status (JSON) for scripts.") var json = false
+    @Option(name: .customShort("h"), help: "Ask this server instead of the local one.") var server: String?
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let client = DaemonClient(daemon)
+        if information {
+            guard case .status(let snapshot) = try await client.send(.status(target: nil)), let path = snapshot.configPath else {
+                fail("The daemon did not say which configuration it runs.", code: .failed)
+            }
+            do {
+                print(StatusRendering.configuration(try ConfigLoader.load(path: path)))
+            } catch {
+                fail("\(error)", code: .badUsage)
+            }
+            return
+        }
+        let snapshot = try await client.status(of: local ? nil : server)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(snapshot), as: UTF8.self))
+        } else if groupMap {
+            print(StatusRendering.groupMap(snapshot))
+        } else {
+            print(StatusRendering.cluster(snapshot, long: long))
+        }
+    }
+}
+
+struct ClpCl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clpcl", abstract: "Start, stop, restart, suspend or resume the cluster service.", helpNames: [.long])
+
+    @Flag(name: .customShort("s"), help: "Start the cluster service.") var start = false
+    @Flag(name: .customShort("t"), help: "Stop the cluster service (groups stop; on one server they fail over).") var stop = false
+    @Flag(name: .customShort("r"), help: "Restart the cluster service.") var restart = false
+    @Flag(name: .customShort("a"), help: "On every server.") var all = false
+    @Option(name: .customShort("h"), help: "On this server (default: the local one).") var server: String?
+    @Flag(name: .long, help: "Suspend the cluster: groups keep running, nothing fails over.") var suspend = false
+    @Flag(name: .long, help: "Resume a suspended cluster.") var resume = false
+    @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
+    @OptionGroup var daemon: DaemonOptions
+
+    func validate() throws {
+        let chosen = [start, stop, restart, suspend, resume].filter { $0 }.count
+        guard chosen == 1 else { throw ValidationError("Give exactly one of -s, -t, -r, --suspend, --resume.") }
+        if all && server != nil { throw ValidationError("-a and -h exclude each other.") }
+    }
+
+    func run() async throws {
+        let client = DaemonClient(daemon)
+        let wait = Duration.seconds(timeout)
+        if suspend || resume {
+            try await client.command(suspend ? .suspendCluster : .resumeCluster)
+            print("Command succeeded.")
+            return
+        }
+        let identity = try await client.identity()
+        let targets = all ? identity.servers : [server ?? identity.server]
+        for target in targets where !identity.servers.contains(target) {
+            fail("Unknown server \(target) (servers: \(identity.servers.joined(separator: ", "))).", code: .badUsage)
+        }
+        if stop && all {
+            // Tell the master first, so no group fails over while servers stop one by one.
+            _ = try? await client.send(.command(.beginClusterStop, target: nil))
+        }
+        var failed = false
+        for target in targets {
+            let command: ClusterCommand
+            if start {
+                command = .startService
+            } else if stop {
+                command = .stopService(factor: all ? .clusterShutdown : .serverShutdown, lastAction: .none, then: .stayStopped)
+            } else {
+                command = .stopService(factor: all ? .clusterShutdown : .serverShutdown, lastAction: .none, then: .restart)
+            }
+            let verb = start ? "Start" : (stop ? "Stop" : "Restart")
+            switch try await client.send(.command(command, target: target)) {
+            case .result(let result) where result.code == .success:
+                print("\(verb) \(target) : Command succeeded.")
+            case .result(let result):
+                print("\(verb) \(target) : \(result.message)")
+                failed = true
+            default:
+                failed = true
+            }
+        }
+        if stop {
+            for target in targets {
+                try await client.wait(for: "the cluster service on \(target) to stop", timeout: wait, target: target) { snapshot in
+                    (snapshot.service == "stopped", nil)
+                }
+            }
+        } else {
+            for target in targets {
+                try await client.wait(for: "the cluster service on \(target) to start", timeout: wait, target: target) { snapshot in
+                    (snapshot.service == "running", nil)
+                }
+            }
+        }
+        if failed { throw ExitCode(CommandCode.failed.rawValue) }
+    }
+}
+
+struct ClpGrp: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clpgrp", abstract: "Start, stop or move failover groups.", helpNames: [.long])
+
+    @Flag(name: .customShort("s"), help: "Start the group (all groups if none is named).") var start = false
+    @Flag(name: .customShort("t"), help: "Stop the group (all groups if none is named).") var stop = false
+    @Flag(name: .customShort("m"), help: "Move the group to another server (all groups if none is named).") var move = false
+    @Flag(name: .customShort("n"), help: "Print the server where the group runs.") var whereRuns = false
+    @Argument(help: "Group name.") var group: String?
+    @Option(name: .customShort("h"), help: "Server to start the group on (-s).") var server: String?
+    @Option(name: .customShort("a"), help: "Destination of a move (-m); default: the next server of the group's policy.") var destination: String?
+    @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
+    @OptionGroup var daemon: DaemonOptions
+
+    func validate() throws {
+        guard [start, stop, move, whereRuns].filter({ $0 }).count == 1 else { throw ValidationError("Give exactly one of -s, -t, -m, -n.") }
+        if whereRuns && group == nil { throw ValidationError("-n needs a group name.") }
+        if destination != nil && !move { throw ValidationError("-a goes with -m.") }
+    }
+
+    func run() async throws {
+        let client = DaemonClient(daemon)
+        var snapshot = try await client.status()
+        if let group, snapshot.group(group) == nil {
+            fail("Unknown group \(group) (groups: \(snapshot.groups.map(\.name).joined(separator: ", "))).", code: .badUsage)
+        }
+        if whereRuns {
+            guard let line = snapshot.group(group ?? ""), let current = line.current, line.status == .online else {
+                fail("Group \(group ?? "") is not online on any server.", code: .failed)
+            }
+            print(current)
+            return
+        }
+        let names = group.map { [$0] } ?? snapshot.groups.map(\.name)
+        let wait = Duration.seconds(timeout)
+        for name in names {
+            let before = snapshot.group(name)
+            if group == nil {
+                // "All groups": skip those already in the wanted state.
+                if start && before?.status == .online { continue }
+                if stop && before?.status == .offline { continue }
+                if move && before?.status != .online { continue }
+            }
+            if start {
+                try await client.command(.startGroup(name, on: server))
+                try await client.wait(for: "group \(name) to start", timeout: wait) { status in
+                    guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
+                    if line.status == .online { return (true, nil) }
+                    if line.status == .onlineFailure { return (true, "Group \(name) failed to start on \(line.current ?? "?").") }
+                    return (false, nil)
+                }
+            } else if stop {
+                try await client.command(.stopGroup(name))
+                try await client.wait(for: "group \(name) to stop", timeout: wait) { status in
+                    guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
+                    if line.status == .offline { return (true, nil) }
+                    if line.status == .offlineFailure { return (true, "Group \(name) failed to stop on \(line.current ?? "?").") }
+                    return (false, nil)
+                }
+            } else {
+                let source = before?.current
+                try await client.command(.moveGroup(name, to: destination))
+                try await client.wait(for: "group \(name) to move", timeout: wait) { status in
+                    guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
+                    if line.status == .online, line.current != source { return (true, nil) }
+                    if line.status == .onlineFailure || line.status == .offlineFailure {
+                        return (true, "Group \(name) failed to move (\(line.status.rawValue) on \(line.current ?? "?")).")
+                    }
+                    return (false, nil)
+                }
+            }
+            snapshot = try await client.status()
+        }
+        print("Command succeeded.")
+    }
+}
+
+struct ClpRsc: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clprsc", abstract: "Start or stop a single group resource.", helpNames: [.long])
+
+    @Flag(name: .customShort("s"), help: "Start the resource.") var start = false
+    @Flag(name: .customShort("t"), help: "Stop the resource.") var stop = false
+    @Flag(name: .customShort("n"), help: "Print the server where the resource is active.") var whereRuns = false
+    @Argument(help: "Resource name.") var resource: String
+    @Option(name: .customShort("h"), help: "Server to send the request to (default: the one running the group).") var server: String?
+    @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
+    @OptionGroup var daemon: DaemonOptions
+
+    func validate() throws {
+        guard [start, stop, whereRuns].filter({ $0 }).count == 1 else { throw ValidationError("Give exactly one of -s, -t, -n.") }
+    }
+
+    func run() async throws {
+        let client = DaemonClient(daemon)
+        let snapshot = try await client.status()
+        guard let group = snapshot.groups.first(where: { $0.resources.contains { $0.name == resource } }) else {
+            fail("Unknown resource \(resource).", code: .badUsage)
+        }
+        if whereRuns {
+            guard let current = group.current, group.resources.first(where: { $0.name == resource })?.status == .online else {
+                fail("Resource \(resource) is not online on any server.", code: .failed)
+            }
+            print(current)
+            return
+        }
+        try await client.command(start ? .startResource(resource) : .stopResource(resource), at: server)
+        let wanted: ActivationStatus = start ? .online : .offline
+        try await client.wait(for: "resource \(resource) to \(start ? "start" : "stop")", timeout: .seconds(timeout)) { status in
+            guard let line = status.group(group.name)?.resources.first(where: { $0.name == resource }) else { return (true, "Resource \(resource) disappeared.") }
+            if line.status == wanted { return (true, nil) }
+            if line.status == .onlineFailure || line.status == .offlineFailure {
+                return (true, "Resource \(resource) is \(line.status.rawValue).")
+            }
+            return (false, nil)
+        }
+        print("Command succeeded.")
+    }
+}

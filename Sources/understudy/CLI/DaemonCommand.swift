@@ -1,0 +1,119 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import UnderstudyModel
+import UnderstudyNode
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+struct DaemonCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon", abstract: "Run the cluster daemon of one server (in the foreground).",
+        discussion: "SIGTERM stops the local groups cleanly (CLP_FACTOR=SERVERSHUTDOWN, CLP_LASTACTION=NONE) and exits.")
+
+    @Option(name: .long, help: "The cluster configuration file.") var config: String = Defaults.configPath
+    @Option(name: .long, help: "This server's name in servers: (default: the host name).") var server: String?
+    @Option(name: .customLong("state-dir"), help: "State directory; also holds the control socket (default: /var/lib/understudy and /run/understudy).")
+    var stateDirectory: String?
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let name = server ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
+        let logger = Logger(label: "understudy.\(name)")
+        let loaded: ClusterConfig
+        do {
+            loaded = try ConfigLoader.load(path: config)
+        } catch {
+            for diagnostic in error.diagnostics { printError(diagnostic.description) }
+            throw ExitCode(2)
+        }
+        let daemon: ClusterDaemon
+        do {
+            daemon = try ClusterDaemon(config: loaded, server: name, paths: DaemonPaths.resolve(stateDirectory: stateDirectory), logger: logger)
+        } catch {
+            printError("understudy daemon: cannot start: \(error)")
+            throw ExitCode(2)
+        }
+        // SIGTERM / SIGINT: stop the groups cleanly, then exit.
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { Task { await daemon.terminate() } }
+            source.resume()
+            sources.append(source)
+        }
+        do {
+            try await daemon.run()
+        } catch {
+            printError("understudy daemon: \(error)")
+            throw ExitCode(1)
+        }
+        sources.forEach { $0.cancel() }
+    }
+}
+
+struct KeygenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keygen", abstract: "Write a new random cluster key (mode 0600) for `secret-file:`.")
+
+    @Argument(help: "Where to write the key.") var file: String
+    @Flag(name: .long, help: "Replace an existing file.") var force = false
+
+    func run() throws {
+        do {
+            _ = try ClusterKey.generate(to: file, overwrite: force)
+            print("Wrote a new cluster key to \(file). Copy it to every server (mode 0600).")
+        } catch {
+            printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct InstallAliasesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install-aliases", abstract: "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc) in a folder.")
+
+    @Argument(help: "Folder for the symlinks, e.g. /usr/local/sbin.") var directory: String
+
+    func run() throws {
+        let binary = currentExecutablePath()
+        let manager = FileManager.default
+        for alias in Aliases.names {
+            let link = (directory as NSString).appendingPathComponent(alias)
+            if let existing = try? manager.destinationOfSymbolicLink(atPath: link) {
+                if existing == binary { continue }
+                try? manager.removeItem(atPath: link)
+            } else if manager.fileExists(atPath: link) {
+                printError("\(link) exists and is not a symlink; not replaced.")
+                throw ExitCode(1)
+            }
+            do {
+                try manager.createSymbolicLink(atPath: link, withDestinationPath: binary)
+                print("\(link) -> \(binary)")
+            } catch {
+                printError("cannot create \(link): \(error.localizedDescription)")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+enum Aliases {
+    static let names = ["clpstat", "clpcl", "clpgrp", "clprsc"]
+}
+
+/// The running binary, resolved (symlinks followed).
+func currentExecutablePath() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}

@@ -1,0 +1,154 @@
+import UnderstudyEngine
+import UnderstudyModel
+
+/// The `clpstat` layouts (reference §2.1), from a status snapshot.
+enum StatusRendering {
+    static let rule = " " + String(repeating: "=", count: 69)
+
+    static func banner(_ title: String) -> String {
+        let text = "  \(title)  "
+        let total = 69
+        let left = max(2, (total - text.count) / 2)
+        let right = max(2, total - text.count - left)
+        return " " + String(repeating: "=", count: left) + text + String(repeating: "=", count: right)
+    }
+
+    /// `name ......: value   comment`, names padded with dots (first level) or spaces.
+    static func line(indent: Int, name: String, dotted: Bool, width: Int, long: Bool, value: String, comment: String) -> String {
+        var shown = name
+        if !long && shown.count > width { shown = String(shown.prefix(width)) }
+        let padding = max(1, width - shown.count + 1)
+        let filler = dotted ? " " + String(repeating: ".", count: max(0, padding - 1)) : String(repeating: " ", count: padding)
+        let valueColumn = value.padding(toLength: max(value.count, 17), withPad: " ", startingAt: 0)
+        let text = String(repeating: " ", count: indent) + shown + filler + ": " + valueColumn + comment
+        return text.trimmingTrailingSpaces()
+    }
+
+    static func cluster(_ snapshot: ClusterStatusSnapshot, long: Bool) -> String {
+        let width = long ? max(14, (snapshot.servers.map(\.name) + snapshot.groups.flatMap { [$0.name] + $0.resources.map(\.name) }).map(\.count).max() ?? 14) + 2 : 14
+        var out: [String] = [banner("CLUSTER STATUS"), "  Cluster : \(snapshot.cluster)", "  <server>"]
+        for server in snapshot.servers {
+            let mark = server.isLocal ? " *" : "  "
+            out.append(line(indent: 2, name: mark + server.name, dotted: true, width: width + 2, long: long, value: server.status.rawValue, comment: server.comment))
+            for heartbeat in server.heartbeats {
+                out.append(line(indent: 6, name: heartbeat.name, dotted: false, width: width - 2, long: long, value: heartbeat.status.rawValue, comment: heartbeat.comment))
+            }
+            for np in server.networkPartition {
+                out.append(line(indent: 6, name: np.name, dotted: false, width: width - 2, long: long, value: np.status.rawValue, comment: np.comment))
+            }
+        }
+        out.append("  <group>")
+        for group in snapshot.groups {
+            out.append(line(indent: 4, name: group.name, dotted: true, width: width, long: long, value: group.status.rawValue, comment: group.comment))
+            out.append(line(indent: 6, name: "current", dotted: false, width: width - 2, long: long, value: group.current ?? "None", comment: ""))
+            for resource in group.resources {
+                out.append(line(indent: 6, name: resource.name, dotted: false, width: width - 2, long: long, value: resource.status.rawValue, comment: resource.comment))
+            }
+        }
+        out.append("  <monitor>")
+        out.append(rule)
+        var notes: [String] = []
+        if snapshot.service != "running" { notes.append("The cluster service on \(snapshot.localServer) is \(snapshot.service).") }
+        if snapshot.suspended { notes.append("The cluster is suspended.") }
+        if snapshot.isolated { notes.append("\(snapshot.localServer) is isolated from the majority of the servers.") }
+        if !snapshot.syncDone && snapshot.service == "running" { notes.append("Waiting for all servers to start (sync wait).") }
+        if snapshot.autoStartSuppressed { notes.append("Automatic group start is suspended on \(snapshot.localServer) after an abnormal stop (clpcl -r lifts it).") }
+        return (out + notes.map { "  (\($0))" }).joined(separator: "\n")
+    }
+
+    /// `clpstat -g`: `serverN [o] : grp[o] …` per server; o online, p pending, e failure,
+    /// x offline.
+    static func groupMap(_ snapshot: ClusterStatusSnapshot) -> String {
+        var out: [String] = [banner("GROUPMAP INFORMATION"), "  Cluster : \(snapshot.cluster)"]
+        for (index, server) in snapshot.servers.enumerated() {
+            out.append("  \(server.isLocal ? "*" : " ")server\(index) : \(server.name)")
+        }
+        out.append("  " + String(repeating: "-", count: 67))
+        for (index, server) in snapshot.servers.enumerated() {
+            let serverMark = server.status == .online ? "o" : (server.status == .caution ? "e" : "x")
+            let groups = snapshot.groups.compactMap { group -> String? in
+                guard let status = group.perServer[server.name], status.holdsResources else { return nil }
+                return "\(group.name)[\(mark(status))]"
+            }
+            out.append("   server\(index) [\(serverMark)] : " + groups.joined(separator: " "))
+        }
+        out.append("  " + String(repeating: "-", count: 67))
+        return out.joined(separator: "\n")
+    }
+
+    static func mark(_ status: ActivationStatus) -> String {
+        switch status {
+        case .online: return "o"
+        case .onlinePending, .offlinePending: return "p"
+        case .onlineFailure, .offlineFailure: return "e"
+        case .offline: return "x"
+        case .unknown: return "-"
+        }
+    }
+
+    /// `clpstat -i`: the configuration as the daemon runs it.
+    static func configuration(_ config: ClusterConfig) -> String {
+        var out: [String] = [banner("CLUSTER INFORMATION"), "  [Cluster Name: \(config.cluster.name)]", "    Comment                       : \(config.cluster.comment)"]
+        let timing = config.cluster.timing
+        out.append("    Heartbeat Interval            : \(timing.heartbeatInterval.configText)")
+        out.append("    Heartbeat Timeout             : \(timing.heartbeatTimeout.configText)")
+        out.append("    Server Sync Wait Time         : \(timing.syncWait.configText)")
+        out.append("    Action at NP Occurrence       : \(config.cluster.networkPartitionAction.rawValue)")
+        out.append("    Ports (control/hb/http)       : \(config.cluster.ports.control)/\(config.cluster.ports.heartbeat)/\(config.cluster.ports.http)")
+        for (index, server) in config.servers.enumerated() {
+            out.append("  [Server\(index) : \(server.name)]")
+            out.append("    Comment                       : \(server.comment)")
+        }
+        for (index, heartbeat) in config.heartbeats.enumerated() {
+            out.append("  [HB\(index) : \(heartbeat.name)]")
+            out.append("    Type                          : \(heartbeat.typeName)")
+            if case .lan(let addresses) = heartbeat.kind {
+                for server in config.serverNames { if let address = addresses[server] { out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(address)") } }
+            }
+        }
+        for (index, np) in config.networkPartition.enumerated() {
+            out.append("  [NP\(index) : \(np.name)]")
+            out.append("    Type                          : \(np.typeName)")
+        }
+        var resourceIndex = 0
+        for (index, group) in config.groups.enumerated() {
+            out.append("  [Group\(index) : \(group.name)]")
+            out.append("    Comment                       : \(group.comment)")
+            out.append("    Startup Servers               : \(group.servers.joined(separator: ", "))")
+            out.append("    Startup Attribute             : \(group.startup.rawValue)")
+            out.append("    Failover Attribute            : \(group.failover.rawValue)")
+            out.append("    Failback Attribute            : \(group.failback.rawValue)")
+            out.append("    Exclusive Attribute           : \(group.exclusive.rawValue)")
+            for resource in group.resources {
+                out.append("  [Resource\(resourceIndex) : \(resource.name)]")
+                resourceIndex += 1
+                out.append("    Type                          : \(resource.type.rawValue)")
+                out.append("    Comment                       : \(resource.comment)")
+                out.append("    Retry Count at Activation     : \(resource.activation.retry)")
+                out.append("    Failover Threshold            : \(resource.activation.failover)")
+                out.append("    Final Action at Activation    : \(resource.activation.finalAction.rawValue)")
+                out.append("    Retry Count at Deactivation   : \(resource.deactivation.retry)")
+                out.append("    Final Action at Deactivation  : \(resource.deactivation.finalAction.rawValue)")
+                if case .exec(let exec) = resource.settings {
+                    out.append("    Start Script                  : \(exec.start ?? "-") (\(exec.startMode.rawValue))")
+                    out.append("    Stop Script                   : \(exec.stop ?? "-") (\(exec.stopMode.rawValue))")
+                    out.append("    Timeout                       : \(exec.timeout.configText)")
+                }
+            }
+        }
+        for (index, monitor) in config.monitors.enumerated() {
+            out.append("  [Monitor\(index) : \(monitor.name)]")
+            out.append("    Type                          : \(monitor.type.rawValue)")
+        }
+        out.append(rule)
+        return out.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var copy = self
+        while copy.last == " " { copy.removeLast() }
+        return copy
+    }
+}
