@@ -117,7 +117,10 @@ extension ServerEngine {
             entry.finalAction = nil
             dir.entries[name] = entry
             dir.startupDone = true
-            if target == me { autoStartSuppressed = false }
+            // An operator start is the operator's word that the server is sound.
+            if isAutoStartSuppressed(target, now: now), let boot = bootID(of: target, now: now) {
+                dir.suppressionLifted[target] = boot
+            }
             log(.info, "rc", 10, "Start of group \(name) on \(target) requested.")
         case .stopGroup(let name):
             guard config.group(named: name) != nil else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }

@@ -49,6 +49,11 @@ extension ServerEngine {
     /// Starts what the directory assigns here and stops what it no longer does.
     mutating func reconcileLocalGroups(now: EngineTime) {
         guard let directory else { return }
+        if autoStartSuppressed, directory.suppressionLifted[me] == bootID {
+            autoStartSuppressed = false
+            heartbeatDirty = true
+            log(.info, "cl", 19, "Automatic group start is no longer suspended on \(me) (an operator started a group here).")
+        }
         for group in config.groups {
             guard let local = locals[group.name] else { continue }
             let entry = directory.entries[group.name] ?? DirectoryEntry()

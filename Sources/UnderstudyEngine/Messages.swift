@@ -115,6 +115,9 @@ public struct Directory: Sendable, Codable, Equatable {
     /// `clpcl -t -a` / `clpstdn` in progress: no failovers.
     public var clusterStopping: Bool
     public var entries: [GroupName: DirectoryEntry]
+    /// Servers (with their boot id) on which an operator started a group after an abnormal
+    /// stop: their automatic-start suspension is lifted.
+    public var suppressionLifted: [ServerName: UInt64] = [:]
 
     public init(
         epoch: Epoch, version: UInt64 = 0, startupDone: Bool = false, suspended: Bool = false,

@@ -15,6 +15,9 @@ public struct DaemonPaths: Sendable {
     /// The local control socket.
     public var socketPath: String
 
+    /// The daemon's pid file, next to the socket.
+    public var pidPath: String { (socketPath as NSString).deletingLastPathComponent + "/understudy.pid" }
+
     /// `--state-dir DIR` puts everything, the socket included, in DIR (several servers on
     /// one host); otherwise state goes to /var/lib/understudy and the socket to
     /// /run/understudy.
@@ -197,8 +200,9 @@ public actor ClusterDaemon {
         }
         do {
             try marker.markStarted()
+            try AtomicFile.write(Array("\(getpid())\n".utf8), to: paths.pidPath)
         } catch {
-            logger.error("cannot write the running marker: \(error)")
+            logger.error("cannot write the running marker or pid file: \(error)")
         }
         logger.info("understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)")
         perform(engine.startService(now: now()))
@@ -218,6 +222,7 @@ public actor ClusterDaemon {
             tasks.cancelAll()
             await closeSockets()
         }
+        try? AtomicFile.remove(paths.pidPath)
         logger.info("understudy daemon \(me) exits")
     }
 

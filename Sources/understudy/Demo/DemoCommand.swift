@@ -41,26 +41,37 @@ struct DemoCommand: AsyncParsableCommand {
             source.resume()
             sources.append(source)
         }
+        // A daemon that cannot start (an address in use by another demo, …) says why in its
+        // log: show it and stop instead of running a broken demo.
+        try? await Task.sleep(for: .milliseconds(1500))
+        for server in Self.servers where !processes.isRunning(server, folder: folder) {
+            let log = (try? String(contentsOfFile: "\(folder)/\(server)/daemon.log", encoding: .utf8)) ?? ""
+            say("[demo] the daemon of \(server) did not start:")
+            say(log.split(separator: "\n").suffix(5).map { "  " + $0 }.joined(separator: "\n"))
+            say("[demo] is another demo or Understudy running on 127.0.0.11–13? Stopping.")
+            processes.stopAll(folder: folder, servers: Self.servers, timeout: .seconds(10))
+            throw ExitCode(1)
+        }
         printIntroduction(folder: folder, binary: binary, processes: processes)
 
         var lastPlacement = ""
         var reportedDead: Set<String> = []
         while !stopping.load(ordering: .relaxed) {
             try? await Task.sleep(for: .milliseconds(500))
-            for server in Self.servers where !processes.isRunning(server) && !reportedDead.contains(server) {
+            for server in Self.servers where !processes.isRunning(server, folder: folder) && !reportedDead.contains(server) {
                 reportedDead.insert(server)
-                print("\n[demo] \(server) is down. To bring it back:\n  \(processes.commandLine(server: server, folder: folder, binary: binary)) &\n  (or press r + Enter is not needed: just run the line above in another terminal)\n")
+                say("\n[demo] \(server) is down. To bring it back, run in another terminal:\n  \(processes.commandLine(server: server, folder: folder, binary: binary)) &\n[demo] It rejoins the cluster; after a crash it takes no group automatically until you run\n  \(binary) clpcl -r --state-dir \(folder)/\(server)\n")
             }
-            for server in reportedDead where processes.isRunning(server) { reportedDead.remove(server) }
+            for server in reportedDead where processes.isRunning(server, folder: folder) { reportedDead.remove(server) }
             if let placement = await currentPlacement(folder: folder, processes: processes), placement != lastPlacement {
                 lastPlacement = placement
-                print("[demo] \(placement)")
+                say("[demo] \(placement)")
             }
         }
-        print("\n[demo] stopping every server (their groups stop cleanly)…")
-        processes.stopAll(timeout: .seconds(20))
+        say("\n[demo] stopping every server (their groups stop cleanly)…")
+        processes.stopAll(folder: folder, servers: Self.servers, timeout: .seconds(20))
         sources.forEach { $0.cancel() }
-        print("[demo] stopped. Configuration, state and logs stay in \(folder)")
+        say("[demo] stopped. Configuration, state and logs stay in \(folder)")
     }
 
     func prepareFolder() throws -> String {
@@ -152,7 +163,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func printIntroduction(folder: String, binary: String, processes: DemoProcesses) {
         let pids = Self.servers.map { "\($0) \(Self.addresses[$0] ?? "") pid \(processes.pid(of: $0).map(String.init) ?? "?")" }
-        print(
+        say(
             """
             Understudy demo: a three-server cluster on this machine.
               servers: \(pids.joined(separator: ", "))
@@ -176,7 +187,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     /// "web is Online on node2" as the first reachable server sees it.
     func currentPlacement(folder: String, processes: DemoProcesses) async -> String? {
-        for server in Self.servers where processes.isRunning(server) {
+        for server in Self.servers where processes.isRunning(server, folder: folder) {
             let client = DaemonClient(socketPath: folder + "/\(server)/understudy.sock")
             guard let answer = try? await LocalControlClient.request(path: client.socketPath, payload: WireJSON.encode(LocalRequest.status(target: nil)), timeout: .seconds(2)),
                 case .status(let snapshot)? = try? WireJSON.decode(LocalResponse.self, from: answer),
@@ -216,17 +227,38 @@ final class DemoProcesses: Sendable {
 
     func pid(of server: String) -> Int32? { processes.withLock { $0[server]?.processIdentifier } }
 
-    func isRunning(_ server: String) -> Bool {
-        if processes.withLock({ $0[server]?.isRunning }) == true { return true }
-        // Restarted by hand: look for a daemon answering on its socket.
-        return false
+    /// The daemon of a server, whether the demo started it or the user restarted it by hand
+    /// (found through its pid file).
+    func livePID(of server: String, folder: String) -> Int32? {
+        if let process = processes.withLock({ $0[server] }), process.isRunning { return process.processIdentifier }
+        guard let text = try? String(contentsOfFile: "\(folder)/\(server)/understudy.pid", encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
+            command.contains("daemon"), command.contains("\(folder)/\(server)")
+        else { return nil }
+        return pid
     }
 
-    func stopAll(timeout: Duration) {
-        let all = processes.withLock { Array($0.values) }
-        for process in all where process.isRunning { process.terminate() }
+    func isRunning(_ server: String, folder: String) -> Bool { livePID(of: server, folder: folder) != nil }
+
+    /// SIGTERM to every daemon of the demo (groups stop cleanly), SIGKILL after the timeout.
+    func stopAll(folder: String, servers: [String], timeout: Duration) {
+        let pids = servers.compactMap { livePID(of: $0, folder: folder) }
+        for pid in pids { kill(pid, SIGTERM) }
         let deadline = ContinuousClock.now + timeout
-        while all.contains(where: \.isRunning) && ContinuousClock.now < deadline { usleep(100_000) }
-        for process in all where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        while pids.contains(where: { kill($0, 0) == 0 && !isZombie($0) }) && ContinuousClock.now < deadline { usleep(100_000) }
+        for pid in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        // Reap the ones the demo started.
+        for process in processes.withLock({ Array($0.values) }) { process.waitUntilExit() }
     }
+
+    func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+}
+
+/// Prints at once (stdout may be a pipe or a file, where print would buffer).
+func say(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
