@@ -118,7 +118,7 @@ extension ServerEngine {
             dir.entries[name] = entry
             dir.startupDone = true
             // An operator start is the operator's word that the server is sound.
-            if isAutoStartSuppressed(target, now: now), let boot = bootID(of: target, now: now) {
+            if isAutoStartSuppressed(target, now: now), let boot = instance(of: target, now: now) {
                 dir.suppressionLifted[target] = boot
             }
             log(.info, "rc", 10, "Start of group \(name) on \(target) requested.")
@@ -173,7 +173,7 @@ extension ServerEngine {
                 return .done(CommandResult(.failed, "Group \(name) cannot move to \(target): another completely exclusive group runs there."))
             }
             entry.owner = nil
-            entry.ownerBootID = nil
+            entry.ownerInstance = nil
             entry.preferredTarget = target
             entry.startEvent = .start
             entry.stopFactor = .groupMove

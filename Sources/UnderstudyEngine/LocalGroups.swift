@@ -49,7 +49,7 @@ extension ServerEngine {
     /// Starts what the directory assigns here and stops what it no longer does.
     mutating func reconcileLocalGroups(now: EngineTime) {
         guard let directory else { return }
-        if autoStartSuppressed, directory.suppressionLifted[me] == bootID {
+        if autoStartSuppressed, directory.suppressionLifted[me] == instance {
             autoStartSuppressed = false
             heartbeatDirty = true
             log(.info, "cl", 19, "Automatic group start is no longer suspended on \(me) (an operator started a group here).")
@@ -57,7 +57,7 @@ extension ServerEngine {
         for group in config.groups {
             guard let local = locals[group.name] else { continue }
             let entry = directory.entries[group.name] ?? DirectoryEntry()
-            let assignedHere = entry.wanted && entry.owner == me && entry.ownerBootID == bootID
+            let assignedHere = entry.wanted && entry.owner == me && entry.ownerInstance == instance
             if local.status.holdsResources || local.isBusy {
                 if !assignedHere && !isStopping(local) && local.status != .offlineFailure {
                     beginStop(
@@ -428,6 +428,12 @@ extension ServerEngine {
         guard case .leaving(_, _, let then) = service else { return }
         let busy = locals.values.contains { $0.isBusy || ($0.status.holdsResources && $0.status != .offlineFailure && $0.status != .onlineFailure) }
         guard !busy else { return }
+        // A leaving master stays until every connected server has its last directory (the
+        // releases of the groups it just stopped), so its successor places them.
+        if isMaster(now: now), let version = directory?.version {
+            let lagging = membership.view(now: now).contains { $0 != me && appliedVersion(of: $0, now: now) < version }
+            if lagging { return }
+        }
         service = .stopped
         // A clean restart (`clpcl -r`) is the operator's word that this server may take
         // groups automatically again after an abnormal stop.

@@ -41,6 +41,10 @@ struct Membership: Sendable, Equatable {
         if peer.bootID != heartbeat.bootID {
             // A restart of the peer: forget what its previous life told us.
             peer = PeerState(bootID: heartbeat.bootID, pathLastHeard: [path: now])
+        } else if let report = peer.report, heartbeat.run < report.run {
+            // A late heartbeat of an earlier service run of the same process.
+            peers[heartbeat.sender] = peer
+            return false
         } else if let report = peer.report, heartbeat.sentAt <= report.sentAt {
             peers[heartbeat.sender] = peer
             return false

@@ -29,6 +29,20 @@ public struct Epoch: Sendable, Codable, Hashable, Comparable, CustomStringConver
     public var description: String { "\(term)@\(master)" }
 }
 
+/// One run of a server's cluster service: the daemon's boot id and the count of service
+/// starts within it (`clpcl -r` starts a new run in the same process).
+public struct ServerInstance: Sendable, Codable, Hashable, CustomStringConvertible {
+    public var boot: UInt64
+    public var run: UInt64
+
+    public init(boot: UInt64, run: UInt64) {
+        self.boot = boot
+        self.run = run
+    }
+
+    public var description: String { "\(boot).\(run)" }
+}
+
 /// One server's account of one of its groups, carried in every heartbeat.
 public struct GroupReport: Sendable, Codable, Equatable {
     public var status: ActivationStatus
@@ -60,7 +74,7 @@ public struct DirectoryEntry: Sendable, Codable, Equatable {
     public var owner: ServerName?
     /// Boot id of the owner when it was assigned: an owner that restarted since then lost
     /// the group (and must not start it from an old assignment).
-    public var ownerBootID: UInt64?
+    public var ownerInstance: ServerInstance?
     /// Bumped on every new assignment; lets servers tell a new order from one they already
     /// tried.
     public var generation: UInt64
@@ -90,7 +104,7 @@ public struct DirectoryEntry: Sendable, Codable, Equatable {
     ) {
         self.wanted = wanted
         self.owner = owner
-        self.ownerBootID = nil
+        self.ownerInstance = nil
         self.generation = generation
         self.releasedAt = releasedAt
         self.startEvent = startEvent
@@ -117,7 +131,7 @@ public struct Directory: Sendable, Codable, Equatable {
     public var entries: [GroupName: DirectoryEntry]
     /// Servers (with their boot id) on which an operator started a group after an abnormal
     /// stop: their automatic-start suspension is lifted.
-    public var suppressionLifted: [ServerName: UInt64] = [:]
+    public var suppressionLifted: [ServerName: ServerInstance] = [:]
 
     public init(
         epoch: Epoch, version: UInt64 = 0, startupDone: Bool = false, suspended: Bool = false,
@@ -143,6 +157,8 @@ public struct Directory: Sendable, Codable, Equatable {
 public struct Heartbeat: Sendable, Codable, Equatable {
     public var sender: ServerName
     public var bootID: UInt64
+    /// Service run within the boot (see `ServerInstance`).
+    public var run: UInt64
     /// Sender's clock at sending; echoed back in `hears` so the sender learns which of its
     /// heartbeats its peers received (its lease).
     public var sentAt: EngineTime
@@ -168,8 +184,10 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// Set by the master only.
     public var directory: Directory?
 
+    public var instance: ServerInstance { ServerInstance(boot: bootID, run: run) }
+
     public init(
-        sender: ServerName, bootID: UInt64, sentAt: EngineTime, configHash: String,
+        sender: ServerName, bootID: UInt64, run: UInt64 = 0, sentAt: EngineTime, configHash: String,
         serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,
         syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [],
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
@@ -177,6 +195,7 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     ) {
         self.sender = sender
         self.bootID = bootID
+        self.run = run
         self.sentAt = sentAt
         self.configHash = configHash
         self.serviceUp = serviceUp

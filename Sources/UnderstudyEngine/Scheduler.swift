@@ -83,7 +83,7 @@ extension ServerEngine {
         let holders = holders(of: group.name, now: now)
         if let owner = entry.owner {
             let ownerReport = status(of: group.name, on: owner, now: now)
-            let ownerRestarted = bootID(of: owner, now: now).map { $0 != entry.ownerBootID } ?? false
+            let ownerRestarted = instance(of: owner, now: now).map { $0 != entry.ownerInstance } ?? false
             // Also a peer that is heard but not connected (one-way link) and says it no
             // longer holds the group: it has fenced itself.
             let ownerLostIt = (view.contains(owner) || membership.isUp(owner, now: now)) && entry.wanted
@@ -104,7 +104,7 @@ extension ServerEngine {
             } else if !entry.wanted {
                 if !(ownerReport?.status.holdsResources ?? false) {
                     entry.owner = nil
-                    entry.ownerBootID = nil
+                    entry.ownerInstance = nil
                 }
             } else if let report = ownerReport, let failed = report.activationFailedResource,
                 report.status == .onlineFailure, report.generation == entry.generation, entry.finalActionOn == nil
@@ -115,7 +115,7 @@ extension ServerEngine {
             {
                 log(.info, "rc", 75, "Failing group \(group.name) back to \(better).")
                 entry.owner = nil
-                entry.ownerBootID = nil
+                entry.ownerInstance = nil
                 entry.preferredTarget = better
                 entry.startEvent = .recover
                 entry.stopFactor = .groupMove
@@ -136,7 +136,7 @@ extension ServerEngine {
                 report.generation > entry.generation
             {
                 entry.owner = holder
-                entry.ownerBootID = bootID(of: holder, now: now)
+                entry.ownerInstance = instance(of: holder, now: now)
                 entry.generation = max(entry.generation, report.generation)
             }
             return
@@ -153,7 +153,7 @@ extension ServerEngine {
         }
         noDestinationLogged.remove(group.name)
         entry.owner = target
-        entry.ownerBootID = bootID(of: target, now: now)
+        entry.ownerInstance = instance(of: target, now: now)
         entry.generation = nextVersion
         entry.preferredTarget = nil
         entry.finalActionOn = nil
@@ -167,7 +167,7 @@ extension ServerEngine {
         guard let directory else { return }
         let owner = entry.owner ?? "?"
         entry.owner = nil
-        entry.ownerBootID = nil
+        entry.ownerInstance = nil
         entry.releasedAt = nextVersion
         entry.preferredTarget = nil
         if directory.clusterStopping || group.failover == .manual {
@@ -196,7 +196,7 @@ extension ServerEngine {
             entry.failoverCount += 1
             entry.failedOn.append(owner)
             entry.owner = nil
-            entry.ownerBootID = nil
+            entry.ownerInstance = nil
             entry.startEvent = .failover
             entry.stopFactor = .groupFailover
             entry.stopEvent = .failover
@@ -332,9 +332,9 @@ extension ServerEngine {
         return membership.report(of: server, now: now)?.appliedVersion ?? 0
     }
 
-    func bootID(of server: ServerName, now: EngineTime) -> UInt64? {
-        if server == me { return bootID }
-        return membership.peers[server]?.report?.bootID
+    func instance(of server: ServerName, now: EngineTime) -> ServerInstance? {
+        if server == me { return instance }
+        return membership.peers[server]?.report?.instance
     }
 
     func isLeaving(_ server: ServerName, now: EngineTime) -> Bool {

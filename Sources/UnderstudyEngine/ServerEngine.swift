@@ -27,6 +27,9 @@ public struct ServerEngine: Sendable {
     let activationOrder: [GroupName: [ResourceName]]
 
     var membership: Membership
+    /// Service starts within this boot (`clpcl -r` makes a new run).
+    public internal(set) var serviceRun: UInt64 = 0
+    public var instance: ServerInstance { ServerInstance(boot: bootID, run: serviceRun) }
     public internal(set) var service: ServiceState = .stopped
     var serviceStartedAt: EngineTime = .zero
     /// Since when membership has been listening; nobody is judged down before a timeout.
@@ -98,6 +101,7 @@ public struct ServerEngine: Sendable {
     public mutating func startService(now: EngineTime) -> [EngineAction] {
         guard service == .stopped else { return [] }
         service = .running
+        serviceRun += 1
         serviceStartedAt = now
         listeningSince = now
         lastEventAt = now
@@ -289,7 +293,7 @@ public struct ServerEngine: Sendable {
         lastSentAt = now
         let master = isMaster(now: now)
         return Heartbeat(
-            sender: me, bootID: bootID, sentAt: now, configHash: configHash,
+            sender: me, bootID: bootID, run: serviceRun, sentAt: now, configHash: configHash,
             serviceUp: service != .stopped, leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
             syncDone: syncDone, hears: membership.hears(now: now),
             view: isolated ? [me] : membership.view(now: now),

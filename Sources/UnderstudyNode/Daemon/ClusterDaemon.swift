@@ -447,7 +447,12 @@ public actor ClusterDaemon {
 
     /// Runs a command here, or forwards it where the Engine says it belongs.
     func execute(_ command: ClusterCommand, origin: ServerName, forwarded: Bool) async -> CommandResult {
+        let wasStopped = engine.service == .stopped
         let (disposition, actions) = engine.command(command, origin: origin, forwarded: forwarded, now: now())
+        if wasStopped && engine.service != .stopped {
+            // `clpcl -s`: the service runs again; an unclean end from now on is abnormal.
+            do { try marker.markStarted() } catch { logger.error("cannot write the running marker: \(error)") }
+        }
         perform(actions)
         switch disposition {
         case .done(let result):

@@ -28,7 +28,7 @@ struct DaemonClient {
         do {
             answer = try await LocalControlClient.request(path: socketPath, payload: WireJSON.encode(request), timeout: timeout)
         } catch {
-            fail("The local daemon is not reachable at \(socketPath): \(error)", code: .unreachable)
+            fail("\(error)", code: .unreachable)
         }
         do {
             return try WireJSON.decode(LocalResponse.self, from: answer)
