@@ -54,6 +54,21 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     public var epoch: Epoch?
     public var servers: [ServerLine]
     public var groups: [GroupLine]
+    /// Filled in by the daemon: what each heartbeat path and the control channel received
+    /// and dropped (wrong key, garbage, replays …), by reason.
+    public var transport: [TransportLine]?
+
+    public struct TransportLine: Sendable, Codable, Equatable {
+        public var name: String
+        public var accepted: UInt64
+        public var dropped: [String: UInt64]
+
+        public init(name: String, accepted: UInt64, dropped: [String: UInt64]) {
+            self.name = name
+            self.accepted = accepted
+            self.dropped = dropped
+        }
+    }
 }
 
 extension ServerEngine {
@@ -129,7 +144,7 @@ extension ServerEngine {
             cluster: config.cluster.name, comment: config.cluster.comment,
             configPath: config.sourcePath.isEmpty ? nil : config.sourcePath, localServer: me, master: master,
             service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
-            autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups)
+            autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups, transport: nil)
     }
 
     static func heartbeat(_ heartbeat: HeartbeatConfig, covers server: ServerName) -> Bool {

@@ -398,6 +398,26 @@ public actor ClusterDaemon {
 
     // MARK: - Requests
 
+    /// The Engine's status plus this daemon's transport counters.
+    func snapshot() -> ClusterStatusSnapshot {
+        var status = engine.snapshot(now: now())
+        var lines = sockets.map { path, socket in
+            let counters = socket.counters
+            return ClusterStatusSnapshot.TransportLine(
+                name: path, accepted: counters.accepted,
+                dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) }))
+        }
+        if let controlServer {
+            let counters = controlServer.counters
+            lines.append(
+                ClusterStatusSnapshot.TransportLine(
+                    name: "control", accepted: counters.requestsServed,
+                    dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) })))
+        }
+        status.transport = lines
+        return status
+    }
+
     func handleLocal(_ request: LocalControlRequest) async -> [UInt8] {
         let decoded: LocalRequest
         do {
@@ -415,7 +435,7 @@ public actor ClusterDaemon {
                 case .result(let result): return WireJSON.encode(LocalResponse.result(result))
                 }
             }
-            return WireJSON.encode(LocalResponse.status(engine.snapshot(now: now())))
+            return WireJSON.encode(LocalResponse.status(snapshot()))
         case .command(let command, let target):
             if let target, target != me {
                 guard config.server(named: target) != nil else {
@@ -439,7 +459,7 @@ public actor ClusterDaemon {
         }
         switch decoded {
         case .status:
-            return WireJSON.encode(PeerResponse.status(engine.snapshot(now: now())))
+            return WireJSON.encode(PeerResponse.status(snapshot()))
         case .command(let command, let origin, let forwarded):
             return WireJSON.encode(PeerResponse.result(await execute(command, origin: origin, forwarded: forwarded)))
         }
