@@ -57,6 +57,8 @@ public struct ServerEngine: Sendable {
     var pendingActions: [EngineAction] = []
     /// Groups for which "no destination" was already logged (log once per episode).
     var noDestinationLogged: Set<GroupName> = []
+    /// Peers already reported as running another configuration (log once).
+    var configMismatchLogged: Set<ServerName> = []
     var heartbeatDirty = false
     var persistDirty = false
 
@@ -266,7 +268,12 @@ public struct ServerEngine: Sendable {
         let fresh = membership.record(heartbeat, path: path, now: now, myBootID: bootID)
         guard fresh else { return }
         if heartbeat.configHash != configHash {
-            log(.warning, "nm", 80, "Server \(heartbeat.sender) runs a different configuration (hash \(heartbeat.configHash.prefix(12)) vs \(configHash.prefix(12))).")
+            if !configMismatchLogged.contains(heartbeat.sender) {
+                configMismatchLogged.insert(heartbeat.sender)
+                log(.warning, "nm", 80, "Server \(heartbeat.sender) runs a different configuration (hash \(heartbeat.configHash.prefix(12)) vs \(configHash.prefix(12))).")
+            }
+        } else {
+            configMismatchLogged.remove(heartbeat.sender)
         }
         if !wasConnected && membership.isConnected(heartbeat.sender, now: now) {
             log(.info, "nm", 1, "Server \(heartbeat.sender) is up.")

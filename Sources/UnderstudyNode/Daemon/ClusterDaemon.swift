@@ -432,7 +432,7 @@ public actor ClusterDaemon {
             if let target, target != me {
                 switch await askPeer(target, .status) {
                 case .status(let snapshot): return WireJSON.encode(LocalResponse.status(snapshot))
-                case .result(let result): return WireJSON.encode(LocalResponse.result(result))
+                case .result(let result): return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
                 }
             }
             return WireJSON.encode(LocalResponse.status(snapshot()))
@@ -442,6 +442,9 @@ public actor ClusterDaemon {
                     return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "Unknown server \(target).")))
                 }
                 switch await askPeer(target, .command(command, origin: me, forwarded: false)) {
+                case .result(let result) where result.code == .unreachable:
+                    // Exit code 3 is reserved for the local daemon.
+                    return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
                 case .result(let result): return WireJSON.encode(LocalResponse.result(result))
                 case .status: return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
                 }
@@ -479,6 +482,10 @@ public actor ClusterDaemon {
             return result
         case .forward(let target):
             switch await askPeer(target, .command(command, origin: origin, forwarded: true)) {
+            case .result(let result) where result.code == .unreachable:
+                // The master (or the group's server) went away mid-request: membership is
+                // changing; the operator retries.
+                return CommandResult(.inTransition, "\(result.message) Membership is changing; retry in a moment.")
             case .result(let result): return result
             case .status: return CommandResult(.failed, "unexpected answer from \(target)")
             }
