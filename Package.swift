@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(name: "UnderstudyEngineTests", dependencies: ["UnderstudyEngine", "UnderstudyModel", "UnderstudySimulator"]),
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
         .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode"]),
+        .testTarget(name: "UnderstudyProcessTests", dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -20,4 +20,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 swift build --build-tests
-swift test --skip-build "$@"
+if [ $# -gt 0 ]; then
+    exec swift test --skip-build "$@"
+fi
+# The CPU-heavy suites (1,000 simulator schedules) first; then the process tests, whose real
+# daemons run with sub-second heartbeats, on an otherwise idle machine.
+swift test --skip-build --skip UnderstudyProcessTests
+swift test --skip-build --filter UnderstudyProcessTests

@@ -48,6 +48,14 @@ extension ServerEngine {
         guard !isolated else {
             return .done(CommandResult(.failed, "\(me) is isolated from the majority of the cluster; no group operation is possible here."))
         }
+        guard membership.hasQuorum(now: now) else {
+            let reached = membership.view(now: now).count
+            return .done(
+                CommandResult(
+                    .failed,
+                    "\(me) does not reach a majority of the servers (\(reached) of \(serverNames.count)); no group operation is possible here."
+                ))
+        }
         guard let master = currentMaster(now: now) else {
             return .done(CommandResult(.inTransition, "The cluster has no master yet (servers are still starting); retry in a moment."))
         }

@@ -91,6 +91,9 @@ public enum EngineAction: Sendable, Equatable {
     case fenceGroup(GroupName)
     /// Send a heartbeat now instead of at the next interval (a change others must see fast).
     case sendHeartbeatNow
+    /// Send exactly this heartbeat now: the last words of a service that stops without a
+    /// farewell (built while it still ran, so peers keep counting its stuck groups).
+    case sendHeartbeat(Heartbeat)
     /// Durable state changed: write it before acting further.
     case persist(PersistentState)
     /// The cluster service has stopped; do what was asked (`.os` runs the configured

@@ -35,6 +35,8 @@ struct LocalGroup: Sendable, Equatable {
     /// A stop asked for while a start was running: done as soon as the current run ends.
     var pendingStop: StopRequest?
     var finalActionDoneGeneration: UInt64?
+    /// Some resources were stopped by `clprsc -t`: the group is not lost, only partly down.
+    var operatorStopped = false
 
     init(resources: [ResourceName]) {
         resourceStatus = Dictionary(uniqueKeysWithValues: resources.map { ($0, .offline) })
@@ -96,6 +98,7 @@ extension ServerEngine {
         local.deactivationRetries = [:]
         local.status = .onlinePending
         local.pendingStop = nil
+        local.operatorStopped = false
         locals[group] = local
         log(.info, "rc", 10, "Activating group \(group) on \(me) (CLP_EVENT=\(event.rawValue)).")
         heartbeatDirty = true
@@ -277,6 +280,8 @@ extension ServerEngine {
             }
             local.operation = nil
             local.status = Self.summarize(local.resourceStatus)
+            // Resources stopped by the operator are not a lost group: nothing re-places it.
+            local.operatorStopped = local.status != .online
             locals[run.group] = local
             heartbeatDirty = true
             persistDirty = true
@@ -420,6 +425,8 @@ extension ServerEngine {
         heartbeatDirty = true
         for group in config.groups {
             guard let local = locals[group.name], local.status.holdsResources || local.isBusy else { continue }
+            // A group stuck in Offline Failure already had its stop and final action.
+            if local.status == .offlineFailure && !local.isBusy { continue }
             beginStop(group.name, StopRequest(factor: factor, event: .start, lastAction: lastAction), now: now)
         }
     }
@@ -428,11 +435,17 @@ extension ServerEngine {
         guard case .leaving(_, _, let then) = service else { return }
         let busy = locals.values.contains { $0.isBusy || ($0.status.holdsResources && $0.status != .offlineFailure && $0.status != .onlineFailure) }
         guard !busy else { return }
+        let stuck = locals.values.contains { $0.status.holdsResources }
         // A leaving master stays until every connected server has its last directory (the
         // releases of the groups it just stopped), so its successor places them.
         if isMaster(now: now), let version = directory?.version {
             let lagging = membership.view(now: now).contains { $0 != me && appliedVersion(of: $0, now: now) < version }
             if lagging { return }
+        }
+        if case .os = then, stuck {
+            // Last words while still running: peers keep the stuck group on this server until
+            // they see the machine go down.
+            emit(.sendHeartbeat(makeHeartbeat(now: now)))
         }
         service = .stopped
         // A clean restart (`clpcl -r`) is the operator's word that this server may take
@@ -444,7 +457,6 @@ extension ServerEngine {
         // A farewell heartbeat tells peers at once that this server left (serviceUp=false).
         // Not when the OS goes down with a group stuck in failure: its resources end with
         // the machine, which the others see as a server loss (timeout, then takeover).
-        let stuck = locals.values.contains { $0.status.holdsResources }
         if case .os = then, stuck {
             log(.warning, "pm", 3, "Leaving without a farewell: a group is stuck in failure; the OS stop ends it.")
         } else {

@@ -7,6 +7,8 @@ struct PeerState: Sendable, Equatable {
     var lastHeard: EngineTime?
     /// Local receipt time per heartbeat path.
     var pathLastHeard: [String: EngineTime] = [:]
+    /// Sender's `sentAt` of the newest heartbeat per path.
+    var pathLastSentAt: [String: EngineTime] = [:]
     /// The peer's newest heartbeat (by its own `sentAt`).
     var report: Heartbeat?
     /// Our own `sentAt` that the peer last echoed for our current boot: the peer heard us
@@ -37,11 +39,17 @@ struct Membership: Sendable, Equatable {
     mutating func record(_ heartbeat: Heartbeat, path: String, now: EngineTime, myBootID: UInt64) -> Bool {
         guard var peer = peers[heartbeat.sender] else { return false }
         if let boot = peer.bootID, heartbeat.bootID < boot { return false }
-        peer.pathLastHeard[path] = now
         if peer.bootID != heartbeat.bootID {
             // A restart of the peer: forget what its previous life told us.
-            peer = PeerState(bootID: heartbeat.bootID, pathLastHeard: [path: now])
-        } else if let report = peer.report, heartbeat.run < report.run {
+            peer = PeerState(bootID: heartbeat.bootID)
+        }
+        // A path is alive when it carries heartbeats newer than it carried before (the same
+        // heartbeat arrives once per path; an old one replayed proves nothing).
+        if peer.pathLastSentAt[path].map({ heartbeat.sentAt > $0 }) ?? true {
+            peer.pathLastSentAt[path] = heartbeat.sentAt
+            peer.pathLastHeard[path] = now
+        }
+        if let report = peer.report, heartbeat.run < report.run {
             // A late heartbeat of an earlier service run of the same process.
             peers[heartbeat.sender] = peer
             return false

@@ -52,15 +52,18 @@ public struct GroupReport: Sendable, Codable, Equatable {
     /// Set when activation failed for good (after retries) in `generation`; the master
     /// decides between failover and the final action.
     public var activationFailedResource: ResourceName?
+    /// Resources were stopped one by one by an operator (`clprsc -t`).
+    public var operatorStopped: Bool
 
     public init(
         status: ActivationStatus, resources: [ResourceName: ActivationStatus] = [:],
-        generation: UInt64 = 0, activationFailedResource: ResourceName? = nil
+        generation: UInt64 = 0, activationFailedResource: ResourceName? = nil, operatorStopped: Bool = false
     ) {
         self.status = status
         self.resources = resources
         self.generation = generation
         self.activationFailedResource = activationFailedResource
+        self.operatorStopped = operatorStopped
     }
 }
 

@@ -87,7 +87,9 @@ extension ServerEngine {
             // Also a peer that is heard but not connected (one-way link) and says it no
             // longer holds the group: it has fenced itself.
             let ownerLostIt = (view.contains(owner) || membership.isUp(owner, now: now)) && entry.wanted
-                && ownerReport.map { !$0.status.holdsResources && $0.generation >= entry.generation && entry.generation > 0 } ?? false
+                && ownerReport.map {
+                    !$0.status.holdsResources && !$0.operatorStopped && $0.generation >= entry.generation && entry.generation > 0
+                } ?? false
             if ownerRestarted || isGone(owner, now: now) {
                 release(&entry, nextVersion: nextVersion, because: "server \(owner) is down", failover: true, group: group)
             } else if ownerLostIt {
@@ -175,7 +177,7 @@ extension ServerEngine {
             log(.warning, "rc", 65, "Group \(group.name) is not failed over (\(reason)): \(directory.clusterStopping ? "the cluster is stopping" : "its failover attribute is manual").")
             return
         }
-        if failover {
+        if failover && entry.wanted {
             entry.startEvent = .failover
             log(.warning, "rc", 60, "Failing over group \(group.name) from \(owner): \(reason).")
         }
@@ -322,7 +324,7 @@ extension ServerEngine {
             guard let local = locals[group] else { return nil }
             return GroupReport(
                 status: local.status, resources: local.resourceStatus, generation: local.generation,
-                activationFailedResource: local.activationFailedResource)
+                activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped)
         }
         return membership.peers[server]?.report?.groups[group]
     }

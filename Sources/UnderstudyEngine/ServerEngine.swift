@@ -104,6 +104,8 @@ public struct ServerEngine: Sendable {
         guard service == .stopped else { return [] }
         service = .running
         serviceRun += 1
+        // A new run has tried nothing yet; assignments name the run's instance anyway.
+        for name in locals.keys { locals[name]?.lastTriedGeneration = 0 }
         serviceStartedAt = now
         listeningSince = now
         lastEventAt = now
@@ -175,7 +177,9 @@ public struct ServerEngine: Sendable {
         if persistDirty {
             persistDirty = false
             var state = persistent
-            state.directory = directory
+            // Keep the last directory when leaving: its epoch and version are the floor of
+            // the next ones (generations must keep growing across service runs).
+            state.directory = directory ?? persistent.directory
             state.heldGroups = locals.filter { $0.value.status.holdsResources }.mapValues(\.generation)
             persistent = state
             pendingActions.insert(.persist(state), at: 0)
@@ -227,6 +231,9 @@ public struct ServerEngine: Sendable {
         }
         // Without quorum from the start (startup, alone) the server just waits.
         guard hadQuorum, !isolated else { return }
+        // During a cluster stop the others leave one by one and nobody takes anything
+        // over: finish the stop scripts instead of killing them.
+        if directory?.clusterStopping == true { return }
         isolated = true
         heartbeatDirty = true
         // The other side goes on without us; rejoin later with its directory.
@@ -321,7 +328,7 @@ public struct ServerEngine: Sendable {
         for (name, local) in locals {
             reports[name] = GroupReport(
                 status: local.status, resources: local.resourceStatus, generation: local.generation,
-                activationFailedResource: local.activationFailedResource)
+                activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped)
         }
         return reports
     }
@@ -332,7 +339,7 @@ public struct ServerEngine: Sendable {
     /// directory of this run). When nobody has joined yet (cluster start), the first server
     /// whose startup sync is over founds the cluster. None while isolated.
     public func currentMaster(now: EngineTime) -> ServerName? {
-        guard !isolated, service != .stopped else { return nil }
+        guard !isolated, service != .stopped, membership.hasQuorum(now: now) else { return nil }
         let view = membership.view(now: now)
         let joined = view.filter { server in
             server == me ? directory != nil : membership.report(of: server, now: now)?.epoch != nil

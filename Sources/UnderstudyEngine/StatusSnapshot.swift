@@ -110,7 +110,7 @@ extension ServerEngine {
                 let report: GroupReport?
                 if server == me {
                     report = status(of: group.name, on: me, now: now)
-                } else if membership.isUp(server, now: now) {
+                } else if running && membership.isUp(server, now: now) {
                     report = membership.peers[server]?.report?.groups[group.name]
                 } else {
                     report = nil

@@ -224,6 +224,11 @@ public final class SimulatedCluster {
         guard let sends = servers[name]?.engine?.sendsHeartbeats, sends || farewell,
             let heartbeat = servers[name]?.engine?.makeHeartbeat(now: now)
         else { return }
+        deliver(heartbeat, from: name)
+    }
+
+    /// Puts one heartbeat on the simulated network, to every peer on every path.
+    func deliver(_ heartbeat: Heartbeat, from name: ServerName) {
         for peer in config.serverNames where peer != name {
             guard !blocked.contains([name, peer]) else { continue }
             for path in paths {
@@ -247,6 +252,8 @@ public final class SimulatedCluster {
                 schedule(.runDone(name, incarnation: incarnation, runID: run.id, outcome: outcome), after: duration)
             case .fenceGroup(let group):
                 note("\(name): fence \(group)")
+            case .sendHeartbeat(let heartbeat):
+                deliver(heartbeat, from: name)
             case .sendHeartbeatNow:
                 let stopped = !(servers[name]?.engine?.sendsHeartbeats ?? false)
                 sendHeartbeat(from: name, farewell: stopped)

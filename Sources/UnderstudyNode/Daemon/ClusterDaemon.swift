@@ -60,6 +60,8 @@ public actor ClusterDaemon {
     var exitRequested = false
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
     var lastTick: EngineTime = .zero
+    /// The farewell heartbeat being sent when the service stops.
+    var pendingFarewell: Task<Void, Never>?
 
     /// Checks everything that can be checked before touching the network, and builds the
     /// Engine from the persisted state.
@@ -282,7 +284,11 @@ public actor ClusterDaemon {
 
     func sendHeartbeat(farewell: Bool) async {
         guard engine.sendsHeartbeats || farewell else { return }
-        let payload = WireJSON.encode(engine.makeHeartbeat(now: now()))
+        await send(WireJSON.encode(engine.makeHeartbeat(now: now())))
+    }
+
+    /// Sends one heartbeat payload on every path to every peer.
+    func send(_ payload: [UInt8]) async {
         let port = config.cluster.ports.heartbeat
         for (path, socket) in sockets {
             guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind else { continue }
@@ -310,6 +316,17 @@ public actor ClusterDaemon {
 
     func perform(_ actions: [EngineAction]) {
         lastTick = now()
+        // The heartbeat goes out before anything that could end the daemon (a farewell must
+        // reach the peers before the sockets close).
+        if actions.contains(.sendHeartbeatNow) {
+            let stopping = actions.contains { if case .serviceStopped = $0 { return true } else { return false } }
+            let heartbeat = WireJSON.encode(engine.makeHeartbeat(now: now()))
+            if stopping {
+                pendingFarewell = Task { await self.send(heartbeat) }
+            } else {
+                Task { await self.send(heartbeat) }
+            }
+        }
         for action in actions {
             switch action {
             case .runResource(let run):
@@ -317,7 +334,10 @@ public actor ClusterDaemon {
             case .fenceGroup(let group):
                 exec.fence(group: group)
             case .sendHeartbeatNow:
-                Task { await self.sendHeartbeat(farewell: true) }
+                break
+            case .sendHeartbeat(let heartbeat):
+                let payload = WireJSON.encode(heartbeat)
+                pendingFarewell = Task { await self.send(payload) }
             case .persist(let state):
                 do {
                     try store.save(state, name: "engine")
@@ -363,10 +383,16 @@ public actor ClusterDaemon {
             try? marker.markStarted()
             perform(engine.startService(now: now()))
         case .exitProcess:
-            requestExit()
+            Task {
+                await self.pendingFarewell?.value
+                self.requestExit()
+            }
         case .os(let action):
-            runOSCommand(action)
-            requestExit()
+            Task {
+                await self.pendingFarewell?.value
+                self.runOSCommand(action)
+                self.requestExit()
+            }
         }
     }
 

@@ -1,0 +1,68 @@
+import Foundation
+import Testing
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Scenario 11: what a daemon leaves in its state folder (ARCHITECTURE.md §3, I5).
+@Suite("Process: state persistence")
+struct StatePersistenceTests {
+    @Test("engine.json persists; SIGTERM removes the running marker, kill -9 leaves it and the next start is abnormal")
+    func runningMarkerTellsCleanFromAbnormalStops() async throws {
+        var spec = ClusterSpec(subnet: 112, servers: ["node1"])
+        spec.syncWait = "2s"
+        try await withCluster(spec) { cluster in
+            let state = cluster.stateDirectory(of: "node1")
+            let marker = state + "/running"
+            let engineState = state + "/engine.json"
+
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            #expect(FileManager.default.fileExists(atPath: marker))
+            let persisted = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: engineState)))
+            #expect(persisted is [String: Any], "engine.json holds a JSON object")
+
+            // Clean stop: the marker goes, the state stays.
+            cluster.send(SIGTERM, to: "node1")
+            #expect(try await cluster.waitForExit("node1") == 0)
+            #expect(!FileManager.default.fileExists(atPath: marker))
+            #expect(FileManager.default.fileExists(atPath: engineState))
+            #expect(cluster.records.map(\.action) == ["start", "stop"])
+
+            // A clean restart starts the group on its own.
+            try cluster.startDaemon("node1")
+            let clean = try await cluster.waitUntilFormed()
+            #expect(!clean.autoStartSuppressed)
+
+            // kill -9: the marker stays behind.
+            cluster.send(SIGKILL, to: "node1")
+            #expect(try await cluster.waitForExit("node1") == 128 + SIGKILL)
+            #expect(FileManager.default.fileExists(atPath: marker))
+            #expect(FileManager.default.fileExists(atPath: engineState))
+            // The socket file of the dead daemon is still there; nobody answers on it.
+            let unreachable = try await cluster.cli(["clpstat"], on: "node1")
+            #expect(unreachable.exitCode == 3, "\(unreachable)")
+            #expect(unreachable.standardError.contains("not reachable"), "\(unreachable)")
+
+            // The next start is abnormal: the group is not started automatically.
+            try cluster.startDaemon("node1")
+            let suppressed = try await cluster.waitUntilFormed(group: nil)
+            #expect(suppressed.autoStartSuppressed, "\(suppressed.summary)")
+            try await Task.sleep(for: .seconds(1))
+            let still = try await cluster.clpstat(on: "node1")
+            #expect(still.group(named: "grp1")?.status == .offline, "\(still.summary)")
+            #expect(cluster.records.count == 3, "\(cluster.records.summary)")
+
+            // clpcl -r is the operator's word: the group starts again automatically.
+            let restart = try await cluster.cli(["clpcl", "-r"], on: "node1")
+            #expect(restart.exitCode == 0, "\(restart)")
+            let lifted = try await cluster.waitUntilFormed()
+            #expect(!lifted.autoStartSuppressed)
+            #expect(cluster.records.count == 4, "\(cluster.records.summary)")
+            #expect(cluster.records.last?["CLP_EVENT"] == "START")
+        }
+    }
+}

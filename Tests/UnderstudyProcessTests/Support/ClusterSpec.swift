@@ -1,0 +1,152 @@
+import Foundation
+
+/// What a start or stop script does after recording its `CLP_*` variables.
+enum ScriptBehaviour: Sendable {
+    case succeed
+    case fail
+    /// Sleeps, then succeeds: keeps the group in Online/Offline Pending for a while.
+    case sleepThenSucceed(seconds: Int)
+    /// `exec sleep`: the long-running process of an asynchronous start (`start-mode: async`).
+    case keepRunning
+    /// Waits (at most 60 s) until the test releases it (`TestCluster.release`), then
+    /// succeeds: a transition exactly as long as the test needs.
+    case waitForRelease
+
+    /// The end of the script; `record` is the shell function that appends a record line
+    /// for the action given as its first argument.
+    func shell(action: String, releasePath: String) -> String {
+        switch self {
+        case .succeed: return "exit 0"
+        case .fail: return "echo 'failing on purpose' >&2\nexit 1"
+        case .sleepThenSucceed(let seconds): return "sleep \(seconds)\nrecord '\(action)-done'\nexit 0"
+        case .keepRunning: return "exec sleep 300"
+        case .waitForRelease:
+            return """
+                waited=0
+                while [ ! -e '\(releasePath)' ] && [ $waited -lt 1200 ]; do sleep 0.05; waited=$((waited + 1)); done
+                rm -f '\(releasePath)'
+                record '\(action)-done'
+                exit 0
+                """
+        }
+    }
+}
+
+/// One `exec` resource of a test group.
+struct ExecSpec: Sendable {
+    var name: String
+    var start: ScriptBehaviour = .succeed
+    var stop: ScriptBehaviour = .succeed
+    var asyncStart = false
+    /// Flow mappings written as they are, e.g. `{retry: 1, failover: 1, final-action: none}`.
+    var activation: String?
+    var deactivation: String?
+}
+
+struct GroupSpec: Sendable {
+    var name: String
+    var servers: [String]?
+    var failback: String?
+    var resources: [ExecSpec]
+
+    /// A group with one synchronous exec resource `<name>-app`.
+    static func simple(_ name: String, servers: [String]? = nil, failback: String? = nil) -> GroupSpec {
+        GroupSpec(name: name, servers: servers, failback: failback, resources: [ExecSpec(name: "\(name)-app")])
+    }
+}
+
+/// A cluster on loopback addresses of its own: servers on 127.0.<subnet>.1, .2, …, ports
+/// 40000 + 10 × subnet and up. Every test picks a different subnet, so tests running in
+/// parallel (and the demo on 127.0.0.11–13, ports 29001–29003) never share an address.
+struct ClusterSpec: Sendable {
+    var subnet: Int
+    var servers: [String] = ["node1", "node2", "node3"]
+    var heartbeatInterval = "200ms"
+    var heartbeatTimeoutMilliseconds = 1500
+    var syncWait = "5s"
+    var groups: [GroupSpec] = [.simple("grp1")]
+
+    var heartbeatTimeout: Duration { .milliseconds(heartbeatTimeoutMilliseconds) }
+    var controlPort: Int { 40000 + 10 * subnet }
+    var heartbeatPort: Int { controlPort + 1 }
+    var httpPort: Int { controlPort + 2 }
+
+    func address(of server: String) -> String {
+        let index = (servers.firstIndex(of: server) ?? 0) + 1
+        return "127.0.\(subnet).\(index)"
+    }
+
+    /// The `cluster.yaml` of this spec, for a cluster folder.
+    func yaml(folder: String, secretFile: String = "cluster.key") -> String {
+        let addresses = servers.map { "\($0): \(address(of: $0))" }.joined(separator: ", ")
+        var text = """
+            # Written by UnderstudyProcessTests.
+            cluster:
+              name: ptest\(subnet)
+              comment: process test cluster
+              secret-file: \(secretFile)
+              timing:
+                heartbeat-interval: \(heartbeatInterval)
+                heartbeat-timeout: \(heartbeatTimeoutMilliseconds)ms
+                sync-wait: \(syncWait)
+              network-partition:
+                action: none
+              ports: {control: \(controlPort), heartbeat: \(heartbeatPort), http: \(httpPort)}
+              os-commands:
+                shutdown: [/bin/sh, -c, "echo shutdown >> '\(folder)/os-actions.log'"]
+                reboot: [/bin/sh, -c, "echo reboot >> '\(folder)/os-actions.log'"]
+
+            servers:
+            \(servers.map { "  - name: \($0)" }.joined(separator: "\n"))
+
+            heartbeats:
+              - name: lanhb1
+                type: lanhb
+                addresses: {\(addresses)}
+
+            network-partition:
+              - name: majority1
+                type: majority
+
+            """
+        if !groups.isEmpty { text += "groups:\n" }
+        for group in groups {
+            text += "  - name: \(group.name)\n"
+            if let servers = group.servers { text += "    servers: [\(servers.joined(separator: ", "))]\n" }
+            if let failback = group.failback { text += "    failback: \(failback)\n" }
+            text += "    resources:\n"
+            for resource in group.resources {
+                text += """
+                          - name: \(resource.name)
+                            type: exec
+                            start: scripts/\(resource.name)/start.sh
+                            stop: scripts/\(resource.name)/stop.sh
+                            start-mode: \(resource.asyncStart ? "async" : "sync")
+                            timeout: 30s
+                            stop-timeout: 30s
+
+                    """
+                if let activation = resource.activation { text += "        activation: \(activation)\n" }
+                if let deactivation = resource.deactivation { text += "        deactivation: \(deactivation)\n" }
+            }
+        }
+        return text
+    }
+
+    /// A script that appends one line to the records file — action, local server, pid,
+    /// time in nanoseconds, then every `CLP_*` variable it sees — and then behaves as told.
+    /// A script that sleeps records a second line, `<action>-done`, when it has finished.
+    static func script(action: String, recordsPath: String, releasePath: String, behaviour: ScriptBehaviour) -> String {
+        """
+        #!/bin/sh
+        # Records the script variables for UnderstudyProcessTests (one line per run).
+        record() {
+            vars=$(env | grep '^CLP_' | sort | tr '\\n' '\\t')
+            printf '%s\\t%s\\t%s\\t%s\\t%s\\n' "$1" "$CLP_SERVER_LOCAL" "$$" "$(date +%s%N)" "$vars" >> '\(recordsPath)'
+        }
+        record '\(action)'
+        \(behaviour.shell(action: action, releasePath: releasePath))
+
+        """
+    }
+}
