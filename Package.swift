@@ -24,12 +24,15 @@ let package = Package(
         // The pure decision core: events in, actions out. No I/O, no clock.
         .target(
             name: "UnderstudyEngine",
-            dependencies: ["UnderstudyModel"]
+            dependencies: ["UnderstudyModel"],
+            // Optimized even in debug builds: the simulator runs 1,000 schedules per test run.
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // Deterministic world that drives Engines through seeded fault schedules.
         .target(
             name: "UnderstudySimulator",
-            dependencies: ["UnderstudyEngine", "UnderstudyModel"]
+            dependencies: ["UnderstudyEngine", "UnderstudyModel"],
+            swiftSettings: [.unsafeFlags(["-O"])]
         ),
         // The daemon's I/O shell: transports, scripts, storage, drivers.
         .target(

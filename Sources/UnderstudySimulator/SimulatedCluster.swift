@@ -192,6 +192,8 @@ public final class SimulatedCluster {
             schedule(.tick(name, incarnation: incarnation), after: tickInterval)
         case .heartbeatTimer(let name, let incarnation):
             guard servers[name]?.incarnation == incarnation else { return }
+            // As the daemon does: look at the clock (and notice a stall) before speaking.
+            deliver(.tick, to: name)
             sendHeartbeat(from: name)
             schedule(.heartbeatTimer(name, incarnation: incarnation), after: config.cluster.timing.heartbeatInterval)
         case .deliver(let heartbeat, let name, let path):

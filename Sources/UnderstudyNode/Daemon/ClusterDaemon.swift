@@ -275,6 +275,9 @@ public actor ClusterDaemon {
         let period = config.cluster.timing.heartbeatInterval
         var deadline = ContinuousClock.now
         while !Task.isCancelled {
+            // A tick first: a process that was stalled fences its groups before it tells
+            // anyone what it holds.
+            perform(engine.handle(.tick, now: now()))
             await sendHeartbeat(farewell: false)
             deadline += period
             if deadline < .now { deadline = .now }
