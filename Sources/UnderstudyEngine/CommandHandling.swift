@@ -94,7 +94,10 @@ extension ServerEngine {
             var entry = dir.entries[name] ?? DirectoryEntry()
             let held = holders(of: name, now: now)
             if let holder = held.first {
-                return .done(CommandResult(.failed, "Group \(name) is already \(status(of: name, on: holder, now: now)?.status.rawValue ?? "active") on \(holder)."))
+                return .done(
+                    CommandResult(
+                        .failed,
+                        "Group \(name) is already \(status(of: name, on: holder, now: now)?.status.rawValue ?? "active") on \(holder)."))
             }
             let target: ServerName
             if let server {
@@ -113,7 +116,8 @@ extension ServerEngine {
                 return .done(CommandResult(.failed, "No server of group \(name) is running."))
             }
             if group.exclusive == .complete, runsOtherExclusive(.complete, server: target, except: name, directory: dir, now: now) {
-                return .done(CommandResult(.failed, "Group \(name) cannot start on \(target): another completely exclusive group runs there."))
+                return .done(
+                    CommandResult(.failed, "Group \(name) cannot start on \(target): another completely exclusive group runs there."))
             }
             entry.wanted = true
             entry.owner = nil
@@ -153,7 +157,8 @@ extension ServerEngine {
                 return .done(CommandResult(.failed, "Group \(name) is not online; start it instead of moving it."))
             }
             if let report = status(of: name, on: owner, now: now), report.status != .online && report.status != .onlineFailure {
-                return .done(CommandResult(.failed, "Group \(name) is \(report.status.rawValue) on \(owner); stop it (clpgrp -t) before moving it."))
+                return .done(
+                    CommandResult(.failed, "Group \(name) is \(report.status.rawValue) on \(owner); stop it (clpgrp -t) before moving it."))
             }
             let target: ServerName
             if let destination {
@@ -178,7 +183,8 @@ extension ServerEngine {
                 target = next
             }
             if group.exclusive == .complete, runsOtherExclusive(.complete, server: target, except: name, directory: dir, now: now) {
-                return .done(CommandResult(.failed, "Group \(name) cannot move to \(target): another completely exclusive group runs there."))
+                return .done(
+                    CommandResult(.failed, "Group \(name) cannot move to \(target): another completely exclusive group runs there."))
             }
             entry.owner = nil
             entry.ownerInstance = nil
@@ -216,11 +222,14 @@ extension ServerEngine {
             if let report = status(of: group.name, on: server, now: now),
                 report.status == .onlinePending || report.status == .offlinePending
             {
-                return CommandResult(.inTransition, "Group \(group.name) is in transition (\(report.status.rawValue) on \(server)); try again when it has finished.")
+                return CommandResult(
+                    .inTransition,
+                    "Group \(group.name) is in transition (\(report.status.rawValue) on \(server)); try again when it has finished.")
             }
         }
         if entry.wanted && entry.owner == nil {
-            return CommandResult(.inTransition, "Group \(group.name) is being placed (moving or failing over); try again when it has finished.")
+            return CommandResult(
+                .inTransition, "Group \(group.name) is being placed (moving or failing over); try again when it has finished.")
         }
         if let owner = entry.owner, entry.wanted, !held.contains(owner) {
             return CommandResult(.inTransition, "Group \(group.name) is starting on \(owner); try again when it has finished.")
@@ -231,7 +240,8 @@ extension ServerEngine {
         return nil
     }
 
-    mutating func resourceCommand(_ command: ClusterCommand, resource: ResourceName, forwarded: Bool, now: EngineTime) -> CommandDisposition {
+    mutating func resourceCommand(_ command: ClusterCommand, resource: ResourceName, forwarded: Bool, now: EngineTime) -> CommandDisposition
+    {
         guard let found = config.resource(named: resource) else {
             return .done(CommandResult(.badUsage, "Unknown resource \(resource)."))
         }
@@ -244,7 +254,8 @@ extension ServerEngine {
         if !runsHere {
             let owner = directory?.entries[group.name]?.owner
             if let owner, owner != me, !forwarded { return .forward(to: owner) }
-            return .done(CommandResult(.failed, "Group \(group.name) of resource \(resource) is not online on any server; start the group first."))
+            return .done(
+                CommandResult(.failed, "Group \(group.name) of resource \(resource) is not online on any server; start the group first."))
         }
         guard let local, local.operation == nil else {
             return .done(CommandResult(.inTransition, "Group \(group.name) is in transition on \(me); try again when it has finished."))
@@ -255,7 +266,8 @@ extension ServerEngine {
             if status == .online { return .done(.ok("Resource \(resource) is already online on \(me).")) }
             let missing = deps.filter { local.resourceStatus[$0] != .online }
             if !missing.isEmpty {
-                return .done(CommandResult(.failed, "Resource \(resource) depends on \(missing.joined(separator: ", ")), which is not online."))
+                return .done(
+                    CommandResult(.failed, "Resource \(resource) depends on \(missing.joined(separator: ", ")), which is not online."))
             }
             startSingle(.start, resource: resource, group: group.name)
         } else {
@@ -265,7 +277,8 @@ extension ServerEngine {
                     && local.resourceStatus[other.name] != .offline
             }.map(\.name)
             if !dependents.isEmpty {
-                return .done(CommandResult(.failed, "Resource \(resource) is needed by \(dependents.joined(separator: ", ")); stop those first."))
+                return .done(
+                    CommandResult(.failed, "Resource \(resource) is needed by \(dependents.joined(separator: ", ")); stop those first."))
             }
             startSingle(.stop, resource: resource, group: group.name)
         }

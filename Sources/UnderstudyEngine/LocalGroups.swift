@@ -266,7 +266,8 @@ extension ServerEngine {
                 }
                 local.resourceStatus[run.resource] = .offlineFailure
                 locals[run.group] = local
-                applyDeactivationFinalAction(resourceConfig.deactivation.finalAction, group: run.group, request: request, index: index, now: now)
+                applyDeactivationFinalAction(
+                    resourceConfig.deactivation.finalAction, group: run.group, request: request, index: index, now: now)
             }
         case .single(let operation, let resource, let current) where current == runID && resource == run.resource:
             switch outcome {
@@ -276,7 +277,9 @@ extension ServerEngine {
                 if operation == .stop { local.asyncPIDs[resource] = nil }
             case .failure(let reason):
                 local.resourceStatus[resource] = operation == .start ? .onlineFailure : .offlineFailure
-                log(.error, "rc", operation == .start ? 85 : 87, "\(operation == .start ? "Starting" : "Stopping") resource \(resource) on \(me) failed: \(reason)")
+                log(
+                    .error, "rc", operation == .start ? 85 : 87,
+                    "\(operation == .start ? "Starting" : "Stopping") resource \(resource) on \(me) failed: \(reason)")
             }
             local.operation = nil
             local.status = Self.summarize(local.resourceStatus)
@@ -433,7 +436,9 @@ extension ServerEngine {
 
     mutating func finishLeavingIfDone(now: EngineTime) {
         guard case .leaving(_, _, let then) = service else { return }
-        let busy = locals.values.contains { $0.isBusy || ($0.status.holdsResources && $0.status != .offlineFailure && $0.status != .onlineFailure) }
+        let busy = locals.values.contains {
+            $0.isBusy || ($0.status.holdsResources && $0.status != .offlineFailure && $0.status != .onlineFailure)
+        }
         guard !busy else { return }
         let stuck = locals.values.contains { $0.status.holdsResources }
         // A leaving master stays until every connected server has its last directory (the

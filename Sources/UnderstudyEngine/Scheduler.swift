@@ -48,7 +48,9 @@ extension ServerEngine {
                 guard !entry.wanted else { continue }
                 let suppressedHere = group.servers.filter { isAutoStartSuppressed($0, now: now) }
                 if !suppressedHere.isEmpty {
-                    log(.warning, "cl", 18, "Group \(group.name) is not started automatically: \(suppressedHere.joined(separator: ", ")) stopped abnormally.")
+                    log(
+                        .warning, "cl", 18,
+                        "Group \(group.name) is not started automatically: \(suppressedHere.joined(separator: ", ")) stopped abnormally.")
                     continue
                 }
                 entry.wanted = true
@@ -86,7 +88,8 @@ extension ServerEngine {
             let ownerRestarted = instance(of: owner, now: now).map { $0 != entry.ownerInstance } ?? false
             // Also a peer that is heard but not connected (one-way link) and says it no
             // longer holds the group: it has fenced itself.
-            let ownerLostIt = (view.contains(owner) || membership.isUp(owner, now: now)) && entry.wanted
+            let ownerLostIt =
+                (view.contains(owner) || membership.isUp(owner, now: now)) && entry.wanted
                 && ownerReport.map {
                     !$0.status.holdsResources && !$0.operatorStopped && $0.generation >= entry.generation && entry.generation > 0
                 } ?? false
@@ -101,7 +104,9 @@ extension ServerEngine {
                 return
             } else if isLeaving(owner, now: now) {
                 if !(ownerReport?.status.holdsResources ?? false) {
-                    release(&entry, nextVersion: nextVersion, because: "server \(owner) stopped its cluster service", failover: true, group: group)
+                    release(
+                        &entry, nextVersion: nextVersion, because: "server \(owner) stopped its cluster service", failover: true,
+                        group: group)
                 }
             } else if !entry.wanted {
                 if !(ownerReport?.status.holdsResources ?? false) {
@@ -174,7 +179,10 @@ extension ServerEngine {
         entry.preferredTarget = nil
         if directory.clusterStopping || group.failover == .manual {
             entry.wanted = false
-            log(.warning, "rc", 65, "Group \(group.name) is not failed over (\(reason)): \(directory.clusterStopping ? "the cluster is stopping" : "its failover attribute is manual").")
+            log(
+                .warning, "rc", 65,
+                "Group \(group.name) is not failed over (\(reason)): \(directory.clusterStopping ? "the cluster is stopping" : "its failover attribute is manual")."
+            )
             return
         }
         if failover && entry.wanted {
@@ -191,7 +199,8 @@ extension ServerEngine {
         var probe = entry
         probe.failedOn.append(owner)
         let view = membership.view(now: now)
-        let canFailOver = group.failover == .auto && !dir.suspended && !dir.clusterStopping
+        let canFailOver =
+            group.failover == .auto && !dir.suspended && !dir.clusterStopping
             && entry.failoverCount < policy.failover
             && chooseTarget(group, entry: probe, directory: dir, view: view, now: now) != nil
         if canFailOver {
@@ -203,7 +212,10 @@ extension ServerEngine {
             entry.stopFactor = .groupFailover
             entry.stopEvent = .failover
             entry.releasedAt = nextVersion
-            log(.warning, "rc", 201, "Activation of \(resource) failed on \(owner): failing group \(group.name) over (\(entry.failoverCount)/\(policy.failover)).")
+            log(
+                .warning, "rc", 201,
+                "Activation of \(resource) failed on \(owner): failing group \(group.name) over (\(entry.failoverCount)/\(policy.failover))."
+            )
         } else {
             entry.finalActionOn = owner
             entry.finalAction = policy.finalAction
@@ -212,7 +224,9 @@ extension ServerEngine {
                 entry.stopFactor = .groupStop
                 entry.stopEvent = .start
             }
-            log(.error, "rc", 202, "Activation of \(resource) failed on \(owner) and no failover is left: final action \(policy.finalAction.rawValue).")
+            log(
+                .error, "rc", 202,
+                "Activation of \(resource) failed on \(owner) and no failover is left: final action \(policy.finalAction.rawValue).")
         }
     }
 

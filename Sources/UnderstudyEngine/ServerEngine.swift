@@ -206,7 +206,9 @@ public struct ServerEngine: Sendable {
     /// before doing anything else (invariant I2).
     mutating func noticeStall(now: EngineTime) {
         guard let last = lastEventAt, now - last > stallLimit else { return }
-        log(.error, "nm", 30, "This server (\(me)) was stalled for \(now - last), longer than the heartbeat timeout: stopping its groups at once.")
+        log(
+            .error, "nm", 30,
+            "This server (\(me)) was stalled for \(now - last), longer than the heartbeat timeout: stopping its groups at once.")
         fenceAll(reason: "stall")
         // Peers may have replaced us: forget what we knew and listen again for a whole
         // timeout before judging anyone down; no partition action for our own stall.
@@ -277,7 +279,10 @@ public struct ServerEngine: Sendable {
         if heartbeat.configHash != configHash {
             if !configMismatchLogged.contains(heartbeat.sender) {
                 configMismatchLogged.insert(heartbeat.sender)
-                log(.warning, "nm", 80, "Server \(heartbeat.sender) runs a different configuration (hash \(heartbeat.configHash.prefix(12)) vs \(configHash.prefix(12))).")
+                log(
+                    .warning, "nm", 80,
+                    "Server \(heartbeat.sender) runs a different configuration (hash \(heartbeat.configHash.prefix(12)) vs \(configHash.prefix(12)))."
+                )
             }
         } else {
             configMismatchLogged.remove(heartbeat.sender)

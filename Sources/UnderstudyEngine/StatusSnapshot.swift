@@ -91,11 +91,16 @@ extension ServerEngine {
                 } else {
                     pathStatus = membership.pathIsUp(heartbeat.name, server: server.name, now: now) ? .normal : .error
                 }
-                return .init(name: heartbeat.name, type: heartbeat.typeName, comment: heartbeat.comment.isEmpty ? Self.defaultComment(heartbeat) : heartbeat.comment, status: pathStatus)
+                return .init(
+                    name: heartbeat.name, type: heartbeat.typeName,
+                    comment: heartbeat.comment.isEmpty ? Self.defaultComment(heartbeat) : heartbeat.comment, status: pathStatus)
             }
             let partition = config.networkPartition.map { np -> ClusterStatusSnapshot.HeartbeatLine in
-                let npStatus: HeartbeatStatus = running ? (np.kind == .majority ? (membership.hasQuorum(now: now) ? .normal : .error) : .unknown) : .unknown
-                return .init(name: np.name, type: np.typeName, comment: np.comment.isEmpty ? Self.defaultComment(np) : np.comment, status: isMe ? npStatus : .unknown)
+                let npStatus: HeartbeatStatus =
+                    running ? (np.kind == .majority ? (membership.hasQuorum(now: now) ? .normal : .error) : .unknown) : .unknown
+                return .init(
+                    name: np.name, type: np.typeName, comment: np.comment.isEmpty ? Self.defaultComment(np) : np.comment,
+                    status: isMe ? npStatus : .unknown)
             }
             servers.append(
                 .init(
@@ -127,7 +132,9 @@ extension ServerEngine {
             let resources = group.resources.map { resource -> ClusterStatusSnapshot.ResourceLine in
                 let statuses = resourcePerServer[resource.name] ?? [:]
                 let resourceStatus = current.flatMap { statuses[$0] } ?? .offline
-                return .init(name: resource.name, type: resource.type.rawValue, comment: resource.comment, status: resourceStatus, perServer: statuses)
+                return .init(
+                    name: resource.name, type: resource.type.rawValue, comment: resource.comment, status: resourceStatus,
+                    perServer: statuses)
             }
             groups.append(
                 .init(

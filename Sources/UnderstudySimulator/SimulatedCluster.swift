@@ -247,7 +247,9 @@ public final class SimulatedCluster {
         for action in actions {
             switch action {
             case .runResource(let run):
-                note("\(name): \(run.operation.rawValue) \(run.group)/\(run.resource) \(run.context.environment["CLP_EVENT"] ?? "") \(run.context.factor?.rawValue ?? "")")
+                note(
+                    "\(name): \(run.operation.rawValue) \(run.group)/\(run.resource) \(run.context.environment["CLP_EVENT"] ?? "") \(run.context.factor?.rawValue ?? "")"
+                )
                 runLog.append((name, run, now))
                 let (duration, outcome) = scriptModel(name, run, &random)
                 let incarnation = servers[name]?.incarnation ?? 0

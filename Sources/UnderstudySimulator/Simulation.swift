@@ -59,7 +59,9 @@ public enum Simulation {
     /// Scripts: mostly quick, sometimes slow, a few fail, a few hang until their timeout.
     static func scripts(server: ServerName, run: ResourceRun, random: inout SeededRandom) -> (Duration, ResourceOutcome) {
         if random.chance(0.01) { return (.seconds(8), .failure(reason: "timed out")) }
-        let duration = random.chance(0.2) ? random.duration(.milliseconds(500) ... .seconds(3)) : random.duration(.milliseconds(5) ... .milliseconds(300))
+        let duration =
+            random.chance(0.2)
+            ? random.duration(.milliseconds(500) ... .seconds(3)) : random.duration(.milliseconds(5) ... .milliseconds(300))
         if random.chance(0.04) { return (duration, .failure(reason: "exit code 1")) }
         return (duration, .success(asyncPID: nil))
     }

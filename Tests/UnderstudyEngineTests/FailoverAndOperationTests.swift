@@ -24,9 +24,14 @@ struct FailoverAndOperationTests {
 
     static let crashCases: [CrashCase] = [
         CrashCase(name: "master s1 crashes: group goes to s2", policy: ["s1", "s2", "s3"], victim: "s1", target: "s2", targetPriority: 2),
-        CrashCase(name: "non-master s2 crashes: group goes to s1", policy: ["s2", "s1", "s3"], victim: "s2", target: "s1", targetPriority: 2),
-        CrashCase(name: "non-master s3 crashes: policy order, not cluster order (s2 before s1)", policy: ["s3", "s2", "s1"], victim: "s3", target: "s2", targetPriority: 2),
-        CrashCase(name: "master crashes, next in policy is the last server", policy: ["s1", "s3", "s2"], victim: "s1", target: "s3", targetPriority: 2),
+        CrashCase(
+            name: "non-master s2 crashes: group goes to s1", policy: ["s2", "s1", "s3"], victim: "s2", target: "s1", targetPriority: 2),
+        CrashCase(
+            name: "non-master s3 crashes: policy order, not cluster order (s2 before s1)", policy: ["s3", "s2", "s1"], victim: "s3",
+            target: "s2", targetPriority: 2),
+        CrashCase(
+            name: "master crashes, next in policy is the last server", policy: ["s1", "s3", "s2"], victim: "s1", target: "s3",
+            targetPriority: 2),
     ]
 
     @Test("server crash fails the group over to the next server of its policy, after the timeout", arguments: crashCases)
@@ -89,13 +94,20 @@ struct FailoverAndOperationTests {
     }
 
     static let moveCases: [MoveCase] = [
-        MoveCase(name: "s2 → s3, asked at the destination", policy: ["s2", "s1", "s3"], destination: "s3", commandAt: "s3", expectedTarget: "s3"),
-        MoveCase(name: "s2 → next in policy (the master s1), asked at s2", policy: ["s2", "s1", "s3"], destination: nil, commandAt: "s2", expectedTarget: "s1"),
-        MoveCase(name: "s3 → next in its policy (s2), asked at s1", policy: ["s3", "s2", "s1"], destination: nil, commandAt: "s1", expectedTarget: "s2"),
-        MoveCase(name: "master s1 → s3, asked at s2", policy: ["s1", "s2", "s3"], destination: "s3", commandAt: "s2", expectedTarget: "s3"),
-        MoveCase(name: "master s1 → next in policy, asked at s1", policy: ["s1", "s2", "s3"], destination: nil, commandAt: "s1", expectedTarget: "s2"),
+        MoveCase(
+            name: "s2 → s3, asked at the destination", policy: ["s2", "s1", "s3"], destination: "s3", commandAt: "s3", expectedTarget: "s3"),
+        MoveCase(
+            name: "s2 → next in policy (the master s1), asked at s2", policy: ["s2", "s1", "s3"], destination: nil, commandAt: "s2",
+            expectedTarget: "s1"),
+        MoveCase(
+            name: "s3 → next in its policy (s2), asked at s1", policy: ["s3", "s2", "s1"], destination: nil, commandAt: "s1",
+            expectedTarget: "s2"),
+        MoveCase(
+            name: "master s1 → s3, asked at s2", policy: ["s1", "s2", "s3"], destination: "s3", commandAt: "s2", expectedTarget: "s3"),
+        MoveCase(
+            name: "master s1 → next in policy, asked at s1", policy: ["s1", "s2", "s3"], destination: nil, commandAt: "s1",
+            expectedTarget: "s2"),
     ]
-
 
     @Test("move: stop on the source (GROUPMOVE, START), then start on the destination (START)", arguments: moveCases)
     func move(_ row: MoveCase) {
@@ -138,7 +150,8 @@ struct FailoverAndOperationTests {
         world.run(for: .seconds(10))
         #expect(world.where_("g").isEmpty)
         #expect(world.steps(group: "g", since: t) == ["s2 stop g/g-app"])
-        expectEnv(world.runs(group: "g", since: t), ["CLP_FACTOR": "GROUPSTOP", "CLP_EVENT": "START", "CLP_SERVER": "HOME", "CLP_PRIORITY": "1"])
+        expectEnv(
+            world.runs(group: "g", since: t), ["CLP_FACTOR": "GROUPSTOP", "CLP_EVENT": "START", "CLP_SERVER": "HOME", "CLP_PRIORITY": "1"])
         // Stopping an offline group again is a no-op success.
         #expect(world.command(.stopGroup("g"), at: "s1").code == .success)
         world.run(for: .seconds(2))
@@ -156,14 +169,27 @@ struct FailoverAndOperationTests {
 
     static let commandCases: [CommandCase] = [
         CommandCase(name: "stop while a move is in progress → 4", setup: .justMoved, command: .stopGroup("g"), expectedCode: .inTransition),
-        CommandCase(name: "second move while a move is in progress → 4", setup: .justMoved, command: .moveGroup("g", to: "s3"), expectedCode: .inTransition),
-        CommandCase(name: "second move to the same destination while a move is in progress → 4", setup: .justMoved, command: .moveGroup("g", to: "s1"), expectedCode: .inTransition),
-        CommandCase(name: "start while a move is in progress → 4", setup: .justMoved, command: .startGroup("g", on: "s3"), expectedCode: .inTransition),
-        CommandCase(name: "stop while starting (Online Pending) → 4", setup: .justStarted, command: .stopGroup("g"), expectedCode: .inTransition),
-        CommandCase(name: "move while starting (Online Pending) → 4", setup: .justStarted, command: .moveGroup("g", to: "s3"), expectedCode: .inTransition),
-        CommandCase(name: "start while stopping (Offline Pending) → 4", setup: .justStopped, command: .startGroup("g", on: nil), expectedCode: .inTransition),
+        CommandCase(
+            name: "second move while a move is in progress → 4", setup: .justMoved, command: .moveGroup("g", to: "s3"),
+            expectedCode: .inTransition),
+        CommandCase(
+            name: "second move to the same destination while a move is in progress → 4", setup: .justMoved,
+            command: .moveGroup("g", to: "s1"), expectedCode: .inTransition),
+        CommandCase(
+            name: "start while a move is in progress → 4", setup: .justMoved, command: .startGroup("g", on: "s3"),
+            expectedCode: .inTransition),
+        CommandCase(
+            name: "stop while starting (Online Pending) → 4", setup: .justStarted, command: .stopGroup("g"), expectedCode: .inTransition),
+        CommandCase(
+            name: "move while starting (Online Pending) → 4", setup: .justStarted, command: .moveGroup("g", to: "s3"),
+            expectedCode: .inTransition),
+        CommandCase(
+            name: "start while stopping (Offline Pending) → 4", setup: .justStopped, command: .startGroup("g", on: nil),
+            expectedCode: .inTransition),
         CommandCase(name: "start of an online group → 1", setup: .online, command: .startGroup("g", on: nil), expectedCode: .failed),
-        CommandCase(name: "start of an online group on another server → 1", setup: .online, command: .startGroup("g", on: "s3"), expectedCode: .failed),
+        CommandCase(
+            name: "start of an online group on another server → 1", setup: .online, command: .startGroup("g", on: "s3"),
+            expectedCode: .failed),
         CommandCase(name: "move to the server it runs on → 1", setup: .online, command: .moveGroup("g", to: "s2"), expectedCode: .failed),
         CommandCase(name: "unknown group → 2", setup: .online, command: .stopGroup("nope"), expectedCode: .badUsage),
     ]
@@ -173,7 +199,9 @@ struct FailoverAndOperationTests {
     func refusedCommands(_ row: CommandCase) {
         func scenario(withCommand: Bool) -> (SimulatedCluster, CommandResult?) {
             // The group runs on s2, a non-master.
-            let config = Cfg.cluster(groups: [Cfg.group("g", servers: ["s2", "s1", "s3"], startup: row.setup == .justStarted ? .manual : .auto)])
+            let config = Cfg.cluster(groups: [
+                Cfg.group("g", servers: ["s2", "s1", "s3"], startup: row.setup == .justStarted ? .manual : .auto)
+            ])
             let world = SimulatedCluster.make(config)
             world.run(until: .seconds(8))
             switch row.setup {
@@ -205,7 +233,9 @@ struct FailoverAndOperationTests {
 
     @Test("the home server returns after a clean stop", arguments: [FailbackCase(failback: .auto), FailbackCase(failback: .manual)])
     func failback(_ row: FailbackCase) {
-        let config = Cfg.cluster(groups: [Cfg.group("g", servers: ["s1", "s2", "s3"], failback: row.failback, resources: [Cfg.resource("ip", .fip), Cfg.exec("app")])])
+        let config = Cfg.cluster(groups: [
+            Cfg.group("g", servers: ["s1", "s2", "s3"], failback: row.failback, resources: [Cfg.resource("ip", .fip), Cfg.exec("app")])
+        ])
         let world = SimulatedCluster.make(config)
         world.run(until: .seconds(8))
         #expect(world.where_("g") == ["s1:Online"])
@@ -214,7 +244,8 @@ struct FailoverAndOperationTests {
         #expect(world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: "s1").code == .success)
         world.run(for: .seconds(4))
         #expect(world.where_("g") == ["s2:Online"])
-        expectEnv(world.runs(group: "g", on: "s2", .start, since: t0), ["CLP_EVENT": "FAILOVER", "CLP_SERVER": "OTHER", "CLP_PRIORITY": "2"])
+        expectEnv(
+            world.runs(group: "g", on: "s2", .start, since: t0), ["CLP_EVENT": "FAILOVER", "CLP_SERVER": "OTHER", "CLP_PRIORITY": "2"])
 
         let t1 = world.now
         world.boot("s1")
@@ -223,7 +254,9 @@ struct FailoverAndOperationTests {
         case .auto:
             #expect(world.where_("g") == ["s1:Online"], "\(world.recentTrace)")
             #expect(world.steps(group: "g", since: t1) == ["s2 stop g/app", "s2 stop g/ip", "s1 start g/ip", "s1 start g/app"])
-            expectEnv(world.runs(group: "g", .stop, since: t1), ["CLP_FACTOR": "GROUPMOVE", "CLP_EVENT": "START", "CLP_SERVER": "OTHER", "CLP_PRIORITY": "2"])
+            expectEnv(
+                world.runs(group: "g", .stop, since: t1),
+                ["CLP_FACTOR": "GROUPMOVE", "CLP_EVENT": "START", "CLP_SERVER": "OTHER", "CLP_PRIORITY": "2"])
             expectEnv(world.runs(group: "g", .start, since: t1), ["CLP_EVENT": "RECOVER", "CLP_SERVER": "HOME", "CLP_PRIORITY": "1"])
         case .manual:
             #expect(world.where_("g") == ["s2:Online"])
@@ -246,11 +279,16 @@ struct FailoverAndOperationTests {
     }
 
     static let exclusiveCases: [ExclusiveCase] = [
-        ExclusiveCase(name: "complete, only s1 left in b's policy: failover refused", kind: .complete, bPolicy: ["s2", "s1"], bAfter: nil, bPriority: nil),
-        ExclusiveCase(name: "complete, s3 free: b skips s1 and goes to s3", kind: .complete, bPolicy: ["s2", "s1", "s3"], bAfter: "s3", bPriority: 3),
-        ExclusiveCase(name: "normal, s3 free: b prefers the free s3 over s1", kind: .normal, bPolicy: ["s2", "s1", "s3"], bAfter: "s3", bPriority: 3),
+        ExclusiveCase(
+            name: "complete, only s1 left in b's policy: failover refused", kind: .complete, bPolicy: ["s2", "s1"], bAfter: nil,
+            bPriority: nil),
+        ExclusiveCase(
+            name: "complete, s3 free: b skips s1 and goes to s3", kind: .complete, bPolicy: ["s2", "s1", "s3"], bAfter: "s3", bPriority: 3),
+        ExclusiveCase(
+            name: "normal, s3 free: b prefers the free s3 over s1", kind: .normal, bPolicy: ["s2", "s1", "s3"], bAfter: "s3", bPriority: 3),
         ExclusiveCase(name: "normal, no free server: b shares s1", kind: .normal, bPolicy: ["s2", "s1"], bAfter: "s1", bPriority: 2),
-        ExclusiveCase(name: "none: b simply goes to the next server s1", kind: .none, bPolicy: ["s2", "s1", "s3"], bAfter: "s1", bPriority: 2),
+        ExclusiveCase(
+            name: "none: b simply goes to the next server s1", kind: .none, bPolicy: ["s2", "s1", "s3"], bAfter: "s1", bPriority: 2),
     ]
 
     @Test("exclusive groups after a crash", arguments: exclusiveCases)

@@ -267,7 +267,9 @@ struct FailureAndShutdownTests {
 
     @Test("deactivation failure during a move", arguments: deactivationCases)
     func deactivationFailure(_ row: DeactivationCase) {
-        let config = Cfg.cluster(groups: [Self.failingGroup(servers: ["s2", "s1", "s3"], stopRetry: row.stopRetry, stopFinal: row.stopFinal)])
+        let config = Cfg.cluster(groups: [
+            Self.failingGroup(servers: ["s2", "s1", "s3"], stopRetry: row.stopRetry, stopFinal: row.stopFinal)
+        ])
         let failures = Counter()
         let world = SimulatedCluster.make(config) { _, run in
             guard run.resource == "g-app", run.operation == .stop else { return false }
@@ -309,7 +311,6 @@ struct FailureAndShutdownTests {
         #expect(world.runs(group: "g", .start, since: t).isEmpty, "started elsewhere although s2 may still hold it")
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
-
 
     // MARK: 9. Cluster service stop
 
@@ -360,7 +361,9 @@ struct FailureAndShutdownTests {
 
     @Test("service stop while a group is starting: the running script finishes, then the group stops")
     func serviceStopDuringStart() {
-        let config = Cfg.cluster(groups: [Cfg.group("g", servers: ["s2", "s1", "s3"], startup: .manual, resources: [Cfg.resource("ip", .fip), Cfg.exec("app")])])
+        let config = Cfg.cluster(groups: [
+            Cfg.group("g", servers: ["s2", "s1", "s3"], startup: .manual, resources: [Cfg.resource("ip", .fip), Cfg.exec("app")])
+        ])
         let world = SimulatedCluster.make(config)
         world.run(until: .seconds(8))
         let t = world.now

@@ -10,8 +10,6 @@ struct PartitionAndRecoveryTests {
 
     // MARK: 10. Partitions
 
-
-
     struct PartitionCase: Sendable, CustomTestStringConvertible {
         var name: String
         var servers = 3
@@ -116,8 +114,10 @@ struct PartitionAndRecoveryTests {
 
     static let freezeCases: [FreezeCase] =
         [Duration.zero, .milliseconds(60), .milliseconds(130), .milliseconds(190), .milliseconds(260), .milliseconds(370)].flatMap {
-            [FreezeCase(victim: "s1", length: .seconds(6), offset: $0, takenOver: true),
-             FreezeCase(victim: "s2", length: .seconds(6), offset: $0, takenOver: true)]
+            [
+                FreezeCase(victim: "s1", length: .seconds(6), offset: $0, takenOver: true),
+                FreezeCase(victim: "s2", length: .seconds(6), offset: $0, takenOver: true),
+            ]
         } + [
             FreezeCase(victim: "s1", length: .seconds(2), offset: .zero, takenOver: false),
             FreezeCase(victim: "s2", length: .seconds(2), offset: .milliseconds(130), takenOver: false),
@@ -277,7 +277,6 @@ struct PartitionAndRecoveryTests {
         #expect(first.osActionList == second.osActionList)
         #expect(first.violations.isEmpty, "\(first.violations)")
     }
-
 
     @Test("fencing emits its actions in a deterministic order (config order)")
     func fenceOrder() {

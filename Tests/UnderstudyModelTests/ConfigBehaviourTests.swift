@@ -6,19 +6,20 @@ import Testing
 @Suite("Defaults, paths and warnings")
 struct ConfigBehaviourTests {
     @Test func defaultsAreApplied() throws {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: exec1, type: exec, start: start.sh, start-mode: async}
-                  - {name: disk1, type: disk, device: /dev/sdb1, filesystem: xfs, mount-point: /data}
-            monitors:
-              - {name: g, type: genw, script: check.sh, recovery: {target: g1}}
-              - {name: p, type: pidw, target: exec1}
-              - {name: d, type: diskw, device: /dev/sdb1, recovery: {target: g1}}
-              - {name: db, type: psqlw, database: app, recovery: {target: g1}}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: exec1, type: exec, start: start.sh, start-mode: async}
+                      - {name: disk1, type: disk, device: /dev/sdb1, filesystem: xfs, mount-point: /data}
+                monitors:
+                  - {name: g, type: genw, script: check.sh, recovery: {target: g1}}
+                  - {name: p, type: pidw, target: exec1}
+                  - {name: d, type: diskw, device: /dev/sdb1, recovery: {target: g1}}
+                  - {name: db, type: psqlw, database: app, recovery: {target: g1}}
 
-            """
+                """
         let config = try load(yaml).config
         let cluster = config.cluster
         #expect(cluster.timing == TimingSettings())
@@ -47,7 +48,9 @@ struct ConfigBehaviourTests {
         #expect(settings.timeout == .seconds(1800) && settings.stopTimeout == .seconds(1800))
         #expect(settings.stop == nil && settings.log == nil && settings.stopMode == .sync)
         #expect(settings.logRotateSize == 1_000_000)
-        #expect(group.resources[1].settings == .disk(DiskSettings(device: "/dev/sdb1", filesystem: "xfs", mountPoint: "/data", mountOptions: "rw")))
+        #expect(
+            group.resources[1].settings
+                == .disk(DiskSettings(device: "/dev/sdb1", filesystem: "xfs", mountPoint: "/data", mountOptions: "rw")))
         #expect(group.effectiveDependencies(of: group.resources[0]) == ["disk1"])
 
         let genw = config.monitors[0]
@@ -71,15 +74,16 @@ struct ConfigBehaviourTests {
     }
 
     @Test func relativePathsResolveAgainstTheConfigFolder() throws {
-        let yaml = baseCluster.replacingOccurrences(of: "/etc/understudy/test.key", with: "keys/../cluster.key") + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: exec1, type: exec, start: scripts/g1/start.sh, stop: /opt/stop.sh, log: ./logs/exec1.log}
-            monitors:
-              - {name: g, type: genw, script: scripts/monitor/genw.sh, recovery: {target: g1, script: pre.sh, script-count: 1}}
+        let yaml =
+            baseCluster.replacingOccurrences(of: "/etc/understudy/test.key", with: "keys/../cluster.key") + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: exec1, type: exec, start: scripts/g1/start.sh, stop: /opt/stop.sh, log: ./logs/exec1.log}
+                monitors:
+                  - {name: g, type: genw, script: scripts/monitor/genw.sh, recovery: {target: g1, script: pre.sh, script-count: 1}}
 
-            """
+                """
         let config = try load(yaml, sourcePath: "/srv/conf/cluster.yaml").config
         #expect(config.sourcePath == "/srv/conf/cluster.yaml")
         #expect(config.cluster.secretFile == "/srv/conf/cluster.key")
@@ -95,7 +99,9 @@ struct ConfigBehaviourTests {
     }
 
     @Test func relativeConfigPathUsesTheCurrentDirectory() throws {
-        let config = try load(baseCluster.replacingOccurrences(of: "/etc/understudy/test.key", with: "test.key") + baseGroup, sourcePath: "conf/cluster.yaml").config
+        let config = try load(
+            baseCluster.replacingOccurrences(of: "/etc/understudy/test.key", with: "test.key") + baseGroup, sourcePath: "conf/cluster.yaml"
+        ).config
         let cwd = FileManager.default.currentDirectoryPath
         #expect(config.cluster.secretFile == ConfigSourceMap.normalize(cwd + "/conf/test.key"))
     }
@@ -104,7 +110,10 @@ struct ConfigBehaviourTests {
         let loaded = try load(baseCluster + baseGroup, checkFiles: true)
         let warning = try #require(loaded.warnings.first { $0.keyPath == "cluster.secret-file" })
         #expect(warning.severity == .warning && warning.line == 3)
-        #expect(warning.description == "cluster.yaml:3:16: warning: cluster.secret-file: secret file /etc/understudy/test.key does not exist on this machine; the daemon will not start without it")
+        #expect(
+            warning.description
+                == "cluster.yaml:3:16: warning: cluster.secret-file: secret file /etc/understudy/test.key does not exist on this machine; the daemon will not start without it"
+        )
     }
 
     @Test func secretFileReadableByOthersIsAWarning() throws {
@@ -130,14 +139,16 @@ struct ConfigBehaviourTests {
     }
 
     @Test func noNetworkPartitionResolutionWarns() throws {
-        let yaml = baseCluster.replacingOccurrences(of: "network-partition:\n  - {name: np1, type: pingnp, targets: [10.0.0.254]}\n", with: "")
+        let yaml = baseCluster.replacingOccurrences(
+            of: "network-partition:\n  - {name: np1, type: pingnp, targets: [10.0.0.254]}\n", with: "")
         let loaded = try load(yaml + baseGroup)
         let warning = try #require(loaded.warnings.first { $0.keyPath == "network-partition" })
         #expect(warning.message.contains("a network partition will leave both sides running"))
     }
 
     @Test func singleLanPathWarns() throws {
-        let yaml = baseCluster.replacingOccurrences(of: "  - {name: lan2, type: lanhb, addresses: {node1: 10.0.1.1, node2: 10.0.1.2}}\n", with: "")
+        let yaml = baseCluster.replacingOccurrences(
+            of: "  - {name: lan2, type: lanhb, addresses: {node1: 10.0.1.1, node2: 10.0.1.2}}\n", with: "")
         let loaded = try load(yaml + baseGroup)
         let warning = try #require(loaded.warnings.first { $0.keyPath == "heartbeats" })
         #expect(warning.message.contains("only one lanhb path"))
@@ -145,7 +156,8 @@ struct ConfigBehaviourTests {
     }
 
     @Test func majorityWithTwoServersWarns() throws {
-        let loaded = try load(baseCluster.replacingOccurrences(of: "type: pingnp, targets: [10.0.0.254]", with: "type: majority") + baseGroup)
+        let loaded = try load(
+            baseCluster.replacingOccurrences(of: "type: pingnp, targets: [10.0.0.254]", with: "type: majority") + baseGroup)
         #expect(loaded.warnings.contains { $0.keyPath == "network-partition[0].type" && $0.message.contains("majority") })
     }
 
@@ -154,47 +166,49 @@ struct ConfigBehaviourTests {
     }
 
     @Test func singleServerClusterNeedsNoHeartbeat() throws {
-        let yaml = "cluster: {name: solo, secret-file: /k}\nservers: [solo1]\ngroups:\n  - {name: g, resources: [{name: e, type: exec, stop: /bin/true}]}\n"
+        let yaml =
+            "cluster: {name: solo, secret-file: /k}\nservers: [solo1]\ngroups:\n  - {name: g, resources: [{name: e, type: exec, stop: /bin/true}]}\n"
         let loaded = try load(yaml)
         #expect(loaded.config.servers == [ServerConfig(name: "solo1")])
         #expect(loaded.warnings.isEmpty)
     }
 
     @Test func everyMonitorTypeLoadsWithItsRequiredKeys() throws {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: fip1, type: fip, address: 10.0.0.9/24}
-                  - {name: vip1, type: vip, address: 'fd00::9/64'}
-                  - {name: ddns1, type: ddns, hostname: web.example.com, server: 10.0.0.53, ttl: 60}
-                  - {name: vol1, type: volmgr, manager: lvm, volume: vg0}
-                  - {name: nas1, type: nas, server: nfs.example.com, share: /export, mount-point: /mnt/nas}
-                  - {name: exec1, type: exec, start: /bin/true, start-mode: async}
-                  - {name: vm1, type: vm, vm-name: guest}
-            monitors:
-              - {name: m-userw, type: userw}
-              - {name: m-pidw, type: pidw, target: exec1}
-              - {name: m-psw, type: psw, process-name: nginx, min-count: 2, recovery: {target: g1}}
-              - {name: m-genw, type: genw, script: /bin/true, mode: async, recovery: {target: g1}}
-              - {name: m-mtw, type: mtw, monitors: [m-psw, m-genw], recovery: {target: g1}}
-              - {name: m-mrw, type: mrw, keyword: disk, recovery: {target: all-groups}}
-              - {name: m-ipw, type: ipw, targets: [10.0.0.254, 'fd00::1'], recovery: {target: g1}}
-              - {name: m-fipw, type: fipw, target: fip1, monitor-link: true}
-              - {name: m-miiw, type: miiw, interface: eth0, recovery: {target: g1}}
-              - {name: m-diskw, type: diskw, device: /dev/sdb, method: tur, recovery: {target: g1}}
-              - {name: m-volmgrw, type: volmgrw, manager: zfs, volume: tank, recovery: {target: vol1}}
-              - {name: m-psqlw, type: psqlw, database: app, level: 1, recovery: {target: g1}}
-              - {name: m-mysqlw, type: mysqlw, database: app, user: watch, password-file: /etc/pw, recovery: {target: g1}}
-              - {name: m-httpw, type: httpw, url: 'http://127.0.0.1:8080/health', body-match: ok, recovery: {target: g1}}
-              - {name: m-nfsw, type: nfsw, share: /export, recovery: {target: g1}}
-              - {name: m-sambaw, type: sambaw, share: data, recovery: {target: g1}}
-              - {name: m-oraclew, type: oraclew, connect-string: orcl, recovery: {target: g1}}
-              - {name: m-vmw, type: vmw, target: vm1}
-              - {name: m-ddnsw, type: ddnsw, target: ddns1}
-              - {name: m-vipw, type: vipw, target: vip1}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: fip1, type: fip, address: 10.0.0.9/24}
+                      - {name: vip1, type: vip, address: 'fd00::9/64'}
+                      - {name: ddns1, type: ddns, hostname: web.example.com, server: 10.0.0.53, ttl: 60}
+                      - {name: vol1, type: volmgr, manager: lvm, volume: vg0}
+                      - {name: nas1, type: nas, server: nfs.example.com, share: /export, mount-point: /mnt/nas}
+                      - {name: exec1, type: exec, start: /bin/true, start-mode: async}
+                      - {name: vm1, type: vm, vm-name: guest}
+                monitors:
+                  - {name: m-userw, type: userw}
+                  - {name: m-pidw, type: pidw, target: exec1}
+                  - {name: m-psw, type: psw, process-name: nginx, min-count: 2, recovery: {target: g1}}
+                  - {name: m-genw, type: genw, script: /bin/true, mode: async, recovery: {target: g1}}
+                  - {name: m-mtw, type: mtw, monitors: [m-psw, m-genw], recovery: {target: g1}}
+                  - {name: m-mrw, type: mrw, keyword: disk, recovery: {target: all-groups}}
+                  - {name: m-ipw, type: ipw, targets: [10.0.0.254, 'fd00::1'], recovery: {target: g1}}
+                  - {name: m-fipw, type: fipw, target: fip1, monitor-link: true}
+                  - {name: m-miiw, type: miiw, interface: eth0, recovery: {target: g1}}
+                  - {name: m-diskw, type: diskw, device: /dev/sdb, method: tur, recovery: {target: g1}}
+                  - {name: m-volmgrw, type: volmgrw, manager: zfs, volume: tank, recovery: {target: vol1}}
+                  - {name: m-psqlw, type: psqlw, database: app, level: 1, recovery: {target: g1}}
+                  - {name: m-mysqlw, type: mysqlw, database: app, user: watch, password-file: /etc/pw, recovery: {target: g1}}
+                  - {name: m-httpw, type: httpw, url: 'http://127.0.0.1:8080/health', body-match: ok, recovery: {target: g1}}
+                  - {name: m-nfsw, type: nfsw, share: /export, recovery: {target: g1}}
+                  - {name: m-sambaw, type: sambaw, share: data, recovery: {target: g1}}
+                  - {name: m-oraclew, type: oraclew, connect-string: orcl, recovery: {target: g1}}
+                  - {name: m-vmw, type: vmw, target: vm1}
+                  - {name: m-ddnsw, type: ddnsw, target: ddns1}
+                  - {name: m-vipw, type: vipw, target: vip1}
 
-            """
+                """
         let config = try load(yaml).config
         #expect(Set(config.monitors.map(\.type)) == Set(MonitorType.allCases))
         #expect(config.monitors.first { $0.type == .mrw }?.string("category") == "NIC")
@@ -207,15 +221,23 @@ struct ConfigBehaviourTests {
         let config = ClusterConfig(
             cluster: ClusterSettings(name: "c", secretFile: "/k"),
             servers: [ServerConfig(name: "a"), ServerConfig(name: "B")],
-            groups: [GroupConfig(name: "g", servers: ["a", "c"], resources: [ResourceConfig(name: "e", settings: .exec(ExecSettings(stop: "/bin/true")))])],
-            monitors: [MonitorConfig(name: "m", type: .diskw, recovery: MonitorRecovery(target: .group("nope")), parameters: ["devise": .string("/dev/x")])]
+            groups: [
+                GroupConfig(
+                    name: "g", servers: ["a", "c"], resources: [ResourceConfig(name: "e", settings: .exec(ExecSettings(stop: "/bin/true")))]
+                )
+            ],
+            monitors: [
+                MonitorConfig(
+                    name: "m", type: .diskw, recovery: MonitorRecovery(target: .group("nope")), parameters: ["devise": .string("/dev/x")])
+            ]
         )
         let problems = ConfigValidator.validate(config, checkFiles: false)
         let paths = Set(problems.filter { $0.severity == .error }.map(\.keyPath))
-        #expect(paths.isSuperset(of: [
-            "servers[1].name", "groups[0].servers[1]", "heartbeats", "monitors[0].recovery.target",
-            "monitors[0].devise", "monitors[0].device",
-        ]))
+        #expect(
+            paths.isSuperset(of: [
+                "servers[1].name", "groups[0].servers[1]", "heartbeats", "monitors[0].recovery.target",
+                "monitors[0].devise", "monitors[0].device",
+            ]))
         #expect(problems.allSatisfy { $0.line == 0 })
         #expect(problems.first?.description.hasPrefix("<config>: ") == true)
     }

@@ -35,13 +35,14 @@ struct ConfigErrorTests {
     }
 
     @Test func keyOfAnotherResourceTypeSaysWhere() {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: fip1, type: fip, address: 10.0.0.9/24, mount-point: /mnt}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: fip1, type: fip, address: 10.0.0.9/24, mount-point: /mnt}
 
-            """
+                """
         expectError(
             yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].mount-point",
             "for fip resources", "it is a key of disk, nas resources")
@@ -69,17 +70,18 @@ struct ConfigErrorTests {
     }
 
     @Test func durationGarbageInTheBriefsExactFormat() throws {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: fip1, type: fip, address: 10.0.0.9/24}
-                  - {name: disk1, type: disk, device: /dev/sdb1, filesystem: ext4, mount-point: /mnt}
-                  - name: exec1
-                    type: exec
-                    timeout: abc
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: fip1, type: fip, address: 10.0.0.9/24}
+                      - {name: disk1, type: disk, device: /dev/sdb1, filesystem: ext4, mount-point: /mnt}
+                      - name: exec1
+                        type: exec
+                        timeout: abc
 
-            """
+                """
         let problem = try #require(expectError(yaml, keyPath: "groups[0].resources[2].timeout"))
         #expect(
             problem.description
@@ -118,18 +120,21 @@ struct ConfigErrorTests {
     }
 
     @Test func emptyResourceList() {
-        expectError(baseCluster + "groups:\n  - {name: g1, resources: []}\n", line: baseLines + 2, keyPath: "groups[0].resources", "at least one resource")
+        expectError(
+            baseCluster + "groups:\n  - {name: g1, resources: []}\n", line: baseLines + 2, keyPath: "groups[0].resources",
+            "at least one resource")
     }
 
     @Test func missingResourceNameAndType() {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {type: exec, stop: /bin/true}
-                  - {name: exec2, stop: /bin/true}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {type: exec, stop: /bin/true}
+                      - {name: exec2, stop: /bin/true}
 
-            """
+                """
         expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].name", "missing required key")
         expectError(yaml, line: baseLines + 5, keyPath: "groups[0].resources[1].type", "missing required key", "fip, vip")
     }
@@ -152,7 +157,8 @@ struct ConfigErrorTests {
     // MARK: Unknown names
 
     @Test func unknownServerInGroup() {
-        let yaml = baseCluster + "groups:\n  - name: g1\n    servers: [node1, node3]\n    resources: [{name: e, type: exec, stop: /bin/true}]\n"
+        let yaml =
+            baseCluster + "groups:\n  - name: g1\n    servers: [node1, node3]\n    resources: [{name: e, type: exec, stop: /bin/true}]\n"
         expectError(yaml, line: baseLines + 3, keyPath: "groups[0].servers[1]", "unknown server \"node3\"", "node1, node2")
     }
 
@@ -163,7 +169,8 @@ struct ConfigErrorTests {
 
     @Test func unknownServerInComhbDevices() {
         let yaml = baseCluster.replacingOccurrences(
-            of: "network-partition:", with: "  - {name: com1, type: comhb, devices: {node1: /dev/ttyS0, nodeX: /dev/ttyS0}}\nnetwork-partition:")
+            of: "network-partition:",
+            with: "  - {name: com1, type: comhb, devices: {node1: /dev/ttyS0, nodeX: /dev/ttyS0}}\nnetwork-partition:")
         expectError(yaml + baseGroup, line: 10, keyPath: "heartbeats[2].devices.nodeX", "unknown server \"nodeX\"")
     }
 
@@ -173,47 +180,52 @@ struct ConfigErrorTests {
     }
 
     @Test func unknownDependency() {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: exec1, type: exec, stop: /bin/true, depends: [fip9]}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: exec1, type: exec, stop: /bin/true, depends: [fip9]}
 
-            """
+                """
         expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].depends[0]", "unknown resource \"fip9\"")
     }
 
     @Test func dependencyInAnotherGroup() {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources: [{name: exec1, type: exec, stop: /bin/true, depends: [exec2]}]
-              - name: g2
-                resources: [{name: exec2, type: exec, stop: /bin/true}]
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources: [{name: exec1, type: exec, stop: /bin/true, depends: [exec2]}]
+                  - name: g2
+                    resources: [{name: exec2, type: exec, stop: /bin/true}]
 
-            """
+                """
         expectError(yaml, line: baseLines + 3, keyPath: "groups[0].resources[0].depends[0]", "is in group g2")
     }
 
     @Test func unknownMonitorTarget() {
-        let yaml = baseCluster + baseGroup + "monitors:\n  - {name: p, type: genw, script: /bin/true, target: exec9, recovery: {target: g1}}\n"
+        let yaml =
+            baseCluster + baseGroup + "monitors:\n  - {name: p, type: genw, script: /bin/true, target: exec9, recovery: {target: g1}}\n"
         expectError(yaml, line: baseLines + 6, keyPath: "monitors[0].target", "unknown resource \"exec9\"", "did you mean \"exec1\"?")
     }
 
     @Test func unknownRecoveryTarget() {
-        let yaml = baseCluster + baseGroup + "monitors:\n  - name: ip1\n    type: ipw\n    targets: [10.0.0.254]\n    recovery: {target: web}\n"
+        let yaml =
+            baseCluster + baseGroup + "monitors:\n  - name: ip1\n    type: ipw\n    targets: [10.0.0.254]\n    recovery: {target: web}\n"
         expectError(yaml, line: baseLines + 9, keyPath: "monitors[0].recovery.target", "unknown group or resource \"web\"")
     }
 
     @Test func ambiguousRecoveryTarget() {
-        let yaml = baseCluster + """
-            groups:
-              - name: same
-                resources: [{name: same, type: exec, stop: /bin/true}]
-            monitors:
-              - {name: ip1, type: ipw, targets: [10.0.0.254], recovery: {target: same}}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: same
+                    resources: [{name: same, type: exec, stop: /bin/true}]
+                monitors:
+                  - {name: ip1, type: ipw, targets: [10.0.0.254], recovery: {target: same}}
 
-            """
+                """
         expectError(yaml, line: baseLines + 5, keyPath: "monitors[0].recovery.target", "both a group and a resource")
     }
 
@@ -241,7 +253,8 @@ struct ConfigErrorTests {
 
     @Test func duplicateResourcesAcrossGroups() {
         let yaml = baseCluster + baseGroup + "  - name: g2\n    resources: [{name: exec1, type: exec, stop: /bin/true}]\n"
-        expectError(yaml, line: baseLines + 6, keyPath: "groups[1].resources[0].name", "duplicate resource name \"exec1\"", "line \(baseLines + 4)")
+        expectError(
+            yaml, line: baseLines + 6, keyPath: "groups[1].resources[0].name", "duplicate resource name \"exec1\"", "line \(baseLines + 4)")
     }
 
     @Test func duplicateMonitors() {
@@ -262,27 +275,29 @@ struct ConfigErrorTests {
     // MARK: Cycles
 
     @Test func dependencyCycle() {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: a, type: exec, stop: /bin/true, depends: [c]}
-                  - {name: b, type: exec, stop: /bin/true, depends: [a]}
-                  - {name: c, type: exec, stop: /bin/true, depends: [b]}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: a, type: exec, stop: /bin/true, depends: [c]}
+                      - {name: b, type: exec, stop: /bin/true, depends: [a]}
+                      - {name: c, type: exec, stop: /bin/true, depends: [b]}
 
-            """
+                """
         expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].depends", "dependency cycle: a → c → b → a")
     }
 
     @Test func cycleThroughTheDefaultTypeOrder() {
-        let yaml = baseCluster + """
-            groups:
-              - name: g1
-                resources:
-                  - {name: fip1, type: fip, address: 10.0.0.9/24, depends: [exec1]}
-                  - {name: exec1, type: exec, stop: /bin/true}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - name: g1
+                    resources:
+                      - {name: fip1, type: fip, address: 10.0.0.9/24, depends: [exec1]}
+                      - {name: exec1, type: exec, stop: /bin/true}
 
-            """
+                """
         expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].depends", "dependency cycle: fip1 → exec1 → fip1")
     }
 
@@ -292,12 +307,13 @@ struct ConfigErrorTests {
     }
 
     @Test func stopAfterCycle() {
-        let yaml = baseCluster + """
-            groups:
-              - {name: g1, stop-after: [g2], resources: [{name: e1, type: exec, stop: /bin/true}]}
-              - {name: g2, stop-after: [g1], resources: [{name: e2, type: exec, stop: /bin/true}]}
+        let yaml =
+            baseCluster + """
+                groups:
+                  - {name: g1, stop-after: [g2], resources: [{name: e1, type: exec, stop: /bin/true}]}
+                  - {name: g2, stop-after: [g1], resources: [{name: e2, type: exec, stop: /bin/true}]}
 
-            """
+                """
         expectError(yaml, line: baseLines + 2, keyPath: "groups[0].stop-after", "stop-after cycle: g1 → g2 → g1")
     }
 
@@ -321,7 +337,8 @@ struct ConfigErrorTests {
 
     @Test func twoServersNeedALanHeartbeat() {
         let yaml = baseCluster.replacingOccurrences(
-            of: "  - {name: lan1, type: lanhb, addresses: {node1: 10.0.0.1, node2: 10.0.0.2}}\n  - {name: lan2, type: lanhb, addresses: {node1: 10.0.1.1, node2: 10.0.1.2}}\n",
+            of:
+                "  - {name: lan1, type: lanhb, addresses: {node1: 10.0.0.1, node2: 10.0.0.2}}\n  - {name: lan2, type: lanhb, addresses: {node1: 10.0.1.1, node2: 10.0.1.2}}\n",
             with: "  - {name: disk1, type: diskhb, device: /dev/sdz}\n")
         expectError(yaml + baseGroup, line: 8, keyPath: "heartbeats", "at least one lanhb")
     }
@@ -342,13 +359,16 @@ struct ConfigErrorTests {
     }
 
     @Test func unknownHeartbeatType() {
-        let yaml = baseCluster.replacingOccurrences(of: "type: lanhb, addresses: {node1: 10.0.1.1", with: "type: lankhb, addresses: {node1: 10.0.1.1") + baseGroup
+        let yaml =
+            baseCluster.replacingOccurrences(
+                of: "type: lanhb, addresses: {node1: 10.0.1.1", with: "type: lankhb, addresses: {node1: 10.0.1.1") + baseGroup
         expectError(yaml, line: 9, keyPath: "heartbeats[1].type", "unknown heartbeat type \"lankhb\"", "did you mean \"lanhb\"?")
     }
 
     @Test func unknownPartitionType() {
         let yaml = baseCluster.replacingOccurrences(of: "type: pingnp", with: "type: disknp") + baseGroup
-        expectError(yaml, line: 11, keyPath: "network-partition[0].type", "unknown network-partition type \"disknp\"", "pingnp, majority, httpnp")
+        expectError(
+            yaml, line: 11, keyPath: "network-partition[0].type", "unknown network-partition type \"disknp\"", "pingnp, majority, httpnp")
     }
 
     @Test func enumValueListsTheAllowedOnes() {
@@ -362,7 +382,8 @@ struct ConfigErrorTests {
     }
 
     @Test func monitorParameterChoice() {
-        let yaml = baseCluster + baseGroup + "monitors:\n  - {name: d, type: diskw, device: /dev/sdb, method: o_direct, recovery: {target: g1}}\n"
+        let yaml =
+            baseCluster + baseGroup + "monitors:\n  - {name: d, type: diskw, device: /dev/sdb, method: o_direct, recovery: {target: g1}}\n"
         expectError(yaml, line: baseLines + 6, keyPath: "monitors[0].method", "read-direct, read, write-file, tur")
     }
 
@@ -374,7 +395,8 @@ struct ConfigErrorTests {
     // MARK: Ranges
 
     @Test func negativeActivationRetry() {
-        let yaml = baseCluster + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, activation: {retry: -1}}\n"
+        let yaml =
+            baseCluster + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, activation: {retry: -1}}\n"
         expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].activation.retry", "must not be negative")
     }
 
@@ -416,7 +438,8 @@ struct ConfigErrorTests {
     // MARK: Names and addresses
 
     @Test func serverNameMustBeALowercaseHostname() {
-        let yaml = baseCluster.replacingOccurrences(of: "- name: node2", with: "- name: Node2").replacingOccurrences(of: "node2:", with: "Node2:")
+        let yaml = baseCluster.replacingOccurrences(of: "- name: node2", with: "- name: Node2").replacingOccurrences(
+            of: "node2:", with: "Node2:")
         expectError(yaml + baseGroup, line: 6, keyPath: "servers[1].name", "not a lowercase host name", "write \"node2\"")
     }
 
@@ -427,12 +450,14 @@ struct ConfigErrorTests {
 
     @Test func invalidFloatingIP() {
         let yaml = baseCluster + "groups:\n  - name: g1\n    resources: [{name: f, type: fip, address: 192.168.0.300/24}]\n"
-        expectError(yaml, line: baseLines + 3, keyPath: "groups[0].resources[0].address", "\"192.168.0.300\" is not a valid IPv4 or IPv6 address")
+        expectError(
+            yaml, line: baseLines + 3, keyPath: "groups[0].resources[0].address", "\"192.168.0.300\" is not a valid IPv4 or IPv6 address")
     }
 
     @Test func invalidFloatingIPPrefix() {
         let yaml = baseCluster + "groups:\n  - name: g1\n    resources: [{name: f, type: fip, address: 192.168.0.30/33}]\n"
-        expectError(yaml, line: baseLines + 3, keyPath: "groups[0].resources[0].address", "prefix length \"33\" must be a number from 1 to 32")
+        expectError(
+            yaml, line: baseLines + 3, keyPath: "groups[0].resources[0].address", "prefix length \"33\" must be a number from 1 to 32")
     }
 
     @Test func invalidVirtualIP() {
@@ -463,19 +488,26 @@ struct ConfigErrorTests {
     // MARK: Final actions and monitor targets
 
     @Test func deactivationCannotStopTheGroup() {
-        let yaml = baseCluster + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, deactivation: {final-action: stop-group}}\n"
+        let yaml =
+            baseCluster
+            + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, deactivation: {final-action: stop-group}}\n"
         expectError(
             yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].deactivation.final-action",
             "stop-group is not allowed after a deactivation failure", "none, none-continue, shutdown, reboot")
     }
 
     @Test func deactivationCannotStopTheClusterService() {
-        let yaml = baseCluster + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, deactivation: {final-action: stop-cluster-service}}\n"
-        expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].deactivation.final-action", "stop-cluster-service is not allowed")
+        let yaml =
+            baseCluster
+            + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, deactivation: {final-action: stop-cluster-service}}\n"
+        expectError(
+            yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].deactivation.final-action", "stop-cluster-service is not allowed")
     }
 
     @Test func unknownFinalAction() {
-        let yaml = baseCluster + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, activation: {final-action: panic}}\n"
+        let yaml =
+            baseCluster
+            + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, activation: {final-action: panic}}\n"
         expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].activation.final-action", "none, none-continue, stop-group")
     }
 
@@ -486,11 +518,13 @@ struct ConfigErrorTests {
 
     @Test func fipwNeedsAFloatingIP() {
         let yaml = baseCluster + baseGroup + "monitors:\n  - {name: f, type: fipw, target: exec1}\n"
-        expectError(yaml, line: baseLines + 6, keyPath: "monitors[0].target", "fipw monitor watches a fip resource, but exec1 has type exec")
+        expectError(
+            yaml, line: baseLines + 6, keyPath: "monitors[0].target", "fipw monitor watches a fip resource, but exec1 has type exec")
     }
 
     @Test func activeTimingNeedsATarget() {
-        let yaml = baseCluster + baseGroup + "monitors:\n  - {name: g, type: genw, script: /bin/true, timing: active, recovery: {target: g1}}\n"
+        let yaml =
+            baseCluster + baseGroup + "monitors:\n  - {name: g, type: genw, script: /bin/true, timing: active, recovery: {target: g1}}\n"
         expectError(yaml, line: baseLines + 6, keyPath: "monitors[0].timing", "needs target")
     }
 

@@ -12,7 +12,9 @@ struct DurationTests {
         #expect(Duration(configText: text) == expected)
     }
 
-    @Test(arguments: ["", "abc", "3", "60", "3 s", "3sec", "1.5s", "-3s", "s", "5M", "1d", "3s5", "99999999999999999999s", "9223372036854775807h"])
+    @Test(arguments: [
+        "", "abc", "3", "60", "3 s", "3sec", "1.5s", "-3s", "s", "5M", "1d", "3s5", "99999999999999999999s", "9223372036854775807h",
+    ])
     func refuses(text: String) {
         #expect(Duration(configText: text) == nil)
     }

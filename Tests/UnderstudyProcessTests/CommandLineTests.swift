@@ -77,7 +77,10 @@ struct CommandLineTests {
             #expect(outcome.exitCode == 2, "\(outcome)")
             let lines = outcome.standardError.split(separator: "\n").map(String.init)
             #expect(lines.contains { $0.hasPrefix("\(path):5:25: cluster.timing.heartbeat-interval: ") }, "\(outcome)")
-            #expect(lines.contains { $0.hasPrefix("\(path):6:5: cluster.timing.heartbeat-timout: unknown key") && $0.contains("heartbeat-timeout") }, "\(outcome)")
+            #expect(
+                lines.contains {
+                    $0.hasPrefix("\(path):6:5: cluster.timing.heartbeat-timout: unknown key") && $0.contains("heartbeat-timeout")
+                }, "\(outcome)")
             #expect(lines.last == "\(path): 2 errors", "\(outcome)")
 
             // The same file repaired passes.
@@ -114,15 +117,16 @@ struct CommandLineTests {
         var spec = ClusterSpec(subnet: 114, servers: ["node1"])
         spec.groups = []
         try await withCluster(spec) { cluster in
-            let withFip = try String(contentsOfFile: cluster.configPath, encoding: .utf8) + """
-                groups:
-                  - name: web
-                    resources:
-                      - name: fip1
-                        type: fip
-                        address: 192.0.2.10/24
+            let withFip =
+                try String(contentsOfFile: cluster.configPath, encoding: .utf8) + """
+                    groups:
+                      - name: web
+                        resources:
+                          - name: fip1
+                            type: fip
+                            address: 192.0.2.10/24
 
-                """
+                    """
             try cluster.write(withFip, to: cluster.configPath)
             #expect(try await cluster.understudy(["config", "check", cluster.configPath]).exitCode == 0)
             try cluster.startDaemon("node1")
@@ -168,7 +172,8 @@ struct CommandLineTests {
             #expect(whereRuns.outputLines == ["node1"], "\(whereRuns)")
             let stop = try await CommandRunner.run(aliases + "/clpgrp", ["-t", "grp1", "--state-dir", state], scratch: cluster.folder)
             #expect(stop.exitCode == 0, "\(stop)")
-            let resource = try await CommandRunner.run(aliases + "/clprsc", ["-n", "grp1-app", "--state-dir", state], scratch: cluster.folder)
+            let resource = try await CommandRunner.run(
+                aliases + "/clprsc", ["-n", "grp1-app", "--state-dir", state], scratch: cluster.folder)
             #expect(resource.exitCode == 1, "\(resource)")
             let usage = try await CommandRunner.run(aliases + "/clpcl", ["--bogus", "--state-dir", state], scratch: cluster.folder)
             #expect(usage.exitCode == 2, "\(usage)")

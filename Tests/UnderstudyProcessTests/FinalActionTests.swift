@@ -85,15 +85,17 @@ struct FinalActionTests {
                 #expect(failed["CLP_FACTOR"] == "GROUPSTOP")
                 #expect(failed["CLP_LASTACTION"] == "NONE")
             }
-            let engineState = try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: cluster.stateDirectory(of: "node1") + "/engine.json"))) as? [String: Any]
+            let engineState =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: cluster.stateDirectory(of: "node1") + "/engine.json"))) as? [String: Any]
             #expect(runs.stops.count == 2, "\(runs.summary)")
             #expect(engineState?["rebootCount"] as? Int == 1, "rebootCount \(String(describing: engineState?["rebootCount"]))")
             #expect(stop.exitCode == 1, "\(stop)")
             #expect(stop.standardError.contains("grp1"), "\(stop)")
 
             // The group was being stopped: nobody takes it over after node1 is gone.
-            let status = try await cluster.waitForStatus("node1 Offline", on: "node2", timeout: cluster.spec.heartbeatTimeout + .seconds(5)) {
+            let status = try await cluster.waitForStatus("node1 Offline", on: "node2", timeout: cluster.spec.heartbeatTimeout + .seconds(5))
+            {
                 $0.server(named: "node1")?.status == .offline
             }
             try await Task.sleep(for: .milliseconds(500))

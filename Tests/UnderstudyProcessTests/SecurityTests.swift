@@ -40,7 +40,8 @@ struct SecurityTests {
                 let status = try await cluster.clpstat(on: server)
                 #expect(status.server(named: "node4")?.status == .offline, "\(status.summary)")
                 #expect(status.servers.filter { $0.status == .online }.map(\.name) == ["node1", "node2", "node3"], "\(status.summary)")
-                #expect(status.group(named: "grp1")?.status == .online && status.group(named: "grp1")?.current == "node1", "\(status.summary)")
+                #expect(
+                    status.group(named: "grp1")?.status == .online && status.group(named: "grp1")?.current == "node1", "\(status.summary)")
             }
             let rogueView = try await cluster.clpstat(on: "node4")
             #expect(rogueView.servers.filter { $0.status == .online }.map(\.name) == ["node4"], "\(rogueView.summary)")
@@ -80,7 +81,9 @@ struct SecurityTests {
         }
     }
 
-    @Test("garbage, truncated, corrupted and replayed datagrams and control-port garbage change nothing; replays do not keep a dead server alive")
+    @Test(
+        "garbage, truncated, corrupted and replayed datagrams and control-port garbage change nothing; replays do not keep a dead server alive"
+    )
     func hostileTrafficIsIgnored() async throws {
         var spec = Self.spec()
         spec.subnet = 117
@@ -165,7 +168,8 @@ struct SecurityTests {
                 let status = try await cluster.clpstat(on: server)
                 #expect(status.servers.filter { $0.status == .online }.map(\.name) == ["node1", "node2", "node3"], "\(status.summary)")
                 #expect(status.master == "node1", "\(status.summary)")
-                #expect(status.group(named: "grp1")?.status == .online && status.group(named: "grp1")?.current == "node2", "\(status.summary)")
+                #expect(
+                    status.group(named: "grp1")?.status == .online && status.group(named: "grp1")?.current == "node2", "\(status.summary)")
             }
             #expect(cluster.records.count == 1, "\(cluster.records.summary)")
             // It all arrived and was dropped, for the right reasons.
@@ -174,7 +178,8 @@ struct SecurityTests {
                 for reason in ["badMagic", "badVersion", "truncated", "badMAC"] {
                     #expect((heartbeat.dropped[reason] ?? 0) > 0, "\(server) dropped no datagram as \(reason): \(heartbeat.dropped)")
                 }
-                #expect((heartbeat.dropped["replayed"] ?? 0) + (heartbeat.dropped["staleSequence"] ?? 0) > 0, "\(server): \(heartbeat.dropped)")
+                #expect(
+                    (heartbeat.dropped["replayed"] ?? 0) + (heartbeat.dropped["staleSequence"] ?? 0) > 0, "\(server): \(heartbeat.dropped)")
             }
             let control = try #require(try await cluster.clpstat(on: "node1").transportCounters["control"])
             #expect(control.dropped.values.reduce(0, +) >= UInt64(controlGarbage.count + 1), "\(control.dropped)")
@@ -198,7 +203,8 @@ struct SecurityTests {
             #expect(failedOver, "grp1 did not fail over while node2's old heartbeats were replayed")
             if let takeover = cluster.records.starts.last, takeover.server == "node3" {
                 #expect(takeover["CLP_EVENT"] == "FAILOVER")
-                #expect(takeover.time.timeIntervalSince(killedAt) <= 1.5 + 3, "failover took \(takeover.time.timeIntervalSince(killedAt)) s")
+                #expect(
+                    takeover.time.timeIntervalSince(killedAt) <= 1.5 + 3, "failover took \(takeover.time.timeIntervalSince(killedAt)) s")
             }
         }
     }

@@ -178,8 +178,9 @@ extension ConfigReader {
     mutating func readHeartbeats(_ field: Field?) -> [HeartbeatConfig] {
         var heartbeats: [HeartbeatConfig] = []
         for (node, itemPath) in items(field, of: "heartbeats") {
-            guard let (fields, name, type) = typedElement(
-                node, path: itemPath, kind: "heartbeat", types: Self.heartbeatTypes, typeKeys: Self.heartbeatTypeKeys)
+            guard
+                let (fields, name, type) = typedElement(
+                    node, path: itemPath, kind: "heartbeat", types: Self.heartbeatTypes, typeKeys: Self.heartbeatTypeKeys)
             else { continue }
             let comment = string(present(fields, "comment")) ?? ""
             let kind: HeartbeatConfig.Kind?
@@ -217,9 +218,10 @@ extension ConfigReader {
     mutating func readNetworkPartitions(_ field: Field?) -> [NetworkPartitionConfig] {
         var partitions: [NetworkPartitionConfig] = []
         for (node, itemPath) in items(field, of: "network-partition resolutions") {
-            guard let (fields, name, type) = typedElement(
-                node, path: itemPath, kind: "network-partition", types: Self.partitionTypes,
-                typeKeys: Self.partitionTypeKeys)
+            guard
+                let (fields, name, type) = typedElement(
+                    node, path: itemPath, kind: "network-partition", types: Self.partitionTypes,
+                    typeKeys: Self.partitionTypeKeys)
             else { continue }
             let comment = string(present(fields, "comment")) ?? ""
             let kind: NetworkPartitionConfig.Kind?

@@ -58,8 +58,9 @@ public enum IPAddressSyntax {
         guard isV4 || isIPv6(address) else {
             return "\"\(address)\" is not a valid IPv4 or IPv6 address"
         }
-        if !isV4, address.lowercased().hasPrefix("fe8") || address.lowercased().hasPrefix("fe9")
-            || address.lowercased().hasPrefix("fea") || address.lowercased().hasPrefix("feb")
+        if !isV4,
+            address.lowercased().hasPrefix("fe8") || address.lowercased().hasPrefix("fe9")
+                || address.lowercased().hasPrefix("fea") || address.lowercased().hasPrefix("feb")
         {
             return "link-local address \"\(address)\" cannot float between servers"
         }

@@ -461,7 +461,9 @@ private struct Validator {
         checkDuplicates(names, what: "group")
         for cycle in Validator.cycles(order: groupNames, edges: edges) {
             guard let index = config.groups.firstIndex(where: { $0.name == cycle[0] }) else { continue }
-            error("stop-after cycle: \(cycle.joined(separator: " → ")); no group could stop first", at: sourceMap.groupPath(index) + ".stop-after")
+            error(
+                "stop-after cycle: \(cycle.joined(separator: " → ")); no group could stop first",
+                at: sourceMap.groupPath(index) + ".stop-after")
         }
     }
 

@@ -196,7 +196,7 @@ public struct MonitorParameterSpec: Sendable, Equatable {
             .userw: [
                 MonitorParameterSpec(
                     "method", .choice(["none", "softdog"]), default: .string("none"),
-                    "none = detect the stall in user space only; softdog = also arm the kernel softdog"),
+                    "none = detect the stall in user space only; softdog = also arm the kernel softdog")
             ],
             .pidw: [],
             .psw: [
@@ -228,14 +228,14 @@ public struct MonitorParameterSpec: Sendable, Equatable {
                 MonitorParameterSpec("keyword", .string, "keyword the external report must carry"),
             ],
             .ipw: [
-                MonitorParameterSpec("targets", .ipList, required: true, "addresses to ping; error when none answers"),
+                MonitorParameterSpec("targets", .ipList, required: true, "addresses to ping; error when none answers")
             ],
             .fipw: [
                 MonitorParameterSpec(
-                    "monitor-link", .bool, default: .bool(false), "also treat NIC link down as an error"),
+                    "monitor-link", .bool, default: .bool(false), "also treat NIC link down as an error")
             ],
             .miiw: [
-                MonitorParameterSpec("interface", .string, required: true, "network interface, e.g. eth0"),
+                MonitorParameterSpec("interface", .string, required: true, "network interface, e.g. eth0")
             ],
             .diskw: [
                 MonitorParameterSpec("device", .path, required: true, "block device (or file for write-file)"),

@@ -67,7 +67,8 @@ public actor ClusterDaemon {
     /// Engine from the persisted state.
     public init(config: ClusterConfig, server: ServerName, paths: DaemonPaths, logger: Logger) throws {
         guard config.server(named: server) != nil else {
-            throw DaemonStartError("server \"\(server)\" is not in servers: of \(config.sourcePath) (servers: \(config.serverNames.joined(separator: ", ")))")
+            throw DaemonStartError(
+                "server \"\(server)\" is not in servers: of \(config.sourcePath) (servers: \(config.serverNames.joined(separator: ", ")))")
         }
         try Self.checkSupported(config)
         guard Self.address(of: server, in: config) != nil else {
@@ -83,9 +84,11 @@ public actor ClusterDaemon {
         self.paths = paths
         self.logger = logger
         do {
-            try FileManager.default.createDirectory(atPath: paths.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.createDirectory(
+                atPath: paths.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let socketFolder = (paths.socketPath as NSString).deletingLastPathComponent
-            try FileManager.default.createDirectory(atPath: socketFolder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            try FileManager.default.createDirectory(
+                atPath: socketFolder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         } catch {
             throw DaemonStartError("cannot create \(paths.stateDirectory): \(error.localizedDescription)")
         }
@@ -179,7 +182,8 @@ public actor ClusterDaemon {
         for heartbeat in config.heartbeats {
             guard case .lan(let addresses) = heartbeat.kind, let address = addresses[me] else { continue }
             do {
-                let socket = try await HeartbeatSocket.bind(host: address, port: heartbeatPort, key: key, localName: me, bootID: engine.bootID)
+                let socket = try await HeartbeatSocket.bind(
+                    host: address, port: heartbeatPort, key: key, localName: me, bootID: engine.bootID)
                 sockets.append((heartbeat.name, socket))
             } catch {
                 throw DaemonStartError("heartbeat \(heartbeat.name): \(error)")
@@ -187,7 +191,8 @@ public actor ClusterDaemon {
         }
         guard let controlAddress = Self.address(of: me, in: config) else { throw DaemonStartError("no control address") }
         do {
-            controlServer = try await ControlServer.start(host: controlAddress, port: config.cluster.ports.control, key: key, localName: me) {
+            controlServer = try await ControlServer.start(host: controlAddress, port: config.cluster.ports.control, key: key, localName: me)
+            {
                 [weak self] request in
                 guard let self else { return [] }
                 return await self.handlePeer(request)
@@ -206,7 +211,9 @@ public actor ClusterDaemon {
         } catch {
             logger.error("cannot write the running marker or pid file: \(error)")
         }
-        logger.info("understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)")
+        logger.info(
+            "understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)"
+        )
         perform(engine.startService(now: now()))
 
         await withTaskGroup(of: Void.self) { tasks in
@@ -294,7 +301,9 @@ public actor ClusterDaemon {
     func send(_ payload: [UInt8]) async {
         let port = config.cluster.ports.heartbeat
         for (path, socket) in sockets {
-            guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind else { continue }
+            guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind else {
+                continue
+            }
             for (server, address) in addresses where server != me {
                 await socket.send(payload, to: address, port: port)
             }
@@ -403,7 +412,10 @@ public actor ClusterDaemon {
     func runOSCommand(_ action: OSAction) {
         let command = action == .reboot ? config.cluster.osCommands.reboot : config.cluster.osCommands.shutdown
         guard let executable = command.first else { return }
-        record(LogEntry(.warning, "pm", action == .reboot ? 24 : 23, "Running the OS \(action.rawValue) command: \(command.joined(separator: " "))"))
+        record(
+            LogEntry(
+                .warning, "pm", action == .reboot ? 24 : 23, "Running the OS \(action.rawValue) command: \(command.joined(separator: " "))")
+        )
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = Array(command.dropFirst())
@@ -416,7 +428,8 @@ public actor ClusterDaemon {
     }
 
     func record(_ entry: LogEntry) {
-        let line = "\(ISO8601DateFormatter().string(from: Date())) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
+        let line =
+            "\(ISO8601DateFormatter().string(from: Date())) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
         alertLog.appendLine(line)
         switch entry.level {
         case .info: logger.info("[\(entry.module) \(entry.eventID)] \(entry.message)")

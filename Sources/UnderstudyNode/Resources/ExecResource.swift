@@ -54,8 +54,9 @@ public final class ExecResourceDriver: Sendable {
 
     func start(_ run: ResourceRun, settings: ExecSettings) async -> ResourceOutcome {
         guard let path = settings.start else { return .success(asyncPID: nil) }
-        let invocation = makeInvocation(path: path, run: run, settings: settings, action: "start", asyncPID: nil,
-                                        timeout: settings.startMode == .async ? nil : settings.timeout)
+        let invocation = makeInvocation(
+            path: path, run: run, settings: settings, action: "start", asyncPID: nil,
+            timeout: settings.startMode == .async ? nil : settings.timeout)
         switch settings.startMode {
         case .sync:
             let script: RunningScript
@@ -77,8 +78,9 @@ public final class ExecResourceDriver: Sendable {
         let leftovers = running.withLock { $0[run.resource] ?? [] }
         var result: ResourceOutcome = .success(asyncPID: nil)
         if let path = settings.stop {
-            let invocation = makeInvocation(path: path, run: run, settings: settings, action: "stop", asyncPID: run.asyncPID,
-                                            timeout: settings.stopTimeout)
+            let invocation = makeInvocation(
+                path: path, run: run, settings: settings, action: "stop", asyncPID: run.asyncPID,
+                timeout: settings.stopTimeout)
             let outcome = await runner.run(invocation)
             if !outcome.isSuccess { result = .failure(reason: "stop script \(path): \(outcome)") }
         }

@@ -2,11 +2,11 @@ import Foundation
 import UnderstudyModel
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The host's part of the script variables (ARCHITECTURE.md §7): the Engine decides the rest.

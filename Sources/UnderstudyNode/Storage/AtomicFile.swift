@@ -1,11 +1,11 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A file operation on durable state failed; the message names the file and the cause.
@@ -44,7 +44,8 @@ public enum AtomicFile {
     public static func write(_ bytes: [UInt8], to path: String) throws(StorageError) {
         let (folder, name) = split(path)
         try createFolder(folder)
-        let temporaryPath = folder + "/." + name + temporaryMarker + String(getpid()) + "-"
+        let temporaryPath =
+            folder + "/." + name + temporaryMarker + String(getpid()) + "-"
             + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fileMode)
         guard descriptor >= 0 else {

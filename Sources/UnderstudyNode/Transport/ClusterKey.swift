@@ -1,9 +1,9 @@
 import Crypto
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The shared secret that authenticates every heartbeat datagram and control frame.
@@ -229,9 +229,11 @@ public struct ClusterKeyError: Error, Equatable, CustomStringConvertible {
             let octal = String(mode, radix: 8)
             return "cluster key file \(path) is accessible by group or others (mode 0\(octal)); run `chmod 600 \(path)`"
         case .tooShort(let count):
-            return "cluster key file \(path) holds \(count) bytes of key material, at least \(ClusterKey.minimumLength) are required; generate one with `understudy keygen`"
+            return
+                "cluster key file \(path) holds \(count) bytes of key material, at least \(ClusterKey.minimumLength) are required; generate one with `understudy keygen`"
         case .tooLarge(let count):
-            return "cluster key file \(path) is \(count) bytes long, more than a key file can be (at most \(ClusterKey.maximumFileSize)); check the secret-file setting"
+            return
+                "cluster key file \(path) is \(count) bytes long, more than a key file can be (at most \(ClusterKey.maximumFileSize)); check the secret-file setting"
         case .alreadyExists:
             return "cluster key file \(path) already exists; remove it first to replace the key"
         case .writeFailed(let why):

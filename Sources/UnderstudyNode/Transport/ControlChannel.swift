@@ -4,9 +4,9 @@ import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // Authenticated request/response channel between servers over TCP (placement orders, status
@@ -104,7 +104,8 @@ public struct ControlChannelError: Error, Equatable, CustomStringConvertible {
         case .connectionRefused: return "\(target): connection refused (is the understudy daemon running there?)"
         case .connectTimedOut: return "\(target): connect timed out"
         case .timedOut: return "\(target): timed out waiting for the answer"
-        case .authenticationFailed(let why): return "\(target): authentication failed (\(why)); check that both servers use the same cluster key"
+        case .authenticationFailed(let why):
+            return "\(target): authentication failed (\(why)); check that both servers use the same cluster key"
         case .protocolError(let why): return "\(target): protocol error (\(why))"
         case .connectionFailed(let why): return "\(target): \(why)"
         case .invalidRequest(let why): return "\(target): \(why)"
@@ -452,7 +453,8 @@ final class ControlServerState: Sendable {
                     switch session.open(readableBytes(of: frame)) {
                     case .failure(let failure):
                         count(failure.dropReason)
-                        let code: ControlWire.RejectCode = failure == .badMAC || failure == .outOfOrder ? .authenticationFailed : .protocolError
+                        let code: ControlWire.RejectCode =
+                            failure == .badMAC || failure == .outOfOrder ? .authenticationFailed : .protocolError
                         try? await send(ControlWire.reject(code), on: channel)
                         return
                     case .success(let request):
@@ -510,7 +512,8 @@ public enum ControlClient {
         }
         guard NodeName.isValid(localName) else { throw failure(.invalidRequest("invalid local name \"\(localName)\"")) }
         guard payload.count <= ControlWire.maximumPayloadSize else {
-            throw failure(.invalidRequest("request payload of \(payload.count) bytes exceeds the maximum of \(ControlWire.maximumPayloadSize)"))
+            throw failure(
+                .invalidRequest("request payload of \(payload.count) bytes exceeds the maximum of \(ControlWire.maximumPayloadSize)"))
         }
         let started = ContinuousClock.now
 
@@ -538,7 +541,9 @@ public enum ControlClient {
                 try await channel.writeAndFlush(Framing.frame(ControlWire.hello(nonce: clientNonce), allocator: channel.allocator))
                 var frames = inbound.makeAsyncIterator()
 
-                guard let helloFrame = try await frames.next() else { throw Failure.closedEarly("the server closed the connection before its hello") }
+                guard let helloFrame = try await frames.next() else {
+                    throw Failure.closedEarly("the server closed the connection before its hello")
+                }
                 let serverNonce: [UInt8]
                 switch ControlWire.parseHello(readableBytes(of: helloFrame)) {
                 case .nonce(let nonce): serverNonce = nonce
@@ -587,7 +592,9 @@ public enum ControlClient {
                     }
                 }
             case let tooLarge as FrameTooLargeError:
-                throw failure(.protocolError("the server announced a frame of \(tooLarge.announcedLength) bytes, more than \(tooLarge.maximumLength)"))
+                throw failure(
+                    .protocolError("the server announced a frame of \(tooLarge.announcedLength) bytes, more than \(tooLarge.maximumLength)")
+                )
             default:
                 throw failure(.connectionFailed(describeTransportError(error)))
             }

@@ -12,7 +12,10 @@ public struct ReceivedDatagram: Sendable {
     public var receivedAt: ContinuousClock.Instant
     public var remoteAddress: SocketAddress
 
-    public init(sender: String, bootID: UInt64, sequence: UInt64, payload: [UInt8], receivedAt: ContinuousClock.Instant, remoteAddress: SocketAddress) {
+    public init(
+        sender: String, bootID: UInt64, sequence: UInt64, payload: [UInt8], receivedAt: ContinuousClock.Instant,
+        remoteAddress: SocketAddress
+    ) {
         self.sender = sender
         self.bootID = bootID
         self.sequence = sequence

@@ -3,9 +3,9 @@ import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 // The CLI ↔ local daemon channel over a UNIX domain socket (`<state-dir>/understudy.sock`).
@@ -124,7 +124,10 @@ public final class LocalControlServer: Sendable {
     /// Identity of the socket file we created, so `close()` never removes a successor's.
     private let socketFileIdentity: FileIdentity?
 
-    private init(path: String, serverChannel: Channel, state: LocalControlServerState, acceptTask: Task<Void, Never>, socketFileIdentity: FileIdentity?) {
+    private init(
+        path: String, serverChannel: Channel, state: LocalControlServerState, acceptTask: Task<Void, Never>,
+        socketFileIdentity: FileIdentity?
+    ) {
         self.path = path
         self.serverChannel = serverChannel
         self.state = state
@@ -306,15 +309,15 @@ final class LocalControlServerState: Sendable {
     /// file mode is the only guard.
     private func checkPeer(of channel: Channel) async -> PeerCheck {
         #if os(Linux)
-        guard let provider = channel as? SocketOptionProvider else { return .allowed(nil) }
-        let future: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
-            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)
-        )
-        guard let credentials = try? await future.get() else { return .refused }
-        guard credentials.userID == 0 || credentials.userID == geteuid() else { return .refused }
-        return .allowed(credentials)
+            guard let provider = channel as? SocketOptionProvider else { return .allowed(nil) }
+            let future: EventLoopFuture<PeerCredentials> = provider.unsafeGetSocketOption(
+                level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)
+            )
+            guard let credentials = try? await future.get() else { return .refused }
+            guard credentials.userID == 0 || credentials.userID == geteuid() else { return .refused }
+            return .allowed(credentials)
         #else
-        return .allowed(nil)
+            return .allowed(nil)
         #endif
     }
 
@@ -428,7 +431,9 @@ public enum LocalControlClient {
             switch error {
             case let known as LocalControlError: throw known
             case let tooLarge as FrameTooLargeError:
-                throw failure(.protocolError("the daemon announced an answer of \(tooLarge.announcedLength) bytes, more than \(tooLarge.maximumLength)"))
+                throw failure(
+                    .protocolError(
+                        "the daemon announced an answer of \(tooLarge.announcedLength) bytes, more than \(tooLarge.maximumLength)"))
             default:
                 throw failure(.failed(describeTransportError(error)))
             }

@@ -21,7 +21,8 @@ struct ClpStat: AsyncParsableCommand {
     @Flag(name: .long, help: "Only what this server knows, without asking others.") var local = false
     @Flag(name: .long, help: "Do not shorten long names.") var long = false
     @Flag(name: .long, help: "Machine-readable status (JSON) for scripts.") var json = false
-    @Option(name: .customShort("h"), help: ArgumentHelp("Ask this server instead of the local one.", valueName: "server")) var server: String?
+    @Option(name: .customShort("h"), help: ArgumentHelp("Ask this server instead of the local one.", valueName: "server")) var server:
+        String?
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
@@ -58,7 +59,8 @@ struct ClpCl: AsyncParsableCommand {
     @Flag(name: .customShort("t"), help: "Stop the cluster service (groups stop; on one server they fail over).") var stop = false
     @Flag(name: .customShort("r"), help: "Restart the cluster service.") var restart = false
     @Flag(name: .customShort("a"), help: "On every server.") var all = false
-    @Option(name: .customShort("h"), help: ArgumentHelp("On this server (default: the local one).", valueName: "server")) var server: String?
+    @Option(name: .customShort("h"), help: ArgumentHelp("On this server (default: the local one).", valueName: "server")) var server:
+        String?
     @Flag(name: .long, help: "Suspend the cluster: groups keep running, nothing fails over.") var suspend = false
     @Flag(name: .long, help: "Resume a suspended cluster.") var resume = false
     @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
@@ -135,7 +137,10 @@ struct ClpGrp: AsyncParsableCommand {
     @Flag(name: .customShort("n"), help: "Print the server where the group runs.") var whereRuns = false
     @Argument(help: "Group name.") var group: String?
     @Option(name: .customShort("h"), help: ArgumentHelp("Server to start the group on (-s).", valueName: "server")) var server: String?
-    @Option(name: .customShort("a"), help: ArgumentHelp("Destination of a move (-m); default: the next server of the group's policy.", valueName: "server")) var destination: String?
+    @Option(
+        name: .customShort("a"),
+        help: ArgumentHelp("Destination of a move (-m); default: the next server of the group's policy.", valueName: "server"))
+    var destination: String?
     @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
@@ -210,7 +215,9 @@ struct ClpRsc: AsyncParsableCommand {
     @Flag(name: .customShort("t"), help: "Stop the resource.") var stop = false
     @Flag(name: .customShort("n"), help: "Print the server where the resource is active.") var whereRuns = false
     @Argument(help: "Resource name.") var resource: String
-    @Option(name: .customShort("h"), help: ArgumentHelp("Server to send the request to (default: the one running the group).", valueName: "server")) var server: String?
+    @Option(
+        name: .customShort("h"),
+        help: ArgumentHelp("Server to send the request to (default: the one running the group).", valueName: "server")) var server: String?
     @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
@@ -234,7 +241,9 @@ struct ClpRsc: AsyncParsableCommand {
         try await client.command(start ? .startResource(resource) : .stopResource(resource), at: server)
         let wanted: ActivationStatus = start ? .online : .offline
         try await client.wait(for: "resource \(resource) to \(start ? "start" : "stop")", timeout: .seconds(timeout)) { status in
-            guard let line = status.group(group.name)?.resources.first(where: { $0.name == resource }) else { return (true, "Resource \(resource) disappeared.") }
+            guard let line = status.group(group.name)?.resources.first(where: { $0.name == resource }) else {
+                return (true, "Resource \(resource) disappeared.")
+            }
             if line.status == wanted { return (true, nil) }
             if line.status == .onlineFailure || line.status == .offlineFailure {
                 return (true, "Resource \(resource) is \(line.status.rawValue).")

@@ -6,7 +6,9 @@ import UnderstudyNode
 
 /// Options every command that talks to the local daemon accepts.
 struct DaemonOptions: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: "State directory of the daemon to address (default: $UNDERSTUDY_STATE_DIR, else /run/understudy).")
+    @Option(
+        name: .customLong("state-dir"),
+        help: "State directory of the daemon to address (default: $UNDERSTUDY_STATE_DIR, else /run/understudy).")
     var stateDirectory: String?
 }
 

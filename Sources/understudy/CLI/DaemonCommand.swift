@@ -16,7 +16,9 @@ struct DaemonCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "The cluster configuration file.") var config: String = Defaults.configPath
     @Option(name: .long, help: "This server's name in servers: (default: the host name).") var server: String?
-    @Option(name: .customLong("state-dir"), help: "State directory; also holds the control socket (default: /var/lib/understudy and /run/understudy).")
+    @Option(
+        name: .customLong("state-dir"),
+        help: "State directory; also holds the control socket (default: /var/lib/understudy and /run/understudy).")
     var stateDirectory: String?
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
@@ -38,7 +40,8 @@ struct DaemonCommand: AsyncParsableCommand {
         }
         let daemon: ClusterDaemon
         do {
-            daemon = try ClusterDaemon(config: loaded, server: name, paths: DaemonPaths.resolve(stateDirectory: stateDirectory), logger: logger)
+            daemon = try ClusterDaemon(
+                config: loaded, server: name, paths: DaemonPaths.resolve(stateDirectory: stateDirectory), logger: logger)
         } catch {
             printError("understudy daemon: cannot start: \(error)")
             throw ExitCode(2)

@@ -25,24 +25,45 @@ enum StatusRendering {
     }
 
     static func cluster(_ snapshot: ClusterStatusSnapshot, long: Bool) -> String {
-        let width = long ? max(14, (snapshot.servers.map(\.name) + snapshot.groups.flatMap { [$0.name] + $0.resources.map(\.name) }).map(\.count).max() ?? 14) + 2 : 14
+        let width =
+            long
+            ? max(
+                14,
+                (snapshot.servers.map(\.name) + snapshot.groups.flatMap { [$0.name] + $0.resources.map(\.name) }).map(\.count).max() ?? 14)
+                + 2 : 14
         var out: [String] = [banner("CLUSTER STATUS"), "  Cluster : \(snapshot.cluster)", "  <server>"]
         for server in snapshot.servers {
             let mark = server.isLocal ? " *" : "  "
-            out.append(line(indent: 2, name: mark + server.name, dotted: true, width: width + 2, long: long, value: server.status.rawValue, comment: server.comment))
+            out.append(
+                line(
+                    indent: 2, name: mark + server.name, dotted: true, width: width + 2, long: long, value: server.status.rawValue,
+                    comment: server.comment))
             for heartbeat in server.heartbeats {
-                out.append(line(indent: 6, name: heartbeat.name, dotted: false, width: width - 2, long: long, value: heartbeat.status.rawValue, comment: heartbeat.comment))
+                out.append(
+                    line(
+                        indent: 6, name: heartbeat.name, dotted: false, width: width - 2, long: long, value: heartbeat.status.rawValue,
+                        comment: heartbeat.comment))
             }
             for np in server.networkPartition {
-                out.append(line(indent: 6, name: np.name, dotted: false, width: width - 2, long: long, value: np.status.rawValue, comment: np.comment))
+                out.append(
+                    line(
+                        indent: 6, name: np.name, dotted: false, width: width - 2, long: long, value: np.status.rawValue,
+                        comment: np.comment))
             }
         }
         out.append("  <group>")
         for group in snapshot.groups {
-            out.append(line(indent: 4, name: group.name, dotted: true, width: width, long: long, value: group.status.rawValue, comment: group.comment))
-            out.append(line(indent: 6, name: "current", dotted: false, width: width - 2, long: long, value: group.current ?? "None", comment: ""))
+            out.append(
+                line(
+                    indent: 4, name: group.name, dotted: true, width: width, long: long, value: group.status.rawValue,
+                    comment: group.comment))
+            out.append(
+                line(indent: 6, name: "current", dotted: false, width: width - 2, long: long, value: group.current ?? "None", comment: ""))
             for resource in group.resources {
-                out.append(line(indent: 6, name: resource.name, dotted: false, width: width - 2, long: long, value: resource.status.rawValue, comment: resource.comment))
+                out.append(
+                    line(
+                        indent: 6, name: resource.name, dotted: false, width: width - 2, long: long, value: resource.status.rawValue,
+                        comment: resource.comment))
             }
         }
         out.append("  <monitor>")
@@ -52,7 +73,9 @@ enum StatusRendering {
         if snapshot.suspended { notes.append("The cluster is suspended.") }
         if snapshot.isolated { notes.append("\(snapshot.localServer) is isolated from the majority of the servers.") }
         if !snapshot.syncDone && snapshot.service == "running" { notes.append("Waiting for all servers to start (sync wait).") }
-        if snapshot.autoStartSuppressed { notes.append("Automatic group start is suspended on \(snapshot.localServer) after an abnormal stop (clpcl -r lifts it).") }
+        if snapshot.autoStartSuppressed {
+            notes.append("Automatic group start is suspended on \(snapshot.localServer) after an abnormal stop (clpcl -r lifts it).")
+        }
         return (out + notes.map { "  (\($0))" }).joined(separator: "\n")
     }
 
@@ -88,13 +111,18 @@ enum StatusRendering {
 
     /// `clpstat -i`: the configuration as the daemon runs it.
     static func configuration(_ config: ClusterConfig) -> String {
-        var out: [String] = [banner("CLUSTER INFORMATION"), "  [Cluster Name: \(config.cluster.name)]", "    Comment                       : \(config.cluster.comment)"]
+        var out: [String] = [
+            banner("CLUSTER INFORMATION"), "  [Cluster Name: \(config.cluster.name)]",
+            "    Comment                       : \(config.cluster.comment)",
+        ]
         let timing = config.cluster.timing
         out.append("    Heartbeat Interval            : \(timing.heartbeatInterval.configText)")
         out.append("    Heartbeat Timeout             : \(timing.heartbeatTimeout.configText)")
         out.append("    Server Sync Wait Time         : \(timing.syncWait.configText)")
         out.append("    Action at NP Occurrence       : \(config.cluster.networkPartitionAction.rawValue)")
-        out.append("    Ports (control/hb/http)       : \(config.cluster.ports.control)/\(config.cluster.ports.heartbeat)/\(config.cluster.ports.http)")
+        out.append(
+            "    Ports (control/hb/http)       : \(config.cluster.ports.control)/\(config.cluster.ports.heartbeat)/\(config.cluster.ports.http)"
+        )
         for (index, server) in config.servers.enumerated() {
             out.append("  [Server\(index) : \(server.name)]")
             out.append("    Comment                       : \(server.comment)")
@@ -103,7 +131,11 @@ enum StatusRendering {
             out.append("  [HB\(index) : \(heartbeat.name)]")
             out.append("    Type                          : \(heartbeat.typeName)")
             if case .lan(let addresses) = heartbeat.kind {
-                for server in config.serverNames { if let address = addresses[server] { out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(address)") } }
+                for server in config.serverNames {
+                    if let address = addresses[server] {
+                        out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(address)")
+                    }
+                }
             }
         }
         for (index, np) in config.networkPartition.enumerated() {

@@ -60,7 +60,9 @@ struct DemoCommand: AsyncParsableCommand {
             try? await Task.sleep(for: .milliseconds(500))
             for server in Self.servers where !processes.isRunning(server, folder: folder) && !reportedDead.contains(server) {
                 reportedDead.insert(server)
-                say("\n[demo] \(server) is down. To bring it back, run in another terminal:\n  \(processes.commandLine(server: server, folder: folder, binary: binary)) &\n[demo] It rejoins the cluster; after a crash it takes no group automatically until you run\n  \(binary) clpcl -r --state-dir \(folder)/\(server)\n")
+                say(
+                    "\n[demo] \(server) is down. To bring it back, run in another terminal:\n  \(processes.commandLine(server: server, folder: folder, binary: binary)) &\n[demo] It rejoins the cluster; after a crash it takes no group automatically until you run\n  \(binary) clpcl -r --state-dir \(folder)/\(server)\n"
+                )
             }
             for server in reportedDead where processes.isRunning(server, folder: folder) { reportedDead.remove(server) }
             if let placement = await currentPlacement(folder: folder, processes: processes), placement != lastPlacement {
@@ -189,7 +191,9 @@ struct DemoCommand: AsyncParsableCommand {
     func currentPlacement(folder: String, processes: DemoProcesses) async -> String? {
         for server in Self.servers where processes.isRunning(server, folder: folder) {
             let client = DaemonClient(socketPath: folder + "/\(server)/understudy.sock")
-            guard let answer = try? await LocalControlClient.request(path: client.socketPath, payload: WireJSON.encode(LocalRequest.status(target: nil)), timeout: .seconds(2)),
+            guard
+                let answer = try? await LocalControlClient.request(
+                    path: client.socketPath, payload: WireJSON.encode(LocalRequest.status(target: nil)), timeout: .seconds(2)),
                 case .status(let snapshot)? = try? WireJSON.decode(LocalResponse.self, from: answer),
                 let web = snapshot.group("web")
             else { continue }
@@ -253,7 +257,9 @@ final class DemoProcesses: Sendable {
     }
 
     func isZombie(_ pid: Int32) -> Bool {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else {
+            return true
+        }
         return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 }

@@ -41,7 +41,8 @@ struct DemoResponder: ParsableCommand {
             Glibc.exit(0)
         }
         let body = "\(name)\n"
-        let response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        let response =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         while true {
             let client = accept(listener, nil, nil)

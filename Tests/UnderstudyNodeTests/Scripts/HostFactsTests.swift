@@ -31,9 +31,10 @@ struct HostFactsTests {
             let facts = HostFacts.detect(productVersion: "0.1.0", installPath: "/opt/u", osReleasePaths: [path])
             #expect(facts.osName == "Rocky Linux")
             #expect(facts.osVersion == "9.4")
-            #expect(facts.environment == [
-                "CLP_VERSION_FULL": "0.1.0", "CLP_PATH": "/opt/u", "CLP_OSNAME": "Rocky Linux", "CLP_OSVER": "9.4",
-            ])
+            #expect(
+                facts.environment == [
+                    "CLP_VERSION_FULL": "0.1.0", "CLP_PATH": "/opt/u", "CLP_OSNAME": "Rocky Linux", "CLP_OSVER": "9.4",
+                ])
         }
     }
 
@@ -56,12 +57,13 @@ struct HostFactsTests {
         let host = HostFacts(productVersion: "1.0", installPath: "/opt/u", osName: "Linux", osVersion: "6")
         let start = ScriptContext(event: .start, isHomeServer: true, priority: 1, groupName: "g", resourceName: "r")
         let startEnvironment = ScriptEnvironment.compose(base: ScriptEnvironment.base(home: "/root"), host: host, context: start)
-        #expect(startEnvironment == [
-            "PATH": ScriptEnvironment.standardPath, "LANG": "C.UTF-8", "HOME": "/root",
-            "CLP_VERSION_FULL": "1.0", "CLP_PATH": "/opt/u", "CLP_OSNAME": "Linux", "CLP_OSVER": "6",
-            "CLP_EVENT": "START", "CLP_SERVER": "HOME", "CLP_DISK": "SUCCESS", "CLP_PRIORITY": "1",
-            "CLP_GROUPNAME": "g", "CLP_RESOURCENAME": "r",
-        ])
+        #expect(
+            startEnvironment == [
+                "PATH": ScriptEnvironment.standardPath, "LANG": "C.UTF-8", "HOME": "/root",
+                "CLP_VERSION_FULL": "1.0", "CLP_PATH": "/opt/u", "CLP_OSNAME": "Linux", "CLP_OSVER": "6",
+                "CLP_EVENT": "START", "CLP_SERVER": "HOME", "CLP_DISK": "SUCCESS", "CLP_PRIORITY": "1",
+                "CLP_GROUPNAME": "g", "CLP_RESOURCENAME": "r",
+            ])
 
         let stop = ScriptContext(
             event: .start, isHomeServer: false, diskSucceeded: false, priority: 3, groupName: "g",

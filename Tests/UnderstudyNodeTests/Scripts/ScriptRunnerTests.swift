@@ -5,9 +5,9 @@ import UnderstudyModel
 @testable import UnderstudyNode
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 @Suite("ScriptRunner")
@@ -472,7 +472,8 @@ struct ScriptRunnerTests {
             }
             #expect(sizes.allSatisfy { $0 < 4 * 1024 * 1024 + 128 * 1024 })
             #expect(!FileManager.default.fileExists(atPath: logPath + ".3"))
-            let lastTwo = try String(contentsOfFile: logPath + ".1", encoding: .utf8)
+            let lastTwo =
+                try String(contentsOfFile: logPath + ".1", encoding: .utf8)
                 + String(contentsOfFile: logPath, encoding: .utf8)
             #expect(lastTwo.contains("end\n--- "))
             #expect(lastTwo.contains("start \(script): exit 0 ("))

@@ -4,9 +4,9 @@ import Testing
 @testable import UnderstudyNode
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 @Suite("Durable state")
@@ -87,17 +87,18 @@ struct StorageTests {
             #expect(try store.load(GroupState.self, name: "groups") == value)
 
             let text = try String(contentsOfFile: folder + "/state/groups.json", encoding: .utf8)
-            #expect(text == """
-                {
-                  "failoverCount" : 2,
-                  "name" : "failover1",
-                  "onlineServer" : "server1",
-                  "zeta" : [
-                    "a/b"
-                  ]
-                }
+            #expect(
+                text == """
+                    {
+                      "failoverCount" : 2,
+                      "name" : "failover1",
+                      "onlineServer" : "server1",
+                      "zeta" : [
+                        "a/b"
+                      ]
+                    }
 
-                """)
+                    """)
             try store.remove(name: "groups")
             #expect(try store.load(GroupState.self, name: "groups") == nil)
         }

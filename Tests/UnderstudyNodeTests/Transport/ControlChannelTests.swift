@@ -17,7 +17,8 @@ struct ControlChannelTests {
         handler: @escaping @Sendable (ControlRequest) async -> [UInt8] = echo,
         _ body: (ControlServer) async throws -> Result
     ) async throws -> Result {
-        let server = try await ControlServer.start(host: "127.0.0.1", port: 0, key: key, localName: "master", limits: limits, handler: handler)
+        let server = try await ControlServer.start(
+            host: "127.0.0.1", port: 0, key: key, localName: "master", limits: limits, handler: handler)
         do {
             let result = try await body(server)
             await server.close()
@@ -57,7 +58,8 @@ struct ControlChannelTests {
                 for index in 0..<20 {
                     group.addTask {
                         let answer = try await ControlClient.request(
-                            host: "127.0.0.1", port: port, key: TransportTestSupport.key, localName: "client-\(index)", payload: [UInt8(index)]
+                            host: "127.0.0.1", port: port, key: TransportTestSupport.key, localName: "client-\(index)",
+                            payload: [UInt8(index)]
                         )
                         #expect(answer == Array("client-\(index):".utf8) + [UInt8(index)])
                     }
@@ -151,12 +153,15 @@ struct ControlChannelTests {
             _ = try await request(port: port, payload: [1])
         }
         #expect(error?.reason == .connectionRefused)
-        #expect(error?.description == "control request to 127.0.0.1:\(port) failed: connection refused (is the understudy daemon running there?)")
+        #expect(
+            error?.description
+                == "control request to 127.0.0.1:\(port) failed: connection refused (is the understudy daemon running there?)")
     }
 
     @Test func invalidRequestsFailBeforeConnecting() async {
         let error = await #expect(throws: ControlChannelError.self) {
-            _ = try await ControlClient.request(host: "127.0.0.1", port: 1, key: TransportTestSupport.key, localName: "no spaces", payload: [])
+            _ = try await ControlClient.request(
+                host: "127.0.0.1", port: 1, key: TransportTestSupport.key, localName: "no spaces", payload: [])
         }
         if case .invalidRequest = error?.reason {} else { Issue.record("expected invalidRequest, got \(String(describing: error))") }
     }
@@ -169,7 +174,10 @@ struct ControlChannelTests {
                 let error = await #expect(throws: ControlChannelError.self) {
                     _ = try await request(port: server.port, payload: [1])
                 }
-                if case .connectionFailed = error?.reason {} else { Issue.record("expected connectionFailed (busy), got \(String(describing: error))") }
+                if case .connectionFailed = error?.reason {
+                } else {
+                    Issue.record("expected connectionFailed (busy), got \(String(describing: error))")
+                }
                 #expect(server.counters.dropped(.tooManyConnections) == 1)
             }
         }
@@ -177,7 +185,9 @@ struct ControlChannelTests {
 
     // MARK: Session-level properties (frames cannot be replayed, reordered or reflected)
 
-    private func sessionPair(serverNonce: [UInt8] = [UInt8](repeating: 1, count: 16), clientNonce: [UInt8] = [UInt8](repeating: 2, count: 16))
+    private func sessionPair(
+        serverNonce: [UInt8] = [UInt8](repeating: 1, count: 16), clientNonce: [UInt8] = [UInt8](repeating: 2, count: 16)
+    )
         -> (client: ControlSession, server: ControlSession)
     {
         (

@@ -6,7 +6,9 @@ import Testing
 struct DatagramCodecTests {
     let codec = DatagramCodec(key: TransportTestSupport.key)
 
-    private func sealed(_ payload: [UInt8] = Array("state digest".utf8), sender: String = "server1", boot: UInt64 = 7, sequence: UInt64 = 1) throws -> [UInt8] {
+    private func sealed(_ payload: [UInt8] = Array("state digest".utf8), sender: String = "server1", boot: UInt64 = 7, sequence: UInt64 = 1)
+        throws -> [UInt8]
+    {
         try codec.seal(payload: payload, sender: sender, bootID: boot, sequence: sequence)
     }
 
@@ -20,7 +22,10 @@ struct DatagramCodecTests {
         for payload in [[], [0], Array("hello".utf8), [UInt8](repeating: 0xAB, count: 1400)] {
             let bytes = try sealed(payload, sender: "node-2.example", boot: 0xDEAD_BEEF_0000_0001, sequence: UInt64(payload.count + 1))
             let opened = try receiver.open(bytes).get()
-            #expect(opened == DatagramCodec.Opened(sender: "node-2.example", bootID: 0xDEAD_BEEF_0000_0001, sequence: UInt64(payload.count + 1), payload: payload))
+            #expect(
+                opened
+                    == DatagramCodec.Opened(
+                        sender: "node-2.example", bootID: 0xDEAD_BEEF_0000_0001, sequence: UInt64(payload.count + 1), payload: payload))
         }
         let largest = [UInt8](repeating: 1, count: DatagramCodec.maximumPayloadSize)
         let bytes = try codec.seal(payload: largest, sender: String(repeating: "n", count: 63), bootID: 1, sequence: 1)

@@ -94,11 +94,14 @@ struct HeartbeatSocketTests {
                 var generator = SplitMix64(state: 99)
                 for _ in 0..<20 {
                     let garbage = (0..<Int.random(in: 1...500, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
-                    try await plain.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: plain.allocator.buffer(bytes: [0x00] + garbage)))
+                    try await plain.writeAndFlush(
+                        AddressedEnvelope(remoteAddress: target, data: plain.allocator.buffer(bytes: [0x00] + garbage)))
                 }
                 // A correct header with nothing behind it, and a replay of a real datagram.
-                try await plain.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: plain.allocator.buffer(bytes: Array("USHB".utf8) + [1])))
-                let genuine = try DatagramCodec(key: TransportTestSupport.key).seal(payload: [7], sender: "replayer", bootID: 1, sequence: 1)
+                try await plain.writeAndFlush(
+                    AddressedEnvelope(remoteAddress: target, data: plain.allocator.buffer(bytes: Array("USHB".utf8) + [1])))
+                let genuine = try DatagramCodec(key: TransportTestSupport.key).seal(
+                    payload: [7], sender: "replayer", bootID: 1, sequence: 1)
                 for _ in 0..<2 {
                     try await plain.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: plain.allocator.buffer(bytes: genuine)))
                 }
@@ -141,7 +144,8 @@ struct HeartbeatSocketTests {
         try await withSockets([("first", TransportTestSupport.key, 4)]) { sockets in
             let port = sockets[0].localPort
             let error = await #expect(throws: HeartbeatSocketError.self) {
-                let second = try await HeartbeatSocket.bind(host: "127.0.0.1", port: port, key: TransportTestSupport.key, localName: "second", bootID: 1)
+                let second = try await HeartbeatSocket.bind(
+                    host: "127.0.0.1", port: port, key: TransportTestSupport.key, localName: "second", bootID: 1)
                 await second.close()
             }
             #expect(error?.description.contains("127.0.0.1:\(port)") == true)
@@ -150,13 +154,15 @@ struct HeartbeatSocketTests {
 
     @Test func invalidLocalNameIsRefusedAtBind() async {
         await #expect(throws: HeartbeatSocketError.self) {
-            let socket = try await HeartbeatSocket.bind(host: "127.0.0.1", port: 0, key: TransportTestSupport.key, localName: "bad name", bootID: 1)
+            let socket = try await HeartbeatSocket.bind(
+                host: "127.0.0.1", port: 0, key: TransportTestSupport.key, localName: "bad name", bootID: 1)
             await socket.close()
         }
     }
 
     @Test func closingEndsTheReceivedStream() async throws {
-        let socket = try await HeartbeatSocket.bind(host: "127.0.0.1", port: 0, key: TransportTestSupport.key, localName: "closer", bootID: 1)
+        let socket = try await HeartbeatSocket.bind(
+            host: "127.0.0.1", port: 0, key: TransportTestSupport.key, localName: "closer", bootID: 1)
         await socket.close()
         var iterator = socket.received.makeAsyncIterator()
         #expect(await iterator.next() == nil)

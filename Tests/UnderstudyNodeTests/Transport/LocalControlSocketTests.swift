@@ -152,7 +152,10 @@ struct LocalControlSocketTests {
                 try await TransportTestSupport.withClosing(silent) {
                     #expect(await TransportTestSupport.eventually { !silent.isActive })
                 }
-                #expect(await TransportTestSupport.eventually { server.counters.dropped(.oversize) == 1 && server.counters.dropped(.timedOut) == 1 })
+                #expect(
+                    await TransportTestSupport.eventually {
+                        server.counters.dropped(.oversize) == 1 && server.counters.dropped(.timedOut) == 1
+                    })
                 #expect(try await ask(path: path, payload: [9]).last == 9)
             }
         }

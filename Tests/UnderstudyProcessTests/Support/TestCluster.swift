@@ -201,7 +201,8 @@ final class TestCluster: @unchecked Sendable {
             return last.map(condition) ?? false
         }
         guard met, let last else {
-            throw ProcessTestError("timed out after \(timeout) waiting for \(what) (as \(server) sees it); last status: \(last?.summary ?? "no answer")")
+            throw ProcessTestError(
+                "timed out after \(timeout) waiting for \(what) (as \(server) sees it); last status: \(last?.summary ?? "no answer")")
         }
         return last
     }
@@ -267,6 +268,7 @@ extension ClusterStatusSnapshot {
     var summary: String {
         let serverText = servers.map { "\($0.name) \($0.status.rawValue)\($0.isMaster ? " (master)" : "")" }.joined(separator: ", ")
         let groupText = groups.map { "\($0.name) \($0.status.rawValue) on \($0.current ?? "None")" }.joined(separator: ", ")
-        return "[\(localServer): service \(service), sync \(syncDone ? "done" : "waiting"), auto-start suppressed \(autoStartSuppressed); servers: \(serverText); groups: \(groupText)]"
+        return
+            "[\(localServer): service \(service), sync \(syncDone ? "done" : "waiting"), auto-start suppressed \(autoStartSuppressed); servers: \(serverText); groups: \(groupText)]"
     }
 }
