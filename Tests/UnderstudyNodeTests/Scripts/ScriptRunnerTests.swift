@@ -134,8 +134,9 @@ struct ScriptRunnerTests {
             let elapsed = ContinuousClock.now - started
             #expect(outcome == .timedOut(after: .milliseconds(500)))
             #expect(elapsed >= .milliseconds(500))
-            // Generous for a loaded 2-core machine; without a timeout it would run 1000 s.
-            #expect(elapsed < .milliseconds(2500), "killed at its timeout, not later: \(elapsed)")
+            // Only "killed, not left to run its 1000 s": a loaded CI machine may be slow to
+            // schedule anything, so no tighter bound (speed is for benchmarks, not tests).
+            #expect(elapsed < .seconds(60), "killed at its timeout, not left running: \(elapsed)")
             #expect(processIsGone(running.pid))
             for child in [child1, child2].compactMap({ $0 }) {
                 #expect(processIsGone(child), "child \(child) survived the timeout")
@@ -163,7 +164,7 @@ struct ScriptRunnerTests {
             reaper.track(child)
             #expect(outcome == .timedOut(after: .milliseconds(800)))
             #expect(elapsed >= .milliseconds(1100), "SIGKILL only after the grace period")
-            #expect(elapsed < .milliseconds(3500))
+            #expect(elapsed < .seconds(60))
             if let child {
                 #expect(processIsGone(child))
             }
@@ -197,7 +198,8 @@ struct ScriptRunnerTests {
             let daemon = await readPID(folder + "/daemon.pid")
             reaper.track(daemon)
             #expect(outcome == .exited(0))
-            #expect(ContinuousClock.now - started < .seconds(3))
+            // Not held up by the background process (bounds are loose: CI machines stall).
+            #expect(ContinuousClock.now - started < .seconds(20))
             // The background process is the script's business: it keeps running.
             if let daemon { #expect(!processIsGone(daemon)) }
             let text = try String(contentsOfFile: logPath, encoding: .utf8)
@@ -218,7 +220,7 @@ struct ScriptRunnerTests {
             let started = ContinuousClock.now
             let running = try await runner.start(invocation(script, timeout: nil))
             reaper.track(running.pid)
-            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(ContinuousClock.now - started < .seconds(20))
             #expect(running.pid > 1)
             #expect(running.isRunning)
             #expect(kill(running.pid, 0) == 0)
@@ -251,8 +253,8 @@ struct ScriptRunnerTests {
             #expect(child != nil)
 
             let started = ContinuousClock.now
-            await running.terminate(grace: .seconds(5))
-            #expect(ContinuousClock.now - started < .seconds(4), "SIGTERM was enough")
+            await running.terminate(grace: .seconds(30))
+            #expect(ContinuousClock.now - started < .seconds(25), "SIGTERM was enough")
             #expect(!running.isRunning)
             #expect(await running.wait() == .signaled(SIGTERM))
             #expect(processIsGone(running.pid))
@@ -275,7 +277,7 @@ struct ScriptRunnerTests {
             await running.terminate(grace: .milliseconds(300))
             let elapsed = ContinuousClock.now - started
             #expect(elapsed >= .milliseconds(300))
-            #expect(elapsed < .seconds(3))
+            #expect(elapsed < .seconds(60))
             #expect(await running.wait() == .signaled(SIGKILL))
         }
     }
@@ -464,7 +466,7 @@ struct ScriptRunnerTests {
             let elapsed = ContinuousClock.now - started
             let memoryGrowth = residentMemoryBytes() - memoryBefore
             #expect(outcome == .exited(0))
-            #expect(elapsed < .seconds(30))
+            #expect(elapsed < .seconds(240))
             #expect(memoryGrowth < 40 * 1024 * 1024, "resident memory grew by \(memoryGrowth) bytes")
             // Rotation kept the disk use bounded too.
             let sizes = try [logPath, logPath + ".1", logPath + ".2"].map {

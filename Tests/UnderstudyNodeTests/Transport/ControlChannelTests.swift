@@ -120,7 +120,7 @@ struct ControlChannelTests {
                 _ = try await request(port: server.port, payload: [1], timeout: .milliseconds(300))
             }
             #expect(error?.reason == .timedOut)
-            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(ContinuousClock.now - started < .seconds(20))
         }
     }
 
@@ -133,7 +133,7 @@ struct ControlChannelTests {
                 _ = try await request(port: port, payload: [1], timeout: .milliseconds(300))
             }
             #expect(error?.reason == .timedOut)
-            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(ContinuousClock.now - started < .seconds(20))
         }
     }
 

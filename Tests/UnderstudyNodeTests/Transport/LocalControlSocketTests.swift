@@ -134,7 +134,7 @@ struct LocalControlSocketTests {
                     _ = try await LocalControlClient.request(path: path, payload: [1], timeout: .milliseconds(300))
                 }
                 #expect(error?.reason == .timedOut)
-                #expect(ContinuousClock.now - started < .seconds(3))
+                #expect(ContinuousClock.now - started < .seconds(20))
             }
         }
     }
