@@ -377,33 +377,21 @@ final class ControlServerState: Sendable {
     let limits: ControlServer.Limits
     let handler: @Sendable (ControlRequest) async -> [UInt8]
     let counters = Mutex(ControlCounters())
-    private let connections = Mutex<(nextID: UInt64, open: [UInt64: Channel])>((0, [:]))
+    private let connections: ConnectionRegistry
 
     init(key: ClusterKey, localName: String, limits: ControlServer.Limits, handler: @escaping @Sendable (ControlRequest) async -> [UInt8]) {
         self.key = key
         self.localName = localName
         self.limits = limits
         self.handler = handler
+        self.connections = ConnectionRegistry(maximum: limits.maximumConnections)
     }
 
-    func closeAllConnections() {
-        let open = connections.withLock { $0.open.values }
-        for channel in open { channel.close(promise: nil) }
-    }
+    func closeAllConnections() { connections.closeAll() }
 
-    private func register(_ channel: Channel) -> UInt64? {
-        connections.withLock { registry in
-            guard registry.open.count < limits.maximumConnections else { return nil }
-            let id = registry.nextID
-            registry.nextID += 1
-            registry.open[id] = channel
-            return id
-        }
-    }
+    private func register(_ channel: Channel) -> UInt64? { connections.register(channel) }
 
-    private func unregister(_ id: UInt64) {
-        _ = connections.withLock { $0.open.removeValue(forKey: id) }
-    }
+    private func unregister(_ id: UInt64) { connections.unregister(id) }
 
     private func count(_ reason: ControlDropReason) {
         counters.withLock { $0.dropped[reason, default: 0] += 1 }

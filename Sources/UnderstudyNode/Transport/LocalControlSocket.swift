@@ -270,31 +270,19 @@ final class LocalControlServerState: Sendable {
     let limits: LocalControlServer.Limits
     let handler: @Sendable (LocalControlRequest) async -> [UInt8]
     let counters = Mutex(LocalControlCounters())
-    private let connections = Mutex<(nextID: UInt64, open: [UInt64: Channel])>((0, [:]))
+    private let connections: ConnectionRegistry
 
     init(limits: LocalControlServer.Limits, handler: @escaping @Sendable (LocalControlRequest) async -> [UInt8]) {
         self.limits = limits
         self.handler = handler
+        self.connections = ConnectionRegistry(maximum: limits.maximumConnections)
     }
 
-    func closeAllConnections() {
-        let open = connections.withLock { $0.open.values }
-        for channel in open { channel.close(promise: nil) }
-    }
+    func closeAllConnections() { connections.closeAll() }
 
-    private func register(_ channel: Channel) -> UInt64? {
-        connections.withLock { registry in
-            guard registry.open.count < limits.maximumConnections else { return nil }
-            let id = registry.nextID
-            registry.nextID += 1
-            registry.open[id] = channel
-            return id
-        }
-    }
+    private func register(_ channel: Channel) -> UInt64? { connections.register(channel) }
 
-    private func unregister(_ id: UInt64) {
-        _ = connections.withLock { $0.open.removeValue(forKey: id) }
-    }
+    private func unregister(_ id: UInt64) { connections.unregister(id) }
 
     private func count(_ reason: LocalControlDropReason) {
         counters.withLock { $0.dropped[reason, default: 0] += 1 }

@@ -10,7 +10,7 @@ import Testing
 /// A fresh folder under the system temp folder, removed when `body` ends, whatever happens.
 func withTemporaryFolder(_ body: (String) async throws -> Void) async throws {
     let temporary = URL(fileURLWithPath: NSTemporaryDirectory()).path
-    var template = Array((temporary + "/understudy-test-XXXXXX").utf8CString)
+    var template = Array((temporary + "/understudy-test-" + mkdtempSuffix).utf8CString)
     guard let created = mkdtemp(&template) else {
         throw POSIXError(.EIO)
     }
@@ -85,3 +85,6 @@ func residentMemoryBytes() -> Int {
     guard fields.count > 1, let pages = Int(fields[1]) else { return 0 }
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
+
+/// The six characters mkdtemp(3) replaces with a unique name.
+let mkdtempSuffix = String(repeating: "X", count: 6)

@@ -18,7 +18,7 @@ enum TransportTestSupport {
     /// A fresh directory under /tmp (short, so UNIX socket paths fit), removed afterwards
     /// whether the body succeeds or throws.
     static func withTemporaryDirectory<Result>(_ body: (String) async throws -> Result) async throws -> Result {
-        var template = Array("/tmp/us-transport-XXXXXX".utf8CString)
+        var template = Array(("/tmp/us-transport-" + String(repeating: "X", count: 6)).utf8CString)
         let directory: String = try template.withUnsafeMutableBufferPointer { buffer in
             guard let baseAddress = buffer.baseAddress, mkdtemp(baseAddress) != nil else {
                 throw POSIXError(.EIO)
