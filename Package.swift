@@ -47,9 +47,12 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
+        // The network-namespace lab (tests, benchmarks, `understudy lab`): needs root.
+        .target(name: "UnderstudyLab", dependencies: ["UnderstudyNode", "UnderstudyModel", "UnderstudyEngine"]),
         .executableTarget(
             name: "understudy",
             dependencies: [
+                "UnderstudyLab",
                 "UnderstudyModel",
                 "UnderstudyEngine",
                 "UnderstudySimulator",
@@ -63,6 +66,7 @@ let package = Package(
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
         .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode"]),
         .testTarget(name: "UnderstudyProcessTests", dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel"]),
+        .testTarget(name: "UnderstudyLabTests", dependencies: ["UnderstudyLab", "UnderstudyEngine", "UnderstudyModel"]),
     ],
     swiftLanguageModes: [.v6]
 )

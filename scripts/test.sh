@@ -5,10 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: procps (ps, pkill-free process checks), iproute2 (lab),
-# curl (HTTP checks in process tests). Installed only when missing, so the command also
+# curl (HTTP checks in process tests), iputils-arping and ndisc6 (fip driver: duplicate-address
+# probes and gratuitous ARP). Installed only when missing, so the command also
 # works without network on a machine that already has them.
 need=()
-for pkg in procps iproute2 curl; do
+for pkg in procps iproute2 curl nftables iptables iputils-ping iputils-arping ndisc6; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

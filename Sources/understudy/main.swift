@@ -9,6 +9,7 @@ struct Understudy: AsyncParsableCommand {
         subcommands: [
             DaemonCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self,
             DemoCommand.self, SimulateCommand.self, KeygenCommand.self, InstallAliasesCommand.self, DemoResponder.self,
+            LabCommand.self,
         ])
 }
 

@@ -217,13 +217,8 @@ public actor ClusterDaemon {
         perform(engine.startService(now: now()))
 
         await withTaskGroup(of: Void.self) { tasks in
-            for (path, socket) in sockets {
-                tasks.addTask { [weak self] in
-                    for await datagram in socket.received {
-                        guard let self else { return }
-                        await self.received(datagram, path: path)
-                    }
-                }
+            for (path, _) in sockets {
+                tasks.addTask { [weak self] in await self?.receiveLoop(path: path) }
             }
             tasks.addTask { [weak self] in await self?.tickLoop() }
             tasks.addTask { [weak self] in await self?.heartbeatLoop() }
@@ -233,6 +228,43 @@ public actor ClusterDaemon {
         }
         try? AtomicFile.remove(paths.pidPath)
         logger.info("understudy daemon \(me) exits")
+    }
+
+    /// Receives on one heartbeat path for the daemon's life. NIO closes a UDP channel on a
+    /// fatal send error (e.g. EPERM from a firewall rule): the path is then bound again, so
+    /// a transient local error never leaves the server deaf.
+    func receiveLoop(path: String) async {
+        var attempt = 0
+        while !exitRequested && !Task.isCancelled {
+            guard let socket = sockets.first(where: { $0.path == path })?.socket else { return }
+            for await datagram in socket.received {
+                received(datagram, path: path)
+                attempt = 0
+            }
+            if exitRequested || Task.isCancelled { return }
+            attempt += 1
+            record(
+                LogEntry(.warning, "lanhb", 71, "Heartbeat socket of \(path) closed after an error; binding it again (attempt \(attempt)).")
+            )
+            try? await Task.sleep(for: .milliseconds(min(1000, 100 * attempt)))
+            await rebind(path: path)
+        }
+    }
+
+    func rebind(path: String) async {
+        guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind,
+            let address = addresses[me], let index = sockets.firstIndex(where: { $0.path == path })
+        else { return }
+        let old = sockets[index].socket
+        await old.close()
+        do {
+            let socket = try await HeartbeatSocket.bind(
+                host: address, port: config.cluster.ports.heartbeat, key: key, localName: me, bootID: engine.bootID,
+                firstSequence: old.upcomingSequence)
+            sockets[index] = (path, socket)
+        } catch {
+            record(LogEntry(.error, "lanhb", 72, "Cannot bind the heartbeat socket of \(path) again: \(error)"))
+        }
     }
 
     func waitForExit() async {

@@ -69,7 +69,11 @@ public final class HeartbeatSocket: Sendable {
     private let channel: Channel
     private let codec: DatagramCodec
     private let state: HeartbeatSharedState
-    private let nextSequence = Atomic<UInt64>(1)
+    private let nextSequence: Atomic<UInt64>
+
+    /// The sequence number the next datagram will carry (a socket bound again for the same
+    /// boot continues from here: the peers' replay guards would drop anything lower).
+    public var upcomingSequence: UInt64 { nextSequence.load(ordering: .relaxed) }
     private let resolvedHosts = Mutex<[String: SocketAddress]>([:])
 
     public var localPort: Int { localAddress.port ?? 0 }
@@ -77,8 +81,10 @@ public final class HeartbeatSocket: Sendable {
 
     private init(
         channel: Channel, codec: DatagramCodec, state: HeartbeatSharedState,
-        received: AsyncStream<ReceivedDatagram>, localName: String, bootID: UInt64, localAddress: SocketAddress
+        received: AsyncStream<ReceivedDatagram>, localName: String, bootID: UInt64, localAddress: SocketAddress,
+        firstSequence: UInt64
     ) {
+        self.nextSequence = Atomic(firstSequence)
         self.channel = channel
         self.codec = codec
         self.state = state
@@ -98,6 +104,7 @@ public final class HeartbeatSocket: Sendable {
         key: ClusterKey,
         localName: String,
         bootID: UInt64,
+        firstSequence: UInt64 = 1,
         receiveQueueCapacity: Int = defaultReceiveQueueCapacity,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(HeartbeatSocketError) -> HeartbeatSocket {
@@ -136,7 +143,7 @@ public final class HeartbeatSocket: Sendable {
         }
         return HeartbeatSocket(
             channel: channel, codec: codec, state: state, received: stream,
-            localName: localName, bootID: bootID, localAddress: localAddress
+            localName: localName, bootID: bootID, localAddress: localAddress, firstSequence: firstSequence
         )
     }
 

@@ -1,0 +1,285 @@
+import Foundation
+import Logging
+import UnderstudyEngine
+import UnderstudyModel
+
+/// Tunables of the `fip` driver that the Model does not (yet) carry.
+public struct FloatingIPDriverOptions: Sendable, Equatable {
+    /// Gratuitous ARPs (IPv4) or unsolicited neighbour advertisements (IPv6) sent after
+    /// activation, `announceInterval` apart.
+    public var announceCount: Int
+    public var announceInterval: Duration
+    /// How long the "is the address in use?" probe waits for an answer, in total.
+    public var probeWait: Duration
+    /// Upper bound for any single `ip` command.
+    public var commandTimeout: Duration
+    /// Run every command inside this network namespace (`ip netns exec NAME …`) and send the
+    /// IPv6 advertisements from it. For tests, which build namespaces; nil in the daemon.
+    public var namespace: String?
+
+    public init(
+        announceCount: Int = 3, announceInterval: Duration = .milliseconds(100), probeWait: Duration = .milliseconds(500),
+        commandTimeout: Duration = .seconds(5), namespace: String? = nil
+    ) {
+        self.announceCount = announceCount
+        self.announceInterval = announceInterval
+        self.probeWait = probeWait
+        self.commandTimeout = commandTimeout
+        self.namespace = namespace
+    }
+}
+
+/// The `fip` resource: a floating IP address, IPv4 or IPv6 (not link-local).
+///
+/// Start: validate the address; pick the interface holding its subnet (or `interface:`);
+/// optionally fail when that NIC's link is down; unless `force`, fail when another host answers
+/// for the address (IPv4: `arping -D`, IPv6: `ndisc6` neighbour solicitation; answers from this
+/// server's own MACs do not count, so an address this server already holds is kept); add it
+/// with `ip addr add` (IPv6 with `nodad`: the probe already did the duplicate check, and DAD
+/// would delay the address by a second); announce it (IPv4: `arping -U`, IPv6: unsolicited
+/// neighbour advertisements with the Override flag, see `NeighborAdvertiser`).
+/// Stop: `ip addr del` from every interface that holds it, then check that it is gone.
+public final class FloatingIPDriver: Sendable {
+    let options: FloatingIPDriverOptions
+    let commands: NetCommandRunner
+    let logger: Logger?
+
+    public init(options: FloatingIPDriverOptions = FloatingIPDriverOptions(), logger: Logger? = nil) {
+        self.options = options
+        self.commands = NetCommandRunner(namespace: options.namespace, defaultTimeout: options.commandTimeout)
+        self.logger = logger
+    }
+
+    public func perform(_ run: ResourceRun, settings: FloatingIPSettings) async -> ResourceOutcome {
+        let result: Result<Void, FloatingIPFailure>
+        switch run.operation {
+        case .start: result = await activate(settings)
+        case .stop: result = await deactivate(settings)
+        }
+        switch result {
+        case .success: return .success(asyncPID: nil)
+        case .failure(let failure):
+            logger?.error("fip \(run.resource) \(run.operation.rawValue) failed: \(failure.reason)")
+            return .failure(reason: failure.reason)
+        }
+    }
+
+    // MARK: - Activation
+
+    func activate(_ settings: FloatingIPSettings) async -> Result<Void, FloatingIPFailure> {
+        do {
+            try await activateOrThrow(settings)
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func activateOrThrow(_ settings: FloatingIPSettings) async throws(FloatingIPFailure) {
+        let ip = try parse(settings.address)
+        let interfaces = try await listInterfaces()
+        let holder = interfaces.first { $0.entry(for: ip) != nil }
+
+        // The interface to use, and the prefix length.
+        let chosen: NetInterface
+        var prefix = ip.prefix
+        if let holder {
+            if let wanted = settings.interface, wanted != holder.ifname {
+                throw FloatingIPFailure("address \(ip.address) is already on interface \(holder.ifname), not on \(wanted)")
+            }
+            chosen = holder
+            prefix = holder.entry(for: ip)?.prefixlen ?? prefix
+        } else {
+            let candidates = interfaces.filter { settings.interface == nil ? !$0.isLoopback : $0.ifname == settings.interface }
+            if let wanted = settings.interface, candidates.isEmpty {
+                throw FloatingIPFailure("interface \(wanted) for address \(ip.address) does not exist")
+            }
+            let matching = candidates.compactMap { interface -> (NetInterface, Int)? in
+                for entry in interface.addrInfo {
+                    guard let local = try? IPAddressWithPrefix.parse(entry.local), local.family == ip.family,
+                        local.unusableReason == nil || local.family == .v4,
+                        ip.sameNetwork(as: local, prefix: entry.prefixlen)
+                    else { continue }
+                    return (interface, entry.prefixlen)
+                }
+                return nil
+            }
+            if let (interface, subnetPrefix) = matching.first {
+                chosen = interface
+                prefix = prefix ?? subnetPrefix
+            } else if settings.interface != nil, let interface = candidates.first, prefix != nil {
+                // An explicit interface with an explicit prefix: trust the configuration.
+                chosen = interface
+            } else if let wanted = settings.interface {
+                throw FloatingIPFailure(
+                    "no subnet of interface \(wanted) contains address \(ip.address); give the prefix length (e.g. \(ip.address)/24)")
+            } else {
+                throw FloatingIPFailure("no interface holds a subnet that contains address \(ip.address)")
+            }
+        }
+        guard let prefix else { throw FloatingIPFailure("no prefix length known for address \(ip.address)") }
+
+        let linkUp = chosen.linkIsUp
+        if !linkUp && settings.failOnLinkDown {
+            throw FloatingIPFailure("link of interface \(chosen.ifname) for address \(ip.address) is down")
+        }
+
+        // In use elsewhere? Answers from any of this server's own MACs do not count.
+        if !settings.force && linkUp {
+            let ownMACs = Set(interfaces.compactMap { $0.address?.lowercased() })
+            if let foreign = try await probe(ip, on: chosen, ownMACs: ownMACs) {
+                throw FloatingIPFailure("address \(ip.address) is already in use on the network (answered by \(foreign))")
+            }
+        }
+
+        if holder == nil {
+            var arguments = ["ip", ip.family == .v6 ? "-6" : "-4", "addr", "add", "\(ip.address)/\(prefix)", "dev", chosen.ifname]
+            if ip.family == .v6 { arguments.append("nodad") }
+            let added = await commands.run(arguments)
+            if !added.succeeded {
+                throw FloatingIPFailure("cannot add address \(ip.address): \(added.failureDescription)")
+            }
+            logger?.info("fip: added \(ip.address)/\(prefix) on \(chosen.ifname)")
+        }
+
+        if linkUp { try await announce(ip, on: chosen) }
+    }
+
+    /// Returns the foreign MAC that answered for the address, or nil when none did.
+    private func probe(_ ip: IPAddressWithPrefix, on interface: NetInterface, ownMACs: Set<String>) async throws(FloatingIPFailure) -> String? {
+        let waitMS = max(100, Int(options.probeWait.components.seconds * 1000 + options.probeWait.components.attoseconds / 1_000_000_000_000_000))
+        let result: NetCommandResult
+        switch ip.family {
+        case .v4:
+            // DAD mode: sender address 0.0.0.0, so nobody's cache is touched. Exit 0 = no
+            // answer, 1 = answered; anything else is an error.
+            // iputils arping takes whole seconds for -w; it stops at the first answer.
+            let seconds = max(1, (waitMS + 999) / 1000)
+            result = await commands.run(
+                ["arping", "-D", "-c", "2", "-w", "\(seconds)", "-I", interface.ifname, ip.address],
+                timeout: .seconds(seconds + 3))
+            if result.exitCode != 0 && result.exitCode != 1 {
+                throw FloatingIPFailure("cannot check whether \(ip.address) is in use: \(result.failureDescription)")
+            }
+        case .v6:
+            // Neighbour solicitation; every answer is printed (-m). Exit 0 = answered.
+            result = await commands.run(
+                ["ndisc6", "-m", "-n", "-r", "1", "-w", "\(waitMS)", ip.address, interface.ifname],
+                timeout: options.probeWait + .seconds(3))
+            if result.exitCode != 0 {
+                let text = result.standardOutput + result.standardError
+                if text.contains("No response") || text.contains("Timed out") { return nil }
+                throw FloatingIPFailure("cannot check whether \(ip.address) is in use: \(result.failureDescription)")
+            }
+        }
+        let macs = Self.macAddresses(in: result.standardOutput)
+        if let foreign = macs.first(where: { !ownMACs.contains($0) }) { return foreign }
+        // Answered but no MAC could be read: count it as in use (safe side).
+        if result.exitCode == (ip.family == .v4 ? 1 : 0) && macs.isEmpty { return "an unknown host" }
+        return nil
+    }
+
+    private func announce(_ ip: IPAddressWithPrefix, on interface: NetInterface) async throws(FloatingIPFailure) {
+        let count = max(1, options.announceCount)
+        switch ip.family {
+        case .v4:
+            // iputils arping only knows whole-second intervals, so each gratuitous ARP is its
+            // own `arping -U -c 1`, started `announceInterval` after the previous one (each
+            // sends at once, then lingers a second for replies that never come).
+            let interval = options.announceInterval
+            let results = await withTaskGroup(of: NetCommandResult.self) { group in
+                for index in 0..<count {
+                    group.addTask {
+                        if index > 0 { try? await Task.sleep(for: interval * index) }
+                        return await self.commands.run(
+                            ["arping", "-U", "-c", "1", "-w", "1", "-I", interface.ifname, ip.address],
+                            timeout: .seconds(4))
+                    }
+                }
+                var all: [NetCommandResult] = []
+                for await result in group { all.append(result) }
+                return all
+            }
+            // Unsolicited mode expects no reply: exit 0 or 1 both mean "sent".
+            if let failed = results.first(where: { $0.exitCode != 0 && $0.exitCode != 1 }) {
+                throw FloatingIPFailure("cannot announce address \(ip.address): \(failed.failureDescription)")
+            }
+        case .v6:
+            guard let mac = interface.address else {
+                throw FloatingIPFailure("cannot announce address \(ip.address): interface \(interface.ifname) has no MAC address")
+            }
+            do {
+                try await NeighborAdvertiser.announce(
+                    target: ip.bytes, interfaceIndex: interface.ifindex, mac: mac, count: count,
+                    interval: options.announceInterval, namespace: options.namespace)
+            } catch {
+                throw FloatingIPFailure("cannot announce address \(ip.address): \(error.reason)")
+            }
+        }
+    }
+
+    // MARK: - Deactivation
+
+    func deactivate(_ settings: FloatingIPSettings) async -> Result<Void, FloatingIPFailure> {
+        do {
+            try await deactivateOrThrow(settings)
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private func deactivateOrThrow(_ settings: FloatingIPSettings) async throws(FloatingIPFailure) {
+        let ip = try parse(settings.address)
+        let holders = try await listInterfaces().filter { $0.entry(for: ip) != nil }
+        for holder in holders {
+            guard let entry = holder.entry(for: ip) else { continue }
+            let result = await commands.run(
+                ["ip", ip.family == .v6 ? "-6" : "-4", "addr", "del", "\(ip.address)/\(entry.prefixlen)", "dev", holder.ifname])
+            // Gone in the meantime is fine: the check below decides.
+            if !result.succeeded && !result.standardError.contains("Cannot assign requested address") {
+                throw FloatingIPFailure("cannot remove address \(ip.address): \(result.failureDescription)")
+            }
+            logger?.info("fip: removed \(ip.address)/\(entry.prefixlen) from \(holder.ifname)")
+        }
+        if let still = try await listInterfaces().first(where: { $0.entry(for: ip) != nil }) {
+            throw FloatingIPFailure("address \(ip.address) is still on interface \(still.ifname) after removal")
+        }
+    }
+
+    // MARK: - Helpers
+
+    private func parse(_ text: String) throws(FloatingIPFailure) -> IPAddressWithPrefix {
+        let ip: IPAddressWithPrefix
+        do { ip = try IPAddressWithPrefix.parse(text) } catch { throw FloatingIPFailure(error.reason) }
+        if let reason = ip.unusableReason { throw FloatingIPFailure("\(reason) and cannot be a floating IP") }
+        return ip
+    }
+
+    private func listInterfaces() async throws(FloatingIPFailure) -> [NetInterface] {
+        let result = await commands.run(["ip", "-j", "addr", "show"])
+        guard result.succeeded else { throw FloatingIPFailure("cannot list addresses: \(result.failureDescription)") }
+        do {
+            return try NetInterface.parseList(result.standardOutput)
+        } catch {
+            throw FloatingIPFailure("cannot read the output of `\(result.commandLine)`: \(error)")
+        }
+    }
+
+    /// MAC addresses (lower case) in a tool's output: `[AA:BB:CC:DD:EE:FF]` or bare.
+    static func macAddresses(in text: String) -> [String] {
+        var found: [String] = []
+        for token in text.split(whereSeparator: { " \n\t[]()".contains($0) }) {
+            let parts = token.split(separator: ":")
+            if parts.count == 6, parts.allSatisfy({ $0.count == 2 && UInt8($0, radix: 16) != nil }) {
+                found.append(token.lowercased())
+            }
+        }
+        return found
+    }
+}
+
+struct FloatingIPFailure: Error, Sendable {
+    var reason: String
+    init(_ reason: String) { self.reason = reason }
+}

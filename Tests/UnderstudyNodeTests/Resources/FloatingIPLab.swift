@@ -1,0 +1,125 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A throw-away network for the `fip` tests: a client namespace holding a bridge `br0`
+/// (10.210.1.100/24, fd10:210:1::100/64) and server namespaces, each with `eth0`
+/// (10.210.1.N/24, fd10:210:1::N/64) whose veth peer `pN` is a port of that bridge.
+/// Every name carries the test process's pid and a counter, so labs never collide; `remove()`
+/// deletes the namespaces (and with them every link inside).
+final class FloatingIPLab: @unchecked Sendable {
+    nonisolated(unsafe) static var counter = 0
+    static let lock = NSLock()
+
+    let client: String
+    let servers: [String]
+
+    /// Nil (with the reason printed) when this process cannot build namespaces.
+    static func make(servers count: Int = 2) -> FloatingIPLab? {
+        if getuid() != 0 {
+            print("skipping fip namespace test: needs root (ip netns)")
+            return nil
+        }
+        for tool in ["arping", "ndisc6"] where !isExecutableInPath(tool) {
+            print("note: \(tool) is not installed (scripts/test.sh installs it); fip tests will fail")
+        }
+        lock.lock()
+        counter += 1
+        let serial = counter
+        lock.unlock()
+        let lab = FloatingIPLab(prefix: "fipt\(getpid())x\(serial)", servers: count)
+        do {
+            try lab.build()
+        } catch {
+            lab.remove()
+            print("skipping fip namespace test: cannot build namespaces: \(error)")
+            return nil
+        }
+        return lab
+    }
+
+    private init(prefix: String, servers count: Int) {
+        client = "\(prefix)c"
+        servers = (1...count).map { "\(prefix)s\($0)" }
+    }
+
+    private func build() throws {
+        for ns in [client] + servers {
+            try Self.sh("ip", "netns", "add", ns)
+            // No DAD on the lab's own addresses, so link-local and base addresses are usable at once.
+            try Self.sh("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+            try Self.sh("ip", "-n", ns, "link", "set", "lo", "up")
+        }
+        try Self.sh("ip", "-n", client, "link", "add", "br0", "type", "bridge")
+        try Self.sh("ip", "-n", client, "link", "set", "br0", "up")
+        try Self.sh("ip", "-n", client, "addr", "add", "10.210.1.100/24", "dev", "br0")
+        try Self.sh("ip", "-n", client, "addr", "add", "fd10:210:1::100/64", "dev", "br0", "nodad")
+        for (index, ns) in servers.enumerated() {
+            let n = index + 1
+            try Self.sh("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", "p\(n)", "netns", client)
+            try Self.sh("ip", "-n", client, "link", "set", "p\(n)", "master", "br0", "up")
+            try Self.sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            try Self.sh("ip", "-n", ns, "addr", "add", "10.210.1.\(n)/24", "dev", "eth0")
+            try Self.sh("ip", "-n", ns, "addr", "add", "fd10:210:1::\(n)/64", "dev", "eth0", "nodad")
+        }
+    }
+
+    func remove() {
+        for ns in servers + [client] { _ = try? Self.sh("ip", "netns", "del", ns) }
+    }
+
+    func mac(of ns: String, _ device: String = "eth0") throws -> String {
+        try Self.sh("ip", "-n", ns, "-br", "link", "show", device).split(separator: " ", omittingEmptySubsequences: true)[2]
+            .lowercased()
+    }
+
+    /// The link-layer address the namespace's neighbour table holds for `address`, if any.
+    func neighbour(in ns: String, _ address: String) throws -> String? {
+        let text = try Self.sh("ip", "-n", ns, "neigh", "show", address)
+        let words = text.split(whereSeparator: \.isWhitespace)
+        guard let at = words.firstIndex(of: "lladdr"), at + 1 < words.count else { return nil }
+        return words[at + 1].lowercased()
+    }
+
+    func addresses(in ns: String, device: String = "eth0") throws -> String {
+        try Self.sh("ip", "-n", ns, "addr", "show", "dev", device)
+    }
+
+    struct CommandFailed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    @discardableResult
+    static func sh(_ arguments: String...) throws -> String {
+        try run(arguments)
+    }
+
+    @discardableResult
+    static func run(_ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let output = out.fileHandleForReading.readDataToEndOfFile()
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: output, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw CommandFailed(
+                description: "\(arguments.joined(separator: " ")): exit \(process.terminationStatus): \(String(decoding: error, as: UTF8.self))")
+        }
+        return text
+    }
+
+    static func isExecutableInPath(_ name: String) -> Bool {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains {
+            FileManager.default.isExecutableFile(atPath: "\($0)/\(name)")
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+import UnderstudyEngine
+import UnderstudyModel
+
+@testable import UnderstudyNode
+
+/// The `fip` driver against real interfaces in network namespaces the tests build (root only;
+/// otherwise each test prints why it skips). The driver runs its commands in a server
+/// namespace through `FloatingIPDriverOptions.namespace`.
+@Suite(.serialized)
+struct FloatingIPTests {
+    func driver(_ ns: String) -> FloatingIPDriver {
+        FloatingIPDriver(options: FloatingIPDriverOptions(namespace: ns))
+    }
+
+    func run(_ operation: ResourceOperation) -> ResourceRun {
+        ResourceRun(id: 1, group: "g", resource: "fip1", operation: operation, context: ScriptContext(event: .start, isHomeServer: true, priority: 1, groupName: "g", resourceName: "fip1"))
+    }
+
+    func start(_ ns: String, _ settings: FloatingIPSettings) async -> ResourceOutcome {
+        await driver(ns).perform(run(.start), settings: settings)
+    }
+
+    func stop(_ ns: String, _ settings: FloatingIPSettings) async -> ResourceOutcome {
+        await driver(ns).perform(run(.stop), settings: settings)
+    }
+
+    func reason(_ outcome: ResourceOutcome) -> String? {
+        if case .failure(let reason) = outcome { return reason }
+        return nil
+    }
+
+    @Test func parsesAndRejectsAddresses() throws {
+        #expect(try IPAddressWithPrefix.parse("10.210.1.50/24").prefix == 24)
+        #expect(try IPAddressWithPrefix.parse("fd10:210:1:0::50").address == "fd10:210:1::50")
+        #expect(try IPAddressWithPrefix.parse("fe80::1/64").unusableReason?.contains("link-local") == true)
+        #expect(try IPAddressWithPrefix.parse("169.254.3.4").unusableReason?.contains("link-local") == true)
+        #expect(throws: IPParseError.self) { try IPAddressWithPrefix.parse("10.0.0.300/24") }
+        #expect(throws: IPParseError.self) { try IPAddressWithPrefix.parse("10.0.0.3/33") }
+        let a = try IPAddressWithPrefix.parse("10.210.1.50")
+        #expect(a.sameNetwork(as: try IPAddressWithPrefix.parse("10.210.1.1"), prefix: 24))
+        #expect(!a.sameNetwork(as: try IPAddressWithPrefix.parse("10.210.2.1"), prefix: 24))
+        #expect(FloatingIPDriver.macAddresses(in: "Unicast reply from 10.0.0.1 [AA:BB:CC:DD:EE:0F]  0.5ms") == ["aa:bb:cc:dd:ee:0f"])
+    }
+
+    @Test func invalidAndLinkLocalAddressesFailClearly() async throws {
+        let d = FloatingIPDriver()
+        let bad = await d.perform(run(.start), settings: FloatingIPSettings(address: "not-an-ip"))
+        #expect(reason(bad)?.contains("not-an-ip") == true)
+        let linkLocal = await d.perform(run(.start), settings: FloatingIPSettings(address: "fe80::10/64"))
+        #expect(reason(linkLocal)?.contains("link-local") == true)
+    }
+
+    @Test func ipv4MovesBetweenServersAndClientLearnsNewMAC() async throws {
+        guard let lab = FloatingIPLab.make() else { return }
+        defer { lab.remove() }
+        let (s1, s2) = (lab.servers[0], lab.servers[1])
+        let settings = FloatingIPSettings(address: "10.210.1.50")  // prefix from the subnet
+
+        #expect(await start(s1, settings) == .success(asyncPID: nil))
+        #expect(try lab.addresses(in: s1).contains("inet 10.210.1.50/24"))
+        // The client talks to the floating IP on s1 (an ARP request from it teaches the client).
+        try FloatingIPLab.sh("ip", "netns", "exec", s1, "arping", "-c", "1", "-w", "1", "-s", "10.210.1.50", "-I", "eth0", "10.210.1.100")
+        #expect(try lab.neighbour(in: lab.client, "10.210.1.50") == lab.mac(of: s1))
+
+        #expect(await stop(s1, settings) == .success(asyncPID: nil))
+        #expect(try !lab.addresses(in: s1).contains("10.210.1.50"))
+        #expect(await start(s2, settings) == .success(asyncPID: nil))
+        #expect(try lab.addresses(in: s2).contains("inet 10.210.1.50/24"))
+        // The gratuitous ARP moved the client's entry without any action of its own.
+        #expect(try lab.neighbour(in: lab.client, "10.210.1.50") == lab.mac(of: s2))
+        #expect(await stop(s2, settings) == .success(asyncPID: nil))
+    }
+
+    @Test func addressInUseFailsUnlessForced() async throws {
+        guard let lab = FloatingIPLab.make() else { return }
+        defer { lab.remove() }
+        let (s1, s2) = (lab.servers[0], lab.servers[1])
+        try FloatingIPLab.sh("ip", "-n", s2, "addr", "add", "10.210.1.60/24", "dev", "eth0")
+        let refused = await start(s1, FloatingIPSettings(address: "10.210.1.60/24"))
+        #expect(reason(refused)?.contains("address 10.210.1.60 is already in use on the network") == true)
+        #expect(try !lab.addresses(in: s1).contains("10.210.1.60"))
+
+        let forced = await start(s1, FloatingIPSettings(address: "10.210.1.60/24", force: true))
+        #expect(forced == .success(asyncPID: nil))
+        #expect(try lab.addresses(in: s1).contains("inet 10.210.1.60/24"))
+
+        // Already held by this server and by nobody else: kept, success.
+        try FloatingIPLab.sh("ip", "-n", s2, "addr", "del", "10.210.1.60/24", "dev", "eth0")
+        #expect(await start(s1, FloatingIPSettings(address: "10.210.1.60/24")) == .success(asyncPID: nil))
+    }
+
+    @Test func deactivationRemovesAndIsIdempotent() async throws {
+        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+        defer { lab.remove() }
+        let s1 = lab.servers[0]
+        let settings = FloatingIPSettings(address: "10.210.1.70/24", force: true)
+        #expect(await start(s1, settings) == .success(asyncPID: nil))
+        #expect(await stop(s1, settings) == .success(asyncPID: nil))
+        #expect(try !lab.addresses(in: s1).contains("10.210.1.70"))
+        #expect(await stop(s1, settings) == .success(asyncPID: nil))
+    }
+
+    @Test func noMatchingSubnetFailsNamingTheAddress() async throws {
+        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+        defer { lab.remove() }
+        let outcome = await start(lab.servers[0], FloatingIPSettings(address: "10.210.77.5/24"))
+        #expect(reason(outcome)?.contains("no interface holds a subnet that contains address 10.210.77.5") == true)
+        let missing = await start(lab.servers[0], FloatingIPSettings(address: "10.210.1.5/24", interface: "nope0"))
+        #expect(reason(missing)?.contains("nope0") == true)
+    }
+
+    @Test func linkDownFailsOnlyWhenAsked() async throws {
+        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+        defer { lab.remove() }
+        let s1 = lab.servers[0]
+        try FloatingIPLab.sh("ip", "-n", lab.client, "link", "set", "p1", "down")  // s1's eth0 loses carrier
+        let refused = await start(s1, FloatingIPSettings(address: "10.210.1.80/24", failOnLinkDown: true))
+        #expect(reason(refused)?.contains("link of interface eth0 for address 10.210.1.80 is down") == true)
+        #expect(try !lab.addresses(in: s1).contains("10.210.1.80"))
+        // Without the option the address is added all the same (no probe, no announcement).
+        #expect(await start(s1, FloatingIPSettings(address: "10.210.1.80/24")) == .success(asyncPID: nil))
+        #expect(try lab.addresses(in: s1).contains("inet 10.210.1.80/24"))
+    }
+
+    @Test func ipv6AddMoveRemoveAndInUse() async throws {
+        guard let lab = FloatingIPLab.make() else { return }
+        defer { lab.remove() }
+        let (s1, s2) = (lab.servers[0], lab.servers[1])
+        let settings = FloatingIPSettings(address: "fd10:210:1::50/64")
+
+        #expect(await start(s1, settings) == .success(asyncPID: nil))
+        let shown = try lab.addresses(in: s1)
+        #expect(shown.contains("inet6 fd10:210:1::50/64"))
+        #expect(!shown.contains("tentative") && !shown.contains("dadfailed"))
+        // The client knows the address at s1 (as after talking to it).
+        try FloatingIPLab.sh(
+            "ip", "-n", lab.client, "neigh", "replace", "fd10:210:1::50", "lladdr", lab.mac(of: s1), "dev", "br0", "nud", "stale")
+
+        // In use on s1: s2 refuses.
+        let refused = await start(s2, settings)
+        #expect(reason(refused)?.contains("address fd10:210:1::50 is already in use on the network") == true)
+
+        #expect(await stop(s1, settings) == .success(asyncPID: nil))
+        #expect(try !lab.addresses(in: s1).contains("fd10:210:1::50"))
+        #expect(await stop(s1, settings) == .success(asyncPID: nil))
+        #expect(await start(s2, settings) == .success(asyncPID: nil))
+        #expect(try lab.addresses(in: s2).contains("inet6 fd10:210:1::50/64"))
+        // The unsolicited neighbour advertisement (Override) moved the client's entry.
+        #expect(try lab.neighbour(in: lab.client, "fd10:210:1::50") == lab.mac(of: s2))
+        #expect(await stop(s2, settings) == .success(asyncPID: nil))
+    }
+}
