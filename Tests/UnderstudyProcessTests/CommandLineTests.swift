@@ -112,28 +112,30 @@ struct CommandLineTests {
         }
     }
 
-    @Test("the daemon refuses to start (exit 2) with a fip resource, naming the type")
+    @Test("the daemon refuses to start (exit 2) with a disk resource, naming the type")
     func daemonRefusesUnsupportedType() async throws {
         var spec = ClusterSpec(subnet: 114, servers: ["node1"])
         spec.groups = []
         try await withCluster(spec) { cluster in
-            let withFip =
+            let withDisk =
                 try String(contentsOfFile: cluster.configPath, encoding: .utf8) + """
                     groups:
                       - name: web
                         resources:
-                          - name: fip1
-                            type: fip
-                            address: 192.0.2.10/24
+                          - name: disk1
+                            type: disk
+                            device: /dev/disk/by-id/shared-data
+                            filesystem: ext4
+                            mount-point: /mnt/web
 
                     """
-            try cluster.write(withFip, to: cluster.configPath)
+            try cluster.write(withDisk, to: cluster.configPath)
             #expect(try await cluster.understudy(["config", "check", cluster.configPath]).exitCode == 0)
             try cluster.startDaemon("node1")
             #expect(try await cluster.waitForExit("node1", timeout: .seconds(10)) == 2)
             let log = try String(contentsOfFile: cluster.logPath(of: "node1"), encoding: .utf8)
-            #expect(log.contains("'fip'"), "\(log)")
-            #expect(log.contains("fip1"), "\(log)")
+            #expect(log.contains("'disk'"), "\(log)")
+            #expect(log.contains("disk1"), "\(log)")
             #expect(!FileManager.default.fileExists(atPath: cluster.stateDirectory(of: "node1") + "/running"))
         }
     }

@@ -384,7 +384,7 @@ public enum ResourceType: String, Sendable, Equatable, CaseIterable {
     public var isDiskType: Bool { self == .disk || self == .nas || self == .volmgr }
 
     /// Types the daemon can run today.
-    public var isSupportedByDaemon: Bool { self == .exec }
+    public var isSupportedByDaemon: Bool { self == .exec || self == .fip }
 }
 
 public enum ResourceSettings: Sendable, Equatable {

@@ -53,6 +53,7 @@ public actor ClusterDaemon {
     let store: StateStore
     let marker: AbnormalStopMarker
     let exec: ExecResourceDriver
+    let floatingIP: FloatingIPDriver
     let alertLog: RotatingLog
     var sockets: [(path: String, socket: HeartbeatSocket)] = []
     var controlServer: ControlServer?
@@ -119,6 +120,7 @@ public actor ClusterDaemon {
         exec = ExecResourceDriver(
             localServer: server, runner: ScriptRunner(logger: logger), host: host, logDirectory: paths.stateDirectory + "/logs",
             stateDirectory: paths.stateDirectory, logger: logger)
+        floatingIP = FloatingIPDriver(logger: logger)
         alertLog = RotatingLog(path: paths.stateDirectory + "/alert.log", rotateSize: 4 * 1024 * 1024, keptGenerations: 3, logger: logger)
     }
 
@@ -145,7 +147,7 @@ public actor ClusterDaemon {
             throw DaemonStartError(
                 "\(config.sourcePath): this version of the daemon does not run these types yet: "
                     + problems.joined(separator: "; ")
-                    + " (supported now: resources exec; heartbeats lanhb; network-partition majority; no monitors)")
+                    + " (supported now: resources exec and fip; heartbeats lanhb; network-partition majority; no monitors)")
         }
         if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
             throw DaemonStartError("\(config.sourcePath): at least one lanhb heartbeat is needed")
@@ -377,6 +379,7 @@ public actor ClusterDaemon {
                 startRun(run)
             case .fenceGroup(let group):
                 exec.fence(group: group)
+                fenceAddresses(of: group)
             case .sendHeartbeatNow:
                 break
             case .sendHeartbeat(let heartbeat):
@@ -404,9 +407,33 @@ public actor ClusterDaemon {
                 let outcome = await self.exec.perform(run, settings: settings)
                 await self.runFinished(run.id, outcome)
             }
+        case .fip(let settings):
+            Task {
+                let outcome = await self.floatingIP.perform(run, settings: settings)
+                await self.runFinished(run.id, outcome)
+            }
         default:
             // Unreachable: the daemon refuses to start with other types.
             Task { await self.runFinished(run.id, .failure(reason: "type \(resource.type.rawValue) is not supported")) }
+        }
+    }
+
+    /// Fencing a group also takes its floating addresses off this server at once (no
+    /// scripts run; the address removal is idempotent).
+    func fenceAddresses(of group: GroupName) {
+        guard let groupConfig = config.group(named: group) else { return }
+        for resource in groupConfig.resources {
+            guard case .fip(let settings) = resource.settings else { continue }
+            let policy = groupConfig.servers
+            let context = ScriptContext(
+                event: .start, isHomeServer: policy.first == me, priority: (policy.firstIndex(of: me) ?? -1) + 1,
+                groupName: group, resourceName: resource.name, factor: StopFactor.none, lastAction: LastAction.none)
+            let run = ResourceRun(id: 0, group: group, resource: resource.name, operation: .stop, context: context)
+            Task {
+                if case .failure(let reason) = await self.floatingIP.perform(run, settings: settings) {
+                    self.logger.error("fencing \(resource.name): \(reason)")
+                }
+            }
         }
     }
 
