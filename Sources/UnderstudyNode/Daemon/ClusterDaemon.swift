@@ -63,6 +63,7 @@ public actor ClusterDaemon {
     var lastTick: EngineTime = .zero
     /// The farewell heartbeat being sent when the service stops.
     var pendingFarewell: Task<Void, Never>?
+    var oversizeReported = false
 
     /// Checks everything that can be checked before touching the network, and builds the
     /// Engine from the persisted state.
@@ -333,6 +334,15 @@ public actor ClusterDaemon {
 
     /// Sends one heartbeat payload on every path to every peer.
     func send(_ payload: [UInt8]) async {
+        if payload.count > DatagramCodec.maximumPayloadSize && !oversizeReported {
+            // Too many groups for one datagram: the peers would hear nothing. Say so once.
+            oversizeReported = true
+            record(
+                LogEntry(
+                    .error, "lanhb", 73,
+                    "The heartbeat of \(me) is \(payload.count) bytes, more than a datagram can carry (\(DatagramCodec.maximumPayloadSize)); the cluster has too many groups for this version."
+                ))
+        }
         let port = config.cluster.ports.heartbeat
         for (path, socket) in sockets {
             guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind else {
