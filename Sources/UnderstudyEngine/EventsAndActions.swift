@@ -8,6 +8,8 @@ public enum EngineEvent: Sendable, Equatable {
     case heartbeat(Heartbeat, path: String)
     /// A resource start or stop finished.
     case resourceFinished(runID: UInt64, outcome: ResourceOutcome)
+    /// The ping probe of the partition resolution ended: did any target answer?
+    case pingProbeFinished(probeID: UInt64, reachable: Bool)
 }
 
 public enum ResourceOutcome: Sendable, Equatable {
@@ -96,6 +98,9 @@ public enum EngineAction: Sendable, Equatable {
     case sendHeartbeat(Heartbeat)
     /// Durable state changed: write it before acting further.
     case persist(PersistentState)
+    /// Ping the targets of `pingnp` (each once, within `ServerEngine.pingTimeout`) and
+    /// report with `EngineEvent.pingProbeFinished`.
+    case probePingTargets(probeID: UInt64, targets: [String])
     /// The cluster service has stopped; do what was asked (`.os` runs the configured
     /// OS-control command).
     case serviceStopped(AfterServiceStop)

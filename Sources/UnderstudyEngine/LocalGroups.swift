@@ -458,7 +458,8 @@ extension ServerEngine {
         if then == .restart { autoStartSuppressed = false }
         syncDone = false
         directory = nil
-        isolated = false
+        majorityLost = false
+        pingLost = false
         // A farewell heartbeat tells peers at once that this server left (serviceUp=false).
         // Not when the OS goes down with a group stuck in failure: its resources end with
         // the machine, which the others see as a server loss (timeout, then takeover).

@@ -292,6 +292,9 @@ extension ServerEngine {
     func holders(of group: GroupName, now: EngineTime) -> [ServerName] {
         serverNames.filter { server in
             if server == me { return locals[group]?.status.holdsResources ?? false }
+            // Alive for the others but not heard here (one-way link, or it came back while
+            // this server was cut off): its state is unknown, so it may hold anything.
+            if !membership.isUp(server, now: now) && heardByPeers(server, now: now) { return true }
             guard let report = membership.peers[server]?.report else { return false }
             // A server that left cleanly said in its farewell what it still holds (a group
             // stuck in Offline Failure); a crashed one holds nothing once confirmed down.
@@ -306,12 +309,20 @@ extension ServerEngine {
     /// has fenced itself by then).
     func isGone(_ server: ServerName, now: EngineTime) -> Bool {
         guard server != me else { return false }
+        if heardByPeers(server, now: now) { return false }
         if let report = membership.peers[server]?.report, !report.serviceUp { return true }
         if membership.isUp(server, now: now) { return false }
         // Down or never heard: only the agreement of every connected server plus the
         // margin proves it holds nothing (a server never heard may still run groups).
         guard let confirmed = downConfirmedAt[server] else { return false }
         return now - confirmed >= takeoverMargin
+    }
+
+    /// A connected peer says it hears this server now.
+    func heardByPeers(_ server: ServerName, now: EngineTime) -> Bool {
+        membership.view(now: now).contains { peer in
+            peer != me && peer != server && membership.report(of: peer, now: now)?.hears[server] != nil
+        }
     }
 
     /// Records when every connected server first agreed that a peer is down.
@@ -322,7 +333,7 @@ extension ServerEngine {
                 downConfirmedAt[server] = nil
                 continue
             }
-            guard listenedEnough, downConfirmedAt[server] == nil else { continue }
+            guard listenedEnough, downConfirmedAt[server] == nil, pingConfirms(server) else { continue }
             let everyoneAgrees = view.filter { $0 != me }.allSatisfy { peer in
                 !(membership.report(of: peer, now: now)?.view.contains(server) ?? true)
             }

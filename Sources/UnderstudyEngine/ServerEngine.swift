@@ -34,12 +34,30 @@ public struct ServerEngine: Sendable {
     var serviceStartedAt: EngineTime = .zero
     /// Since when membership has been listening; nobody is judged down before a timeout.
     var listeningSince: EngineTime = .zero
+    /// Set after being cut off: founding a cluster alone waits a whole timeout, not just two
+    /// intervals as at a fresh start.
+    var listenFully = false
     public internal(set) var syncDone = false
     public internal(set) var autoStartSuppressed: Bool
     var abnormalStopAtInit: Bool
     var lastEventAt: EngineTime?
     /// No quorum: this server holds nothing and decides nothing.
-    public internal(set) var isolated = false
+    public var isolated: Bool { majorityLost || pingLost }
+    /// The majority rule says this server is on the losing side.
+    var majorityLost = false
+    /// A ping check after a peer loss reached no target: this server is the loser.
+    public internal(set) var pingLost = false
+    /// Ping network-partition resolution (`pingnp`): the targets, and the probe in flight.
+    let pingTargets: [String]
+    var pingProbe: (id: UInt64, startedAt: EngineTime)?
+    var nextProbeID: UInt64 = 1
+    /// Start time of the newest probe that reached a target: a lost peer is confirmed down
+    /// only by a probe started after it was lost.
+    var lastVerifiedProbeStart: EngineTime?
+    public internal(set) var lastPingReachable: Bool?
+    var lastProbeEnd: EngineTime = .zero
+    var lastView: Set<ServerName> = []
+    var lostAt: [ServerName: EngineTime] = [:]
     var hadQuorum = false
     /// The newest directory from this server's master (or its own, as master).
     public internal(set) var directory: Directory? {
@@ -76,7 +94,13 @@ public struct ServerEngine: Sendable {
         self.configHash = configHash
         self.interval = config.cluster.timing.heartbeatInterval
         self.timeout = config.cluster.timing.heartbeatTimeout
-        self.takeoverMargin = config.cluster.timing.heartbeatInterval
+        let pingTargets = config.networkPartition.flatMap { entry -> [String] in
+            if case .ping(let targets) = entry.kind { return targets }
+            return []
+        }
+        self.pingTargets = pingTargets
+        // With ping resolution a losing server needs the time of its probe to find out.
+        self.takeoverMargin = config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty ? .zero : Self.pingTimeout)
         self.stallLimit = config.cluster.timing.heartbeatTimeout
         let usesMajority = config.networkPartition.contains { $0.kind == .majority }
         self.serverNames = config.serverNames
@@ -108,10 +132,15 @@ public struct ServerEngine: Sendable {
         for name in locals.keys { locals[name]?.lastTriedGeneration = 0 }
         serviceStartedAt = now
         listeningSince = now
+        listenFully = false
         lastEventAt = now
         directory = nil
         syncDone = config.cluster.timing.syncWait == .zero
-        isolated = false
+        majorityLost = false
+        pingLost = false
+        pingProbe = nil
+        lastView = []
+        lostAt = [:]
         hadQuorum = false
         membership.reset()
         downConfirmedAt = [:]
@@ -152,6 +181,8 @@ public struct ServerEngine: Sendable {
             receive(heartbeat, path: path, now: now)
         case .resourceFinished(let runID, let outcome):
             resourceFinished(runID: runID, outcome: outcome, now: now)
+        case .pingProbeFinished(let probeID, let reachable):
+            pingProbeFinished(probeID: probeID, reachable: reachable, now: now)
         }
         return step(now: now)
     }
@@ -162,12 +193,15 @@ public struct ServerEngine: Sendable {
         lastEventAt = now
         if service != .stopped {
             checkQuorum(now: now)
+            checkPingResolution(now: now)
             checkSyncWait(now: now)
             if !isolated && membership.hasQuorum(now: now) {
                 // Reconcile before deciding, so the master's own groups already show the
                 // stops its directory asks for; and after, to act on new decisions at once.
                 reconcileLocalGroups(now: now)
-                if isMaster(now: now) {
+                // With ping resolution nothing is placed while a lost server is not yet
+                // confirmed by a probe: this server may be the cut-off side.
+                if isMaster(now: now) && !awaitingPingVerdict {
                     schedule(now: now)
                     reconcileLocalGroups(now: now)
                 }
@@ -213,9 +247,8 @@ public struct ServerEngine: Sendable {
         // Peers may have replaced us: forget what we knew and listen again for a whole
         // timeout before judging anyone down; no partition action for our own stall.
         membership.reset()
-        listeningSince = now
+        startListening(now: now)
         hadQuorum = false
-        downConfirmedAt = [:]
         // Rejoin with the running cluster's directory, never impose this stale one.
         directory = nil
     }
@@ -223,24 +256,31 @@ public struct ServerEngine: Sendable {
     mutating func checkQuorum(now: EngineTime) {
         let quorum = membership.hasQuorum(now: now)
         if quorum {
-            if isolated {
+            if majorityLost {
                 log(.info, "nm", 36, "Quorum regained on \(me): rejoining the cluster.")
-                isolated = false
+                majorityLost = false
+                startListening(now: now)
                 heartbeatDirty = true
             }
             hadQuorum = true
             return
         }
         // Without quorum from the start (startup, alone) the server just waits.
-        guard hadQuorum, !isolated else { return }
+        guard hadQuorum, !majorityLost else { return }
         // During a cluster stop the others leave one by one and nobody takes anything
         // over: finish the stop scripts instead of killing them.
         if directory?.clusterStopping == true { return }
-        isolated = true
+        majorityLost = true
+        log(.error, "nm", 30, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
+        loseThePartition(now: now)
+    }
+
+    /// This server is on the losing side of a partition: give up everything at once, then
+    /// run the partition action.
+    mutating func loseThePartition(now: EngineTime) {
         heartbeatDirty = true
         // The other side goes on without us; rejoin later with its directory.
         directory = nil
-        log(.error, "nm", 30, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
         fenceAll(reason: "partition")
         switch config.cluster.networkPartitionAction {
         case .none:
@@ -267,6 +307,14 @@ public struct ServerEngine: Sendable {
             log(.warning, "nm", 7, "Sync wait expired; treating \(missing.joined(separator: ", ")) as down.")
             heartbeatDirty = true
         }
+    }
+
+    /// After being cut off, what this server knew of the others is stale: listen a whole
+    /// timeout again before judging anyone down or founding a cluster alone.
+    mutating func startListening(now: EngineTime) {
+        listeningSince = now
+        listenFully = true
+        downConfirmedAt = [:]
     }
 
     // MARK: - Heartbeats
@@ -352,7 +400,7 @@ public struct ServerEngine: Sendable {
         if let master = joined.first { return master }
         // Even without a sync wait, listen a little so servers started together find each
         // other before one of them founds the cluster alone.
-        guard now - listeningSince >= interval * 2 else { return nil }
+        guard now - listeningSince >= (listenFully ? timeout : interval * 2) else { return nil }
         let founders = view.filter { server in
             server == me ? syncDone : (membership.report(of: server, now: now)?.syncDone ?? false)
         }

@@ -96,8 +96,13 @@ extension ServerEngine {
                     comment: heartbeat.comment.isEmpty ? Self.defaultComment(heartbeat) : heartbeat.comment, status: pathStatus)
             }
             let partition = config.networkPartition.map { np -> ClusterStatusSnapshot.HeartbeatLine in
-                let npStatus: HeartbeatStatus =
-                    running ? (np.kind == .majority ? (membership.hasQuorum(now: now) ? .normal : .error) : .unknown) : .unknown
+                let npStatus: HeartbeatStatus
+                switch np.kind {
+                case _ where !running: npStatus = .unknown
+                case .majority: npStatus = membership.hasQuorum(now: now) ? .normal : .error
+                case .ping: npStatus = lastPingReachable.map { $0 ? .normal : .error } ?? .unknown
+                case .http: npStatus = .unknown
+                }
                 return .init(
                     name: np.name, type: np.typeName, comment: np.comment.isEmpty ? Self.defaultComment(np) : np.comment,
                     status: isMe ? npStatus : .unknown)

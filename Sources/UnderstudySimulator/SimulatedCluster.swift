@@ -30,6 +30,7 @@ public final class SimulatedCluster {
         case heartbeatTimer(ServerName, incarnation: Int)
         case deliver(Heartbeat, to: ServerName, path: String)
         case runDone(ServerName, incarnation: Int, runID: UInt64, outcome: ResourceOutcome)
+        case pingDone(ServerName, incarnation: Int, probeID: UInt64, reachable: Bool)
         case restart(ServerName)
         case action(String, () -> Void)
     }
@@ -51,6 +52,8 @@ public final class SimulatedCluster {
     public var delayRange: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5)
     /// Directed links that drop everything: (from, to).
     public var blocked: Set<[ServerName]> = []
+    /// Servers whose pings to the `pingnp` targets get no answer (their uplink is cut).
+    public var unreachablePingTargets: Set<ServerName> = []
     /// Bounded log of what happened, printed when an invariant breaks.
     public private(set) var trace: [String] = []
     public var traceLimit = 400
@@ -201,6 +204,9 @@ public final class SimulatedCluster {
         case .runDone(let name, let incarnation, let runID, let outcome):
             guard servers[name]?.incarnation == incarnation else { return }
             deliver(.resourceFinished(runID: runID, outcome: outcome), to: name)
+        case .pingDone(let name, let incarnation, let probeID, let reachable):
+            guard servers[name]?.incarnation == incarnation else { return }
+            deliver(.pingProbeFinished(probeID: probeID, reachable: reachable), to: name)
         case .restart(let name):
             boot(name)
         case .action(let label, let body):
@@ -211,7 +217,7 @@ public final class SimulatedCluster {
 
     func target(of event: Event) -> ServerName? {
         switch event {
-        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _): return name
+        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .pingDone(let name, _, _, _): return name
         case .deliver(_, let name, _): return name
         case .restart, .action: return nil
         }
@@ -256,6 +262,12 @@ public final class SimulatedCluster {
                 schedule(.runDone(name, incarnation: incarnation, runID: run.id, outcome: outcome), after: duration)
             case .fenceGroup(let group):
                 note("\(name): fence \(group)")
+            case .probePingTargets(let probeID, _):
+                let reachable = !unreachablePingTargets.contains(name)
+                let incarnation = servers[name]?.incarnation ?? 0
+                schedule(
+                    .pingDone(name, incarnation: incarnation, probeID: probeID, reachable: reachable),
+                    after: reachable ? random.duration(.milliseconds(1) ... .milliseconds(30)) : ServerEngine.pingTimeout)
             case .sendHeartbeat(let heartbeat):
                 deliver(heartbeat, from: name)
             case .sendHeartbeatNow:

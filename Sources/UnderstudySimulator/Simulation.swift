@@ -20,6 +20,8 @@ public enum Simulation {
 
     /// The cluster every schedule runs: fast timings, majority resolution, three groups
     /// with different attributes and two exec resources each.
+    /// Network-partition resolution of the simulated cluster: majority for three servers and
+    /// more, ping targets (the usual two-server setup) for two.
     public static func config(servers count: Int) -> ClusterConfig {
         let names = (1...count).map { "s\($0)" }
         let exec = { (name: String, retry: Int, deactivationFinal: FinalAction) in
@@ -52,7 +54,9 @@ public enum Simulation {
                 HeartbeatConfig(name: "lanhb1", kind: .lan(addresses: addresses(1))),
                 HeartbeatConfig(name: "lanhb2", kind: .lan(addresses: addresses(2))),
             ],
-            networkPartition: [NetworkPartitionConfig(name: "majority1", kind: .majority)],
+            networkPartition: count == 2
+                ? [NetworkPartitionConfig(name: "pingnp1", kind: .ping(targets: ["192.0.2.254"]))]
+                : [NetworkPartitionConfig(name: "majority1", kind: .majority)],
             groups: groups)
     }
 
@@ -96,9 +100,19 @@ public enum Simulation {
                 let cut = Int.random(in: 1..<names.count, using: &random)
                 let sideA = Array(shuffled[..<cut])
                 let sideB = Array(shuffled[cut...])
-                let oneWay = random.chance(0.3)
-                world.at(time, "fault: partition") { world.partition(sideA, sideB, oneWay: oneWay) }
-                world.at(time + length, "fault end: heal") { world.heal() }
+                // Ping resolution cannot settle a one-way link (both sides reach the targets and
+                // each thinks the other is gone): documented, so not simulated for it.
+                let oneWay = count > 2 && random.chance(0.3)
+                // The ping targets sit on one side of a cut; the other side no longer reaches them.
+                let cutOff = oneWay ? [] : (random.chance(0.5) ? sideA : sideB)
+                world.at(time, "fault: partition; ping targets lost by \(cutOff)") {
+                    world.partition(sideA, sideB, oneWay: oneWay)
+                    world.unreachablePingTargets.formUnion(cutOff)
+                }
+                world.at(time + length, "fault end: heal") {
+                    world.heal()
+                    world.unreachablePingTargets = []
+                }
             case 45..<55:
                 let loss = random.chance(0.5) ? 0.3 : 0.6
                 let duplicate = random.chance(0.5) ? 0.2 : 0.0
@@ -137,6 +151,7 @@ public enum Simulation {
         let quiet = time + .seconds(12)
         world.at(quiet, "quiet: heal everything") {
             world.heal()
+            world.unreachablePingTargets = []
             world.lossRate = 0
             world.duplicateRate = 0
             world.delayRange = .milliseconds(1) ... .milliseconds(5)

@@ -1,7 +1,7 @@
 import Testing
 import UnderstudySimulator
 
-/// At least 1,000 seeded fault schedules per test run (crashes, freezes, restarts,
+/// 1,200 seeded fault schedules per test run (crashes, freezes, restarts,
 /// partitions, loss, delay, duplication, slow/failing/hanging scripts, operator commands),
 /// with I1 and I3 checked after every step and I4 at the end. A failing seed prints the
 /// command that replays it.
@@ -19,6 +19,13 @@ import UnderstudySimulator
     func fiveServers(chunk: Int) {
         for index in 0..<15 {
             check(Simulation.run(seed: UInt64(100_000 + chunk * 15 + index), servers: 5))
+        }
+    }
+
+    @Test("200 two-server schedules with ping resolution", arguments: chunks)
+    func twoServers(chunk: Int) {
+        for index in 0..<10 {
+            check(Simulation.run(seed: UInt64(200_000 + chunk * 10 + index), servers: 2))
         }
     }
 

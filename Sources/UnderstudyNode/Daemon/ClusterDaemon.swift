@@ -138,7 +138,7 @@ public actor ClusterDaemon {
         for heartbeat in config.heartbeats where heartbeat.typeName != "lanhb" {
             problems.append("heartbeat \(heartbeat.name) has type '\(heartbeat.typeName)'")
         }
-        for np in config.networkPartition where np.kind != .majority {
+        for np in config.networkPartition where np.kind == .majority ? false : np.typeName != "pingnp" {
             problems.append("network-partition \(np.name) has type '\(np.typeName)'")
         }
         for monitor in config.monitors {
@@ -148,7 +148,7 @@ public actor ClusterDaemon {
             throw DaemonStartError(
                 "\(config.sourcePath): this version of the daemon does not run these types yet: "
                     + problems.joined(separator: "; ")
-                    + " (supported now: resources exec and fip; heartbeats lanhb; network-partition majority; no monitors)")
+                    + " (supported now: resources exec and fip; heartbeats lanhb; network-partition majority and pingnp; no monitors)")
         }
         if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
             throw DaemonStartError("\(config.sourcePath): at least one lanhb heartbeat is needed")
@@ -390,6 +390,11 @@ public actor ClusterDaemon {
             case .fenceGroup(let group):
                 exec.fence(group: group)
                 fenceAddresses(of: group)
+            case .probePingTargets(let probeID, let targets):
+                Task {
+                    let reachable = await PingProbe().anyReachable(targets)
+                    self.perform(self.engine.handle(.pingProbeFinished(probeID: probeID, reachable: reachable), now: self.now()))
+                }
             case .sendHeartbeatNow:
                 break
             case .sendHeartbeat(let heartbeat):
