@@ -104,7 +104,7 @@ struct ClpCl: AsyncParsableCommand {
             case .result(let result) where result.code == .success:
                 print("\(verb) \(target) : Command succeeded.")
             case .result(let result):
-                print("\(verb) \(target) : \(result.message)")
+                printError("\(verb) \(target) : \(result.message)")
                 failed = true
             default:
                 failed = true
