@@ -49,7 +49,7 @@ struct CommandLineTests {
             // An operation that cannot be done: 1, with one line naming the object.
             let alreadyRunning = try await cluster.cli(["clpcl", "-s"], on: "node1")
             #expect(alreadyRunning.exitCode == 1, "\(alreadyRunning)")
-            #expect(alreadyRunning.standardOutput.contains("node1"), "\(alreadyRunning)")
+            #expect(alreadyRunning.standardError.contains("node1"), "\(alreadyRunning)")
             let alreadyThere = try await cluster.cli(["clpgrp", "-s", "grp1"], on: "node1")
             #expect(alreadyThere.exitCode == 1, "\(alreadyThere)")
             #expect(alreadyThere.standardError.contains("grp1"), "\(alreadyThere)")

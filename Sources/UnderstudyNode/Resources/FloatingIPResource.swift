@@ -9,7 +9,8 @@ public struct FloatingIPDriverOptions: Sendable, Equatable {
     /// activation, `announceInterval` apart.
     public var announceCount: Int
     public var announceInterval: Duration
-    /// How long the "is the address in use?" probe waits for an answer, in total.
+    /// How long the "is the address in use?" probe waits for an answer, in total (IPv4: from
+    /// the first ARP probe on; two probes go out 50 ms apart).
     public var probeWait: Duration
     /// Upper bound for any single `ip` command.
     public var commandTimeout: Duration
@@ -18,7 +19,7 @@ public struct FloatingIPDriverOptions: Sendable, Equatable {
     public var namespace: String?
 
     public init(
-        announceCount: Int = 3, announceInterval: Duration = .milliseconds(100), probeWait: Duration = .milliseconds(500),
+        announceCount: Int = 3, announceInterval: Duration = .milliseconds(100), probeWait: Duration = .milliseconds(200),
         commandTimeout: Duration = .seconds(5), namespace: String? = nil
     ) {
         self.announceCount = announceCount
@@ -33,11 +34,14 @@ public struct FloatingIPDriverOptions: Sendable, Equatable {
 ///
 /// Start: validate the address; pick the interface holding its subnet (or `interface:`);
 /// optionally fail when that NIC's link is down; unless `force`, fail when another host answers
-/// for the address (IPv4: `arping -D`, IPv6: `ndisc6` neighbour solicitation; answers from this
-/// server's own MACs do not count, so an address this server already holds is kept); add it
-/// with `ip addr add` (IPv6 with `nodad`: the probe already did the duplicate check, and DAD
-/// would delay the address by a second); announce it (IPv4: `arping -U`, IPv6: unsolicited
-/// neighbour advertisements with the Override flag, see `NeighborAdvertiser`).
+/// for the address (IPv4: RFC 5227 ARP probes from an own AF_PACKET socket, see `ARPSocket`;
+/// IPv6: `ndisc6` neighbour solicitation; answers from this server's own MACs do not count, so
+/// an address this server already holds is kept); add it with `ip addr add` (IPv6 with `nodad`:
+/// the probe already did the duplicate check, and DAD would delay the address by a second);
+/// announce it (IPv4: gratuitous ARP requests from `ARPSocket`, activation returns after the
+/// first; IPv6: unsolicited neighbour advertisements with the Override flag, see
+/// `NeighborAdvertiser`). Only when the ARP raw socket cannot be opened does IPv4 fall back to
+/// iputils `arping` (about a second slower per activation), with a warning.
 /// Stop: `ip addr del` from every interface that holds it, then check that it is gone.
 public final class FloatingIPDriver: Sendable {
     let options: FloatingIPDriverOptions
@@ -151,6 +155,18 @@ public final class FloatingIPDriver: Sendable {
         let result: NetCommandResult
         switch ip.family {
         case .v4:
+            var fallbackReason = "interface \(interface.ifname) has no Ethernet MAC address"
+            if let link = arpLink(interface, ownMACs: ownMACs) {
+                do {
+                    return try await ARPSocket.probe(address: ip.bytes, on: link, wait: options.probeWait)
+                } catch {
+                    guard error.socketUnavailable else {
+                        throw FloatingIPFailure("cannot check whether \(ip.address) is in use: \(error.reason)")
+                    }
+                    fallbackReason = error.reason
+                }
+            }
+            logger?.warning("fip: \(fallbackReason); probing \(ip.address) with arping instead (slower)")
             // DAD mode: sender address 0.0.0.0, so nobody's cache is touched. Exit 0 = no
             // answer, 1 = answered; anything else is an error.
             // iputils arping takes whole seconds for -w; it stops at the first answer.
@@ -159,7 +175,8 @@ public final class FloatingIPDriver: Sendable {
                 ["arping", "-D", "-c", "2", "-w", "\(seconds)", "-I", interface.ifname, ip.address],
                 timeout: .seconds(seconds + 3))
             if result.exitCode != 0 && result.exitCode != 1 {
-                throw FloatingIPFailure("cannot check whether \(ip.address) is in use: \(result.failureDescription)")
+                throw FloatingIPFailure(
+                    "cannot check whether \(ip.address) is in use: \(fallbackReason), and the arping fallback failed: \(result.failureDescription)")
             }
         case .v6:
             // Neighbour solicitation; every answer is printed (-m). Exit 0 = answered.
@@ -183,6 +200,20 @@ public final class FloatingIPDriver: Sendable {
         let count = max(1, options.announceCount)
         switch ip.family {
         case .v4:
+            var fallbackReason = "interface \(interface.ifname) has no Ethernet MAC address"
+            if let link = arpLink(interface, ownMACs: []) {
+                do {
+                    let logger = self.logger
+                    try await ARPSocket.announce(
+                        address: ip.bytes, on: link, count: count, interval: options.announceInterval,
+                        laterFailure: { reason in logger?.warning("fip: announcing \(ip.address): \(reason)") })
+                    return
+                } catch {
+                    guard error.socketUnavailable else { throw FloatingIPFailure("cannot announce address \(ip.address): \(error.reason)") }
+                    fallbackReason = error.reason
+                }
+            }
+            logger?.warning("fip: \(fallbackReason); announcing \(ip.address) with arping instead (slower)")
             // iputils arping only knows whole-second intervals, so each gratuitous ARP is its
             // own `arping -U -c 1`, started `announceInterval` after the previous one (each
             // sends at once, then lingers a second for replies that never come).
@@ -202,7 +233,8 @@ public final class FloatingIPDriver: Sendable {
             }
             // Unsolicited mode expects no reply: exit 0 or 1 both mean "sent".
             if let failed = results.first(where: { $0.exitCode != 0 && $0.exitCode != 1 }) {
-                throw FloatingIPFailure("cannot announce address \(ip.address): \(failed.failureDescription)")
+                throw FloatingIPFailure(
+                    "cannot announce address \(ip.address): \(fallbackReason), and the arping fallback failed: \(failed.failureDescription)")
             }
         case .v6:
             guard let mac = interface.address else {
@@ -216,6 +248,14 @@ public final class FloatingIPDriver: Sendable {
                 throw FloatingIPFailure("cannot announce address \(ip.address): \(error.reason)")
             }
         }
+    }
+
+    /// The ARP socket's view of `interface`; nil when it has no 6-byte MAC (then `arping`).
+    private func arpLink(_ interface: NetInterface, ownMACs: Set<String>) -> ARPSocket.Link? {
+        guard let text = interface.address, let mac = ARPSocket.macBytes(text) else { return nil }
+        return ARPSocket.Link(
+            name: interface.ifname, index: interface.ifindex, mac: mac,
+            ownMACs: Set(ownMACs.compactMap(ARPSocket.macBytes)).union([mac]), namespace: options.namespace)
     }
 
     // MARK: - Deactivation

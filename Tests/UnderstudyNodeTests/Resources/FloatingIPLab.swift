@@ -1,5 +1,7 @@
 import Foundation
 
+@testable import UnderstudyNode
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -115,6 +117,40 @@ final class FloatingIPLab: @unchecked Sendable {
                 description: "\(arguments.joined(separator: " ")): exit \(process.terminationStatus): \(String(decoding: error, as: UTF8.self))")
         }
         return text
+    }
+
+    /// Sender MACs of the gratuitous ARP requests for `address` that `device` in namespace `ns`
+    /// receives during `duration` (own AF_PACKET socket on a thread that enters the namespace).
+    static func gratuitousARPs(in ns: String, device: String, for address: [UInt8], during duration: Duration) async -> [String] {
+        await withCheckedContinuation { continuation in
+            let thread = Thread {
+                var seen: [String] = []
+                defer { continuation.resume(returning: seen) }
+                guard NeighborAdvertiser.enterNamespace(ns) == nil else { return }
+                let index = if_nametoindex(device)
+                let fd = socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue), Int32(UInt16(0x0806).bigEndian))
+                guard index != 0, fd >= 0 else { return }
+                defer { close(fd) }
+                var link = [UInt8](repeating: 0, count: 20)
+                withUnsafeBytes(of: UInt16(AF_PACKET)) { link.replaceSubrange(0..<2, with: $0) }
+                withUnsafeBytes(of: UInt16(0x0806).bigEndian) { link.replaceSubrange(2..<4, with: $0) }
+                withUnsafeBytes(of: Int32(index)) { link.replaceSubrange(4..<8, with: $0) }
+                let bound = link.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 20) }
+                guard bound == 0 else { return }
+                let end = Date().addingTimeInterval(Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+                while Date() < end {
+                    var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    guard poll(&descriptor, 1, Int32(max(1, end.timeIntervalSinceNow * 1000))) > 0 else { continue }
+                    var buffer = [UInt8](repeating: 0, count: 1500)
+                    let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    guard count > 0, let frame = ARPSocket.parse(buffer[0..<count]) else { continue }
+                    if frame.operation == 1 && frame.senderIP == address && frame.targetIP == address {
+                        seen.append(ARPSocket.macText(frame.senderMAC))
+                    }
+                }
+            }
+            thread.start()
+        }
     }
 
     static func isExecutableInPath(_ name: String) -> Bool {

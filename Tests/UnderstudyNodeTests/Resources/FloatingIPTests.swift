@@ -73,6 +73,49 @@ struct FloatingIPTests {
         #expect(await stop(s2, settings) == .success(asyncPID: nil))
     }
 
+    @Test func ipv4ActivationOfFreeAddressIsQuick() async throws {
+        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+        defer { lab.remove() }
+        let s1 = lab.servers[0]
+        let settings = FloatingIPSettings(address: "10.210.1.90/24")
+        let clock = ContinuousClock()
+        let began = clock.now
+        let outcome = await start(s1, settings)
+        let elapsed = clock.now - began
+        print("fip: IPv4 activation of a free address (probe + add + first announcement) took \(elapsed)")
+        #expect(outcome == .success(asyncPID: nil))
+        #expect(try lab.addresses(in: s1).contains("inet 10.210.1.90/24"))
+        // Loose bound only: sub-second is expected, but CI machines stall.
+        #expect(elapsed < .seconds(5))
+        #expect(await stop(s1, settings) == .success(asyncPID: nil))
+    }
+
+    @Test func ipv4AnnouncementsAreAllSent() async throws {
+        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+        defer { lab.remove() }
+        let s1 = lab.servers[0]
+        let options = FloatingIPDriverOptions(announceCount: 3, announceInterval: .milliseconds(100), namespace: s1)
+        let capture = Task { await FloatingIPLab.gratuitousARPs(in: lab.client, device: "br0", for: [10, 210, 1, 91], during: .milliseconds(1200)) }
+        try await Task.sleep(for: .milliseconds(150))  // let the capture socket open
+        let settings = FloatingIPSettings(address: "10.210.1.91/24", force: true)
+        #expect(await FloatingIPDriver(options: options).perform(run(.start), settings: settings) == .success(asyncPID: nil))
+        let seen = await capture.value
+        print("fip: gratuitous ARPs seen by the client: \(seen)")
+        #expect(seen.count == 3)
+        let s1MAC = try lab.mac(of: s1)
+        #expect(seen.allSatisfy { $0 == s1MAC })
+    }
+
+    @Test func arpPacketLayout() {
+        let packet = ARPSocket.arpRequest(senderMAC: [2, 0, 0, 0, 0, 1], senderIP: [0, 0, 0, 0], targetIP: [10, 0, 0, 5])
+        #expect(packet.count == 28)
+        #expect(Array(packet[0..<8]) == [0, 1, 8, 0, 6, 4, 0, 1])
+        let frame = ARPSocket.parse(packet[...])
+        #expect(frame?.senderMAC == [2, 0, 0, 0, 0, 1] && frame?.senderIP == [0, 0, 0, 0] && frame?.targetIP == [10, 0, 0, 5])
+        #expect(ARPSocket.macBytes("AA:bb:cc:dd:ee:0f") == [0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x0f])
+        #expect(ARPSocket.macBytes("aa:bb:cc") == nil)
+    }
+
     @Test func addressInUseFailsUnlessForced() async throws {
         guard let lab = FloatingIPLab.make() else { return }
         defer { lab.remove() }
@@ -80,6 +123,9 @@ struct FloatingIPTests {
         try FloatingIPLab.sh("ip", "-n", s2, "addr", "add", "10.210.1.60/24", "dev", "eth0")
         let refused = await start(s1, FloatingIPSettings(address: "10.210.1.60/24"))
         #expect(reason(refused)?.contains("address 10.210.1.60 is already in use on the network") == true)
+        // The ARP probe names the MAC that answered.
+        let s2MAC = try lab.mac(of: s2)
+        #expect(reason(refused)?.contains(s2MAC) == true)
         #expect(try !lab.addresses(in: s1).contains("10.210.1.60"))
 
         let forced = await start(s1, FloatingIPSettings(address: "10.210.1.60/24", force: true))

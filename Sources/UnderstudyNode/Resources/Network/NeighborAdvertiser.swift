@@ -91,7 +91,7 @@ enum NeighborAdvertiser {
 
     /// setns(2) for this thread only. Glibc's Swift module does not export `setns`, so it is
     /// looked up by name.
-    private static func enterNamespace(_ name: String) -> String? {
+    static func enterNamespace(_ name: String) -> String? {
         typealias SetNS = @convention(c) (Int32, Int32) -> Int32
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns") else {
             return "setns(2) is not available"
