@@ -150,8 +150,11 @@ public final class FloatingIPDriver: Sendable {
     }
 
     /// Returns the foreign MAC that answered for the address, or nil when none did.
-    private func probe(_ ip: IPAddressWithPrefix, on interface: NetInterface, ownMACs: Set<String>) async throws(FloatingIPFailure) -> String? {
-        let waitMS = max(100, Int(options.probeWait.components.seconds * 1000 + options.probeWait.components.attoseconds / 1_000_000_000_000_000))
+    private func probe(_ ip: IPAddressWithPrefix, on interface: NetInterface, ownMACs: Set<String>) async throws(FloatingIPFailure)
+        -> String?
+    {
+        let waitMS = max(
+            100, Int(options.probeWait.components.seconds * 1000 + options.probeWait.components.attoseconds / 1_000_000_000_000_000))
         let result: NetCommandResult
         switch ip.family {
         case .v4:
@@ -176,7 +179,8 @@ public final class FloatingIPDriver: Sendable {
                 timeout: .seconds(seconds + 3))
             if result.exitCode != 0 && result.exitCode != 1 {
                 throw FloatingIPFailure(
-                    "cannot check whether \(ip.address) is in use: \(fallbackReason), and the arping fallback failed: \(result.failureDescription)")
+                    "cannot check whether \(ip.address) is in use: \(fallbackReason), and the arping fallback failed: \(result.failureDescription)"
+                )
             }
         case .v6:
             // Neighbour solicitation; every answer is printed (-m). Exit 0 = answered.
@@ -234,7 +238,8 @@ public final class FloatingIPDriver: Sendable {
             // Unsolicited mode expects no reply: exit 0 or 1 both mean "sent".
             if let failed = results.first(where: { $0.exitCode != 0 && $0.exitCode != 1 }) {
                 throw FloatingIPFailure(
-                    "cannot announce address \(ip.address): \(fallbackReason), and the arping fallback failed: \(failed.failureDescription)")
+                    "cannot announce address \(ip.address): \(fallbackReason), and the arping fallback failed: \(failed.failureDescription)"
+                )
             }
         case .v6:
             guard let mac = interface.address else {

@@ -114,7 +114,8 @@ final class FloatingIPLab: @unchecked Sendable {
         let text = String(decoding: output, as: UTF8.self)
         guard process.terminationStatus == 0 else {
             throw CommandFailed(
-                description: "\(arguments.joined(separator: " ")): exit \(process.terminationStatus): \(String(decoding: error, as: UTF8.self))")
+                description:
+                    "\(arguments.joined(separator: " ")): exit \(process.terminationStatus): \(String(decoding: error, as: UTF8.self))")
         }
         return text
     }

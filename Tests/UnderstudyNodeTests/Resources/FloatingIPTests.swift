@@ -15,7 +15,9 @@ struct FloatingIPTests {
     }
 
     func run(_ operation: ResourceOperation) -> ResourceRun {
-        ResourceRun(id: 1, group: "g", resource: "fip1", operation: operation, context: ScriptContext(event: .start, isHomeServer: true, priority: 1, groupName: "g", resourceName: "fip1"))
+        ResourceRun(
+            id: 1, group: "g", resource: "fip1", operation: operation,
+            context: ScriptContext(event: .start, isHomeServer: true, priority: 1, groupName: "g", resourceName: "fip1"))
     }
 
     func start(_ ns: String, _ settings: FloatingIPSettings) async -> ResourceOutcome {
@@ -95,7 +97,9 @@ struct FloatingIPTests {
         defer { lab.remove() }
         let s1 = lab.servers[0]
         let options = FloatingIPDriverOptions(announceCount: 3, announceInterval: .milliseconds(100), namespace: s1)
-        let capture = Task { await FloatingIPLab.gratuitousARPs(in: lab.client, device: "br0", for: [10, 210, 1, 91], during: .milliseconds(1200)) }
+        let capture = Task {
+            await FloatingIPLab.gratuitousARPs(in: lab.client, device: "br0", for: [10, 210, 1, 91], during: .milliseconds(1200))
+        }
         try await Task.sleep(for: .milliseconds(150))  // let the capture socket open
         let settings = FloatingIPSettings(address: "10.210.1.91/24", force: true)
         #expect(await FloatingIPDriver(options: options).perform(run(.start), settings: settings) == .success(asyncPID: nil))

@@ -246,7 +246,9 @@ enum ARPSocket {
         var fromLength = socklen_t(from.count)
         let count = buffer.withUnsafeMutableBytes { bytes in
             from.withUnsafeMutableBytes { raw in
-                recvfrom(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &fromLength)
+                recvfrom(
+                    fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                    &fromLength)
             }
         }
         if count < 0 {
