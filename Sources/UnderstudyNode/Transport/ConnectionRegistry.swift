@@ -29,3 +29,15 @@ final class ConnectionRegistry: Sendable {
         for channel in open { channel.close(promise: nil) }
     }
 }
+
+/// What a connection server did so far: connections, requests and early closes by reason.
+public struct ConnectionCounters<Reason: Hashable & Sendable>: Sendable, Equatable {
+    public var connectionsAccepted: UInt64 = 0
+    public var requestsServed: UInt64 = 0
+    public var dropped: [Reason: UInt64] = [:]
+
+    public init() {}
+
+    public func dropped(_ reason: Reason) -> UInt64 { dropped[reason] ?? 0 }
+    public var totalDropped: UInt64 { dropped.values.reduce(0, +) }
+}

@@ -59,16 +59,7 @@ public enum ControlDropReason: String, Sendable, Hashable, CaseIterable, CustomS
     public var description: String { rawValue }
 }
 
-public struct ControlCounters: Sendable, Equatable {
-    public var connectionsAccepted: UInt64 = 0
-    public var requestsServed: UInt64 = 0
-    public var dropped: [ControlDropReason: UInt64] = [:]
-
-    public init() {}
-
-    public func dropped(_ reason: ControlDropReason) -> UInt64 { dropped[reason] ?? 0 }
-    public var totalDropped: UInt64 { dropped.values.reduce(0, +) }
-}
+public typealias ControlCounters = ConnectionCounters<ControlDropReason>
 
 /// A failed control request. The description names the server and the reason.
 public struct ControlChannelError: Error, Equatable, CustomStringConvertible {

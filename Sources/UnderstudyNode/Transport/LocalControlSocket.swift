@@ -39,15 +39,7 @@ public enum LocalControlDropReason: String, Sendable, Hashable, CaseIterable, Cu
     public var description: String { rawValue }
 }
 
-public struct LocalControlCounters: Sendable, Equatable {
-    public var connectionsAccepted: UInt64 = 0
-    public var requestsServed: UInt64 = 0
-    public var dropped: [LocalControlDropReason: UInt64] = [:]
-
-    public init() {}
-
-    public func dropped(_ reason: LocalControlDropReason) -> UInt64 { dropped[reason] ?? 0 }
-}
+public typealias LocalControlCounters = ConnectionCounters<LocalControlDropReason>
 
 /// A failed local request. `isNotReachable` is the CLI's exit code 3.
 public struct LocalControlError: Error, Equatable, CustomStringConvertible {
