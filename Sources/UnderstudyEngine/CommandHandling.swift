@@ -186,13 +186,7 @@ extension ServerEngine {
                 return .done(
                     CommandResult(.failed, "Group \(name) cannot move to \(target): another completely exclusive group runs there."))
             }
-            entry.owner = nil
-            entry.ownerInstance = nil
-            entry.preferredTarget = target
-            entry.startEvent = .start
-            entry.stopFactor = .groupMove
-            entry.stopEvent = .start
-            entry.releasedAt = next
+            entry.beginMove(to: target, startEvent: .start, releasedAt: next)
             entry.failedOn = []
             entry.finalActionOn = nil
             entry.finalAction = nil

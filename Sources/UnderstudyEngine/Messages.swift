@@ -121,6 +121,20 @@ public struct DirectoryEntry: Sendable, Codable, Equatable {
     }
 }
 
+extension DirectoryEntry {
+    /// Releases the group from its owner for a planned move (operator move or failback): the
+    /// owner stops it (`GROUPMOVE`), then it starts on `target` with `startEvent`.
+    mutating func beginMove(to target: ServerName, startEvent: ScriptEvent, releasedAt version: UInt64) {
+        owner = nil
+        ownerInstance = nil
+        preferredTarget = target
+        self.startEvent = startEvent
+        stopFactor = .groupMove
+        stopEvent = .start
+        releasedAt = version
+    }
+}
+
 /// The master's placement table, replicated to every server in heartbeats.
 public struct Directory: Sendable, Codable, Equatable {
     public var epoch: Epoch

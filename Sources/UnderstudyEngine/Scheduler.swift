@@ -121,13 +121,7 @@ extension ServerEngine {
                 let better = failbackTarget(group, entry: entry, owner: owner, directory: dir, now: now)
             {
                 log(.info, "rc", 75, "Failing group \(group.name) back to \(better).")
-                entry.owner = nil
-                entry.ownerInstance = nil
-                entry.preferredTarget = better
-                entry.startEvent = .recover
-                entry.stopFactor = .groupMove
-                entry.stopEvent = .start
-                entry.releasedAt = nextVersion
+                entry.beginMove(to: better, startEvent: .recover, releasedAt: nextVersion)
             }
         }
         guard entry.owner == nil else { return }

@@ -30,7 +30,7 @@ struct ControlChannelTests {
     }
 
     private func request(
-        port: Int, key: ClusterKey = TransportTestSupport.key, payload: [UInt8], timeout: Duration = .seconds(5)
+        port: Int, key: ClusterKey = TransportTestSupport.key, payload: [UInt8], timeout: Duration = .seconds(30)
     ) async throws -> [UInt8] {
         try await ControlClient.request(host: "127.0.0.1", port: port, key: key, localName: "client-1", payload: payload, timeout: timeout)
     }
