@@ -12,6 +12,12 @@ extension ServerEngine {
         _ command: ClusterCommand, origin: ServerName, forwarded: Bool = false, now: EngineTime
     ) -> (CommandDisposition, [EngineAction]) {
         noticeStall(now: now)
+        if stallHold != nil, !command.isServiceStartOrStop {
+            return (
+                .done(CommandResult(.inTransition, "\(me) is waking from a stall and waits for its peers; retry in a moment.")),
+                step(now: now)
+            )
+        }
         let disposition = route(command, origin: origin, forwarded: forwarded, now: now)
         return (disposition, step(now: now))
     }

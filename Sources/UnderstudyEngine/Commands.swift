@@ -61,3 +61,14 @@ public enum CommandDisposition: Sendable, Equatable {
     case done(CommandResult)
     case forward(to: ServerName)
 }
+
+extension ClusterCommand {
+    /// Starting or stopping the cluster service is always allowed, even while a server
+    /// holds still after a stall.
+    var isServiceStartOrStop: Bool {
+        switch self {
+        case .startService, .stopService: return true
+        default: return false
+        }
+    }
+}

@@ -14,24 +14,50 @@ struct PeerState: Sendable, Equatable {
     /// Our own `sentAt` that the peer last echoed for our current boot: the peer heard us
     /// then. Basis of this server's lease.
     var echoedSentAt: EngineTime?
+    /// The peer's `sentAt` that began its current up-period here: this server has judged it
+    /// up continuously since then. Echoed back so the peer can tell that it was never
+    /// declared down (see `Heartbeat.hears`).
+    var upSince: EngineTime?
+    /// This server's stall credit when `lastHeard` was recorded.
+    var creditAtHeard: Duration = .zero
+    /// `upSince` as the peer reported it for this server with its newest echo.
+    var echoedUpSince: EngineTime?
 }
 
 /// Failure detection, views and quorum. A peer is *up* when any path was heard within the
-/// heartbeat timeout and its service runs; *connected* when, in addition, it has heard us
-/// within the timeout (asymmetric links count as broken).
+/// heartbeat timeout of this server's running time and its service runs; *connected* when,
+/// in addition, it has heard us within the timeout of real time (asymmetric links count as
+/// broken).
+///
+/// Running time leaves out this server's own stalls (`stallCredit`): a peer's silence while
+/// this process was not running proves nothing about the peer, and its heartbeats of that
+/// time may still wait in the socket. The lease (`isConnected`) is never credited: the peers
+/// do not know this server stalled.
 struct Membership: Sendable, Equatable {
     let me: ServerName
     let servers: [ServerName]
     let timeout: Duration
     let usesMajority: Bool
+    /// An exact half of the servers has quorum when it holds the first server and the ping
+    /// check (`pingnp`) passes; without ping targets an exact half never has.
+    let exactHalfNeedsPing: Bool
     var peers: [ServerName: PeerState] = [:]
+    /// Total time this server was stalled (see `ServerEngine.noticeStall`).
+    var stallCredit: Duration = .zero
 
-    init(me: ServerName, servers: [ServerName], timeout: Duration, usesMajority: Bool) {
+    init(me: ServerName, servers: [ServerName], timeout: Duration, usesMajority: Bool, exactHalfNeedsPing: Bool = false) {
         self.me = me
         self.servers = servers
         self.timeout = timeout
         self.usesMajority = usesMajority
+        self.exactHalfNeedsPing = exactHalfNeedsPing
         for server in servers where server != me { peers[server] = PeerState() }
+    }
+
+    /// How long a peer has been silent in this server's running time.
+    func silence(of peer: PeerState, now: EngineTime) -> Duration? {
+        guard let heard = peer.lastHeard else { return nil }
+        return (now - heard) - (stallCredit - peer.creditAtHeard)
     }
 
     /// Records a heartbeat. Returns false when it is older than one already seen (reordered
@@ -57,10 +83,16 @@ struct Membership: Sendable, Equatable {
             peers[heartbeat.sender] = peer
             return false
         }
+        // A new up-period begins when the peer was not up until now (never heard, expired,
+        // or its service was down).
+        let wasUp = peer.report.map { $0.serviceUp } ?? false && (silence(of: peer, now: now).map { $0 < timeout } ?? false)
+        if !wasUp || peer.upSince == nil || !heartbeat.serviceUp { peer.upSince = heartbeat.sentAt }
         peer.lastHeard = now
+        peer.creditAtHeard = stallCredit
         peer.report = heartbeat
-        if let echo = heartbeat.hears[me], echo.bootID == myBootID {
-            peer.echoedSentAt = max(peer.echoedSentAt ?? echo.sentAt, echo.sentAt)
+        if let echo = heartbeat.hears[me], echo.bootID == myBootID, echo.sentAt >= (peer.echoedSentAt ?? echo.sentAt) {
+            peer.echoedSentAt = echo.sentAt
+            peer.echoedUpSince = echo.upSince
         }
         peers[heartbeat.sender] = peer
         return true
@@ -68,8 +100,8 @@ struct Membership: Sendable, Equatable {
 
     func isUp(_ server: ServerName, now: EngineTime) -> Bool {
         guard server != me else { return true }
-        guard let peer = peers[server], let heard = peer.lastHeard, let report = peer.report else { return false }
-        return report.serviceUp && now - heard < timeout
+        guard let peer = peers[server], let report = peer.report, let silence = silence(of: peer, now: now) else { return false }
+        return report.serviceUp && silence < timeout
     }
 
     func isConnected(_ server: ServerName, now: EngineTime) -> Bool {
@@ -84,13 +116,20 @@ struct Membership: Sendable, Equatable {
     }
 
     /// Majority rule: more than half of all servers; in an exact half the side holding the
-    /// first server of `servers:` survives. Always true without majority resolution.
+    /// first server of `servers:` survives if ping resolution is configured (the Engine then
+    /// also requires the ping check to pass). Always true without majority resolution.
     func hasQuorum(now: EngineTime) -> Bool {
         guard usesMajority else { return true }
-        let view = view(now: now)
+        return quorum(with: view(now: now).filter { $0 != me })
+    }
+
+    /// Whether this server together with these connected peers has quorum.
+    func quorum(with peers: [ServerName], exactHalf: Bool = true) -> Bool {
+        guard usesMajority else { return true }
+        let side = Set(peers + [me])
         let total = servers.count
-        if view.count * 2 > total { return true }
-        if view.count * 2 == total, let first = servers.first { return view.contains(first) }
+        if side.count * 2 > total { return true }
+        if exactHalf, side.count * 2 == total, exactHalfNeedsPing, let first = servers.first { return side.contains(first) }
         return false
     }
 
@@ -105,7 +144,7 @@ struct Membership: Sendable, Equatable {
         var result: [ServerName: HeardHeartbeat] = [:]
         for (name, peer) in peers {
             guard isUp(name, now: now), let report = peer.report else { continue }
-            result[name] = HeardHeartbeat(bootID: report.bootID, sentAt: report.sentAt)
+            result[name] = HeardHeartbeat(bootID: report.bootID, sentAt: report.sentAt, upSince: peer.upSince)
         }
         return result
     }
@@ -114,6 +153,12 @@ struct Membership: Sendable, Equatable {
     func pathIsUp(_ path: String, server: ServerName, now: EngineTime) -> Bool {
         guard let heard = peers[server]?.pathLastHeard[path] else { return false }
         return now - heard < timeout
+    }
+
+    /// The time until which a peer is bound to consider this server up: it heard our
+    /// heartbeat sent at `echoedSentAt` and judges us down no sooner than a timeout later.
+    func leaseFrom(_ server: ServerName) -> EngineTime? {
+        peers[server]?.echoedSentAt.map { $0 + timeout }
     }
 
     /// Forget everything (the cluster service restarts).

@@ -193,6 +193,9 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     public var hears: [ServerName: HeardHeartbeat]
     /// Servers the sender considers connected (both directions), itself included.
     public var view: [ServerName]
+    /// The sender wakes from a stall and asks its peers to answer at once (see
+    /// StallsAndLease.swift).
+    public var awaitingVouch: Bool
     /// The epoch the sender follows.
     public var epoch: Epoch?
     /// Newest directory version the sender has applied.
@@ -206,7 +209,7 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     public init(
         sender: ServerName, bootID: UInt64, run: UInt64 = 0, sentAt: EngineTime, configHash: String,
         serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,
-        syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [],
+        syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [], awaitingVouch: Bool = false,
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
         directory: Directory? = nil
     ) {
@@ -221,6 +224,7 @@ public struct Heartbeat: Sendable, Codable, Equatable {
         self.syncDone = syncDone
         self.hears = hears
         self.view = view
+        self.awaitingVouch = awaitingVouch
         self.epoch = epoch
         self.appliedVersion = appliedVersion
         self.groups = groups
@@ -231,9 +235,13 @@ public struct Heartbeat: Sendable, Codable, Equatable {
 public struct HeardHeartbeat: Sendable, Codable, Equatable {
     public var bootID: UInt64
     public var sentAt: EngineTime
+    /// The peer's `sentAt` from which the sender has judged it up without a break. A server
+    /// waking from a stall learns from it whether anyone declared it down meanwhile.
+    public var upSince: EngineTime?
 
-    public init(bootID: UInt64, sentAt: EngineTime) {
+    public init(bootID: UInt64, sentAt: EngineTime, upSince: EngineTime? = nil) {
         self.bootID = bootID
         self.sentAt = sentAt
+        self.upSince = upSince
     }
 }

@@ -21,8 +21,12 @@ public struct ServerEngine: Sendable {
     /// Extra wait after a peer's loss is confirmed before its groups are taken over: the
     /// time a losing server has to kill its resources.
     let takeoverMargin: Duration
-    /// A gap between two events longer than this means this process was stalled.
-    let stallLimit: Duration
+    /// The Node delivers an event (at least a tick) this often; a longer gap between two
+    /// events is a stall of this process (see StallsAndLease.swift).
+    public let tickPeriod: Duration
+    /// How long a server waking from a stall waits to be vouched for.
+    let holdLimit: Duration
+    var stallHold: StallHold?
     /// Resources of each group in activation order.
     let activationOrder: [GroupName: [ResourceName]]
 
@@ -101,12 +105,13 @@ public struct ServerEngine: Sendable {
         self.pingTargets = pingTargets
         // With ping resolution a losing server needs the time of its probe to find out.
         self.takeoverMargin = config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty ? .zero : Self.pingTimeout)
-        self.stallLimit = config.cluster.timing.heartbeatTimeout
+        self.tickPeriod = Self.tickPeriod(interval: config.cluster.timing.heartbeatInterval)
+        self.holdLimit = Self.holdLimit(interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout)
         let usesMajority = config.networkPartition.contains { $0.kind == .majority }
         self.serverNames = config.serverNames
         self.membership = Membership(
             me: me, servers: config.serverNames, timeout: config.cluster.timing.heartbeatTimeout,
-            usesMajority: usesMajority)
+            usesMajority: usesMajority, exactHalfNeedsPing: !pingTargets.isEmpty)
         self.autoStartSuppressed = abnormalStop
         self.abnormalStopAtInit = abnormalStop
         self.persistent = persisted
@@ -139,6 +144,7 @@ public struct ServerEngine: Sendable {
         majorityLost = false
         pingLost = false
         pingProbe = nil
+        stallHold = nil
         lastView = []
         lostAt = [:]
         hadQuorum = false
@@ -191,7 +197,8 @@ public struct ServerEngine: Sendable {
     /// placement decisions, local reconciliation.
     mutating func step(now: EngineTime) -> [EngineAction] {
         lastEventAt = now
-        if service != .stopped {
+        resolveStallHold(now: now)
+        if service != .stopped && stallHold == nil {
             checkQuorum(now: now)
             checkPingResolution(now: now)
             checkSyncWait(now: now)
@@ -234,24 +241,6 @@ public struct ServerEngine: Sendable {
     }
 
     // MARK: - Stalls, quorum, sync
-
-    /// A process that was frozen (SIGSTOP, VM pause, long stall) for longer than the
-    /// heartbeat timeout may have been declared down and replaced: it gives up its groups
-    /// before doing anything else (invariant I2).
-    mutating func noticeStall(now: EngineTime) {
-        guard let last = lastEventAt, now - last > stallLimit else { return }
-        log(
-            .error, "nm", 30,
-            "This server (\(me)) was stalled for \(now - last), longer than the heartbeat timeout: stopping its groups at once.")
-        fenceAll(reason: "stall")
-        // Peers may have replaced us: forget what we knew and listen again for a whole
-        // timeout before judging anyone down; no partition action for our own stall.
-        membership.reset()
-        startListening(now: now)
-        hadQuorum = false
-        // Rejoin with the running cluster's directory, never impose this stale one.
-        directory = nil
-    }
 
     mutating func checkQuorum(now: EngineTime) {
         let quorum = membership.hasQuorum(now: now)
@@ -324,6 +313,8 @@ public struct ServerEngine: Sendable {
         let wasConnected = membership.isConnected(heartbeat.sender, now: now)
         let fresh = membership.record(heartbeat, path: path, now: now, myBootID: bootID)
         guard fresh else { return }
+        // A peer waking from a stall waits for our word: answer at once.
+        if heartbeat.awaitingVouch { heartbeatDirty = true }
         if heartbeat.configHash != configHash {
             if !configMismatchLogged.contains(heartbeat.sender) {
                 configMismatchLogged.insert(heartbeat.sender)
@@ -363,9 +354,21 @@ public struct ServerEngine: Sendable {
             sender: me, bootID: bootID, run: serviceRun, sentAt: now, configHash: configHash,
             serviceUp: service != .stopped, leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
             syncDone: syncDone, hears: membership.hears(now: now),
-            view: isolated ? [me] : membership.view(now: now),
+            view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stallHold != nil,
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
             groups: groupReports(), directory: master ? directory : nil)
+    }
+
+    /// While holding after a stall this server reports the view it had before (it acts as
+    /// if still frozen); otherwise its current view.
+    func viewToReport(now: EngineTime) -> [ServerName] {
+        if let hold = stallHold { return serverNames.filter { $0 == me || hold.echoedBefore.keys.contains($0) } }
+        return membership.view(now: now)
+    }
+
+    /// The tick period for a heartbeat interval: a quarter of it, at most 250 ms.
+    public static func tickPeriod(interval: Duration) -> Duration {
+        min(interval / 4, .milliseconds(250))
     }
 
     /// True while this server should send heartbeats.

@@ -74,7 +74,8 @@ public final class SimulatedCluster {
         self.random = SeededRandom(seed: seed)
         self.scriptModel = scriptModel ?? { _, _, _ in (.milliseconds(50), .success(asyncPID: nil)) }
         let interval = config.cluster.timing.heartbeatInterval
-        self.tickInterval = interval / 2
+        // The Engine treats a longer gap between events as a stall of its server.
+        self.tickInterval = ServerEngine.tickPeriod(interval: interval)
         self.paths = config.heartbeats.map(\.name)
         self.serverNames = config.serverNames
         for server in serverNames { servers[server] = Server(name: server) }
@@ -115,6 +116,15 @@ public final class SimulatedCluster {
         guard let server = servers[name], server.engine != nil else { return }
         server.frozenUntil = now + duration
         note("\(name) freezes for \(duration)")
+    }
+
+    /// The whole host stops (every server is a VM on it, or the hypervisor stalls them all)
+    /// for `duration`.
+    public func freezeAll(for duration: Duration) {
+        for name in serverNames where servers[name]?.engine != nil {
+            servers[name]?.frozenUntil = now + duration
+        }
+        note("every server freezes for \(duration)")
     }
 
     public func partition(_ sideA: [ServerName], _ sideB: [ServerName], oneWay: Bool = false) {
@@ -307,16 +317,29 @@ public final class SimulatedCluster {
 
     // MARK: - Invariants
 
-    /// I1: a group holds resources on at most one running server. I3: no server ever
-    /// applies an older directory than one it applied before in the same run.
+    /// I1: a group holds resources on at most one running server (a server frozen, or
+    /// holding still after a stall, acts on nothing), and on at most one server with a valid
+    /// lease, frozen or not (what a service that fences itself by the lease file sees). I3: no
+    /// server ever applies an older directory than one it applied before in the same run.
     func checkInvariants() {
         for group in config.groups {
             let holders = serverNames.filter { name in
-                guard let server = servers[name], server.frozenUntil == nil else { return false }
-                return server.engine?.localStatus(of: group.name).holdsResources ?? false
+                guard let server = servers[name], server.frozenUntil == nil, let engine = server.engine,
+                    !engine.isHoldingAfterStall
+                else { return false }
+                return engine.localStatus(of: group.name).holdsResources
             }
             if holders.count > 1 {
                 violate("I1: group \(group.name) is active on \(holders.joined(separator: " and ")) at \(now)")
+            }
+            let leased = serverNames.filter { name in
+                guard let engine = servers[name]?.engine, engine.localStatus(of: group.name).holdsResources,
+                    let expiry = engine.leaseExpiry(now: now)
+                else { return false }
+                return expiry > now
+            }
+            if leased.count > 1 {
+                violate("I1: group \(group.name) is active with a valid lease on \(leased.joined(separator: " and ")) at \(now)")
             }
         }
     }

@@ -132,6 +132,8 @@ public enum Simulation {
                 }
                 world.at(time + length + .seconds(3), "fault end: start \(victim)") { world.boot(victim) }
             case 65..<70:
+                world.at(time, "fault: every server freezes") { world.freezeAll(for: length) }
+            case 70..<75:
                 world.at(time, "operator: clpcl -r \(victim)") {
                     world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .restart), at: victim)
                 }

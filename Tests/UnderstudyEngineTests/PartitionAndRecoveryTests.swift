@@ -22,6 +22,8 @@ struct PartitionAndRecoveryTests {
         var loser: ServerName
         var target: ServerName
         var expectedOS: [String] = []
+        /// Ping targets (all reachable): an exact half needs them to survive.
+        var pingTargets: [String] = []
         var testDescription: String { name }
 
     }
@@ -49,15 +51,15 @@ struct PartitionAndRecoveryTests {
             name: "s2 alone, partition action shutdown", policy: ["s2", "s3", "s1"], sideA: ["s2"], sideB: ["s1", "s3"],
             action: .shutdown, loser: "s2", target: "s3", expectedOS: ["s2:shutdown"]),
         PartitionCase(
-            name: "four servers split 2|2: the half without s1 loses", servers: 4, policy: ["s3", "s4", "s1", "s2"],
-            sideA: ["s1", "s2"], sideB: ["s3", "s4"], loser: "s3", target: "s1"),
+            name: "four servers split 2|2 with ping targets: the half without s1 loses", servers: 4, policy: ["s3", "s4", "s1", "s2"],
+            sideA: ["s1", "s2"], sideB: ["s3", "s4"], loser: "s3", target: "s1", pingTargets: ["192.0.2.254"]),
     ]
 
     @Test("majority resolution: the minority fences before the majority takes over", arguments: partitionCases)
     func partition(_ row: PartitionCase) {
         let config = Cfg.cluster(
             servers: row.servers, groups: [Cfg.group("g", servers: row.policy, resources: [Cfg.resource("ip", .fip), Cfg.exec("app")])],
-            partitionAction: row.action)
+            pingTargets: row.pingTargets, partitionAction: row.action)
         let world = SimulatedCluster.make(config)
         world.run(until: Self.faultAt)
         #expect(world.where_("g") == ["\(row.loser):Online"])
@@ -152,13 +154,15 @@ struct PartitionAndRecoveryTests {
         #expect(world.where_("g") == ["\(others[0]):Online"], "\(world.recentTrace)")
         #expect(world.where_("h") == ["\(others[1]):Online"])
         expectEnv(world.runs(group: "g", .start, since: freezeAt), ["CLP_EVENT": "FAILOVER", "CLP_PRIORITY": "2"])
-        // On resume its very first act is to fence (no stop scripts run there).
+        // On resume it acts on nothing until a peer says it declared it down (one round
+        // trip), then fences (no stop scripts run there).
         world.run(until: resumeAt + .milliseconds(300))
         let fences = world.fenceTimes(row.victim, "g").filter { $0.ms >= freezeAt }
-        #expect(fences.first?.ms == resumeAt, "fences \(fences)")
+        #expect(fences.first.map { $0.ms >= resumeAt && $0.ms <= resumeAt + .milliseconds(50) } == true, "fences \(fences)")
         #expect(world.runs(on: row.victim, .stop, since: freezeAt).isEmpty)
-        #expect(world.runs(on: row.victim, until: resumeAt + .milliseconds(1)).allSatisfy { $0.at < freezeAt })
-        #expect(world.trace.contains { $0.contains("\(row.victim) [ERROR nm 30]") && $0.contains("stalled") })
+        #expect(world.runs(on: row.victim, until: resumeAt + .milliseconds(60)).allSatisfy { $0.at < freezeAt })
+        #expect(world.trace.contains { $0.contains("\(row.victim) [WARN nm 31]") && $0.contains("did not run") })
+        #expect(world.trace.contains { $0.contains("\(row.victim) [ERROR nm 30]") && $0.contains("declared it down") })
         #expect(world.violations.isEmpty, "\(world.violations)\n\(world.traceAtFirstViolation?.suffix(30).joined(separator: "\n") ?? "")")
 
         // Once it has rejoined, nothing moves back (failback manual).
@@ -167,6 +171,57 @@ struct PartitionAndRecoveryTests {
         #expect(world.where_("h") == ["\(others[1]):Online"])
         #expect(world.runs(since: resumeAt).isEmpty)
         #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("an exact half without ping targets has no quorum: both halves fence (documented outcome)")
+    func exactHalfWithoutPing() {
+        let config = Cfg.cluster(
+            servers: 4, groups: [Cfg.group("g", servers: ["s1", "s2", "s3", "s4"], resources: [Cfg.exec("app")])])
+        let world = SimulatedCluster.make(config)
+        world.run(until: Self.faultAt)
+        #expect(world.where_("g") == ["s1:Online"])
+        world.partition(["s1", "s2"], ["s3", "s4"])
+        world.run(for: .seconds(8))
+        #expect(world.where_("g").isEmpty)
+        #expect(Cfg.names(4).allSatisfy { world.engine($0)?.isolated == true })
+        #expect(world.runs(group: "g", .start, since: Self.faultAt).isEmpty)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    struct HostStallCase: Sendable, CustomTestStringConvertible {
+        var length: Duration
+        var majority: Bool
+        var testDescription: String { "every server stalls \(length) (\(majority ? "majority" : "pingnp"))" }
+    }
+
+    static let hostStallCases: [HostStallCase] = [.milliseconds(900), .seconds(2), .seconds(4), .seconds(30)].flatMap {
+        [HostStallCase(length: $0, majority: true), HostStallCase(length: $0, majority: false)]
+    }
+
+    @Test("a stall of the whole host (every server at once) fails nothing over", arguments: hostStallCases)
+    func hostStall(_ row: HostStallCase) {
+        let servers = row.majority ? 3 : 2
+        let config = Cfg.cluster(
+            servers: servers,
+            groups: [
+                Cfg.group("g", servers: Cfg.names(servers), resources: [Cfg.resource("ip", .fip), Cfg.exec("app")]),
+                Cfg.group("h", servers: Cfg.names(servers).reversed(), resources: [Cfg.exec("app2")]),
+            ], majority: row.majority, pingTargets: row.majority ? [] : ["192.0.2.254"])
+        let world = SimulatedCluster.make(config)
+        world.run(until: Self.faultAt)
+        let before = (world.where_("g"), world.where_("h"))
+        #expect(before.0 == ["s1:Online"])
+        world.freezeAll(for: row.length)
+        world.run(for: row.length + .seconds(8))
+        #expect(world.where_("g") == before.0)
+        #expect(world.where_("h") == before.1)
+        #expect(world.runs(since: Self.faultAt).isEmpty)
+        #expect(Cfg.names(servers).allSatisfy { world.fenceTimes($0, "g").allSatisfy { $0.ms < Self.faultAt } })
+        #expect(Cfg.names(servers).allSatisfy { !(world.engine($0)?.isHoldingAfterStall ?? true) })
+        if row.length > Timing.timeout {
+            #expect(world.trace.contains { $0.contains("[INFO nm 32]") })
+        }
+        #expect(world.violations.isEmpty, "\(world.violations)\n\(world.recentTrace)")
     }
 
     // MARK: 11. Abnormal stop

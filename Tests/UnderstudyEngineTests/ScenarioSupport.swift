@@ -67,7 +67,7 @@ enum Cfg {
     /// told otherwise, majority network-partition resolution.
     static func cluster(
         servers count: Int = 3, groups: [GroupConfig], syncWait: Duration = Timing.syncWait,
-        majority: Bool = true, recovery: RecoverySettings = RecoverySettings(),
+        majority: Bool = true, pingTargets: [String] = [], recovery: RecoverySettings = RecoverySettings(),
         partitionAction: NetworkPartitionAction = .none
     ) -> ClusterConfig {
         let names = names(count)
@@ -79,7 +79,8 @@ enum Cfg {
                 networkPartitionAction: partitionAction, recovery: recovery),
             servers: names.map { ServerConfig(name: $0) },
             heartbeats: [HeartbeatConfig(name: "lanhb1", kind: .lan(addresses: addresses))],
-            networkPartition: majority ? [NetworkPartitionConfig(name: "majority1", kind: .majority)] : [],
+            networkPartition: (majority ? [NetworkPartitionConfig(name: "majority1", kind: .majority)] : [])
+                + (pingTargets.isEmpty ? [] : [NetworkPartitionConfig(name: "pingnp1", kind: .ping(targets: pingTargets))]),
             groups: groups)
     }
 }

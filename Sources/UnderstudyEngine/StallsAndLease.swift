@@ -1,0 +1,171 @@
+import UnderstudyModel
+
+// A server tells its own stalls from its peers' silence (the failure detector), and knows
+// until when nobody can take its groups over (its lease).
+//
+// Stalls. The Node delivers an event at least every `tickPeriod`; a longer gap between two
+// events means this process did not run (SIGSTOP, VM pause, CPU starvation). The gap beyond
+// the tick period is credited to the failure detector: a peer's silence while this server
+// was not running proves nothing, and the peer's heartbeats of that time may still be queued
+// in the socket. So a peer is judged down only after a timeout of this server's *running*
+// time. The credit only ever delays a verdict, never hastens one.
+//
+// Waking up. The peers did not see the stall: if this server's lease ran out meanwhile (a
+// peer it was connected to has not heard it for a timeout), the peer may have declared it
+// down and taken its groups over. Invariant I2: it then acts on nothing until it knows. It
+// holds still (no placement, no scripts, no partition verdict), sends a heartbeat asking to
+// be vouched for, and waits at most `holdLimit`:
+// - every peer it was connected to answers with an echo of a heartbeat sent after the wake
+//   and says it judged this server up without a break since before the stall (`upSince`):
+//   nobody declared it down, nothing was taken over; it goes on as if nothing happened
+//   (a stall of the whole VM, where every server froze together, costs no failover);
+// - a peer says it declared this server down, or the time runs out: it fences its groups at
+//   once and rejoins like a server that was cut off.
+// While it holds, it counts as still frozen (its lease has expired, see `leaseExpiry`).
+
+/// A server waking from a stall during which its lease ran out.
+struct StallHold: Sendable, Equatable {
+    var since: EngineTime
+    var deadline: EngineTime
+    /// Peers connected before the stall, with this server's `sentAt` each had echoed then.
+    var echoedBefore: [ServerName: EngineTime]
+    /// The stall, for the log.
+    var stall: Duration
+}
+
+extension ServerEngine {
+    /// Notes a stall (a gap between events longer than the tick period) before an event is
+    /// handled, and starts holding when the lease ran out during it.
+    mutating func noticeStall(now: EngineTime) {
+        guard let last = lastEventAt else { return }
+        let gap = now - last
+        guard gap > tickPeriod else { return }
+        let stall = gap - tickPeriod
+        let connectedBefore = membership.view(now: last).filter { $0 != me }
+        let leaseBefore = leaseExpiry(now: last)
+        membership.stallCredit += stall
+        guard service != .stopped, stallHold == nil, serverNames.count > 1 else { return }
+        if let leaseBefore, leaseBefore > now { return }
+        guard !connectedBefore.isEmpty else {
+            giveUpAfterStall(stall, because: "no peer can vouch for it", now: now)
+            return
+        }
+        var echoed: [ServerName: EngineTime] = [:]
+        for peer in connectedBefore { echoed[peer] = membership.peers[peer]?.echoedSentAt }
+        stallHold = StallHold(since: now, deadline: now + holdLimit, echoedBefore: echoed, stall: stall)
+        log(
+            .warning, "nm", 31,
+            "\(me) did not run for \(stall.shortDescription); its lease ran out meanwhile: it acts on nothing until \(connectedBefore.joined(separator: ", ")) confirm they never declared it down (at most \(holdLimit.shortDescription)), or stops its groups."
+        )
+        heartbeatDirty = true
+    }
+
+    /// Ends the hold when the peers have answered: vouched for by all of them, or refused
+    /// (or unanswered in time) by one.
+    mutating func resolveStallHold(now: EngineTime) {
+        guard let hold = stallHold else { return }
+        var waiting: [ServerName] = []
+        for (peer, before) in hold.echoedBefore.sorted(by: { $0.key < $1.key }) {
+            guard let state = membership.peers[peer], let echoed = state.echoedSentAt, echoed >= hold.since else {
+                waiting.append(peer)
+                continue
+            }
+            guard let upSince = state.echoedUpSince, upSince <= before else {
+                giveUpAfterStall(hold.stall, because: "\(peer) declared it down meanwhile", now: now)
+                return
+            }
+        }
+        if waiting.isEmpty {
+            stallHold = nil
+            log(.info, "nm", 32, "Every peer of \(me) judged it up throughout its stall: it goes on holding its groups.")
+            heartbeatDirty = true
+        } else if now >= hold.deadline {
+            giveUpAfterStall(hold.stall, because: "\(waiting.joined(separator: ", ")) did not answer in time", now: now)
+        }
+    }
+
+    /// I2: after a stall this server cannot prove it was not replaced: it gives up its groups
+    /// at once and rejoins with the running cluster's directory.
+    mutating func giveUpAfterStall(_ stall: Duration, because reason: String, now: EngineTime) {
+        stallHold = nil
+        log(
+            .error, "nm", 30,
+            "This server (\(me)) was stalled for \(stall.shortDescription), longer than its lease (\(reason)): stopping its groups at once."
+        )
+        fenceAll(reason: "stall")
+        // Peers may have replaced us: forget what we knew and listen again for a whole
+        // timeout before judging anyone down; no partition action for our own stall.
+        membership.reset()
+        startListening(now: now)
+        hadQuorum = false
+        majorityLost = false
+        directory = nil
+        heartbeatDirty = true
+    }
+
+    /// True while this server holds still after a stall (see `StallHold`).
+    public var isHoldingAfterStall: Bool { stallHold != nil }
+
+    /// Until when no other server can take this server's groups over, as far as this server
+    /// can prove it from its peers' echoes and the partition rule; nil when it cannot (not
+    /// running, cut off, holding after a stall, or a lost peer not yet resolved). Services
+    /// that want to fence themselves read it from the lease file (`UNDERSTUDY_LEASE_FILE`).
+    public func leaseExpiry(now: EngineTime) -> EngineTime? {
+        guard service != .stopped, stallHold == nil, !isolated else { return nil }
+        let peers = serverNames.filter { $0 != me }
+        // Bound by no peer's echo: a peer that (re)joins listens a whole timeout before it
+        // judges this server down, and it hears this server's heartbeats meanwhile.
+        let unboundLease = lastSentAt + timeout
+        if membership.usesMajority {
+            // The view keeps its quorum until enough leases have run out. An exact half
+            // counts only once the lost peers are confirmed by a ping probe.
+            let connected = peers.filter { membership.isConnected($0, now: now) }
+            func holds(_ side: [ServerName]) -> Bool {
+                let resolved = peers.allSatisfy { side.contains($0) || (!connected.contains($0) && lossResolvedByPing($0)) }
+                return membership.quorum(with: side, exactHalf: resolved && !awaitingPingVerdict)
+            }
+            guard holds(connected) else { return nil }
+            var expiry = unboundLease
+            for candidate in connected.compactMap({ membership.leaseFrom($0) }).sorted() where candidate < expiry {
+                if !holds(connected.filter { (membership.leaseFrom($0) ?? .zero) > candidate }) {
+                    expiry = candidate
+                    break
+                }
+            }
+            return expiry
+        }
+        // Without majority: a peer takes over only after a timeout of silence plus the
+        // takeover margin; a lost peer binds this server until a ping probe started after
+        // the loss reached a target (then the peer is the cut-off side and has fenced).
+        // Without any resolution nothing binds a lost peer (documented as unsafe).
+        var expiry = unboundLease
+        for peer in peers {
+            guard let lease = membership.leaseFrom(peer) else { continue }
+            if !membership.isConnected(peer, now: now) {
+                if leftCleanly(peer) || pingTargets.isEmpty || lossResolvedByPing(peer) { continue }
+            }
+            expiry = min(expiry, lease + takeoverMargin)
+        }
+        return expiry > now ? expiry : nil
+    }
+
+    /// This server noted the loss of the peer and a probe started after it reached a target.
+    func lossResolvedByPing(_ peer: ServerName) -> Bool {
+        guard let lost = lostAt[peer], let verified = lastVerifiedProbeStart else { return false }
+        return verified >= lost
+    }
+
+    /// At most this long a server waking from a stall waits to be vouched for.
+    static func holdLimit(interval: Duration, timeout: Duration) -> Duration {
+        min(timeout, interval * 2 + .milliseconds(100))
+    }
+}
+
+extension Duration {
+    /// "1.25 s", "340 ms".
+    var shortDescription: String {
+        let milliseconds = Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+        if milliseconds >= 1000 { return "\((milliseconds / 10).rounded() / 100) s" }
+        return "\(Int(milliseconds.rounded())) ms"
+    }
+}
