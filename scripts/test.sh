@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # probes and gratuitous ARP). Installed only when missing, so the command also
 # works without network on a machine that already has them.
 need=()
-for pkg in procps iproute2 curl nftables iptables iputils-ping iputils-arping ndisc6; do
+for pkg in procps iproute2 curl nftables iptables iputils-ping iputils-arping ndisc6 bird2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -127,7 +127,12 @@ struct Membership: Sendable, Equatable {
     func quorum(with peers: [ServerName], exactHalf: Bool = true) -> Bool {
         guard usesMajority else { return true }
         let side = Set(peers + [me])
-        let total = servers.count
+        // A server that said farewell (stopped its service cleanly) is on no side of any
+        // split: it no longer counts until it is heard again.
+        let departed = servers.filter { server in
+            server != me && !side.contains(server) && self.peers[server]?.report.map { !$0.serviceUp } == true
+        }
+        let total = servers.count - departed.count
         if side.count * 2 > total { return true }
         if exactHalf, side.count * 2 == total, exactHalfNeedsPing, let first = servers.first { return side.contains(first) }
         return false

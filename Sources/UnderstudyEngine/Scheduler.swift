@@ -145,6 +145,13 @@ extension ServerEngine {
         guard entry.wanted, dir.startupDone, !dir.suspended, !dir.clusterStopping else { return }
         let allApplied = view.allSatisfy { appliedVersion(of: $0, now: now) >= entry.releasedAt }
         guard allApplied else { return }
+        // A server of the group's policy that was lost and is not yet confirmed gone may have
+        // started it meanwhile (under an order of a master this one never heard from, even
+        // itself as that master): wait for the confirmation.
+        let unresolved = group.servers.filter {
+            $0 != me && !view.contains($0) && !membership.isUp($0, now: now) && !isGone($0, now: now)
+        }
+        guard unresolved.isEmpty || unresolved.allSatisfy({ !everHeard($0) }) else { return }
         guard let target = chooseTarget(group, entry: entry, directory: dir, view: view, now: now) else {
             if !noDestinationLogged.contains(group.name) {
                 noDestinationLogged.insert(group.name)
@@ -294,7 +301,10 @@ extension ServerEngine {
             // stuck in Offline Failure); a crashed one holds nothing once confirmed down.
             if !report.serviceUp { return report.groups[group]?.status.holdsResources ?? false }
             if isGone(server, now: now) { return false }
-            return report.groups[group]?.status.holdsResources ?? false
+            if report.groups[group]?.status.holdsResources ?? false { return true }
+            // Lost but not yet confirmed gone: since its last report it may have started
+            // what the directory assigned to it.
+            return !membership.isUp(server, now: now) && directory?.entries[group]?.owner == server
         }
     }
 
@@ -310,6 +320,12 @@ extension ServerEngine {
         // margin proves it holds nothing (a server never heard may still run groups).
         guard let confirmed = downConfirmedAt[server] else { return false }
         return now - confirmed >= takeoverMargin
+    }
+
+    /// This server has heard the peer in its current service run (a server never heard
+    /// cannot have taken part in anything this one decided).
+    func everHeard(_ server: ServerName) -> Bool {
+        membership.peers[server]?.report != nil
     }
 
     /// A connected peer says it hears this server now.

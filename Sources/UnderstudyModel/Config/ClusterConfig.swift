@@ -384,7 +384,7 @@ public enum ResourceType: String, Sendable, Equatable, CaseIterable {
     public var isDiskType: Bool { self == .disk || self == .nas || self == .volmgr }
 
     /// Types the daemon can run today.
-    public var isSupportedByDaemon: Bool { self == .exec || self == .fip }
+    public var isSupportedByDaemon: Bool { self == .exec || self == .fip || self == .vip }
 }
 
 public enum ResourceSettings: Sendable, Equatable {
@@ -455,22 +455,64 @@ public struct FloatingIPSettings: Sendable, Equatable {
     public var interface: String?
     public var failOnLinkDown: Bool
     public var force: Bool
+    /// Gratuitous ARPs / unsolicited neighbour advertisements after activation (nil: 3).
+    public var announceCount: Int?
+    /// Time between two announcements (nil: 100 ms).
+    public var announceInterval: Duration?
+    /// How long the in-use probe waits for an answer (nil: 200 ms).
+    public var probeWait: Duration?
 
-    public init(address: String, interface: String? = nil, failOnLinkDown: Bool = false, force: Bool = false) {
+    public init(
+        address: String, interface: String? = nil, failOnLinkDown: Bool = false, force: Bool = false, announceCount: Int? = nil,
+        announceInterval: Duration? = nil, probeWait: Duration? = nil
+    ) {
         self.address = address
         self.interface = interface
         self.failOnLinkDown = failOnLinkDown
         self.force = force
+        self.announceCount = announceCount
+        self.announceInterval = announceInterval
+        self.probeWait = probeWait
     }
 }
 
+/// A virtual IP (`vip`): an address of its own network, reachable from other subnets
+/// because the server holding it advertises a route to it with RIP.
 public struct VirtualIPSettings: Sendable, Equatable {
-    public var address: String
-    public var interface: String?
+    public enum RIPVersion: String, Sendable, Equatable, CaseIterable {
+        case v1 = "1"
+        case v2 = "2"
+        case ng
+    }
 
-    public init(address: String, interface: String? = nil) {
+    /// Address with optional prefix length (default /32, IPv6 /128): the route advertised.
+    public var address: String
+    /// The NIC the address is added to and RIP is sent on; default: the interface holding
+    /// the server's first heartbeat address.
+    public var interface: String?
+    /// RIP version; default 2 for IPv4, `ng` for IPv6.
+    public var ripVersion: RIPVersion?
+    /// Time between two advertisements.
+    public var ripInterval: Duration
+    /// Metric of the advertised route (1–15).
+    public var ripMetric: Int
+    /// Where advertisements go; default: 224.0.0.9 (RIPv2), the interface's broadcast
+    /// address (RIPv1), ff02::9 (RIPng).
+    public var ripDestination: String?
+    /// Start even when the address answers a ping already.
+    public var force: Bool
+
+    public init(
+        address: String, interface: String? = nil, ripVersion: RIPVersion? = nil, ripInterval: Duration = Defaults.vipRIPInterval,
+        ripMetric: Int = Defaults.vipRIPMetric, ripDestination: String? = nil, force: Bool = false
+    ) {
         self.address = address
         self.interface = interface
+        self.ripVersion = ripVersion
+        self.ripInterval = ripInterval
+        self.ripMetric = ripMetric
+        self.ripDestination = ripDestination
+        self.force = force
     }
 }
 

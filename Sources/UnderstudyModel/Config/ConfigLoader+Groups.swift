@@ -9,8 +9,8 @@ extension ConfigReader {
     static let resourceCommonKeys = ["name", "type", "comment", "depends", "activation", "deactivation"]
     static let resourceTypeKeys: [String: [String]] = [
         "exec": ["start", "stop", "start-mode", "stop-mode", "timeout", "stop-timeout", "log", "log-rotate-size"],
-        "fip": ["address", "interface", "fail-on-link-down", "force"],
-        "vip": ["address", "interface"],
+        "fip": ["address", "interface", "fail-on-link-down", "force", "announce-count", "announce-interval", "probe-wait"],
+        "vip": ["address", "interface", "rip-version", "rip-interval", "rip-metric", "rip-destination", "force"],
         "disk": ["device", "filesystem", "mount-point", "mount-options"],
         "nas": ["server", "share", "mount-point", "mount-options"],
         "volmgr": ["manager", "volume"],
@@ -116,10 +116,19 @@ extension ConfigReader {
             fip.interface = string(present(fields, "interface"))
             if let value = bool(present(fields, "fail-on-link-down")) { fip.failOnLinkDown = value }
             if let value = bool(present(fields, "force")) { fip.force = value }
+            fip.announceCount = int(present(fields, "announce-count"))
+            fip.announceInterval = duration(present(fields, "announce-interval"))
+            fip.probeWait = duration(present(fields, "probe-wait"))
             return .fip(fip)
         case "vip":
-            guard let address = string(required(fields, "address", hint: " (e.g. 10.1.0.12/24)")) else { return nil }
-            return .vip(VirtualIPSettings(address: address, interface: string(present(fields, "interface"))))
+            guard let address = string(required(fields, "address", hint: " (e.g. 10.9.0.12/32)")) else { return nil }
+            var vip = VirtualIPSettings(address: address, interface: string(present(fields, "interface")))
+            vip.ripVersion = choice(present(fields, "rip-version"), VirtualIPSettings.RIPVersion.self)
+            if let value = duration(present(fields, "rip-interval")) { vip.ripInterval = value }
+            if let value = int(present(fields, "rip-metric")) { vip.ripMetric = value }
+            vip.ripDestination = string(present(fields, "rip-destination"))
+            if let value = bool(present(fields, "force")) { vip.force = value }
+            return .vip(vip)
         case "disk":
             let device = path(required(fields, "device"))
             let filesystem = string(required(fields, "filesystem", hint: " (e.g. ext4 or xfs)"))

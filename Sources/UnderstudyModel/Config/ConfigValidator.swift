@@ -266,6 +266,13 @@ private struct Validator {
                 "must be greater than heartbeat-interval (\(timing.heartbeatInterval.configText)), got \(timing.heartbeatTimeout.configText)",
                 at: "cluster.timing.heartbeat-timeout")
         }
+        if timing.heartbeatInterval > .zero, timing.heartbeatTimeout > timing.heartbeatInterval,
+            timing.heartbeatTimeout < timing.heartbeatInterval * 3
+        {
+            warning(
+                "less than three heartbeat intervals (\(timing.heartbeatInterval.configText)): two lost heartbeats in a row make a server down; see docs/operations.md, profiles",
+                at: "cluster.timing.heartbeat-timeout")
+        }
         checkNotNegative(timing.syncWait, at: "cluster.timing.sync-wait")
         if case .duration(let timeout) = cluster.shutdownMonitor.timeout {
             checkPositive(timeout, at: "cluster.shutdown-monitor.timeout")
@@ -567,11 +574,40 @@ private struct Validator {
                 error(problem, at: base + ".address")
             }
             checkInterface(fip.interface, at: base + ".interface")
+            if let count = fip.announceCount, !(1...100).contains(count) {
+                error("must be from 1 to 100, got \(count)", at: base + ".announce-count")
+            }
+            if let interval = fip.announceInterval, interval < .milliseconds(10) || interval > .seconds(10) {
+                error("must be from 10ms to 10s, got \(interval.configText)", at: base + ".announce-interval")
+            }
+            if let wait = fip.probeWait, wait < .milliseconds(20) || wait > .seconds(10) {
+                error("must be from 20ms to 10s (force: true skips the probe), got \(wait.configText)", at: base + ".probe-wait")
+            }
         case .vip(let vip):
             if let problem = IPAddressSyntax.problemWithAddress(vip.address, prefixRequired: false) {
                 error(problem, at: base + ".address")
             }
             checkInterface(vip.interface, at: base + ".interface")
+            if vip.ripInterval < .seconds(1) || vip.ripInterval > .seconds(3600) {
+                error("must be from 1s to 1h, got \(vip.ripInterval.configText)", at: base + ".rip-interval")
+            }
+            if !(1...15).contains(vip.ripMetric) {
+                error("RIP metrics are 1 to 15 (16 means unreachable), got \(vip.ripMetric)", at: base + ".rip-metric")
+            }
+            let isV6 = vip.address.contains(":")
+            if let version = vip.ripVersion, (version == .ng) != isV6 {
+                error(
+                    isV6
+                        ? "an IPv6 address is advertised with RIPng: use rip-version: ng"
+                        : "RIPng carries IPv6 only; use rip-version 1 or 2",
+                    at: base + ".rip-version")
+            }
+            if let destination = vip.ripDestination,
+                IPAddressSyntax.problemWithAddress(destination, prefixRequired: false) != nil
+                    || destination.contains("/")
+            {
+                error("expected an IP address without prefix, got \"\(destination)\"", at: base + ".rip-destination")
+            }
         case .disk(let disk):
             if !ConfigValidator.diskFilesystems.contains(disk.filesystem) {
                 error(

@@ -15,6 +15,9 @@ public struct DaemonPaths: Sendable {
     /// The local control socket.
     public var socketPath: String
 
+    /// The lease file (see `LeaseFile`).
+    public var leasePath: String { stateDirectory + "/lease" }
+
     /// The daemon's pid file, next to the socket.
     public var pidPath: String { (socketPath as NSString).deletingLastPathComponent + "/understudy.pid" }
 
@@ -49,11 +52,14 @@ public actor ClusterDaemon {
     let key: ClusterKey
     let logger: Logger
     var engine: ServerEngine
-    let origin = ContinuousClock.now
+    let origin: ContinuousClock.Instant
+    /// The lease this server publishes to its services (`UNDERSTUDY_LEASE_FILE`).
+    let leaseFile: LeaseFile
     let store: StateStore
     let marker: AbnormalStopMarker
     let exec: ExecResourceDriver
     let floatingIP: FloatingIPDriver
+    let virtualIP: VirtualIPDriver
     let alertLog: RotatingLog
     var sockets: [(path: String, socket: HeartbeatSocket)] = []
     var controlServer: ControlServer?
@@ -94,6 +100,12 @@ public actor ClusterDaemon {
         } catch {
             throw DaemonStartError("cannot create \(paths.stateDirectory): \(error.localizedDescription)")
         }
+        origin = ContinuousClock.now
+        do {
+            leaseFile = try LeaseFile(path: paths.leasePath, originBoottime: LeaseFile.boottimeNow())
+        } catch {
+            throw DaemonStartError("\(error)")
+        }
         store = StateStore(directory: paths.stateDirectory)
         marker = AbnormalStopMarker(directory: paths.stateDirectory)
         let persisted: PersistentState
@@ -120,8 +132,9 @@ public actor ClusterDaemon {
         let host = HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath)
         exec = ExecResourceDriver(
             localServer: server, runner: ScriptRunner(logger: logger), host: host, logDirectory: paths.stateDirectory + "/logs",
-            stateDirectory: paths.stateDirectory, logger: logger)
+            stateDirectory: paths.stateDirectory, leaseFile: paths.leasePath, logger: logger)
         floatingIP = FloatingIPDriver(logger: logger)
+        virtualIP = VirtualIPDriver(defaultInterfaceAddress: Self.address(of: server, in: config), logger: logger)
         alertLog = RotatingLog(path: paths.stateDirectory + "/alert.log", rotateSize: 4 * 1024 * 1024, keptGenerations: 3, logger: logger)
     }
 
@@ -148,7 +161,7 @@ public actor ClusterDaemon {
             throw DaemonStartError(
                 "\(config.sourcePath): this version of the daemon does not run these types yet: "
                     + problems.joined(separator: "; ")
-                    + " (supported now: resources exec and fip; heartbeats lanhb; network-partition majority and pingnp; no monitors)")
+                    + " (supported now: resources exec, fip and vip; heartbeats lanhb; network-partition majority and pingnp; no monitors)")
         }
         if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
             throw DaemonStartError("\(config.sourcePath): at least one lanhb heartbeat is needed")
@@ -300,10 +313,10 @@ public actor ClusterDaemon {
 
     // MARK: - Timers
 
-    /// Ticks at a quarter of the heartbeat interval (at most 250 ms), on deadlines that do
-    /// not drift.
+    /// Ticks every `engine.tickPeriod` on deadlines that do not drift. The Engine reads a
+    /// longer gap between two events as a stall of this process (StallsAndLease.swift).
     func tickLoop() async {
-        let period = min(config.cluster.timing.heartbeatInterval / 4, .milliseconds(250))
+        let period = engine.tickPeriod
         var deadline = ContinuousClock.now
         while !Task.isCancelled {
             deadline += period
@@ -372,6 +385,7 @@ public actor ClusterDaemon {
 
     func perform(_ actions: [EngineAction]) {
         lastTick = now()
+        defer { leaseFile.write(expiry: engine.leaseExpiry(now: lastTick)) }
         // The heartbeat goes out before anything that could end the daemon (a farewell must
         // reach the peers before the sockets close).
         if actions.contains(.sendHeartbeatNow) {
@@ -427,17 +441,35 @@ public actor ClusterDaemon {
                 let outcome = await self.floatingIP.perform(run, settings: settings)
                 await self.runFinished(run.id, outcome)
             }
+        case .vip(let settings):
+            Task {
+                let outcome = await self.virtualIP.perform(run, settings: settings)
+                await self.runFinished(run.id, outcome)
+            }
         default:
             // Unreachable: the daemon refuses to start with other types.
             Task { await self.runFinished(run.id, .failure(reason: "type \(resource.type.rawValue) is not supported")) }
         }
     }
 
-    /// Fencing a group also takes its floating addresses off this server at once (no
-    /// scripts run; the address removal is idempotent).
+    /// Fencing a group also takes its floating and virtual addresses off this server at once
+    /// (no scripts run; the address removal is idempotent).
     func fenceAddresses(of group: GroupName) {
         guard let groupConfig = config.group(named: group) else { return }
         for resource in groupConfig.resources {
+            if case .vip(let settings) = resource.settings {
+                let run = ResourceRun(
+                    id: 0, group: group, resource: resource.name, operation: .stop,
+                    context: ScriptContext(
+                        event: .start, isHomeServer: false, priority: 0, groupName: group, resourceName: resource.name,
+                        factor: StopFactor.none, lastAction: LastAction.none))
+                Task {
+                    if case .failure(let reason) = await self.virtualIP.perform(run, settings: settings) {
+                        self.logger.error("fencing \(resource.name): \(reason)")
+                    }
+                }
+                continue
+            }
             guard case .fip(let settings) = resource.settings else { continue }
             let policy = groupConfig.servers
             let context = ScriptContext(

@@ -31,12 +31,15 @@ public final class ExecResourceDriver: Sendable {
 
     /// This server's name, given to scripts as `CLP_SERVER_LOCAL`.
     let localServer: ServerName
+    /// Given to scripts as `UNDERSTUDY_LEASE_FILE`.
+    let leaseFile: String?
 
     public init(
         localServer: ServerName, runner: ScriptRunner, host: HostFacts, logDirectory: String, stateDirectory: String,
-        logger: Logger
+        leaseFile: String? = nil, logger: Logger
     ) {
         self.localServer = localServer
+        self.leaseFile = leaseFile
         self.runner = runner
         self.host = host
         self.baseEnvironment = ScriptEnvironment.base()
@@ -122,6 +125,7 @@ public final class ExecResourceDriver: Sendable {
     ) -> ScriptInvocation {
         var environment = ScriptEnvironment.compose(base: baseEnvironment, host: host, context: run.context, asyncStartPID: asyncPID)
         environment["CLP_SERVER_LOCAL"] = localServer
+        if let leaseFile { environment["UNDERSTUDY_LEASE_FILE"] = leaseFile }
         let folder = (path as NSString).deletingLastPathComponent
         let logPath = settings.log ?? "\(logDirectory)/\(run.resource).log"
         let log = logs.withLock { table -> RotatingLog in

@@ -30,6 +30,18 @@ public struct FloatingIPDriverOptions: Sendable, Equatable {
     }
 }
 
+extension FloatingIPDriverOptions {
+    /// These options with the resource's own `announce-count`, `announce-interval` and
+    /// `probe-wait`, where set.
+    func tuned(by settings: FloatingIPSettings) -> FloatingIPDriverOptions {
+        var tuned = self
+        if let value = settings.announceCount { tuned.announceCount = value }
+        if let value = settings.announceInterval { tuned.announceInterval = value }
+        if let value = settings.probeWait { tuned.probeWait = value }
+        return tuned
+    }
+}
+
 /// The `fip` resource: a floating IP address, IPv4 or IPv6 (not link-local).
 ///
 /// Start: validate the address; pick the interface holding its subnet (or `interface:`);
@@ -80,6 +92,7 @@ public final class FloatingIPDriver: Sendable {
     }
 
     private func activateOrThrow(_ settings: FloatingIPSettings) async throws(FloatingIPFailure) {
+        let tuning = options.tuned(by: settings)
         let ip = try parse(settings.address)
         let interfaces = try await listInterfaces()
         let holder = interfaces.first { $0.entry(for: ip) != nil }
@@ -131,7 +144,7 @@ public final class FloatingIPDriver: Sendable {
         // In use elsewhere? Answers from any of this server's own MACs do not count.
         if !settings.force && linkUp {
             let ownMACs = Set(interfaces.compactMap { $0.address?.lowercased() })
-            if let foreign = try await probe(ip, on: chosen, ownMACs: ownMACs) {
+            if let foreign = try await probe(ip, on: chosen, ownMACs: ownMACs, tuning: tuning) {
                 throw FloatingIPFailure("address \(ip.address) is already in use on the network (answered by \(foreign))")
             }
         }
@@ -146,11 +159,13 @@ public final class FloatingIPDriver: Sendable {
             logger?.info("fip: added \(ip.address)/\(prefix) on \(chosen.ifname)")
         }
 
-        if linkUp { try await announce(ip, on: chosen) }
+        if linkUp { try await announce(ip, on: chosen, tuning: tuning) }
     }
 
     /// Returns the foreign MAC that answered for the address, or nil when none did.
-    private func probe(_ ip: IPAddressWithPrefix, on interface: NetInterface, ownMACs: Set<String>) async throws(FloatingIPFailure)
+    private func probe(
+        _ ip: IPAddressWithPrefix, on interface: NetInterface, ownMACs: Set<String>, tuning options: FloatingIPDriverOptions
+    ) async throws(FloatingIPFailure)
         -> String?
     {
         let waitMS = max(
@@ -200,7 +215,9 @@ public final class FloatingIPDriver: Sendable {
         return nil
     }
 
-    private func announce(_ ip: IPAddressWithPrefix, on interface: NetInterface) async throws(FloatingIPFailure) {
+    private func announce(_ ip: IPAddressWithPrefix, on interface: NetInterface, tuning options: FloatingIPDriverOptions)
+        async throws(FloatingIPFailure)
+    {
         let count = max(1, options.announceCount)
         switch ip.family {
         case .v4:
