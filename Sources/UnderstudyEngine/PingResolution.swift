@@ -8,13 +8,17 @@ import UnderstudyModel
 // ping resolution, the time the loser needs to find out (see `takeoverMargin`).
 
 extension ServerEngine {
-    /// How long one probe may take; the Node enforces it.
-    public static let pingTimeout: Duration = .seconds(1)
-
     mutating func checkPingResolution(now: EngineTime) {
         // Also while leaving: a server stopping its groups slowly must still find out that it
         // is the cut-off side before the others take them over.
         guard !pingTargets.isEmpty, service != .stopped else { return }
+        // A live peer that no longer hears this server (one-way link) judges it down and,
+        // reaching the targets too, takes over: this server is the one cut off.
+        if !pingLost, let deaf = peerThatCannotHearUs(now: now) {
+            pingLost = true
+            log(.error, "nm", 30, "Network partition: \(me) hears \(deaf) but \(deaf) no longer hears \(me); stopping its groups at once.")
+            loseThePartition(now: now)
+        }
         let view = Set(membership.view(now: now))
         for lost in lastView.subtracting(view) where !leftCleanly(lost) {
             lostAt[lost] = now
@@ -51,7 +55,7 @@ extension ServerEngine {
         lastPingReachable = reachable
         if reachable {
             lastVerifiedProbeStart = probe.startedAt
-            if pingLost {
+            if pingLost, peerThatCannotHearUs(now: now) == nil {
                 pingLost = false
                 startListening(now: now)
                 heartbeatDirty = true
@@ -67,6 +71,14 @@ extension ServerEngine {
         pingLost = true
         log(.error, "nm", 30, "Network partition: \(me) does not see every server and reaches no ping target; stopping its groups at once.")
         loseThePartition(now: now)
+    }
+
+    /// A peer this server hears that heard it before and no longer does.
+    func peerThatCannotHearUs(now: EngineTime) -> ServerName? {
+        serverNames.first { peer in
+            peer != me && membership.isUp(peer, now: now) && membership.peers[peer]?.echoedSentAt != nil
+                && !membership.isConnected(peer, now: now) && !(membership.peers[peer]?.report?.leaving ?? false)
+        }
     }
 
     /// A server was lost and no probe started since has reached a target.

@@ -53,6 +53,8 @@ public struct ServerEngine: Sendable {
     public internal(set) var pingLost = false
     /// Ping network-partition resolution (`pingnp`): the targets, and the probe in flight.
     let pingTargets: [String]
+    /// How long one probe may take (`timeout` of `pingnp`); the Node enforces it.
+    public let pingTimeout: Duration
     var pingProbe: (id: UInt64, startedAt: EngineTime)?
     var nextProbeID: UInt64 = 1
     /// Start time of the newest probe that reached a target: a lost peer is confirmed down
@@ -104,7 +106,9 @@ public struct ServerEngine: Sendable {
         }
         self.pingTargets = pingTargets
         // With ping resolution a losing server needs the time of its probe to find out.
-        self.takeoverMargin = config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty ? .zero : Self.pingTimeout)
+        let pingTimeout = config.networkPartition.filter { $0.typeName == "pingnp" }.map(\.pingTimeout).max() ?? Defaults.pingTimeout
+        self.pingTimeout = pingTimeout
+        self.takeoverMargin = config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty ? .zero : pingTimeout)
         self.tickPeriod = Self.tickPeriod(interval: config.cluster.timing.heartbeatInterval)
         self.holdLimit = Self.holdLimit(interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout)
         let usesMajority = config.networkPartition.contains { $0.kind == .majority }

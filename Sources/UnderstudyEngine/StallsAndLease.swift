@@ -45,7 +45,8 @@ extension ServerEngine {
         let leaseBefore = leaseExpiry(now: last)
         membership.stallCredit += stall
         guard service != .stopped, stallHold == nil, serverNames.count > 1 else { return }
-        if let leaseBefore, leaseBefore > now { return }
+        // Only a lease that held before the stall and ran out during it is lost by it.
+        guard let leaseBefore, leaseBefore <= now else { return }
         guard !connectedBefore.isEmpty else {
             giveUpAfterStall(stall, because: "no peer can vouch for it", now: now)
             return
@@ -142,7 +143,9 @@ extension ServerEngine {
         for peer in peers {
             guard let lease = membership.leaseFrom(peer) else { continue }
             if !membership.isConnected(peer, now: now) {
-                if leftCleanly(peer) || pingTargets.isEmpty || lossResolvedByPing(peer) { continue }
+                // A peer still heard but not hearing us (one-way link) is alive and may take
+                // over: our own probe does not resolve it.
+                if leftCleanly(peer) || pingTargets.isEmpty || (lossResolvedByPing(peer) && !membership.isUp(peer, now: now)) { continue }
             }
             expiry = min(expiry, lease + takeoverMargin)
         }

@@ -19,14 +19,23 @@ public struct LabSpec: Codable, Sendable, Equatable {
     public var withGroup: Bool
     /// `none`, `stop-service`, `shutdown` or `reboot` (the OS commands only record).
     public var partitionAction: String
+    /// `majority`; `ping`: pingnp with the client as target (it stands for the gateway);
+    /// `auto`: ping for two servers (a majority of two cannot survive a split), else majority.
+    public var resolution: String
+    var effectiveResolution: String { resolution == "auto" ? (servers <= 2 ? "ping" : "majority") : resolution }
+    /// `timeout` of the pingnp entry.
+    public var pingTimeout: String
     /// The lab's folder (config, key, state dirs, logs, lab.json).
     public var folder: String
 
     public init(
         prefix: String = "uslab", servers: Int = 2, secondLink: Bool = false, subnet: Int = 0,
         heartbeatInterval: String = "200ms", heartbeatTimeoutMilliseconds: Int = 1500, syncWait: String = "2s",
-        withGroup: Bool = true, partitionAction: String = "none", folder: String? = nil
+        withGroup: Bool = true, partitionAction: String = "none", resolution: String = "auto", pingTimeout: String = "1s",
+        folder: String? = nil
     ) {
+        self.resolution = resolution
+        self.pingTimeout = pingTimeout
         self.prefix = prefix
         self.servers = servers
         self.secondLink = secondLink
@@ -53,6 +62,9 @@ public struct LabSpec: Codable, Sendable, Equatable {
         }
         guard (1...9).contains(servers) else { throw LabError("a lab has 1 to 9 servers, not \(servers)") }
         guard (0...255).contains(subnet) else { throw LabError("the subnet index is 0 to 255, not \(subnet)") }
+        guard ["auto", "majority", "ping"].contains(resolution) else {
+            throw LabError("unknown partition resolution '\(resolution)' (auto, majority or ping)")
+        }
         guard ["none", "stop-service", "shutdown", "reboot"].contains(partitionAction) else {
             throw LabError("unknown network-partition action '\(partitionAction)'")
         }
@@ -171,8 +183,7 @@ public struct LabSpec: Codable, Sendable, Equatable {
             heartbeats:
             \(heartbeats)
             network-partition:
-              - name: majority1
-                type: majority
+            \(effectiveResolution == "ping" ? "  - name: pingnp1\n    type: pingnp\n    targets: [\(publicAddress(of: LabSpec.client))]\n    timeout: \(pingTimeout)" : "  - name: majority1\n    type: majority")
 
             """
         if withGroup {

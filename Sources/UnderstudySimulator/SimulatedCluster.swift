@@ -277,7 +277,8 @@ public final class SimulatedCluster {
                 let incarnation = servers[name]?.incarnation ?? 0
                 schedule(
                     .pingDone(name, incarnation: incarnation, probeID: probeID, reachable: reachable),
-                    after: reachable ? random.duration(.milliseconds(1) ... .milliseconds(30)) : ServerEngine.pingTimeout)
+                    after: reachable
+                        ? random.duration(.milliseconds(1) ... .milliseconds(30)) : (servers[name]?.engine?.pingTimeout ?? .seconds(1)))
             case .sendHeartbeat(let heartbeat):
                 deliver(heartbeat, from: name)
             case .sendHeartbeatNow:

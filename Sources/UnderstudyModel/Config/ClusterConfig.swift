@@ -231,11 +231,15 @@ public struct NetworkPartitionConfig: Sendable, Equatable {
     public var name: String
     public var comment: String
     public var kind: Kind
+    /// `pingnp`: how long one probe waits for an answer. The other side waits this long
+    /// (plus an interval) before taking over, the time a cut-off server needs to find out.
+    public var pingTimeout: Duration
 
-    public init(name: String, comment: String = "", kind: Kind) {
+    public init(name: String, comment: String = "", kind: Kind, pingTimeout: Duration = Defaults.pingTimeout) {
         self.name = name
         self.comment = comment
         self.kind = kind
+        self.pingTimeout = pingTimeout
     }
 
     public var typeName: String {

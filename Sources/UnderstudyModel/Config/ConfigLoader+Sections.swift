@@ -211,7 +211,7 @@ extension ConfigReader {
     // MARK: network partition
 
     static let partitionTypeKeys: [String: [String]] = [
-        "pingnp": ["targets"], "majority": [], "httpnp": ["host", "port"],
+        "pingnp": ["targets", "timeout"], "majority": [], "httpnp": ["host", "port"],
     ]
     static let partitionTypes = ["pingnp", "majority", "httpnp"]
 
@@ -239,7 +239,9 @@ extension ConfigReader {
                 sourceMap.droppedNames.insert(name)
                 continue
             }
-            partitions.append(NetworkPartitionConfig(name: name, comment: comment, kind: kind))
+            var entry = NetworkPartitionConfig(name: name, comment: comment, kind: kind)
+            if type == "pingnp", let timeout = duration(present(fields, "timeout")) { entry.pingTimeout = timeout }
+            partitions.append(entry)
             sourceMap.networkPartitionPaths.append(itemPath)
         }
         return partitions

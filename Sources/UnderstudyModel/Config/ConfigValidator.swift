@@ -397,10 +397,13 @@ private struct Validator {
                 for (targetIndex, target) in targets.enumerated() {
                     checkPlainIP(target, at: "\(base).targets[\(targetIndex)]")
                 }
+                if partition.pingTimeout < .milliseconds(10) || partition.pingTimeout > .seconds(30) {
+                    error("must be from 10ms to 30s, got \(partition.pingTimeout.configText)", at: base + ".timeout")
+                }
             case .majority:
-                if serverNames.count == 2 {
+                if serverNames.count == 2, !config.networkPartition.contains(where: { $0.typeName == "pingnp" }) {
                     warning(
-                        "with two servers neither side of a partition holds a majority, so both stop; add a pingnp or httpnp",
+                        "with two servers neither side of a partition holds a majority, so both stop; add a pingnp (then the side of the first server survives if it reaches a target)",
                         at: base + ".type")
                 }
             case .http(let host, let port):

@@ -19,6 +19,8 @@ extension Defaults {
     public static let witnessPort = 80
     /// disk and nas resources.
     public static let mountOptions = "rw"
+    /// `pingnp`: one probe's wait for an answer.
+    public static let pingTimeout: Duration = .seconds(1)
     /// `vip`: RIP advertisement every 30 s with metric 1 (routers time a route out after
     /// 180 s without one; a clean stop withdraws it at once with metric 16).
     public static let vipRIPInterval: Duration = .seconds(30)

@@ -406,7 +406,7 @@ public actor ClusterDaemon {
                 fenceAddresses(of: group)
             case .probePingTargets(let probeID, let targets):
                 Task {
-                    let reachable = await PingProbe().anyReachable(targets)
+                    let reachable = await PingProbe().anyReachable(targets, timeout: self.engine.pingTimeout)
                     self.perform(self.engine.handle(.pingProbeFinished(probeID: probeID, reachable: reachable), now: self.now()))
                 }
             case .sendHeartbeatNow:

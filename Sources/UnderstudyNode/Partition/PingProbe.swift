@@ -5,15 +5,16 @@ import UnderstudyEngine
 struct PingProbe: Sendable {
     var runner = NetCommandRunner()
 
-    func anyReachable(_ targets: [String], timeout: Duration = ServerEngine.pingTimeout) async -> Bool {
-        let seconds = max(1, Int(timeout.components.seconds))
+    func anyReachable(_ targets: [String], timeout: Duration) async -> Bool {
+        // iputils ping takes a fraction of a second for -W.
+        let seconds = String(format: "%.3f", max(0.01, Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18))
         return await withTaskGroup(of: Bool.self) { group in
             for target in targets {
                 let family = target.contains(":") ? "-6" : "-4"
                 group.addTask {
                     // The runner's own limit is a little longer than ping's: ping decides.
                     await runner.run(
-                        ["ping", family, "-n", "-q", "-c", "1", "-W", String(seconds), target], timeout: timeout + .milliseconds(500)
+                        ["ping", family, "-n", "-q", "-c", "1", "-W", seconds, target], timeout: timeout + .milliseconds(500)
                     ).succeeded
                 }
             }

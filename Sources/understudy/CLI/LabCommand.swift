@@ -2,14 +2,14 @@ import ArgumentParser
 import Foundation
 import UnderstudyLab
 
-/// `understudy lab up|down|status|kill|freeze|resume|start|link|partition|heal|netem`: the
+/// `understudy lab up|down|status|kill|freeze|resume|start|link|partition|heal|netem|safety`: the
 /// network-namespace lab by hand (docs/lab.md). Needs root.
 struct LabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab", abstract: "Build a network-namespace test lab and inject faults into it (root; see docs/lab.md).",
         subcommands: [
             LabUp.self, LabDown.self, LabStatus.self, LabSignal.self, LabStart.self, LabLinkCommand.self, LabPartition.self,
-            LabHeal.self, LabNetem.self,
+            LabHeal.self, LabNetem.self, LabSafety.self, LabRecorder.self,
         ])
 }
 
@@ -41,12 +41,16 @@ struct LabUp: AsyncParsableCommand {
     @Option(name: .long, help: "Heartbeat interval.") var interval: String = "200ms"
     @Option(name: .long, help: "Heartbeat timeout in milliseconds.") var timeoutMs: Int = 1500
     @Option(name: .long, help: "Network-partition action: none, stop-service, shutdown, reboot.") var npAction: String = "none"
+    @Option(
+        name: .long, help: "Partition resolution: auto (ping for two servers, else majority), majority, ping (the client is the target).")
+    var resolution: String = "auto"
+    @Option(name: .long, help: "Ping timeout of the pingnp resolution.") var pingTimeout: String = "1s"
     @Flag(name: .long, help: "Build the network only; start no daemon.") var noDaemons = false
 
     func run() async throws {
         let spec = LabSpec(
             prefix: lab.prefix, servers: servers, secondLink: secondLink, subnet: subnet, heartbeatInterval: interval,
-            heartbeatTimeoutMilliseconds: timeoutMs, partitionAction: npAction)
+            heartbeatTimeoutMilliseconds: timeoutMs, partitionAction: npAction, resolution: resolution, pingTimeout: pingTimeout)
         do {
             let built = try await Lab.up(spec, binary: currentBinary(), startDaemons: !noDaemons)
             built.keepRunning = true

@@ -1,0 +1,211 @@
+import Foundation
+import UnderstudyEngine
+import UnderstudyModel
+import UnderstudyNode
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The faults of a safety run.
+public enum SafetyFault: String, CaseIterable, Codable, Sendable {
+    /// Every server cut from every other; the ping target stays reachable from the first
+    /// server only (with `pingnp`), so one side can prove it survives.
+    case partition
+    /// Every server cut from every other, the ping target unreachable for all: no side can
+    /// prove it survives (documented outcome: every side stops its groups).
+    case partitionNoTarget = "partition-no-target"
+    /// The holder's heartbeats do not reach the others; theirs still reach it.
+    case asymmetric
+    /// 30 % loss on the holder's link, both directions.
+    case loss
+    /// The holder (daemon and service) frozen longer than the timeout, then resumed.
+    case freeze
+    /// kill -9 of the holder's daemon, restarted afterwards.
+    case kill
+    /// The holder's link goes down and up five times, 150 ms apart, then stays down a moment.
+    case flap
+}
+
+/// A safety run in the lab: a recorded service in one group, faults injected one after
+/// another, and afterwards a check that no two servers ever considered themselves active at
+/// once (see `ActivityCheck`).
+public struct SafetyRun {
+    public struct Result: Sendable {
+        public var injected: [SafetyFault: Int]
+        public var overlaps: [ActivityCheck.Overlap]
+        public var samples: Int
+        public var activeSeconds: [String: Double]
+        /// Faults after which the group was online again (faults where both sides could not
+        /// prove survival are expected to stop it until the heal).
+        public var recovered: Int
+        public var elapsed: Duration
+    }
+
+    public let lab: Lab
+    public let binary: String
+    var log: (String) -> Void
+
+    public init(lab: Lab, binary: String, log: @escaping (String) -> Void = { _ in }) {
+        self.lab = lab
+        self.binary = binary
+        self.log = log
+    }
+
+    var spec: LabSpec { lab.spec }
+    var timeout: Duration { .milliseconds(spec.heartbeatTimeoutMilliseconds) }
+    func recordsFile(_ server: String) -> String { spec.folder + "/activity-\(server).log" }
+    func recorderPidFile(_ server: String) -> String { spec.folder + "/recorder-\(server).pid" }
+
+    /// The group the run watches: one exec resource whose async start is the recorder.
+    public static func writeGroup(spec: LabSpec, binary: String) throws {
+        let folder = spec.folder
+        try FileManager.default.createDirectory(atPath: folder + "/scripts/safe", withIntermediateDirectories: true)
+        let start = """
+            #!/bin/sh
+            exec '\(binary)' lab recorder --server "$CLP_SERVER_LOCAL" --lease-file "$UNDERSTUDY_LEASE_FILE" \\
+              --output '\(folder)/activity-'"$CLP_SERVER_LOCAL"'.log' --pid-file '\(folder)/recorder-'"$CLP_SERVER_LOCAL"'.pid'
+
+            """
+        try start.write(toFile: folder + "/scripts/safe/start.sh", atomically: true, encoding: .utf8)
+        try "#!/bin/sh\nexit 0\n".write(toFile: folder + "/scripts/safe/stop.sh", atomically: true, encoding: .utf8)
+        for script in ["start.sh", "stop.sh"] {
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder + "/scripts/safe/" + script)
+        }
+        let group = """
+            groups:
+              - name: safe
+                resources:
+                  - name: recorder
+                    type: exec
+                    start: scripts/safe/start.sh
+                    stop: scripts/safe/stop.sh
+                    start-mode: async
+
+            """
+        let config = try String(contentsOfFile: spec.configPath, encoding: .utf8)
+        try (config + "\n" + group).write(toFile: spec.configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Injects `perKind` faults of each kind, round robin, and checks the records.
+    public func run(kinds: [SafetyFault], perKind: Int) async throws -> Result {
+        let started = ContinuousClock.now
+        var injected: [SafetyFault: Int] = [:]
+        var recovered = 0
+        try await waitForHolder(upTo: .seconds(30))
+        for round in 0..<perKind {
+            for kind in kinds {
+                guard let holder = await currentHolder() ?? spec.serverNames.first else { continue }
+                log("fault \(round + 1)/\(perKind): \(kind.rawValue) on \(holder) at boottime \(Double(LeaseFile.boottimeNow()) / 1e9) s")
+                try await inject(kind, on: holder)
+                injected[kind, default: 0] += 1
+                try await restoreEverything()
+                if (try? await waitForHolder(upTo: .seconds(20))) != nil { recovered += 1 }
+            }
+        }
+        // Settle, then read what the services recorded.
+        try? await Task.sleep(for: .milliseconds(500))
+        let check = ActivityCheck(files: spec.serverNames.map(recordsFile))
+        return Result(
+            injected: injected, overlaps: check.overlaps, samples: check.samples, activeSeconds: check.activeSeconds,
+            recovered: recovered, elapsed: started.duration(to: .now))
+    }
+
+    // MARK: - Faults
+
+    func inject(_ kind: SafetyFault, on holder: String) async throws {
+        let others = spec.serverNames.filter { $0 != holder }
+        // Long enough for the others to judge the holder down and act.
+        let hold = timeout * 3 + .milliseconds(300)
+        switch kind {
+        case .partition:
+            // The holder is cut from the other servers and from the target (the client).
+            try lab.partition([holder], others + [LabSpec.client])
+            try await Task.sleep(for: hold)
+        case .partitionNoTarget:
+            try lab.partition(spec.serverNames, [LabSpec.client])
+            for (index, server) in spec.serverNames.enumerated() {
+                let rest = Array(spec.serverNames[(index + 1)...])
+                if !rest.isEmpty { try lab.partition([server], rest) }
+            }
+            try await Task.sleep(for: hold)
+        case .asymmetric:
+            try lab.partition([holder], others, oneWay: true)
+            try await Task.sleep(for: hold)
+        case .loss:
+            try lab.netem(holder, direction: .both, lossPercent: 30)
+            try await Task.sleep(for: hold)
+        case .freeze:
+            let targets = frozenProcesses(of: holder)
+            for pid in targets { kill(pid, SIGSTOP) }
+            try await Task.sleep(for: hold)
+            for pid in targets { kill(pid, SIGCONT) }
+        case .kill:
+            try lab.kill9(holder)
+            try await Task.sleep(for: hold)
+        case .flap:
+            for _ in 0..<5 {
+                try lab.setLink(holder, up: false)
+                try await Task.sleep(for: .milliseconds(150))
+                try lab.setLink(holder, up: true)
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            try lab.setLink(holder, up: false)
+            try await Task.sleep(for: hold)
+        }
+    }
+
+    /// The holder's daemon and its recorder: the whole server stops, as in a VM pause.
+    func frozenProcesses(of server: String) -> [Int32] {
+        var pids: [Int32] = []
+        if let daemon = lab.pid(of: server), daemon.isAlive { pids.append(daemon.pid) }
+        if let text = try? String(contentsOfFile: recorderPidFile(server), encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
+            let process = LabProcess(pid: pid), process.isAlive
+        {
+            pids.append(pid)
+        }
+        return pids
+    }
+
+    /// Heals the network, brings killed daemons back and lets a restarted server take part
+    /// again (`clpcl -r` clears the abnormal-stop suspension, as an operator would).
+    func restoreEverything() async throws {
+        try lab.heal()
+        for server in spec.serverNames {
+            try? lab.clearNetem(server)
+            try? lab.setLink(server, up: true)
+        }
+        for server in spec.serverNames where !(lab.pid(of: server)?.isAlive ?? false) {
+            try lab.startDaemon(server)
+            try await lab.waitForSocket(server)
+            _ = try? lab.exec(in: server, [binary, "clpcl", "-r", "--state-dir", spec.stateDirectory(of: server)], timeout: .seconds(30))
+        }
+        // Every server sees every other again.
+        _ = await labPoll(upTo: .seconds(20), every: .milliseconds(200)) {
+            for server in spec.serverNames {
+                guard let status = await lab.status(on: server), status.service == "running",
+                    status.servers.allSatisfy({ $0.status == .online })
+                else { return false }
+            }
+            return true
+        }
+    }
+
+    /// The server where the group is online, as the servers report it.
+    func currentHolder() async -> String? {
+        for server in spec.serverNames {
+            if let group = await lab.status(on: server)?.groups.first(where: { $0.name == "safe" }), group.status == .online,
+                let current = group.current
+            {
+                return current
+            }
+        }
+        return nil
+    }
+
+    func waitForHolder(upTo limit: Duration) async throws {
+        let found = await labPoll(upTo: limit, every: .milliseconds(100)) { await currentHolder() != nil }
+        guard found else { throw LabError("group safe is not online anywhere after \(limit)") }
+    }
+}
