@@ -70,6 +70,8 @@ public actor ClusterDaemon {
     /// The farewell heartbeat being sent when the service stops.
     var pendingFarewell: Task<Void, Never>?
     var oversizeReported = false
+    /// The keeper's stdin (see `Keeper`).
+    var keeper: FileHandle?
 
     /// Checks everything that can be checked before touching the network, and builds the
     /// Engine from the persisted state.
@@ -230,6 +232,7 @@ public actor ClusterDaemon {
         logger.info(
             "understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)"
         )
+        keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
         perform(engine.startService(now: now()))
 
         await withTaskGroup(of: Void.self) { tasks in
@@ -243,6 +246,7 @@ public actor ClusterDaemon {
             await closeSockets()
         }
         try? AtomicFile.remove(paths.pidPath)
+        Keeper.dismiss(keeper)
         logger.info("understudy daemon \(me) exits")
     }
 

@@ -120,3 +120,28 @@ enum Aliases {
 func currentExecutablePath() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
+
+/// `understudy keeper`: started by the daemon; fences its resources if it dies (see `Keeper`).
+struct KeeperCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keeper", abstract: "Started by the daemon: fences its resources when it dies.", shouldDisplay: false)
+    @Option(name: .long) var config: String
+    @Option(name: .long) var server: String
+    @Option(name: .customLong("state-dir")) var stateDirectory: String
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "understudy.keeper.\(server)")
+        let loaded: ClusterConfig
+        do {
+            loaded = try ConfigLoader.load(path: config)
+        } catch {
+            printError("understudy keeper: cannot read \(config)")
+            throw ExitCode(2)
+        }
+        // Signals meant for the daemon's process group must not take the keeper with it.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        await Keeper.run(config: loaded, server: server, stateDirectory: stateDirectory, logger: logger)
+    }
+}

@@ -2,6 +2,10 @@ import ArgumentParser
 import Foundation
 import UnderstudyLab
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `understudy lab safety`: builds a lab with a recorded service, injects faults of every
 /// kind and checks that no two servers were ever active at once (docs/lab.md).
 struct LabSafety: AsyncParsableCommand {
@@ -75,5 +79,107 @@ struct LabRecorder: ParsableCommand {
 
     func run() throws {
         ActivityRecorder.run(server: server, leaseFile: leaseFile, output: output, pidFile: pidFile)
+    }
+}
+
+/// `understudy lab probe`: the benchmark's client (runs in the client namespace).
+struct LabProbe: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe", abstract: "Probe an HTTP service every 10 ms until a given server answers.", shouldDisplay: false)
+    @Option(name: .long) var host: String
+    @Option(name: .long) var port: UInt16 = 8080
+    @Option(name: .long, help: "Print the CLOCK_BOOTTIME (ns) of this server's first answer.") var expect: String?
+    @Flag(name: .long, help: "One request; print who answered.") var once = false
+    @Option(name: .long, help: "Give up after this many seconds.") var limit: Int = 60
+
+    func run() throws {
+        if once {
+            guard let answer = HTTPProbe.get(host: host, port: port, timeoutMilliseconds: 500) else { throw ExitCode(1) }
+            print(answer)
+            return
+        }
+        guard let expect else { throw ValidationError("--expect or --once") }
+        guard
+            let at = HTTPProbe.untilAnswer(
+                host: host, port: port, expected: expect, interval: .milliseconds(10), limit: .seconds(limit), requestTimeoutMilliseconds: 50)
+        else { throw ExitCode(1) }
+        print(at)
+    }
+}
+
+/// `understudy lab failover-bench`: unplanned failover times in a fresh two-server lab.
+struct LabFailoverBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "failover-bench", abstract: "Measure unplanned failover (kill -9, link down) in a fresh two-server lab (root).")
+    @Option(name: .long, help: "Runs per fault.") var runs: Int = 20
+    @Option(name: .long, parsing: .upToNextOption, help: "Faults: kill, link-down.") var faults: [String] = ["kill", "link-down"]
+    @Option(name: .long, help: "Heartbeat interval.") var interval: String = "1s"
+    @Option(name: .long, help: "Heartbeat timeout in milliseconds.") var timeoutMs: Int = 5000
+    @Option(name: .long, help: "Ping timeout of the pingnp resolution.") var pingTimeout: String = "1s"
+    @Option(name: .long, help: "probe-wait of the floating IP.") var probeWait: String = "200ms"
+    @Option(name: .long, help: "X in 10.200.X.0/24.") var subnet: Int = 9
+
+    func run() async throws {
+        let chosen = try faults.map { name -> FailoverBenchmark.Fault in
+            guard let fault = FailoverBenchmark.Fault(rawValue: name) else { throw ValidationError("unknown fault '\(name)'") }
+            return fault
+        }
+        let spec = LabSpec(
+            prefix: "bench" + String(subnet), servers: 2, subnet: subnet, heartbeatInterval: interval, heartbeatTimeoutMilliseconds: timeoutMs,
+            syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
+        defer { lab.down() }
+        try FailoverBenchmark.writeGroup(spec: spec, probeWait: probeWait)
+        for server in spec.serverNames { try lab.startDaemon(server) }
+        let bench = FailoverBenchmark(lab: lab, binary: binary) { print($0) }
+        let responders = try bench.startResponders()
+        defer {
+            for responder in responders where responder.isRunning {
+                kill(responder.processIdentifier, SIGKILL)
+                responder.waitUntilExit()
+            }
+        }
+        for fault in chosen {
+            let values = try await bench.run(fault, runs: runs)
+            if let summary = FailoverBenchmark.summary(values) {
+                print(
+                    String(
+                        format: "RESULT %@ interval=%@ timeout=%dms ping-timeout=%@ runs=%d/%d min=%.3f median=%.3f max=%.3f",
+                        fault.rawValue, interval, timeoutMs, pingTimeout, values.count, runs, summary.min, summary.median, summary.max))
+            }
+        }
+    }
+}
+
+/// `understudy lab idle-watch`: false failovers of a profile over some minutes (root).
+struct LabIdleWatch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idle-watch", abstract: "Count false failovers of an idle two-server lab, optionally under CPU load or loss (root).")
+    @Option(name: .long, help: "Minutes to watch.") var minutes: Double = 10
+    @Option(name: .long, help: "none, cpu (a busy loop per core) or loss (5 % on one of two interconnects).") var stress: String = "none"
+    @Option(name: .long, help: "Heartbeat interval.") var interval: String = "20ms"
+    @Option(name: .long, help: "Heartbeat timeout in milliseconds.") var timeoutMs: Int = 100
+    @Option(name: .long, help: "Ping timeout of the pingnp resolution.") var pingTimeout: String = "30ms"
+    @Option(name: .long, help: "X in 10.200.X.0/24.") var subnet: Int = 10
+
+    func run() async throws {
+        guard let kind = IdleWatch.Stress(rawValue: stress) else { throw ValidationError("unknown stress '\(stress)'") }
+        let spec = LabSpec(
+            prefix: "idle" + String(subnet), servers: 2, secondLink: true, subnet: subnet, heartbeatInterval: interval,
+            heartbeatTimeoutMilliseconds: timeoutMs, syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
+        defer { lab.down() }
+        try FailoverBenchmark.writeGroup(spec: spec, probeWait: "20ms")
+        for server in spec.serverNames { try lab.startDaemon(server) }
+        _ = try await lab.waitForStatus("web online", on: "node1", timeout: .seconds(30)) {
+            $0.groups.first?.status == .online
+        }
+        let result = try await IdleWatch(lab: lab).watch(for: .milliseconds(Int(minutes * 60_000)), stress: kind)
+        for event in result.downEvents { print("  " + event) }
+        print(
+            "RESULT idle-watch stress=\(kind.rawValue) interval=\(interval) timeout=\(timeoutMs)ms minutes=\(minutes) false-failovers=\(result.holderChanges) down-or-fence-events=\(result.downEvents.count)"
+        )
     }
 }

@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A small process beside the daemon that outlives it: when the daemon dies without saying
+/// goodbye (kill -9, crash), the keeper fences at once what the daemon held on this server —
+/// it kills the resources' processes and removes the floating and virtual addresses — so
+/// that the server taking the groups over does not find them still in use. (A daemon that
+/// restarts would do the same, but maybe never.)
+///
+/// The daemon holds the write end of the keeper's stdin; end of file without the word
+/// `clean` first means the daemon is gone.
+public enum Keeper {
+    /// Starts the keeper of this daemon; returns the handle the daemon keeps open.
+    static func launch(configPath: String, server: ServerName, stateDirectory: String, logger: Logger) -> FileHandle? {
+        guard let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        let pipe = Pipe()
+        // Scripts must not inherit the write end, or the keeper never sees the daemon go.
+        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory]
+        process.standardInput = pipe.fileHandleForReading
+        do {
+            try process.run()
+        } catch {
+            logger.error("cannot start the keeper: \(error); a crash of this daemon would leave its resources in place")
+            return nil
+        }
+        try? pipe.fileHandleForReading.close()
+        return pipe.fileHandleForWriting
+    }
+
+    /// The daemon exits normally: the keeper has nothing to do.
+    static func dismiss(_ handle: FileHandle?) {
+        guard let handle else { return }
+        try? handle.write(contentsOf: Data("clean\n".utf8))
+        try? handle.close()
+    }
+
+    /// Keeper side: waits for the daemon to go, then fences if it did not say goodbye.
+    public static func run(config: ClusterConfig, server: ServerName, stateDirectory: String, logger: Logger) async {
+        let message = FileHandle.standardInput.readDataToEndOfFile()
+        if String(decoding: message, as: UTF8.self).contains("clean") { return }
+        logger.critical("the daemon of \(server) died: fencing its resources on this server")
+        let exec = ExecResourceDriver(
+            localServer: server, runner: ScriptRunner(logger: logger),
+            host: HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath),
+            logDirectory: stateDirectory + "/logs", stateDirectory: stateDirectory, logger: logger)
+        let floatingIP = FloatingIPDriver(logger: logger)
+        let virtualIP = VirtualIPDriver(defaultInterfaceAddress: nil, logger: logger)
+        for group in config.groups where group.servers.contains(server) {
+            exec.fence(group: group.name)
+            for resource in group.resources {
+                let run = ResourceRun(
+                    id: 0, group: group.name, resource: resource.name, operation: .stop,
+                    context: ScriptContext(
+                        event: .start, isHomeServer: false, priority: 0, groupName: group.name, resourceName: resource.name,
+                        factor: StopFactor.none, lastAction: LastAction.none))
+                switch resource.settings {
+                case .fip(let settings): _ = await floatingIP.perform(run, settings: settings)
+                case .vip(let settings): _ = await virtualIP.perform(run, settings: settings)
+                default: break
+                }
+            }
+        }
+    }
+}
