@@ -18,10 +18,15 @@ struct PeerState: Sendable, Equatable {
     /// up continuously since then. Echoed back so the peer can tell that it was never
     /// declared down (see `Heartbeat.hears`).
     var upSince: EngineTime?
+    /// Local receipt time of the heartbeat that began the current up-period.
+    var upSinceLocal: EngineTime?
     /// This server's stall credit when `lastHeard` was recorded.
     var creditAtHeard: Duration = .zero
     /// `upSince` as the peer reported it for this server with its newest echo.
     var echoedUpSince: EngineTime?
+    /// How old our heartbeat echoed in the peer's newest heartbeat was when that arrived;
+    /// nil when it echoed none of our current boot (it does not hear us).
+    var echoAgeAtLastHeard: Duration?
 }
 
 /// Failure detection, views and quorum. A peer is *up* when any path was heard within the
@@ -86,10 +91,18 @@ struct Membership: Sendable, Equatable {
         // A new up-period begins when the peer was not up until now (never heard, expired,
         // or its service was down).
         let wasUp = peer.report.map { $0.serviceUp } ?? false && (silence(of: peer, now: now).map { $0 < timeout } ?? false)
-        if !wasUp || peer.upSince == nil || !heartbeat.serviceUp { peer.upSince = heartbeat.sentAt }
+        if !wasUp || peer.upSince == nil || !heartbeat.serviceUp {
+            peer.upSince = heartbeat.sentAt
+            peer.upSinceLocal = now
+        }
         peer.lastHeard = now
         peer.creditAtHeard = stallCredit
         peer.report = heartbeat
+        if let echo = heartbeat.hears[me], echo.bootID == myBootID {
+            peer.echoAgeAtLastHeard = now - echo.sentAt
+        } else {
+            peer.echoAgeAtLastHeard = nil
+        }
         if let echo = heartbeat.hears[me], echo.bootID == myBootID, echo.sentAt >= (peer.echoedSentAt ?? echo.sentAt) {
             peer.echoedSentAt = echo.sentAt
             peer.echoedUpSince = echo.upSince

@@ -73,11 +73,18 @@ extension ServerEngine {
         loseThePartition(now: now)
     }
 
-    /// A peer this server hears that heard it before and no longer does.
+    /// A peer this server still hears whose heartbeats say it does not hear this server:
+    /// its newest heartbeat echoed nothing of ours, or an echo older than the timeout (so
+    /// it judges us down). A peer that just came up gets a timeout to start echoing. (A cut
+    /// in both directions is not this: the last heartbeat that got through echoed us.)
     func peerThatCannotHearUs(now: EngineTime) -> ServerName? {
         serverNames.first { peer in
-            peer != me && membership.isUp(peer, now: now) && membership.peers[peer]?.echoedSentAt != nil
-                && !membership.isConnected(peer, now: now) && !(membership.peers[peer]?.report?.leaving ?? false)
+            guard peer != me, membership.isUp(peer, now: now), let state = membership.peers[peer],
+                !(state.report?.leaving ?? false)
+            else { return false }
+            if let age = state.echoAgeAtLastHeard, age < timeout { return false }
+            if state.echoedSentAt != nil { return true }
+            return state.upSinceLocal.map { now - $0 >= timeout } ?? false
         }
     }
 

@@ -39,7 +39,9 @@ extension ServerEngine {
     mutating func noticeStall(now: EngineTime) {
         guard let last = lastEventAt else { return }
         let gap = now - last
-        guard gap > tickPeriod else { return }
+        // Ordinary timer lateness (a millisecond or so per tick) is no stall: crediting it
+        // would add up to a slower failure detector.
+        guard gap > tickPeriod * 2 else { return }
         let stall = gap - tickPeriod
         let connectedBefore = membership.view(now: last).filter { $0 != me }
         let leaseBefore = leaseExpiry(now: last)

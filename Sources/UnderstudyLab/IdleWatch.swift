@@ -22,6 +22,19 @@ public struct IdleWatch {
         public var downEvents: [String]
         public var holderChanges: Int
         public var polls: Int
+        /// Per daemon: CPU share over the watch (percent of one core) and resident memory (MiB).
+        public var footprint: [String: (cpuPercent: Double, rssMiB: Double)]
+    }
+
+    /// utime + stime in clock ticks, and VmRSS in KiB, of a process.
+    static func usage(of pid: Int32) -> (ticks: Double, rssKiB: Double)? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")"),
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ").dropFirst().first.flatMap { Double($0) }
+        return (user + system, rss ?? 0)
     }
 
     public let lab: Lab
@@ -51,6 +64,9 @@ public struct IdleWatch {
         case .loss:
             try lab.netem("node1", .interconnect, direction: .both, lossPercent: 5)
         }
+        let daemons = lab.spec.serverNames.compactMap { server in lab.pid(of: server).map { (server, $0.pid) } }
+        let startUsage = daemons.map { Self.usage(of: $0.1) }
+        let startedAt = ContinuousClock.now
         let alertLogs = lab.spec.serverNames.map { lab.spec.stateDirectory(of: $0) + "/alert.log" }
         let before = alertLogs.map { (try? String(contentsOfFile: $0, encoding: .utf8))?.count ?? 0 }
         var holder: String?
@@ -67,6 +83,13 @@ public struct IdleWatch {
             polls += 1
             try await Task.sleep(for: .milliseconds(250))
         }
+        var footprint: [String: (cpuPercent: Double, rssMiB: Double)] = [:]
+        let seconds = Double(startedAt.duration(to: .now).components.seconds)
+        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+        for (index, (server, pid)) in daemons.enumerated() {
+            guard let first = startUsage[index], let last = Self.usage(of: pid), seconds > 0 else { continue }
+            footprint[server] = ((last.ticks - first.ticks) / ticksPerSecond / seconds * 100, last.rssKiB / 1024)
+        }
         var events: [String] = []
         for (index, path) in alertLogs.enumerated() {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
@@ -78,6 +101,6 @@ public struct IdleWatch {
                 events.append(String(line))
             }
         }
-        return Result(duration: duration, downEvents: events, holderChanges: changes, polls: polls)
+        return Result(duration: duration, downEvents: events, holderChanges: changes, polls: polls, footprint: footprint)
     }
 }

@@ -100,9 +100,9 @@ public enum Simulation {
                 let cut = Int.random(in: 1..<names.count, using: &random)
                 let sideA = Array(shuffled[..<cut])
                 let sideB = Array(shuffled[cut...])
-                // Ping resolution cannot settle a one-way link (both sides reach the targets and
-                // each thinks the other is gone): documented, so not simulated for it.
-                let oneWay = count > 2 && random.chance(0.3)
+                // One-way links too: with ping resolution the server that a live peer cannot
+                // hear is the cut-off side.
+                let oneWay = random.chance(0.3)
                 // The ping targets sit on one side of a cut; the other side no longer reaches them.
                 let cutOff = oneWay ? [] : (random.chance(0.5) ? sideA : sideB)
                 world.at(time, "fault: partition; ping targets lost by \(cutOff)") {

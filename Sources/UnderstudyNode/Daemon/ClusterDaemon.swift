@@ -537,9 +537,16 @@ public actor ClusterDaemon {
         }
     }
 
+    /// UTC with milliseconds: failover steps are milliseconds apart.
+    static func alertTimestamp() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+
     func record(_ entry: LogEntry) {
         let line =
-            "\(ISO8601DateFormatter().string(from: Date())) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
+            "\(Self.alertTimestamp()) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
         alertLog.appendLine(line)
         switch entry.level {
         case .info: logger.info("[\(entry.module) \(entry.eventID)] \(entry.message)")

@@ -178,6 +178,9 @@ struct LabIdleWatch: AsyncParsableCommand {
         }
         let result = try await IdleWatch(lab: lab).watch(for: .milliseconds(Int(minutes * 60_000)), stress: kind)
         for event in result.downEvents { print("  " + event) }
+        for (server, use) in result.footprint.sorted(by: { $0.key < $1.key }) {
+            print(String(format: "FOOTPRINT %@ cpu=%.2f%% rss=%.1fMiB", server, use.cpuPercent, use.rssMiB))
+        }
         print(
             "RESULT idle-watch stress=\(kind.rawValue) interval=\(interval) timeout=\(timeoutMs)ms minutes=\(minutes) false-failovers=\(result.holderChanges) down-or-fence-events=\(result.downEvents.count)"
         )
