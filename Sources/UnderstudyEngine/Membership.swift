@@ -24,9 +24,9 @@ struct PeerState: Sendable, Equatable {
     var creditAtHeard: Duration = .zero
     /// `upSince` as the peer reported it for this server with its newest echo.
     var echoedUpSince: EngineTime?
-    /// How old our heartbeat echoed in the peer's newest heartbeat was when that arrived;
-    /// nil when it echoed none of our current boot (it does not hear us).
-    var echoAgeAtLastHeard: Duration?
+    /// The peer's newest heartbeat lists this server's current boot among those it hears
+    /// (it judges us up).
+    var listsUs = false
 }
 
 /// Failure detection, views and quorum. A peer is *up* when any path was heard within the
@@ -94,15 +94,17 @@ struct Membership: Sendable, Equatable {
         if !wasUp || peer.upSince == nil || !heartbeat.serviceUp {
             peer.upSince = heartbeat.sentAt
             peer.upSinceLocal = now
+            // Echoes of an earlier up-period are stale (and would make a peer that just came
+            // back look as if it had stopped hearing us).
+            if !wasUp {
+                peer.echoedSentAt = nil
+                peer.echoedUpSince = nil
+            }
         }
         peer.lastHeard = now
         peer.creditAtHeard = stallCredit
         peer.report = heartbeat
-        if let echo = heartbeat.hears[me], echo.bootID == myBootID {
-            peer.echoAgeAtLastHeard = now - echo.sentAt
-        } else {
-            peer.echoAgeAtLastHeard = nil
-        }
+        peer.listsUs = heartbeat.hears[me]?.bootID == myBootID
         if let echo = heartbeat.hears[me], echo.bootID == myBootID, echo.sentAt >= (peer.echoedSentAt ?? echo.sentAt) {
             peer.echoedSentAt = echo.sentAt
             peer.echoedUpSince = echo.upSince

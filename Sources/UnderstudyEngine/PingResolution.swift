@@ -73,18 +73,16 @@ extension ServerEngine {
         loseThePartition(now: now)
     }
 
-    /// A peer this server still hears whose heartbeats say it does not hear this server:
-    /// its newest heartbeat echoed nothing of ours, or an echo older than the timeout (so
-    /// it judges us down). A peer that just came up gets a timeout to start echoing. (A cut
-    /// in both directions is not this: the last heartbeat that got through echoed us.)
+    /// A peer this server still hears whose newest heartbeat does not list this server: it
+    /// judges us down (its own timeout ran out). A peer that came back less than
+    /// `rejoinGrace` ago gets that long to start hearing us. (A cut in both directions is
+    /// not this: the last heartbeat that got through listed us.)
     func peerThatCannotHearUs(now: EngineTime) -> ServerName? {
         serverNames.first { peer in
-            guard peer != me, membership.isUp(peer, now: now), let state = membership.peers[peer],
+            guard peer != me, membership.isUp(peer, now: now), let state = membership.peers[peer], !state.listsUs,
                 !(state.report?.leaving ?? false)
             else { return false }
-            if let age = state.echoAgeAtLastHeard, age < timeout { return false }
-            if state.echoedSentAt != nil { return true }
-            return state.upSinceLocal.map { now - $0 >= timeout } ?? false
+            return state.upSinceLocal.map { now - $0 >= rejoinGrace } ?? false
         }
     }
 

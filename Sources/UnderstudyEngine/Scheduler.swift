@@ -337,7 +337,7 @@ extension ServerEngine {
 
     /// Records when every connected server first agreed that a peer is down.
     mutating func updateDownConfirmations(view: [ServerName], now: EngineTime) {
-        let listenedEnough = now - listeningSince >= timeout
+        let listenedEnough = now - listeningSince >= (listenFully ? rejoinListen : timeout)
         for server in serverNames where server != me {
             if view.contains(server) || membership.isUp(server, now: now) {
                 downConfirmedAt[server] = nil

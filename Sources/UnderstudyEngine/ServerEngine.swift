@@ -24,6 +24,14 @@ public struct ServerEngine: Sendable {
     /// The Node delivers an event (at least a tick) this often; a longer gap between two
     /// events is a stall of this process (see StallsAndLease.swift).
     public let tickPeriod: Duration
+    /// A peer that comes back is given this long to start echoing us before it counts as
+    /// not hearing us (links coming back up are often one-way for a moment, e.g. while ARP
+    /// entries recover).
+    var rejoinGrace: Duration { max(timeout, .seconds(1)) }
+    /// After being cut off, a server listens this long before judging anyone down or
+    /// founding a cluster: longer than the others' `rejoinGrace`, so that when the link is
+    /// one-way for a moment the holder keeps its groups.
+    var rejoinListen: Duration { rejoinGrace + timeout + takeoverMargin }
     /// How long a server waking from a stall waits to be vouched for.
     let holdLimit: Duration
     var stallHold: StallHold?
@@ -407,7 +415,7 @@ public struct ServerEngine: Sendable {
         if let master = joined.first { return master }
         // Even without a sync wait, listen a little so servers started together find each
         // other before one of them founds the cluster alone.
-        guard now - listeningSince >= (listenFully ? timeout : interval * 2) else { return nil }
+        guard now - listeningSince >= (listenFully ? rejoinListen : interval * 2) else { return nil }
         let founders = view.filter { server in
             server == me ? syncDone : (membership.report(of: server, now: now)?.syncDone ?? false)
         }

@@ -39,6 +39,9 @@ public struct SafetyRun {
         /// Faults after which the group was online again (faults where both sides could not
         /// prove survival are expected to stop it until the heal).
         public var recovered: Int
+        /// `partition-no-target` faults after which some server still held the group (the
+        /// documented outcome is that every side stops).
+        public var stillHeldWithoutProof: [String]
         public var elapsed: Duration
     }
 
@@ -92,12 +95,23 @@ public struct SafetyRun {
         let started = ContinuousClock.now
         var injected: [SafetyFault: Int] = [:]
         var recovered = 0
+        var stillHeld: [String] = []
         try await waitForHolder(upTo: .seconds(30))
         for round in 0..<perKind {
             for kind in kinds {
                 guard let holder = await currentHolder() ?? spec.serverNames.first else { continue }
                 log("fault \(round + 1)/\(perKind): \(kind.rawValue) on \(holder) at boottime \(Double(LeaseFile.boottimeNow()) / 1e9) s")
                 try await inject(kind, on: holder)
+                if kind == .partitionNoTarget {
+                    // Nobody can prove it survives: every server has stopped the group.
+                    for server in spec.serverNames {
+                        if let group = await lab.status(on: server)?.groups.first(where: { $0.name == "safe" }),
+                            group.perServer[server]?.holdsResources ?? false
+                        {
+                            stillHeld.append("\(server) after fault \(round + 1)")
+                        }
+                    }
+                }
                 injected[kind, default: 0] += 1
                 try await restoreEverything()
                 if (try? await waitForHolder(upTo: .seconds(20))) != nil { recovered += 1 }
@@ -108,7 +122,7 @@ public struct SafetyRun {
         let check = ActivityCheck(files: spec.serverNames.map(recordsFile))
         return Result(
             injected: injected, overlaps: check.overlaps, samples: check.samples, activeSeconds: check.activeSeconds,
-            recovered: recovered, elapsed: started.duration(to: .now))
+            recovered: recovered, stillHeldWithoutProof: stillHeld, elapsed: started.duration(to: .now))
     }
 
     // MARK: - Faults

@@ -20,6 +20,7 @@ struct SafetyRunTests {
         let run = SafetyRun(lab: lab, binary: labBinary) { print("safety (\(servers) servers): \($0)") }
         let result = try await run.run(kinds: SafetyFault.allCases, perKind: servers == 2 ? 2 : 1)
         #expect(result.overlaps.isEmpty, "\(result.overlaps)")
+        #expect(result.stillHeldWithoutProof.isEmpty, "\(result.stillHeldWithoutProof)")
         #expect(result.injected.values.reduce(0, +) == SafetyFault.allCases.count * (servers == 2 ? 2 : 1))
         // The service really ran, on both sides over the run.
         #expect(result.samples > 100)

@@ -56,7 +56,10 @@ struct LabSafety: AsyncParsableCommand {
         print(
             "service samples: \(result.samples); active seconds: \(result.activeSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value))" }.joined(separator: ", "))"
         )
-        if result.overlaps.isEmpty {
+        print(
+            "partition-no-target: group still held afterwards: \(result.stillHeldWithoutProof.isEmpty ? "never (every side stopped)" : result.stillHeldWithoutProof.joined(separator: ", "))"
+        )
+        if result.overlaps.isEmpty && result.stillHeldWithoutProof.isEmpty {
             print("overlaps: none (I1 held)")
         } else {
             print("overlaps: \(result.overlaps.count)")
