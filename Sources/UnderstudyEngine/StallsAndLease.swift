@@ -43,7 +43,11 @@ extension ServerEngine {
         // would add up to a slower failure detector.
         guard gap > tickPeriod * 2 else { return }
         let stall = gap - tickPeriod
-        let connectedBefore = membership.view(now: last).filter { $0 != me }
+        // Who can vouch: every peer heard before the stall that had echoed us in its current
+        // up-period (also one whose echo was already late: a starved peer, not a lost one).
+        let connectedBefore = serverNames.filter { peer in
+            peer != me && membership.isUp(peer, now: last) && membership.peers[peer]?.echoedSentAt != nil
+        }
         let leaseBefore = leaseExpiry(now: last)
         membership.stallCredit += stall
         guard service != .stopped, stallHold == nil, serverNames.count > 1 else { return }
@@ -161,8 +165,9 @@ extension ServerEngine {
     }
 
     /// At most this long a server waking from a stall waits to be vouched for.
+    /// Enough for a peer to hear us and answer on a loaded machine; at most 2 s.
     static func holdLimit(interval: Duration, timeout: Duration) -> Duration {
-        min(timeout, interval * 2 + .milliseconds(100))
+        min(max(timeout, interval * 2 + .milliseconds(100)), .seconds(2))
     }
 }
 

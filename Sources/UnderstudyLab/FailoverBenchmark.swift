@@ -141,7 +141,9 @@ public struct FailoverBenchmark {
             if let answeredAt = output.flatMap(Int64.init) {
                 let seconds = Double(answeredAt - faultAt) / 1e9
                 results.append(seconds)
-                log("run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): \(other) answered after \(String(format: "%.3f", seconds)) s")
+                log(
+                    "run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): \(other) answered after \(String(format: "%.3f", seconds)) s"
+                )
             } else {
                 log("run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): \(other) did not answer within the limit")
             }

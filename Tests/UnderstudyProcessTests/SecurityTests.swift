@@ -13,9 +13,12 @@ import UnderstudyNode
 /// wrongly keyed requests on the control port — never joins or disturbs the cluster.
 @Suite("Process: authentication and hostile traffic")
 struct SecurityTests {
-    /// Four servers in the configuration; node4 never runs with the cluster's key.
+    /// Four servers in the configuration; node4 never runs with the cluster's key. With node2
+    /// killed, node1 and node3 are an exact half: the ping target lets the half holding node1
+    /// survive.
     static func spec() -> ClusterSpec {
         var spec = ClusterSpec(subnet: 116, servers: ["node1", "node2", "node3", "node4"])
+        spec.pingTarget = "127.0.0.1"
         spec.syncWait = "2s"
         spec.groups = [.simple("grp1", servers: ["node1", "node2", "node3"])]
         return spec

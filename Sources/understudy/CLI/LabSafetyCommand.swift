@@ -104,7 +104,8 @@ struct LabProbe: ParsableCommand {
         guard let expect else { throw ValidationError("--expect or --once") }
         guard
             let at = HTTPProbe.untilAnswer(
-                host: host, port: port, expected: expect, interval: .milliseconds(10), limit: .seconds(limit), requestTimeoutMilliseconds: 50)
+                host: host, port: port, expected: expect, interval: .milliseconds(10), limit: .seconds(limit),
+                requestTimeoutMilliseconds: 50)
         else { throw ExitCode(1) }
         print(at)
     }
@@ -128,7 +129,8 @@ struct LabFailoverBench: AsyncParsableCommand {
             return fault
         }
         let spec = LabSpec(
-            prefix: "bench" + String(subnet), servers: 2, subnet: subnet, heartbeatInterval: interval, heartbeatTimeoutMilliseconds: timeoutMs,
+            prefix: "bench" + String(subnet), servers: 2, subnet: subnet, heartbeatInterval: interval,
+            heartbeatTimeoutMilliseconds: timeoutMs,
             syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let lab = try await Lab.up(spec, binary: binary, startDaemons: false)

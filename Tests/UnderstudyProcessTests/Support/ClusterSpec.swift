@@ -65,6 +65,8 @@ struct ClusterSpec: Sendable {
     var heartbeatTimeoutMilliseconds = 1500
     var syncWait = "5s"
     var groups: [GroupSpec] = [.simple("grp1")]
+    /// A pingnp target besides majority: lets an exact half holding the first server survive.
+    var pingTarget: String?
 
     var heartbeatTimeout: Duration { .milliseconds(heartbeatTimeoutMilliseconds) }
     var controlPort: Int { 40000 + 10 * subnet }
@@ -107,7 +109,7 @@ struct ClusterSpec: Sendable {
             network-partition:
               - name: majority1
                 type: majority
-
+            \(pingTarget.map { "  - name: pingnp1\n    type: pingnp\n    targets: [\($0)]\n" } ?? "")
             """
         if !groups.isEmpty { text += "groups:\n" }
         for group in groups {
