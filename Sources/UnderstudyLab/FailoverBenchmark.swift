@@ -104,8 +104,7 @@ public struct FailoverBenchmark {
                     announce-interval: 20ms
 
             """
-        let config = try String(contentsOfFile: spec.configPath, encoding: .utf8)
-        try (config + "\n" + group).write(toFile: spec.configPath, atomically: true, encoding: .utf8)
+        try spec.appendToConfig(group)
     }
 
     /// The server the client gets its answers from now.

@@ -204,6 +204,22 @@ public struct LabSpec: Codable, Sendable, Equatable {
         return text
     }
 
+    /// Writes an executable script at `relativePath` in the lab's folder (for resources a test
+    /// or a run adds).
+    public func writeScript(_ relativePath: String, _ body: String) throws {
+        let path = folder + "/" + relativePath
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try body.write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+    }
+
+    /// Appends YAML (a `groups:` section) to the lab's `cluster.yaml`.
+    public func appendToConfig(_ yaml: String) throws {
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+        try (config + "\n" + yaml).write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
     /// The exec resource's script: one line per run in `records.log` — action, server,
     /// time in nanoseconds.
     func script(action: String) -> String {

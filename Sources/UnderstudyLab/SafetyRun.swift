@@ -63,18 +63,15 @@ public struct SafetyRun {
     /// The group the run watches: one exec resource whose async start is the recorder.
     public static func writeGroup(spec: LabSpec, binary: String) throws {
         let folder = spec.folder
-        try FileManager.default.createDirectory(atPath: folder + "/scripts/safe", withIntermediateDirectories: true)
-        let start = """
+        try spec.writeScript(
+            "scripts/safe/start.sh",
+            """
             #!/bin/sh
             exec '\(binary)' lab recorder --server "$CLP_SERVER_LOCAL" --lease-file "$UNDERSTUDY_LEASE_FILE" \\
               --output '\(folder)/activity-'"$CLP_SERVER_LOCAL"'.log' --pid-file '\(folder)/recorder-'"$CLP_SERVER_LOCAL"'.pid'
 
-            """
-        try start.write(toFile: folder + "/scripts/safe/start.sh", atomically: true, encoding: .utf8)
-        try "#!/bin/sh\nexit 0\n".write(toFile: folder + "/scripts/safe/stop.sh", atomically: true, encoding: .utf8)
-        for script in ["start.sh", "stop.sh"] {
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder + "/scripts/safe/" + script)
-        }
+            """)
+        try spec.writeScript("scripts/safe/stop.sh", "#!/bin/sh\nexit 0\n")
         let group = """
             groups:
               - name: safe
@@ -86,8 +83,7 @@ public struct SafetyRun {
                     start-mode: async
 
             """
-        let config = try String(contentsOfFile: spec.configPath, encoding: .utf8)
-        try (config + "\n" + group).write(toFile: spec.configPath, atomically: true, encoding: .utf8)
+        try spec.appendToConfig(group)
     }
 
     /// Injects `perKind` faults of each kind, round robin, and checks the records.

@@ -45,14 +45,10 @@ struct FloatingIPFailoverTests {
     }
 
     func writeGroup(spec: LabSpec, floating: String) throws {
-        let folder = (spec.configPath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: folder + "/scripts/web", withIntermediateDirectories: true)
-        let start = "#!/bin/sh\nexec '\(labBinary)' demo-responder --address \(floating) --port 8080 --name \"$CLP_SERVER_LOCAL\"\n"
-        try start.write(toFile: folder + "/scripts/web/start.sh", atomically: true, encoding: .utf8)
-        try "#!/bin/sh\nexit 0\n".write(toFile: folder + "/scripts/web/stop.sh", atomically: true, encoding: .utf8)
-        for script in ["start.sh", "stop.sh"] {
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder + "/scripts/web/" + script)
-        }
+        try spec.writeScript(
+            "scripts/web/start.sh",
+            "#!/bin/sh\nexec '\(labBinary)' demo-responder --address \(floating) --port 8080 --name \"$CLP_SERVER_LOCAL\"\n")
+        try spec.writeScript("scripts/web/stop.sh", "#!/bin/sh\nexit 0\n")
         let group = """
             groups:
               - name: web
@@ -67,8 +63,7 @@ struct FloatingIPFailoverTests {
                     start-mode: async
 
             """
-        let config = try String(contentsOfFile: spec.configPath, encoding: .utf8)
-        try (config + "\n" + group).write(toFile: spec.configPath, atomically: true, encoding: .utf8)
+        try spec.appendToConfig(group)
     }
 
     /// The first answer of the service from the client, waiting (bounded) for a given server.

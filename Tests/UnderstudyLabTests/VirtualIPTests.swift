@@ -54,14 +54,10 @@ struct VirtualIPTests {
     }
 
     func writeGroup(spec: LabSpec, virtual: String) throws {
-        let folder = (spec.configPath as NSString).deletingLastPathComponent
-        try FileManager.default.createDirectory(atPath: folder + "/scripts/web", withIntermediateDirectories: true)
-        let start = "#!/bin/sh\nexec '\(labBinary)' demo-responder --address \(virtual) --port 8080 --name \"$CLP_SERVER_LOCAL\"\n"
-        try start.write(toFile: folder + "/scripts/web/start.sh", atomically: true, encoding: .utf8)
-        try "#!/bin/sh\nexit 0\n".write(toFile: folder + "/scripts/web/stop.sh", atomically: true, encoding: .utf8)
-        for script in ["start.sh", "stop.sh"] {
-            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder + "/scripts/web/" + script)
-        }
+        try spec.writeScript(
+            "scripts/web/start.sh",
+            "#!/bin/sh\nexec '\(labBinary)' demo-responder --address \(virtual) --port 8080 --name \"$CLP_SERVER_LOCAL\"\n")
+        try spec.writeScript("scripts/web/stop.sh", "#!/bin/sh\nexit 0\n")
         let group = """
             groups:
               - name: web
@@ -77,8 +73,7 @@ struct VirtualIPTests {
                     start-mode: async
 
             """
-        let config = try String(contentsOfFile: spec.configPath, encoding: .utf8)
-        try (config + "\n" + group).write(toFile: spec.configPath, atomically: true, encoding: .utf8)
+        try spec.appendToConfig(group)
     }
 
     /// BIRD in the client namespace: RIP on eth0 into the kernel table, short timers.

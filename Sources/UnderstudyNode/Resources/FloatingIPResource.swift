@@ -312,20 +312,11 @@ public final class FloatingIPDriver: Sendable {
     // MARK: - Helpers
 
     private func parse(_ text: String) throws(FloatingIPFailure) -> IPAddressWithPrefix {
-        let ip: IPAddressWithPrefix
-        do { ip = try IPAddressWithPrefix.parse(text) } catch { throw FloatingIPFailure(error.reason) }
-        if let reason = ip.unusableReason { throw FloatingIPFailure("\(reason) and cannot be a floating IP") }
-        return ip
+        try IPAddressWithPrefix.parseMovable(text, as: "a floating IP")
     }
 
     private func listInterfaces() async throws(FloatingIPFailure) -> [NetInterface] {
-        let result = await commands.run(["ip", "-j", "addr", "show"])
-        guard result.succeeded else { throw FloatingIPFailure("cannot list addresses: \(result.failureDescription)") }
-        do {
-            return try NetInterface.parseList(result.standardOutput)
-        } catch {
-            throw FloatingIPFailure("cannot read the output of `\(result.commandLine)`: \(error)")
-        }
+        try await commands.interfaces()
     }
 
     /// MAC addresses (lower case) in a tool's output: `[AA:BB:CC:DD:EE:FF]` or bare.
@@ -344,4 +335,28 @@ public final class FloatingIPDriver: Sendable {
 struct FloatingIPFailure: Error, Sendable {
     var reason: String
     init(_ reason: String) { self.reason = reason }
+}
+
+extension IPAddressWithPrefix {
+    /// An address that may move between servers (`fip`, `vip`): parsed, and not link-local,
+    /// loopback, multicast or unspecified.
+    static func parseMovable(_ text: String, as what: String) throws(FloatingIPFailure) -> IPAddressWithPrefix {
+        let ip: IPAddressWithPrefix
+        do { ip = try IPAddressWithPrefix.parse(text) } catch { throw FloatingIPFailure(error.reason) }
+        if let reason = ip.unusableReason { throw FloatingIPFailure("\(reason) and cannot be \(what)") }
+        return ip
+    }
+}
+
+extension NetCommandRunner {
+    /// Every interface with its addresses (`ip -j addr show`).
+    func interfaces() async throws(FloatingIPFailure) -> [NetInterface] {
+        let result = await run(["ip", "-j", "addr", "show"])
+        guard result.succeeded else { throw FloatingIPFailure("cannot list addresses: \(result.failureDescription)") }
+        do {
+            return try NetInterface.parseList(result.standardOutput)
+        } catch {
+            throw FloatingIPFailure("cannot read the output of `\(result.commandLine)`: \(error)")
+        }
+    }
 }

@@ -206,19 +206,10 @@ public final class VirtualIPDriver: Sendable {
     }
 
     private func parse(_ text: String) throws(FloatingIPFailure) -> IPAddressWithPrefix {
-        let ip: IPAddressWithPrefix
-        do { ip = try IPAddressWithPrefix.parse(text) } catch { throw FloatingIPFailure(error.reason) }
-        if let reason = ip.unusableReason { throw FloatingIPFailure("\(reason) and cannot be a virtual IP") }
-        return ip
+        try IPAddressWithPrefix.parseMovable(text, as: "a virtual IP")
     }
 
     private func listInterfaces() async throws(FloatingIPFailure) -> [NetInterface] {
-        let result = await commands.run(["ip", "-j", "addr", "show"])
-        guard result.succeeded else { throw FloatingIPFailure("cannot list addresses: \(result.failureDescription)") }
-        do {
-            return try NetInterface.parseList(result.standardOutput)
-        } catch {
-            throw FloatingIPFailure("cannot read the output of `\(result.commandLine)`: \(error)")
-        }
+        try await commands.interfaces()
     }
 }
