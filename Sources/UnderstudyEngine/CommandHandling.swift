@@ -45,6 +45,19 @@ extension ServerEngine {
             }
         case .startResource(let resource), .stopResource(let resource):
             return resourceCommand(command, resource: resource, forwarded: forwarded, now: now)
+        case .monitor(let control, let monitor, let server):
+            if let server, server != me {
+                guard serverNames.contains(server) else { return .done(CommandResult(.badUsage, "Unknown server \(server).")) }
+                return forwarded ? .done(CommandResult(.failed, "\(me) is not \(server).")) : .forward(to: server)
+            }
+            return .done(monitorCommand(control, monitor: monitor, now: now))
+        case .externalNotice(let monitor, let category, let keyword, let clear, let server):
+            if let server, server != me {
+                guard serverNames.contains(server) else { return .done(CommandResult(.badUsage, "Unknown server \(server).")) }
+                return forwarded ? .done(CommandResult(.failed, "\(me) is not \(server).")) : .forward(to: server)
+            }
+            guard service == .running else { return .done(CommandResult(.failed, "The cluster service is not running on \(me).")) }
+            return .done(externalNotice(monitor: monitor, category: category, keyword: keyword, clear: clear, now: now))
         default:
             break
         }
@@ -198,7 +211,7 @@ extension ServerEngine {
             entry.finalAction = nil
             dir.entries[name] = entry
             log(.info, "rc", 50, "Move of group \(name) from \(owner) to \(target) requested.")
-        case .startResource, .stopResource, .stopService, .startService:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }
         dir.version = next

@@ -19,6 +19,10 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     /// Mark the whole cluster as stopping (`clpcl -t -a`, `clpstdn`) so that no group fails
     /// over while servers stop one by one.
     case beginClusterStop
+    /// `clpmonctrl`: one monitor (or all, when nil) on the given server (or the receiving one).
+    case monitor(MonitorControl, monitor: String?, server: ServerName?)
+    /// `clprexec --notice / --clear`: an external error for mrw monitors on a server.
+    case externalNotice(monitor: String?, category: String, keyword: String?, clear: Bool, server: ServerName?)
 
     /// Group operations are decided by the master; resource operations by the server
     /// running the group; the others by the server that receives them.
@@ -26,7 +30,7 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
         switch self {
         case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop:
             return true
-        case .startResource, .stopResource, .stopService, .startService:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice:
             return false
         }
     }

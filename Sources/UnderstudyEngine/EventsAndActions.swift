@@ -10,6 +10,10 @@ public enum EngineEvent: Sendable, Equatable {
     case resourceFinished(runID: UInt64, outcome: ResourceOutcome)
     /// The ping probe of the partition resolution ended: did any target answer?
     case pingProbeFinished(probeID: UInt64, reachable: Bool)
+    /// A monitor check finished (see MonitorMessages.swift).
+    case monitorChecked(MonitorCheck)
+    /// A recovery script ended; `succeeded` is false on a non-zero exit or a timeout.
+    case recoveryScriptFinished(id: UInt64, succeeded: Bool)
 }
 
 public enum ResourceOutcome: Sendable, Equatable {
@@ -104,6 +108,12 @@ public enum EngineAction: Sendable, Equatable {
     /// The cluster service has stopped; do what was asked (`.os` runs the configured
     /// OS-control command).
     case serviceStopped(AfterServiceStop)
+    /// Start checking a monitor (interval, timeout, first wait from its configuration) and
+    /// report each check with `EngineEvent.monitorChecked`.
+    case startMonitor(MonitorStart)
+    /// Stop checking (abandon a check in flight).
+    case stopMonitor(monitor: String, run: UInt64)
+    case runRecoveryScript(RecoveryScriptRun)
     case log(LogEntry)
 }
 
@@ -115,10 +125,29 @@ public struct PersistentState: Sendable, Codable, Equatable {
     public var heldGroups: [GroupName: UInt64]
     /// Reboots caused by final actions (for `recovery.max-reboots`).
     public var rebootCount: Int
+    /// How far each monitor's recovery ladder has gone on this server.
+    public var monitorCounters: [String: MonitorCounters]
 
-    public init(directory: Directory? = nil, heldGroups: [GroupName: UInt64] = [:], rebootCount: Int = 0) {
+    public init(
+        directory: Directory? = nil, heldGroups: [GroupName: UInt64] = [:], rebootCount: Int = 0,
+        monitorCounters: [String: MonitorCounters] = [:]
+    ) {
         self.directory = directory
         self.heldGroups = heldGroups
         self.rebootCount = rebootCount
+        self.monitorCounters = monitorCounters
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case directory, heldGroups, rebootCount, monitorCounters
+    }
+
+    /// State files written before a key existed still load.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        directory = try container.decodeIfPresent(Directory.self, forKey: .directory)
+        heldGroups = try container.decodeIfPresent([GroupName: UInt64].self, forKey: .heldGroups) ?? [:]
+        rebootCount = try container.decodeIfPresent(Int.self, forKey: .rebootCount) ?? 0
+        monitorCounters = try container.decodeIfPresent([String: MonitorCounters].self, forKey: .monitorCounters) ?? [:]
     }
 }

@@ -5,6 +5,10 @@ struct StopRequest: Sendable, Equatable {
     var factor: StopFactor
     var event: ScriptEvent
     var lastAction: LastAction
+    /// Only these resources (a resource reactivation); nil = the whole group.
+    var scope: Set<ResourceName>? = nil
+    /// Start again on this server once stopped (a monitor's reactivation).
+    var thenRestart = false
 }
 
 enum LocalOperation: Sendable, Equatable {
@@ -37,6 +41,9 @@ struct LocalGroup: Sendable, Equatable {
     var finalActionDoneGeneration: UInt64?
     /// Some resources were stopped by `clprsc -t`: the group is not lost, only partly down.
     var operatorStopped = false
+    /// A monitor's recovery asked the master to fail the group over or stop it.
+    var monitorRequest: MonitorRequest?
+    var monitorRequestAt: EngineTime?
 
     init(resources: [ResourceName]) {
         resourceStatus = Dictionary(uniqueKeysWithValues: resources.map { ($0, .offline) })
@@ -99,6 +106,8 @@ extension ServerEngine {
         local.status = .onlinePending
         local.pendingStop = nil
         local.operatorStopped = false
+        local.monitorRequest = nil
+        local.monitorRequestAt = nil
         locals[group] = local
         log(.info, "rc", 10, "Activating group \(group) on \(me) (CLP_EVENT=\(event.rawValue)).")
         heartbeatDirty = true
@@ -145,7 +154,12 @@ extension ServerEngine {
             local.pendingStop = request
             locals[group] = local
             return
-        case .stopping:
+        case .stopping(let current, _, _):
+            // A reactivation's stop becomes the real stop once it is done.
+            if current.thenRestart && !request.thenRestart {
+                local.pendingStop = request
+                locals[group] = local
+            }
             return
         case nil:
             break
@@ -154,6 +168,7 @@ extension ServerEngine {
         local.status = .offlinePending
         local.deactivationRetries = [:]
         locals[group] = local
+        stopMonitors(watching: group, now: now)
         log(.info, "rc", 20, "Stopping group \(group) on \(me) (CLP_FACTOR=\(request.factor.rawValue)).")
         heartbeatDirty = true
         let order = activationOrder[group] ?? []
@@ -164,9 +179,17 @@ extension ServerEngine {
     mutating func continueStop(_ group: GroupName, _ request: StopRequest, from index: Int, now: EngineTime) {
         guard var local = locals[group], let order = activationOrder[group] else { return }
         var next = index
-        while next >= 0, local.resourceStatus[order[next]] == .offline { next -= 1 }
+        while next >= 0, local.resourceStatus[order[next]] == .offline || !(request.scope?.contains(order[next]) ?? true) {
+            next -= 1
+        }
+        if next < 0, request.thenRestart, !local.resourceStatus.values.contains(.offlineFailure) {
+            finishReactivationStop(group, local, now: now)
+            return
+        }
         guard next >= 0 else {
             local.operation = nil
+            local.monitorRequest = nil
+            local.monitorRequestAt = nil
             let stuck = local.resourceStatus.values.contains(.offlineFailure)
             local.status = stuck ? .offlineFailure : .offline
             local.asyncPIDs = [:]
@@ -182,6 +205,31 @@ extension ServerEngine {
         local.resourceStatus[resource] = .offlinePending
         local.operation = .stopping(request, index: next, runID: runID)
         locals[group] = local
+    }
+
+    /// The stop of a reactivation is done: start again here, unless a real stop came
+    /// meanwhile or the group is no longer assigned here.
+    mutating func finishReactivationStop(_ group: GroupName, _ stopped: LocalGroup, now: EngineTime) {
+        var local = stopped
+        local.operation = nil
+        let entry = directory?.entries[group]
+        let stillHere = entry.map { $0.wanted && $0.owner == me && $0.ownerInstance == instance } ?? false
+        if let request = local.pendingStop ?? (stillHere && service == .running ? nil : StopRequest(
+            factor: entry?.stopFactor ?? .groupStop, event: entry?.stopEvent ?? .start, lastAction: .none))
+        {
+            local.pendingStop = nil
+            locals[group] = local
+            beginStop(group, request, now: now)
+            return
+        }
+        local.status = .onlinePending
+        local.startEvent = .start
+        local.activationRetries = [:]
+        local.activationFailedResource = nil
+        locals[group] = local
+        log(.info, "rc", 17, "Starting group \(group) again on \(me) (reactivation).")
+        heartbeatDirty = true
+        continueStart(group, from: 0, now: now)
     }
 
     // MARK: - Runs
@@ -424,6 +472,8 @@ extension ServerEngine {
         if case .leaving = service { return }
         guard service == .running else { return }
         service = .leaving(factor: factor, lastAction: lastAction, then: then)
+        // Monitors stop before the resources they watch.
+        reconcileMonitors(now: now)
         log(.info, "pm", 2, "Cluster service stopping on \(me) (CLP_FACTOR=\(factor.rawValue), CLP_LASTACTION=\(lastAction.rawValue)).")
         heartbeatDirty = true
         for group in config.groups {

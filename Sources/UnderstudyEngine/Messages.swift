@@ -54,16 +54,20 @@ public struct GroupReport: Sendable, Codable, Equatable {
     public var activationFailedResource: ResourceName?
     /// Resources were stopped one by one by an operator (`clprsc -t`).
     public var operatorStopped: Bool
+    /// A monitor's recovery asks the master to fail the group over or stop it.
+    public var monitorRequest: MonitorRequest?
 
     public init(
         status: ActivationStatus, resources: [ResourceName: ActivationStatus] = [:],
-        generation: UInt64 = 0, activationFailedResource: ResourceName? = nil, operatorStopped: Bool = false
+        generation: UInt64 = 0, activationFailedResource: ResourceName? = nil, operatorStopped: Bool = false,
+        monitorRequest: MonitorRequest? = nil
     ) {
         self.status = status
         self.resources = resources
         self.generation = generation
         self.activationFailedResource = activationFailedResource
         self.operatorStopped = operatorStopped
+        self.monitorRequest = monitorRequest
     }
 }
 
@@ -201,6 +205,9 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// Newest directory version the sender has applied.
     public var appliedVersion: UInt64
     public var groups: [GroupName: GroupReport]
+    /// Monitor statuses a peer cannot derive (anything but Normal while running and Offline
+    /// while not); nil or missing = none.
+    public var monitors: [String: MonitorStatus]?
     /// Set by the master only.
     public var directory: Directory?
 
@@ -211,8 +218,9 @@ public struct Heartbeat: Sendable, Codable, Equatable {
         serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,
         syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [], awaitingVouch: Bool = false,
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
-        directory: Directory? = nil
+        monitors: [String: MonitorStatus]? = nil, directory: Directory? = nil
     ) {
+        self.monitors = monitors
         self.sender = sender
         self.bootID = bootID
         self.run = run

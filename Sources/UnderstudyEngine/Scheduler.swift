@@ -113,6 +113,10 @@ extension ServerEngine {
                     entry.owner = nil
                     entry.ownerInstance = nil
                 }
+            } else if let report = ownerReport, let request = report.monitorRequest, report.generation == entry.generation,
+                report.status == .online || report.status == .onlineFailure
+            {
+                monitorRequested(request, group: group, owner: owner, entry: &entry, directory: dir, nextVersion: nextVersion, now: now)
             } else if let report = ownerReport, let failed = report.activationFailedResource,
                 report.status == .onlineFailure, report.generation == entry.generation, entry.finalActionOn == nil
             {
@@ -228,6 +232,46 @@ extension ServerEngine {
             log(
                 .error, "rc", 202,
                 "Activation of \(resource) failed on \(owner) and no failover is left: final action \(policy.finalAction.rawValue).")
+        }
+    }
+
+    /// A monitor on the owner asks to fail the group over (to the first other server that
+    /// can take it) or to stop it (final action `stop-group`).
+    mutating func monitorRequested(
+        _ request: MonitorRequest, group: GroupConfig, owner: ServerName, entry: inout DirectoryEntry,
+        directory dir: Directory, nextVersion: UInt64, now: EngineTime
+    ) {
+        switch request {
+        case .stop:
+            entry.wanted = false
+            entry.stopFactor = .groupStop
+            entry.stopEvent = .start
+            entry.releasedAt = nextVersion
+            entry.preferredTarget = nil
+            log(.warning, "rc", 204, "Stopping group \(group.name): final action of a monitor on \(owner).")
+        case .failover:
+            var probe = entry
+            probe.failedOn.append(owner)
+            probe.preferredTarget = nil
+            let view = membership.view(now: now)
+            guard !dir.suspended, !dir.clusterStopping,
+                let target = chooseTarget(group, entry: probe, directory: dir, view: view, now: now)
+            else {
+                if !noDestinationLogged.contains(group.name) {
+                    noDestinationLogged.insert(group.name)
+                    log(.error, "rc", 65, "No other server can take group \(group.name) from \(owner) now.")
+                }
+                return
+            }
+            noDestinationLogged.remove(group.name)
+            entry.owner = nil
+            entry.ownerInstance = nil
+            entry.preferredTarget = target
+            entry.startEvent = .failover
+            entry.stopFactor = .groupFailover
+            entry.stopEvent = .failover
+            entry.releasedAt = nextVersion
+            log(.warning, "rc", 203, "Failing group \(group.name) over from \(owner) to \(target): a monitor error on \(owner).")
         }
     }
 
@@ -359,7 +403,8 @@ extension ServerEngine {
             guard let local = locals[group] else { return nil }
             return GroupReport(
                 status: local.status, resources: local.resourceStatus, generation: local.generation,
-                activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped)
+                activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped,
+                monitorRequest: local.monitorRequest)
         }
         return membership.peers[server]?.report?.groups[group]
     }

@@ -93,6 +93,14 @@ public struct ServerEngine: Sendable {
     var configMismatchLogged: Set<ServerName> = []
     var heartbeatDirty = false
     var persistDirty = false
+    /// Monitors that run on this server (see Monitors/).
+    var monitors: [String: LocalMonitor] = [:]
+    var nextMonitorRun: UInt64 = 1
+    var nextScriptRun: UInt64 = 1
+    /// A stall userw must judge once the hold after it is over.
+    var pendingUserSpaceStall: Duration?
+    let monitorConfigs: [String: MonitorConfig]
+    let userSpaceMonitors: [MonitorConfig]
 
     /// - Parameters:
     ///   - persisted: what the previous run of this server left in its state dir.
@@ -136,6 +144,13 @@ public struct ServerEngine: Sendable {
         for group in config.groups {
             locals[group.name] = LocalGroup(resources: group.resources.map(\.name))
         }
+        var monitorConfigs: [String: MonitorConfig] = [:]
+        for monitor in config.monitors where monitor.runs(on: me) {
+            monitors[monitor.name] = LocalMonitor()
+            monitorConfigs[monitor.name] = monitor
+        }
+        self.monitorConfigs = monitorConfigs
+        self.userSpaceMonitors = config.monitors.filter { $0.type == .userw && $0.runs(on: me) }
     }
 
     // MARK: - Driving the engine
@@ -191,8 +206,22 @@ public struct ServerEngine: Sendable {
             if case .resourceFinished(let runID, _) = event { runs[runID] = nil }
             return []
         }
+        let gap = lastEventAt.map { now - $0 }
         noticeStall(now: now)
+        if let gap, !userSpaceMonitors.isEmpty {
+            // While holding after the stall, userw waits for the hold's outcome (it acts on nothing).
+            if stallHold == nil { observeUserSpaceStall(gap: gap, now: now) } else { pendingUserSpaceStall = max(pendingUserSpaceStall ?? .zero, gap) }
+        }
         switch event {
+        case .monitorChecked(let check):
+            monitorChecked(check, now: now)
+            // Most checks change nothing: skip the full step (the next tick does it).
+            if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && stallHold == nil {
+                lastEventAt = now
+                return []
+            }
+        case .recoveryScriptFinished(let id, let succeeded):
+            recoveryScriptFinished(id: id, succeeded: succeeded, now: now)
         case .tick:
             break
         case .heartbeat(let heartbeat, let path):
@@ -210,6 +239,10 @@ public struct ServerEngine: Sendable {
     mutating func step(now: EngineTime) -> [EngineAction] {
         lastEventAt = now
         resolveStallHold(now: now)
+        if stallHold == nil, let stall = pendingUserSpaceStall {
+            pendingUserSpaceStall = nil
+            observeUserSpaceStall(gap: stall, now: now)
+        }
         if service != .stopped && stallHold == nil {
             checkQuorum(now: now)
             checkPingResolution(now: now)
@@ -227,6 +260,7 @@ public struct ServerEngine: Sendable {
             }
             finishLeavingIfDone(now: now)
         }
+        reconcileMonitors(now: now)
         if persistDirty {
             persistDirty = false
             var state = persistent
@@ -368,7 +402,8 @@ public struct ServerEngine: Sendable {
             syncDone: syncDone, hears: membership.hears(now: now),
             view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stallHold != nil,
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
-            groups: groupReports(), directory: master ? directory : nil)
+            groups: groupReports(), monitors: monitors.isEmpty ? nil : monitorExceptions(),
+            directory: master ? directory : nil)
     }
 
     /// While holding after a stall this server reports the view it had before (it acts as
@@ -396,7 +431,8 @@ public struct ServerEngine: Sendable {
         for (name, local) in locals {
             reports[name] = GroupReport(
                 status: local.status, resources: local.resourceStatus, generation: local.generation,
-                activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped)
+                activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped,
+                monitorRequest: local.monitorRequest)
         }
         return reports
     }

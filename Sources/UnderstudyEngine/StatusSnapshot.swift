@@ -39,6 +39,25 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
         public var failoverCount: Int
     }
 
+    public struct MonitorLine: Sendable, Codable, Equatable {
+        public var name: String
+        public var type: String
+        public var comment: String
+        /// Status on the local server.
+        public var status: MonitorStatus
+        /// Status on every server (Unused where it does not run).
+        public var perServer: [ServerName: MonitorStatus]
+        /// Newest error or warning text on the local server.
+        public var detail: String
+        /// Recovery counters on the local server, with the configured maxima.
+        public var counters: MonitorCounters
+        public var maxReactivations: Int
+        public var maxFailovers: Int
+        public var maxRecoveryScripts: Int
+        public var suspended: Bool
+        public var dummyFailure: Bool
+    }
+
     public var cluster: String
     public var comment: String
     /// The configuration file the daemon runs.
@@ -54,6 +73,7 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     public var epoch: Epoch?
     public var servers: [ServerLine]
     public var groups: [GroupLine]
+    public var monitors: [MonitorLine]?
     /// Filled in by the daemon: what each heartbeat path and the control channel received
     /// and dropped (wrong key, garbage, replays …), by reason.
     public var transport: [TransportLine]?
@@ -156,7 +176,23 @@ extension ServerEngine {
             cluster: config.cluster.name, comment: config.cluster.comment,
             configPath: config.sourcePath.isEmpty ? nil : config.sourcePath, localServer: me, master: master,
             service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
-            autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups, transport: nil)
+            autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups,
+            monitors: monitorLines(now: now), transport: nil)
+    }
+
+    func monitorLines(now: EngineTime) -> [ClusterStatusSnapshot.MonitorLine] {
+        config.monitors.map { monitor in
+            var perServer: [ServerName: MonitorStatus] = [:]
+            for server in serverNames { perServer[server] = monitorStatus(monitor, on: server, now: now) }
+            let local = monitors[monitor.name]
+            return .init(
+                name: monitor.name, type: monitor.type.rawValue, comment: monitor.comment,
+                status: perServer[me] ?? .unused, perServer: perServer, detail: local?.detail ?? "",
+                counters: persistent.monitorCounters[monitor.name] ?? MonitorCounters(),
+                maxReactivations: monitor.recovery.reactivations, maxFailovers: monitor.recovery.failovers,
+                maxRecoveryScripts: monitor.recovery.scriptCount, suspended: local?.suspended ?? false,
+                dummyFailure: local?.dummyFailure ?? false)
+        }
     }
 
     static func heartbeat(_ heartbeat: HeartbeatConfig, covers server: ServerName) -> Bool {

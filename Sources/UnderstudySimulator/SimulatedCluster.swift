@@ -21,6 +21,8 @@ public final class SimulatedCluster {
         var lastBootID: UInt64 = 0
         /// Each applied directory (epoch, version), to check that they never go backwards.
         var lastAdopted: (term: UInt64, version: UInt64, resets: Int)?
+        /// Monitors the Engine started, with their run.
+        var runningMonitors: [String: UInt64] = [:]
 
         init(name: ServerName) { self.name = name }
     }
@@ -33,6 +35,8 @@ public final class SimulatedCluster {
         case pingDone(ServerName, incarnation: Int, probeID: UInt64, reachable: Bool)
         case restart(ServerName)
         case action(String, () -> Void)
+        case monitorCheck(ServerName, incarnation: Int, monitor: String, run: UInt64)
+        case recoveryScriptDone(ServerName, incarnation: Int, id: UInt64)
     }
 
     struct Scheduled {
@@ -62,6 +66,10 @@ public final class SimulatedCluster {
     public private(set) var osActions: [(ServerName, OSAction)] = []
     /// Every resource run any server started, in order.
     public private(set) var runLog: [(server: ServerName, run: ResourceRun, at: EngineTime)] = []
+    /// What a monitor's check finds on a server at the current time (default: Normal).
+    public var monitorModel: (_ server: ServerName, _ monitor: String, _ now: EngineTime) -> MonitorResult = { _, _, _ in .normal }
+    /// Every recovery script any server ran, in order.
+    public private(set) var recoveryScriptLog: [(server: ServerName, run: RecoveryScriptRun, at: EngineTime)] = []
 
     var queue: [Scheduled] = []
     var sequence: UInt64 = 0
@@ -108,6 +116,7 @@ public final class SimulatedCluster {
         server.engine = nil
         server.incarnation += 1
         server.frozenUntil = nil
+        server.runningMonitors = [:]
         note("\(name) crashes")
     }
 
@@ -219,6 +228,16 @@ public final class SimulatedCluster {
             deliver(.pingProbeFinished(probeID: probeID, reachable: reachable), to: name)
         case .restart(let name):
             boot(name)
+        case .monitorCheck(let name, let incarnation, let monitor, let run):
+            guard servers[name]?.incarnation == incarnation, servers[name]?.runningMonitors[monitor] == run else { return }
+            let result = monitorModel(name, monitor, now)
+            deliver(.monitorChecked(MonitorCheck(monitor: monitor, run: run, result: result, elapsed: .milliseconds(1))), to: name)
+            if let interval = config.monitors.first(where: { $0.name == monitor })?.interval {
+                schedule(.monitorCheck(name, incarnation: incarnation, monitor: monitor, run: run), after: interval)
+            }
+        case .recoveryScriptDone(let name, let incarnation, let id):
+            guard servers[name]?.incarnation == incarnation else { return }
+            deliver(.recoveryScriptFinished(id: id, succeeded: true), to: name)
         case .action(let label, let body):
             note(label)
             body()
@@ -227,7 +246,9 @@ public final class SimulatedCluster {
 
     func target(of event: Event) -> ServerName? {
         switch event {
-        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .pingDone(let name, _, _, _): return name
+        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .pingDone(let name, _, _, _),
+            .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _):
+            return name
         case .deliver(_, let name, _): return name
         case .restart, .action: return nil
         }
@@ -306,6 +327,20 @@ public final class SimulatedCluster {
                 }
             case .log(let entry):
                 note("\(name) [\(entry.level.rawValue) \(entry.module) \(entry.eventID)] \(entry.message)")
+            case .startMonitor(let start):
+                servers[name]?.runningMonitors[start.monitor] = start.run
+                let incarnation = servers[name]?.incarnation ?? 0
+                let firstWait = config.monitors.first(where: { $0.name == start.monitor })?.firstWait ?? .zero
+                schedule(
+                    .monitorCheck(name, incarnation: incarnation, monitor: start.monitor, run: start.run),
+                    after: max(firstWait, .milliseconds(1)))
+            case .stopMonitor(let monitor, let run):
+                if servers[name]?.runningMonitors[monitor] == run { servers[name]?.runningMonitors[monitor] = nil }
+            case .runRecoveryScript(let run):
+                note("\(name): recovery script \(run.monitor) \(run.action.rawValue)")
+                recoveryScriptLog.append((name, run, now))
+                let incarnation = servers[name]?.incarnation ?? 0
+                schedule(.recoveryScriptDone(name, incarnation: incarnation, id: run.id), after: .milliseconds(20))
             }
         }
         trackAdoption(name)
@@ -313,6 +348,7 @@ public final class SimulatedCluster {
 
     func stopProcess(_ name: ServerName) {
         servers[name]?.engine = nil
+        servers[name]?.runningMonitors = [:]
         servers[name]?.incarnation += 1
     }
 
@@ -421,6 +457,11 @@ public final class SimulatedCluster {
     public func engine(_ name: ServerName) -> ServerEngine? { servers[name]?.engine }
 
     public func isFrozen(_ name: ServerName) -> Bool { servers[name]?.frozenUntil != nil }
+
+    /// Monitors whose probe the Engine has running on a server.
+    public func runningMonitors(on name: ServerName) -> [String] {
+        (servers[name]?.runningMonitors.keys).map { $0.sorted() } ?? []
+    }
 
     /// Servers (running, not frozen) where a group holds resources, with its status.
     public func placement(of group: GroupName) -> [ServerName: ActivationStatus] {

@@ -87,15 +87,19 @@ public struct TimingSettings: Sendable, Equatable {
     public var heartbeatTimeout: Duration
     /// Startup wait for all servers before auto-start groups start; zero skips it.
     public var syncWait: Duration
+    /// A monitor check slower than this percentage of its timeout is logged as delayed.
+    public var monitorDelayWarning: Int
 
     public init(
         heartbeatInterval: Duration = Defaults.heartbeatInterval,
         heartbeatTimeout: Duration = Defaults.heartbeatTimeout,
-        syncWait: Duration = Defaults.syncWait
+        syncWait: Duration = Defaults.syncWait,
+        monitorDelayWarning: Int = Defaults.monitorDelayWarningPercent
     ) {
         self.heartbeatInterval = heartbeatInterval
         self.heartbeatTimeout = heartbeatTimeout
         self.syncWait = syncWait
+        self.monitorDelayWarning = monitorDelayWarning
     }
 }
 

@@ -171,11 +171,11 @@ extension ConfigReader {
 
     static let monitorCommonKeys = [
         "name", "type", "comment", "target", "interval", "timeout", "retries", "first-wait", "timing", "servers",
-        "nice", "recovery",
+        "nice", "recovery", "retry-on-timeout", "recover-on-timeout",
     ]
     static let recoveryKeys = [
         "target", "script", "script-count", "script-before", "script-timeout", "reactivations", "failovers",
-        "final-action",
+        "final-action", "reset-counters-after",
     ]
     static var monitorTypeKeys: [String: [String]] {
         Dictionary(uniqueKeysWithValues: MonitorType.allCases.map { ($0.rawValue, $0.parameterSpecs.map(\.key)) })
@@ -204,6 +204,8 @@ extension ConfigReader {
             if let value = choice(present(fields, "timing"), MonitorConfig.Timing.self) { monitor.timing = value }
             monitor.servers = stringList(present(fields, "servers"), element: "a server name")
             if let value = int(present(fields, "nice")) { monitor.nice = value }
+            if let value = bool(present(fields, "retry-on-timeout")) { monitor.retryOnTimeout = value }
+            if let value = bool(present(fields, "recover-on-timeout")) { monitor.recoverOnTimeout = value }
 
             var parameters = type.defaultParameters
             var parameterFailed = false
@@ -267,6 +269,9 @@ extension ConfigReader {
             if let value = int(present(recoveryFields, "failovers")) { recovery.failovers = value }
             if let value = choice(present(recoveryFields, "final-action"), FinalAction.self) {
                 recovery.finalAction = value
+            }
+            if let value = duration(present(recoveryFields, "reset-counters-after")) {
+                recovery.resetCountersAfter = value
             }
         }
         guard let targetField else {

@@ -37,11 +37,12 @@ extension ConfigReader {
         settings.comment = string(present(fields, "comment")) ?? ""
 
         if let timing = present(fields, "timing").flatMap({
-            mapping($0.value, path: $0.path, allowed: ["heartbeat-interval", "heartbeat-timeout", "sync-wait"])
+            mapping($0.value, path: $0.path, allowed: ["heartbeat-interval", "heartbeat-timeout", "sync-wait", "monitor-delay-warning"])
         }) {
             if let value = duration(present(timing, "heartbeat-interval")) { settings.timing.heartbeatInterval = value }
             if let value = duration(present(timing, "heartbeat-timeout")) { settings.timing.heartbeatTimeout = value }
             if let value = duration(present(timing, "sync-wait")) { settings.timing.syncWait = value }
+            if let value = int(present(timing, "monitor-delay-warning")) { settings.timing.monitorDelayWarning = value }
         }
         if let partition = present(fields, "network-partition").flatMap({
             mapping($0.value, path: $0.path, allowed: ["action"])

@@ -274,6 +274,11 @@ private struct Validator {
                 at: "cluster.timing.heartbeat-timeout")
         }
         checkNotNegative(timing.syncWait, at: "cluster.timing.sync-wait")
+        if !(1...100).contains(timing.monitorDelayWarning) {
+            error(
+                "monitor-delay-warning is a percentage of the monitor timeout from 1 to 100, got \(timing.monitorDelayWarning)",
+                at: "cluster.timing.monitor-delay-warning")
+        }
         if case .duration(let timeout) = cluster.shutdownMonitor.timeout {
             checkPositive(timeout, at: "cluster.shutdown-monitor.timeout")
         }
@@ -739,6 +744,7 @@ private struct Validator {
         checkCount(recovery.reactivations, at: path + ".reactivations")
         checkCount(recovery.failovers, at: path + ".failovers")
         checkPositive(recovery.scriptTimeout, at: path + ".script-timeout")
+        checkNotNegative(recovery.resetCountersAfter, at: path + ".reset-counters-after")
         checkFinalAction(
             recovery.finalAction, allowed: ConfigValidator.monitorFinalActions, at: path + ".final-action",
             context: "for a monitor")

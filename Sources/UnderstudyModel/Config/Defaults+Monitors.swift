@@ -14,6 +14,12 @@ extension Defaults {
     public static let monitorFinalAction: FinalAction = .none
     public static let monitorRecoveryScriptCount = 0
     public static let monitorRecoveryScriptTimeout: Duration = .seconds(5)
+    /// Recovery counters reset after the monitor has been Normal this long [I]: long enough
+    /// that a service crashing every few minutes runs out of reactivations instead of
+    /// restarting forever.
+    public static let monitorCounterReset: Duration = .seconds(600)
+    /// A check that took longer than this share of its timeout is logged as delayed (§3.1).
+    public static let monitorDelayWarningPercent = 80
 
     /// witnesshb and httpnp: the witness server's HTTP port.
     public static let witnessPort = 80

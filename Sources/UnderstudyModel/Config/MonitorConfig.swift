@@ -331,6 +331,10 @@ public struct MonitorConfig: Sendable, Equatable {
     /// Scheduling priority of the probe process (-20…19).
     public var nice: Int
     public var recovery: MonitorRecovery
+    /// A check that timed out is retried like any failed check (`false`: error at once).
+    public var retryOnTimeout: Bool
+    /// An error found by a timeout starts the recovery (`false`: alert only).
+    public var recoverOnTimeout: Bool
     /// Type-specific parameters, checked against `type.parameterSpecs`; the loader fills in
     /// the defaults, so every key with a default is present.
     public var parameters: [String: ConfigValue]
@@ -348,6 +352,8 @@ public struct MonitorConfig: Sendable, Equatable {
         servers: [String]? = nil,
         nice: Int = Defaults.monitorNice,
         recovery: MonitorRecovery,
+        retryOnTimeout: Bool = true,
+        recoverOnTimeout: Bool = true,
         parameters: [String: ConfigValue] = [:]
     ) {
         self.name = name
@@ -362,6 +368,8 @@ public struct MonitorConfig: Sendable, Equatable {
         self.servers = servers
         self.nice = nice
         self.recovery = recovery
+        self.retryOnTimeout = retryOnTimeout
+        self.recoverOnTimeout = recoverOnTimeout
         self.parameters = parameters
     }
 
@@ -425,6 +433,8 @@ public struct MonitorRecovery: Sendable, Equatable {
     public var reactivations: Int
     public var failovers: Int
     public var finalAction: FinalAction
+    /// The counters go back to zero once the monitor has been Normal this long.
+    public var resetCountersAfter: Duration
 
     public init(
         target: Target,
@@ -434,7 +444,8 @@ public struct MonitorRecovery: Sendable, Equatable {
         scriptTimeout: Duration = Defaults.monitorRecoveryScriptTimeout,
         reactivations: Int = Defaults.monitorReactivations,
         failovers: Int = Defaults.monitorFailovers,
-        finalAction: FinalAction = Defaults.monitorFinalAction
+        finalAction: FinalAction = Defaults.monitorFinalAction,
+        resetCountersAfter: Duration = Defaults.monitorCounterReset
     ) {
         self.target = target
         self.script = script
@@ -444,5 +455,6 @@ public struct MonitorRecovery: Sendable, Equatable {
         self.reactivations = reactivations
         self.failovers = failovers
         self.finalAction = finalAction
+        self.resetCountersAfter = resetCountersAfter
     }
 }

@@ -72,6 +72,10 @@ public actor ClusterDaemon {
     var oversizeReported = false
     /// The keeper's stdin (see `Keeper`).
     var keeper: FileHandle?
+    let monitorRunner = MonitorRunner()
+    let probeContext: MonitorProbes.Context
+    let scriptRunner: ScriptRunner
+    let host: HostFacts
 
     /// Checks everything that can be checked before touching the network, and builds the
     /// Engine from the persisted state.
@@ -132,8 +136,16 @@ public actor ClusterDaemon {
             config: config, me: server, bootID: bootID, configHash: Self.configHash(config), persisted: persisted,
             abnormalStop: abnormal)
         let host = HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath)
+        self.host = host
+        scriptRunner = ScriptRunner(logger: logger)
+        var monitorEnvironment = ScriptEnvironment.compose(base: ScriptEnvironment.base(), host: host, variables: [:])
+        monitorEnvironment["CLP_SERVER_LOCAL"] = server
+        monitorEnvironment["UNDERSTUDY_LEASE_FILE"] = paths.leasePath
+        probeContext = MonitorProbes.Context(
+            config: config, runner: scriptRunner, environment: monitorEnvironment, logDirectory: paths.stateDirectory + "/logs",
+            logger: logger)
         exec = ExecResourceDriver(
-            localServer: server, runner: ScriptRunner(logger: logger), host: host, logDirectory: paths.stateDirectory + "/logs",
+            localServer: server, runner: scriptRunner, host: host, logDirectory: paths.stateDirectory + "/logs",
             stateDirectory: paths.stateDirectory, leaseFile: paths.leasePath, logger: logger)
         floatingIP = FloatingIPDriver(logger: logger)
         virtualIP = VirtualIPDriver(defaultInterfaceAddress: Self.address(of: server, in: config), logger: logger)
@@ -157,13 +169,14 @@ public actor ClusterDaemon {
             problems.append("network-partition \(np.name) has type '\(np.typeName)'")
         }
         for monitor in config.monitors {
-            problems.append("monitor \(monitor.name) has type '\(monitor.type.rawValue)'")
+            if let reason = MonitorProbes.unsupportedReason(monitor) { problems.append("monitor \(monitor.name) has \(reason)") }
         }
         if !problems.isEmpty {
             throw DaemonStartError(
                 "\(config.sourcePath): this version of the daemon does not run these types yet: "
                     + problems.joined(separator: "; ")
-                    + " (supported now: resources exec, fip and vip; heartbeats lanhb; network-partition majority and pingnp; no monitors)")
+                    + " (supported now: resources exec, fip and vip; heartbeats lanhb; network-partition majority and pingnp; monitors "
+                    + MonitorProbes.supported.map(\.rawValue).sorted().joined(separator: ", ") + ")")
         }
         if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
             throw DaemonStartError("\(config.sourcePath): at least one lanhb heartbeat is needed")
@@ -177,6 +190,14 @@ public actor ClusterDaemon {
             if case .lan(let addresses) = heartbeat.kind, let address = addresses[server] { return address }
         }
         return nil
+    }
+
+    static func serverName(forNameOrAddress text: String, in config: ClusterConfig) -> String {
+        if config.server(named: text) != nil { return text }
+        for heartbeat in config.heartbeats {
+            if case .lan(let addresses) = heartbeat.kind, let match = addresses.first(where: { $0.value == text }) { return match.key }
+        }
+        return text
     }
 
     static func configHash(_ config: ClusterConfig) -> String {
@@ -245,6 +266,7 @@ public actor ClusterDaemon {
             tasks.cancelAll()
             await closeSockets()
         }
+        await monitorRunner.stopAll()
         try? AtomicFile.remove(paths.pidPath)
         Keeper.dismiss(keeper)
         logger.info("understudy daemon \(me) exits")
@@ -428,7 +450,54 @@ public actor ClusterDaemon {
                 serviceStopped(then)
             case .log(let entry):
                 record(entry)
+            case .startMonitor(let start):
+                startMonitor(start)
+            case .stopMonitor(let monitor, let run):
+                monitorRunner.stop(monitor, run: run)
+            case .runRecoveryScript(let run):
+                runRecoveryScript(run)
             }
+        }
+    }
+
+    // MARK: - Monitors
+
+    func startMonitor(_ start: MonitorStart) {
+        // userw needs no probe: the Engine sees this process's stalls itself.
+        guard let monitor = config.monitors.first(where: { $0.name == start.monitor }), monitor.type != .userw else { return }
+        let probe = MonitorProbes.make(monitor, start: start, context: probeContext)
+        monitorRunner.start(monitor, run: start.run, probe: probe) { [weak self] check in
+            await self?.monitorChecked(check)
+        }
+    }
+
+    func monitorChecked(_ check: MonitorCheck) {
+        let actions = engine.handle(.monitorChecked(check), now: now())
+        if !actions.isEmpty { perform(actions) }
+    }
+
+    /// The recovery script of a monitor, with `CLP_ACTION`, `CLP_MONITORNAME` and the counters.
+    func runRecoveryScript(_ run: RecoveryScriptRun) {
+        var variables = [
+            "CLP_ACTION": run.action.rawValue, "CLP_MONITORNAME": run.monitor,
+            "CLP_RECOVERYCOUNT": String(run.counters.recoveryScripts), "CLP_RESTARTCOUNT": String(run.counters.reactivations),
+            "CLP_FAILOVERCOUNT": String(run.counters.failovers),
+        ]
+        variables["CLP_SERVER_LOCAL"] = me
+        let environment = ScriptEnvironment.compose(base: ScriptEnvironment.base(), host: host, variables: variables)
+        let log = RotatingLog(
+            path: paths.stateDirectory + "/logs/recovery-\(run.monitor).log", rotateSize: Defaults.scriptLogRotateSize, logger: logger)
+        let folder = (run.script as NSString).deletingLastPathComponent
+        let invocation = ScriptInvocation(
+            executable: run.script, environment: environment, workingDirectory: folder.isEmpty ? nil : folder,
+            timeout: run.timeout, log: ScriptLog(file: log, action: "recovery"))
+        let runner = scriptRunner
+        Task {
+            let outcome = await runner.run(invocation)
+            if !outcome.isSuccess {
+                self.record(LogEntry(.warning, "rm", 13, "Recovery script \(run.script) of \(run.monitor): \(outcome)."))
+            }
+            self.perform(self.engine.handle(.recoveryScriptFinished(id: run.id, succeeded: outcome.isSuccess), now: self.now()))
         }
     }
 
@@ -595,7 +664,9 @@ public actor ClusterDaemon {
                 }
             }
             return WireJSON.encode(LocalResponse.status(snapshot()))
-        case .command(let command, let target):
+        case .command(let command, let rawTarget):
+            // `-h` may name a server or one of its heartbeat addresses (clprexec -h IP).
+            let target = rawTarget.map { Self.serverName(forNameOrAddress: $0, in: config) }
             if let target, target != me {
                 guard config.server(named: target) != nil else {
                     return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "Unknown server \(target).")))

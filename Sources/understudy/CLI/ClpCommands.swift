@@ -18,6 +18,7 @@ struct ClpStat: AsyncParsableCommand {
     @Flag(name: .customShort("s"), help: "Cluster status (the default).") var summary = false
     @Flag(name: .customShort("g"), help: "Group map: which groups run on which server.") var groupMap = false
     @Flag(name: .customShort("i"), help: "The whole configuration.") var information = false
+    @Flag(name: .customShort("m"), help: "Monitor status on every server.") var monitors = false
     @Flag(name: .long, help: "Only what this server knows, without asking others.") var local = false
     @Flag(name: .long, help: "Do not shorten long names.") var long = false
     @Flag(name: .long, help: "Machine-readable status (JSON) for scripts.") var json = false
@@ -45,6 +46,8 @@ struct ClpStat: AsyncParsableCommand {
             print(String(decoding: try encoder.encode(snapshot), as: UTF8.self))
         } else if groupMap {
             print(StatusRendering.groupMap(snapshot))
+        } else if monitors {
+            print(StatusRendering.monitors(snapshot, long: long))
         } else {
             print(StatusRendering.cluster(snapshot, long: long))
         }
@@ -250,6 +253,99 @@ struct ClpRsc: AsyncParsableCommand {
             }
             return (false, nil)
         }
+        print("Command succeeded.")
+    }
+}
+
+struct ClpMonCtrl: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clpmonctrl", abstract: "Suspend, resume and test monitors; show and clear their recovery counters.",
+        discussion: "Without -m every monitor of the server is meant. -h sends the request to another server.", helpNames: [.long])
+
+    @Flag(name: .customShort("s"), help: "Suspend monitoring.") var suspend = false
+    @Flag(name: .customShort("r"), help: "Resume monitoring.") var resume = false
+    @Flag(name: .customShort("c"), help: "Clear the recovery counters.") var clear = false
+    @Flag(name: .customShort("v"), help: "Show the recovery counters.") var show = false
+    @Flag(name: .customShort("e"), help: "Enable a dummy failure (the monitor reports an error).") var dummyOn = false
+    @Flag(name: .customShort("n"), help: "Disable the dummy failure.") var dummyOff = false
+    @Option(name: .customShort("m"), help: ArgumentHelp("The monitor.", valueName: "monitor")) var monitor: String?
+    @Option(name: .customShort("h"), help: ArgumentHelp("The server (default: the local one).", valueName: "server")) var server: String?
+    @OptionGroup var daemon: DaemonOptions
+
+    func validate() throws {
+        guard [suspend, resume, clear, show, dummyOn, dummyOff].filter({ $0 }).count == 1 else {
+            throw ValidationError("Give exactly one of -s, -r, -c, -v, -e, -n.")
+        }
+        if dummyOn && monitor == nil { throw ValidationError("-e needs -m MONITOR.") }
+    }
+
+    func run() async throws {
+        let client = DaemonClient(daemon)
+        if show {
+            let snapshot = try await client.status(of: server)
+            if let monitor, snapshot.monitors?.contains(where: { $0.name == monitor }) != true {
+                fail("Unknown monitor \(monitor).", code: .badUsage)
+            }
+            print(StatusRendering.counters(snapshot, monitor: monitor))
+            return
+        }
+        let control: MonitorControl =
+            suspend ? .suspend : resume ? .resume : clear ? .clearCounters : dummyOn ? .dummyFailureOn : .dummyFailureOff
+        try await client.command(.monitor(control, monitor: monitor, server: nil), at: server)
+        print("Command succeeded.")
+    }
+}
+
+struct ClpRexec: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "clprexec", abstract: "Send a request to a cluster server: fail a group over, or report an external error.",
+        discussion: """
+            --notice and --clear report an error to (or clear it from) the mrw monitors of the server \
+            that take the category (-k, default NIC) and keyword. The request goes over the \
+            authenticated control channel of the local daemon.
+            """, helpNames: [.long])
+
+    @Option(name: .long, help: ArgumentHelp("Fail this group over to another server.", valueName: "group")) var failover: String?
+    @Flag(name: .long, help: "Report an external error to mrw monitors.") var notice = false
+    @Flag(name: .long, help: "Clear an external error of mrw monitors.") var clear = false
+    @Option(name: .customShort("k"), help: ArgumentHelp("Category of the error.", valueName: "category")) var category = "NIC"
+    @Option(name: .customShort("m"), help: ArgumentHelp("Only this mrw monitor.", valueName: "monitor")) var monitor: String?
+    @Option(name: .customLong("keyword"), help: ArgumentHelp("Keyword of the error.", valueName: "keyword")) var keyword: String?
+    @Option(name: .customShort("h"), help: ArgumentHelp("The server (name or address; default: the local one).", valueName: "server"))
+    var server: String?
+    @Option(name: .customShort("w"), help: "Seconds to wait for the answer.") var wait: Int = 180
+    @OptionGroup var daemon: DaemonOptions
+
+    func validate() throws {
+        guard [failover != nil, notice, clear].filter({ $0 }).count == 1 else {
+            throw ValidationError("Give exactly one of --failover, --notice, --clear.")
+        }
+        guard wait > 0 else { throw ValidationError("-w must be at least 1 second.") }
+    }
+
+    func run() async throws {
+        let client = DaemonClient(daemon)
+        let command: ClusterCommand
+        if let failover {
+            command = .moveGroup(failover, to: nil)
+        } else {
+            command = .externalNotice(monitor: monitor, category: category, keyword: keyword, clear: clear, server: nil)
+        }
+        let deadline = Duration.seconds(wait)
+        let result = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await client.command(command, at: server)
+                return true
+            }
+            group.addTask {
+                try await Task.sleep(for: deadline)
+                return false
+            }
+            let first = try await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard result else { fail("No answer within \(wait) s.", code: .failed) }
         print("Command succeeded.")
     }
 }

@@ -24,6 +24,50 @@ enum StatusRendering {
         return text.trimmingTrailingSpaces()
     }
 
+    /// `clpstat -m`: every monitor's status on every server.
+    static func monitors(_ snapshot: ClusterStatusSnapshot, long: Bool) -> String {
+        let monitors = snapshot.monitors ?? []
+        let width = long ? max(14, (monitors.map(\.name) + snapshot.servers.map(\.name)).map(\.count).max() ?? 14) + 2 : 14
+        var out: [String] = [banner("MONITOR RESOURCE STATUS"), "  Cluster : \(snapshot.cluster)", "  <monitor>"]
+        for monitor in monitors {
+            let overall = overallStatus(monitor)
+            out.append(
+                line(
+                    indent: 4, name: monitor.name, dotted: true, width: width, long: long, value: overall.rawValue,
+                    comment: monitor.comment.isEmpty ? monitor.type : monitor.comment))
+            for server in snapshot.servers {
+                let status = monitor.perServer[server.name] ?? .unknown
+                out.append(line(indent: 6, name: server.name, dotted: false, width: width - 2, long: long, value: status.rawValue, comment: ""))
+            }
+        }
+        out.append(rule)
+        return out.joined(separator: "\n")
+    }
+
+    /// One status for a monitor over all servers: Error if any server has an error, Caution
+    /// if any warns, Normal if any runs it normally, else what the servers say.
+    static func overallStatus(_ monitor: ClusterStatusSnapshot.MonitorLine) -> MonitorStatus {
+        let statuses = Set(monitor.perServer.values)
+        for candidate: MonitorStatus in [.error, .caution, .normal, .suspend, .offline, .unknown] where statuses.contains(candidate) {
+            return candidate
+        }
+        return .unused
+    }
+
+    /// `clpmonctrl -v`: recovery counters of this server.
+    static func counters(_ snapshot: ClusterStatusSnapshot, monitor: String?) -> String {
+        var out = ["Server : \(snapshot.localServer)", "Monitor              Status   Script  Reactivation  Failover  FinalAction"]
+        for line in snapshot.monitors ?? [] where monitor == nil || line.name == monitor {
+            let name = line.name.padding(toLength: max(20, line.name.count), withPad: " ", startingAt: 0)
+            let status = line.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
+            out.append(
+                "\(name) \(status) \(line.counters.recoveryScripts)/\(line.maxRecoveryScripts)     "
+                    + "\(line.counters.reactivations)/\(line.maxReactivations)           \(line.counters.failovers)/\(line.maxFailovers)       "
+                    + (line.counters.finalActionDone ? "done" : "-") + (line.dummyFailure ? "  (dummy failure)" : ""))
+        }
+        return out.joined(separator: "\n")
+    }
+
     static func cluster(_ snapshot: ClusterStatusSnapshot, long: Bool) -> String {
         let width =
             long
@@ -67,6 +111,12 @@ enum StatusRendering {
             }
         }
         out.append("  <monitor>")
+        for monitor in snapshot.monitors ?? [] {
+            out.append(
+                line(
+                    indent: 4, name: monitor.name, dotted: true, width: width, long: long, value: monitor.status.rawValue,
+                    comment: monitor.comment))
+        }
         out.append(rule)
         var notes: [String] = []
         if snapshot.service != "running" { notes.append("The cluster service on \(snapshot.localServer) is \(snapshot.service).") }

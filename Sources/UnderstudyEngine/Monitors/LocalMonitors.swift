@@ -1,0 +1,316 @@
+import UnderstudyModel
+
+// Which monitors run on this server, and what their checks mean.
+//
+// A monitor runs while the cluster service runs here (not isolated, not holding after a
+// stall, not suspended) and, with `timing: active`, while its target resource is online here
+// and its group is not stopping. The Engine starts and stops the Node's probe with a run id;
+// results of an older run are ignored, so a check that raced with a stop never counts.
+// Active monitors of a group stop before its first stop script runs.
+
+/// One monitor as this server runs it.
+struct LocalMonitor: Sendable, Equatable {
+    /// The probe run in progress; nil when the monitor is not running here.
+    var run: UInt64?
+    var status: MonitorStatus = .offline
+    /// Failed checks in a row since the last Normal one or the last recovery step.
+    var failures = 0
+    var suspended = false
+    var dummyFailure = false
+    /// Text of the newest error or warning.
+    var detail = ""
+    /// When the monitor turned Normal (for resetting the counters).
+    var normalSince: EngineTime?
+    /// The newest check was slower than the delay-warning share of the timeout.
+    var delayed = false
+    /// A recovery script runs before this step of the ladder.
+    var pendingScript: PendingRecoveryScript?
+    /// "Recovery skipped" was logged in this error episode.
+    var skipLogged = false
+    /// mrw: the external error reported with `clprexec --notice`, until `--clear`.
+    var externalError: String?
+}
+
+/// A recovery script in flight, and the step that follows it.
+struct PendingRecoveryScript: Sendable, Equatable {
+    var id: UInt64
+    var step: RecoveryStep
+}
+
+/// The steps of the recovery ladder, in order.
+enum RecoveryStep: String, Sendable, Equatable {
+    /// The recovery script alone (`CLP_ACTION=RECOVERY`), `script-count` times.
+    case script
+    case reactivate
+    case failover
+    case finalAction = "final action"
+
+    var scriptAction: RecoveryAction {
+        switch self {
+        case .script: return .recovery
+        case .reactivate: return .restart
+        case .failover: return .failover
+        case .finalAction: return .finalAction
+        }
+    }
+
+    var scriptStep: MonitorRecovery.ScriptStep? {
+        switch self {
+        case .script: return nil
+        case .reactivate: return .reactivation
+        case .failover: return .failover
+        case .finalAction: return .finalAction
+        }
+    }
+}
+
+extension MonitorType {
+    /// Types the Engine computes itself: the Node runs no probe for them.
+    var isComputedByEngine: Bool { self == .mtw || self == .mrw || self == .userw }
+}
+
+extension ServerEngine {
+    // MARK: - Starting and stopping
+
+    /// Starts the monitors that should run now and stops the others.
+    mutating func reconcileMonitors(now: EngineTime) {
+        guard stallHold == nil else { return }
+        for monitor in config.monitors {
+            guard var local = monitors[monitor.name] else { continue }
+            let shouldRun = !local.suspended && service == .running && !isolated && targetAllowsRunning(monitor)
+            if shouldRun, local.run == nil {
+                let run = nextMonitorRun
+                nextMonitorRun += 1
+                local.run = run
+                local.failures = 0
+                local.delayed = false
+                local.skipLogged = false
+                // Engine-computed monitors are Normal at once; probes are Unknown until
+                // their first check (after the first wait).
+                local.status = monitor.type.isComputedByEngine ? .normal : .unknown
+                local.normalSince = monitor.type.isComputedByEngine ? now : nil
+                if monitor.type == .mrw, let error = local.externalError {
+                    local.status = .error
+                    local.detail = error
+                    local.normalSince = nil
+                }
+                monitors[monitor.name] = local
+                log(.info, "rm", 1, "Monitor \(monitor.name) started on \(me).")
+                if monitor.type != .mtw && monitor.type != .mrw {
+                    emit(.startMonitor(MonitorStart(monitor: monitor.name, run: run, targetPID: targetPID(of: monitor))))
+                }
+                heartbeatDirty = true
+            } else if !shouldRun, local.run != nil {
+                stopMonitor(monitor, now: now)
+            } else if !shouldRun, local.suspended, local.status != .suspend {
+                monitors[monitor.name]?.status = .suspend
+                heartbeatDirty = true
+            }
+        }
+        updateAggregates(now: now)
+    }
+
+    /// Stops the active monitors watching resources of a group, before its stop scripts run.
+    mutating func stopMonitors(watching group: GroupName, now: EngineTime) {
+        for monitor in config.monitors where monitor.timing == .active && monitors[monitor.name]?.run != nil {
+            guard let target = monitor.target, config.resource(named: target)?.group.name == group else { continue }
+            stopMonitor(monitor, now: now)
+        }
+    }
+
+    mutating func stopMonitor(_ monitor: MonitorConfig, now: EngineTime) {
+        guard var local = monitors[monitor.name], let run = local.run else { return }
+        local.run = nil
+        local.failures = 0
+        local.delayed = false
+        local.status = local.suspended ? .suspend : .offline
+        // A recovery script still running belongs to the episode that just ended.
+        local.pendingScript = nil
+        monitors[monitor.name] = local
+        if monitor.type != .mtw && monitor.type != .mrw {
+            emit(.stopMonitor(monitor: monitor.name, run: run))
+        }
+        log(.info, "rm", 2, "Monitor \(monitor.name) stopped on \(me).")
+        heartbeatDirty = true
+    }
+
+    /// `timing: always` runs whenever the service does; `active` while the target resource
+    /// is online here and its group is not stopping.
+    func targetAllowsRunning(_ monitor: MonitorConfig) -> Bool {
+        guard monitor.timing == .active else { return true }
+        guard let target = monitor.target, let group = config.resource(named: target)?.group.name,
+            let local = locals[group]
+        else { return false }
+        return local.resourceStatus[target] == .online && !isStopping(local)
+    }
+
+    func targetPID(of monitor: MonitorConfig) -> Int32? {
+        guard monitor.type == .pidw, let target = monitor.target,
+            let group = config.resource(named: target)?.group.name
+        else { return nil }
+        return locals[group]?.asyncPIDs[target]
+    }
+
+    // MARK: - Checks
+
+    mutating func monitorChecked(_ check: MonitorCheck, now: EngineTime) {
+        guard let monitor = monitorConfigs[check.monitor],
+            var local = monitors[check.monitor], local.run == check.run, !local.suspended
+        else { return }
+        let threshold = monitor.timeout * config.cluster.timing.monitorDelayWarning / 100
+        let delayed = check.result != .timeout && check.elapsed > threshold
+        if delayed && !local.delayed {
+            log(
+                .warning, "rm", 71,
+                "Monitor \(monitor.name) on \(me) is delayed: the check took \(check.elapsed.shortDescription) (timeout \(monitor.timeout.shortDescription))."
+            )
+        }
+        local.delayed = delayed
+        monitors[check.monitor] = local
+        let result = local.dummyFailure ? MonitorResult.error("dummy failure") : check.result
+        apply(result, to: monitor, now: now)
+    }
+
+    /// Turns a result into a status and, once the retries are used up, into a recovery step.
+    mutating func apply(_ result: MonitorResult, to monitor: MonitorConfig, now: EngineTime) {
+        guard var local = monitors[monitor.name] else { return }
+        let before = local.status
+        switch result {
+        case .normal, .warning:
+            local.failures = 0
+            local.skipLogged = false
+            if case .warning(let detail) = result {
+                local.status = .caution
+                local.detail = detail
+                if before != .caution { log(.warning, "rm", 4, "Monitor \(monitor.name) on \(me) warns: \(detail)") }
+            } else {
+                local.status = .normal
+                local.detail = ""
+                if before == .error { log(.info, "rm", 26, "Monitor \(monitor.name) on \(me) returned to normal.") }
+                if before == .caution { log(.info, "rm", 49, "Monitor \(monitor.name) on \(me) returned from warning to normal.") }
+            }
+            if local.normalSince == nil { local.normalSince = now }
+            monitors[monitor.name] = local
+            resetCountersIfNormalLongEnough(monitor, now: now)
+        case .error, .timeout:
+            let isTimeout = result == .timeout
+            let detail: String
+            if case .error(let text) = result { detail = text } else { detail = "no answer within \(monitor.timeout.shortDescription)" }
+            local.normalSince = nil
+            local.failures += 1
+            if isTimeout && !monitor.retryOnTimeout { local.failures = max(local.failures, monitor.retries + 1) }
+            guard local.failures > monitor.retries else {
+                monitors[monitor.name] = local
+                log(
+                    .info, "rm", 8,
+                    "Monitor \(monitor.name) on \(me): check failed (\(detail)); retry \(local.failures)/\(monitor.retries).")
+                return
+            }
+            // Another `retries + 1` failures are needed before the next step.
+            local.failures = 0
+            local.status = .error
+            local.detail = detail
+            monitors[monitor.name] = local
+            if before != .error { log(.error, "rm", 9, "Monitor \(monitor.name) on \(me) detected an error: \(detail)") }
+            if isTimeout && !monitor.recoverOnTimeout {
+                log(.warning, "rm", 193, "Recovery for \(monitor.name) is not run: the error was a timeout (recover-on-timeout: false).")
+            } else {
+                recover(monitor, now: now)
+            }
+        }
+        if monitors[monitor.name]?.status != before {
+            heartbeatDirty = true
+            updateAggregates(now: now)
+        }
+    }
+
+    mutating func resetCountersIfNormalLongEnough(_ monitor: MonitorConfig, now: EngineTime) {
+        guard let since = monitors[monitor.name]?.normalSince,
+            let counters = persistent.monitorCounters[monitor.name], !counters.isZero,
+            now - since >= monitor.recovery.resetCountersAfter
+        else { return }
+        persistent.monitorCounters[monitor.name] = nil
+        persistDirty = true
+        log(
+            .info, "rm", 50,
+            "Recovery counters of \(monitor.name) on \(me) reset: normal for \(monitor.recovery.resetCountersAfter.shortDescription).")
+    }
+
+    // MARK: - Computed monitors
+
+    /// mtw: error when enough of its monitors are in error here (threshold 0 = all),
+    /// caution when some are.
+    mutating func updateAggregates(now: EngineTime) {
+        for monitor in config.monitors where monitor.type == .mtw {
+            guard let local = monitors[monitor.name], local.run != nil else { continue }
+            let members = monitor.list("monitors") ?? []
+            let statuses = members.compactMap { monitors[$0]?.status }
+            let errors = statuses.filter { $0 == .error }.count
+            let threshold = monitor.int("threshold") ?? 0
+            let needed = threshold == 0 ? max(members.count, 1) : threshold
+            let result: MonitorResult
+            if errors >= needed {
+                let failing = members.filter { monitors[$0]?.status == .error }
+                result = .error("\(failing.joined(separator: ", ")) in error")
+            } else if errors > 0 {
+                result = .warning("\(errors) of \(members.count) monitors in error")
+            } else {
+                result = .normal
+            }
+            // An aggregate decides on every change, not every interval: one result per change.
+            let unchanged =
+                (result == .normal && local.status == .normal) || (local.status == .error && errors >= needed)
+                || (local.status == .caution && errors > 0 && errors < needed)
+            if unchanged { continue }
+            // Its members already waited for their retries.
+            var forced = monitor
+            forced.retries = 0
+            apply(local.dummyFailure ? .error("dummy failure") : result, to: forced, now: now)
+        }
+    }
+
+    /// userw: a stall of this process longer than the monitor's timeout is an error of the
+    /// monitor (the Engine sees every gap between events).
+    mutating func observeUserSpaceStall(gap: Duration, now: EngineTime) {
+        for monitor in config.monitors where monitor.type == .userw {
+            guard let local = monitors[monitor.name], local.run != nil else { continue }
+            if gap > monitor.timeout {
+                var forced = monitor
+                forced.retries = 0
+                apply(.error("this server did not run for \(gap.shortDescription)"), to: forced, now: now)
+            } else if local.status == .error, gap <= monitor.interval {
+                apply(.normal, to: monitor, now: now)
+            } else if local.dummyFailure {
+                apply(.error("dummy failure"), to: monitor, now: now)
+            }
+        }
+    }
+
+    // MARK: - Status for others
+
+    /// Statuses peers cannot derive (everything but Normal while running and Offline while
+    /// not): carried in heartbeats.
+    func monitorExceptions() -> [String: MonitorStatus] {
+        var exceptions: [String: MonitorStatus] = [:]
+        for (name, local) in monitors where local.status != .normal && local.status != .offline {
+            exceptions[name] = local.status
+        }
+        return exceptions
+    }
+
+    /// Status of a monitor on a server as this server knows it.
+    func monitorStatus(_ monitor: MonitorConfig, on server: ServerName, now: EngineTime) -> MonitorStatus {
+        guard monitor.runs(on: server) else { return .unused }
+        if server == me { return service == .stopped ? .offline : monitors[monitor.name]?.status ?? .unknown }
+        guard service != .stopped, membership.isUp(server, now: now), let report = membership.peers[server]?.report,
+            report.serviceUp
+        else { return .unknown }
+        if let status = report.monitors?[monitor.name] { return status }
+        if monitor.timing == .active {
+            guard let target = monitor.target, let group = config.resource(named: target)?.group.name,
+                report.groups[group]?.resources[target] == .online
+            else { return .offline }
+        }
+        return .normal
+    }
+}

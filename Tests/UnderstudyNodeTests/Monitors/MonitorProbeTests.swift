@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+import UnderstudyEngine
+import UnderstudyModel
+
+@testable import UnderstudyNode
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Each probe against the real thing failing: processes killed, scripts failing or dying,
+/// files that cannot be read or written, a full file system, an HTTP server that answers
+/// wrong or stops, a probe that hangs.
+@Suite("Monitor probes")
+struct MonitorProbeTests {
+    /// A `sleep` process started for the test (its own process group), killed by pid at the end.
+    final class SleepProcess {
+        let process = Process()
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            process.arguments = arguments
+            try process.run()
+        }
+        var pid: Int32 { process.processIdentifier }
+        func kill() {
+            if process.isRunning {
+                Glibc.kill(pid, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+        deinit { kill() }
+    }
+
+    static func temporaryFolder() throws -> String {
+        let path = NSTemporaryDirectory() + "understudy-probe-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func isError(_ result: MonitorResult) -> Bool {
+        if case .error = result { return true }
+        return false
+    }
+
+    @Test("pidw: Normal while the process lives, an error once it is killed")
+    func processAlive() async throws {
+        let sleeper = try SleepProcess(["30"])
+        let probe = ProcessAliveProbe(pid: sleeper.pid, resource: "app")
+        #expect(await probe.check() == .normal)
+        sleeper.kill()
+        #expect(Self.isError(await probe.check()))
+        #expect(Self.isError(await ProcessAliveProbe(pid: nil, resource: "app").check()))
+    }
+
+    @Test("psw: counts processes by command line or name, with wildcards and a minimum")
+    func processName() async throws {
+        let first = try SleepProcess(["31.5"])
+        let second = try SleepProcess(["31.5"])
+        // Process.run may return before the child has exec'd sleep: give it a moment.
+        var found = false
+        for _ in 0..<40 where !found {
+            found = await ProcessNameProbe(pattern: "sleep 31.5", minimum: 2).check() == .normal
+            if !found { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(found)
+        #expect(await ProcessNameProbe(pattern: "*sleep 31.[5]", minimum: 1).check() == .normal)
+        #expect(Self.isError(await ProcessNameProbe(pattern: "sleep 31.5", minimum: 3).check()))
+        first.kill()
+        second.kill()
+        #expect(Self.isError(await ProcessNameProbe(pattern: "sleep 31.5", minimum: 1).check()))
+    }
+
+    func scriptProbe(_ path: String, asynchronous: Bool, normalValue: Int32 = 0, timeout: Duration = .seconds(5)) -> ScriptProbe {
+        ScriptProbe(
+            monitor: "genw1", script: path, asynchronous: asynchronous, normalValue: normalValue, nice: 5, timeout: timeout,
+            runner: ScriptRunner(), environment: ScriptEnvironment.base(), log: nil)
+    }
+
+    @Test("genw sync: the exit code against the normal value; genw async: the process must stay alive")
+    func genericScript() async throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let flag = folder + "/healthy"
+        let script = folder + "/check.sh"
+        try "#!/bin/sh\n[ -e '\(flag)' ] && exit 3\nexit 1\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let sync = scriptProbe(script, asynchronous: false, normalValue: 3)
+        #expect(Self.isError(await sync.check()))
+        FileManager.default.createFile(atPath: flag, contents: nil)
+        #expect(await sync.check() == .normal)
+
+        let daemon = folder + "/daemon.sh"
+        let pidFile = folder + "/daemon.pid"
+        try "#!/bin/sh\necho $$ > '\(pidFile)'\nexec sleep 60\n".write(toFile: daemon, atomically: true, encoding: .utf8)
+        chmod(daemon, 0o755)
+        let async = scriptProbe(daemon, asynchronous: true)
+        #expect(await async.check() == .normal)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await async.check() == .normal)
+        let pid = try #require(
+            Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
+        kill(pid, SIGKILL)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(Self.isError(await async.check()))
+        // The next check starts it again; stop() ends it.
+        #expect(await async.check() == .normal)
+        try await Task.sleep(for: .milliseconds(300))
+        let restarted = try #require(
+            Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(restarted != pid)
+        await async.stop()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!ProcessTable.isAlive(restarted))
+    }
+
+    @Test("a hung probe is abandoned at the timeout and reported as one; the runner goes on")
+    func hungProbe() async throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let script = folder + "/hang.sh"
+        try "#!/bin/sh\nexec sleep 30\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let started = ContinuousClock.now
+        let result = await MonitorRunner.check(
+            scriptProbe(script, asynchronous: false, timeout: .milliseconds(300)), timeout: .milliseconds(300))
+        #expect(result == .timeout)
+        #expect(started.duration(to: .now) < .seconds(5))
+    }
+
+    @Test("diskw: read and read-direct of a file, write-file; errors for a missing device and a full disk")
+    func disk() async throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let image = folder + "/disk.img"
+        FileManager.default.createFile(atPath: image, contents: Data(repeating: 7, count: 1 << 16))
+        for method: DiskProbe.Method in [.read, .readDirect] {
+            let probe = DiskProbe(device: image, method: method, size: 512, diskFullIsError: true, timeout: .seconds(5))
+            let result = await probe.check()
+            // tmpfs has no O_DIRECT: then the error names the cause instead.
+            if method == .readDirect, case .error(let text) = result {
+                #expect(text.contains("Invalid argument"), "\(text)")
+            } else {
+                #expect(result == .normal, "\(method)")
+            }
+        }
+        #expect(
+            Self.isError(
+                await DiskProbe(device: folder + "/missing", method: .read, size: 512, diskFullIsError: true, timeout: .seconds(5)).check())
+        )
+        #expect(
+            await DiskProbe(device: folder + "/probe", method: .writeFile, size: 4096, diskFullIsError: true, timeout: .seconds(5)).check()
+                == .normal)
+        #expect(!FileManager.default.fileExists(atPath: folder + "/probe"))
+
+        guard getuid() == 0 else {
+            print("skipped: the full-disk part of diskw needs root (a small tmpfs mount)")
+            return
+        }
+        let mount = folder + "/small"
+        try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+        let mounted = Process()
+        mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mounted.arguments = ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mount]
+        try mounted.run()
+        mounted.waitUntilExit()
+        try #require(mounted.terminationStatus == 0)
+        defer {
+            let unmount = Process()
+            unmount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            unmount.arguments = [mount]
+            try? unmount.run()
+            unmount.waitUntilExit()
+        }
+        FileManager.default.createFile(atPath: mount + "/filler", contents: Data(repeating: 1, count: 64 * 1024))
+        let full = await DiskProbe(device: mount + "/probe", method: .writeFile, size: 8192, diskFullIsError: true, timeout: .seconds(5))
+            .check()
+        #expect(Self.isError(full), "\(full)")
+        let tolerated = await DiskProbe(
+            device: mount + "/probe", method: .writeFile, size: 8192, diskFullIsError: false, timeout: .seconds(5)
+        ).check()
+        if case .warning = tolerated {} else { Issue.record("a full disk with disk-full-is-error false is a warning, got \(tolerated)") }
+    }
+
+    @Test("httpw: status and body against a real HTTP server; an error once it stops")
+    func http() async throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try "service ready\n".write(toFile: folder + "/health", atomically: true, encoding: .utf8)
+        let port = 20000 + Int(getpid() % 20000)
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", folder, String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
+            print("skipped: httpw test needs /usr/bin/python3 for its HTTP server")
+            return
+        }
+        try server.run()
+        defer {
+            if server.isRunning {
+                kill(server.processIdentifier, SIGKILL)
+                server.waitUntilExit()
+            }
+        }
+        let url = try #require(URL(string: "http://127.0.0.1:\(port)/health"))
+        let probe = WebRequestProbe(url: url, expectedStatus: 200, bodyMatch: "ready", timeout: .seconds(2))
+        var ready = false
+        for _ in 0..<50 where !ready {
+            ready = await probe.check() == .normal
+            if !ready { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(ready)
+        #expect(Self.isError(await WebRequestProbe(url: url, expectedStatus: 200, bodyMatch: "degraded", timeout: .seconds(2)).check()))
+        let missing = try #require(URL(string: "http://127.0.0.1:\(port)/nothing"))
+        #expect(Self.isError(await WebRequestProbe(url: missing, expectedStatus: 200, bodyMatch: nil, timeout: .seconds(2)).check()))
+        #expect(await WebRequestProbe(url: missing, expectedStatus: 404, bodyMatch: nil, timeout: .seconds(2)).check() == .normal)
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+        #expect(Self.isError(await probe.check()))
+    }
+
+    @Test("ipw: loopback answers; miiw: lo has a link, a missing interface is an error")
+    func network() async throws {
+        #expect(await PingTargetsProbe(targets: ["127.0.0.1"], wait: .seconds(1)).check() == .normal)
+        #expect(Self.isError(await LinkStateProbe(interface: "understudy-none0").check()))
+        #expect(Self.isError(await LinkStateProbe(interface: "../etc").check()))
+        #expect(FloatingAddressProbe.normalized("fd10:0:0::1/64") == "fd10::1")
+    }
+}
