@@ -144,6 +144,7 @@ extension ServerEngine {
             entry.startEvent = .start
             entry.failoverCount = 0
             entry.failedOn = []
+            entry.monitorFailedOn = nil
             entry.finalActionOn = nil
             entry.finalAction = nil
             dir.entries[name] = entry
@@ -207,6 +208,7 @@ extension ServerEngine {
             }
             entry.beginMove(to: target, startEvent: .start, releasedAt: next)
             entry.failedOn = []
+            entry.monitorFailedOn = nil
             entry.finalActionOn = nil
             entry.finalAction = nil
             dir.entries[name] = entry

@@ -119,6 +119,12 @@ struct Membership: Sendable, Equatable {
         return report.serviceUp && silence < timeout
     }
 
+    /// The peer's newest heartbeat is at most `age` old (of this server's running time).
+    func heardWithin(_ server: ServerName, _ age: Duration, now: EngineTime) -> Bool {
+        guard let peer = peers[server], let silence = silence(of: peer, now: now) else { return false }
+        return silence <= age
+    }
+
     func isConnected(_ server: ServerName, now: EngineTime) -> Bool {
         guard server != me else { return true }
         guard isUp(server, now: now), let echoed = peers[server]?.echoedSentAt else { return false }

@@ -102,6 +102,9 @@ public struct DirectoryEntry: Sendable, Codable, Equatable {
     /// Where the final action after activation failure must run, and which one.
     public var finalActionOn: ServerName?
     public var finalAction: FinalAction?
+    /// The server (instance) a monitor failed the group over from: no automatic failback to
+    /// it while it runs that instance.
+    public var monitorFailedOn: [ServerName: ServerInstance]?
 
     public init(
         wanted: Bool = false, owner: ServerName? = nil, generation: UInt64 = 0,

@@ -152,8 +152,12 @@ extension ServerEngine {
         // A server of the group's policy that was lost and is not yet confirmed gone may have
         // started it meanwhile (under an order of a master this one never heard from, even
         // itself as that master): wait for the confirmation.
+        // Also a server still up but out of the view whose reports have gone stale (a link
+        // that broke one way): what it did since its last report is unknown. One whose
+        // heartbeats still arrive tells what it holds (`holders`).
         let unresolved = group.servers.filter {
-            $0 != me && !view.contains($0) && !membership.isUp($0, now: now) && !isGone($0, now: now)
+            $0 != me && !view.contains($0) && !isGone($0, now: now)
+                && (!membership.isUp($0, now: now) || !membership.heardWithin($0, interval * 2, now: now))
         }
         guard unresolved.isEmpty || unresolved.allSatisfy({ !everHeard($0) }) else { return }
         guard let target = chooseTarget(group, entry: entry, directory: dir, view: view, now: now) else {
@@ -267,6 +271,9 @@ extension ServerEngine {
             entry.owner = nil
             entry.ownerInstance = nil
             entry.preferredTarget = target
+            // No automatic failback to the server whose monitor failed, until an operator
+            // places the group or that server restarts.
+            if let failed = instance(of: owner, now: now) { entry.monitorFailedOn = (entry.monitorFailedOn ?? [:]).merging([owner: failed]) { $1 } }
             entry.startEvent = .failover
             entry.stopFactor = .groupFailover
             entry.stopEvent = .failover
@@ -320,7 +327,8 @@ extension ServerEngine {
         probe.preferredTarget = nil
         for server in group.servers[..<ownerIndex] {
             guard view.contains(server), !isLeaving(server, now: now), !entry.failedOn.contains(server),
-                !isAutoStartSuppressed(server, now: now)
+                !isAutoStartSuppressed(server, now: now),
+                entry.monitorFailedOn?[server] == nil || entry.monitorFailedOn?[server] != instance(of: server, now: now)
             else { continue }
             if group.exclusive == .complete && runsOtherExclusive(.complete, server: server, except: group.name, directory: dir, now: now) {
                 continue

@@ -44,6 +44,18 @@ public enum Simulation {
         let addresses = { (net: Int) in
             Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, "10.0.\(net).\($0.offset + 1)") })
         }
+        // Monitors whose errors race with everything else: one follows web's application
+        // (reactivate, fail over, then nothing), one watches db from every server (reactivate,
+        // fail over, then stop the group).
+        let monitors = [
+            MonitorConfig(
+                name: "web-watch", type: .pidw, target: "web-app", interval: .milliseconds(300), timeout: .seconds(1),
+                recovery: MonitorRecovery(target: .group("web"), reactivations: 1, failovers: 1, finalAction: .none)),
+            MonitorConfig(
+                name: "db-watch", type: .psw, interval: .milliseconds(400), timeout: .seconds(1), retries: 1,
+                recovery: MonitorRecovery(target: .group("db"), reactivations: 1, failovers: 1, finalAction: .stopGroup),
+                parameters: ["process-name": .string("db")]),
+        ]
         return ClusterConfig(
             cluster: ClusterSettings(
                 name: "sim", secretFile: "/dev/null",
@@ -57,7 +69,7 @@ public enum Simulation {
             networkPartition: count == 2
                 ? [NetworkPartitionConfig(name: "pingnp1", kind: .ping(targets: ["192.0.2.254"]))]
                 : [NetworkPartitionConfig(name: "majority1", kind: .majority)],
-            groups: groups)
+            groups: groups, monitors: monitors)
     }
 
     /// Scripts: mostly quick, sometimes slow, a few fail, a few hang until their timeout.
@@ -75,6 +87,11 @@ public enum Simulation {
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts)
         var random = SeededRandom(seed: seed ^ 0x5EED)
         let names = config.serverNames
+        // Monitor errors: per server and monitor, failing until the given time.
+        let failures = MonitorFailures()
+        world.monitorModel = { server, monitor, now in
+            (failures.until["\(server)/\(monitor)"].map { now < $0 } ?? false) ? .error("simulated failure") : .normal
+        }
 
         // Servers boot within a few seconds of each other.
         for name in names {
@@ -137,6 +154,11 @@ public enum Simulation {
                 world.at(time, "operator: clpcl -r \(victim)") {
                     world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .restart), at: victim)
                 }
+            case 75..<85:
+                let monitor = random.chance(0.5) ? "web-watch" : "db-watch"
+                world.at(time, "fault: monitor \(monitor) fails on \(victim)") {
+                    failures.until["\(victim)/\(monitor)"] = time + length
+                }
             default:
                 let group = config.groups[Int.random(in: 0..<config.groups.count, using: &random)].name
                 let target = names[Int.random(in: 0..<names.count, using: &random)]
@@ -157,6 +179,7 @@ public enum Simulation {
             world.lossRate = 0
             world.duplicateRate = 0
             world.delayRange = .milliseconds(1) ... .milliseconds(5)
+            failures.until = [:]
             world.scriptModel = { _, _, random in (random.duration(.milliseconds(5) ... .milliseconds(300)), .success(asyncPID: nil)) }
             for name in names where world.engine(name) == nil { world.boot(name) }
             for name in names {
@@ -203,4 +226,9 @@ public enum Simulation {
         }
         return problems
     }
+}
+
+/// Which monitors fail where, changed by scheduled faults.
+final class MonitorFailures {
+    var until: [String: EngineTime] = [:]
 }

@@ -67,6 +67,8 @@ struct ClusterSpec: Sendable {
     var groups: [GroupSpec] = [.simple("grp1")]
     /// A pingnp target besides majority: lets an exact half holding the first server survive.
     var pingTarget: String?
+    /// The items of `monitors:`, as YAML indented by two spaces (written as they are).
+    var monitors: String?
 
     var heartbeatTimeout: Duration { .milliseconds(heartbeatTimeoutMilliseconds) }
     var controlPort: Int { 40000 + 10 * subnet }
@@ -132,6 +134,7 @@ struct ClusterSpec: Sendable {
                 if let deactivation = resource.deactivation { text += "        deactivation: \(deactivation)\n" }
             }
         }
+        if let monitors { text += "monitors:\n" + monitors }
         return text
     }
 

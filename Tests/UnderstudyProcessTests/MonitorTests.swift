@@ -1,0 +1,117 @@
+import Foundation
+import Testing
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Monitors in real daemons: a killed process is reactivated, then failed over; a failing
+/// check script ends in the final action recorded by the OS-control command.
+@Suite("Process: monitors and recovery")
+struct MonitorTests {
+    @Test("pidw: the killed process is reactivated twice on node1 (GROUPRESTART), then the group fails over to node2")
+    func killedProcessLadder() async throws {
+        var spec = ClusterSpec(subnet: 119)
+        spec.groups = [GroupSpec(name: "grp1", resources: [ExecSpec(name: "grp1-app", start: .keepRunning, asyncStart: true)])]
+        spec.monitors = """
+              - name: pidw1
+                type: pidw
+                target: grp1-app
+                interval: 200ms
+                timeout: 2s
+                recovery: {target: grp1, reactivations: 2, failovers: 1, final-action: stop-group}
+
+            """
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            _ = try await cluster.waitForStatus("grp1 online on node1", on: "node1") { status in
+                status.group(named: "grp1")?.status == .online && status.group(named: "grp1")?.current == "node1"
+            }
+            for round in 1...3 {
+                let starts = cluster.records.starts
+                let victim = try #require(starts.last, "\(cluster.records.summary)")
+                #expect(victim.server == "node1")
+                // The start script exec'd `sleep`: its pid is the process pidw watches. Let
+                // the monitor see it alive first (checks every 200 ms).
+                try await Task.sleep(for: .milliseconds(500))
+                kill(victim.pid, SIGKILL)
+                _ = try await cluster.waitForRecords("start number \(starts.count + 1) after kill \(round)") { records in
+                    records.starts.count > starts.count
+                }
+            }
+            let status = try await cluster.waitForStatus("grp1 online on node2", on: "node2") { status in
+                status.group(named: "grp1")?.status == .online && status.group(named: "grp1")?.current == "node2"
+            }
+            let runs = cluster.records
+            #expect(runs.starts.on("node1").count == 3, "\(runs.summary)")
+            #expect(runs.stops.on("node1").map { $0["CLP_FACTOR"] ?? "" } == ["GROUPRESTART", "GROUPRESTART", "GROUPFAILOVER"])
+            #expect(runs.starts.on("node1").dropFirst().allSatisfy { $0["CLP_EVENT"] == "START" })
+            #expect(runs.starts.on("node2").map { $0["CLP_EVENT"] ?? "" } == ["FAILOVER"], "\(runs.summary)")
+            #expect(status.monitors?.first?.perServer["node2"] == .normal || status.monitors?.first?.perServer["node2"] == .unknown)
+
+            let counters = try await cluster.cli(["clpmonctrl", "-v", "-m", "pidw1"], on: "node1")
+            #expect(counters.exitCode == 0, "\(counters)")
+            #expect(counters.standardOutput.contains("pidw1") && counters.standardOutput.contains("2/2") && counters.standardOutput.contains("1/1"), "\(counters.standardOutput)")
+            let monitors = try await cluster.cli(["clpstat", "-m"], on: "node3")
+            #expect(monitors.exitCode == 0 && monitors.standardOutput.contains("pidw1"), "\(monitors)")
+
+            // Counters survive the daemon's restart.
+            _ = try await cluster.cli(["clpcl", "-r"], on: "node1")
+            let again = try await cluster.cli(["clpmonctrl", "-v", "-m", "pidw1"], on: "node1")
+            #expect(again.standardOutput.contains("2/2") && again.standardOutput.contains("1/1"), "\(again.standardOutput)")
+            let cleared = try await cluster.cli(["clpmonctrl", "-c", "-m", "pidw1"], on: "node1")
+            #expect(cleared.exitCode == 0)
+            let zero = try await cluster.cli(["clpmonctrl", "-v", "-m", "pidw1"], on: "node1")
+            #expect(zero.standardOutput.contains("0/2") && zero.standardOutput.contains("0/1"), "\(zero.standardOutput)")
+            let unknown = try await cluster.cli(["clpmonctrl", "-s", "-m", "nope"], on: "node1")
+            #expect(unknown.exitCode == 2, "\(unknown)")
+        }
+    }
+
+    @Test("genw on node3 fails: final action reboot of local-server runs the OS-control command there only")
+    func failingScriptReboots() async throws {
+        var spec = ClusterSpec(subnet: 120)
+        spec.monitors = """
+              - name: genw1
+                type: genw
+                script: check.sh
+                servers: [node3]
+                interval: 200ms
+                timeout: 2s
+                retries: 1
+                recovery: {target: local-server, final-action: reboot}
+              - name: mrw1
+                type: mrw
+                category: APP
+                recovery: {target: grp1, reactivations: 1, failovers: 0, final-action: none}
+
+            """
+        try await withCluster(spec) { cluster in
+            let flag = cluster.folder + "/broken"
+            try cluster.write("#!/bin/sh\n[ -e '\(flag)' ] && exit 1\nexit 0\n", to: cluster.folder + "/check.sh", mode: 0o755)
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            try await Task.sleep(for: .seconds(1))
+            #expect(cluster.osActions.isEmpty)
+
+            // An external error for mrw1 on node1 (where grp1 runs) reactivates grp1 once.
+            let notice = try await cluster.cli(["clprexec", "--notice", "-k", "APP", "-h", spec.address(of: "node1")], on: "node2")
+            #expect(notice.exitCode == 0, "\(notice)")
+            let restarted = try await cluster.waitForRecords("grp1 restarted on node1") { records in
+                records.stops.on("node1").contains { $0["CLP_FACTOR"] == "GROUPRESTART" } && records.starts.on("node1").count == 2
+            }
+            #expect(!restarted.isEmpty)
+            let wrong = try await cluster.cli(["clprexec", "--notice", "-k", "DISK", "-h", "node1"], on: "node2")
+            #expect(wrong.exitCode == 1, "\(wrong)")
+
+            FileManager.default.createFile(atPath: flag, contents: nil)
+            let exitCode = try await cluster.waitForExit("node3")
+            #expect(exitCode == 0)
+            let rebooted = try await poll(upTo: .seconds(5)) { cluster.osActions == ["reboot"] }
+            #expect(rebooted, "os-actions.log: \(cluster.osActions)")
+            #expect(cluster.isRunning("node1") && cluster.isRunning("node2"))
+        }
+    }
+}
