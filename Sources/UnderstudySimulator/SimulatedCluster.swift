@@ -206,6 +206,9 @@ public final class SimulatedCluster {
             }
             servers[target]?.frozenUntil = nil
             note("\(target) resumes")
+            // The resumed process looks at its clock first (its tick loop), whatever the
+            // event: a stale event it would drop must not hide the stall from it.
+            deliver(.tick, to: target)
         }
         switch item.event {
         case .tick(let name, let incarnation):
