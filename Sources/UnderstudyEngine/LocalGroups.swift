@@ -214,8 +214,11 @@ extension ServerEngine {
         local.operation = nil
         let entry = directory?.entries[group]
         let stillHere = entry.map { $0.wanted && $0.owner == me && $0.ownerInstance == instance } ?? false
-        if let request = local.pendingStop ?? (stillHere && service == .running ? nil : StopRequest(
-            factor: entry?.stopFactor ?? .groupStop, event: entry?.stopEvent ?? .start, lastAction: .none))
+        if let request = local.pendingStop
+            ?? (stillHere && service == .running
+                ? nil
+                : StopRequest(
+                    factor: entry?.stopFactor ?? .groupStop, event: entry?.stopEvent ?? .start, lastAction: .none))
         {
             local.pendingStop = nil
             locals[group] = local

@@ -273,7 +273,9 @@ extension ServerEngine {
             entry.preferredTarget = target
             // No automatic failback to the server whose monitor failed, until an operator
             // places the group or that server restarts.
-            if let failed = instance(of: owner, now: now) { entry.monitorFailedOn = (entry.monitorFailedOn ?? [:]).merging([owner: failed]) { $1 } }
+            if let failed = instance(of: owner, now: now) {
+                entry.monitorFailedOn = (entry.monitorFailedOn ?? [:]).merging([owner: failed]) { $1 }
+            }
             entry.startEvent = .failover
             entry.stopFactor = .groupFailover
             entry.stopEvent = .failover

@@ -210,7 +210,11 @@ public struct ServerEngine: Sendable {
         noticeStall(now: now)
         if let gap, !userSpaceMonitors.isEmpty {
             // While holding after the stall, userw waits for the hold's outcome (it acts on nothing).
-            if stallHold == nil { observeUserSpaceStall(gap: gap, now: now) } else { pendingUserSpaceStall = max(pendingUserSpaceStall ?? .zero, gap) }
+            if stallHold == nil {
+                observeUserSpaceStall(gap: gap, now: now)
+            } else {
+                pendingUserSpaceStall = max(pendingUserSpaceStall ?? .zero, gap)
+            }
         }
         switch event {
         case .monitorChecked(let check):

@@ -53,7 +53,9 @@ struct MonitorTests {
 
             let counters = try await cluster.cli(["clpmonctrl", "-v", "-m", "pidw1"], on: "node1")
             #expect(counters.exitCode == 0, "\(counters)")
-            #expect(counters.standardOutput.contains("pidw1") && counters.standardOutput.contains("2/2") && counters.standardOutput.contains("1/1"), "\(counters.standardOutput)")
+            #expect(
+                counters.standardOutput.contains("pidw1") && counters.standardOutput.contains("2/2")
+                    && counters.standardOutput.contains("1/1"), "\(counters.standardOutput)")
             let monitors = try await cluster.cli(["clpstat", "-m"], on: "node3")
             #expect(monitors.exitCode == 0 && monitors.standardOutput.contains("pidw1"), "\(monitors)")
 

@@ -37,7 +37,8 @@ enum StatusRendering {
                     comment: monitor.comment.isEmpty ? monitor.type : monitor.comment))
             for server in snapshot.servers {
                 let status = monitor.perServer[server.name] ?? .unknown
-                out.append(line(indent: 6, name: server.name, dotted: false, width: width - 2, long: long, value: status.rawValue, comment: ""))
+                out.append(
+                    line(indent: 6, name: server.name, dotted: false, width: width - 2, long: long, value: status.rawValue, comment: ""))
             }
         }
         out.append(rule)
