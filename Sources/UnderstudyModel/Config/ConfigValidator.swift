@@ -725,6 +725,12 @@ private struct Validator {
         }
     }
 
+    /// Plain SQL identifiers only: the name goes into SQL text.
+    static func isSQLIdentifier(_ name: String) -> Bool {
+        guard let first = name.first, name.count <= 63, first.isASCII, first.isLetter || first == "_" else { return false }
+        return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+    }
+
     mutating func checkRecovery(_ monitor: MonitorConfig, at base: String) {
         let recovery = monitor.recovery
         let path = base + ".recovery"
@@ -795,6 +801,11 @@ private struct Validator {
         case .string:
             guard let text = value.stringValue else { return error(wrongKind(), at: path) }
             if spec.isRequired { checkNotEmpty(text, at: path) }
+            if spec.key == "table", !Self.isSQLIdentifier(text) {
+                error(
+                    "a monitor table name is letters, digits and underscores (not starting with a digit), at most 63; got \"\(ConfigReader.clip(text))\"",
+                    at: path)
+            }
         case .path:
             guard let text = value.stringValue else { return error(wrongKind(), at: path) }
             checkNotEmpty(text, at: path)

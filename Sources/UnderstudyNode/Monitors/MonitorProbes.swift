@@ -26,7 +26,7 @@ struct VolumeGroupProbe: MonitorProbe {
 /// Monitor types the daemon runs probes for (mtw, mrw and userw are computed by the Engine).
 enum MonitorProbes {
     static let supported: Set<MonitorType> = [
-        .pidw, .psw, .genw, .ipw, .fipw, .miiw, .diskw, .httpw, .mtw, .mrw, .userw, .volmgrw,
+        .pidw, .psw, .genw, .ipw, .fipw, .miiw, .diskw, .httpw, .mtw, .mrw, .userw, .volmgrw, .psqlw, .mysqlw,
     ]
 
     /// Why a monitor cannot run in this version; nil when it can.
@@ -92,6 +92,12 @@ enum MonitorProbes {
             return WebRequestProbe(
                 url: url, expectedStatus: monitor.int("expected-status") ?? 200, bodyMatch: monitor.string("body-match"),
                 timeout: monitor.timeout)
+        case .psqlw, .mysqlw:
+            return DatabaseProbe(
+                engine: monitor.type == .psqlw ? .postgres : .mysql, host: monitor.string("host") ?? "127.0.0.1",
+                port: monitor.int("port") ?? (monitor.type == .psqlw ? 5432 : 3306), database: monitor.string("database") ?? "",
+                user: monitor.string("user") ?? "postgres", passwordFile: monitor.string("password-file"),
+                table: monitor.string("table") ?? "psqlwatch", level: monitor.int("level") ?? 2, timeout: monitor.timeout)
         case .volmgrw:
             return VolumeGroupProbe(volumeGroup: monitor.string("volume") ?? "", timeout: monitor.timeout)
         default:

@@ -45,10 +45,13 @@ struct NetCommandResult: Sendable {
 struct NetCommandRunner: Sendable {
     var namespace: String?
     var defaultTimeout: Duration
+    /// The command's whole environment; nil inherits the daemon's.
+    var environment: [String: String]?
 
-    init(namespace: String? = nil, defaultTimeout: Duration = .seconds(5)) {
+    init(namespace: String? = nil, defaultTimeout: Duration = .seconds(5), environment: [String: String]? = nil) {
         self.namespace = namespace
         self.defaultTimeout = defaultTimeout
+        self.environment = environment
     }
 
     func run(_ arguments: [String], timeout: Duration? = nil) async -> NetCommandResult {
@@ -59,8 +62,13 @@ struct NetCommandRunner: Sendable {
         let seconds = max(0.1, Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
         let wrapped = ["--kill-after=1", String(format: "%.3f", seconds)] + command
         do {
+            var custom: [Environment.Key: String] = [:]
+            for (key, value) in environment ?? [:] {
+                if let name = Environment.Key(rawValue: key) { custom[name] = value }
+            }
             let result = try await Subprocess.run(
                 .name("timeout"), arguments: Arguments(wrapped),
+                environment: environment == nil ? .inherit : .custom(custom),
                 output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
             var code: Int32?
             var timedOut = false
