@@ -12,6 +12,8 @@ public enum EngineEvent: Sendable, Equatable {
     case pingProbeFinished(probeID: UInt64, reachable: Bool)
     /// A monitor check finished (see MonitorMessages.swift).
     case monitorChecked(MonitorCheck)
+    /// Several checks at once (what the Node's runner found in one wake).
+    case monitorsChecked([MonitorCheck])
     /// A recovery script ended; `succeeded` is false on a non-zero exit or a timeout.
     case recoveryScriptFinished(id: UInt64, succeeded: Bool)
 }

@@ -224,6 +224,13 @@ public struct ServerEngine: Sendable {
                 lastEventAt = now
                 return []
             }
+        case .monitorsChecked(let checks):
+            for check in checks { monitorChecked(check, now: now) }
+            // Most checks change nothing: skip the full step (the next tick does it).
+            if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && stallHold == nil {
+                lastEventAt = now
+                return []
+            }
         case .recoveryScriptFinished(let id, let succeeded):
             recoveryScriptFinished(id: id, succeeded: succeeded, now: now)
         case .tick:

@@ -74,9 +74,37 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     public var servers: [ServerLine]
     public var groups: [GroupLine]
     public var monitors: [MonitorLine]?
+    /// Filled in by the daemon: how late its timed work runs.
+    public var runtime: RuntimeLine?
     /// Filled in by the daemon: what each heartbeat path and the control channel received
     /// and dropped (wrong key, garbage, replays …), by reason.
     public var transport: [TransportLine]?
+
+    /// Lateness of timed work against its schedule over the last minute, in microseconds.
+    public struct RuntimeLine: Sendable, Codable, Equatable {
+        public var monitorChecks: UInt64
+        public var monitorLatenessP50: Int64
+        public var monitorLatenessP99: Int64
+        public var monitorLatenessMax: Int64
+        public var heartbeats: UInt64
+        public var heartbeatLatenessP50: Int64
+        public var heartbeatLatenessP99: Int64
+        public var heartbeatLatenessMax: Int64
+
+        public init(
+            monitorChecks: UInt64, monitorLatenessP50: Int64, monitorLatenessP99: Int64, monitorLatenessMax: Int64,
+            heartbeats: UInt64, heartbeatLatenessP50: Int64, heartbeatLatenessP99: Int64, heartbeatLatenessMax: Int64
+        ) {
+            self.monitorChecks = monitorChecks
+            self.monitorLatenessP50 = monitorLatenessP50
+            self.monitorLatenessP99 = monitorLatenessP99
+            self.monitorLatenessMax = monitorLatenessMax
+            self.heartbeats = heartbeats
+            self.heartbeatLatenessP50 = heartbeatLatenessP50
+            self.heartbeatLatenessP99 = heartbeatLatenessP99
+            self.heartbeatLatenessMax = heartbeatLatenessMax
+        }
+    }
 
     public struct TransportLine: Sendable, Codable, Equatable {
         public var name: String
@@ -177,7 +205,7 @@ extension ServerEngine {
             configPath: config.sourcePath.isEmpty ? nil : config.sourcePath, localServer: me, master: master,
             service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
             autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups,
-            monitors: monitorLines(now: now), transport: nil)
+            monitors: monitorLines(now: now), runtime: nil, transport: nil)
     }
 
     func monitorLines(now: EngineTime) -> [ClusterStatusSnapshot.MonitorLine] {

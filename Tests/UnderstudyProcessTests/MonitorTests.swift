@@ -117,3 +117,67 @@ struct MonitorTests {
         }
     }
 }
+
+/// Internal monitoring (reference §3.6): the daemon restarts its keeper when it dies; when it
+/// keeps dying, the configured process-failure action runs.
+@Suite("Process: internal monitoring")
+struct InternalMonitoringTests {
+    /// The keeper of a daemon: its child running `understudy keeper`.
+    static func keeper(of daemon: pid_t) -> ProcessIdentity? {
+        ProcessTable.descendants(of: daemon).first { identity in
+            guard let raw = FileManager.default.contents(atPath: "/proc/\(identity.pid)/cmdline") else { return false }
+            return String(decoding: raw, as: UTF8.self).split(separator: "\0").contains("keeper")
+        }
+    }
+
+    static func newKeeper(of daemon: pid_t, besides old: ProcessIdentity?) async throws -> ProcessIdentity? {
+        var found: ProcessIdentity?
+        for _ in 0..<100 where found == nil {
+            if let current = keeper(of: daemon), current != old, current.isAlive { found = current }
+            if found == nil { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        return found
+    }
+
+    @Test("a killed keeper is started again, and still fences after a daemon crash; after the fourth death the server shuts down")
+    func keeperSupervision() async throws {
+        var spec = ClusterSpec(subnet: 121)
+        spec.groups = [GroupSpec(name: "grp1", resources: [ExecSpec(name: "grp1-app", start: .keepRunning, asyncStart: true)])]
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            // node2: the keeper dies four times; three restarts, then process-failure-action
+            // (default shutdown, recorded by the OS command).
+            let node2 = try #require(cluster.pid(of: "node2"))
+            var current = try #require(try await Self.newKeeper(of: node2, besides: nil))
+            for round in 1...3 {
+                current.kill()
+                current = try #require(try await Self.newKeeper(of: node2, besides: current), "no new keeper after kill \(round)")
+            }
+            current.kill()
+            let exitCode = try await cluster.waitForExit("node2")
+            #expect(exitCode == 0)
+            let shutdown = try await poll(upTo: .seconds(5)) { cluster.osActions == ["shutdown"] }
+            #expect(shutdown, "os-actions.log: \(cluster.osActions)")
+            let alerts = (try? String(contentsOfFile: cluster.stateDirectory(of: "node2") + "/alert.log", encoding: .utf8)) ?? ""
+            #expect(alerts.components(separatedBy: "[rm 141]").count - 1 == 3, "\(alerts)")
+            #expect(alerts.contains("[rm 143]"))
+
+            // node1: the keeper is killed once and restarted; then the daemon is killed and the
+            // new keeper still kills what the daemon's scripts left running.
+            let node1 = try #require(cluster.pid(of: "node1"))
+            let first = try #require(try await Self.newKeeper(of: node1, besides: nil))
+            first.kill()
+            _ = try #require(try await Self.newKeeper(of: node1, besides: first))
+            let start = try #require(cluster.records.starts.on("node1").last)
+            let leftover = try #require(ProcessTable.identity(of: start.pid))
+            _ = cluster.send(SIGKILL, to: "node1")
+            var gone = false
+            for _ in 0..<100 where !gone {
+                gone = !leftover.isAlive
+                if !gone { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(gone, "the restarted keeper did not fence the killed daemon's process")
+        }
+    }
+}

@@ -141,15 +141,20 @@ public struct RecoverySettings: Sendable, Equatable {
     public var suppressFinalActionWhenAlone: Set<SuppressCase>
     /// Cluster-wide switch: monitors detect but do not recover.
     public var disableMonitorRecovery: Bool
+    /// What a server does when a helper process of the daemon (the keeper) keeps dying or
+    /// cannot be started (reference §3.6; the reference's default shuts the OS down).
+    public var processFailureAction: NetworkPartitionAction
 
     public init(
         maxReboots: Int = 0,
         suppressFinalActionWhenAlone: Set<SuppressCase> = [],
-        disableMonitorRecovery: Bool = false
+        disableMonitorRecovery: Bool = false,
+        processFailureAction: NetworkPartitionAction = .shutdown
     ) {
         self.maxReboots = maxReboots
         self.suppressFinalActionWhenAlone = suppressFinalActionWhenAlone
         self.disableMonitorRecovery = disableMonitorRecovery
+        self.processFailureAction = processFailureAction
     }
 }
 

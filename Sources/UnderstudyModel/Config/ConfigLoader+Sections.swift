@@ -71,7 +71,7 @@ extension ConfigReader {
         if let recovery = present(fields, "recovery").flatMap({
             mapping(
                 $0.value, path: $0.path,
-                allowed: ["max-reboots", "suppress-final-action-when-alone", "disable-monitor-recovery"])
+                allowed: ["max-reboots", "suppress-final-action-when-alone", "disable-monitor-recovery", "process-failure-action"])
         }) {
             if let value = int(present(recovery, "max-reboots")) { settings.recovery.maxReboots = value }
             if let cases = choiceList(present(recovery, "suppress-final-action-when-alone"), RecoverySettings.SuppressCase.self) {
@@ -79,6 +79,9 @@ extension ConfigReader {
             }
             if let value = bool(present(recovery, "disable-monitor-recovery")) {
                 settings.recovery.disableMonitorRecovery = value
+            }
+            if let value = choice(present(recovery, "process-failure-action"), NetworkPartitionAction.self) {
+                settings.recovery.processFailureAction = value
             }
         }
         if let ports = present(fields, "ports").flatMap({

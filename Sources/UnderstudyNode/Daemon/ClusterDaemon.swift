@@ -70,9 +70,14 @@ public actor ClusterDaemon {
     /// The farewell heartbeat being sent when the service stops.
     var pendingFarewell: Task<Void, Never>?
     var oversizeReported = false
-    /// The keeper's stdin (see `Keeper`).
-    var keeper: FileHandle?
+    /// The keeper (see `Keeper`), supervised: restarted when it dies.
+    var keeper: Keeper.Running?
+    /// When the keeper was restarted lately (for the restart limit).
+    var keeperRestarts: [ContinuousClock.Instant] = []
+    var keeperGivenUp = false
     let monitorRunner = MonitorRunner()
+    /// How late heartbeats leave against their schedule.
+    let heartbeatLateness = LatenessRecorder()
     let probeContext: MonitorProbes.Context
     let scriptRunner: ScriptRunner
     let host: HostFacts
@@ -254,6 +259,9 @@ public actor ClusterDaemon {
             "understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)"
         )
         keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
+        if keeper == nil { helperFailed("the keeper process could not be started") }
+        let (results, resultSink) = AsyncStream<[MonitorCheck]>.makeStream()
+        monitorRunner.onReport { checks in resultSink.yield(checks) }
         perform(engine.startService(now: now()))
 
         await withTaskGroup(of: Void.self) { tasks in
@@ -262,13 +270,17 @@ public actor ClusterDaemon {
             }
             tasks.addTask { [weak self] in await self?.tickLoop() }
             tasks.addTask { [weak self] in await self?.heartbeatLoop() }
+            tasks.addTask { [weak self] in
+                for await batch in results { await self?.monitorsChecked(batch) }
+            }
             await waitForExit()
             tasks.cancelAll()
+            resultSink.finish()
             await closeSockets()
         }
         await monitorRunner.stopAll()
         try? AtomicFile.remove(paths.pidPath)
-        Keeper.dismiss(keeper)
+        Keeper.dismiss(keeper?.handle)
         logger.info("understudy daemon \(me) exits")
     }
 
@@ -349,7 +361,51 @@ public actor ClusterDaemon {
             if deadline < .now { deadline = .now }
             try? await Task.sleep(until: deadline, clock: .continuous)
             perform(engine.handle(.tick, now: now()))
+            superviseKeeper()
         }
+    }
+
+    // MARK: - Internal monitoring
+
+    /// The keeper died (reference §3.6, alerts rm 140–143): start it again, at most
+    /// `keeperRestartLimit` times in `keeperRestartWindow`; beyond that, or when it cannot be
+    /// started, the configured `cluster.recovery.process-failure-action`.
+    static let keeperRestartLimit = 3
+    static let keeperRestartWindow: Duration = .seconds(600)
+
+    func superviseKeeper() {
+        guard let current = keeper, !current.process.isRunning, !exitRequested, !keeperGivenUp else { return }
+        try? current.handle.close()
+        keeper = nil
+        let now = ContinuousClock.now
+        keeperRestarts = keeperRestarts.filter { $0.duration(to: now) < Self.keeperRestartWindow }
+        guard keeperRestarts.count < Self.keeperRestartLimit else {
+            helperFailed("the keeper process died \(Self.keeperRestartLimit + 1) times within \(Self.keeperRestartWindow)")
+            return
+        }
+        keeperRestarts.append(now)
+        record(
+            LogEntry(
+                .warning, "rm", 141,
+                "The keeper process of \(me) died; starting it again (\(keeperRestarts.count)/\(Self.keeperRestartLimit))."))
+        keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
+        if keeper == nil { helperFailed("the keeper process could not be started again") }
+    }
+
+    func helperFailed(_ reason: String) {
+        keeperGivenUp = true
+        let action = config.cluster.recovery.processFailureAction
+        record(LogEntry(.error, "rm", 143, "\(reason.prefix(1).uppercased() + reason.dropFirst()); action: \(action.rawValue)."))
+        let then: AfterServiceStop
+        let last: LastAction
+        switch action {
+        case .none: return
+        case .stopService: (then, last) = (.stayStopped, .none)
+        case .shutdown: (then, last) = (.os(.shutdown), .halt)
+        case .reboot: (then, last) = (.os(.reboot), .reboot)
+        }
+        let (_, actions) = engine.command(.stopService(factor: .serverShutdown, lastAction: last, then: then), origin: me, now: now())
+        perform(actions)
     }
 
     func heartbeatLoop() async {
@@ -358,6 +414,7 @@ public actor ClusterDaemon {
         while !Task.isCancelled {
             // A tick first: a process that was stalled fences its groups before it tells
             // anyone what it holds.
+            heartbeatLateness.record(deadline.duration(to: .now))
             perform(engine.handle(.tick, now: now()))
             await sendHeartbeat(farewell: false)
             deadline += period
@@ -466,13 +523,11 @@ public actor ClusterDaemon {
         // userw needs no probe: the Engine sees this process's stalls itself.
         guard let monitor = config.monitors.first(where: { $0.name == start.monitor }), monitor.type != .userw else { return }
         let probe = MonitorProbes.make(monitor, start: start, context: probeContext)
-        monitorRunner.start(monitor, run: start.run, probe: probe) { [weak self] check in
-            await self?.monitorChecked(check)
-        }
+        monitorRunner.start(monitor, run: start.run, probe: probe)
     }
 
-    func monitorChecked(_ check: MonitorCheck) {
-        let actions = engine.handle(.monitorChecked(check), now: now())
+    func monitorsChecked(_ checks: [MonitorCheck]) {
+        let actions = engine.handle(.monitorsChecked(checks), now: now())
         if !actions.isEmpty { perform(actions) }
     }
 
@@ -643,6 +698,15 @@ public actor ClusterDaemon {
                     dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) })))
         }
         status.transport = lines
+        let checks = monitorRunner.lateness.summary()
+        let beats = heartbeatLateness.summary()
+        func micros(_ duration: Duration) -> Int64 {
+            duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        }
+        status.runtime = ClusterStatusSnapshot.RuntimeLine(
+            monitorChecks: UInt64(checks.count), monitorLatenessP50: micros(checks.p50), monitorLatenessP99: micros(checks.p99),
+            monitorLatenessMax: micros(checks.max), heartbeats: UInt64(beats.count), heartbeatLatenessP50: micros(beats.p50),
+            heartbeatLatenessP99: micros(beats.p99), heartbeatLatenessMax: micros(beats.max))
         return status
     }
 

@@ -16,8 +16,14 @@ import UnderstudyModel
 /// The daemon holds the write end of the keeper's stdin; end of file without the word
 /// `clean` first means the daemon is gone.
 public enum Keeper {
-    /// Starts the keeper of this daemon; returns the handle the daemon keeps open.
-    static func launch(configPath: String, server: ServerName, stateDirectory: String, logger: Logger) -> FileHandle? {
+    /// A running keeper: the process and the write end of its stdin.
+    struct Running {
+        var process: Process
+        var handle: FileHandle
+    }
+
+    /// Starts the keeper of this daemon; returns it with the handle the daemon keeps open.
+    static func launch(configPath: String, server: ServerName, stateDirectory: String, logger: Logger) -> Running? {
         guard let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
         let pipe = Pipe()
         // Scripts must not inherit the write end, or the keeper never sees the daemon go.
@@ -33,7 +39,7 @@ public enum Keeper {
             return nil
         }
         try? pipe.fileHandleForReading.close()
-        return pipe.fileHandleForWriting
+        return Running(process: process, handle: pipe.fileHandleForWriting)
     }
 
     /// The daemon exits normally: the keeper has nothing to do.

@@ -110,4 +110,5 @@ enum MonitorProbes {
 struct FailingProbe: MonitorProbe {
     let reason: String
     func check() async -> MonitorResult { .error(reason) }
+    func checkNow() -> MonitorResult? { .error(reason) }
 }

@@ -6,113 +6,226 @@ import UnderstudyModel
 
 /// One kind of check. `check()` may take as long as it likes: the runner abandons it at the
 /// monitor's timeout (and cancels its task), so a hung probe never delays other monitors
-/// or heartbeats. Probes that block a thread (disk I/O) run on threads of their own.
+/// or heartbeats. Probes that block a thread (disk I/O) run on threads of their own. A probe
+/// that answers at once without blocking (reading /proc or /sys) also offers `checkNow()`,
+/// which the runner calls inline instead of starting a task.
 protocol MonitorProbe: Sendable {
     func check() async -> MonitorResult
+    func checkNow() -> MonitorResult?
     /// The monitor stops: end what the probe keeps running (genw's asynchronous process).
     func stop() async
 }
 
 extension MonitorProbe {
+    func checkNow() -> MonitorResult? { nil }
     func stop() async {}
 }
 
-/// Runs the probes of the monitors the Engine started: one task per monitor, checking every
-/// `interval` after the first wait, each check bounded by the monitor's timeout. Start and
-/// stop are synchronous (called in the Engine's action order), so a stop never overtakes the
-/// start it belongs to.
+/// Runs the probes of the monitors the Engine started. One scheduler task for all of them
+/// (thousands of monitors must not mean thousands of timers): it wakes when checks are due
+/// (checks due within `slack` of each other run in the same wake), starts them, abandons
+/// those past their timeout, and hands the results to the daemon in one batch per wake.
+/// Start and stop are synchronous (called in the Engine's action order), so a stop never
+/// overtakes the start it belongs to.
 final class MonitorRunner: Sendable {
-    typealias Report = @Sendable (MonitorCheck) async -> Void
+    /// Takes results synchronously (the daemon puts them on a stream it drains).
+    typealias Report = @Sendable ([MonitorCheck]) -> Void
 
-    struct Running: Sendable {
-        var run: UInt64
-        var task: Task<Void, Never>
-        var probe: any MonitorProbe
+    /// Checks due this close together run in one wake.
+    static let slack: Duration = .milliseconds(10)
+
+    struct InFlight: Sendable {
+        var token: UInt64
+        var started: ContinuousClock.Instant
+        var deadline: ContinuousClock.Instant
+        var task: Task<Void, Never>?
     }
 
-    let running = Mutex<[String: Running]>([:])
+    struct Entry: Sendable {
+        var monitor: MonitorConfig
+        var run: UInt64
+        var probe: any MonitorProbe
+        var next: ContinuousClock.Instant
+        var inFlight: InFlight?
+        /// Bumped whenever the entry is rescheduled: older wake-ups for it are stale.
+        var generation: UInt64 = 0
+    }
 
-    func start(_ monitor: MonitorConfig, run: UInt64, probe: any MonitorProbe, report: @escaping Report) {
-        if let old = running.withLock({ $0.removeValue(forKey: monitor.name) }) {
-            old.task.cancel()
-            Task { await old.probe.stop() }
+    /// A moment something is due for a monitor (its next check, or its check's deadline).
+    struct WakeUp: Sendable {
+        var at: ContinuousClock.Instant
+        var name: String
+        var generation: UInt64
+    }
+
+    struct State: Sendable {
+        var entries: [String: Entry] = [:]
+        var wakeUps = WakeUpHeap()
+        var nextToken: UInt64 = 1
+        var nextGeneration: UInt64 = 1
+        var scheduler: Task<Void, Never>?
+
+        /// Reschedules an entry: a new generation and a wake-up at `at`.
+        mutating func wake(_ name: String, at: ContinuousClock.Instant) {
+            let generation = nextGeneration
+            nextGeneration += 1
+            entries[name]?.generation = generation
+            wakeUps.push(WakeUp(at: at, name: name, generation: generation))
         }
-        let task = Task {
-            if monitor.firstWait > .zero { try? await Task.sleep(for: monitor.firstWait) }
-            var next = ContinuousClock.now
-            while !Task.isCancelled {
-                let began = ContinuousClock.now
-                let result = await Self.check(probe, timeout: monitor.timeout)
-                if Task.isCancelled { break }
-                await report(MonitorCheck(monitor: monitor.name, run: run, result: result, elapsed: began.duration(to: .now)))
-                // Fixed rate; a check longer than the interval starts the next one at once.
-                next += monitor.interval
-                if next < .now { next = .now }
-                try? await Task.sleep(until: next, clock: .continuous)
+    }
+
+    let state = Mutex(State())
+    private let sink = Mutex<Report?>(nil)
+    /// How late checks started against their schedule.
+    let lateness = LatenessRecorder()
+
+    init(report: Report? = nil) {
+        sink.withLock { $0 = report }
+    }
+
+    /// Where results go (set once the daemon can receive them).
+    func onReport(_ report: @escaping Report) { sink.withLock { $0 = report } }
+
+    func report(_ checks: [MonitorCheck]) {
+        guard let report = sink.withLock({ $0 }) else { return }
+        report(checks)
+    }
+
+    func start(_ monitor: MonitorConfig, run: UInt64, probe: any MonitorProbe) {
+        // Monitors started together (cluster start) are spread over their interval by a
+        // fixed offset from their name, so their checks do not all fire at once.
+        let spread = monitor.interval * Self.spreadFraction(monitor.name)
+        let entry = Entry(monitor: monitor, run: run, probe: probe, next: .now + monitor.firstWait + spread)
+        let old = state.withLock { state -> Entry? in
+            let old = state.entries.updateValue(entry, forKey: monitor.name)
+            state.wake(monitor.name, at: entry.next)
+            if state.scheduler == nil {
+                state.scheduler = Task { [weak self] in await self?.schedule() }
             }
+            return old
         }
-        running.withLock { $0[monitor.name] = Running(run: run, task: task, probe: probe) }
+        if let old { abandon(old) }
     }
 
     func stop(_ monitor: String, run: UInt64) {
-        let entry = running.withLock { table -> Running? in
-            guard let entry = table[monitor], entry.run == run else { return nil }
-            table[monitor] = nil
+        let entry = state.withLock { state -> Entry? in
+            guard let entry = state.entries[monitor], entry.run == run else { return nil }
+            state.entries[monitor] = nil
             return entry
         }
-        guard let entry else { return }
-        entry.task.cancel()
-        Task { await entry.probe.stop() }
+        if let entry { abandon(entry) }
     }
 
     func stopAll() async {
-        let all = running.withLock { table -> [Running] in
-            defer { table = [:] }
-            return Array(table.values)
+        let (all, scheduler) = state.withLock { state -> ([Entry], Task<Void, Never>?) in
+            defer {
+                state.entries = [:]
+                state.scheduler = nil
+            }
+            return (Array(state.entries.values), state.scheduler)
         }
+        scheduler?.cancel()
         for entry in all {
-            entry.task.cancel()
+            entry.inFlight?.task?.cancel()
             await entry.probe.stop()
         }
     }
 
-    /// The probe's result, or `.timeout` when it takes longer than `timeout` (the probe's
-    /// task is cancelled and no longer waited for).
-    static func check(_ probe: any MonitorProbe, timeout: Duration) async -> MonitorResult {
-        let once = ResumeOnce<MonitorResult>()
-        return await withCheckedContinuation { continuation in
-            once.arm(continuation)
-            let work = Task {
+    func abandon(_ entry: Entry) {
+        entry.inFlight?.task?.cancel()
+        Task { await entry.probe.stop() }
+    }
+
+    /// The scheduler: runs until `stopAll`. It sleeps until the next check is due, at most
+    /// `maximumSleep` (a monitor started meanwhile waits at most that long for its first check).
+    static let maximumSleep: Duration = .milliseconds(100)
+
+    func schedule() async {
+        while !Task.isCancelled {
+            let wakeAt = runDueChecks()
+            let sleep = min(max(ContinuousClock.now.duration(to: wakeAt), .milliseconds(1)), Self.maximumSleep)
+            try? await Task.sleep(for: sleep)
+        }
+    }
+
+    /// Starts what is due, times out what is overdue, reports inline results; returns when
+    /// to wake next.
+    func runDueChecks() -> ContinuousClock.Instant {
+        let now = ContinuousClock.now
+        var due: [(name: String, probe: any MonitorProbe, token: UInt64)] = []
+        var results: [MonitorCheck] = []
+        state.withLock { state in
+            while let top = state.wakeUps.peek, top.at <= now + Self.slack {
+                state.wakeUps.pop()
+                guard let entry = state.entries[top.name], entry.generation == top.generation else { continue }
+                if let inFlight = entry.inFlight {
+                    // Its deadline: the check is abandoned and counts as a timeout.
+                    inFlight.task?.cancel()
+                    results.append(
+                        MonitorCheck(monitor: top.name, run: entry.run, result: .timeout, elapsed: inFlight.started.duration(to: now)))
+                    state.entries[top.name]?.inFlight = nil
+                    let next = max(entry.next + entry.monitor.interval, now)
+                    state.entries[top.name]?.next = next
+                    state.wake(top.name, at: next)
+                    continue
+                }
+                lateness.record(entry.next.duration(to: now))
+                let token = state.nextToken
+                state.nextToken += 1
+                let deadline = now + entry.monitor.timeout
+                state.entries[top.name]?.inFlight = InFlight(token: token, started: now, deadline: deadline)
+                state.wake(top.name, at: deadline)
+                due.append((top.name, entry.probe, token))
+            }
+        }
+        for (name, probe, token) in due {
+            if let result = probe.checkNow() {
+                if let check = finish(name, token: token, result: result) { results.append(check) }
+                continue
+            }
+            let task = Task { [weak self] in
                 let result = await probe.check()
-                once.resume(result)
+                guard let self, !Task.isCancelled, let check = self.finish(name, token: token, result: result) else { return }
+                self.report([check])
             }
-            Task {
-                try? await Task.sleep(for: timeout)
-                if once.resume(.timeout) { work.cancel() }
+            state.withLock { state in
+                if state.entries[name]?.inFlight?.token == token { state.entries[name]?.inFlight?.task = task }
             }
         }
-    }
-}
-
-/// Resumes a continuation exactly once, from whichever side comes first.
-final class ResumeOnce<Value: Sendable>: Sendable {
-    private let state = Mutex<(continuation: CheckedContinuation<Value, Never>?, done: Bool)>((nil, false))
-
-    func arm(_ continuation: CheckedContinuation<Value, Never>) {
-        state.withLock { $0.continuation = continuation }
-    }
-
-    /// True when this call resumed it.
-    @discardableResult
-    func resume(_ value: Value) -> Bool {
-        let continuation = state.withLock { current -> CheckedContinuation<Value, Never>? in
-            guard !current.done else { return nil }
-            current.done = true
-            defer { current.continuation = nil }
-            return current.continuation
+        if !results.isEmpty { report(results) }
+        return state.withLock { state in
+            // Wake-ups made stale by a reschedule (a check that ended before its deadline)
+            // must not wake the scheduler: drop them from the top.
+            while let top = state.wakeUps.peek, state.entries[top.name]?.generation != top.generation {
+                state.wakeUps.pop()
+            }
+            return state.wakeUps.peek?.at ?? now + Self.maximumSleep
         }
-        continuation?.resume(returning: value)
-        return continuation != nil
+    }
+
+    /// A check ended in time: schedule the next one; the result, unless the check was
+    /// abandoned (timed out, monitor stopped or restarted) meanwhile.
+    func finish(_ name: String, token: UInt64, result: MonitorResult) -> MonitorCheck? {
+        let now = ContinuousClock.now
+        return state.withLock { state -> MonitorCheck? in
+            guard let entry = state.entries[name], let inFlight = entry.inFlight, inFlight.token == token else { return nil }
+            state.entries[name]?.inFlight = nil
+            // Fixed rate; a check longer than the interval starts the next one at once.
+            let next = max(entry.next + entry.monitor.interval, now)
+            state.entries[name]?.next = next
+            state.wake(name, at: next)
+            return MonitorCheck(monitor: name, run: entry.run, result: result, elapsed: inFlight.started.duration(to: now))
+        }
+    }
+
+    /// A stable fraction in [0, 1) from a monitor's name (FNV-1a).
+    static func spreadFraction(_ name: String) -> Double {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return Double(hash % 10_000) / 10_000
     }
 }
 
@@ -138,5 +251,42 @@ final class BlockingCall: Sendable {
             thread.stackSize = 256 * 1024
             thread.start()
         }
+    }
+}
+
+/// A binary min-heap of wake-ups by time.
+struct WakeUpHeap: Sendable {
+    private var items: [MonitorRunner.WakeUp] = []
+
+    var peek: MonitorRunner.WakeUp? { items.first }
+
+    mutating func push(_ item: MonitorRunner.WakeUp) {
+        items.append(item)
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard items[child].at < items[parent].at else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    @discardableResult
+    mutating func pop() -> MonitorRunner.WakeUp? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let first = items.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var smallest = parent
+            if left < items.count, items[left].at < items[smallest].at { smallest = left }
+            if right < items.count, items[right].at < items[smallest].at { smallest = right }
+            guard smallest != parent else { break }
+            items.swapAt(parent, smallest)
+            parent = smallest
+        }
+        return first
     }
 }

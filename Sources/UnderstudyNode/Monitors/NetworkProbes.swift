@@ -21,7 +21,11 @@ struct PingTargetsProbe: MonitorProbe {
 struct LinkStateProbe: MonitorProbe {
     let interface: String
 
-    func check() async -> MonitorResult {
+    func check() async -> MonitorResult { result() }
+
+    func checkNow() -> MonitorResult? { result() }
+
+    func result() -> MonitorResult {
         switch LinkState.read(interface) {
         case .missing: return .error("interface \(interface) does not exist")
         case .down(let state): return .error("interface \(interface) has no link (\(state))")
@@ -76,14 +80,21 @@ enum LinkState: Equatable {
         // Names come from the configuration: keep them inside /sys/class/net.
         guard !interface.isEmpty, !interface.contains("/"), interface != "..", interface != "." else { return .missing }
         let folder = "/sys/class/net/\(interface)"
-        guard FileManager.default.fileExists(atPath: folder) else { return .missing }
-        let operstate =
-            (try? String(contentsOfFile: folder + "/operstate", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        guard let operstate = smallFile(folder + "/operstate") else { return .missing }
         // Reading carrier of an interface that is administratively down fails (EINVAL).
-        let carrier = (try? String(contentsOfFile: folder + "/carrier", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let carrier = smallFile(folder + "/carrier")
         if carrier == "1" && operstate != "down" && operstate != "lowerlayerdown" { return .up }
         return .down("operstate \(operstate), carrier \(carrier ?? "unreadable")")
+    }
+
+    /// The first line of a small sysfs file (plain read(2): this runs for every check).
+    static func smallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -11,7 +11,11 @@ struct ProcessAliveProbe: MonitorProbe {
     let pid: Int32?
     let resource: String
 
-    func check() async -> MonitorResult {
+    func check() async -> MonitorResult { result() }
+
+    func checkNow() -> MonitorResult? { result() }
+
+    func result() -> MonitorResult {
         guard let pid else { return .error("resource \(resource) has no asynchronous process to watch") }
         guard ProcessTable.isAlive(pid) else { return .error("process \(pid) of \(resource) is gone") }
         return .normal

@@ -10,6 +10,7 @@ struct LabCommand: AsyncParsableCommand {
         subcommands: [
             LabUp.self, LabDown.self, LabStatus.self, LabSignal.self, LabStart.self, LabLinkCommand.self, LabPartition.self,
             LabHeal.self, LabNetem.self, LabSafety.self, LabRecorder.self, LabProbe.self, LabFailoverBench.self, LabIdleWatch.self,
+            LabMonitorBench.self,
         ])
 }
 

@@ -191,3 +191,45 @@ struct LabIdleWatch: AsyncParsableCommand {
         )
     }
 }
+
+/// `understudy lab monitor-bench`: many monitors on one daemon; CPU, memory and how late
+/// checks and heartbeats start (docs/benchmarks.md).
+struct LabMonitorBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor-bench", abstract: "Run many monitors on one daemon and measure CPU and check/heartbeat lateness (root).")
+    @Option(name: .long, help: "Monitors on node1.") var monitors: Int = 1000
+    @Option(name: .long, help: "Their interval.") var interval: String = "1s"
+    @Option(name: .long, help: "Seconds to measure once they all run.") var seconds: Int = 60
+    @Option(name: .long, help: "Heartbeat interval.") var heartbeatInterval: String = "1s"
+    @Option(name: .long, help: "Heartbeat timeout in milliseconds.") var timeoutMs: Int = 5000
+    @Option(name: .long, help: "X in 10.200.X.0/24.") var subnet: Int = 9
+
+    func validate() throws {
+        guard (1...20_000).contains(monitors) else { throw ValidationError("--monitors must be 1–20000") }
+        guard (1...3600).contains(seconds) else { throw ValidationError("--seconds must be 1–3600") }
+    }
+
+    func run() async throws {
+        let spec = LabSpec(
+            prefix: "monbench" + String(subnet), servers: 2, subnet: subnet, heartbeatInterval: heartbeatInterval,
+            heartbeatTimeoutMilliseconds: timeoutMs, syncWait: "1s", withGroup: false)
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
+        defer { lab.down() }
+        try spec.appendToConfig(MonitorBenchmark.monitorsYAML(count: monitors, interval: interval))
+        let result = try await MonitorBenchmark(lab: lab).run(count: monitors, seconds: seconds) { print($0) }
+        let runtime = result.runtime
+        func ms(_ micros: Int64) -> String { String(format: "%.2f ms", Double(micros) / 1000) }
+        print("monitors: \(result.monitors) at \(interval), heartbeat \(heartbeatInterval), measured \(result.seconds) s")
+        print(
+            String(
+                format: "node1 daemon: CPU %.2f %% of one core, RSS %.1f MiB (node2 without monitors: CPU %.2f %%)", result.cpuPercent,
+                result.rssMiB, result.idleCPUPercent))
+        print(
+            "check start lateness (\(runtime.monitorChecks) checks): p50 \(ms(runtime.monitorLatenessP50)), p99 \(ms(runtime.monitorLatenessP99)), max \(ms(runtime.monitorLatenessMax))"
+        )
+        print(
+            "heartbeat send lateness (\(runtime.heartbeats) heartbeats): p50 \(ms(runtime.heartbeatLatenessP50)), p99 \(ms(runtime.heartbeatLatenessP99)), max \(ms(runtime.heartbeatLatenessMax))"
+        )
+    }
+}
