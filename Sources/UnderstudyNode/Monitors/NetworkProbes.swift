@@ -95,6 +95,9 @@ enum LinkState: Equatable {
         var buffer = [UInt8](repeating: 0, count: 64)
         let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
         guard count >= 0 else { return nil }
-        return String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        // ASCII whitespace only (sysfs values end in a newline): cheaper than Foundation's trim.
+        var end = count
+        while end > 0, buffer[end - 1] == 0x0A || buffer[end - 1] == 0x20 || buffer[end - 1] == 0x09 { end -= 1 }
+        return String(decoding: buffer[0..<end], as: UTF8.self)
     }
 }
