@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import UnderstudyEngine
+
+@testable import UnderstudyNode
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// diskw and volmgrw on real block devices: a loop device over a file the test creates (root).
+@Suite("Block device monitors", .serialized)
+struct BlockDeviceProbeTests {
+    static func run(_ arguments: [String]) async -> NetCommandResult {
+        await NetCommandRunner().run(arguments, timeout: .seconds(30))
+    }
+
+    static var skipReason: String? {
+        if getuid() != 0 { return "needs root (loop devices)" }
+        if !FileManager.default.isExecutableFile(atPath: "/usr/sbin/losetup")
+            && !FileManager.default.isExecutableFile(atPath: "/sbin/losetup")
+        {
+            return "losetup is missing (util-linux)"
+        }
+        return nil
+    }
+
+    static func isError(_ result: MonitorResult) -> Bool {
+        if case .error = result { return true }
+        return false
+    }
+
+    @Test("diskw read-direct and read on a loop device; an error once the device is detached")
+    func diskOnLoopDevice() async throws {
+        if let reason = Self.skipReason {
+            print("skipped: \(reason)")
+            return
+        }
+        let image = NSTemporaryDirectory() + "understudy-diskw-\(getpid()).img"
+        FileManager.default.createFile(atPath: image, contents: nil)
+        try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 8 << 20)
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        let attach = await Self.run(["losetup", "--find", "--show", image])
+        try #require(attach.succeeded, "\(attach.failureDescription)")
+        let device = attach.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        var attached = true
+        defer { if attached { _ = try? Process.run(URL(fileURLWithPath: "/sbin/losetup"), arguments: ["-d", device]).waitUntilExit() } }
+
+        for method: DiskProbe.Method in [.readDirect, .read] {
+            let result = await DiskProbe(device: device, method: method, size: 512, diskFullIsError: true, timeout: .seconds(5)).check()
+            #expect(result == .normal, "\(method): \(result)")
+        }
+        let tur = await DiskProbe(device: device, method: .tur, size: 512, diskFullIsError: true, timeout: .seconds(5)).check()
+        // A loop device does not speak SCSI: TEST UNIT READY fails with a clear reason.
+        #expect(Self.isError(tur), "\(tur)")
+
+        let detach = await Self.run(["losetup", "-d", device])
+        #expect(detach.succeeded, "\(detach.failureDescription)")
+        attached = false
+        let gone = await DiskProbe(device: device, method: .readDirect, size: 512, diskFullIsError: true, timeout: .seconds(5)).check()
+        #expect(Self.isError(gone), "\(gone)")
+    }
+
+    @Test("volmgrw: an LVM volume group on a loop device is Normal; an error once it is removed")
+    func volumeGroup() async throws {
+        if let reason = Self.skipReason {
+            print("skipped: \(reason)")
+            return
+        }
+        guard
+            FileManager.default.isExecutableFile(atPath: "/usr/sbin/vgcreate")
+                || FileManager.default.isExecutableFile(atPath: "/sbin/vgcreate")
+        else {
+            print("skipped: volmgrw test needs LVM (Debian package lvm2)")
+            return
+        }
+        let image = NSTemporaryDirectory() + "understudy-volmgrw-\(getpid()).img"
+        FileManager.default.createFile(atPath: image, contents: nil)
+        try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 32 << 20)
+        defer { try? FileManager.default.removeItem(atPath: image) }
+        let attach = await Self.run(["losetup", "--find", "--show", image])
+        try #require(attach.succeeded, "\(attach.failureDescription)")
+        let device = attach.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        let group = "understudy\(getpid())"
+        var created = false
+        defer {
+            if created { _ = try? Process.run(URL(fileURLWithPath: "/sbin/vgremove"), arguments: ["-f", group]).waitUntilExit() }
+            _ = try? Process.run(URL(fileURLWithPath: "/sbin/pvremove"), arguments: ["-ff", "-y", device]).waitUntilExit()
+            _ = try? Process.run(URL(fileURLWithPath: "/sbin/losetup"), arguments: ["-d", device]).waitUntilExit()
+        }
+        let pv = await Self.run(["pvcreate", "-ff", "-y", device])
+        try #require(pv.succeeded, "\(pv.failureDescription)")
+        let vg = await Self.run(["vgcreate", group, device])
+        try #require(vg.succeeded, "\(vg.failureDescription)")
+        created = true
+        #expect(await VolumeGroupProbe(volumeGroup: group, timeout: .seconds(10)).check() == .normal)
+        let removed = await Self.run(["vgremove", "-f", group])
+        #expect(removed.succeeded, "\(removed.failureDescription)")
+        created = false
+        #expect(Self.isError(await VolumeGroupProbe(volumeGroup: group, timeout: .seconds(10)).check()))
+    }
+}
