@@ -299,4 +299,26 @@ struct MonitorRecoveryTests {
         #expect(stopMonitor != nil && firstStop != nil && stopMonitor! < firstStop!, "\(world.recentTrace)")
         #expect(Self.status(world, "s1") == .offline)
     }
+
+    @Test("a failover the master cannot place expires; the ladder then goes on to the final action")
+    func failoverRequestExpires() {
+        // g is completely exclusive and s2 already runs another completely exclusive group:
+        // s1 sees s2 up and asks for a failover, but the master finds no server for g.
+        var g = Self.group(servers: ["s1", "s2"])
+        g.exclusive = .complete
+        let other = Cfg.group("other", servers: ["s2"], exclusive: .complete)
+        var config = Cfg.cluster(servers: 2, groups: [g, other], majority: false)
+        let recovery = MonitorRecovery(target: .group("g"), reactivations: 0, failovers: 1, finalAction: .stopGroup)
+        config.monitors = [Self.monitor(recovery: recovery)]
+        let world = SimulatedCluster.make(config)
+        world.monitorModel = { server, _, now in server == "s1" && now >= .seconds(12) ? .error("probe failed") : .normal }
+        world.run(until: .seconds(40))
+        #expect(world.trace.contains { $0.contains("s1 asks to fail over group g") }, "\(world.recentTrace)")
+        #expect(world.trace.contains { $0.contains("No other server can take group g from s1") })
+        // After the request expired the final action stopped the group; it never ran on s2.
+        #expect(Self.counters(world, "s1") == MonitorCounters(failovers: 1, finalActionDone: true), "\(world.recentTrace)")
+        #expect(world.where_("g").isEmpty)
+        #expect(world.runs(group: "g", on: "s2").isEmpty)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
 }
