@@ -51,6 +51,8 @@ extension ServerEngine {
                 return forwarded ? .done(CommandResult(.failed, "\(me) is not \(server).")) : .forward(to: server)
             }
             return .done(monitorCommand(control, monitor: monitor, now: now))
+        case .runScript:
+            return .done(CommandResult(.failed, "Scripts are run by the daemon of \(me), not decided by the Engine."))
         case .externalNotice(let monitor, let category, let keyword, let clear, let server):
             if let server, server != me {
                 guard serverNames.contains(server) else { return .done(CommandResult(.badUsage, "Unknown server \(server).")) }
@@ -213,7 +215,7 @@ extension ServerEngine {
             entry.finalAction = nil
             dir.entries[name] = entry
             log(.info, "rc", 50, "Move of group \(name) from \(owner) to \(target) requested.")
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }
         dir.version = next

@@ -21,6 +21,9 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     case beginClusterStop
     /// `clpmonctrl`: one monitor (or all, when nil) on the given server (or the receiving one).
     case monitor(MonitorControl, monitor: String?, server: ServerName?)
+    /// `clprexec --script`: run a script of the rexec folder on the receiving server (the
+    /// daemon runs it; the Engine only routes).
+    case runScript(name: String, timeoutSeconds: Int)
     /// `clprexec --notice / --clear`: an external error for mrw monitors on a server.
     case externalNotice(monitor: String?, category: String, keyword: String?, clear: Bool, server: ServerName?)
 
@@ -30,7 +33,7 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
         switch self {
         case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop:
             return true
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript:
             return false
         }
     }

@@ -181,3 +181,40 @@ struct InternalMonitoringTests {
         }
     }
 }
+
+@Suite("Process: clprexec --script")
+struct RemoteScriptTests {
+    @Test("clprexec --script runs a script of the target server's rexec folder; unsafe names and files are refused")
+    func remoteScript() async throws {
+        let spec = ClusterSpec(subnet: 122)
+        try await withCluster(spec) { cluster in
+            let folder = cluster.folder + "/rexec"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let marker = cluster.folder + "/rexec-ran"
+            try cluster.write(
+                "#!/bin/sh\necho \"$CLP_SERVER_LOCAL from $CLP_REQUEST_FROM\" >> '\(marker)'\n", to: folder + "/hello.sh", mode: 0o755)
+            try cluster.write("#!/bin/sh\nexit 3\n", to: folder + "/fails.sh", mode: 0o755)
+            try cluster.write("#!/bin/sh\nexit 0\n", to: folder + "/open.sh", mode: 0o777)
+            // The config names the folder (relative to the config file).
+            let config = try String(contentsOfFile: cluster.configPath, encoding: .utf8)
+            try cluster.write(
+                config.replacingOccurrences(of: "  ports:", with: "  rexec-directory: rexec\n  ports:"), to: cluster.configPath)
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+
+            let ran = try await cluster.cli(["clprexec", "--script", "hello.sh", "-h", spec.address(of: "node2")], on: "node1")
+            #expect(ran.exitCode == 0, "\(ran)")
+            let text = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? ""
+            #expect(text == "node2 from node1\n", "\(text)")
+
+            let failing = try await cluster.cli(["clprexec", "--script", "fails.sh", "-h", "node3"], on: "node1")
+            #expect(failing.exitCode == 1 && failing.standardError.contains("exit 3"), "\(failing)")
+            let escape = try await cluster.cli(["clprexec", "--script", "../cluster.yaml"], on: "node1")
+            #expect(escape.exitCode != 0, "\(escape)")
+            let writable = try await cluster.cli(["clprexec", "--script", "open.sh"], on: "node1")
+            #expect(writable.exitCode == 1 && writable.standardError.contains("writable"), "\(writable)")
+            let missing = try await cluster.cli(["clprexec", "--script", "nothing.sh"], on: "node1")
+            #expect(missing.exitCode == 1, "\(missing)")
+        }
+    }
+}

@@ -58,6 +58,8 @@ public struct ClusterSettings: Sendable, Equatable {
     public var recovery: RecoverySettings
     public var ports: PortSettings
     public var osCommands: OSCommands
+    /// The only folder `clprexec --script` may run scripts from.
+    public var rexecDirectory: String = Defaults.rexecDirectory
 
     public init(
         name: String,

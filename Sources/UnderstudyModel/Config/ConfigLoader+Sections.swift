@@ -26,7 +26,7 @@ extension ConfigReader {
 
     static let clusterKeys = [
         "name", "comment", "secret-file", "timing", "network-partition", "shutdown-monitor", "recovery", "ports",
-        "os-commands",
+        "os-commands", "rexec-directory",
     ]
 
     mutating func readCluster(_ field: Field) -> ClusterSettings? {
@@ -91,6 +91,7 @@ extension ConfigReader {
             if let value = int(present(ports, "heartbeat")) { settings.ports.heartbeat = value }
             if let value = int(present(ports, "http")) { settings.ports.http = value }
         }
+        if let directory = path(present(fields, "rexec-directory")) { settings.rexecDirectory = directory }
         if let commands = present(fields, "os-commands").flatMap({
             mapping($0.value, path: $0.path, allowed: ["shutdown", "reboot"])
         }) {

@@ -25,6 +25,8 @@ public enum Defaults {
 
     public static let stateDirectory = "/var/lib/understudy"
     public static let runDirectory = "/run/understudy"
+    /// `clprexec --script` runs scripts from this folder only.
+    public static let rexecDirectory = "/etc/understudy/rexec"
     public static let configPath = "/etc/understudy/cluster.yaml"
 
     /// Version reported in `CLP_VERSION_FULL`.

@@ -517,6 +517,43 @@ public actor ClusterDaemon {
         }
     }
 
+    // MARK: - clprexec --script
+
+    /// Runs `name` from the rexec folder: a plain file name, an executable regular file owned
+    /// by the daemon's user and writable by nobody else (whoever may write it could run code
+    /// as the daemon through any cluster member).
+    func runRemoteScript(_ name: String, timeout: Duration, origin: ServerName) async -> CommandResult {
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !name.isEmpty, name.count <= 255, !name.hasPrefix("."), name.unicodeScalars.allSatisfy(allowed.contains) else {
+            return CommandResult(
+                .badUsage, "Script name \"\(name.prefix(80))\" must be a plain file name of \(config.cluster.rexecDirectory).")
+        }
+        let path = config.cluster.rexecDirectory + "/" + name
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            return CommandResult(.failed, "No script \(name) in \(config.cluster.rexecDirectory) on \(me).")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o100 != 0 else {
+            return CommandResult(.failed, "\(path) on \(me) is not an executable regular file.")
+        }
+        guard info.st_uid == geteuid(), info.st_mode & 0o022 == 0 else {
+            return CommandResult(
+                .failed, "\(path) on \(me) must belong to the daemon's user and not be writable by group or others; not run.")
+        }
+        record(LogEntry(.info, "trnsv", 30, "Running \(path) on request from \(origin)."))
+        var variables = ["CLP_SERVER_LOCAL": me, "CLP_REQUEST_FROM": origin]
+        variables["UNDERSTUDY_LEASE_FILE"] = paths.leasePath
+        let environment = ScriptEnvironment.compose(base: ScriptEnvironment.base(), host: host, variables: variables)
+        let log = RotatingLog(path: paths.stateDirectory + "/logs/rexec.log", rotateSize: Defaults.scriptLogRotateSize, logger: logger)
+        let outcome = await scriptRunner.run(
+            ScriptInvocation(
+                executable: path, environment: environment, workingDirectory: config.cluster.rexecDirectory, timeout: timeout,
+                log: ScriptLog(file: log, action: "rexec")))
+        if outcome.isSuccess { return .ok("Script \(name) ran on \(me).") }
+        record(LogEntry(.warning, "trnsv", 31, "Script \(path) requested by \(origin): \(outcome)."))
+        return CommandResult(.failed, "Script \(name) on \(me): \(outcome).")
+    }
+
     // MARK: - Monitors
 
     func startMonitor(_ start: MonitorStart) {
@@ -764,6 +801,9 @@ public actor ClusterDaemon {
 
     /// Runs a command here, or forwards it where the Engine says it belongs.
     func execute(_ command: ClusterCommand, origin: ServerName, forwarded: Bool) async -> CommandResult {
+        if case .runScript(let name, let seconds) = command {
+            return await runRemoteScript(name, timeout: .seconds(max(1, seconds)), origin: origin)
+        }
         let wasStopped = engine.service == .stopped
         let (disposition, actions) = engine.command(command, origin: origin, forwarded: forwarded, now: now())
         if wasStopped && engine.service != .stopped {
@@ -787,13 +827,15 @@ public actor ClusterDaemon {
     }
 
     func askPeer(_ server: ServerName, _ request: PeerRequest) async -> PeerResponse {
+        var timeout: Duration = .seconds(30)
+        if case .command(.runScript(_, let seconds), _, _) = request { timeout = .seconds(max(30, seconds + 5)) }
         guard let address = Self.address(of: server, in: config) else {
             return .result(CommandResult(.badUsage, "Server \(server) has no address."))
         }
         do {
             let answer = try await ControlClient.request(
                 host: address, port: config.cluster.ports.control, key: key, localName: me,
-                payload: WireJSON.encode(request), timeout: .seconds(30))
+                payload: WireJSON.encode(request), timeout: timeout)
             return try WireJSON.decode(PeerResponse.self, from: answer)
         } catch {
             return .result(CommandResult(.unreachable, "Server \(server) is not reachable: \(error)"))

@@ -306,6 +306,10 @@ struct ClpRexec: AsyncParsableCommand {
             """, helpNames: [.long])
 
     @Option(name: .long, help: ArgumentHelp("Fail this group over to another server.", valueName: "group")) var failover: String?
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Run this script of the server's rexec folder (cluster.rexec-directory).", valueName: "file"))
+    var script: String?
     @Flag(name: .long, help: "Report an external error to mrw monitors.") var notice = false
     @Flag(name: .long, help: "Clear an external error of mrw monitors.") var clear = false
     @Option(name: .customShort("k"), help: ArgumentHelp("Category of the error.", valueName: "category")) var category = "NIC"
@@ -317,8 +321,8 @@ struct ClpRexec: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
-        guard [failover != nil, notice, clear].filter({ $0 }).count == 1 else {
-            throw ValidationError("Give exactly one of --failover, --notice, --clear.")
+        guard [failover != nil, script != nil, notice, clear].filter({ $0 }).count == 1 else {
+            throw ValidationError("Give exactly one of --failover, --script, --notice, --clear.")
         }
         guard wait > 0 else { throw ValidationError("-w must be at least 1 second.") }
     }
@@ -328,6 +332,9 @@ struct ClpRexec: AsyncParsableCommand {
         let command: ClusterCommand
         if let failover {
             command = .moveGroup(failover, to: nil)
+        } else if let script {
+            // A path names the same file in the server's rexec folder.
+            command = .runScript(name: (script as NSString).lastPathComponent, timeoutSeconds: wait)
         } else {
             command = .externalNotice(monitor: monitor, category: category, keyword: keyword, clear: clear, server: nil)
         }
