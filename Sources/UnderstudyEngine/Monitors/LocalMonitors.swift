@@ -159,6 +159,12 @@ extension ServerEngine {
         else { return }
         let threshold = monitor.timeout * config.cluster.timing.monitorDelayWarning / 100
         let delayed = check.result != .timeout && check.elapsed > threshold
+        // The usual case — Normal again, nothing pending — changes nothing: no bookkeeping.
+        if check.result == .normal, !delayed, !local.delayed, !local.dummyFailure, local.status == .normal, local.failures == 0,
+            local.normalSince != nil, persistent.monitorCounters[check.monitor] == nil
+        {
+            return
+        }
         if delayed && !local.delayed {
             log(
                 .warning, "rm", 71,

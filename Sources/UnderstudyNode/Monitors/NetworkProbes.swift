@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import UnderstudyEngine
 
 #if canImport(Glibc)
@@ -18,18 +19,68 @@ struct PingTargetsProbe: MonitorProbe {
 }
 
 /// miiw: the kernel says the NIC has a link (carrier) and is up.
-struct LinkStateProbe: MonitorProbe {
+final class LinkStateProbe: MonitorProbe {
     let interface: String
+    /// The interface's sysfs files, kept open and read again at offset 0 each check (a check
+    /// every second per monitor: opening them each time cost more than reading).
+    private let files = Mutex<(operstate: Int32, carrier: Int32)?>(nil)
+
+    init(interface: String) {
+        self.interface = interface
+    }
+
+    deinit {
+        if let open = files.withLock({ $0 }) {
+            close(open.operstate)
+            close(open.carrier)
+        }
+    }
 
     func check() async -> MonitorResult { result() }
 
     func checkNow() -> MonitorResult? { result() }
 
     func result() -> MonitorResult {
-        switch LinkState.read(interface) {
+        if let state = readOpenFiles() {
+            return state == .up ? .normal : describe(state)
+        }
+        return describe(LinkState.read(interface))
+    }
+
+    func describe(_ state: LinkState) -> MonitorResult {
+        switch state {
         case .missing: return .error("interface \(interface) does not exist")
         case .down(let state): return .error("interface \(interface) has no link (\(state))")
         case .up: return .normal
+        }
+    }
+
+    /// Reads the kept files; nil (and closes them) when they are not open or fail, e.g. the
+    /// interface went away: then the next check opens them again by name.
+    func readOpenFiles() -> LinkState? {
+        files.withLock { open -> LinkState? in
+            if open == nil {
+                let folder = "/sys/class/net/\(interface)"
+                guard LinkState.isSafeName(interface) else { return nil }
+                let operstate = Glibc.open(folder + "/operstate", O_RDONLY | O_CLOEXEC)
+                let carrier = Glibc.open(folder + "/carrier", O_RDONLY | O_CLOEXEC)
+                guard operstate >= 0, carrier >= 0 else {
+                    if operstate >= 0 { close(operstate) }
+                    if carrier >= 0 { close(carrier) }
+                    return nil
+                }
+                open = (operstate, carrier)
+            }
+            guard let current = open, let operstate = LinkState.readLine(current.operstate) else {
+                if let current = open {
+                    close(current.operstate)
+                    close(current.carrier)
+                }
+                open = nil
+                return nil
+            }
+            // carrier cannot be read while the interface is administratively down (EINVAL).
+            return LinkState.judge(operstate: operstate, carrier: LinkState.readLine(current.carrier))
         }
     }
 }
@@ -77,12 +128,19 @@ enum LinkState: Equatable {
     case missing
 
     static func read(_ interface: String) -> LinkState {
-        // Names come from the configuration: keep them inside /sys/class/net.
-        guard !interface.isEmpty, !interface.contains("/"), interface != "..", interface != "." else { return .missing }
+        guard isSafeName(interface) else { return .missing }
         let folder = "/sys/class/net/\(interface)"
         guard let operstate = smallFile(folder + "/operstate") else { return .missing }
         // Reading carrier of an interface that is administratively down fails (EINVAL).
-        let carrier = smallFile(folder + "/carrier")
+        return judge(operstate: operstate, carrier: smallFile(folder + "/carrier"))
+    }
+
+    /// Names come from the configuration: keep them inside /sys/class/net.
+    static func isSafeName(_ interface: String) -> Bool {
+        !interface.isEmpty && !interface.contains("/") && interface != ".." && interface != "."
+    }
+
+    static func judge(operstate: String, carrier: String?) -> LinkState {
         if carrier == "1" && operstate != "down" && operstate != "lowerlayerdown" { return .up }
         return .down("operstate \(operstate), carrier \(carrier ?? "unreadable")")
     }
@@ -92,8 +150,13 @@ enum LinkState: Equatable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        return readLine(fd)
+    }
+
+    /// The first line of an open sysfs file, read again from offset 0.
+    static func readLine(_ fd: Int32) -> String? {
         var buffer = [UInt8](repeating: 0, count: 64)
-        let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
         guard count >= 0 else { return nil }
         // ASCII whitespace only (sysfs values end in a newline): cheaper than Foundation's trim.
         var end = count
