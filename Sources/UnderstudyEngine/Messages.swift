@@ -131,6 +131,19 @@ public struct DirectoryEntry: Sendable, Codable, Equatable {
 extension DirectoryEntry {
     /// Releases the group from its owner for a planned move (operator move or failback): the
     /// owner stops it (`GROUPMOVE`), then it starts on `target` with `startEvent`.
+    /// Releases the group from its owner for a failover it asked for (activation failure,
+    /// monitor error): the owner stops it (`GROUPFAILOVER`, `CLP_EVENT=FAILOVER`), then it
+    /// starts elsewhere with `FAILOVER`, on `target` first when given.
+    mutating func beginFailover(to target: ServerName?, releasedAt version: UInt64) {
+        owner = nil
+        ownerInstance = nil
+        if let target { preferredTarget = target }
+        startEvent = .failover
+        stopFactor = .groupFailover
+        stopEvent = .failover
+        releasedAt = version
+    }
+
     mutating func beginMove(to target: ServerName, startEvent: ScriptEvent, releasedAt version: UInt64) {
         owner = nil
         ownerInstance = nil

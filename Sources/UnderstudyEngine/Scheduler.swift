@@ -215,12 +215,7 @@ extension ServerEngine {
         if canFailOver {
             entry.failoverCount += 1
             entry.failedOn.append(owner)
-            entry.owner = nil
-            entry.ownerInstance = nil
-            entry.startEvent = .failover
-            entry.stopFactor = .groupFailover
-            entry.stopEvent = .failover
-            entry.releasedAt = nextVersion
+            entry.beginFailover(to: nil, releasedAt: nextVersion)
             log(
                 .warning, "rc", 201,
                 "Activation of \(resource) failed on \(owner): failing group \(group.name) over (\(entry.failoverCount)/\(policy.failover))."
@@ -268,18 +263,12 @@ extension ServerEngine {
                 return
             }
             noDestinationLogged.remove(group.name)
-            entry.owner = nil
-            entry.ownerInstance = nil
-            entry.preferredTarget = target
+            entry.beginFailover(to: target, releasedAt: nextVersion)
             // No automatic failback to the server whose monitor failed, until an operator
             // places the group or that server restarts.
             if let failed = instance(of: owner, now: now) {
                 entry.monitorFailedOn = (entry.monitorFailedOn ?? [:]).merging([owner: failed]) { $1 }
             }
-            entry.startEvent = .failover
-            entry.stopFactor = .groupFailover
-            entry.stopEvent = .failover
-            entry.releasedAt = nextVersion
             log(.warning, "rc", 203, "Failing group \(group.name) over from \(owner) to \(target): a monitor error on \(owner).")
         }
     }

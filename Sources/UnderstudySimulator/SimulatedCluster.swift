@@ -68,10 +68,13 @@ public final class SimulatedCluster {
     public private(set) var runLog: [(server: ServerName, run: ResourceRun, at: EngineTime)] = []
     /// What a monitor's check finds on a server at the current time (default: Normal).
     public var monitorModel: (_ server: ServerName, _ monitor: String, _ now: EngineTime) -> MonitorResult = { _, _, _ in .normal }
+    /// How long each check takes (reported with the result; the delay warning reads it).
+    public var monitorElapsed: (_ server: ServerName, _ monitor: String) -> Duration = { _, _ in .milliseconds(1) }
     /// Every recovery script any server ran, in order.
     public private(set) var recoveryScriptLog: [(server: ServerName, run: RecoveryScriptRun, at: EngineTime)] = []
 
-    var queue: [Scheduled] = []
+    /// Events by (time, sequence): ties keep insertion order.
+    var queue = MinHeap<Scheduled> { a, b in a.time < b.time || (a.time == b.time && a.sequence < b.sequence) }
     var sequence: UInt64 = 0
     let tickInterval: Duration
     let paths: [String]
@@ -188,7 +191,7 @@ public final class SimulatedCluster {
 
     /// Processes events until `time`, checking invariants after every event.
     public func run(until time: EngineTime) {
-        while let first = queue.first, first.time <= time, let item = popEarliest() {
+        while let first = queue.peek, first.time <= time, let item = popEarliest() {
             now = max(now, item.time)
             process(item)
             checkInvariants()
@@ -234,7 +237,9 @@ public final class SimulatedCluster {
         case .monitorCheck(let name, let incarnation, let monitor, let run):
             guard servers[name]?.incarnation == incarnation, servers[name]?.runningMonitors[monitor] == run else { return }
             let result = monitorModel(name, monitor, now)
-            deliver(.monitorChecked(MonitorCheck(monitor: monitor, run: run, result: result, elapsed: .milliseconds(1))), to: name)
+            deliver(
+                .monitorChecked(MonitorCheck(monitor: monitor, run: run, result: result, elapsed: monitorElapsed(name, monitor))),
+                to: name)
             if let interval = config.monitors.first(where: { $0.name == monitor })?.interval {
                 schedule(.monitorCheck(name, incarnation: incarnation, monitor: monitor, run: run), after: interval)
             }
@@ -421,39 +426,9 @@ public final class SimulatedCluster {
         return sequence
     }
 
-    /// A binary min-heap on (time, sequence): ties keep insertion order.
-    func push(_ item: Scheduled) {
-        queue.append(item)
-        var child = queue.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard Self.earlier(queue[child], queue[parent]) else { break }
-            queue.swapAt(child, parent)
-            child = parent
-        }
-    }
+    func push(_ item: Scheduled) { queue.push(item) }
 
-    func popEarliest() -> Scheduled? {
-        guard !queue.isEmpty else { return nil }
-        queue.swapAt(0, queue.count - 1)
-        let earliest = queue.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < queue.count, Self.earlier(queue[left], queue[smallest]) { smallest = left }
-            if right < queue.count, Self.earlier(queue[right], queue[smallest]) { smallest = right }
-            guard smallest != parent else { break }
-            queue.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return earliest
-    }
-
-    static func earlier(_ a: Scheduled, _ b: Scheduled) -> Bool {
-        a.time < b.time || (a.time == b.time && a.sequence < b.sequence)
-    }
+    func popEarliest() -> Scheduled? { queue.pop() }
 
     // MARK: - Looking at the world
 

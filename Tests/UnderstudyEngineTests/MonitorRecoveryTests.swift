@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
@@ -320,5 +321,56 @@ struct MonitorRecoveryTests {
         #expect(world.where_("g").isEmpty)
         #expect(world.runs(group: "g", on: "s2").isEmpty)
         #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a check slower than the delay-warning share of its timeout is logged once per episode")
+    func delayWarning() {
+        let recovery = MonitorRecovery(target: .group("g"), reactivations: 1, failovers: 0, finalAction: .none)
+        let world = Self.world(monitors: [Self.monitor(recovery: recovery)]) { _, _, _ in false }
+        // Timeout 1 s, warning at 80 %: 900 ms checks on s1 from 12 s to 13 s.
+        world.monitorElapsed = { server, _ in
+            server == "s1" && world.now >= .seconds(12) && world.now < .seconds(13) ? .milliseconds(900) : .milliseconds(1)
+        }
+        world.run(until: .seconds(20))
+        let warnings = world.trace.filter { $0.contains("Monitor mon on s1 is delayed") }
+        #expect(warnings.count == 1, "\(world.recentTrace)")
+        #expect(Self.status(world, "s1") == .normal)
+    }
+
+    @Test("all-groups reactivates every group on the server; stop-resource stops only the target resource")
+    func allGroupsAndStopResource() {
+        var config = Cfg.cluster(groups: [Self.group(), Cfg.group("h", servers: ["s1", "s2", "s3"])])
+        config.monitors = [
+            Self.monitor(
+                "every", type: .psw, target: nil,
+                recovery: MonitorRecovery(target: .allGroups, reactivations: 1, failovers: 0, finalAction: .none)),
+            Self.monitor(
+                "side", target: "g-side",
+                recovery: MonitorRecovery(target: .resource("g-side"), reactivations: 0, failovers: 0, finalAction: .stopResource)),
+        ]
+        let world = SimulatedCluster.make(config)
+        world.monitorModel = { server, monitor, now in
+            server == "s1"
+                && ((monitor == "every" && now >= .seconds(12) && now < .seconds(13)) || (monitor == "side" && now >= .seconds(16)))
+                ? .error("probe failed") : .normal
+        }
+        world.run(until: .seconds(15))
+        #expect(Self.stops(world, "s1", factor: "GROUPRESTART").count == 3, "\(world.recentTrace)")
+        #expect(world.runs(group: "h", on: "s1", .stop).map { $0.run.env["CLP_FACTOR"] ?? "" } == ["GROUPRESTART"])
+        #expect(world.where_("g") == ["s1:Online"] && world.where_("h") == ["s1:Online"])
+        world.run(until: .seconds(20))
+        let sideStops = world.runs(group: "g", on: "s1", .stop, since: .seconds(16))
+        #expect(sideStops.map(\.run.resource) == ["g-side"], "\(world.recentTrace)")
+        #expect(sideStops.first?.run.env["CLP_FACTOR"] == "")
+        #expect(world.engine("s1")?.localResourceStatus(of: "g")["g-side"] == .offline)
+        #expect(world.engine("s1")?.localResourceStatus(of: "g")["g-app"] == .online)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
+    @Test("a state file written before monitor counters existed still loads")
+    func oldStateFileLoads() throws {
+        let old = #"{"heldGroups":{"g":3},"rebootCount":1}"#
+        let state = try JSONDecoder().decode(PersistentState.self, from: Data(old.utf8))
+        #expect(state.heldGroups == ["g": 3] && state.rebootCount == 1 && state.monitorCounters.isEmpty && state.directory == nil)
     }
 }

@@ -51,6 +51,9 @@ struct MonitorTests {
             #expect(runs.starts.on("node2").map { $0["CLP_EVENT"] ?? "" } == ["FAILOVER"], "\(runs.summary)")
             #expect(status.monitors?.first?.perServer["node2"] == .normal || status.monitors?.first?.perServer["node2"] == .unknown)
 
+            // The daemon reports how late its checks and heartbeats ran (clpstat --json runtime).
+            let runtime = try await cluster.clpstat(on: "node1").runtime
+            #expect((runtime?.monitorChecks ?? 0) > 0 && (runtime?.heartbeats ?? 0) > 0, "\(String(describing: runtime))")
             let counters = try await cluster.cli(["clpmonctrl", "-v", "-m", "pidw1"], on: "node1")
             #expect(counters.exitCode == 0, "\(counters)")
             #expect(

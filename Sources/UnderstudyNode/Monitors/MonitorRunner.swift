@@ -60,7 +60,7 @@ final class MonitorRunner: Sendable {
 
     struct State: Sendable {
         var entries: [String: Entry] = [:]
-        var wakeUps = WakeUpHeap()
+        var wakeUps = MinHeap<WakeUp> { $0.at < $1.at }
         var nextToken: UInt64 = 1
         var nextGeneration: UInt64 = 1
         var scheduler: Task<Void, Never>?
@@ -251,42 +251,5 @@ final class BlockingCall: Sendable {
             thread.stackSize = 256 * 1024
             thread.start()
         }
-    }
-}
-
-/// A binary min-heap of wake-ups by time.
-struct WakeUpHeap: Sendable {
-    private var items: [MonitorRunner.WakeUp] = []
-
-    var peek: MonitorRunner.WakeUp? { items.first }
-
-    mutating func push(_ item: MonitorRunner.WakeUp) {
-        items.append(item)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard items[child].at < items[parent].at else { break }
-            items.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    @discardableResult
-    mutating func pop() -> MonitorRunner.WakeUp? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let first = items.removeLast()
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < items.count, items[left].at < items[smallest].at { smallest = left }
-            if right < items.count, items[right].at < items[smallest].at { smallest = right }
-            guard smallest != parent else { break }
-            items.swapAt(parent, smallest)
-            parent = smallest
-        }
-        return first
     }
 }
