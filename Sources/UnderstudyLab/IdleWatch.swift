@@ -39,6 +39,19 @@ public struct IdleWatch {
         return (user + system, rss ?? 0)
     }
 
+    /// The machine's CPU time so far (all CPUs, in clock ticks): total and stolen by the
+    /// hypervisor. On a virtual machine whose host is busy, stolen time delays every timer:
+    /// benchmarks print it so a reader can tell the machine's lateness from the program's.
+    static func machineTicks() -> (total: Double, steal: Double)? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = stat.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") })
+        else { return nil }
+        let values = line.split(separator: " ").dropFirst().compactMap { Double($0) }
+        // user nice system idle iowait irq softirq steal [guest guest_nice, already in user]
+        guard values.count >= 8 else { return nil }
+        return (values.prefix(8).reduce(0, +), values[7])
+    }
+
     public let lab: Lab
 
     public init(lab: Lab) { self.lab = lab }

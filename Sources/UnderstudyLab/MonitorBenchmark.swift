@@ -13,6 +13,8 @@ public struct MonitorBenchmark {
         public var cpuPercent: Double
         public var rssMiB: Double
         public var idleCPUPercent: Double
+        /// Share of the machine's CPU time the hypervisor stole during the measurement.
+        public var stealPercent: Double
         public var runtime: ClusterStatusSnapshot.RuntimeLine
     }
 
@@ -51,19 +53,21 @@ public struct MonitorBenchmark {
         guard allNormal else { throw LabError("not every monitor turned Normal on node1 within 120 s") }
         log("all \(count) monitors Normal on node1; measuring \(seconds) s")
         guard let daemon = lab.pid(of: "node1"), let peer = lab.pid(of: "node2"),
-            let before = IdleWatch.usage(of: daemon.pid), let peerBefore = IdleWatch.usage(of: peer.pid)
+            let before = IdleWatch.usage(of: daemon.pid), let peerBefore = IdleWatch.usage(of: peer.pid),
+            let machineBefore = IdleWatch.machineTicks()
         else { throw LabError("cannot read the daemons' usage") }
         let started = ContinuousClock.now
         try await Task.sleep(for: .seconds(seconds))
         let elapsed = started.duration(to: .now)
         guard let after = IdleWatch.usage(of: daemon.pid), let peerAfter = IdleWatch.usage(of: peer.pid),
-            let runtime = await lab.status(on: "node1")?.runtime
+            let machineAfter = IdleWatch.machineTicks(), let runtime = await lab.status(on: "node1")?.runtime
         else { throw LabError("cannot read the daemons' usage") }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return Result(
             monitors: count, seconds: seconds, cpuPercent: (after.ticks - before.ticks) / ticks / wall * 100,
             rssMiB: after.rssKiB / 1024, idleCPUPercent: (peerAfter.ticks - peerBefore.ticks) / ticks / wall * 100,
+            stealPercent: (machineAfter.steal - machineBefore.steal) / max(machineAfter.total - machineBefore.total, 1) * 100,
             runtime: runtime)
     }
 }

@@ -359,7 +359,7 @@ public actor ClusterDaemon {
         while !Task.isCancelled {
             deadline += period
             if deadline < .now { deadline = .now }
-            try? await Task.sleep(until: deadline, clock: .continuous)
+            try? await PreciseSleep.until(deadline)
             perform(engine.handle(.tick, now: now()))
             superviseKeeper()
         }
@@ -419,7 +419,7 @@ public actor ClusterDaemon {
             await sendHeartbeat(farewell: false)
             deadline += period
             if deadline < .now { deadline = .now }
-            try? await Task.sleep(until: deadline, clock: .continuous)
+            try? await PreciseSleep.until(deadline)
         }
     }
 

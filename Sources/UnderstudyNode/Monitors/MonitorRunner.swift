@@ -74,21 +74,28 @@ final class MonitorRunner: Sendable {
         }
     }
 
+    /// The report closure in a box: a closure stored directly in a `Mutex` is re-abstracted
+    /// and written back on every `withLock`, so each read wrapped it in one more thunk — the
+    /// call chain (and the CPU per report) grew for the daemon's whole life.
+    struct Sink: Sendable {
+        let report: Report
+    }
+
     let state = Mutex(State())
-    private let sink = Mutex<Report?>(nil)
+    private let sink = Mutex<Sink?>(nil)
     /// How late checks started against their schedule.
     let lateness = LatenessRecorder()
 
     init(report: Report? = nil) {
-        sink.withLock { $0 = report }
+        if let report { sink.withLock { $0 = Sink(report: report) } }
     }
 
     /// Where results go (set once the daemon can receive them).
-    func onReport(_ report: @escaping Report) { sink.withLock { $0 = report } }
+    func onReport(_ report: @escaping Report) { sink.withLock { $0 = Sink(report: report) } }
 
     func report(_ checks: [MonitorCheck]) {
-        guard let report = sink.withLock({ $0 }) else { return }
-        report(checks)
+        guard let sink = sink.withLock({ $0 }) else { return }
+        sink.report(checks)
     }
 
     func start(_ monitor: MonitorConfig, run: UInt64, probe: any MonitorProbe) {
@@ -144,7 +151,7 @@ final class MonitorRunner: Sendable {
         while !Task.isCancelled {
             let wakeAt = runDueChecks()
             let sleep = min(max(ContinuousClock.now.duration(to: wakeAt), .milliseconds(1)), Self.maximumSleep)
-            try? await Task.sleep(for: sleep)
+            try? await PreciseSleep.until(.now + sleep)
         }
     }
 

@@ -223,8 +223,9 @@ struct LabMonitorBench: AsyncParsableCommand {
         print("monitors: \(result.monitors) at \(interval), heartbeat \(heartbeatInterval), measured \(result.seconds) s")
         print(
             String(
-                format: "node1 daemon: CPU %.2f %% of one core, RSS %.1f MiB (node2 without monitors: CPU %.2f %%)", result.cpuPercent,
-                result.rssMiB, result.idleCPUPercent))
+                format:
+                    "node1 daemon: CPU %.2f %% of one core, RSS %.1f MiB (node2 without monitors: CPU %.2f %%); time stolen by the hypervisor: %.1f %%",
+                result.cpuPercent, result.rssMiB, result.idleCPUPercent, result.stealPercent))
         print(
             "check start lateness (\(runtime.monitorChecks) checks): p50 \(ms(runtime.monitorLatenessP50)), p99 \(ms(runtime.monitorLatenessP99)), max \(ms(runtime.monitorLatenessMax))"
         )
