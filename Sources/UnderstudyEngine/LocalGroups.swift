@@ -9,6 +9,8 @@ struct StopRequest: Sendable, Equatable {
     var scope: Set<ResourceName>? = nil
     /// Start again on this server once stopped (a monitor's reactivation).
     var thenRestart = false
+    /// Stop now even if `stop-after` groups still run (their wait timed out).
+    var ignoreStopWait = false
 }
 
 enum LocalOperation: Sendable, Equatable {
@@ -38,6 +40,8 @@ struct LocalGroup: Sendable, Equatable {
     var operation: LocalOperation?
     /// A stop asked for while a start was running: done as soon as the current run ends.
     var pendingStop: StopRequest?
+    /// A stop held back until the group's `stop-after` groups have stopped.
+    var waitingStop: WaitingStop?
     var finalActionDoneGeneration: UInt64?
     /// Some resources were stopped by `clprsc -t`: the group is not lost, only partly down.
     var operatorStopped = false
@@ -68,7 +72,9 @@ extension ServerEngine {
             let entry = directory.entries[group.name] ?? DirectoryEntry()
             let assignedHere = entry.wanted && entry.owner == me && entry.ownerInstance == instance
             if local.status.holdsResources || local.isBusy {
-                if !assignedHere && !isStopping(local) && local.status != .offlineFailure {
+                if assignedHere, service == .running, local.waitingStop?.request.factor == .groupStop {
+                    cancelStopWait(group.name)
+                } else if !assignedHere && !isStopping(local) && local.status != .offlineFailure {
                     beginStop(
                         group.name,
                         StopRequest(factor: entry.stopFactor, event: entry.stopEvent, lastAction: .none),
@@ -87,7 +93,7 @@ extension ServerEngine {
     }
 
     func isStopping(_ local: LocalGroup) -> Bool {
-        if local.pendingStop != nil { return true }
+        if local.pendingStop != nil || local.waitingStop != nil { return true }
         if case .stopping = local.operation { return true }
         return false
     }
@@ -165,6 +171,8 @@ extension ServerEngine {
             break
         }
         guard local.status.holdsResources else { return }
+        if holdStopForWaits(group, request, now: now) { return }
+        local.waitingStop = nil
         local.status = .offlinePending
         local.deactivationRetries = [:]
         locals[group] = local
@@ -460,6 +468,7 @@ extension ServerEngine {
             fenced.status = .offline
             fenced.operation = nil
             fenced.pendingStop = nil
+            fenced.waitingStop = nil
             fenced.asyncPIDs = [:]
             fenced.activationFailedResource = nil
             for resource in fenced.resourceStatus.keys { fenced.resourceStatus[resource] = .offline }

@@ -269,6 +269,7 @@ public struct ServerEngine: Sendable {
                     reconcileLocalGroups(now: now)
                 }
             }
+            releaseStopWaits(now: now)
             finishLeavingIfDone(now: now)
         }
         reconcileMonitors(now: now)

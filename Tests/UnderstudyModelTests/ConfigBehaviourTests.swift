@@ -36,6 +36,7 @@ struct ConfigBehaviourTests {
         #expect(group.servers == ["node1", "node2"], "all servers in cluster order")
         #expect(group.startup == .auto && group.failover == .auto && group.failback == .manual)
         #expect(group.exclusive == .none && group.stopAfter.isEmpty)
+        #expect(group.stopAfterWhen == [.clusterStop] && group.stopAfterTimeout == .seconds(1800))
 
         let exec = group.resources[0]
         #expect(exec.depends == nil)
@@ -71,6 +72,24 @@ struct ConfigBehaviourTests {
         let psqlw = config.monitors[3]
         #expect(psqlw.string("host") == "127.0.0.1" && psqlw.int("port") == 5432 && psqlw.string("user") == "postgres")
         #expect(psqlw.string("table") == "psqlwatch" && psqlw.int("level") == 2)
+    }
+
+    @Test func stopAfterShortAndLongForms() throws {
+        let yaml =
+            baseCluster + """
+                groups:
+                  - {name: web, resources: [{name: e1, type: exec, stop: /bin/true}]}
+                  - {name: ups1, servers: [node1], stop-after: [web], resources: [{name: e2, type: exec, stop: /bin/true}]}
+                  - name: ups2
+                    servers: [node2]
+                    stop-after: {groups: [web], when: [cluster-stop, server-stop], timeout: 2m}
+                    resources: [{name: e3, type: exec, stop: /bin/true}]
+
+                """
+        let groups = try load(yaml).config.groups
+        #expect(groups[1].stopAfter == ["web"] && groups[1].stopAfterWhen == [.clusterStop])
+        #expect(groups[2].stopAfter == ["web"] && groups[2].stopAfterWhen == [.clusterStop, .serverStop])
+        #expect(groups[2].stopAfterTimeout == .seconds(120))
     }
 
     @Test func relativePathsResolveAgainstTheConfigFolder() throws {

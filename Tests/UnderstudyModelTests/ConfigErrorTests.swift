@@ -232,6 +232,15 @@ struct ConfigErrorTests {
     @Test func unknownStopAfterGroup() {
         let yaml = baseCluster + "groups:\n  - name: g1\n    stop-after: [db]\n    resources: [{name: e, type: exec, stop: /bin/true}]\n"
         expectError(yaml, line: baseLines + 3, keyPath: "groups[0].stop-after[0]", "unknown group \"db\"")
+        let long =
+            baseCluster
+            + "groups:\n  - name: g1\n    stop-after: {groups: [db], when: [power-off]}\n    resources: [{name: e, type: exec, stop: /bin/true}]\n"
+        expectError(
+            long, line: baseLines + 3, keyPath: "groups[0].stop-after.when[0]", "expected one of cluster-stop, server-stop, group-stop")
+        expectError(long, line: baseLines + 3, keyPath: "groups[0].stop-after.groups[0]", "unknown group \"db\"")
+        let noGroups =
+            baseCluster + "groups:\n  - name: g1\n    stop-after: {timeout: 0s}\n    resources: [{name: e, type: exec, stop: /bin/true}]\n"
+        expectError(noGroups, line: baseLines + 3, keyPath: "groups[0].stop-after.groups", "missing required key")
     }
 
     @Test func unknownMtwMember() {

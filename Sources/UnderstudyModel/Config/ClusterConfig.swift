@@ -267,6 +267,17 @@ public struct GroupConfig: Sendable, Equatable {
     public enum Failover: String, Sendable, Equatable, CaseIterable { case auto, manual }
     public enum Failback: String, Sendable, Equatable, CaseIterable { case manual, auto }
     public enum Exclusive: String, Sendable, Equatable, CaseIterable { case none, normal, complete }
+    /// When a group waits for its `stop-after` groups (reference: depend/deact cluster, server,
+    /// other).
+    public enum StopWaitOccasion: String, Sendable, Equatable, CaseIterable {
+        /// The whole cluster stops (`clpstdn`, `clpcl -t -a`): waits for the groups anywhere.
+        case clusterStop = "cluster-stop"
+        /// This server's cluster service stops (`clpdown`, `clpcl -t`): waits for the groups on
+        /// this server (they stop here and fail over).
+        case serverStop = "server-stop"
+        /// The group is stopped by `clpgrp -t`: waits for the groups being stopped with it.
+        case groupStop = "group-stop"
+    }
 
     public var name: String
     public var comment: String
@@ -277,8 +288,12 @@ public struct GroupConfig: Sendable, Equatable {
     public var failover: Failover
     public var failback: Failback
     public var exclusive: Exclusive
-    /// Groups that must have stopped before this one stops (ordered stop).
+    /// Groups that must have stopped before this one stops (ordered stop) …
     public var stopAfter: [String]
+    /// … on these occasions (default: cluster stop, as the reference) …
+    public var stopAfterWhen: [StopWaitOccasion]
+    /// … waiting at most this long, then stopping anyway (default 30 min, as the reference).
+    public var stopAfterTimeout: Duration
     public var resources: [ResourceConfig]
 
     public init(
@@ -290,6 +305,8 @@ public struct GroupConfig: Sendable, Equatable {
         failback: Failback = .manual,
         exclusive: Exclusive = .none,
         stopAfter: [String] = [],
+        stopAfterWhen: [StopWaitOccasion] = [.clusterStop],
+        stopAfterTimeout: Duration = .seconds(1800),
         resources: [ResourceConfig] = []
     ) {
         self.name = name
@@ -300,6 +317,8 @@ public struct GroupConfig: Sendable, Equatable {
         self.failback = failback
         self.exclusive = exclusive
         self.stopAfter = stopAfter
+        self.stopAfterWhen = stopAfterWhen
+        self.stopAfterTimeout = stopAfterTimeout
         self.resources = resources
     }
 }

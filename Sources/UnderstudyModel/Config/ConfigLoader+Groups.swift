@@ -34,7 +34,7 @@ extension ConfigReader {
             if let value = choice(present(fields, "failover"), GroupConfig.Failover.self) { group.failover = value }
             if let value = choice(present(fields, "failback"), GroupConfig.Failback.self) { group.failback = value }
             if let value = choice(present(fields, "exclusive"), GroupConfig.Exclusive.self) { group.exclusive = value }
-            if let value = stringList(present(fields, "stop-after"), element: "a group name") { group.stopAfter = value }
+            if let field = present(fields, "stop-after") { readStopAfter(field, into: &group) }
 
             var resourcePaths: [String] = []
             let resourcesField = required(fields, "resources", hint: " (a group needs at least one resource)")
@@ -53,6 +53,18 @@ extension ConfigReader {
             sourceMap.resourcePaths.append(resourcePaths)
         }
         return groups
+    }
+
+    /// `stop-after: [groups]`, or `stop-after: {groups: [..], when: [..], timeout: 30m}`.
+    mutating func readStopAfter(_ field: Field, into group: inout GroupConfig) {
+        guard case .mapping = field.value else {
+            if let value = stringList(field, element: "a group name") { group.stopAfter = value }
+            return
+        }
+        guard let wait = mapping(field.value, path: field.path, allowed: ["groups", "when", "timeout"]) else { return }
+        if let value = stringList(required(wait, "groups"), element: "a group name") { group.stopAfter = value }
+        if let value = choiceList(present(wait, "when"), GroupConfig.StopWaitOccasion.self) { group.stopAfterWhen = value }
+        if let value = duration(present(wait, "timeout")) { group.stopAfterTimeout = value }
     }
 
     // MARK: resources

@@ -461,8 +461,12 @@ private struct Validator {
             if group.exclusive != .none, group.resources.contains(where: { $0.type == .vm }) {
                 error("groups with a vm resource cannot be exclusive (reference §4.1)", at: base + ".exclusive")
             }
+            let stopAfterList = sourceMap.keys["\(base).stop-after.groups"] != nil ? "\(base).stop-after.groups" : "\(base).stop-after"
+            if group.stopAfterTimeout <= .zero {
+                error("the stop wait's timeout must be longer than zero", at: base + ".stop-after.timeout")
+            }
             for (afterIndex, other) in group.stopAfter.enumerated() {
-                let path = "\(base).stop-after[\(afterIndex)]"
+                let path = "\(stopAfterList)[\(afterIndex)]"
                 if other == group.name {
                     error("a group cannot stop after itself", at: path)
                 } else if !isKnownOrDropped(other, in: groupNames) {

@@ -39,6 +39,14 @@ struct DaemonClient {
         }
     }
 
+    /// Like `send`, but nil when the daemon does not answer (instead of exiting): for waits
+    /// during which a daemon may go away with its OS.
+    func trySend(_ request: LocalRequest, timeout: Duration = .seconds(10)) async -> LocalResponse? {
+        guard let answer = try? await LocalControlClient.request(path: socketPath, payload: WireJSON.encode(request), timeout: timeout)
+        else { return nil }
+        return try? WireJSON.decode(LocalResponse.self, from: answer)
+    }
+
     func status(of target: ServerName? = nil) async throws -> ClusterStatusSnapshot {
         switch try await send(.status(target: target)) {
         case .status(let snapshot): return snapshot

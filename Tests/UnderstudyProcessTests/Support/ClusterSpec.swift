@@ -41,6 +41,8 @@ struct ExecSpec: Sendable {
     /// Flow mappings written as they are, e.g. `{retry: 1, failover: 1, final-action: none}`.
     var activation: String?
     var deactivation: String?
+    /// A stop script of the test's own (written as it is) instead of the recording one.
+    var stopScript: String?
 }
 
 struct GroupSpec: Sendable {
@@ -48,6 +50,8 @@ struct GroupSpec: Sendable {
     var servers: [String]?
     var failback: String?
     var resources: [ExecSpec]
+    /// The `stop-after` value, written as it is (a flow list or mapping).
+    var stopAfter: String?
 
     /// A group with one synchronous exec resource `<name>-app`.
     static func simple(_ name: String, servers: [String]? = nil, failback: String? = nil) -> GroupSpec {
@@ -118,6 +122,7 @@ struct ClusterSpec: Sendable {
             text += "  - name: \(group.name)\n"
             if let servers = group.servers { text += "    servers: [\(servers.joined(separator: ", "))]\n" }
             if let failback = group.failback { text += "    failback: \(failback)\n" }
+            if let stopAfter = group.stopAfter { text += "    stop-after: \(stopAfter)\n" }
             text += "    resources:\n"
             for resource in group.resources {
                 text += """

@@ -44,8 +44,11 @@ final class TestCluster: @unchecked Sendable {
                 let scripts = folder + "/scripts/" + resource.name
                 try manager.createDirectory(atPath: scripts, withIntermediateDirectories: true)
                 for (action, behaviour) in [("start", resource.start), ("stop", resource.stop)] {
-                    let script = ClusterSpec.script(
-                        action: action, recordsPath: recordsPath, releasePath: releasePath(resource.name, action), behaviour: behaviour)
+                    let script =
+                        action == "stop" && resource.stopScript != nil
+                        ? resource.stopScript ?? ""
+                        : ClusterSpec.script(
+                            action: action, recordsPath: recordsPath, releasePath: releasePath(resource.name, action), behaviour: behaviour)
                     try write(script, to: "\(scripts)/\(action).sh", mode: 0o755)
                 }
             }
