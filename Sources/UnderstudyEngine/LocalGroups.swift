@@ -441,6 +441,35 @@ extension ServerEngine {
         beginLeaving(factor: .serverShutdown, lastAction: os == .reboot ? .reboot : .halt, then: .os(os), now: now)
     }
 
+    /// `recovery.reboot-count-reset-after`: a server that has run that long with no monitor
+    /// in error and no group failed may again reboot by final actions (`max-reboots` counts
+    /// reboots of one outage, not of the server's life).
+    mutating func resetRebootCountIfHealthy(now: EngineTime) {
+        let resetAfter = config.cluster.recovery.rebootCountResetAfter
+        guard persistent.rebootCount > 0, resetAfter > .zero, service == .running else {
+            healthySince = nil
+            return
+        }
+        let unhealthy =
+            monitors.values.contains { $0.status == .error }
+            || locals.values.contains { $0.status == .onlineFailure || $0.status == .offlineFailure }
+        guard !unhealthy else {
+            healthySince = nil
+            return
+        }
+        guard let since = healthySince else {
+            healthySince = now
+            return
+        }
+        guard now - since >= resetAfter else { return }
+        log(
+            .info, "rc", 101,
+            "Reboot count of \(me) reset (was \(persistent.rebootCount)): it ran \(resetAfter.shortDescription) without errors.")
+        persistent.rebootCount = 0
+        persistDirty = true
+        healthySince = nil
+    }
+
     // MARK: - Single resources
 
     mutating func startSingle(_ operation: ResourceOperation, resource: ResourceName, group: GroupName) {

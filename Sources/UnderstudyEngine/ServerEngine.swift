@@ -44,6 +44,8 @@ public struct ServerEngine: Sendable {
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: serviceRun) }
     public internal(set) var service: ServiceState = .stopped
     var serviceStartedAt: EngineTime = .zero
+    /// Since when no monitor here is in error and no group failed (for the reboot count reset).
+    var healthySince: EngineTime?
     /// Since when membership has been listening; nobody is judged down before a timeout.
     var listeningSince: EngineTime = .zero
     /// Set after being cut off: founding a cluster alone waits a whole timeout, not just two
@@ -163,6 +165,7 @@ public struct ServerEngine: Sendable {
         // A new run has tried nothing yet; assignments name the run's instance anyway.
         for name in locals.keys { locals[name]?.lastTriedGeneration = 0 }
         serviceStartedAt = now
+        healthySince = nil
         listeningSince = now
         listenFully = false
         lastEventAt = now
@@ -191,6 +194,14 @@ public struct ServerEngine: Sendable {
         }
         // Processes of groups this server held when its previous run died may still be
         // alive: kill them before joining (the Node knows their process groups).
+        // A final action that stopped the OS may be taken again in this run: the error may
+        // persist after the restart (the shared disk's UPS is still off, reference's UPS guide
+        // ch. 4), and `max-reboots` is what bounds that loop.
+        for (name, counters) in persistent.monitorCounters.sorted(by: { $0.key < $1.key }) where counters.finalActionDone {
+            guard let action = monitorConfigs[name]?.recovery.finalAction, action == .shutdown || action == .reboot else { continue }
+            persistent.monitorCounters[name]?.finalActionDone = false
+            persistDirty = true
+        }
         if abnormalStopAtInit {
             for group in persistent.heldGroups.keys.sorted() { emit(.fenceGroup(group)) }
             persistent.heldGroups = [:]
@@ -270,6 +281,7 @@ public struct ServerEngine: Sendable {
                 }
             }
             releaseStopWaits(now: now)
+            resetRebootCountIfHealthy(now: now)
             finishLeavingIfDone(now: now)
         }
         reconcileMonitors(now: now)

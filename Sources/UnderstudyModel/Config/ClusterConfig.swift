@@ -139,6 +139,9 @@ public struct RecoverySettings: Sendable, Equatable {
     }
     /// Limit of OS reboots caused by final actions; 0 = unlimited.
     public var maxReboots: Int
+    /// The reboot count goes back to 0 after the server has run this long with no monitor in
+    /// error and no group failed; zero = never (only `clpregctrl --clear`).
+    public var rebootCountResetAfter: Duration
     /// Final actions that stop the OS are skipped in these cases when no other server is alive.
     public var suppressFinalActionWhenAlone: Set<SuppressCase>
     /// Cluster-wide switch: monitors detect but do not recover.
@@ -149,11 +152,13 @@ public struct RecoverySettings: Sendable, Equatable {
 
     public init(
         maxReboots: Int = 0,
+        rebootCountResetAfter: Duration = .zero,
         suppressFinalActionWhenAlone: Set<SuppressCase> = [],
         disableMonitorRecovery: Bool = false,
         processFailureAction: NetworkPartitionAction = .shutdown
     ) {
         self.maxReboots = maxReboots
+        self.rebootCountResetAfter = rebootCountResetAfter
         self.suppressFinalActionWhenAlone = suppressFinalActionWhenAlone
         self.disableMonitorRecovery = disableMonitorRecovery
         self.processFailureAction = processFailureAction

@@ -71,9 +71,13 @@ extension ConfigReader {
         if let recovery = present(fields, "recovery").flatMap({
             mapping(
                 $0.value, path: $0.path,
-                allowed: ["max-reboots", "suppress-final-action-when-alone", "disable-monitor-recovery", "process-failure-action"])
+                allowed: [
+                    "max-reboots", "reboot-count-reset-after", "suppress-final-action-when-alone", "disable-monitor-recovery",
+                    "process-failure-action",
+                ])
         }) {
             if let value = int(present(recovery, "max-reboots")) { settings.recovery.maxReboots = value }
+            if let value = duration(present(recovery, "reboot-count-reset-after")) { settings.recovery.rebootCountResetAfter = value }
             if let cases = choiceList(present(recovery, "suppress-final-action-when-alone"), RecoverySettings.SuppressCase.self) {
                 settings.recovery.suppressFinalActionWhenAlone = Set(cases)
             }
