@@ -41,6 +41,13 @@ public enum Simulation {
                 name: "batch", servers: Array(names.prefix(max(2, count - 1))), exclusive: .complete,
                 resources: [exec("batch-app", 0, .noneContinue)]),
         ]
+        // Per-server groups that stop only after the business groups (the UPS guide's pattern),
+        // so ordered stops race with failovers, crashes and partitions too.
+        let perServer = names.map { server in
+            GroupConfig(
+                name: "ac-\(server)", servers: [server], stopAfter: ["web", "db"], stopAfterWhen: [.clusterStop, .serverStop],
+                stopAfterTimeout: .seconds(20), resources: [exec("ac-\(server)-app", 0, .noneContinue)])
+        }
         let addresses = { (net: Int) in
             Dictionary(uniqueKeysWithValues: names.enumerated().map { ($0.element, "10.0.\(net).\($0.offset + 1)") })
         }
@@ -69,7 +76,7 @@ public enum Simulation {
             networkPartition: count == 2
                 ? [NetworkPartitionConfig(name: "pingnp1", kind: .ping(targets: ["192.0.2.254"]))]
                 : [NetworkPartitionConfig(name: "majority1", kind: .majority)],
-            groups: groups, monitors: monitors)
+            groups: groups + perServer, monitors: monitors)
     }
 
     /// Scripts: mostly quick, sometimes slow, a few fail, a few hang until their timeout.
@@ -148,8 +155,32 @@ public enum Simulation {
                     world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: victim)
                 }
                 world.at(time + length + .seconds(3), "fault end: start \(victim)") { world.boot(victim) }
-            case 65..<70:
+            case 65..<68:
                 world.at(time, "fault: every server freezes") { world.freezeAll(for: length) }
+            case 68..<70:
+                // clpdown / clpdown -r: the server's groups fail over, then its OS stops; a
+                // shut-down server is powered on again later.
+                let reboot = random.chance(0.5)
+                world.at(time, "operator: clpdown\(reboot ? " -r" : "") at \(victim)") {
+                    world.command(
+                        .stopService(
+                            factor: .serverShutdown, lastAction: reboot ? .reboot : .halt, then: .os(reboot ? .reboot : .shutdown)),
+                        at: victim)
+                }
+                if !reboot { world.at(time + length + .seconds(3), "power on \(victim)") { world.boot(victim) } }
+            case 85..<87:
+                // clpstdn while anything else may be going on; then power returns to the servers
+                // at different times (the startup sync wait decides who counts).
+                world.at(time, "operator: clpstdn at \(victim)") {
+                    world.command(.beginClusterStop, at: victim)
+                    for name in names {
+                        world.command(.stopService(factor: .clusterShutdown, lastAction: .halt, then: .os(.shutdown)), at: name)
+                    }
+                }
+                for name in names {
+                    let on = time + .seconds(4) + random.duration(.zero ... .seconds(10))
+                    world.at(on, "power returns to \(name)") { if world.engine(name) == nil { world.boot(name) } }
+                }
             case 70..<75:
                 world.at(time, "operator: clpcl -r \(victim)") {
                     world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .restart), at: victim)
