@@ -116,6 +116,10 @@ public enum EngineAction: Sendable, Equatable {
     /// Stop checking (abandon a check in flight).
     case stopMonitor(monitor: String, run: UInt64)
     case runRecoveryScript(RecoveryScriptRun)
+    /// The cluster service stopped for a power failure: before the OS goes down, tell these
+    /// upsw monitors' UPSes to cut the power after their delay and restore it when line power
+    /// returns (the monitor's `power-off-command`). Comes right before `.serviceStopped(.os)`.
+    case powerOffUPS(monitors: [String])
     case log(LogEntry)
 }
 

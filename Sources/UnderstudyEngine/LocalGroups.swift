@@ -561,6 +561,7 @@ extension ServerEngine {
         }
         persistDirty = true
         log(.info, "pm", 3, "Cluster service stopped on \(me).")
+        if case .os = then, !powerFailureMonitors.isEmpty { emit(.powerOffUPS(monitors: powerFailureMonitors)) }
         emit(.serviceStopped(then))
     }
 }

@@ -226,6 +226,9 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     public var monitors: [String: MonitorStatus]?
     /// Set by the master only.
     public var directory: Directory?
+    /// The sender shuts the whole cluster down for a power failure of a UPS feeding shared
+    /// storage: the master stops failovers (cluster stopping). nil = no.
+    public var clusterStopRequested: Bool?
 
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: run) }
 
@@ -234,8 +237,9 @@ public struct Heartbeat: Sendable, Codable, Equatable {
         serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,
         syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [], awaitingVouch: Bool = false,
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
-        monitors: [String: MonitorStatus]? = nil, directory: Directory? = nil
+        monitors: [String: MonitorStatus]? = nil, directory: Directory? = nil, clusterStopRequested: Bool? = nil
     ) {
+        self.clusterStopRequested = clusterStopRequested
         self.monitors = monitors
         self.sender = sender
         self.bootID = bootID

@@ -40,6 +40,15 @@ extension ServerEngine {
         let next = dir.version + 1
         var changed = false
 
+        // A shared UPS is out of power: the whole cluster stops, nothing fails over.
+        if !dir.clusterStopping,
+            clusterStopRequested || peersInView.contains(where: { membership.report(of: $0, now: now)?.clusterStopRequested == true })
+        {
+            dir.clusterStopping = true
+            changed = true
+            log(.warning, "cl", 2, "Cluster stop requested: a UPS feeding the cluster's shared storage is out of power.")
+        }
+
         if !dir.startupDone && syncDone {
             dir.startupDone = true
             changed = true

@@ -46,6 +46,11 @@ public struct ServerEngine: Sendable {
     var serviceStartedAt: EngineTime = .zero
     /// Since when no monitor here is in error and no group failed (for the reboot count reset).
     var healthySince: EngineTime?
+    /// upsw monitors whose power failure is stopping this server (their UPS gets the power-off
+    /// command once the service has stopped).
+    var powerFailureMonitors: [String] = []
+    /// This server shuts the cluster down for a shared UPS's power failure (told to the master).
+    var clusterStopRequested = false
     /// Since when membership has been listening; nobody is judged down before a timeout.
     var listeningSince: EngineTime = .zero
     /// Set after being cut off: founding a cluster alone waits a whole timeout, not just two
@@ -166,6 +171,8 @@ public struct ServerEngine: Sendable {
         for name in locals.keys { locals[name]?.lastTriedGeneration = 0 }
         serviceStartedAt = now
         healthySince = nil
+        powerFailureMonitors = []
+        clusterStopRequested = false
         listeningSince = now
         listenFully = false
         lastEventAt = now
@@ -427,7 +434,7 @@ public struct ServerEngine: Sendable {
             view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stallHold != nil,
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
             groups: groupReports(), monitors: monitors.isEmpty ? nil : monitorExceptions(),
-            directory: master ? directory : nil)
+            directory: master ? directory : nil, clusterStopRequested: clusterStopRequested ? true : nil)
     }
 
     /// While holding after a stall this server reports the view it had before (it acts as

@@ -64,12 +64,16 @@ public final class SimulatedCluster {
     public private(set) var violations: [String] = []
     /// Servers' OS actions, as a test would see them recorded.
     public private(set) var osActions: [(ServerName, OSAction)] = []
+    /// Power-off commands sent to UPSes (upsw monitors) after a power-failure shutdown.
+    public private(set) var powerOffs: [(ServerName, [String])] = []
     /// Every resource run any server started, in order.
     public private(set) var runLog: [(server: ServerName, run: ResourceRun, at: EngineTime)] = []
     /// What a monitor's check finds on a server at the current time (default: Normal).
     public var monitorModel: (_ server: ServerName, _ monitor: String, _ now: EngineTime) -> MonitorResult = { _, _, _ in .normal }
     /// How long each check takes (reported with the result; the delay warning reads it).
     public var monitorElapsed: (_ server: ServerName, _ monitor: String) -> Duration = { _, _ in .milliseconds(1) }
+    /// What a upsw monitor's UPS says about its power (nil: nothing, as other monitors).
+    public var powerModel: (_ server: ServerName, _ monitor: String, _ now: EngineTime) -> PowerState? = { _, _, _ in nil }
     /// Every recovery script any server ran, in order.
     public private(set) var recoveryScriptLog: [(server: ServerName, run: RecoveryScriptRun, at: EngineTime)] = []
 
@@ -237,9 +241,9 @@ public final class SimulatedCluster {
         case .monitorCheck(let name, let incarnation, let monitor, let run):
             guard servers[name]?.incarnation == incarnation, servers[name]?.runningMonitors[monitor] == run else { return }
             let result = monitorModel(name, monitor, now)
-            deliver(
-                .monitorChecked(MonitorCheck(monitor: monitor, run: run, result: result, elapsed: monitorElapsed(name, monitor))),
-                to: name)
+            let check = MonitorCheck(
+                monitor: monitor, run: run, result: result, elapsed: monitorElapsed(name, monitor), power: powerModel(name, monitor, now))
+            deliver(.monitorChecked(check), to: name)
             if let interval = config.monitors.first(where: { $0.name == monitor })?.interval {
                 schedule(.monitorCheck(name, incarnation: incarnation, monitor: monitor, run: run), after: interval)
             }
@@ -333,6 +337,9 @@ public final class SimulatedCluster {
                     stopProcess(name)
                     if os == .reboot { schedule(.restart(name), after: .seconds(5)) }
                 }
+            case .powerOffUPS(let monitors):
+                powerOffs.append((name, monitors))
+                note("\(name): power-off command to the UPS of \(monitors.joined(separator: ", "))")
             case .log(let entry):
                 note("\(name) [\(entry.level.rawValue) \(entry.module) \(entry.eventID)] \(entry.message)")
             case .startMonitor(let start):

@@ -29,6 +29,8 @@ struct LocalMonitor: Sendable, Equatable {
     var skipLogged = false
     /// mrw: the external error reported with `clprexec --notice`, until `--clear`.
     var externalError: String?
+    /// upsw: since when the UPS has been on battery (nil while on line power).
+    var onBatterySince: EngineTime?
 }
 
 /// A recovery script in flight, and the step that follows it.
@@ -157,6 +159,12 @@ extension ServerEngine {
         guard let monitor = monitorConfigs[check.monitor],
             var local = monitors[check.monitor], local.run == check.run, !local.suspended
         else { return }
+        if let power = check.power {
+            powerChanged(power, monitor: monitor, now: now)
+            // A power shutdown may have stopped the monitor meanwhile.
+            guard let current = monitors[check.monitor], current.run == check.run else { return }
+            local = current
+        }
         let threshold = monitor.timeout * config.cluster.timing.monitorDelayWarning / 100
         let delayed = check.result != .timeout && check.elapsed > threshold
         // The usual case — Normal again, nothing pending — changes nothing: no bookkeeping.

@@ -15,6 +15,16 @@ public enum MonitorResult: Sendable, Equatable, Codable {
     case timeout
 }
 
+/// What a UPS says about its power (upsw, from NUT's `ups.status`).
+public enum PowerState: String, Sendable, Equatable, Codable {
+    /// On line power (`OL`).
+    case online
+    /// On battery (`OB`): shut down once it lasts longer than the grace time.
+    case onBattery
+    /// Battery low (`LB`) or a forced shutdown ordered by the UPS system (`FSD`): shut down now.
+    case lowBattery
+}
+
 /// One check the Node ran, reported with `EngineEvent.monitorChecked`.
 public struct MonitorCheck: Sendable, Equatable {
     public var monitor: String
@@ -23,12 +33,15 @@ public struct MonitorCheck: Sendable, Equatable {
     public var result: MonitorResult
     /// How long the check took (for the delay warning).
     public var elapsed: Duration
+    /// upsw: the UPS's power state; nil when the check could not tell (upsd unreachable).
+    public var power: PowerState?
 
-    public init(monitor: String, run: UInt64, result: MonitorResult, elapsed: Duration) {
+    public init(monitor: String, run: UInt64, result: MonitorResult, elapsed: Duration, power: PowerState? = nil) {
         self.monitor = monitor
         self.run = run
         self.result = result
         self.elapsed = elapsed
+        self.power = power
     }
 }
 

@@ -688,6 +688,7 @@ private struct Validator {
             checkRecovery(monitor, at: base)
             checkParameters(monitor, at: base, monitorNames: monitorNames)
             if monitor.type == .mtw { mtwEdges[monitor.name] = monitor.list("monitors") ?? [] }
+            if monitor.type == .upsw { checkUPSMonitor(monitor, at: base) }
         }
         checkDuplicates(names, what: "monitor")
         for cycle in Validator.cycles(order: monitorNames, edges: mtwEdges) {
@@ -727,6 +728,29 @@ private struct Validator {
                 "pidw watches the process of an asynchronous start script, but \(target) has start-mode sync; set start-mode: async on \(target)",
                 at: base + ".target")
         }
+    }
+
+    /// upsw: names that go into upsd protocol lines, and credentials for the power-off command.
+    mutating func checkUPSMonitor(_ monitor: MonitorConfig, at base: String) {
+        for key in ["ups", "power-off-command", "user"] {
+            guard let value = monitor.string(key) else { continue }
+            if !Self.isNUTWord(value) {
+                error(
+                    "\"\(ConfigReader.clip(value))\" is not a NUT name (letters, digits, '.', '_', '-', at most 64)", at: "\(base).\(key)")
+            }
+        }
+        if monitor.string("power-off-command") != "none", monitor.string("user") == nil || monitor.string("password-file") == nil {
+            error(
+                "the power-off command needs user and password-file (upsd runs instant commands only for a user of upsd.users with instcmds); or set power-off-command: none",
+                at: base + ".power-off-command")
+        }
+        if let grace = monitor.duration("on-battery-grace") { checkNotNegative(grace, at: base + ".on-battery-grace") }
+    }
+
+    /// A UPS, command or user name as NUT writes them: nothing that could split a protocol line.
+    static func isNUTWord(_ text: String) -> Bool {
+        !text.isEmpty && text.count <= 64
+            && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") }
     }
 
     /// Plain SQL identifiers only: the name goes into SQL text.

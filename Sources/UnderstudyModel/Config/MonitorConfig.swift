@@ -79,6 +79,8 @@ public enum MonitorType: String, Sendable, Equatable, CaseIterable {
     case ddnsw
     /// A virtual IP resource (RIP advertisement).
     case vipw
+    /// A UPS, through Network UPS Tools' upsd: power events shut servers down in order.
+    case upsw
 
     /// The resource type a monitor of this type must target; nil when any or none.
     public var requiredTargetType: ResourceType? {
@@ -280,6 +282,24 @@ public struct MonitorParameterSpec: Sendable, Equatable {
                 MonitorParameterSpec(
                     "method", .choice(["listener-and-instance", "listener", "instance"]),
                     default: .string("listener-and-instance"), "what to check"),
+            ],
+            .upsw: [
+                MonitorParameterSpec("ups", .string, required: true, "the UPS's name in upsd (as in ups.conf)"),
+                MonitorParameterSpec("host", .host, default: .string("127.0.0.1"), "the upsd server"),
+                MonitorParameterSpec("port", .port, default: .int(3493), "upsd's port"),
+                MonitorParameterSpec(
+                    "feeds", .choice(["servers", "cluster"]), default: .string("servers"),
+                    "servers = it feeds the servers this monitor runs on (they shut down as with clpdown); cluster = it feeds shared storage (the cluster shuts down as with clpstdn)"
+                ),
+                MonitorParameterSpec(
+                    "on-battery-grace", .duration, default: .duration(.seconds(60)),
+                    "on battery this long means shut down; line power back sooner means nothing"),
+                MonitorParameterSpec(
+                    "power-off-command", .string, default: .string("shutdown.return"),
+                    "NUT instant command sent once the cluster service stopped for a power failure (power off after the UPS's delay, on again when line power returns); none = send nothing"
+                ),
+                MonitorParameterSpec("user", .string, "upsd user allowed to run the instant command (upsd.users)"),
+                MonitorParameterSpec("password-file", .path, "file holding that user's password"),
             ],
             .httpw: [
                 MonitorParameterSpec("url", .url, required: true, "URL to fetch"),

@@ -69,6 +69,8 @@ public actor ClusterDaemon {
     var lastTick: EngineTime = .zero
     /// The farewell heartbeat being sent when the service stops.
     var pendingFarewell: Task<Void, Never>?
+    /// The power-off commands to the UPSes after a power-failure stop, awaited before the OS stops.
+    var pendingPowerOff: Task<Void, Never>?
     var oversizeReported = false
     /// The keeper (see `Keeper`), supervised: restarted when it dies.
     var keeper: Keeper.Running?
@@ -513,6 +515,8 @@ public actor ClusterDaemon {
                 monitorRunner.stop(monitor, run: run)
             case .runRecoveryScript(let run):
                 runRecoveryScript(run)
+            case .powerOffUPS(let monitors):
+                pendingPowerOff = Task { await self.powerOffUPS(monitors) }
             }
         }
     }
@@ -673,8 +677,34 @@ public actor ClusterDaemon {
         case .os(let action):
             Task {
                 await self.pendingFarewell?.value
+                await self.pendingPowerOff?.value
                 self.runOSCommand(action)
                 self.requestExit()
+            }
+        }
+    }
+
+    /// After a power-failure stop, before the OS goes down: each UPS gets its monitor's
+    /// `power-off-command` (NUT's `shutdown.return` by default: power off after the UPS's
+    /// delay, on again when line power returns), so the servers come back with the power.
+    func powerOffUPS(_ names: [String]) async {
+        for name in names {
+            guard let monitor = config.monitors.first(where: { $0.name == name }), let ups = monitor.string("ups") else { continue }
+            let command = monitor.string("power-off-command") ?? "shutdown.return"
+            guard command != "none" else { continue }
+            let password =
+                monitor.string("password-file").flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
+                .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let client = NUTClient(host: monitor.string("host") ?? "127.0.0.1", port: monitor.int("port") ?? 3493, timeout: .seconds(10))
+            let user = monitor.string("user") ?? ""
+            let outcome = await BlockingCall().run(busy: Result<Void, NUTClient.Failure>.success(())) {
+                client.instantCommand(command, ups: ups, user: user, password: password)
+            }
+            switch outcome {
+            case .success:
+                record(LogEntry(.warning, "rm", 164, "UPS \(ups) (\(name)) told to run \(command): it powers off after its delay."))
+            case .failure(let failure):
+                record(LogEntry(.error, "rm", 165, "UPS \(ups) (\(name)): \(command) failed: \(failure)."))
             }
         }
     }

@@ -26,7 +26,7 @@ struct VolumeGroupProbe: MonitorProbe {
 /// Monitor types the daemon runs probes for (mtw, mrw and userw are computed by the Engine).
 enum MonitorProbes {
     static let supported: Set<MonitorType> = [
-        .pidw, .psw, .genw, .ipw, .fipw, .miiw, .diskw, .httpw, .mtw, .mrw, .userw, .volmgrw, .psqlw, .mysqlw,
+        .pidw, .psw, .genw, .ipw, .fipw, .miiw, .diskw, .httpw, .mtw, .mrw, .userw, .volmgrw, .psqlw, .mysqlw, .upsw,
     ]
 
     /// Why a monitor cannot run in this version; nil when it can.
@@ -92,6 +92,10 @@ enum MonitorProbes {
             return WebRequestProbe(
                 url: url, expectedStatus: monitor.int("expected-status") ?? 200, bodyMatch: monitor.string("body-match"),
                 timeout: monitor.timeout)
+        case .upsw:
+            let client = NUTClient(
+                host: monitor.string("host") ?? "127.0.0.1", port: monitor.int("port") ?? 3493, timeout: monitor.timeout * 9 / 10)
+            return UPSProbe(ups: monitor.string("ups") ?? "", client: client)
         case .psqlw, .mysqlw:
             return DatabaseProbe(
                 engine: monitor.type == .psqlw ? .postgres : .mysql, host: monitor.string("host") ?? "127.0.0.1",

@@ -11,12 +11,15 @@ import UnderstudyModel
 /// which the runner calls inline instead of starting a task.
 protocol MonitorProbe: Sendable {
     func check() async -> MonitorResult
+    /// The check with the power state it found (upsw); others report none.
+    func checkPower() async -> (result: MonitorResult, power: PowerState?)
     func checkNow() -> MonitorResult?
     /// The monitor stops: end what the probe keeps running (genw's asynchronous process).
     func stop() async
 }
 
 extension MonitorProbe {
+    func checkPower() async -> (result: MonitorResult, power: PowerState?) { (await check(), nil) }
     func checkNow() -> MonitorResult? { nil }
     func stop() async {}
 }
@@ -191,8 +194,10 @@ final class MonitorRunner: Sendable {
                 continue
             }
             let task = Task { [weak self] in
-                let result = await probe.check()
-                guard let self, !Task.isCancelled, let check = self.finish(name, token: token, result: result) else { return }
+                let (result, power) = await probe.checkPower()
+                guard let self, !Task.isCancelled, let check = self.finish(name, token: token, result: result, power: power) else {
+                    return
+                }
                 self.report([check])
             }
             state.withLock { state in
@@ -212,7 +217,7 @@ final class MonitorRunner: Sendable {
 
     /// A check ended in time: schedule the next one; the result, unless the check was
     /// abandoned (timed out, monitor stopped or restarted) meanwhile.
-    func finish(_ name: String, token: UInt64, result: MonitorResult) -> MonitorCheck? {
+    func finish(_ name: String, token: UInt64, result: MonitorResult, power: PowerState? = nil) -> MonitorCheck? {
         let now = ContinuousClock.now
         return state.withLock { state -> MonitorCheck? in
             guard let entry = state.entries[name], let inFlight = entry.inFlight, inFlight.token == token else { return nil }
@@ -221,7 +226,8 @@ final class MonitorRunner: Sendable {
             let next = max(entry.next + entry.monitor.interval, now)
             state.entries[name]?.next = next
             state.wake(name, at: next)
-            return MonitorCheck(monitor: name, run: entry.run, result: result, elapsed: inFlight.started.duration(to: now))
+            return MonitorCheck(
+                monitor: name, run: entry.run, result: result, elapsed: inFlight.started.duration(to: now), power: power)
         }
     }
 
@@ -243,12 +249,17 @@ final class BlockingCall: Sendable {
     private let busy = Mutex(false)
 
     func run(_ work: @escaping @Sendable () -> MonitorResult) async -> MonitorResult {
+        await run(busy: .error("the previous check is still blocked in the kernel"), work)
+    }
+
+    /// `busy` is the answer while an earlier call is still stuck.
+    func run<Answer: Sendable>(busy answer: Answer, _ work: @escaping @Sendable () -> Answer) async -> Answer {
         let started = busy.withLock { inFlight -> Bool in
             if inFlight { return false }
             inFlight = true
             return true
         }
-        guard started else { return .error("the previous check is still blocked in the kernel") }
+        guard started else { return answer }
         return await withCheckedContinuation { continuation in
             let thread = Thread { [self] in
                 let result = work()
