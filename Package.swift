@@ -64,8 +64,9 @@ let package = Package(
         .testTarget(name: "UnderstudyModelTests", dependencies: ["UnderstudyModel"]),
         .testTarget(name: "UnderstudyEngineTests", dependencies: ["UnderstudyEngine", "UnderstudyModel", "UnderstudySimulator"]),
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
-        .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode"]),
-        .testTarget(name: "UnderstudyProcessTests", dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel"]),
+        .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode", "UnderstudyLab"]),
+        .testTarget(
+            name: "UnderstudyProcessTests", dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel", "UnderstudyLab"]),
         .testTarget(name: "UnderstudyLabTests", dependencies: ["UnderstudyLab", "UnderstudyEngine", "UnderstudyModel"]),
     ],
     swiftLanguageModes: [.v6]

@@ -8,9 +8,9 @@ import Foundation
 /// line, one answer line per command. Each call opens its own connection, bounded by
 /// `timeout` from connect to the last answer, and ends it with LOGOUT. Blocking: call it from
 /// a thread of its own (`BlockingCall`).
-struct NUTClient: Sendable {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+public struct NUTClient: Sendable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
         init(_ description: String) { self.description = description }
     }
 
@@ -18,12 +18,21 @@ struct NUTClient: Sendable {
     let port: Int
     let timeout: Duration
 
+    public init(host: String, port: Int, timeout: Duration) {
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+    }
+
     /// `ups.status` of `ups`: space-separated flags such as `OL`, `OB LB`, `FSD OB`.
-    func status(of ups: String) -> Result<String, Failure> {
-        guard Self.isWord(ups) else { return .failure(Failure("\"\(ups.prefix(64))\" is not a NUT UPS name")) }
+    public func status(of ups: String) -> Result<String, Failure> { variable("ups.status", of: ups) }
+
+    /// `GET VAR ups name`.
+    public func variable(_ name: String, of ups: String) -> Result<String, Failure> {
+        guard Self.isWord(ups), Self.isWord(name) else { return .failure(Failure("UPS and variable must be NUT names")) }
         return withConnection { connection in
-            let answer = try connection.ask("GET VAR \(ups) ups.status")
-            let prefix = "VAR \(ups) ups.status "
+            let answer = try connection.ask("GET VAR \(ups) \(name)")
+            let prefix = "VAR \(ups) \(name) "
             guard answer.hasPrefix(prefix), let value = Self.unquote(String(answer.dropFirst(prefix.count))) else {
                 throw Failure("unexpected answer to GET VAR: \(Self.printable(answer))")
             }
@@ -31,8 +40,25 @@ struct NUTClient: Sendable {
         }
     }
 
+    /// `SET VAR ups name "value"` as `user` (who needs `actions = SET`); for simulated UPSes.
+    public func setVariable(_ name: String, of ups: String, to value: String, user: String, password: String) -> Result<
+        Void, Failure
+    > {
+        guard Self.isWord(ups), Self.isWord(name), Self.isWord(user), !value.contains(where: \.isNewline),
+            !password.contains(where: \.isNewline)
+        else { return .failure(Failure("UPS, variable and user must be NUT names; value and password one line")) }
+        return withConnection { connection in
+            _ = try connection.ask("USERNAME \(user)")
+            _ = try connection.ask("PASSWORD " + Self.quote(password))
+            let answer = try connection.ask("SET VAR \(ups) \(name) " + Self.quote(value))
+            guard answer == "OK" || answer.hasPrefix("OK TRACKING") else {
+                throw Failure("unexpected answer to SET VAR: \(Self.printable(answer))")
+            }
+        }
+    }
+
     /// `INSTCMD ups command` as `user` (who needs `instcmds` for it in upsd.users).
-    func instantCommand(_ command: String, ups: String, user: String, password: String) -> Result<Void, Failure> {
+    public func instantCommand(_ command: String, ups: String, user: String, password: String) -> Result<Void, Failure> {
         guard Self.isWord(ups), Self.isWord(command), Self.isWord(user) else {
             return .failure(Failure("UPS, command and user must be NUT names"))
         }
