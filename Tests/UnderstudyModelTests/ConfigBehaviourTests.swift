@@ -226,6 +226,7 @@ struct ConfigBehaviourTests {
                   - {name: m-vmw, type: vmw, target: vm1}
                   - {name: m-ddnsw, type: ddnsw, target: ddns1}
                   - {name: m-vipw, type: vipw, target: vip1}
+                  - {name: m-upsw, type: upsw, ups: ups1, user: admin, password-file: /etc/pw, recovery: {target: local-server}}
 
                 """
         let config = try load(yaml).config

@@ -243,6 +243,18 @@ struct ConfigErrorTests {
         expectError(noGroups, line: baseLines + 3, keyPath: "groups[0].stop-after.groups", "missing required key")
     }
 
+    @Test func upsMonitorNamesAndCredentials() throws {
+        let bad =
+            baseCluster + baseGroup
+            + "monitors:\n  - {name: u, type: upsw, ups: 'ups 1', user: admin, password-file: /etc/pw, recovery: {target: g1}}\n"
+        expectError(bad, line: baseLines + 6, keyPath: "monitors[0].ups", "is not a NUT name")
+        let noUser = baseCluster + baseGroup + "monitors:\n  - {name: u, type: upsw, ups: ups1, recovery: {target: g1}}\n"
+        expectError(noUser, line: baseLines + 6, keyPath: "monitors[0].power-off-command", "needs user and password-file")
+        let none =
+            baseCluster + baseGroup + "monitors:\n  - {name: u, type: upsw, ups: ups1, power-off-command: none, recovery: {target: g1}}\n"
+        _ = try load(none)
+    }
+
     @Test func unknownMtwMember() {
         let yaml = baseCluster + baseGroup + "monitors:\n  - {name: m, type: mtw, monitors: [ghost], recovery: {target: g1}}\n"
         expectError(yaml, line: baseLines + 6, keyPath: "monitors[0].monitors[0]", "unknown monitor \"ghost\"")

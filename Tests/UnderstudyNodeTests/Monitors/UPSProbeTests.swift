@@ -60,10 +60,12 @@ struct UPSProbeTests {
         if case .error = result {} else { Issue.record("upsd gone should be an error, got \(result)") }
     }
 
-    @Test("status flags", arguments: [
-        ("OL", MonitorResult.normal, PowerState.online), ("OL CHRG", .normal, .online), ("OB DISCHRG", nil, .onBattery),
-        ("OB LB", nil, .lowBattery), ("FSD OL", nil, .lowBattery), ("OL RB", nil, .online),
-    ] as [(String, MonitorResult?, PowerState)])
+    @Test(
+        "status flags",
+        arguments: [
+            ("OL", MonitorResult.normal, PowerState.online), ("OL CHRG", .normal, .online), ("OB DISCHRG", nil, .onBattery),
+            ("OB LB", nil, .lowBattery), ("FSD OL", nil, .lowBattery), ("OL RB", nil, .online),
+        ] as [(String, MonitorResult?, PowerState)])
     func flags(_ status: String, _ result: MonitorResult?, _ power: PowerState) {
         let interpreted = UPSProbe.interpret(status, ups: "u")
         #expect(interpreted.power == power)
