@@ -137,13 +137,15 @@ extension ServerEngine {
     }
 
     /// `timing: always` runs whenever the service does; `active` while the target resource
-    /// is online here and its group is not stopping.
+    /// is online here and its group is not stopping (a stop still waiting for its `stop-after`
+    /// groups has not begun: the group still serves).
     func targetAllowsRunning(_ monitor: MonitorConfig) -> Bool {
         guard monitor.timing == .active else { return true }
         guard let target = monitor.target, let group = config.resource(named: target)?.group.name,
             let local = locals[group]
         else { return false }
-        return local.resourceStatus[target] == .online && !isStopping(local)
+        let stopping = local.pendingStop != nil || { if case .stopping = local.operation { return true } else { return false } }()
+        return local.resourceStatus[target] == .online && !stopping
     }
 
     func targetPID(of monitor: MonitorConfig) -> Int32? {

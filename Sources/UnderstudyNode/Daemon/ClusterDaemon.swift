@@ -71,6 +71,8 @@ public actor ClusterDaemon {
     var pendingFarewell: Task<Void, Never>?
     /// The power-off commands to the UPSes after a power-failure stop, awaited before the OS stops.
     var pendingPowerOff: Task<Void, Never>?
+    /// Armed before the OS stops; kept (open) for the rest of the process's life.
+    var shutdownWatchdog: ShutdownWatchdog?
     var oversizeReported = false
     /// The keeper (see `Keeper`), supervised: restarted when it dies.
     var keeper: Keeper.Running?
@@ -678,6 +680,7 @@ public actor ClusterDaemon {
             Task {
                 await self.pendingFarewell?.value
                 await self.pendingPowerOff?.value
+                self.armShutdownWatchdog()
                 self.runOSCommand(action)
                 self.requestExit()
             }
@@ -706,6 +709,27 @@ public actor ClusterDaemon {
             case .failure(let failure):
                 record(LogEntry(.error, "rm", 165, "UPS \(ups) (\(name)): \(command) failed: \(failure)."))
             }
+        }
+    }
+
+    /// `cluster.shutdown-monitor.method: softdog`: a hung OS shutdown resets the machine.
+    func armShutdownWatchdog() {
+        let settings = config.cluster.shutdownMonitor
+        guard settings.method == .softdog else { return }
+        let timeout: Duration
+        switch settings.timeout {
+        case .heartbeat: timeout = config.cluster.timing.heartbeatTimeout
+        case .duration(let value): timeout = value
+        }
+        switch ShutdownWatchdog.arm(timeout: timeout) {
+        case .success(let watchdog):
+            shutdownWatchdog = watchdog
+            let limit = watchdog.seconds > 0 ? "\(watchdog.seconds) s" : "the driver's own margin (the timeout was refused)"
+            record(
+                LogEntry(
+                    .warning, "pm", 25, "Shutdown-stall watchdog armed: the machine resets if the OS shutdown takes longer than \(limit)."))
+        case .failure(let failure):
+            record(LogEntry(.error, "pm", 26, "Shutdown-stall watchdog not armed: \(failure)."))
         }
     }
 

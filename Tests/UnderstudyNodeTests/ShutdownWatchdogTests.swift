@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+@testable import UnderstudyNode
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The shutdown-stall watchdog against the kernel's softdog, loaded by the test with
+/// soft_noboot=1 (an expiry only logs; the machine never resets), then unloaded.
+@Suite("Shutdown-stall watchdog", .serialized)
+struct ShutdownWatchdogTests {
+    @Test("arming sets the timeout and starts the countdown")
+    func armSoftdog() throws {
+        guard getuid() == 0 else {
+            print("skipped: loading softdog needs root")
+            return
+        }
+        guard !FileManager.default.fileExists(atPath: ShutdownWatchdog.device) else {
+            print("skipped: this machine already has a watchdog device; arming it in a test could reset the machine")
+            return
+        }
+        guard let modprobe = ShutdownWatchdog.modprobe else {
+            print("skipped: modprobe is not installed (Debian package kmod)")
+            return
+        }
+        let load = try run(modprobe, ["softdog", "soft_noboot=1", "soft_margin=60"])
+        guard load == 0, FileManager.default.fileExists(atPath: ShutdownWatchdog.device) else {
+            print("skipped: the kernel has no softdog module (modprobe exit \(load)); nothing to arm here")
+            return
+        }
+        defer { _ = try? run(modprobe, ["-r", "softdog"]) }
+
+        // The device exists: arm must not try to load anything.
+        let armed = ShutdownWatchdog.arm(timeout: .seconds(7)) { _ in "modprobe must not run" }
+        let watchdog = try armed.get()
+        defer { watchdog.disarm() }
+        #expect(watchdog.seconds == 7)
+        let sysfs = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: "/sys/class/watchdog").sorted().first.map { "/sys/class/watchdog/" + $0 })
+        let state = try String(contentsOfFile: sysfs + "/state", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let timeout = try String(contentsOfFile: sysfs + "/timeout", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(state == "active" && timeout == "7", "state \(state), timeout \(timeout)")
+    }
+
+    @Test("without a device and without softdog: a clear failure, nothing armed")
+    func noDevice() {
+        guard !FileManager.default.fileExists(atPath: ShutdownWatchdog.device) else {
+            print("skipped: this machine has a watchdog device")
+            return
+        }
+        let armed = ShutdownWatchdog.arm(timeout: .seconds(5)) { _ in "modprobe softdog failed (exit 1)" }
+        guard case .failure(let failure) = armed else {
+            Issue.record("armed without a device")
+            return
+        }
+        #expect(failure.description == "no watchdog device: modprobe softdog failed (exit 1)")
+    }
+
+    func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
