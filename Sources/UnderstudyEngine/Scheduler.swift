@@ -48,6 +48,28 @@ extension ServerEngine {
             changed = true
             log(.warning, "cl", 2, "Cluster stop requested: a UPS feeding the cluster's shared storage is out of power.")
         }
+        // A cluster stop is over once no server in view has been stopping for a while (the
+        // servers that stopped are gone; those still here did not, or came back): groups are
+        // placed again. Without this, a server whose stop was refused or that restarted would
+        // leave the cluster unable to place anything, for good.
+        if dir.clusterStopping {
+            let stopping = isLeaving || peersInView.contains { membership.report(of: $0, now: now)?.leaving == true }
+            if stopping {
+                clusterStopQuietSince = nil
+            } else if let since = clusterStopQuietSince {
+                if now - since >= timeout + interval {
+                    dir.clusterStopping = false
+                    changed = true
+                    clusterStopQuietSince = nil
+                    log(
+                        .info, "cl", 5,
+                        "The cluster stop is over (no server has been stopping for \((timeout + interval).shortDescription)): groups are placed again."
+                    )
+                }
+            } else {
+                clusterStopQuietSince = now
+            }
+        }
 
         if !dir.startupDone && syncDone {
             dir.startupDone = true

@@ -51,6 +51,9 @@ public struct ServerEngine: Sendable {
     var powerFailureMonitors: [String] = []
     /// This server shuts the cluster down for a shared UPS's power failure (told to the master).
     var clusterStopRequested = false
+    /// Master: since when no server in view has been stopping while the directory says the
+    /// cluster stops.
+    var clusterStopQuietSince: EngineTime?
     /// Since when membership has been listening; nobody is judged down before a timeout.
     var listeningSince: EngineTime = .zero
     /// Set after being cut off: founding a cluster alone waits a whole timeout, not just two
@@ -173,6 +176,7 @@ public struct ServerEngine: Sendable {
         healthySince = nil
         powerFailureMonitors = []
         clusterStopRequested = false
+        clusterStopQuietSince = nil
         listeningSince = now
         listenFully = false
         lastEventAt = now

@@ -72,7 +72,9 @@ public actor ClusterDaemon {
     /// The power-off commands to the UPSes after a power-failure stop, awaited before the OS stops.
     var pendingPowerOff: Task<Void, Never>?
     /// Armed before the OS stops; kept (open) for the rest of the process's life.
-    var shutdownWatchdog: ShutdownWatchdog?
+    var shutdownWatchdog: KernelWatchdog?
+    /// userw `method: softdog`: armed while the monitor runs, kept alive by every tick.
+    var stallWatchdog: KernelWatchdog?
     var oversizeReported = false
     /// The keeper (see `Keeper`), supervised: restarted when it dies.
     var keeper: Keeper.Running?
@@ -365,6 +367,7 @@ public actor ClusterDaemon {
             if deadline < .now { deadline = .now }
             try? await PreciseSleep.until(deadline)
             perform(engine.handle(.tick, now: now()))
+            stallWatchdog?.keepAlive()
             superviseKeeper()
         }
     }
@@ -515,6 +518,11 @@ public actor ClusterDaemon {
                 startMonitor(start)
             case .stopMonitor(let monitor, let run):
                 monitorRunner.stop(monitor, run: run)
+                if let watchdog = stallWatchdog, config.monitors.first(where: { $0.name == monitor })?.type == .userw {
+                    watchdog.disarm()
+                    stallWatchdog = nil
+                    record(LogEntry(.info, "rm", 167, "Kernel watchdog of \(monitor) disarmed."))
+                }
             case .runRecoveryScript(let run):
                 runRecoveryScript(run)
             case .powerOffUPS(let monitors):
@@ -563,8 +571,13 @@ public actor ClusterDaemon {
     // MARK: - Monitors
 
     func startMonitor(_ start: MonitorStart) {
-        // userw needs no probe: the Engine sees this process's stalls itself.
-        guard let monitor = config.monitors.first(where: { $0.name == start.monitor }), monitor.type != .userw else { return }
+        guard let monitor = config.monitors.first(where: { $0.name == start.monitor }) else { return }
+        // userw needs no probe: the Engine sees this process's stalls itself; with softdog
+        // the kernel watches too.
+        guard monitor.type != .userw else {
+            if monitor.string("method") == "softdog" { armStallWatchdog(monitor) }
+            return
+        }
         let probe = MonitorProbes.make(monitor, start: start, context: probeContext)
         monitorRunner.start(monitor, run: start.run, probe: probe)
     }
@@ -680,7 +693,7 @@ public actor ClusterDaemon {
             Task {
                 await self.pendingFarewell?.value
                 await self.pendingPowerOff?.value
-                self.armShutdownWatchdog()
+                self.armKernelWatchdog()
                 self.runOSCommand(action)
                 self.requestExit()
             }
@@ -712,8 +725,28 @@ public actor ClusterDaemon {
         }
     }
 
+    /// userw `method: softdog`: a stall of the daemon longer than the monitor's timeout resets
+    /// the machine (and so does the daemon's death, as in the reference). Without a watchdog
+    /// the stall is still seen in the daemon (the Engine's userw).
+    func armStallWatchdog(_ monitor: MonitorConfig) {
+        guard stallWatchdog == nil else { return }
+        switch KernelWatchdog.arm(timeout: monitor.timeout) {
+        case .success(let watchdog):
+            stallWatchdog = watchdog
+            record(
+                LogEntry(
+                    .info, "rm", 166,
+                    "Kernel watchdog armed for \(monitor.name): a stall of the daemon longer than \(watchdog.seconds > 0 ? "\(watchdog.seconds) s" : "the driver's margin") resets the machine."
+                ))
+        case .failure(let failure):
+            record(
+                LogEntry(
+                    .warning, "rm", 168, "\(monitor.name): \(failure); stalls are detected inside the daemon only (method none)."))
+        }
+    }
+
     /// `cluster.shutdown-monitor.method: softdog`: a hung OS shutdown resets the machine.
-    func armShutdownWatchdog() {
+    func armKernelWatchdog() {
         let settings = config.cluster.shutdownMonitor
         guard settings.method == .softdog else { return }
         let timeout: Duration
@@ -721,7 +754,7 @@ public actor ClusterDaemon {
         case .heartbeat: timeout = config.cluster.timing.heartbeatTimeout
         case .duration(let value): timeout = value
         }
-        switch ShutdownWatchdog.arm(timeout: timeout) {
+        switch KernelWatchdog.arm(timeout: timeout) {
         case .success(let watchdog):
             shutdownWatchdog = watchdog
             let limit = watchdog.seconds > 0 ? "\(watchdog.seconds) s" : "the driver's own margin (the timeout was refused)"

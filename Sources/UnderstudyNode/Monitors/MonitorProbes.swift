@@ -35,9 +35,6 @@ enum MonitorProbes {
         if monitor.type == .volmgrw && monitor.string("manager") != "lvm" {
             return "volmgrw manager '\(monitor.string("manager") ?? "?")' (only lvm)"
         }
-        if monitor.type == .userw && monitor.string("method") == "softdog" {
-            return "userw method 'softdog' (only none: in-process stall detection)"
-        }
         return nil
     }
 

@@ -4,12 +4,15 @@ import Foundation
     import Glibc
 #endif
 
-/// The shutdown-stall monitor (reference §3.5, `cluster.shutdown-monitor`): right before
-/// Understudy runs the OS shutdown or reboot command, it arms the kernel watchdog (softdog,
-/// loaded on demand) with the configured timeout, so an OS shutdown that hangs resets the
-/// machine. The device is never closed with the magic character: when the daemon is killed
-/// during the shutdown the countdown goes on (a watchdog does not stop on an unexpected close).
-struct ShutdownWatchdog {
+/// The kernel watchdog (softdog, loaded on demand), for two uses:
+/// - the shutdown-stall monitor (reference §3.5, `cluster.shutdown-monitor`): armed right
+///   before Understudy runs the OS shutdown or reboot command and never closed with the magic
+///   character, so an OS shutdown that hangs (or kills the daemon and then hangs) resets the
+///   machine — a watchdog does not stop on an unexpected close;
+/// - userw with `method: softdog`: armed while the monitor runs and kept alive by every tick of
+///   the daemon, so a stall of the daemon longer than the timeout resets the machine; disarmed
+///   (the magic close) when the monitor stops.
+struct KernelWatchdog {
     static let device = "/dev/watchdog"
     /// linux/watchdog.h: _IOWR('W', 6, int) and _IOR('W', 5, int).
     static let setTimeoutRequest: UInt = 0xC004_5706
@@ -26,7 +29,7 @@ struct ShutdownWatchdog {
 
     /// Loads softdog when no watchdog device exists, opens it, sets the timeout and starts the
     /// countdown.
-    static func arm(timeout: Duration, modprobe: (Int32) -> String? = Self.loadSoftdog) -> Result<ShutdownWatchdog, Failure> {
+    static func arm(timeout: Duration, modprobe: (Int32) -> String? = Self.loadSoftdog) -> Result<KernelWatchdog, Failure> {
         var seconds = Int32(clamping: max(1, timeout.components.seconds + (timeout.components.attoseconds > 0 ? 1 : 0)))
         if !FileManager.default.fileExists(atPath: device) {
             if let problem = modprobe(seconds) { return .failure(Failure(description: "no watchdog device: \(problem)")) }
@@ -46,7 +49,7 @@ struct ShutdownWatchdog {
         if ioctl(descriptor, keepAliveRequest, &dummy) != 0 {
             _ = write(descriptor, "1", 1)
         }
-        return .success(ShutdownWatchdog(descriptor: descriptor, seconds: seconds))
+        return .success(KernelWatchdog(descriptor: descriptor, seconds: seconds))
     }
 
     /// Where kmod's modprobe is (Debian package kmod); nil when it is not installed.
@@ -78,7 +81,14 @@ struct ShutdownWatchdog {
         return FileManager.default.fileExists(atPath: device) ? nil : "softdog loaded but \(device) is missing"
     }
 
-    /// Stops the countdown (the magic close). Only for tests: a server going down keeps it armed.
+    /// Restarts the countdown.
+    func keepAlive() {
+        var dummy: Int32 = 0
+        if ioctl(descriptor, Self.keepAliveRequest, &dummy) != 0 { _ = write(descriptor, "1", 1) }
+    }
+
+    /// Stops the countdown and closes the device (the magic close). Never for the shutdown
+    /// watchdog: a server going down keeps it armed.
     func disarm() {
         _ = write(descriptor, "V", 1)
         close(descriptor)

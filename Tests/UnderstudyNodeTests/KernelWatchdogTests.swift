@@ -10,30 +10,30 @@ import Testing
 /// The shutdown-stall watchdog against the kernel's softdog, loaded by the test with
 /// soft_noboot=1 (an expiry only logs; the machine never resets), then unloaded.
 @Suite("Shutdown-stall watchdog", .serialized)
-struct ShutdownWatchdogTests {
+struct KernelWatchdogTests {
     @Test("arming sets the timeout and starts the countdown")
     func armSoftdog() throws {
         guard getuid() == 0 else {
             print("skipped: loading softdog needs root")
             return
         }
-        guard !FileManager.default.fileExists(atPath: ShutdownWatchdog.device) else {
+        guard !FileManager.default.fileExists(atPath: KernelWatchdog.device) else {
             print("skipped: this machine already has a watchdog device; arming it in a test could reset the machine")
             return
         }
-        guard let modprobe = ShutdownWatchdog.modprobe else {
+        guard let modprobe = KernelWatchdog.modprobe else {
             print("skipped: modprobe is not installed (Debian package kmod)")
             return
         }
         let load = try run(modprobe, ["softdog", "soft_noboot=1", "soft_margin=60"])
-        guard load == 0, FileManager.default.fileExists(atPath: ShutdownWatchdog.device) else {
+        guard load == 0, FileManager.default.fileExists(atPath: KernelWatchdog.device) else {
             print("skipped: the kernel has no softdog module (modprobe exit \(load)); nothing to arm here")
             return
         }
         defer { _ = try? run(modprobe, ["-r", "softdog"]) }
 
         // The device exists: arm must not try to load anything.
-        let armed = ShutdownWatchdog.arm(timeout: .seconds(7)) { _ in "modprobe must not run" }
+        let armed = KernelWatchdog.arm(timeout: .seconds(7)) { _ in "modprobe must not run" }
         let watchdog = try armed.get()
         defer { watchdog.disarm() }
         #expect(watchdog.seconds == 7)
@@ -42,15 +42,22 @@ struct ShutdownWatchdogTests {
         let state = try String(contentsOfFile: sysfs + "/state", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let timeout = try String(contentsOfFile: sysfs + "/timeout", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(state == "active" && timeout == "7", "state \(state), timeout \(timeout)")
+        let timeLeft = sysfs + "/timeleft"
+        if let left = try? String(contentsOfFile: timeLeft, encoding: .utf8),
+            let seconds = Int(left.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            #expect(seconds <= 7)
+            watchdog.keepAlive()
+        }
     }
 
     @Test("without a device and without softdog: a clear failure, nothing armed")
     func noDevice() {
-        guard !FileManager.default.fileExists(atPath: ShutdownWatchdog.device) else {
+        guard !FileManager.default.fileExists(atPath: KernelWatchdog.device) else {
             print("skipped: this machine has a watchdog device")
             return
         }
-        let armed = ShutdownWatchdog.arm(timeout: .seconds(5)) { _ in "modprobe softdog failed (exit 1)" }
+        let armed = KernelWatchdog.arm(timeout: .seconds(5)) { _ in "modprobe softdog failed (exit 1)" }
         guard case .failure(let failure) = armed else {
             Issue.record("armed without a device")
             return
