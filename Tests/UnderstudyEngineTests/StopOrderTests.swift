@@ -148,4 +148,29 @@ struct StopOrderTests {
         }
         #expect(world.violations.isEmpty)
     }
+
+    @Test("a cluster stop that reached only some servers ends: groups can be placed again")
+    func interruptedClusterStop() throws {
+        let config = Cfg.cluster(groups: [Cfg.group("a", servers: ["s1", "s2", "s3"]), Cfg.group("c", servers: ["s3", "s1", "s2"])])
+        let world = SimulatedCluster.make(config)
+        world.run(until: .seconds(8))
+        #expect(world.where_("c") == ["s3:Online"])
+        let t = world.now
+        #expect(world.command(.beginClusterStop, at: "s1").code == .success)
+        world.run(for: .milliseconds(100))
+        // Only s3 gets its stop (the operator's clpstdn died): its group stops with it and is not
+        // failed over, as in any cluster stop …
+        let stop = ClusterCommand.stopService(factor: .clusterShutdown, lastAction: .halt, then: .os(.shutdown))
+        #expect(world.command(stop, at: "s3").code == .success)
+        world.run(for: .seconds(8))
+        #expect(world.where_("c").isEmpty && world.runs(group: "c", .start, since: t).isEmpty)
+        #expect(world.where_("a") == ["s1:Online"])
+        // … but once nobody has been stopping for timeout + interval the stop is over: an
+        // operator can start the group again, here on s2 where the command ran (before, it stayed
+        // unplaced).
+        #expect(world.command(.startGroup("c", on: nil), at: "s2").code == .success)
+        world.run(for: .seconds(2))
+        #expect(world.where_("c") == ["s2:Online"], "\(world.trace.suffix(30).joined(separator: "\n"))")
+        #expect(world.violations.isEmpty)
+    }
 }
