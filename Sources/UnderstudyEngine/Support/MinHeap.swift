@@ -14,33 +14,37 @@ public struct MinHeap<Element> {
     /// The first element, without removing it.
     @inlinable public var peek: Element? { items.first }
 
+    // Both directions move a "hole" instead of swapping: one element copy per level instead of
+    // three (the monitor runner pops a thousand wake-ups a second).
     @inlinable public mutating func push(_ item: Element) {
         items.append(item)
-        var child = items.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard precedes(items[child], items[parent]) else { break }
-            items.swapAt(child, parent)
-            child = parent
+        var hole = items.count - 1
+        while hole > 0 {
+            let parent = (hole - 1) / 2
+            guard precedes(item, items[parent]) else { break }
+            items[hole] = items[parent]
+            hole = parent
         }
+        items[hole] = item
     }
 
     @inlinable @discardableResult
     public mutating func pop() -> Element? {
-        guard !items.isEmpty else { return nil }
-        items.swapAt(0, items.count - 1)
-        let first = items.removeLast()
-        var parent = 0
+        guard let last = items.popLast() else { return nil }
+        guard !items.isEmpty else { return last }
+        let first = items[0]
+        var hole = 0
+        let count = items.count
         while true {
-            let left = 2 * parent + 1
+            let left = 2 * hole + 1
+            guard left < count else { break }
             let right = left + 1
-            var smallest = parent
-            if left < items.count, precedes(items[left], items[smallest]) { smallest = left }
-            if right < items.count, precedes(items[right], items[smallest]) { smallest = right }
-            guard smallest != parent else { break }
-            items.swapAt(parent, smallest)
-            parent = smallest
+            let child = right < count && precedes(items[right], items[left]) ? right : left
+            guard precedes(items[child], last) else { break }
+            items[hole] = items[child]
+            hole = child
         }
+        items[hole] = last
         return first
     }
 }

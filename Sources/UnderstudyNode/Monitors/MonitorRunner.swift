@@ -44,36 +44,73 @@ final class MonitorRunner: Sendable {
         var task: Task<Void, Never>?
     }
 
+    /// A running monitor, in a slot of its own: the hot path indexes an array instead of
+    /// hashing names, and its wake-ups are plain values (no String to retain per push and pop).
     struct Entry: Sendable {
-        var monitor: MonitorConfig
+        var name: String
         var run: UInt64
         var probe: any MonitorProbe
+        var interval: Duration
+        var timeout: Duration
         var next: ContinuousClock.Instant
         var inFlight: InFlight?
         /// Bumped whenever the entry is rescheduled: older wake-ups for it are stale.
         var generation: UInt64 = 0
     }
 
-    /// A moment something is due for a monitor (its next check, or its check's deadline).
+    /// A moment something is due for a slot (its next check, or its check's deadline).
     struct WakeUp: Sendable {
         var at: ContinuousClock.Instant
-        var name: String
+        var slot: Int
         var generation: UInt64
     }
 
     struct State: Sendable {
-        var entries: [String: Entry] = [:]
+        var slots: [Entry?] = []
+        var freeSlots: [Int] = []
+        var slotByName: [String: Int] = [:]
         var wakeUps = MinHeap<WakeUp> { $0.at < $1.at }
         var nextToken: UInt64 = 1
         var nextGeneration: UInt64 = 1
         var scheduler: Task<Void, Never>?
 
-        /// Reschedules an entry: a new generation and a wake-up at `at`.
-        mutating func wake(_ name: String, at: ContinuousClock.Instant) {
+        /// Reschedules a slot: a new generation and a wake-up at `at`.
+        mutating func wake(_ slot: Int, at: ContinuousClock.Instant) {
             let generation = nextGeneration
             nextGeneration += 1
-            entries[name]?.generation = generation
-            wakeUps.push(WakeUp(at: at, name: name, generation: generation))
+            slots[slot]?.generation = generation
+            wakeUps.push(WakeUp(at: at, slot: slot, generation: generation))
+        }
+
+        /// Puts an entry in a slot (replacing one of the same name); returns the one replaced.
+        mutating func insert(_ entry: Entry) -> (slot: Int, replaced: Entry?) {
+            if let slot = slotByName[entry.name] {
+                let old = slots[slot]
+                slots[slot] = entry
+                return (slot, old)
+            }
+            let slot: Int
+            if let free = freeSlots.popLast() {
+                slot = free
+                slots[slot] = entry
+            } else {
+                slot = slots.count
+                slots.append(entry)
+            }
+            slotByName[entry.name] = slot
+            return (slot, nil)
+        }
+
+        mutating func remove(_ slot: Int) -> Entry? {
+            guard let entry = slots[slot] else { return nil }
+            slots[slot] = nil
+            slotByName[entry.name] = nil
+            freeSlots.append(slot)
+            return entry
+        }
+
+        func isCurrent(_ wakeUp: WakeUp) -> Bool {
+            wakeUp.slot < slots.count && slots[wakeUp.slot]?.generation == wakeUp.generation
         }
     }
 
@@ -105,23 +142,24 @@ final class MonitorRunner: Sendable {
         // Monitors started together (cluster start) are spread over their interval by a
         // fixed offset from their name, so their checks do not all fire at once.
         let spread = monitor.interval * Self.spreadFraction(monitor.name)
-        let entry = Entry(monitor: monitor, run: run, probe: probe, next: .now + monitor.firstWait + spread)
+        let entry = Entry(
+            name: monitor.name, run: run, probe: probe, interval: monitor.interval, timeout: monitor.timeout,
+            next: .now + monitor.firstWait + spread)
         let old = state.withLock { state -> Entry? in
-            let old = state.entries.updateValue(entry, forKey: monitor.name)
-            state.wake(monitor.name, at: entry.next)
+            let (slot, replaced) = state.insert(entry)
+            state.wake(slot, at: entry.next)
             if state.scheduler == nil {
                 state.scheduler = Task { [weak self] in await self?.schedule() }
             }
-            return old
+            return replaced
         }
         if let old { abandon(old) }
     }
 
     func stop(_ monitor: String, run: UInt64) {
         let entry = state.withLock { state -> Entry? in
-            guard let entry = state.entries[monitor], entry.run == run else { return nil }
-            state.entries[monitor] = nil
-            return entry
+            guard let slot = state.slotByName[monitor], state.slots[slot]?.run == run else { return nil }
+            return state.remove(slot)
         }
         if let entry { abandon(entry) }
     }
@@ -129,10 +167,12 @@ final class MonitorRunner: Sendable {
     func stopAll() async {
         let (all, scheduler) = state.withLock { state -> ([Entry], Task<Void, Never>?) in
             defer {
-                state.entries = [:]
+                state.slots = []
+                state.freeSlots = []
+                state.slotByName = [:]
                 state.scheduler = nil
             }
-            return (Array(state.entries.values), state.scheduler)
+            return (state.slots.compactMap { $0 }, state.scheduler)
         }
         scheduler?.cancel()
         for entry in all {
@@ -162,53 +202,56 @@ final class MonitorRunner: Sendable {
     /// to wake next.
     func runDueChecks() -> ContinuousClock.Instant {
         let now = ContinuousClock.now
-        var due: [(name: String, probe: any MonitorProbe, token: UInt64)] = []
+        var due: [(slot: Int, probe: any MonitorProbe, token: UInt64)] = []
         var results: [MonitorCheck] = []
         state.withLock { state in
             while let top = state.wakeUps.peek, top.at <= now + Self.slack {
                 state.wakeUps.pop()
-                guard let entry = state.entries[top.name], entry.generation == top.generation else { continue }
-                if let inFlight = entry.inFlight {
+                guard state.isCurrent(top) else { continue }
+                let slot = top.slot
+                if let inFlight = state.slots[slot]?.inFlight {
                     // Its deadline: the check is abandoned and counts as a timeout.
                     inFlight.task?.cancel()
+                    guard let entry = state.slots[slot] else { continue }
                     results.append(
-                        MonitorCheck(monitor: top.name, run: entry.run, result: .timeout, elapsed: inFlight.started.duration(to: now)))
-                    state.entries[top.name]?.inFlight = nil
-                    let next = max(entry.next + entry.monitor.interval, now)
-                    state.entries[top.name]?.next = next
-                    state.wake(top.name, at: next)
+                        MonitorCheck(monitor: entry.name, run: entry.run, result: .timeout, elapsed: inFlight.started.duration(to: now)))
+                    let next = max(entry.next + entry.interval, now)
+                    state.slots[slot]?.inFlight = nil
+                    state.slots[slot]?.next = next
+                    state.wake(slot, at: next)
                     continue
                 }
-                lateness.record(entry.next.duration(to: now))
+                guard let (scheduled, timeout, probe) = state.slots[slot].map({ ($0.next, $0.timeout, $0.probe) }) else { continue }
+                lateness.record(scheduled.duration(to: now))
                 let token = state.nextToken
                 state.nextToken += 1
-                let deadline = now + entry.monitor.timeout
-                state.entries[top.name]?.inFlight = InFlight(token: token, started: now, deadline: deadline)
-                state.wake(top.name, at: deadline)
-                due.append((top.name, entry.probe, token))
+                let deadline = now + timeout
+                state.slots[slot]?.inFlight = InFlight(token: token, started: now, deadline: deadline)
+                state.wake(slot, at: deadline)
+                due.append((slot, probe, token))
             }
         }
-        for (name, probe, token) in due {
+        for (slot, probe, token) in due {
             if let result = probe.checkNow() {
-                if let check = finish(name, token: token, result: result) { results.append(check) }
+                if let check = finish(slot, token: token, result: result) { results.append(check) }
                 continue
             }
             let task = Task { [weak self] in
                 let (result, power) = await probe.checkPower()
-                guard let self, !Task.isCancelled, let check = self.finish(name, token: token, result: result, power: power) else {
+                guard let self, !Task.isCancelled, let check = self.finish(slot, token: token, result: result, power: power) else {
                     return
                 }
                 self.report([check])
             }
             state.withLock { state in
-                if state.entries[name]?.inFlight?.token == token { state.entries[name]?.inFlight?.task = task }
+                if state.slots[slot]?.inFlight?.token == token { state.slots[slot]?.inFlight?.task = task }
             }
         }
         if !results.isEmpty { report(results) }
         return state.withLock { state in
             // Wake-ups made stale by a reschedule (a check that ended before its deadline)
             // must not wake the scheduler: drop them from the top.
-            while let top = state.wakeUps.peek, state.entries[top.name]?.generation != top.generation {
+            while let top = state.wakeUps.peek, !state.isCurrent(top) {
                 state.wakeUps.pop()
             }
             return state.wakeUps.peek?.at ?? now + Self.maximumSleep
@@ -216,18 +259,21 @@ final class MonitorRunner: Sendable {
     }
 
     /// A check ended in time: schedule the next one; the result, unless the check was
-    /// abandoned (timed out, monitor stopped or restarted) meanwhile.
-    func finish(_ name: String, token: UInt64, result: MonitorResult, power: PowerState? = nil) -> MonitorCheck? {
+    /// abandoned (timed out, monitor stopped or restarted) meanwhile. Tokens are unique, so a
+    /// slot reused by another monitor never takes this result.
+    func finish(_ slot: Int, token: UInt64, result: MonitorResult, power: PowerState? = nil) -> MonitorCheck? {
         let now = ContinuousClock.now
         return state.withLock { state -> MonitorCheck? in
-            guard let entry = state.entries[name], let inFlight = entry.inFlight, inFlight.token == token else { return nil }
-            state.entries[name]?.inFlight = nil
+            guard slot < state.slots.count, let entry = state.slots[slot], let inFlight = entry.inFlight, inFlight.token == token else {
+                return nil
+            }
             // Fixed rate; a check longer than the interval starts the next one at once.
-            let next = max(entry.next + entry.monitor.interval, now)
-            state.entries[name]?.next = next
-            state.wake(name, at: next)
+            let next = max(entry.next + entry.interval, now)
+            state.slots[slot]?.inFlight = nil
+            state.slots[slot]?.next = next
+            state.wake(slot, at: next)
             return MonitorCheck(
-                monitor: name, run: entry.run, result: result, elapsed: inFlight.started.duration(to: now), power: power)
+                monitor: entry.name, run: entry.run, result: result, elapsed: inFlight.started.duration(to: now), power: power)
         }
     }
 
