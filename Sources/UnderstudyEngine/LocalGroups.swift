@@ -92,8 +92,15 @@ extension ServerEngine {
         }
     }
 
+    /// Stopping, or about to: a stop runs, is queued behind a start, or waits for its
+    /// `stop-after` groups.
     func isStopping(_ local: LocalGroup) -> Bool {
-        if local.pendingStop != nil || local.waitingStop != nil { return true }
+        local.waitingStop != nil || isDeactivating(local)
+    }
+
+    /// Its stop scripts run or are next (not merely waiting for `stop-after` groups).
+    func isDeactivating(_ local: LocalGroup) -> Bool {
+        if local.pendingStop != nil { return true }
         if case .stopping = local.operation { return true }
         return false
     }

@@ -129,8 +129,6 @@ public struct DirectoryEntry: Sendable, Codable, Equatable {
 }
 
 extension DirectoryEntry {
-    /// Releases the group from its owner for a planned move (operator move or failback): the
-    /// owner stops it (`GROUPMOVE`), then it starts on `target` with `startEvent`.
     /// Releases the group from its owner for a failover it asked for (activation failure,
     /// monitor error): the owner stops it (`GROUPFAILOVER`, `CLP_EVENT=FAILOVER`), then it
     /// starts elsewhere with `FAILOVER`, on `target` first when given.
@@ -144,6 +142,8 @@ extension DirectoryEntry {
         releasedAt = version
     }
 
+    /// Releases the group from its owner for a planned move (operator move or failback): the
+    /// owner stops it (`GROUPMOVE`), then it starts on `target` with `startEvent`.
     mutating func beginMove(to target: ServerName, startEvent: ScriptEvent, releasedAt version: UInt64) {
         owner = nil
         ownerInstance = nil

@@ -203,8 +203,6 @@ public struct ServerEngine: Sendable {
         if !syncDone {
             emit(.log(LogEntry(.info, "nm", 5, "Waiting for all servers to start (sync wait \(config.cluster.timing.syncWait)).")))
         }
-        // Processes of groups this server held when its previous run died may still be
-        // alive: kill them before joining (the Node knows their process groups).
         // A final action that stopped the OS may be taken again in this run: the error may
         // persist after the restart (the shared disk's UPS is still off, reference's UPS guide
         // ch. 4), and `max-reboots` is what bounds that loop.
@@ -213,6 +211,8 @@ public struct ServerEngine: Sendable {
             persistent.monitorCounters[name]?.finalActionDone = false
             persistDirty = true
         }
+        // Processes of groups this server held when its previous run died may still be
+        // alive: kill them before joining (the Node knows their process groups).
         if abnormalStopAtInit {
             for group in persistent.heldGroups.keys.sorted() { emit(.fenceGroup(group)) }
             persistent.heldGroups = [:]

@@ -2,8 +2,9 @@ import UnderstudyModel
 
 // Ordered stop (reference: group stop wait, depend/deact). A group with `stop-after` stops
 // only once the groups it names have stopped — on the occasions its `when` lists — or once
-// its timeout has passed. Meanwhile it stays up, shown as Offline Pending (stopping), with
-// its monitors still running. Groups without waits stop in parallel, as before.
+// its timeout has passed. Meanwhile it stays up, shown as Offline Pending (stopping); at a
+// group stop its monitors keep running (at a cluster or server stop every monitor has
+// stopped first, as always). Groups without waits stop in parallel, as before.
 
 /// A stop held back until the `stop-after` groups have stopped.
 struct WaitingStop: Sendable, Equatable {
@@ -77,7 +78,7 @@ extension ServerEngine {
                 )
             }
         } else {
-            let timeout = config.group(named: group)?.stopAfterTimeout ?? .seconds(1800)
+            let timeout = config.group(named: group)?.stopAfterTimeout ?? Defaults.stopWaitTimeout
             local.waitingStop = WaitingStop(request: request, since: now, statusBefore: local.status)
             local.status = .offlinePending
             log(
@@ -95,7 +96,7 @@ extension ServerEngine {
         for name in locals.keys.sorted() {
             guard let local = locals[name], let waiting = local.waitingStop else { continue }
             let awaited = groupsToAwait(before: name, factor: waiting.request.factor, now: now)
-            let timeout = config.group(named: name)?.stopAfterTimeout ?? .seconds(1800)
+            let timeout = config.group(named: name)?.stopAfterTimeout ?? Defaults.stopWaitTimeout
             var request = waiting.request
             if awaited.isEmpty {
                 log(.info, "rc", 26, "Group \(name) on \(me): the groups it waits for have stopped; stopping it.")

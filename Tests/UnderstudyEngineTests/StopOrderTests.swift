@@ -110,7 +110,15 @@ struct StopOrderTests {
 
     @Test("group stop: waits only for groups stopped with it; a restart while waiting calls the stop off")
     func groupStop() throws {
-        let world = Self.world(Self.config(when: [.groupStop]), businessStop: .seconds(2))
+        var config = Self.config(when: [.groupStop])
+        // A monitor of ups1's resource: it keeps running while ups1 only waits (the group still
+        // serves; at a cluster or server stop every monitor stops first anyway).
+        config.monitors = [
+            MonitorConfig(
+                name: "ups1-watch", type: .genw, target: "ups1-app", interval: .milliseconds(200), timeout: .seconds(1),
+                timing: .active, recovery: MonitorRecovery(target: .group("ups1"), finalAction: .none))
+        ]
+        let world = Self.world(config, businessStop: .seconds(2))
         var t = world.now
         // ups1 alone: web and db stay wanted, nothing to wait for.
         #expect(world.command(.stopGroup("ups1"), at: "s1").code == .success)
@@ -139,6 +147,7 @@ struct StopOrderTests {
         #expect(world.command(.stopGroup("ups1"), at: "s1").code == .success)
         world.run(for: .milliseconds(500))
         #expect(world.placement(of: "ups1")["s1"] == .offlinePending)
+        #expect(world.runningMonitors(on: "s1") == ["ups1-watch"], "the monitor stopped while its group only waited")
         let restart = world.command(.startGroup("ups1", on: nil), at: "s1")
         world.run(for: .seconds(4))
         #expect(restart.code == .success || restart.code == .inTransition, "\(restart.message)")

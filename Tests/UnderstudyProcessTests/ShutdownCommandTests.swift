@@ -106,6 +106,12 @@ struct ShutdownCommandTests {
                 }
             }
 
+            // An unknown server is refused before anything stops.
+            for command in [["clpdown", "-h", "node9"], ["clpstdn", "-h", "node9"]] {
+                let refused = try await cluster.cli(command, on: "node1")
+                #expect(refused.exitCode == 2 && refused.standardError.contains("Unknown server node9"), "\(command): \(refused)")
+            }
+
             // A plain group stop (CLP_FACTOR=GROUPSTOP): the script runs and does nothing.
             #expect(try await cluster.cli(["clpgrp", "-t", "ac-node3"], on: "node1").exitCode == 0)
             #expect(try await cluster.cli(["clpgrp", "-s", "ac-node3"], on: "node1").exitCode == 0)

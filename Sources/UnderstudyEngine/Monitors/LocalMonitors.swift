@@ -144,8 +144,7 @@ extension ServerEngine {
         guard let target = monitor.target, let group = config.resource(named: target)?.group.name,
             let local = locals[group]
         else { return false }
-        let stopping = local.pendingStop != nil || { if case .stopping = local.operation { return true } else { return false } }()
-        return local.resourceStatus[target] == .online && !stopping
+        return local.resourceStatus[target] == .online && !isDeactivating(local)
     }
 
     func targetPID(of monitor: MonitorConfig) -> Int32? {

@@ -311,7 +311,7 @@ public struct GroupConfig: Sendable, Equatable {
         exclusive: Exclusive = .none,
         stopAfter: [String] = [],
         stopAfterWhen: [StopWaitOccasion] = [.clusterStop],
-        stopAfterTimeout: Duration = .seconds(1800),
+        stopAfterTimeout: Duration = Defaults.stopWaitTimeout,
         resources: [ResourceConfig] = []
     ) {
         self.name = name

@@ -5,6 +5,8 @@ public enum Defaults {
     public static let heartbeatInterval: Duration = .seconds(3)
     public static let heartbeatTimeout: Duration = .seconds(90)
     public static let syncWait: Duration = .seconds(300)
+    /// Longest wait of a group for its `stop-after` groups (reference: depend/deact timeout).
+    public static let stopWaitTimeout: Duration = .seconds(1800)
 
     public static let controlPort = 29001
     public static let heartbeatPort = 29002

@@ -693,7 +693,7 @@ public actor ClusterDaemon {
             Task {
                 await self.pendingFarewell?.value
                 await self.pendingPowerOff?.value
-                self.armKernelWatchdog()
+                self.armShutdownWatchdog()
                 self.runOSCommand(action)
                 self.requestExit()
             }
@@ -746,7 +746,7 @@ public actor ClusterDaemon {
     }
 
     /// `cluster.shutdown-monitor.method: softdog`: a hung OS shutdown resets the machine.
-    func armKernelWatchdog() {
+    func armShutdownWatchdog() {
         let settings = config.cluster.shutdownMonitor
         guard settings.method == .softdog else { return }
         let timeout: Duration

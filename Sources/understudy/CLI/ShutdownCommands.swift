@@ -8,16 +8,28 @@ import UnderstudyModel
 // HALT / REBOOT — and then shut down or reboot the OS through `cluster.os-commands`. Use them
 // instead of the OS's shutdown: only they let UPS software be told what comes next.
 
+/// What clpdown and clpstdn share: `-r`, the wait, and the stop they ask for.
+struct ShutdownOptions: ParsableArguments {
+    @Flag(name: .customShort("r"), help: "Reboot instead of shutting down.") var reboot = false
+    @Option(name: .long, help: "Seconds to wait for the groups to stop.") var timeout: Int = 3600
+
+    var verb: String { reboot ? "Reboot" : "Shutdown" }
+
+    /// Stop the service with `factor` (stop scripts see HALT or REBOOT), then the OS.
+    func stopService(_ factor: StopFactor) -> ClusterCommand {
+        .stopService(factor: factor, lastAction: reboot ? .reboot : .halt, then: .os(reboot ? .reboot : .shutdown))
+    }
+}
+
 struct ClpDown: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "clpdown",
         abstract: "Stop the cluster service on this server (its groups fail over), then shut down or reboot the OS.",
         helpNames: [.long])
 
-    @Flag(name: .customShort("r"), help: "Reboot instead of shutting down.") var reboot = false
+    @OptionGroup var shutdown: ShutdownOptions
     @Option(name: .customShort("h"), help: ArgumentHelp("The server to shut down (default: the local one).", valueName: "server"))
     var server: String?
-    @Option(name: .long, help: "Seconds to wait for the groups to stop.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
@@ -27,15 +39,14 @@ struct ClpDown: AsyncParsableCommand {
         guard identity.servers.contains(target) else {
             fail("Unknown server \(target) (servers: \(identity.servers.joined(separator: ", "))).", code: .badUsage)
         }
-        let action: OSAction = reboot ? .reboot : .shutdown
-        let command = ClusterCommand.stopService(factor: .serverShutdown, lastAction: reboot ? .reboot : .halt, then: .os(action))
-        let local = target == identity.server
-        try await client.command(command, at: local ? nil : target)
-        print("\(reboot ? "Reboot" : "Shutdown") \(target) : Command accepted; stopping its groups.")
+        try await client.command(shutdown.stopService(.serverShutdown), at: target == identity.server ? nil : target)
+        print("\(shutdown.verb) \(target) : Command accepted; stopping its groups.")
         let stopped = await ServiceStopWait(client: client, localServer: identity.server).wait(
-            for: [target], timeout: .seconds(timeout))
-        guard stopped else { fail("Timed out after \(timeout) s waiting for the cluster service on \(target) to stop.", code: .failed) }
-        print("\(reboot ? "Reboot" : "Shutdown") \(target) : Command succeeded.")
+            for: [target], timeout: .seconds(shutdown.timeout))
+        guard stopped else {
+            fail("Timed out after \(shutdown.timeout) s waiting for the cluster service on \(target) to stop.", code: .failed)
+        }
+        print("\(shutdown.verb) \(target) : Command succeeded.")
     }
 }
 
@@ -45,14 +56,13 @@ struct ClpStdn: AsyncParsableCommand {
         abstract: "Shut down the whole cluster: stop every server's groups (nothing fails over), then shut down or reboot every server.",
         helpNames: [.long])
 
-    @Flag(name: .customShort("r"), help: "Reboot the servers instead of shutting them down.") var reboot = false
+    @OptionGroup var shutdown: ShutdownOptions
     @Option(
         name: .customShort("h"),
         help: ArgumentHelp(
-            "The server whose daemon carries the request (default: the local one); every server shuts down either way.",
+            "For compatibility: the server that first receives the cluster stop (default: the local one); every server shuts down either way.",
             valueName: "server"))
     var server: String?
-    @Option(name: .long, help: "Seconds to wait for the groups to stop.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
@@ -71,28 +81,30 @@ struct ClpStdn: AsyncParsableCommand {
         default:
             fail("Cluster shutdown: unexpected answer from the daemon.", code: .failed)
         }
-        let action: OSAction = reboot ? .reboot : .shutdown
-        let command = ClusterCommand.stopService(factor: .clusterShutdown, lastAction: reboot ? .reboot : .halt, then: .os(action))
+        let command = shutdown.stopService(.clusterShutdown)
         // The other servers first, this one last: its OS going down must not cut the requests.
         var asked: [ServerName] = []
         for target in identity.servers.filter({ $0 != identity.server }) + [identity.server] {
             let response = await client.trySend(.command(command, target: target == identity.server ? nil : target))
             switch response {
             case .result(let result) where result.code == .success:
-                print("Shutdown \(target) : Command accepted.")
+                print("\(shutdown.verb) \(target) : Command accepted.")
                 asked.append(target)
             case .result(let result) where result.code == .unreachable:
                 // A server that is already down needs no shutdown.
-                print("Shutdown \(target) : not reachable (already down?); skipped.")
+                print("\(shutdown.verb) \(target) : not reachable (already down?); skipped.")
             case .result(let result):
-                printError("Shutdown \(target) : \(result.message)")
+                printError("\(shutdown.verb) \(target) : \(result.message)")
             default:
-                printError("Shutdown \(target) : no answer from the local daemon.")
+                printError("\(shutdown.verb) \(target) : no answer from the local daemon.")
             }
         }
-        let stopped = await ServiceStopWait(client: client, localServer: identity.server).wait(for: asked, timeout: .seconds(timeout))
-        guard stopped else { fail("Timed out after \(timeout) s waiting for the cluster service to stop everywhere.", code: .failed) }
-        print("Cluster shutdown : Command succeeded (\(reboot ? "reboot" : "shutdown") of \(asked.joined(separator: ", "))).")
+        let stopped = await ServiceStopWait(client: client, localServer: identity.server).wait(
+            for: asked, timeout: .seconds(shutdown.timeout))
+        guard stopped else {
+            fail("Timed out after \(shutdown.timeout) s waiting for the cluster service to stop everywhere.", code: .failed)
+        }
+        print("Cluster shutdown : Command succeeded (\(shutdown.verb.lowercased()) of \(asked.joined(separator: ", "))).")
     }
 }
 
