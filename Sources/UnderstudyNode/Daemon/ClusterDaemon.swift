@@ -233,7 +233,8 @@ public actor ClusterDaemon {
             guard case .lan(let addresses) = heartbeat.kind, let address = addresses[me] else { continue }
             do {
                 let socket = try await HeartbeatSocket.bind(
-                    host: address, port: heartbeatPort, key: key, localName: me, bootID: engine.bootID)
+                    host: address, port: heartbeatPort, key: key, localName: me, bootID: engine.bootID,
+                    eventLoopGroup: HeartbeatEventLoop.group)
                 sockets.append((heartbeat.name, socket))
             } catch {
                 throw DaemonStartError("heartbeat \(heartbeat.name): \(error)")
@@ -260,6 +261,9 @@ public actor ClusterDaemon {
             try AtomicFile.write(Array("\(getpid())\n".utf8), to: paths.pidPath)
         } catch {
             logger.error("cannot write the running marker or pid file: \(error)")
+        }
+        if let reason = await HeartbeatEventLoop.raisePriority() {
+            logger.notice("heartbeat thread stays at normal priority (SCHED_RR \(HeartbeatEventLoop.realtimePriority) refused: \(reason))")
         }
         logger.info(
             "understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)"
@@ -320,7 +324,7 @@ public actor ClusterDaemon {
         do {
             let socket = try await HeartbeatSocket.bind(
                 host: address, port: config.cluster.ports.heartbeat, key: key, localName: me, bootID: engine.bootID,
-                firstSequence: old.upcomingSequence)
+                firstSequence: old.upcomingSequence, eventLoopGroup: HeartbeatEventLoop.group)
             sockets[index] = (path, socket)
         } catch {
             record(LogEntry(.error, "lanhb", 72, "Cannot bind the heartbeat socket of \(path) again: \(error)"))
@@ -415,28 +419,38 @@ public actor ClusterDaemon {
         perform(actions)
     }
 
+    /// How far ahead of its deadline a periodic heartbeat is prepared: a quarter of the
+    /// interval, at most 50 ms. The sockets' event loops send it at the deadline (see
+    /// `HeartbeatSocket.send(_:toHosts:port:at:sent:)`), so a busy actor or a busy
+    /// cooperative pool delays a heartbeat only when it is late by more than this.
+    /// Safe: the heartbeat's `sentAt` (and so this server's lease) is the time it was
+    /// prepared, never later than it leaves; a payload is sent once, for one deadline, and
+    /// not at all if more than the lead and a tick period passed since it was prepared (the
+    /// process stood still: the tick after the stall fences first, then a fresh one goes out).
+    static func heartbeatLead(interval: Duration) -> Duration {
+        min(interval / 4, .milliseconds(50))
+    }
+
     func heartbeatLoop() async {
         let period = config.cluster.timing.heartbeatInterval
+        let lead = Self.heartbeatLead(interval: period)
         var deadline = ContinuousClock.now
         while !Task.isCancelled {
             // A tick first: a process that was stalled fences its groups before it tells
             // anyone what it holds.
-            heartbeatLateness.record(deadline.duration(to: .now))
             perform(engine.handle(.tick, now: now()))
-            await sendHeartbeat(farewell: false)
+            if engine.sendsHeartbeats {
+                await send(WireJSON.encode(engine.makeHeartbeat(now: now())), at: deadline)
+            }
             deadline += period
             if deadline < .now { deadline = .now }
-            try? await PreciseSleep.until(deadline)
+            try? await PreciseSleep.until(deadline - lead)
         }
     }
 
-    func sendHeartbeat(farewell: Bool) async {
-        guard engine.sendsHeartbeats || farewell else { return }
-        await send(WireJSON.encode(engine.makeHeartbeat(now: now())))
-    }
-
-    /// Sends one heartbeat payload on every path to every peer.
-    func send(_ payload: [UInt8]) async {
+    /// Sends one heartbeat payload on every path to every peer, at once or, for the periodic
+    /// heartbeat, at `deadline` from the sockets' event loops (lateness recorded).
+    func send(_ payload: [UInt8], at deadline: ContinuousClock.Instant? = nil) async {
         if payload.count > DatagramCodec.maximumPayloadSize && !oversizeReported {
             // Too many groups for one datagram: the peers would hear nothing. Say so once.
             oversizeReported = true
@@ -451,8 +465,14 @@ public actor ClusterDaemon {
             guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind else {
                 continue
             }
-            for (server, address) in addresses where server != me {
-                await socket.send(payload, to: address, port: port)
+            let peers = addresses.filter { $0.key != me }.map(\.value)
+            if let deadline {
+                let lateness = heartbeatLateness
+                let preparedAt = ContinuousClock.now
+                let freshUntil = max(preparedAt, deadline) + engine.tickPeriod
+                await socket.send(payload, toHosts: peers, port: port, at: deadline, freshUntil: freshUntil) { lateness.record($0) }
+            } else {
+                for address in peers { await socket.send(payload, to: address, port: port) }
             }
         }
     }

@@ -34,6 +34,9 @@ public struct TransportCounters: Sendable, Equatable {
     /// Accepted datagrams pushed out of the full receive queue (the consumer was too slow).
     public var queueOverflow: UInt64 = 0
     public var sent: UInt64 = 0
+    /// Scheduled heartbeats not sent because they were no longer fresh when their time came
+    /// (the process or the machine stood still in between): a fresh one follows instead.
+    public var staleNotSent: UInt64 = 0
     /// Sends that failed (address, sealing or socket error); never thrown at the caller.
     public var sendFailures: UInt64 = 0
 
@@ -175,6 +178,63 @@ public final class HeartbeatSocket: Sendable {
         }
     }
 
+    /// Sends `payload` to every address of `hosts` at `deadline` (at once when it has passed),
+    /// from the socket's event-loop thread rather than from the caller's task: a heartbeat
+    /// prepared a little ahead leaves on time even when the caller's executor is busy (the
+    /// cooperative pool has as many threads as cores, and a thousand monitor checks share
+    /// them). The event loop wakes on a timerfd, so the send is late only by the kernel's
+    /// scheduling. Each datagram is sealed when it leaves, so sequence numbers follow the
+    /// order on the wire. A payload whose time comes after `freshUntil` is not sent at all
+    /// (counted in `staleNotSent`): after a stall of the whole process, state from before
+    /// it must not reach the peers as news. `sent` is called on the event loop when the time
+    /// comes, with how late it came.
+    public func send(
+        _ payload: [UInt8], toHosts hosts: [String], port: Int, at deadline: ContinuousClock.Instant,
+        freshUntil: ContinuousClock.Instant, sent: (@Sendable (Duration) -> Void)? = nil
+    ) async {
+        var resolved: [SocketAddress] = []
+        for host in hosts {
+            if let address = await resolve(host: host, port: port) {
+                resolved.append(address)
+            } else {
+                state.counters.withLock { $0.sendFailures += 1 }
+            }
+        }
+        let addresses = resolved
+        let remaining = ContinuousClock.now.duration(to: deadline)
+        let wait = TimeAmount.nanoseconds(
+            max(0, remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000))
+        channel.eventLoop.scheduleTask(in: wait) { [self] in
+            let now = ContinuousClock.now
+            sent?(deadline.duration(to: now))
+            guard now <= freshUntil else {
+                state.counters.withLock { $0.staleNotSent += 1 }
+                return
+            }
+            for address in addresses { writeSealed(payload, to: address) }
+        }
+    }
+
+    /// Runs on the event loop: seals with the next sequence number and writes.
+    private func writeSealed(_ payload: [UInt8], to address: SocketAddress) {
+        let sequence = nextSequence.wrappingAdd(1, ordering: .relaxed).oldValue
+        let datagram: [UInt8]
+        do {
+            datagram = try codec.seal(payload: payload, sender: localName, bootID: bootID, sequence: sequence)
+        } catch {
+            state.counters.withLock { $0.sendFailures += 1 }
+            return
+        }
+        let state = self.state
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: channel.allocator.buffer(bytes: datagram)))
+            .whenComplete { result in
+                switch result {
+                case .success: state.counters.withLock { $0.sent += 1 }
+                case .failure: state.counters.withLock { $0.sendFailures += 1 }
+                }
+            }
+    }
+
     deinit {
         // Dropped without close(): release the port.
         channel.close(promise: nil)
@@ -234,15 +294,11 @@ final class HeartbeatReceiveHandler: ChannelInboundHandler {
                 sender: opened.sender, bootID: opened.bootID, sequence: opened.sequence,
                 payload: opened.payload, receivedAt: receivedAt, remoteAddress: envelope.remoteAddress
             )
-            let overflowed: Bool
-            switch continuation.yield(datagram) {
-            case .dropped: overflowed = true
-            case .enqueued, .terminated: overflowed = false
-            @unknown default: overflowed = false
-            }
-            state.counters.withLock {
-                $0.accepted += 1
-                if overflowed { $0.queueOverflow += 1 }
+            // Counted before the consumer can see it, so a reader of the counters who has
+            // the datagram also finds it counted.
+            state.counters.withLock { $0.accepted += 1 }
+            if case .dropped = continuation.yield(datagram) {
+                state.counters.withLock { $0.queueOverflow += 1 }
             }
         }
     }

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 
 @testable import UnderstudyNode
@@ -73,6 +74,49 @@ struct HeartbeatSocketTests {
             #expect(alpha.counters.sent == 2 && alpha.counters.accepted == 1)
             #expect(beta.counters.sent == 1 && beta.counters.accepted == 2)
             #expect(beta.counters.totalDropped == 0)
+        }
+    }
+
+    /// The periodic heartbeat path: sealed and sent from the event loop at the deadline,
+    /// never before it; a deadline already passed sends at once; sequence numbers continue
+    /// those of immediate sends; the lateness reported is measured from the deadline.
+    @Test func scheduledSendLeavesAtItsDeadlineNotBefore() async throws {
+        let key = TransportTestSupport.key
+        try await withSockets([("alpha", key, 64), ("beta", key, 64)]) { sockets in
+            let (alpha, beta) = (sockets[0], sockets[1])
+            await alpha.send([0], to: "127.0.0.1", port: beta.localPort)
+            _ = try #require(await next(beta))
+
+            let deadline = ContinuousClock.now + .milliseconds(300)
+            let reported = Mutex<[Duration]>([])
+            await alpha.send(
+                Array("beat".utf8), toHosts: ["127.0.0.1"], port: beta.localPort, at: deadline, freshUntil: deadline + .seconds(60)
+            ) {
+                lateness in reported.withLock { $0.append(lateness) }
+            }
+            let scheduled = try #require(await next(beta))
+            #expect(scheduled.receivedAt >= deadline)
+            #expect(scheduled.payload == Array("beat".utf8) && scheduled.sequence == 2)
+            let first = try #require(reported.withLock { $0.first })
+            #expect(first >= .zero)
+
+            // Its time came after it went stale (the process stood still): not sent at all.
+            let past = ContinuousClock.now - .seconds(2)
+            await alpha.send([6], toHosts: ["127.0.0.1"], port: beta.localPort, at: past, freshUntil: past + .seconds(1))
+            for _ in 0..<100 where alpha.counters.staleNotSent == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(alpha.counters.staleNotSent == 1)
+            // Past deadline, still fresh: leaves at once, lateness counted from that deadline
+            // (and it is the next datagram beta gets: the stale one never left).
+            await alpha.send([7], toHosts: ["127.0.0.1"], port: beta.localPort, at: past, freshUntil: .now + .seconds(60)) { lateness in
+                reported.withLock { $0.append(lateness) }
+            }
+            let late = try #require(await next(beta))
+            #expect(late.payload == [7] && late.sequence == 3)
+            let second = try #require(reported.withLock { $0.count == 2 ? $0[1] : nil })
+            #expect(second >= .seconds(2))
+            // Counted as sent once the event loop has completed the writes.
+            for _ in 0..<100 where alpha.counters.sent < 3 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(alpha.counters.sendFailures == 0 && alpha.counters.sent == 3)
         }
     }
 
