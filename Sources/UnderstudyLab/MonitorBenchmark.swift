@@ -15,6 +15,9 @@ public struct MonitorBenchmark {
         public var idleCPUPercent: Double
         /// Share of the machine's CPU time the hypervisor stole during the measurement.
         public var stealPercent: Double
+        /// A thread of the benchmark process doing nothing but sleep 10 ms at a time: the
+        /// machine's own lateness over the same minute, to tell the daemon's from the VM's.
+        public var reference: TimerJitterProbe.Summary
         public var runtime: ClusterStatusSnapshot.RuntimeLine
     }
 
@@ -56,9 +59,12 @@ public struct MonitorBenchmark {
             let before = IdleWatch.usage(of: daemon.pid), let peerBefore = IdleWatch.usage(of: peer.pid),
             let machineBefore = IdleWatch.machineTicks()
         else { throw LabError("cannot read the daemons' usage") }
+        let reference = TimerJitterProbe()
+        reference.start(limit: .seconds(seconds + 5))
         let started = ContinuousClock.now
         try await Task.sleep(for: .seconds(seconds))
         let elapsed = started.duration(to: .now)
+        let referenceSummary = await reference.stop()
         guard let after = IdleWatch.usage(of: daemon.pid), let peerAfter = IdleWatch.usage(of: peer.pid),
             let machineAfter = IdleWatch.machineTicks(), let runtime = await lab.status(on: "node1")?.runtime
         else { throw LabError("cannot read the daemons' usage") }
@@ -68,6 +74,6 @@ public struct MonitorBenchmark {
             monitors: count, seconds: seconds, cpuPercent: (after.ticks - before.ticks) / ticks / wall * 100,
             rssMiB: after.rssKiB / 1024, idleCPUPercent: (peerAfter.ticks - peerBefore.ticks) / ticks / wall * 100,
             stealPercent: (machineAfter.steal - machineBefore.steal) / max(machineAfter.total - machineBefore.total, 1) * 100,
-            runtime: runtime)
+            reference: referenceSummary, runtime: runtime)
     }
 }

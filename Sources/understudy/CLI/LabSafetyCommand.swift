@@ -232,5 +232,12 @@ struct LabMonitorBench: AsyncParsableCommand {
         print(
             "heartbeat send lateness (\(runtime.heartbeats) heartbeats): p50 \(ms(runtime.heartbeatLatenessP50)), p99 \(ms(runtime.heartbeatLatenessP99)), max \(ms(runtime.heartbeatLatenessMax))"
         )
+        let reference = result.reference
+        func ms(_ duration: Duration) -> String {
+            ms(duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
+        }
+        print(
+            "machine reference (a bare thread sleeping 10 ms, \(reference.wakes) wakes): p99 \(ms(reference.p99)), max \(ms(reference.max)), \(reference.over10ms) wakes over 10 ms"
+        )
     }
 }
