@@ -104,7 +104,8 @@ struct FloatingAddressProbe: MonitorProbe {
                 interface.addrInfo.contains { Self.normalized($0.local) == wanted && $0.dadfailed != true }
             })
         else { return .error("address \(address) of \(resource) is not on any interface") }
-        if monitorLink, case .down(let state) = LinkState.read(owner.ifname) {
+        // From the same snapshot as the address (and so from the namespace `ip` ran in).
+        if monitorLink, case .down(let state) = owner.linkState {
             return .error("interface \(owner.ifname) of \(address) has no link (\(state))")
         }
         return .normal
@@ -119,6 +120,16 @@ struct FloatingAddressProbe: MonitorProbe {
         var output = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         guard inet_ntop(family, buffer, &output, socklen_t(output.count)) != nil else { return bare }
         return String(decoding: output.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+extension NetInterface {
+    /// The link as `ip` reported it: up when administratively up with a carrier (LOWER_UP)
+    /// and an operational state that is not down.
+    var linkState: LinkState {
+        let state = (operstate ?? "UNKNOWN").lowercased()
+        if flags.contains("UP") && flags.contains("LOWER_UP") && state != "down" && state != "lowerlayerdown" { return .up }
+        return .down("operstate \(state), flags \(flags.joined(separator: ","))")
     }
 }
 

@@ -61,7 +61,7 @@ struct BlockDeviceProbeTests {
         #expect(Self.isError(gone), "\(gone)")
     }
 
-    @Test("volmgrw: an LVM volume group on a loop device is Normal; an error once it is removed")
+    @Test("volmgrw: an LVM volume group over two loop devices is Normal, partial once one is detached, an error once removed")
     func volumeGroup() async throws {
         if let reason = Self.skipReason {
             print("skipped: \(reason)")
@@ -74,29 +74,46 @@ struct BlockDeviceProbeTests {
             print("skipped: volmgrw test needs LVM (Debian package lvm2)")
             return
         }
-        let image = NSTemporaryDirectory() + "understudy-volmgrw-\(getpid()).img"
-        FileManager.default.createFile(atPath: image, contents: nil)
-        try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 32 << 20)
-        defer { try? FileManager.default.removeItem(atPath: image) }
-        let attach = await Self.run(["losetup", "--find", "--show", image])
-        try #require(attach.succeeded, "\(attach.failureDescription)")
-        let device = attach.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        var devices: [String] = []
+        let images = (1...2).map { NSTemporaryDirectory() + "understudy-volmgrw-\(getpid())-\($0).img" }
         let group = "understudy\(getpid())"
         var created = false
         defer {
             if created { _ = try? Process.run(URL(fileURLWithPath: "/sbin/vgremove"), arguments: ["-f", group]).waitUntilExit() }
-            _ = try? Process.run(URL(fileURLWithPath: "/sbin/pvremove"), arguments: ["-ff", "-y", device]).waitUntilExit()
-            _ = try? Process.run(URL(fileURLWithPath: "/sbin/losetup"), arguments: ["-d", device]).waitUntilExit()
+            for device in devices {
+                _ = try? Process.run(URL(fileURLWithPath: "/sbin/pvremove"), arguments: ["-ff", "-y", device]).waitUntilExit()
+                _ = try? Process.run(URL(fileURLWithPath: "/sbin/losetup"), arguments: ["-d", device]).waitUntilExit()
+            }
+            for image in images { try? FileManager.default.removeItem(atPath: image) }
         }
-        let pv = await Self.run(["pvcreate", "-ff", "-y", device])
+        for image in images {
+            FileManager.default.createFile(atPath: image, contents: nil)
+            try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 32 << 20)
+            let attach = await Self.run(["losetup", "--find", "--show", image])
+            try #require(attach.succeeded, "\(attach.failureDescription)")
+            devices.append(attach.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        let pv = await Self.run(["pvcreate", "-ff", "-y"] + devices)
         try #require(pv.succeeded, "\(pv.failureDescription)")
-        let vg = await Self.run(["vgcreate", group, device])
+        let vg = await Self.run(["vgcreate", group] + devices)
         try #require(vg.succeeded, "\(vg.failureDescription)")
         created = true
-        #expect(await VolumeGroupProbe(volumeGroup: group, timeout: .seconds(10)).check() == .normal)
+        let probe = VolumeGroupProbe(volumeGroup: group, timeout: .seconds(10))
+        #expect(await probe.check() == .normal)
+
+        // One physical volume disappears (its disk is gone): the group is partial.
+        let detach = await Self.run(["losetup", "-d", devices[1]])
+        #expect(detach.succeeded, "\(detach.failureDescription)")
+        let partial = await probe.check()
+        if case .error(let reason) = partial {
+            #expect(reason.contains("partial"), "\(reason)")
+        } else {
+            Issue.record("a volume group missing a physical volume was reported \(partial)")
+        }
+
         let removed = await Self.run(["vgremove", "-f", group])
         #expect(removed.succeeded, "\(removed.failureDescription)")
         created = false
-        #expect(Self.isError(await VolumeGroupProbe(volumeGroup: group, timeout: .seconds(10)).check()))
+        #expect(Self.isError(await probe.check()))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
@@ -120,6 +121,38 @@ struct MonitorProbeTests {
         await async.stop()
         try await Task.sleep(for: .milliseconds(300))
         #expect(!ProcessTable.isAlive(restarted))
+    }
+
+    @Test("genw as configured: the script's output in its log, rotated past log-rotate-size")
+    func genericScriptLogRotates() async throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let script = folder + "/check.sh"
+        try "#!/bin/sh\necho \"checked $CLP_MONITORNAME\"\nexit 0\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let logPath = folder + "/logs/genw1.log"
+        let yaml = """
+            cluster: {name: c1, secret-file: /etc/understudy/test.key}
+            servers: [{name: node1}, {name: node2}]
+            heartbeats:
+              - {name: lan1, type: lanhb, addresses: {node1: 10.0.0.1, node2: 10.0.0.2}}
+            monitors:
+              - {name: genw1, type: genw, script: \(script), log: \(logPath), log-rotate-size: 400,
+                 recovery: {target: local-server, final-action: none}}
+            """
+        let config = try ConfigLoader.load(yaml: yaml, sourcePath: folder + "/cluster.yaml")
+        let monitor = try #require(config.monitors.first)
+        let context = MonitorProbes.Context(
+            config: config, runner: ScriptRunner(), environment: ScriptEnvironment.base(), logDirectory: folder,
+            logger: Logger(label: "test"))
+        let probe = MonitorProbes.make(monitor, start: MonitorStart(monitor: "genw1", run: 1), context: context)
+        // Each check writes a header, the script's line and a footer (well over 100 bytes).
+        for _ in 0..<8 { #expect(await probe.check() == .normal) }
+        let current = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        let rotated = try String(contentsOfFile: logPath + ".1", encoding: .utf8)
+        #expect(rotated.contains("checked genw1") && rotated.contains("monitor \(script)"), "\(rotated)")
+        #expect(rotated.utf8.count >= 400 && rotated.utf8.count < 400 + 400, "\(rotated.utf8.count) bytes")
+        #expect(current.utf8.count < 400, "\(current.utf8.count) bytes")
     }
 
     @Test("a hung probe is abandoned at the timeout and reported as one; the runner goes on")

@@ -174,6 +174,49 @@ struct FloatingIPTests {
         #expect(try lab.addresses(in: s1).contains("inet 10.210.1.80/24"))
     }
 
+    /// fipw in a server namespace: the address must be on an interface; with `monitor-link`
+    /// the interface must also have its link (the veth loses its carrier when its bridge port
+    /// goes down). The IPv6 spelling of the address does not matter.
+    @Test func fipwSeesAMissingAddressAndWithMonitorLinkALostLink() async throws {
+        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+        defer { lab.remove() }
+        let s1 = lab.servers[0]
+        let runner = NetCommandRunner(namespace: s1)
+        func probe(_ address: String, link: Bool) -> FloatingAddressProbe {
+            FloatingAddressProbe(address: address, resource: "fip1", monitorLink: link, runner: runner)
+        }
+        func error(_ result: MonitorResult) -> String? {
+            if case .error(let reason) = result { return reason }
+            return nil
+        }
+        #expect(await start(s1, FloatingIPSettings(address: "10.210.1.81/24")) == .success(asyncPID: nil))
+        try FloatingIPLab.sh("ip", "-n", s1, "addr", "add", "fd10:210:1:0::81/64", "dev", "eth0", "nodad")
+        #expect(await probe("10.210.1.81/24", link: true).check() == .normal)
+        #expect(await probe("fd10:210:1::0081", link: true).check() == .normal)
+
+        try FloatingIPLab.sh("ip", "-n", lab.client, "link", "set", "p1", "down")
+        let lost = error(await probe("10.210.1.81/24", link: true).check())
+        #expect(lost?.contains("interface eth0 of 10.210.1.81/24 has no link") == true, "\(lost ?? "normal")")
+        #expect(await probe("10.210.1.81/24", link: false).check() == .normal)
+        try FloatingIPLab.sh("ip", "-n", lab.client, "link", "set", "p1", "up")
+        let back = await poll(upTo: .seconds(5)) { await probe("10.210.1.81/24", link: true).check() == .normal }
+        #expect(back)
+
+        #expect(await stop(s1, FloatingIPSettings(address: "10.210.1.81/24")) == .success(asyncPID: nil))
+        let gone = error(await probe("10.210.1.81/24", link: false).check())
+        #expect(gone?.contains("address 10.210.1.81/24 of fip1 is not on any interface") == true, "\(gone ?? "normal")")
+    }
+
+    /// True once `condition` holds, polling every 50 ms for at most `limit`.
+    func poll(upTo limit: Duration, _ condition: () async -> Bool) async -> Bool {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return await condition()
+    }
+
     @Test func ipv6AddMoveRemoveAndInUse() async throws {
         guard let lab = FloatingIPLab.make() else { return }
         defer { lab.remove() }

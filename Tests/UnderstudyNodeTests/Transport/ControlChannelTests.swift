@@ -148,14 +148,15 @@ struct ControlChannelTests {
     }
 
     @Test func refusedConnectionIsReportedAsSuch() async throws {
-        let port = try await TransportTestSupport.unusedTCPPort()
-        let error = await #expect(throws: ControlChannelError.self) {
-            _ = try await request(port: port, payload: [1])
+        try await TransportTestSupport.withRefusingTCPPort { port in
+            let error = await #expect(throws: ControlChannelError.self) {
+                _ = try await request(port: port, payload: [1])
+            }
+            #expect(error?.reason == .connectionRefused)
+            #expect(
+                error?.description
+                    == "control request to 127.0.0.1:\(port) failed: connection refused (is the understudy daemon running there?)")
         }
-        #expect(error?.reason == .connectionRefused)
-        #expect(
-            error?.description
-                == "control request to 127.0.0.1:\(port) failed: connection refused (is the understudy daemon running there?)")
     }
 
     @Test func invalidRequestsFailBeforeConnecting() async {

@@ -86,11 +86,26 @@ enum TransportTestSupport {
     }
 
     /// A port on 127.0.0.1 that nothing listens on (bound by us, then released).
-    static func unusedTCPPort() async throws -> Int {
-        let listener = try await silentTCPListener()
-        let port = listener.localAddress?.port ?? 1
-        try await listener.close()
-        return port
+    /// A TCP port on 127.0.0.1 that refuses connections for as long as `body` runs: a socket
+    /// bound to it that never listens holds it, so no parallel test can take it meanwhile.
+    static func withRefusingTCPPort<T>(_ body: (Int) async throws -> T) async throws -> T {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SocketSetupError(what: "socket") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw SocketSetupError(what: "bind") }
+        return try await body(Int(UInt16(bigEndian: address.sin_port)))
+    }
+
+    struct SocketSetupError: Error {
+        var what: String
     }
 
     static func fileMode(_ path: String) -> UInt32? {
