@@ -90,11 +90,32 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
         public var heartbeatLatenessP50: Int64
         public var heartbeatLatenessP99: Int64
         public var heartbeatLatenessMax: Int64
+        /// How late the daemon woke to prepare each heartbeat (it prepares them ahead; only
+        /// a wake later than that lead delays the heartbeat itself).
+        public var heartbeatPreparationLatenessP99: Int64?
+        public var heartbeatPreparationLatenessMax: Int64?
+        /// Heartbeats of the last minute that left more than 10 ms late, for comparing with
+        /// what else was late on the machine at the same moment (the benchmark does).
+        public var lateHeartbeats: [LateEvent]?
+
+        /// One late event: its deadline on the machine's `CLOCK_MONOTONIC` and how late it was.
+        public struct LateEvent: Sendable, Codable, Equatable {
+            public var deadlineMonotonicNanos: Int64
+            public var latenessMicros: Int64
+
+            public init(deadlineMonotonicNanos: Int64, latenessMicros: Int64) {
+                self.deadlineMonotonicNanos = deadlineMonotonicNanos
+                self.latenessMicros = latenessMicros
+            }
+        }
 
         public init(
             monitorChecks: UInt64, monitorLatenessP50: Int64, monitorLatenessP99: Int64, monitorLatenessMax: Int64,
-            heartbeats: UInt64, heartbeatLatenessP50: Int64, heartbeatLatenessP99: Int64, heartbeatLatenessMax: Int64
+            heartbeats: UInt64, heartbeatLatenessP50: Int64, heartbeatLatenessP99: Int64, heartbeatLatenessMax: Int64,
+            heartbeatPreparationLatenessP99: Int64? = nil, heartbeatPreparationLatenessMax: Int64? = nil
         ) {
+            self.heartbeatPreparationLatenessP99 = heartbeatPreparationLatenessP99
+            self.heartbeatPreparationLatenessMax = heartbeatPreparationLatenessMax
             self.monitorChecks = monitorChecks
             self.monitorLatenessP50 = monitorLatenessP50
             self.monitorLatenessP99 = monitorLatenessP99

@@ -84,6 +84,8 @@ public actor ClusterDaemon {
     let monitorRunner = MonitorRunner()
     /// How late heartbeats leave against their schedule.
     let heartbeatLateness = LatenessRecorder()
+    /// How late this actor woke to prepare them (they are prepared `heartbeatLead` ahead).
+    let heartbeatPreparationLateness = LatenessRecorder()
     let probeContext: MonitorProbes.Context
     let scriptRunner: ScriptRunner
     let host: HostFacts
@@ -434,8 +436,9 @@ public actor ClusterDaemon {
     func heartbeatLoop() async {
         let period = config.cluster.timing.heartbeatInterval
         let lead = Self.heartbeatLead(interval: period)
-        var deadline = ContinuousClock.now
+        var deadline = ContinuousClock.now + lead
         while !Task.isCancelled {
+            heartbeatPreparationLateness.record((deadline - lead).duration(to: .now))
             // A tick first: a process that was stalled fences its groups before it tells
             // anyone what it holds.
             perform(engine.handle(.tick, now: now()))
@@ -844,13 +847,18 @@ public actor ClusterDaemon {
         status.transport = lines
         let checks = monitorRunner.lateness.summary()
         let beats = heartbeatLateness.summary()
+        let preparations = heartbeatPreparationLateness.summary()
         func micros(_ duration: Duration) -> Int64 {
             duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
         }
         status.runtime = ClusterStatusSnapshot.RuntimeLine(
             monitorChecks: UInt64(checks.count), monitorLatenessP50: micros(checks.p50), monitorLatenessP99: micros(checks.p99),
             monitorLatenessMax: micros(checks.max), heartbeats: UInt64(beats.count), heartbeatLatenessP50: micros(beats.p50),
-            heartbeatLatenessP99: micros(beats.p99), heartbeatLatenessMax: micros(beats.max))
+            heartbeatLatenessP99: micros(beats.p99), heartbeatLatenessMax: micros(beats.max),
+            heartbeatPreparationLatenessP99: micros(preparations.p99), heartbeatPreparationLatenessMax: micros(preparations.max))
+        status.runtime?.lateHeartbeats = heartbeatLateness.lateSamples(over: .milliseconds(10)).map {
+            ClusterStatusSnapshot.RuntimeLine.LateEvent(deadlineMonotonicNanos: $0.deadlineMonotonicNanos, latenessMicros: $0.micros)
+        }
         return status
     }
 

@@ -1,5 +1,9 @@
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// How late timed work started (a monitor check, a heartbeat send) against its schedule: the
 /// newest samples in a fixed ring, summarized on demand over a recent window. Cheap enough for
 /// every event.
@@ -38,6 +42,23 @@ final class LatenessRecorder: Sendable {
                 ring.samples[ring.next] = sample
             }
             ring.next = (ring.next + 1) % capacity
+        }
+    }
+
+    /// Samples later than `threshold` within the last `window`: when their deadline was, on
+    /// `CLOCK_MONOTONIC` (comparable across processes), and how late they were.
+    func lateSamples(over threshold: Duration, window: Duration = .seconds(60)) -> [(deadlineMonotonicNanos: Int64, micros: Int64)] {
+        var monotonic = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        let now = ContinuousClock.now
+        let monotonicNow = Int64(monotonic.tv_sec) * 1_000_000_000 + Int64(monotonic.tv_nsec)
+        let since = now - window
+        let limit = threshold.components.seconds * 1_000_000 + threshold.components.attoseconds / 1_000_000_000_000
+        let late = ring.withLock { $0.samples.filter { $0.at >= since && $0.micros > limit } }
+        return late.sorted { $0.at < $1.at }.map { sample in
+            let age = sample.at.duration(to: now)
+            let recordedAt = monotonicNow - (age.components.seconds * 1_000_000_000 + age.components.attoseconds / 1_000_000_000)
+            return (recordedAt - sample.micros * 1000, sample.micros)
         }
     }
 

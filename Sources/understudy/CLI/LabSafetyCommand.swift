@@ -232,12 +232,28 @@ struct LabMonitorBench: AsyncParsableCommand {
         print(
             "heartbeat send lateness (\(runtime.heartbeats) heartbeats): p50 \(ms(runtime.heartbeatLatenessP50)), p99 \(ms(runtime.heartbeatLatenessP99)), max \(ms(runtime.heartbeatLatenessMax))"
         )
+        if let p99 = runtime.heartbeatPreparationLatenessP99, let max = runtime.heartbeatPreparationLatenessMax {
+            print("heartbeat preparation (the daemon's wake, 50 ms ahead): p99 \(ms(p99)), max \(ms(max))")
+        }
         let reference = result.reference
         func ms(_ duration: Duration) -> String {
             ms(duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000)
         }
         print(
-            "machine reference (a bare thread sleeping 10 ms, \(reference.wakes) wakes): p99 \(ms(reference.p99)), max \(ms(reference.max)), \(reference.over10ms) wakes over 10 ms"
+            "machine reference (a bare thread per CPU, pinned, sleeping 10 ms; \(reference.wakes) wakes): p99 \(ms(reference.p99)), max \(ms(reference.max)), \(reference.over10ms) wakes over 10 ms"
         )
+        // Each heartbeat over 10 ms late, with what the machine did at that moment.
+        let late = runtime.lateHeartbeats ?? []
+        var explained = 0
+        for event in late {
+            let overlap = reference.worstOverlap(deadlineNanos: event.deadlineMonotonicNanos, latenessMicros: event.latenessMicros)
+            if let overlap, overlap.latenessMicros * 2 >= event.latenessMicros { explained += 1 }
+            print(
+                "  heartbeat \(ms(event.latenessMicros)) late; at that moment the reference on CPU \(overlap.map { String($0.cpu) } ?? "-") was "
+                    + (overlap.map { "\(ms($0.latenessMicros)) late" } ?? "on time"))
+        }
+        if !late.isEmpty {
+            print("\(explained) of \(late.count) heartbeats over 10 ms late fell into a stall of the machine at least half as long")
+        }
     }
 }
