@@ -373,25 +373,28 @@ public final class SimulatedCluster {
     /// holding still after a stall, acts on nothing), and on at most one server with a valid
     /// lease, frozen or not (what a service that fences itself by the lease file sees). I3: no
     /// server ever applies an older directory than one it applied before in the same run.
+    /// I1 after every step. Each Engine is read once per step (a copy of a whole Engine is
+    /// the costliest thing a step does in a debug build, and this runs after every event).
     func checkInvariants() {
-        for group in config.groups {
-            let holders = serverNames.filter { name in
-                guard let server = servers[name], server.frozenUntil == nil, let engine = server.engine,
-                    !engine.isHoldingAfterStall
-                else { return false }
-                return engine.localStatus(of: group.name).holdsResources
+        var running: [GroupName: [ServerName]] = [:]
+        var leased: [GroupName: [ServerName]] = [:]
+        for name in serverNames {
+            guard let server = servers[name], let engine = server.engine else { continue }
+            let held = config.groups.map(\.name).filter { engine.localStatus(of: $0).holdsResources }
+            guard !held.isEmpty else { continue }
+            let counted = server.frozenUntil == nil && !engine.isHoldingAfterStall
+            let hasLease = engine.leaseExpiry(now: now).map { $0 > now } ?? false
+            for group in held {
+                if counted { running[group, default: []].append(name) }
+                if hasLease { leased[group, default: []].append(name) }
             }
-            if holders.count > 1 {
+        }
+        for group in config.groups {
+            if let holders = running[group.name], holders.count > 1 {
                 violate("I1: group \(group.name) is active on \(holders.joined(separator: " and ")) at \(now)")
             }
-            let leased = serverNames.filter { name in
-                guard let engine = servers[name]?.engine, engine.localStatus(of: group.name).holdsResources,
-                    let expiry = engine.leaseExpiry(now: now)
-                else { return false }
-                return expiry > now
-            }
-            if leased.count > 1 {
-                violate("I1: group \(group.name) is active with a valid lease on \(leased.joined(separator: " and ")) at \(now)")
+            if let holders = leased[group.name], holders.count > 1 {
+                violate("I1: group \(group.name) is active with a valid lease on \(holders.joined(separator: " and ")) at \(now)")
             }
         }
     }
