@@ -188,6 +188,24 @@ struct PartitionAndRecoveryTests {
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
+    /// The checker itself: without any partition resolution (documented as unsafe) a cut
+    /// link makes both servers run the group, and the simulator's I1 check must say so —
+    /// otherwise 1,200 green schedules would prove nothing.
+    @Test("the simulator's I1 check catches a split brain of an unsafe configuration")
+    func invariantCheckCatchesSplitBrain() {
+        let config = Cfg.cluster(
+            servers: 2, groups: [Cfg.group("g", servers: ["s1", "s2"], resources: [Cfg.exec("app")])], majority: false)
+        let world = SimulatedCluster.make(config)
+        world.run(until: Self.faultAt)
+        #expect(world.where_("g") == ["s1:Online"])
+        #expect(world.violations.isEmpty, "\(world.violations)")
+        world.partition(["s1"], ["s2"])
+        world.run(for: .seconds(8))
+        #expect(Set(world.where_("g")) == ["s1:Online", "s2:Online"])
+        #expect(world.violations.contains { $0.hasPrefix("I1: group g is active on s1 and s2") }, "\(world.violations)")
+        #expect(world.violations.contains { $0.hasPrefix("I1: group g is active with a valid lease on s1 and s2") }, "\(world.violations)")
+    }
+
     struct HostStallCase: Sendable, CustomTestStringConvertible {
         var length: Duration
         var majority: Bool
