@@ -66,8 +66,11 @@ public struct MonitorBenchmark {
         let elapsed = started.duration(to: .now)
         let referenceSummary = await reference.stop()
         guard let after = IdleWatch.usage(of: daemon.pid), let peerAfter = IdleWatch.usage(of: peer.pid),
-            let machineAfter = IdleWatch.machineTicks(), let runtime = await lab.status(on: "node1")?.runtime
-        else { throw LabError("cannot read the daemons' usage") }
+            let machineAfter = IdleWatch.machineTicks()
+        else { throw LabError("cannot read the daemons' usage after the measurement (did a daemon exit?)") }
+        guard let runtime = await lab.status(on: "node1")?.runtime else {
+            throw LabError("node1's daemon did not answer clpstat after the measurement")
+        }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return Result(
