@@ -423,12 +423,13 @@ public actor ClusterDaemon {
 
     /// How far ahead of its deadline a periodic heartbeat is prepared: a quarter of the
     /// interval, at most 50 ms. The sockets' event loops send it at the deadline (see
-    /// `HeartbeatSocket.send(_:toHosts:port:at:sent:)`), so a busy actor or a busy
+    /// `HeartbeatSocket.send(_:toHosts:port:at:freshUntil:sent:)`), so a busy actor or a busy
     /// cooperative pool delays a heartbeat only when it is late by more than this.
     /// Safe: the heartbeat's `sentAt` (and so this server's lease) is the time it was
     /// prepared, never later than it leaves; a payload is sent once, for one deadline, and
-    /// not at all if more than the lead and a tick period passed since it was prepared (the
-    /// process stood still: the tick after the stall fences first, then a fresh one goes out).
+    /// not at all once the next one is due (the process stood still: what it held before
+    /// must not reach the peers as news; the tick after the stall acts first, then a fresh
+    /// heartbeat goes out).
     static func heartbeatLead(interval: Duration) -> Duration {
         min(interval / 4, .milliseconds(50))
     }
@@ -471,8 +472,8 @@ public actor ClusterDaemon {
             let peers = addresses.filter { $0.key != me }.map(\.value)
             if let deadline {
                 let lateness = heartbeatLateness
-                let preparedAt = ContinuousClock.now
-                let freshUntil = max(preparedAt, deadline) + engine.tickPeriod
+                // Not sent once the next one is due: that one replaces it, fresh.
+                let freshUntil = max(ContinuousClock.now, deadline) + config.cluster.timing.heartbeatInterval
                 await socket.send(payload, toHosts: peers, port: port, at: deadline, freshUntil: freshUntil) { lateness.record($0) }
             } else {
                 for address in peers { await socket.send(payload, to: address, port: port) }
