@@ -46,8 +46,12 @@ struct UPSProbeTests {
         if case .failure(let failure) = done { Issue.record("shutdown.return failed: \(failure)") }
         // The clone is now in forced shutdown (upsw sees that as battery low)…
         let outlet = UPSProbe(ups: "outlet1", client: nut.client)
-        try await waitFor("outlet1 in forced shutdown") { await outlet.checkPower().power == .lowBattery }
-        #expect(nut.variable("ups.status", of: "outlet1")?.contains("FSD") == true)
+        // (Both read in one go: the forced-shutdown phase ends when the clone powers off.)
+        try await waitFor("outlet1 in forced shutdown") {
+            let forced = nut.variable("ups.status", of: "outlet1")?.contains("FSD") == true
+            let power = await outlet.checkPower().power
+            return forced && power == .lowBattery
+        }
         // … powers the load off after its delay, and on again once line power returns.
         try await waitFor("load.off sent by the clone", timeout: .seconds(8)) { nut.log(of: "driver-ups1").contains("[load.off]") }
         #expect(!nut.log(of: "driver-ups1").contains("[load.on]"))
