@@ -849,9 +849,7 @@ public actor ClusterDaemon {
         let checks = monitorRunner.lateness.summary()
         let beats = heartbeatLateness.summary()
         let preparations = heartbeatPreparationLateness.summary()
-        func micros(_ duration: Duration) -> Int64 {
-            duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
-        }
+        let micros = LatenessRecorder.micros
         status.runtime = ClusterStatusSnapshot.RuntimeLine(
             monitorChecks: UInt64(checks.count), monitorLatenessP50: micros(checks.p50), monitorLatenessP99: micros(checks.p99),
             monitorLatenessMax: micros(checks.max), heartbeats: UInt64(beats.count), heartbeatLatenessP50: micros(beats.p50),

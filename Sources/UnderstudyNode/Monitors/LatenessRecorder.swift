@@ -33,7 +33,7 @@ final class LatenessRecorder: Sendable {
     }
 
     func record(_ lateness: Duration) {
-        let micros = max(0, lateness.components.seconds * 1_000_000 + lateness.components.attoseconds / 1_000_000_000_000)
+        let micros = max(0, Self.micros(lateness))
         let sample = Sample(at: .now, micros: micros)
         ring.withLock { ring in
             if ring.samples.count < capacity {
@@ -53,13 +53,17 @@ final class LatenessRecorder: Sendable {
         let now = ContinuousClock.now
         let monotonicNow = Int64(monotonic.tv_sec) * 1_000_000_000 + Int64(monotonic.tv_nsec)
         let since = now - window
-        let limit = threshold.components.seconds * 1_000_000 + threshold.components.attoseconds / 1_000_000_000_000
+        let limit = Self.micros(threshold)
         let late = ring.withLock { $0.samples.filter { $0.at >= since && $0.micros > limit } }
         return late.sorted { $0.at < $1.at }.map { sample in
             let age = sample.at.duration(to: now)
-            let recordedAt = monotonicNow - (age.components.seconds * 1_000_000_000 + age.components.attoseconds / 1_000_000_000)
+            let recordedAt = monotonicNow - Self.micros(age) * 1000
             return (recordedAt - sample.micros * 1000, sample.micros)
         }
+    }
+
+    static func micros(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
     }
 
     /// Samples of the last `window` (as far as the ring reaches back).

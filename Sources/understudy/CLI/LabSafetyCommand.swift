@@ -233,7 +233,7 @@ struct LabMonitorBench: AsyncParsableCommand {
             "heartbeat send lateness (\(runtime.heartbeats) heartbeats): p50 \(ms(runtime.heartbeatLatenessP50)), p99 \(ms(runtime.heartbeatLatenessP99)), max \(ms(runtime.heartbeatLatenessMax))"
         )
         if let p99 = runtime.heartbeatPreparationLatenessP99, let max = runtime.heartbeatPreparationLatenessMax {
-            print("heartbeat preparation (the daemon's wake, 50 ms ahead): p99 \(ms(p99)), max \(ms(max))")
+            print("heartbeat preparation (how late the daemon woke to prepare them ahead): p99 \(ms(p99)), max \(ms(max))")
         }
         let reference = result.reference
         func ms(_ duration: Duration) -> String {
