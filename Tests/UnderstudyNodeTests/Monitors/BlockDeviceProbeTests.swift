@@ -74,30 +74,41 @@ struct BlockDeviceProbeTests {
             print("skipped: volmgrw test needs LVM (Debian package lvm2)")
             return
         }
-        var devices: [String] = []
         let images = (1...2).map { NSTemporaryDirectory() + "understudy-volmgrw-\(getpid())-\($0).img" }
         let group = "understudy\(getpid())"
-        var created = false
-        defer {
-            if created { _ = try? Process.run(URL(fileURLWithPath: "/sbin/vgremove"), arguments: ["-f", group]).waitUntilExit() }
+        var devices: [String] = []
+        // Cleaned up with awaited commands, not in a `defer`: LVM commands can take seconds,
+        // and blocking one of the test runner's few threads that long stalls every other test.
+        func cleanUp() async {
+            _ = await Self.run(["vgremove", "-f", group])
             for device in devices {
-                _ = try? Process.run(URL(fileURLWithPath: "/sbin/pvremove"), arguments: ["-ff", "-y", device]).waitUntilExit()
-                _ = try? Process.run(URL(fileURLWithPath: "/sbin/losetup"), arguments: ["-d", device]).waitUntilExit()
+                _ = await Self.run(["pvremove", "-ff", "-y", device])
+                _ = await Self.run(["losetup", "-d", device])
             }
             for image in images { try? FileManager.default.removeItem(atPath: image) }
         }
-        for image in images {
-            FileManager.default.createFile(atPath: image, contents: nil)
-            try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 32 << 20)
-            let attach = await Self.run(["losetup", "--find", "--show", image])
-            try #require(attach.succeeded, "\(attach.failureDescription)")
-            devices.append(attach.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+        do {
+            for image in images {
+                FileManager.default.createFile(atPath: image, contents: nil)
+                try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 32 << 20)
+                let attach = await Self.run(["losetup", "--find", "--show", image])
+                try #require(attach.succeeded, "\(attach.failureDescription)")
+                devices.append(attach.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            try await checkVolumeGroup(group, over: devices)
+        } catch {
+            await cleanUp()
+            throw error
         }
+        await cleanUp()
+    }
+
+    /// Normal over every physical volume, partial without one, an error once removed.
+    func checkVolumeGroup(_ group: String, over devices: [String]) async throws {
         let pv = await Self.run(["pvcreate", "-ff", "-y"] + devices)
         try #require(pv.succeeded, "\(pv.failureDescription)")
         let vg = await Self.run(["vgcreate", group] + devices)
         try #require(vg.succeeded, "\(vg.failureDescription)")
-        created = true
         let probe = VolumeGroupProbe(volumeGroup: group, timeout: .seconds(10))
         #expect(await probe.check() == .normal)
 
@@ -113,7 +124,6 @@ struct BlockDeviceProbeTests {
 
         let removed = await Self.run(["vgremove", "-f", group])
         #expect(removed.succeeded, "\(removed.failureDescription)")
-        created = false
         #expect(Self.isError(await probe.check()))
     }
 }
