@@ -143,7 +143,10 @@ public enum Simulation {
                 world.at(time, "fault: loss \(loss)") {
                     world.lossRate = loss
                     world.duplicateRate = duplicate
-                    world.delayRange = .milliseconds(1) ... .milliseconds(400)
+                    // Up to a second: a daemon's heartbeat may leave up to an interval (500 ms
+                    // here) after its deadline, plus the up to 50 ms it was prepared ahead
+                    // (ClusterDaemon heartbeatLoop), before the network adds its own delay.
+                    world.delayRange = .milliseconds(1) ... .milliseconds(1_000)
                 }
                 world.at(time + length, "fault end: clean network") {
                     world.lossRate = 0
