@@ -217,6 +217,28 @@ struct MonitorRecoveryTests {
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
+    @Test("a suspended active monitor stays suspended while its target runs, and runs again once the target restarts")
+    func suspensionEndsWithTheTarget() {
+        let recovery = MonitorRecovery(target: .group("g"), reactivations: 1, failovers: 0, finalAction: .none)
+        let world = Self.world(monitors: [Self.monitor(recovery: recovery)]) { _, _, _ in false }
+        world.run(until: .seconds(12))
+        #expect(world.command(.monitor(.suspend, monitor: "mon", server: nil), at: "s1").code == .success)
+        world.run(for: .seconds(2))
+        #expect(world.runningMonitors(on: "s1").isEmpty)
+        #expect(Self.status(world, "s1") == .suspend)
+
+        #expect(world.command(.stopGroup("g"), at: "s1").code == .success)
+        world.run(for: .seconds(3))
+        #expect(world.where_("g").isEmpty, "\(world.recentTrace)")
+        #expect(Self.status(world, "s1") == .offline)
+        #expect(world.command(.startGroup("g", on: "s1"), at: "s1").code == .success)
+        world.run(for: .seconds(3))
+        #expect(world.where_("g") == ["s1:Online"], "\(world.recentTrace)")
+        #expect(world.runningMonitors(on: "s1") == ["mon"])
+        #expect(Self.status(world, "s1") == .normal)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
     @Test("timeouts: no retry with retry-on-timeout false; no recovery with recover-on-timeout false")
     func timeouts() {
         let recovery = MonitorRecovery(target: .group("g"), reactivations: 1, failovers: 0, finalAction: .none)

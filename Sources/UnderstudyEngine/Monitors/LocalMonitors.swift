@@ -104,6 +104,15 @@ extension ServerEngine {
                 heartbeatDirty = true
             } else if !shouldRun, local.run != nil {
                 stopMonitor(monitor, now: now)
+            } else if !shouldRun, local.suspended, monitor.timing == .active, !targetAllowsRunning(monitor) {
+                // As CLUSTERPRO: suspending an active monitor lasts while its target stays
+                // online here. Once the target stops the monitor is Offline, and it runs again
+                // when the target starts (after a restart, a move back, a failover), so a
+                // suspension forgotten after maintenance never leaves a service unwatched.
+                monitors[monitor.name]?.suspended = false
+                monitors[monitor.name]?.status = .offline
+                log(.info, "rm", 31, "Monitor \(monitor.name) is no longer suspended on \(me): its target \(monitor.target ?? "") is not online here.")
+                heartbeatDirty = true
             } else if !shouldRun, local.suspended, local.status != .suspend {
                 monitors[monitor.name]?.status = .suspend
                 heartbeatDirty = true
