@@ -7,7 +7,8 @@ struct Understudy: AsyncParsableCommand {
         commandName: "understudy",
         abstract: "Understudy: a high-availability cluster manager for Linux.",
         subcommands: [
-            DaemonCommand.self, KeeperCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self, ClpMonCtrl.self, ClpRexec.self, ClpDown.self, ClpStdn.self,
+            DaemonCommand.self, KeeperCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self, ClpMonCtrl.self,
+            ClpRexec.self, ClpDown.self, ClpStdn.self,
             DemoCommand.self, SimulateCommand.self, KeygenCommand.self, InstallAliasesCommand.self, DemoResponder.self,
             LabCommand.self,
         ])

@@ -111,7 +111,8 @@ extension ServerEngine {
                 // suspension forgotten after maintenance never leaves a service unwatched.
                 monitors[monitor.name]?.suspended = false
                 monitors[monitor.name]?.status = .offline
-                log(.info, "rm", 31, "Monitor \(monitor.name) is no longer suspended on \(me): its target \(monitor.target ?? "") is not online here.")
+                let target = monitor.target ?? ""
+                log(.info, "rm", 31, "Monitor \(monitor.name) is no longer suspended on \(me): its target \(target) is not online here.")
                 heartbeatDirty = true
             } else if !shouldRun, local.suspended, local.status != .suspend {
                 monitors[monitor.name]?.status = .suspend

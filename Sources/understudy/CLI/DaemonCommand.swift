@@ -85,7 +85,8 @@ struct KeygenCommand: ParsableCommand {
 
 struct InstallAliasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "install-aliases", abstract: "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn) in a folder.")
+        commandName: "install-aliases",
+        abstract: "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn) in a folder.")
 
     @Argument(help: "Folder for the symlinks, e.g. /usr/local/sbin.") var directory: String
 

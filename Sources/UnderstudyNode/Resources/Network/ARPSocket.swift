@@ -183,7 +183,7 @@ enum ARPSocket {
         }
         let address = linkAddress(link)
         let bound = address.withUnsafeBytes { raw in
-            bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+            bind(fd, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
         }
         guard bound == 0 else {
             let code = errno
@@ -203,7 +203,7 @@ enum ARPSocket {
         let address = linkAddress(link)
         let sent = packet.withUnsafeBytes { bytes in
             address.withUnsafeBytes { raw in
-                sendto(fd, bytes.baseAddress, bytes.count, 0, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                sendto(fd, bytes.baseAddress, bytes.count, 0, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
             }
         }
         if sent < 0 { return "cannot send \(what) on interface \(link.name): sendto: \(errnoText(errno))" }
@@ -247,7 +247,7 @@ enum ARPSocket {
         let count = buffer.withUnsafeMutableBytes { bytes in
             from.withUnsafeMutableBytes { raw in
                 recvfrom(
-                    fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                    fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), raw.baseAddress?.assumingMemoryBound(to: sockaddr.self),
                     &fromLength)
             }
         }
