@@ -642,21 +642,21 @@ public actor ClusterDaemon {
         case .exec(let settings):
             Task {
                 let outcome = await self.exec.perform(run, settings: settings)
-                await self.runFinished(run.id, outcome)
+                self.runFinished(run.id, outcome)
             }
         case .fip(let settings):
             Task {
                 let outcome = await self.floatingIP.perform(run, settings: settings)
-                await self.runFinished(run.id, outcome)
+                self.runFinished(run.id, outcome)
             }
         case .vip(let settings):
             Task {
                 let outcome = await self.virtualIP.perform(run, settings: settings)
-                await self.runFinished(run.id, outcome)
+                self.runFinished(run.id, outcome)
             }
         default:
             // Unreachable: the daemon refuses to start with other types.
-            Task { await self.runFinished(run.id, .failure(reason: "type \(resource.type.rawValue) is not supported")) }
+            Task { self.runFinished(run.id, .failure(reason: "type \(resource.type.rawValue) is not supported")) }
         }
     }
 

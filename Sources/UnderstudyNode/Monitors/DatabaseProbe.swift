@@ -24,6 +24,8 @@ struct DatabaseProbe: MonitorProbe {
     let table: String
     let level: Int
     let timeout: Duration
+    /// The monitor's `nice`, applied to the client.
+    var nice = 0
     let sequence = Sequence()
 
     /// A new value for every write, so a stale read is noticed.
@@ -125,7 +127,7 @@ struct DatabaseProbe: MonitorProbe {
             ]
             if let password { environment["MYSQL_PWD"] = password }
         }
-        let result = await NetCommandRunner(environment: environment).run(command, timeout: timeout)
+        let result = await NetCommandRunner(environment: environment, nice: nice).run(command, timeout: timeout)
         if result.exitCode == 127 {
             return .failure(
                 "\(command[0]) is not installed (Debian package \(engine == .postgres ? "postgresql-client" : "mariadb-client"))")

@@ -26,12 +26,14 @@ struct DiskProbe: MonitorProbe {
     let size: Int
     let diskFullIsError: Bool
     let timeout: Duration
+    /// The monitor's `nice`, applied to `sg_turs`.
+    var nice = 0
     let call = BlockingCall()
 
     func check() async -> MonitorResult {
         switch method {
         case .tur:
-            let result = await NetCommandRunner().run(["sg_turs", device], timeout: timeout)
+            let result = await NetCommandRunner(nice: nice).run(["sg_turs", device], timeout: timeout)
             if result.succeeded { return .normal }
             if result.exitCode == 127 || result.exitCode == nil {
                 return .error("sg_turs is not installed (Debian package sg3-utils)")

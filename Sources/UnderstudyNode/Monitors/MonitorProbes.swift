@@ -7,9 +7,11 @@ import UnderstudyModel
 struct VolumeGroupProbe: MonitorProbe {
     let volumeGroup: String
     let timeout: Duration
+    /// The monitor's `nice`, applied to `vgs`.
+    var nice = 0
 
     func check() async -> MonitorResult {
-        let result = await NetCommandRunner().run(
+        let result = await NetCommandRunner(nice: nice).run(
             ["vgs", "--noheadings", "--options", "vg_attr", volumeGroup], timeout: timeout)
         if result.exitCode == 127 { return .error("vgs is not installed (Debian package lvm2)") }
         guard result.succeeded else { return .error("volume group \(volumeGroup): \(result.failureDescription)") }
@@ -66,7 +68,7 @@ enum MonitorProbes {
         case .ipw:
             // Leave room within the timeout for starting ping.
             let wait = max(monitor.timeout * 8 / 10, .milliseconds(10))
-            return PingTargetsProbe(targets: monitor.list("targets") ?? [], wait: wait)
+            return PingTargetsProbe(targets: monitor.list("targets") ?? [], wait: wait, nice: monitor.nice)
         case .miiw:
             return LinkStateProbe(interface: monitor.string("interface") ?? "")
         case .fipw:
@@ -75,13 +77,14 @@ enum MonitorProbes {
                 address = settings.address
             }
             return FloatingAddressProbe(
-                address: address, resource: monitor.target ?? "?", monitorLink: monitor.bool("monitor-link") ?? false)
+                address: address, resource: monitor.target ?? "?", monitorLink: monitor.bool("monitor-link") ?? false,
+                runner: NetCommandRunner(nice: monitor.nice))
         case .diskw:
             return DiskProbe(
                 device: monitor.string("device") ?? "",
                 method: DiskProbe.Method(rawValue: monitor.string("method") ?? "") ?? .readDirect,
                 size: monitor.int("size") ?? 512, diskFullIsError: monitor.bool("disk-full-is-error") ?? true,
-                timeout: monitor.timeout)
+                timeout: monitor.timeout, nice: monitor.nice)
         case .httpw:
             guard let url = URL(string: monitor.string("url") ?? "") else {
                 return FailingProbe(reason: "url \(monitor.string("url") ?? "") cannot be parsed")
@@ -98,9 +101,10 @@ enum MonitorProbes {
                 engine: monitor.type == .psqlw ? .postgres : .mysql, host: monitor.string("host") ?? "127.0.0.1",
                 port: monitor.int("port") ?? (monitor.type == .psqlw ? 5432 : 3306), database: monitor.string("database") ?? "",
                 user: monitor.string("user") ?? "postgres", passwordFile: monitor.string("password-file"),
-                table: monitor.string("table") ?? "psqlwatch", level: monitor.int("level") ?? 2, timeout: monitor.timeout)
+                table: monitor.string("table") ?? "psqlwatch", level: monitor.int("level") ?? 2, timeout: monitor.timeout,
+                nice: monitor.nice)
         case .volmgrw:
-            return VolumeGroupProbe(volumeGroup: monitor.string("volume") ?? "", timeout: monitor.timeout)
+            return VolumeGroupProbe(volumeGroup: monitor.string("volume") ?? "", timeout: monitor.timeout, nice: monitor.nice)
         default:
             return FailingProbe(reason: "monitor type \(monitor.type.rawValue) is not supported by this version")
         }

@@ -11,9 +11,11 @@ struct PingTargetsProbe: MonitorProbe {
     let targets: [String]
     /// How long one round waits for answers (within the monitor timeout).
     let wait: Duration
+    /// The monitor's `nice`, applied to ping.
+    var nice = 0
 
     func check() async -> MonitorResult {
-        if await PingProbe().anyReachable(targets, timeout: wait) { return .normal }
+        if await PingProbe(runner: NetCommandRunner(nice: nice)).anyReachable(targets, timeout: wait) { return .normal }
         return .error("none of \(targets.joined(separator: ", ")) answered within \(wait)")
     }
 }

@@ -96,7 +96,7 @@ struct MonitorProbeTests {
         chmod(script, 0o755)
         let sync = scriptProbe(script, asynchronous: false, normalValue: 3)
         #expect(Self.isError(await sync.check()))
-        FileManager.default.createFile(atPath: flag, contents: nil)
+        _ = FileManager.default.createFile(atPath: flag, contents: nil)
         #expect(await sync.check() == .normal)
 
         let daemon = folder + "/daemon.sh"
@@ -193,7 +193,7 @@ struct MonitorProbeTests {
         let folder = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let image = folder + "/disk.img"
-        FileManager.default.createFile(atPath: image, contents: Data(repeating: 7, count: 1 << 16))
+        _ = FileManager.default.createFile(atPath: image, contents: Data(repeating: 7, count: 1 << 16))
         for method: DiskProbe.Method in [.read, .readDirect] {
             let probe = DiskProbe(device: image, method: method, size: 512, diskFullIsError: true, timeout: .seconds(5))
             let result = await probe.check()
@@ -232,7 +232,7 @@ struct MonitorProbeTests {
             try? unmount.run()
             unmount.waitUntilExit()
         }
-        FileManager.default.createFile(atPath: mount + "/filler", contents: Data(repeating: 1, count: 64 * 1024))
+        _ = FileManager.default.createFile(atPath: mount + "/filler", contents: Data(repeating: 1, count: 64 * 1024))
         let full = await DiskProbe(device: mount + "/probe", method: .writeFile, size: 8192, diskFullIsError: true, timeout: .seconds(5))
             .check()
         #expect(Self.isError(full), "\(full)")
@@ -279,6 +279,51 @@ struct MonitorProbeTests {
         kill(server.processIdentifier, SIGKILL)
         server.waitUntilExit()
         #expect(Self.isError(await probe.check()))
+    }
+
+    @Test("nice: the helper commands of ipw, fipw, diskw tur, volmgrw, psqlw and mysqlw run at the monitor's nice value")
+    func niceAppliesToHelperCommands() async throws {
+        // nice(1) without a command prints the niceness it runs at.
+        let base = try #require(Int(await NetCommandRunner().run(["nice"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let niced = await NetCommandRunner(nice: 7).run(["nice"])
+        #expect(niced.succeeded && niced.commandLine == "nice", "\(niced.failureDescription)")
+        #expect(Int(niced.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) == min(base + 7, 19))
+
+        let yaml = """
+            cluster: {name: c1, secret-file: /etc/understudy/test.key}
+            servers: [{name: node1}, {name: node2}]
+            heartbeats:
+              - {name: lan1, type: lanhb, addresses: {node1: 10.0.0.1, node2: 10.0.0.2}}
+            groups:
+              - name: g
+                resources: [{name: g-ip, type: fip, address: 10.0.0.100/24}]
+            monitors:
+              - {name: ipw1, type: ipw, targets: [127.0.0.1], nice: 5, recovery: {target: local-server, final-action: none}}
+              - {name: fipw1, type: fipw, target: g-ip, nice: 5, recovery: {target: g, final-action: none}}
+              - {name: diskw1, type: diskw, device: /dev/sda, method: tur, nice: 5, recovery: {target: local-server, final-action: none}}
+              - {name: vg1, type: volmgrw, manager: lvm, volume: vg0, nice: 5, recovery: {target: local-server, final-action: none}}
+              - {name: pg1, type: psqlw, database: app, nice: 5, recovery: {target: local-server, final-action: none}}
+              - {name: my1, type: mysqlw, database: app, user: app, nice: 5, recovery: {target: local-server, final-action: none}}
+            """
+        let config = try ConfigLoader.load(yaml: yaml, sourcePath: "/tmp/cluster.yaml")
+        let context = MonitorProbes.Context(
+            config: config, runner: ScriptRunner(), environment: ScriptEnvironment.base(), logDirectory: "/tmp",
+            logger: Logger(label: "test"))
+        var seen: [String: Int] = [:]
+        for monitor in config.monitors {
+            let probe = MonitorProbes.make(monitor, start: MonitorStart(monitor: monitor.name, run: 1), context: context)
+            switch probe {
+            case let probe as PingTargetsProbe: seen[monitor.name] = probe.nice
+            case let probe as FloatingAddressProbe: seen[monitor.name] = probe.runner.nice
+            case let probe as DiskProbe: seen[monitor.name] = probe.nice
+            case let probe as VolumeGroupProbe: seen[monitor.name] = probe.nice
+            case let probe as DatabaseProbe: seen[monitor.name] = probe.nice
+            default: Issue.record("unexpected probe \(type(of: probe)) for \(monitor.name)")
+            }
+        }
+        #expect(seen == ["ipw1": 5, "fipw1": 5, "diskw1": 5, "vg1": 5, "pg1": 5, "my1": 5])
+        // A niced ping still answers.
+        #expect(await PingTargetsProbe(targets: ["127.0.0.1"], wait: .seconds(1), nice: 5).check() == .normal)
     }
 
     @Test("ipw: loopback answers; miiw: lo has a link, a missing interface is an error")

@@ -47,11 +47,16 @@ struct NetCommandRunner: Sendable {
     var defaultTimeout: Duration
     /// The command's whole environment; nil inherits the daemon's.
     var environment: [String: String]?
+    /// Scheduling priority of the command (`nice -n`); 0 runs it as the daemon runs.
+    var nice: Int
 
-    init(namespace: String? = nil, defaultTimeout: Duration = .seconds(5), environment: [String: String]? = nil) {
+    init(
+        namespace: String? = nil, defaultTimeout: Duration = .seconds(5), environment: [String: String]? = nil, nice: Int = 0
+    ) {
         self.namespace = namespace
         self.defaultTimeout = defaultTimeout
         self.environment = environment
+        self.nice = nice
     }
 
     func run(_ arguments: [String], timeout: Duration? = nil) async -> NetCommandResult {
@@ -59,6 +64,8 @@ struct NetCommandRunner: Sendable {
         var command = arguments
         if let namespace { command = ["ip", "netns", "exec", namespace] + command }
         let commandLine = command.joined(separator: " ")
+        // nice(1) execs the command: `timeout` still signals the command itself.
+        if nice != 0 { command = ["nice", "-n", String(nice)] + command }
         let seconds = max(0.1, Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
         let wrapped = ["--kill-after=1", String(format: "%.3f", seconds)] + command
         do {
