@@ -52,6 +52,24 @@ struct MonitorProbeTests {
         return false
     }
 
+    /// A two-server cluster with the given groups and monitors (YAML lines at the top level).
+    static func config(_ sections: String, at path: String) throws -> ClusterConfig {
+        let yaml = """
+            cluster: {name: c1, secret-file: /etc/understudy/test.key}
+            servers: [{name: node1}, {name: node2}]
+            heartbeats:
+              - {name: lan1, type: lanhb, addresses: {node1: 10.0.0.1, node2: 10.0.0.2}}
+
+            """
+        return try ConfigLoader.load(yaml: yaml + sections, sourcePath: path)
+    }
+
+    static func context(_ config: ClusterConfig, logDirectory: String) -> MonitorProbes.Context {
+        MonitorProbes.Context(
+            config: config, runner: ScriptRunner(), environment: ScriptEnvironment.base(), logDirectory: logDirectory,
+            logger: Logger(label: "test"))
+    }
+
     @Test("pidw: Normal while the process lives, an error once it is killed")
     func processAlive() async throws {
         let sleeper = try SleepProcess(["30"])
@@ -132,19 +150,13 @@ struct MonitorProbeTests {
         chmod(script, 0o755)
         let logPath = folder + "/logs/genw1.log"
         let yaml = """
-            cluster: {name: c1, secret-file: /etc/understudy/test.key}
-            servers: [{name: node1}, {name: node2}]
-            heartbeats:
-              - {name: lan1, type: lanhb, addresses: {node1: 10.0.0.1, node2: 10.0.0.2}}
             monitors:
               - {name: genw1, type: genw, script: \(script), log: \(logPath), log-rotate-size: 400,
                  recovery: {target: local-server, final-action: none}}
             """
-        let config = try ConfigLoader.load(yaml: yaml, sourcePath: folder + "/cluster.yaml")
+        let config = try Self.config(yaml, at: folder + "/cluster.yaml")
         let monitor = try #require(config.monitors.first)
-        let context = MonitorProbes.Context(
-            config: config, runner: ScriptRunner(), environment: ScriptEnvironment.base(), logDirectory: folder,
-            logger: Logger(label: "test"))
+        let context = Self.context(config, logDirectory: folder)
         let probe = MonitorProbes.make(monitor, start: MonitorStart(monitor: "genw1", run: 1), context: context)
         // Each check writes a header, the script's line and a footer (well over 100 bytes).
         for _ in 0..<8 { #expect(await probe.check() == .normal) }
@@ -290,10 +302,6 @@ struct MonitorProbeTests {
         #expect(Int(niced.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)) == min(base + 7, 19))
 
         let yaml = """
-            cluster: {name: c1, secret-file: /etc/understudy/test.key}
-            servers: [{name: node1}, {name: node2}]
-            heartbeats:
-              - {name: lan1, type: lanhb, addresses: {node1: 10.0.0.1, node2: 10.0.0.2}}
             groups:
               - name: g
                 resources: [{name: g-ip, type: fip, address: 10.0.0.100/24}]
@@ -305,10 +313,8 @@ struct MonitorProbeTests {
               - {name: pg1, type: psqlw, database: app, nice: 5, recovery: {target: local-server, final-action: none}}
               - {name: my1, type: mysqlw, database: app, user: app, nice: 5, recovery: {target: local-server, final-action: none}}
             """
-        let config = try ConfigLoader.load(yaml: yaml, sourcePath: "/tmp/cluster.yaml")
-        let context = MonitorProbes.Context(
-            config: config, runner: ScriptRunner(), environment: ScriptEnvironment.base(), logDirectory: "/tmp",
-            logger: Logger(label: "test"))
+        let config = try Self.config(yaml, at: "/tmp/cluster.yaml")
+        let context = Self.context(config, logDirectory: "/tmp")
         var seen: [String: Int] = [:]
         for monitor in config.monitors {
             let probe = MonitorProbes.make(monitor, start: MonitorStart(monitor: monitor.name, run: 1), context: context)
