@@ -57,8 +57,13 @@ struct MonitorTests {
             let counters = try await cluster.cli(["clpmonctrl", "-v", "-m", "pidw1"], on: "node1")
             #expect(counters.exitCode == 0, "\(counters)")
             #expect(
-                counters.standardOutput.contains("pidw1") && counters.standardOutput.contains("2/2")
-                    && counters.standardOutput.contains("1/1"), "\(counters.standardOutput)")
+                counters.standardOutput.contains("Reactivation: 2/2") && counters.standardOutput.contains("Failover: 1/1"),
+                "\(counters.standardOutput)")
+            // What CLUSTERPRO scripts parse: `clpmonctrl -v | grep Resource | awk '{print $3}'`.
+            let resourceLines = counters.standardOutput.split(separator: "\n").filter { $0.contains("Resource") }
+            #expect(
+                resourceLines.map { $0.split(separator: " ", omittingEmptySubsequences: true)[2] } == ["pidw1"],
+                "\(counters.standardOutput)")
             let monitors = try await cluster.cli(["clpstat", "-m"], on: "node3")
             #expect(monitors.exitCode == 0 && monitors.standardOutput.contains("pidw1"), "\(monitors)")
 
@@ -111,7 +116,7 @@ struct MonitorTests {
             let wrong = try await cluster.cli(["clprexec", "--notice", "-k", "DISK", "-h", "node1"], on: "node2")
             #expect(wrong.exitCode == 1, "\(wrong)")
 
-            FileManager.default.createFile(atPath: flag, contents: nil)
+            _ = FileManager.default.createFile(atPath: flag, contents: nil)
             let exitCode = try await cluster.waitForExit("node3")
             #expect(exitCode == 0)
             let rebooted = try await poll(upTo: .seconds(5)) { cluster.osActions == ["reboot"] }

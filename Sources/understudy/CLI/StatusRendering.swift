@@ -55,16 +55,24 @@ enum StatusRendering {
         return .unused
     }
 
-    /// `clpmonctrl -v`: recovery counters of this server.
+    /// `clpmonctrl -v`: recovery counters of this server, one line per monitor. Scripts written
+    /// for CLUSTERPRO find the monitors with `grep Resource | awk '{print $3}'` (clp_exporter
+    /// does): only those lines contain "Resource", and the name is their third field.
     static func counters(_ snapshot: ClusterStatusSnapshot, monitor: String?) -> String {
-        var out = ["Server : \(snapshot.localServer)", "Monitor              Status   Script  Reactivation  Failover  FinalAction"]
-        for line in snapshot.monitors ?? [] where monitor == nil || line.name == monitor {
-            let name = line.name.padding(toLength: max(20, line.name.count), withPad: " ", startingAt: 0)
-            let status = line.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
-            out.append(
-                "\(name) \(status) \(line.counters.recoveryScripts)/\(line.maxRecoveryScripts)     "
-                    + "\(line.counters.reactivations)/\(line.maxReactivations)           \(line.counters.failovers)/\(line.maxFailovers)       "
-                    + (line.counters.finalActionDone ? "done" : "-") + (line.dummyFailure ? "  (dummy failure)" : ""))
+        let lines = (snapshot.monitors ?? []).filter { monitor == nil || $0.name == monitor }
+        let width = max(12, lines.map(\.name.count).max() ?? 0)
+        var out = ["Server : \(snapshot.localServer)"]
+        for line in lines {
+            let counters = line.counters
+            let fields = [
+                "Monitor Resource: " + line.name.padding(toLength: width, withPad: " ", startingAt: 0),
+                "Status: " + line.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0),
+                "Script: \(counters.recoveryScripts)/\(line.maxRecoveryScripts)",
+                "Reactivation: \(counters.reactivations)/\(line.maxReactivations)",
+                "Failover: \(counters.failovers)/\(line.maxFailovers)",
+                "FinalAction: " + (counters.finalActionDone ? "done" : "-") + (line.dummyFailure ? "  (dummy failure)" : ""),
+            ]
+            out.append(fields.joined(separator: "  "))
         }
         return out.joined(separator: "\n")
     }
