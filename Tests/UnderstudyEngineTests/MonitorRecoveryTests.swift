@@ -231,6 +231,11 @@ struct MonitorRecoveryTests {
         world.run(for: .seconds(3))
         #expect(world.where_("g").isEmpty, "\(world.recentTrace)")
         #expect(Self.status(world, "s1") == .offline)
+        // With its target offline there is nothing to suspend: said, not pretended.
+        let refused = world.command(.monitor(.suspend, monitor: "mon", server: nil), at: "s1")
+        #expect(refused.code == .failed && refused.message.contains("not online"), "\(refused.message)")
+        #expect(world.command(.monitor(.suspend, monitor: nil, server: nil), at: "s1").code == .success)
+        #expect(Self.status(world, "s1") == .offline)
         #expect(world.command(.startGroup("g", on: "s1"), at: "s1").code == .success)
         world.run(for: .seconds(3))
         #expect(world.where_("g") == ["s1:Online"], "\(world.recentTrace)")

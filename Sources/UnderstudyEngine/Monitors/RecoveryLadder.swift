@@ -255,6 +255,12 @@ extension ServerEngine {
                 return CommandResult(.badUsage, "Unknown monitor \(name).")
             }
             guard monitor.runs(on: me) else { return CommandResult(.failed, "Monitor \(name) does not run on \(me).") }
+            // A suspension of an active monitor lasts while its target is online (reconcileMonitors):
+            // with the target offline here there is nothing to suspend, and saying "done" would mislead.
+            if control == .suspend, monitor.timing == .active, !targetAllowsRunning(monitor) {
+                let target = monitor.target ?? ""
+                return CommandResult(.failed, "Monitor \(name) is not running on \(me): its target \(target) is not online here.")
+            }
             names = [name]
         } else {
             names = config.monitors.filter { $0.runs(on: me) }.map(\.name)
@@ -262,7 +268,9 @@ extension ServerEngine {
         for name in names {
             switch control {
             case .suspend:
-                guard monitors[name]?.suspended == false else { continue }
+                guard monitors[name]?.suspended == false, let monitor = monitorConfigs[name],
+                    monitor.timing != .active || targetAllowsRunning(monitor)
+                else { continue }
                 monitors[name]?.suspended = true
                 log(.info, "rm", 29, "Monitor \(name) suspended on \(me).")
             case .resume:
