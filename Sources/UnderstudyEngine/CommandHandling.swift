@@ -99,6 +99,7 @@ extension ServerEngine {
             return .done(CommandResult(.inTransition, "Cluster membership is changing; retry in a moment."))
         }
         let next = dir.version + 1
+        var ticket: OperationTicket?
         switch command {
         case .suspendCluster:
             dir.suspended = true
@@ -149,8 +150,10 @@ extension ServerEngine {
             entry.monitorFailedOn = nil
             entry.finalActionOn = nil
             entry.finalAction = nil
+            entry.operation = next
             dir.entries[name] = entry
             dir.startupDone = true
+            ticket = OperationTicket(kind: .start, group: name, target: target, version: next)
             // An operator start is the operator's word that the server is sound.
             if isAutoStartSuppressed(target, now: now), let boot = instance(of: target, now: now) {
                 dir.suppressionLifted[target] = boot
@@ -169,7 +172,9 @@ extension ServerEngine {
             entry.stopEvent = .start
             entry.releasedAt = next
             entry.preferredTarget = nil
+            entry.operation = next
             dir.entries[name] = entry
+            ticket = OperationTicket(kind: .stop, group: name, target: nil, version: next)
             log(.info, "rc", 20, "Stop of group \(name) requested.")
         case .moveGroup(let name, let destination):
             guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
@@ -213,7 +218,9 @@ extension ServerEngine {
             entry.monitorFailedOn = nil
             entry.finalActionOn = nil
             entry.finalAction = nil
+            entry.operation = next
             dir.entries[name] = entry
+            ticket = OperationTicket(kind: .move, group: name, target: target, version: next)
             log(.info, "rc", 50, "Move of group \(name) from \(owner) to \(target) requested.")
         case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript:
             return .done(CommandResult(.badUsage, "Not a master operation."))
@@ -222,7 +229,7 @@ extension ServerEngine {
         directory = dir
         persistDirty = true
         heartbeatDirty = true
-        return .done(.ok())
+        return .done(CommandResult(.success, "Command succeeded.", ticket: ticket))
     }
 
     /// Code 4 when the group is in transition; code 1 when the cluster is suspended.

@@ -51,10 +51,13 @@ public enum CommandCode: Int32, Sendable, Codable, Equatable {
 public struct CommandResult: Sendable, Codable, Equatable {
     public var code: CommandCode
     public var message: String
+    /// For an accepted group start, stop or move: what to follow until it has happened.
+    public var ticket: OperationTicket?
 
-    public init(_ code: CommandCode, _ message: String) {
+    public init(_ code: CommandCode, _ message: String, ticket: OperationTicket? = nil) {
         self.code = code
         self.message = message
+        self.ticket = ticket
     }
 
     public static func ok(_ message: String = "Command succeeded.") -> CommandResult {

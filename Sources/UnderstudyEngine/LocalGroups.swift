@@ -87,6 +87,13 @@ extension ServerEngine {
                     applyActivationFinalAction(action, group: group.name, now: now)
                 }
             } else if assignedHere, service == .running, entry.generation > local.lastTriedGeneration {
+                if let reason = startBlocker(group.name, now: now) {
+                    if startWaitLogged.insert(group.name).inserted {
+                        log(.warning, "rc", 15, "Group \(group.name) waits to start on \(me): \(reason).")
+                    }
+                    continue
+                }
+                startWaitLogged.remove(group.name)
                 beginStart(group.name, event: entry.startEvent, generation: entry.generation, now: now)
             }
         }
@@ -520,6 +527,7 @@ extension ServerEngine {
         if case .leaving = service { return }
         guard service == .running else { return }
         service = .leaving(factor: factor, lastAction: lastAction, then: then)
+        leavingSince = now
         // Monitors stop before the resources they watch.
         reconcileMonitors(now: now)
         log(.info, "pm", 2, "Cluster service stopping on \(me) (CLP_FACTOR=\(factor.rawValue), CLP_LASTACTION=\(lastAction.rawValue)).")
@@ -540,8 +548,12 @@ extension ServerEngine {
         guard !busy else { return }
         let stuck = locals.values.contains { $0.status.holdsResources }
         // A leaving master stays until every connected server has its last directory (the
-        // releases of the groups it just stopped), so its successor places them.
-        if isMaster(now: now), let version = directory?.version {
+        // releases of the groups it just stopped), so its successor places them; at most a
+        // heartbeat timeout from the start of the stop (a server that does not follow it,
+        // such as one with another configuration, must not keep it from stopping). Without
+        // the last directory the successor still fails the groups over: this server's
+        // farewell tells it that it holds nothing any more.
+        if isMaster(now: now), let version = directory?.version, now - (leavingSince ?? now) < timeout {
             let lagging = membership.view(now: now).contains { $0 != me && appliedVersion(of: $0, now: now) < version }
             if lagging { return }
         }

@@ -155,8 +155,20 @@ struct Membership: Sendable, Equatable {
         }
         let total = servers.count - departed.count
         if side.count * 2 > total { return true }
-        if exactHalf, side.count * 2 == total, exactHalfNeedsPing, let first = servers.first { return side.contains(first) }
+        if exactHalf, side.count * 2 == total, exactHalfNeedsPing, let first = servers.min(by: { rank(of: $0) < rank(of: $1) }) {
+            return side.contains(first)
+        }
         return false
+    }
+
+    /// Rank for mastership and for breaking an exact half: the server's own priority as it
+    /// declared it in its heartbeats (its position in its own `servers:` list; this file's
+    /// position while it has not been heard), then its name. Servers whose files list the
+    /// servers in different orders still agree.
+    func rank(of server: ServerName) -> MasterRank {
+        let ownIndex = servers.firstIndex(of: server) ?? servers.count
+        let priority = server == me ? ownIndex : peers[server]?.report?.priority ?? ownIndex
+        return MasterRank(priority: priority, name: server)
     }
 
     /// The newest heartbeat of a peer if it is up.

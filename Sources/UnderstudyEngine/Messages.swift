@@ -105,6 +105,12 @@ public struct DirectoryEntry: Sendable, Codable, Equatable {
     /// The server (instance) a monitor failed the group over from: no automatic failback to
     /// it while it runs that instance.
     public var monitorFailedOn: [ServerName: ServerInstance]?
+    /// Directory version of the newest operator command (start, stop, move) on the group:
+    /// a command waiting for its own operation learns from it that a later one superseded it.
+    public var operation: UInt64?
+    /// The group is wanted but no server of its policy can take it now (all down, leaving,
+    /// failed or suppressed); nil otherwise.
+    public var unplaceable: Bool?
 
     public init(
         wanted: Bool = false, owner: ServerName? = nil, generation: UInt64 = 0,
@@ -155,11 +161,36 @@ extension DirectoryEntry {
     }
 }
 
+/// Which directory: its master's epoch and its version. Ordered epoch first: a directory of
+/// a later epoch was made by a master that took over from the newest directory it could see
+/// (see `Directory.base`).
+public struct DirectoryStamp: Sendable, Codable, Hashable, Comparable, CustomStringConvertible {
+    public var epoch: Epoch
+    public var version: UInt64
+
+    public init(epoch: Epoch, version: UInt64) {
+        self.epoch = epoch
+        self.version = version
+    }
+
+    public static func < (lhs: DirectoryStamp, rhs: DirectoryStamp) -> Bool {
+        lhs.epoch != rhs.epoch ? lhs.epoch < rhs.epoch : lhs.version < rhs.version
+    }
+
+    public var description: String { "\(epoch) v\(version)" }
+}
+
 /// The master's placement table, replicated to every server in heartbeats.
 public struct Directory: Sendable, Codable, Equatable {
     public var epoch: Epoch
     /// Grows with every change within the cluster's lifetime (across masters).
     public var version: UInt64
+    /// The newest directory this one includes from before its epoch: what its master took
+    /// over from, or superseded. A server gives up its own directory for a new master's only
+    /// when this covers it (its stamp is not newer); otherwise it keeps its own and offers
+    /// it, and the master takes it over first. So a decision some server knows is never
+    /// dropped by a master change it took part in. Nil: a new cluster's first directory.
+    public var base: DirectoryStamp?
     /// Startup synchronization is over and auto-start groups have been placed.
     public var startupDone: Bool
     public var suspended: Bool
@@ -182,11 +213,13 @@ public struct Directory: Sendable, Codable, Equatable {
         self.entries = entries
     }
 
-    /// Newer means a later version; the epoch breaks ties between two masters that both
-    /// changed the table (the later epoch wins).
-    public func isNewer(than other: Directory) -> Bool {
-        if version != other.version { return version > other.version }
-        return other.epoch < epoch
+    public var stamp: DirectoryStamp { DirectoryStamp(epoch: epoch, version: version) }
+
+    /// Whether this directory includes everything `stamp` says: it is that directory or a
+    /// later version of its epoch, or its master took over from it or from a later one.
+    public func covers(_ stamp: DirectoryStamp) -> Bool {
+        if epoch == stamp.epoch { return version >= stamp.version }
+        return base.map { $0 >= stamp } ?? false
     }
 }
 
@@ -200,6 +233,11 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// heartbeats its peers received (its lease).
     public var sentAt: EngineTime
     public var configHash: String
+    /// The sender's position in its own `servers:` list (0 = first). The master is the
+    /// joined server of the view with the lowest priority, ties broken by name: servers
+    /// whose files list the servers in different orders still agree on one master. nil from
+    /// a sender that does not say (its position in this server's list is used).
+    public var priority: Int?
     /// The cluster service runs on the sender. False once it has left (graceful stop).
     public var serviceUp: Bool
     /// The sender is stopping its cluster service: no new groups for it.
@@ -224,7 +262,8 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// Monitor statuses a peer cannot derive (anything but Normal while running and Offline
     /// while not); nil or missing = none.
     public var monitors: [String: MonitorStatus]?
-    /// Set by the master only.
+    /// The master's directory; from another server, its own directory offered to a new
+    /// master that does not cover it yet (see `Directory.base`).
     public var directory: Directory?
     /// The sender shuts the whole cluster down for a power failure of a UPS feeding shared
     /// storage: the master stops failovers (cluster stopping). nil = no.
@@ -233,7 +272,7 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: run) }
 
     public init(
-        sender: ServerName, bootID: UInt64, run: UInt64 = 0, sentAt: EngineTime, configHash: String,
+        sender: ServerName, bootID: UInt64, run: UInt64 = 0, sentAt: EngineTime, configHash: String, priority: Int? = nil,
         serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,
         syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [], awaitingVouch: Bool = false,
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
@@ -246,6 +285,7 @@ public struct Heartbeat: Sendable, Codable, Equatable {
         self.run = run
         self.sentAt = sentAt
         self.configHash = configHash
+        self.priority = priority
         self.serviceUp = serviceUp
         self.leaving = leaving
         self.autoStartSuppressed = autoStartSuppressed

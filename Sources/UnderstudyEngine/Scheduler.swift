@@ -19,15 +19,15 @@ extension ServerEngine {
             guard let mine = myEpoch else { return true }
             return epoch.term > mine.term || (epoch.term == mine.term && epoch.master != mine.master)
         }
-        if myEpoch?.master != me || outranked {
-            let term = ([myEpoch?.term ?? 0, persistent.directory?.epoch.term ?? 0] + reportedEpochs.map(\.term)).max() ?? 0
-            var fresh = directory ?? Directory(epoch: Epoch(term: 0, master: me))
-            fresh.epoch = Epoch(term: term + 1, master: me)
-            fresh.version = ([fresh.version, persistent.directory?.version ?? 0] + reportedVersions).max().map { $0 + 1 } ?? 1
-            directory = fresh
-            persistDirty = true
-            heartbeatDirty = true
-            log(.info, "nm", 10, "\(me) is the master server (epoch \(fresh.epoch)).")
+        // Directories of peers in view that this server's does not include: the one of the
+        // master it takes over from, or a follower's that declined this master's directory
+        // because it misses decisions the follower knows (see `Directory.base`).
+        let uncovered = peersInView.compactMap { membership.report(of: $0, now: now)?.directory }.filter { offer in
+            guard let mine = directory else { return true }
+            return offer.epoch != mine.epoch && !mine.covers(offer.stamp)
+        }
+        if myEpoch?.master != me || outranked || !uncovered.isEmpty {
+            takeOver(including: uncovered, reportedEpochs: reportedEpochs, reportedVersions: reportedVersions)
             return
         }
         guard var dir = directory else { return }
@@ -105,6 +105,44 @@ extension ServerEngine {
             directory = dir
             persistDirty = true
             heartbeatDirty = true
+        }
+    }
+
+    /// Starts a new epoch with this server as master, from the newest directory it knows:
+    /// its own, or one a peer offers that its own does not include. Nothing is placed before
+    /// every connected server follows the new epoch, so the decisions of any earlier master
+    /// that a connected server knows are in this directory before it decides anything.
+    mutating func takeOver(including offers: [Directory], reportedEpochs: [Epoch], reportedVersions: [UInt64]) {
+        // What this server's directory holds: as master of its epoch without a decision yet,
+        // exactly what it started from; otherwise what its stamp says.
+        let ownContent: DirectoryStamp? =
+            if let mine = directory, mine.epoch.master == me, mine.version == epochStartVersion { mine.base } else { directory?.stamp }
+        var source = directory
+        var sourceStamp = ownContent
+        var sourceServer: ServerName? = nil
+        for offer in offers.sorted(by: { $0.stamp < $1.stamp }) where sourceStamp.map({ offer.stamp > $0 }) ?? true {
+            source = offer
+            sourceStamp = offer.stamp
+            sourceServer = offer.epoch.master
+        }
+        let terms =
+            [directory?.epoch.term ?? 0, persistent.directory?.epoch.term ?? 0] + reportedEpochs.map(\.term) + offers.map(\.epoch.term)
+        var fresh = source ?? Directory(epoch: Epoch(term: 0, master: me))
+        fresh.epoch = Epoch(term: (terms.max() ?? 0) + 1, master: me)
+        let versions =
+            [fresh.version, directory?.version ?? 0, persistent.directory?.version ?? 0] + reportedVersions + offers.map(\.version)
+        fresh.version = (versions.max() ?? 0) + 1
+        // Everything superseded: this server's own directory and every offer.
+        fresh.base = ([directory?.stamp, directory?.base, fresh.base] + offers.map(\.stamp)).compactMap { $0 }.max()
+        if sourceServer != nil { noteClaimsReplaced(by: fresh) }
+        directory = fresh
+        epochStartVersion = fresh.version
+        persistDirty = true
+        heartbeatDirty = true
+        if let sourceStamp, sourceServer != nil {
+            log(.info, "nm", 10, "\(me) is the master server (epoch \(fresh.epoch), from the directory \(sourceStamp)).")
+        } else {
+            log(.info, "nm", 10, "\(me) is the master server (epoch \(fresh.epoch)).")
         }
     }
 
@@ -186,9 +224,13 @@ extension ServerEngine {
         // Also a server still up but out of the view whose reports have gone stale (a link
         // that broke one way): what it did since its last report is unknown. One whose
         // heartbeats still arrive tells what it holds (`holders`).
+        // A server heard but out of the view tells what it holds only while it follows no
+        // other master: one that does may start the group at any moment under that master's
+        // order (a directory this master never saw).
         let unresolved = group.servers.filter {
             $0 != me && !view.contains($0) && !isGone($0, now: now)
-                && (!membership.isUp($0, now: now) || !membership.heardWithin($0, interval * 2, now: now))
+                && (!membership.isUp($0, now: now) || !membership.heardWithin($0, interval * 2, now: now)
+                    || !followsNoOtherMaster($0, directory: dir, now: now))
         }
         guard unresolved.isEmpty || unresolved.allSatisfy({ !everHeard($0) }) else { return }
         guard let target = chooseTarget(group, entry: entry, directory: dir, view: view, now: now) else {
@@ -196,9 +238,12 @@ extension ServerEngine {
                 noDestinationLogged.insert(group.name)
                 log(.error, "rc", 65, "No server can run group \(group.name) now.")
             }
+            // Told to every server: a command waiting for the group to start learns it.
+            if entry.unplaceable != true { entry.unplaceable = true }
             return
         }
         noDestinationLogged.remove(group.name)
+        entry.unplaceable = nil
         entry.owner = target
         entry.ownerInstance = instance(of: target, now: now)
         entry.generation = nextVersion
@@ -394,6 +439,13 @@ extension ServerEngine {
         // margin proves it holds nothing (a server never heard may still run groups).
         guard let confirmed = downConfirmedAt[server] else { return false }
         return now - confirmed >= takeoverMargin
+    }
+
+    /// The peer's newest report follows this master's epoch or none (isolated, or not
+    /// joined yet).
+    func followsNoOtherMaster(_ server: ServerName, directory dir: Directory, now: EngineTime) -> Bool {
+        guard let report = membership.report(of: server, now: now) else { return false }
+        return report.epoch == nil || report.epoch == dir.epoch
     }
 
     /// This server has heard the peer in its current service run (a server never heard

@@ -16,6 +16,8 @@ public struct ServerEngine: Sendable {
     public let bootID: UInt64
     public let configHash: String
     let serverNames: [ServerName]
+    /// This server's position in `servers:` (see `Heartbeat.priority`).
+    let myPriority: Int
     let interval: Duration
     let timeout: Duration
     /// Extra wait after a peer's loss is confirmed before its groups are taken over: the
@@ -44,6 +46,8 @@ public struct ServerEngine: Sendable {
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: serviceRun) }
     public internal(set) var service: ServiceState = .stopped
     var serviceStartedAt: EngineTime = .zero
+    /// When the current service stop began.
+    var leavingSince: EngineTime?
     /// Since when no monitor here is in error and no group failed (for the reboot count reset).
     var healthySince: EngineTime?
     /// upsw monitors whose power failure is stopping this server (their UPS gets the power-off
@@ -101,6 +105,15 @@ public struct ServerEngine: Sendable {
     var noDestinationLogged: Set<GroupName> = []
     /// Peers already reported as running another configuration (log once).
     var configMismatchLogged: Set<ServerName> = []
+    /// Epochs of masters whose directory this server declined and offered its own to (log once).
+    var offerLogged: Set<Epoch> = []
+    /// Groups another server held or was assigned by a directory this server replaced: not
+    /// started here until that server shows it has let go (see `noteClaimsReplaced`).
+    var priorClaims: [GroupName: PriorClaim] = [:]
+    /// Master: the version its epoch began with (no decision of its own yet while equal).
+    var epochStartVersion: UInt64 = 0
+    /// Groups whose wait to start here was logged (log once per wait).
+    var startWaitLogged: Set<GroupName> = []
     var heartbeatDirty = false
     var persistDirty = false
     /// Monitors that run on this server (see Monitors/).
@@ -139,6 +152,7 @@ public struct ServerEngine: Sendable {
         self.holdLimit = Self.holdLimit(interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout)
         let usesMajority = config.networkPartition.contains { $0.kind == .majority }
         self.serverNames = config.serverNames
+        self.myPriority = config.serverNames.firstIndex(of: me) ?? config.serverNames.count
         self.membership = Membership(
             me: me, servers: config.serverNames, timeout: config.cluster.timing.heartbeatTimeout,
             usesMajority: usesMajority, exactHalfNeedsPing: !pingTargets.isEmpty)
@@ -191,6 +205,9 @@ public struct ServerEngine: Sendable {
         hadQuorum = false
         membership.reset()
         downConfirmedAt = [:]
+        priorClaims = [:]
+        startWaitLogged = []
+        offerLogged = []
         emit(.log(LogEntry(.info, "pm", 1, "Cluster service starting on \(me).")))
         if autoStartSuppressed {
             emit(
@@ -415,16 +432,43 @@ public struct ServerEngine: Sendable {
     }
 
     /// A directory is taken from the server this one considers master only, and only when
-    /// newer than what it has (invariant I3: orders of stale epochs are ignored).
+    /// newer than what it has (invariant I3: orders of stale epochs are ignored). A new
+    /// master's directory is taken only when it covers this server's own (see
+    /// `Directory.base`): otherwise this server keeps its directory and offers it in its
+    /// heartbeats until the master has taken it over.
     mutating func adopt(_ offered: Directory, from sender: ServerName, now: EngineTime) {
         guard !isolated, currentMaster(now: now) == sender, offered.epoch.master == sender else { return }
         if let mine = directory {
-            guard offered.epoch.term > mine.epoch.term || (offered.epoch == mine.epoch && offered.version > mine.version)
-            else { return }
+            if offered.epoch == mine.epoch {
+                guard offered.version > mine.version else { return }
+            } else {
+                guard offered.epoch.term > mine.epoch.term else { return }
+                guard offered.covers(mine.stamp) else {
+                    if !offerLogged.contains(offered.epoch) {
+                        offerLogged.insert(offered.epoch)
+                        log(
+                            .info, "nm", 11,
+                            "The directory of \(sender) (epoch \(offered.epoch)) does not include \(mine.stamp) yet: \(me) offers it."
+                        )
+                    }
+                    heartbeatDirty = true
+                    return
+                }
+            }
         }
+        noteClaimsReplaced(by: offered)
         directory = offered
         persistDirty = true
         heartbeatDirty = true
+    }
+
+    /// This server offers its directory in its heartbeats: it does not follow the master
+    /// it sees, whose directory does not include its own (see `adopt`).
+    func offersDirectory(now: EngineTime) -> Bool {
+        guard let mine = directory, let master = currentMaster(now: now), master != me else { return false }
+        // A master that has not sent its directory yet is taking over: offer ours at once.
+        guard let theirs = membership.report(of: master, now: now)?.directory else { return true }
+        return theirs.epoch != mine.epoch && !theirs.covers(mine.stamp)
     }
 
     /// The heartbeat this server sends now.
@@ -432,13 +476,14 @@ public struct ServerEngine: Sendable {
         lastSentAt = now
         let master = isMaster(now: now)
         return Heartbeat(
-            sender: me, bootID: bootID, run: serviceRun, sentAt: now, configHash: configHash,
+            sender: me, bootID: bootID, run: serviceRun, sentAt: now, configHash: configHash, priority: myPriority,
             serviceUp: service != .stopped, leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
             syncDone: syncDone, hears: membership.hears(now: now),
             view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stallHold != nil,
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
             groups: groupReports(), monitors: monitors.isEmpty ? nil : monitorExceptions(),
-            directory: master ? directory : nil, clusterStopRequested: clusterStopRequested ? true : nil)
+            directory: master || (!isolated && offersDirectory(now: now)) ? directory : nil,
+            clusterStopRequested: clusterStopRequested ? true : nil)
     }
 
     /// While holding after a stall this server reports the view it had before (it acts as
@@ -479,7 +524,9 @@ public struct ServerEngine: Sendable {
     /// whose startup sync is over founds the cluster. None while isolated.
     public func currentMaster(now: EngineTime) -> ServerName? {
         guard !isolated, service != .stopped, membership.hasQuorum(now: now) else { return nil }
-        let view = membership.view(now: now)
+        // By each server's own priority, which every server reads alike from its heartbeats
+        // (a file that lists the servers in another order must not make two masters).
+        let view = membership.view(now: now).sorted { membership.rank(of: $0) < membership.rank(of: $1) }
         let joined = view.filter { server in
             server == me ? directory != nil : membership.report(of: server, now: now)?.epoch != nil
         }
@@ -503,6 +550,16 @@ public struct ServerEngine: Sendable {
     /// The resource statuses of a group on this server.
     public func localResourceStatus(of group: GroupName) -> [ResourceName: ActivationStatus] {
         locals[group]?.resourceStatus ?? [:]
+    }
+}
+
+/// Order of servers for mastership (see `ServerEngine.currentMaster`).
+struct MasterRank: Comparable {
+    var priority: Int
+    var name: ServerName
+
+    static func < (lhs: MasterRank, rhs: MasterRank) -> Bool {
+        lhs.priority != rhs.priority ? lhs.priority < rhs.priority : lhs.name < rhs.name
     }
 }
 

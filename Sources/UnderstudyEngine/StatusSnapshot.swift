@@ -37,6 +37,14 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
         public var perServer: [ServerName: ActivationStatus]
         public var resources: [ResourceLine]
         public var failoverCount: Int
+        /// What the directory this server follows says: whether the group should run, where
+        /// it goes (its owner, or the destination of a start, move or failover in progress),
+        /// and the version of the newest operator command on it (see `OperationTicket`).
+        public var wanted: Bool?
+        public var assignedTo: ServerName?
+        public var operation: UInt64?
+        /// Wanted, but no server of its policy can take it now.
+        public var unplaceable: Bool?
     }
 
     public struct MonitorLine: Sendable, Codable, Equatable {
@@ -71,6 +79,18 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     public var syncDone: Bool
     public var autoStartSuppressed: Bool
     public var epoch: Epoch?
+    /// Version of the directory this server follows (nil: it follows none).
+    public var directoryVersion: UInt64?
+    /// Servers heard with a configuration other than this server's (nil when none): the
+    /// files differ; one file must be distributed to every server.
+    public var configurationMismatch: [ConfigurationMismatch]?
+
+    public struct ConfigurationMismatch: Sendable, Codable, Equatable {
+        public var server: ServerName
+        /// The first 12 characters of each configuration's hash.
+        public var theirs: String
+        public var ours: String
+    }
     public var servers: [ServerLine]
     public var groups: [GroupLine]
     public var monitors: [MonitorLine]?
@@ -210,10 +230,13 @@ extension ServerEngine {
                     name: resource.name, type: resource.type.rawValue, comment: resource.comment, status: resourceStatus,
                     perServer: statuses)
             }
+            let entry = directory?.entries[group.name]
             groups.append(
                 .init(
                     name: group.name, comment: group.comment, status: status, current: current, perServer: perServer,
-                    resources: resources, failoverCount: directory?.entries[group.name]?.failoverCount ?? 0))
+                    resources: resources, failoverCount: entry?.failoverCount ?? 0, wanted: directory.map { _ in entry?.wanted ?? false },
+                    assignedTo: entry.flatMap { $0.wanted ? $0.owner ?? $0.preferredTarget : nil }, operation: entry?.operation,
+                    unplaceable: entry?.unplaceable))
         }
         let serviceName: String
         switch service {
@@ -225,8 +248,19 @@ extension ServerEngine {
             cluster: config.cluster.name, comment: config.cluster.comment,
             configPath: config.sourcePath.isEmpty ? nil : config.sourcePath, localServer: me, master: master,
             service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
-            autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, servers: servers, groups: groups,
+            autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, directoryVersion: directory?.version,
+            configurationMismatch: configurationMismatches(now: now), servers: servers, groups: groups,
             monitors: monitorLines(now: now), runtime: nil, transport: nil)
+    }
+
+    /// Peers that run a configuration whose hash differs from this server's (nil: none).
+    func configurationMismatches(now: EngineTime) -> [ClusterStatusSnapshot.ConfigurationMismatch]? {
+        guard service != .stopped else { return nil }
+        let found = serverNames.compactMap { server -> ClusterStatusSnapshot.ConfigurationMismatch? in
+            guard server != me, let report = membership.report(of: server, now: now), report.configHash != configHash else { return nil }
+            return .init(server: server, theirs: String(report.configHash.prefix(12)), ours: String(configHash.prefix(12)))
+        }
+        return found.isEmpty ? nil : found
     }
 
     func monitorLines(now: EngineTime) -> [ClusterStatusSnapshot.MonitorLine] {

@@ -1,7 +1,7 @@
 // The script-variable contract (ARCHITECTURE.md §7): what start and stop scripts see.
 
 /// `CLP_EVENT`
-public enum ScriptEvent: String, Sendable, Codable, Equatable {
+public enum ScriptEvent: String, Sendable, Codable, Equatable, CaseIterable {
     /// Cluster start, group start, move destination, same-server restart; normal stops.
     case start = "START"
     /// Start on a failover target, or stop on the failover source.
@@ -11,7 +11,7 @@ public enum ScriptEvent: String, Sendable, Codable, Equatable {
 }
 
 /// `CLP_FACTOR` (stop scripts): the operation that caused the stop.
-public enum StopFactor: String, Sendable, Codable, Equatable {
+public enum StopFactor: String, Sendable, Codable, Equatable, CaseIterable {
     case clusterShutdown = "CLUSTERSHUTDOWN"
     case serverShutdown = "SERVERSHUTDOWN"
     case groupStop = "GROUPSTOP"

@@ -18,7 +18,7 @@ public enum HeartbeatStatus: String, Sendable, Codable, Equatable {
 }
 
 /// Group and resource status.
-public enum ActivationStatus: String, Sendable, Codable, Equatable {
+public enum ActivationStatus: String, Sendable, Codable, Equatable, CaseIterable {
     case online = "Online"
     case offline = "Offline"
     case onlinePending = "Online Pending"
@@ -37,7 +37,7 @@ public enum ActivationStatus: String, Sendable, Codable, Equatable {
     }
 }
 
-public enum MonitorStatus: String, Sendable, Codable, Equatable {
+public enum MonitorStatus: String, Sendable, Codable, Equatable, CaseIterable {
     case normal = "Normal"
     case caution = "Caution"
     case error = "Error"

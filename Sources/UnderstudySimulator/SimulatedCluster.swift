@@ -56,6 +56,14 @@ public final class SimulatedCluster {
     public var delayRange: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5)
     /// Directed links that drop everything: (from, to).
     public var blocked: Set<[ServerName]> = []
+    /// Servers that run a configuration of their own (a file that differs from the others':
+    /// another hash, and whatever else the test changed in it).
+    public var configOverrides: [ServerName: ClusterConfig] = [:]
+    /// How many log entries each server wrote, by "server module id" (floods show here).
+    public private(set) var logCounts: [String: Int] = [:]
+    /// Decides, for a test, whether a heartbeat reaches a peer (true) or is lost (false):
+    /// losses that depend on what the heartbeat says (`from`, `to`, the heartbeat).
+    public var heartbeatFilter: ((ServerName, ServerName, Heartbeat) -> Bool)?
     /// Servers whose pings to the `pingnp` targets get no answer (their uplink is cut).
     public var unreachablePingTargets: Set<ServerName> = []
     /// Bounded log of what happened, printed when an invariant breaks.
@@ -83,6 +91,12 @@ public final class SimulatedCluster {
     let tickInterval: Duration
     let paths: [String]
     let serverNames: [ServerName]
+    /// The largest heartbeat the configuration can produce (see `deliver(_:from:)`); a test
+    /// may lower it to see the check catch a heartbeat.
+    public var heartbeatBudget: Int
+    /// Measure every n-th heartbeat (1: all of them).
+    public var heartbeatSizeCheckInterval = 8
+    var heartbeatsSent: UInt64 = 0
 
     public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil) {
         self.config = config
@@ -93,6 +107,7 @@ public final class SimulatedCluster {
         self.tickInterval = ServerEngine.tickPeriod(interval: interval)
         self.paths = config.heartbeats.map(\.name)
         self.serverNames = config.serverNames
+        self.heartbeatBudget = HeartbeatBudget.estimate(config).bytes
         for server in serverNames { servers[server] = Server(name: server) }
     }
 
@@ -103,8 +118,9 @@ public final class SimulatedCluster {
         guard let server = servers[name], server.engine == nil else { return }
         server.incarnation += 1
         server.lastBootID += 1
+        let own = configOverrides[name]
         var engine = ServerEngine(
-            config: config, me: name, bootID: server.lastBootID, configHash: "sim",
+            config: own ?? config, me: name, bootID: server.lastBootID, configHash: own == nil ? "sim" : "sim-\(name)",
             persisted: server.persisted, abnormalStop: server.markerPresent)
         server.markerPresent = true
         server.frozenUntil = nil
@@ -278,10 +294,24 @@ public final class SimulatedCluster {
         deliver(heartbeat, from: name)
     }
 
-    /// Puts one heartbeat on the simulated network, to every peer on every path.
+    /// Puts one heartbeat on the simulated network, to every peer on every path. Heartbeats
+    /// must fit in a datagram and in the largest heartbeat `HeartbeatBudget` estimates for
+    /// the configuration (what `config check` and the daemon rely on). Every
+    /// `heartbeatSizeCheckInterval`-th is measured (encoding them all makes the simulator
+    /// half again as slow; a schedule still measures hundreds, masters' and others').
     func deliver(_ heartbeat: Heartbeat, from name: ServerName) {
+        heartbeatsSent += 1
+        if heartbeatsSent % UInt64(max(1, heartbeatSizeCheckInterval)) == 0 {
+            let size = WireJSON.encode(heartbeat).count
+            if size > heartbeatBudget || size > HeartbeatBudget.datagramPayloadLimit {
+                violate(
+                    "heartbeat of \(name) is \(size) bytes: more than the \(heartbeatBudget) estimated for the configuration or the \(HeartbeatBudget.datagramPayloadLimit) a datagram carries"
+                )
+            }
+        }
         for peer in config.serverNames where peer != name {
             guard !blocked.contains([name, peer]) else { continue }
+            if let filter = heartbeatFilter, !filter(name, peer, heartbeat) { continue }
             for path in paths {
                 if random.chance(lossRate) { continue }
                 let copies = random.chance(duplicateRate) ? 2 : 1
@@ -341,6 +371,7 @@ public final class SimulatedCluster {
                 powerOffs.append((name, monitors))
                 note("\(name): power-off command to the UPS of \(monitors.joined(separator: ", "))")
             case .log(let entry):
+                logCounts["\(name) \(entry.module) \(entry.eventID)", default: 0] += 1
                 note("\(name) [\(entry.level.rawValue) \(entry.module) \(entry.eventID)] \(entry.message)")
             case .startMonitor(let start):
                 servers[name]?.runningMonitors[start.monitor] = start.run

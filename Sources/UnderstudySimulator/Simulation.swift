@@ -89,9 +89,14 @@ public enum Simulation {
         return (duration, .success(asyncPID: nil))
     }
 
-    public static func run(seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45)) -> Result {
+    /// - Parameter heartbeatSizeCheckInterval: measure every n-th heartbeat against the
+    ///   configuration's heartbeat budget (1: every one).
+    public static func run(
+        seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 8
+    ) -> Result {
         let config = config(servers: count)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts)
+        world.heartbeatSizeCheckInterval = heartbeatSizeCheckInterval
         var random = SeededRandom(seed: seed ^ 0x5EED)
         let names = config.serverNames
         // Monitor errors: per server and monitor, failing until the given time.
@@ -100,6 +105,16 @@ public enum Simulation {
             (failures.until["\(server)/\(monitor)"].map { now < $0 } ?? false) ? .error("simulated failure") : .normal
         }
 
+        // Sometimes one server's file lists the servers in another order (another hash):
+        // the servers must still agree on one master and report the mismatch, not flood.
+        if random.chance(0.2) {
+            let odd = names[Int.random(in: 0..<names.count, using: &random)]
+            var other = config
+            other.servers = Array(config.servers.dropFirst()) + Array(config.servers.prefix(1))
+            world.configOverrides[odd] = other
+            world.at(.zero, "\(odd) runs a file that lists the servers as \(other.serverNames)") {}
+        }
+        let tickets = Tickets()
         // Servers boot within a few seconds of each other.
         for name in names {
             world.at(random.duration(.zero ... .seconds(4)), "boot \(name)") { world.boot(name) }
@@ -194,15 +209,24 @@ public enum Simulation {
                     failures.until["\(victim)/\(monitor)"] = time + length
                 }
             default:
+                // One command, or two or three on the same group at the same moment from
+                // different servers (operators racing): each accepted one is followed to its
+                // end like the CLI does (see `checkCommandsEnd`).
                 let group = config.groups[Int.random(in: 0..<config.groups.count, using: &random)].name
-                let target = names[Int.random(in: 0..<names.count, using: &random)]
-                let command: ClusterCommand
-                switch Int.random(in: 0..<4, using: &random) {
-                case 0: command = .startGroup(group, on: random.chance(0.5) ? target : nil)
-                case 1: command = .stopGroup(group)
-                default: command = .moveGroup(group, to: random.chance(0.5) ? target : nil)
+                let racing = random.chance(0.4) ? Int.random(in: 2...min(3, names.count), using: &random) : 1
+                for index in 0..<racing {
+                    let origin = index == 0 ? victim : names[Int.random(in: 0..<names.count, using: &random)]
+                    let target = names[Int.random(in: 0..<names.count, using: &random)]
+                    let command: ClusterCommand
+                    switch Int.random(in: 0..<4, using: &random) {
+                    case 0: command = .startGroup(group, on: random.chance(0.5) ? target : nil)
+                    case 1: command = .stopGroup(group)
+                    default: command = .moveGroup(group, to: random.chance(0.5) ? target : nil)
+                    }
+                    world.at(time, "operator: \(command) at \(origin)") {
+                        if let ticket = world.command(command, at: origin).ticket { tickets.accepted.append(ticket) }
+                    }
                 }
-                world.at(time, "operator: \(command) at \(victim)") { world.command(command, at: victim) }
             }
         }
         // Quiet period: everything healed and up; then every wanted group must be placed.
@@ -225,6 +249,8 @@ public enum Simulation {
         world.run(until: quiet + .seconds(20))
         var violations = world.violations
         violations += checkLiveness(world)
+        violations += checkCommandsEnd(world, tickets.accepted)
+        violations += checkNoFlood(world)
         return Result(seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace, faults: faults)
     }
 
@@ -260,6 +286,37 @@ public enum Simulation {
         }
         return problems
     }
+}
+
+extension Simulation {
+    /// Every accepted group command has ended by the end of the schedule, as the CLI that
+    /// follows it sees it: done, failed, or superseded by a later command or a master change.
+    /// A command still pending would wait until its timeout.
+    static func checkCommandsEnd(_ world: SimulatedCluster, _ tickets: [OperationTicket]) -> [String] {
+        let now = world.now
+        guard let master = world.config.serverNames.compactMap({ world.engine($0)?.currentMaster(now: now) }).first,
+            let snapshot = world.engine(master)?.snapshot(now: now)
+        else { return [] }
+        return tickets.compactMap { ticket in
+            guard ticket.verdict(in: snapshot) == .pending else { return nil }
+            let line = snapshot.groups.first { $0.name == ticket.group }
+            return
+                "I4: the command \(ticket.kind.rawValue) of \(ticket.group) (to \(ticket.target ?? "-"), version \(ticket.version)) would still wait at \(now): \(line.map { "\($0.status.rawValue) on \($0.current ?? "none"), wanted \($0.wanted ?? false), assigned to \($0.assignedTo ?? "none"), operation \($0.operation ?? 0)" } ?? "no group"), directory \(snapshot.directoryVersion ?? 0)"
+        }
+    }
+
+    /// No server writes one kind of log line without bound (a master leapfrog wrote
+    /// hundreds a second): a schedule of a minute gives each at most a few dozen.
+    static func checkNoFlood(_ world: SimulatedCluster) -> [String] {
+        world.logCounts.filter { $0.value > 200 }.sorted { $0.key < $1.key }.map { key, count in
+            "a log line repeats without bound: \(key) written \(count) times"
+        }
+    }
+}
+
+/// Accepted group commands of a schedule, in order.
+final class Tickets {
+    var accepted: [OperationTicket] = []
 }
 
 /// Which monitors fail where, changed by scheduled faults.

@@ -110,7 +110,7 @@ public struct RecoveryScriptRun: Sendable, Equatable {
 }
 
 /// What a server asks the master to do with a group it runs, after a monitor error.
-public enum MonitorRequest: String, Sendable, Codable, Equatable {
+public enum MonitorRequest: String, Sendable, Codable, Equatable, CaseIterable {
     /// Move the group to another server (the ladder's failover step).
     case failover
     /// Stop the group and leave it stopped (final action `stop-group`).

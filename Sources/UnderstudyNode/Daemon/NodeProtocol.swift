@@ -33,18 +33,3 @@ public enum PeerResponse: Codable, Sendable {
     case result(CommandResult)
     case status(ClusterStatusSnapshot)
 }
-
-/// JSON helpers shared by both ends.
-public enum WireJSON {
-    public static func encode<T: Encodable>(_ value: T) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        // Encoding our own plain value types cannot fail; an empty payload is rejected by
-        // the receiver as a protocol error should it ever happen.
-        return (try? Array(encoder.encode(value))) ?? []
-    }
-
-    public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(type, from: Data(bytes))
-    }
-}

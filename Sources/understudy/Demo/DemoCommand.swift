@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import UnderstudyEngine
+import UnderstudyModel
 import UnderstudyNode
 
 #if canImport(Glibc)

@@ -1,0 +1,78 @@
+import UnderstudyModel
+
+/// An accepted group operation (start, stop, move) as the master wrote it into the
+/// directory. The command that asked for it follows the group's real state through status
+/// snapshots until the operation has happened, failed, or was superseded by a later command
+/// (another operator's, from any server): it never waits for something that will not come.
+public struct OperationTicket: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        case start, stop, move
+    }
+
+    public var kind: Kind
+    public var group: GroupName
+    /// Where the master sends the group (start, move).
+    public var target: ServerName?
+    /// The directory version that holds the operation.
+    public var version: UInt64
+
+    public init(kind: Kind, group: GroupName, target: ServerName?, version: UInt64) {
+        self.kind = kind
+        self.group = group
+        self.target = target
+        self.version = version
+    }
+
+    public enum Verdict: Sendable, Equatable {
+        /// Not there yet: keep following.
+        case pending
+        /// It happened; an optional note for the operator.
+        case done(String?)
+        /// A later command changed the group before this one had happened (exit 4).
+        case superseded(String)
+        /// It cannot happen any more (exit 1).
+        case failed(String)
+    }
+
+    /// Where the operation stands, as a server's status snapshot shows it.
+    public func verdict(in snapshot: ClusterStatusSnapshot) -> Verdict {
+        guard let line = snapshot.groups.first(where: { $0.name == group }) else { return .failed("Group \(group) is not configured.") }
+        // The snapshot's server has not applied the operation yet.
+        guard let known = snapshot.directoryVersion, known >= version else { return .pending }
+        let place = line.current.map { "\(line.status.rawValue) on \($0)" } ?? line.status.rawValue
+        if let newer = line.operation, newer > version {
+            return .superseded("Another command changed group \(group) before this one was done; it is now \(place).")
+        }
+        if (line.operation ?? 0) < version {
+            // The directory is past the operation's version without it: the master that took
+            // it was replaced before anyone applied it.
+            return .superseded(
+                "The master changed before the command on group \(group) took effect; it is now \(place). Repeat it if needed.")
+        }
+        let settled = line.status == .online && line.assignedTo == line.current
+        if kind != .stop, line.unplaceable == true, line.wanted == true, !line.status.holdsResources {
+            return .failed("No server of group \(group) can run it now (down, stopping, failed or suppressed after an abnormal stop).")
+        }
+        switch kind {
+        case .start:
+            if line.status == .online {
+                return .done(line.current == target || target == nil ? nil : "Group \(group) runs on \(line.current ?? "?").")
+            }
+            if line.status == .onlineFailure { return .failed("Group \(group) failed to start on \(line.current ?? "?").") }
+            if line.wanted == false && !line.status.holdsResources {
+                return .failed("Group \(group) was stopped before it was online (final action or cluster stop).")
+            }
+        case .stop:
+            if line.status == .offline { return .done(nil) }
+            if line.status == .offlineFailure { return .failed("Group \(group) failed to stop on \(line.current ?? "?").") }
+        case .move:
+            if line.status == .online, line.current == target { return .done(nil) }
+            if line.status == .onlineFailure || line.status == .offlineFailure {
+                return .failed("Group \(group) failed to move (\(place)).")
+            }
+            if settled { return .failed("Group \(group) did not move to \(target ?? "?"): it runs on \(line.current ?? "?").") }
+            if line.wanted == false && !line.status.holdsResources { return .failed("Group \(group) was stopped before it moved.") }
+        }
+        return .pending
+    }
+}
