@@ -76,6 +76,8 @@ public actor ClusterDaemon {
     /// userw `method: softdog`: armed while the monitor runs, kept alive by every tick.
     var stallWatchdog: KernelWatchdog?
     var oversizeReported = false
+    /// Repetitions beyond a few a minute are summed up, not written (see `LogRateLimiter`).
+    var logLimiter: LogRateLimiter
     /// The keeper (see `Keeper`), supervised: restarted when it dies.
     var keeper: Keeper.Running?
     /// When the keeper was restarted lately (for the restart limit).
@@ -110,6 +112,8 @@ public actor ClusterDaemon {
         self.me = server
         self.paths = paths
         self.logger = logger
+        logLimiter = LogRateLimiter(
+            objects: config.servers.count + config.groups.count + config.groups.map(\.resources.count).reduce(0, +) + config.monitors.count)
         do {
             try FileManager.default.createDirectory(
                 atPath: paths.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -194,6 +198,7 @@ public actor ClusterDaemon {
         if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
             throw DaemonStartError("\(config.sourcePath): at least one lanhb heartbeat is needed")
         }
+        if let problem = HeartbeatBudget.estimate(config).problem { throw DaemonStartError("\(config.sourcePath): \(problem)") }
     }
 
     /// The address of a server on its first LAN heartbeat path: where its control channel
@@ -373,6 +378,7 @@ public actor ClusterDaemon {
             if deadline < .now { deadline = .now }
             try? await PreciseSleep.until(deadline)
             perform(engine.handle(.tick, now: now()))
+            for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             stallWatchdog?.keepAlive()
             superviseKeeper()
         }
@@ -817,6 +823,10 @@ public actor ClusterDaemon {
     }
 
     func record(_ entry: LogEntry) {
+        for admitted in logLimiter.admit(entry, now: now()) { write(admitted) }
+    }
+
+    func write(_ entry: LogEntry) {
         let line =
             "\(Self.alertTimestamp()) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
         alertLog.appendLine(line)

@@ -1,4 +1,5 @@
 import Testing
+import UnderstudyEngine
 
 @testable import UnderstudyNode
 
@@ -15,6 +16,16 @@ struct DatagramCodecTests {
     private func reason(_ result: Result<DatagramCodec.Opened, DropReason>) -> DropReason? {
         if case .failure(let reason) = result { return reason }
         return nil
+    }
+
+    /// `config check` and the daemon refuse configurations by the Engine's copy of this limit.
+    @Test("the heartbeat budget's datagram limit is the codec's largest payload")
+    func budgetMatchesTheCodec() throws {
+        #expect(HeartbeatBudget.datagramPayloadLimit == DatagramCodec.maximumPayloadSize)
+        let longestName = String(repeating: "n", count: NodeName.maximumLength)
+        let full = try codec.seal(
+            payload: [UInt8](repeating: 0x61, count: DatagramCodec.maximumPayloadSize), sender: longestName, bootID: 1, sequence: 1)
+        #expect(full.count == DatagramCodec.maximumDatagramSize)
     }
 
     @Test func roundTrip() throws {
