@@ -176,32 +176,46 @@ struct ClpGrp: AsyncParsableCommand {
                 if stop && before?.status == .offline { continue }
                 if move && before?.status != .online { continue }
             }
+            // The master's answer names the operation: follow it until it has happened, failed
+            // or was superseded by another command (a daemon without tickets: the old waits).
             if start {
-                try await client.command(.startGroup(name, on: server))
-                try await client.wait(for: "group \(name) to start", timeout: wait) { status in
-                    guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
-                    if line.status == .online { return (true, nil) }
-                    if line.status == .onlineFailure { return (true, "Group \(name) failed to start on \(line.current ?? "?").") }
-                    return (false, nil)
+                let result = try await client.command(.startGroup(name, on: server))
+                if let ticket = result.ticket {
+                    try await client.follow(ticket, timeout: wait)
+                } else {
+                    try await client.wait(for: "group \(name) to start", timeout: wait) { status in
+                        guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
+                        if line.status == .online { return (true, nil) }
+                        if line.status == .onlineFailure { return (true, "Group \(name) failed to start on \(line.current ?? "?").") }
+                        return (false, nil)
+                    }
                 }
             } else if stop {
-                try await client.command(.stopGroup(name))
-                try await client.wait(for: "group \(name) to stop", timeout: wait) { status in
-                    guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
-                    if line.status == .offline { return (true, nil) }
-                    if line.status == .offlineFailure { return (true, "Group \(name) failed to stop on \(line.current ?? "?").") }
-                    return (false, nil)
+                let result = try await client.command(.stopGroup(name))
+                if let ticket = result.ticket {
+                    try await client.follow(ticket, timeout: wait)
+                } else {
+                    try await client.wait(for: "group \(name) to stop", timeout: wait) { status in
+                        guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
+                        if line.status == .offline { return (true, nil) }
+                        if line.status == .offlineFailure { return (true, "Group \(name) failed to stop on \(line.current ?? "?").") }
+                        return (false, nil)
+                    }
                 }
             } else {
                 let source = before?.current
-                try await client.command(.moveGroup(name, to: destination))
-                try await client.wait(for: "group \(name) to move", timeout: wait) { status in
-                    guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
-                    if line.status == .online, line.current != source { return (true, nil) }
-                    if line.status == .onlineFailure || line.status == .offlineFailure {
-                        return (true, "Group \(name) failed to move (\(line.status.rawValue) on \(line.current ?? "?")).")
+                let result = try await client.command(.moveGroup(name, to: destination))
+                if let ticket = result.ticket {
+                    try await client.follow(ticket, timeout: wait)
+                } else {
+                    try await client.wait(for: "group \(name) to move", timeout: wait) { status in
+                        guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
+                        if line.status == .online, line.current != source { return (true, nil) }
+                        if line.status == .onlineFailure || line.status == .offlineFailure {
+                            return (true, "Group \(name) failed to move (\(line.status.rawValue) on \(line.current ?? "?")).")
+                        }
+                        return (false, nil)
                     }
-                    return (false, nil)
                 }
             }
             snapshot = try await client.status()

@@ -75,6 +75,25 @@ struct DaemonClient {
         }
     }
 
+    /// Follows an accepted group operation through the local daemon's status until it has
+    /// happened (returns), failed (exit 1), was superseded by a later command from any
+    /// server (exit 4), or the time is up (exit 1).
+    func follow(_ ticket: OperationTicket, timeout: Duration) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            switch ticket.verdict(in: try await status()) {
+            case .pending: break
+            case .done(let note):
+                if let note { print(note) }
+                return
+            case .superseded(let reason): fail(reason, code: .inTransition)
+            case .failed(let reason): fail(reason, code: .failed)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        fail("Timed out after \(timeout) waiting for group \(ticket.group) to \(ticket.kind.rawValue).", code: .failed)
+    }
+
     /// Polls the status until `done` says the operation ended (true = success, false =
     /// failure with a message), or the time is up.
     func wait(

@@ -132,6 +132,11 @@ enum StatusRendering {
         if snapshot.suspended { notes.append("The cluster is suspended.") }
         if snapshot.isolated { notes.append("\(snapshot.localServer) is isolated from the majority of the servers.") }
         if !snapshot.syncDone && snapshot.service == "running" { notes.append("Waiting for all servers to start (sync wait).") }
+        for mismatch in snapshot.configurationMismatch ?? [] {
+            notes.append(
+                "\(mismatch.server) runs a different configuration (hash \(mismatch.theirs), here \(mismatch.ours)); give every server the same cluster.yaml."
+            )
+        }
         if snapshot.autoStartSuppressed {
             notes.append("Automatic group start is suspended on \(snapshot.localServer) after an abnormal stop (clpcl -r lifts it).")
         }

@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import Foundation
+import UnderstudyEngine
 import UnderstudyModel
 
 struct ConfigCommand: ParsableCommand {
@@ -39,10 +40,17 @@ struct ConfigCommand: ParsableCommand {
                 throw ExitCode(2)
             }
             let config = loaded.config
+            // The daemon refuses the same way: its heartbeats would never arrive.
+            let heartbeat = HeartbeatBudget.estimate(config)
+            if let problem = heartbeat.problem {
+                printToStandardError("\(file): \(problem)")
+                throw ExitCode(2)
+            }
             let resourceCount = config.groups.reduce(0) { $0 + $1.resources.count }
             print(
                 "\(file): OK (\(config.servers.count) servers, \(config.groups.count) groups, "
-                    + "\(resourceCount) resources, \(config.monitors.count) monitors)")
+                    + "\(resourceCount) resources, \(config.monitors.count) monitors; "
+                    + "largest heartbeat \(heartbeat.bytes) of \(HeartbeatBudget.limit) bytes)")
             for warning in loaded.warnings { printToStandardError(warning.description) }
         }
     }
