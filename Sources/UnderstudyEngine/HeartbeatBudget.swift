@@ -71,6 +71,9 @@ public enum HeartbeatBudget {
         let longTime = Bound.time
         let epoch = Epoch(term: Bound.version, master: longestName)
         let status = longest(ActivationStatus.allCases)
+        // Only a group that a monitor's recovery acts on can carry a monitor's request and
+        // the servers a monitor failed it over from.
+        let watched = monitoredGroups(config)
         var reports: [GroupName: GroupReport] = [:]
         var entries: [GroupName: DirectoryEntry] = [:]
         for group in config.groups {
@@ -78,7 +81,7 @@ public enum HeartbeatBudget {
             reports[group.name] = GroupReport(
                 status: status, resources: Dictionary(resources.map { ($0, status) }, uniquingKeysWith: { first, _ in first }),
                 generation: Bound.version, activationFailedResource: resources.max { $0.utf8.count < $1.utf8.count },
-                operatorStopped: false, monitorRequest: longest(MonitorRequest.allCases))
+                operatorStopped: false, monitorRequest: watched.contains(group.name) ? longest(MonitorRequest.allCases) : nil)
             var entry = DirectoryEntry(
                 wanted: false, owner: longestName, generation: Bound.version, releasedAt: Bound.version,
                 startEvent: longest(ScriptEvent.allCases),
@@ -86,7 +89,9 @@ public enum HeartbeatBudget {
                 failoverCount: group.resources.map(\.activation.failover).max() ?? 0, failedOn: group.servers,
                 finalActionOn: longestName, finalAction: longest(FinalAction.allCases))
             entry.ownerInstance = maxInstance
-            entry.monitorFailedOn = Dictionary(group.servers.map { ($0, maxInstance) }, uniquingKeysWith: { first, _ in first })
+            if watched.contains(group.name) {
+                entry.monitorFailedOn = Dictionary(group.servers.map { ($0, maxInstance) }, uniquingKeysWith: { first, _ in first })
+            }
             entry.operation = Bound.version
             entry.unplaceable = true
             entries[group.name] = entry
@@ -106,6 +111,20 @@ public enum HeartbeatBudget {
             view: names, awaitingVouch: false, epoch: epoch, appliedVersion: Bound.version, groups: reports,
             monitors: monitors.isEmpty ? nil : Dictionary(monitors, uniquingKeysWith: { first, _ in first }), directory: directory,
             clusterStopRequested: true)
+    }
+
+    /// Groups a monitor's recovery can fail over or stop (`RecoveryLadder.recoveryGroups`).
+    static func monitoredGroups(_ config: ClusterConfig) -> Set<GroupName> {
+        var groups: Set<GroupName> = []
+        for monitor in config.monitors {
+            switch monitor.recovery.target {
+            case .group(let name): groups.insert(name)
+            case .resource(let name): if let group = config.resource(named: name)?.group.name { groups.insert(group) }
+            case .allGroups: return Set(config.groups.map(\.name))
+            case .localServer: break
+            }
+        }
+        return groups
     }
 
     static func longest<Value: RawRepresentable>(_ values: [Value]) -> Value where Value.RawValue == String {

@@ -89,7 +89,7 @@ extension ServerEngine {
             } else if assignedHere, service == .running, entry.generation > local.lastTriedGeneration {
                 if let reason = startBlocker(group.name, now: now) {
                     if startWaitLogged.insert(group.name).inserted {
-                        log(.warning, "rc", 15, "Group \(group.name) waits to start on \(me): \(reason).")
+                        log(.warning, "rc", 18, "Group \(group.name) waits to start on \(me): \(reason).")
                     }
                     continue
                 }

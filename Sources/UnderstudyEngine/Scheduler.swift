@@ -456,8 +456,11 @@ extension ServerEngine {
 
     /// A connected peer says it hears this server now.
     func heardByPeers(_ server: ServerName, now: EngineTime) -> Bool {
-        membership.view(now: now).contains { peer in
-            peer != me && peer != server && membership.report(of: peer, now: now)?.hears[server] != nil
+        // The echo first: it is a lookup, connectedness a computation (this runs per server
+        // and group at every step of the master).
+        serverNames.contains { peer in
+            peer != me && peer != server && membership.peers[peer]?.report?.hears[server] != nil
+                && membership.isConnected(peer, now: now)
         }
     }
 

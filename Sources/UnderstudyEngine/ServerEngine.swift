@@ -526,7 +526,7 @@ public struct ServerEngine: Sendable {
         guard !isolated, service != .stopped, membership.hasQuorum(now: now) else { return nil }
         // By each server's own priority, which every server reads alike from its heartbeats
         // (a file that lists the servers in another order must not make two masters).
-        let view = membership.view(now: now).sorted { membership.rank(of: $0) < membership.rank(of: $1) }
+        let view = membership.view(now: now).map { (name: $0, rank: membership.rank(of: $0)) }.sorted { $0.rank < $1.rank }.map(\.name)
         let joined = view.filter { server in
             server == me ? directory != nil : membership.report(of: server, now: now)?.epoch != nil
         }
@@ -545,6 +545,12 @@ public struct ServerEngine: Sendable {
     /// This server's own status of a group.
     public func localStatus(of group: GroupName) -> ActivationStatus {
         locals[group]?.status ?? .unknown
+    }
+
+    /// Groups that hold resources on this server (starting, online, stopping, failed), in
+    /// configuration order.
+    public var heldGroups: [GroupName] {
+        config.groups.compactMap { locals[$0.name]?.status.holdsResources == true ? $0.name : nil }
     }
 
     /// The resource statuses of a group on this server.

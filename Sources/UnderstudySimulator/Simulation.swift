@@ -92,7 +92,7 @@ public enum Simulation {
     /// - Parameter heartbeatSizeCheckInterval: measure every n-th heartbeat against the
     ///   configuration's heartbeat budget (1: every one).
     public static func run(
-        seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 8
+        seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 1
     ) -> Result {
         let config = config(servers: count)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts)
@@ -147,6 +147,15 @@ public enum Simulation {
                 world.at(time, "fault: partition; ping targets lost by \(cutOff)") {
                     world.partition(sideA, sideB, oneWay: oneWay)
                     world.unreachablePingTargets.formUnion(cutOff)
+                    // Two one-way cuts in opposite directions make a two-way cut: the targets
+                    // are then on one side of it too (a split where both sides reach them
+                    // leaves both running, a documented limit of ping resolution).
+                    if count == 2, world.unreachablePingTargets.isEmpty,
+                        world.blocked.contains([names[0], names[1]]), world.blocked.contains([names[1], names[0]])
+                    {
+                        world.unreachablePingTargets.formUnion(sideA)
+                        world.note("ping targets now lost by \(sideA) (the one-way cuts add up to a two-way cut)")
+                    }
                 }
                 world.at(time + length, "fault end: heal") {
                     world.heal()
@@ -247,6 +256,17 @@ public enum Simulation {
             }
         }
         world.run(until: quiet + .seconds(20))
+        // A server whose stop was still under way at the quiet point (an ordered stop waits up
+        // to its timeout, then the OS goes down) is down now: power it on as well, and give
+        // the cluster the same time again.
+        let late = names.filter { world.engine($0) == nil || world.engine($0)?.service == .stopped }
+        if !late.isEmpty {
+            world.at(world.now, "quiet: power on \(late), which went down after the quiet point") {
+                for name in late where world.engine(name) == nil { world.boot(name) }
+                for name in late where world.engine(name)?.service == .stopped { world.command(.startService, at: name) }
+            }
+            world.run(until: world.now + .seconds(20))
+        }
         var violations = world.violations
         violations += checkLiveness(world)
         violations += checkCommandsEnd(world, tickets.accepted)
