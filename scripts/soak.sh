@@ -17,9 +17,11 @@ first=${3:-$((1000000 + ($(date +%s) % 1000000) * 1000))}
 jobs=${4:-$(nproc)}
 
 swift build --product understudy >/dev/null
-binary=.build/debug/understudy
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# A copy: a build during the soak must not change what the later ranges run.
+binary=$work/understudy
+cp .build/debug/understudy "$binary"
 
 # Split each count into one range per job: seed ranges never overlap between jobs or kinds.
 ranges=()

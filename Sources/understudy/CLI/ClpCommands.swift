@@ -176,47 +176,13 @@ struct ClpGrp: AsyncParsableCommand {
                 if stop && before?.status == .offline { continue }
                 if move && before?.status != .online { continue }
             }
-            // The master's answer names the operation: follow it until it has happened, failed
-            // or was superseded by another command (a daemon without tickets: the old waits).
-            if start {
-                let result = try await client.command(.startGroup(name, on: server))
-                if let ticket = result.ticket {
-                    try await client.follow(ticket, timeout: wait)
-                } else {
-                    try await client.wait(for: "group \(name) to start", timeout: wait) { status in
-                        guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
-                        if line.status == .online { return (true, nil) }
-                        if line.status == .onlineFailure { return (true, "Group \(name) failed to start on \(line.current ?? "?").") }
-                        return (false, nil)
-                    }
-                }
-            } else if stop {
-                let result = try await client.command(.stopGroup(name))
-                if let ticket = result.ticket {
-                    try await client.follow(ticket, timeout: wait)
-                } else {
-                    try await client.wait(for: "group \(name) to stop", timeout: wait) { status in
-                        guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
-                        if line.status == .offline { return (true, nil) }
-                        if line.status == .offlineFailure { return (true, "Group \(name) failed to stop on \(line.current ?? "?").") }
-                        return (false, nil)
-                    }
-                }
-            } else {
-                let source = before?.current
-                let result = try await client.command(.moveGroup(name, to: destination))
-                if let ticket = result.ticket {
-                    try await client.follow(ticket, timeout: wait)
-                } else {
-                    try await client.wait(for: "group \(name) to move", timeout: wait) { status in
-                        guard let line = status.group(name) else { return (true, "Group \(name) disappeared.") }
-                        if line.status == .online, line.current != source { return (true, nil) }
-                        if line.status == .onlineFailure || line.status == .offlineFailure {
-                            return (true, "Group \(name) failed to move (\(line.status.rawValue) on \(line.current ?? "?")).")
-                        }
-                        return (false, nil)
-                    }
-                }
+            let command: ClusterCommand =
+                start ? .startGroup(name, on: server) : stop ? .stopGroup(name) : .moveGroup(name, to: destination)
+            // The master's answer names the operation it accepted: follow it until it has
+            // happened, failed, or was superseded by another command. No ticket: there was
+            // nothing to do (the group was already offline).
+            if let ticket = try await client.command(command).ticket {
+                try await client.follow(ticket, timeout: wait)
             }
             snapshot = try await client.status()
         }
