@@ -53,6 +53,8 @@ extension ServerEngine {
             return .done(monitorCommand(control, monitor: monitor, now: now))
         case .runScript:
             return .done(CommandResult(.failed, "Scripts are run by the daemon of \(me), not decided by the Engine."))
+        case .forgetLeftBehind(let server):
+            return .done(forgetLeftBehind(server))
         case .externalNotice(let monitor, let category, let keyword, let clear, let server):
             if let server, server != me {
                 guard serverNames.contains(server) else { return .done(CommandResult(.badUsage, "Unknown server \(server).")) }
@@ -153,7 +155,7 @@ extension ServerEngine {
             entry.operation = next
             dir.entries[name] = entry
             dir.startupDone = true
-            ticket = OperationTicket(kind: .start, group: name, target: target, version: next)
+            ticket = OperationTicket(kind: .start, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
             // An operator start is the operator's word that the server is sound.
             if isAutoStartSuppressed(target, now: now), let boot = instance(of: target, now: now) {
                 dir.suppressionLifted[target] = boot
@@ -174,7 +176,7 @@ extension ServerEngine {
             entry.preferredTarget = nil
             entry.operation = next
             dir.entries[name] = entry
-            ticket = OperationTicket(kind: .stop, group: name, target: nil, version: next)
+            ticket = OperationTicket(kind: .stop, group: name, target: nil, epoch: dir.epoch, version: next, founding: dir.founding)
             log(.info, "rc", 20, "Stop of group \(name) requested.")
         case .moveGroup(let name, let destination):
             guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
@@ -220,9 +222,9 @@ extension ServerEngine {
             entry.finalAction = nil
             entry.operation = next
             dir.entries[name] = entry
-            ticket = OperationTicket(kind: .move, group: name, target: target, version: next)
+            ticket = OperationTicket(kind: .move, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
             log(.info, "rc", 50, "Move of group \(name) from \(owner) to \(target) requested.")
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }
         dir.version = next

@@ -26,6 +26,9 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     case runScript(name: String, timeoutSeconds: Int)
     /// `clprexec --notice / --clear`: an external error for mrw monitors on a server.
     case externalNotice(monitor: String?, category: String, keyword: String?, clear: Bool, server: ServerName?)
+    /// `clpcl --forget SERVER`: the receiving server no longer waits for SERVER, which it left
+    /// running when it stopped, before founding the cluster (Survivors.swift).
+    case forgetLeftBehind(ServerName)
 
     /// Group operations are decided by the master; resource operations by the server
     /// running the group; the others by the server that receives them.
@@ -33,7 +36,7 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
         switch self {
         case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop:
             return true
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind:
             return false
         }
     }

@@ -133,19 +133,24 @@ public struct PersistentState: Sendable, Codable, Equatable {
     public var rebootCount: Int
     /// How far each monitor's recovery ladder has gone on this server.
     public var monitorCounters: [String: MonitorCounters]
+    /// The servers still running the cluster when this one last stopped cleanly (empty after
+    /// a cluster stop). Until it has joined a cluster again, this server founds none without
+    /// them (see Survivors.swift).
+    public var leftBehind: [ServerName]
 
     public init(
         directory: Directory? = nil, heldGroups: [GroupName: UInt64] = [:], rebootCount: Int = 0,
-        monitorCounters: [String: MonitorCounters] = [:]
+        monitorCounters: [String: MonitorCounters] = [:], leftBehind: [ServerName] = []
     ) {
         self.directory = directory
         self.heldGroups = heldGroups
         self.rebootCount = rebootCount
         self.monitorCounters = monitorCounters
+        self.leftBehind = leftBehind
     }
 
     enum CodingKeys: String, CodingKey {
-        case directory, heldGroups, rebootCount, monitorCounters
+        case directory, heldGroups, rebootCount, monitorCounters, leftBehind
     }
 
     /// State files written before a key existed still load.
@@ -155,5 +160,6 @@ public struct PersistentState: Sendable, Codable, Equatable {
         heldGroups = try container.decodeIfPresent([GroupName: UInt64].self, forKey: .heldGroups) ?? [:]
         rebootCount = try container.decodeIfPresent(Int.self, forKey: .rebootCount) ?? 0
         monitorCounters = try container.decodeIfPresent([String: MonitorCounters].self, forKey: .monitorCounters) ?? [:]
+        leftBehind = try container.decodeIfPresent([ServerName].self, forKey: .leftBehind) ?? []
     }
 }

@@ -99,6 +99,7 @@ public enum HeartbeatBudget {
         var directory = Directory(
             epoch: epoch, version: Bound.version, startupDone: false, suspended: false, clusterStopping: false, entries: entries)
         directory.base = DirectoryStamp(epoch: epoch, version: Bound.version)
+        directory.founding = Founding(server: longestName, instance: maxInstance)
         directory.suppressionLifted = Dictionary(names.map { ($0, maxInstance) }, uniquingKeysWith: { first, _ in first })
         let monitorStatus = longest(MonitorStatus.allCases)
         let monitors = config.monitors.filter { $0.runs(on: server) }.map { ($0.name, monitorStatus) }

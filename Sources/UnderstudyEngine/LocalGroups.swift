@@ -541,7 +541,7 @@ extension ServerEngine {
     }
 
     mutating func finishLeavingIfDone(now: EngineTime) {
-        guard case .leaving(_, _, let then) = service else { return }
+        guard case .leaving(let factor, _, let then) = service else { return }
         let busy = locals.values.contains {
             $0.isBusy || ($0.status.holdsResources && $0.status != .offlineFailure && $0.status != .onlineFailure)
         }
@@ -562,6 +562,7 @@ extension ServerEngine {
             // they see the machine go down.
             emit(.sendHeartbeat(makeHeartbeat(now: now)))
         }
+        recordLeftBehind(factor: factor, now: now)
         service = .stopped
         // A clean restart (`clpcl -r`) is the operator's word that this server may take
         // groups automatically again after an abnormal stop.

@@ -27,6 +27,9 @@ struct PeerState: Sendable, Equatable {
     /// The peer's newest heartbeat lists this server's current boot among those it hears
     /// (it judges us up).
     var listsUs = false
+    /// The peer left cleanly and is heard again (possibly in a new boot) but has not become
+    /// connected yet: for the majority it still counts as gone (see `quorum`).
+    var returningFromDeparture = false
 }
 
 /// Failure detection, views and quorum. A peer is *up* when any path was heard within the
@@ -70,10 +73,12 @@ struct Membership: Sendable, Equatable {
     mutating func record(_ heartbeat: Heartbeat, path: String, now: EngineTime, myBootID: UInt64) -> Bool {
         guard var peer = peers[heartbeat.sender] else { return false }
         if let boot = peer.bootID, heartbeat.bootID < boot { return false }
+        let departed = peer.returningFromDeparture || (peer.report.map { !$0.serviceUp } ?? false)
         if peer.bootID != heartbeat.bootID {
-            // A restart of the peer: forget what its previous life told us.
+            // A restart of the peer: forget what its previous life told us (but that it left).
             peer = PeerState(bootID: heartbeat.bootID)
         }
+        peer.returningFromDeparture = departed && heartbeat.serviceUp
         // A path is alive when it carries heartbeats newer than it carried before (the same
         // heartbeat arrives once per path; an old one replayed proves nothing).
         if peer.pathLastSentAt[path].map({ heartbeat.sentAt > $0 }) ?? true {
@@ -131,6 +136,14 @@ struct Membership: Sendable, Equatable {
         return now - echoed < timeout
     }
 
+    /// A peer that left cleanly and is back ends its return once connected (call after
+    /// recording heartbeats; `quorum` no longer counts it as gone).
+    mutating func noteReturns(now: EngineTime) {
+        for (name, peer) in peers where peer.returningFromDeparture && isConnected(name, now: now) {
+            peers[name]?.returningFromDeparture = false
+        }
+    }
+
     /// Connected servers in `servers:` order, this one included.
     func view(now: EngineTime) -> [ServerName] {
         servers.filter { isConnected($0, now: now) }
@@ -149,9 +162,13 @@ struct Membership: Sendable, Equatable {
         guard usesMajority else { return true }
         let side = Set(peers + [me])
         // A server that said farewell (stopped its service cleanly) is on no side of any
-        // split: it no longer counts until it is heard again.
+        // split: it no longer counts until it is connected again. (Heard back but not yet
+        // connected, it cannot found a cluster without the servers it left running, see
+        // Survivors.swift: counting it would only make a survivor that runs alone drop its
+        // groups each time a server comes back.)
         let departed = servers.filter { server in
-            server != me && !side.contains(server) && self.peers[server]?.report.map { !$0.serviceUp } == true
+            guard server != me, !side.contains(server), let peer = self.peers[server] else { return false }
+            return peer.returningFromDeparture || peer.report.map { !$0.serviceUp } == true
         }
         let total = servers.count - departed.count
         if side.count * 2 > total { return true }

@@ -180,6 +180,17 @@ public struct DirectoryStamp: Sendable, Codable, Hashable, Comparable, CustomStr
     public var description: String { "\(epoch) v\(version)" }
 }
 
+/// The server (and its service run) that founded a cluster run's first directory.
+public struct Founding: Sendable, Codable, Hashable {
+    public var server: ServerName
+    public var instance: ServerInstance
+
+    public init(server: ServerName, instance: ServerInstance) {
+        self.server = server
+        self.instance = instance
+    }
+}
+
 /// The master's placement table, replicated to every server in heartbeats.
 public struct Directory: Sendable, Codable, Equatable {
     public var epoch: Epoch
@@ -191,6 +202,10 @@ public struct Directory: Sendable, Codable, Equatable {
     /// it, and the master takes it over first. So a decision some server knows is never
     /// dropped by a master change it took part in. Nil: a new cluster's first directory.
     public var base: DirectoryStamp?
+    /// Who founded this cluster run's first directory (every later directory descends from
+    /// it): epochs and versions compare only between directories of one founding (after a
+    /// restart of the whole cluster they may start lower).
+    public var founding: Founding?
     /// Startup synchronization is over and auto-start groups have been placed.
     public var startupDone: Bool
     public var suspended: Bool
@@ -268,6 +283,9 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// The sender shuts the whole cluster down for a power failure of a UPS feeding shared
     /// storage: the master stops failovers (cluster stopping). nil = no.
     public var clusterStopRequested: Bool?
+    /// Servers the sender left running when it last stopped cleanly and has not rejoined
+    /// since: no cluster is founded without them (Survivors.swift). nil = none.
+    public var waitsFor: [ServerName]?
 
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: run) }
 
@@ -276,9 +294,11 @@ public struct Heartbeat: Sendable, Codable, Equatable {
         serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,
         syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [], awaitingVouch: Bool = false,
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
-        monitors: [String: MonitorStatus]? = nil, directory: Directory? = nil, clusterStopRequested: Bool? = nil
+        monitors: [String: MonitorStatus]? = nil, directory: Directory? = nil, clusterStopRequested: Bool? = nil,
+        waitsFor: [ServerName]? = nil
     ) {
         self.clusterStopRequested = clusterStopRequested
+        self.waitsFor = waitsFor
         self.monitors = monitors
         self.sender = sender
         self.bootID = bootID

@@ -13,15 +13,22 @@ public struct OperationTicket: Sendable, Codable, Equatable {
     public var group: GroupName
     /// Where the master sends the group (start, move).
     public var target: ServerName?
-    /// The directory version that holds the operation.
+    /// The directory (master's epoch and version, and the cluster run it belongs to) that
+    /// holds the operation.
+    public var epoch: Epoch
     public var version: UInt64
+    public var founding: Founding?
 
-    public init(kind: Kind, group: GroupName, target: ServerName?, version: UInt64) {
+    public init(kind: Kind, group: GroupName, target: ServerName?, epoch: Epoch, version: UInt64, founding: Founding?) {
         self.kind = kind
         self.group = group
         self.target = target
+        self.epoch = epoch
         self.version = version
+        self.founding = founding
     }
+
+    var stamp: DirectoryStamp { DirectoryStamp(epoch: epoch, version: version) }
 
     public enum Verdict: Sendable, Equatable {
         /// Not there yet: keep following.
@@ -30,6 +37,11 @@ public struct OperationTicket: Sendable, Codable, Equatable {
         case done(String?)
         /// A later command changed the group before this one had happened (exit 4).
         case superseded(String)
+        /// The directory this server follows does not hold the operation: the master that
+        /// accepted it was replaced (or the cluster restarted) before it was applied. For a
+        /// moment this can also mean that this server has not caught up with that master yet,
+        /// so a command gives it a few seconds before it ends (exit 4).
+        case lost(String)
         /// It cannot happen any more (exit 1).
         case failed(String)
     }
@@ -37,16 +49,28 @@ public struct OperationTicket: Sendable, Codable, Equatable {
     /// Where the operation stands, as a server's status snapshot shows it.
     public func verdict(in snapshot: ClusterStatusSnapshot) -> Verdict {
         guard let line = snapshot.groups.first(where: { $0.name == group }) else { return .failed("Group \(group) is not configured.") }
-        // The snapshot's server has not applied the operation yet.
-        guard let known = snapshot.directoryVersion, known >= version else { return .pending }
         let place = line.current.map { "\(line.status.rawValue) on \($0)" } ?? line.status.rawValue
+        guard let epoch = snapshot.epoch, let known = snapshot.directoryVersion else { return .pending }
+        // Not applied here yet: the same epoch at an earlier version.
+        if snapshot.directoryFounding == founding, epoch == self.epoch, known < version { return .pending }
+        let includesIt =
+            snapshot.directoryFounding == founding
+            && (epoch == self.epoch || snapshot.directoryBase.map { $0 >= stamp } ?? false)
+        if !includesIt {
+            // Another master's directory without it (a master change, or the whole cluster
+            // started anew), unless the group is where the command wanted it anyway.
+            if goalReached(line) { return .done(nil) }
+            return .lost(
+                "The master changed before the command on group \(group) took effect; it is now \(place). Repeat it if needed.")
+        }
         if let newer = line.operation, newer > version {
             return .superseded("Another command changed group \(group) before this one was done; it is now \(place).")
         }
         if (line.operation ?? 0) < version {
-            // The directory is past the operation's version without it: the master that took
-            // it was replaced before anyone applied it.
-            return .superseded(
+            // A directory that took over from a later one without the operation (a new
+            // master chose another server's directory).
+            if goalReached(line) { return .done(nil) }
+            return .lost(
                 "The master changed before the command on group \(group) took effect; it is now \(place). Repeat it if needed.")
         }
         let settled = line.status == .online && line.assignedTo == line.current
@@ -74,5 +98,14 @@ public struct OperationTicket: Sendable, Codable, Equatable {
             if line.wanted == false && !line.status.holdsResources { return .failed("Group \(group) was stopped before it moved.") }
         }
         return .pending
+    }
+
+    /// The group is where the command wanted it.
+    func goalReached(_ line: ClusterStatusSnapshot.GroupLine) -> Bool {
+        switch kind {
+        case .start: return line.status == .online
+        case .stop: return line.status == .offline
+        case .move: return line.status == .online && line.current == target
+        }
     }
 }

@@ -128,6 +128,7 @@ extension ServerEngine {
         let terms =
             [directory?.epoch.term ?? 0, persistent.directory?.epoch.term ?? 0] + reportedEpochs.map(\.term) + offers.map(\.epoch.term)
         var fresh = source ?? Directory(epoch: Epoch(term: 0, master: me))
+        if source == nil { fresh.founding = Founding(server: me, instance: instance) }
         fresh.epoch = Epoch(term: (terms.max() ?? 0) + 1, master: me)
         let versions =
             [fresh.version, directory?.version ?? 0, persistent.directory?.version ?? 0] + reportedVersions + offers.map(\.version)
@@ -136,6 +137,7 @@ extension ServerEngine {
         fresh.base = ([directory?.stamp, directory?.base, fresh.base] + offers.map(\.stamp)).compactMap { $0 }.max()
         if sourceServer != nil { noteClaimsReplaced(by: fresh) }
         directory = fresh
+        rejoined()
         epochStartVersion = fresh.version
         persistDirty = true
         heartbeatDirty = true

@@ -112,6 +112,8 @@ public struct ServerEngine: Sendable {
     var priorClaims: [GroupName: PriorClaim] = [:]
     /// Master: the version its epoch began with (no decision of its own yet while equal).
     var epochStartVersion: UInt64 = 0
+    /// Servers whose absence was logged as keeping the cluster from being founded.
+    var foundingBlockedLogged: Set<ServerName> = []
     /// Groups whose wait to start here was logged (log once per wait).
     var startWaitLogged: Set<GroupName> = []
     var heartbeatDirty = false
@@ -208,6 +210,7 @@ public struct ServerEngine: Sendable {
         priorClaims = [:]
         startWaitLogged = []
         offerLogged = []
+        foundingBlockedLogged = []
         emit(.log(LogEntry(.info, "pm", 1, "Cluster service starting on \(me).")))
         if autoStartSuppressed {
             emit(
@@ -297,6 +300,7 @@ public struct ServerEngine: Sendable {
             checkQuorum(now: now)
             checkPingResolution(now: now)
             checkSyncWait(now: now)
+            noteFoundingBlocked(now: now)
             if !isolated && membership.hasQuorum(now: now) {
                 // Reconcile before deciding, so the master's own groups already show the
                 // stops its directory asks for; and after, to act on new decisions at once.
@@ -411,6 +415,7 @@ public struct ServerEngine: Sendable {
         let wasConnected = membership.isConnected(heartbeat.sender, now: now)
         let fresh = membership.record(heartbeat, path: path, now: now, myBootID: bootID)
         guard fresh else { return }
+        membership.noteReturns(now: now)
         // A peer waking from a stall waits for our word: answer at once.
         if heartbeat.awaitingVouch { heartbeatDirty = true }
         if heartbeat.configHash != configHash {
@@ -458,6 +463,7 @@ public struct ServerEngine: Sendable {
         }
         noteClaimsReplaced(by: offered)
         directory = offered
+        rejoined()
         persistDirty = true
         heartbeatDirty = true
     }
@@ -483,7 +489,7 @@ public struct ServerEngine: Sendable {
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
             groups: groupReports(), monitors: monitors.isEmpty ? nil : monitorExceptions(),
             directory: master || (!isolated && offersDirectory(now: now)) ? directory : nil,
-            clusterStopRequested: clusterStopRequested ? true : nil)
+            clusterStopRequested: clusterStopRequested ? true : nil, waitsFor: waitsForInHeartbeat)
     }
 
     /// While holding after a stall this server reports the view it had before (it acts as
@@ -537,6 +543,8 @@ public struct ServerEngine: Sendable {
         let founders = view.filter { server in
             server == me ? syncDone : (membership.report(of: server, now: now)?.syncDone ?? false)
         }
+        // Not without a server that one of the view left running (Survivors.swift).
+        guard survivorsMissing(from: view, now: now).isEmpty else { return nil }
         return founders.first
     }
 

@@ -79,8 +79,11 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     public var syncDone: Bool
     public var autoStartSuppressed: Bool
     public var epoch: Epoch?
-    /// Version of the directory this server follows (nil: it follows none).
+    /// Version of the directory this server follows (nil: it follows none), and what it
+    /// includes from earlier epochs (see `Directory.base`).
     public var directoryVersion: UInt64?
+    public var directoryBase: DirectoryStamp?
+    public var directoryFounding: Founding?
     /// Servers heard with a configuration other than this server's (nil when none): the
     /// files differ; one file must be distributed to every server.
     public var configurationMismatch: [ConfigurationMismatch]?
@@ -249,6 +252,7 @@ extension ServerEngine {
             configPath: config.sourcePath.isEmpty ? nil : config.sourcePath, localServer: me, master: master,
             service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
             autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, directoryVersion: directory?.version,
+            directoryBase: directory?.base, directoryFounding: directory?.founding,
             configurationMismatch: configurationMismatches(now: now), servers: servers, groups: groups,
             monitors: monitorLines(now: now), runtime: nil, transport: nil)
     }

@@ -146,7 +146,9 @@ public final class SimulatedCluster {
     /// The whole server stops (VM pause) for `duration`, then goes on with stale state.
     public func freeze(_ name: ServerName, for duration: Duration) {
         guard let server = servers[name], server.engine != nil else { return }
-        server.frozenUntil = now + duration
+        // A freeze during a freeze ends with the later one: events that came due meanwhile
+        // wait for the end the server had when they came (`process`).
+        server.frozenUntil = max(server.frozenUntil ?? now, now + duration)
         note("\(name) freezes for \(duration)")
     }
 
@@ -154,7 +156,7 @@ public final class SimulatedCluster {
     /// for `duration`.
     public func freezeAll(for duration: Duration) {
         for name in serverNames where servers[name]?.engine != nil {
-            servers[name]?.frozenUntil = now + duration
+            servers[name]?.frozenUntil = max(servers[name]?.frozenUntil ?? now, now + duration)
         }
         note("every server freezes for \(duration)")
     }

@@ -66,12 +66,18 @@ struct ClpCl: AsyncParsableCommand {
         String?
     @Flag(name: .long, help: "Suspend the cluster: groups keep running, nothing fails over.") var suspend = false
     @Flag(name: .long, help: "Resume a suspended cluster.") var resume = false
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A server that kept the cluster running when others stopped is down for good: they may found the cluster without it (every server, or -h).",
+            valueName: "server"))
+    var forget: [String] = []
     @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
-        let chosen = [start, stop, restart, suspend, resume].filter { $0 }.count
-        guard chosen == 1 else { throw ValidationError("Give exactly one of -s, -t, -r, --suspend, --resume.") }
+        let chosen = [start, stop, restart, suspend, resume, !forget.isEmpty].filter { $0 }.count
+        guard chosen == 1 else { throw ValidationError("Give exactly one of -s, -t, -r, --suspend, --resume, --forget.") }
         if all && server != nil { throw ValidationError("-a and -h exclude each other.") }
     }
 
@@ -84,6 +90,10 @@ struct ClpCl: AsyncParsableCommand {
             return
         }
         let identity = try await client.identity()
+        if !forget.isEmpty {
+            try await forgetServers(client: client, servers: identity.servers)
+            return
+        }
         let targets = all ? identity.servers : [server ?? identity.server]
         for target in targets where !identity.servers.contains(target) {
             fail("Unknown server \(target) (servers: \(identity.servers.joined(separator: ", "))).", code: .badUsage)
@@ -123,6 +133,29 @@ struct ClpCl: AsyncParsableCommand {
             for target in targets {
                 try await client.wait(for: "the cluster service on \(target) to start", timeout: wait, target: target) { snapshot in
                     (snapshot.service == "running", nil)
+                }
+            }
+        }
+        if failed { throw ExitCode(CommandCode.failed.rawValue) }
+    }
+
+    /// `--forget`: every server (or the one of -h) stops waiting for the named servers; a
+    /// server that cannot be reached is said and skipped (it is told when it comes back).
+    func forgetServers(client: DaemonClient, servers: [ServerName]) async throws {
+        for name in forget where !servers.contains(name) {
+            fail("Unknown server \(name) (servers: \(servers.joined(separator: ", "))).", code: .badUsage)
+        }
+        var failed = false
+        for target in server.map({ [$0] }) ?? servers where !forget.contains(target) {
+            for name in forget {
+                switch await client.trySend(.command(.forgetLeftBehind(name), target: target)) {
+                case .result(let result)? where result.code == .success:
+                    print("Forget \(name) on \(target) : \(result.message)")
+                case .result(let result)?:
+                    printError("Forget \(name) on \(target) : \(result.message)")
+                    failed = true
+                default:
+                    printError("Forget \(name) on \(target) : not reachable; run it there when it is up.")
                 }
             }
         }

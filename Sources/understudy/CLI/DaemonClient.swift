@@ -80,13 +80,20 @@ struct DaemonClient {
     /// server (exit 4), or the time is up (exit 1).
     func follow(_ ticket: OperationTicket, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
+        var lostSince: ContinuousClock.Instant?
         while ContinuousClock.now < deadline {
             switch ticket.verdict(in: try await status()) {
-            case .pending: break
+            case .pending: lostSince = nil
             case .done(let note):
                 if let note { print(note) }
                 return
             case .superseded(let reason): fail(reason, code: .inTransition)
+            case .lost(let reason):
+                // This server may not have caught up with the master that took the command:
+                // lost only if it stays so for a few seconds.
+                let since = lostSince ?? .now
+                lostSince = since
+                if since.duration(to: .now) >= .seconds(3) { fail(reason, code: .inTransition) }
             case .failed(let reason): fail(reason, code: .failed)
             }
             try await Task.sleep(for: .milliseconds(100))

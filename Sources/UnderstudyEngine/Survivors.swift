@@ -1,0 +1,80 @@
+import UnderstudyModel
+
+// Servers that come back after leaving cleanly do not found a cluster of their own while a
+// server they left running may still run one.
+//
+// With `majority`, servers that left cleanly do not count: when s1 and s3 of three stop for
+// maintenance, s2 keeps the groups alone. Should s1 and s3 start again while a partition
+// hides s2 from them, they hold two of three, a majority by the file, and s2 holds one of
+// one: without this rule both sides would run the groups (found by a simulator soak, seed
+// 30006579). So a server records, as it stops cleanly, the servers still running the cluster
+// (none after a cluster stop); until it has joined a cluster again it tells its peers, and
+// no view founds a cluster without every server one of its members left running. Joining a
+// running cluster is allowed (its master holds the newest directory). A server left running
+// that is down for good keeps the others from founding until an operator says so:
+// `clpcl --forget SERVER` (corosync's wait_for_all makes the same trade).
+
+extension ServerEngine {
+    /// As the service stops cleanly: who keeps running the cluster.
+    mutating func recordLeftBehind(factor: StopFactor, now: EngineTime) {
+        let clusterStop = factor == .clusterShutdown || directory?.clusterStopping == true
+        let running = clusterStop ? [] : membership.view(now: now).filter { $0 != me && !isLeaving($0, now: now) }
+        if persistent.leftBehind != running {
+            persistent.leftBehind = running
+            persistDirty = true
+        }
+    }
+
+    /// This server is part of a cluster again (joined or founded one): what it left behind no
+    /// longer binds it.
+    mutating func rejoined() {
+        guard !persistent.leftBehind.isEmpty else { return }
+        persistent.leftBehind = []
+        persistDirty = true
+        heartbeatDirty = true
+    }
+
+    /// Servers that a member of the view left running and that the view does not hold: a
+    /// cluster founded by this view could run groups a second time.
+    func survivorsMissing(from view: [ServerName], now: EngineTime) -> [ServerName] {
+        var needed = Set(directory == nil ? persistent.leftBehind : [])
+        for peer in view where peer != me {
+            needed.formUnion(membership.report(of: peer, now: now)?.waitsFor ?? [])
+        }
+        return needed.subtracting(view).sorted()
+    }
+
+    /// What this server tells its peers it waits for (nil: nothing; always nil once joined).
+    var waitsForInHeartbeat: [ServerName]? {
+        directory == nil && !persistent.leftBehind.isEmpty ? persistent.leftBehind : nil
+    }
+
+    /// Says once why nobody founds the cluster although the sync wait is over.
+    mutating func noteFoundingBlocked(now: EngineTime) {
+        guard syncDone, directory == nil, !isolated, currentMaster(now: now) == nil else {
+            if directory != nil { foundingBlockedLogged = [] }
+            return
+        }
+        let missing = survivorsMissing(from: membership.view(now: now), now: now)
+        guard !missing.isEmpty, Set(missing) != foundingBlockedLogged else { return }
+        foundingBlockedLogged = Set(missing)
+        log(
+            .error, "nm", 8,
+            "The cluster is not started: \(missing.joined(separator: ", ")) kept running it when servers here stopped and \(missing.count == 1 ? "is" : "are") not heard (a partition?). Start \(missing.count == 1 ? "it" : "them"), or if down for good: clpcl --forget \(missing.joined(separator: " "))."
+        )
+    }
+
+    /// `clpcl --forget SERVER`: the operator's word that a server this one left running is
+    /// down for good.
+    mutating func forgetLeftBehind(_ server: ServerName) -> CommandResult {
+        guard serverNames.contains(server) else { return CommandResult(.badUsage, "Unknown server \(server).") }
+        guard persistent.leftBehind.contains(server) else {
+            return .ok("\(me) does not wait for \(server).")
+        }
+        persistent.leftBehind.removeAll { $0 == server }
+        persistDirty = true
+        heartbeatDirty = true
+        log(.warning, "nm", 9, "\(me) no longer waits for \(server) before founding the cluster (clpcl --forget).")
+        return .ok()
+    }
+}
