@@ -49,6 +49,9 @@ let package = Package(
         ),
         // The network-namespace lab (tests, benchmarks, `understudy lab`): needs root.
         .target(name: "UnderstudyLab", dependencies: ["UnderstudyNode", "UnderstudyModel", "UnderstudyEngine"]),
+        // What only tests use: prerequisites (skip, or fail under UNDERSTUDY_REQUIRE_ALL=1),
+        // free ports, a real NUT server.
+        .target(name: "UnderstudyTestSupport", dependencies: ["UnderstudyNode"]),
         .executableTarget(
             name: "understudy",
             dependencies: [
@@ -64,10 +67,12 @@ let package = Package(
         .testTarget(name: "UnderstudyModelTests", dependencies: ["UnderstudyModel"]),
         .testTarget(name: "UnderstudyEngineTests", dependencies: ["UnderstudyEngine", "UnderstudyModel", "UnderstudySimulator"]),
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
-        .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode", "UnderstudyLab"]),
+        .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode", "UnderstudyTestSupport"]),
         .testTarget(
-            name: "UnderstudyProcessTests", dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel", "UnderstudyLab"]),
-        .testTarget(name: "UnderstudyLabTests", dependencies: ["UnderstudyLab", "UnderstudyEngine", "UnderstudyModel"]),
+            name: "UnderstudyProcessTests",
+            dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel", "UnderstudyTestSupport"]),
+        .testTarget(
+            name: "UnderstudyLabTests", dependencies: ["UnderstudyLab", "UnderstudyEngine", "UnderstudyModel", "UnderstudyTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UnderstudyTestSupport
 import UnderstudyLab
 
 #if canImport(Glibc)
@@ -8,7 +9,7 @@ import UnderstudyLab
 
 /// A real floating IP in the lab: the client reaches the service through it, on whichever
 /// server runs the group, without doing anything itself.
-@Suite("Lab: floating IP", .serialized, .enabled(if: labEnabled))
+@Suite("Lab: floating IP", .serialized, .requires(labPrerequisite))
 struct FloatingIPFailoverTests {
     @Test("the client follows the floating IP through a move and a server's clean stop")
     func clientFollowsTheFloatingIP() async throws {

@@ -3,19 +3,23 @@ import Testing
 import UnderstudyEngine
 import UnderstudyLab
 import UnderstudyModel
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// The lab needs root; elsewhere every test here is skipped with this reason.
-let labSkipReason: String? = {
-    if let reason = Lab.unavailableReason { return reason }
-    if !FileManager.default.isExecutableFile(atPath: labBinary) {
-        return "\(labBinary) is missing: build it first with `swift build --build-tests`"
-    }
-    return nil
-}()
+/// The lab needs root, iproute2 and the built binary; elsewhere every lab test is skipped
+/// with the reason (and fails under UNDERSTUDY_REQUIRE_ALL=1).
+let labPrerequisite = Prerequisite.all(
+    "lab",
+    [
+        Prerequisite("root", missing: Lab.unavailableReason),
+        Prerequisite(
+            "lab-binary",
+            missing: FileManager.default.isExecutableFile(atPath: labBinary)
+                ? nil : "\(labBinary) is missing: build it first with `swift build --build-tests`"),
+    ])
 
 let labBinary: String = {
     var url = URL(fileURLWithPath: #filePath)
@@ -23,10 +27,6 @@ let labBinary: String = {
     return url.path + "/.build/debug/understudy"
 }()
 
-let labEnabled: Bool = {
-    if let labSkipReason { print("UnderstudyLabTests skipped: \(labSkipReason)") }
-    return labSkipReason == nil
-}()
 
 /// Short timings: a peer is Offline 1 s after its last heartbeat.
 func labSpec(servers: Int = 2, secondLink: Bool = false) -> LabSpec {
@@ -74,7 +74,7 @@ func expectNothingLeft(_ spec: LabSpec, daemons: [LabProcess]) throws {
 
 @Suite(
     "Lab: network namespaces, daemons, faults", .serialized,
-    .enabled(if: labEnabled, Comment(rawValue: "skipped: \(labSkipReason ?? "")")))
+    .requires(labPrerequisite))
 struct LabTests {
     @Test("2 servers + client: daemons see each other, pings pass, clpstat --json works, down leaves nothing")
     func upAndDown() async throws {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UnderstudyTestSupport
 import UnderstudyEngine
 import UnderstudyLab
 import UnderstudyModel
@@ -11,7 +12,7 @@ import UnderstudyModel
 /// The network monitors in real namespaces: a floating IP removed behind the cluster's back
 /// (fipw reactivates it), ICMP blocked (ipw in Error until unblocked), the public link taken
 /// down (miiw fails the group over; the interconnect keeps the cluster together).
-@Suite("Lab: network monitors", .serialized, .enabled(if: labEnabled))
+@Suite("Lab: network monitors", .serialized, .requires(labPrerequisite))
 struct NetworkMonitorTests {
     func monitor(_ lab: Lab, _ name: String, on server: String, seenBy observer: String = "node2") async -> MonitorStatus? {
         await lab.status(on: observer)?.monitors?.first { $0.name == name }?.perServer[server]

@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import UnderstudyTestSupport
 import UnderstudyLab
 
 /// `pingnp` in the lab, two servers with the client as the ping target (the usual gateway):
 /// the server whose link goes down loses (it reaches no target), fences its group, and the
 /// other takes the group over; after the link returns nothing moves back.
-@Suite("Lab: ping network-partition resolution", .serialized, .enabled(if: labEnabled))
+@Suite("Lab: ping network-partition resolution", .serialized, .requires(labPrerequisite))
 struct PingResolutionTests {
     @Test("link down: the cut-off server fences, the other takes over; nothing moves back")
     func linkDownLoserFences() async throws {

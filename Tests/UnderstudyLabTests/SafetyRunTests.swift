@@ -1,12 +1,13 @@
 import Foundation
 import Testing
+import UnderstudyTestSupport
 import UnderstudyLab
 
 /// Invariant I1 as a service sees it, on real links: a service that checks its server's
 /// lease records when it is active; faults of every kind are injected; no two servers may
 /// ever have been active at once. (`understudy lab safety --per-kind 50` is the long run;
 /// results in docs/benchmarks.md.)
-@Suite("Lab: safety under partitions, loss, freezes, kills and flapping", .serialized, .enabled(if: labEnabled))
+@Suite("Lab: safety under partitions, loss, freezes, kills and flapping", .serialized, .requires(labPrerequisite))
 struct SafetyRunTests {
     @Test("fast profile, every fault kind (2 servers: pingnp, twice each; 3: majority, once each): zero overlap", arguments: [2, 3])
     func noOverlap(servers: Int) async throws {

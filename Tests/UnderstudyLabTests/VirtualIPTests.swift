@@ -1,24 +1,17 @@
 import Foundation
 import Testing
 import UnderstudyLab
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Why the virtual-IP test cannot run here, if it cannot (it needs BIRD as the RIP router).
-let birdSkipReason: String? = {
-    if let labSkipReason { return labSkipReason }
-    for tool in ["bird", "birdc"] where LabShell.which(tool) == nil {
-        return "\(tool) is missing (Debian package bird2; scripts/test.sh installs it)"
-    }
-    return nil
-}()
 
 /// A real virtual IP in the lab: the client namespace is a RIP router (BIRD 2). The address
 /// lives on no subnet the client knows; it reaches the service only through the route the
 /// server holding the vip advertises, and follows it when the group moves.
-@Suite("Lab: virtual IP with a RIP router", .serialized, .enabled(if: birdSkipReason == nil))
+@Suite("Lab: virtual IP with a RIP router", .serialized, .requires(labPrerequisite, .command("bird", package: "bird2"), .command("birdc", package: "bird2")))
 struct VirtualIPTests {
     @Test("the router learns the vip's route from its holder and follows a move and a clean stop")
     func routerFollowsTheVirtualIP() async throws {

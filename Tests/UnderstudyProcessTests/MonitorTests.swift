@@ -217,8 +217,14 @@ struct RemoteScriptTests {
 
             let failing = try await cluster.cli(["clprexec", "--script", "fails.sh", "-h", "node3"], on: "node1")
             #expect(failing.exitCode == 1 && failing.standardError.contains("exit 3"), "\(failing)")
+            // A path: the CLI keeps only the file name, so it never leaves the rexec folder.
             let escape = try await cluster.cli(["clprexec", "--script", "../cluster.yaml"], on: "node1")
-            #expect(escape.exitCode != 0, "\(escape)")
+            #expect(escape.exitCode == 1 && escape.standardError.contains("No script cluster.yaml in"), "\(escape)")
+            // A name the daemon does not take: refused as bad usage (exit 2) with the reason.
+            for name in [".hidden", "a b.sh", "x;rm"] {
+                let refused = try await cluster.cli(["clprexec", "--script", name], on: "node1")
+                #expect(refused.exitCode == 2 && refused.standardError.contains("must be a plain file name"), "\(refused)")
+            }
             let writable = try await cluster.cli(["clprexec", "--script", "open.sh"], on: "node1")
             #expect(writable.exitCode == 1 && writable.standardError.contains("writable"), "\(writable)")
             let missing = try await cluster.cli(["clprexec", "--script", "nothing.sh"], on: "node1")

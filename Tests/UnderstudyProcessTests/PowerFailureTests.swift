@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 import UnderstudyEngine
-import UnderstudyLab
 import UnderstudyModel
+import UnderstudyTestSupport
 
 /// A power failure end to end: three daemons, node1 fed by a UPS that a real NUT upsd serves
 /// (a dummy-ups driver whose status the test sets, under a clone driver that carries out
@@ -11,13 +11,11 @@ import UnderstudyModel
 /// powers the load on again when line power returns.
 @Suite("Process: power failure from a real upsd")
 struct PowerFailureTests {
-    @Test("on battery past the grace time: node1's group fails over, the UPS gets shutdown.return, the OS shuts down")
+    @Test(
+        "on battery past the grace time: node1's group fails over, the UPS gets shutdown.return, the OS shuts down",
+        .requires(NUTServer.prerequisite))
     func powerFailure() async throws {
-        if let reason = NUTServer.unavailableReason() {
-            print("skipped: \(reason)")
-            return
-        }
-        let nut = try await NUTServer.start(port: 34_932, upses: ["ups1"], clones: ["outlet1": "ups1"], offDelay: 2, onDelay: 1)
+        let nut = try await NUTServer.start(upses: ["ups1"], clones: ["outlet1": "ups1"], offDelay: 2, onDelay: 1)
         defer { nut.stop() }
         var spec = ClusterSpec(subnet: 126)
         spec.monitors = """

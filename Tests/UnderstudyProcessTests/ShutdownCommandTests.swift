@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UnderstudyModel
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -21,18 +22,20 @@ struct ShutdownCommandTests {
         static let marker = "# Stand-in for amccmd written by UnderstudyProcessTests."
         let createdFolder: Bool
 
-        /// nil (with the reason printed) when this machine cannot host it: not root, or a real
-        /// ESMPRO/AC is installed there.
-        static func install() throws -> FakeAmccmd? {
-            guard getuid() == 0 else {
-                print("skipped: the sample stop.sh calls \(path); writing a stand-in there needs root")
-                return nil
-            }
+        /// Writing the stand-in needs root (the sample stop.sh calls \(path)), and a real
+        /// ESMPRO/AC installed there is left alone.
+        static let prerequisite = Prerequisite.all(
+            "amccmd-stand-in",
+            [
+                .root,
+                Prerequisite(
+                    "amccmd-stand-in",
+                    missing: (try? String(contentsOfFile: path, encoding: .utf8)).map { !$0.contains(marker) } == true
+                        ? "\(path) exists and is not this test's stand-in (a real ESMPRO/AC?); left alone" : nil),
+            ])
+
+        static func install() throws -> FakeAmccmd {
             let manager = FileManager.default
-            if let existing = try? String(contentsOfFile: path, encoding: .utf8), !existing.contains(marker) {
-                print("skipped: \(path) exists and is not this test's stand-in (a real ESMPRO/AC?); left alone")
-                return nil
-            }
             let createdFolder = !manager.fileExists(atPath: folder)
             try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let script = """
@@ -92,9 +95,11 @@ struct ShutdownCommandTests {
         return spec
     }
 
-    @Test("clpdown -r, then clpstdn: the sample stop.sh calls amccmd with ShutdownReboot / ShutdownOff after web stopped")
+    @Test(
+        "clpdown -r, then clpstdn: the sample stop.sh calls amccmd with ShutdownReboot / ShutdownOff after web stopped",
+        .requires(FakeAmccmd.prerequisite))
     func sampleStopScript() async throws {
-        guard let amccmd = try FakeAmccmd.install() else { return }
+        let amccmd = try FakeAmccmd.install()
         defer { amccmd.remove() }
         let host = Self.shortHostName()
         try await withCluster(Self.spec()) { cluster in

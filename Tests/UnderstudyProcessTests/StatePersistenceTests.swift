@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -22,8 +23,18 @@ struct StatePersistenceTests {
             try cluster.start()
             try await cluster.waitUntilFormed()
             #expect(FileManager.default.fileExists(atPath: marker))
-            let persisted = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: engineState)))
-            #expect(persisted is [String: Any], "engine.json holds a JSON object")
+            // engine.json is the Engine's own state, decoded with the type the daemon loads it
+            // with: the directory that started grp1 here, and grp1 held at its generation.
+            // (Written right after the start; read until it shows it.)
+            func load() throws -> PersistentState {
+                try JSONDecoder().decode(PersistentState.self, from: Data(contentsOf: URL(fileURLWithPath: engineState)))
+            }
+            _ = await eventually(within: .seconds(5)) { (try? load())?.heldGroups["grp1"] != nil }
+            let persisted = try load()
+            let directory = try #require(persisted.directory, "engine.json holds no directory")
+            let entry = try #require(directory.entries["grp1"], "engine.json's directory has no grp1")
+            #expect(entry.owner == "node1" && entry.wanted && directory.startupDone, "\(directory)")
+            #expect(persisted.heldGroups["grp1"] == entry.generation, "\(persisted.heldGroups)")
 
             // Clean stop: the marker goes, the state stays.
             cluster.send(SIGTERM, to: "node1")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -11,25 +12,27 @@ import Testing
 /// soft_noboot=1 (an expiry only logs; the machine never resets), then unloaded.
 @Suite("Shutdown-stall watchdog", .serialized)
 struct KernelWatchdogTests {
-    @Test("arming sets the timeout and starts the countdown")
+    /// Arming a real watchdog device that is not the test's own softdog could reset the machine.
+    static let noWatchdogDevice = Prerequisite(
+        "no-watchdog-device",
+        missing: FileManager.default.fileExists(atPath: KernelWatchdog.device)
+            ? "this machine already has a watchdog device; arming it in a test could reset the machine" : nil)
+    /// A kernel without loadable modules (containers, some CI machines) has no softdog.
+    static let softdog = Prerequisite.all(
+        "softdog",
+        [
+            .root, noWatchdogDevice, .command("modprobe", package: "kmod"),
+            Prerequisite(
+                "softdog",
+                missing: KernelWatchdog.modprobe.flatMap { Prerequisite.exitStatus($0, ["-n", "-q", "softdog"]) } == 0
+                    ? nil : "the kernel has no softdog module (modprobe -n softdog fails)"),
+        ])
+
+    @Test("arming sets the timeout and starts the countdown", .requires(softdog))
     func armSoftdog() throws {
-        guard getuid() == 0 else {
-            print("skipped: loading softdog needs root")
-            return
-        }
-        guard !FileManager.default.fileExists(atPath: KernelWatchdog.device) else {
-            print("skipped: this machine already has a watchdog device; arming it in a test could reset the machine")
-            return
-        }
-        guard let modprobe = KernelWatchdog.modprobe else {
-            print("skipped: modprobe is not installed (Debian package kmod)")
-            return
-        }
+        let modprobe = try #require(KernelWatchdog.modprobe)
         let load = try run(modprobe, ["softdog", "soft_noboot=1", "soft_margin=60"])
-        guard load == 0, FileManager.default.fileExists(atPath: KernelWatchdog.device) else {
-            print("skipped: the kernel has no softdog module (modprobe exit \(load)); nothing to arm here")
-            return
-        }
+        try #require(load == 0 && FileManager.default.fileExists(atPath: KernelWatchdog.device), "modprobe softdog exit \(load)")
         defer { _ = try? run(modprobe, ["-r", "softdog"]) }
 
         // The device exists: arm must not try to load anything.
@@ -51,12 +54,8 @@ struct KernelWatchdogTests {
         }
     }
 
-    @Test("without a device and without softdog: a clear failure, nothing armed")
+    @Test("without a device and without softdog: a clear failure, nothing armed", .requires(noWatchdogDevice))
     func noDevice() {
-        guard !FileManager.default.fileExists(atPath: KernelWatchdog.device) else {
-            print("skipped: this machine has a watchdog device")
-            return
-        }
         let armed = KernelWatchdog.arm(timeout: .seconds(5)) { _ in "modprobe softdog failed (exit 1)" }
         guard case .failure(let failure) = armed else {
             Issue.record("armed without a device")

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UnderstudyEngine
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -15,27 +16,16 @@ struct BlockDeviceProbeTests {
         await NetCommandRunner().run(arguments, timeout: .seconds(30))
     }
 
-    static var skipReason: String? {
-        if getuid() != 0 { return "needs root (loop devices)" }
-        if !FileManager.default.isExecutableFile(atPath: "/usr/sbin/losetup")
-            && !FileManager.default.isExecutableFile(atPath: "/sbin/losetup")
-        {
-            return "losetup is missing (util-linux)"
-        }
-        return nil
-    }
+    /// Loop devices need root and losetup.
+    static let loopDevices = Prerequisite.all("loop-devices", [.root, .command("losetup", package: "mount")])
 
     static func isError(_ result: MonitorResult) -> Bool {
         if case .error = result { return true }
         return false
     }
 
-    @Test("diskw read-direct and read on a loop device; an error once the device is detached")
+    @Test("diskw read-direct and read on a loop device; an error once the device is detached", .requires(loopDevices))
     func diskOnLoopDevice() async throws {
-        if let reason = Self.skipReason {
-            print("skipped: \(reason)")
-            return
-        }
         let image = NSTemporaryDirectory() + "understudy-diskw-\(getpid()).img"
         FileManager.default.createFile(atPath: image, contents: nil)
         try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 8 << 20)
@@ -61,19 +51,10 @@ struct BlockDeviceProbeTests {
         #expect(Self.isError(gone), "\(gone)")
     }
 
-    @Test("volmgrw: an LVM volume group over two loop devices is Normal, partial once one is detached, an error once removed")
+    @Test(
+        "volmgrw: an LVM volume group over two loop devices is Normal, partial once one is detached, an error once removed",
+        .requires(loopDevices, .command("vgcreate", package: "lvm2")))
     func volumeGroup() async throws {
-        if let reason = Self.skipReason {
-            print("skipped: \(reason)")
-            return
-        }
-        guard
-            FileManager.default.isExecutableFile(atPath: "/usr/sbin/vgcreate")
-                || FileManager.default.isExecutableFile(atPath: "/sbin/vgcreate")
-        else {
-            print("skipped: volmgrw test needs LVM (Debian package lvm2)")
-            return
-        }
         let images = (1...2).map { NSTemporaryDirectory() + "understudy-volmgrw-\(getpid())-\($0).img" }
         let group = "understudy\(getpid())"
         var devices: [String] = []

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UnderstudyEngine
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -31,7 +32,28 @@ struct DatabaseProbeTests {
         return path
     }
 
-    static func port(_ offset: Int) -> Int { 30000 + Int(getpid() % 10000) + offset }
+    /// The newest PostgreSQL server binaries folder (`/usr/lib/postgresql/<version>/bin`).
+    static let postgresBinaries = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
+        .sorted().last.map { "/usr/lib/postgresql/\($0)/bin" }
+    static let postgresAvailable = Prerequisite.all(
+        "postgresql",
+        [
+            .root,
+            Prerequisite(
+                "postgresql",
+                missing: postgresBinaries.map { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") } == true
+                    ? nil : "PostgreSQL server binaries are missing (Debian package postgresql)"),
+            .command("psql", package: "postgresql-client"),
+        ])
+    static let mariadbServer = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let mariadbAvailable = Prerequisite.all(
+        "mariadb",
+        [
+            .root,
+            Prerequisite("mariadb", missing: mariadbServer == nil ? "mariadbd is missing (Debian package mariadb-server)" : nil),
+            .executable("/usr/bin/mariadb-install-db", package: "mariadb-server"),
+            .command("mariadb", package: "mariadb-client"),
+        ])
 
     func probe(
         _ engine: DatabaseProbe.Engine, port: Int, user: String, passwordFile: String?, level: Int, database: String = "app"
@@ -46,16 +68,13 @@ struct DatabaseProbeTests {
         return false
     }
 
-    @Test("psqlw: levels 1–3 against PostgreSQL, the table created when missing; wrong password and a stopped server are errors")
+    @Test(
+        "psqlw: levels 1–3 against PostgreSQL, the table created when missing; wrong password and a stopped server are errors",
+        .requires(postgresAvailable))
     func postgres() async throws {
-        let initdb = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
-            .sorted().last.map { "/usr/lib/postgresql/\($0)/bin" }
-        guard getuid() == 0, let bin = initdb, FileManager.default.isExecutableFile(atPath: bin + "/initdb") else {
-            print("skipped: psqlw test needs root and PostgreSQL server binaries (Debian package postgresql)")
-            return
-        }
+        let bin = try #require(Self.postgresBinaries)
         let dir = try Self.folder(owner: "postgres")
-        let port = Self.port(1)
+        let port = try FreePort.take()
         defer {
             // Stop the server by the pid in its data folder (the test may have failed midway).
             if let text = try? String(contentsOfFile: dir + "/data/postmaster.pid", encoding: .utf8),
@@ -109,15 +128,11 @@ struct DatabaseProbeTests {
         #expect(DatabaseProbe.isStartingOrStopping("FATAL:  the database system is shutting down"))
     }
 
-    @Test("mysqlw: levels 1–3 against MariaDB; a killed server is an error")
+    @Test("mysqlw: levels 1–3 against MariaDB; a killed server is an error", .requires(mariadbAvailable))
     func mariadb() async throws {
-        let server = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard getuid() == 0, let server, FileManager.default.isExecutableFile(atPath: "/usr/bin/mariadb-install-db") else {
-            print("skipped: mysqlw test needs root and MariaDB (Debian package mariadb-server)")
-            return
-        }
+        let server = try #require(Self.mariadbServer)
         let dir = try Self.folder(owner: "mysql")
-        let port = Self.port(2)
+        let port = try FreePort.take()
         let (installCode, installOutput) = await Self.sh([
             "mariadb-install-db", "--user=mysql", "--datadir=\(dir)/data", "--auth-root-authentication-method=normal",
             "--skip-test-db",

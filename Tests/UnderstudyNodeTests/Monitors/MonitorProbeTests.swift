@@ -3,6 +3,7 @@ import Logging
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -200,7 +201,7 @@ struct MonitorProbeTests {
         #expect(alive.count >= 8 && alive.allSatisfy { $0.result == .normal }, "\(alive.count) checks")
     }
 
-    @Test("diskw: read and read-direct of a file, write-file; errors for a missing device and a full disk")
+    @Test("diskw: read and read-direct of a file, write-file; an error for a missing device")
     func disk() async throws {
         let folder = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -224,11 +225,13 @@ struct MonitorProbeTests {
             await DiskProbe(device: folder + "/probe", method: .writeFile, size: 4096, diskFullIsError: true, timeout: .seconds(5)).check()
                 == .normal)
         #expect(!FileManager.default.fileExists(atPath: folder + "/probe"))
+    }
 
-        guard getuid() == 0 else {
-            print("skipped: the full-disk part of diskw needs root (a small tmpfs mount)")
-            return
-        }
+    @Test("diskw write-file on a full file system: an error, or a warning with disk-full-is-error false", .requires(.root))
+    func fullDisk() async throws {
+        // A small tmpfs mount of its own (root).
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let mount = folder + "/small"
         try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
         let mounted = Process()
@@ -254,21 +257,19 @@ struct MonitorProbeTests {
         if case .warning = tolerated {} else { Issue.record("a full disk with disk-full-is-error false is a warning, got \(tolerated)") }
     }
 
-    @Test("httpw: status and body against a real HTTP server; an error once it stops")
+    @Test(
+        "httpw: status and body against a real HTTP server; an error once it stops",
+        .requires(.executable("/usr/bin/python3", package: "python3")))
     func http() async throws {
         let folder = try Self.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try "service ready\n".write(toFile: folder + "/health", atomically: true, encoding: .utf8)
-        let port = 20000 + Int(getpid() % 20000)
+        let port = try FreePort.take()
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", folder, String(port)]
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else {
-            print("skipped: httpw test needs /usr/bin/python3 for its HTTP server")
-            return
-        }
         try server.run()
         defer {
             if server.isRunning {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import UnderstudyEngine
-import UnderstudyLab
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -9,13 +9,11 @@ import UnderstudyLab
 /// clone driver that carries out shutdown.return), started by the test on 127.0.0.1.
 @Suite("UPS probe against a real upsd", .serialized)
 struct UPSProbeTests {
-    @Test("OL, OB, OB LB, FSD and unreadable UPSes; shutdown.return powers the clone off and on again; bad credentials refused")
+    @Test(
+        "OL, OB, OB LB, FSD and unreadable UPSes; shutdown.return powers the clone off and on again; bad credentials refused",
+        .requires(NUTServer.prerequisite))
     func realUPSD() async throws {
-        if let reason = NUTServer.unavailableReason() {
-            print("skipped: \(reason)")
-            return
-        }
-        let nut = try await NUTServer.start(port: 34_931, upses: ["ups1", "ups2"], clones: ["outlet1": "ups1"], offDelay: 2, onDelay: 1)
+        let nut = try await NUTServer.start(upses: ["ups1", "ups2"], clones: ["outlet1": "ups1"], offDelay: 2, onDelay: 1)
         defer { nut.stop() }
         let probe = UPSProbe(ups: "ups1", client: nut.client)
 
@@ -60,7 +58,7 @@ struct UPSProbeTests {
 
         nut.kill("upsd")
         (result, power) = await probe.checkPower()
-        #expect(power == nil && "\(result)".contains("127.0.0.1:34931"), "\(result)")
+        #expect(power == nil && "\(result)".contains("127.0.0.1:\(nut.port)"), "\(result)")
         if case .error = result {} else { Issue.record("upsd gone should be an error, got \(result)") }
     }
 
@@ -91,6 +89,6 @@ struct UPSProbeTests {
             if await condition() { return }
             try await Task.sleep(for: .milliseconds(100))
         }
-        throw LabError("timed out after \(timeout) waiting for \(what)")
+        throw TestSupportError("timed out after \(timeout) waiting for \(what)")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -18,15 +19,17 @@ final class FloatingIPLab: @unchecked Sendable {
     let client: String
     let servers: [String]
 
-    /// Nil (with the reason printed) when this process cannot build namespaces.
-    static func make(servers count: Int = 2) -> FloatingIPLab? {
-        if getuid() != 0 {
-            print("skipping fip namespace test: needs root (ip netns)")
-            return nil
-        }
-        for tool in ["arping", "ndisc6"] where !isExecutableInPath(tool) {
-            print("note: \(tool) is not installed (scripts/test.sh installs it); fip tests will fail")
-        }
+    /// What the namespace tests need: root for `ip netns`, and the tools the fip driver runs.
+    static let prerequisite = Prerequisite.all(
+        "fip-namespaces",
+        [
+            .root, .command("ip", package: "iproute2"), .command("arping", package: "iputils-arping"),
+            .command("ndisc6", package: "ndisc6"),
+        ])
+
+    /// Builds the namespaces; a failure to build them is a test failure (the test declares
+    /// `.requires(FloatingIPLab.prerequisite)`, so this only runs where it should work).
+    static func make(servers count: Int = 2) throws -> FloatingIPLab {
         lock.lock()
         counter += 1
         let serial = counter
@@ -36,8 +39,7 @@ final class FloatingIPLab: @unchecked Sendable {
             try lab.build()
         } catch {
             lab.remove()
-            print("skipping fip namespace test: cannot build namespaces: \(error)")
-            return nil
+            throw error
         }
         return lab
     }
@@ -151,12 +153,6 @@ final class FloatingIPLab: @unchecked Sendable {
                 }
             }
             thread.start()
-        }
-    }
-
-    static func isExecutableInPath(_ name: String) -> Bool {
-        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").contains {
-            FileManager.default.isExecutableFile(atPath: "\($0)/\(name)")
         }
     }
 }

@@ -2,11 +2,12 @@ import Foundation
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
-/// The `fip` driver against real interfaces in network namespaces the tests build (root only;
-/// otherwise each test prints why it skips). The driver runs its commands in a server
+/// The `fip` driver against real interfaces in network namespaces the tests build (root, iproute2,
+/// arping, ndisc6; elsewhere those tests are skipped with the reason). The driver runs its commands in a server
 /// namespace through `FloatingIPDriverOptions.namespace`.
 @Suite(.serialized)
 struct FloatingIPTests {
@@ -54,8 +55,8 @@ struct FloatingIPTests {
         #expect(reason(linkLocal)?.contains("link-local") == true)
     }
 
-    @Test func ipv4MovesBetweenServersAndClientLearnsNewMAC() async throws {
-        guard let lab = FloatingIPLab.make() else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func ipv4MovesBetweenServersAndClientLearnsNewMAC() async throws {
+        let lab = try FloatingIPLab.make()
         defer { lab.remove() }
         let (s1, s2) = (lab.servers[0], lab.servers[1])
         let settings = FloatingIPSettings(address: "10.210.1.50")  // prefix from the subnet
@@ -75,8 +76,8 @@ struct FloatingIPTests {
         #expect(await stop(s2, settings) == .success(asyncPID: nil))
     }
 
-    @Test func ipv4ActivationOfFreeAddressIsQuick() async throws {
-        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func ipv4ActivationOfFreeAddressIsQuick() async throws {
+        let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let s1 = lab.servers[0]
         let settings = FloatingIPSettings(address: "10.210.1.90/24")
@@ -92,8 +93,8 @@ struct FloatingIPTests {
         #expect(await stop(s1, settings) == .success(asyncPID: nil))
     }
 
-    @Test func ipv4AnnouncementsAreAllSent() async throws {
-        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func ipv4AnnouncementsAreAllSent() async throws {
+        let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let s1 = lab.servers[0]
         let options = FloatingIPDriverOptions(announceCount: 3, announceInterval: .milliseconds(100), namespace: s1)
@@ -120,8 +121,8 @@ struct FloatingIPTests {
         #expect(ARPSocket.macBytes("aa:bb:cc") == nil)
     }
 
-    @Test func addressInUseFailsUnlessForced() async throws {
-        guard let lab = FloatingIPLab.make() else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func addressInUseFailsUnlessForced() async throws {
+        let lab = try FloatingIPLab.make()
         defer { lab.remove() }
         let (s1, s2) = (lab.servers[0], lab.servers[1])
         try FloatingIPLab.sh("ip", "-n", s2, "addr", "add", "10.210.1.60/24", "dev", "eth0")
@@ -141,8 +142,8 @@ struct FloatingIPTests {
         #expect(await start(s1, FloatingIPSettings(address: "10.210.1.60/24")) == .success(asyncPID: nil))
     }
 
-    @Test func deactivationRemovesAndIsIdempotent() async throws {
-        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func deactivationRemovesAndIsIdempotent() async throws {
+        let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let s1 = lab.servers[0]
         let settings = FloatingIPSettings(address: "10.210.1.70/24", force: true)
@@ -152,8 +153,8 @@ struct FloatingIPTests {
         #expect(await stop(s1, settings) == .success(asyncPID: nil))
     }
 
-    @Test func noMatchingSubnetFailsNamingTheAddress() async throws {
-        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func noMatchingSubnetFailsNamingTheAddress() async throws {
+        let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let outcome = await start(lab.servers[0], FloatingIPSettings(address: "10.210.77.5/24"))
         #expect(reason(outcome)?.contains("no interface holds a subnet that contains address 10.210.77.5") == true)
@@ -161,8 +162,8 @@ struct FloatingIPTests {
         #expect(reason(missing)?.contains("nope0") == true)
     }
 
-    @Test func linkDownFailsOnlyWhenAsked() async throws {
-        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func linkDownFailsOnlyWhenAsked() async throws {
+        let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let s1 = lab.servers[0]
         try FloatingIPLab.sh("ip", "-n", lab.client, "link", "set", "p1", "down")  // s1's eth0 loses carrier
@@ -177,8 +178,8 @@ struct FloatingIPTests {
     /// fipw in a server namespace: the address must be on an interface; with `monitor-link`
     /// the interface must also have its link (the veth loses its carrier when its bridge port
     /// goes down). The IPv6 spelling of the address does not matter.
-    @Test func fipwSeesAMissingAddressAndWithMonitorLinkALostLink() async throws {
-        guard let lab = FloatingIPLab.make(servers: 1) else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func fipwSeesAMissingAddressAndWithMonitorLinkALostLink() async throws {
+        let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let s1 = lab.servers[0]
         let runner = NetCommandRunner(namespace: s1)
@@ -217,8 +218,8 @@ struct FloatingIPTests {
         return await condition()
     }
 
-    @Test func ipv6AddMoveRemoveAndInUse() async throws {
-        guard let lab = FloatingIPLab.make() else { return }
+    @Test(.requires(FloatingIPLab.prerequisite)) func ipv6AddMoveRemoveAndInUse() async throws {
+        let lab = try FloatingIPLab.make()
         defer { lab.remove() }
         let (s1, s2) = (lab.servers[0], lab.servers[1])
         let settings = FloatingIPSettings(address: "fd10:210:1::50/64")

@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import Testing
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -58,16 +60,54 @@ struct StorageTests {
         }
     }
 
-    @Test func atomicFileFailedWriteLeavesTheOldContent() async throws {
+    /// I5 on a full file system: the new content cannot be written whole, so the file keeps its
+    /// old content (a write in place would leave it truncated or half new) and no temporary
+    /// file is left. A small tmpfs of the test's own (root).
+    @Test(.requires(.root)) func atomicFileFailedWriteLeavesTheOldContent() async throws {
+        try await withTemporaryFolder { (folder: String) async throws in
+            let mount = folder + "/small"
+            try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+            #expect(Prerequisite.exitStatus("/bin/mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mount]) == 0)
+            defer { _ = Prerequisite.exitStatus("/bin/umount", [mount]) }
+            let path = mount + "/doc"
+            let old = Array("old content, complete".utf8)
+            try AtomicFile.write(old, to: path)
+            // Fill the file system, leaving less room than the new content needs.
+            _ = FileManager.default.createFile(atPath: mount + "/filler", contents: Data(repeating: 1, count: 200 * 1024))
+            let new = [UInt8](repeating: 0x6E, count: 128 * 1024)
+            #expect(throws: StorageError.self) { try AtomicFile.write(new, to: path) }
+            #expect(try AtomicFile.read(path) == Data(old))
+            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: mount)) == ["doc", "filler"])
+            // Once there is room again, the write goes through.
+            try FileManager.default.removeItem(atPath: mount + "/filler")
+            try AtomicFile.write(new, to: path)
+            #expect(try AtomicFile.read(path) == Data(new))
+        }
+    }
+
+    /// A reader never sees a mix of old and new or a truncated file while writes go on: the
+    /// file is replaced by a rename, never rewritten in place.
+    @Test func atomicFileReadersSeeOldOrNewNeverAMix() async throws {
         try await withTemporaryFolder { (folder: String) async throws in
             let path = folder + "/doc"
-            try AtomicFile.write(Array("old".utf8), to: path)
-            // Renaming over a non-empty folder fails after the temp file was written.
-            let blocked = folder + "/blocked"
-            try FileManager.default.createDirectory(atPath: blocked + "/inner", withIntermediateDirectories: true)
-            #expect(throws: StorageError.self) { try AtomicFile.write(Array("new".utf8), to: blocked) }
-            #expect(try AtomicFile.read(path) == Data("old".utf8))
-            #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder)) == ["doc", "blocked"])
+            let contents = [[UInt8](repeating: 0x61, count: 96 * 1024), [UInt8](repeating: 0x62, count: 160 * 1024)]
+            try AtomicFile.write(contents[0], to: path)
+            let finished = Mutex(false)
+            let writer = Task.detached {
+                defer { finished.withLock { $0 = true } }
+                for index in 1...150 { try AtomicFile.write(contents[index % 2], to: path) }
+            }
+            var reads = 0
+            var mixed: [Int] = []
+            // Bounded: at most 20,000 reads, however slow the writer.
+            while reads < 20_000, !finished.withLock({ $0 }) {
+                let data = try AtomicFile.read(path) ?? Data()
+                reads += 1
+                if data != Data(contents[0]) && data != Data(contents[1]) { mixed.append(data.count) }
+            }
+            try await writer.value
+            #expect(mixed.isEmpty, "\(mixed.count) of \(reads) reads saw partial content (sizes \(mixed.prefix(5)))")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["doc"])
         }
     }
 

@@ -22,6 +22,9 @@ public final class NUTServer: @unchecked Sendable {
         return nil
     }
 
+    /// For `.requires(NUTServer.prerequisite)`.
+    public static var prerequisite: Prerequisite { Prerequisite("nut", missing: unavailableReason()) }
+
     public let folder: String
     public let port: Int
     public let user = "admin"
@@ -42,9 +45,10 @@ public final class NUTServer: @unchecked Sendable {
     /// Starts drivers and upsd and waits until every UPS answers with a settable status.
     /// `clones` maps a clone's name to the dummy UPS it sits on.
     public static func start(
-        port: Int, upses: [String], clones: [String: String] = [:], offDelay: Int = 3, onDelay: Int = 2
+        upses: [String], clones: [String: String] = [:], offDelay: Int = 3, onDelay: Int = 2
     ) async throws -> NUTServer {
-        if let reason = unavailableReason() { throw LabError(reason) }
+        if let reason = unavailableReason() { throw TestSupportError(reason) }
+        let port = try FreePort.take()
         let folder = FileManager.default.temporaryDirectory.path + "/understudy-nut-\(UUID().uuidString.prefix(8))"
         let server = NUTServer(folder: folder, port: port)
         do {
@@ -121,20 +125,20 @@ public final class NUTServer: @unchecked Sendable {
 
     func waitUntilReady(_ ups: String, settable: Bool = true) async throws {
         let client = client
-        let ready = await labPoll(upTo: .seconds(20), every: .milliseconds(100)) {
+        let ready = await eventually(within: .seconds(20), every: .milliseconds(100)) {
             guard case .success(let status) = client.status(of: ups), status != "WAIT" else { return false }
             // A dummy UPS takes SET VAR only after its first poll.
             guard settable else { return true }
             if case .success = client.setVariable("ups.status", of: ups, to: status, user: user, password: password) { return true }
             return false
         }
-        guard ready else { throw LabError("UPS \(ups) did not come up in upsd within 20 s; see \(folder)") }
+        guard ready else { throw TestSupportError("UPS \(ups) did not come up in upsd within 20 s; see \(folder)") }
     }
 
     /// Sets a simulated UPS's status flags (`OL`, `OB`, `OB LB` …).
     public func setStatus(_ ups: String, _ status: String) throws {
         if case .failure(let failure) = client.setVariable("ups.status", of: ups, to: status, user: user, password: password) {
-            throw LabError("cannot set \(ups) to \(status): \(failure)")
+            throw TestSupportError("cannot set \(ups) to \(status): \(failure)")
         }
     }
 

@@ -1,1 +1,0 @@
-// placeholder so the target compiles; replaced as the module grows
