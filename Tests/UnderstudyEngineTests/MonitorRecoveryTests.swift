@@ -394,6 +394,35 @@ struct MonitorRecoveryTests {
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
+    /// As CLUSTERPRO: `clpcl --suspend` stops monitoring and failover control while the
+    /// groups keep running. A monitor error during the suspension changes nothing (before,
+    /// monitors went on checking, and with failover disabled an error went from reactivation
+    /// straight to the final action); after `clpcl --resume` monitoring starts again.
+    @Test("a suspended cluster does not monitor: an error while suspended recovers nothing; after resume the ladder runs")
+    func suspendedClusterStopsMonitoring() {
+        let recovery = MonitorRecovery(target: .group("g"), reactivations: 1, failovers: 1, finalAction: .stopGroup)
+        let world = Self.world(monitors: [Self.monitor(recovery: recovery)]) { server, _, now in
+            server == "s1" && now >= .seconds(16)
+        }
+        world.run(until: .seconds(14))
+        #expect(world.where_("g") == ["s1:Online"])
+        #expect(world.command(.suspendCluster, at: "s2").code == .success)
+        world.run(until: .seconds(40))
+        #expect(world.where_("g") == ["s1:Online"], "\(world.recentTrace)")
+        #expect(Self.stops(world, "s1", factor: "GROUPRESTART").isEmpty, "\(world.recentTrace)")
+        #expect(world.runs(group: "g", on: "s1", .stop).isEmpty)
+        // s1 runs the target: its monitor is Suspend; elsewhere the active monitor is Offline.
+        #expect(Self.status(world, "s1") == .suspend)
+        #expect(Self.status(world, "s2") == .offline && Self.status(world, "s3") == .offline)
+        for server in ["s1", "s2", "s3"] { #expect(Self.counters(world, server) == MonitorCounters(), "\(server)") }
+        #expect(world.command(.resumeCluster, at: "s3").code == .success)
+        world.run(until: .seconds(60))
+        // Monitoring again: the error is confirmed and the ladder climbs (reactivation first).
+        #expect(Self.stops(world, "s1", factor: "GROUPRESTART").count > 0, "\(world.recentTrace)")
+        #expect((Self.counters(world, "s1")?.reactivations ?? 0) >= 1)
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
     @Test("a state file written before monitor counters existed still loads")
     func oldStateFileLoads() throws {
         let old = #"{"heldGroups":{"g":3},"rebootCount":1}"#

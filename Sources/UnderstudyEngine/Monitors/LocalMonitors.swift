@@ -77,9 +77,14 @@ extension ServerEngine {
     /// Starts the monitors that should run now and stops the others.
     mutating func reconcileMonitors(now: EngineTime) {
         guard stallHold == nil else { return }
+        // As CLUSTERPRO: a suspended cluster (`clpcl --suspend`) does not monitor; its groups
+        // keep running, and monitoring starts again on resume. Monitors that would run show
+        // Suspend meanwhile.
+        let clusterSuspended = directory?.suspended == true
         for monitor in config.monitors {
             guard var local = monitors[monitor.name] else { continue }
-            let shouldRun = !local.suspended && service == .running && !isolated && targetAllowsRunning(monitor)
+            let couldRun = service == .running && !isolated && targetAllowsRunning(monitor)
+            let shouldRun = !local.suspended && !clusterSuspended && couldRun
             if shouldRun, local.run == nil {
                 let run = nextMonitorRun
                 nextMonitorRun += 1
@@ -104,6 +109,10 @@ extension ServerEngine {
                 heartbeatDirty = true
             } else if !shouldRun, local.run != nil {
                 stopMonitor(monitor, now: now)
+                if clusterSuspended && couldRun { monitors[monitor.name]?.status = .suspend }
+            } else if !shouldRun, clusterSuspended, couldRun, local.status != .suspend {
+                monitors[monitor.name]?.status = .suspend
+                heartbeatDirty = true
             } else if !shouldRun, local.suspended, monitor.timing == .active, !targetAllowsRunning(monitor) {
                 // As CLUSTERPRO: suspending an active monitor lasts while its target stays
                 // online here. Once the target stops the monitor is Offline, and it runs again
