@@ -163,7 +163,9 @@ extension ServerEngine {
             log(.info, "rc", 10, "Start of group \(name) on \(target) requested.")
         case .stopGroup(let name):
             guard config.group(named: name) != nil else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
-            if let group = config.group(named: name), let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
+            if let group = config.group(named: name), let refusal = refuseIfBusy(group, directory: dir, stopping: true, now: now) {
+                return .done(refusal)
+            }
             var entry = dir.entries[name] ?? DirectoryEntry()
             let held = holders(of: name, now: now)
             if held.isEmpty && !entry.wanted {
@@ -234,8 +236,9 @@ extension ServerEngine {
         return .done(CommandResult(.success, "Command succeeded.", ticket: ticket))
     }
 
-    /// Code 4 when the group is in transition; code 1 when the cluster is suspended.
-    func refuseIfBusy(_ group: GroupConfig, directory dir: Directory, now: EngineTime) -> CommandResult? {
+    /// Code 4 when the group is in transition; code 1 when the cluster is suspended. A group
+    /// whose resources an operator stopped one by one (clprsc -t) may be stopped, nothing else.
+    func refuseIfBusy(_ group: GroupConfig, directory dir: Directory, stopping: Bool = false, now: EngineTime) -> CommandResult? {
         if dir.suspended {
             return CommandResult(.failed, "The cluster is suspended; resume it (clpcl --resume) before operating groups.")
         }
@@ -258,6 +261,13 @@ extension ServerEngine {
                 .inTransition, "Group \(group.name) is being placed (moving or failing over); try again when it has finished.")
         }
         if let owner = entry.owner, entry.wanted, !held.contains(owner) {
+            if status(of: group.name, on: owner, now: now)?.operatorStopped == true {
+                if stopping { return nil }
+                return CommandResult(
+                    .failed,
+                    "The resources of group \(group.name) were stopped on \(owner) with clprsc -t; start them with clprsc -s, or stop the group with clpgrp -t first."
+                )
+            }
             return CommandResult(.inTransition, "Group \(group.name) is starting on \(owner); try again when it has finished.")
         }
         if !entry.wanted && !held.isEmpty {
@@ -276,7 +286,11 @@ extension ServerEngine {
             return .done(CommandResult(.failed, "The cluster service is not running on \(me)."))
         }
         let local = locals[group.name]
-        let runsHere = local?.status.holdsResources ?? false
+        // A group whose every resource an operator stopped (clprsc -t) holds nothing, but it is
+        // still assigned here: its resources start here again.
+        let entry = directory?.entries[group.name]
+        let stoppedHere = local?.operatorStopped == true && entry?.wanted == true && entry?.owner == me
+        let runsHere = (local?.status.holdsResources ?? false) || stoppedHere
         if !runsHere {
             let owner = directory?.entries[group.name]?.owner
             if let owner, owner != me, !forwarded { return .forward(to: owner) }

@@ -1,6 +1,6 @@
 import UnderstudyModel
 
-/// Whether the heartbeats of a configuration fit in one datagram (issue 13).
+/// Whether the heartbeats of a configuration fit in one datagram.
 ///
 /// A heartbeat carries every group's report, and the master's carries the whole directory:
 /// its size grows with the groups, resources, monitors and servers. A heartbeat that does
@@ -36,7 +36,7 @@ public enum HeartbeatBudget {
         public var problem: String? {
             guard !fits else { return nil }
             return
-                "the heartbeats of this configuration can reach \(bytes) bytes (\(groups) groups; largest as sent by \(server)), more than the \(HeartbeatBudget.limit) bytes one heartbeat datagram may carry (\(HeartbeatBudget.datagramPayloadLimit) less a 10 % margin): peers would never receive them and each server would judge the others down. Use fewer groups, resources or monitors, or shorter names, until heartbeats carry only digests (ARCHITECTURE.md §11)"
+                "the heartbeats of this configuration can reach \(bytes) bytes (\(groups) groups; largest as sent by \(server)), more than the \(HeartbeatBudget.limit) bytes one heartbeat datagram may carry (\(HeartbeatBudget.datagramPayloadLimit) less a 10 % margin): peers would never receive them and each server would judge the others down. Use fewer groups, resources or monitors, or shorter names (see the limits in docs/configuration.md)"
         }
     }
 

@@ -555,6 +555,12 @@ public struct ServerEngine: Sendable {
         locals[group]?.status ?? .unknown
     }
 
+    /// Whether an operator stopped the group's resources here one by one (clprsc -t): the
+    /// group is still assigned here and is not re-placed.
+    public func isStoppedByOperator(_ group: GroupName) -> Bool {
+        locals[group]?.operatorStopped ?? false
+    }
+
     /// Groups that hold resources on this server (starting, online, stopping, failed), in
     /// configuration order.
     public var heldGroups: [GroupName] {

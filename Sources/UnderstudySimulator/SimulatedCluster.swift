@@ -1,3 +1,4 @@
+import Foundation
 import UnderstudyEngine
 import UnderstudyModel
 
@@ -15,7 +16,8 @@ public final class SimulatedCluster {
         /// Bumped on every crash or restart: timers of an earlier life are ignored.
         var incarnation = 0
         var frozenUntil: EngineTime?
-        var persisted = PersistentState()
+        /// The state file, encoded as the daemon writes it (nil: never written).
+        var persisted: Data?
         /// The abnormal-stop marker of the state dir.
         var markerPresent = false
         var lastBootID: UInt64 = 0
@@ -23,6 +25,13 @@ public final class SimulatedCluster {
         var lastAdopted: (term: UInt64, version: UInt64, resets: Int)?
         /// Monitors the Engine started, with their run.
         var runningMonitors: [String: UInt64] = [:]
+        /// What the Engine's actions left active on this server, by group (see Invariants.swift):
+        /// a resource from the moment its start was ordered until a stop of it finished, the
+        /// group was fenced or the server went down. I1 is judged on this, not on the Engine's
+        /// own bookkeeping, so an Engine bug cannot hide its own violation.
+        var activeResources: [GroupName: Set<ResourceName>] = [:]
+        /// Resource runs ordered and not finished yet, by run id.
+        var runsInFlight: [UInt64: ResourceRun] = [:]
 
         init(name: ServerName) { self.name = name }
     }
@@ -82,6 +91,11 @@ public final class SimulatedCluster {
     public var monitorElapsed: (_ server: ServerName, _ monitor: String) -> Duration = { _, _ in .milliseconds(1) }
     /// What a upsw monitor's UPS says about its power (nil: nothing, as other monitors).
     public var powerModel: (_ server: ServerName, _ monitor: String, _ now: EngineTime) -> PowerState? = { _, _, _ in nil }
+    /// Whether a recovery script fails on a server at the current time (default: never).
+    public var recoveryScriptFails: (_ server: ServerName, _ now: EngineTime) -> Bool = { _, _ in false }
+    /// Servers whose state folder cannot be written now (full): their writes are lost, as the
+    /// daemon logs and goes on.
+    public var stateWritesFail: Set<ServerName> = []
     /// Every recovery script any server ran, in order.
     public private(set) var recoveryScriptLog: [(server: ServerName, run: RecoveryScriptRun, at: EngineTime)] = []
 
@@ -119,9 +133,18 @@ public final class SimulatedCluster {
         server.incarnation += 1
         server.lastBootID += 1
         let own = configOverrides[name]
+        // Through the real encoding: what the daemon would read back.
+        var persisted = PersistentState()
+        if let data = server.persisted {
+            do {
+                persisted = try JSONDecoder().decode(PersistentState.self, from: data)
+            } catch {
+                violate("the state file of \(name) does not decode: \(error)")
+            }
+        }
         var engine = ServerEngine(
             config: own ?? config, me: name, bootID: server.lastBootID, configHash: own == nil ? "sim" : "sim-\(name)",
-            persisted: server.persisted, abnormalStop: server.markerPresent)
+            persisted: persisted, abnormalStop: server.markerPresent)
         server.markerPresent = true
         server.frozenUntil = nil
         server.lastAdopted = nil
@@ -140,6 +163,7 @@ public final class SimulatedCluster {
         server.incarnation += 1
         server.frozenUntil = nil
         server.runningMonitors = [:]
+        server.wentDown()
         note("\(name) crashes")
     }
 
@@ -174,6 +198,14 @@ public final class SimulatedCluster {
     public func heal() {
         blocked = []
         note("network healed")
+    }
+
+    /// Heals one direction only: `sideB` hears `sideA` again.
+    public func heal(from sideA: [ServerName], to sideB: [ServerName]) {
+        for a in sideA {
+            for b in sideB { blocked.remove([a, b]) }
+        }
+        note("network healed from \(sideA) to \(sideB)")
     }
 
     /// An operator command at a server, forwarded the way the daemons forward it.
@@ -252,6 +284,7 @@ public final class SimulatedCluster {
             deliver(.heartbeat(heartbeat, path: path), to: name)
         case .runDone(let name, let incarnation, let runID, let outcome):
             guard servers[name]?.incarnation == incarnation else { return }
+            runFinished(runID, outcome: outcome, on: name)
             deliver(.resourceFinished(runID: runID, outcome: outcome), to: name)
         case .pingDone(let name, let incarnation, let probeID, let reachable):
             guard servers[name]?.incarnation == incarnation else { return }
@@ -269,7 +302,7 @@ public final class SimulatedCluster {
             }
         case .recoveryScriptDone(let name, let incarnation, let id):
             guard servers[name]?.incarnation == incarnation else { return }
-            deliver(.recoveryScriptFinished(id: id, succeeded: true), to: name)
+            deliver(.recoveryScriptFinished(id: id, succeeded: !recoveryScriptFails(name, now)), to: name)
         case .action(let label, let body):
             note(label)
             body()
@@ -334,11 +367,13 @@ public final class SimulatedCluster {
                     "\(name): \(run.operation.rawValue) \(run.group)/\(run.resource) \(run.context.environment["CLP_EVENT"] ?? "") \(run.context.factor?.rawValue ?? "")"
                 )
                 runLog.append((name, run, now))
+                runOrdered(run, on: name)
                 let (duration, outcome) = scriptModel(name, run, &random)
                 let incarnation = servers[name]?.incarnation ?? 0
                 schedule(.runDone(name, incarnation: incarnation, runID: run.id, outcome: outcome), after: duration)
             case .fenceGroup(let group):
                 note("\(name): fence \(group)")
+                servers[name]?.activeResources[group] = nil
             case .probePingTargets(let probeID, _):
                 let reachable = !unreachablePingTargets.contains(name)
                 let incarnation = servers[name]?.incarnation ?? 0
@@ -352,7 +387,15 @@ public final class SimulatedCluster {
                 let stopped = !(servers[name]?.engine?.sendsHeartbeats ?? false)
                 sendHeartbeat(from: name, farewell: stopped)
             case .persist(let state):
-                servers[name]?.persisted = state
+                if stateWritesFail.contains(name) {
+                    note("\(name): cannot write its state (state folder full)")
+                } else {
+                    do {
+                        servers[name]?.persisted = try Self.stateEncoder.encode(state)
+                    } catch {
+                        violate("the state of \(name) does not encode: \(error)")
+                    }
+                }
             case .serviceStopped(let then):
                 note("\(name): service stopped, then \(then)")
                 switch then {
@@ -400,89 +443,7 @@ public final class SimulatedCluster {
         servers[name]?.engine = nil
         servers[name]?.runningMonitors = [:]
         servers[name]?.incarnation += 1
-    }
-
-    // MARK: - Invariants
-
-    /// I1: a group holds resources on at most one running server (a server frozen, or
-    /// holding still after a stall, acts on nothing), and on at most one server with a valid
-    /// lease, frozen or not (what a service that fences itself by the lease file sees). I3: no
-    /// server ever applies an older directory than one it applied before in the same run.
-    /// I1 after every step. Each Engine is read once per step (a copy of a whole Engine is
-    /// the costliest thing a step does in a debug build, and this runs after every event).
-    func checkInvariants() {
-        var running: [GroupName: [ServerName]] = [:]
-        var holding: [GroupName: [ServerName]] = [:]
-        for name in serverNames {
-            // Read through the optional, not bound: binding copies a whole Engine.
-            guard let server = servers[name], let held = server.engine?.heldGroups, !held.isEmpty else { continue }
-            let counted = server.frozenUntil == nil && !(server.engine?.isHoldingAfterStall ?? false)
-            for group in held {
-                holding[group, default: []].append(name)
-                if counted { running[group, default: []].append(name) }
-            }
-        }
-        // Leases only where two servers hold a group (computing one is the costliest part).
-        var leaseValid: [ServerName: Bool] = [:]
-        func hasLease(_ name: ServerName) -> Bool {
-            if let known = leaseValid[name] { return known }
-            let valid = servers[name]?.engine?.leaseExpiry(now: now).map { $0 > now } ?? false
-            leaseValid[name] = valid
-            return valid
-        }
-        for group in config.groups {
-            if let holders = running[group.name], holders.count > 1 {
-                violate("I1: group \(group.name) is active on \(holders.joined(separator: " and ")) at \(now)")
-            }
-            if let holders = holding[group.name], holders.count > 1 {
-                let leased = holders.filter(hasLease)
-                if leased.count > 1 {
-                    violate("I1: group \(group.name) is active with a valid lease on \(leased.joined(separator: " and ")) at \(now)")
-                }
-            }
-        }
-    }
-
-    /// `checkInvariants()` for the groups `name` holds: the same verdicts where the last event
-    /// changed only `name` (the rest was checked before and has not changed).
-    func checkInvariants(touching name: ServerName) {
-        guard let server = servers[name], let held = server.engine?.heldGroups, !held.isEmpty else { return }
-        let counted = server.frozenUntil == nil && !(server.engine?.isHoldingAfterStall ?? false)
-        for group in held {
-            var others: [ServerName] = []
-            for other in serverNames where other != name {
-                if servers[other]?.engine?.localStatus(of: group).holdsResources == true { others.append(other) }
-            }
-            guard !others.isEmpty else { continue }
-            if counted {
-                let running = others.filter { other in
-                    servers[other].map { $0.frozenUntil == nil && !($0.engine?.isHoldingAfterStall ?? false) } ?? false
-                }
-                if !running.isEmpty {
-                    let holders = serverNames.filter { $0 == name || running.contains($0) }
-                    violate("I1: group \(group) is active on \(holders.joined(separator: " and ")) at \(now)")
-                }
-            }
-            let leased = serverNames.filter { ($0 == name || others.contains($0)) && hasValidLease($0) }
-            if leased.count > 1 {
-                violate("I1: group \(group) is active with a valid lease on \(leased.joined(separator: " and ")) at \(now)")
-            }
-        }
-    }
-
-    func hasValidLease(_ name: ServerName) -> Bool {
-        servers[name]?.engine?.leaseExpiry(now: now).map { $0 > now } ?? false
-    }
-
-    func trackAdoption(_ name: ServerName) {
-        guard let engine = servers[name]?.engine, let directory = engine.directory else { return }
-        let current = (term: directory.epoch.term, version: directory.version, resets: engine.directoryResets)
-        if let last = servers[name]?.lastAdopted, last.resets == current.resets {
-            if current.term < last.term || (current.term == last.term && current.version < last.version) {
-                violate("I3: \(name) went back from directory \(last) to \(current) at \(now)")
-            }
-        }
-        servers[name]?.lastAdopted = current
+        servers[name]?.wentDown()
     }
 
     func violate(_ message: String) {
@@ -536,4 +497,13 @@ public final class SimulatedCluster {
         }
         return result
     }
+}
+
+extension SimulatedCluster {
+    /// The daemon's encoding of its state file (StateStore: JSON with sorted keys).
+    static let stateEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
 }

@@ -337,4 +337,36 @@ struct FailoverAndOperationTests {
         world.run(for: .seconds(3))
         #expect(world.where_("b") == ["s3:Online"])
     }
+
+    /// Found by the simulator's resource-command fault: once clprsc -t had stopped every
+    /// resource of a group, the group held nothing, so clprsc -s answered "not online on any
+    /// server" and clpgrp -s / -t "is starting": nothing could bring it back or stop it.
+    @Test("clprsc -t of a group's only resource: clprsc -s starts it again, from any server; clpgrp -t stops the group")
+    func resourceStoppedAndStartedAgain() {
+        let world = SimulatedCluster.make(Cfg.cluster(groups: [Cfg.group("g", servers: ["s1", "s2", "s3"])]))
+        world.run(until: .seconds(8))
+        #expect(world.where_("g") == ["s1:Online"])
+        #expect(world.command(.stopResource("g-app"), at: "s3").code == .success)
+        world.run(for: .seconds(2))
+        #expect(world.where_("g").isEmpty && world.engine("s1")?.isStoppedByOperator("g") == true)
+        // Not re-placed by anyone while the operator has it stopped.
+        world.run(for: .seconds(10))
+        #expect(world.where_("g").isEmpty)
+        let start = world.command(.startGroup("g", on: nil), at: "s2")
+        #expect(start.code == .failed && start.message.contains("clprsc -s"), "\(start)")
+        #expect(world.command(.startResource("g-app"), at: "s2").code == .success)
+        world.run(for: .seconds(2))
+        #expect(world.where_("g") == ["s1:Online"])
+        #expect(world.engine("s1")?.isStoppedByOperator("g") == false)
+
+        #expect(world.command(.stopResource("g-app"), at: "s1").code == .success)
+        world.run(for: .seconds(2))
+        #expect(world.command(.stopGroup("g"), at: "s3").code == .success)
+        world.run(for: .seconds(2))
+        #expect(world.where_("g").isEmpty)
+        #expect(world.command(.startGroup("g", on: "s2"), at: "s3").code == .success)
+        world.run(for: .seconds(3))
+        #expect(world.where_("g") == ["s2:Online"])
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
 }

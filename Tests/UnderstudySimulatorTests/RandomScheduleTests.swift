@@ -1,58 +1,73 @@
 import Testing
-import UnderstudySimulator
+@testable import UnderstudySimulator
 
-/// 1,200 seeded fault schedules per test run (crashes, freezes, restarts,
-/// partitions, loss, delay, duplication, slow/failing/hanging scripts, operator commands),
-/// with I1 and I3 checked after every step and I4 at the end. A failing seed prints the
-/// command that replays it.
+/// 1,200 seeded fault schedules per test run, drawn from the fault table (Faults.swift), with
+/// I1 and I3 checked after every step and I4 at the end, after the regression seeds. A
+/// failing seed prints the command that replays it. Each range also checks that its
+/// schedules did what they are for: faults of every kind, failovers, groups checked at the end.
 @Suite struct RandomScheduleTests {
     static let chunks = Array(0..<20)
 
     @Test("700 three-server schedules", arguments: chunks)
     func threeServers(chunk: Int) {
-        for index in 0..<35 {
-            check(Simulation.run(seed: UInt64(chunk * 35 + index + 1), servers: 3))
-        }
+        let statistics = (0..<35).map { check(Simulation.run(seed: UInt64(chunk * 35 + $0 + 1), servers: 3)) }.reduce(Statistics(), +)
+        expectWorkDone(statistics, schedules: 35)
     }
 
     @Test("300 five-server schedules", arguments: chunks)
     func fiveServers(chunk: Int) {
-        for index in 0..<15 {
-            check(Simulation.run(seed: UInt64(100_000 + chunk * 15 + index), servers: 5))
-        }
+        let statistics = (0..<15).map { check(Simulation.run(seed: UInt64(100_000 + chunk * 15 + $0), servers: 5)) }.reduce(Statistics(), +)
+        expectWorkDone(statistics, schedules: 15)
     }
 
     @Test("200 two-server schedules with ping resolution", arguments: chunks)
     func twoServers(chunk: Int) {
-        for index in 0..<10 {
-            check(Simulation.run(seed: UInt64(200_000 + chunk * 10 + index), servers: 2))
+        let statistics = (0..<10).map { check(Simulation.run(seed: UInt64(200_000 + chunk * 10 + $0), servers: 2)) }.reduce(Statistics(), +)
+        expectWorkDone(statistics, schedules: 10)
+    }
+
+    /// Every seed that once broke an invariant (RegressionSeeds.swift).
+    @Test("regression seeds")
+    func regressions() {
+        for regression in RegressionSeed.all { check(Simulation.run(seed: regression.seed, servers: regression.servers)) }
+    }
+
+    /// Every fault of the table can be drawn, for every cluster size it applies to (a fault
+    /// that is never injected tests nothing; the ranges above count what they injected).
+    @Test("every fault of the table is drawn")
+    func everyFaultDrawn() {
+        for servers in [2, 3, 5] {
+            var random = SeededRandom(seed: UInt64(servers))
+            var drawn: Set<Fault> = []
+            for _ in 0..<5_000 { drawn.insert(Fault.draw(&random, servers: servers)) }
+            let expected = Set(Fault.allCases).subtracting(servers < 3 ? [.partialPartition] : [])
+            #expect(drawn == expected, "\(servers) servers: never drawn \(expected.subtracting(drawn))")
         }
     }
 
-    /// Seeds that once broke an invariant (found by soaks outside the ranges above). A seed's
-    /// schedule changes with the Engine's decisions, so the Engine's holes also have a
-    /// step-by-step test: 701469 MasterHandoverTests, 30006579 SurvivorTests. The others were
-    /// holes of the simulator or of a check (a freeze inside a freeze, a shutdown after the
-    /// quiet point, two one-way cuts without target loss, commands of a cluster that restarted).
-    static let regressionSeeds: [(seed: UInt64, servers: Int)] = [
-        (701_469, 3), (30_006_579, 3), (30_010_071, 3), (4_000_293, 3), (30_008_408, 3), (30_010_857, 3), (200_123, 2),
-    ]
-
-    @Test("regression seeds")
-    func regressions() {
-        for (seed, servers) in Self.regressionSeeds { check(Simulation.run(seed: seed, servers: servers)) }
+    /// A range of schedules that injected nothing, failed nothing over or checked no group at
+    /// the end proves nothing: the simulator or its checks broke.
+    func expectWorkDone(_ statistics: Statistics, schedules: Int) {
+        #expect(statistics.faultCount >= schedules * 5, "only \(statistics.faultCount) faults in \(schedules) schedules")
+        #expect(statistics.failoverStarts > 0, "no failover in \(schedules) schedules")
+        #expect(
+            statistics.livenessChecked >= schedules * 3,
+            "I4 checked only \(statistics.livenessChecked) group placements in \(schedules) schedules")
     }
 
-    func check(_ result: Simulation.Result) {
-        guard !result.passed else { return }
-        let trace = result.trace.suffix(60).joined(separator: "\n")
-        Issue.record(
-            """
-            Seed \(result.seed) (\(result.servers) servers) broke an invariant:
-            \(result.violations.prefix(5).joined(separator: "\n"))
-            Replay: \(result.replayCommand)
-            Last steps:
-            \(trace)
-            """)
+    @discardableResult
+    func check(_ result: Simulation.Result) -> Statistics {
+        if !result.passed {
+            let trace = result.trace.suffix(60).joined(separator: "\n")
+            Issue.record(
+                """
+                Seed \(result.seed) (\(result.servers) servers) broke an invariant:
+                \(result.violations.prefix(5).joined(separator: "\n"))
+                Replay: \(result.replayCommand)
+                Last steps:
+                \(trace)
+                """)
+        }
+        return result.statistics
     }
 }

@@ -1,36 +1,75 @@
 import ArgumentParser
+import Foundation
+import UnderstudyModel
 import UnderstudySimulator
 
 struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate", abstract: "Run seeded fault schedules through the simulator and check the invariants.",
-        discussion: "A failing seed reported by the test suite replays exactly with `understudy simulate --seed N --servers S`.")
+        discussion: """
+            A failing seed reported by the test suite replays exactly with `understudy simulate --seed N --servers S`. \
+            A run of more than one schedule replays the regression seeds first (seeds that once broke an invariant). \
+            With --for, schedules run from --seed on until the time is up (a soak: `--for 8h`).
+            """)
 
     @Option(name: .long, help: "First seed.") var seed: UInt64 = 1
     @Option(name: .long, help: "How many consecutive seeds to run.") var count: Int = 1
-    @Option(name: .long, help: "Servers in the simulated cluster (3 or 5 in the test suite).") var servers: Int = 3
+    @Option(name: .customLong("for"), help: ArgumentHelp("Run consecutive seeds for this long instead (30s, 10m, 8h).", valueName: "time"))
+    var duration: String?
+    @Option(name: .long, help: "Servers in the simulated cluster (2, 3 or 5 in the test suite).") var servers: Int = 3
+    @Flag(name: .long, help: "Do not replay the regression seeds first.") var noRegressions = false
     @Flag(name: .long, help: "Print the trace of every schedule, not only failing ones.") var verbose = false
 
     func validate() throws {
         guard servers >= 2 && servers <= 9 else { throw ValidationError("--servers must be between 2 and 9.") }
         guard count >= 1 else { throw ValidationError("--count must be at least 1.") }
+        if let duration, Duration(configText: duration).map({ $0 > .zero }) != true {
+            throw ValidationError("--for takes a time with a unit, such as 30s, 10m or 8h; got \"\(duration)\".")
+        }
     }
 
     func run() throws {
+        let limit = duration.flatMap { Duration(configText: $0) }
+        let clock = ContinuousClock()
+        let started = clock.now
         var failures = 0
-        for current in seed..<(seed + UInt64(count)) {
-            let result = Simulation.run(seed: current, servers: servers)
+        var schedules = 0
+        var statistics = Statistics()
+
+        func report(_ result: Simulation.Result) {
+            schedules += 1
+            statistics = statistics + result.statistics
             if verbose || !result.passed { print(result.trace.joined(separator: "\n")) }
             if result.passed {
-                print("seed \(current): ok (\(result.faults) faults, \(servers) servers)")
+                print("seed \(result.seed): ok (\(result.statistics.faultCount) faults, \(result.servers) servers)")
             } else {
                 failures += 1
-                print("seed \(current): FAILED")
+                print("seed \(result.seed): FAILED (\(result.servers) servers); replay: \(result.replayCommand)")
                 for violation in result.violations { print("  \(violation)") }
             }
         }
+
+        if !noRegressions && (count > 1 || limit != nil) {
+            for regression in RegressionSeed.all { report(Simulation.run(seed: regression.seed, servers: regression.servers)) }
+        }
+        var current = seed
+        while limit.map({ clock.now - started < $0 }) ?? (current < seed + UInt64(count)) {
+            report(Simulation.run(seed: current, servers: servers))
+            current += 1
+        }
+        let elapsed = clock.now - started
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        if schedules > 1 {
+            let rate = seconds > 0 ? Double(schedules) / seconds : 0
+            print(
+                String(
+                    format: "%d schedules (seeds %llu–%llu) in %.1f s: %.1f per second; %d faults, %d group placements checked at the end, %d starts (%d failovers), %d commands followed",
+                    schedules, seed, current - 1, seconds, rate, statistics.faultCount, statistics.livenessChecked, statistics.starts,
+                    statistics.failoverStarts, statistics.commandsAccepted))
+            print("faults: " + statistics.faults.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", "))
+        }
         if failures > 0 {
-            print("\(failures) of \(count) schedules broke an invariant.")
+            print("\(failures) of \(schedules) schedules broke an invariant.")
             throw ExitCode(1)
         }
     }

@@ -4,8 +4,8 @@
 //     swift build --build-tests
 //     swift test --skip-build --filter UnderstudyProcessTests
 //
-// Each test owns 127.0.<subnet>.x and ports 40000 + 10 × subnet … (see ClusterSpec); subnets
-// in use: 101–130. Environment knobs:
+// Each test owns 127.0.<subnet>.x and ports the kernel gives as free (see ClusterSpec);
+// subnets in use: 101–130. Environment knobs:
 //   UNDERSTUDY_PROCESS_TEST_CLUSTERS=N   clusters running at once (default 4)
 //   UNDERSTUDY_KEEP_TEST_FOLDERS=1       keep each cluster folder (config, daemon logs,
 //                                        records.log, state) in $TMPDIR/understudy-pt<subnet>-*

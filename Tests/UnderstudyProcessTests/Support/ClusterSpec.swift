@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyTestSupport
 
 /// What a start or stop script does after recording its `CLP_*` variables.
 enum ScriptBehaviour: Sendable {
@@ -59,9 +60,10 @@ struct GroupSpec: Sendable {
     }
 }
 
-/// A cluster on loopback addresses of its own: servers on 127.0.<subnet>.1, .2, …, ports
-/// 40000 + 10 × subnet and up. Every test picks a different subnet, so tests running in
-/// parallel (and the demo on 127.0.0.11–13, ports 29001–29003) never share an address.
+/// A cluster on loopback addresses of its own: servers on 127.0.<subnet>.1, .2, …, and ports
+/// the kernel gave as free when the spec was made. Every test picks a different subnet, so
+/// tests running in parallel (and the demo on 127.0.0.11–13, ports 29001–29003) never share an
+/// address.
 struct ClusterSpec: Sendable {
     var subnet: Int
     var servers: [String] = ["node1", "node2", "node3"]
@@ -74,10 +76,16 @@ struct ClusterSpec: Sendable {
     /// The items of `monitors:`, as YAML indented by two spaces (written as they are).
     var monitors: String?
 
+    /// Control, heartbeat and http ports: free on every address when the spec was made (a
+    /// fixed port in the ephemeral range may be taken by any outgoing connection).
+    var ports: [Int] = {
+        do { return try FreePort.take(count: 3) } catch { fatalError("no free ports for a test cluster: \(error)") }
+    }()
+
     var heartbeatTimeout: Duration { .milliseconds(heartbeatTimeoutMilliseconds) }
-    var controlPort: Int { 40000 + 10 * subnet }
-    var heartbeatPort: Int { controlPort + 1 }
-    var httpPort: Int { controlPort + 2 }
+    var controlPort: Int { ports[0] }
+    var heartbeatPort: Int { ports[1] }
+    var httpPort: Int { ports[2] }
 
     func address(of server: String) -> String {
         let index = (servers.firstIndex(of: server) ?? 0) + 1
