@@ -93,10 +93,11 @@ public enum Simulation {
         return (duration, .success(asyncPID: nil))
     }
 
-    /// - Parameter heartbeatSizeCheckInterval: measure every n-th heartbeat against the
-    ///   configuration's heartbeat budget (1: every one).
+    /// - Parameter heartbeatSizeCheckInterval: which heartbeats are measured against the
+    ///   configuration's heartbeat budget: 1, every one; n, those whose shape changed and
+    ///   every n-th (see `SimulatedCluster.deliver`).
     public static func run(
-        seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 1
+        seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16
     ) -> Result {
         let config = config(servers: count)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts)

@@ -18,6 +18,10 @@ struct SimulateCommand: ParsableCommand {
     var duration: String?
     @Option(name: .long, help: "Servers in the simulated cluster (2, 3 or 5 in the test suite).") var servers: Int = 3
     @Flag(name: .long, help: "Do not replay the regression seeds first.") var noRegressions = false
+    @Flag(
+        name: .long,
+        help: "Measure every heartbeat against the heartbeat budget (default: each one whose shape changed, and every 16th).")
+    var measureEveryHeartbeat = false
     @Flag(name: .long, help: "Print the trace of every schedule, not only failing ones.") var verbose = false
 
     func validate() throws {
@@ -30,6 +34,7 @@ struct SimulateCommand: ParsableCommand {
 
     func run() throws {
         let limit = duration.flatMap { Duration(configText: $0) }
+        let interval = measureEveryHeartbeat ? 1 : 16
         let clock = ContinuousClock()
         let started = clock.now
         var failures = 0
@@ -50,11 +55,13 @@ struct SimulateCommand: ParsableCommand {
         }
 
         if !noRegressions && (count > 1 || limit != nil) {
-            for regression in RegressionSeed.all { report(Simulation.run(seed: regression.seed, servers: regression.servers)) }
+            for regression in RegressionSeed.all {
+                report(Simulation.run(seed: regression.seed, servers: regression.servers, heartbeatSizeCheckInterval: interval))
+            }
         }
         var current = seed
         while limit.map({ clock.now - started < $0 }) ?? (current < seed + UInt64(count)) {
-            report(Simulation.run(seed: current, servers: servers))
+            report(Simulation.run(seed: current, servers: servers, heartbeatSizeCheckInterval: interval))
             current += 1
         }
         let elapsed = clock.now - started
