@@ -68,7 +68,7 @@ enum RecoveryStep: String, Sendable, Equatable {
 
 extension MonitorType {
     /// Types the Engine computes itself: the Node runs no probe for them.
-    var isComputedByEngine: Bool { self == .mtw || self == .mrw || self == .userw }
+    public var isComputedByEngine: Bool { self == .mtw || self == .mrw || self == .userw }
 }
 
 extension ServerEngine {

@@ -421,9 +421,6 @@ public enum ResourceType: String, Sendable, Equatable, CaseIterable {
 
     /// Disk-type resources set `CLP_DISK=FAILURE` when they fail.
     public var isDiskType: Bool { self == .disk || self == .nas || self == .volmgr }
-
-    /// Types the daemon can run today.
-    public var isSupportedByDaemon: Bool { self == .exec || self == .fip || self == .vip }
 }
 
 public enum ResourceSettings: Sendable, Equatable {

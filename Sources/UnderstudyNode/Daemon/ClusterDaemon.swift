@@ -57,9 +57,8 @@ public actor ClusterDaemon {
     let leaseFile: LeaseFile
     let store: StateStore
     let marker: AbnormalStopMarker
-    let exec: ExecResourceDriver
-    let floatingIP: FloatingIPDriver
-    let virtualIP: VirtualIPDriver
+    /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
+    let resources: ResourceDrivers
     let alertLog: RotatingLog
     var sockets: [(path: String, socket: HeartbeatSocket)] = []
     var controlServer: ControlServer?
@@ -161,11 +160,11 @@ public actor ClusterDaemon {
         probeContext = MonitorProbes.Context(
             config: config, runner: scriptRunner, environment: monitorEnvironment, logDirectory: paths.stateDirectory + "/logs",
             logger: logger)
-        exec = ExecResourceDriver(
-            localServer: server, runner: scriptRunner, host: host, logDirectory: paths.stateDirectory + "/logs",
-            stateDirectory: paths.stateDirectory, leaseFile: paths.leasePath, logger: logger)
-        floatingIP = FloatingIPDriver(logger: logger)
-        virtualIP = VirtualIPDriver(defaultInterfaceAddress: Self.address(of: server, in: config), logger: logger)
+        resources = ResourceDrivers(
+            context: ResourceDriverContext(
+                server: server, runner: scriptRunner, host: host, logDirectory: paths.stateDirectory + "/logs",
+                stateDirectory: paths.stateDirectory, leaseFile: paths.leasePath, interfaceAddress: Self.address(of: server, in: config),
+                logger: logger))
         alertLog = RotatingLog(path: paths.stateDirectory + "/alert.log", rotateSize: 4 * 1024 * 1024, keptGenerations: 3, logger: logger)
     }
 
@@ -175,7 +174,7 @@ public actor ClusterDaemon {
     static func checkSupported(_ config: ClusterConfig) throws {
         var problems: [String] = []
         for group in config.groups {
-            for resource in group.resources where !resource.type.isSupportedByDaemon {
+            for resource in group.resources where !ResourceDrivers.supportedTypes.contains(resource.type) {
                 problems.append("resource \(resource.name) (group \(group.name)) has type '\(resource.type.rawValue)'")
             }
         }
@@ -192,7 +191,8 @@ public actor ClusterDaemon {
             throw DaemonStartError(
                 "\(config.sourcePath): this version of the daemon does not run these types yet: "
                     + problems.joined(separator: "; ")
-                    + " (supported now: resources exec, fip and vip; heartbeats lanhb; network-partition majority and pingnp; monitors "
+                    + " (supported now: resources "
+                    + ResourceDrivers.supportedTypes.map(\.rawValue).sorted().joined(separator: ", ") + "; heartbeats lanhb; network-partition majority and pingnp; monitors "
                     + MonitorProbes.supported.map(\.rawValue).sorted().joined(separator: ", ") + ")")
         }
         if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
@@ -522,8 +522,7 @@ public actor ClusterDaemon {
             case .runResource(let run):
                 startRun(run)
             case .fenceGroup(let group):
-                exec.fence(group: group)
-                fenceAddresses(of: group)
+                fence(group)
             case .probePingTargets(let probeID, let targets):
                 Task {
                     let reachable = await PingProbe().anyReachable(targets, timeout: self.engine.pingTimeout)
@@ -644,58 +643,18 @@ public actor ClusterDaemon {
 
     func startRun(_ run: ResourceRun) {
         guard let resource = config.resource(named: run.resource)?.resource else { return }
-        switch resource.settings {
-        case .exec(let settings):
-            Task {
-                let outcome = await self.exec.perform(run, settings: settings)
-                self.runFinished(run.id, outcome)
-            }
-        case .fip(let settings):
-            Task {
-                let outcome = await self.floatingIP.perform(run, settings: settings)
-                self.runFinished(run.id, outcome)
-            }
-        case .vip(let settings):
-            Task {
-                let outcome = await self.virtualIP.perform(run, settings: settings)
-                self.runFinished(run.id, outcome)
-            }
-        default:
-            // Unreachable: the daemon refuses to start with other types.
-            Task { self.runFinished(run.id, .failure(reason: "type \(resource.type.rawValue) is not supported")) }
+        let resources = resources
+        Task {
+            let outcome = await resources.perform(run, resource: resource)
+            self.runFinished(run.id, outcome)
         }
     }
 
-    /// Fencing a group also takes its floating and virtual addresses off this server at once
-    /// (no scripts run; the address removal is idempotent).
-    func fenceAddresses(of group: GroupName) {
+    /// Fencing a group kills its processes and takes its addresses off this server at once (no
+    /// scripts run; every driver's fence is idempotent).
+    func fence(_ group: GroupName) {
         guard let groupConfig = config.group(named: group) else { return }
-        for resource in groupConfig.resources {
-            if case .vip(let settings) = resource.settings {
-                let run = ResourceRun(
-                    id: 0, group: group, resource: resource.name, operation: .stop,
-                    context: ScriptContext(
-                        event: .start, isHomeServer: false, priority: 0, groupName: group, resourceName: resource.name,
-                        factor: StopFactor.none, lastAction: LastAction.none))
-                Task {
-                    if case .failure(let reason) = await self.virtualIP.perform(run, settings: settings) {
-                        self.logger.error("fencing \(resource.name): \(reason)")
-                    }
-                }
-                continue
-            }
-            guard case .fip(let settings) = resource.settings else { continue }
-            let policy = groupConfig.servers
-            let context = ScriptContext(
-                event: .start, isHomeServer: policy.first == me, priority: (policy.firstIndex(of: me) ?? -1) + 1,
-                groupName: group, resourceName: resource.name, factor: StopFactor.none, lastAction: LastAction.none)
-            let run = ResourceRun(id: 0, group: group, resource: resource.name, operation: .stop, context: context)
-            Task {
-                if case .failure(let reason) = await self.floatingIP.perform(run, settings: settings) {
-                    self.logger.error("fencing \(resource.name): \(reason)")
-                }
-            }
-        }
+        resources.fence(group: groupConfig, server: me)
     }
 
     func runFinished(_ runID: UInt64, _ outcome: ResourceOutcome) {
@@ -736,13 +695,13 @@ public actor ClusterDaemon {
     func powerOffUPS(_ names: [String]) async {
         for name in names {
             guard let monitor = config.monitors.first(where: { $0.name == name }), let ups = monitor.string("ups") else { continue }
-            let command = monitor.string("power-off-command") ?? "shutdown.return"
+            let command = monitor.text("power-off-command")
             guard command != "none" else { continue }
             let password =
                 monitor.string("password-file").flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
                 .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
-            let client = NUTClient(host: monitor.string("host") ?? "127.0.0.1", port: monitor.int("port") ?? 3493, timeout: .seconds(10))
-            let user = monitor.string("user") ?? ""
+            let client = monitor.nutClient(timeout: .seconds(10))
+            let user = monitor.text("user")
             let outcome = await BlockingCall().run(busy: Result<Void, NUTClient.Failure>.success(())) {
                 client.instantCommand(command, ups: ups, user: user, password: password)
             }

@@ -54,26 +54,14 @@ public enum Keeper {
         let message = FileHandle.standardInput.readDataToEndOfFile()
         if String(decoding: message, as: UTF8.self).contains("clean") { return }
         logger.critical("the daemon of \(server) died: fencing its resources on this server")
-        let exec = ExecResourceDriver(
-            localServer: server, runner: ScriptRunner(logger: logger),
-            host: HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath),
-            logDirectory: stateDirectory + "/logs", stateDirectory: stateDirectory, logger: logger)
-        let floatingIP = FloatingIPDriver(logger: logger)
-        let virtualIP = VirtualIPDriver(defaultInterfaceAddress: nil, logger: logger)
+        let drivers = ResourceDrivers(
+            context: ResourceDriverContext(
+                server: server, runner: ScriptRunner(logger: logger),
+                host: HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath),
+                logDirectory: stateDirectory + "/logs", stateDirectory: stateDirectory, leaseFile: nil, interfaceAddress: nil,
+                logger: logger))
         for group in config.groups where group.servers.contains(server) {
-            exec.fence(group: group.name)
-            for resource in group.resources {
-                let run = ResourceRun(
-                    id: 0, group: group.name, resource: resource.name, operation: .stop,
-                    context: ScriptContext(
-                        event: .start, isHomeServer: false, priority: 0, groupName: group.name, resourceName: resource.name,
-                        factor: StopFactor.none, lastAction: LastAction.none))
-                switch resource.settings {
-                case .fip(let settings): _ = await floatingIP.perform(run, settings: settings)
-                case .vip(let settings): _ = await virtualIP.perform(run, settings: settings)
-                default: break
-                }
-            }
+            for task in drivers.fence(group: group, server: server) { await task.value }
         }
     }
 }

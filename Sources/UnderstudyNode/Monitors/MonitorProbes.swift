@@ -25,11 +25,81 @@ struct VolumeGroupProbe: MonitorProbe {
     }
 }
 
-/// Monitor types the daemon runs probes for (mtw, mrw and userw are computed by the Engine).
+/// The monitor types the daemon runs, each with the factory of its probe. A new monitor type
+/// is its probe file and one line here (and its Model schema row, which declares its keys and
+/// their defaults: the factories read parameters through the schema, never with a default of
+/// their own).
 enum MonitorProbes {
-    static let supported: Set<MonitorType> = [
-        .pidw, .psw, .genw, .ipw, .fipw, .miiw, .diskw, .httpw, .mtw, .mrw, .userw, .volmgrw, .psqlw, .mysqlw, .upsw,
+    struct Context: Sendable {
+        var config: ClusterConfig
+        var runner: ScriptRunner
+        var environment: [String: String]
+        var logDirectory: String
+        var logger: Logger
+    }
+
+    typealias Factory = @Sendable (_ monitor: MonitorConfig, _ start: MonitorStart, _ context: Context) -> any MonitorProbe
+
+    /// Probes by monitor type. mtw, mrw and userw have none: the Engine computes them.
+    static let registry: [MonitorType: Factory] = [
+        .pidw: { monitor, start, _ in ProcessAliveProbe(pid: start.targetPID, resource: monitor.target ?? "?") },
+        .psw: { monitor, _, _ in ProcessNameProbe(pattern: monitor.text("process-name"), minimum: monitor.number("min-count")) },
+        .genw: { monitor, _, context in
+            let logPath = monitor.string("log") ?? "\(context.logDirectory)/monitor-\(monitor.name).log"
+            let log = RotatingLog(path: logPath, rotateSize: monitor.number("log-rotate-size"), logger: context.logger)
+            var environment = context.environment
+            environment["CLP_MONITORNAME"] = monitor.name
+            return ScriptProbe(
+                monitor: monitor.name, script: monitor.text("script"), asynchronous: monitor.string("mode") == "async",
+                normalValue: Int32(monitor.number("normal-value")), nice: monitor.nice, timeout: monitor.timeout,
+                runner: context.runner, environment: environment, log: ScriptLog(file: log, action: "monitor"))
+        },
+        .ipw: { monitor, _, _ in
+            // Leave room within the timeout for starting ping.
+            let wait = max(monitor.timeout * 8 / 10, .milliseconds(10))
+            return PingTargetsProbe(targets: monitor.list("targets") ?? [], wait: wait, nice: monitor.nice)
+        },
+        .miiw: { monitor, _, _ in LinkStateProbe(interface: monitor.text("interface")) },
+        .fipw: { monitor, _, context in
+            var address = ""
+            if let target = monitor.target, case .fip(let settings)? = context.config.resource(named: target)?.resource.settings {
+                address = settings.address
+            }
+            return FloatingAddressProbe(
+                address: address, resource: monitor.target ?? "?", monitorLink: monitor.flag("monitor-link"),
+                runner: NetCommandRunner(nice: monitor.nice))
+        },
+        .diskw: { monitor, _, _ in
+            guard let method = DiskProbe.Method(rawValue: monitor.text("method")) else {
+                return FailingProbe(reason: "diskw method \(monitor.text("method")) is unknown")
+            }
+            return DiskProbe(
+                device: monitor.text("device"), method: method, size: monitor.number("size"),
+                diskFullIsError: monitor.flag("disk-full-is-error"), timeout: monitor.timeout, nice: monitor.nice)
+        },
+        .httpw: { monitor, _, _ in
+            guard let url = URL(string: monitor.text("url")) else {
+                return FailingProbe(reason: "url \(monitor.text("url")) cannot be parsed")
+            }
+            return WebRequestProbe(
+                url: url, expectedStatus: monitor.number("expected-status"), bodyMatch: monitor.string("body-match"),
+                timeout: monitor.timeout)
+        },
+        .upsw: { monitor, _, _ in UPSProbe(ups: monitor.text("ups"), client: monitor.nutClient(timeout: monitor.timeout * 9 / 10)) },
+        .psqlw: { monitor, _, _ in database(.postgres, monitor) },
+        .mysqlw: { monitor, _, _ in database(.mysql, monitor) },
+        .volmgrw: { monitor, _, _ in VolumeGroupProbe(volumeGroup: monitor.text("volume"), timeout: monitor.timeout, nice: monitor.nice) },
     ]
+
+    static func database(_ engine: DatabaseProbe.Engine, _ monitor: MonitorConfig) -> any MonitorProbe {
+        DatabaseProbe(
+            engine: engine, host: monitor.text("host"), port: monitor.number("port"), database: monitor.text("database"),
+            user: monitor.text("user"), passwordFile: monitor.string("password-file"), table: monitor.text("table"),
+            level: monitor.number("level"), timeout: monitor.timeout, nice: monitor.nice)
+    }
+
+    /// Monitor types the daemon runs: those with a probe, and those the Engine computes.
+    static let supported: Set<MonitorType> = Set(registry.keys).union(MonitorType.allCases.filter(\.isComputedByEngine))
 
     /// Why a monitor cannot run in this version; nil when it can.
     static func unsupportedReason(_ monitor: MonitorConfig) -> String? {
@@ -40,78 +110,27 @@ enum MonitorProbes {
         return nil
     }
 
-    struct Context: Sendable {
-        var config: ClusterConfig
-        var runner: ScriptRunner
-        var environment: [String: String]
-        var logDirectory: String
-        var logger: Logger
-    }
-
     static func make(_ monitor: MonitorConfig, start: MonitorStart, context: Context) -> any MonitorProbe {
-        switch monitor.type {
-        case .pidw:
-            return ProcessAliveProbe(pid: start.targetPID, resource: monitor.target ?? "?")
-        case .psw:
-            return ProcessNameProbe(pattern: monitor.string("process-name") ?? "", minimum: monitor.int("min-count") ?? 1)
-        case .genw:
-            let script = monitor.string("script") ?? ""
-            let logPath = monitor.string("log") ?? "\(context.logDirectory)/monitor-\(monitor.name).log"
-            let log = RotatingLog(
-                path: logPath, rotateSize: monitor.int("log-rotate-size") ?? Defaults.scriptLogRotateSize, logger: context.logger)
-            var environment = context.environment
-            environment["CLP_MONITORNAME"] = monitor.name
-            return ScriptProbe(
-                monitor: monitor.name, script: script, asynchronous: monitor.string("mode") == "async",
-                normalValue: Int32(monitor.int("normal-value") ?? 0), nice: monitor.nice, timeout: monitor.timeout,
-                runner: context.runner, environment: environment, log: ScriptLog(file: log, action: "monitor"))
-        case .ipw:
-            // Leave room within the timeout for starting ping.
-            let wait = max(monitor.timeout * 8 / 10, .milliseconds(10))
-            return PingTargetsProbe(targets: monitor.list("targets") ?? [], wait: wait, nice: monitor.nice)
-        case .miiw:
-            return LinkStateProbe(interface: monitor.string("interface") ?? "")
-        case .fipw:
-            var address = ""
-            if let target = monitor.target, case .fip(let settings)? = context.config.resource(named: target)?.resource.settings {
-                address = settings.address
-            }
-            return FloatingAddressProbe(
-                address: address, resource: monitor.target ?? "?", monitorLink: monitor.bool("monitor-link") ?? false,
-                runner: NetCommandRunner(nice: monitor.nice))
-        case .diskw:
-            return DiskProbe(
-                device: monitor.string("device") ?? "",
-                method: DiskProbe.Method(rawValue: monitor.string("method") ?? "") ?? .readDirect,
-                size: monitor.int("size") ?? 512, diskFullIsError: monitor.bool("disk-full-is-error") ?? true,
-                timeout: monitor.timeout, nice: monitor.nice)
-        case .httpw:
-            guard let url = URL(string: monitor.string("url") ?? "") else {
-                return FailingProbe(reason: "url \(monitor.string("url") ?? "") cannot be parsed")
-            }
-            return WebRequestProbe(
-                url: url, expectedStatus: monitor.int("expected-status") ?? 200, bodyMatch: monitor.string("body-match"),
-                timeout: monitor.timeout)
-        case .upsw:
-            let client = NUTClient(
-                host: monitor.string("host") ?? "127.0.0.1", port: monitor.int("port") ?? 3493, timeout: monitor.timeout * 9 / 10)
-            return UPSProbe(ups: monitor.string("ups") ?? "", client: client)
-        case .psqlw, .mysqlw:
-            return DatabaseProbe(
-                engine: monitor.type == .psqlw ? .postgres : .mysql, host: monitor.string("host") ?? "127.0.0.1",
-                port: monitor.int("port") ?? (monitor.type == .psqlw ? 5432 : 3306), database: monitor.string("database") ?? "",
-                user: monitor.string("user") ?? "postgres", passwordFile: monitor.string("password-file"),
-                table: monitor.string("table") ?? "psqlwatch", level: monitor.int("level") ?? 2, timeout: monitor.timeout,
-                nice: monitor.nice)
-        case .volmgrw:
-            return VolumeGroupProbe(volumeGroup: monitor.string("volume") ?? "", timeout: monitor.timeout, nice: monitor.nice)
-        default:
+        guard let factory = registry[monitor.type] else {
             return FailingProbe(reason: "monitor type \(monitor.type.rawValue) is not supported by this version")
         }
+        return factory(monitor, start, context)
     }
 }
 
-/// A probe that cannot work (kept as an error the operator sees, never a silent Normal).
+extension MonitorConfig {
+    // Parameters the Model has validated: given in the file or defaulted by its schema row
+    // (`MonitorType.parameterSpec`). A key with neither is one the validator requires, so the
+    // empty value below is never what a probe gets.
+    func text(_ key: String) -> String { string(key) ?? "" }
+    func number(_ key: String) -> Int { int(key) ?? 0 }
+    func flag(_ key: String) -> Bool { bool(key) ?? false }
+
+    /// The upsd client of a upsw monitor.
+    func nutClient(timeout: Duration) -> NUTClient { NUTClient(host: text("host"), port: number("port"), timeout: timeout) }
+}
+
+/// A monitor that cannot run as configured: every check is an error naming why.
 struct FailingProbe: MonitorProbe {
     let reason: String
     func check() async -> MonitorResult { .error(reason) }

@@ -191,3 +191,22 @@ enum ProcessIdentity {
         return UInt64(fields[19])
     }
 }
+
+extension ExecResourceDriver: ResourceDriver {
+    convenience init(context: ResourceDriverContext) {
+        self.init(
+            localServer: context.server, runner: context.runner, host: context.host, logDirectory: context.logDirectory,
+            stateDirectory: context.stateDirectory, leaseFile: context.leaseFile, logger: context.logger)
+    }
+
+    public func perform(_ run: ResourceRun, resource: ResourceConfig) async -> ResourceOutcome {
+        guard case .exec(let settings) = resource.settings else { return .failure(reason: "\(resource.name) is not an exec resource") }
+        return await perform(run, settings: settings)
+    }
+
+    /// Kills the process groups of the group's scripts (this run's and a previous run's) at once.
+    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
+        fence(group: group.name)
+        return nil
+    }
+}
