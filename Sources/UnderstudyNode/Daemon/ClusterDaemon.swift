@@ -60,7 +60,8 @@ public actor ClusterDaemon {
     /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
     let resources: ResourceDrivers
     let alertLog: RotatingLog
-    var sockets: [(path: String, socket: HeartbeatSocket)] = []
+    /// The heartbeat paths this server takes part in (HeartbeatTransport.swift).
+    var transports: [any HeartbeatTransport] = []
     var controlServer: ControlServer?
     var localServer: LocalControlServer?
     var exitRequested = false
@@ -178,10 +179,10 @@ public actor ClusterDaemon {
                 problems.append("resource \(resource.name) (group \(group.name)) has type '\(resource.type.rawValue)'")
             }
         }
-        for heartbeat in config.heartbeats where heartbeat.typeName != "lanhb" {
+        for heartbeat in config.heartbeats where !HeartbeatTransports.supportedTypes.contains(heartbeat.typeName) {
             problems.append("heartbeat \(heartbeat.name) has type '\(heartbeat.typeName)'")
         }
-        for np in config.networkPartition where np.kind == .majority ? false : np.typeName != "pingnp" {
+        for np in config.networkPartition where !PartitionResolvers.supportedTypes.contains(np.typeName) {
             problems.append("network-partition \(np.name) has type '\(np.typeName)'")
         }
         for monitor in config.monitors {
@@ -192,7 +193,9 @@ public actor ClusterDaemon {
                 "\(config.sourcePath): this version of the daemon does not run these types yet: "
                     + problems.joined(separator: "; ")
                     + " (supported now: resources "
-                    + ResourceDrivers.supportedTypes.map(\.rawValue).sorted().joined(separator: ", ") + "; heartbeats lanhb; network-partition majority and pingnp; monitors "
+                    + ResourceDrivers.supportedTypes.map(\.rawValue).sorted().joined(separator: ", ") + "; heartbeats "
+                    + HeartbeatTransports.supportedTypes.sorted().joined(separator: ", ") + "; network-partition "
+                    + PartitionResolvers.supportedTypes.sorted().joined(separator: ", ") + "; monitors "
                     + MonitorProbes.supported.map(\.rawValue).sorted().joined(separator: ", ") + ")")
         }
         if !config.heartbeats.contains(where: { $0.typeName == "lanhb" }) {
@@ -235,18 +238,8 @@ public actor ClusterDaemon {
     /// Binds every socket, starts the cluster service and runs until the daemon is told to
     /// exit (SIGTERM, or a final action that ends in an OS shutdown).
     public func run() async throws {
-        let heartbeatPort = config.cluster.ports.heartbeat
-        for heartbeat in config.heartbeats {
-            guard case .lan(let addresses) = heartbeat.kind, let address = addresses[me] else { continue }
-            do {
-                let socket = try await HeartbeatSocket.bind(
-                    host: address, port: heartbeatPort, key: key, localName: me, bootID: engine.bootID,
-                    eventLoopGroup: HeartbeatEventLoop.group)
-                sockets.append((heartbeat.name, socket))
-            } catch {
-                throw DaemonStartError("heartbeat \(heartbeat.name): \(error)")
-            }
-        }
+        transports = try await HeartbeatTransports.open(
+            HeartbeatTransportContext(config: config, me: me, key: key, bootID: engine.bootID))
         guard let controlAddress = Self.address(of: me, in: config) else { throw DaemonStartError("no control address") }
         do {
             controlServer = try await ControlServer.start(host: controlAddress, port: config.cluster.ports.control, key: key, localName: me)
@@ -282,7 +275,7 @@ public actor ClusterDaemon {
         perform(engine.startService(now: now()))
 
         await withTaskGroup(of: Void.self) { tasks in
-            for (path, _) in sockets {
+            for path in transports.map(\.path) {
                 tasks.addTask { [weak self] in await self?.receiveLoop(path: path) }
             }
             tasks.addTask { [weak self] in await self?.tickLoop() }
@@ -307,8 +300,8 @@ public actor ClusterDaemon {
     func receiveLoop(path: String) async {
         var attempt = 0
         while !exitRequested && !Task.isCancelled {
-            guard let socket = sockets.first(where: { $0.path == path })?.socket else { return }
-            for await datagram in socket.received {
+            guard let transport = transports.first(where: { $0.path == path }) else { return }
+            for await datagram in transport.received {
                 received(datagram, path: path)
                 attempt = 0
             }
@@ -323,16 +316,9 @@ public actor ClusterDaemon {
     }
 
     func rebind(path: String) async {
-        guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind,
-            let address = addresses[me], let index = sockets.firstIndex(where: { $0.path == path })
-        else { return }
-        let old = sockets[index].socket
-        await old.close()
+        guard let index = transports.firstIndex(where: { $0.path == path }) else { return }
         do {
-            let socket = try await HeartbeatSocket.bind(
-                host: address, port: config.cluster.ports.heartbeat, key: key, localName: me, bootID: engine.bootID,
-                firstSequence: old.upcomingSequence, eventLoopGroup: HeartbeatEventLoop.group)
-            sockets[index] = (path, socket)
+            transports[index] = try await transports[index].reopened()
         } catch {
             record(LogEntry(.error, "lanhb", 72, "Cannot bind the heartbeat socket of \(path) again: \(error)"))
         }
@@ -350,7 +336,7 @@ public actor ClusterDaemon {
     }
 
     func closeSockets() async {
-        for (_, socket) in sockets { await socket.close() }
+        for transport in transports { await transport.close() }
         await controlServer?.close()
         await localServer?.close()
     }
@@ -470,20 +456,14 @@ public actor ClusterDaemon {
                     "The heartbeat of \(me) is \(payload.count) bytes, more than a datagram can carry (\(DatagramCodec.maximumPayloadSize)); the cluster has too many groups for this version."
                 ))
         }
-        let port = config.cluster.ports.heartbeat
-        for (path, socket) in sockets {
-            guard let heartbeat = config.heartbeats.first(where: { $0.name == path }), case .lan(let addresses) = heartbeat.kind else {
-                continue
-            }
-            let peers = addresses.filter { $0.key != me }.map(\.value)
-            if let deadline {
-                let lateness = heartbeatLateness
-                // Not sent once the next one is due: that one replaces it, fresh.
-                let freshUntil = max(ContinuousClock.now, deadline) + config.cluster.timing.heartbeatInterval
-                await socket.send(payload, toHosts: peers, port: port, at: deadline, freshUntil: freshUntil) { lateness.record($0) }
-            } else {
-                for address in peers { await socket.send(payload, to: address, port: port) }
-            }
+        let lateness = heartbeatLateness
+        // Not sent once the next one is due: that one replaces it, fresh.
+        let start: ContinuousClock.Instant = deadline ?? .now
+        let freshUntil: ContinuousClock.Instant = max(ContinuousClock.now, start) + config.cluster.timing.heartbeatInterval
+        var record: (@Sendable (Duration) -> Void)?
+        if deadline != nil { record = { lateness.record($0) } }
+        for transport in transports {
+            await transport.send(payload, at: deadline, freshUntil: freshUntil, sent: record)
         }
     }
 
@@ -524,8 +504,9 @@ public actor ClusterDaemon {
             case .fenceGroup(let group):
                 fence(group)
             case .probePingTargets(let probeID, let targets):
+                guard let probe = PartitionResolvers.probe(for: "pingnp") else { break }
                 Task {
-                    let reachable = await PingProbe().anyReachable(targets, timeout: self.engine.pingTimeout)
+                    let reachable = await probe.anyReachable(targets, timeout: self.engine.pingTimeout)
                     self.perform(self.engine.handle(.pingProbeFinished(probeID: probeID, reachable: reachable), now: self.now()))
                 }
             case .sendHeartbeatNow:
@@ -801,10 +782,10 @@ public actor ClusterDaemon {
     /// The Engine's status plus this daemon's transport counters.
     func snapshot() -> ClusterStatusSnapshot {
         var status = engine.snapshot(now: now())
-        var lines = sockets.map { path, socket in
-            let counters = socket.counters
+        var lines = transports.map { transport in
+            let counters = transport.counters
             return ClusterStatusSnapshot.TransportLine(
-                name: path, accepted: counters.accepted,
+                name: transport.path, accepted: counters.accepted,
                 dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) }))
         }
         if let controlServer {
