@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyModel
 
 #if canImport(Glibc)
     import Glibc
@@ -48,7 +49,7 @@ public enum LabShell {
         let pid = process.processIdentifier
         let finished = LabFlag()
         let timedOut = LabFlag()
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.inSeconds
         DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
             if !finished.value {
                 timedOut.set()

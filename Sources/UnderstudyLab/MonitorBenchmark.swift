@@ -1,5 +1,6 @@
 import Foundation
 import UnderstudyEngine
+import UnderstudyModel
 
 /// Many monitors on one daemon: node1 of a two-server lab runs `count` miiw monitors (the
 /// cheapest probe: two sysfs reads, so the runner and the Engine are what is measured) at
@@ -72,7 +73,7 @@ public struct MonitorBenchmark {
             throw LabError("node1's daemon did not answer clpstat after the measurement")
         }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-        let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let wall = elapsed.inSeconds
         return Result(
             monitors: count, seconds: seconds, cpuPercent: (after.ticks - before.ticks) / ticks / wall * 100,
             rssMiB: after.rssKiB / 1024, idleCPUPercent: (peerAfter.ticks - peerBefore.ticks) / ticks / wall * 100,

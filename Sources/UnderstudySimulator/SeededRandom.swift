@@ -1,3 +1,5 @@
+import UnderstudyModel
+
 /// A small deterministic generator (SplitMix64): the same seed gives the same schedule on
 /// every machine, which is what makes a failing seed replayable.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
@@ -17,15 +19,8 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
     public mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
 
     public mutating func duration(_ range: ClosedRange<Duration>) -> Duration {
-        let low = range.lowerBound.milliseconds
-        let high = range.upperBound.milliseconds
+        let low = range.lowerBound.inMilliseconds
+        let high = range.upperBound.inMilliseconds
         return .milliseconds(Int64.random(in: low...max(low, high), using: &self))
-    }
-}
-
-extension Duration {
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -468,7 +468,7 @@ public final class SimulatedCluster {
     public private(set) var traceAtFirstViolation: [String]?
 
     func note(_ line: String) {
-        trace.append("\(now.milliseconds)ms \(line)")
+        trace.append("\(now.inMilliseconds)ms \(line)")
         if trace.count > traceLimit * 2 { trace.removeFirst(trace.count - traceLimit) }
     }
 
@@ -542,7 +542,8 @@ struct HeartbeatShape: Equatable {
         directoryEntries = heartbeat.directory?.entries.count ?? -1
         var directoryFlags = 0
         for entry in heartbeat.directory?.entries.values ?? [:].values {
-            directoryFlags &+= (entry.owner?.utf8.count ?? 0) &+ entry.failedOn.count &* 7 &+ (entry.finalActionOn == nil ? 0 : 11)
+            directoryFlags &+=
+                (entry.owner?.utf8.count ?? 0) &+ entry.failedOn.count &* 7 &+ (entry.finalActionOn == nil ? 0 : 11)
                 &+ (entry.monitorFailedOn == nil ? 0 : 13) &+ (entry.operation == nil ? 0 : 17) &+ (entry.unplaceable == nil ? 0 : 19)
                 &+ (entry.preferredTarget == nil ? 0 : 23)
         }
@@ -553,11 +554,11 @@ struct HeartbeatShape: Equatable {
         flags = (heartbeat.priority == nil ? 0 : 1) | (heartbeat.leaving ? 2 : 0) | (heartbeat.awaitingVouch ? 4 : 0)
         var groups = 0
         for report in heartbeat.groups.values {
-            groups &+= report.status.rawValue.utf8.count &+ report.resources.count &* 3
+            groups &+=
+                report.status.rawValue.utf8.count &+ report.resources.count &* 3
                 &+ (report.activationFailedResource?.utf8.count ?? 0) &+ (report.monitorRequest == nil ? 0 : 31)
             for status in report.resources.values { groups &+= status.rawValue.utf8.count }
         }
         self.groups = groups
     }
 }
-

@@ -76,7 +76,8 @@ public struct Prerequisite: Sendable, CustomStringConvertible {
 
     /// A command found in PATH (or the usual sbin folders), from Debian package `package`.
     public static func command(_ name: String, package: String) -> Prerequisite {
-        let folders = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        let folders =
+            (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
             + ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
         let found = folders.contains { FileManager.default.isExecutableFile(atPath: "\($0)/\(name)") }
         return Prerequisite(package, missing: found ? nil : "\(name) is not installed (Debian package \(package))")

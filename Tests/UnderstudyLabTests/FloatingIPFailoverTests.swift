@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-import UnderstudyTestSupport
 import UnderstudyLab
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc

@@ -27,7 +27,6 @@ let labBinary: String = {
     return url.path + "/.build/debug/understudy"
 }()
 
-
 /// Short timings: a peer is Offline 1 s after its last heartbeat.
 func labSpec(servers: Int = 2, secondLink: Bool = false) -> LabSpec {
     LabSpec(

@@ -1,9 +1,9 @@
 import Foundation
 import Testing
-import UnderstudyTestSupport
 import UnderstudyEngine
 import UnderstudyLab
 import UnderstudyModel
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc

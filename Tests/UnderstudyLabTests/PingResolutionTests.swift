@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-import UnderstudyTestSupport
 import UnderstudyLab
+import UnderstudyTestSupport
 
 /// `pingnp` in the lab, two servers with the client as the ping target (the usual gateway):
 /// the server whose link goes down loses (it reaches no target), fences its group, and the

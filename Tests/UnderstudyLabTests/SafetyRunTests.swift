@@ -1,7 +1,7 @@
 import Foundation
 import Testing
-import UnderstudyTestSupport
 import UnderstudyLab
+import UnderstudyTestSupport
 
 /// Invariant I1 as a service sees it, on real links: a service that checks its server's
 /// lease records when it is active; faults of every kind are injected; no two servers may

@@ -7,11 +7,12 @@ import UnderstudyTestSupport
     import Glibc
 #endif
 
-
 /// A real virtual IP in the lab: the client namespace is a RIP router (BIRD 2). The address
 /// lives on no subnet the client knows; it reaches the service only through the route the
 /// server holding the vip advertises, and follows it when the group moves.
-@Suite("Lab: virtual IP with a RIP router", .serialized, .requires(labPrerequisite, .command("bird", package: "bird2"), .command("birdc", package: "bird2")))
+@Suite(
+    "Lab: virtual IP with a RIP router", .serialized,
+    .requires(labPrerequisite, .command("bird", package: "bird2"), .command("birdc", package: "bird2")))
 struct VirtualIPTests {
     @Test("the router learns the vip's route from its holder and follows a move and a clean stop")
     func routerFollowsTheVirtualIP() async throws {

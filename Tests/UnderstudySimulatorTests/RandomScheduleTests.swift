@@ -1,4 +1,5 @@
 import Testing
+
 @testable import UnderstudySimulator
 
 /// 1,200 seeded fault schedules per test run, drawn from the fault table (Faults.swift), with

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import UnderstudyEngine
+import UnderstudyModel
 
 /// psqlw and mysqlw: connect over TCP with the database's own client (`psql`, `mariadb` or
 /// `mysql`) and run SQL on a monitor table.
@@ -109,7 +110,7 @@ struct DatabaseProbe: MonitorProbe {
     }
 
     func run(_ statements: [String], password: String?) async -> Outcome {
-        let seconds = max(1, Int((Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18).rounded(.up)))
+        let seconds = max(1, Int(timeout.inSeconds.rounded(.up)))
         var environment = ScriptEnvironment.base()
         var command: [String]
         switch engine {

@@ -1,5 +1,6 @@
 import Foundation
 import UnderstudyEngine
+import UnderstudyModel
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -26,7 +27,7 @@ final class WebRequestProbe: NSObject, MonitorProbe, URLSessionTaskDelegate, @un
         configuration.requestCachePolicy = .reloadIgnoringLocalAndRemoteCacheData
         configuration.urlCache = nil
         configuration.httpShouldSetCookies = false
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.inSeconds
         configuration.timeoutIntervalForRequest = seconds
         configuration.timeoutIntervalForResource = seconds
         session = URLSession(configuration: configuration, delegate: self, delegateQueue: nil)

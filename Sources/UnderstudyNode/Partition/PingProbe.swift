@@ -1,4 +1,5 @@
 import UnderstudyEngine
+import UnderstudyModel
 
 /// The probe of `pingnp`: one ICMP echo to each target, all at once, with `ping` (iputils);
 /// reachable when any target answers within the timeout.
@@ -7,7 +8,7 @@ struct PingProbe: Sendable {
 
     func anyReachable(_ targets: [String], timeout: Duration) async -> Bool {
         // iputils ping takes a fraction of a second for -W.
-        let seconds = String(format: "%.3f", max(0.01, Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18))
+        let seconds = String(format: "%.3f", max(0.01, timeout.inSeconds))
         return await withTaskGroup(of: Bool.self) { group in
             for target in targets {
                 let family = target.contains(":") ? "-6" : "-4"

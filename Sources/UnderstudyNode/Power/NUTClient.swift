@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyModel
 
 #if canImport(Glibc)
     import Glibc
@@ -154,7 +155,7 @@ public struct NUTClient: Sendable {
             for _ in 0..<100 {
                 let left = ContinuousClock.now.duration(to: deadline)
                 guard left > .zero else { return false }
-                let milliseconds = Int32(max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+                let milliseconds = Int32(clamping: max(1, left.inMilliseconds))
                 var descriptor = pollfd(fd: fd, events: events, revents: 0)
                 let ready = poll(&descriptor, 1, milliseconds)
                 if ready > 0 { return true }

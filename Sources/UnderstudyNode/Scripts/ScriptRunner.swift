@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Subprocess
 import Synchronization
+import UnderstudyModel
 
 #if canImport(Glibc)
     import Glibc
@@ -623,8 +624,7 @@ fileprivate func dispatchInterval(_ duration: Duration) -> DispatchTimeInterval 
 }
 
 fileprivate func formatSeconds(_ duration: Duration) -> String {
-    let (seconds, attoseconds) = duration.components
-    let milliseconds = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    let milliseconds = duration.inMilliseconds
     if milliseconds % 1000 == 0 { return "\(milliseconds / 1000)s" }
     return String(format: "%.3fs", Double(milliseconds) / 1000)
 }

@@ -65,15 +65,17 @@ struct SimulateCommand: ParsableCommand {
             current += 1
         }
         let elapsed = clock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.inSeconds
         if schedules > 1 {
             let rate = seconds > 0 ? Double(schedules) / seconds : 0
             print(
                 String(
-                    format: "%d schedules (seeds %llu–%llu) in %.1f s: %.1f per second; %d faults, %d group placements checked at the end, %d starts (%d failovers), %d commands followed",
+                    format:
+                        "%d schedules (seeds %llu–%llu) in %.1f s: %.1f per second; %d faults, %d group placements checked at the end, %d starts (%d failovers), %d commands followed",
                     schedules, seed, current - 1, seconds, rate, statistics.faultCount, statistics.livenessChecked, statistics.starts,
                     statistics.failoverStarts, statistics.commandsAccepted))
-            print("faults: " + statistics.faults.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", "))
+            print(
+                "faults: " + statistics.faults.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", "))
         }
         if failures > 0 {
             print("\(failures) of \(schedules) schedules broke an invariant.")

@@ -76,7 +76,10 @@ struct TypeRegistryTests {
         let config = try ConfigLoader.loadWithWarnings(yaml: yaml, sourcePath: "/tmp/types.yaml", checkFiles: false).config
         let error = #expect(throws: DaemonStartError.self) { try ClusterDaemon.checkSupported(config) }
         let message = error?.description ?? ""
-        for part in ["resource data (group g) has type 'disk'", "heartbeat disk1 has type 'diskhb'", "network-partition witness has type 'httpnp'", "monitor ora has type 'oraclew'"] {
+        for part in [
+            "resource data (group g) has type 'disk'", "heartbeat disk1 has type 'diskhb'", "network-partition witness has type 'httpnp'",
+            "monitor ora has type 'oraclew'",
+        ] {
             #expect(message.contains(part), "\(message)")
         }
         #expect(!message.contains("resource app"), "\(message)")

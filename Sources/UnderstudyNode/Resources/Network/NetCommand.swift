@@ -1,5 +1,6 @@
 import Foundation
 import Subprocess
+import UnderstudyModel
 
 #if canImport(Glibc)
     import Glibc
@@ -66,7 +67,7 @@ struct NetCommandRunner: Sendable {
         let commandLine = command.joined(separator: " ")
         // nice(1) execs the command: `timeout` still signals the command itself.
         if nice != 0 { command = ["nice", "-n", String(nice)] + command }
-        let seconds = max(0.1, Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
+        let seconds = max(0.1, limit.inSeconds)
         let wrapped = ["--kill-after=1", String(format: "%.3f", seconds)] + command
         do {
             var custom: [Environment.Key: String] = [:]

@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+import NIOCore
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Carrying out the Engine's actions: resource runs and fences, monitors and recovery
+// scripts, the service's end, log entries and alerts.
+extension ClusterDaemon {
+    // MARK: - Actions
+
+    func perform(_ actions: [EngineAction]) {
+        lastTick = now()
+        defer { leaseFile.write(expiry: engine.leaseExpiry(now: lastTick)) }
+        // The heartbeat goes out before anything that could end the daemon (a farewell must
+        // reach the peers before the sockets close).
+        if actions.contains(.sendHeartbeatNow) {
+            let stopping = actions.contains { if case .serviceStopped = $0 { return true } else { return false } }
+            let heartbeat = WireJSON.encode(engine.makeHeartbeat(now: now()))
+            if stopping {
+                pendingFarewell = Task { await self.send(heartbeat) }
+            } else {
+                Task { await self.send(heartbeat) }
+            }
+        }
+        for action in actions {
+            switch action {
+            case .runResource(let run):
+                startRun(run)
+            case .fenceGroup(let group):
+                fence(group)
+            case .probePingTargets(let probeID, let targets):
+                guard let probe = PartitionResolvers.probe(for: "pingnp") else { break }
+                Task {
+                    let reachable = await probe.anyReachable(targets, timeout: self.engine.pingTimeout)
+                    self.perform(self.engine.handle(.pingProbeFinished(probeID: probeID, reachable: reachable), now: self.now()))
+                }
+            case .sendHeartbeatNow:
+                break
+            case .sendHeartbeat(let heartbeat):
+                let payload = WireJSON.encode(heartbeat)
+                pendingFarewell = Task { await self.send(payload) }
+            case .persist(let state):
+                do {
+                    try store.save(state, name: "engine")
+                } catch {
+                    logger.critical("cannot persist state in \(paths.stateDirectory): \(error)")
+                }
+            case .serviceStopped(let then):
+                serviceStopped(then)
+            case .log(let entry):
+                record(entry)
+            case .startMonitor(let start):
+                startMonitor(start)
+            case .stopMonitor(let monitor, let run):
+                monitorRunner.stop(monitor, run: run)
+                if let watchdog = stallWatchdog, config.monitors.first(where: { $0.name == monitor })?.type == .userw {
+                    watchdog.disarm()
+                    stallWatchdog = nil
+                    record(LogEntry(.info, "rm", 167, "Kernel watchdog of \(monitor) disarmed."))
+                }
+            case .runRecoveryScript(let run):
+                runRecoveryScript(run)
+            case .powerOffUPS(let monitors):
+                pendingPowerOff = Task { await self.powerOffUPS(monitors) }
+            }
+        }
+    }
+
+    // MARK: - clprexec --script
+
+    /// Runs `name` from the rexec folder: a plain file name, an executable regular file owned
+    /// by the daemon's user and writable by nobody else (whoever may write it could run code
+    /// as the daemon through any cluster member).
+    func runRemoteScript(_ name: String, timeout: Duration, origin: ServerName) async -> CommandResult {
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        guard !name.isEmpty, name.count <= 255, !name.hasPrefix("."), name.unicodeScalars.allSatisfy(allowed.contains) else {
+            return CommandResult(
+                .badUsage, "Script name \"\(name.prefix(80))\" must be a plain file name of \(config.cluster.rexecDirectory).")
+        }
+        let path = config.cluster.rexecDirectory + "/" + name
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            return CommandResult(.failed, "No script \(name) in \(config.cluster.rexecDirectory) on \(me).")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o100 != 0 else {
+            return CommandResult(.failed, "\(path) on \(me) is not an executable regular file.")
+        }
+        guard info.st_uid == geteuid(), info.st_mode & 0o022 == 0 else {
+            return CommandResult(
+                .failed, "\(path) on \(me) must belong to the daemon's user and not be writable by group or others; not run.")
+        }
+        record(LogEntry(.info, "trnsv", 30, "Running \(path) on request from \(origin)."))
+        var variables = ["CLP_SERVER_LOCAL": me, "CLP_REQUEST_FROM": origin]
+        variables["UNDERSTUDY_LEASE_FILE"] = paths.leasePath
+        let environment = ScriptEnvironment.compose(base: ScriptEnvironment.base(), host: host, variables: variables)
+        let log = RotatingLog(path: paths.stateDirectory + "/logs/rexec.log", rotateSize: Defaults.scriptLogRotateSize, logger: logger)
+        let outcome = await scriptRunner.run(
+            ScriptInvocation(
+                executable: path, environment: environment, workingDirectory: config.cluster.rexecDirectory, timeout: timeout,
+                log: ScriptLog(file: log, action: "rexec")))
+        if outcome.isSuccess { return .ok("Script \(name) ran on \(me).") }
+        record(LogEntry(.warning, "trnsv", 31, "Script \(path) requested by \(origin): \(outcome)."))
+        return CommandResult(.failed, "Script \(name) on \(me): \(outcome).")
+    }
+
+    // MARK: - Monitors
+
+    func startMonitor(_ start: MonitorStart) {
+        guard let monitor = config.monitors.first(where: { $0.name == start.monitor }) else { return }
+        // userw needs no probe: the Engine sees this process's stalls itself; with softdog
+        // the kernel watches too.
+        guard monitor.type != .userw else {
+            if monitor.string("method") == "softdog" { armStallWatchdog(monitor) }
+            return
+        }
+        let probe = MonitorProbes.make(monitor, start: start, context: probeContext)
+        monitorRunner.start(monitor, run: start.run, probe: probe)
+    }
+
+    func monitorsChecked(_ checks: [MonitorCheck]) {
+        let actions = engine.handle(.monitorsChecked(checks), now: now())
+        if !actions.isEmpty { perform(actions) }
+    }
+
+    /// The recovery script of a monitor, with `CLP_ACTION`, `CLP_MONITORNAME` and the counters.
+    func runRecoveryScript(_ run: RecoveryScriptRun) {
+        var variables = [
+            "CLP_ACTION": run.action.rawValue, "CLP_MONITORNAME": run.monitor,
+            "CLP_RECOVERYCOUNT": String(run.counters.recoveryScripts), "CLP_RESTARTCOUNT": String(run.counters.reactivations),
+            "CLP_FAILOVERCOUNT": String(run.counters.failovers),
+        ]
+        variables["CLP_SERVER_LOCAL"] = me
+        let environment = ScriptEnvironment.compose(base: ScriptEnvironment.base(), host: host, variables: variables)
+        let log = RotatingLog(
+            path: paths.stateDirectory + "/logs/recovery-\(run.monitor).log", rotateSize: Defaults.scriptLogRotateSize, logger: logger)
+        let folder = (run.script as NSString).deletingLastPathComponent
+        let invocation = ScriptInvocation(
+            executable: run.script, environment: environment, workingDirectory: folder.isEmpty ? nil : folder,
+            timeout: run.timeout, log: ScriptLog(file: log, action: "recovery"))
+        let runner = scriptRunner
+        Task {
+            let outcome = await runner.run(invocation)
+            if !outcome.isSuccess {
+                self.record(LogEntry(.warning, "rm", 13, "Recovery script \(run.script) of \(run.monitor): \(outcome)."))
+            }
+            self.perform(self.engine.handle(.recoveryScriptFinished(id: run.id, succeeded: outcome.isSuccess), now: self.now()))
+        }
+    }
+
+    func startRun(_ run: ResourceRun) {
+        guard let resource = config.resource(named: run.resource)?.resource else { return }
+        let resources = resources
+        Task {
+            let outcome = await resources.perform(run, resource: resource)
+            self.runFinished(run.id, outcome)
+        }
+    }
+
+    /// Fencing a group kills its processes and takes its addresses off this server at once (no
+    /// scripts run; every driver's fence is idempotent).
+    func fence(_ group: GroupName) {
+        guard let groupConfig = config.group(named: group) else { return }
+        resources.fence(group: groupConfig, server: me)
+    }
+
+    func runFinished(_ runID: UInt64, _ outcome: ResourceOutcome) {
+        perform(engine.handle(.resourceFinished(runID: runID, outcome: outcome), now: now()))
+    }
+
+    func serviceStopped(_ then: AfterServiceStop) {
+        do {
+            try marker.markCleanStop()
+        } catch {
+            logger.error("cannot clear the running marker: \(error)")
+        }
+        switch then {
+        case .stayStopped:
+            break
+        case .restart:
+            try? marker.markStarted()
+            perform(engine.startService(now: now()))
+        case .exitProcess:
+            Task {
+                await self.pendingFarewell?.value
+                self.requestExit()
+            }
+        case .os(let action):
+            Task {
+                await self.pendingFarewell?.value
+                await self.pendingPowerOff?.value
+                self.armShutdownWatchdog()
+                self.runOSCommand(action)
+                self.requestExit()
+            }
+        }
+    }
+
+    /// UTC with milliseconds: failover steps are milliseconds apart.
+    static func alertTimestamp() -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: Date())
+    }
+
+    func record(_ entry: LogEntry) {
+        for admitted in logLimiter.admit(entry, now: now()) { write(admitted) }
+    }
+
+    func write(_ entry: LogEntry) {
+        let line =
+            "\(Self.alertTimestamp()) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
+        alertLog.appendLine(line)
+        switch entry.level {
+        case .info: logger.info("[\(entry.module) \(entry.eventID)] \(entry.message)")
+        case .warning: logger.warning("[\(entry.module) \(entry.eventID)] \(entry.message)")
+        case .error: logger.error("[\(entry.module) \(entry.eventID)] \(entry.message)")
+        }
+    }
+}

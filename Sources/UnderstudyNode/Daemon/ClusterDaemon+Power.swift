@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+import NIOCore
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Power and the OS: UPS power-off after a power failure, the watchdogs that catch a
+// stalled shutdown, and the OS commands of final actions.
+extension ClusterDaemon {
+    /// After a power-failure stop, before the OS goes down: each UPS gets its monitor's
+    /// `power-off-command` (NUT's `shutdown.return` by default: power off after the UPS's
+    /// delay, on again when line power returns), so the servers come back with the power.
+    func powerOffUPS(_ names: [String]) async {
+        for name in names {
+            guard let monitor = config.monitors.first(where: { $0.name == name }), let ups = monitor.string("ups") else { continue }
+            let command = monitor.text("power-off-command")
+            guard command != "none" else { continue }
+            let password =
+                monitor.string("password-file").flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
+                .split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let client = monitor.nutClient(timeout: .seconds(10))
+            let user = monitor.text("user")
+            let outcome = await BlockingCall().run(busy: Result<Void, NUTClient.Failure>.success(())) {
+                client.instantCommand(command, ups: ups, user: user, password: password)
+            }
+            switch outcome {
+            case .success:
+                record(LogEntry(.warning, "rm", 164, "UPS \(ups) (\(name)) told to run \(command): it powers off after its delay."))
+            case .failure(let failure):
+                record(LogEntry(.error, "rm", 165, "UPS \(ups) (\(name)): \(command) failed: \(failure)."))
+            }
+        }
+    }
+
+    /// userw `method: softdog`: a stall of the daemon longer than the monitor's timeout resets
+    /// the machine (and so does the daemon's death, as in the reference). Without a watchdog
+    /// the stall is still seen in the daemon (the Engine's userw).
+    func armStallWatchdog(_ monitor: MonitorConfig) {
+        guard stallWatchdog == nil else { return }
+        switch KernelWatchdog.arm(timeout: monitor.timeout) {
+        case .success(let watchdog):
+            stallWatchdog = watchdog
+            record(
+                LogEntry(
+                    .info, "rm", 166,
+                    "Kernel watchdog armed for \(monitor.name): a stall of the daemon longer than \(watchdog.seconds > 0 ? "\(watchdog.seconds) s" : "the driver's margin") resets the machine."
+                ))
+        case .failure(let failure):
+            record(
+                LogEntry(
+                    .warning, "rm", 168, "\(monitor.name): \(failure); stalls are detected inside the daemon only (method none)."))
+        }
+    }
+
+    /// `cluster.shutdown-monitor.method: softdog`: a hung OS shutdown resets the machine.
+    func armShutdownWatchdog() {
+        let settings = config.cluster.shutdownMonitor
+        guard settings.method == .softdog else { return }
+        let timeout: Duration
+        switch settings.timeout {
+        case .heartbeat: timeout = config.cluster.timing.heartbeatTimeout
+        case .duration(let value): timeout = value
+        }
+        switch KernelWatchdog.arm(timeout: timeout) {
+        case .success(let watchdog):
+            shutdownWatchdog = watchdog
+            let limit = watchdog.seconds > 0 ? "\(watchdog.seconds) s" : "the driver's own margin (the timeout was refused)"
+            record(
+                LogEntry(
+                    .warning, "pm", 25, "Shutdown-stall watchdog armed: the machine resets if the OS shutdown takes longer than \(limit)."))
+        case .failure(let failure):
+            record(LogEntry(.error, "pm", 26, "Shutdown-stall watchdog not armed: \(failure)."))
+        }
+    }
+
+    /// Final actions that stop the OS run the configured OS-control command.
+    func runOSCommand(_ action: OSAction) {
+        let command = action == .reboot ? config.cluster.osCommands.reboot : config.cluster.osCommands.shutdown
+        guard let executable = command.first else { return }
+        record(
+            LogEntry(
+                .warning, "pm", action == .reboot ? 24 : 23, "Running the OS \(action.rawValue) command: \(command.joined(separator: " "))")
+        )
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(command.dropFirst())
+        do {
+            try process.run()
+            process.waitUntilExit()
+        } catch {
+            logger.critical("OS \(action.rawValue) command \(executable) failed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,142 @@
+import Foundation
+import Logging
+import NIOCore
+import UnderstudyEngine
+import UnderstudyModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// Requests: local commands (clp*), peers' requests over the control channel, and the
+// status snapshot.
+extension ClusterDaemon {
+    // MARK: - Requests
+
+    /// The Engine's status plus this daemon's transport counters.
+    func snapshot() -> ClusterStatusSnapshot {
+        var status = engine.snapshot(now: now())
+        var lines = transports.map { transport in
+            let counters = transport.counters
+            return ClusterStatusSnapshot.TransportLine(
+                name: transport.path, accepted: counters.accepted,
+                dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) }))
+        }
+        if let controlServer {
+            let counters = controlServer.counters
+            lines.append(
+                ClusterStatusSnapshot.TransportLine(
+                    name: "control", accepted: counters.requestsServed,
+                    dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) })))
+        }
+        status.transport = lines
+        let checks = monitorRunner.lateness.summary()
+        let beats = heartbeatLateness.summary()
+        let preparations = heartbeatPreparationLateness.summary()
+        let micros = LatenessRecorder.micros
+        status.runtime = ClusterStatusSnapshot.RuntimeLine(
+            monitorChecks: UInt64(checks.count), monitorLatenessP50: micros(checks.p50), monitorLatenessP99: micros(checks.p99),
+            monitorLatenessMax: micros(checks.max), heartbeats: UInt64(beats.count), heartbeatLatenessP50: micros(beats.p50),
+            heartbeatLatenessP99: micros(beats.p99), heartbeatLatenessMax: micros(beats.max),
+            heartbeatPreparationLatenessP99: micros(preparations.p99), heartbeatPreparationLatenessMax: micros(preparations.max))
+        status.runtime?.lateHeartbeats = heartbeatLateness.lateSamples(over: .milliseconds(10)).map {
+            ClusterStatusSnapshot.RuntimeLine.LateEvent(deadlineMonotonicNanos: $0.deadlineMonotonicNanos, latenessMicros: $0.micros)
+        }
+        return status
+    }
+
+    func handleLocal(_ request: LocalControlRequest) async -> [UInt8] {
+        let decoded: LocalRequest
+        do {
+            decoded = try WireJSON.decode(LocalRequest.self, from: request.payload)
+        } catch {
+            return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "unreadable request: \(error)")))
+        }
+        switch decoded {
+        case .whoami:
+            return WireJSON.encode(LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames))
+        case .status(let target):
+            if let target, target != me {
+                switch await askPeer(target, .status) {
+                case .status(let snapshot): return WireJSON.encode(LocalResponse.status(snapshot))
+                case .result(let result): return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
+                }
+            }
+            return WireJSON.encode(LocalResponse.status(snapshot()))
+        case .command(let command, let rawTarget):
+            // `-h` may name a server or one of its heartbeat addresses (clprexec -h IP).
+            let target = rawTarget.map { Self.serverName(forNameOrAddress: $0, in: config) }
+            if let target, target != me {
+                guard config.server(named: target) != nil else {
+                    return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "Unknown server \(target).")))
+                }
+                switch await askPeer(target, .command(command, origin: me, forwarded: false)) {
+                case .result(let result) where result.code == .unreachable:
+                    // Exit code 3 is reserved for the local daemon.
+                    return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
+                case .result(let result): return WireJSON.encode(LocalResponse.result(result))
+                case .status: return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
+                }
+            }
+            return WireJSON.encode(LocalResponse.result(await execute(command, origin: me, forwarded: false)))
+        }
+    }
+
+    func handlePeer(_ request: ControlRequest) async -> [UInt8] {
+        let decoded: PeerRequest
+        do {
+            decoded = try WireJSON.decode(PeerRequest.self, from: request.payload)
+        } catch {
+            return WireJSON.encode(PeerResponse.result(CommandResult(.badUsage, "unreadable request from \(request.peerName)")))
+        }
+        switch decoded {
+        case .status:
+            return WireJSON.encode(PeerResponse.status(snapshot()))
+        case .command(let command, let origin, let forwarded):
+            return WireJSON.encode(PeerResponse.result(await execute(command, origin: origin, forwarded: forwarded)))
+        }
+    }
+
+    /// Runs a command here, or forwards it where the Engine says it belongs.
+    func execute(_ command: ClusterCommand, origin: ServerName, forwarded: Bool) async -> CommandResult {
+        if case .runScript(let name, let seconds) = command {
+            return await runRemoteScript(name, timeout: .seconds(max(1, seconds)), origin: origin)
+        }
+        let wasStopped = engine.service == .stopped
+        let (disposition, actions) = engine.command(command, origin: origin, forwarded: forwarded, now: now())
+        if wasStopped && engine.service != .stopped {
+            // `clpcl -s`: the service runs again; an unclean end from now on is abnormal.
+            do { try marker.markStarted() } catch { logger.error("cannot write the running marker: \(error)") }
+        }
+        perform(actions)
+        switch disposition {
+        case .done(let result):
+            return result
+        case .forward(let target):
+            switch await askPeer(target, .command(command, origin: origin, forwarded: true)) {
+            case .result(let result) where result.code == .unreachable:
+                // The master (or the group's server) went away mid-request: membership is
+                // changing; the operator retries.
+                return CommandResult(.inTransition, "\(result.message) Membership is changing; retry in a moment.")
+            case .result(let result): return result
+            case .status: return CommandResult(.failed, "unexpected answer from \(target)")
+            }
+        }
+    }
+
+    func askPeer(_ server: ServerName, _ request: PeerRequest) async -> PeerResponse {
+        var timeout: Duration = .seconds(30)
+        if case .command(.runScript(_, let seconds), _, _) = request { timeout = .seconds(max(30, seconds + 5)) }
+        guard let address = Self.address(of: server, in: config) else {
+            return .result(CommandResult(.badUsage, "Server \(server) has no address."))
+        }
+        do {
+            let answer = try await ControlClient.request(
+                host: address, port: config.cluster.ports.control, key: key, localName: me,
+                payload: WireJSON.encode(request), timeout: timeout)
+            return try WireJSON.decode(PeerResponse.self, from: answer)
+        } catch {
+            return .result(CommandResult(.unreachable, "Server \(server) is not reachable: \(error)"))
+        }
+    }
+}
