@@ -65,7 +65,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "UnderstudyModelTests", dependencies: ["UnderstudyModel"]),
-        .testTarget(name: "UnderstudyEngineTests", dependencies: ["UnderstudyEngine", "UnderstudyModel", "UnderstudySimulator"]),
+        .testTarget(
+            name: "UnderstudyEngineTests",
+            dependencies: ["UnderstudyEngine", "UnderstudyModel", "UnderstudySimulator", .product(name: "Yams", package: "Yams")],
+            // Scenario files, read by ScenarioFiles.swift from the source tree.
+            exclude: ["Scenarios"]),
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
         .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode", "UnderstudyTestSupport"]),
         .testTarget(

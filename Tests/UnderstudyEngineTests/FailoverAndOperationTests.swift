@@ -13,51 +13,7 @@ struct FailoverAndOperationTests {
 
     // MARK: 3. Crash → failover after the heartbeat timeout
 
-    struct CrashCase: Sendable, CustomTestStringConvertible {
-        var name: String
-        var policy: [ServerName]
-        var victim: ServerName
-        var target: ServerName
-        var targetPriority: Int
-        var testDescription: String { name }
-    }
-
-    static let crashCases: [CrashCase] = [
-        CrashCase(name: "master s1 crashes: group goes to s2", policy: ["s1", "s2", "s3"], victim: "s1", target: "s2", targetPriority: 2),
-        CrashCase(
-            name: "non-master s2 crashes: group goes to s1", policy: ["s2", "s1", "s3"], victim: "s2", target: "s1", targetPriority: 2),
-        CrashCase(
-            name: "non-master s3 crashes: policy order, not cluster order (s2 before s1)", policy: ["s3", "s2", "s1"], victim: "s3",
-            target: "s2", targetPriority: 2),
-        CrashCase(
-            name: "master crashes, next in policy is the last server", policy: ["s1", "s3", "s2"], victim: "s1", target: "s3",
-            targetPriority: 2),
-    ]
-
-    @Test("server crash fails the group over to the next server of its policy, after the timeout", arguments: crashCases)
-    func crashFailover(_ row: CrashCase) {
-        let config = Cfg.cluster(groups: [Cfg.group("g", servers: row.policy, resources: [Cfg.resource("ip", .fip), Cfg.exec("app")])])
-        let world = SimulatedCluster.make(config)
-        world.run(until: Self.crashAt)
-        #expect(world.where_("g") == ["\(row.policy[0]):Online"])
-        world.crash(row.victim)
-
-        // Just before the timeout: nobody has taken the group.
-        world.run(until: Self.crashAt + Timing.timeout - .milliseconds(20))
-        #expect(world.where_("g").isEmpty, "taken over before the heartbeat timeout")
-        #expect(world.runs(group: "g", since: Self.crashAt).isEmpty)
-
-        world.run(until: Self.crashAt + .seconds(8))
-        #expect(world.where_("g") == ["\(row.target):Online"], "\(world.recentTrace)")
-        let starts = world.runs(group: "g", .start, since: Self.crashAt)
-        #expect(starts.map(\.run.resource) == ["ip", "app"])
-        #expect(starts.servers.allSatisfy { $0 == row.target })
-        #expect(starts.allSatisfy { $0.at >= Self.crashAt + Timing.timeout })
-        expectEnv(starts, ["CLP_EVENT": "FAILOVER", "CLP_SERVER": "OTHER", "CLP_PRIORITY": "\(row.targetPriority)", "CLP_DISK": "SUCCESS"])
-        // The crashed server ran no stop script; survivors ran nothing but the starts.
-        #expect(world.runs(group: "g", .stop, since: Self.crashAt).isEmpty)
-        #expect(world.violations.isEmpty, "\(world.violations)")
-    }
+    // The crash table is data: Scenarios/crash-*.yaml.
 
     @Test("failover: manual keeps the group offline after its server crashed")
     func manualFailover() {
@@ -226,44 +182,7 @@ struct FailoverAndOperationTests {
 
     // MARK: 5. Failback
 
-    struct FailbackCase: Sendable, CustomTestStringConvertible {
-        var failback: GroupConfig.Failback
-        var testDescription: String { "failback \(failback.rawValue)" }
-    }
-
-    @Test("the home server returns after a clean stop", arguments: [FailbackCase(failback: .auto), FailbackCase(failback: .manual)])
-    func failback(_ row: FailbackCase) {
-        let config = Cfg.cluster(groups: [
-            Cfg.group("g", servers: ["s1", "s2", "s3"], failback: row.failback, resources: [Cfg.resource("ip", .fip), Cfg.exec("app")])
-        ])
-        let world = SimulatedCluster.make(config)
-        world.run(until: .seconds(8))
-        #expect(world.where_("g") == ["s1:Online"])
-        // s1 leaves cleanly: the group fails over to s2.
-        let t0 = world.now
-        #expect(world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: "s1").code == .success)
-        world.run(for: .seconds(4))
-        #expect(world.where_("g") == ["s2:Online"])
-        expectEnv(
-            world.runs(group: "g", on: "s2", .start, since: t0), ["CLP_EVENT": "FAILOVER", "CLP_SERVER": "OTHER", "CLP_PRIORITY": "2"])
-
-        let t1 = world.now
-        world.boot("s1")
-        world.run(for: .seconds(10))
-        switch row.failback {
-        case .auto:
-            #expect(world.where_("g") == ["s1:Online"], "\(world.recentTrace)")
-            #expect(world.steps(group: "g", since: t1) == ["s2 stop g/app", "s2 stop g/ip", "s1 start g/ip", "s1 start g/app"])
-            expectEnv(
-                world.runs(group: "g", .stop, since: t1),
-                ["CLP_FACTOR": "GROUPMOVE", "CLP_EVENT": "START", "CLP_SERVER": "OTHER", "CLP_PRIORITY": "2"])
-            expectEnv(world.runs(group: "g", .start, since: t1), ["CLP_EVENT": "RECOVER", "CLP_SERVER": "HOME", "CLP_PRIORITY": "1"])
-        case .manual:
-            #expect(world.where_("g") == ["s2:Online"])
-            #expect(world.runs(group: "g", since: t1).isEmpty)
-        }
-        #expect(world.violations.isEmpty)
-    }
+    // Failback is data: Scenarios/failback-*.yaml.
 
     // MARK: 6. Exclusivity
 
