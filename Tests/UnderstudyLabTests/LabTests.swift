@@ -122,7 +122,9 @@ struct LabTests {
             try await lab.waitUntil("node1", sees: "node2", .offline)
             try await lab.waitUntil("node2", sees: "node1", .offline)
             try lab.setLink("node2", up: true)
-            #expect(try lab.ping(from: "node1", to: lab.spec.publicAddress(of: "node2")))
+            // A link just set up may take a moment to carry traffic (carrier, bridge port).
+            let address = lab.spec.publicAddress(of: "node2")
+            #expect(await labPoll(upTo: .seconds(5)) { (try? lab.ping(from: "node1", to: address)) == true })
             try await lab.waitUntil("node1", sees: "node2", .online, timeout: .seconds(20))
         }
     }

@@ -35,7 +35,9 @@ struct MonitorTests {
                 #expect(victim.server == "node1")
                 // The start script exec'd `sleep`: its pid is the process pidw watches. Let
                 // the monitor see it alive first (checks every 200 ms).
-                try await Task.sleep(for: .milliseconds(500))
+                _ = try await cluster.waitForStatus("pidw1 Normal on node1 (round \(round))", on: "node1") { status in
+                    status.monitors?.first { $0.name == "pidw1" }?.perServer["node1"] == .normal
+                }
                 kill(victim.pid, SIGKILL)
                 _ = try await cluster.waitForRecords("start number \(starts.count + 1) after kill \(round)") { records in
                     records.starts.count > starts.count
