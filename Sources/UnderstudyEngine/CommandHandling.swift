@@ -105,13 +105,13 @@ extension ServerEngine {
         switch command {
         case .suspendCluster:
             dir.suspended = true
-            log(.info, "cl", 3, "Cluster suspended.")
+            log(.clusterSuspended, "Cluster suspended.")
         case .resumeCluster:
             dir.suspended = false
-            log(.info, "cl", 4, "Cluster resumed.")
+            log(.clusterResumed, "Cluster resumed.")
         case .beginClusterStop:
             dir.clusterStopping = true
-            log(.info, "cl", 2, "Cluster stop requested.")
+            log(.clusterStopRequested, "Cluster stop requested.")
         case .startGroup(let name, let server):
             guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
             if let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
@@ -160,7 +160,7 @@ extension ServerEngine {
             if isAutoStartSuppressed(target, now: now), let boot = instance(of: target, now: now) {
                 dir.suppressionLifted[target] = boot
             }
-            log(.info, "rc", 10, "Start of group \(name) on \(target) requested.")
+            log(.groupStarting, "Start of group \(name) on \(target) requested.")
         case .stopGroup(let name):
             guard config.group(named: name) != nil else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
             if let group = config.group(named: name), let refusal = refuseIfBusy(group, directory: dir, stopping: true, now: now) {
@@ -179,7 +179,7 @@ extension ServerEngine {
             entry.operation = next
             dir.entries[name] = entry
             ticket = OperationTicket(kind: .stop, group: name, target: nil, epoch: dir.epoch, version: next, founding: dir.founding)
-            log(.info, "rc", 20, "Stop of group \(name) requested.")
+            log(.groupStopping, "Stop of group \(name) requested.")
         case .moveGroup(let name, let destination):
             guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
             if let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
@@ -225,7 +225,7 @@ extension ServerEngine {
             entry.operation = next
             dir.entries[name] = entry
             ticket = OperationTicket(kind: .move, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
-            log(.info, "rc", 50, "Move of group \(name) from \(owner) to \(target) requested.")
+            log(.groupMoveRequested, "Move of group \(name) from \(owner) to \(target) requested.")
         case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }

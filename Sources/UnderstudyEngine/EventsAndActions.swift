@@ -70,12 +70,6 @@ public enum AfterServiceStop: Sendable, Equatable, Codable {
     case os(OSAction)
 }
 
-public enum LogLevel: String, Sendable, Codable, Equatable {
-    case info = "INFO"
-    case warning = "WARN"
-    case error = "ERROR"
-}
-
 /// An alert-log entry: a module (as in CLUSTERPRO: nm, rc, cl, …), an event id and a text.
 public struct LogEntry: Sendable, Equatable {
     public var level: LogLevel
@@ -88,6 +82,11 @@ public struct LogEntry: Sendable, Equatable {
         self.module = module
         self.eventID = eventID
         self.message = message
+    }
+
+    /// An entry of a catalogued event (EventCatalogue.swift), at its usual level or `level`.
+    public init(_ event: EventKind, level: LogLevel? = nil, _ message: String) {
+        self.init(level ?? event.level, event.module, event.id, message)
     }
 }
 

@@ -65,7 +65,7 @@ extension ServerEngine {
         if autoStartSuppressed, directory.suppressionLifted[me] == instance {
             autoStartSuppressed = false
             heartbeatDirty = true
-            log(.info, "cl", 19, "Automatic group start is no longer suspended on \(me) (an operator started a group here).")
+            log(.autoStartSuppressionLifted, "Automatic group start is no longer suspended on \(me) (an operator started a group here).")
         }
         for group in config.groups {
             guard let local = locals[group.name] else { continue }
@@ -89,7 +89,7 @@ extension ServerEngine {
             } else if assignedHere, service == .running, entry.generation > local.lastTriedGeneration {
                 if let reason = startBlocker(group.name, now: now) {
                     if startWaitLogged.insert(group.name).inserted {
-                        log(.warning, "rc", 18, "Group \(group.name) waits to start on \(me): \(reason).")
+                        log(.groupStartWaiting, "Group \(group.name) waits to start on \(me): \(reason).")
                     }
                     continue
                 }
@@ -129,7 +129,7 @@ extension ServerEngine {
         local.monitorRequest = nil
         local.monitorRequestAt = nil
         locals[group] = local
-        log(.info, "rc", 10, "Activating group \(group) on \(me) (CLP_EVENT=\(event.rawValue)).")
+        log(.groupStarting, "Activating group \(group) on \(me) (CLP_EVENT=\(event.rawValue)).")
         heartbeatDirty = true
         persistDirty = true
         continueStart(group, from: 0, now: now)
@@ -152,7 +152,7 @@ extension ServerEngine {
             let anyFailed = local.resourceStatus.values.contains(.onlineFailure)
             local.status = anyFailed ? .onlineFailure : .online
             locals[group] = local
-            log(anyFailed ? .warning : .info, "rc", 11, "Group \(group) is \(local.status.rawValue) on \(me).")
+            log(.groupStarted, level: anyFailed ? .warning : .info, "Group \(group) is \(local.status.rawValue) on \(me).")
             heartbeatDirty = true
             persistDirty = true
             return
@@ -191,7 +191,7 @@ extension ServerEngine {
         local.deactivationRetries = [:]
         locals[group] = local
         stopMonitors(watching: group, now: now)
-        log(.info, "rc", 20, "Stopping group \(group) on \(me) (CLP_FACTOR=\(request.factor.rawValue)).")
+        log(.groupStopping, "Stopping group \(group) on \(me) (CLP_FACTOR=\(request.factor.rawValue)).")
         heartbeatDirty = true
         let order = activationOrder[group] ?? []
         continueStop(group, request, from: order.count - 1, now: now)
@@ -217,7 +217,7 @@ extension ServerEngine {
             local.asyncPIDs = [:]
             local.activationFailedResource = nil
             locals[group] = local
-            log(stuck ? .error : .info, "rc", stuck ? 22 : 21, "Group \(group) is \(local.status.rawValue) on \(me).")
+            log(stuck ? .groupStopFailed : .groupStopped, "Group \(group) is \(local.status.rawValue) on \(me).")
             heartbeatDirty = true
             persistDirty = true
             return
@@ -252,7 +252,7 @@ extension ServerEngine {
         local.activationRetries = [:]
         local.activationFailedResource = nil
         locals[group] = local
-        log(.info, "rc", 17, "Starting group \(group) again on \(me) (reactivation).")
+        log(.groupRestarting, "Starting group \(group) again on \(me) (reactivation).")
         heartbeatDirty = true
         continueStart(group, from: 0, now: now)
     }
@@ -290,17 +290,19 @@ extension ServerEngine {
                 local.resourceStatus[run.resource] = .online
                 if let pid { local.asyncPIDs[run.resource] = pid }
                 locals[run.group] = local
-                log(.info, "rc", 31, "Resource \(run.resource) activated on \(me).")
+                log(.resourceActivated, "Resource \(run.resource) activated on \(me).")
                 continueStart(run.group, from: index + 1, now: now)
             case .failure(let reason):
                 let used = local.activationRetries[run.resource, default: 0]
                 if resourceConfig.type.isDiskType { local.diskFailed = true }
-                log(.error, "rc", 32, "Activating resource \(run.resource) on \(me) failed: \(reason)")
+                log(.resourceActivationFailed, "Activating resource \(run.resource) on \(me) failed: \(reason)")
                 if used < resourceConfig.activation.retry, local.pendingStop == nil {
                     local.activationRetries[run.resource] = used + 1
                     local.resourceStatus[run.resource] = .offline
                     locals[run.group] = local
-                    log(.info, "rc", 80, "Retrying activation of \(run.resource) (\(used + 1)/\(resourceConfig.activation.retry)).")
+                    log(
+                        .resourceActivationRetry, "Retrying activation of \(run.resource) (\(used + 1)/\(resourceConfig.activation.retry))."
+                    )
                     continueStart(run.group, from: index, now: now)
                     return
                 }
@@ -315,7 +317,7 @@ extension ServerEngine {
                 local.activationFailedResource = run.resource
                 _ = event
                 locals[run.group] = local
-                log(.error, "rc", 12, "Group \(run.group) failed to activate on \(me) (resource \(run.resource)).")
+                log(.groupActivationFailed, "Group \(run.group) failed to activate on \(me) (resource \(run.resource)).")
                 heartbeatDirty = true
                 persistDirty = true
             }
@@ -325,10 +327,10 @@ extension ServerEngine {
                 local.resourceStatus[run.resource] = .offline
                 local.asyncPIDs[run.resource] = nil
                 locals[run.group] = local
-                log(.info, "rc", 41, "Resource \(run.resource) stopped on \(me).")
+                log(.resourceDeactivated, "Resource \(run.resource) stopped on \(me).")
                 continueStop(run.group, request, from: index - 1, now: now)
             case .failure(let reason):
-                log(.error, "rc", 42, "Stopping resource \(run.resource) on \(me) failed: \(reason)")
+                log(.resourceDeactivationFailed, "Stopping resource \(run.resource) on \(me) failed: \(reason)")
                 let used = local.deactivationRetries[run.resource, default: 0]
                 if used < resourceConfig.deactivation.retry {
                     local.deactivationRetries[run.resource] = used + 1
@@ -351,7 +353,7 @@ extension ServerEngine {
             case .failure(let reason):
                 local.resourceStatus[resource] = operation == .start ? .onlineFailure : .offlineFailure
                 log(
-                    .error, "rc", operation == .start ? 85 : 87,
+                    operation == .start ? .resourceStartFailed : .resourceStopFailed,
                     "\(operation == .start ? "Starting" : "Stopping") resource \(resource) on \(me) failed: \(reason)")
             }
             local.operation = nil
@@ -384,7 +386,7 @@ extension ServerEngine {
     // MARK: - Final actions
 
     mutating func applyActivationFinalAction(_ action: FinalAction, group: GroupName, now: EngineTime) {
-        log(.warning, "rc", 200, "Final action after activation failure of group \(group) on \(me): \(action.rawValue).")
+        log(.activationFinalAction, "Final action after activation failure of group \(group) on \(me): \(action.rawValue).")
         switch action {
         case .none, .stopGroup:
             // none: the group stays in Online Failure; stop-group: the master has withdrawn it.
@@ -414,7 +416,7 @@ extension ServerEngine {
     mutating func applyDeactivationFinalAction(
         _ action: FinalAction, group: GroupName, request: StopRequest, index: Int, now: EngineTime
     ) {
-        log(.warning, "rc", 220, "Final action after deactivation failure of group \(group) on \(me): \(action.rawValue).")
+        log(.deactivationFinalAction, "Final action after deactivation failure of group \(group) on \(me): \(action.rawValue).")
         switch action {
         case .noneContinue, .stopResource, .stopGroup:
             continueStop(group, request, from: index - 1, now: now)
@@ -441,12 +443,12 @@ extension ServerEngine {
     mutating func osFinalAction(_ action: FinalAction, suppressCase: RecoverySettings.SuppressCase, now: EngineTime) {
         let othersAlive = serverNames.contains { $0 != me && membership.isUp($0, now: now) }
         if !othersAlive && config.cluster.recovery.suppressFinalActionWhenAlone.contains(suppressCase) {
-            log(.warning, "rc", 500, "Final action \(action.rawValue) suppressed: no other server is alive.")
+            log(.finalActionSuppressed, "Final action \(action.rawValue) suppressed: no other server is alive.")
             return
         }
         let limit = config.cluster.recovery.maxReboots
         if limit > 0 && persistent.rebootCount >= limit {
-            log(.warning, "rc", 100, "Final action \(action.rawValue) skipped: the reboot limit (\(limit)) is reached.")
+            log(.finalActionRebootLimit, "Final action \(action.rawValue) skipped: the reboot limit (\(limit)) is reached.")
             return
         }
         persistent.rebootCount += 1
@@ -477,7 +479,7 @@ extension ServerEngine {
         }
         guard now - since >= resetAfter else { return }
         log(
-            .info, "rc", 101,
+            .rebootCountReset,
             "Reboot count of \(me) reset (was \(persistent.rebootCount)): it ran \(resetAfter.shortDescription) without errors.")
         persistent.rebootCount = 0
         persistDirty = true
@@ -516,7 +518,7 @@ extension ServerEngine {
             fenced.activationFailedResource = nil
             for resource in fenced.resourceStatus.keys { fenced.resourceStatus[resource] = .offline }
             locals[name] = fenced
-            log(.warning, "rc", 46, "Group \(name) fenced on \(me) (\(reason)).")
+            log(.groupFenced, "Group \(name) fenced on \(me) (\(reason)).")
         }
         runs = [:]
         heartbeatDirty = true
@@ -530,7 +532,7 @@ extension ServerEngine {
         leavingSince = now
         // Monitors stop before the resources they watch.
         reconcileMonitors(now: now)
-        log(.info, "pm", 2, "Cluster service stopping on \(me) (CLP_FACTOR=\(factor.rawValue), CLP_LASTACTION=\(lastAction.rawValue)).")
+        log(.serviceStopping, "Cluster service stopping on \(me) (CLP_FACTOR=\(factor.rawValue), CLP_LASTACTION=\(lastAction.rawValue)).")
         heartbeatDirty = true
         for group in config.groups {
             guard let local = locals[group.name], local.status.holdsResources || local.isBusy else { continue }
@@ -575,12 +577,12 @@ extension ServerEngine {
         // Not when the OS goes down with a group stuck in failure: its resources end with
         // the machine, which the others see as a server loss (timeout, then takeover).
         if case .os = then, stuck {
-            log(.warning, "pm", 3, "Leaving without a farewell: a group is stuck in failure; the OS stop ends it.")
+            log(.serviceStopped, level: .warning, "Leaving without a farewell: a group is stuck in failure; the OS stop ends it.")
         } else {
             emit(.sendHeartbeatNow)
         }
         persistDirty = true
-        log(.info, "pm", 3, "Cluster service stopped on \(me).")
+        log(.serviceStopped, "Cluster service stopped on \(me).")
         if case .os = then, !powerFailureMonitors.isEmpty { emit(.powerOffUPS(monitors: powerFailureMonitors)) }
         emit(.serviceStopped(then))
     }

@@ -16,7 +16,7 @@ extension ServerEngine {
         // reaching the targets too, takes over: this server is the one cut off.
         if !pingLost, let deaf = peerThatCannotHearUs(now: now) {
             pingLost = true
-            log(.error, "nm", 30, "Network partition: \(me) hears \(deaf) but \(deaf) no longer hears \(me); stopping its groups at once.")
+            log(.partitionLost, "Network partition: \(me) hears \(deaf) but \(deaf) no longer hears \(me); stopping its groups at once.")
             loseThePartition(now: now)
         }
         let view = Set(membership.view(now: now))
@@ -49,7 +49,7 @@ extension ServerEngine {
         lastProbeEnd = now
         if lastPingReachable != reachable {
             log(
-                reachable ? .info : .error, "nm", reachable ? 36 : 37,
+                reachable ? .connectivityRegained : .pingTargetsUnreachable,
                 "Ping targets \(pingTargets.joined(separator: ", ")) are \(reachable ? "reachable" : "unreachable") from \(me).")
         }
         lastPingReachable = reachable
@@ -59,7 +59,7 @@ extension ServerEngine {
                 pingLost = false
                 startListening(now: now)
                 heartbeatDirty = true
-                log(.info, "nm", 36, "\(me) reaches the ping targets again: rejoining the cluster.")
+                log(.connectivityRegained, "\(me) reaches the ping targets again: rejoining the cluster.")
             }
             return
         }
@@ -69,7 +69,7 @@ extension ServerEngine {
         let incomplete = serverNames.contains { !lastView.contains($0) }
         guard incomplete, !pingLost else { return }
         pingLost = true
-        log(.error, "nm", 30, "Network partition: \(me) does not see every server and reaches no ping target; stopping its groups at once.")
+        log(.partitionLost, "Network partition: \(me) does not see every server and reaches no ping target; stopping its groups at once.")
         loseThePartition(now: now)
     }
 

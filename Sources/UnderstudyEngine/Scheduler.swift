@@ -46,7 +46,9 @@ extension ServerEngine {
         {
             dir.clusterStopping = true
             changed = true
-            log(.warning, "cl", 2, "Cluster stop requested: a UPS feeding the cluster's shared storage is out of power.")
+            log(
+                .clusterStopRequested, level: .warning,
+                "Cluster stop requested: a UPS feeding the cluster's shared storage is out of power.")
         }
         // A cluster stop is over once no server in view has been stopping for a while (the
         // servers that stopped are gone; those still here did not, or came back): groups are
@@ -62,7 +64,7 @@ extension ServerEngine {
                     changed = true
                     clusterStopQuietSince = nil
                     log(
-                        .info, "cl", 5,
+                        .clusterStopOver,
                         "The cluster stop is over (no server has been stopping for \((timeout + interval).shortDescription)): groups are placed again."
                     )
                 }
@@ -80,7 +82,7 @@ extension ServerEngine {
                 let suppressedHere = group.servers.filter { isAutoStartSuppressed($0, now: now) }
                 if !suppressedHere.isEmpty {
                     log(
-                        .warning, "cl", 18,
+                        .autoStartSuppressed,
                         "Group \(group.name) is not started automatically: \(suppressedHere.joined(separator: ", ")) stopped abnormally.")
                     continue
                 }
@@ -142,9 +144,9 @@ extension ServerEngine {
         persistDirty = true
         heartbeatDirty = true
         if let sourceStamp, sourceServer != nil {
-            log(.info, "nm", 10, "\(me) is the master server (epoch \(fresh.epoch), from the directory \(sourceStamp)).")
+            log(.becameMaster, "\(me) is the master server (epoch \(fresh.epoch), from the directory \(sourceStamp)).")
         } else {
-            log(.info, "nm", 10, "\(me) is the master server (epoch \(fresh.epoch)).")
+            log(.becameMaster, "\(me) is the master server (epoch \(fresh.epoch)).")
         }
     }
 
@@ -195,7 +197,7 @@ extension ServerEngine {
             } else if group.failback == .auto, !dir.suspended, !dir.clusterStopping, ownerReport?.status == .online,
                 let better = failbackTarget(group, entry: entry, owner: owner, directory: dir, now: now)
             {
-                log(.info, "rc", 75, "Failing group \(group.name) back to \(better).")
+                log(.groupFailingBack, "Failing group \(group.name) back to \(better).")
                 entry.beginMove(to: better, startEvent: .recover, releasedAt: nextVersion)
             }
         }
@@ -238,7 +240,7 @@ extension ServerEngine {
         guard let target = chooseTarget(group, entry: entry, directory: dir, view: view, now: now) else {
             if !noDestinationLogged.contains(group.name) {
                 noDestinationLogged.insert(group.name)
-                log(.error, "rc", 65, "No server can run group \(group.name) now.")
+                log(.groupUnplaceable, "No server can run group \(group.name) now.")
             }
             // Told to every server: a command waiting for the group to start learns it.
             if entry.unplaceable != true { entry.unplaceable = true }
@@ -252,7 +254,7 @@ extension ServerEngine {
         entry.preferredTarget = nil
         entry.finalActionOn = nil
         entry.finalAction = nil
-        log(.info, "rc", 64, "Group \(group.name) goes to \(target) (CLP_EVENT=\(entry.startEvent.rawValue)).")
+        log(.groupPlaced, "Group \(group.name) goes to \(target) (CLP_EVENT=\(entry.startEvent.rawValue)).")
     }
 
     mutating func release(
@@ -267,14 +269,14 @@ extension ServerEngine {
         if directory.clusterStopping || group.failover == .manual {
             entry.wanted = false
             log(
-                .warning, "rc", 65,
+                .groupUnplaceable, level: .warning,
                 "Group \(group.name) is not failed over (\(reason)): \(directory.clusterStopping ? "the cluster is stopping" : "its failover attribute is manual")."
             )
             return
         }
         if failover && entry.wanted {
             entry.startEvent = .failover
-            log(.warning, "rc", 60, "Failing over group \(group.name) from \(owner): \(reason).")
+            log(.groupFailingOver, "Failing over group \(group.name) from \(owner): \(reason).")
         }
     }
 
@@ -295,7 +297,7 @@ extension ServerEngine {
             entry.failedOn.append(owner)
             entry.beginFailover(to: nil, releasedAt: nextVersion)
             log(
-                .warning, "rc", 201,
+                .activationFailover,
                 "Activation of \(resource) failed on \(owner): failing group \(group.name) over (\(entry.failoverCount)/\(policy.failover))."
             )
         } else {
@@ -307,7 +309,7 @@ extension ServerEngine {
                 entry.stopEvent = .start
             }
             log(
-                .error, "rc", 202,
+                .activationFailoverExhausted,
                 "Activation of \(resource) failed on \(owner) and no failover is left: final action \(policy.finalAction.rawValue).")
         }
     }
@@ -325,7 +327,7 @@ extension ServerEngine {
             entry.stopEvent = .start
             entry.releasedAt = nextVersion
             entry.preferredTarget = nil
-            log(.warning, "rc", 204, "Stopping group \(group.name): final action of a monitor on \(owner).")
+            log(.monitorStopGroup, "Stopping group \(group.name): final action of a monitor on \(owner).")
         case .failover:
             var probe = entry
             probe.failedOn.append(owner)
@@ -336,7 +338,7 @@ extension ServerEngine {
             else {
                 if !noDestinationLogged.contains(group.name) {
                     noDestinationLogged.insert(group.name)
-                    log(.error, "rc", 65, "No other server can take group \(group.name) from \(owner) now.")
+                    log(.groupUnplaceable, "No other server can take group \(group.name) from \(owner) now.")
                 }
                 return
             }
@@ -347,7 +349,7 @@ extension ServerEngine {
             if let failed = instance(of: owner, now: now) {
                 entry.monitorFailedOn = (entry.monitorFailedOn ?? [:]).merging([owner: failed]) { $1 }
             }
-            log(.warning, "rc", 203, "Failing group \(group.name) over from \(owner) to \(target): a monitor error on \(owner).")
+            log(.monitorFailover, "Failing group \(group.name) over from \(owner) to \(target): a monitor error on \(owner).")
         }
     }
 
@@ -480,7 +482,7 @@ extension ServerEngine {
             }
             if everyoneAgrees {
                 downConfirmedAt[server] = now
-                log(.warning, "nm", 2, "Server \(server) is down.")
+                log(.serverDown, "Server \(server) is down.")
             }
         }
     }

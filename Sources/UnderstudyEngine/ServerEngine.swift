@@ -211,17 +211,17 @@ public struct ServerEngine: Sendable {
         startWaitLogged = []
         offerLogged = []
         foundingBlockedLogged = []
-        emit(.log(LogEntry(.info, "pm", 1, "Cluster service starting on \(me).")))
+        emit(.log(LogEntry(.serviceStarting, "Cluster service starting on \(me).")))
         if autoStartSuppressed {
             emit(
                 .log(
                     LogEntry(
-                        .warning, "cl", 18,
+                        .autoStartSuppressed,
                         "Automatic group start is suspended because the cluster service on \(me) did not stop normally; start groups with clpgrp -s."
                     )))
         }
         if !syncDone {
-            emit(.log(LogEntry(.info, "nm", 5, "Waiting for all servers to start (sync wait \(config.cluster.timing.syncWait)).")))
+            emit(.log(LogEntry(.syncWaitStarted, "Waiting for all servers to start (sync wait \(config.cluster.timing.syncWait)).")))
         }
         // A final action that stopped the OS may be taken again in this run: the error may
         // persist after the restart (the shared disk's UPS is still off, reference's UPS guide
@@ -338,8 +338,9 @@ public struct ServerEngine: Sendable {
 
     mutating func emit(_ action: EngineAction) { pendingActions.append(action) }
 
-    mutating func log(_ level: LogLevel, _ module: String, _ id: Int, _ message: String) {
-        emit(.log(LogEntry(level, module, id, message)))
+    /// Logs a catalogued event (EventCatalogue.swift), at its usual level or `level`.
+    mutating func log(_ event: EventKind, level: LogLevel? = nil, _ message: String) {
+        emit(.log(LogEntry(event, level: level, message)))
     }
 
     // MARK: - Stalls, quorum, sync
@@ -348,7 +349,7 @@ public struct ServerEngine: Sendable {
         let quorum = membership.hasQuorum(now: now)
         if quorum {
             if majorityLost {
-                log(.info, "nm", 36, "Quorum regained on \(me): rejoining the cluster.")
+                log(.connectivityRegained, "Quorum regained on \(me): rejoining the cluster.")
                 majorityLost = false
                 startListening(now: now)
                 heartbeatDirty = true
@@ -362,7 +363,7 @@ public struct ServerEngine: Sendable {
         // over: finish the stop scripts instead of killing them.
         if directory?.clusterStopping == true { return }
         majorityLost = true
-        log(.error, "nm", 30, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
+        log(.partitionLost, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
         loseThePartition(now: now)
     }
 
@@ -390,12 +391,12 @@ public struct ServerEngine: Sendable {
         let everyone = serverNames.allSatisfy { membership.isConnected($0, now: now) }
         if everyone {
             syncDone = true
-            log(.info, "nm", 6, "All servers have started.")
+            log(.allServersStarted, "All servers have started.")
             heartbeatDirty = true
         } else if now - serviceStartedAt >= config.cluster.timing.syncWait {
             syncDone = true
             let missing = serverNames.filter { !membership.isConnected($0, now: now) }
-            log(.warning, "nm", 7, "Sync wait expired; treating \(missing.joined(separator: ", ")) as down.")
+            log(.syncWaitExpired, "Sync wait expired; treating \(missing.joined(separator: ", ")) as down.")
             heartbeatDirty = true
         }
     }
@@ -422,7 +423,7 @@ public struct ServerEngine: Sendable {
             if !configMismatchLogged.contains(heartbeat.sender) {
                 configMismatchLogged.insert(heartbeat.sender)
                 log(
-                    .warning, "nm", 80,
+                    .configurationMismatch,
                     "Server \(heartbeat.sender) runs a different configuration (hash \(heartbeat.configHash.prefix(12)) vs \(configHash.prefix(12)))."
                 )
             }
@@ -430,7 +431,7 @@ public struct ServerEngine: Sendable {
             configMismatchLogged.remove(heartbeat.sender)
         }
         if !wasConnected && membership.isConnected(heartbeat.sender, now: now) {
-            log(.info, "nm", 1, "Server \(heartbeat.sender) is up.")
+            log(.serverUp, "Server \(heartbeat.sender) is up.")
             heartbeatDirty = true
         }
         if let offered = heartbeat.directory { adopt(offered, from: heartbeat.sender, now: now) }
@@ -452,7 +453,7 @@ public struct ServerEngine: Sendable {
                     if !offerLogged.contains(offered.epoch) {
                         offerLogged.insert(offered.epoch)
                         log(
-                            .info, "nm", 11,
+                            .directoryOffered,
                             "The directory of \(sender) (epoch \(offered.epoch)) does not include \(mine.stamp) yet: \(me) offers it."
                         )
                     }

@@ -61,7 +61,7 @@ extension ServerEngine {
         for peer in connectedBefore { echoed[peer] = membership.peers[peer]?.echoedSentAt }
         stallHold = StallHold(since: now, deadline: now + holdLimit, echoedBefore: echoed, stall: stall)
         log(
-            .warning, "nm", 31,
+            .stallLeaseExpired,
             "\(me) did not run for \(stall.shortDescription); its lease ran out meanwhile: it acts on nothing until \(connectedBefore.joined(separator: ", ")) confirm they never declared it down (at most \(holdLimit.shortDescription)), or stops its groups."
         )
         heartbeatDirty = true
@@ -84,7 +84,7 @@ extension ServerEngine {
         }
         if waiting.isEmpty {
             stallHold = nil
-            log(.info, "nm", 32, "Every peer of \(me) judged it up throughout its stall: it goes on holding its groups.")
+            log(.stallVouched, "Every peer of \(me) judged it up throughout its stall: it goes on holding its groups.")
             heartbeatDirty = true
         } else if now >= hold.deadline {
             giveUpAfterStall(hold.stall, because: "\(waiting.joined(separator: ", ")) did not answer in time", now: now)
@@ -96,7 +96,7 @@ extension ServerEngine {
     mutating func giveUpAfterStall(_ stall: Duration, because reason: String, now: EngineTime) {
         stallHold = nil
         log(
-            .error, "nm", 30,
+            .partitionLost,
             "This server (\(me)) was stalled for \(stall.shortDescription), longer than its lease (\(reason)): stopping its groups at once."
         )
         fenceAll(reason: "stall")

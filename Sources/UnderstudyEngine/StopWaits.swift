@@ -73,7 +73,7 @@ extension ServerEngine {
             local.waitingStop?.request = request
             if waiting.request.factor != request.factor {
                 log(
-                    .info, "rc", 25,
+                    .groupStopWaiting,
                     "Group \(group) on \(me) now stops for \(request.factor.rawValue); still waiting for \(awaited.joined(separator: ", "))."
                 )
             }
@@ -82,7 +82,7 @@ extension ServerEngine {
             local.waitingStop = WaitingStop(request: request, since: now, statusBefore: local.status)
             local.status = .offlinePending
             log(
-                .info, "rc", 25,
+                .groupStopWaiting,
                 "Group \(group) on \(me) waits for \(awaited.joined(separator: ", ")) to stop before it stops (at most \(timeout.shortDescription))."
             )
             heartbeatDirty = true
@@ -99,10 +99,10 @@ extension ServerEngine {
             let timeout = config.group(named: name)?.stopAfterTimeout ?? Defaults.stopWaitTimeout
             var request = waiting.request
             if awaited.isEmpty {
-                log(.info, "rc", 26, "Group \(name) on \(me): the groups it waits for have stopped; stopping it.")
+                log(.groupStopWaitOver, "Group \(name) on \(me): the groups it waits for have stopped; stopping it.")
             } else if now - waiting.since >= timeout {
                 log(
-                    .warning, "rc", 27,
+                    .groupStopWaitTimedOut,
                     "Group \(name) on \(me): \(awaited.joined(separator: ", ")) still not stopped after \(timeout.shortDescription); stopping it anyway."
                 )
                 request.ignoreStopWait = true
@@ -122,6 +122,6 @@ extension ServerEngine {
         locals[group]?.waitingStop = nil
         locals[group]?.status = waiting.statusBefore
         heartbeatDirty = true
-        log(.info, "rc", 28, "Group \(group) on \(me) no longer stops: it is wanted here again.")
+        log(.groupStopCancelled, "Group \(group) on \(me) no longer stops: it is wanted here again.")
     }
 }

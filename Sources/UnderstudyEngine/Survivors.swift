@@ -59,7 +59,7 @@ extension ServerEngine {
         guard !missing.isEmpty, Set(missing) != foundingBlockedLogged else { return }
         foundingBlockedLogged = Set(missing)
         log(
-            .error, "nm", 8,
+            .clusterNotFounded,
             "The cluster is not started: \(missing.joined(separator: ", ")) kept running it when servers here stopped and \(missing.count == 1 ? "is" : "are") not heard (a partition?). Start \(missing.count == 1 ? "it" : "them"), or if down for good: clpcl --forget \(missing.joined(separator: " "))."
         )
     }
@@ -74,7 +74,7 @@ extension ServerEngine {
         persistent.leftBehind.removeAll { $0 == server }
         persistDirty = true
         heartbeatDirty = true
-        log(.warning, "nm", 9, "\(me) no longer waits for \(server) before founding the cluster (clpcl --forget).")
+        log(.survivorForgotten, "\(me) no longer waits for \(server) before founding the cluster (clpcl --forget).")
         return .ok()
     }
 }

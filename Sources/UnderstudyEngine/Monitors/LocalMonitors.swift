@@ -102,7 +102,7 @@ extension ServerEngine {
                     local.normalSince = nil
                 }
                 monitors[monitor.name] = local
-                log(.info, "rm", 1, "Monitor \(monitor.name) started on \(me).")
+                log(.monitorStarted, "Monitor \(monitor.name) started on \(me).")
                 if monitor.type != .mtw && monitor.type != .mrw {
                     emit(.startMonitor(MonitorStart(monitor: monitor.name, run: run, targetPID: targetPID(of: monitor))))
                 }
@@ -121,7 +121,7 @@ extension ServerEngine {
                 monitors[monitor.name]?.suspended = false
                 monitors[monitor.name]?.status = .offline
                 let target = monitor.target ?? ""
-                log(.info, "rm", 31, "Monitor \(monitor.name) is no longer suspended on \(me): its target \(target) is not online here.")
+                log(.monitorResumed, "Monitor \(monitor.name) is no longer suspended on \(me): its target \(target) is not online here.")
                 heartbeatDirty = true
             } else if !shouldRun, local.suspended, local.status != .suspend {
                 monitors[monitor.name]?.status = .suspend
@@ -151,7 +151,7 @@ extension ServerEngine {
         if monitor.type != .mtw && monitor.type != .mrw {
             emit(.stopMonitor(monitor: monitor.name, run: run))
         }
-        log(.info, "rm", 2, "Monitor \(monitor.name) stopped on \(me).")
+        log(.monitorStopped, "Monitor \(monitor.name) stopped on \(me).")
         heartbeatDirty = true
     }
 
@@ -195,7 +195,7 @@ extension ServerEngine {
         }
         if delayed && !local.delayed {
             log(
-                .warning, "rm", 71,
+                .monitorDelayed,
                 "Monitor \(monitor.name) on \(me) is delayed: the check took \(check.elapsed.shortDescription) (timeout \(monitor.timeout.shortDescription))."
             )
         }
@@ -216,12 +216,12 @@ extension ServerEngine {
             if case .warning(let detail) = result {
                 local.status = .caution
                 local.detail = detail
-                if before != .caution { log(.warning, "rm", 4, "Monitor \(monitor.name) on \(me) warns: \(detail)") }
+                if before != .caution { log(.monitorWarning, "Monitor \(monitor.name) on \(me) warns: \(detail)") }
             } else {
                 local.status = .normal
                 local.detail = ""
-                if before == .error { log(.info, "rm", 26, "Monitor \(monitor.name) on \(me) returned to normal.") }
-                if before == .caution { log(.info, "rm", 49, "Monitor \(monitor.name) on \(me) returned from warning to normal.") }
+                if before == .error { log(.monitorNormal, "Monitor \(monitor.name) on \(me) returned to normal.") }
+                if before == .caution { log(.monitorWarningCleared, "Monitor \(monitor.name) on \(me) returned from warning to normal.") }
             }
             if local.normalSince == nil { local.normalSince = now }
             monitors[monitor.name] = local
@@ -236,7 +236,7 @@ extension ServerEngine {
             guard local.failures > monitor.retries else {
                 monitors[monitor.name] = local
                 log(
-                    .info, "rm", 8,
+                    .monitorCheckRetry,
                     "Monitor \(monitor.name) on \(me): check failed (\(detail)); retry \(local.failures)/\(monitor.retries).")
                 return
             }
@@ -245,9 +245,9 @@ extension ServerEngine {
             local.status = .error
             local.detail = detail
             monitors[monitor.name] = local
-            if before != .error { log(.error, "rm", 9, "Monitor \(monitor.name) on \(me) detected an error: \(detail)") }
+            if before != .error { log(.monitorError, "Monitor \(monitor.name) on \(me) detected an error: \(detail)") }
             if isTimeout && !monitor.recoverOnTimeout {
-                log(.warning, "rm", 193, "Recovery for \(monitor.name) is not run: the error was a timeout (recover-on-timeout: false).")
+                log(.recoveryNotOnTimeout, "Recovery for \(monitor.name) is not run: the error was a timeout (recover-on-timeout: false).")
             } else {
                 recover(monitor, now: now)
             }
@@ -266,7 +266,7 @@ extension ServerEngine {
         persistent.monitorCounters[monitor.name] = nil
         persistDirty = true
         log(
-            .info, "rm", 50,
+            .recoveryCountersReset,
             "Recovery counters of \(monitor.name) on \(me) reset: normal for \(monitor.recovery.resetCountersAfter.shortDescription).")
     }
 

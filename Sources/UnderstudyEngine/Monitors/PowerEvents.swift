@@ -25,14 +25,14 @@ extension ServerEngine {
             monitors[monitor.name]?.onBatterySince = nil
             if !powerFailureMonitors.contains(monitor.name) {
                 log(
-                    .info, "rm", 161,
+                    .upsLinePowerReturned,
                     "Line power returned to UPS \(ups) (\(monitor.name)) after \((now - since).shortDescription) on battery; no shutdown.")
             }
         case .onBattery:
             guard let since = monitors[monitor.name]?.onBatterySince else {
                 monitors[monitor.name]?.onBatterySince = now
                 log(
-                    .warning, "rm", 160,
+                    .upsOnBattery,
                     "UPS \(ups) (\(monitor.name)) is on battery: \(scope) shuts down in \(grace.shortDescription) unless line power returns."
                 )
                 return
@@ -50,7 +50,7 @@ extension ServerEngine {
         guard !powerFailureMonitors.contains(monitor.name) else { return }
         powerFailureMonitors.append(monitor.name)
         let cluster = monitor.string("feeds") == "cluster"
-        log(.error, "rm", 162, "Power failure: \(reason); shutting down \(cluster ? "the whole cluster" : me).")
+        log(.powerFailureShutdown, "Power failure: \(reason); shutting down \(cluster ? "the whole cluster" : me).")
         if cluster {
             clusterStopRequested = true
             heartbeatDirty = true
@@ -59,7 +59,7 @@ extension ServerEngine {
             // Already stopping (clpdown, clpstdn, a final action): the OS still goes down.
             if case .os = then { return }
             service = .leaving(factor: factor, lastAction: lastAction, then: .os(.shutdown))
-            log(.warning, "rm", 163, "The cluster service on \(me) was already stopping; the OS shuts down after it.")
+            log(.powerFailureAlreadyStopping, "The cluster service on \(me) was already stopping; the OS shuts down after it.")
             return
         }
         beginLeaving(factor: cluster ? .clusterShutdown : .serverShutdown, lastAction: .halt, then: .os(.shutdown), now: now)

@@ -22,21 +22,21 @@ extension ServerEngine {
     mutating func recover(_ monitor: MonitorConfig, now: EngineTime) {
         guard let local = monitors[monitor.name], local.pendingScript == nil else { return }
         if config.cluster.recovery.disableMonitorRecovery {
-            skipRecovery(monitor, 190, "recovery after monitor errors is disabled for the cluster")
+            skipRecovery(monitor, .recoveryDisabled, "recovery after monitor errors is disabled for the cluster")
             return
         }
         guard service == .running, !isolated else {
-            skipRecovery(monitor, 25, "the cluster service on \(me) is not running normally")
+            skipRecovery(monitor, .recoveryNotRun, "the cluster service on \(me) is not running normally")
             return
         }
         let recovery = monitor.recovery
         let groups: [GroupName]
         switch recoveryGroups(of: recovery.target, now: now) {
         case .inactive(let reason):
-            skipRecovery(monitor, 25, reason)
+            skipRecovery(monitor, .recoveryNotRun, reason)
             return
         case .busy(let group):
-            skipRecovery(monitor, 28, "group \(group) is in transition")
+            skipRecovery(monitor, .recoveryGroupBusy, "group \(group) is in transition")
             return
         case .groups(let found):
             groups = found
@@ -54,18 +54,18 @@ extension ServerEngine {
             counters.failovers += 1
         } else if !counters.finalActionDone {
             if recovery.target != .localServer && counters.failovers < recovery.failovers {
-                log(.warning, "rm", 23, "No other server can take over for \(monitor.name) now: going on to the final action.")
+                log(.noFailoverTarget, "No other server can take over for \(monitor.name) now: going on to the final action.")
             }
             step = .finalAction
             counters.finalActionDone = true
         } else {
-            skipRecovery(monitor, 24, "every recovery step has been taken (clpmonctrl -c clears the counters)")
+            skipRecovery(monitor, .recoveryExhausted, "every recovery step has been taken (clpmonctrl -c clears the counters)")
             return
         }
         persistent.monitorCounters[monitor.name] = counters
         persistDirty = true
         log(
-            .warning, "rm", 10,
+            .recoveryStep,
             "Recovery of \(monitor.name) on \(me): \(describe(step, recovery, counters)) (target \(recovery.target.configText))."
         )
         if let script = recovery.script,
@@ -100,12 +100,14 @@ extension ServerEngine {
         else { return }
         monitors[monitor.name]?.pendingScript = nil
         if !succeeded {
-            log(.warning, "rm", 12, "The recovery script of \(monitor.name) failed on \(me); going on with the \(pending.step.rawValue).")
+            log(
+                .recoveryScriptFailedContinuing,
+                "The recovery script of \(monitor.name) failed on \(me); going on with the \(pending.step.rawValue).")
         }
         guard pending.step != .script else { return }
         guard service == .running, !isolated, case .groups(let groups) = recoveryGroups(of: monitor.recovery.target, now: now)
         else {
-            skipRecovery(monitor, 25, "its target changed while the recovery script ran")
+            skipRecovery(monitor, .recoveryNotRun, "its target changed while the recovery script ran")
             return
         }
         perform(pending.step, for: monitor, groups: groups, now: now)
@@ -132,7 +134,7 @@ extension ServerEngine {
         let action = monitor.recovery.finalAction
         switch action {
         case .none, .noneContinue:
-            log(.warning, "rm", 11, "Final action of \(monitor.name) on \(me): no operation.")
+            log(.finalActionNone, "Final action of \(monitor.name) on \(me): no operation.")
         case .stopResource:
             guard case .resource(let resource) = monitor.recovery.target, let group = groups.first else { return }
             startSingle(.stop, resource: resource, group: group)
@@ -202,17 +204,17 @@ extension ServerEngine {
         }
     }
 
-    mutating func skipRecovery(_ monitor: MonitorConfig, _ id: Int, _ reason: String) {
+    mutating func skipRecovery(_ monitor: MonitorConfig, _ event: EventKind, _ reason: String) {
         guard monitors[monitor.name]?.skipLogged == false else { return }
         monitors[monitor.name]?.skipLogged = true
-        log(.warning, "rm", id, "Recovery for \(monitor.name) on \(me) is not run: \(reason).")
+        log(event, "Recovery for \(monitor.name) on \(me) is not run: \(reason).")
     }
 
     // MARK: - Steps
 
     /// Stops and starts a group on this server (CLP_FACTOR=GROUPRESTART, CLP_EVENT=START).
     mutating func restartGroup(_ group: GroupName, now: EngineTime) {
-        log(.warning, "rc", 13, "Reactivating group \(group) on \(me).")
+        log(.groupReactivating, "Reactivating group \(group) on \(me).")
         beginStop(group, StopRequest(factor: .groupRestart, event: .start, lastAction: .none, thenRestart: true), now: now)
     }
 
@@ -231,7 +233,7 @@ extension ServerEngine {
                 }
             }
         }
-        log(.warning, "rc", 14, "Reactivating resource \(resource) on \(me) (with \(scope.count - 1) dependent resources).")
+        log(.resourceReactivating, "Reactivating resource \(resource) on \(me) (with \(scope.count - 1) dependent resources).")
         beginStop(
             group,
             StopRequest(factor: .resourceRestart, event: .start, lastAction: .none, scope: scope, thenRestart: true),
@@ -242,7 +244,9 @@ extension ServerEngine {
     mutating func askMaster(_ request: MonitorRequest, group: GroupName, now: EngineTime) {
         locals[group]?.monitorRequest = request
         locals[group]?.monitorRequestAt = now
-        log(.warning, "rc", request == .failover ? 15 : 16, "\(me) asks to \(request == .failover ? "fail over" : "stop") group \(group).")
+        log(
+            request == .failover ? .failoverRequested : .stopRequested,
+            "\(me) asks to \(request == .failover ? "fail over" : "stop") group \(group).")
         heartbeatDirty = true
     }
 
@@ -272,19 +276,19 @@ extension ServerEngine {
                     monitor.timing != .active || targetAllowsRunning(monitor)
                 else { continue }
                 monitors[name]?.suspended = true
-                log(.info, "rm", 29, "Monitor \(name) suspended on \(me).")
+                log(.monitorSuspended, "Monitor \(name) suspended on \(me).")
             case .resume:
                 guard monitors[name]?.suspended == true else { continue }
                 monitors[name]?.suspended = false
                 if monitors[name]?.status == .suspend { monitors[name]?.status = .offline }
-                log(.info, "rm", 31, "Monitor \(name) resumed on \(me).")
+                log(.monitorResumed, "Monitor \(name) resumed on \(me).")
             case .clearCounters:
                 if persistent.monitorCounters.removeValue(forKey: name) != nil { persistDirty = true }
                 monitors[name]?.skipLogged = false
-                log(.info, "rm", 50, "Recovery counters of \(name) cleared on \(me).")
+                log(.recoveryCountersReset, "Recovery counters of \(name) cleared on \(me).")
             case .dummyFailureOn:
                 monitors[name]?.dummyFailure = true
-                log(.warning, "rm", 33, "Dummy failure of \(name) enabled on \(me).")
+                log(.dummyFailureOn, "Dummy failure of \(name) enabled on \(me).")
                 if let monitor = config.monitors.first(where: { $0.name == name }), monitor.type == .mrw || monitor.type == .mtw,
                     monitors[name]?.run != nil
                 {
@@ -292,7 +296,7 @@ extension ServerEngine {
                 }
             case .dummyFailureOff:
                 monitors[name]?.dummyFailure = false
-                log(.info, "rm", 34, "Dummy failure of \(name) disabled on \(me).")
+                log(.dummyFailureOff, "Dummy failure of \(name) disabled on \(me).")
                 if let monitor = config.monitors.first(where: { $0.name == name }), monitor.type == .mrw || monitor.type == .mtw,
                     monitors[name]?.run != nil, monitors[name]?.externalError == nil
                 {
@@ -328,7 +332,7 @@ extension ServerEngine {
             let detail = "external error (category \(category)\(keyword.map { ", keyword \($0)" } ?? ""))"
             monitors[monitor.name]?.externalError = clear ? nil : detail
             log(
-                clear ? .info : .warning, "rm", clear ? 36 : 35,
+                clear ? .externalErrorCleared : .externalErrorReported,
                 "\(clear ? "Cleared external error" : "External error reported") for \(monitor.name) on \(me).")
             guard monitors[monitor.name]?.run != nil else { continue }
             var forced = monitor

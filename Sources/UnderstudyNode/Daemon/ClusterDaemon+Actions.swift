@@ -61,7 +61,7 @@ extension ClusterDaemon {
                 if let watchdog = stallWatchdog, config.monitors.first(where: { $0.name == monitor })?.type == .userw {
                     watchdog.disarm()
                     stallWatchdog = nil
-                    record(LogEntry(.info, "rm", 167, "Kernel watchdog of \(monitor) disarmed."))
+                    record(LogEntry(.kernelWatchdogDisarmed, "Kernel watchdog of \(monitor) disarmed."))
                 }
             case .runRecoveryScript(let run):
                 runRecoveryScript(run)
@@ -94,7 +94,7 @@ extension ClusterDaemon {
             return CommandResult(
                 .failed, "\(path) on \(me) must belong to the daemon's user and not be writable by group or others; not run.")
         }
-        record(LogEntry(.info, "trnsv", 30, "Running \(path) on request from \(origin)."))
+        record(LogEntry(.remoteScriptRunning, "Running \(path) on request from \(origin)."))
         var variables = ["CLP_SERVER_LOCAL": me, "CLP_REQUEST_FROM": origin]
         variables["UNDERSTUDY_LEASE_FILE"] = paths.leasePath
         let environment = ScriptEnvironment.compose(base: ScriptEnvironment.base(), host: host, variables: variables)
@@ -104,7 +104,7 @@ extension ClusterDaemon {
                 executable: path, environment: environment, workingDirectory: config.cluster.rexecDirectory, timeout: timeout,
                 log: ScriptLog(file: log, action: "rexec")))
         if outcome.isSuccess { return .ok("Script \(name) ran on \(me).") }
-        record(LogEntry(.warning, "trnsv", 31, "Script \(path) requested by \(origin): \(outcome)."))
+        record(LogEntry(.remoteScriptFailed, "Script \(path) requested by \(origin): \(outcome)."))
         return CommandResult(.failed, "Script \(name) on \(me): \(outcome).")
     }
 
@@ -146,7 +146,7 @@ extension ClusterDaemon {
         Task {
             let outcome = await runner.run(invocation)
             if !outcome.isSuccess {
-                self.record(LogEntry(.warning, "rm", 13, "Recovery script \(run.script) of \(run.monitor): \(outcome)."))
+                self.record(LogEntry(.recoveryScriptOutcome, "Recovery script \(run.script) of \(run.monitor): \(outcome)."))
             }
             self.perform(self.engine.handle(.recoveryScriptFinished(id: run.id, succeeded: outcome.isSuccess), now: self.now()))
         }

@@ -29,9 +29,9 @@ extension ClusterDaemon {
             }
             switch outcome {
             case .success:
-                record(LogEntry(.warning, "rm", 164, "UPS \(ups) (\(name)) told to run \(command): it powers off after its delay."))
+                record(LogEntry(.upsPowerOffSent, "UPS \(ups) (\(name)) told to run \(command): it powers off after its delay."))
             case .failure(let failure):
-                record(LogEntry(.error, "rm", 165, "UPS \(ups) (\(name)): \(command) failed: \(failure)."))
+                record(LogEntry(.upsPowerOffFailed, "UPS \(ups) (\(name)): \(command) failed: \(failure)."))
             }
         }
     }
@@ -46,13 +46,13 @@ extension ClusterDaemon {
             stallWatchdog = watchdog
             record(
                 LogEntry(
-                    .info, "rm", 166,
+                    .kernelWatchdogArmed,
                     "Kernel watchdog armed for \(monitor.name): a stall of the daemon longer than \(watchdog.seconds > 0 ? "\(watchdog.seconds) s" : "the driver's margin") resets the machine."
                 ))
         case .failure(let failure):
             record(
                 LogEntry(
-                    .warning, "rm", 168, "\(monitor.name): \(failure); stalls are detected inside the daemon only (method none)."))
+                    .kernelWatchdogUnavailable, "\(monitor.name): \(failure); stalls are detected inside the daemon only (method none)."))
         }
     }
 
@@ -71,9 +71,10 @@ extension ClusterDaemon {
             let limit = watchdog.seconds > 0 ? "\(watchdog.seconds) s" : "the driver's own margin (the timeout was refused)"
             record(
                 LogEntry(
-                    .warning, "pm", 25, "Shutdown-stall watchdog armed: the machine resets if the OS shutdown takes longer than \(limit)."))
+                    .shutdownWatchdogArmed,
+                    "Shutdown-stall watchdog armed: the machine resets if the OS shutdown takes longer than \(limit)."))
         case .failure(let failure):
-            record(LogEntry(.error, "pm", 26, "Shutdown-stall watchdog not armed: \(failure)."))
+            record(LogEntry(.shutdownWatchdogFailed, "Shutdown-stall watchdog not armed: \(failure)."))
         }
     }
 
@@ -83,7 +84,7 @@ extension ClusterDaemon {
         guard let executable = command.first else { return }
         record(
             LogEntry(
-                .warning, "pm", action == .reboot ? 24 : 23, "Running the OS \(action.rawValue) command: \(command.joined(separator: " "))")
+                action == .reboot ? .osReboot : .osShutdown, "Running the OS \(action.rawValue) command: \(command.joined(separator: " "))")
         )
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)

@@ -246,7 +246,8 @@ public actor ClusterDaemon {
             if exitRequested || Task.isCancelled { return }
             attempt += 1
             record(
-                LogEntry(.warning, "lanhb", 71, "Heartbeat socket of \(path) closed after an error; binding it again (attempt \(attempt)).")
+                LogEntry(
+                    .heartbeatPathReopening, "Heartbeat socket of \(path) closed after an error; binding it again (attempt \(attempt)).")
             )
             try? await Task.sleep(for: .milliseconds(min(1000, 100 * attempt)))
             await rebind(path: path)
@@ -258,7 +259,7 @@ public actor ClusterDaemon {
         do {
             transports[index] = try await transports[index].reopened()
         } catch {
-            record(LogEntry(.error, "lanhb", 72, "Cannot bind the heartbeat socket of \(path) again: \(error)"))
+            record(LogEntry(.heartbeatPathReopenFailed, "Cannot bind the heartbeat socket of \(path) again: \(error)"))
         }
     }
 
@@ -329,7 +330,7 @@ public actor ClusterDaemon {
         keeperRestarts.append(now)
         record(
             LogEntry(
-                .warning, "rm", 141,
+                .keeperRestarted,
                 "The keeper process of \(me) died; starting it again (\(keeperRestarts.count)/\(Self.keeperRestartLimit))."))
         keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
         if keeper == nil { helperFailed("the keeper process could not be started again") }
@@ -338,7 +339,7 @@ public actor ClusterDaemon {
     func helperFailed(_ reason: String) {
         keeperGivenUp = true
         let action = config.cluster.recovery.processFailureAction
-        record(LogEntry(.error, "rm", 143, "\(reason.prefix(1).uppercased() + reason.dropFirst()); action: \(action.rawValue)."))
+        record(LogEntry(.internalMonitorFailed, "\(reason.prefix(1).uppercased() + reason.dropFirst()); action: \(action.rawValue)."))
         let then: AfterServiceStop
         let last: LastAction
         switch action {
@@ -390,7 +391,7 @@ public actor ClusterDaemon {
             oversizeReported = true
             record(
                 LogEntry(
-                    .error, "lanhb", 73,
+                    .heartbeatTooLarge,
                     "The heartbeat of \(me) is \(payload.count) bytes, more than a datagram can carry (\(DatagramCodec.maximumPayloadSize)); the cluster has too many groups for this version."
                 ))
         }

@@ -1,5 +1,6 @@
 import Testing
 import UnderstudyEngine
+import UnderstudyModel
 
 @testable import UnderstudyNode
 

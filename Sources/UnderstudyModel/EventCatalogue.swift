@@ -1,0 +1,233 @@
+/// How serious a logged event is (the alert log's INFO, WARN, ERROR).
+public enum LogLevel: String, Sendable, Codable, Equatable {
+    case info = "INFO"
+    case warning = "WARN"
+    case error = "ERROR"
+}
+
+/// One kind of event the cluster reports, in the alert log and the system log (and the alert
+/// destinations built on them): its module and id as in CLUSTERPRO (`rc 64`), its usual level
+/// and what it means. Every logged event is one of `EventKind.all`; docs/operations.md's event
+/// table is this list (EventCatalogueTests keeps them equal).
+public struct EventKind: Sendable, Hashable, CustomStringConvertible {
+    public let module: String
+    public let id: Int
+    public let level: LogLevel
+    public let meaning: String
+
+    init(_ module: String, _ id: Int, _ level: LogLevel, _ meaning: String) {
+        self.module = module
+        self.id = id
+        self.level = level
+        self.meaning = meaning
+    }
+
+    public var description: String { "\(module) \(id)" }
+
+    public static func == (a: EventKind, b: EventKind) -> Bool { a.module == b.module && a.id == b.id }
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(module)
+        hasher.combine(id)
+    }
+}
+
+extension EventKind {
+    // MARK: cl
+
+    public static let clusterStopRequested = EventKind(
+        "cl", 2, .info, "a cluster stop was requested (`clpstdn`, `clpcl -t -a`, or a UPS feeding the shared storage ran out of power)")
+    public static let clusterSuspended = EventKind(
+        "cl", 3, .info, "the cluster was suspended (`clpcl --suspend`): monitoring and failover stop, groups keep running")
+    public static let clusterResumed = EventKind("cl", 4, .info, "the cluster was resumed (`clpcl --resume`)")
+    public static let clusterStopOver = EventKind(
+        "cl", 5, .info, "a cluster stop is over (no server is stopping any more): groups are placed again")
+    public static let autoStartSuppressed = EventKind(
+        "cl", 18, .warning, "a server whose cluster service stopped abnormally does not start groups on its own until an operator does")
+    public static let autoStartSuppressionLifted = EventKind(
+        "cl", 19, .info, "automatic group start is allowed again on a server (an operator started a group there)")
+    // MARK: lanhb
+
+    public static let heartbeatPathReopening = EventKind(
+        "lanhb", 71, .warning, "a heartbeat path's socket closed after an error and is bound again")
+    public static let heartbeatPathReopenFailed = EventKind("lanhb", 72, .error, "a heartbeat path's socket could not be bound again")
+    public static let heartbeatTooLarge = EventKind("lanhb", 73, .error, "this server's heartbeat is larger than a datagram can carry")
+    // MARK: nm
+
+    public static let serverUp = EventKind("nm", 1, .info, "a server's heartbeats are heard: it is up")
+    public static let serverDown = EventKind("nm", 2, .warning, "a server's heartbeats stopped for longer than the timeout: it is down")
+    public static let syncWaitStarted = EventKind("nm", 5, .info, "the cluster service waits for every server to start (the sync wait)")
+    public static let allServersStarted = EventKind("nm", 6, .info, "every server has started")
+    public static let syncWaitExpired = EventKind(
+        "nm", 7, .warning, "the sync wait ended; the servers that did not start are treated as down")
+    public static let clusterNotFounded = EventKind(
+        "nm", 8, .error, "servers that stopped cleanly wait for the server they left running, which is not heard")
+    public static let survivorForgotten = EventKind(
+        "nm", 9, .warning, "an operator told this server to stop waiting for a server it left running (`clpcl --forget`)")
+    public static let becameMaster = EventKind("nm", 10, .info, "this server became the master server")
+    public static let directoryOffered = EventKind(
+        "nm", 11, .info, "a new master's directory misses a decision this server knows: this server offers its own")
+    public static let partitionLost = EventKind(
+        "nm", 30, .error,
+        "this server is on the losing side of a network partition, or stalled beyond its lease: it stops its groups at once")
+    public static let stallLeaseExpired = EventKind(
+        "nm", 31, .warning, "this server did not run for longer than its lease: it acts on nothing until its peers vouch for it")
+    public static let stallVouched = EventKind(
+        "nm", 32, .info, "every peer judged this server up throughout its stall: it keeps its groups")
+    public static let connectivityRegained = EventKind("nm", 36, .info, "this server has the majority or reaches the ping targets again")
+    public static let pingTargetsUnreachable = EventKind("nm", 37, .error, "no ping target answers this server")
+    public static let configurationMismatch = EventKind("nm", 80, .warning, "a server runs a different configuration file (another hash)")
+    // MARK: pm
+
+    public static let serviceStarting = EventKind("pm", 1, .info, "the cluster service is starting on this server")
+    public static let serviceStopping = EventKind("pm", 2, .info, "the cluster service is stopping on this server")
+    public static let serviceStopped = EventKind(
+        "pm", 3, .info,
+        "the cluster service stopped on this server (a warning when a group stuck in failure makes it leave without a farewell)")
+    public static let osShutdown = EventKind(
+        "pm", 23, .warning, "the OS shutdown command runs (a final action, `clpdown`, `clpstdn`, a power failure)")
+    public static let osReboot = EventKind("pm", 24, .warning, "the OS reboot command runs")
+    public static let shutdownWatchdogArmed = EventKind(
+        "pm", 25, .warning, "the shutdown-stall watchdog is armed: the machine resets if the OS shutdown stalls")
+    public static let shutdownWatchdogFailed = EventKind("pm", 26, .error, "the shutdown-stall watchdog could not be armed")
+    // MARK: rc
+
+    public static let groupStarting = EventKind(
+        "rc", 10, .info, "a group start was requested, or a group is being activated on this server")
+    public static let groupStarted = EventKind(
+        "rc", 11, .info, "a group is online on this server (a warning when some of its resources failed)")
+    public static let groupActivationFailed = EventKind("rc", 12, .error, "a group failed to activate on this server")
+    public static let groupReactivating = EventKind("rc", 13, .warning, "a monitor's recovery restarts a group on this server")
+    public static let resourceReactivating = EventKind(
+        "rc", 14, .warning, "a monitor's recovery restarts a resource (and the resources depending on it)")
+    public static let failoverRequested = EventKind(
+        "rc", 15, .warning, "this server asks the master to fail a group over (monitor recovery)")
+    public static let stopRequested = EventKind("rc", 16, .warning, "this server asks the master to stop a group (monitor final action)")
+    public static let groupRestarting = EventKind("rc", 17, .info, "a group starts again after its reactivation stop")
+    public static let groupStartWaiting = EventKind(
+        "rc", 18, .warning, "a group waits to start here while another server still reports it active")
+    public static let groupStopping = EventKind("rc", 20, .info, "a group stop was requested, or a group is being stopped on this server")
+    public static let groupStopped = EventKind("rc", 21, .info, "a group stopped on this server")
+    public static let groupStopFailed = EventKind("rc", 22, .error, "a group failed to stop on this server and stays in failure")
+    public static let groupStopWaiting = EventKind("rc", 25, .info, "a group waits for the groups it must stop after (`stop-after`)")
+    public static let groupStopWaitOver = EventKind("rc", 26, .info, "the groups a group waited for have stopped: it stops now")
+    public static let groupStopWaitTimedOut = EventKind(
+        "rc", 27, .warning, "the groups a group waited for did not stop in time: it stops anyway")
+    public static let groupStopCancelled = EventKind("rc", 28, .info, "a group no longer stops: it is wanted here again")
+    public static let resourceActivated = EventKind("rc", 31, .info, "a resource is active on this server")
+    public static let resourceActivationFailed = EventKind("rc", 32, .error, "a resource failed to activate on this server")
+    public static let resourceDeactivated = EventKind("rc", 41, .info, "a resource stopped on this server")
+    public static let resourceDeactivationFailed = EventKind("rc", 42, .error, "a resource failed to stop on this server")
+    public static let groupFenced = EventKind(
+        "rc", 46, .warning, "a group was fenced on this server: its processes killed and addresses removed without scripts")
+    public static let groupMoveRequested = EventKind("rc", 50, .info, "a group move was requested (`clpgrp -m`)")
+    public static let groupFailingOver = EventKind("rc", 60, .warning, "the master fails a group over from a lost or leaving server")
+    public static let groupPlaced = EventKind("rc", 64, .info, "the master sends a group to a server")
+    public static let groupUnplaceable = EventKind(
+        "rc", 65, .error, "no server can run a group now (a warning when its failover is manual or the cluster is stopping)")
+    public static let groupFailingBack = EventKind("rc", 75, .info, "the master fails a group back to a better server (`failback: auto`)")
+    public static let resourceActivationRetry = EventKind("rc", 80, .info, "a resource's activation is retried")
+    public static let resourceStartFailed = EventKind("rc", 85, .error, "a resource started alone (`clprsc -s`) failed")
+    public static let resourceStopFailed = EventKind("rc", 87, .error, "a resource stopped alone (`clprsc -t`) failed")
+    public static let finalActionRebootLimit = EventKind(
+        "rc", 100, .warning, "a final action that reboots is skipped: the reboot limit is reached")
+    public static let rebootCountReset = EventKind(
+        "rc", 101, .info, "the count of reboots by final actions was reset after a time without errors")
+    public static let activationFinalAction = EventKind("rc", 200, .warning, "the final action after a group's activation failure runs")
+    public static let activationFailover = EventKind("rc", 201, .warning, "a group fails over after an activation failure")
+    public static let activationFailoverExhausted = EventKind(
+        "rc", 202, .error, "an activation failed and no failover is left: the final action follows")
+    public static let monitorFailover = EventKind("rc", 203, .warning, "the master fails a group over because of a monitor error")
+    public static let monitorStopGroup = EventKind("rc", 204, .warning, "the master stops a group as a monitor's final action")
+    public static let deactivationFinalAction = EventKind("rc", 220, .warning, "the final action after a group's deactivation failure runs")
+    public static let finalActionSuppressed = EventKind("rc", 500, .warning, "a final action is suppressed: no other server is alive")
+    // MARK: rm
+
+    public static let monitorStarted = EventKind("rm", 1, .info, "a monitor started on this server")
+    public static let monitorStopped = EventKind("rm", 2, .info, "a monitor stopped on this server")
+    public static let monitorWarning = EventKind("rm", 4, .warning, "a monitor reports a warning (Caution)")
+    public static let monitorCheckRetry = EventKind("rm", 8, .info, "a monitor's check failed; it retries before reporting an error")
+    public static let monitorError = EventKind("rm", 9, .error, "a monitor detected an error")
+    public static let recoveryStep = EventKind(
+        "rm", 10, .warning, "a monitor's recovery takes its next step (script, reactivation, failover, final action)")
+    public static let finalActionNone = EventKind("rm", 11, .warning, "a monitor's final action is no operation")
+    public static let recoveryScriptFailedContinuing = EventKind(
+        "rm", 12, .warning, "a recovery script failed; the recovery goes on with its step")
+    public static let recoveryScriptOutcome = EventKind("rm", 13, .warning, "a recovery script ended with an error")
+    public static let noFailoverTarget = EventKind(
+        "rm", 23, .warning, "no other server can take over for a monitor: the recovery goes on to the final action")
+    public static let recoveryExhausted = EventKind(
+        "rm", 24, .warning, "a monitor's recovery has taken every step (`clpmonctrl -c` clears the counters)")
+    public static let recoveryNotRun = EventKind(
+        "rm", 25, .warning, "a monitor's recovery is not run: the service is not running normally, or the target is not active here")
+    public static let monitorNormal = EventKind("rm", 26, .info, "a monitor returned to normal")
+    public static let recoveryGroupBusy = EventKind("rm", 28, .warning, "a monitor's recovery is not run: its group is in transition")
+    public static let monitorSuspended = EventKind("rm", 29, .info, "a monitor was suspended (`clpmonctrl -s`)")
+    public static let monitorResumed = EventKind(
+        "rm", 31, .info, "a monitor was resumed, or is no longer suspended because its target stopped")
+    public static let dummyFailureOn = EventKind("rm", 33, .warning, "a dummy failure was enabled for a monitor")
+    public static let dummyFailureOff = EventKind("rm", 34, .info, "a dummy failure was disabled for a monitor")
+    public static let externalErrorReported = EventKind(
+        "rm", 35, .warning, "an error was reported to an mrw monitor from outside (`clprexec --notice`)")
+    public static let externalErrorCleared = EventKind(
+        "rm", 36, .info, "an external error of an mrw monitor was cleared (`clprexec --clear`)")
+    public static let monitorWarningCleared = EventKind("rm", 49, .info, "a monitor returned from a warning to normal")
+    public static let recoveryCountersReset = EventKind(
+        "rm", 50, .info, "a monitor's recovery counters were reset (normal long enough, or `clpmonctrl -c`)")
+    public static let monitorDelayed = EventKind("rm", 71, .warning, "a monitor's check took longer than its delay warning threshold")
+    public static let keeperRestarted = EventKind("rm", 141, .warning, "the keeper process died and is started again")
+    public static let internalMonitorFailed = EventKind(
+        "rm", 143, .error, "a helper of the daemon failed for good: the configured action follows")
+    public static let upsOnBattery = EventKind(
+        "rm", 160, .warning, "a UPS runs on battery: a shutdown follows unless line power returns in time")
+    public static let upsLinePowerReturned = EventKind("rm", 161, .info, "line power returned to a UPS before its grace time ended")
+    public static let powerFailureShutdown = EventKind("rm", 162, .error, "a power failure shuts this server or the whole cluster down")
+    public static let powerFailureAlreadyStopping = EventKind(
+        "rm", 163, .warning, "a power failure while the service was already stopping: the OS shuts down after it")
+    public static let upsPowerOffSent = EventKind(
+        "rm", 164, .warning, "a UPS was told to power off after its delay (and on again with line power)")
+    public static let upsPowerOffFailed = EventKind("rm", 165, .error, "a UPS power-off command failed")
+    public static let kernelWatchdogArmed = EventKind("rm", 166, .info, "a kernel watchdog was armed for userw's stall detection")
+    public static let kernelWatchdogDisarmed = EventKind("rm", 167, .info, "userw's kernel watchdog was disarmed")
+    public static let kernelWatchdogUnavailable = EventKind(
+        "rm", 168, .warning, "userw's kernel watchdog could not be armed: stalls are detected inside the daemon only")
+    public static let recoveryDisabled = EventKind(
+        "rm", 190, .warning, "a monitor's recovery is not run: recovery is disabled for the cluster")
+    public static let recoveryNotOnTimeout = EventKind(
+        "rm", 193, .warning, "a monitor's recovery is not run: the error was a timeout (`recover-on-timeout: false`)")
+    // MARK: trnsv
+
+    public static let remoteScriptRunning = EventKind(
+        "trnsv", 30, .info, "a script runs on request of another server (`clprexec --script`)")
+    public static let remoteScriptFailed = EventKind("trnsv", 31, .warning, "a script run on request of another server failed")
+
+    /// Every event, by module and id.
+    public static let all: [EventKind] = [
+        .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .autoStartSuppressed,
+        .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .serverUp,
+        .serverDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired, .clusterNotFounded, .survivorForgotten,
+        .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
+        .pingTargetsUnreachable, .configurationMismatch, .serviceStarting, .serviceStopping, .serviceStopped, .osShutdown,
+        .osReboot, .shutdownWatchdogArmed, .shutdownWatchdogFailed, .groupStarting, .groupStarted, .groupActivationFailed,
+        .groupReactivating, .resourceReactivating, .failoverRequested, .stopRequested, .groupRestarting, .groupStartWaiting,
+        .groupStopping, .groupStopped, .groupStopFailed, .groupStopWaiting, .groupStopWaitOver, .groupStopWaitTimedOut,
+        .groupStopCancelled, .resourceActivated, .resourceActivationFailed, .resourceDeactivated, .resourceDeactivationFailed,
+        .groupFenced, .groupMoveRequested, .groupFailingOver, .groupPlaced, .groupUnplaceable, .groupFailingBack,
+        .resourceActivationRetry, .resourceStartFailed, .resourceStopFailed, .finalActionRebootLimit, .rebootCountReset,
+        .activationFinalAction, .activationFailover, .activationFailoverExhausted, .monitorFailover, .monitorStopGroup,
+        .deactivationFinalAction, .finalActionSuppressed, .monitorStarted, .monitorStopped, .monitorWarning,
+        .monitorCheckRetry, .monitorError, .recoveryStep, .finalActionNone, .recoveryScriptFailedContinuing,
+        .recoveryScriptOutcome, .noFailoverTarget, .recoveryExhausted, .recoveryNotRun, .monitorNormal, .recoveryGroupBusy,
+        .monitorSuspended, .monitorResumed, .dummyFailureOn, .dummyFailureOff, .externalErrorReported, .externalErrorCleared,
+        .monitorWarningCleared, .recoveryCountersReset, .monitorDelayed, .keeperRestarted, .internalMonitorFailed,
+        .upsOnBattery, .upsLinePowerReturned, .powerFailureShutdown, .powerFailureAlreadyStopping, .upsPowerOffSent,
+        .upsPowerOffFailed, .kernelWatchdogArmed, .kernelWatchdogDisarmed, .kernelWatchdogUnavailable, .recoveryDisabled,
+        .recoveryNotOnTimeout, .remoteScriptRunning, .remoteScriptFailed,
+    ]
+
+    /// The Markdown table of every event, as docs/operations.md lists them.
+    public static var markdownTable: String {
+        var lines = ["| event | level | meaning |", "|---|---|---|"]
+        for event in all { lines.append("| `\(event.module) \(event.id)` | \(event.level.rawValue) | \(event.meaning) |") }
+        return lines.joined(separator: "\n")
+    }
+}
