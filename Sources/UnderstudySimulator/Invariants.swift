@@ -44,6 +44,15 @@ extension SimulatedCluster {
         if server.activeResources[run.group]?.isEmpty == true { server.activeResources[run.group] = nil }
     }
 
+    /// A fence kills the group's processes, the scripts still running among them: nothing of
+    /// the group is active any more, and a stop that was running stops nothing later (its end,
+    /// if the Engine still hears of it, must not take away a resource started after the fence).
+    func fenced(_ group: GroupName, on name: ServerName) {
+        guard let server = servers[name] else { return }
+        server.activeResources[group] = nil
+        server.runsInFlight = server.runsInFlight.filter { $0.value.group != group }
+    }
+
     /// Servers where the actions left something of `group` active.
     public func activeServers(of group: GroupName) -> [ServerName] {
         serverNames.filter { servers[$0]?.activeResources[group]?.isEmpty == false }

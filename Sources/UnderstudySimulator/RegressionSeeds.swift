@@ -20,5 +20,7 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(seed: 30_008_408, servers: 3, found: "commands of a cluster that restarted (check)"),
         RegressionSeed(seed: 30_010_857, servers: 3, found: "commands of a cluster that restarted (check)"),
         RegressionSeed(seed: 200_123, servers: 2, found: "two one-way cuts without target loss (simulator)"),
+        RegressionSeed(
+            seed: 70_000_688, servers: 3, found: "a stop killed by a fence counted as ending a resource started after it (I1 check)"),
     ]
 }

@@ -384,7 +384,7 @@ public final class SimulatedCluster {
                 schedule(.runDone(name, incarnation: incarnation, runID: run.id, outcome: outcome), after: duration)
             case .fenceGroup(let group):
                 note("\(name): fence \(group)")
-                servers[name]?.activeResources[group] = nil
+                fenced(group, on: name)
             case .probePingTargets(let probeID, _):
                 let reachable = !unreachablePingTargets.contains(name)
                 let incarnation = servers[name]?.incarnation ?? 0
