@@ -15,8 +15,9 @@ two=${3:-50}
 
 swift build --product understudy >/dev/null
 binary=.build/debug/understudy
+# Without the regression seeds and the closing line of rates (its times vary from run to run).
 {
-    "$binary" simulate --verbose --servers 3 --seed 1 --count "$three"
-    "$binary" simulate --verbose --servers 5 --seed 100000 --count "$five"
-    "$binary" simulate --verbose --servers 2 --seed 200000 --count "$two"
-} | sha256sum | cut -d' ' -f1
+    "$binary" simulate --verbose --no-regressions --servers 3 --seed 1 --count "$three"
+    "$binary" simulate --verbose --no-regressions --servers 5 --seed 100000 --count "$five"
+    "$binary" simulate --verbose --no-regressions --servers 2 --seed 200000 --count "$two"
+} | grep -v ' schedules (seeds ' | sha256sum | cut -d' ' -f1
