@@ -572,7 +572,7 @@ extension ServerEngine {
         syncDone = false
         directory = nil
         majorityLost = false
-        pingLost = false
+        ping.lost = false
         // A farewell heartbeat tells peers at once that this server left (serviceUp=false).
         // Not when the OS goes down with a group stuck in failure: its resources end with
         // the machine, which the others see as a server loss (timeout, then takeover).

@@ -7,56 +7,128 @@ import UnderstudyModel
 // after a probe started after the loss succeeded, and one probe timeout later than without
 // ping resolution, the time the loser needs to find out (see `takeoverMargin`).
 
+/// The state of `pingnp` on this server: the probes, when each peer was lost, which losses a
+/// probe has confirmed, and whether this server lost. The Engine asks it and tells it what
+/// happened; it decides nothing about groups.
+struct PingResolver: Sendable {
+    let targets: [String]
+    /// How long one probe may take (`timeout` of `pingnp`); the Node enforces it.
+    let timeout: Duration
+    /// The probe under way.
+    var probe: (id: UInt64, startedAt: EngineTime)?
+    var nextProbeID: UInt64 = 1
+    /// Start time of the newest probe that reached a target: a lost peer is confirmed down
+    /// only by a probe started after it was lost.
+    var lastVerifiedProbeStart: EngineTime?
+    var lastReachable: Bool?
+    var lastProbeEnd: EngineTime = .zero
+    /// The view at the last check, and when each server missing from it was lost.
+    var lastView: Set<ServerName> = []
+    var lostAt: [ServerName: EngineTime] = [:]
+    /// A probe after a peer loss reached no target, or a live peer cannot hear this server:
+    /// this server is the cut-off side.
+    var lost = false
+
+    init(targets: [String], timeout: Duration) {
+        self.targets = targets
+        self.timeout = timeout
+    }
+
+    var isConfigured: Bool { !targets.isEmpty }
+
+    /// A new run of the cluster service: what was lost and the probe in flight are forgotten
+    /// (the verified probes and the last result stay).
+    mutating func resetForNewRun() {
+        lost = false
+        probe = nil
+        lastView = []
+        lostAt = [:]
+    }
+
+    /// Notes who left the view (a loss, unless it left cleanly) and who is back.
+    mutating func noteView(_ view: Set<ServerName>, leftCleanly: (ServerName) -> Bool, now: EngineTime) {
+        for gone in lastView.subtracting(view) where !leftCleanly(gone) {
+            lostAt[gone] = now
+        }
+        for back in view { lostAt[back] = nil }
+        lastView = view
+    }
+
+    /// A loss no probe started after it has checked yet.
+    var hasUnprobedLoss: Bool {
+        lostAt.values.contains { at in lastVerifiedProbeStart.map { $0 < at } ?? true }
+    }
+
+    /// Starts a probe; its id.
+    mutating func startProbe(now: EngineTime) -> UInt64 {
+        let id = nextProbeID
+        nextProbeID += 1
+        probe = (id, now)
+        return id
+    }
+
+    /// A lost server counts as down only once a probe started after the loss reached a
+    /// target (always, without ping resolution).
+    func confirms(_ server: ServerName) -> Bool {
+        guard isConfigured else { return true }
+        guard let lost = lostAt[server] else { return true }
+        return lastVerifiedProbeStart.map { $0 >= lost } ?? false
+    }
+
+    /// This server noted the loss of the peer and a probe started after it reached a target.
+    func resolvedLoss(of peer: ServerName) -> Bool {
+        guard let lost = lostAt[peer], let verified = lastVerifiedProbeStart else { return false }
+        return verified >= lost
+    }
+
+    /// A server was lost and no probe started since has reached a target.
+    var awaitingVerdict: Bool { isConfigured && lostAt.keys.contains { !confirms($0) } }
+}
+
 extension ServerEngine {
     mutating func checkPingResolution(now: EngineTime) {
         // Also while leaving: a server stopping its groups slowly must still find out that it
         // is the cut-off side before the others take them over.
-        guard !pingTargets.isEmpty, service != .stopped else { return }
+        guard ping.isConfigured, service != .stopped else { return }
         // A live peer that no longer hears this server (one-way link) judges it down and,
         // reaching the targets too, takes over: this server is the one cut off.
-        if !pingLost, let deaf = peerThatCannotHearUs(now: now) {
-            pingLost = true
+        if !ping.lost, let deaf = peerThatCannotHearUs(now: now) {
+            ping.lost = true
             log(.partitionLost, "Network partition: \(me) hears \(deaf) but \(deaf) no longer hears \(me); stopping its groups at once.")
             loseThePartition(now: now)
         }
         let view = Set(membership.view(now: now))
-        for lost in lastView.subtracting(view) where !leftCleanly(lost) {
-            lostAt[lost] = now
-        }
-        for back in view { lostAt[back] = nil }
-        lastView = view
-        let unprobedLoss = lostAt.values.contains { at in lastVerifiedProbeStart.map { $0 < at } ?? true }
+        let membership = membership
+        ping.noteView(view, leftCleanly: { membership.peers[$0]?.report.map { !$0.serviceUp } ?? false }, now: now)
         // Probe after a loss; every interval while a server is missing (it may be alive behind
         // a cut, even one that left cleanly and came back) or while cut off; otherwise now and
         // then, for the status.
         let incomplete = serverNames.contains { !view.contains($0) }
         let due =
-            unprobedLoss || ((incomplete || pingLost) && now - lastProbeEnd >= interval)
-            || now - lastProbeEnd >= Self.statusProbeInterval
-        guard due, pingProbe == nil else { return }
-        let id = nextProbeID
-        nextProbeID += 1
-        pingProbe = (id, now)
-        emit(.probePingTargets(probeID: id, targets: pingTargets))
+            ping.hasUnprobedLoss || ((incomplete || ping.lost) && now - ping.lastProbeEnd >= interval)
+            || now - ping.lastProbeEnd >= Self.statusProbeInterval
+        guard due, ping.probe == nil else { return }
+        let id = ping.startProbe(now: now)
+        emit(.probePingTargets(probeID: id, targets: ping.targets))
     }
 
     /// Ping targets are checked at least this often for the status.
     static let statusProbeInterval: Duration = .seconds(10)
 
     mutating func pingProbeFinished(probeID: UInt64, reachable: Bool, now: EngineTime) {
-        guard let probe = pingProbe, probe.id == probeID else { return }
-        pingProbe = nil
-        lastProbeEnd = now
-        if lastPingReachable != reachable {
+        guard let probe = ping.probe, probe.id == probeID else { return }
+        ping.probe = nil
+        ping.lastProbeEnd = now
+        if ping.lastReachable != reachable {
             log(
                 reachable ? .connectivityRegained : .pingTargetsUnreachable,
-                "Ping targets \(pingTargets.joined(separator: ", ")) are \(reachable ? "reachable" : "unreachable") from \(me).")
+                "Ping targets \(ping.targets.joined(separator: ", ")) are \(reachable ? "reachable" : "unreachable") from \(me).")
         }
-        lastPingReachable = reachable
+        ping.lastReachable = reachable
         if reachable {
-            lastVerifiedProbeStart = probe.startedAt
-            if pingLost, peerThatCannotHearUs(now: now) == nil {
-                pingLost = false
+            ping.lastVerifiedProbeStart = probe.startedAt
+            if ping.lost, peerThatCannotHearUs(now: now) == nil {
+                ping.lost = false
                 startListening(now: now)
                 heartbeatDirty = true
                 log(.connectivityRegained, "\(me) reaches the ping targets again: rejoining the cluster.")
@@ -66,9 +138,9 @@ extension ServerEngine {
         // Unreachable while some server is not connected: this server cannot prove it is not
         // the cut-off side, so it is the loser. (With every server connected there is no
         // partition: only the targets are gone.)
-        let incomplete = serverNames.contains { !lastView.contains($0) }
-        guard incomplete, !pingLost else { return }
-        pingLost = true
+        let incomplete = serverNames.contains { !ping.lastView.contains($0) }
+        guard incomplete, !ping.lost else { return }
+        ping.lost = true
         log(.partitionLost, "Network partition: \(me) does not see every server and reaches no ping target; stopping its groups at once.")
         loseThePartition(now: now)
     }
@@ -87,9 +159,7 @@ extension ServerEngine {
     }
 
     /// A server was lost and no probe started since has reached a target.
-    var awaitingPingVerdict: Bool {
-        !pingTargets.isEmpty && lostAt.keys.contains { !pingConfirms($0) }
-    }
+    var awaitingPingVerdict: Bool { ping.awaitingVerdict }
 
     /// A peer whose last heartbeat said it left: not a loss to resolve.
     func leftCleanly(_ server: ServerName) -> Bool {
@@ -98,9 +168,5 @@ extension ServerEngine {
 
     /// With ping resolution, a lost peer counts as down only once a probe started after the
     /// loss reached a target.
-    func pingConfirms(_ server: ServerName) -> Bool {
-        guard !pingTargets.isEmpty else { return true }
-        guard let lost = lostAt[server] else { return true }
-        return lastVerifiedProbeStart.map { $0 >= lost } ?? false
-    }
+    func pingConfirms(_ server: ServerName) -> Bool { ping.confirms(server) }
 }

@@ -71,21 +71,14 @@ public struct ServerEngine: Sendable {
     public var isolated: Bool { majorityLost || pingLost }
     /// The majority rule says this server is on the losing side.
     var majorityLost = false
+    /// Ping network-partition resolution (`pingnp`), PingResolution.swift.
+    var ping: PingResolver
     /// A ping check after a peer loss reached no target: this server is the loser.
-    public internal(set) var pingLost = false
-    /// Ping network-partition resolution (`pingnp`): the targets, and the probe in flight.
-    let pingTargets: [String]
+    public var pingLost: Bool { ping.lost }
     /// How long one probe may take (`timeout` of `pingnp`); the Node enforces it.
-    public let pingTimeout: Duration
-    var pingProbe: (id: UInt64, startedAt: EngineTime)?
-    var nextProbeID: UInt64 = 1
-    /// Start time of the newest probe that reached a target: a lost peer is confirmed down
-    /// only by a probe started after it was lost.
-    var lastVerifiedProbeStart: EngineTime?
-    public internal(set) var lastPingReachable: Bool?
-    var lastProbeEnd: EngineTime = .zero
-    var lastView: Set<ServerName> = []
-    var lostAt: [ServerName: EngineTime] = [:]
+    public var pingTimeout: Duration { ping.timeout }
+    public var lastPingReachable: Bool? { ping.lastReachable }
+    var pingTargets: [String] { ping.targets }
     var hadQuorum = false
     /// The newest directory from this server's master (or its own, as master).
     public internal(set) var directory: Directory? {
@@ -145,10 +138,9 @@ public struct ServerEngine: Sendable {
             if case .ping(let targets) = entry.kind { return targets }
             return []
         }
-        self.pingTargets = pingTargets
-        // With ping resolution a losing server needs the time of its probe to find out.
         let pingTimeout = config.networkPartition.filter { $0.typeName == "pingnp" }.map(\.pingTimeout).max() ?? Defaults.pingTimeout
-        self.pingTimeout = pingTimeout
+        self.ping = PingResolver(targets: pingTargets, timeout: pingTimeout)
+        // With ping resolution a losing server needs the time of its probe to find out.
         self.takeoverMargin = config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty ? .zero : pingTimeout)
         self.tickPeriod = Self.tickPeriod(interval: config.cluster.timing.heartbeatInterval)
         self.holdLimit = Self.holdLimit(interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout)
@@ -199,11 +191,8 @@ public struct ServerEngine: Sendable {
         directory = nil
         syncDone = config.cluster.timing.syncWait == .zero
         majorityLost = false
-        pingLost = false
-        pingProbe = nil
+        ping.resetForNewRun()
         stallHold = nil
-        lastView = []
-        lostAt = [:]
         hadQuorum = false
         membership.reset()
         downConfirmedAt = [:]

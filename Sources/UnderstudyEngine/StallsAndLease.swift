@@ -159,10 +159,7 @@ extension ServerEngine {
     }
 
     /// This server noted the loss of the peer and a probe started after it reached a target.
-    func lossResolvedByPing(_ peer: ServerName) -> Bool {
-        guard let lost = lostAt[peer], let verified = lastVerifiedProbeStart else { return false }
-        return verified >= lost
-    }
+    func lossResolvedByPing(_ peer: ServerName) -> Bool { ping.resolvedLoss(of: peer) }
 
     /// At most this long a server waking from a stall waits to be vouched for.
     /// Enough for a peer to hear us and answer on a loaded machine; at most 2 s.
