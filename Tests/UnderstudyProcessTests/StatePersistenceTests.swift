@@ -76,4 +76,30 @@ struct StatePersistenceTests {
             #expect(cluster.records.last?["CLP_EVENT"] == "START")
         }
     }
+
+    /// I5's other half: a state file that does not decode is never guessed at or overwritten.
+    /// The daemon refuses to start, names the file and says what to do; the file stays.
+    @Test("a corrupted engine.json: the daemon refuses to start, names the file, and leaves it for the operator")
+    func corruptedStateIsRefused() async throws {
+        var spec = ClusterSpec(subnet: 131, servers: ["node1"])
+        spec.syncWait = "1s"
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            cluster.send(SIGTERM, to: "node1")
+            #expect(try await cluster.waitForExit("node1") == 0)
+
+            let engineState = cluster.stateDirectory(of: "node1") + "/engine.json"
+            let corrupt = "{ \"directory\": { \"epoch\": "
+            try corrupt.write(toFile: engineState, atomically: true, encoding: .utf8)
+            try cluster.startDaemon("node1")
+            let code = try await cluster.waitForExit("node1")
+            #expect(code != 0, "the daemon started on a corrupted state file")
+            let log = (try? String(contentsOfFile: cluster.logPath(of: "node1"), encoding: .utf8)) ?? ""
+            #expect(log.contains(engineState) && log.contains("move the file away"), "\(log.suffix(600))")
+            #expect(try String(contentsOfFile: engineState, encoding: .utf8) == corrupt, "the state file was changed")
+            // Nothing ran after the refused start: the group's start and its stop on SIGTERM.
+            #expect(cluster.records.map(\.action) == ["start", "stop"], "\(cluster.records.summary)")
+        }
+    }
 }
