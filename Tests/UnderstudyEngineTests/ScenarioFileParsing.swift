@@ -227,7 +227,7 @@ extension Scenario {
 
         func expect(_ value: Any, at place: String) throws -> [Scenario.Expectation] {
             guard let map = value as? [String: Any] else { throw fail("\(place): a mapping") }
-            try allow(map, ["placement", "runs", "env", "master", "os-actions"], at: place)
+            try allow(map, ["placement", "runs", "env", "master", "os-actions", "order"], at: place)
             var result: [Scenario.Expectation] = []
             if let placement = map["placement"] {
                 guard let groups = placement as? [String: Any] else { throw fail("\(place).placement: {g: [s1:Online]}") }
@@ -269,6 +269,11 @@ extension Scenario {
                 result.append(.master(expected))
             }
             if let actions = map["os-actions"] { result.append(.osActions((actions as? [String]) ?? [])) }
+            if let order = map["order"] {
+                guard let spec = order as? [String: Any], let first = spec["first"] as? String, let then = spec["then"] as? String
+                else { throw fail("\(place).order: {first: s1 fence g, then: s2 start g/ip}") }
+                result.append(.order(first: first, then: then))
+            }
             return result
         }
     }

@@ -96,6 +96,9 @@ struct Scenario {
         case env(RunFilter, [String: String])
         case master([ServerName: ServerName?])
         case osActions([String])
+        /// The first of `first` happened before the first of `then` (each "S fence G" or
+        /// "S start G/R" / "S stop G/R").
+        case order(first: String, then: String)
     }
 
     struct RunFilter {
@@ -185,7 +188,20 @@ struct Scenario {
             return nil
         case .osActions(let expected):
             return world.osActionList == expected ? nil : "OS actions are \(world.osActionList), expected \(expected)"
+        case .order(let first, let then):
+            guard let a = firstTime(of: first, world) else { return "\(first) never happened" }
+            guard let b = firstTime(of: then, world) else { return "\(then) never happened" }
+            return a < b ? nil : "\(first) (at \(a.configText)) did not happen before \(then) (at \(b.configText))"
         }
+    }
+
+    /// When "S fence G" (from the trace) or a run "S start G/R" first happened.
+    func firstTime(of step: String, _ world: SimulatedCluster) -> Duration? {
+        let words = step.split(separator: " ")
+        if words.count == 3, words[1] == "fence" {
+            return world.fenceTimes(String(words[0]), String(words[2])).first.map { .milliseconds($0) }
+        }
+        return world.runLog.first { stepString($0) == step }?.at
     }
 
     func runs(_ filter: RunFilter, _ world: SimulatedCluster) -> [SimulatedCluster.LoggedRun] {
