@@ -39,7 +39,9 @@ public final class SimulatedCluster {
     enum Event {
         case tick(ServerName, incarnation: Int)
         case heartbeatTimer(ServerName, incarnation: Int)
-        case deliver(Heartbeat, to: ServerName, path: String)
+        /// One heartbeat, shared by all its copies in flight (a heartbeat is large: events are
+        /// copied as the queue reorders them).
+        case deliver(SentHeartbeat, to: ServerName, path: String)
         case runDone(ServerName, incarnation: Int, runID: UInt64, outcome: ResourceOutcome)
         case pingDone(ServerName, incarnation: Int, probeID: UInt64, reachable: Bool)
         case restart(ServerName)
@@ -282,8 +284,8 @@ public final class SimulatedCluster {
             deliver(.tick, to: name)
             sendHeartbeat(from: name)
             schedule(.heartbeatTimer(name, incarnation: incarnation), after: config.cluster.timing.heartbeatInterval)
-        case .deliver(let heartbeat, let name, let path):
-            deliver(.heartbeat(heartbeat, path: path), to: name)
+        case .deliver(let sent, let name, let path):
+            deliver(.heartbeat(sent.heartbeat, path: path), to: name)
         case .runDone(let name, let incarnation, let runID, let outcome):
             guard servers[name]?.incarnation == incarnation else { return }
             runFinished(runID, outcome: outcome, on: name)
@@ -357,6 +359,7 @@ public final class SimulatedCluster {
                 )
             }
         }
+        let sent = SentHeartbeat(heartbeat)
         for peer in config.serverNames where peer != name {
             guard !blocked.contains([name, peer]) else { continue }
             if let filter = heartbeatFilter, !filter(name, peer, heartbeat) { continue }
@@ -364,7 +367,7 @@ public final class SimulatedCluster {
                 if random.chance(lossRate) { continue }
                 let copies = random.chance(duplicateRate) ? 2 : 1
                 for _ in 0..<copies {
-                    schedule(.deliver(heartbeat, to: peer, path: path), after: random.duration(delayRange))
+                    schedule(.deliver(sent, to: peer, path: path), after: random.duration(delayRange))
                 }
             }
         }
@@ -561,4 +564,10 @@ struct HeartbeatShape: Equatable {
         }
         self.groups = groups
     }
+}
+
+/// A heartbeat on the simulated network (read-only once sent).
+final class SentHeartbeat {
+    let heartbeat: Heartbeat
+    init(_ heartbeat: Heartbeat) { self.heartbeat = heartbeat }
 }
