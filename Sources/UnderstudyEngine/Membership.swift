@@ -1,6 +1,13 @@
 import UnderstudyModel
 
 /// What this server knows about one peer from its heartbeats.
+/// An immutable heartbeat shared by the copies of a peer's state.
+final class ReportBox: Sendable, Equatable {
+    let heartbeat: Heartbeat
+    init(_ heartbeat: Heartbeat) { self.heartbeat = heartbeat }
+    static func == (a: ReportBox, b: ReportBox) -> Bool { a === b || a.heartbeat == b.heartbeat }
+}
+
 struct PeerState: Sendable, Equatable {
     var bootID: UInt64?
     /// Local receipt time of the newest heartbeat, on any path.
@@ -9,8 +16,13 @@ struct PeerState: Sendable, Equatable {
     var pathLastHeard: [String: EngineTime] = [:]
     /// Sender's `sentAt` of the newest heartbeat per path.
     var pathLastSentAt: [String: EngineTime] = [:]
-    /// The peer's newest heartbeat (by its own `sentAt`).
-    var report: Heartbeat?
+    /// The peer's newest heartbeat (by its own `sentAt`), in a shared box: a peer's state is
+    /// copied on every read of `peers[name]`, and a heartbeat is large.
+    private var reportBox: ReportBox?
+    var report: Heartbeat? {
+        get { reportBox?.heartbeat }
+        set { reportBox = newValue.map(ReportBox.init) }
+    }
     /// Our own `sentAt` that the peer last echoed for our current boot: the peer heard us
     /// then. Basis of this server's lease.
     var echoedSentAt: EngineTime?
@@ -30,6 +42,8 @@ struct PeerState: Sendable, Equatable {
     /// The peer left cleanly and is heard again (possibly in a new boot) but has not become
     /// connected yet: for the majority it still counts as gone (see `quorum`).
     var returningFromDeparture = false
+
+    init(bootID: UInt64? = nil) { self.bootID = bootID }
 }
 
 /// Failure detection, views and quorum. A peer is *up* when any path was heard within the
