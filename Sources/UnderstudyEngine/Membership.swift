@@ -150,11 +150,21 @@ struct Membership: Sendable, Equatable {
         return now - echoed < timeout
     }
 
-    /// A peer that left cleanly and is back ends its return once connected (call after
-    /// recording heartbeats; `quorum` no longer counts it as gone).
+    /// A peer that left cleanly and is back is admitted for good once a quorum without it has
+    /// heard it come back: this server and connected peers whose newest heartbeats list its
+    /// new boot (call after recording heartbeats). Until then it counts only as `quorum`
+    /// allows. The servers that saw it leave count the quorum without it; a side it joins must
+    /// not win the quorum by counting it while some of them, cut off, have not heard it
+    /// return (found by simulator seed 571000878: a peer lost but not yet timed out made an
+    /// admission on connection look safe, and both sides of the split held a majority).
     mutating func noteReturns(now: EngineTime) {
         for (name, peer) in peers where peer.returningFromDeparture && isConnected(name, now: now) {
-            peers[name]?.returningFromDeparture = false
+            let acknowledging = servers.filter { other in
+                other != me && other != name && isConnected(other, now: now)
+                    && !(peers[other]?.returningFromDeparture ?? false)
+                    && peers[other]?.report?.hears[name]?.bootID == peer.bootID
+            }
+            if quorum(with: acknowledging) { peers[name]?.returningFromDeparture = false }
         }
     }
 
@@ -174,17 +184,28 @@ struct Membership: Sendable, Equatable {
     /// Whether this server together with these connected peers has quorum.
     func quorum(with peers: [ServerName], exactHalf: Bool = true) -> Bool {
         guard usesMajority else { return true }
-        let side = Set(peers + [me])
+        // Servers coming back from a clean departure and not yet admitted (`noteReturns`).
+        let returning = Set(peers.filter { self.peers[$0]?.returningFromDeparture ?? false })
+        let settled = Set(peers + [me]).subtracting(returning)
         // A server that said farewell (stopped its service cleanly) is on no side of any
         // split: it no longer counts until it is connected again. (Heard back but not yet
         // connected, it cannot found a cluster without the servers it left running, see
         // Survivors.swift: counting it would only make a survivor that runs alone drop its
         // groups each time a server comes back.)
         let departed = servers.filter { server in
-            guard server != me, !side.contains(server), let peer = self.peers[server] else { return false }
+            guard server != me, !settled.contains(server), !returning.contains(server), let peer = self.peers[server] else {
+                return false
+            }
             return peer.returningFromDeparture || peer.report.map { !$0.serviceUp } == true
         }
-        let total = servers.count - departed.count
+        // Servers back from a departure count only while the settled side holds at least half
+        // of the others: servers cut off from this side that saw them leave count without
+        // them, and with two or more of them back a side could otherwise win a majority of the
+        // whole while the other side holds one of the rest (simulator seed 571000878).
+        let others = servers.count - departed.count - returning.count
+        let counted = 2 * settled.count >= others
+        let side = counted ? settled.union(returning) : settled
+        let total = counted ? others + returning.count : others
         if side.count * 2 > total { return true }
         if exactHalf, side.count * 2 == total, exactHalfNeedsPing, let first = servers.min(by: { rank(of: $0) < rank(of: $1) }) {
             return side.contains(first)

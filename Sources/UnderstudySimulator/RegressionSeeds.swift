@@ -22,5 +22,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(seed: 200_123, servers: 2, found: "two one-way cuts without target loss (simulator)"),
         RegressionSeed(
             seed: 70_000_688, servers: 3, found: "a stop killed by a fence counted as ending a resource started after it (I1 check)"),
+        RegressionSeed(
+            seed: 571_000_878, servers: 5,
+            found: "servers that stopped cleanly came back on one side of a split and gave it a majority the other side also held"),
     ]
 }

@@ -81,6 +81,7 @@ public final class SimulatedCluster {
     public private(set) var trace: [String] = []
     public var traceLimit = 400
     public private(set) var violations: [String] = []
+    var violatedKinds: Set<String> = []
     /// Servers' OS actions, as a test would see them recorded.
     public private(set) var osActions: [(ServerName, OSAction)] = []
     /// Power-off commands sent to UPSes (upsw monitors) after a power-failure shutdown.
@@ -461,7 +462,9 @@ public final class SimulatedCluster {
     }
 
     func violate(_ message: String) {
-        guard !violations.contains(message) else { return }
+        // Once per kind: the same violation at every later step adds nothing.
+        let kind = message.range(of: " at ", options: .backwards).map { String(message[..<$0.lowerBound]) } ?? message
+        guard violatedKinds.insert(kind).inserted else { return }
         violations.append(message)
         note("VIOLATION " + message)
         if traceAtFirstViolation == nil { traceAtFirstViolation = trace }
