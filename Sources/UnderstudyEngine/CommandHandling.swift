@@ -193,7 +193,17 @@ extension ServerEngine {
             }
             let target: ServerName
             if let destination {
-                guard destination != owner else { return .done(CommandResult(.failed, "Group \(name) already runs on \(destination).")) }
+                guard destination != owner else {
+                    // Where an operator's move just put it: an operator racing that one (clpgrp -m
+                    // from another server a moment later) lost the race, as when its own move is
+                    // superseded (exit 4). Otherwise there is nothing to move (exit 1).
+                    if let operation = entry.operation, entry.releasedAt == operation {
+                        return .done(
+                            CommandResult(
+                                .inTransition, "Group \(name) already runs on \(destination), where another command moved it."))
+                    }
+                    return .done(CommandResult(.failed, "Group \(name) already runs on \(destination)."))
+                }
                 guard group.servers.contains(destination) else {
                     return .done(CommandResult(.failed, "Group \(name) cannot run on \(destination): it is not in the group's servers."))
                 }
