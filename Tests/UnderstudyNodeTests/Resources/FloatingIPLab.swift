@@ -124,11 +124,19 @@ final class FloatingIPLab: @unchecked Sendable {
 
     /// Sender MACs of the gratuitous ARP requests for `address` that `device` in namespace `ns`
     /// receives during `duration` (own AF_PACKET socket on a thread that enters the namespace).
-    static func gratuitousARPs(in ns: String, device: String, for address: [UInt8], during duration: Duration) async -> [String] {
+    /// `ready` is called once the socket listens (or the capture gave up), so the caller sends
+    /// only then.
+    static func gratuitousARPs(
+        in ns: String, device: String, for address: [UInt8], during duration: Duration, ready: @escaping @Sendable () -> Void = {}
+    ) async -> [String] {
         await withCheckedContinuation { continuation in
             let thread = Thread {
                 var seen: [String] = []
-                defer { continuation.resume(returning: seen) }
+                var signalled = false
+                defer {
+                    if !signalled { ready() }
+                    continuation.resume(returning: seen)
+                }
                 guard NeighborAdvertiser.enterNamespace(ns) == nil else { return }
                 let index = if_nametoindex(device)
                 let fd = socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue), Int32(UInt16(0x0806).bigEndian))
@@ -140,6 +148,8 @@ final class FloatingIPLab: @unchecked Sendable {
                 withUnsafeBytes(of: Int32(index)) { link.replaceSubrange(4..<8, with: $0) }
                 let bound = link.withUnsafeBytes { bind(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), 20) }
                 guard bound == 0 else { return }
+                signalled = true
+                ready()
                 let end = Date().addingTimeInterval(Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
                 while Date() < end {
                     var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -98,10 +98,15 @@ struct FloatingIPTests {
         defer { lab.remove() }
         let s1 = lab.servers[0]
         let options = FloatingIPDriverOptions(announceCount: 3, announceInterval: .milliseconds(100), namespace: s1)
+        // Announce only once the capture socket listens.
+        let (opened, signal) = AsyncStream<Void>.makeStream()
         let capture = Task {
-            await FloatingIPLab.gratuitousARPs(in: lab.client, device: "br0", for: [10, 210, 1, 91], during: .milliseconds(1200))
+            await FloatingIPLab.gratuitousARPs(in: lab.client, device: "br0", for: [10, 210, 1, 91], during: .milliseconds(1200)) {
+                signal.yield()
+                signal.finish()
+            }
         }
-        try await Task.sleep(for: .milliseconds(150))  // let the capture socket open
+        for await _ in opened { break }
         let settings = FloatingIPSettings(address: "10.210.1.91/24", force: true)
         #expect(await FloatingIPDriver(options: options).perform(run(.start), settings: settings) == .success(asyncPID: nil))
         let seen = await capture.value
