@@ -123,23 +123,28 @@ struct MonitorProbeTests {
         try "#!/bin/sh\necho $$ > '\(pidFile)'\nexec sleep 60\n".write(toFile: daemon, atomically: true, encoding: .utf8)
         chmod(daemon, 0o755)
         let async = scriptProbe(daemon, asynchronous: true)
+        // The pid the script wrote, once it has written one (polled: the machine may be slow).
+        func writtenPID(otherThan old: Int32? = nil) async -> Int32? {
+            var found: Int32?
+            _ = await eventually(within: .seconds(10)) {
+                found = (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap {
+                    Int32($0.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+                return found != nil && found != old
+            }
+            return found != old ? found : nil
+        }
         #expect(await async.check() == .normal)
-        try await Task.sleep(for: .milliseconds(300))
+        let pid = try #require(await writtenPID())
         #expect(await async.check() == .normal)
-        let pid = try #require(
-            Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
         kill(pid, SIGKILL)
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(Self.isError(await async.check()))
+        // The probe learns of the exit from its own waiter: checks are Normal until it has.
+        #expect(await eventually(within: .seconds(10)) { Self.isError(await async.check()) })
         // The next check starts it again; stop() ends it.
         #expect(await async.check() == .normal)
-        try await Task.sleep(for: .milliseconds(300))
-        let restarted = try #require(
-            Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)))
-        #expect(restarted != pid)
+        let restarted = try #require(await writtenPID(otherThan: pid))
         await async.stop()
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(!ProcessTable.isAlive(restarted))
+        #expect(await eventually(within: .seconds(10)) { !ProcessTable.isAlive(restarted) })
     }
 
     @Test("genw as configured: the script's output in its log, rotated past log-rotate-size")
