@@ -2,7 +2,7 @@
 /// held. Tests wait with this instead of sleeping a fixed time: as fast as the machine allows,
 /// bounded when it is slow.
 public func eventually(
-    within timeout: Duration, every interval: Duration = .milliseconds(50), _ condition: () async throws -> Bool
+    within timeout: Duration = .seconds(5), every interval: Duration = .milliseconds(10), _ condition: () async throws -> Bool
 ) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while true {

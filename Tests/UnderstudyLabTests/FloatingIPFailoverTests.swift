@@ -70,7 +70,7 @@ struct FloatingIPFailoverTests {
     /// The first answer of the service from the client, waiting (bounded) for a given server.
     func answer(_ lab: Lab, _ address: String, from expected: String? = nil) async throws -> String? {
         var last: String?
-        _ = await labPoll(upTo: .seconds(20), every: .milliseconds(100)) {
+        _ = await eventually(within: .seconds(20), every: .milliseconds(100)) {
             let outcome = try? lab.exec(in: LabSpec.client, ["curl", "-s", "-m", "0.5", "http://\(address):8080/"], timeout: .seconds(3))
             last = outcome.map { $0.output.trimmingCharacters(in: .whitespacesAndNewlines) }
             guard let last, !last.isEmpty else { return false }

@@ -96,7 +96,7 @@ struct LabTests {
         try await withLab { lab in
             try lab.kill9("node2")
             try await lab.waitUntil("node1", sees: "node2", .offline)
-            #expect(try await labPoll(upTo: .seconds(5)) { !(lab.pid(of: "node2")?.isAlive ?? true) })
+            #expect(try await eventually(within: .seconds(5)) { !(lab.pid(of: "node2")?.isAlive ?? true) })
             try lab.startDaemon("node2")
             try await lab.waitUntil("node1", sees: "node2", .online, timeout: .seconds(20))
         }
@@ -107,7 +107,7 @@ struct LabTests {
         try await withLab { lab in
             try lab.freeze("node2")
             // SIGSTOP is delivered asynchronously: wait until /proc shows the stop.
-            #expect(await labPoll(upTo: .seconds(5)) { lab.pid(of: "node2")?.isStopped == true })
+            #expect(await eventually(within: .seconds(5)) { lab.pid(of: "node2")?.isStopped == true })
             try await lab.waitUntil("node1", sees: "node2", .offline)
             try lab.resume("node2")
             try await lab.waitUntil("node1", sees: "node2", .online, timeout: .seconds(20))
@@ -124,7 +124,7 @@ struct LabTests {
             try lab.setLink("node2", up: true)
             // A link just set up may take a moment to carry traffic (carrier, bridge port).
             let address = lab.spec.publicAddress(of: "node2")
-            #expect(await labPoll(upTo: .seconds(5)) { (try? lab.ping(from: "node1", to: address)) == true })
+            #expect(await eventually(within: .seconds(5)) { (try? lab.ping(from: "node1", to: address)) == true })
             try await lab.waitUntil("node1", sees: "node2", .online, timeout: .seconds(20))
         }
     }

@@ -73,7 +73,7 @@ struct NetworkMonitorTests {
             $0.groups.first { $0.name == "web" }?.status == .online && $0.groups.first { $0.name == "web" }?.current == "node1"
         }
         #expect(try holds(lab, "node1", floating))
-        let normal = await labPoll(upTo: .seconds(10), every: .milliseconds(100)) {
+        let normal = await eventually(within: .seconds(10), every: .milliseconds(100)) {
             guard let monitors = await lab.status(on: "node2")?.monitors else { return false }
             let statuses = [("fipw1", "node1"), ("ipw1", "node2"), ("miiw1", "node1")].map { name, server in
                 monitors.first { $0.name == name }?.perServer[server]
@@ -86,7 +86,7 @@ struct NetworkMonitorTests {
         // fipw: somebody removes the floating address; the monitor sees it and the resource
         // is reactivated on node1 (the address comes back, the group stays).
         _ = try lab.exec(in: "node1", ["ip", "addr", "del", "\(floating)/24", "dev", "eth0"])
-        let back = await labPoll(upTo: .seconds(15), every: .milliseconds(100)) { (try? holds(lab, "node1", floating)) == true }
+        let back = await eventually(within: .seconds(15), every: .milliseconds(100)) { (try? holds(lab, "node1", floating)) == true }
         #expect(back)
         let node1Counters = await lab.status(on: "node1")?.monitors?.first { $0.name == "fipw1" }?.counters
         #expect(node1Counters?.reactivations == 1, "\(String(describing: node1Counters))")
@@ -101,10 +101,10 @@ struct NetworkMonitorTests {
                 "add rule inet ipwtest input icmp type echo-reply drop",
             ])
         #expect(block.succeeded, "\(block)")
-        let failed = await labPoll(upTo: .seconds(15), every: .milliseconds(100)) { await monitor(lab, "ipw1", on: "node2") == .error }
+        let failed = await eventually(within: .seconds(15), every: .milliseconds(100)) { await monitor(lab, "ipw1", on: "node2") == .error }
         #expect(failed)
         _ = try lab.exec(in: "node2", ["nft", "delete", "table", "inet", "ipwtest"])
-        let recovered = await labPoll(upTo: .seconds(15), every: .milliseconds(100)) {
+        let recovered = await eventually(within: .seconds(15), every: .milliseconds(100)) {
             await monitor(lab, "ipw1", on: "node2") == .normal
         }
         #expect(recovered)

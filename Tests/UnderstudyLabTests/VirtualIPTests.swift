@@ -122,7 +122,7 @@ struct VirtualIPTests {
 
     func answer(_ lab: Lab, _ address: String, from expected: String) async throws -> String? {
         var last: String?
-        _ = await labPoll(upTo: .seconds(30), every: .milliseconds(200)) {
+        _ = await eventually(within: .seconds(30), every: .milliseconds(200)) {
             let outcome = try? lab.exec(in: LabSpec.client, ["curl", "-s", "-m", "0.5", "http://\(address):8080/"], timeout: .seconds(3))
             last = outcome.map { $0.output.trimmingCharacters(in: .whitespacesAndNewlines) }
             return last == expected

@@ -373,21 +373,6 @@ extension FloatingIPDriver: ResourceDriver {
 
     /// Removes the addresses (a stop without scripts; idempotent), all at once.
     public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
-        let runs = resources.compactMap { resource -> (ResourceRun, FloatingIPSettings)? in
-            guard case .fip(let settings) = resource.settings else { return nil }
-            return (ResourceRun.fenceStop(group: group, resource: resource, server: server), settings)
-        }
-        guard !runs.isEmpty else { return nil }
-        return Task {
-            await withTaskGroup(of: Void.self) { tasks in
-                for (run, settings) in runs {
-                    tasks.addTask {
-                        if case .failure(let reason) = await self.perform(run, settings: settings) {
-                            self.logger?.error("fencing \(run.resource): \(reason)")
-                        }
-                    }
-                }
-            }
-        }
+        fenceByStopping(group: group, resources: resources, server: server, logger: logger)
     }
 }

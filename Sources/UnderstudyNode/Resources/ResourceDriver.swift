@@ -85,6 +85,26 @@ public struct ResourceDrivers: Sendable {
     }
 }
 
+extension ResourceDriver {
+    /// A fence that is a stop of each resource without scripts, all at once (fip, vip:
+    /// removing an address is idempotent); failures are logged.
+    func fenceByStopping(group: GroupConfig, resources: [ResourceConfig], server: ServerName, logger: Logger?) -> Task<Void, Never>? {
+        guard !resources.isEmpty else { return nil }
+        let runs = resources.map { (ResourceRun.fenceStop(group: group, resource: $0, server: server), $0) }
+        return Task {
+            await withTaskGroup(of: Void.self) { tasks in
+                for (run, resource) in runs {
+                    tasks.addTask {
+                        if case .failure(let reason) = await self.perform(run, resource: resource) {
+                            logger?.error("fencing \(run.resource): \(reason)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 extension ResourceRun {
     /// The stop run a fence uses where a driver's stop is itself the fence (no scripts run).
     static func fenceStop(group: GroupConfig, resource: ResourceConfig, server: ServerName) -> ResourceRun {

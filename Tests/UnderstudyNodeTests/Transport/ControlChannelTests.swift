@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import Testing
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -45,7 +46,7 @@ struct ControlChannelTests {
             let large = [UInt8](repeating: 0x5A, count: 1_000_000)
             let largeAnswer = try await request(port: server.port, payload: large)
             #expect(largeAnswer == Array("client-1:".utf8) + large)
-            #expect(await TransportTestSupport.eventually { server.counters.requestsServed == 3 })
+            #expect(await eventually { server.counters.requestsServed == 3 })
             #expect(server.counters.connectionsAccepted == 3)
             #expect(server.counters.totalDropped == 0)
         }
@@ -79,7 +80,7 @@ struct ControlChannelTests {
                 return
             }
             #expect(error?.description.contains("127.0.0.1:\(server.port)") == true)
-            #expect(await TransportTestSupport.eventually { server.counters.dropped(.badMAC) == 1 })
+            #expect(await eventually { server.counters.dropped(.badMAC) == 1 })
             #expect(server.counters.requestsServed == 0)
         }
     }
@@ -97,10 +98,10 @@ struct ControlChannelTests {
                 try await TransportTestSupport.withClosing(connection) {
                     try await connection.writeAndFlush(connection.allocator.buffer(bytes: probe))
                     // Wait until the server hangs up on us.
-                    _ = await TransportTestSupport.eventually { !connection.isActive }
+                    _ = await eventually { !connection.isActive }
                 }
             }
-            #expect(await TransportTestSupport.eventually { server.counters.totalDropped == 3 })
+            #expect(await eventually { server.counters.totalDropped == 3 })
             #expect(server.counters.dropped(.badHello) == 1)
             // 0xFFFFFFFF and "GET " (0x47455420, about 1.2 GB) both announce too large a frame.
             #expect(server.counters.dropped(.oversize) == 2)
@@ -141,9 +142,9 @@ struct ControlChannelTests {
         try await withServer(limits: ControlServer.Limits(handshakeTimeout: .milliseconds(200))) { server in
             let connection = try await TransportTestSupport.plainTCPConnection(port: server.port)
             try await TransportTestSupport.withClosing(connection) {
-                #expect(await TransportTestSupport.eventually { !connection.isActive })
+                #expect(await eventually { !connection.isActive })
             }
-            #expect(await TransportTestSupport.eventually { server.counters.dropped(.timedOut) == 1 })
+            #expect(await eventually { server.counters.dropped(.timedOut) == 1 })
         }
     }
 
@@ -171,7 +172,7 @@ struct ControlChannelTests {
         try await withServer(limits: ControlServer.Limits(maximumConnections: 1, handshakeTimeout: .seconds(5))) { server in
             let hog = try await TransportTestSupport.plainTCPConnection(port: server.port)
             try await TransportTestSupport.withClosing(hog) {
-                #expect(await TransportTestSupport.eventually { server.counters.connectionsAccepted == 1 })
+                #expect(await eventually { server.counters.connectionsAccepted == 1 })
                 let error = await #expect(throws: ControlChannelError.self) {
                     _ = try await request(port: server.port, payload: [1])
                 }

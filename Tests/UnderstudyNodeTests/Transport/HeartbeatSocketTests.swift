@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import Testing
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -124,7 +125,7 @@ struct HeartbeatSocketTests {
         try await withSockets([("good", TransportTestSupport.key, 64), ("intruder", TransportTestSupport.otherKey, 64)]) { sockets in
             let (good, intruder) = (sockets[0], sockets[1])
             for _ in 0..<3 { await intruder.send(Array("take over".utf8), to: "127.0.0.1", port: good.localPort) }
-            #expect(await TransportTestSupport.eventually { good.counters.dropped(.badMAC) == 3 })
+            #expect(await eventually { good.counters.dropped(.badMAC) == 3 })
             #expect(good.counters.accepted == 0)
         }
     }
@@ -150,7 +151,7 @@ struct HeartbeatSocketTests {
                     try await plain.writeAndFlush(AddressedEnvelope(remoteAddress: target, data: plain.allocator.buffer(bytes: genuine)))
                 }
             }
-            #expect(await TransportTestSupport.eventually { receiver.counters.totalDropped == 22 })
+            #expect(await eventually { receiver.counters.totalDropped == 22 })
             #expect(receiver.counters.dropped(.badMagic) == 20)
             #expect(receiver.counters.dropped(.truncated) == 1)
             #expect(receiver.counters.dropped(.replayed) == 1)
@@ -167,7 +168,7 @@ struct HeartbeatSocketTests {
         try await withSockets([("receiver", TransportTestSupport.key, 2), ("sender", TransportTestSupport.key, 2)]) { sockets in
             let (receiver, sender) = (sockets[0], sockets[1])
             for index in 0..<5 { await sender.send([UInt8(index)], to: "127.0.0.1", port: receiver.localPort) }
-            #expect(await TransportTestSupport.eventually { receiver.counters.accepted == 5 })
+            #expect(await eventually { receiver.counters.accepted == 5 })
             #expect(receiver.counters.queueOverflow == 3)
             // The newest two are kept.
             #expect(await next(receiver)?.payload == [3])

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -60,7 +61,7 @@ struct LocalControlSocketTests {
                 #expect(try await ask(path: path, payload: []) == Array("uid=\(geteuid()):".utf8))
                 let large = [UInt8](repeating: 7, count: 2_000_000)
                 #expect(try await ask(path: path, payload: large).count == large.count + "uid=\(geteuid()):".utf8.count)
-                #expect(await TransportTestSupport.eventually { server.counters.requestsServed == 3 })
+                #expect(await eventually { server.counters.requestsServed == 3 })
                 // No temporary bind name is left behind.
                 #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["understudy.sock"])
             }
@@ -146,14 +147,14 @@ struct LocalControlSocketTests {
                 let oversize = try await TransportTestSupport.plainUnixConnection(path: path)
                 try await TransportTestSupport.withClosing(oversize) {
                     try await oversize.writeAndFlush(oversize.allocator.buffer(bytes: [0x7F, 0xFF, 0xFF, 0xFF]))
-                    #expect(await TransportTestSupport.eventually { !oversize.isActive })
+                    #expect(await eventually { !oversize.isActive })
                 }
                 let silent = try await TransportTestSupport.plainUnixConnection(path: path)
                 try await TransportTestSupport.withClosing(silent) {
-                    #expect(await TransportTestSupport.eventually { !silent.isActive })
+                    #expect(await eventually { !silent.isActive })
                 }
                 #expect(
-                    await TransportTestSupport.eventually {
+                    await eventually {
                         server.counters.dropped(.oversize) == 1 && server.counters.dropped(.timedOut) == 1
                     })
                 #expect(try await ask(path: path, payload: [9]).last == 9)

@@ -35,16 +35,6 @@ enum TransportTestSupport {
         }
     }
 
-    /// Polls `condition` until it holds or `limit` passes; returns whether it held.
-    static func eventually(within limit: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return await condition()
-    }
-
     /// Runs `body` with a channel and always closes it afterwards.
     static func withClosing<Result>(_ channel: Channel, _ body: () async throws -> Result) async throws -> Result {
         do {
