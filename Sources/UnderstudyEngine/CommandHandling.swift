@@ -95,8 +95,9 @@ extension ServerEngine {
         guard var dir = directory, dir.epoch.master == me else {
             return .done(CommandResult(.inTransition, "\(me) is becoming master; retry in a moment."))
         }
-        let view = membership.view(now: now)
-        let settled = view.filter { $0 != me }.allSatisfy { membership.report(of: $0, now: now)?.epoch == dir.epoch }
+        let facts = facts(now: now)
+        let view = facts.view
+        let settled = view.filter { $0 != me }.allSatisfy { facts.report(of: $0)?.epoch == dir.epoch }
         guard settled else {
             return .done(CommandResult(.inTransition, "Cluster membership is changing; retry in a moment."))
         }
@@ -114,32 +115,34 @@ extension ServerEngine {
             log(.clusterStopRequested, "Cluster stop requested.")
         case .startGroup(let name, let server):
             guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
-            if let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
+            if let refusal = refuseIfBusy(group, directory: dir, facts: facts) { return .done(refusal) }
             var entry = dir.entries[name] ?? DirectoryEntry()
-            let held = holders(of: name, now: now)
+            let held = facts.holders(of: name)
             if let holder = held.first {
                 return .done(
                     CommandResult(
                         .failed,
-                        "Group \(name) is already \(status(of: name, on: holder, now: now)?.status.rawValue ?? "active") on \(holder)."))
+                        "Group \(name) is already \(facts.status(of: name, on: holder)?.status.rawValue ?? "active") on \(holder)."))
             }
             let target: ServerName
             if let server {
                 guard group.servers.contains(server) else {
                     return .done(CommandResult(.failed, "Group \(name) cannot run on \(server): it is not in the group's servers."))
                 }
-                guard view.contains(server), !isLeaving(server, now: now) else {
+                guard view.contains(server), !facts.isLeaving(server) else {
                     return .done(CommandResult(.failed, "Group \(name) cannot start on \(server): its cluster service is not running."))
                 }
                 target = server
-            } else if group.servers.contains(origin), view.contains(origin), !isLeaving(origin, now: now) {
+            } else if group.servers.contains(origin), view.contains(origin), !facts.isLeaving(origin) {
                 target = origin
-            } else if let first = group.servers.first(where: { view.contains($0) && !isLeaving($0, now: now) }) {
+            } else if let first = group.servers.first(where: { view.contains($0) && !facts.isLeaving($0) }) {
                 target = first
             } else {
                 return .done(CommandResult(.failed, "No server of group \(name) is running."))
             }
-            if group.exclusive == .complete, runsOtherExclusive(.complete, server: target, except: name, directory: dir, now: now) {
+            if group.exclusive == .complete,
+                facts.runsOtherExclusive(.complete, server: target, except: name, groups: config.groups, directory: dir)
+            {
                 return .done(
                     CommandResult(.failed, "Group \(name) cannot start on \(target): another completely exclusive group runs there."))
             }
@@ -157,17 +160,17 @@ extension ServerEngine {
             dir.startupDone = true
             ticket = OperationTicket(kind: .start, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
             // An operator start is the operator's word that the server is sound.
-            if isAutoStartSuppressed(target, now: now), let boot = instance(of: target, now: now) {
+            if facts.isAutoStartSuppressed(target), let boot = facts.instance(of: target) {
                 dir.suppressionLifted[target] = boot
             }
             log(.groupStarting, "Start of group \(name) on \(target) requested.")
         case .stopGroup(let name):
             guard config.group(named: name) != nil else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
-            if let group = config.group(named: name), let refusal = refuseIfBusy(group, directory: dir, stopping: true, now: now) {
+            if let group = config.group(named: name), let refusal = refuseIfBusy(group, directory: dir, stopping: true, facts: facts) {
                 return .done(refusal)
             }
             var entry = dir.entries[name] ?? DirectoryEntry()
-            let held = holders(of: name, now: now)
+            let held = facts.holders(of: name)
             if held.isEmpty && !entry.wanted {
                 return .done(.ok("Group \(name) is already offline."))
             }
@@ -182,12 +185,12 @@ extension ServerEngine {
             log(.groupStopping, "Stop of group \(name) requested.")
         case .moveGroup(let name, let destination):
             guard let group = config.group(named: name) else { return .done(CommandResult(.badUsage, "Unknown group \(name).")) }
-            if let refusal = refuseIfBusy(group, directory: dir, now: now) { return .done(refusal) }
+            if let refusal = refuseIfBusy(group, directory: dir, facts: facts) { return .done(refusal) }
             var entry = dir.entries[name] ?? DirectoryEntry()
             guard let owner = entry.owner, entry.wanted else {
                 return .done(CommandResult(.failed, "Group \(name) is not online; start it instead of moving it."))
             }
-            if let report = status(of: name, on: owner, now: now), report.status != .online && report.status != .onlineFailure {
+            if let report = facts.status(of: name, on: owner), report.status != .online && report.status != .onlineFailure {
                 return .done(
                     CommandResult(.failed, "Group \(name) is \(report.status.rawValue) on \(owner); stop it (clpgrp -t) before moving it."))
             }
@@ -207,7 +210,7 @@ extension ServerEngine {
                 guard group.servers.contains(destination) else {
                     return .done(CommandResult(.failed, "Group \(name) cannot run on \(destination): it is not in the group's servers."))
                 }
-                guard view.contains(destination), !isLeaving(destination, now: now) else {
+                guard view.contains(destination), !facts.isLeaving(destination) else {
                     return .done(CommandResult(.failed, "Group \(name) cannot move to \(destination): its cluster service is not running."))
                 }
                 target = destination
@@ -218,12 +221,14 @@ extension ServerEngine {
                     let r = (rhs.offset - ownerIndex - 1 + group.servers.count) % group.servers.count
                     return l < r
                 }.map(\.element)
-                guard let next = rotated.first(where: { $0 != owner && view.contains($0) && !isLeaving($0, now: now) }) else {
+                guard let next = rotated.first(where: { $0 != owner && view.contains($0) && !facts.isLeaving($0) }) else {
                     return .done(CommandResult(.failed, "No other server can take group \(name) now."))
                 }
                 target = next
             }
-            if group.exclusive == .complete, runsOtherExclusive(.complete, server: target, except: name, directory: dir, now: now) {
+            if group.exclusive == .complete,
+                facts.runsOtherExclusive(.complete, server: target, except: name, groups: config.groups, directory: dir)
+            {
                 return .done(
                     CommandResult(.failed, "Group \(name) cannot move to \(target): another completely exclusive group runs there."))
             }
@@ -248,7 +253,7 @@ extension ServerEngine {
 
     /// Code 4 when the group is in transition; code 1 when the cluster is suspended. A group
     /// whose resources an operator stopped one by one (clprsc -t) may be stopped, nothing else.
-    func refuseIfBusy(_ group: GroupConfig, directory dir: Directory, stopping: Bool = false, now: EngineTime) -> CommandResult? {
+    func refuseIfBusy(_ group: GroupConfig, directory dir: Directory, stopping: Bool = false, facts: ClusterFacts) -> CommandResult? {
         if dir.suspended {
             return CommandResult(.failed, "The cluster is suspended; resume it (clpcl --resume) before operating groups.")
         }
@@ -256,9 +261,9 @@ extension ServerEngine {
             return CommandResult(.inTransition, "The cluster is stopping.")
         }
         let entry = dir.entries[group.name] ?? DirectoryEntry()
-        let held = holders(of: group.name, now: now)
+        let held = facts.holders(of: group.name)
         for server in held {
-            if let report = status(of: group.name, on: server, now: now),
+            if let report = facts.status(of: group.name, on: server),
                 report.status == .onlinePending || report.status == .offlinePending
             {
                 return CommandResult(
@@ -271,7 +276,7 @@ extension ServerEngine {
                 .inTransition, "Group \(group.name) is being placed (moving or failing over); try again when it has finished.")
         }
         if let owner = entry.owner, entry.wanted, !held.contains(owner) {
-            if status(of: group.name, on: owner, now: now)?.operatorStopped == true {
+            if facts.status(of: group.name, on: owner)?.operatorStopped == true {
                 if stopping { return nil }
                 return CommandResult(
                     .failed,

@@ -55,9 +55,6 @@ public struct ServerEngine: Sendable {
     var powerFailureMonitors: [String] = []
     /// This server shuts the cluster down for a shared UPS's power failure (told to the master).
     var clusterStopRequested = false
-    /// Master: since when no server in view has been stopping while the directory says the
-    /// cluster stops.
-    var clusterStopQuietSince: EngineTime?
     /// Since when membership has been listening; nobody is judged down before a timeout.
     var listeningSince: EngineTime = .zero
     /// Set after being cut off: founding a cluster alone waits a whole timeout, not just two
@@ -91,11 +88,10 @@ public struct ServerEngine: Sendable {
     var nextRunID: UInt64 = 1
     var runs: [UInt64: RunningRun] = [:]
     var persistent: PersistentState
-    var downConfirmedAt: [ServerName: EngineTime] = [:]
+    /// What placement remembers between decisions (Placement/).
+    var placement = PlacementMemory()
     var lastSentAt: EngineTime = .zero
     var pendingActions: [EngineAction] = []
-    /// Groups for which "no destination" was already logged (log once per episode).
-    var noDestinationLogged: Set<GroupName> = []
     /// Peers already reported as running another configuration (log once).
     var configMismatchLogged: Set<ServerName> = []
     /// Epochs of masters whose directory this server declined and offered its own to (log once).
@@ -184,7 +180,7 @@ public struct ServerEngine: Sendable {
         healthySince = nil
         powerFailureMonitors = []
         clusterStopRequested = false
-        clusterStopQuietSince = nil
+        placement.clusterStopQuietSince = nil
         listeningSince = now
         listenFully = false
         lastEventAt = now
@@ -195,7 +191,7 @@ public struct ServerEngine: Sendable {
         stallHold = nil
         hadQuorum = false
         membership.reset()
-        downConfirmedAt = [:]
+        placement.downConfirmedAt = [:]
         priorClaims = [:]
         startWaitLogged = []
         offerLogged = []
@@ -395,7 +391,7 @@ public struct ServerEngine: Sendable {
     mutating func startListening(now: EngineTime) {
         listeningSince = now
         listenFully = true
-        downConfirmedAt = [:]
+        placement.downConfirmedAt = [:]
     }
 
     // MARK: - Heartbeats
@@ -503,14 +499,14 @@ public struct ServerEngine: Sendable {
     }
 
     func groupReports() -> [GroupName: GroupReport] {
-        var reports: [GroupName: GroupReport] = [:]
-        for (name, local) in locals {
-            reports[name] = GroupReport(
-                status: local.status, resources: local.resourceStatus, generation: local.generation,
-                activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped,
-                monitorRequest: local.monitorRequest)
-        }
-        return reports
+        locals.mapValues(report(of:))
+    }
+
+    func report(of local: LocalGroup) -> GroupReport {
+        GroupReport(
+            status: local.status, resources: local.resourceStatus, generation: local.generation,
+            activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped,
+            monitorRequest: local.monitorRequest)
     }
 
     // MARK: - Master

@@ -211,7 +211,7 @@ extension ServerEngine {
             for server in serverNames {
                 let report: GroupReport?
                 if server == me {
-                    report = status(of: group.name, on: me, now: now)
+                    report = locals[group.name].map(report(of:))
                 } else if running && membership.isUp(server, now: now) {
                     report = membership.peers[server]?.report?.groups[group.name]
                 } else {

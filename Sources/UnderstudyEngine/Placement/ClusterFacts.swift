@@ -1,0 +1,198 @@
+import UnderstudyModel
+
+/// What one server knows about another at one instant, as placement reads it: gathered once
+/// per decision from membership (so the decision itself reads plain values, and a test can
+/// write them down without building a cluster).
+public struct PeerFacts: Sendable, Equatable {
+    /// Connected: heard within the timeout and hears this server (in the view).
+    public var connected: Bool
+    /// Heard within the timeout (of this server's running time) with its service up.
+    public var up: Bool
+    /// Its newest heartbeat is at most two intervals old.
+    public var heardRecently: Bool
+    /// With ping resolution: a probe started after the loss reached a target, so its loss
+    /// is not this server's own isolation. Always true without ping resolution.
+    public var pingConfirmsLoss: Bool
+    /// Its newest heartbeat of this service run, however old (nil: never heard).
+    public var report: Heartbeat?
+
+    public init(
+        connected: Bool = false, up: Bool = false, heardRecently: Bool = false, pingConfirmsLoss: Bool = true,
+        report: Heartbeat? = nil
+    ) {
+        self.connected = connected
+        self.up = up
+        self.heardRecently = heardRecently
+        self.pingConfirmsLoss = pingConfirmsLoss
+        self.report = report
+    }
+
+    /// The newest heartbeat while the peer is up.
+    var currentReport: Heartbeat? { up ? report : nil }
+}
+
+/// What this server tells about itself (what its heartbeat would say).
+public struct OwnFacts: Sendable, Equatable {
+    public var instance: ServerInstance
+    public var groups: [GroupName: GroupReport]
+    public var leaving: Bool
+    public var autoStartSuppressed: Bool
+    public var syncDone: Bool
+    /// A shared UPS's power failure on this server asks for a cluster stop.
+    public var clusterStopRequested: Bool
+
+    public init(
+        instance: ServerInstance, groups: [GroupName: GroupReport] = [:], leaving: Bool = false, autoStartSuppressed: Bool = false,
+        syncDone: Bool = true, clusterStopRequested: Bool = false
+    ) {
+        self.instance = instance
+        self.groups = groups
+        self.leaving = leaving
+        self.autoStartSuppressed = autoStartSuppressed
+        self.syncDone = syncDone
+        self.clusterStopRequested = clusterStopRequested
+    }
+}
+
+/// Everything this server knows of the cluster at one instant: itself, every peer, the view
+/// and its directory. Questions about another server (does it hold a group, is it gone) are
+/// answered here, in one place, for placement and for commands alike.
+public struct ClusterFacts: Sendable, Equatable {
+    public var me: ServerName
+    /// Every server of the configuration, in `servers:` order.
+    public var servers: [ServerName]
+    public var own: OwnFacts
+    public var peers: [ServerName: PeerFacts]
+    /// This server's directory (nil: not joined).
+    public var directory: Directory?
+    /// When every connected server first agreed that a peer is down.
+    public var downConfirmedAt: [ServerName: EngineTime]
+    /// How long after that agreement a peer's groups count as gone.
+    public var takeoverMargin: Duration
+    public var now: EngineTime
+
+    public init(
+        me: ServerName, servers: [ServerName], own: OwnFacts, peers: [ServerName: PeerFacts], directory: Directory?,
+        downConfirmedAt: [ServerName: EngineTime] = [:], takeoverMargin: Duration, now: EngineTime
+    ) {
+        self.me = me
+        self.servers = servers
+        self.own = own
+        self.peers = peers
+        self.directory = directory
+        self.downConfirmedAt = downConfirmedAt
+        self.takeoverMargin = takeoverMargin
+        self.now = now
+    }
+
+    /// Connected servers in `servers:` order, this one included.
+    public var view: [ServerName] { servers.filter { $0 == me || peers[$0]?.connected == true } }
+
+    func isConnected(_ server: ServerName) -> Bool { server == me || peers[server]?.connected == true }
+    func isUp(_ server: ServerName) -> Bool { server == me || peers[server]?.up == true }
+
+    /// The peer's newest heartbeat while it is up.
+    func report(of server: ServerName) -> Heartbeat? { peers[server]?.currentReport }
+
+    func status(of group: GroupName, on server: ServerName) -> GroupReport? {
+        server == me ? own.groups[group] : peers[server]?.report?.groups[group]
+    }
+
+    func appliedVersion(of server: ServerName) -> UInt64 {
+        server == me ? directory?.version ?? 0 : report(of: server)?.appliedVersion ?? 0
+    }
+
+    func instance(of server: ServerName) -> ServerInstance? {
+        server == me ? own.instance : peers[server]?.report?.instance
+    }
+
+    func isLeaving(_ server: ServerName) -> Bool {
+        server == me ? own.leaving : report(of: server)?.leaving ?? false
+    }
+
+    func isAutoStartSuppressed(_ server: ServerName) -> Bool {
+        server == me ? own.autoStartSuppressed : peers[server]?.report?.autoStartSuppressed ?? false
+    }
+
+    /// Servers that hold (or may hold) a group: this one from its own state, peers from their
+    /// newest heartbeat unless they are gone (down and confirmed, or left cleanly).
+    public func holders(of group: GroupName) -> [ServerName] {
+        servers.filter { server in
+            if server == me { return own.groups[group]?.status.holdsResources ?? false }
+            // Alive for the others but not heard here (one-way link, or it came back while
+            // this server was cut off): its state is unknown, so it may hold anything.
+            if !isUp(server) && heardByPeers(server) { return true }
+            guard let report = peers[server]?.report else { return false }
+            // A server that left cleanly said in its farewell what it still holds (a group
+            // stuck in Offline Failure); a crashed one holds nothing once confirmed down.
+            if !report.serviceUp { return report.groups[group]?.status.holdsResources ?? false }
+            if isGone(server) { return false }
+            if report.groups[group]?.status.holdsResources ?? false { return true }
+            // Lost but not yet confirmed gone: since its last report it may have started
+            // what the directory assigned to it.
+            return !isUp(server) && directory?.entries[group]?.owner == server
+        }
+    }
+
+    /// A peer whose groups are certainly gone: it left cleanly, or every connected server
+    /// agrees it is down and the takeover margin has passed (with majority resolution it
+    /// has fenced itself by then).
+    public func isGone(_ server: ServerName) -> Bool {
+        guard server != me else { return false }
+        if heardByPeers(server) { return false }
+        if let report = peers[server]?.report, !report.serviceUp { return true }
+        if isUp(server) { return false }
+        // Down or never heard: only the agreement of every connected server plus the
+        // margin proves it holds nothing (a server never heard may still run groups).
+        guard let confirmed = downConfirmedAt[server] else { return false }
+        return now - confirmed >= takeoverMargin
+    }
+
+    /// A connected peer says it hears this server now.
+    func heardByPeers(_ server: ServerName) -> Bool {
+        servers.contains { peer in
+            peer != me && peer != server && peers[peer]?.report?.hears[server] != nil && isConnected(peer)
+        }
+    }
+
+    /// The peer's newest report follows this epoch or none (isolated, or not joined yet).
+    func followsNoOtherMaster(_ server: ServerName, epoch: Epoch) -> Bool {
+        guard let report = report(of: server) else { return false }
+        return report.epoch == nil || report.epoch == epoch
+    }
+
+    /// Another group of this exclusivity is assigned to or held on the server (`dir` is the
+    /// directory being decided, which may differ from this server's own).
+    func runsOtherExclusive(
+        _ kind: GroupConfig.Exclusive, server: ServerName, except: GroupName, groups: [GroupConfig], directory dir: Directory
+    ) -> Bool {
+        groups.contains { other in
+            guard other.name != except, other.exclusive == kind else { return false }
+            if dir.entries[other.name]?.owner == server { return true }
+            return status(of: other.name, on: server)?.status.holdsResources ?? false
+        }
+    }
+
+    /// This server has heard the peer in its current service run (a server never heard
+    /// cannot have taken part in anything this one decided).
+    func everHeard(_ server: ServerName) -> Bool { peers[server]?.report != nil }
+}
+
+extension ServerEngine {
+    /// What this server knows of the cluster now (see `ClusterFacts`).
+    func facts(now: EngineTime) -> ClusterFacts {
+        var peers: [ServerName: PeerFacts] = [:]
+        for server in serverNames where server != me {
+            peers[server] = PeerFacts(
+                connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
+                heardRecently: membership.heardWithin(server, interval * 2, now: now), pingConfirmsLoss: pingConfirms(server),
+                report: membership.peers[server]?.report)
+        }
+        let own = OwnFacts(
+            instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
+            syncDone: syncDone, clusterStopRequested: clusterStopRequested)
+        return ClusterFacts(
+            me: me, servers: serverNames, own: own, peers: peers, directory: directory, downConfirmedAt: placement.downConfirmedAt,
+            takeoverMargin: takeoverMargin, now: now)
+    }
+}

@@ -1,0 +1,42 @@
+import UnderstudyModel
+
+// How the master's engine runs placement (Placement.swift): gather the input, apply the
+// decision. Also the two questions about other servers that local runs ask between decisions.
+
+extension ServerEngine {
+    /// The master decides (see `Placement.plan`) and applies the decision.
+    mutating func schedule(now: EngineTime) {
+        let input = PlacementInput(
+            config: config, facts: facts(now: now), memory: placement, persistedDirectory: persistent.directory,
+            epochStartVersion: epochStartVersion, listenedEnough: now - listeningSince >= (listenFully ? rejoinListen : timeout),
+            interval: interval, timeout: timeout)
+        let decision = Placement.plan(input)
+        placement = decision.memory
+        switch decision.outcome {
+        case .unchanged:
+            break
+        case .tookOver(let fresh, let from):
+            if from != nil { noteClaimsReplaced(by: fresh) }
+            directory = fresh
+            rejoined()
+            epochStartVersion = fresh.version
+            persistDirty = true
+            heartbeatDirty = true
+        case .decided(let next):
+            directory = next
+            persistDirty = true
+            heartbeatDirty = true
+        }
+        for entry in decision.log { emit(.log(entry)) }
+    }
+
+    func appliedVersion(of server: ServerName, now: EngineTime) -> UInt64 {
+        if server == me { return directory?.version ?? 0 }
+        return membership.report(of: server, now: now)?.appliedVersion ?? 0
+    }
+
+    func isLeaving(_ server: ServerName, now: EngineTime) -> Bool {
+        if server == me { return isLeaving }
+        return membership.report(of: server, now: now)?.leaving ?? false
+    }
+}

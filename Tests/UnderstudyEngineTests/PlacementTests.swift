@@ -1,0 +1,189 @@
+import Testing
+import UnderstudyEngine
+import UnderstudyModel
+
+// Placement as a pure function: facts written down by hand, no cluster, no heartbeats.
+
+@Suite("Placement.plan")
+struct PlacementTests {
+    static let epoch = Epoch(term: 3, master: "s1")
+    static let now: EngineTime = .seconds(100)
+
+    /// s1 (this server, master of `epoch`) and the peers as given; every peer connected,
+    /// up and following `epoch` unless its facts say otherwise.
+    static func input(
+        groups: [GroupConfig], directory: Directory?, peers: [ServerName: PeerFacts]? = nil,
+        own: OwnFacts = OwnFacts(instance: ServerInstance(boot: 1, run: 1)), memory: PlacementMemory = PlacementMemory()
+    ) -> PlacementInput {
+        let config = Cfg.cluster(servers: 3, groups: groups)
+        let peers =
+            peers ?? [
+                "s2": connected("s2", view: ["s1", "s2", "s3"]),
+                "s3": connected("s3", view: ["s1", "s2", "s3"]),
+            ]
+        let facts = ClusterFacts(
+            me: "s1", servers: ["s1", "s2", "s3"], own: own, peers: peers, directory: directory, takeoverMargin: .seconds(1),
+            now: now)
+        return PlacementInput(config: config, facts: facts, memory: memory, interval: Timing.interval, timeout: Timing.timeout)
+    }
+
+    static func report(
+        _ server: ServerName, view: [ServerName], epoch: Epoch? = PlacementTests.epoch, applied: UInt64 = 10,
+        groups: [GroupName: GroupReport] = [:], hears: [ServerName] = ["s1", "s2", "s3"]
+    ) -> Heartbeat {
+        let boot: UInt64 = server == "s2" ? 2 : 3
+        return Heartbeat(
+            sender: server, bootID: boot, run: 1, sentAt: now - .milliseconds(100), configHash: "h", serviceUp: true,
+            syncDone: true,
+            hears: Dictionary(uniqueKeysWithValues: hears.filter { $0 != server }.map { ($0, HeardHeartbeat(bootID: 1, sentAt: now)) }),
+            view: view, epoch: epoch, appliedVersion: applied, groups: groups)
+    }
+
+    /// A connected peer that hears the servers of its view (or `hears`).
+    static func connected(
+        _ server: ServerName, view: [ServerName], groups: [GroupName: GroupReport] = [:], hears: [ServerName]? = nil
+    ) -> PeerFacts {
+        PeerFacts(connected: true, up: true, heardRecently: true, report: report(server, view: view, groups: groups, hears: hears ?? view))
+    }
+
+    static func directory(startupDone: Bool = true, entries: [GroupName: DirectoryEntry] = [:]) -> Directory {
+        Directory(epoch: epoch, version: 10, startupDone: startupDone, entries: entries)
+    }
+
+    static func owned(by owner: ServerName, boot: UInt64, generation: UInt64 = 9) -> DirectoryEntry {
+        var entry = DirectoryEntry(wanted: true, owner: owner, generation: generation)
+        entry.ownerInstance = ServerInstance(boot: boot, run: 1)
+        return entry
+    }
+
+    @Test("a server without a directory founds the cluster: a new epoch above every term in sight")
+    func founding() {
+        let decision = Placement.plan(Self.input(groups: [Cfg.group("g", servers: ["s1", "s2"])], directory: nil))
+        guard case .tookOver(let fresh, let from) = decision.outcome else {
+            Issue.record("expected a takeover, got \(decision.outcome)")
+            return
+        }
+        #expect(from == nil)
+        #expect(fresh.epoch == Epoch(term: 4, master: "s1"))
+        #expect(fresh.version == 11)
+        #expect(fresh.founding?.server == "s1")
+        #expect(decision.log.map(\.message) == ["s1 is the master server (epoch \(fresh.epoch))."])
+    }
+
+    @Test("startup places auto groups on the first server of their policy, manual ones not at all")
+    func startup() {
+        let groups = [
+            Cfg.group("web", servers: ["s2", "s1"]), Cfg.group("db", servers: ["s1", "s3"]),
+            Cfg.group("batch", servers: ["s3"], startup: .manual),
+        ]
+        let decision = Placement.plan(Self.input(groups: groups, directory: Self.directory(startupDone: false)))
+        guard case .decided(let next) = decision.outcome else {
+            Issue.record("expected a decision, got \(decision.outcome)")
+            return
+        }
+        #expect(next.version == 11)
+        #expect(next.startupDone)
+        #expect(next.entries["web"]?.owner == "s2")
+        #expect(next.entries["web"]?.generation == 11)
+        #expect(next.entries["db"]?.owner == "s1")
+        #expect(next.entries["batch"]?.owner == nil)
+        #expect(decision.log.map(\.message).contains("Group web goes to s2 (CLP_EVENT=START)."))
+    }
+
+    @Test("nothing is decided while a connected server still follows another epoch")
+    func waitsForFollowers() {
+        var peers = [
+            "s2": Self.connected("s2", view: ["s1", "s2", "s3"]),
+            "s3": Self.connected("s3", view: ["s1", "s2", "s3"]),
+        ]
+        peers["s3"]?.report = Self.report("s3", view: ["s1", "s2", "s3"], epoch: Epoch(term: 2, master: "s1"))
+        let decision = Placement.plan(
+            Self.input(groups: [Cfg.group("g", servers: ["s1"])], directory: Self.directory(startupDone: false), peers: peers))
+        #expect(decision.outcome == .unchanged)
+    }
+
+    @Test("a lost owner is first confirmed down, then its group fails over once the margin has passed")
+    func failoverAfterConfirmation() {
+        let group = Cfg.group("g", servers: ["s2", "s1"])
+        let directory = Self.directory(entries: ["g": Self.owned(by: "s2", boot: 2)])
+        // s2 is silent; s3 no longer sees it either.
+        let peers: [ServerName: PeerFacts] = [
+            "s2": PeerFacts(
+                report: Self.report("s2", view: ["s1", "s2", "s3"], groups: ["g": GroupReport(status: .online, generation: 9)])),
+            "s3": Self.connected("s3", view: ["s1", "s3"]),
+        ]
+        let first = Placement.plan(Self.input(groups: [group], directory: directory, peers: peers))
+        #expect(first.outcome == .unchanged)
+        #expect(first.memory.downConfirmedAt["s2"] == Self.now)
+        #expect(first.log.map(\.message) == ["Server s2 is down."])
+
+        // The same facts a takeover margin later.
+        var later = Self.input(groups: [group], directory: directory, peers: peers, memory: first.memory)
+        later.facts.now = Self.now + .seconds(1)
+        let second = Placement.plan(later)
+        guard case .decided(let next) = second.outcome else {
+            Issue.record("expected a decision, got \(second.outcome)")
+            return
+        }
+        // Released in this version; placed again once every server has applied the release.
+        #expect(next.entries["g"]?.owner == nil)
+        #expect(next.entries["g"]?.startEvent == .failover)
+        #expect(next.entries["g"]?.releasedAt == 11)
+        #expect(second.log.map(\.message) == ["Failing over group g from s2: server s2 is down."])
+    }
+
+    @Test("a peer that another connected server still hears is never taken for gone")
+    func heardByAnotherServerIsNotGone() {
+        let group = Cfg.group("g", servers: ["s2", "s1"])
+        let directory = Self.directory(entries: ["g": Self.owned(by: "s2", boot: 2)])
+        let peers: [ServerName: PeerFacts] = [
+            "s2": PeerFacts(
+                report: Self.report("s2", view: ["s1", "s2", "s3"], groups: ["g": GroupReport(status: .online, generation: 9)])),
+            // s3 lists s2 among those it hears (a one-way link between s1 and s2).
+            "s3": Self.connected("s3", view: ["s1", "s3"], hears: ["s1", "s2"]),
+        ]
+        var memory = PlacementMemory()
+        memory.downConfirmedAt["s2"] = Self.now - .seconds(30)
+        let decision = Placement.plan(Self.input(groups: [group], directory: directory, peers: peers, memory: memory))
+        #expect(decision.outcome == .unchanged)
+        // Without that echo the same facts make it gone.
+        var unheard = Self.input(groups: [group], directory: directory, peers: peers, memory: memory)
+        unheard.facts.peers["s3"] = Self.connected("s3", view: ["s1", "s3"])
+        #expect(Placement.plan(unheard).directory?.entries["g"]?.owner == nil)
+    }
+
+    @Test("completely exclusive groups never share a server")
+    func completeExclusivity() {
+        let groups = [
+            Cfg.group("a", servers: ["s1", "s2"], exclusive: .complete),
+            Cfg.group("b", servers: ["s1", "s2"], exclusive: .complete),
+        ]
+        let decision = Placement.plan(Self.input(groups: groups, directory: Self.directory(startupDone: false)))
+        #expect(decision.directory?.entries["a"]?.owner == "s1")
+        #expect(decision.directory?.entries["b"]?.owner == "s2")
+    }
+
+    @Test("a group no server can run is marked unplaceable and logged once")
+    func unplaceableLoggedOnce() {
+        let groups = [Cfg.group("g", servers: ["s3"])]
+        let peers: [ServerName: PeerFacts] = [
+            "s2": Self.connected("s2", view: ["s1", "s2", "s3"]),
+            "s3": Self.connected("s3", view: ["s1", "s2", "s3"]),
+        ]
+        var own = OwnFacts(instance: ServerInstance(boot: 1, run: 1))
+        own.syncDone = true
+        var input = Self.input(groups: groups, directory: Self.directory(), peers: peers, own: own)
+        input.facts.peers["s3"]?.report?.leaving = true
+        var directory = Self.directory()
+        directory.entries["g"] = DirectoryEntry(wanted: true)
+        input.facts.directory = directory
+        let first = Placement.plan(input)
+        #expect(first.directory?.entries["g"]?.unplaceable == true)
+        #expect(first.log.map(\.message) == ["No server can run group g now."])
+        input.memory = first.memory
+        if let next = first.directory { input.facts.directory = next }
+        let second = Placement.plan(input)
+        #expect(second.outcome == .unchanged)
+        #expect(second.log.isEmpty)
+    }
+}
