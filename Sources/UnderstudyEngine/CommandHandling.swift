@@ -12,7 +12,7 @@ extension ServerEngine {
         _ command: ClusterCommand, origin: ServerName, forwarded: Bool = false, now: EngineTime
     ) -> (CommandDisposition, [EngineAction]) {
         noticeStall(now: now)
-        if stallHold != nil, !command.isServiceStartOrStop {
+        if stalls.isHolding, !command.isServiceStartOrStop {
             return (
                 .done(CommandResult(.inTransition, "\(me) is waking from a stall and waits for its peers; retry in a moment.")),
                 step(now: now)

@@ -571,7 +571,7 @@ extension ServerEngine {
         if then == .restart { autoStartSuppressed = false }
         syncDone = false
         directory = nil
-        majorityLost = false
+        majority.lost = false
         ping.lost = false
         // A farewell heartbeat tells peers at once that this server left (serviceUp=false).
         // Not when the OS goes down with a group stuck in failure: its resources end with

@@ -25,7 +25,7 @@ public struct ServerEngine: Sendable {
     let takeoverMargin: Duration
     /// The Node delivers an event (at least a tick) this often; a longer gap between two
     /// events is a stall of this process (see StallsAndLease.swift).
-    public let tickPeriod: Duration
+    public var tickPeriod: Duration { stalls.tickPeriod }
     /// A peer that comes back is given this long to start echoing us before it counts as
     /// not hearing us (links coming back up are often one-way for a moment, e.g. while ARP
     /// entries recover).
@@ -34,9 +34,8 @@ public struct ServerEngine: Sendable {
     /// founding a cluster: longer than the others' `rejoinGrace`, so that when the link is
     /// one-way for a moment the holder keeps its groups.
     var rejoinListen: Duration { rejoinGrace + timeout + takeoverMargin }
-    /// How long a server waking from a stall waits to be vouched for.
-    let holdLimit: Duration
-    var stallHold: StallHold?
+    /// This server's own stalls and the hold after one (StallsAndLease.swift).
+    var stalls: StallDetector
     /// Resources of each group in activation order.
     let activationOrder: [GroupName: [ResourceName]]
 
@@ -63,11 +62,10 @@ public struct ServerEngine: Sendable {
     public internal(set) var syncDone = false
     public internal(set) var autoStartSuppressed: Bool
     var abnormalStopAtInit: Bool
-    var lastEventAt: EngineTime?
     /// No quorum: this server holds nothing and decides nothing.
-    public var isolated: Bool { majorityLost || pingLost }
-    /// The majority rule says this server is on the losing side.
-    var majorityLost = false
+    public var isolated: Bool { majority.lost || pingLost }
+    /// The majority rule (`majority`), Partition/MajorityRule.swift.
+    var majority = MajorityRule()
     /// Ping network-partition resolution (`pingnp`), PingResolution.swift.
     var ping: PingResolver
     /// A ping check after a peer loss reached no target: this server is the loser.
@@ -76,7 +74,6 @@ public struct ServerEngine: Sendable {
     public var pingTimeout: Duration { ping.timeout }
     public var lastPingReachable: Bool? { ping.lastReachable }
     var pingTargets: [String] { ping.targets }
-    var hadQuorum = false
     /// The newest directory from this server's master (or its own, as master).
     public internal(set) var directory: Directory? {
         didSet { if directory == nil && oldValue != nil { directoryResets += 1 } }
@@ -138,8 +135,10 @@ public struct ServerEngine: Sendable {
         self.ping = PingResolver(targets: pingTargets, timeout: pingTimeout)
         // With ping resolution a losing server needs the time of its probe to find out.
         self.takeoverMargin = config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty ? .zero : pingTimeout)
-        self.tickPeriod = Self.tickPeriod(interval: config.cluster.timing.heartbeatInterval)
-        self.holdLimit = Self.holdLimit(interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout)
+        self.stalls = StallDetector(
+            tickPeriod: Self.tickPeriod(interval: config.cluster.timing.heartbeatInterval),
+            holdLimit: StallDetector.holdLimit(
+                interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout))
         let usesMajority = config.networkPartition.contains { $0.kind == .majority }
         self.serverNames = config.serverNames
         self.myPriority = config.serverNames.firstIndex(of: me) ?? config.serverNames.count
@@ -183,13 +182,12 @@ public struct ServerEngine: Sendable {
         placement.clusterStopQuietSince = nil
         listeningSince = now
         listenFully = false
-        lastEventAt = now
+        stalls.lastEventAt = now
         directory = nil
         syncDone = config.cluster.timing.syncWait == .zero
-        majorityLost = false
+        majority.reset()
         ping.resetForNewRun()
-        stallHold = nil
-        hadQuorum = false
+        stalls.hold = nil
         membership.reset()
         placement.downConfirmedAt = [:]
         priorClaims = [:]
@@ -233,11 +231,11 @@ public struct ServerEngine: Sendable {
             if case .resourceFinished(let runID, _) = event { runs[runID] = nil }
             return []
         }
-        let gap = lastEventAt.map { now - $0 }
+        let gap = stalls.gap(now: now)
         noticeStall(now: now)
         if let gap, !userSpaceMonitors.isEmpty {
             // While holding after the stall, userw waits for the hold's outcome (it acts on nothing).
-            if stallHold == nil {
+            if !stalls.isHolding {
                 observeUserSpaceStall(gap: gap, now: now)
             } else {
                 pendingUserSpaceStall = max(pendingUserSpaceStall ?? .zero, gap)
@@ -247,15 +245,15 @@ public struct ServerEngine: Sendable {
         case .monitorChecked(let check):
             monitorChecked(check, now: now)
             // Most checks change nothing: skip the full step (the next tick does it).
-            if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && stallHold == nil {
-                lastEventAt = now
+            if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && !stalls.isHolding {
+                stalls.lastEventAt = now
                 return []
             }
         case .monitorsChecked(let checks):
             for check in checks { monitorChecked(check, now: now) }
             // Most checks change nothing: skip the full step (the next tick does it).
-            if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && stallHold == nil {
-                lastEventAt = now
+            if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && !stalls.isHolding {
+                stalls.lastEventAt = now
                 return []
             }
         case .recoveryScriptFinished(let id, let succeeded):
@@ -275,13 +273,13 @@ public struct ServerEngine: Sendable {
     /// Everything that follows from the current state: quorum, sync wait, directory,
     /// placement decisions, local reconciliation.
     mutating func step(now: EngineTime) -> [EngineAction] {
-        lastEventAt = now
+        stalls.lastEventAt = now
         resolveStallHold(now: now)
-        if stallHold == nil, let stall = pendingUserSpaceStall {
+        if !stalls.isHolding, let stall = pendingUserSpaceStall {
             pendingUserSpaceStall = nil
             observeUserSpaceStall(gap: stall, now: now)
         }
-        if service != .stopped && stallHold == nil {
+        if service != .stopped && !stalls.isHolding {
             checkQuorum(now: now)
             checkPingResolution(now: now)
             checkSyncWait(now: now)
@@ -331,25 +329,17 @@ public struct ServerEngine: Sendable {
     // MARK: - Stalls, quorum, sync
 
     mutating func checkQuorum(now: EngineTime) {
-        let quorum = membership.hasQuorum(now: now)
-        if quorum {
-            if majorityLost {
-                log(.connectivityRegained, "Quorum regained on \(me): rejoining the cluster.")
-                majorityLost = false
-                startListening(now: now)
-                heartbeatDirty = true
-            }
-            hadQuorum = true
-            return
+        switch majority.observe(quorum: membership.hasQuorum(now: now), clusterStopping: directory?.clusterStopping == true) {
+        case .none:
+            break
+        case .regained:
+            log(.connectivityRegained, "Quorum regained on \(me): rejoining the cluster.")
+            startListening(now: now)
+            heartbeatDirty = true
+        case .lost:
+            log(.partitionLost, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
+            loseThePartition(now: now)
         }
-        // Without quorum from the start (startup, alone) the server just waits.
-        guard hadQuorum, !majorityLost else { return }
-        // During a cluster stop the others leave one by one and nobody takes anything
-        // over: finish the stop scripts instead of killing them.
-        if directory?.clusterStopping == true { return }
-        majorityLost = true
-        log(.partitionLost, "Network partition: \(me) lost the majority of the servers; stopping its groups at once.")
-        loseThePartition(now: now)
     }
 
     /// This server is on the losing side of a partition: give up everything at once, then
@@ -471,7 +461,7 @@ public struct ServerEngine: Sendable {
             sender: me, bootID: bootID, run: serviceRun, sentAt: now, configHash: configHash, priority: myPriority,
             serviceUp: service != .stopped, leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
             syncDone: syncDone, hears: membership.hears(now: now),
-            view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stallHold != nil,
+            view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stalls.isHolding,
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
             groups: groupReports(), monitors: monitors.isEmpty ? nil : monitorExceptions(),
             directory: master || (!isolated && offersDirectory(now: now)) ? directory : nil,
@@ -481,7 +471,7 @@ public struct ServerEngine: Sendable {
     /// While holding after a stall this server reports the view it had before (it acts as
     /// if still frozen); otherwise its current view.
     func viewToReport(now: EngineTime) -> [ServerName] {
-        if let hold = stallHold { return serverNames.filter { $0 == me || hold.echoedBefore.keys.contains($0) } }
+        if let hold = stalls.hold { return serverNames.filter { $0 == me || hold.echoedBefore.keys.contains($0) } }
         return membership.view(now: now)
     }
 

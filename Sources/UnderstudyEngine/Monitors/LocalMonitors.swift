@@ -76,7 +76,7 @@ extension ServerEngine {
 
     /// Starts the monitors that should run now and stops the others.
     mutating func reconcileMonitors(now: EngineTime) {
-        guard stallHold == nil else { return }
+        guard !stalls.isHolding else { return }
         // As CLUSTERPRO: a suspended cluster (`clpcl --suspend`) does not monitor; its groups
         // keep running, and monitoring starts again on resume. Monitors that would run show
         // Suspend meanwhile.

@@ -33,16 +33,83 @@ struct StallHold: Sendable, Equatable {
     var stall: Duration
 }
 
+/// This server's own stalls: the gaps between events, and the hold after a stall that cost
+/// it its lease. Owned by the engine; membership gets the stall credit, the engine fences.
+struct StallDetector: Sendable, Equatable {
+    /// The Node delivers an event (at least a tick) this often.
+    let tickPeriod: Duration
+    /// How long a server waking from a stall waits to be vouched for.
+    let holdLimit: Duration
+    /// When the previous event was handled (nil before the first).
+    var lastEventAt: EngineTime?
+    /// Holding still after a stall (see `StallHold`).
+    var hold: StallHold?
+
+    var isHolding: Bool { hold != nil }
+
+    /// The time since the previous event.
+    func gap(now: EngineTime) -> Duration? { lastEventAt.map { now - $0 } }
+
+    /// The stall before an event at `now`: the gap beyond the tick period, when the gap is
+    /// longer than two tick periods. Ordinary timer lateness (a millisecond or so per tick)
+    /// is no stall: crediting it would add up to a slower failure detector.
+    func stall(before now: EngineTime) -> Duration? {
+        guard let gap = gap(now: now), gap > tickPeriod * 2 else { return nil }
+        return gap - tickPeriod
+    }
+
+    /// Starts holding after a stall: `echoedBefore` are the peers that can vouch.
+    mutating func beginHold(after stall: Duration, echoedBefore: [ServerName: EngineTime], now: EngineTime) {
+        hold = StallHold(since: now, deadline: now + holdLimit, echoedBefore: echoedBefore, stall: stall)
+    }
+
+    enum Verdict: Equatable {
+        /// Not holding, or still waiting for an answer.
+        case none
+        /// Every peer answered and judged this server up throughout: the hold is over.
+        case vouched
+        /// A peer declared this server down meanwhile, or the answers did not come in time:
+        /// the hold is over and the groups must go.
+        case refused(stall: Duration, reason: String)
+    }
+
+    /// Judges the hold from the peers' echoes (`membership`) and ends it when decided.
+    mutating func judge(membership: Membership, now: EngineTime) -> Verdict {
+        guard let hold else { return .none }
+        var waiting: [ServerName] = []
+        for (peer, before) in hold.echoedBefore.sorted(by: { $0.key < $1.key }) {
+            guard let state = membership.peers[peer], let echoed = state.echoedSentAt, echoed >= hold.since else {
+                waiting.append(peer)
+                continue
+            }
+            guard let upSince = state.echoedUpSince, upSince <= before else {
+                self.hold = nil
+                return .refused(stall: hold.stall, reason: "\(peer) declared it down meanwhile")
+            }
+        }
+        if waiting.isEmpty {
+            self.hold = nil
+            return .vouched
+        }
+        if now >= hold.deadline {
+            self.hold = nil
+            return .refused(stall: hold.stall, reason: "\(waiting.joined(separator: ", ")) did not answer in time")
+        }
+        return .none
+    }
+
+    /// At most this long a server waking from a stall waits to be vouched for.
+    /// Enough for a peer to hear us and answer on a loaded machine; at most 2 s.
+    static func holdLimit(interval: Duration, timeout: Duration) -> Duration {
+        min(max(timeout, interval * 2 + .milliseconds(100)), .seconds(2))
+    }
+}
+
 extension ServerEngine {
     /// Notes a stall (a gap between events longer than the tick period) before an event is
     /// handled, and starts holding when the lease ran out during it.
     mutating func noticeStall(now: EngineTime) {
-        guard let last = lastEventAt else { return }
-        let gap = now - last
-        // Ordinary timer lateness (a millisecond or so per tick) is no stall: crediting it
-        // would add up to a slower failure detector.
-        guard gap > tickPeriod * 2 else { return }
-        let stall = gap - tickPeriod
+        guard let last = stalls.lastEventAt, let stall = stalls.stall(before: now) else { return }
         // Who can vouch: every peer heard before the stall that had echoed us in its current
         // up-period (also one whose echo was already late: a starved peer, not a lost one).
         let connectedBefore = serverNames.filter { peer in
@@ -50,7 +117,7 @@ extension ServerEngine {
         }
         let leaseBefore = leaseExpiry(now: last)
         membership.stallCredit += stall
-        guard service != .stopped, stallHold == nil, serverNames.count > 1 else { return }
+        guard service != .stopped, !stalls.isHolding, serverNames.count > 1 else { return }
         // Only a lease that held before the stall and ran out during it is lost by it.
         guard let leaseBefore, leaseBefore <= now else { return }
         guard !connectedBefore.isEmpty else {
@@ -59,10 +126,10 @@ extension ServerEngine {
         }
         var echoed: [ServerName: EngineTime] = [:]
         for peer in connectedBefore { echoed[peer] = membership.peers[peer]?.echoedSentAt }
-        stallHold = StallHold(since: now, deadline: now + holdLimit, echoedBefore: echoed, stall: stall)
+        stalls.beginHold(after: stall, echoedBefore: echoed, now: now)
         log(
             .stallLeaseExpired,
-            "\(me) did not run for \(stall.shortDescription); its lease ran out meanwhile: it acts on nothing until \(connectedBefore.joined(separator: ", ")) confirm they never declared it down (at most \(holdLimit.shortDescription)), or stops its groups."
+            "\(me) did not run for \(stall.shortDescription); its lease ran out meanwhile: it acts on nothing until \(connectedBefore.joined(separator: ", ")) confirm they never declared it down (at most \(stalls.holdLimit.shortDescription)), or stops its groups."
         )
         heartbeatDirty = true
     }
@@ -70,31 +137,21 @@ extension ServerEngine {
     /// Ends the hold when the peers have answered: vouched for by all of them, or refused
     /// (or unanswered in time) by one.
     mutating func resolveStallHold(now: EngineTime) {
-        guard let hold = stallHold else { return }
-        var waiting: [ServerName] = []
-        for (peer, before) in hold.echoedBefore.sorted(by: { $0.key < $1.key }) {
-            guard let state = membership.peers[peer], let echoed = state.echoedSentAt, echoed >= hold.since else {
-                waiting.append(peer)
-                continue
-            }
-            guard let upSince = state.echoedUpSince, upSince <= before else {
-                giveUpAfterStall(hold.stall, because: "\(peer) declared it down meanwhile", now: now)
-                return
-            }
-        }
-        if waiting.isEmpty {
-            stallHold = nil
+        switch stalls.judge(membership: membership, now: now) {
+        case .none:
+            break
+        case .vouched:
             log(.stallVouched, "Every peer of \(me) judged it up throughout its stall: it goes on holding its groups.")
             heartbeatDirty = true
-        } else if now >= hold.deadline {
-            giveUpAfterStall(hold.stall, because: "\(waiting.joined(separator: ", ")) did not answer in time", now: now)
+        case .refused(let stall, let reason):
+            giveUpAfterStall(stall, because: reason, now: now)
         }
     }
 
     /// I2: after a stall this server cannot prove it was not replaced: it gives up its groups
     /// at once and rejoins with the running cluster's directory.
     mutating func giveUpAfterStall(_ stall: Duration, because reason: String, now: EngineTime) {
-        stallHold = nil
+        stalls.hold = nil
         log(
             .partitionLost,
             "This server (\(me)) was stalled for \(stall.shortDescription), longer than its lease (\(reason)): stopping its groups at once."
@@ -104,21 +161,20 @@ extension ServerEngine {
         // timeout before judging anyone down; no partition action for our own stall.
         membership.reset()
         startListening(now: now)
-        hadQuorum = false
-        majorityLost = false
+        majority.reset()
         directory = nil
         heartbeatDirty = true
     }
 
     /// True while this server holds still after a stall (see `StallHold`).
-    public var isHoldingAfterStall: Bool { stallHold != nil }
+    public var isHoldingAfterStall: Bool { stalls.isHolding }
 
     /// Until when no other server can take this server's groups over, as far as this server
     /// can prove it from its peers' echoes and the partition rule; nil when it cannot (not
     /// running, cut off, holding after a stall, or a lost peer not yet resolved). Services
     /// that want to fence themselves read it from the lease file (`UNDERSTUDY_LEASE_FILE`).
     public func leaseExpiry(now: EngineTime) -> EngineTime? {
-        guard service != .stopped, stallHold == nil, !isolated else { return nil }
+        guard service != .stopped, !stalls.isHolding, !isolated else { return nil }
         let peers = serverNames.filter { $0 != me }
         // Bound by no peer's echo: a peer that (re)joins listens a whole timeout before it
         // judges this server down, and it hears this server's heartbeats meanwhile.
@@ -160,12 +216,6 @@ extension ServerEngine {
 
     /// This server noted the loss of the peer and a probe started after it reached a target.
     func lossResolvedByPing(_ peer: ServerName) -> Bool { ping.resolvedLoss(of: peer) }
-
-    /// At most this long a server waking from a stall waits to be vouched for.
-    /// Enough for a peer to hear us and answer on a loaded machine; at most 2 s.
-    static func holdLimit(interval: Duration, timeout: Duration) -> Duration {
-        min(max(timeout, interval * 2 + .milliseconds(100)), .seconds(2))
-    }
 }
 
 extension Duration {
