@@ -36,8 +36,6 @@ public struct ServerEngine: Sendable {
     var rejoinListen: Duration { rejoinGrace + timeout + takeoverMargin }
     /// This server's own stalls and the hold after one (StallsAndLease.swift).
     var stalls: StallDetector
-    /// Resources of each group in activation order.
-    let activationOrder: [GroupName: [ResourceName]]
 
     var membership: Membership
     /// Service starts within this boot (`clpcl -r` makes a new run).
@@ -81,9 +79,8 @@ public struct ServerEngine: Sendable {
     /// How often this server dropped its directory to rejoin (stall, isolation, service
     /// stop): directories only go forward between two resets (invariant I3).
     public internal(set) var directoryResets = 0
-    var locals: [GroupName: LocalGroup] = [:]
-    var nextRunID: UInt64 = 1
-    var runs: [UInt64: RunningRun] = [:]
+    /// This server's groups and the resource runs the Node carries out (LocalGroups.swift).
+    var runner: GroupRunner
     var persistent: PersistentState
     /// What placement remembers between decisions (Placement/).
     var placement = PlacementMemory()
@@ -104,14 +101,8 @@ public struct ServerEngine: Sendable {
     var startWaitLogged: Set<GroupName> = []
     var heartbeatDirty = false
     var persistDirty = false
-    /// Monitors that run on this server (see Monitors/).
-    var monitors: [String: LocalMonitor] = [:]
-    var nextMonitorRun: UInt64 = 1
-    var nextScriptRun: UInt64 = 1
-    /// A stall userw must judge once the hold after it is over.
-    var pendingUserSpaceStall: Duration?
-    let monitorConfigs: [String: MonitorConfig]
-    let userSpaceMonitors: [MonitorConfig]
+    /// Monitors that run on this server (Monitors/).
+    var monitoring: Monitoring
 
     /// - Parameters:
     ///   - persisted: what the previous run of this server left in its state dir.
@@ -151,19 +142,8 @@ public struct ServerEngine: Sendable {
         // The persisted directory only sets a floor for epochs and versions: a server
         // (re)joins with the directory of the running cluster, never with its own old one.
         self.directory = nil
-        var order: [GroupName: [ResourceName]] = [:]
-        for group in config.groups { order[group.name] = DependencyOrder.activationOrder(of: group) }
-        self.activationOrder = order
-        for group in config.groups {
-            locals[group.name] = LocalGroup(resources: group.resources.map(\.name))
-        }
-        var monitorConfigs: [String: MonitorConfig] = [:]
-        for monitor in config.monitors where monitor.runs(on: me) {
-            monitors[monitor.name] = LocalMonitor()
-            monitorConfigs[monitor.name] = monitor
-        }
-        self.monitorConfigs = monitorConfigs
-        self.userSpaceMonitors = config.monitors.filter { $0.type == .userw && $0.runs(on: me) }
+        self.runner = GroupRunner(config: config)
+        self.monitoring = Monitoring(config: config, me: me)
     }
 
     // MARK: - Driving the engine
@@ -174,7 +154,7 @@ public struct ServerEngine: Sendable {
         service = .running
         serviceRun += 1
         // A new run has tried nothing yet; assignments name the run's instance anyway.
-        for name in locals.keys { locals[name]?.lastTriedGeneration = 0 }
+        for name in runner.locals.keys { runner.locals[name]?.lastTriedGeneration = 0 }
         serviceStartedAt = now
         healthySince = nil
         powerFailureMonitors = []
@@ -210,7 +190,7 @@ public struct ServerEngine: Sendable {
         // persist after the restart (the shared disk's UPS is still off, reference's UPS guide
         // ch. 4), and `max-reboots` is what bounds that loop.
         for (name, counters) in persistent.monitorCounters.sorted(by: { $0.key < $1.key }) where counters.finalActionDone {
-            guard let action = monitorConfigs[name]?.recovery.finalAction, action == .shutdown || action == .reboot else { continue }
+            guard let action = monitoring.configs[name]?.recovery.finalAction, action == .shutdown || action == .reboot else { continue }
             persistent.monitorCounters[name]?.finalActionDone = false
             persistDirty = true
         }
@@ -228,17 +208,17 @@ public struct ServerEngine: Sendable {
 
     public mutating func handle(_ event: EngineEvent, now: EngineTime) -> [EngineAction] {
         guard service != .stopped else {
-            if case .resourceFinished(let runID, _) = event { runs[runID] = nil }
+            if case .resourceFinished(let runID, _) = event { runner.runs[runID] = nil }
             return []
         }
         let gap = stalls.gap(now: now)
         noticeStall(now: now)
-        if let gap, !userSpaceMonitors.isEmpty {
+        if let gap, !monitoring.userSpace.isEmpty {
             // While holding after the stall, userw waits for the hold's outcome (it acts on nothing).
             if !stalls.isHolding {
                 observeUserSpaceStall(gap: gap, now: now)
             } else {
-                pendingUserSpaceStall = max(pendingUserSpaceStall ?? .zero, gap)
+                monitoring.pendingUserSpaceStall = max(monitoring.pendingUserSpaceStall ?? .zero, gap)
             }
         }
         switch event {
@@ -275,8 +255,8 @@ public struct ServerEngine: Sendable {
     mutating func step(now: EngineTime) -> [EngineAction] {
         stalls.lastEventAt = now
         resolveStallHold(now: now)
-        if !stalls.isHolding, let stall = pendingUserSpaceStall {
-            pendingUserSpaceStall = nil
+        if !stalls.isHolding, let stall = monitoring.pendingUserSpaceStall {
+            monitoring.pendingUserSpaceStall = nil
             observeUserSpaceStall(gap: stall, now: now)
         }
         if service != .stopped && !stalls.isHolding {
@@ -306,7 +286,7 @@ public struct ServerEngine: Sendable {
             // Keep the last directory when leaving: its epoch and version are the floor of
             // the next ones (generations must keep growing across service runs).
             state.directory = directory ?? persistent.directory
-            state.heldGroups = locals.filter { $0.value.status.holdsResources }.mapValues(\.generation)
+            state.heldGroups = runner.locals.filter { $0.value.status.holdsResources }.mapValues(\.generation)
             persistent = state
             pendingActions.insert(.persist(state), at: 0)
         }
@@ -463,7 +443,7 @@ public struct ServerEngine: Sendable {
             syncDone: syncDone, hears: membership.hears(now: now),
             view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stalls.isHolding,
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
-            groups: groupReports(), monitors: monitors.isEmpty ? nil : monitorExceptions(),
+            groups: groupReports(), monitors: monitoring.monitors.isEmpty ? nil : monitorExceptions(),
             directory: master || (!isolated && offersDirectory(now: now)) ? directory : nil,
             clusterStopRequested: clusterStopRequested ? true : nil, waitsFor: waitsForInHeartbeat)
     }
@@ -489,7 +469,7 @@ public struct ServerEngine: Sendable {
     }
 
     func groupReports() -> [GroupName: GroupReport] {
-        locals.mapValues(report(of:))
+        runner.locals.mapValues(report(of:))
     }
 
     func report(of local: LocalGroup) -> GroupReport {
@@ -528,24 +508,24 @@ public struct ServerEngine: Sendable {
 
     /// This server's own status of a group.
     public func localStatus(of group: GroupName) -> ActivationStatus {
-        locals[group]?.status ?? .unknown
+        runner.locals[group]?.status ?? .unknown
     }
 
     /// Whether an operator stopped the group's resources here one by one (clprsc -t): the
     /// group is still assigned here and is not re-placed.
     public func isStoppedByOperator(_ group: GroupName) -> Bool {
-        locals[group]?.operatorStopped ?? false
+        runner.locals[group]?.operatorStopped ?? false
     }
 
     /// Groups that hold resources on this server (starting, online, stopping, failed), in
     /// configuration order.
     public var heldGroups: [GroupName] {
-        config.groups.compactMap { locals[$0.name]?.status.holdsResources == true ? $0.name : nil }
+        config.groups.compactMap { runner.locals[$0.name]?.status.holdsResources == true ? $0.name : nil }
     }
 
     /// The resource statuses of a group on this server.
     public func localResourceStatus(of group: GroupName) -> [ResourceName: ActivationStatus] {
-        locals[group]?.resourceStatus ?? [:]
+        runner.locals[group]?.resourceStatus ?? [:]
     }
 }
 

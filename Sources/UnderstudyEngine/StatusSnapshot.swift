@@ -211,7 +211,7 @@ extension ServerEngine {
             for server in serverNames {
                 let report: GroupReport?
                 if server == me {
-                    report = locals[group.name].map(report(of:))
+                    report = runner.locals[group.name].map(report(of:))
                 } else if running && membership.isUp(server, now: now) {
                     report = membership.peers[server]?.report?.groups[group.name]
                 } else {
@@ -271,7 +271,7 @@ extension ServerEngine {
         config.monitors.map { monitor in
             var perServer: [ServerName: MonitorStatus] = [:]
             for server in serverNames { perServer[server] = monitorStatus(monitor, on: server, now: now) }
-            let local = monitors[monitor.name]
+            let local = monitoring.monitors[monitor.name]
             return .init(
                 name: monitor.name, type: monitor.type.rawValue, comment: monitor.comment,
                 status: perServer[me] ?? .unused, perServer: perServer, detail: local?.detail ?? "",

@@ -82,12 +82,12 @@ extension ServerEngine {
         // Suspend meanwhile.
         let clusterSuspended = directory?.suspended == true
         for monitor in config.monitors {
-            guard var local = monitors[monitor.name] else { continue }
+            guard var local = monitoring.monitors[monitor.name] else { continue }
             let couldRun = service == .running && !isolated && targetAllowsRunning(monitor)
             let shouldRun = !local.suspended && !clusterSuspended && couldRun
             if shouldRun, local.run == nil {
-                let run = nextMonitorRun
-                nextMonitorRun += 1
+                let run = monitoring.nextRun
+                monitoring.nextRun += 1
                 local.run = run
                 local.failures = 0
                 local.delayed = false
@@ -101,7 +101,7 @@ extension ServerEngine {
                     local.detail = error
                     local.normalSince = nil
                 }
-                monitors[monitor.name] = local
+                monitoring.monitors[monitor.name] = local
                 log(.monitorStarted, "Monitor \(monitor.name) started on \(me).")
                 if monitor.type != .mtw && monitor.type != .mrw {
                     emit(.startMonitor(MonitorStart(monitor: monitor.name, run: run, targetPID: targetPID(of: monitor))))
@@ -109,22 +109,22 @@ extension ServerEngine {
                 heartbeatDirty = true
             } else if !shouldRun, local.run != nil {
                 stopMonitor(monitor, now: now)
-                if clusterSuspended && couldRun { monitors[monitor.name]?.status = .suspend }
+                if clusterSuspended && couldRun { monitoring.monitors[monitor.name]?.status = .suspend }
             } else if !shouldRun, clusterSuspended, couldRun, local.status != .suspend {
-                monitors[monitor.name]?.status = .suspend
+                monitoring.monitors[monitor.name]?.status = .suspend
                 heartbeatDirty = true
             } else if !shouldRun, local.suspended, monitor.timing == .active, !targetAllowsRunning(monitor) {
                 // As CLUSTERPRO: suspending an active monitor lasts while its target stays
                 // online here. Once the target stops the monitor is Offline, and it runs again
                 // when the target starts (after a restart, a move back, a failover), so a
                 // suspension forgotten after maintenance never leaves a service unwatched.
-                monitors[monitor.name]?.suspended = false
-                monitors[monitor.name]?.status = .offline
+                monitoring.monitors[monitor.name]?.suspended = false
+                monitoring.monitors[monitor.name]?.status = .offline
                 let target = monitor.target ?? ""
                 log(.monitorResumed, "Monitor \(monitor.name) is no longer suspended on \(me): its target \(target) is not online here.")
                 heartbeatDirty = true
             } else if !shouldRun, local.suspended, local.status != .suspend {
-                monitors[monitor.name]?.status = .suspend
+                monitoring.monitors[monitor.name]?.status = .suspend
                 heartbeatDirty = true
             }
         }
@@ -133,21 +133,21 @@ extension ServerEngine {
 
     /// Stops the active monitors watching resources of a group, before its stop scripts run.
     mutating func stopMonitors(watching group: GroupName, now: EngineTime) {
-        for monitor in config.monitors where monitor.timing == .active && monitors[monitor.name]?.run != nil {
+        for monitor in config.monitors where monitor.timing == .active && monitoring.monitors[monitor.name]?.run != nil {
             guard let target = monitor.target, config.resource(named: target)?.group.name == group else { continue }
             stopMonitor(monitor, now: now)
         }
     }
 
     mutating func stopMonitor(_ monitor: MonitorConfig, now: EngineTime) {
-        guard var local = monitors[monitor.name], let run = local.run else { return }
+        guard var local = monitoring.monitors[monitor.name], let run = local.run else { return }
         local.run = nil
         local.failures = 0
         local.delayed = false
         local.status = local.suspended ? .suspend : .offline
         // A recovery script still running belongs to the episode that just ended.
         local.pendingScript = nil
-        monitors[monitor.name] = local
+        monitoring.monitors[monitor.name] = local
         if monitor.type != .mtw && monitor.type != .mrw {
             emit(.stopMonitor(monitor: monitor.name, run: run))
         }
@@ -161,7 +161,7 @@ extension ServerEngine {
     func targetAllowsRunning(_ monitor: MonitorConfig) -> Bool {
         guard monitor.timing == .active else { return true }
         guard let target = monitor.target, let group = config.resource(named: target)?.group.name,
-            let local = locals[group]
+            let local = runner.locals[group]
         else { return false }
         return local.resourceStatus[target] == .online && !isDeactivating(local)
     }
@@ -170,19 +170,19 @@ extension ServerEngine {
         guard monitor.type == .pidw, let target = monitor.target,
             let group = config.resource(named: target)?.group.name
         else { return nil }
-        return locals[group]?.asyncPIDs[target]
+        return runner.locals[group]?.asyncPIDs[target]
     }
 
     // MARK: - Checks
 
     mutating func monitorChecked(_ check: MonitorCheck, now: EngineTime) {
-        guard let monitor = monitorConfigs[check.monitor],
-            var local = monitors[check.monitor], local.run == check.run, !local.suspended
+        guard let monitor = monitoring.configs[check.monitor],
+            var local = monitoring.monitors[check.monitor], local.run == check.run, !local.suspended
         else { return }
         if let power = check.power {
             powerChanged(power, monitor: monitor, now: now)
             // A power shutdown may have stopped the monitor meanwhile.
-            guard let current = monitors[check.monitor], current.run == check.run else { return }
+            guard let current = monitoring.monitors[check.monitor], current.run == check.run else { return }
             local = current
         }
         let threshold = monitor.timeout * config.cluster.timing.monitorDelayWarning / 100
@@ -200,14 +200,14 @@ extension ServerEngine {
             )
         }
         local.delayed = delayed
-        monitors[check.monitor] = local
+        monitoring.monitors[check.monitor] = local
         let result = local.dummyFailure ? MonitorResult.error("dummy failure") : check.result
         apply(result, to: monitor, now: now)
     }
 
     /// Turns a result into a status and, once the retries are used up, into a recovery step.
     mutating func apply(_ result: MonitorResult, to monitor: MonitorConfig, now: EngineTime) {
-        guard var local = monitors[monitor.name] else { return }
+        guard var local = monitoring.monitors[monitor.name] else { return }
         let before = local.status
         switch result {
         case .normal, .warning:
@@ -224,7 +224,7 @@ extension ServerEngine {
                 if before == .caution { log(.monitorWarningCleared, "Monitor \(monitor.name) on \(me) returned from warning to normal.") }
             }
             if local.normalSince == nil { local.normalSince = now }
-            monitors[monitor.name] = local
+            monitoring.monitors[monitor.name] = local
             resetCountersIfNormalLongEnough(monitor, now: now)
         case .error, .timeout:
             let isTimeout = result == .timeout
@@ -234,7 +234,7 @@ extension ServerEngine {
             local.failures += 1
             if isTimeout && !monitor.retryOnTimeout { local.failures = max(local.failures, monitor.retries + 1) }
             guard local.failures > monitor.retries else {
-                monitors[monitor.name] = local
+                monitoring.monitors[monitor.name] = local
                 log(
                     .monitorCheckRetry,
                     "Monitor \(monitor.name) on \(me): check failed (\(detail)); retry \(local.failures)/\(monitor.retries).")
@@ -244,7 +244,7 @@ extension ServerEngine {
             local.failures = 0
             local.status = .error
             local.detail = detail
-            monitors[monitor.name] = local
+            monitoring.monitors[monitor.name] = local
             if before != .error { log(.monitorError, "Monitor \(monitor.name) on \(me) detected an error: \(detail)") }
             if isTimeout && !monitor.recoverOnTimeout {
                 log(.recoveryNotOnTimeout, "Recovery for \(monitor.name) is not run: the error was a timeout (recover-on-timeout: false).")
@@ -252,14 +252,14 @@ extension ServerEngine {
                 recover(monitor, now: now)
             }
         }
-        if monitors[monitor.name]?.status != before {
+        if monitoring.monitors[monitor.name]?.status != before {
             heartbeatDirty = true
             updateAggregates(now: now)
         }
     }
 
     mutating func resetCountersIfNormalLongEnough(_ monitor: MonitorConfig, now: EngineTime) {
-        guard let since = monitors[monitor.name]?.normalSince,
+        guard let since = monitoring.monitors[monitor.name]?.normalSince,
             let counters = persistent.monitorCounters[monitor.name], !counters.isZero,
             now - since >= monitor.recovery.resetCountersAfter
         else { return }
@@ -276,15 +276,15 @@ extension ServerEngine {
     /// caution when some are.
     mutating func updateAggregates(now: EngineTime) {
         for monitor in config.monitors where monitor.type == .mtw {
-            guard let local = monitors[monitor.name], local.run != nil else { continue }
+            guard let local = monitoring.monitors[monitor.name], local.run != nil else { continue }
             let members = monitor.list("monitors") ?? []
-            let statuses = members.compactMap { monitors[$0]?.status }
+            let statuses = members.compactMap { monitoring.monitors[$0]?.status }
             let errors = statuses.filter { $0 == .error }.count
             let threshold = monitor.int("threshold") ?? 0
             let needed = threshold == 0 ? max(members.count, 1) : threshold
             let result: MonitorResult
             if errors >= needed {
-                let failing = members.filter { monitors[$0]?.status == .error }
+                let failing = members.filter { monitoring.monitors[$0]?.status == .error }
                 result = .error("\(failing.joined(separator: ", ")) in error")
             } else if errors > 0 {
                 result = .warning("\(errors) of \(members.count) monitors in error")
@@ -307,7 +307,7 @@ extension ServerEngine {
     /// monitor (the Engine sees every gap between events).
     mutating func observeUserSpaceStall(gap: Duration, now: EngineTime) {
         for monitor in config.monitors where monitor.type == .userw {
-            guard let local = monitors[monitor.name], local.run != nil else { continue }
+            guard let local = monitoring.monitors[monitor.name], local.run != nil else { continue }
             if gap > monitor.timeout {
                 var forced = monitor
                 forced.retries = 0
@@ -326,7 +326,7 @@ extension ServerEngine {
     /// not): carried in heartbeats.
     func monitorExceptions() -> [String: MonitorStatus] {
         var exceptions: [String: MonitorStatus] = [:]
-        for (name, local) in monitors where local.status != .normal && local.status != .offline {
+        for (name, local) in monitoring.monitors where local.status != .normal && local.status != .offline {
             exceptions[name] = local.status
         }
         return exceptions
@@ -335,7 +335,7 @@ extension ServerEngine {
     /// Status of a monitor on a server as this server knows it.
     func monitorStatus(_ monitor: MonitorConfig, on server: ServerName, now: EngineTime) -> MonitorStatus {
         guard monitor.runs(on: server) else { return .unused }
-        if server == me { return service == .stopped ? .offline : monitors[monitor.name]?.status ?? .unknown }
+        if server == me { return service == .stopped ? .offline : monitoring.monitors[monitor.name]?.status ?? .unknown }
         guard service != .stopped, membership.isUp(server, now: now), let report = membership.peers[server]?.report,
             report.serviceUp
         else { return .unknown }
@@ -346,5 +346,32 @@ extension ServerEngine {
             else { return .offline }
         }
         return .normal
+    }
+}
+
+/// The monitors of this server: their state, their configuration and the run ids the Node's
+/// probes and recovery scripts are started with.
+struct Monitoring: Sendable, Equatable {
+    /// Monitors that run on this server, by name.
+    var monitors: [String: LocalMonitor] = [:]
+    /// Their configuration, by name.
+    let configs: [String: MonitorConfig]
+    /// The userw monitors here (they judge this process's own stalls).
+    let userSpace: [MonitorConfig]
+    /// Id of the next probe run.
+    var nextRun: UInt64 = 1
+    /// Id of the next recovery script run.
+    var nextScriptRun: UInt64 = 1
+    /// A stall userw must judge once the hold after it is over.
+    var pendingUserSpaceStall: Duration?
+
+    init(config: ClusterConfig, me: ServerName) {
+        var configs: [String: MonitorConfig] = [:]
+        for monitor in config.monitors where monitor.runs(on: me) {
+            monitors[monitor.name] = LocalMonitor()
+            configs[monitor.name] = monitor
+        }
+        self.configs = configs
+        self.userSpace = config.monitors.filter { $0.type == .userw && $0.runs(on: me) }
     }
 }

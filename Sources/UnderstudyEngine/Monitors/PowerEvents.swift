@@ -21,16 +21,16 @@ extension ServerEngine {
         let scope = cluster ? "the whole cluster" : me
         switch power {
         case .online:
-            guard let since = monitors[monitor.name]?.onBatterySince else { return }
-            monitors[monitor.name]?.onBatterySince = nil
+            guard let since = monitoring.monitors[monitor.name]?.onBatterySince else { return }
+            monitoring.monitors[monitor.name]?.onBatterySince = nil
             if !powerFailureMonitors.contains(monitor.name) {
                 log(
                     .upsLinePowerReturned,
                     "Line power returned to UPS \(ups) (\(monitor.name)) after \((now - since).shortDescription) on battery; no shutdown.")
             }
         case .onBattery:
-            guard let since = monitors[monitor.name]?.onBatterySince else {
-                monitors[monitor.name]?.onBatterySince = now
+            guard let since = monitoring.monitors[monitor.name]?.onBatterySince else {
+                monitoring.monitors[monitor.name]?.onBatterySince = now
                 log(
                     .upsOnBattery,
                     "UPS \(ups) (\(monitor.name)) is on battery: \(scope) shuts down in \(grace.shortDescription) unless line power returns."
@@ -41,7 +41,7 @@ extension ServerEngine {
                 powerShutdown(monitor, because: "UPS \(ups) has been on battery for \(grace.shortDescription)", now: now)
             }
         case .lowBattery:
-            if monitors[monitor.name]?.onBatterySince == nil { monitors[monitor.name]?.onBatterySince = now }
+            if monitoring.monitors[monitor.name]?.onBatterySince == nil { monitoring.monitors[monitor.name]?.onBatterySince = now }
             powerShutdown(monitor, because: "UPS \(ups) reports a low battery (or a forced shutdown)", now: now)
         }
     }

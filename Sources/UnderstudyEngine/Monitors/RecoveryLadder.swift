@@ -20,7 +20,7 @@ extension ServerEngine {
     var monitorRequestExpiry: Duration { timeout + interval * 4 + takeoverMargin }
 
     mutating func recover(_ monitor: MonitorConfig, now: EngineTime) {
-        guard let local = monitors[monitor.name], local.pendingScript == nil else { return }
+        guard let local = monitoring.monitors[monitor.name], local.pendingScript == nil else { return }
         if config.cluster.recovery.disableMonitorRecovery {
             skipRecovery(monitor, .recoveryDisabled, "recovery after monitor errors is disabled for the cluster")
             return
@@ -71,9 +71,9 @@ extension ServerEngine {
         if let script = recovery.script,
             step == .script || step.scriptStep.map({ recovery.runScriptBefore.contains($0) }) == true
         {
-            let id = nextScriptRun
-            nextScriptRun += 1
-            monitors[monitor.name]?.pendingScript = PendingRecoveryScript(id: id, step: step)
+            let id = monitoring.nextScriptRun
+            monitoring.nextScriptRun += 1
+            monitoring.monitors[monitor.name]?.pendingScript = PendingRecoveryScript(id: id, step: step)
             emit(
                 .runRecoveryScript(
                     RecoveryScriptRun(
@@ -95,10 +95,10 @@ extension ServerEngine {
 
     /// The recovery script ended (successfully or not): take the step it came before.
     mutating func recoveryScriptFinished(id: UInt64, succeeded: Bool, now: EngineTime) {
-        guard let monitor = config.monitors.first(where: { monitors[$0.name]?.pendingScript?.id == id }),
-            let pending = monitors[monitor.name]?.pendingScript
+        guard let monitor = config.monitors.first(where: { monitoring.monitors[$0.name]?.pendingScript?.id == id }),
+            let pending = monitoring.monitors[monitor.name]?.pendingScript
         else { return }
-        monitors[monitor.name]?.pendingScript = nil
+        monitoring.monitors[monitor.name]?.pendingScript = nil
         if !succeeded {
             log(
                 .recoveryScriptFailedContinuing,
@@ -163,7 +163,7 @@ extension ServerEngine {
         case .localServer:
             return .groups([])
         case .resource(let resource):
-            guard let group = config.resource(named: resource)?.group.name, let local = locals[group] else {
+            guard let group = config.resource(named: resource)?.group.name, let local = runner.locals[group] else {
                 return .inactive("resource \(resource) is unknown")
             }
             let status = local.resourceStatus[resource]
@@ -172,18 +172,18 @@ extension ServerEngine {
             }
             candidates = [group]
         case .group(let group):
-            guard let local = locals[group], isActive(local) || local.isBusy else {
+            guard let local = runner.locals[group], isActive(local) || local.isBusy else {
                 return .inactive("group \(group) is not active on \(me)")
             }
             candidates = [group]
         case .allGroups:
             candidates = config.groups.map(\.name).filter { name in
-                locals[name].map { isActive($0) || $0.isBusy } ?? false
+                runner.locals[name].map { isActive($0) || $0.isBusy } ?? false
             }
             if candidates.isEmpty { return .inactive("no group is active on \(me)") }
         }
         for group in candidates {
-            guard let local = locals[group] else { continue }
+            guard let local = runner.locals[group] else { continue }
             if local.isBusy || isStopping(local) { return .busy(group) }
             if local.monitorRequest != nil, let asked = local.monitorRequestAt, now - asked < monitorRequestExpiry {
                 return .busy(group)
@@ -205,8 +205,8 @@ extension ServerEngine {
     }
 
     mutating func skipRecovery(_ monitor: MonitorConfig, _ event: EventKind, _ reason: String) {
-        guard monitors[monitor.name]?.skipLogged == false else { return }
-        monitors[monitor.name]?.skipLogged = true
+        guard monitoring.monitors[monitor.name]?.skipLogged == false else { return }
+        monitoring.monitors[monitor.name]?.skipLogged = true
         log(event, "Recovery for \(monitor.name) on \(me) is not run: \(reason).")
     }
 
@@ -242,8 +242,8 @@ extension ServerEngine {
 
     /// Asks the master (in this server's heartbeats) to fail a group over or to stop it.
     mutating func askMaster(_ request: MonitorRequest, group: GroupName, now: EngineTime) {
-        locals[group]?.monitorRequest = request
-        locals[group]?.monitorRequestAt = now
+        runner.locals[group]?.monitorRequest = request
+        runner.locals[group]?.monitorRequestAt = now
         log(
             request == .failover ? .failoverRequested : .stopRequested,
             "\(me) asks to \(request == .failover ? "fail over" : "stop") group \(group).")
@@ -272,33 +272,33 @@ extension ServerEngine {
         for name in names {
             switch control {
             case .suspend:
-                guard monitors[name]?.suspended == false, let monitor = monitorConfigs[name],
+                guard monitoring.monitors[name]?.suspended == false, let monitor = monitoring.configs[name],
                     monitor.timing != .active || targetAllowsRunning(monitor)
                 else { continue }
-                monitors[name]?.suspended = true
+                monitoring.monitors[name]?.suspended = true
                 log(.monitorSuspended, "Monitor \(name) suspended on \(me).")
             case .resume:
-                guard monitors[name]?.suspended == true else { continue }
-                monitors[name]?.suspended = false
-                if monitors[name]?.status == .suspend { monitors[name]?.status = .offline }
+                guard monitoring.monitors[name]?.suspended == true else { continue }
+                monitoring.monitors[name]?.suspended = false
+                if monitoring.monitors[name]?.status == .suspend { monitoring.monitors[name]?.status = .offline }
                 log(.monitorResumed, "Monitor \(name) resumed on \(me).")
             case .clearCounters:
                 if persistent.monitorCounters.removeValue(forKey: name) != nil { persistDirty = true }
-                monitors[name]?.skipLogged = false
+                monitoring.monitors[name]?.skipLogged = false
                 log(.recoveryCountersReset, "Recovery counters of \(name) cleared on \(me).")
             case .dummyFailureOn:
-                monitors[name]?.dummyFailure = true
+                monitoring.monitors[name]?.dummyFailure = true
                 log(.dummyFailureOn, "Dummy failure of \(name) enabled on \(me).")
                 if let monitor = config.monitors.first(where: { $0.name == name }), monitor.type == .mrw || monitor.type == .mtw,
-                    monitors[name]?.run != nil
+                    monitoring.monitors[name]?.run != nil
                 {
                     apply(.error("dummy failure"), to: monitor, now: now)
                 }
             case .dummyFailureOff:
-                monitors[name]?.dummyFailure = false
+                monitoring.monitors[name]?.dummyFailure = false
                 log(.dummyFailureOff, "Dummy failure of \(name) disabled on \(me).")
                 if let monitor = config.monitors.first(where: { $0.name == name }), monitor.type == .mrw || monitor.type == .mtw,
-                    monitors[name]?.run != nil, monitors[name]?.externalError == nil
+                    monitoring.monitors[name]?.run != nil, monitoring.monitors[name]?.externalError == nil
                 {
                     var forced = monitor
                     forced.retries = 0
@@ -330,11 +330,11 @@ extension ServerEngine {
         }
         for monitor in matching {
             let detail = "external error (category \(category)\(keyword.map { ", keyword \($0)" } ?? ""))"
-            monitors[monitor.name]?.externalError = clear ? nil : detail
+            monitoring.monitors[monitor.name]?.externalError = clear ? nil : detail
             log(
                 clear ? .externalErrorCleared : .externalErrorReported,
                 "\(clear ? "Cleared external error" : "External error reported") for \(monitor.name) on \(me).")
-            guard monitors[monitor.name]?.run != nil else { continue }
+            guard monitoring.monitors[monitor.name]?.run != nil else { continue }
             var forced = monitor
             forced.retries = 0
             apply(clear ? .normal : .error(detail), to: forced, now: now)

@@ -34,7 +34,7 @@ extension ServerEngine {
             config.stopAfterWhen.contains(occasion)
         else { return [] }
         return config.stopAfter.filter { other in
-            let here = locals[other].map { $0.isBusy || Self.isRunningOrMoving($0.status) } ?? false
+            let here = runner.locals[other].map { $0.isBusy || Self.isRunningOrMoving($0.status) } ?? false
             switch occasion {
             case .serverStop:
                 return here
@@ -66,7 +66,7 @@ extension ServerEngine {
 
     /// Holds a stop back when `stop-after` groups still run; returns true when it did.
     mutating func holdStopForWaits(_ group: GroupName, _ request: StopRequest, now: EngineTime) -> Bool {
-        guard var local = locals[group], request.scope == nil, !request.thenRestart, !request.ignoreStopWait else { return false }
+        guard var local = runner.locals[group], request.scope == nil, !request.thenRestart, !request.ignoreStopWait else { return false }
         let awaited = groupsToAwait(before: group, factor: request.factor, now: now)
         guard !awaited.isEmpty else { return false }
         if let waiting = local.waitingStop {
@@ -87,14 +87,14 @@ extension ServerEngine {
             )
             heartbeatDirty = true
         }
-        locals[group] = local
+        runner.locals[group] = local
         return true
     }
 
     /// Stops held back whose groups have stopped (or whose wait timed out) go ahead.
     mutating func releaseStopWaits(now: EngineTime) {
-        for name in locals.keys.sorted() {
-            guard let local = locals[name], let waiting = local.waitingStop else { continue }
+        for name in runner.locals.keys.sorted() {
+            guard let local = runner.locals[name], let waiting = local.waitingStop else { continue }
             let awaited = groupsToAwait(before: name, factor: waiting.request.factor, now: now)
             let timeout = config.group(named: name)?.stopAfterTimeout ?? Defaults.stopWaitTimeout
             var request = waiting.request
@@ -109,8 +109,8 @@ extension ServerEngine {
             } else {
                 continue
             }
-            locals[name]?.waitingStop = nil
-            locals[name]?.status = waiting.statusBefore
+            runner.locals[name]?.waitingStop = nil
+            runner.locals[name]?.status = waiting.statusBefore
             beginStop(name, request, now: now)
         }
     }
@@ -118,9 +118,9 @@ extension ServerEngine {
     /// The directory wants a group here again while its stop waits (`clpgrp -t` then `-s`):
     /// the stop is called off.
     mutating func cancelStopWait(_ group: GroupName) {
-        guard let waiting = locals[group]?.waitingStop else { return }
-        locals[group]?.waitingStop = nil
-        locals[group]?.status = waiting.statusBefore
+        guard let waiting = runner.locals[group]?.waitingStop else { return }
+        runner.locals[group]?.waitingStop = nil
+        runner.locals[group]?.status = waiting.statusBefore
         heartbeatDirty = true
         log(.groupStopCancelled, "Group \(group) on \(me) no longer stops: it is wanted here again.")
     }

@@ -23,6 +23,33 @@ enum LocalOperation: Sendable, Equatable {
 }
 
 /// One group as this server runs it.
+/// This server's groups (GroupRunner box of the architecture): each group's local state and
+/// the resource runs the Node is carrying out for them, by run id.
+struct GroupRunner: Sendable, Equatable {
+    var locals: [GroupName: LocalGroup] = [:]
+    /// Resources of each group in activation order.
+    let activationOrder: [GroupName: [ResourceName]]
+    var runs: [UInt64: RunningRun] = [:]
+    var nextRunID: UInt64 = 1
+
+    init(config: ClusterConfig) {
+        var order: [GroupName: [ResourceName]] = [:]
+        for group in config.groups {
+            order[group.name] = DependencyOrder.activationOrder(of: group)
+            locals[group.name] = LocalGroup(resources: group.resources.map(\.name))
+        }
+        self.activationOrder = order
+    }
+
+    /// Records a run the Node is asked to carry out; returns its id.
+    mutating func newRun(_ run: RunningRun) -> UInt64 {
+        let id = nextRunID
+        nextRunID += 1
+        runs[id] = run
+        return id
+    }
+}
+
 struct LocalGroup: Sendable, Equatable {
     var status: ActivationStatus = .offline
     var resourceStatus: [ResourceName: ActivationStatus]
@@ -68,7 +95,7 @@ extension ServerEngine {
             log(.autoStartSuppressionLifted, "Automatic group start is no longer suspended on \(me) (an operator started a group here).")
         }
         for group in config.groups {
-            guard let local = locals[group.name] else { continue }
+            guard let local = runner.locals[group.name] else { continue }
             let entry = directory.entries[group.name] ?? DirectoryEntry()
             let assignedHere = entry.wanted && entry.owner == me && entry.ownerInstance == instance
             if local.status.holdsResources || local.isBusy {
@@ -83,7 +110,7 @@ extension ServerEngine {
                     local.status == .onlineFailure, local.operation == nil,
                     local.finalActionDoneGeneration != local.generation
                 {
-                    locals[group.name]?.finalActionDoneGeneration = local.generation
+                    runner.locals[group.name]?.finalActionDoneGeneration = local.generation
                     applyActivationFinalAction(action, group: group.name, now: now)
                 }
             } else if assignedHere, service == .running, entry.generation > local.lastTriedGeneration {
@@ -115,7 +142,7 @@ extension ServerEngine {
     // MARK: - Start
 
     mutating func beginStart(_ group: GroupName, event: ScriptEvent, generation: UInt64, now: EngineTime) {
-        guard var local = locals[group] else { return }
+        guard var local = runner.locals[group] else { return }
         local.generation = generation
         local.lastTriedGeneration = generation
         local.activationFailedResource = nil
@@ -128,7 +155,7 @@ extension ServerEngine {
         local.operatorStopped = false
         local.monitorRequest = nil
         local.monitorRequestAt = nil
-        locals[group] = local
+        runner.locals[group] = local
         log(.groupStarting, "Activating group \(group) on \(me) (CLP_EVENT=\(event.rawValue)).")
         heartbeatDirty = true
         persistDirty = true
@@ -137,11 +164,11 @@ extension ServerEngine {
 
     /// Starts the next resource at or after `index` that is not online yet.
     mutating func continueStart(_ group: GroupName, from index: Int, now: EngineTime) {
-        guard var local = locals[group], let order = activationOrder[group] else { return }
+        guard var local = runner.locals[group], let order = runner.activationOrder[group] else { return }
         if let request = local.pendingStop {
             local.pendingStop = nil
             local.operation = nil
-            locals[group] = local
+            runner.locals[group] = local
             beginStop(group, request, now: now)
             return
         }
@@ -151,7 +178,7 @@ extension ServerEngine {
             local.operation = nil
             let anyFailed = local.resourceStatus.values.contains(.onlineFailure)
             local.status = anyFailed ? .onlineFailure : .online
-            locals[group] = local
+            runner.locals[group] = local
             log(.groupStarted, level: anyFailed ? .warning : .info, "Group \(group) is \(local.status.rawValue) on \(me).")
             heartbeatDirty = true
             persistDirty = true
@@ -161,24 +188,24 @@ extension ServerEngine {
         let runID = launch(group: group, resource: resource, operation: .start, event: local.startEvent, stop: nil)
         local.resourceStatus[resource] = .onlinePending
         local.operation = .starting(event: local.startEvent, index: next, runID: runID)
-        locals[group] = local
+        runner.locals[group] = local
     }
 
     // MARK: - Stop
 
     mutating func beginStop(_ group: GroupName, _ request: StopRequest, now: EngineTime) {
-        guard var local = locals[group] else { return }
+        guard var local = runner.locals[group] else { return }
         switch local.operation {
         case .starting, .single:
             // Let the running script finish; then stop (never two runs at once in a group).
             local.pendingStop = request
-            locals[group] = local
+            runner.locals[group] = local
             return
         case .stopping(let current, _, _):
             // A reactivation's stop becomes the real stop once it is done.
             if current.thenRestart && !request.thenRestart {
                 local.pendingStop = request
-                locals[group] = local
+                runner.locals[group] = local
             }
             return
         case nil:
@@ -189,17 +216,17 @@ extension ServerEngine {
         local.waitingStop = nil
         local.status = .offlinePending
         local.deactivationRetries = [:]
-        locals[group] = local
+        runner.locals[group] = local
         stopMonitors(watching: group, now: now)
         log(.groupStopping, "Stopping group \(group) on \(me) (CLP_FACTOR=\(request.factor.rawValue)).")
         heartbeatDirty = true
-        let order = activationOrder[group] ?? []
+        let order = runner.activationOrder[group] ?? []
         continueStop(group, request, from: order.count - 1, now: now)
     }
 
     /// Stops the next resource at or before `index` that may hold anything.
     mutating func continueStop(_ group: GroupName, _ request: StopRequest, from index: Int, now: EngineTime) {
-        guard var local = locals[group], let order = activationOrder[group] else { return }
+        guard var local = runner.locals[group], let order = runner.activationOrder[group] else { return }
         var next = index
         while next >= 0, local.resourceStatus[order[next]] == .offline || !(request.scope?.contains(order[next]) ?? true) {
             next -= 1
@@ -216,7 +243,7 @@ extension ServerEngine {
             local.status = stuck ? .offlineFailure : .offline
             local.asyncPIDs = [:]
             local.activationFailedResource = nil
-            locals[group] = local
+            runner.locals[group] = local
             log(stuck ? .groupStopFailed : .groupStopped, "Group \(group) is \(local.status.rawValue) on \(me).")
             heartbeatDirty = true
             persistDirty = true
@@ -226,7 +253,7 @@ extension ServerEngine {
         let runID = launch(group: group, resource: resource, operation: .stop, event: request.event, stop: request)
         local.resourceStatus[resource] = .offlinePending
         local.operation = .stopping(request, index: next, runID: runID)
-        locals[group] = local
+        runner.locals[group] = local
     }
 
     /// The stop of a reactivation is done: start again here, unless a real stop came
@@ -243,7 +270,7 @@ extension ServerEngine {
                     factor: entry?.stopFactor ?? .groupStop, event: entry?.stopEvent ?? .start, lastAction: .none))
         {
             local.pendingStop = nil
-            locals[group] = local
+            runner.locals[group] = local
             beginStop(group, request, now: now)
             return
         }
@@ -251,7 +278,7 @@ extension ServerEngine {
         local.startEvent = .start
         local.activationRetries = [:]
         local.activationFailedResource = nil
-        locals[group] = local
+        runner.locals[group] = local
         log(.groupRestarting, "Starting group \(group) again on \(me) (reactivation).")
         heartbeatDirty = true
         continueStart(group, from: 0, now: now)
@@ -263,25 +290,23 @@ extension ServerEngine {
         group: GroupName, resource: ResourceName, operation: ResourceOperation, event: ScriptEvent,
         stop: StopRequest?
     ) -> UInt64 {
-        let runID = nextRunID
-        nextRunID += 1
-        runs[runID] = RunningRun(group: group, resource: resource, operation: operation)
+        let runID = runner.newRun(RunningRun(group: group, resource: resource, operation: operation))
         let policy = config.group(named: group)?.servers ?? []
         let position = policy.firstIndex(of: me).map { $0 + 1 } ?? 0
         let context = ScriptContext(
-            event: event, isHomeServer: policy.first == me, diskSucceeded: !(locals[group]?.diskFailed ?? false),
+            event: event, isHomeServer: policy.first == me, diskSucceeded: !(runner.locals[group]?.diskFailed ?? false),
             priority: position, groupName: group, resourceName: resource, factor: stop?.factor,
             lastAction: stop?.lastAction)
         emit(
             .runResource(
                 ResourceRun(
                     id: runID, group: group, resource: resource, operation: operation, context: context,
-                    asyncPID: operation == .stop ? locals[group]?.asyncPIDs[resource] : nil)))
+                    asyncPID: operation == .stop ? runner.locals[group]?.asyncPIDs[resource] : nil)))
         return runID
     }
 
     mutating func resourceFinished(runID: UInt64, outcome: ResourceOutcome, now: EngineTime) {
-        guard let run = runs.removeValue(forKey: runID), var local = locals[run.group] else { return }
+        guard let run = runner.runs.removeValue(forKey: runID), var local = runner.locals[run.group] else { return }
         guard let resourceConfig = config.resource(named: run.resource)?.resource else { return }
         switch local.operation {
         case .starting(let event, let index, let current) where current == runID:
@@ -289,7 +314,7 @@ extension ServerEngine {
             case .success(let pid):
                 local.resourceStatus[run.resource] = .online
                 if let pid { local.asyncPIDs[run.resource] = pid }
-                locals[run.group] = local
+                runner.locals[run.group] = local
                 log(.resourceActivated, "Resource \(run.resource) activated on \(me).")
                 continueStart(run.group, from: index + 1, now: now)
             case .failure(let reason):
@@ -299,7 +324,7 @@ extension ServerEngine {
                 if used < resourceConfig.activation.retry, local.pendingStop == nil {
                     local.activationRetries[run.resource] = used + 1
                     local.resourceStatus[run.resource] = .offline
-                    locals[run.group] = local
+                    runner.locals[run.group] = local
                     log(
                         .resourceActivationRetry, "Retrying activation of \(run.resource) (\(used + 1)/\(resourceConfig.activation.retry))."
                     )
@@ -308,7 +333,7 @@ extension ServerEngine {
                 }
                 local.resourceStatus[run.resource] = .onlineFailure
                 if local.pendingStop != nil {
-                    locals[run.group] = local
+                    runner.locals[run.group] = local
                     continueStart(run.group, from: index, now: now)
                     return
                 }
@@ -316,7 +341,7 @@ extension ServerEngine {
                 local.status = .onlineFailure
                 local.activationFailedResource = run.resource
                 _ = event
-                locals[run.group] = local
+                runner.locals[run.group] = local
                 log(.groupActivationFailed, "Group \(run.group) failed to activate on \(me) (resource \(run.resource)).")
                 heartbeatDirty = true
                 persistDirty = true
@@ -326,7 +351,7 @@ extension ServerEngine {
             case .success:
                 local.resourceStatus[run.resource] = .offline
                 local.asyncPIDs[run.resource] = nil
-                locals[run.group] = local
+                runner.locals[run.group] = local
                 log(.resourceDeactivated, "Resource \(run.resource) stopped on \(me).")
                 continueStop(run.group, request, from: index - 1, now: now)
             case .failure(let reason):
@@ -335,12 +360,12 @@ extension ServerEngine {
                 if used < resourceConfig.deactivation.retry {
                     local.deactivationRetries[run.resource] = used + 1
                     local.resourceStatus[run.resource] = .onlineFailure
-                    locals[run.group] = local
+                    runner.locals[run.group] = local
                     continueStop(run.group, request, from: index, now: now)
                     return
                 }
                 local.resourceStatus[run.resource] = .offlineFailure
-                locals[run.group] = local
+                runner.locals[run.group] = local
                 applyDeactivationFinalAction(
                     resourceConfig.deactivation.finalAction, group: run.group, request: request, index: index, now: now)
             }
@@ -360,11 +385,11 @@ extension ServerEngine {
             local.status = Self.summarize(local.resourceStatus)
             // Resources stopped by the operator are not a lost group: nothing re-places it.
             local.operatorStopped = local.status != .online
-            locals[run.group] = local
+            runner.locals[run.group] = local
             heartbeatDirty = true
             persistDirty = true
             if let request = local.pendingStop {
-                locals[run.group]?.pendingStop = nil
+                runner.locals[run.group]?.pendingStop = nil
                 beginStop(run.group, request, now: now)
             }
         default:
@@ -392,14 +417,14 @@ extension ServerEngine {
             // none: the group stays in Online Failure; stop-group: the master has withdrawn it.
             break
         case .noneContinue:
-            guard var local = locals[group], let failed = local.activationFailedResource,
-                let index = activationOrder[group]?.firstIndex(of: failed)
+            guard var local = runner.locals[group], let failed = local.activationFailedResource,
+                let index = runner.activationOrder[group]?.firstIndex(of: failed)
             else { return }
             local.status = .onlinePending
-            locals[group] = local
+            runner.locals[group] = local
             continueStartSkippingFailures(group, from: index + 1, now: now)
         case .stopResource:
-            guard let failed = locals[group]?.activationFailedResource else { return }
+            guard let failed = runner.locals[group]?.activationFailedResource else { return }
             startSingle(.stop, resource: failed, group: group)
         case .stopClusterService:
             beginLeaving(factor: .serverShutdown, lastAction: .none, then: .stayStopped, now: now)
@@ -422,17 +447,17 @@ extension ServerEngine {
             continueStop(group, request, from: index - 1, now: now)
         case .none, .stopClusterService:
             // Stuck in Offline Failure: nothing else may take the group (invariant I1).
-            guard var local = locals[group] else { return }
+            guard var local = runner.locals[group] else { return }
             local.operation = nil
             local.status = .offlineFailure
-            locals[group] = local
+            runner.locals[group] = local
             heartbeatDirty = true
             persistDirty = true
         case .shutdown, .reboot:
-            guard var local = locals[group] else { return }
+            guard var local = runner.locals[group] else { return }
             local.operation = nil
             local.status = .offlineFailure
-            locals[group] = local
+            runner.locals[group] = local
             heartbeatDirty = true
             osFinalAction(action, suppressCase: .deactivation, now: now)
         }
@@ -467,8 +492,8 @@ extension ServerEngine {
             return
         }
         let unhealthy =
-            monitors.values.contains { $0.status == .error }
-            || locals.values.contains { $0.status == .onlineFailure || $0.status == .offlineFailure }
+            monitoring.monitors.values.contains { $0.status == .error }
+            || runner.locals.values.contains { $0.status == .onlineFailure || $0.status == .offlineFailure }
         guard !unhealthy else {
             healthySince = nil
             return
@@ -489,14 +514,14 @@ extension ServerEngine {
     // MARK: - Single resources
 
     mutating func startSingle(_ operation: ResourceOperation, resource: ResourceName, group: GroupName) {
-        guard var local = locals[group] else { return }
+        guard var local = runner.locals[group] else { return }
         let event: ScriptEvent = .start
         let stop = operation == .stop ? StopRequest(factor: .none, event: .start, lastAction: .none) : nil
         let runID = launch(group: group, resource: resource, operation: operation, event: event, stop: stop)
         local.resourceStatus[resource] = operation == .start ? .onlinePending : .offlinePending
         local.operation = .single(operation, resource, runID: runID)
         local.status = operation == .start ? .onlinePending : .offlinePending
-        locals[group] = local
+        runner.locals[group] = local
         heartbeatDirty = true
     }
 
@@ -507,7 +532,7 @@ extension ServerEngine {
         // In configuration order: same events in, same actions out.
         for group in config.groups {
             let name = group.name
-            guard let local = locals[name], local.status.holdsResources || local.isBusy else { continue }
+            guard let local = runner.locals[name], local.status.holdsResources || local.isBusy else { continue }
             emit(.fenceGroup(name))
             var fenced = local
             fenced.status = .offline
@@ -517,10 +542,10 @@ extension ServerEngine {
             fenced.asyncPIDs = [:]
             fenced.activationFailedResource = nil
             for resource in fenced.resourceStatus.keys { fenced.resourceStatus[resource] = .offline }
-            locals[name] = fenced
+            runner.locals[name] = fenced
             log(.groupFenced, "Group \(name) fenced on \(me) (\(reason)).")
         }
-        runs = [:]
+        runner.runs = [:]
         heartbeatDirty = true
         persistDirty = true
     }
@@ -535,7 +560,7 @@ extension ServerEngine {
         log(.serviceStopping, "Cluster service stopping on \(me) (CLP_FACTOR=\(factor.rawValue), CLP_LASTACTION=\(lastAction.rawValue)).")
         heartbeatDirty = true
         for group in config.groups {
-            guard let local = locals[group.name], local.status.holdsResources || local.isBusy else { continue }
+            guard let local = runner.locals[group.name], local.status.holdsResources || local.isBusy else { continue }
             // A group stuck in Offline Failure already had its stop and final action.
             if local.status == .offlineFailure && !local.isBusy { continue }
             beginStop(group.name, StopRequest(factor: factor, event: .start, lastAction: lastAction), now: now)
@@ -544,11 +569,11 @@ extension ServerEngine {
 
     mutating func finishLeavingIfDone(now: EngineTime) {
         guard case .leaving(let factor, _, let then) = service else { return }
-        let busy = locals.values.contains {
+        let busy = runner.locals.values.contains {
             $0.isBusy || ($0.status.holdsResources && $0.status != .offlineFailure && $0.status != .onlineFailure)
         }
         guard !busy else { return }
-        let stuck = locals.values.contains { $0.status.holdsResources }
+        let stuck = runner.locals.values.contains { $0.status.holdsResources }
         // A leaving master stays until every connected server has its last directory (the
         // releases of the groups it just stopped), so its successor places them; at most a
         // heartbeat timeout from the start of the stop (a server that does not follow it,

@@ -300,7 +300,7 @@ extension ServerEngine {
         guard service == .running, !isolated else {
             return .done(CommandResult(.failed, "The cluster service is not running on \(me)."))
         }
-        let local = locals[group.name]
+        let local = runner.locals[group.name]
         // A group whose every resource an operator stopped (clprsc -t) holds nothing, but it is
         // still assigned here: its resources start here again.
         let entry = directory?.entries[group.name]
