@@ -186,4 +186,31 @@ struct PlacementTests {
         #expect(second.outcome == .unchanged)
         #expect(second.log.isEmpty)
     }
+
+    /// Simulator seed 200018: a server of the group's policy is still heard but out of the
+    /// view (it no longer hears this master), and its newest report is older than two
+    /// intervals. What it did since is unknown (it may follow a master this one never heard
+    /// from): the master waits instead of placing the group. Once that server's heartbeats
+    /// are fresh again and it follows this master, the group is placed.
+    @Test("a policy server heard but out of the view with stale reports holds placement back (seed 200018)")
+    func stalePolicyServerOutOfView() {
+        let group = Cfg.group("g", servers: ["s3", "s1"])
+        var directory = Self.directory()
+        directory.entries["g"] = DirectoryEntry(wanted: true)
+        let stale = PeerFacts(
+            connected: false, up: true, heardRecently: false, report: Self.report("s3", view: ["s3"], hears: ["s3"]))
+        let peers: [ServerName: PeerFacts] = ["s2": Self.connected("s2", view: ["s1", "s2"]), "s3": stale]
+        let waiting = Placement.plan(Self.input(groups: [group], directory: directory, peers: peers))
+        #expect(waiting.outcome == .unchanged)
+
+        var fresh = peers
+        fresh["s3"]?.heardRecently = true
+        let placed = Placement.plan(Self.input(groups: [group], directory: directory, peers: fresh))
+        #expect(placed.directory?.entries["g"]?.owner == "s1")
+
+        // Fresh, but following another master's epoch: it may start the group any moment.
+        var elsewhere = fresh
+        elsewhere["s3"]?.report = Self.report("s3", view: ["s3"], epoch: Epoch(term: 9, master: "s3"), hears: ["s3"])
+        #expect(Placement.plan(Self.input(groups: [group], directory: directory, peers: elsewhere)).outcome == .unchanged)
+    }
 }

@@ -23,13 +23,30 @@ extension Scenario {
         }
         guard let root = document as? [String: Any] else { throw fail("not a mapping") }
         var reader = Reader(file: file)
-        try reader.allow(root, ["name", "cluster", "boot", "failing", "steps"], at: "")
+        try reader.allow(root, ["name", "engine", "peers", "cluster", "boot", "failing", "steps"], at: "")
         guard let name = root["name"] as? String else { throw fail("name: missing") }
         guard let cluster = root["cluster"] as? [String: Any] else { throw fail("cluster: missing") }
         let config = try reader.cluster(cluster)
         let names = config.serverNames
         reader.servers = Set(names)
 
+        if root["peers"] != nil && root["engine"] == nil { throw fail("peers: only with engine") }
+        if let engine = root["engine"] {
+            let me = try reader.server(engine, at: "engine")
+            for key in ["boot", "failing"] where root[key] != nil {
+                throw fail("\(key): not used with engine (one Engine is fed by hand: write the events as steps)")
+            }
+            guard let stepList = root["steps"] as? [Any] else { throw fail("steps: missing") }
+            var steps: [EngineStep] = []
+            for (offset, item) in stepList.enumerated() {
+                steps.append(try reader.engineStep(item, index: offset + 1))
+            }
+            let peers = try root["peers"].map { try reader.serverList($0, at: "peers") } ?? []
+            if peers.contains(me) { throw fail("peers: \(me) is the engine itself") }
+            return Scenario(
+                name: name, file: file, config: config, boot: [:], failing: [], steps: [], engine: me, engineSteps: steps,
+                peers: peers)
+        }
         var boot: [ServerName: Duration] = Dictionary(uniqueKeysWithValues: names.map { ($0, .zero) })
         if let given = root["boot"] {
             guard let map = given as? [String: Any] else { throw fail("boot: a map of server to time") }

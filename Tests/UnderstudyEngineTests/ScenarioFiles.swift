@@ -7,7 +7,7 @@ import Yams
 
 /// Engine scenarios as data: every `Scenarios/*.yaml` beside this file is a cluster, a
 /// sequence of timed steps (faults, operator commands) and what must hold after each, run
-/// against the simulated cluster. A new scenario needs no Swift; the format is described in
+/// against the simulated cluster, or (with `engine: S`) against one Engine fed by hand. A new scenario needs no Swift; the format is described in
 /// `Scenarios/README.md`. A failing scenario names its file, step and time.
 @Suite("Scenario files")
 struct ScenarioFileTests {
@@ -40,6 +40,10 @@ struct ScenarioFileTests {
             ("name: x\ncluster: {servers: 3}\nsteps: [{at: soon, heal: true}]\n", "step 1: at: not a duration"),
             ("name: x\ncluster: {servers: 3}\nsteps: [{at: 1s, explode: s1}]\n", "step 1: unknown key explode"),
             ("cluster: {servers: 3}\nsteps: []\n", "name: missing"),
+            ("name: x\nengine: s1\nboot: {s1: 0}\ncluster: {servers: 2}\nsteps: []\n", "boot: not used with engine"),
+            ("name: x\nengine: s1\ncluster: {servers: 2}\nsteps: [{at: 1s, tick: true, start-service: true}]\n", "step 1: exactly one of"),
+            ("name: x\nengine: s1\npeers: [s1]\ncluster: {servers: 2}\nsteps: []\n", "peers: s1 is the engine itself"),
+            ("name: x\ncluster: {servers: 2}\npeers: [s2]\nsteps: []\n", "peers: only with engine"),
         ]
         for (yaml, expected) in cases {
             do {
@@ -64,6 +68,11 @@ struct Scenario {
     var boot: [ServerName: Duration]
     var failing: [FailingRun]
     var steps: [Step]
+    /// Set: one Engine (this server) fed by hand with `engineSteps` (ScenarioEngineMode.swift).
+    var engine: ServerName? = nil
+    var engineSteps: [EngineStep] = []
+    /// With `engine`: peers that send a heartbeat every interval (until a step says `silent`).
+    var peers: [ServerName] = []
 
     struct FailingRun {
         var server: ServerName?
@@ -113,6 +122,7 @@ struct Scenario {
 
     /// Runs the scenario; the problems found, each naming its step.
     func run() -> [String] {
+        if let engine { return runEngine(engine) }
         let world = SimulatedCluster(config: config, seed: 1, scriptModel: scriptModel())
         for (server, time) in boot.sorted(by: { $0.key < $1.key }) {
             if time == .zero { world.boot(server) } else { world.at(time, "boot \(server)") { world.boot(server) } }

@@ -48,6 +48,41 @@ struct HeartbeatSocketTests {
         }
     }
 
+    /// The daemon binds a path again after a fatal send error (`ClusterDaemon.rebind`, through
+    /// `HeartbeatTransport.reopened`): the new socket of the same boot must go on from the
+    /// sequence the old one reached, or every peer's replay guard drops its heartbeats and the
+    /// server is judged down although it runs.
+    @Test("a socket bound again continues its sequence; one starting over is dropped as replayed")
+    func reboundSocketContinuesSequence() async throws {
+        let key = TransportTestSupport.key
+        try await withSockets([("beta", key, 64)]) { sockets in
+            let beta = sockets[0]
+            let alpha = try await HeartbeatSocket.bind(host: "127.0.0.1", port: 0, key: key, localName: "alpha", bootID: 7)
+            let port = alpha.localPort
+            await alpha.send([1], to: "127.0.0.1", port: beta.localPort)
+            await alpha.send([2], to: "127.0.0.1", port: beta.localPort)
+            #expect(try #require(await next(beta)).sequence == 1)
+            #expect(try #require(await next(beta)).sequence == 2)
+            let upcoming = alpha.upcomingSequence
+            await alpha.close()
+
+            // Bound again on the same address and port, for the same boot.
+            let rebound = try await HeartbeatSocket.bind(
+                host: "127.0.0.1", port: port, key: key, localName: "alpha", bootID: 7, firstSequence: upcoming)
+            await rebound.send([3], to: "127.0.0.1", port: beta.localPort)
+            let third = try #require(await next(beta))
+            #expect(third.sequence == 3 && third.payload == [3] && third.bootID == 7)
+            await rebound.close()
+
+            // Starting over from 1 (what a rebind without the sequence would do): dropped.
+            let naive = try await HeartbeatSocket.bind(host: "127.0.0.1", port: port, key: key, localName: "alpha", bootID: 7)
+            await naive.send([4], to: "127.0.0.1", port: beta.localPort)
+            #expect(await next(beta, within: .milliseconds(500)) == nil)
+            #expect(beta.counters.dropped(.replayed) == 1)
+            await naive.close()
+        }
+    }
+
     @Test func twoSocketsExchangeHeartbeats() async throws {
         let key = TransportTestSupport.key
         try await withSockets([("alpha", key, 64), ("beta", key, 64)]) { sockets in
