@@ -38,6 +38,9 @@ public struct ServerEngine: Sendable {
     var stalls: StallDetector
 
     var membership: Membership
+    /// The view and quorum as last computed, for one time and one membership generation: a
+    /// step asks for them many times while neither changes.
+    var viewMemo: ViewMemo?
     /// Service starts within this boot (`clpcl -r` makes a new run).
     public internal(set) var serviceRun: UInt64 = 0
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: serviceRun) }
@@ -260,11 +263,12 @@ public struct ServerEngine: Sendable {
             observeUserSpaceStall(gap: stall, now: now)
         }
         if service != .stopped && !stalls.isHolding {
+            memoizeView(now: now)
             checkQuorum(now: now)
             checkPingResolution(now: now)
             checkSyncWait(now: now)
             noteFoundingBlocked(now: now)
-            if !isolated && membership.hasQuorum(now: now) {
+            if !isolated && hasQuorum(now: now) {
                 // Reconcile before deciding, so the master's own groups already show the
                 // stops its directory asks for; and after, to act on new decisions at once.
                 reconcileLocalGroups(now: now)
@@ -301,6 +305,25 @@ public struct ServerEngine: Sendable {
 
     mutating func emit(_ action: EngineAction) { pendingActions.append(action) }
 
+    /// Connected servers in `servers:` order, this one included (`Membership.view`).
+    func view(now: EngineTime) -> [ServerName] {
+        if let memo = viewMemo, memo.now == now, memo.generation == membership.generation { return memo.view }
+        return membership.view(now: now)
+    }
+
+    /// The majority rule over the current view (`Membership.hasQuorum`).
+    func hasQuorum(now: EngineTime) -> Bool {
+        if let memo = viewMemo, memo.now == now, memo.generation == membership.generation { return memo.quorum }
+        return membership.hasQuorum(now: now)
+    }
+
+    /// Computes the view and quorum once for this time and membership generation.
+    mutating func memoizeView(now: EngineTime) {
+        if let memo = viewMemo, memo.now == now, memo.generation == membership.generation { return }
+        viewMemo = ViewMemo(
+            now: now, generation: membership.generation, view: membership.view(now: now), quorum: membership.hasQuorum(now: now))
+    }
+
     /// Logs a catalogued event (EventCatalogue.swift), at its usual level or `level`.
     mutating func log(_ event: EventKind, level: LogLevel? = nil, _ message: String) {
         emit(.log(LogEntry(event, level: level, message)))
@@ -309,7 +332,7 @@ public struct ServerEngine: Sendable {
     // MARK: - Stalls, quorum, sync
 
     mutating func checkQuorum(now: EngineTime) {
-        switch majority.observe(quorum: membership.hasQuorum(now: now), clusterStopping: directory?.clusterStopping == true) {
+        switch majority.observe(quorum: hasQuorum(now: now), clusterStopping: directory?.clusterStopping == true) {
         case .none:
             break
         case .regained:
@@ -452,7 +475,7 @@ public struct ServerEngine: Sendable {
     /// if still frozen); otherwise its current view.
     func viewToReport(now: EngineTime) -> [ServerName] {
         if let hold = stalls.hold { return serverNames.filter { $0 == me || hold.echoedBefore.keys.contains($0) } }
-        return membership.view(now: now)
+        return view(now: now)
     }
 
     /// The tick period for a heartbeat interval: a quarter of it, at most 250 ms.
@@ -485,10 +508,10 @@ public struct ServerEngine: Sendable {
     /// directory of this run). When nobody has joined yet (cluster start), the first server
     /// whose startup sync is over founds the cluster. None while isolated.
     public func currentMaster(now: EngineTime) -> ServerName? {
-        guard !isolated, service != .stopped, membership.hasQuorum(now: now) else { return nil }
+        guard !isolated, service != .stopped, hasQuorum(now: now) else { return nil }
         // By each server's own priority, which every server reads alike from its heartbeats
         // (a file that lists the servers in another order must not make two masters).
-        let view = membership.view(now: now).map { (name: $0, rank: membership.rank(of: $0)) }.sorted { $0.rank < $1.rank }.map(\.name)
+        let view = view(now: now).map { (name: $0, rank: membership.rank(of: $0)) }.sorted { $0.rank < $1.rank }.map(\.name)
         let joined = view.filter { server in
             server == me ? directory != nil : membership.report(of: server, now: now)?.epoch != nil
         }
@@ -537,6 +560,14 @@ struct MasterRank: Comparable {
     static func < (lhs: MasterRank, rhs: MasterRank) -> Bool {
         lhs.priority != rhs.priority ? lhs.priority < rhs.priority : lhs.name < rhs.name
     }
+}
+
+/// The view and quorum at one time, while membership has not changed since.
+struct ViewMemo: Sendable, Equatable {
+    var now: EngineTime
+    var generation: UInt64
+    var view: [ServerName]
+    var quorum: Bool
 }
 
 /// A resource run the Node is carrying out.

@@ -191,7 +191,7 @@ extension ServerEngine {
                 let npStatus: HeartbeatStatus
                 switch np.kind {
                 case _ where !running: npStatus = .unknown
-                case .majority: npStatus = membership.hasQuorum(now: now) ? .normal : .error
+                case .majority: npStatus = hasQuorum(now: now) ? .normal : .error
                 case .ping: npStatus = lastPingReachable.map { $0 ? .normal : .error } ?? .unknown
                 case .http: npStatus = .unknown
                 }

@@ -71,8 +71,8 @@ extension ServerEngine {
         guard !isolated else {
             return .done(CommandResult(.failed, "\(me) is isolated from the majority of the cluster; no group operation is possible here."))
         }
-        guard membership.hasQuorum(now: now) else {
-            let reached = membership.view(now: now).count
+        guard hasQuorum(now: now) else {
+            let reached = view(now: now).count
             return .done(
                 CommandResult(
                     .failed,

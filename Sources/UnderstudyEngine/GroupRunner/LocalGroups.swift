@@ -581,7 +581,7 @@ extension ServerEngine {
         // the last directory the successor still fails the groups over: this server's
         // farewell tells it that it holds nothing any more.
         if isMaster(now: now), let version = directory?.version, now - (leavingSince ?? now) < timeout {
-            let lagging = membership.view(now: now).contains { $0 != me && appliedVersion(of: $0, now: now) < version }
+            let lagging = view(now: now).contains { $0 != me && appliedVersion(of: $0, now: now) < version }
             if lagging { return }
         }
         if case .os = then, stuck {

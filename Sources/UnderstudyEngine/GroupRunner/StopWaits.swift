@@ -58,7 +58,7 @@ extension ServerEngine {
     }
 
     func runsOnAPeer(_ group: GroupName, now: EngineTime) -> Bool {
-        membership.view(now: now).contains { peer in
+        view(now: now).contains { peer in
             guard peer != me, let status = membership.report(of: peer, now: now)?.groups[group]?.status else { return false }
             return Self.isRunningOrMoving(status)
         }

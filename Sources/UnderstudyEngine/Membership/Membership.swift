@@ -8,14 +8,46 @@ final class ReportBox: Sendable, Equatable {
     static func == (a: ReportBox, b: ReportBox) -> Bool { a === b || a.heartbeat == b.heartbeat }
 }
 
+/// When each heartbeat path of a peer last carried a new heartbeat (kept apart from
+/// `PeerState`, which is copied on every read and should stay small).
+struct PeerPaths: Sendable, Equatable {
+    /// Local receipt time per heartbeat path.
+    var lastHeard: [String: EngineTime] = [:]
+    /// Sender's `sentAt` of the newest heartbeat per path.
+    var lastSentAt: [String: EngineTime] = [:]
+}
+
+/// The peers' states by name. A cluster has at most a few dozen servers: a linear search over
+/// their (short, inline) names is cheaper than hashing them, and membership asks for a peer
+/// many times per step. Iterates in `servers:` order.
+struct PeerTable: Sendable, Equatable, Sequence {
+    private(set) var keys: [ServerName] = []
+    private var states: [PeerState] = []
+
+    subscript(name: ServerName) -> PeerState? {
+        get { keys.firstIndex(of: name).map { states[$0] } }
+        set {
+            if let index = keys.firstIndex(of: name) {
+                if let newValue {
+                    states[index] = newValue
+                } else {
+                    keys.remove(at: index)
+                    states.remove(at: index)
+                }
+            } else if let newValue {
+                keys.append(name)
+                states.append(newValue)
+            }
+        }
+    }
+
+    func makeIterator() -> Zip2Sequence<[ServerName], [PeerState]>.Iterator { zip(keys, states).makeIterator() }
+}
+
 struct PeerState: Sendable, Equatable {
     var bootID: UInt64?
     /// Local receipt time of the newest heartbeat, on any path.
     var lastHeard: EngineTime?
-    /// Local receipt time per heartbeat path.
-    var pathLastHeard: [String: EngineTime] = [:]
-    /// Sender's `sentAt` of the newest heartbeat per path.
-    var pathLastSentAt: [String: EngineTime] = [:]
     /// The peer's newest heartbeat (by its own `sentAt`), in a shared box: a peer's state is
     /// copied on every read of `peers[name]`, and a heartbeat is large.
     private var reportBox: ReportBox?
@@ -63,9 +95,20 @@ struct Membership: Sendable, Equatable {
     /// An exact half of the servers has quorum when it holds the first server and the ping
     /// check (`pingnp`) passes; without ping targets an exact half never has.
     let exactHalfNeedsPing: Bool
-    var peers: [ServerName: PeerState] = [:]
+    private(set) var peers = PeerTable()
+    /// Per peer, when each path last carried a new heartbeat.
+    private(set) var paths: [ServerName: PeerPaths] = [:]
+    /// Grows with every change of what membership knows: a view or quorum computed at one
+    /// time stays valid for that time while this has not changed (see `ServerEngine.view`).
+    private(set) var generation: UInt64 = 0
     /// Total time this server was stalled (see `ServerEngine.noticeStall`).
-    var stallCredit: Duration = .zero
+    private(set) var stallCredit: Duration = .zero
+
+    /// This server did not run for `stall` (see `ServerEngine.noticeStall`).
+    mutating func addStallCredit(_ stall: Duration) {
+        stallCredit += stall
+        generation += 1
+    }
 
     init(me: ServerName, servers: [ServerName], timeout: Duration, usesMajority: Bool, exactHalfNeedsPing: Bool = false) {
         self.me = me
@@ -86,18 +129,20 @@ struct Membership: Sendable, Equatable {
     /// or duplicated on another path) and was ignored apart from path liveness.
     mutating func record(_ heartbeat: Heartbeat, path: String, now: EngineTime, myBootID: UInt64) -> Bool {
         guard var peer = peers[heartbeat.sender] else { return false }
+        generation += 1
         if let boot = peer.bootID, heartbeat.bootID < boot { return false }
         let departed = peer.returningFromDeparture || (peer.report.map { !$0.serviceUp } ?? false)
         if peer.bootID != heartbeat.bootID {
             // A restart of the peer: forget what its previous life told us (but that it left).
             peer = PeerState(bootID: heartbeat.bootID)
+            paths[heartbeat.sender] = nil
         }
         peer.returningFromDeparture = departed && heartbeat.serviceUp
         // A path is alive when it carries heartbeats newer than it carried before (the same
         // heartbeat arrives once per path; an old one replayed proves nothing).
-        if peer.pathLastSentAt[path].map({ heartbeat.sentAt > $0 }) ?? true {
-            peer.pathLastSentAt[path] = heartbeat.sentAt
-            peer.pathLastHeard[path] = now
+        if paths[heartbeat.sender]?.lastSentAt[path].map({ heartbeat.sentAt > $0 }) ?? true {
+            paths[heartbeat.sender, default: PeerPaths()].lastSentAt[path] = heartbeat.sentAt
+            paths[heartbeat.sender, default: PeerPaths()].lastHeard[path] = now
         }
         if let report = peer.report, heartbeat.run < report.run {
             // A late heartbeat of an earlier service run of the same process.
@@ -164,7 +209,10 @@ struct Membership: Sendable, Equatable {
                     && !(peers[other]?.returningFromDeparture ?? false)
                     && peers[other]?.report?.hears[name]?.bootID == peer.bootID
             }
-            if quorum(with: acknowledging) { peers[name]?.returningFromDeparture = false }
+            if quorum(with: acknowledging) {
+                peers[name]?.returningFromDeparture = false
+                generation += 1
+            }
         }
     }
 
@@ -241,7 +289,7 @@ struct Membership: Sendable, Equatable {
 
     /// Path status for one server: up when heard on that path within the timeout.
     func pathIsUp(_ path: String, server: ServerName, now: EngineTime) -> Bool {
-        guard let heard = peers[server]?.pathLastHeard[path] else { return false }
+        guard let heard = paths[server]?.lastHeard[path] else { return false }
         return now - heard < timeout
     }
 
@@ -254,5 +302,7 @@ struct Membership: Sendable, Equatable {
     /// Forget everything (the cluster service restarts).
     mutating func reset() {
         for server in peers.keys { peers[server] = PeerState() }
+        paths = [:]
+        generation += 1
     }
 }

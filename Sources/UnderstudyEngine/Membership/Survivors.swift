@@ -18,7 +18,7 @@ extension ServerEngine {
     /// As the service stops cleanly: who keeps running the cluster.
     mutating func recordLeftBehind(factor: StopFactor, now: EngineTime) {
         let clusterStop = factor == .clusterShutdown || directory?.clusterStopping == true
-        let running = clusterStop ? [] : membership.view(now: now).filter { $0 != me && !isLeaving($0, now: now) }
+        let running = clusterStop ? [] : view(now: now).filter { $0 != me && !isLeaving($0, now: now) }
         if persistent.leftBehind != running {
             persistent.leftBehind = running
             persistDirty = true
@@ -55,7 +55,7 @@ extension ServerEngine {
             if directory != nil { foundingBlockedLogged = [] }
             return
         }
-        let missing = survivorsMissing(from: membership.view(now: now), now: now)
+        let missing = survivorsMissing(from: view(now: now), now: now)
         guard !missing.isEmpty, Set(missing) != foundingBlockedLogged else { return }
         foundingBlockedLogged = Set(missing)
         log(

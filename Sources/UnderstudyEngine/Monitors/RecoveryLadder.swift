@@ -197,7 +197,7 @@ extension ServerEngine {
     /// Another server of each group's policy is connected and not leaving.
     func canFailOver(_ groups: [GroupName], now: EngineTime) -> Bool {
         guard !groups.isEmpty, let dir = directory, !dir.suspended, !dir.clusterStopping else { return false }
-        let view = membership.view(now: now)
+        let view = view(now: now)
         return groups.allSatisfy { name in
             guard let group = config.group(named: name) else { return false }
             return group.servers.contains { $0 != me && view.contains($0) && !isLeaving($0, now: now) }

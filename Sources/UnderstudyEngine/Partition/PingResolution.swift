@@ -97,7 +97,7 @@ extension ServerEngine {
             log(.partitionLost, "Network partition: \(me) hears \(deaf) but \(deaf) no longer hears \(me); stopping its groups at once.")
             loseThePartition(now: now)
         }
-        let view = Set(membership.view(now: now))
+        let view = Set(view(now: now))
         let membership = membership
         ping.noteView(view, leftCleanly: { membership.peers[$0]?.report.map { !$0.serviceUp } ?? false }, now: now)
         // Probe after a loss; every interval while a server is missing (it may be alive behind

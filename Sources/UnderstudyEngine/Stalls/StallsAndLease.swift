@@ -116,7 +116,7 @@ extension ServerEngine {
             peer != me && membership.isUp(peer, now: last) && membership.peers[peer]?.echoedSentAt != nil
         }
         let leaseBefore = leaseExpiry(now: last)
-        membership.stallCredit += stall
+        membership.addStallCredit(stall)
         guard service != .stopped, !stalls.isHolding, serverNames.count > 1 else { return }
         // Only a lease that held before the stall and ran out during it is lost by it.
         guard let leaseBefore, leaseBefore <= now else { return }
