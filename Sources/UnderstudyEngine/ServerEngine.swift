@@ -244,7 +244,12 @@ public struct ServerEngine: Sendable {
         case .tick:
             break
         case .heartbeat(let heartbeat, let path):
-            receive(heartbeat, path: path, now: now)
+            // A copy already seen (the same heartbeat on another path, or a late one) only
+            // tells that its path works: skip the full step (the next tick does it).
+            if !receive(heartbeat, path: path, now: now), pendingActions.isEmpty && !heartbeatDirty && !persistDirty && !stalls.isHolding {
+                stalls.lastEventAt = now
+                return []
+            }
         case .resourceFinished(let runID, let outcome):
             resourceFinished(runID: runID, outcome: outcome, now: now)
         case .pingProbeFinished(let probeID, let reachable):
@@ -317,11 +322,23 @@ public struct ServerEngine: Sendable {
         return membership.hasQuorum(now: now)
     }
 
+    /// The view in mastership order: each server's own priority, then its name.
+    func rankedView(now: EngineTime) -> [ServerName] {
+        if let memo = viewMemo, memo.now == now, memo.generation == membership.generation { return memo.rankedView }
+        return Self.ranked(membership.view(now: now), membership)
+    }
+
+    static func ranked(_ view: [ServerName], _ membership: Membership) -> [ServerName] {
+        view.map { (name: $0, rank: membership.rank(of: $0)) }.sorted { $0.rank < $1.rank }.map(\.name)
+    }
+
     /// Computes the view and quorum once for this time and membership generation.
     mutating func memoizeView(now: EngineTime) {
         if let memo = viewMemo, memo.now == now, memo.generation == membership.generation { return }
+        let view = membership.view(now: now)
         viewMemo = ViewMemo(
-            now: now, generation: membership.generation, view: membership.view(now: now), quorum: membership.hasQuorum(now: now))
+            now: now, generation: membership.generation, view: view, rankedView: Self.ranked(view, membership),
+            quorum: membership.hasQuorum(now: now))
     }
 
     /// Logs a catalogued event (EventCatalogue.swift), at its usual level or `level`.
@@ -389,11 +406,13 @@ public struct ServerEngine: Sendable {
 
     // MARK: - Heartbeats
 
-    mutating func receive(_ heartbeat: Heartbeat, path: String, now: EngineTime) {
-        guard heartbeat.sender != me else { return }
+    /// Records a peer's heartbeat; false when it was not news (an older or duplicate copy).
+    @discardableResult
+    mutating func receive(_ heartbeat: Heartbeat, path: String, now: EngineTime) -> Bool {
+        guard heartbeat.sender != me else { return false }
         let wasConnected = membership.isConnected(heartbeat.sender, now: now)
         let fresh = membership.record(heartbeat, path: path, now: now, myBootID: bootID)
-        guard fresh else { return }
+        guard fresh else { return false }
         membership.noteReturns(now: now)
         // A peer waking from a stall waits for our word: answer at once.
         if heartbeat.awaitingVouch { heartbeatDirty = true }
@@ -413,6 +432,7 @@ public struct ServerEngine: Sendable {
             heartbeatDirty = true
         }
         if let offered = heartbeat.directory { adopt(offered, from: heartbeat.sender, now: now) }
+        return true
     }
 
     /// A directory is taken from the server this one considers master only, and only when
@@ -511,20 +531,20 @@ public struct ServerEngine: Sendable {
         guard !isolated, service != .stopped, hasQuorum(now: now) else { return nil }
         // By each server's own priority, which every server reads alike from its heartbeats
         // (a file that lists the servers in another order must not make two masters).
-        let view = view(now: now).map { (name: $0, rank: membership.rank(of: $0)) }.sorted { $0.rank < $1.rank }.map(\.name)
-        let joined = view.filter { server in
-            server == me ? directory != nil : membership.report(of: server, now: now)?.epoch != nil
+        let view = rankedView(now: now)
+        // (Servers in the view are up: their newest report is current.)
+        let joined = view.first { server in
+            server == me ? directory != nil : membership.peers[server]?.report?.epoch != nil
         }
-        if let master = joined.first { return master }
+        if let master = joined { return master }
         // Even without a sync wait, listen a little so servers started together find each
         // other before one of them founds the cluster alone.
         guard now - listeningSince >= (listenFully ? rejoinListen : interval * 2) else { return nil }
-        let founders = view.filter { server in
-            server == me ? syncDone : (membership.report(of: server, now: now)?.syncDone ?? false)
-        }
         // Not without a server that one of the view left running (Survivors.swift).
         guard survivorsMissing(from: view, now: now).isEmpty else { return nil }
-        return founders.first
+        return view.first { server in
+            server == me ? syncDone : (membership.peers[server]?.report?.syncDone ?? false)
+        }
     }
 
     public func isMaster(now: EngineTime) -> Bool { currentMaster(now: now) == me }
@@ -567,6 +587,7 @@ struct ViewMemo: Sendable, Equatable {
     var now: EngineTime
     var generation: UInt64
     var view: [ServerName]
+    var rankedView: [ServerName]
     var quorum: Bool
 }
 

@@ -107,8 +107,11 @@ extension SimulatedCluster {
 
     /// I3: directories only go forward on a server (within one run of its Engine).
     func trackAdoption(_ name: ServerName) {
-        guard let engine = servers[name]?.engine, let directory = engine.directory else { return }
-        let current = (term: directory.epoch.term, version: directory.version, resets: engine.directoryResets)
+        // Field by field: binding the whole Engine would copy it, after every event.
+        guard let server = servers[name], let term = server.engine?.directory?.epoch.term,
+            let version = server.engine?.directory?.version, let resets = server.engine?.directoryResets
+        else { return }
+        let current = (term: term, version: version, resets: resets)
         if let last = servers[name]?.lastAdopted, last.resets == current.resets {
             if current.term < last.term || (current.term == last.term && current.version < last.version) {
                 violate("I3: \(name) went back from directory \(last) to \(current) at \(now)")

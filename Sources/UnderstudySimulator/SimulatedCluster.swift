@@ -58,6 +58,12 @@ public final class SimulatedCluster {
         var event: Event
     }
 
+    struct QueueKey {
+        var time: EngineTime
+        var sequence: UInt64
+        var slot: Int
+    }
+
     public let config: ClusterConfig
     public private(set) var now: EngineTime = .zero
     public private(set) var servers: [ServerName: Server] = [:]
@@ -104,8 +110,12 @@ public final class SimulatedCluster {
     /// Every recovery script any server ran, in order.
     public private(set) var recoveryScriptLog: [(server: ServerName, run: RecoveryScriptRun, at: EngineTime)] = []
 
-    /// Events by (time, sequence): ties keep insertion order.
-    var queue = MinHeap<Scheduled> { a, b in a.time < b.time || (a.time == b.time && a.sequence < b.sequence) }
+    /// Events by (time, sequence): ties keep insertion order. The heap holds plain keys; the
+    /// events wait in `pending` (a heap moves its elements as it reorders them, and events
+    /// carry strings and heartbeats that would be retained and released on every move).
+    var queue = MinHeap<QueueKey> { a, b in a.time < b.time || (a.time == b.time && a.sequence < b.sequence) }
+    var pending: [Event?] = []
+    var freeSlots: [Int] = []
     var sequence: UInt64 = 0
     let tickInterval: Duration
     let paths: [String]
@@ -117,9 +127,8 @@ public final class SimulatedCluster {
     /// last one measured from its server (see `HeartbeatShape`), and every n-th anyway.
     public var heartbeatSizeCheckInterval = 1
     var heartbeatsSent: UInt64 = 0
-    var lastMeasuredShape: [ServerName: HeartbeatShape] = [:]
-    /// The size of each server's last measured heartbeat.
-    var lastMeasuredSize: [ServerName: Int] = [:]
+    /// The sizes of the heartbeat shapes each server has sent, as last measured.
+    var measuredShapes: [ServerName: [HeartbeatShape: Int]] = [:]
 
     public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil) {
         self.config = config
@@ -345,28 +354,29 @@ public final class SimulatedCluster {
     /// must fit in a datagram and in the largest heartbeat `HeartbeatBudget` estimates for
     /// the configuration (what `config check` and the daemon rely on), so they are measured
     /// as they travel: all of them (`heartbeatSizeCheckInterval` 1), or, since encoding every
-    /// one costs the simulator a third of its time, each one whose shape changed (its counts,
-    /// statuses, optional parts and the lengths of its versions) and, of those with an
-    /// unchanged shape, every n-th while the last measured one was within 10 % of the limit
-    /// (a heartbeat of the same shape differs only in the digits of its times and sequence
-    /// numbers, a few bytes each).
+    /// one costs the simulator a third of its time, each one of a shape (its counts, statuses,
+    /// optional parts and the lengths of its versions) this server has not sent before, and
+    /// of the others every n-th whose shape measured within 10 % of the limit (a heartbeat of
+    /// a known shape differs only in the digits of its times and sequence numbers, a few
+    /// bytes each).
     func deliver(_ heartbeat: Heartbeat, from name: ServerName) {
         heartbeatsSent += 1
         let limit = min(heartbeatBudget, HeartbeatBudget.datagramPayloadLimit)
         let interval = UInt64(max(1, heartbeatSizeCheckInterval))
         var measure = interval == 1
+        var shape: HeartbeatShape?
         if !measure {
-            let shape = HeartbeatShape(heartbeat)
-            if lastMeasuredShape[name] != shape {
-                lastMeasuredShape[name] = shape
+            let current = HeartbeatShape(heartbeat)
+            shape = current
+            if let known = measuredShapes[name]?[current] {
+                measure = heartbeatsSent % interval == 0 && known * 10 >= limit * 9
+            } else {
                 measure = true
-            } else if heartbeatsSent % interval == 0 {
-                measure = (lastMeasuredSize[name] ?? limit) * 10 >= limit * 9
             }
         }
         if measure {
             let size = WireJSON.encode(heartbeat).count
-            lastMeasuredSize[name] = size
+            if let shape { measuredShapes[name, default: [:]][shape] = size }
             if size > limit {
                 violate(
                     "heartbeat of \(name) is \(size) bytes: more than the \(heartbeatBudget) estimated for the configuration or the \(HeartbeatBudget.datagramPayloadLimit) a datagram carries"
@@ -498,9 +508,24 @@ public final class SimulatedCluster {
         return sequence
     }
 
-    func push(_ item: Scheduled) { queue.push(item) }
+    func push(_ item: Scheduled) {
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            pending[slot] = item.event
+        } else {
+            slot = pending.count
+            pending.append(item.event)
+        }
+        queue.push(QueueKey(time: item.time, sequence: item.sequence, slot: slot))
+    }
 
-    func popEarliest() -> Scheduled? { queue.pop() }
+    func popEarliest() -> Scheduled? {
+        guard let key = queue.pop(), let event = pending[key.slot] else { return nil }
+        pending[key.slot] = nil
+        freeSlots.append(key.slot)
+        return Scheduled(time: key.time, sequence: key.sequence, event: event)
+    }
 
     // MARK: - Looking at the world
 
@@ -537,7 +562,7 @@ extension SimulatedCluster {
 /// What makes one heartbeat larger than another of the same server: its counts, versions,
 /// statuses and optional parts. Two heartbeats of one shape differ in numbers only (times,
 /// sequence), whose length varies by a few digits.
-struct HeartbeatShape: Equatable {
+struct HeartbeatShape: Hashable {
     /// Lengths of the numbers, not their values: a new version of the same length is the
     /// same shape.
     var epoch: Int

@@ -23,6 +23,9 @@ struct PeerPaths: Sendable, Equatable {
 struct PeerTable: Sendable, Equatable, Sequence {
     private(set) var keys: [ServerName] = []
     private var states: [PeerState] = []
+    /// What liveness needs of each state, without references: read many times per step,
+    /// where copying a whole `PeerState` would cost more than the check.
+    private var liveness: [PeerLiveness] = []
 
     subscript(name: ServerName) -> PeerState? {
         get { keys.firstIndex(of: name).map { states[$0] } }
@@ -30,18 +33,40 @@ struct PeerTable: Sendable, Equatable, Sequence {
             if let index = keys.firstIndex(of: name) {
                 if let newValue {
                     states[index] = newValue
+                    liveness[index] = PeerLiveness(newValue)
                 } else {
                     keys.remove(at: index)
                     states.remove(at: index)
+                    liveness.remove(at: index)
                 }
             } else if let newValue {
                 keys.append(name)
                 states.append(newValue)
+                liveness.append(PeerLiveness(newValue))
             }
         }
     }
 
+    func liveness(of name: ServerName) -> PeerLiveness? { keys.firstIndex(of: name).map { liveness[$0] } }
+
     func makeIterator() -> Zip2Sequence<[ServerName], [PeerState]>.Iterator { zip(keys, states).makeIterator() }
+}
+
+/// The part of a `PeerState` that says whether the peer is up and connected.
+struct PeerLiveness: Sendable, Equatable {
+    var serviceUp: Bool?
+    var lastHeard: EngineTime?
+    var creditAtHeard: Duration
+    var echoedSentAt: EngineTime?
+    var returningFromDeparture: Bool
+
+    init(_ state: PeerState) {
+        serviceUp = state.report?.serviceUp
+        lastHeard = state.lastHeard
+        creditAtHeard = state.creditAtHeard
+        echoedSentAt = state.echoedSentAt
+        returningFromDeparture = state.returningFromDeparture
+    }
 }
 
 struct PeerState: Sendable, Equatable {
@@ -55,6 +80,8 @@ struct PeerState: Sendable, Equatable {
         get { reportBox?.heartbeat }
         set { reportBox = newValue.map(ReportBox.init) }
     }
+    /// The same report, shared (for a copy that should not copy the heartbeat).
+    var sharedReport: ReportBox? { reportBox }
     /// Our own `sentAt` that the peer last echoed for our current boot: the peer heard us
     /// then. Basis of this server's lease.
     var echoedSentAt: EngineTime?
@@ -121,8 +148,12 @@ struct Membership: Sendable, Equatable {
 
     /// How long a peer has been silent in this server's running time.
     func silence(of peer: PeerState, now: EngineTime) -> Duration? {
-        guard let heard = peer.lastHeard else { return nil }
-        return (now - heard) - (stallCredit - peer.creditAtHeard)
+        silence(lastHeard: peer.lastHeard, creditAtHeard: peer.creditAtHeard, now: now)
+    }
+
+    func silence(lastHeard: EngineTime?, creditAtHeard: Duration, now: EngineTime) -> Duration? {
+        guard let heard = lastHeard else { return nil }
+        return (now - heard) - (stallCredit - creditAtHeard)
     }
 
     /// Records a heartbeat. Returns false when it is older than one already seen (reordered
@@ -179,19 +210,23 @@ struct Membership: Sendable, Equatable {
 
     func isUp(_ server: ServerName, now: EngineTime) -> Bool {
         guard server != me else { return true }
-        guard let peer = peers[server], let report = peer.report, let silence = silence(of: peer, now: now) else { return false }
-        return report.serviceUp && silence < timeout
+        guard let peer = peers.liveness(of: server), let serviceUp = peer.serviceUp,
+            let silence = silence(lastHeard: peer.lastHeard, creditAtHeard: peer.creditAtHeard, now: now)
+        else { return false }
+        return serviceUp && silence < timeout
     }
 
     /// The peer's newest heartbeat is at most `age` old (of this server's running time).
     func heardWithin(_ server: ServerName, _ age: Duration, now: EngineTime) -> Bool {
-        guard let peer = peers[server], let silence = silence(of: peer, now: now) else { return false }
+        guard let peer = peers.liveness(of: server),
+            let silence = silence(lastHeard: peer.lastHeard, creditAtHeard: peer.creditAtHeard, now: now)
+        else { return false }
         return silence <= age
     }
 
     func isConnected(_ server: ServerName, now: EngineTime) -> Bool {
         guard server != me else { return true }
-        guard isUp(server, now: now), let echoed = peers[server]?.echoedSentAt else { return false }
+        guard isUp(server, now: now), let echoed = peers.liveness(of: server)?.echoedSentAt else { return false }
         return now - echoed < timeout
     }
 
@@ -232,31 +267,42 @@ struct Membership: Sendable, Equatable {
     /// Whether this server together with these connected peers has quorum.
     func quorum(with peers: [ServerName], exactHalf: Bool = true) -> Bool {
         guard usesMajority else { return true }
-        // Servers coming back from a clean departure and not yet admitted (`noteReturns`).
-        let returning = Set(peers.filter { self.peers[$0]?.returningFromDeparture ?? false })
-        let settled = Set(peers + [me]).subtracting(returning)
-        // A server that said farewell (stopped its service cleanly) is on no side of any
-        // split: it no longer counts until it is connected again. (Heard back but not yet
-        // connected, it cannot found a cluster without the servers it left running, see
-        // Survivors.swift: counting it would only make a survivor that runs alone drop its
-        // groups each time a server comes back.)
-        let departed = servers.filter { server in
-            guard server != me, !settled.contains(server), !returning.contains(server), let peer = self.peers[server] else {
-                return false
+        // Counted in one pass over the servers (this runs at every step):
+        // - returning: servers back from a clean departure and not yet admitted (`noteReturns`);
+        // - settled: this server and the other peers given;
+        // - departed: a server that said farewell (stopped its service cleanly) is on no side
+        //   of any split: it no longer counts until it is connected again. (Heard back but not
+        //   yet connected, it cannot found a cluster without the servers it left running, see
+        //   Survivors.swift: counting it would only make a survivor that runs alone drop its
+        //   groups each time a server comes back.)
+        var settled = 0
+        var returning = 0
+        var departed = 0
+        for server in servers {
+            let liveness = server == me ? nil : self.peers.liveness(of: server)
+            if server == me || peers.contains(server) {
+                if liveness?.returningFromDeparture == true {
+                    returning += 1
+                } else {
+                    settled += 1
+                }
+            } else if let liveness, liveness.returningFromDeparture || liveness.serviceUp == false {
+                departed += 1
             }
-            return peer.returningFromDeparture || peer.report.map { !$0.serviceUp } == true
         }
         // Servers back from a departure count only while the settled side holds at least half
         // of the others: servers cut off from this side that saw them leave count without
         // them, and with two or more of them back a side could otherwise win a majority of the
         // whole while the other side holds one of the rest (simulator seed 571000878).
-        let others = servers.count - departed.count - returning.count
-        let counted = 2 * settled.count >= others
-        let side = counted ? settled.union(returning) : settled
-        let total = counted ? others + returning.count : others
-        if side.count * 2 > total { return true }
-        if exactHalf, side.count * 2 == total, exactHalfNeedsPing, let first = servers.min(by: { rank(of: $0) < rank(of: $1) }) {
-            return side.contains(first)
+        let others = servers.count - departed - returning
+        let counted = 2 * settled >= others
+        let side = counted ? settled + returning : settled
+        let total = counted ? others + returning : others
+        if side * 2 > total { return true }
+        if exactHalf, side * 2 == total, exactHalfNeedsPing, let first = servers.min(by: { rank(of: $0) < rank(of: $1) }) {
+            guard first == me || peers.contains(first) else { return false }
+            let firstReturning = first != me && self.peers.liveness(of: first)?.returningFromDeparture == true
+            return !firstReturning || counted
         }
         return false
     }

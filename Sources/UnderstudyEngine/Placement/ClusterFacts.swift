@@ -14,7 +14,12 @@ public struct PeerFacts: Sendable, Equatable {
     /// is not this server's own isolation. Always true without ping resolution.
     public var pingConfirmsLoss: Bool
     /// Its newest heartbeat of this service run, however old (nil: never heard).
-    public var report: Heartbeat?
+    public var report: Heartbeat? {
+        get { reportBox?.heartbeat }
+        set { reportBox = newValue.map(ReportBox.init) }
+    }
+    /// Shared, not copied: placement reads a peer's facts per group and server.
+    private var reportBox: ReportBox?
 
     public init(
         connected: Bool = false, up: Bool = false, heardRecently: Bool = false, pingConfirmsLoss: Bool = true,
@@ -24,7 +29,15 @@ public struct PeerFacts: Sendable, Equatable {
         self.up = up
         self.heardRecently = heardRecently
         self.pingConfirmsLoss = pingConfirmsLoss
-        self.report = report
+        self.reportBox = report.map(ReportBox.init)
+    }
+
+    init(connected: Bool, up: Bool, heardRecently: Bool, pingConfirmsLoss: Bool, reportBox: ReportBox?) {
+        self.connected = connected
+        self.up = up
+        self.heardRecently = heardRecently
+        self.pingConfirmsLoss = pingConfirmsLoss
+        self.reportBox = reportBox
     }
 
     /// The newest heartbeat while the peer is up.
@@ -57,12 +70,14 @@ public struct OwnFacts: Sendable, Equatable {
 /// Everything this server knows of the cluster at one instant: itself, every peer, the view
 /// and its directory. Questions about another server (does it hold a group, is it gone) are
 /// answered here, in one place, for placement and for commands alike.
-public struct ClusterFacts: Sendable, Equatable {
+public struct ClusterFacts: Sendable {
     public var me: ServerName
     /// Every server of the configuration, in `servers:` order.
     public var servers: [ServerName]
     public var own: OwnFacts
-    public var peers: [ServerName: PeerFacts]
+    public var peers: [ServerName: PeerFacts] { didSet { heardByPeersMemo = nil } }
+    /// `heardByPeers` of each server, in `servers` order, once computed (`memoize`).
+    private var heardByPeersMemo: [Bool]?
     /// This server's directory (nil: not joined).
     public var directory: Directory?
     /// When every connected server first agreed that a peer is down.
@@ -148,8 +163,18 @@ public struct ClusterFacts: Sendable, Equatable {
         return now - confirmed >= takeoverMargin
     }
 
+    /// Computes `heardByPeers` of every server once: a decision asks it per group and server.
+    mutating func memoize() {
+        heardByPeersMemo = servers.map(computeHeardByPeers)
+    }
+
     /// A connected peer says it hears this server now.
     func heardByPeers(_ server: ServerName) -> Bool {
+        if let memo = heardByPeersMemo, let index = servers.firstIndex(of: server) { return memo[index] }
+        return computeHeardByPeers(server)
+    }
+
+    private func computeHeardByPeers(_ server: ServerName) -> Bool {
         servers.contains { peer in
             peer != me && peer != server && peers[peer]?.report?.hears[server] != nil && isConnected(peer)
         }
@@ -186,7 +211,7 @@ extension ServerEngine {
             peers[server] = PeerFacts(
                 connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
                 heardRecently: membership.heardWithin(server, interval * 2, now: now), pingConfirmsLoss: pingConfirms(server),
-                report: membership.peers[server]?.report)
+                reportBox: membership.peers[server]?.sharedReport)
         }
         let own = OwnFacts(
             instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,

@@ -101,6 +101,7 @@ struct Planner {
     init(input: PlacementInput) {
         self.config = input.config
         self.facts = input.facts
+        self.facts.memoize()
         self.memory = input.memory
         self.input = input
         self.view = input.facts.view
