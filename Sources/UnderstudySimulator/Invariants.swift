@@ -9,23 +9,26 @@ import UnderstudyModel
 //   and no log line repeats without bound.
 // (I2, no lost commit, and I5, durable state, are the Node's: see the storage tests.)
 
-extension SimulatedCluster.Server {
-    /// The machine or the daemon's process went down: nothing of it runs any more.
-    func wentDown() {
-        activeResources = [:]
-        runsInFlight = [:]
-    }
-}
-
 extension SimulatedCluster {
     // MARK: - What the actions left active
+
+    /// The machine or the daemon's process went down: nothing of it runs any more.
+    func wentDown(_ name: ServerName) {
+        guard let server = servers[name] else { return }
+        for group in server.activeResources.keys { activeHolders[group, default: 1] -= 1 }
+        server.activeResources = [:]
+        server.runsInFlight = [:]
+    }
 
     /// A start makes the resource active at once (the script may have started the service
     /// before it fails or hangs); a stop is remembered until it finishes.
     func runOrdered(_ run: ResourceRun, on name: ServerName) {
         guard let server = servers[name] else { return }
         server.runsInFlight[run.id] = run
-        if run.operation == .start { server.activeResources[run.group, default: []].insert(run.resource) }
+        if run.operation == .start {
+            if server.activeResources[run.group] == nil { activeHolders[run.group, default: 0] += 1 }
+            server.activeResources[run.group, default: []].insert(run.resource)
+        }
     }
 
     /// A stop that finished takes the resource away. A failed stop leaves it active (the
@@ -41,7 +44,10 @@ extension SimulatedCluster {
         }
         guard stopped else { return }
         server.activeResources[run.group]?.remove(run.resource)
-        if server.activeResources[run.group]?.isEmpty == true { server.activeResources[run.group] = nil }
+        if server.activeResources[run.group]?.isEmpty == true {
+            server.activeResources[run.group] = nil
+            activeHolders[run.group, default: 1] -= 1
+        }
     }
 
     /// A fence kills the group's processes, the scripts still running among them: nothing of
@@ -49,7 +55,7 @@ extension SimulatedCluster {
     /// if the Engine still hears of it, must not take away a resource started after the fence).
     func fenced(_ group: GroupName, on name: ServerName) {
         guard let server = servers[name] else { return }
-        server.activeResources[group] = nil
+        if server.activeResources.removeValue(forKey: group) != nil { activeHolders[group, default: 1] -= 1 }
         server.runsInFlight = server.runsInFlight.filter { $0.value.group != group }
     }
 
@@ -84,7 +90,7 @@ extension SimulatedCluster {
     /// event changed only `name` (the rest was checked before and has not changed).
     func checkInvariants(touching name: ServerName) {
         guard let active = servers[name]?.activeResources, !active.isEmpty else { return }
-        for group in active.keys {
+        for group in active.keys where activeHolders[group, default: 0] > 1 {
             let names = serverNames.filter { $0 == name || servers[$0]?.activeResources[group]?.isEmpty == false }
             if names.count > 1 { judge(group, names) }
         }

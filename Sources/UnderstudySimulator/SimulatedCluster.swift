@@ -127,6 +127,8 @@ public final class SimulatedCluster {
     /// last one measured from its server (see `HeartbeatShape`), and every n-th anyway.
     public var heartbeatSizeCheckInterval = 1
     var heartbeatsSent: UInt64 = 0
+    /// On how many servers each group is active (see Invariants.swift).
+    var activeHolders: [GroupName: Int] = [:]
     /// The sizes of the heartbeat shapes each server has sent, as last measured.
     var measuredShapes: [ServerName: [HeartbeatShape: Int]] = [:]
 
@@ -182,7 +184,7 @@ public final class SimulatedCluster {
         server.incarnation += 1
         server.frozenUntil = nil
         server.runningMonitors = [:]
-        server.wentDown()
+        wentDown(name)
         note("\(name) crashes")
     }
 
@@ -477,7 +479,7 @@ public final class SimulatedCluster {
         servers[name]?.engine = nil
         servers[name]?.runningMonitors = [:]
         servers[name]?.incarnation += 1
-        servers[name]?.wentDown()
+        wentDown(name)
     }
 
     func violate(_ message: String) {
