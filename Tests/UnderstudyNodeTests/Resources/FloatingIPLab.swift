@@ -126,8 +126,12 @@ final class FloatingIPLab: @unchecked Sendable {
     /// receives during `duration` (own AF_PACKET socket on a thread that enters the namespace).
     /// `ready` is called once the socket listens (or the capture gave up), so the caller sends
     /// only then.
+    /// Gratuitous ARPs for `address` seen on `device` in `ns` during `duration`, or, when
+    /// `stop` is given, until `stop()` returns true (checked every 50 ms; `duration` then bounds
+    /// the wait).
     static func gratuitousARPs(
-        in ns: String, device: String, for address: [UInt8], during duration: Duration, ready: @escaping @Sendable () -> Void = {}
+        in ns: String, device: String, for address: [UInt8], during duration: Duration, ready: @escaping @Sendable () -> Void = {},
+        stop: (@Sendable () -> Bool)? = nil
     ) async -> [String] {
         await withCheckedContinuation { continuation in
             let thread = Thread {
@@ -151,9 +155,10 @@ final class FloatingIPLab: @unchecked Sendable {
                 signalled = true
                 ready()
                 let end = Date().addingTimeInterval(Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
-                while Date() < end {
+                while Date() < end && !(stop?() ?? false) {
                     var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                    guard poll(&descriptor, 1, Int32(max(1, end.timeIntervalSinceNow * 1000))) > 0 else { continue }
+                    let wait = min(end.timeIntervalSinceNow * 1000, stop == nil ? .infinity : 50)
+                    guard poll(&descriptor, 1, Int32(max(1, wait))) > 0 else { continue }
                     var buffer = [UInt8](repeating: 0, count: 1500)
                     let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
                     guard count > 0, let frame = ARPSocket.parse(buffer[0..<count]) else { continue }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
@@ -98,17 +99,24 @@ struct FloatingIPTests {
         defer { lab.remove() }
         let s1 = lab.servers[0]
         let options = FloatingIPDriverOptions(announceCount: 3, announceInterval: .milliseconds(100), namespace: s1)
-        // Announce only once the capture socket listens.
+        // Announce only once the capture socket listens; listen until 1.5 s after the start
+        // returned (the announcements after the first go out 100 ms apart; a loaded machine
+        // may take a second to add the address), at most 10 s.
         let (opened, signal) = AsyncStream<Void>.makeStream()
+        let startedAt = Mutex<ContinuousClock.Instant?>(nil)
         let capture = Task {
-            await FloatingIPLab.gratuitousARPs(in: lab.client, device: "br0", for: [10, 210, 1, 91], during: .milliseconds(1200)) {
-                signal.yield()
-                signal.finish()
-            }
+            await FloatingIPLab.gratuitousARPs(
+                in: lab.client, device: "br0", for: [10, 210, 1, 91], during: .seconds(10),
+                ready: {
+                    signal.yield()
+                    signal.finish()
+                },
+                stop: { startedAt.withLock { $0.map { ContinuousClock.now - $0 > .milliseconds(1500) } ?? false } })
         }
         for await _ in opened { break }
         let settings = FloatingIPSettings(address: "10.210.1.91/24", force: true)
         #expect(await FloatingIPDriver(options: options).perform(run(.start), settings: settings) == .success(asyncPID: nil))
+        startedAt.withLock { $0 = ContinuousClock.now }
         let seen = await capture.value
         print("fip: gratuitous ARPs seen by the client: \(seen)")
         #expect(seen.count == 3)
