@@ -129,6 +129,8 @@ public final class SimulatedCluster {
     var heartbeatsSent: UInt64 = 0
     /// On how many servers each group is active (see Invariants.swift).
     var activeHolders: [GroupName: Int] = [:]
+    /// Each server's heartbeat sizer (it remembers the sizes of its last directory and reports).
+    var sizers: [ServerName: HeartbeatSizer] = [:]
     /// The sizes of the heartbeat shapes each server has sent, as last measured.
     var measuredShapes: [ServerName: [HeartbeatShape: Int]] = [:]
 
@@ -377,7 +379,15 @@ public final class SimulatedCluster {
             }
         }
         if measure {
-            let size = WireJSON.encode(heartbeat).count
+            let size: Int
+            if interval == 1 {
+                // Every heartbeat, the full encoding: and the sizer must agree with it.
+                size = WireJSON.encode(heartbeat).count
+                let parts = sizers[name, default: HeartbeatSizer()].size(of: heartbeat)
+                if parts != size { violate("heartbeat of \(name): the sizer says \(parts) bytes, the encoding \(size)") }
+            } else {
+                size = sizers[name, default: HeartbeatSizer()].size(of: heartbeat)
+            }
             if let shape { measuredShapes[name, default: [:]][shape] = size }
             if size > limit {
                 violate(

@@ -27,6 +27,8 @@ enum LocalOperation: Sendable, Equatable {
 /// the resource runs the Node is carrying out for them, by run id.
 struct GroupRunner: Sendable, Equatable {
     var locals: [GroupName: LocalGroup] = [:]
+    /// The groups in configuration order.
+    let groupNames: [GroupName]
     /// Resources of each group in activation order.
     let activationOrder: [GroupName: [ResourceName]]
     var runs: [UInt64: RunningRun] = [:]
@@ -39,6 +41,7 @@ struct GroupRunner: Sendable, Equatable {
             locals[group.name] = LocalGroup(resources: group.resources.map(\.name))
         }
         self.activationOrder = order
+        self.groupNames = config.groups.map(\.name)
     }
 
     /// Records a run the Node is asked to carry out; returns its id.
@@ -94,34 +97,35 @@ extension ServerEngine {
             heartbeatDirty = true
             log(.autoStartSuppressionLifted, "Automatic group start is no longer suspended on \(me) (an operator started a group here).")
         }
-        for group in config.groups {
-            guard let local = runner.locals[group.name] else { continue }
-            let entry = directory.entries[group.name] ?? DirectoryEntry()
+        // By name, in configuration order (a whole `GroupConfig` would be copied per group and step).
+        for name in runner.groupNames {
+            guard let local = runner.locals[name] else { continue }
+            let entry = directory.entries[name] ?? DirectoryEntry()
             let assignedHere = entry.wanted && entry.owner == me && entry.ownerInstance == instance
             if local.status.holdsResources || local.isBusy {
                 if assignedHere, service == .running, local.waitingStop?.request.factor == .groupStop {
-                    cancelStopWait(group.name)
+                    cancelStopWait(name)
                 } else if !assignedHere && !isStopping(local) && local.status != .offlineFailure {
                     beginStop(
-                        group.name,
+                        name,
                         StopRequest(factor: entry.stopFactor, event: entry.stopEvent, lastAction: .none),
                         now: now)
                 } else if assignedHere, entry.finalActionOn == me, let action = entry.finalAction,
                     local.status == .onlineFailure, local.operation == nil,
                     local.finalActionDoneGeneration != local.generation
                 {
-                    runner.locals[group.name]?.finalActionDoneGeneration = local.generation
-                    applyActivationFinalAction(action, group: group.name, now: now)
+                    runner.locals[name]?.finalActionDoneGeneration = local.generation
+                    applyActivationFinalAction(action, group: name, now: now)
                 }
             } else if assignedHere, service == .running, entry.generation > local.lastTriedGeneration {
-                if let reason = startBlocker(group.name, now: now) {
-                    if startWaitLogged.insert(group.name).inserted {
-                        log(.groupStartWaiting, "Group \(group.name) waits to start on \(me): \(reason).")
+                if let reason = startBlocker(name, now: now) {
+                    if startWaitLogged.insert(name).inserted {
+                        log(.groupStartWaiting, "Group \(name) waits to start on \(me): \(reason).")
                     }
                     continue
                 }
-                startWaitLogged.remove(group.name)
-                beginStart(group.name, event: entry.startEvent, generation: entry.generation, now: now)
+                startWaitLogged.remove(name)
+                beginStart(name, event: entry.startEvent, generation: entry.generation, now: now)
             }
         }
     }
