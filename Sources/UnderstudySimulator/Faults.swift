@@ -79,6 +79,26 @@ struct Schedule {
     private(set) var injected: [Fault: Int] = [:]
 
     var tickets: [OperationTicket] { accepted.list }
+    /// Accepted commands whose end a CLI following them has not seen yet.
+    var openTickets: [OperationTicket] { accepted.open }
+
+    /// Follows every accepted command as its CLI does (`clpgrp` waits for the ticket): every
+    /// quarter second, with the master's status; a command counts as ended once the CLI would
+    /// have returned (done, failed, superseded or lost), even if later events change the group.
+    func followTickets() {
+        let accepted = accepted
+        let world = world
+        world.poll = {
+            guard accepted.ended.count < accepted.list.count else { return }
+            let now = world.now
+            guard let master = world.config.serverNames.compactMap({ world.engine($0)?.currentMaster(now: now) }).first,
+                let snapshot = world.engine(master)?.snapshot(now: now)
+            else { return }
+            for index in accepted.list.indices where !accepted.ended.contains(index) {
+                if accepted.list[index].verdict(in: snapshot) != .pending { accepted.ended.insert(index) }
+            }
+        }
+    }
 
     init(world: SimulatedCluster, random: SeededRandom) {
         self.world = world
@@ -315,8 +335,12 @@ struct Schedule {
 }
 
 /// Accepted group commands of a schedule, in order.
+/// The tickets of accepted commands, and which of them a CLI following it would have seen end.
 final class Tickets {
     var list: [OperationTicket] = []
+    var ended: Set<Int> = []
+
+    var open: [OperationTicket] { list.indices.filter { !ended.contains($0) }.map { list[$0] } }
 }
 
 /// Which monitors (and recovery scripts) fail where, changed by scheduled faults.

@@ -25,5 +25,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 571_000_878, servers: 5,
             found: "servers that stopped cleanly came back on one side of a split and gave it a majority the other side also held"),
+        RegressionSeed(
+            seed: 81_001_390, servers: 3,
+            found: "a move that ended was judged at the end, after a failover and clprsc -t had changed the group (commands check)"),
     ]
 }

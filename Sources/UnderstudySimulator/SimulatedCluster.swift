@@ -129,6 +129,11 @@ public final class SimulatedCluster {
     var heartbeatsSent: UInt64 = 0
     /// On how many servers each group is active (see Invariants.swift).
     var activeHolders: [GroupName: Int] = [:]
+    /// Called every `pollInterval` of simulated time while events run (an operator's CLI
+    /// following its commands, see `Schedule.followTickets`).
+    public var poll: (() -> Void)?
+    public var pollInterval: Duration = .milliseconds(250)
+    var lastPollAt: EngineTime = .zero
     /// Each server's heartbeat sizer (it remembers the sizes of its last directory and reports).
     var sizers: [ServerName: HeartbeatSizer] = [:]
     /// The sizes of the heartbeat shapes each server has sent, as last measured.
@@ -274,6 +279,10 @@ public final class SimulatedCluster {
             // An event for one server changes only that server: only its groups can newly
             // break I1 (actions, such as faults and commands, may change any server).
             if let target = target(of: item.event) { checkInvariants(touching: target) } else { checkInvariants() }
+            if let poll, now - lastPollAt >= pollInterval {
+                lastPollAt = now
+                poll()
+            }
         }
         now = max(now, time)
     }

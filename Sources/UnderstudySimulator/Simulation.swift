@@ -104,6 +104,7 @@ public enum Simulation {
         world.heartbeatSizeCheckInterval = heartbeatSizeCheckInterval
         var schedule = Schedule(world: world, random: SeededRandom(seed: seed ^ 0x5EED))
         schedule.setUp()
+        schedule.followTickets()
         // Faults, one every 1–6 s, each undone later (Faults.swift).
         var time: Duration = .seconds(8)
         while time < faultWindow {
@@ -117,7 +118,7 @@ public enum Simulation {
         var violations = world.violations
         let liveness = checkLiveness(world)
         violations += liveness.problems
-        violations += checkCommandsEnd(world, schedule.tickets)
+        violations += checkCommandsEnd(world, schedule.openTickets)
         violations += checkNoFlood(world)
         let runs = world.runLog
         let statistics = Statistics(
