@@ -28,5 +28,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 81_001_390, servers: 3,
             found: "a move that ended was judged at the end, after a failover and clprsc -t had changed the group (commands check)"),
+        RegressionSeed(
+            seed: 82_001_971, servers: 3,
+            found: "a peer that had just restarted its service agreed that a frozen server was down while that server's lease still ran"),
     ]
 }

@@ -132,6 +132,27 @@ struct PlacementTests {
         #expect(second.log.map(\.message) == ["Failing over group g from s2: server s2 is down."])
     }
 
+    @Test("a peer that just restarted does not yet agree that a lost server is down (seed 82001971)")
+    func freshPeerDoesNotConfirmLoss() {
+        let group = Cfg.group("g", servers: ["s2", "s1"])
+        let directory = Self.directory(entries: ["g": Self.owned(by: "s2", boot: 2)])
+        var s3 = Self.connected("s3", view: ["s1", "s3"])
+        // s3 restarted its service 1 s ago: it has not heard s2 in its new run yet.
+        s3.upSince = Self.now - .seconds(1)
+        let peers: [ServerName: PeerFacts] = [
+            "s2": PeerFacts(
+                report: Self.report("s2", view: ["s1", "s2", "s3"], groups: ["g": GroupReport(status: .online, generation: 9)])),
+            "s3": s3,
+        ]
+        let early = Placement.plan(Self.input(groups: [group], directory: directory, peers: peers))
+        #expect(early.memory.downConfirmedAt["s2"] == nil)
+        #expect(early.log.isEmpty)
+        // Once it has listened a whole timeout (3 s) and still does not see s2, it agrees.
+        var later = Self.input(groups: [group], directory: directory, peers: peers)
+        later.facts.now = Self.now + .seconds(2)
+        #expect(Placement.plan(later).memory.downConfirmedAt["s2"] == Self.now + .seconds(2))
+    }
+
     @Test("a peer that another connected server still hears is never taken for gone")
     func heardByAnotherServerIsNotGone() {
         let group = Cfg.group("g", servers: ["s2", "s1"])

@@ -91,6 +91,15 @@ struct PeerState: Sendable, Equatable {
     var upSince: EngineTime?
     /// Local receipt time of the heartbeat that began the current up-period.
     var upSinceLocal: EngineTime?
+    /// Local receipt time of the first heartbeat of the peer's current service run (`clpcl -r`
+    /// starts a new run in the same process, without a break in its heartbeats).
+    var runSinceLocal: EngineTime?
+    /// Since when the peer has been up and in its current service run, as heard here: it has
+    /// listened at least that long.
+    var listeningSinceLocal: EngineTime? {
+        guard let up = upSinceLocal, let run = runSinceLocal else { return nil }
+        return max(up, run)
+    }
     /// This server's stall credit when `lastHeard` was recorded.
     var creditAtHeard: Duration = .zero
     /// `upSince` as the peer reported it for this server with its newest echo.
@@ -196,6 +205,7 @@ struct Membership: Sendable, Equatable {
                 peer.echoedUpSince = nil
             }
         }
+        if peer.report?.run != heartbeat.run || peer.runSinceLocal == nil { peer.runSinceLocal = now }
         peer.lastHeard = now
         peer.creditAtHeard = stallCredit
         peer.report = heartbeat

@@ -13,6 +13,9 @@ public struct PeerFacts: Sendable, Equatable {
     /// With ping resolution: a probe started after the loss reached a target, so its loss
     /// is not this server's own isolation. Always true without ping resolution.
     public var pingConfirmsLoss: Bool
+    /// Since when (local time) it has been up and in its current service run, as heard here:
+    /// it has been listening at least that long.
+    public var upSince: EngineTime?
     /// Its newest heartbeat of this service run, however old (nil: never heard).
     public var report: Heartbeat? {
         get { reportBox?.heartbeat }
@@ -23,8 +26,9 @@ public struct PeerFacts: Sendable, Equatable {
 
     public init(
         connected: Bool = false, up: Bool = false, heardRecently: Bool = false, pingConfirmsLoss: Bool = true,
-        report: Heartbeat? = nil
+        upSince: EngineTime? = .zero, report: Heartbeat? = nil
     ) {
+        self.upSince = upSince
         self.connected = connected
         self.up = up
         self.heardRecently = heardRecently
@@ -32,7 +36,8 @@ public struct PeerFacts: Sendable, Equatable {
         self.reportBox = report.map(ReportBox.init)
     }
 
-    init(connected: Bool, up: Bool, heardRecently: Bool, pingConfirmsLoss: Bool, reportBox: ReportBox?) {
+    init(connected: Bool, up: Bool, heardRecently: Bool, pingConfirmsLoss: Bool, upSince: EngineTime?, reportBox: ReportBox?) {
+        self.upSince = upSince
         self.connected = connected
         self.up = up
         self.heardRecently = heardRecently
@@ -211,7 +216,7 @@ extension ServerEngine {
             peers[server] = PeerFacts(
                 connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
                 heardRecently: membership.heardWithin(server, interval * 2, now: now), pingConfirmsLoss: pingConfirms(server),
-                reportBox: membership.peers[server]?.sharedReport)
+                upSince: membership.peers[server]?.listeningSinceLocal, reportBox: membership.peers[server]?.sharedReport)
         }
         let own = OwnFacts(
             instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,

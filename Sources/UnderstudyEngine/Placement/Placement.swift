@@ -503,8 +503,15 @@ struct Planner {
             guard input.listenedEnough, memory.downConfirmedAt[server] == nil, facts.peers[server]?.pingConfirmsLoss ?? true else {
                 continue
             }
+            // A peer agrees only once it has listened a whole timeout in its current service
+            // run: one that just (re)started has not heard the lost server yet, and that
+            // server's lease, bound by the peer's echo from before its restart, may still run
+            // (found by simulator seed 82001971: `clpcl -r` on the one server that still heard
+            // a frozen server let the master take the frozen server's groups over within its
+            // lease).
             let everyoneAgrees = view.filter { $0 != me }.allSatisfy { peer in
                 !(facts.report(of: peer)?.view.contains(server) ?? true)
+                    && (facts.peers[peer]?.upSince.map { now - $0 >= input.timeout } ?? false)
             }
             if everyoneAgrees {
                 memory.downConfirmedAt[server] = now
