@@ -123,8 +123,8 @@ public final class SimulatedCluster {
     /// The largest heartbeat the configuration can produce (see `deliver(_:from:)`); a test
     /// may lower it to see the check catch a heartbeat.
     public var heartbeatBudget: Int
-    /// 1: measure every heartbeat. n > 1: measure each heartbeat whose shape differs from the
-    /// last one measured from its server (see `HeartbeatShape`), and every n-th anyway.
+    /// 1: size every heartbeat by its full encoding. n > 1: size it from its parts (see
+    /// `HeartbeatSizer`), measuring every n-th again when near the limit.
     public var heartbeatSizeCheckInterval = 1
     var heartbeatsSent: UInt64 = 0
     /// On how many servers each group is active (see Invariants.swift).
@@ -134,10 +134,9 @@ public final class SimulatedCluster {
     public var poll: (() -> Void)?
     public var pollInterval: Duration = .milliseconds(250)
     var lastPollAt: EngineTime = .zero
-    /// Each server's heartbeat sizer (it remembers the sizes of its last directory and reports).
+    /// Each server's heartbeat sizer (it remembers the sizes of its last directory and reports,
+    /// and of the rest of its heartbeats by shape).
     var sizers: [ServerName: HeartbeatSizer] = [:]
-    /// The sizes of the heartbeat shapes each server has sent, as last measured.
-    var measuredShapes: [ServerName: [HeartbeatShape: Int]] = [:]
 
     public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil) {
         self.config = config
@@ -365,44 +364,31 @@ public final class SimulatedCluster {
 
     /// Puts one heartbeat on the simulated network, to every peer on every path. Heartbeats
     /// must fit in a datagram and in the largest heartbeat `HeartbeatBudget` estimates for
-    /// the configuration (what `config check` and the daemon rely on), so they are measured
-    /// as they travel: all of them (`heartbeatSizeCheckInterval` 1), or, since encoding every
-    /// one costs the simulator a third of its time, each one of a shape (its counts, statuses,
-    /// optional parts and the lengths of its versions) this server has not sent before, and
-    /// of the others every n-th whose shape measured within 10 % of the limit (a heartbeat of
-    /// a known shape differs only in the digits of its times and sequence numbers, a few
-    /// bytes each).
+    /// the configuration (what `config check` and the daemon rely on), so every one is sized
+    /// as it travels (`HeartbeatSizer`): exactly, by its full encoding, with
+    /// `heartbeatSizeCheckInterval` 1; otherwise from its parts, the directory and the reports
+    /// exactly and the rest from the last heartbeat of the same shape (which differs only in
+    /// the digits of its numbers), measured again every n-th heartbeat near the limit.
     func deliver(_ heartbeat: Heartbeat, from name: ServerName) {
         heartbeatsSent += 1
         let limit = min(heartbeatBudget, HeartbeatBudget.datagramPayloadLimit)
         let interval = UInt64(max(1, heartbeatSizeCheckInterval))
-        var measure = interval == 1
-        var shape: HeartbeatShape?
-        if !measure {
-            let current = HeartbeatShape(heartbeat)
-            shape = current
-            if let known = measuredShapes[name]?[current] {
-                measure = heartbeatsSent % interval == 0 && known * 10 >= limit * 9
-            } else {
-                measure = true
+        var size: Int
+        if interval == 1 {
+            // Every heartbeat, the full encoding: and the sizer must agree with it.
+            size = WireJSON.encode(heartbeat).count
+            let parts = sizers[name, default: HeartbeatSizer()].size(of: heartbeat, remeasure: true)
+            if parts != size { violate("heartbeat of \(name): the sizer says \(parts) bytes, the encoding \(size)") }
+        } else {
+            size = sizers[name, default: HeartbeatSizer()].size(of: heartbeat, remeasure: false)
+            if heartbeatsSent % interval == 0 && size * 10 >= limit * 9 {
+                size = sizers[name, default: HeartbeatSizer()].size(of: heartbeat, remeasure: true)
             }
         }
-        if measure {
-            let size: Int
-            if interval == 1 {
-                // Every heartbeat, the full encoding: and the sizer must agree with it.
-                size = WireJSON.encode(heartbeat).count
-                let parts = sizers[name, default: HeartbeatSizer()].size(of: heartbeat)
-                if parts != size { violate("heartbeat of \(name): the sizer says \(parts) bytes, the encoding \(size)") }
-            } else {
-                size = sizers[name, default: HeartbeatSizer()].size(of: heartbeat)
-            }
-            if let shape { measuredShapes[name, default: [:]][shape] = size }
-            if size > limit {
-                violate(
-                    "heartbeat of \(name) is \(size) bytes: more than the \(heartbeatBudget) estimated for the configuration or the \(HeartbeatBudget.datagramPayloadLimit) a datagram carries"
-                )
-            }
+        if size > limit {
+            violate(
+                "heartbeat of \(name) is \(size) bytes: more than the \(heartbeatBudget) estimated for the configuration or the \(HeartbeatBudget.datagramPayloadLimit) a datagram carries"
+            )
         }
         let sent = SentHeartbeat(heartbeat)
         for peer in config.serverNames where peer != name {
@@ -578,62 +564,6 @@ extension SimulatedCluster {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
-}
-
-/// What makes one heartbeat larger than another of the same server: its counts, versions,
-/// statuses and optional parts. Two heartbeats of one shape differ in numbers only (times,
-/// sequence), whose length varies by a few digits.
-struct HeartbeatShape: Hashable {
-    /// Lengths of the numbers, not their values: a new version of the same length is the
-    /// same shape.
-    var epoch: Int
-    var appliedVersion: Int
-    var directoryVersion: Int
-    var directoryEntries: Int
-    var directoryFlags: Int
-    var heard: Int
-    var view: Int
-    var monitors: Int
-    var flags: Int
-    /// Sum over the group reports of their status lengths and optional parts.
-    var groups: Int
-
-    init(_ heartbeat: Heartbeat) {
-        epoch = heartbeat.epoch.map { Self.digits($0.term) &+ $0.master.utf8.count &* 32 } ?? -1
-        appliedVersion = Self.digits(heartbeat.appliedVersion)
-        directoryVersion = heartbeat.directory.map { Self.digits($0.version) } ?? -1
-        directoryEntries = heartbeat.directory?.entries.count ?? -1
-        var directoryFlags = 0
-        for entry in heartbeat.directory?.entries.values ?? [:].values {
-            directoryFlags &+=
-                (entry.owner?.utf8.count ?? 0) &+ entry.failedOn.count &* 7 &+ (entry.finalActionOn == nil ? 0 : 11)
-                &+ (entry.monitorFailedOn == nil ? 0 : 13) &+ (entry.operation == nil ? 0 : 17) &+ (entry.unplaceable == nil ? 0 : 19)
-                &+ (entry.preferredTarget == nil ? 0 : 23)
-        }
-        self.directoryFlags = directoryFlags &+ (heartbeat.directory?.suppressionLifted.count ?? 0) &* 29
-        heard = heartbeat.hears.count
-        view = heartbeat.view.count
-        monitors = heartbeat.monitors?.values.reduce(0) { $0 &+ $1.rawValue.utf8.count } ?? -1
-        flags = (heartbeat.priority == nil ? 0 : 1) | (heartbeat.leaving ? 2 : 0) | (heartbeat.awaitingVouch ? 4 : 0)
-        var groups = 0
-        for report in heartbeat.groups.values {
-            groups &+=
-                report.status.rawValue.utf8.count &+ report.resources.count &* 3
-                &+ (report.activationFailedResource?.utf8.count ?? 0) &+ (report.monitorRequest == nil ? 0 : 31)
-            for status in report.resources.values { groups &+= status.rawValue.utf8.count }
-        }
-        self.groups = groups
-    }
-
-    static func digits(_ number: UInt64) -> Int {
-        var count = 1
-        var rest = number / 10
-        while rest > 0 {
-            count += 1
-            rest /= 10
-        }
-        return count
-    }
 }
 
 /// A heartbeat on the simulated network (read-only once sent).
