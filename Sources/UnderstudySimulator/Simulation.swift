@@ -93,9 +93,9 @@ public enum Simulation {
         return (duration, .success(asyncPID: nil))
     }
 
-    /// - Parameter heartbeatSizeCheckInterval: which heartbeats are measured against the
-    ///   configuration's heartbeat budget: 1, every one; n, those whose shape changed and
-    ///   every n-th (see `SimulatedCluster.deliver`).
+    /// - Parameter heartbeatSizeCheckInterval: how heartbeats are sized against the
+    ///   configuration's heartbeat budget: 1, each by its full encoding; n, from their parts,
+    ///   measured again every n-th near the limit (see `SimulatedCluster.deliver`).
     public static func run(
         seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16
     ) -> Result {

@@ -20,7 +20,9 @@ struct SimulateCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not replay the regression seeds first.") var noRegressions = false
     @Flag(
         name: .long,
-        help: "Measure every heartbeat against the heartbeat budget (default: each one whose shape changed, and every 16th).")
+        help:
+            "Size every heartbeat by its full encoding against the heartbeat budget (default: from its parts, the base of a known shape from a cache)."
+    )
     var measureEveryHeartbeat = false
     @Flag(name: .long, help: "Print the trace of every schedule, not only failing ones.") var verbose = false
 
