@@ -175,47 +175,10 @@ extension ServerEngine {
     /// that want to fence themselves read it from the lease file (`UNDERSTUDY_LEASE_FILE`).
     public func leaseExpiry(now: EngineTime) -> EngineTime? {
         guard service != .stopped, !stalls.isHolding, !isolated else { return nil }
-        let peers = serverNames.filter { $0 != me }
-        // Bound by no peer's echo: a peer that (re)joins listens a whole timeout before it
-        // judges this server down, and it hears this server's heartbeats meanwhile.
-        let unboundLease = lastSentAt + timeout
-        if membership.usesMajority {
-            // The view keeps its quorum until enough leases have run out. An exact half
-            // counts only once the lost peers are confirmed by a ping probe.
-            let connected = peers.filter { membership.isConnected($0, now: now) }
-            func holds(_ side: [ServerName]) -> Bool {
-                let resolved = peers.allSatisfy { side.contains($0) || (!connected.contains($0) && lossResolvedByPing($0)) }
-                return membership.quorum(with: side, exactHalf: resolved && !awaitingPingVerdict)
-            }
-            guard holds(connected) else { return nil }
-            var expiry = unboundLease
-            for candidate in connected.compactMap({ membership.leaseFrom($0) }).sorted() where candidate < expiry {
-                if !holds(connected.filter { (membership.leaseFrom($0) ?? .zero) > candidate }) {
-                    expiry = candidate
-                    break
-                }
-            }
-            return expiry
-        }
-        // Without majority: a peer takes over only after a timeout of silence plus the
-        // takeover margin; a lost peer binds this server until a ping probe started after
-        // the loss reached a target (then the peer is the cut-off side and has fenced).
-        // Without any resolution nothing binds a lost peer (documented as unsafe).
-        var expiry = unboundLease
-        for peer in peers {
-            guard let lease = membership.leaseFrom(peer) else { continue }
-            if !membership.isConnected(peer, now: now) {
-                // A peer still heard but not hearing us (one-way link) is alive and may take
-                // over: our own probe does not resolve it.
-                if leftCleanly(peer) || pingTargets.isEmpty || (lossResolvedByPing(peer) && !membership.isUp(peer, now: now)) { continue }
-            }
-            expiry = min(expiry, lease + takeoverMargin)
-        }
-        return expiry > now ? expiry : nil
+        return Lease.expiry(
+            me: me, servers: serverNames, membership: membership, ping: ping, lastSentAt: lastSentAt, timeout: timeout,
+            takeoverMargin: takeoverMargin, now: now)
     }
-
-    /// This server noted the loss of the peer and a probe started after it reached a target.
-    func lossResolvedByPing(_ peer: ServerName) -> Bool { ping.resolvedLoss(of: peer) }
 }
 
 extension Duration {

@@ -1,0 +1,53 @@
+import UnderstudyModel
+
+/// Until when no other server can take this server's groups over, as far as this server can
+/// prove it from its peers' echoes (`Membership`) and the partition rule (majority, or
+/// `pingnp` through `PingResolver`): a pure function of what it knows and the time. The
+/// Engine asks it only while it runs, is not cut off and does not hold after a stall
+/// (`ServerEngine.leaseExpiry`).
+enum Lease {
+    static func expiry(
+        me: ServerName, servers: [ServerName], membership: Membership, ping: PingResolver, lastSentAt: EngineTime,
+        timeout: Duration, takeoverMargin: Duration, now: EngineTime
+    ) -> EngineTime? {
+        let peers = servers.filter { $0 != me }
+        // Bound by no peer's echo: a peer that (re)joins listens a whole timeout before it
+        // judges this server down (and before it agrees that it is down, see
+        // `Planner.updateDownConfirmations`), and it hears this server's heartbeats meanwhile.
+        let unboundLease = lastSentAt + timeout
+        if membership.usesMajority {
+            // The view keeps its quorum until enough leases have run out. An exact half
+            // counts only once the lost peers are confirmed by a ping probe.
+            let connected = peers.filter { membership.isConnected($0, now: now) }
+            func holds(_ side: [ServerName]) -> Bool {
+                let resolved = peers.allSatisfy { side.contains($0) || (!connected.contains($0) && ping.resolvedLoss(of: $0)) }
+                return membership.quorum(with: side, exactHalf: resolved && !ping.awaitingVerdict)
+            }
+            guard holds(connected) else { return nil }
+            var expiry = unboundLease
+            for candidate in connected.compactMap({ membership.leaseFrom($0) }).sorted() where candidate < expiry {
+                if !holds(connected.filter { (membership.leaseFrom($0) ?? .zero) > candidate }) {
+                    expiry = candidate
+                    break
+                }
+            }
+            return expiry
+        }
+        // Without majority: a peer takes over only after a timeout of silence plus the
+        // takeover margin; a lost peer binds this server until a ping probe started after
+        // the loss reached a target (then the peer is the cut-off side and has fenced).
+        // Without any resolution nothing binds a lost peer (documented as unsafe).
+        var expiry = unboundLease
+        for peer in peers {
+            guard let lease = membership.leaseFrom(peer) else { continue }
+            if !membership.isConnected(peer, now: now) {
+                // A peer still heard but not hearing us (one-way link) is alive and may take
+                // over: our own probe does not resolve it.
+                let leftCleanly = membership.peers[peer]?.report.map { !$0.serviceUp } ?? false
+                if leftCleanly || ping.targets.isEmpty || (ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now)) { continue }
+            }
+            expiry = min(expiry, lease + takeoverMargin)
+        }
+        return expiry > now ? expiry : nil
+    }
+}
