@@ -82,26 +82,11 @@ extension ServerEngine {
         // Suspend meanwhile.
         let clusterSuspended = directory?.suspended == true
         for monitor in config.monitors {
-            guard var local = monitoring.monitors[monitor.name] else { continue }
+            guard let local = monitoring.monitors[monitor.name] else { continue }
             let couldRun = service == .running && !isolated && targetAllowsRunning(monitor)
             let shouldRun = !local.suspended && !clusterSuspended && couldRun
             if shouldRun, local.run == nil {
-                let run = monitoring.nextRun
-                monitoring.nextRun += 1
-                local.run = run
-                local.failures = 0
-                local.delayed = false
-                local.skipLogged = false
-                // Engine-computed monitors are Normal at once; probes are Unknown until
-                // their first check (after the first wait).
-                local.status = monitor.type.isComputedByEngine ? .normal : .unknown
-                local.normalSince = monitor.type.isComputedByEngine ? now : nil
-                if monitor.type == .mrw, let error = local.externalError {
-                    local.status = .error
-                    local.detail = error
-                    local.normalSince = nil
-                }
-                monitoring.monitors[monitor.name] = local
+                guard let run = monitoring.start(monitor, now: now) else { continue }
                 log(.monitorStarted, "Monitor \(monitor.name) started on \(me).")
                 if monitor.type != .mtw && monitor.type != .mrw {
                     emit(.startMonitor(MonitorStart(monitor: monitor.name, run: run, targetPID: targetPID(of: monitor))))
@@ -140,14 +125,7 @@ extension ServerEngine {
     }
 
     mutating func stopMonitor(_ monitor: MonitorConfig, now: EngineTime) {
-        guard var local = monitoring.monitors[monitor.name], let run = local.run else { return }
-        local.run = nil
-        local.failures = 0
-        local.delayed = false
-        local.status = local.suspended ? .suspend : .offline
-        // A recovery script still running belongs to the episode that just ended.
-        local.pendingScript = nil
-        monitoring.monitors[monitor.name] = local
+        guard let run = monitoring.stop(monitor.name) else { return }
         if monitor.type != .mtw && monitor.type != .mrw {
             emit(.stopMonitor(monitor: monitor.name, run: run))
         }
@@ -364,6 +342,41 @@ struct Monitoring: Sendable, Equatable {
     var nextScriptRun: UInt64 = 1
     /// A stall userw must judge once the hold after it is over.
     var pendingUserSpaceStall: Duration?
+
+    /// Starts a monitor's run: a new run id, its counters reset; engine-computed monitors are
+    /// Normal at once (mrw Error while an external error stands), probes Unknown until their
+    /// first check. Nil when the monitor does not run on this server.
+    mutating func start(_ monitor: MonitorConfig, now: EngineTime) -> UInt64? {
+        guard var local = monitors[monitor.name] else { return nil }
+        let run = nextRun
+        nextRun += 1
+        local.run = run
+        local.failures = 0
+        local.delayed = false
+        local.skipLogged = false
+        local.status = monitor.type.isComputedByEngine ? .normal : .unknown
+        local.normalSince = monitor.type.isComputedByEngine ? now : nil
+        if monitor.type == .mrw, let error = local.externalError {
+            local.status = .error
+            local.detail = error
+            local.normalSince = nil
+        }
+        monitors[monitor.name] = local
+        return run
+    }
+
+    /// Ends a monitor's run; returns the run that ended (nil: it was not running). A recovery
+    /// script still running belongs to the episode that just ended.
+    mutating func stop(_ name: String) -> UInt64? {
+        guard var local = monitors[name], let run = local.run else { return nil }
+        local.run = nil
+        local.failures = 0
+        local.delayed = false
+        local.status = local.suspended ? .suspend : .offline
+        local.pendingScript = nil
+        monitors[name] = local
+        return run
+    }
 
     init(config: ClusterConfig, me: ServerName) {
         var configs: [String: MonitorConfig] = [:]
