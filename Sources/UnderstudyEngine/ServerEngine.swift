@@ -211,7 +211,7 @@ public struct ServerEngine: Sendable {
 
     public mutating func handle(_ event: EngineEvent, now: EngineTime) -> [EngineAction] {
         guard service != .stopped else {
-            if case .resourceFinished(let runID, _) = event { runner.runs[runID] = nil }
+            if case .resourceFinished(let runID, _) = event { _ = runner.finishRun(runID) }
             return []
         }
         let gap = stalls.gap(now: now)

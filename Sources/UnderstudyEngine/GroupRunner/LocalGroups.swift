@@ -31,8 +31,8 @@ struct GroupRunner: Sendable, Equatable {
     let groupNames: [GroupName]
     /// Resources of each group in activation order.
     let activationOrder: [GroupName: [ResourceName]]
-    var runs: [UInt64: RunningRun] = [:]
-    var nextRunID: UInt64 = 1
+    private(set) var runs: [UInt64: RunningRun] = [:]
+    private(set) var nextRunID: UInt64 = 1
 
     init(config: ClusterConfig) {
         var order: [GroupName: [ResourceName]] = [:]
@@ -51,6 +51,13 @@ struct GroupRunner: Sendable, Equatable {
         runs[id] = run
         return id
     }
+
+    /// The run the Node reports finished, no longer in flight (nil: unknown, or forgotten by
+    /// a fence).
+    mutating func finishRun(_ id: UInt64) -> RunningRun? { runs.removeValue(forKey: id) }
+
+    /// A fence killed every run in flight: their ends, if reported, are ignored.
+    mutating func forgetRuns() { runs = [:] }
 }
 
 struct LocalGroup: Sendable, Equatable {
@@ -310,7 +317,7 @@ extension ServerEngine {
     }
 
     mutating func resourceFinished(runID: UInt64, outcome: ResourceOutcome, now: EngineTime) {
-        guard let run = runner.runs.removeValue(forKey: runID), var local = runner.locals[run.group] else { return }
+        guard let run = runner.finishRun(runID), var local = runner.locals[run.group] else { return }
         guard let resourceConfig = config.resource(named: run.resource)?.resource else { return }
         switch local.operation {
         case .starting(let event, let index, let current) where current == runID:
@@ -549,7 +556,7 @@ extension ServerEngine {
             runner.locals[name] = fenced
             log(.groupFenced, "Group \(name) fenced on \(me) (\(reason)).")
         }
-        runner.runs = [:]
+        runner.forgetRuns()
         heartbeatDirty = true
         persistDirty = true
     }
