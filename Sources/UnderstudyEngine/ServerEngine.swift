@@ -511,16 +511,7 @@ public struct ServerEngine: Sendable {
         return false
     }
 
-    func groupReports() -> [GroupName: GroupReport] {
-        runner.locals.mapValues(report(of:))
-    }
-
-    func report(of local: LocalGroup) -> GroupReport {
-        GroupReport(
-            status: local.status, resources: local.resourceStatus, generation: local.generation,
-            activationFailedResource: local.activationFailedResource, operatorStopped: local.operatorStopped,
-            monitorRequest: local.monitorRequest)
-    }
+    func groupReports() -> [GroupName: GroupReport] { runner.reports() }
 
     // MARK: - Master
 

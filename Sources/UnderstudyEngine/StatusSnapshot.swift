@@ -211,7 +211,7 @@ extension ServerEngine {
             for server in serverNames {
                 let report: GroupReport?
                 if server == me {
-                    report = runner.locals[group.name].map(report(of:))
+                    report = runner.locals[group.name]?.report
                 } else if running && membership.isUp(server, now: now) {
                     report = membership.peers[server]?.report?.groups[group.name]
                 } else {

@@ -58,9 +58,19 @@ struct GroupRunner: Sendable, Equatable {
 
     /// A fence killed every run in flight: their ends, if reported, are ignored.
     mutating func forgetRuns() { runs = [:] }
+
+    /// What this server tells the others of its groups (in every heartbeat).
+    func reports() -> [GroupName: GroupReport] { locals.mapValues(\.report) }
 }
 
 struct LocalGroup: Sendable, Equatable {
+    /// This group's account in heartbeats.
+    var report: GroupReport {
+        GroupReport(
+            status: status, resources: resourceStatus, generation: generation, activationFailedResource: activationFailedResource,
+            operatorStopped: operatorStopped, monitorRequest: monitorRequest)
+    }
+
     var status: ActivationStatus = .offline
     var resourceStatus: [ResourceName: ActivationStatus]
     var activationRetries: [ResourceName: Int] = [:]
