@@ -148,6 +148,15 @@ extension DirectoryEntry {
         releasedAt = version
     }
 
+    /// An operator's start or move is the operator's word: the failures of the episode before
+    /// (servers where activation or a monitor failed, a final action taken) no longer count.
+    mutating func forgetFailures() {
+        failedOn = []
+        monitorFailedOn = nil
+        finalActionOn = nil
+        finalAction = nil
+    }
+
     /// Releases the group from its owner for a planned move (operator move or failback): the
     /// owner stops it (`GROUPMOVE`), then it starts on `target` with `startEvent`.
     mutating func beginMove(to target: ServerName, startEvent: ScriptEvent, releasedAt version: UInt64) {

@@ -151,10 +151,7 @@ extension ServerEngine {
             entry.preferredTarget = target
             entry.startEvent = .start
             entry.failoverCount = 0
-            entry.failedOn = []
-            entry.monitorFailedOn = nil
-            entry.finalActionOn = nil
-            entry.finalAction = nil
+            entry.forgetFailures()
             entry.operation = next
             dir.entries[name] = entry
             dir.startupDone = true
@@ -233,10 +230,7 @@ extension ServerEngine {
                     CommandResult(.failed, "Group \(name) cannot move to \(target): another completely exclusive group runs there."))
             }
             entry.beginMove(to: target, startEvent: .start, releasedAt: next)
-            entry.failedOn = []
-            entry.monitorFailedOn = nil
-            entry.finalActionOn = nil
-            entry.finalAction = nil
+            entry.forgetFailures()
             entry.operation = next
             dir.entries[name] = entry
             ticket = OperationTicket(kind: .move, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)

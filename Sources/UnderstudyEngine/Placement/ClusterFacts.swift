@@ -24,6 +24,8 @@ public struct PeerFacts: Sendable, Equatable {
     /// Shared, not copied: placement reads a peer's facts per group and server.
     private var reportBox: ReportBox?
 
+    /// `upSince` defaults to the start of time: a peer that has listened long enough (tests
+    /// that do not care about fresh restarts).
     public init(
         connected: Bool = false, up: Bool = false, heardRecently: Bool = false, pingConfirmsLoss: Bool = true,
         upSince: EngineTime? = .zero, report: Heartbeat? = nil
