@@ -30,7 +30,8 @@ struct MonitorTests {
                 status.group(named: "grp1")?.status == .online && status.group(named: "grp1")?.current == "node1"
             }
             for round in 1...3 {
-                let starts = cluster.records.starts
+                // An async start is Online once launched; its record may come a moment later.
+                let starts = try await cluster.waitForRecords("start number \(round) on node1") { $0.starts.count >= round }.starts
                 let victim = try #require(starts.last, "\(cluster.records.summary)")
                 #expect(victim.server == "node1")
                 // The start script exec'd `sleep`: its pid is the process pidw watches. Let
@@ -179,7 +180,8 @@ struct InternalMonitoringTests {
             let first = try #require(try await Self.newKeeper(of: node1, besides: nil))
             first.kill()
             _ = try #require(try await Self.newKeeper(of: node1, besides: first))
-            let start = try #require(cluster.records.starts.on("node1").last)
+            let start = try #require(
+                try await cluster.waitForRecords("the async start on node1") { !$0.starts.on("node1").isEmpty }.starts.on("node1").last)
             let leftover = try #require(ProcessTable.identity(of: start.pid))
             _ = cluster.send(SIGKILL, to: "node1")
             var gone = false
