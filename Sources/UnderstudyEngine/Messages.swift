@@ -298,6 +298,22 @@ public struct Heartbeat: Sendable, Codable, Equatable {
 
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: run) }
 
+    /// Whether this heartbeat says what `other` says, apart from when each was sent and the
+    /// send times each echoes: a keepalive that the Engine need not act on at once.
+    public func saysTheSame(as other: Heartbeat) -> Bool {
+        sender == other.sender && bootID == other.bootID && run == other.run && configHash == other.configHash
+            && priority == other.priority && serviceUp == other.serviceUp && leaving == other.leaving
+            && autoStartSuppressed == other.autoStartSuppressed && syncDone == other.syncDone
+            && awaitingVouch == other.awaitingVouch && epoch == other.epoch && appliedVersion == other.appliedVersion
+            && clusterStopRequested == other.clusterStopRequested && view == other.view && waitsFor == other.waitsFor
+            && monitors == other.monitors && groups == other.groups && directory == other.directory
+            && hears.count == other.hears.count
+            && hears.allSatisfy { server, heard in
+                guard let echoed = other.hears[server] else { return false }
+                return heard.bootID == echoed.bootID && heard.upSince == echoed.upSince
+            }
+    }
+
     public init(
         sender: ServerName, bootID: UInt64, run: UInt64 = 0, sentAt: EngineTime, configHash: String, priority: Int? = nil,
         serviceUp: Bool = true, leaving: Bool = false, autoStartSuppressed: Bool = false,

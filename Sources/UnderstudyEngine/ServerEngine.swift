@@ -246,7 +246,11 @@ public struct ServerEngine: Sendable {
         case .heartbeat(let heartbeat, let path):
             // A copy already seen (the same heartbeat on another path, or a late one) only
             // tells that its path works: skip the full step (the next tick does it).
-            if !receive(heartbeat, path: path, now: now), pendingActions.isEmpty && !heartbeatDirty && !persistDirty && !stalls.isHolding {
+            // So does a keepalive: a heartbeat that says what the peer's previous one said
+            // and changes nothing about it here; the next tick reacts to the passing time.
+            if receive(heartbeat, path: path, now: now) != .news,
+                pendingActions.isEmpty && !heartbeatDirty && !persistDirty && !stalls.isHolding
+            {
                 stalls.lastEventAt = now
                 return []
             }
@@ -406,14 +410,30 @@ public struct ServerEngine: Sendable {
 
     // MARK: - Heartbeats
 
-    /// Records a peer's heartbeat; false when it was not news (an older or duplicate copy).
+    /// What a received heartbeat was.
+    enum Receipt: Equatable {
+        /// A copy already seen (the same heartbeat on another path) or an older one.
+        case seenBefore
+        /// New, but it says what the sender's previous heartbeat said (`Heartbeat.saysTheSame`)
+        /// and changed nothing about the sender here (up, connected, admitted).
+        case keepalive
+        case news
+    }
+
+    /// Records a peer's heartbeat and says whether it was news.
     @discardableResult
-    mutating func receive(_ heartbeat: Heartbeat, path: String, now: EngineTime) -> Bool {
-        guard heartbeat.sender != me else { return false }
+    mutating func receive(_ heartbeat: Heartbeat, path: String, now: EngineTime) -> Receipt {
+        guard heartbeat.sender != me else { return .seenBefore }
         let wasConnected = membership.isConnected(heartbeat.sender, now: now)
+        let wasUp = membership.isUp(heartbeat.sender, now: now)
+        let previous = membership.peers[heartbeat.sender]?.sharedReport
         let fresh = membership.record(heartbeat, path: path, now: now, myBootID: bootID)
-        guard fresh else { return false }
-        membership.noteReturns(now: now)
+        guard fresh else { return .seenBefore }
+        let admitted = membership.noteReturns(now: now)
+        let isConnected = membership.isConnected(heartbeat.sender, now: now)
+        let keepalive =
+            !admitted && wasUp && wasConnected == isConnected && membership.isUp(heartbeat.sender, now: now)
+            && (previous?.heartbeat.saysTheSame(as: heartbeat) ?? false)
         // A peer waking from a stall waits for our word: answer at once.
         if heartbeat.awaitingVouch { heartbeatDirty = true }
         if heartbeat.configHash != configHash {
@@ -427,12 +447,14 @@ public struct ServerEngine: Sendable {
         } else {
             configMismatchLogged.remove(heartbeat.sender)
         }
-        if !wasConnected && membership.isConnected(heartbeat.sender, now: now) {
+        if !wasConnected && isConnected {
             log(.serverUp, "Server \(heartbeat.sender) is up.")
             heartbeatDirty = true
         }
+        // Also for a keepalive: whether this server takes the directory depends on more than
+        // the heartbeat (who it considers master now).
         if let offered = heartbeat.directory { adopt(offered, from: heartbeat.sender, now: now) }
-        return true
+        return keepalive ? .keepalive : .news
     }
 
     /// A directory is taken from the server this one considers master only, and only when
@@ -441,7 +463,12 @@ public struct ServerEngine: Sendable {
     /// `Directory.base`): otherwise this server keeps its directory and offers it in its
     /// heartbeats until the master has taken it over.
     mutating func adopt(_ offered: Directory, from sender: ServerName, now: EngineTime) {
-        guard !isolated, currentMaster(now: now) == sender, offered.epoch.master == sender else { return }
+        // Most offers are the master's directory as this server has it already: answered
+        // before the question of who is master, whose answer the step reuses (`memoizeView`).
+        if let mine = directory, offered.epoch == mine.epoch, offered.version <= mine.version { return }
+        guard !isolated, offered.epoch.master == sender else { return }
+        memoizeView(now: now)
+        guard currentMaster(now: now) == sender else { return }
         if let mine = directory {
             if offered.epoch == mine.epoch {
                 guard offered.version > mine.version else { return }
@@ -479,6 +506,8 @@ public struct ServerEngine: Sendable {
     /// The heartbeat this server sends now.
     public mutating func makeHeartbeat(now: EngineTime) -> Heartbeat {
         lastSentAt = now
+        // The view and quorum, once for the master questions below.
+        memoizeView(now: now)
         let master = isMaster(now: now)
         return Heartbeat(
             sender: me, bootID: bootID, run: serviceRun, sentAt: now, configHash: configHash, priority: myPriority,
@@ -525,7 +554,7 @@ public struct ServerEngine: Sendable {
         let view = rankedView(now: now)
         // (Servers in the view are up: their newest report is current.)
         let joined = view.first { server in
-            server == me ? directory != nil : membership.peers[server]?.report?.epoch != nil
+            server == me ? directory != nil : membership.peers[server]?.sharedReport?.heartbeat.epoch != nil
         }
         if let master = joined { return master }
         // Even without a sync wait, listen a little so servers started together find each
@@ -534,7 +563,7 @@ public struct ServerEngine: Sendable {
         // Not without a server that one of the view left running (Survivors.swift).
         guard survivorsMissing(from: view, now: now).isEmpty else { return nil }
         return view.first { server in
-            server == me ? syncDone : (membership.peers[server]?.report?.syncDone ?? false)
+            server == me ? syncDone : (membership.peers[server]?.sharedReport?.heartbeat.syncDone ?? false)
         }
     }
 

@@ -134,9 +134,9 @@ public final class SimulatedCluster {
     public var poll: (() -> Void)?
     public var pollInterval: Duration = .milliseconds(250)
     var lastPollAt: EngineTime = .zero
-    /// Each server's heartbeat sizer (it remembers the sizes of its last directory and reports,
-    /// and of the rest of its heartbeats by shape).
-    var sizers: [ServerName: HeartbeatSizer] = [:]
+    /// Sizes heartbeats (it remembers the sizes of each server's last directory and reports,
+    /// and of the rest of the heartbeats by shape).
+    var sizer = HeartbeatSizer()
 
     public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil) {
         self.config = config
@@ -377,12 +377,12 @@ public final class SimulatedCluster {
         if interval == 1 {
             // Every heartbeat, the full encoding: and the sizer must agree with it.
             size = WireJSON.encode(heartbeat).count
-            let parts = sizers[name, default: HeartbeatSizer()].size(of: heartbeat, remeasure: true)
+            let parts = sizer.size(of: heartbeat, remeasure: true)
             if parts != size { violate("heartbeat of \(name): the sizer says \(parts) bytes, the encoding \(size)") }
         } else {
-            size = sizers[name, default: HeartbeatSizer()].size(of: heartbeat, remeasure: false)
+            size = sizer.size(of: heartbeat, remeasure: false)
             if heartbeatsSent % interval == 0 && size * 10 >= limit * 9 {
-                size = sizers[name, default: HeartbeatSizer()].size(of: heartbeat, remeasure: true)
+                size = sizer.size(of: heartbeat, remeasure: true)
             }
         }
         if size > limit {

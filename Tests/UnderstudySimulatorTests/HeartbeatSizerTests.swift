@@ -39,6 +39,13 @@ struct HeartbeatSizerTests {
         // A base of a known shape is taken from the cache: the same size when only the digits
         // of its numbers could differ, and here they do not.
         #expect(sizer.size(of: cases[2], remeasure: false) == WireJSON.encode(cases[2]).count)
+        // Shapes are shared by the servers, so a name of another length is another shape; and
+        // each server's directory and reports are its own.
+        var other = cases[2]
+        other.sender = "server-two"
+        other.groups = [:]
+        #expect(sizer.size(of: other, remeasure: false) == WireJSON.encode(other).count)
+        #expect(sizer.size(of: cases[1], remeasure: false) == WireJSON.encode(cases[1]).count)
     }
 
     @Test("every heartbeat of simulated schedules: the sizer agrees with the encoding")

@@ -247,18 +247,23 @@ struct Membership: Sendable, Equatable {
     /// not win the quorum by counting it while some of them, cut off, have not heard it
     /// return (found by simulator seed 571000878: a peer lost but not yet timed out made an
     /// admission on connection look safe, and both sides of the split held a majority).
-    mutating func noteReturns(now: EngineTime) {
+    /// Returns whether it admitted one.
+    @discardableResult
+    mutating func noteReturns(now: EngineTime) -> Bool {
+        var admitted = false
         for (name, peer) in peers where peer.returningFromDeparture && isConnected(name, now: now) {
             let acknowledging = servers.filter { other in
                 other != me && other != name && isConnected(other, now: now)
                     && !(peers[other]?.returningFromDeparture ?? false)
-                    && peers[other]?.report?.hears[name]?.bootID == peer.bootID
+                    && peers[other]?.sharedReport?.heartbeat.hears[name]?.bootID == peer.bootID
             }
             if quorum(with: acknowledging) {
                 peers[name]?.returningFromDeparture = false
                 generation += 1
+                admitted = true
             }
         }
+        return admitted
     }
 
     /// Connected servers in `servers:` order, this one included.
@@ -323,7 +328,7 @@ struct Membership: Sendable, Equatable {
     /// servers in different orders still agree.
     func rank(of server: ServerName) -> MasterRank {
         let ownIndex = servers.firstIndex(of: server) ?? servers.count
-        let priority = server == me ? ownIndex : peers[server]?.report?.priority ?? ownIndex
+        let priority = server == me ? ownIndex : peers[server]?.sharedReport?.heartbeat.priority ?? ownIndex
         return MasterRank(priority: priority, name: server)
     }
 

@@ -21,8 +21,9 @@ public struct PeerFacts: Sendable, Equatable {
         get { reportBox?.heartbeat }
         set { reportBox = newValue.map(ReportBox.init) }
     }
-    /// Shared, not copied: placement reads a peer's facts per group and server.
-    private var reportBox: ReportBox?
+    /// Shared, not copied: placement reads a peer's facts per group and server (read a
+    /// field through `reportBox?.heartbeat`: `report` copies the whole heartbeat).
+    private(set) var reportBox: ReportBox?
 
     /// `upSince` defaults to the start of time: a peer that has listened long enough (tests
     /// that do not care about fresh restarts).
@@ -49,6 +50,8 @@ public struct PeerFacts: Sendable, Equatable {
 
     /// The newest heartbeat while the peer is up.
     var currentReport: Heartbeat? { up ? report : nil }
+    /// The same, shared (to read one field without copying the heartbeat).
+    var currentReportBox: ReportBox? { up ? reportBox : nil }
 }
 
 /// What this server tells about itself (what its heartbeat would say).
@@ -82,7 +85,21 @@ public struct ClusterFacts: Sendable {
     /// Every server of the configuration, in `servers:` order.
     public var servers: [ServerName]
     public var own: OwnFacts
-    public var peers: [ServerName: PeerFacts] { didSet { heardByPeersMemo = nil } }
+    /// What this server knows of each peer, by name (see `peer(_:)`, which placement reads).
+    public var peers: [ServerName: PeerFacts] {
+        get {
+            var peers: [ServerName: PeerFacts] = [:]
+            for (server, facts) in zip(servers, peerList) { peers[server] = facts }
+            return peers
+        }
+        set {
+            peerList = servers.map { $0 == me ? nil : newValue[$0] }
+            heardByPeersMemo = nil
+        }
+    }
+    /// The same in `servers` order (nil for this server): read many times per decision,
+    /// where looking a name up in a dictionary would cost more than a short search.
+    private var peerList: [PeerFacts?]
     /// `heardByPeers` of each server, in `servers` order, once computed (`memoize`).
     private var heardByPeersMemo: [Bool]?
     /// This server's directory (nil: not joined).
@@ -100,40 +117,63 @@ public struct ClusterFacts: Sendable {
         self.me = me
         self.servers = servers
         self.own = own
-        self.peers = peers
+        self.peerList = servers.map { $0 == me ? nil : peers[$0] }
         self.directory = directory
         self.downConfirmedAt = downConfirmedAt
         self.takeoverMargin = takeoverMargin
         self.now = now
     }
 
-    /// Connected servers in `servers:` order, this one included.
-    public var view: [ServerName] { servers.filter { $0 == me || peers[$0]?.connected == true } }
+    /// From what each peer is known by (`peerList` in `servers` order).
+    init(
+        me: ServerName, servers: [ServerName], own: OwnFacts, peerList: [PeerFacts?], directory: Directory?,
+        downConfirmedAt: [ServerName: EngineTime], takeoverMargin: Duration, now: EngineTime
+    ) {
+        self.me = me
+        self.servers = servers
+        self.own = own
+        self.peerList = peerList
+        self.directory = directory
+        self.downConfirmedAt = downConfirmedAt
+        self.takeoverMargin = takeoverMargin
+        self.now = now
+    }
 
-    func isConnected(_ server: ServerName) -> Bool { server == me || peers[server]?.connected == true }
-    func isUp(_ server: ServerName) -> Bool { server == me || peers[server]?.up == true }
+    /// What this server knows of a peer (nil: this server, or not a server of the cluster).
+    func peer(_ server: ServerName) -> PeerFacts? {
+        guard let index = servers.firstIndex(of: server) else { return nil }
+        return peerList[index]
+    }
+
+    /// Connected servers in `servers:` order, this one included.
+    public var view: [ServerName] {
+        zip(servers, peerList).compactMap { server, facts in server == me || facts?.connected == true ? server : nil }
+    }
+
+    func isConnected(_ server: ServerName) -> Bool { server == me || peer(server)?.connected == true }
+    func isUp(_ server: ServerName) -> Bool { server == me || peer(server)?.up == true }
 
     /// The peer's newest heartbeat while it is up.
-    func report(of server: ServerName) -> Heartbeat? { peers[server]?.currentReport }
+    func report(of server: ServerName) -> Heartbeat? { peer(server)?.currentReport }
 
     func status(of group: GroupName, on server: ServerName) -> GroupReport? {
-        server == me ? own.groups[group] : peers[server]?.report?.groups[group]
+        server == me ? own.groups[group] : peer(server)?.reportBox?.heartbeat.groups[group]
     }
 
     func appliedVersion(of server: ServerName) -> UInt64 {
-        server == me ? directory?.version ?? 0 : report(of: server)?.appliedVersion ?? 0
+        server == me ? directory?.version ?? 0 : peer(server)?.currentReportBox?.heartbeat.appliedVersion ?? 0
     }
 
     func instance(of server: ServerName) -> ServerInstance? {
-        server == me ? own.instance : peers[server]?.report?.instance
+        server == me ? own.instance : peer(server)?.reportBox?.heartbeat.instance
     }
 
     func isLeaving(_ server: ServerName) -> Bool {
-        server == me ? own.leaving : report(of: server)?.leaving ?? false
+        server == me ? own.leaving : peer(server)?.currentReportBox?.heartbeat.leaving ?? false
     }
 
     func isAutoStartSuppressed(_ server: ServerName) -> Bool {
-        server == me ? own.autoStartSuppressed : peers[server]?.report?.autoStartSuppressed ?? false
+        server == me ? own.autoStartSuppressed : peer(server)?.reportBox?.heartbeat.autoStartSuppressed ?? false
     }
 
     /// Servers that hold (or may hold) a group: this one from its own state, peers from their
@@ -144,12 +184,12 @@ public struct ClusterFacts: Sendable {
             // Alive for the others but not heard here (one-way link, or it came back while
             // this server was cut off): its state is unknown, so it may hold anything.
             if !isUp(server) && heardByPeers(server) { return true }
-            guard let report = peers[server]?.report else { return false }
+            guard let report = peer(server)?.reportBox else { return false }
             // A server that left cleanly said in its farewell what it still holds (a group
             // stuck in Offline Failure); a crashed one holds nothing once confirmed down.
-            if !report.serviceUp { return report.groups[group]?.status.holdsResources ?? false }
+            if !report.heartbeat.serviceUp { return report.heartbeat.groups[group]?.status.holdsResources ?? false }
             if isGone(server) { return false }
-            if report.groups[group]?.status.holdsResources ?? false { return true }
+            if report.heartbeat.groups[group]?.status.holdsResources ?? false { return true }
             // Lost but not yet confirmed gone: since its last report it may have started
             // what the directory assigned to it.
             return !isUp(server) && directory?.entries[group]?.owner == server
@@ -162,7 +202,7 @@ public struct ClusterFacts: Sendable {
     public func isGone(_ server: ServerName) -> Bool {
         guard server != me else { return false }
         if heardByPeers(server) { return false }
-        if let report = peers[server]?.report, !report.serviceUp { return true }
+        if let report = peer(server)?.reportBox, !report.heartbeat.serviceUp { return true }
         if isUp(server) { return false }
         // Down or never heard: only the agreement of every connected server plus the
         // margin proves it holds nothing (a server never heard may still run groups).
@@ -182,8 +222,8 @@ public struct ClusterFacts: Sendable {
     }
 
     private func computeHeardByPeers(_ server: ServerName) -> Bool {
-        servers.contains { peer in
-            peer != me && peer != server && peers[peer]?.report?.hears[server] != nil && isConnected(peer)
+        servers.contains { other in
+            other != me && other != server && peer(other)?.reportBox?.heartbeat.hears[server] != nil && isConnected(other)
         }
     }
 
@@ -207,15 +247,15 @@ public struct ClusterFacts: Sendable {
 
     /// This server has heard the peer in its current service run (a server never heard
     /// cannot have taken part in anything this one decided).
-    func everHeard(_ server: ServerName) -> Bool { peers[server]?.report != nil }
+    func everHeard(_ server: ServerName) -> Bool { peer(server)?.reportBox != nil }
 }
 
 extension ServerEngine {
     /// What this server knows of the cluster now (see `ClusterFacts`).
     func facts(now: EngineTime) -> ClusterFacts {
-        var peers: [ServerName: PeerFacts] = [:]
-        for server in serverNames where server != me {
-            peers[server] = PeerFacts(
+        let peerList = serverNames.map { server -> PeerFacts? in
+            guard server != me else { return nil }
+            return PeerFacts(
                 connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
                 heardRecently: membership.heardWithin(server, interval * 2, now: now), pingConfirmsLoss: pingConfirms(server),
                 upSince: membership.peers[server]?.listeningSinceLocal, reportBox: membership.peers[server]?.sharedReport)
@@ -224,7 +264,7 @@ extension ServerEngine {
             instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
             syncDone: syncDone, clusterStopRequested: clusterStopRequested)
         return ClusterFacts(
-            me: me, servers: serverNames, own: own, peers: peers, directory: directory, downConfirmedAt: placement.downConfirmedAt,
+            me: me, servers: serverNames, own: own, peerList: peerList, directory: directory, downConfirmedAt: placement.downConfirmedAt,
             takeoverMargin: takeoverMargin, now: now)
     }
 }

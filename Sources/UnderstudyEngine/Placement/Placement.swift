@@ -250,7 +250,6 @@ struct Planner {
 
     /// One group's placement decision.
     mutating func decide(_ group: GroupConfig, entry: inout DirectoryEntry, directory dir: Directory, nextVersion: UInt64) {
-        let holders = facts.holders(of: group.name)
         if let owner = entry.owner {
             let ownerReport = facts.status(of: group.name, on: owner)
             let ownerRestarted = facts.instance(of: owner).map { $0 != entry.ownerInstance } ?? false
@@ -299,6 +298,7 @@ struct Planner {
             }
         }
         guard entry.owner == nil else { return }
+        let holders = facts.holders(of: group.name)
         if !holders.isEmpty {
             // Somebody still holds the group (stopping, or running under an order this
             // master never saw): adopt a lone, settled holder; otherwise wait.
@@ -330,7 +330,7 @@ struct Planner {
         // order (a directory this master never saw).
         let unresolved = group.servers.filter {
             $0 != me && !view.contains($0) && !facts.isGone($0)
-                && (!facts.isUp($0) || !(facts.peers[$0]?.heardRecently ?? false) || !facts.followsNoOtherMaster($0, epoch: dir.epoch))
+                && (!facts.isUp($0) || !(facts.peer($0)?.heardRecently ?? false) || !facts.followsNoOtherMaster($0, epoch: dir.epoch))
         }
         guard unresolved.isEmpty || unresolved.allSatisfy({ !facts.everHeard($0) }) else { return }
         guard let target = chooseTarget(group, entry: entry, directory: dir) else {
@@ -500,7 +500,7 @@ struct Planner {
                 memory.downConfirmedAt[server] = nil
                 continue
             }
-            guard input.listenedEnough, memory.downConfirmedAt[server] == nil, facts.peers[server]?.pingConfirmsLoss ?? true else {
+            guard input.listenedEnough, memory.downConfirmedAt[server] == nil, facts.peer(server)?.pingConfirmsLoss ?? true else {
                 continue
             }
             // A peer agrees only once it has listened a whole timeout in its current service
@@ -511,7 +511,7 @@ struct Planner {
             // lease).
             let everyoneAgrees = view.filter { $0 != me }.allSatisfy { peer in
                 !(facts.report(of: peer)?.view.contains(server) ?? true)
-                    && (facts.peers[peer]?.upSince.map { now - $0 >= input.timeout } ?? false)
+                    && (facts.peer(peer)?.upSince.map { now - $0 >= input.timeout } ?? false)
             }
             if everyoneAgrees {
                 memory.downConfirmedAt[server] = now

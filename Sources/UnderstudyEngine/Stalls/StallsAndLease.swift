@@ -137,6 +137,8 @@ extension ServerEngine {
     /// Ends the hold when the peers have answered: vouched for by all of them, or refused
     /// (or unanswered in time) by one.
     mutating func resolveStallHold(now: EngineTime) {
+        // Nearly always: no hold to judge (and `judge` would be handed a copy of membership).
+        guard stalls.isHolding else { return }
         switch stalls.judge(membership: membership, now: now) {
         case .none:
             break

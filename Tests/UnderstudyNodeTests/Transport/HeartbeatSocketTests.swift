@@ -67,20 +67,36 @@ struct HeartbeatSocketTests {
             await alpha.close()
 
             // Bound again on the same address and port, for the same boot.
-            let rebound = try await HeartbeatSocket.bind(
-                host: "127.0.0.1", port: port, key: key, localName: "alpha", bootID: 7, firstSequence: upcoming)
+            let rebound = try await Self.bindAgain(port: port, key: key, firstSequence: upcoming)
             await rebound.send([3], to: "127.0.0.1", port: beta.localPort)
             let third = try #require(await next(beta))
             #expect(third.sequence == 3 && third.payload == [3] && third.bootID == 7)
             await rebound.close()
 
             // Starting over from 1 (what a rebind without the sequence would do): dropped.
-            let naive = try await HeartbeatSocket.bind(host: "127.0.0.1", port: port, key: key, localName: "alpha", bootID: 7)
+            let naive = try await Self.bindAgain(port: port, key: key, firstSequence: 1)
             await naive.send([4], to: "127.0.0.1", port: beta.localPort)
             #expect(await next(beta, within: .milliseconds(500)) == nil)
             #expect(beta.counters.dropped(.replayed) == 1)
             await naive.close()
         }
+    }
+
+    /// Binds alpha again on the port it had. Other tests running meanwhile probe ports by
+    /// binding them for an instant (`FreePort`): the port freed by the close may be taken
+    /// for that instant, so a few tries, 50 ms apart.
+    static func bindAgain(port: Int, key: ClusterKey, firstSequence: UInt64) async throws -> HeartbeatSocket {
+        for attempt in 1...20 {
+            do {
+                return try await HeartbeatSocket.bind(
+                    host: "127.0.0.1", port: port, key: key, localName: "alpha", bootID: 7, firstSequence: firstSequence)
+            } catch {
+                let message = String(describing: error)
+                guard attempt < 20, message.contains("Address already in use") else { throw error }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestSupportError("port \(port) stayed in use")
     }
 
     @Test func twoSocketsExchangeHeartbeats() async throws {
