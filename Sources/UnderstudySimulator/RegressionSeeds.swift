@@ -31,5 +31,10 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 82_001_971, servers: 3,
             found: "a peer that had just restarted its service agreed that a frozen server was down while that server's lease still ran"),
+        RegressionSeed(
+            seed: 286_000_465, servers: 2,
+            found:
+                "a one-way cut, then a full cut with target loss: the holder learnt only after the takeover that its peer had judged it down"
+        ),
     ]
 }

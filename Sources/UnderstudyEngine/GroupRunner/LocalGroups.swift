@@ -61,6 +61,9 @@ struct GroupRunner: Sendable, Equatable {
 
     /// What this server tells the others of its groups (in every heartbeat).
     func reports() -> [GroupName: GroupReport] { locals.mapValues(\.report) }
+
+    /// A group holds resources here, or scripts of one run.
+    var holdsAnyGroup: Bool { locals.values.contains { $0.status.holdsResources || $0.isBusy } }
 }
 
 struct LocalGroup: Sendable, Equatable {

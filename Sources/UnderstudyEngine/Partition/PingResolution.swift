@@ -97,6 +97,19 @@ extension ServerEngine {
             log(.partitionLost, "Network partition: \(me) hears \(deaf) but \(deaf) no longer hears \(me); stopping its groups at once.")
             loseThePartition(now: now)
         }
+        // The one-way rule can come too late: the peer's heartbeats stop listing this server
+        // only once its timeout has run out, and a cut the other way can keep those from
+        // arriving while this server's probes still reach the targets (found by simulator
+        // seed 286000465). The peer may take over one takeover margin after its timeout
+        // (this server's lease from it, `Lease.expiry`): give the groups up before then.
+        if !ping.lost, runner.holdsAnyGroup, let peer = peerThatMayTakeOver(now: now) {
+            ping.lost = true
+            log(
+                .partitionLost,
+                "Network partition: \(peer) has not heard \(me) for its heartbeat timeout and may take its groups over; stopping its groups at once."
+            )
+            loseThePartition(now: now)
+        }
         let view = Set(view(now: now))
         let membership = membership
         ping.noteView(view, leftCleanly: { membership.peers[$0]?.report.map { !$0.serviceUp } ?? false }, now: now)
@@ -155,6 +168,19 @@ extension ServerEngine {
                 !(state.report?.leaving ?? false)
             else { return false }
             return state.upSinceLocal.map { now - $0 >= rejoinGrace } ?? false
+        }
+    }
+
+    /// A peer not connected that may take this server's groups over before the next tick:
+    /// the last heartbeat of ours it heard is a timeout plus the takeover margin old, and no
+    /// probe has shown it to be the cut-off side (lost after a probe reached a target, and no
+    /// longer heard).
+    func peerThatMayTakeOver(now: EngineTime) -> ServerName? {
+        serverNames.first { peer in
+            guard peer != me, !membership.isConnected(peer, now: now), !leftCleanly(peer),
+                !(ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now)), let lease = membership.leaseFrom(peer)
+            else { return false }
+            return lease + takeoverMargin <= now + tickPeriod
         }
     }
 
