@@ -36,6 +36,17 @@ enum EngineStepEvent {
     /// The newest run of this resource (and operation) finished.
     case finished(resource: ResourceName, operation: ResourceOperation, success: Bool)
     case heartbeat(PeerHeartbeat)
+    /// An operator's command given on this server (`clpgrp`, `clprsc`, `clpcl`).
+    case command(ClusterCommand, expect: EngineCommandOutcome?, messageContains: String?)
+    /// A check of a monitor this server runs, with its result.
+    case monitorCheck(monitor: String, result: MonitorResult)
+}
+
+/// What a command given on this one Engine must come to.
+enum EngineCommandOutcome: Equatable {
+    case done(CommandCode)
+    /// Handed on to the server where it must run (the master, or the group's server).
+    case forwarded(to: ServerName)
 }
 
 /// A peer's heartbeat as a scenario writes it.
@@ -57,6 +68,20 @@ extension Scenario {
         var engine = ServerEngine(config: config, me: me, bootID: 1, configHash: "scenario")
         var trace: [String] = []
         var runs: [ResourceRun] = []
+        /// Each monitor's current run (from `startMonitor`; a check names it).
+        var monitorRuns: [String: UInt64] = [:]
+        /// The Node's part: record what runs.
+        func record(_ produced: [EngineAction]) -> [EngineAction] {
+            for action in produced {
+                switch action {
+                case .runResource(let run): runs.append(run)
+                case .startMonitor(let start): monitorRuns[start.monitor] = start.run
+                case .stopMonitor(let monitor, let run) where monitorRuns[monitor] == run: monitorRuns[monitor] = nil
+                default: break
+                }
+            }
+            return produced
+        }
         var lastSent: EngineTime?
         var problems: [String] = []
         var lastEvent: EngineTime?
@@ -99,8 +124,8 @@ extension Scenario {
             // The Node's ticks up to this step, and its heartbeats every interval.
             if var tick = lastEvent.map({ $0 + engine.tickPeriod }), !step.stalled, engine.sendsHeartbeats {
                 while tick < now {
-                    actions += livePeersSend(tick)
-                    let produced = engine.handle(.tick, now: tick)
+                    actions += record(livePeersSend(tick))
+                    let produced = record(engine.handle(.tick, now: tick))
                     actions += produced
                     if produced.contains(.sendHeartbeatNow) || tick - (lastSent ?? .zero) >= interval { sendHeartbeat(tick) }
                     tick += engine.tickPeriod
@@ -111,26 +136,50 @@ extension Scenario {
             live.formUnion(step.heard)
             switch step.event {
             case .startService:
-                actions += engine.startService(now: now)
+                actions += record(engine.startService(now: now))
             case .tick:
-                actions += engine.handle(.tick, now: now)
+                actions += record(engine.handle(.tick, now: now))
             case .finished(let resource, let operation, let success):
                 guard let run = runs.last(where: { $0.resource == resource && $0.operation == operation }) else {
                     problems.append("\(label): no run of \(operation.rawValue) \(resource) to finish")
                     break
                 }
-                actions += engine.handle(
-                    .resourceFinished(runID: run.id, outcome: success ? .success(asyncPID: nil) : .failure(reason: "exit code 1")),
-                    now: now)
+                actions += record(
+                    engine.handle(
+                        .resourceFinished(runID: run.id, outcome: success ? .success(asyncPID: nil) : .failure(reason: "exit code 1")),
+                        now: now))
             case .heartbeat(let peer):
-                actions += heartbeat(from: peer, now: now)
+                actions += record(heartbeat(from: peer, now: now))
+            case .command(let command, let expected, let text):
+                let (disposition, produced) = engine.command(command, origin: me, now: now)
+                actions += record(produced)
+                let outcome: EngineCommandOutcome
+                var message = ""
+                switch disposition {
+                case .done(let result):
+                    outcome = .done(result.code)
+                    message = result.message
+                case .forward(let target):
+                    outcome = .forwarded(to: target)
+                }
+                trace.append("\(label): \(command) -> \(outcome) \(message)")
+                if let expected, outcome != expected {
+                    problems.append("\(label): the command came to \(outcome) (\(message)), expected \(expected)")
+                }
+                if let text, !message.contains(text) {
+                    problems.append("\(label): the command said \"\(message)\", expected it to contain \"\(text)\"")
+                }
+            case .monitorCheck(let monitor, let result):
+                guard let run = monitorRuns[monitor] else {
+                    problems.append("\(label): monitor \(monitor) is not running here")
+                    break
+                }
+                actions += record(
+                    engine.handle(.monitorChecked(MonitorCheck(monitor: monitor, run: run, result: result, elapsed: .zero)), now: now))
             }
             guard problems.isEmpty else { break }
-            // The Node's part: record the runs, send a heartbeat when asked (its echo is what
-            // a peer's `hearsUs` carries).
-            for action in actions {
-                if case .runResource(let run) = action { runs.append(run) }
-            }
+            // The Node's part: send a heartbeat when asked (its echo is what a peer's
+            // `hearsUs` carries).
             if engine.sendsHeartbeats && (actions.contains(.sendHeartbeatNow) || now - (lastSent ?? .zero) >= interval || lastSent == nil) {
                 sendHeartbeat(now)
             }
@@ -168,6 +217,8 @@ extension Scenario {
         case .tick: "tick"
         case .finished(let resource, let operation, let success): "\(operation.rawValue) \(resource) \(success ? "succeeded" : "failed")"
         case .heartbeat(let peer): "heartbeat from \(peer.from)"
+        case .command(let command, _, _): "command \(command)"
+        case .monitorCheck(let monitor, let result): "monitor \(monitor) \(result)"
         }
     }
 
@@ -197,7 +248,10 @@ extension Scenario.Reader {
     func engineStep(_ item: Any, index: Int) throws -> EngineStep {
         let place = "step \(index)"
         guard let map = item as? [String: Any] else { throw fail("\(place): a mapping with at, an event and expect") }
-        try allow(map, ["at", "note", "stalled", "silent", "heard", "start-service", "tick", "finished", "heartbeat", "expect"], at: place)
+        try allow(
+            map,
+            ["at", "note", "stalled", "silent", "heard", "start-service", "tick", "finished", "heartbeat", "command", "monitor", "expect"],
+            at: place)
         let at = try duration(map["at"], at: "\(place): at")
         var events: [EngineStepEvent] = []
         if map["start-service"] as? Bool == true { events.append(.startService) }
@@ -233,8 +287,38 @@ extension Scenario.Reader {
             }
             events.append(.heartbeat(peer))
         }
+        if let value = map["command"] {
+            // `{run: "move g to s2", result: success | failed | … | forwarded, to: s2, message: "…"}`
+            guard let engine = self.engine, let spec = value as? [String: Any] else {
+                throw fail("\(place).command: {run: \"move g to s2\", result: success} (given on this server: no at)")
+            }
+            guard case .command(_, let command, let code, let text) = try command(spec, at: "\(place).command", on: engine) else {
+                throw fail("\(place).command: not a command")
+            }
+            var expected = code.map(EngineCommandOutcome.done)
+            if let target = spec["to"] {
+                expected = .forwarded(to: try server(target, at: "\(place).command.to"))
+            }
+            events.append(.command(command, expect: expected, messageContains: text))
+        }
+        if let value = map["monitor"] {
+            guard let spec = value as? [String: Any], let name = spec["name"] as? String else {
+                throw fail("\(place).monitor: {name: m, result: error}")
+            }
+            try allow(spec, ["name", "result", "message"], at: "\(place).monitor")
+            let message = (spec["message"] as? String) ?? "scenario"
+            let result: MonitorResult
+            switch (spec["result"] as? String) ?? "normal" {
+            case "normal": result = .normal
+            case "warning": result = .warning(message)
+            case "error": result = .error(message)
+            case "timeout": result = .timeout
+            case let other: throw fail("\(place).monitor.result: \(other) is not normal, warning, error or timeout")
+            }
+            events.append(.monitorCheck(monitor: name, result: result))
+        }
         guard events.count == 1, let event = events.first else {
-            throw fail("\(place): exactly one of start-service, tick, finished, heartbeat")
+            throw fail("\(place): exactly one of start-service, tick, finished, heartbeat, command, monitor")
         }
         var step = EngineStep(index: index, at: at, event: event, actions: [], noActions: [], status: [:])
         step.stalled = (map["stalled"] as? Bool) ?? false

@@ -33,6 +33,7 @@ extension Scenario {
         if root["peers"] != nil && root["engine"] == nil { throw fail("peers: only with engine") }
         if let engine = root["engine"] {
             let me = try reader.server(engine, at: "engine")
+            reader.engine = me
             for key in ["boot", "failing"] where root[key] != nil {
                 throw fail("\(key): not used with engine (one Engine is fed by hand: write the events as steps)")
             }
@@ -78,6 +79,8 @@ extension Scenario {
     struct Reader {
         let file: String
         var servers: Set<ServerName> = []
+        /// The server of a single-Engine scenario (its commands are given there).
+        var engine: ServerName?
 
         func fail(_ message: String) -> ScenarioError { ScenarioError(description: "\(file): \(message)") }
 
@@ -110,7 +113,7 @@ extension Scenario {
         // MARK: Cluster
 
         func cluster(_ map: [String: Any]) throws -> ClusterConfig {
-            try allow(map, ["servers", "sync-wait", "majority", "ping-targets", "groups"], at: "cluster")
+            try allow(map, ["servers", "sync-wait", "majority", "ping-targets", "groups", "monitors"], at: "cluster")
             guard let count = map["servers"] as? Int, (1...9).contains(count) else { throw fail("cluster.servers: 1 to 9") }
             let syncWait = try map["sync-wait"].map { try duration($0, at: "cluster.sync-wait") } ?? Timing.syncWait
             var config = Cfg.cluster(
@@ -120,7 +123,37 @@ extension Scenario {
             for (index, item) in ((map["groups"] as? [Any]) ?? []).enumerated() {
                 config.groups.append(try group(item, at: "cluster.groups[\(index)]", names: names))
             }
+            for (index, item) in ((map["monitors"] as? [Any]) ?? []).enumerated() {
+                config.monitors.append(try monitor(item, at: "cluster.monitors[\(index)]"))
+            }
             return config
+        }
+
+        /// `{name: m, type: genw, target: g-app, retries: 0, recovery: {target: g,
+        /// reactivations: 1, failovers: 1, final-action: stop-group}}`. The type's defaults
+        /// (interval, timeout, retries, when it runs) apply where the file says nothing.
+        func monitor(_ item: Any, at place: String) throws -> MonitorConfig {
+            guard let map = item as? [String: Any], let name = map["name"] as? String else { throw fail("\(place): needs a name") }
+            try allow(map, ["name", "type", "target", "retries", "recovery"], at: place)
+            let typeName = (map["type"] as? String) ?? "genw"
+            guard let type = MonitorType(rawValue: typeName) else { throw fail("\(place).type: unknown type \(typeName)") }
+            let spec = (map["recovery"] as? [String: Any]) ?? [:]
+            try allow(spec, ["target", "reactivations", "failovers", "final-action"], at: "\(place).recovery")
+            let target: MonitorRecovery.Target
+            switch spec["target"] as? String {
+            case nil, "local-server": target = .localServer
+            case "all-groups": target = .allGroups
+            case let group?: target = .group(group)
+            }
+            let finalText = (spec["final-action"] as? String) ?? Defaults.monitorFinalAction.rawValue
+            guard let finalAction = FinalAction(rawValue: finalText) else {
+                throw fail("\(place).recovery.final-action: \(finalText) is not a final action")
+            }
+            return MonitorConfig(
+                name: name, type: type, target: map["target"] as? String, retries: map["retries"] as? Int,
+                recovery: MonitorRecovery(
+                    target: target, reactivations: (spec["reactivations"] as? Int) ?? Defaults.monitorReactivations,
+                    failovers: (spec["failovers"] as? Int) ?? Defaults.monitorFailovers, finalAction: finalAction))
         }
 
         func group(_ item: Any, at place: String, names: Set<ServerName>) throws -> GroupConfig {
@@ -200,13 +233,15 @@ extension Scenario {
             return Scenario.Step(index: index, at: at, actions: actions, expectations: expectations)
         }
 
-        /// `{at: s2, run: "move g to s3", result: success, message: "…"}`.
-        func command(_ value: Any, at place: String) throws -> Scenario.Action {
+        /// `{at: s2, run: "move g to s3", result: success, message: "…"}`. A single-Engine
+        /// scenario gives its commands on its own server (`on`: no `at`, and `to` for a
+        /// command the Engine hands on to another server).
+        func command(_ value: Any, at place: String, on engine: ServerName? = nil) throws -> Scenario.Action {
             guard let map = value as? [String: Any], let text = map["run"] as? String else {
                 throw fail("\(place): {at: SERVER, run: \"move g to s3\", result: success}")
             }
-            try allow(map, ["at", "run", "result", "message"], at: place)
-            let origin = try server(map["at"], at: "\(place).at")
+            try allow(map, engine == nil ? ["at", "run", "result", "message"] : ["run", "result", "to", "message"], at: place)
+            let origin = try engine ?? server(map["at"], at: "\(place).at")
             let words = text.split(separator: " ").map(String.init)
             func target(_ index: Int, _ keyword: String) throws -> ServerName? {
                 guard words.count > index + 1 else { return nil }
@@ -236,8 +271,12 @@ extension Scenario {
                     "success": .success, "failed": .failed, "bad-usage": .badUsage, "unreachable": .unreachable,
                     "in-transition": .inTransition,
                 ]
-                guard let code = codes[result] else { throw fail("\(place).result: one of \(codes.keys.sorted())") }
-                expected = code
+                if engine != nil, result == "forwarded" {
+                    guard map["to"] != nil else { throw fail("\(place).to: the server the command is forwarded to") }
+                } else {
+                    guard let code = codes[result] else { throw fail("\(place).result: one of \(codes.keys.sorted())") }
+                    expected = code
+                }
             }
             return .command(at: origin, command, expect: expected, messageContains: map["message"] as? String)
         }
