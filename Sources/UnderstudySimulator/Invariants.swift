@@ -107,8 +107,13 @@ extension SimulatedCluster {
         }
     }
 
+    /// What the server's lease file says now: the expiry its daemon wrote after the last
+    /// event it handled (a frozen daemon writes nothing; computed at a later time, the lease
+    /// of a frozen Engine could come out longer: a peer it heard before the freeze would
+    /// count as lost, found by simulator seed 287002599).
     func hasValidLease(_ name: ServerName) -> Bool {
-        servers[name]?.engine?.leaseExpiry(now: now).map { $0 > now } ?? false
+        guard let server = servers[name] else { return false }
+        return server.engine?.leaseExpiry(now: server.lastEventAt).map { $0 > now } ?? false
     }
 
     /// I3: directories only go forward on a server (within one run of its Engine).

@@ -36,5 +36,8 @@ public struct RegressionSeed: Sendable {
             found:
                 "a one-way cut, then a full cut with target loss: the holder learnt only after the takeover that its peer had judged it down"
         ),
+        RegressionSeed(
+            seed: 287_002_599, servers: 2,
+            found: "the lease of a frozen server computed at a later time counted a peer it heard before the freeze as lost (lease check)"),
     ]
 }

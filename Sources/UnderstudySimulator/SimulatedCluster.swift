@@ -16,6 +16,9 @@ public final class SimulatedCluster {
         /// Bumped on every crash or restart: timers of an earlier life are ignored.
         var incarnation = 0
         var frozenUntil: EngineTime?
+        /// When its Engine last handled an event: the daemon writes the lease file then
+        /// (`hasValidLease`).
+        var lastEventAt: EngineTime = .zero
         /// The state file's content (nil: never written). Kept as a value and put through the
         /// daemon's encoding when the server boots and reads it back: the same round trip as
         /// the daemon's, without encoding every write (most are overwritten unread).
@@ -405,6 +408,7 @@ public final class SimulatedCluster {
     }
 
     func perform(_ actions: [EngineAction], on name: ServerName) {
+        servers[name]?.lastEventAt = now
         for action in actions {
             switch action {
             case .runResource(let run):
