@@ -273,6 +273,7 @@ public struct ServerEngine: Sendable {
         }
         if service != .stopped && !stalls.isHolding {
             memoizeView(now: now)
+            forgetDownConfirmationsOfReturnedServers(now: now)
             checkQuorum(now: now)
             checkPingResolution(now: now)
             checkSyncWait(now: now)

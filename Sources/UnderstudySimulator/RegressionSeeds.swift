@@ -39,5 +39,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 287_002_599, servers: 2,
             found: "the lease of a frozen server computed at a later time counted a peer it heard before the freeze as lost (lease check)"),
+        RegressionSeed(
+            seed: 288_001_563, servers: 2,
+            found: "a down confirmation kept while not master let a later master take over at once after the next loss"),
     ]
 }

@@ -30,6 +30,18 @@ extension ServerEngine {
         for entry in decision.log { emit(.log(entry)) }
     }
 
+    /// A confirmation that a server is down holds for that loss only. The master's planning
+    /// forgets it when the server is heard up again, but a server that was not the master
+    /// meanwhile would keep it, and on becoming master take the server's groups over at once
+    /// after its next loss, without the timeout and margin that let it fence first (found by
+    /// simulator seed 288001563). So every step forgets those of servers up again.
+    mutating func forgetDownConfirmationsOfReturnedServers(now: EngineTime) {
+        guard !placement.downConfirmedAt.isEmpty else { return }
+        for server in placement.downConfirmedAt.keys where membership.isUp(server, now: now) {
+            placement.downConfirmedAt[server] = nil
+        }
+    }
+
     func appliedVersion(of server: ServerName, now: EngineTime) -> UInt64 {
         if server == me { return directory?.version ?? 0 }
         return membership.report(of: server, now: now)?.appliedVersion ?? 0
