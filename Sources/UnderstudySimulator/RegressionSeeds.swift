@@ -42,5 +42,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 288_001_563, servers: 2,
             found: "a down confirmation kept while not master let a later master take over at once after the next loss"),
+        RegressionSeed(
+            seed: 288_003_080, servers: 2,
+            found: "a peer silent for a moment came back not hearing us: its earlier echo, which bound the lease, was forgotten"),
     ]
 }

@@ -36,6 +36,28 @@ struct LeaseTests {
         #expect(Self.expiry(membership, ping: noPing, lastSentAt: .milliseconds(19_500), now: .seconds(20)) == .milliseconds(22_500))
     }
 
+    @Test(
+        "without majority: a peer that fell silent and came back without hearing us binds the lease by its last echo, unless it was proven cut off"
+    )
+    func returningPeerBindsByItsLastEcho() {
+        var membership = Self.membership(servers: ["s1", "s2"], majority: false)
+        // s2 is silent from 10.1 s, and heard again at 13.5 s (after the 3 s timeout) without
+        // hearing s1: its echo of 10 s is no longer its current one, but its timeout of s1 has
+        // run from then.
+        let back = Heartbeat(
+            sender: "s2", bootID: 2, run: 1, sentAt: .milliseconds(13_450), configHash: "h", syncDone: true, hears: [:],
+            view: ["s2"])
+        _ = membership.record(back, path: "lan1", now: .milliseconds(13_500), myBootID: 1)
+        #expect(membership.leaseFrom("s2") == nil)
+        #expect(membership.lastLeaseFrom("s2") == .seconds(13))
+        var ping = PingResolver(targets: ["192.0.2.1"], timeout: .seconds(1))
+        #expect(Self.expiry(membership, ping: ping, lastSentAt: .seconds(13), now: .milliseconds(13_500)) == nil)
+        // Shown to be the cut-off side while it was silent: it listens long when it comes
+        // back, and binds nothing until it is connected again.
+        ping.provenCutOff = ["s2"]
+        #expect(Self.expiry(membership, ping: ping, lastSentAt: .seconds(13), now: .milliseconds(13_500)) == .seconds(16))
+    }
+
     @Test("with majority: the lease lasts while the echoes keep a majority, without the takeover margin")
     func majorityBounds() {
         let membership = Self.membership(servers: ["s1", "s2", "s3"], majority: true)

@@ -82,9 +82,12 @@ struct PeerState: Sendable, Equatable {
     }
     /// The same report, shared (for a copy that should not copy the heartbeat).
     var sharedReport: ReportBox? { reportBox }
-    /// Our own `sentAt` that the peer last echoed for our current boot: the peer heard us
-    /// then. Basis of this server's lease.
+    /// Our own `sentAt` that the peer last echoed for our current boot, in its current
+    /// up-period here: the peer heard us then. Basis of this server's lease.
     var echoedSentAt: EngineTime?
+    /// The same over the whole boot of the peer, kept when the peer falls silent and comes
+    /// back: the last time it is known to have heard us, from which its timeout runs.
+    var lastEchoedSentAt: EngineTime?
     /// The peer's `sentAt` that began its current up-period here: this server has judged it
     /// up continuously since then. Echoed back so the peer can tell that it was never
     /// declared down (see `Heartbeat.hears`).
@@ -213,6 +216,9 @@ struct Membership: Sendable, Equatable {
         if let echo = heartbeat.hears[me], echo.bootID == myBootID, echo.sentAt >= (peer.echoedSentAt ?? echo.sentAt) {
             peer.echoedSentAt = echo.sentAt
             peer.echoedUpSince = echo.upSince
+        }
+        if let echo = heartbeat.hears[me], echo.bootID == myBootID, echo.sentAt > (peer.lastEchoedSentAt ?? .zero) {
+            peer.lastEchoedSentAt = echo.sentAt
         }
         peers[heartbeat.sender] = peer
         return true
@@ -358,6 +364,13 @@ struct Membership: Sendable, Equatable {
     /// heartbeat sent at `echoedSentAt` and judges us down no sooner than a timeout later.
     func leaseFrom(_ server: ServerName) -> EngineTime? {
         peers[server]?.echoedSentAt.map { $0 + timeout }
+    }
+
+    /// When the peer's timeout of this server runs out at the earliest, from the last
+    /// heartbeat of ours it is known to have heard in its current boot (also one from
+    /// before it fell silent here and came back).
+    func lastLeaseFrom(_ server: ServerName) -> EngineTime? {
+        peers[server]?.lastEchoedSentAt.map { $0 + timeout }
     }
 
     /// Forget everything (the cluster service restarts).

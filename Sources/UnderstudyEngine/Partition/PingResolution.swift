@@ -28,6 +28,10 @@ struct PingResolver: Sendable {
     /// A probe after a peer loss reached no target, or a live peer cannot hear this server:
     /// this server is the cut-off side.
     var lost = false
+    /// Peers shown to be the cut-off side: lost, silent, and a probe started after the loss
+    /// reached a target. Such a peer fences and listens a whole timeout and more when it comes
+    /// back, so it does not bind this server's lease until it is connected again.
+    var provenCutOff: Set<ServerName> = []
 
     init(targets: [String], timeout: Duration) {
         self.targets = targets
@@ -43,6 +47,7 @@ struct PingResolver: Sendable {
         probe = nil
         lastView = []
         lostAt = [:]
+        provenCutOff = []
     }
 
     /// Notes who left the view (a loss, unless it left cleanly) and who is back.
@@ -50,7 +55,10 @@ struct PingResolver: Sendable {
         for gone in lastView.subtracting(view) where !leftCleanly(gone) {
             lostAt[gone] = now
         }
-        for back in view { lostAt[back] = nil }
+        for back in view {
+            lostAt[back] = nil
+            provenCutOff.remove(back)
+        }
         lastView = view
     }
 
@@ -113,6 +121,9 @@ extension ServerEngine {
         let view = Set(view(now: now))
         let membership = membership
         ping.noteView(view, leftCleanly: { membership.peers[$0]?.report.map { !$0.serviceUp } ?? false }, now: now)
+        for peer in ping.lostAt.keys where ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now) {
+            ping.provenCutOff.insert(peer)
+        }
         // Probe after a loss; every interval while a server is missing (it may be alive behind
         // a cut, even one that left cleanly and came back) or while cut off; otherwise now and
         // then, for the status.
@@ -172,13 +183,14 @@ extension ServerEngine {
     }
 
     /// A peer not connected that may take this server's groups over before the next tick:
-    /// the last heartbeat of ours it heard is a timeout plus the takeover margin old, and no
-    /// probe has shown it to be the cut-off side (lost after a probe reached a target, and no
-    /// longer heard).
+    /// the last heartbeat of ours it is known to have heard (also before it fell silent and
+    /// came back) is a timeout plus the takeover margin old, and no probe has shown it to be
+    /// the cut-off side (`PingResolver.provenCutOff`).
     func peerThatMayTakeOver(now: EngineTime) -> ServerName? {
         serverNames.first { peer in
             guard peer != me, !membership.isConnected(peer, now: now), !leftCleanly(peer),
-                !(ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now)), let lease = membership.leaseFrom(peer)
+                !ping.provenCutOff.contains(peer), !(ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now)),
+                let lease = membership.lastLeaseFrom(peer)
             else { return false }
             return lease + takeoverMargin <= now + tickPeriod
         }

@@ -37,14 +37,23 @@ enum Lease {
         // takeover margin; a lost peer binds this server until a ping probe started after
         // the loss reached a target (then the peer is the cut-off side and has fenced).
         // Without any resolution nothing binds a lost peer (documented as unsafe).
+        // A peer not connected is bound by the last heartbeat of ours it is known to have
+        // heard, also one from before it fell silent here and came back: it may have judged
+        // us down from then (found by simulator seed 288003080), unless a probe showed it to
+        // be the cut-off side while it was silent (it listens long when it comes back).
         var expiry = unboundLease
         for peer in peers {
-            guard let lease = membership.leaseFrom(peer) else { continue }
-            if !membership.isConnected(peer, now: now) {
+            let connected = membership.isConnected(peer, now: now)
+            guard let lease = connected ? membership.leaseFrom(peer) : membership.lastLeaseFrom(peer) else { continue }
+            if !connected {
                 // A peer still heard but not hearing us (one-way link) is alive and may take
                 // over: our own probe does not resolve it.
                 let leftCleanly = membership.peers[peer]?.report.map { !$0.serviceUp } ?? false
-                if leftCleanly || ping.targets.isEmpty || (ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now)) { continue }
+                if leftCleanly || ping.targets.isEmpty || ping.provenCutOff.contains(peer)
+                    || (ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now))
+                {
+                    continue
+                }
             }
             expiry = min(expiry, lease + takeoverMargin)
         }
