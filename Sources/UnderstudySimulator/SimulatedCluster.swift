@@ -141,7 +141,8 @@ public final class SimulatedCluster {
     /// and of the rest of the heartbeats by shape).
     var sizer = HeartbeatSizer()
 
-    public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil) {
+    /// `heartbeatBudget`: `HeartbeatBudget.estimate(config).bytes`, when the caller has it.
+    public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil, heartbeatBudget: Int? = nil) {
         self.config = config
         self.random = SeededRandom(seed: seed)
         self.scriptModel = scriptModel ?? { _, _, _ in (.milliseconds(50), .success(asyncPID: nil)) }
@@ -150,7 +151,7 @@ public final class SimulatedCluster {
         self.tickInterval = ServerEngine.tickPeriod(interval: interval)
         self.paths = config.heartbeats.map(\.name)
         self.serverNames = config.serverNames
-        self.heartbeatBudget = HeartbeatBudget.estimate(config).bytes
+        self.heartbeatBudget = heartbeatBudget ?? HeartbeatBudget.estimate(config).bytes
         for server in serverNames { servers[server] = Server(name: server) }
     }
 

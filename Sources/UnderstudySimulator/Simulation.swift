@@ -1,3 +1,4 @@
+import Synchronization
 import UnderstudyEngine
 import UnderstudyModel
 
@@ -83,6 +84,18 @@ public enum Simulation {
             groups: groups + perServer, monitors: monitors)
     }
 
+    /// The configuration of a server count and its heartbeat budget, built once: every
+    /// schedule of that count runs the same.
+    static func prepared(servers count: Int) -> (ClusterConfig, Int) {
+        if let known = preparedConfigs.withLock({ $0[count] }) { return known }
+        let config = config(servers: count)
+        let prepared = (config, HeartbeatBudget.estimate(config).bytes)
+        preparedConfigs.withLock { $0[count] = prepared }
+        return prepared
+    }
+
+    private static let preparedConfigs = Mutex<[Int: (ClusterConfig, Int)]>([:])
+
     /// Scripts: mostly quick, sometimes slow, a few fail, a few hang until their timeout.
     static func scripts(server: ServerName, run: ResourceRun, random: inout SeededRandom) -> (Duration, ResourceOutcome) {
         if random.chance(0.01) { return (.seconds(8), .failure(reason: "timed out")) }
@@ -99,8 +112,8 @@ public enum Simulation {
     public static func run(
         seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16
     ) -> Result {
-        let config = config(servers: count)
-        let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts)
+        let (config, budget) = prepared(servers: count)
+        let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts, heartbeatBudget: budget)
         world.heartbeatSizeCheckInterval = heartbeatSizeCheckInterval
         var schedule = Schedule(world: world, random: SeededRandom(seed: seed ^ 0x5EED))
         schedule.setUp()

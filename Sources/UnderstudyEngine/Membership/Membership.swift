@@ -49,6 +49,11 @@ struct PeerTable: Sendable, Equatable, Sequence {
 
     func liveness(of name: ServerName) -> PeerLiveness? { keys.firstIndex(of: name).map { liveness[$0] } }
 
+    /// The peer's newest echo of this server: our `sentAt` and the up-period start it reported.
+    func echo(of name: ServerName) -> (sentAt: EngineTime?, upSince: EngineTime?)? {
+        keys.firstIndex(of: name).map { (states[$0].echoedSentAt, states[$0].echoedUpSince) }
+    }
+
     func makeIterator() -> Zip2Sequence<[ServerName], [PeerState]>.Iterator { zip(keys, states).makeIterator() }
 }
 

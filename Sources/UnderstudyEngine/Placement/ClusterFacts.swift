@@ -253,11 +253,12 @@ public struct ClusterFacts: Sendable {
 extension ServerEngine {
     /// What this server knows of the cluster now (see `ClusterFacts`).
     func facts(now: EngineTime) -> ClusterFacts {
+        let recently = interval * 2
         let peerList = serverNames.map { server -> PeerFacts? in
             guard server != me else { return nil }
             return PeerFacts(
                 connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
-                heardRecently: membership.heardWithin(server, interval * 2, now: now), pingConfirmsLoss: pingConfirms(server),
+                heardRecently: membership.heardWithin(server, recently, now: now), pingConfirmsLoss: pingConfirms(server),
                 upSince: membership.peers[server]?.listeningSinceLocal, reportBox: membership.peers[server]?.sharedReport)
         }
         let own = OwnFacts(

@@ -40,6 +40,14 @@ struct StallDetector: Sendable, Equatable {
     let tickPeriod: Duration
     /// How long a server waking from a stall waits to be vouched for.
     let holdLimit: Duration
+    /// A gap longer than this is a stall: two tick periods (computed once, asked per event).
+    let stallThreshold: Duration
+
+    init(tickPeriod: Duration, holdLimit: Duration) {
+        self.tickPeriod = tickPeriod
+        self.holdLimit = holdLimit
+        self.stallThreshold = tickPeriod * 2
+    }
     /// When the previous event was handled (nil before the first).
     var lastEventAt: EngineTime?
     /// Holding still after a stall (see `StallHold`).
@@ -54,7 +62,7 @@ struct StallDetector: Sendable, Equatable {
     /// longer than two tick periods. Ordinary timer lateness (a millisecond or so per tick)
     /// is no stall: crediting it would add up to a slower failure detector.
     func stall(before now: EngineTime) -> Duration? {
-        guard let gap = gap(now: now), gap > tickPeriod * 2 else { return nil }
+        guard let gap = gap(now: now), gap > stallThreshold else { return nil }
         return gap - tickPeriod
     }
 
@@ -78,11 +86,11 @@ struct StallDetector: Sendable, Equatable {
         guard let hold else { return .none }
         var waiting: [ServerName] = []
         for (peer, before) in hold.echoedBefore.sorted(by: { $0.key < $1.key }) {
-            guard let state = membership.peers[peer], let echoed = state.echoedSentAt, echoed >= hold.since else {
+            guard let echo = membership.peers.echo(of: peer), let echoed = echo.sentAt, echoed >= hold.since else {
                 waiting.append(peer)
                 continue
             }
-            guard let upSince = state.echoedUpSince, upSince <= before else {
+            guard let upSince = echo.upSince, upSince <= before else {
                 self.hold = nil
                 return .refused(stall: hold.stall, reason: "\(peer) declared it down meanwhile")
             }
