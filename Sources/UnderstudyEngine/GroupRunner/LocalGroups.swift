@@ -22,7 +22,6 @@ enum LocalOperation: Sendable, Equatable {
     case single(ResourceOperation, ResourceName, runID: UInt64)
 }
 
-/// One group as this server runs it.
 /// This server's groups (GroupRunner box of the architecture): each group's local state and
 /// the resource runs the Node is carrying out for them, by run id.
 struct GroupRunner: Sendable, Equatable {
@@ -64,46 +63,6 @@ struct GroupRunner: Sendable, Equatable {
 
     /// A group holds resources here, or scripts of one run.
     var holdsAnyGroup: Bool { locals.values.contains { $0.status.holdsResources || $0.isBusy } }
-}
-
-struct LocalGroup: Sendable, Equatable {
-    /// This group's account in heartbeats.
-    var report: GroupReport {
-        GroupReport(
-            status: status, resources: resourceStatus, generation: generation, activationFailedResource: activationFailedResource,
-            operatorStopped: operatorStopped, monitorRequest: monitorRequest)
-    }
-
-    var status: ActivationStatus = .offline
-    var resourceStatus: [ResourceName: ActivationStatus]
-    var activationRetries: [ResourceName: Int] = [:]
-    var deactivationRetries: [ResourceName: Int] = [:]
-    var asyncPIDs: [ResourceName: Int32] = [:]
-    /// Directory generation of the assignment being run.
-    var generation: UInt64 = 0
-    /// Newest generation this server has started (or tried to), so a failed assignment is
-    /// not retried in a loop.
-    var lastTriedGeneration: UInt64 = 0
-    var activationFailedResource: ResourceName?
-    var diskFailed = false
-    var startEvent: ScriptEvent = .start
-    var operation: LocalOperation?
-    /// A stop asked for while a start was running: done as soon as the current run ends.
-    var pendingStop: StopRequest?
-    /// A stop held back until the group's `stop-after` groups have stopped.
-    var waitingStop: WaitingStop?
-    var finalActionDoneGeneration: UInt64?
-    /// Some resources were stopped by `clprsc -t`: the group is not lost, only partly down.
-    var operatorStopped = false
-    /// A monitor's recovery asked the master to fail the group over or stop it.
-    var monitorRequest: MonitorRequest?
-    var monitorRequestAt: EngineTime?
-
-    init(resources: [ResourceName]) {
-        resourceStatus = Dictionary(uniqueKeysWithValues: resources.map { ($0, .offline) })
-    }
-
-    var isBusy: Bool { operation != nil }
 }
 
 extension ServerEngine {
@@ -167,18 +126,7 @@ extension ServerEngine {
 
     mutating func beginStart(_ group: GroupName, event: ScriptEvent, generation: UInt64, now: EngineTime) {
         guard var local = runner.locals[group] else { return }
-        local.generation = generation
-        local.lastTriedGeneration = generation
-        local.activationFailedResource = nil
-        local.diskFailed = false
-        local.startEvent = event
-        local.activationRetries = [:]
-        local.deactivationRetries = [:]
-        local.status = .onlinePending
-        local.pendingStop = nil
-        local.operatorStopped = false
-        local.monitorRequest = nil
-        local.monitorRequestAt = nil
+        local.beginStart(event: event, generation: generation)
         runner.locals[group] = local
         log(.groupStarting, "Activating group \(group) on \(me) (CLP_EVENT=\(event.rawValue)).")
         heartbeatDirty = true
@@ -196,22 +144,19 @@ extension ServerEngine {
             beginStop(group, request, now: now)
             return
         }
-        var next = index
-        while next < order.count, local.resourceStatus[order[next]] == .online { next += 1 }
-        guard next < order.count else {
-            local.operation = nil
-            let anyFailed = local.resourceStatus.values.contains(.onlineFailure)
-            local.status = anyFailed ? .onlineFailure : .online
+        guard let next = local.nextToStart(in: order, from: index) else {
+            local.finishStart()
             runner.locals[group] = local
-            log(.groupStarted, level: anyFailed ? .warning : .info, "Group \(group) is \(local.status.rawValue) on \(me).")
+            log(
+                .groupStarted, level: local.status == .onlineFailure ? .warning : .info,
+                "Group \(group) is \(local.status.rawValue) on \(me).")
             heartbeatDirty = true
             persistDirty = true
             return
         }
         let resource = order[next]
         let runID = launch(group: group, resource: resource, operation: .start, event: local.startEvent, stop: nil)
-        local.resourceStatus[resource] = .onlinePending
-        local.operation = .starting(event: local.startEvent, index: next, runID: runID)
+        local.launched(resource, .starting(event: local.startEvent, index: next, runID: runID))
         runner.locals[group] = local
     }
 
@@ -251,32 +196,23 @@ extension ServerEngine {
     /// Stops the next resource at or before `index` that may hold anything.
     mutating func continueStop(_ group: GroupName, _ request: StopRequest, from index: Int, now: EngineTime) {
         guard var local = runner.locals[group], let order = runner.activationOrder[group] else { return }
-        var next = index
-        while next >= 0, local.resourceStatus[order[next]] == .offline || !(request.scope?.contains(order[next]) ?? true) {
-            next -= 1
-        }
-        if next < 0, request.thenRestart, !local.resourceStatus.values.contains(.offlineFailure) {
+        let next = local.nextToStop(in: order, from: index, scope: request.scope)
+        if next == nil, request.thenRestart, !local.resourceStatus.values.contains(.offlineFailure) {
             finishReactivationStop(group, local, now: now)
             return
         }
-        guard next >= 0 else {
-            local.operation = nil
-            local.monitorRequest = nil
-            local.monitorRequestAt = nil
-            let stuck = local.resourceStatus.values.contains(.offlineFailure)
-            local.status = stuck ? .offlineFailure : .offline
-            local.asyncPIDs = [:]
-            local.activationFailedResource = nil
+        guard let next else {
+            local.finishStop()
             runner.locals[group] = local
-            log(stuck ? .groupStopFailed : .groupStopped, "Group \(group) is \(local.status.rawValue) on \(me).")
+            log(
+                local.status == .offlineFailure ? .groupStopFailed : .groupStopped, "Group \(group) is \(local.status.rawValue) on \(me).")
             heartbeatDirty = true
             persistDirty = true
             return
         }
         let resource = order[next]
         let runID = launch(group: group, resource: resource, operation: .stop, event: request.event, stop: request)
-        local.resourceStatus[resource] = .offlinePending
-        local.operation = .stopping(request, index: next, runID: runID)
+        local.launched(resource, .stopping(request, index: next, runID: runID))
         runner.locals[group] = local
     }
 
@@ -298,10 +234,7 @@ extension ServerEngine {
             beginStop(group, request, now: now)
             return
         }
-        local.status = .onlinePending
-        local.startEvent = .start
-        local.activationRetries = [:]
-        local.activationFailedResource = nil
+        local.beginRestart()
         runner.locals[group] = local
         log(.groupRestarting, "Starting group \(group) again on \(me) (reactivation).")
         heartbeatDirty = true
@@ -336,8 +269,7 @@ extension ServerEngine {
         case .starting(let event, let index, let current) where current == runID:
             switch outcome {
             case .success(let pid):
-                local.resourceStatus[run.resource] = .online
-                if let pid { local.asyncPIDs[run.resource] = pid }
+                local.resourceStarted(run.resource, asyncPID: pid)
                 runner.locals[run.group] = local
                 log(.resourceActivated, "Resource \(run.resource) activated on \(me).")
                 continueStart(run.group, from: index + 1, now: now)
@@ -361,10 +293,8 @@ extension ServerEngine {
                     continueStart(run.group, from: index, now: now)
                     return
                 }
-                local.operation = nil
-                local.status = .onlineFailure
-                local.activationFailedResource = run.resource
                 _ = event
+                local.activationFailed(run.resource)
                 runner.locals[run.group] = local
                 log(.groupActivationFailed, "Group \(run.group) failed to activate on \(me) (resource \(run.resource)).")
                 heartbeatDirty = true
@@ -373,8 +303,7 @@ extension ServerEngine {
         case .stopping(let request, let index, let current) where current == runID:
             switch outcome {
             case .success:
-                local.resourceStatus[run.resource] = .offline
-                local.asyncPIDs[run.resource] = nil
+                local.resourceStopped(run.resource)
                 runner.locals[run.group] = local
                 log(.resourceDeactivated, "Resource \(run.resource) stopped on \(me).")
                 continueStop(run.group, request, from: index - 1, now: now)
@@ -394,21 +323,12 @@ extension ServerEngine {
                     resourceConfig.deactivation.finalAction, group: run.group, request: request, index: index, now: now)
             }
         case .single(let operation, let resource, let current) where current == runID && resource == run.resource:
-            switch outcome {
-            case .success(let pid):
-                local.resourceStatus[resource] = operation == .start ? .online : .offline
-                if operation == .start, let pid { local.asyncPIDs[resource] = pid }
-                if operation == .stop { local.asyncPIDs[resource] = nil }
-            case .failure(let reason):
-                local.resourceStatus[resource] = operation == .start ? .onlineFailure : .offlineFailure
+            if case .failure(let reason) = outcome {
                 log(
                     operation == .start ? .resourceStartFailed : .resourceStopFailed,
                     "\(operation == .start ? "Starting" : "Stopping") resource \(resource) on \(me) failed: \(reason)")
             }
-            local.operation = nil
-            local.status = Self.summarize(local.resourceStatus)
-            // Resources stopped by the operator are not a lost group: nothing re-places it.
-            local.operatorStopped = local.status != .online
+            local.finishSingle(operation, resource, outcome: outcome)
             runner.locals[run.group] = local
             heartbeatDirty = true
             persistDirty = true
@@ -420,16 +340,6 @@ extension ServerEngine {
             // A run of an operation that was abandoned (fenced): nothing to do.
             break
         }
-    }
-
-    static func summarize(_ statuses: [ResourceName: ActivationStatus]) -> ActivationStatus {
-        let values = Array(statuses.values)
-        if values.contains(.offlineFailure) { return .offlineFailure }
-        if values.contains(.onlineFailure) { return .onlineFailure }
-        if values.allSatisfy({ $0 == .offline }) { return .offline }
-        if values.allSatisfy({ $0 == .online }) { return .online }
-        // Some resources up, some down after single-resource operations.
-        return .onlineFailure
     }
 
     // MARK: - Final actions
