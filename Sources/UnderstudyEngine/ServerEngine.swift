@@ -89,19 +89,13 @@ public struct ServerEngine: Sendable {
     var placement = PlacementMemory()
     var lastSentAt: EngineTime = .zero
     var pendingActions: [EngineAction] = []
-    /// Peers already reported as running another configuration (log once).
-    var configMismatchLogged: Set<ServerName> = []
-    /// Epochs of masters whose directory this server declined and offered its own to (log once).
-    var offerLogged: Set<Epoch> = []
+    /// What was logged once, not at every step while it lasts (`LoggedOnce`).
+    var loggedOnce = LoggedOnce()
     /// Groups another server held or was assigned by a directory this server replaced: not
     /// started here until that server shows it has let go (see `noteClaimsReplaced`).
     var priorClaims: [GroupName: PriorClaim] = [:]
     /// Master: the version its epoch began with (no decision of its own yet while equal).
     var epochStartVersion: UInt64 = 0
-    /// Servers whose absence was logged as keeping the cluster from being founded.
-    var foundingBlockedLogged: Set<ServerName> = []
-    /// Groups whose wait to start here was logged (log once per wait).
-    var startWaitLogged: Set<GroupName> = []
     var heartbeatDirty = false
     var persistDirty = false
     /// Monitors that run on this server (Monitors/).
@@ -174,9 +168,7 @@ public struct ServerEngine: Sendable {
         membership.reset()
         placement.downConfirmedAt = [:]
         priorClaims = [:]
-        startWaitLogged = []
-        offerLogged = []
-        foundingBlockedLogged = []
+        loggedOnce.resetForNewRun()
         emit(.log(LogEntry(.serviceStarting, "Cluster service starting on \(me).")))
         if autoStartSuppressed {
             emit(
@@ -438,15 +430,15 @@ public struct ServerEngine: Sendable {
         // A peer waking from a stall waits for our word: answer at once.
         if heartbeat.awaitingVouch { heartbeatDirty = true }
         if heartbeat.configHash != configHash {
-            if !configMismatchLogged.contains(heartbeat.sender) {
-                configMismatchLogged.insert(heartbeat.sender)
+            if !loggedOnce.configMismatch.contains(heartbeat.sender) {
+                loggedOnce.configMismatch.insert(heartbeat.sender)
                 log(
                     .configurationMismatch,
                     "Server \(heartbeat.sender) runs a different configuration (hash \(heartbeat.configHash.prefix(12)) vs \(configHash.prefix(12)))."
                 )
             }
         } else {
-            configMismatchLogged.remove(heartbeat.sender)
+            loggedOnce.configMismatch.remove(heartbeat.sender)
         }
         if !wasConnected && isConnected {
             log(.serverUp, "Server \(heartbeat.sender) is up.")
@@ -476,8 +468,8 @@ public struct ServerEngine: Sendable {
             } else {
                 guard offered.epoch.term > mine.epoch.term else { return }
                 guard offered.covers(mine.stamp) else {
-                    if !offerLogged.contains(offered.epoch) {
-                        offerLogged.insert(offered.epoch)
+                    if !loggedOnce.offers.contains(offered.epoch) {
+                        loggedOnce.offers.insert(offered.epoch)
                         log(
                             .directoryOffered,
                             "The directory of \(sender) (epoch \(offered.epoch)) does not include \(mine.stamp) yet: \(me) offers it."
@@ -617,4 +609,24 @@ struct RunningRun: Sendable, Equatable {
     var group: GroupName
     var resource: ResourceName
     var operation: ResourceOperation
+}
+
+/// Conditions the engine logs once, not at every step while they last; each set is cleared
+/// when its condition ends.
+struct LoggedOnce: Sendable, Equatable {
+    /// Peers reported as running another configuration.
+    var configMismatch: Set<ServerName> = []
+    /// Epochs of masters whose directory this server declined and offered its own to.
+    var offers: Set<Epoch> = []
+    /// Servers whose absence was logged as keeping the cluster from being founded.
+    var foundingBlocked: Set<ServerName> = []
+    /// Groups whose wait to start here was logged (once per wait).
+    var startWaits: Set<GroupName> = []
+
+    /// A new run of the cluster service (a peer's configuration stays as it was).
+    mutating func resetForNewRun() {
+        offers = []
+        foundingBlocked = []
+        startWaits = []
+    }
 }

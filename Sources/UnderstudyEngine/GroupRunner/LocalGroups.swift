@@ -98,12 +98,12 @@ extension ServerEngine {
                 }
             } else if assignedHere, service == .running, entry.generation > local.lastTriedGeneration {
                 if let reason = startBlocker(name, now: now) {
-                    if startWaitLogged.insert(name).inserted {
+                    if loggedOnce.startWaits.insert(name).inserted {
                         log(.groupStartWaiting, "Group \(name) waits to start on \(me): \(reason).")
                     }
                     continue
                 }
-                startWaitLogged.remove(name)
+                loggedOnce.startWaits.remove(name)
                 beginStart(name, event: entry.startEvent, generation: entry.generation, now: now)
             }
         }

@@ -52,12 +52,12 @@ extension ServerEngine {
     /// Says once why nobody founds the cluster although the sync wait is over.
     mutating func noteFoundingBlocked(now: EngineTime) {
         guard syncDone, directory == nil, !isolated, currentMaster(now: now) == nil else {
-            if directory != nil { foundingBlockedLogged = [] }
+            if directory != nil { loggedOnce.foundingBlocked = [] }
             return
         }
         let missing = survivorsMissing(from: view(now: now), now: now)
-        guard !missing.isEmpty, Set(missing) != foundingBlockedLogged else { return }
-        foundingBlockedLogged = Set(missing)
+        guard !missing.isEmpty, Set(missing) != loggedOnce.foundingBlocked else { return }
+        loggedOnce.foundingBlocked = Set(missing)
         log(
             .clusterNotFounded,
             "The cluster is not started: \(missing.joined(separator: ", ")) kept running it when servers here stopped and \(missing.count == 1 ? "is" : "are") not heard (a partition?). Start \(missing.count == 1 ? "it" : "them"), or if down for good: clpcl --forget \(missing.joined(separator: " "))."
