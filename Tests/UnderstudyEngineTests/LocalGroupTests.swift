@@ -57,4 +57,17 @@ struct LocalGroupTests {
         group.finishSingle(.stop, "ip", outcome: .failure(reason: "exit code 1"))
         #expect(group.status == .offlineFailure)
     }
+
+    @Test("a stop held for stop-after groups shows the group as stopping; ending the wait brings the status before it back")
+    func heldStop() {
+        var group = LocalGroup(resources: ["app"])
+        group.resourceStarted("app", asyncPID: nil)
+        group.finishStart()
+        group.holdStop(StopRequest(factor: .clusterShutdown, event: .start, lastAction: .none), since: .seconds(3))
+        #expect(group.status == .offlinePending && group.waitingStop?.since == .seconds(3))
+        group.endStopWait()
+        #expect(group.status == .online && group.waitingStop == nil)
+        group.endStopWait()
+        #expect(group.status == .online)
+    }
 }

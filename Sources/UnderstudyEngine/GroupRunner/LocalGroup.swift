@@ -127,6 +127,20 @@ struct LocalGroup: Sendable, Equatable {
         activationFailedResource = resource
     }
 
+    /// A stop is held back until the `stop-after` groups have stopped: the group shows as
+    /// stopping meanwhile.
+    mutating func holdStop(_ request: StopRequest, since: EngineTime) {
+        waitingStop = WaitingStop(request: request, since: since, statusBefore: status)
+        status = .offlinePending
+    }
+
+    /// The held stop goes ahead or is called off: the status before the wait comes back.
+    mutating func endStopWait() {
+        guard let waiting = waitingStop else { return }
+        waitingStop = nil
+        status = waiting.statusBefore
+    }
+
     /// `clprsc -s/-t` of one resource ended.
     mutating func finishSingle(_ operation: ResourceOperation, _ resource: ResourceName, outcome: ResourceOutcome) {
         switch outcome {

@@ -28,6 +28,8 @@ struct GroupRunner: Sendable, Equatable {
     var locals: [GroupName: LocalGroup] = [:]
     /// The groups in configuration order.
     let groupNames: [GroupName]
+    /// The same sorted by name (held stops are released in this order).
+    let groupNamesSorted: [GroupName]
     /// Resources of each group in activation order.
     let activationOrder: [GroupName: [ResourceName]]
     private(set) var runs: [UInt64: RunningRun] = [:]
@@ -41,6 +43,7 @@ struct GroupRunner: Sendable, Equatable {
         }
         self.activationOrder = order
         self.groupNames = config.groups.map(\.name)
+        self.groupNamesSorted = groupNames.sorted()
     }
 
     /// Records a run the Node is asked to carry out; returns its id.

@@ -79,8 +79,7 @@ extension ServerEngine {
             }
         } else {
             let timeout = config.group(named: group)?.stopAfterTimeout ?? Defaults.stopWaitTimeout
-            local.waitingStop = WaitingStop(request: request, since: now, statusBefore: local.status)
-            local.status = .offlinePending
+            local.holdStop(request, since: now)
             log(
                 .groupStopWaiting,
                 "Group \(group) on \(me) waits for \(awaited.joined(separator: ", ")) to stop before it stops (at most \(timeout.shortDescription))."
@@ -93,7 +92,7 @@ extension ServerEngine {
 
     /// Stops held back whose groups have stopped (or whose wait timed out) go ahead.
     mutating func releaseStopWaits(now: EngineTime) {
-        for name in runner.locals.keys.sorted() {
+        for name in runner.groupNamesSorted {
             guard let local = runner.locals[name], let waiting = local.waitingStop else { continue }
             let awaited = groupsToAwait(before: name, factor: waiting.request.factor, now: now)
             let timeout = config.group(named: name)?.stopAfterTimeout ?? Defaults.stopWaitTimeout
@@ -109,8 +108,7 @@ extension ServerEngine {
             } else {
                 continue
             }
-            runner.locals[name]?.waitingStop = nil
-            runner.locals[name]?.status = waiting.statusBefore
+            runner.locals[name]?.endStopWait()
             beginStop(name, request, now: now)
         }
     }
@@ -118,9 +116,8 @@ extension ServerEngine {
     /// The directory wants a group here again while its stop waits (`clpgrp -t` then `-s`):
     /// the stop is called off.
     mutating func cancelStopWait(_ group: GroupName) {
-        guard let waiting = runner.locals[group]?.waitingStop else { return }
-        runner.locals[group]?.waitingStop = nil
-        runner.locals[group]?.status = waiting.statusBefore
+        guard runner.locals[group]?.waitingStop != nil else { return }
+        runner.locals[group]?.endStopWait()
         heartbeatDirty = true
         log(.groupStopCancelled, "Group \(group) on \(me) no longer stops: it is wanted here again.")
     }
