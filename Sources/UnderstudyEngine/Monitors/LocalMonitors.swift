@@ -31,6 +31,49 @@ struct LocalMonitor: Sendable, Equatable {
     var externalError: String?
     /// upsw: since when the UPS has been on battery (nil while on line power).
     var onBatterySince: EngineTime?
+
+    /// What one check's result did to the monitor (`take`).
+    enum CheckOutcome: Sendable, Equatable {
+        /// Normal or warning (Caution); the status before.
+        case fine(before: MonitorStatus)
+        /// A failed check within the retries: this many used.
+        case retrying(failures: Int, detail: String)
+        /// The retries are used up: Error. `recovers`: the recovery ladder takes its next
+        /// step (not for a timeout with `recover-on-timeout: false`).
+        case failed(before: MonitorStatus, detail: String, recovers: Bool)
+    }
+
+    /// Takes one check's result: the status, the detail and the failures in a row. Another
+    /// `retries + 1` failures are needed after an error before the next recovery step.
+    mutating func take(_ result: MonitorResult, of monitor: MonitorConfig, now: EngineTime) -> CheckOutcome {
+        let before = status
+        switch result {
+        case .normal, .warning:
+            failures = 0
+            skipLogged = false
+            if case .warning(let text) = result {
+                status = .caution
+                detail = text
+            } else {
+                status = .normal
+                detail = ""
+            }
+            if normalSince == nil { normalSince = now }
+            return .fine(before: before)
+        case .error, .timeout:
+            let isTimeout = result == .timeout
+            let text: String
+            if case .error(let given) = result { text = given } else { text = "no answer within \(monitor.timeout.shortDescription)" }
+            normalSince = nil
+            failures += 1
+            if isTimeout && !monitor.retryOnTimeout { failures = max(failures, monitor.retries + 1) }
+            guard failures > monitor.retries else { return .retrying(failures: failures, detail: text) }
+            failures = 0
+            status = .error
+            detail = text
+            return .failed(before: before, detail: text, recovers: !(isTimeout && !monitor.recoverOnTimeout))
+        }
+    }
 }
 
 /// A recovery script in flight, and the step that follows it.
@@ -183,51 +226,33 @@ extension ServerEngine {
         apply(result, to: monitor, now: now)
     }
 
-    /// Turns a result into a status and, once the retries are used up, into a recovery step.
+    /// Turns a result into a status (`LocalMonitor.take`) and, once the retries are used up,
+    /// into a recovery step.
     mutating func apply(_ result: MonitorResult, to monitor: MonitorConfig, now: EngineTime) {
         guard var local = monitoring.monitors[monitor.name] else { return }
-        let before = local.status
-        switch result {
-        case .normal, .warning:
-            local.failures = 0
-            local.skipLogged = false
+        let outcome = local.take(result, of: monitor, now: now)
+        monitoring.monitors[monitor.name] = local
+        let before: MonitorStatus
+        switch outcome {
+        case .fine(let previous):
+            before = previous
             if case .warning(let detail) = result {
-                local.status = .caution
-                local.detail = detail
                 if before != .caution { log(.monitorWarning, "Monitor \(monitor.name) on \(me) warns: \(detail)") }
             } else {
-                local.status = .normal
-                local.detail = ""
                 if before == .error { log(.monitorNormal, "Monitor \(monitor.name) on \(me) returned to normal.") }
                 if before == .caution { log(.monitorWarningCleared, "Monitor \(monitor.name) on \(me) returned from warning to normal.") }
             }
-            if local.normalSince == nil { local.normalSince = now }
-            monitoring.monitors[monitor.name] = local
             resetCountersIfNormalLongEnough(monitor, now: now)
-        case .error, .timeout:
-            let isTimeout = result == .timeout
-            let detail: String
-            if case .error(let text) = result { detail = text } else { detail = "no answer within \(monitor.timeout.shortDescription)" }
-            local.normalSince = nil
-            local.failures += 1
-            if isTimeout && !monitor.retryOnTimeout { local.failures = max(local.failures, monitor.retries + 1) }
-            guard local.failures > monitor.retries else {
-                monitoring.monitors[monitor.name] = local
-                log(
-                    .monitorCheckRetry,
-                    "Monitor \(monitor.name) on \(me): check failed (\(detail)); retry \(local.failures)/\(monitor.retries).")
-                return
-            }
-            // Another `retries + 1` failures are needed before the next step.
-            local.failures = 0
-            local.status = .error
-            local.detail = detail
-            monitoring.monitors[monitor.name] = local
+        case .retrying(let failures, let detail):
+            log(.monitorCheckRetry, "Monitor \(monitor.name) on \(me): check failed (\(detail)); retry \(failures)/\(monitor.retries).")
+            return
+        case .failed(let previous, let detail, let recovers):
+            before = previous
             if before != .error { log(.monitorError, "Monitor \(monitor.name) on \(me) detected an error: \(detail)") }
-            if isTimeout && !monitor.recoverOnTimeout {
-                log(.recoveryNotOnTimeout, "Recovery for \(monitor.name) is not run: the error was a timeout (recover-on-timeout: false).")
-            } else {
+            if recovers {
                 recover(monitor, now: now)
+            } else {
+                log(.recoveryNotOnTimeout, "Recovery for \(monitor.name) is not run: the error was a timeout (recover-on-timeout: false).")
             }
         }
         if monitoring.monitors[monitor.name]?.status != before {
