@@ -3,10 +3,11 @@
 # run, in parallel, with every invariant checked. Not part of CI (it takes an hour or more);
 # run it before changing how servers decide, and after.
 #
-#   scripts/soak.sh [THREE_SERVER_SCHEDULES] [FIVE_SERVER_SCHEDULES] [FIRST_SEED] [JOBS]
+#   scripts/soak.sh [THREE_SERVER_SCHEDULES] [FIVE_SERVER_SCHEDULES] [FIRST_SEED] [JOBS] [TWO_SERVER_SCHEDULES]
 #
-# Defaults: 15000 three-server and 5000 five-server schedules, a first seed drawn from the
-# clock (a fresh range each run; the suite uses seeds below 1,000,000), one job per core.
+# Defaults: 15000 three-server, 5000 five-server and 5000 two-server (pingnp) schedules, a first
+# seed drawn from the clock (a fresh range each run; the suite uses seeds below 1,000,000), one
+# job per core.
 # Prints every failing seed with the command that replays it; exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ three=${1:-15000}
 five=${2:-5000}
 first=${3:-$((1000000 + ($(date +%s) % 1000000) * 1000))}
 jobs=${4:-$(nproc)}
+two=${5:-5000}
 
 swift build --product understudy >/dev/null
 work=$(mktemp -d)
@@ -25,7 +27,7 @@ cp .build/debug/understudy "$binary"
 
 # Split each count into one range per job: seed ranges never overlap between jobs or kinds.
 ranges=()
-for kind in "3 $three $first" "5 $five $((first + 500000000))"; do
+for kind in "3 $three $first" "5 $five $((first + 500000000))" "2 $two $((first + 200000000))"; do
     set -- $kind
     servers=$1 count=$2 seed=$3
     [ "$count" -gt 0 ] || continue
@@ -38,7 +40,7 @@ for kind in "3 $three $first" "5 $five $((first + 500000000))"; do
     done
 done
 
-echo "soak: ${three} three-server and ${five} five-server schedules from seed ${first}, ${jobs} jobs"
+echo "soak: ${three} three-, ${five} five- and ${two} two-server schedules from seed ${first}, ${jobs} jobs"
 started=$(date +%s)
 index=0
 running=0
@@ -58,5 +60,5 @@ done
 wait
 failures=$(cat "$work"/*.out | grep -c '^seed' || true)
 cat "$work"/*.out
-echo "soak: $((three + five)) schedules in $(($(date +%s) - started)) s, ${failures} failed"
+echo "soak: $((three + five + two)) schedules in $(($(date +%s) - started)) s, ${failures} failed"
 [ "$failures" -eq 0 ]
