@@ -114,7 +114,7 @@ extension ServerEngine {
             ping.lost = true
             log(
                 .partitionLost,
-                "Network partition: \(peer) has not heard \(me) for its heartbeat timeout and may take its groups over; stopping its groups at once."
+                "Network partition: \(peer) has not echoed \(me) for about its heartbeat timeout and takeover margin and may take its groups over; stopping them at once."
             )
             loseThePartition(now: now)
         }
@@ -182,7 +182,7 @@ extension ServerEngine {
         }
     }
 
-    /// A peer not connected that may take this server's groups over before the next tick:
+    /// A peer not connected that may take this server's groups over within two ticks:
     /// the last heartbeat of ours it is known to have heard (also before it fell silent and
     /// came back) is a timeout plus the takeover margin old, and no probe has shown it to be
     /// the cut-off side (`PingResolver.provenCutOff`).
@@ -192,7 +192,9 @@ extension ServerEngine {
                 !ping.provenCutOff.contains(peer), !(ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now)),
                 let lease = membership.lastLeaseFrom(peer)
             else { return false }
-            return lease + takeoverMargin <= now + tickPeriod
+            // Two tick periods: the fence then comes at least one tick before the earliest
+            // takeover, however the ticks fall.
+            return lease + takeoverMargin <= now + tickPeriod * 2
         }
     }
 
