@@ -45,5 +45,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 288_003_080, servers: 2,
             found: "a peer silent for a moment came back not hearing us: its earlier echo, which bound the lease, was forgotten"),
+        RegressionSeed(
+            seed: 95_002_336, servers: 3,
+            found: "a master that had just restarted its service placed a group whose owner, frozen, it had not heard yet"),
     ]
 }

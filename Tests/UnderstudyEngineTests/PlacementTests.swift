@@ -234,4 +234,27 @@ struct PlacementTests {
         elsewhere["s3"]?.report = Self.report("s3", view: ["s3"], epoch: Epoch(term: 9, master: "s3"), hears: ["s3"])
         #expect(Placement.plan(Self.input(groups: [group], directory: directory, peers: elsewhere)).outcome == .unchanged)
     }
+
+    @Test("a server never heard in this run holds back a group that ran before until this master listened a timeout (seed 95002336)")
+    func neverHeardServerAfterRestart() {
+        let group = Cfg.group("g", servers: ["s3", "s1"])
+        var directory = Self.directory()
+        // Released by s3 in an earlier run (a move): placed before, generation above 0.
+        var entry = DirectoryEntry(wanted: true, generation: 7)
+        entry.releasedAt = 8
+        directory.entries["g"] = entry
+        // s3 has not been heard since this server (re)started its service.
+        let peers: [ServerName: PeerFacts] = ["s2": Self.connected("s2", view: ["s1", "s2"]), "s3": PeerFacts()]
+        var input = Self.input(groups: [group], directory: directory, peers: peers)
+        input.listenedEnough = false
+        #expect(Placement.plan(input).outcome == .unchanged)
+        input.listenedEnough = true
+        #expect(Placement.plan(input).directory?.entries["g"]?.owner == "s1")
+
+        // A group never placed (a cluster's first start) waits for nobody.
+        directory.entries["g"] = DirectoryEntry(wanted: true)
+        var first = Self.input(groups: [group], directory: directory, peers: peers)
+        first.listenedEnough = false
+        #expect(Placement.plan(first).directory?.entries["g"]?.owner == "s1")
+    }
 }

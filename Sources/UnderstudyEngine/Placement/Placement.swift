@@ -332,7 +332,16 @@ struct Planner {
             $0 != me && !view.contains($0) && !facts.isGone($0)
                 && (!facts.isUp($0) || !(facts.peer($0)?.heardRecently ?? false) || !facts.followsNoOtherMaster($0, epoch: dir.epoch))
         }
-        guard unresolved.isEmpty || unresolved.allSatisfy({ !facts.everHeard($0) }) else { return }
+        // A server never heard in this run took part in nothing this run decided; but a group
+        // that has run before (generation above 0) may still be held, by a server frozen since
+        // an earlier run of this one or of another master: only a whole timeout of listening
+        // shows that server silent and its lease run out (found by simulator seed 95002336: a
+        // master that had just restarted its service placed a group whose owner it had not
+        // heard yet). A group never placed waits for nobody (a cluster's first start).
+        guard
+            unresolved.isEmpty
+                || (unresolved.allSatisfy({ !facts.everHeard($0) }) && (entry.generation == 0 || input.listenedEnough))
+        else { return }
         guard let target = chooseTarget(group, entry: entry, directory: dir) else {
             if !memory.noDestinationLogged.contains(group.name) {
                 memory.noDestinationLogged.insert(group.name)
