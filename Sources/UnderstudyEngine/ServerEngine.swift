@@ -462,22 +462,20 @@ public struct ServerEngine: Sendable {
         guard !isolated, offered.epoch.master == sender else { return }
         memoizeView(now: now)
         guard currentMaster(now: now) == sender else { return }
-        if let mine = directory {
-            if offered.epoch == mine.epoch {
-                guard offered.version > mine.version else { return }
-            } else {
-                guard offered.epoch.term > mine.epoch.term else { return }
-                guard offered.covers(mine.stamp) else {
-                    if !loggedOnce.offers.contains(offered.epoch) {
-                        loggedOnce.offers.insert(offered.epoch)
-                        log(
-                            .directoryOffered,
-                            "The directory of \(sender) (epoch \(offered.epoch)) does not include \(mine.stamp) yet: \(me) offers it."
-                        )
-                    }
-                    heartbeatDirty = true
-                    return
+        // Of the same epoch only a newer version gets here (above); of another epoch, only a
+        // later term that includes this server's directory is taken.
+        if let mine = directory, offered.epoch != mine.epoch {
+            guard offered.epoch.term > mine.epoch.term else { return }
+            guard offered.covers(mine.stamp) else {
+                if !loggedOnce.offers.contains(offered.epoch) {
+                    loggedOnce.offers.insert(offered.epoch)
+                    log(
+                        .directoryOffered,
+                        "The directory of \(sender) (epoch \(offered.epoch)) does not include \(mine.stamp) yet: \(me) offers it."
+                    )
                 }
+                heartbeatDirty = true
+                return
             }
         }
         noteClaimsReplaced(by: offered)
@@ -611,8 +609,7 @@ struct RunningRun: Sendable, Equatable {
     var operation: ResourceOperation
 }
 
-/// Conditions the engine logs once, not at every step while they last; each set is cleared
-/// when its condition ends.
+/// Conditions the engine logs once, not at every step while they last.
 struct LoggedOnce: Sendable, Equatable {
     /// Peers reported as running another configuration.
     var configMismatch: Set<ServerName> = []

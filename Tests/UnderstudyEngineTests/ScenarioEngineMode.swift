@@ -42,10 +42,10 @@ enum EngineStepEvent {
     case monitorCheck(monitor: String, result: MonitorResult)
 }
 
-/// What a command given on this one Engine must come to.
+/// What a command given on this one Engine came to: answered here, or handed on to the
+/// server where it must run (a scenario expects an answer; a hand-on is a problem).
 enum EngineCommandOutcome: Equatable {
     case done(CommandCode)
-    /// Handed on to the server where it must run (the master, or the group's server).
     case forwarded(to: ServerName)
 }
 
@@ -163,7 +163,9 @@ extension Scenario {
                     outcome = .forwarded(to: target)
                 }
                 trace.append("\(label): \(command) -> \(outcome) \(message)")
-                if let expected, outcome != expected {
+                if case .forwarded(let target) = outcome {
+                    problems.append("\(label): the command was handed on to \(target): give it where it is answered")
+                } else if let expected, outcome != expected {
                     problems.append("\(label): the command came to \(outcome) (\(message)), expected \(expected)")
                 }
                 if let text, !message.contains(text) {
@@ -288,18 +290,14 @@ extension Scenario.Reader {
             events.append(.heartbeat(peer))
         }
         if let value = map["command"] {
-            // `{run: "move g to s2", result: success | failed | … | forwarded, to: s2, message: "…"}`
+            // `{run: "move g to s2", result: success | failed | …, message: "…"}`
             guard let engine = self.engine, let spec = value as? [String: Any] else {
                 throw fail("\(place).command: {run: \"move g to s2\", result: success} (given on this server: no at)")
             }
             guard case .command(_, let command, let code, let text) = try command(spec, at: "\(place).command", on: engine) else {
                 throw fail("\(place).command: not a command")
             }
-            var expected = code.map(EngineCommandOutcome.done)
-            if let target = spec["to"] {
-                expected = .forwarded(to: try server(target, at: "\(place).command.to"))
-            }
-            events.append(.command(command, expect: expected, messageContains: text))
+            events.append(.command(command, expect: code.map(EngineCommandOutcome.done), messageContains: text))
         }
         if let value = map["monitor"] {
             guard let spec = value as? [String: Any], let name = spec["name"] as? String else {

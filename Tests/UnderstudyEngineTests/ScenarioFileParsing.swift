@@ -234,13 +234,12 @@ extension Scenario {
         }
 
         /// `{at: s2, run: "move g to s3", result: success, message: "…"}`. A single-Engine
-        /// scenario gives its commands on its own server (`on`: no `at`, and `to` for a
-        /// command the Engine hands on to another server).
+        /// scenario gives its commands on its own server (`on`: no `at`).
         func command(_ value: Any, at place: String, on engine: ServerName? = nil) throws -> Scenario.Action {
             guard let map = value as? [String: Any], let text = map["run"] as? String else {
                 throw fail("\(place): {at: SERVER, run: \"move g to s3\", result: success}")
             }
-            try allow(map, engine == nil ? ["at", "run", "result", "message"] : ["run", "result", "to", "message"], at: place)
+            try allow(map, engine == nil ? ["at", "run", "result", "message"] : ["run", "result", "message"], at: place)
             let origin = try engine ?? server(map["at"], at: "\(place).at")
             let words = text.split(separator: " ").map(String.init)
             func target(_ index: Int, _ keyword: String) throws -> ServerName? {
@@ -271,12 +270,8 @@ extension Scenario {
                     "success": .success, "failed": .failed, "bad-usage": .badUsage, "unreachable": .unreachable,
                     "in-transition": .inTransition,
                 ]
-                if engine != nil, result == "forwarded" {
-                    guard map["to"] != nil else { throw fail("\(place).to: the server the command is forwarded to") }
-                } else {
-                    guard let code = codes[result] else { throw fail("\(place).result: one of \(codes.keys.sorted())") }
-                    expected = code
-                }
+                guard let code = codes[result] else { throw fail("\(place).result: one of \(codes.keys.sorted())") }
+                expected = code
             }
             return .command(at: origin, command, expect: expected, messageContains: map["message"] as? String)
         }

@@ -371,6 +371,11 @@ struct Membership: Sendable, Equatable {
         peers[server]?.echoedSentAt.map { $0 + timeout }
     }
 
+    /// The peer's last heartbeat said it left (stopped its service cleanly): not a loss.
+    func leftCleanly(_ server: ServerName) -> Bool {
+        peers[server]?.sharedReport.map { !$0.heartbeat.serviceUp } ?? false
+    }
+
     /// When the peer's timeout of this server runs out at the earliest, from the last
     /// heartbeat of ours it is known to have heard in its current boot (also one from
     /// before it fell silent here and came back).

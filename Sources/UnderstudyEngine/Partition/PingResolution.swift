@@ -120,7 +120,7 @@ extension ServerEngine {
         }
         let view = Set(view(now: now))
         let membership = membership
-        ping.noteView(view, leftCleanly: { membership.peers[$0]?.report.map { !$0.serviceUp } ?? false }, now: now)
+        ping.noteView(view, leftCleanly: membership.leftCleanly, now: now)
         for peer in ping.lostAt.keys where ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now) {
             ping.provenCutOff.insert(peer)
         }
@@ -182,29 +182,21 @@ extension ServerEngine {
         }
     }
 
-    /// A peer not connected that may take this server's groups over within two ticks:
-    /// the last heartbeat of ours it is known to have heard (also before it fell silent and
-    /// came back) is a timeout plus the takeover margin old, and no probe has shown it to be
-    /// the cut-off side (`PingResolver.provenCutOff`).
+    /// A peer not connected that may take this server's groups over within two ticks
+    /// (`Lease.takeoverDeadline`): the fence then comes at least one tick before the
+    /// earliest takeover, however the ticks fall.
     func peerThatMayTakeOver(now: EngineTime) -> ServerName? {
         serverNames.first { peer in
-            guard peer != me, !membership.isConnected(peer, now: now), !leftCleanly(peer),
-                !ping.provenCutOff.contains(peer), !(ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now)),
-                let lease = membership.lastLeaseFrom(peer)
+            guard peer != me, !membership.isConnected(peer, now: now),
+                let deadline = Lease.takeoverDeadline(
+                    of: peer, membership: membership, ping: ping, takeoverMargin: takeoverMargin, now: now)
             else { return false }
-            // Two tick periods: the fence then comes at least one tick before the earliest
-            // takeover, however the ticks fall.
-            return lease + takeoverMargin <= now + tickPeriod * 2
+            return deadline <= now + tickPeriod * 2
         }
     }
 
     /// A server was lost and no probe started since has reached a target.
     var awaitingPingVerdict: Bool { ping.awaitingVerdict }
-
-    /// A peer whose last heartbeat said it left: not a loss to resolve.
-    func leftCleanly(_ server: ServerName) -> Bool {
-        membership.peers[server]?.report.map { !$0.serviceUp } ?? false
-    }
 
     /// With ping resolution, a lost peer counts as down only once a probe started after the
     /// loss reached a target.

@@ -114,17 +114,12 @@ public struct ClusterFacts: Sendable {
         me: ServerName, servers: [ServerName], own: OwnFacts, peers: [ServerName: PeerFacts], directory: Directory?,
         downConfirmedAt: [ServerName: EngineTime] = [:], takeoverMargin: Duration, now: EngineTime
     ) {
-        self.me = me
-        self.servers = servers
-        self.own = own
-        self.peerList = servers.map { $0 == me ? nil : peers[$0] }
-        self.directory = directory
-        self.downConfirmedAt = downConfirmedAt
-        self.takeoverMargin = takeoverMargin
-        self.now = now
+        self.init(
+            me: me, servers: servers, own: own, peerList: servers.map { $0 == me ? nil : peers[$0] }, directory: directory,
+            downConfirmedAt: downConfirmedAt, takeoverMargin: takeoverMargin, now: now)
     }
 
-    /// From what each peer is known by (`peerList` in `servers` order).
+    /// With the peers' facts in `servers` order (nil for this server).
     init(
         me: ServerName, servers: [ServerName], own: OwnFacts, peerList: [PeerFacts?], directory: Directory?,
         downConfirmedAt: [ServerName: EngineTime], takeoverMargin: Duration, now: EngineTime

@@ -43,20 +43,29 @@ enum Lease {
         // be the cut-off side while it was silent (it listens long when it comes back).
         var expiry = unboundLease
         for peer in peers {
-            let connected = membership.isConnected(peer, now: now)
-            guard let lease = connected ? membership.leaseFrom(peer) : membership.lastLeaseFrom(peer) else { continue }
-            if !connected {
-                // A peer still heard but not hearing us (one-way link) is alive and may take
-                // over: our own probe does not resolve it.
-                let leftCleanly = membership.peers[peer]?.report.map { !$0.serviceUp } ?? false
-                if leftCleanly || ping.targets.isEmpty || ping.provenCutOff.contains(peer)
-                    || (ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now))
-                {
-                    continue
-                }
-            }
-            expiry = min(expiry, lease + takeoverMargin)
+            let bound =
+                membership.isConnected(peer, now: now)
+                ? membership.leaseFrom(peer).map { $0 + takeoverMargin }
+                : takeoverDeadline(of: peer, membership: membership, ping: ping, takeoverMargin: takeoverMargin, now: now)
+            if let bound { expiry = min(expiry, bound) }
         }
         return expiry > now ? expiry : nil
+    }
+
+    /// Without majority, the earliest time a peer this server is not connected to may take
+    /// its groups over: one timeout and the takeover margin after the last heartbeat of ours
+    /// it is known to have heard. nil when it cannot: it left cleanly, no ping resolution is
+    /// configured (nothing binds a lost peer then), a probe showed it to be the cut-off side,
+    /// or it never heard us. A peer still heard but not hearing us (one-way link) is alive
+    /// and binds: our own probe does not resolve it.
+    static func takeoverDeadline(
+        of peer: ServerName, membership: Membership, ping: PingResolver, takeoverMargin: Duration, now: EngineTime
+    ) -> EngineTime? {
+        if membership.leftCleanly(peer) || ping.targets.isEmpty || ping.provenCutOff.contains(peer)
+            || (ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now))
+        {
+            return nil
+        }
+        return membership.lastLeaseFrom(peer).map { $0 + takeoverMargin }
     }
 }
