@@ -552,42 +552,142 @@ public struct VirtualIPSettings: Sendable, Equatable {
     }
 }
 
-public struct DiskSettings: Sendable, Equatable {
-    public var device: String
-    public var filesystem: String
-    public var mountPoint: String
-    public var mountOptions: String
+/// How a file system is mounted and unmounted: what `disk` and `nas` share (reference §5.3,
+/// CLUSTERPRO `mount/*` and `umount/*`).
+public struct MountSettings: Sendable, Equatable {
+    /// What to do with the processes that keep a mount point busy before each unmount retry.
+    public enum BusyAction: String, Sendable, Equatable, CaseIterable {
+        /// SIGTERM, then SIGKILL to every process using the file system (CLUSTERPRO `kill`).
+        case kill
+        /// Leave them; the unmount retries and then fails (deactivation failure).
+        case none
+    }
 
-    public init(device: String, filesystem: String, mountPoint: String, mountOptions: String = "rw") {
-        self.device = device
-        self.filesystem = filesystem
+    public var mountPoint: String
+    public var options: String
+    /// One mount attempt's limit (`mount/timeout`).
+    public var mountTimeout: Duration
+    /// Attempts after the first failed mount (`mount/retry`).
+    public var mountRetries: Int
+    /// One unmount attempt's limit (`umount/timeout`).
+    public var unmountTimeout: Duration
+    /// Attempts after the first failed unmount (`umount/retry`).
+    public var unmountRetries: Int
+    /// Wait between two unmount attempts (`umount/interval`).
+    public var unmountInterval: Duration
+    public var busyAction: BusyAction
+
+    public init(
+        mountPoint: String, options: String = Defaults.mountOptions, mountTimeout: Duration = Defaults.mountTimeout,
+        mountRetries: Int = Defaults.mountRetries, unmountTimeout: Duration = Defaults.unmountTimeout,
+        unmountRetries: Int = Defaults.unmountRetries, unmountInterval: Duration = Defaults.unmountInterval,
+        busyAction: BusyAction = .kill
+    ) {
         self.mountPoint = mountPoint
-        self.mountOptions = mountOptions
+        self.options = options
+        self.mountTimeout = mountTimeout
+        self.mountRetries = mountRetries
+        self.unmountTimeout = unmountTimeout
+        self.unmountRetries = unmountRetries
+        self.unmountInterval = unmountInterval
+        self.busyAction = busyAction
     }
 }
 
+/// A file system on a shared disk (`disk`), mounted on the one server that runs the group.
+public struct DiskSettings: Sendable, Equatable {
+    /// When the file system is checked before it is mounted (`fsck/timing`).
+    public enum FsckTiming: String, Sendable, Equatable, CaseIterable {
+        case never, always
+        /// Every `fsckInterval`-th mount by this server (the reference's default).
+        case interval
+    }
+
+    /// A device path, `UUID=…` or `LABEL=…`.
+    public var device: String
+    /// `ext3`, `ext4`, `xfs`, `btrfs`, or `none` (a raw device: nothing is mounted).
+    public var filesystem: String
+    public var mount: MountSettings
+    public var fsck: FsckTiming
+    public var fsckInterval: Int
+    public var fsckOptions: String
+    public var fsckTimeout: Duration
+    /// After a failed mount, check the file system before the next attempt (`mount/action`).
+    public var fsckOnMountFailure: Bool
+    /// xfs: run `xfs_repair` after a failed mount (off by default, as the reference).
+    public var xfsRepairOnMountFailure: Bool
+    public var xfsRepairOptions: String
+
+    public init(
+        device: String, filesystem: String, mountPoint: String, mountOptions: String = Defaults.mountOptions,
+        fsck: FsckTiming = .interval, fsckInterval: Int = Defaults.fsckInterval, fsckOptions: String = Defaults.fsckOptions,
+        fsckTimeout: Duration = Defaults.fsckTimeout, fsckOnMountFailure: Bool = true, xfsRepairOnMountFailure: Bool = false,
+        xfsRepairOptions: String = ""
+    ) {
+        self.device = device
+        self.filesystem = filesystem
+        self.mount = MountSettings(mountPoint: mountPoint, options: mountOptions)
+        self.fsck = fsck
+        self.fsckInterval = fsckInterval
+        self.fsckOptions = fsckOptions
+        self.fsckTimeout = fsckTimeout
+        self.fsckOnMountFailure = fsckOnMountFailure
+        self.xfsRepairOnMountFailure = xfsRepairOnMountFailure
+        self.xfsRepairOptions = xfsRepairOptions
+    }
+
+    public var mountPoint: String { mount.mountPoint }
+    public var mountOptions: String { mount.options }
+    /// A raw device: activation only checks it; nothing is mounted.
+    public var isRaw: Bool { filesystem == "none" }
+}
+
+/// An NFS share mounted as a client (`nas`).
 public struct NASSettings: Sendable, Equatable {
     public var server: String
     public var share: String
-    public var mountPoint: String
-    public var mountOptions: String
+    public var mount: MountSettings
+    /// `nfs` or `nfs4`.
+    public var filesystem: String
+    /// Check the server with ICMP echo before mounting (the reference's ping check).
+    public var pingServer: Bool
 
-    public init(server: String, share: String, mountPoint: String, mountOptions: String = "rw") {
+    public init(
+        server: String, share: String, mountPoint: String, mountOptions: String = Defaults.mountOptions,
+        filesystem: String = "nfs", pingServer: Bool = true
+    ) {
         self.server = server
         self.share = share
-        self.mountPoint = mountPoint
-        self.mountOptions = mountOptions
+        self.mount = MountSettings(mountPoint: mountPoint, options: mountOptions)
+        self.filesystem = filesystem
+        self.pingServer = pingServer
     }
+
+    public var mountPoint: String { mount.mountPoint }
+    public var mountOptions: String { mount.options }
 }
 
+/// A volume group (LVM) or pool (ZFS) imported on the one server that runs the group.
 public struct VolumeManagerSettings: Sendable, Equatable {
     public enum Manager: String, Sendable, Equatable, CaseIterable { case lvm, zfs }
     public var manager: Manager
     public var volume: String
+    /// Attempts after a failed activation / deactivation (reference default 5, since 3.1.5-1).
+    public var activationRetries: Int
+    public var deactivationRetries: Int
+    /// Take the volume group even when another host's tag is on it (LVM), import a pool last
+    /// used by another host (ZFS `-f`). Only for a peer known to be down.
+    public var forceImport: Bool
 
-    public init(manager: Manager, volume: String) {
+    public init(
+        manager: Manager, volume: String, activationRetries: Int = Defaults.volumeRetries,
+        deactivationRetries: Int = Defaults.volumeRetries, forceImport: Bool = false
+    ) {
         self.manager = manager
         self.volume = volume
+        self.activationRetries = activationRetries
+        self.deactivationRetries = deactivationRetries
+        self.forceImport = forceImport
     }
 }
 

@@ -137,13 +137,13 @@ public struct ConfigSourceMap: Sendable, Equatable {
     }
 
     func serverPath(_ index: Int) -> String { element(serverPaths, index, "servers") }
-    func heartbeatPath(_ index: Int) -> String { element(heartbeatPaths, index, "heartbeats") }
+    public func heartbeatPath(_ index: Int) -> String { element(heartbeatPaths, index, "heartbeats") }
     func networkPartitionPath(_ index: Int) -> String {
         element(networkPartitionPaths, index, "network-partition")
     }
     func groupPath(_ index: Int) -> String { element(groupPaths, index, "groups") }
     func monitorPath(_ index: Int) -> String { element(monitorPaths, index, "monitors") }
-    func resourcePath(group: Int, resource: Int) -> String {
+    public func resourcePath(group: Int, resource: Int) -> String {
         if resourcePaths.indices.contains(group), resourcePaths[group].indices.contains(resource) {
             return resourcePaths[group][resource]
         }

@@ -11,11 +11,20 @@ extension ConfigReader {
         "exec": ["start", "stop", "start-mode", "stop-mode", "timeout", "stop-timeout", "log", "log-rotate-size"],
         "fip": ["address", "interface", "fail-on-link-down", "force", "announce-count", "announce-interval", "probe-wait"],
         "vip": ["address", "interface", "rip-version", "rip-interval", "rip-metric", "rip-destination", "force"],
-        "disk": ["device", "filesystem", "mount-point", "mount-options"],
-        "nas": ["server", "share", "mount-point", "mount-options"],
-        "volmgr": ["manager", "volume"],
+        "disk": [
+            "device", "filesystem", "fsck", "fsck-interval", "fsck-options", "fsck-timeout", "fsck-on-mount-failure",
+            "xfs-repair-on-mount-failure", "xfs-repair-options",
+        ] + mountKeys,
+        "nas": ["server", "share", "filesystem", "ping-server"] + mountKeys,
+        "volmgr": ["manager", "volume", "activation-retries", "deactivation-retries", "force-import"],
         "vm": ["hypervisor", "vm-name"],
         "ddns": ["hostname", "server", "ttl", "key-file"],
+    ]
+
+    /// What `disk` and `nas` share (`MountSettings`).
+    static let mountKeys = [
+        "mount-point", "mount-options", "mount-timeout", "mount-retries", "unmount-timeout", "unmount-retries",
+        "unmount-interval", "unmount-busy-action",
     ]
 
     // MARK: groups
@@ -142,24 +151,39 @@ extension ConfigReader {
             if let value = bool(present(fields, "force")) { vip.force = value }
             return .vip(vip)
         case "disk":
-            let device = path(required(fields, "device"))
-            let filesystem = string(required(fields, "filesystem", hint: " (e.g. ext4 or xfs)"))
-            let mountPoint = string(required(fields, "mount-point"))
-            let options = string(present(fields, "mount-options")) ?? Defaults.mountOptions
-            guard let device, let filesystem, let mountPoint else { return nil }
-            return .disk(DiskSettings(device: device, filesystem: filesystem, mountPoint: mountPoint, mountOptions: options))
+            let device = deviceSpec(required(fields, "device", hint: " (a device path, UUID=… or LABEL=…)"))
+            let filesystem = string(required(fields, "filesystem", hint: " (ext4, xfs, … or none for a raw device)"))
+            let mount = readMount(fields)
+            guard let device, let filesystem, let mount else { return nil }
+            var disk = DiskSettings(device: device, filesystem: filesystem, mountPoint: mount.mountPoint)
+            disk.mount = mount
+            if let value = choice(present(fields, "fsck"), DiskSettings.FsckTiming.self) { disk.fsck = value }
+            if let value = int(present(fields, "fsck-interval")) { disk.fsckInterval = value }
+            if let value = string(present(fields, "fsck-options")) { disk.fsckOptions = value }
+            if let value = duration(present(fields, "fsck-timeout")) { disk.fsckTimeout = value }
+            if let value = bool(present(fields, "fsck-on-mount-failure")) { disk.fsckOnMountFailure = value }
+            if let value = bool(present(fields, "xfs-repair-on-mount-failure")) { disk.xfsRepairOnMountFailure = value }
+            if let value = string(present(fields, "xfs-repair-options")) { disk.xfsRepairOptions = value }
+            return .disk(disk)
         case "nas":
             let server = string(required(fields, "server"))
-            let share = string(required(fields, "share"))
-            let mountPoint = string(required(fields, "mount-point"))
-            let options = string(present(fields, "mount-options")) ?? Defaults.mountOptions
-            guard let server, let share, let mountPoint else { return nil }
-            return .nas(NASSettings(server: server, share: share, mountPoint: mountPoint, mountOptions: options))
+            let share = string(required(fields, "share", hint: " (the exported path, e.g. /export/data)"))
+            let mount = readMount(fields)
+            guard let server, let share, let mount else { return nil }
+            var nas = NASSettings(server: server, share: share, mountPoint: mount.mountPoint)
+            nas.mount = mount
+            if let value = string(present(fields, "filesystem")) { nas.filesystem = value }
+            if let value = bool(present(fields, "ping-server")) { nas.pingServer = value }
+            return .nas(nas)
         case "volmgr":
             let manager = required(fields, "manager").flatMap { choice($0, VolumeManagerSettings.Manager.self) }
             let volume = string(required(fields, "volume"))
             guard let manager, let volume else { return nil }
-            return .volmgr(VolumeManagerSettings(manager: manager, volume: volume))
+            var settings = VolumeManagerSettings(manager: manager, volume: volume)
+            if let value = int(present(fields, "activation-retries")) { settings.activationRetries = value }
+            if let value = int(present(fields, "deactivation-retries")) { settings.deactivationRetries = value }
+            if let value = bool(present(fields, "force-import")) { settings.forceImport = value }
+            return .volmgr(settings)
         case "vm":
             var hypervisor = VirtualMachineSettings.Hypervisor.kvm
             if let field = present(fields, "hypervisor") {
@@ -330,5 +354,26 @@ extension ConfigReader {
             }
         }
         return recovery
+    }
+
+    /// A device as `disk` names it: `UUID=…` and `LABEL=…` as written, a path resolved.
+    mutating func deviceSpec(_ field: Field?) -> String? {
+        guard let field, let text = string(field) else { return nil }
+        if text.hasPrefix("UUID=") || text.hasPrefix("LABEL=") { return text }
+        return path(field)
+    }
+
+    /// The mount keys `disk` and `nas` share; nil when `mount-point` is missing.
+    mutating func readMount(_ fields: FieldSet) -> MountSettings? {
+        guard let mountPoint = string(required(fields, "mount-point")) else { return nil }
+        var mount = MountSettings(mountPoint: mountPoint)
+        if let value = string(present(fields, "mount-options")) { mount.options = value }
+        if let value = duration(present(fields, "mount-timeout")) { mount.mountTimeout = value }
+        if let value = int(present(fields, "mount-retries")) { mount.mountRetries = value }
+        if let value = duration(present(fields, "unmount-timeout")) { mount.unmountTimeout = value }
+        if let value = int(present(fields, "unmount-retries")) { mount.unmountRetries = value }
+        if let value = duration(present(fields, "unmount-interval")) { mount.unmountInterval = value }
+        if let value = choice(present(fields, "unmount-busy-action"), MountSettings.BusyAction.self) { mount.busyAction = value }
+        return mount
     }
 }

@@ -31,7 +31,11 @@ public enum ConfigValidator {
     /// Counts of retries, failovers and reactivations: 0–99 as in CLUSTERPRO.
     public static let countRange = 0...99
     /// File systems a disk resource can mount.
-    public static let diskFilesystems = ["ext3", "ext4", "xfs", "btrfs", "zfs"]
+    /// File systems a disk resource can mount (`none`: a raw device, nothing is mounted).
+    /// ZFS datasets are a `volmgr` pool's business: the pool mounts them.
+    public static let diskFilesystems = ["ext3", "ext4", "xfs", "btrfs", "none"]
+    /// File systems a nas resource can mount.
+    public static let nasFilesystems = ["nfs", "nfs4"]
     /// Recovery target words that cannot be group or resource names.
     public static let reservedNames = ["all-groups", "local-server"]
 }
@@ -541,6 +545,40 @@ private struct Validator {
             }
         }
         checkDuplicates(names, what: "resource")
+        checkSharedStorageOwners()
+    }
+
+    /// A device, mount point or volume group belongs to one resource: two resources on it
+    /// could run on two servers at once, the very thing a cluster must prevent.
+    mutating func checkSharedStorageOwners() {
+        var devices: [(name: String, path: String)] = []
+        var mountPoints: [(name: String, path: String)] = []
+        var volumes: [(name: String, path: String)] = []
+        for (groupIndex, group) in config.groups.enumerated() {
+            for (resourceIndex, resource) in group.resources.enumerated() {
+                let base = sourceMap.resourcePath(group: groupIndex, resource: resourceIndex)
+                switch resource.settings {
+                case .disk(let disk):
+                    devices.append((disk.device, base + ".device"))
+                    if !disk.isRaw { mountPoints.append((disk.mountPoint, base + ".mount-point")) }
+                case .nas(let nas): mountPoints.append((nas.mountPoint, base + ".mount-point"))
+                case .volmgr(let volume): volumes.append((volume.manager.rawValue + ":" + volume.volume, base + ".volume"))
+                default: break
+                }
+            }
+        }
+        for (entries, what) in [(devices, "device"), (mountPoints, "mount point"), (volumes, "volume")] {
+            var first: [String: String] = [:]
+            for (name, path) in entries {
+                if let firstPath = first[name] {
+                    error(
+                        "\(what) \(name) is already used by another resource\(lineNote(firstPath)) (\(firstPath)); one resource per \(what)",
+                        at: path)
+                } else {
+                    first[name] = path
+                }
+            }
+        }
     }
 
     mutating func checkFinalAction(_ action: FinalAction, allowed: [FinalAction], at path: String, context: String) {
@@ -621,20 +659,41 @@ private struct Validator {
                 error("expected an IP address without prefix, got \"\(destination)\"", at: base + ".rip-destination")
             }
         case .disk(let disk):
-            if !ConfigValidator.diskFilesystems.contains(disk.filesystem) {
+            if disk.filesystem == "zfs" {
+                error(
+                    "a ZFS pool is a volmgr resource (manager: zfs): importing the pool mounts its datasets",
+                    at: base + ".filesystem")
+            } else if !ConfigValidator.diskFilesystems.contains(disk.filesystem) {
                 error(
                     "unknown file system \"\(ConfigReader.clip(disk.filesystem))\"\(Suggestion.didYouMean(disk.filesystem, in: ConfigValidator.diskFilesystems)); expected one of \(ConfigValidator.diskFilesystems.listed)",
                     at: base + ".filesystem")
             }
-            checkAbsolute(disk.mountPoint, at: base + ".mount-point")
-            checkNotEmpty(disk.mountOptions, at: base + ".mount-options")
+            checkDevice(disk.device, at: base + ".device")
+            checkMount(disk.mount, at: base)
+            if !(1...9999).contains(disk.fsckInterval) {
+                error("must be from 1 to 9999 mounts, got \(disk.fsckInterval)", at: base + ".fsck-interval")
+            }
+            checkTimeout(disk.fsckTimeout, at: base + ".fsck-timeout")
         case .nas(let nas):
             checkHost(nas.server, at: base + ".server")
-            checkNotEmpty(nas.share, at: base + ".share")
-            checkAbsolute(nas.mountPoint, at: base + ".mount-point")
-            checkNotEmpty(nas.mountOptions, at: base + ".mount-options")
+            checkAbsolute(nas.share, at: base + ".share")
+            checkMount(nas.mount, at: base)
+            if !ConfigValidator.nasFilesystems.contains(nas.filesystem) {
+                error(
+                    "expected one of \(ConfigValidator.nasFilesystems.listed), got \"\(ConfigReader.clip(nas.filesystem))\"",
+                    at: base + ".filesystem")
+            }
         case .volmgr(let volume):
             checkNotEmpty(volume.volume, at: base + ".volume")
+            if volume.manager == .lvm, volume.volume.contains("/") {
+                error(
+                    "expected a volume group name (e.g. vg_data), got \"\(ConfigReader.clip(volume.volume))\"",
+                    at: base + ".volume")
+            }
+            for (value, key) in [(volume.activationRetries, "activation-retries"), (volume.deactivationRetries, "deactivation-retries")]
+            where !ConfigValidator.countRange.contains(value) {
+                error("must be from 0 to 99, got \(value)", at: base + "." + key)
+            }
         case .vm(let vm):
             checkNotEmpty(vm.vmName, at: base + ".vm-name")
         case .ddns(let ddns):
@@ -650,6 +709,40 @@ private struct Validator {
         guard let interface else { return }
         if interface.isEmpty || interface.count > 15 || interface.contains(where: { $0.isWhitespace || $0 == "/" }) {
             error("\"\(ConfigReader.clip(interface))\" is not a network interface name", at: path)
+        }
+    }
+
+    /// A device path (absolute), `UUID=…` or `LABEL=…` with something after the `=`.
+    mutating func checkDevice(_ device: String, at keyPath: String) {
+        for prefix in ["UUID=", "LABEL="] where device.hasPrefix(prefix) {
+            if device.count == prefix.count { error("\(prefix) needs a value, e.g. \(prefix)data", at: keyPath) }
+            return
+        }
+        checkAbsolute(device, at: keyPath)
+    }
+
+    mutating func checkMount(_ mount: MountSettings, at base: String) {
+        checkAbsolute(mount.mountPoint, at: base + ".mount-point")
+        if mount.mountPoint == "/" { error("the root file system cannot be a cluster mount point", at: base + ".mount-point") }
+        checkNotEmpty(mount.options, at: base + ".mount-options")
+        if mount.options.contains(where: \.isWhitespace) {
+            error("mount options are one comma-separated word, e.g. rw,noatime", at: base + ".mount-options")
+        }
+        checkTimeout(mount.mountTimeout, at: base + ".mount-timeout")
+        checkTimeout(mount.unmountTimeout, at: base + ".unmount-timeout")
+        for (value, key) in [(mount.mountRetries, "mount-retries"), (mount.unmountRetries, "unmount-retries")]
+        where !ConfigValidator.countRange.contains(value) {
+            error("must be from 0 to 99, got \(value)", at: base + "." + key)
+        }
+        if mount.unmountInterval < .zero || mount.unmountInterval > .seconds(3600) {
+            error("must be from 0s to 1h, got \(mount.unmountInterval.configText)", at: base + ".unmount-interval")
+        }
+    }
+
+    /// A command's time limit: from 1 s to a day.
+    mutating func checkTimeout(_ timeout: Duration, at keyPath: String) {
+        if timeout < .seconds(1) || timeout > .seconds(86400) {
+            error("must be from 1s to 24h, got \(timeout.configText)", at: keyPath)
         }
     }
 

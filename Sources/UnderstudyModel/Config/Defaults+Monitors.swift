@@ -23,8 +23,18 @@ extension Defaults {
 
     /// witnesshb and httpnp: the witness server's HTTP port.
     public static let witnessPort = 80
-    /// disk and nas resources.
+    /// disk and nas resources (reference §5.3: `mount/*`, `umount/*`, `fsck/*`).
     public static let mountOptions = "rw"
+    public static let mountTimeout: Duration = .seconds(180)
+    public static let mountRetries = 3
+    public static let unmountTimeout: Duration = .seconds(120)
+    public static let unmountRetries = 3
+    public static let unmountInterval: Duration = .seconds(5)
+    public static let fsckInterval = 10
+    public static let fsckOptions = "-y"
+    public static let fsckTimeout: Duration = .seconds(7200)
+    /// volmgr: activation and deactivation retries (since 3.1.5-1).
+    public static let volumeRetries = 5
     /// `pingnp`: one probe's wait for an answer.
     public static let pingTimeout: Duration = .seconds(1)
     /// `vip`: RIP advertisement every 30 s with metric 1 (routers time a route out after

@@ -54,6 +54,9 @@ public struct ResourceDrivers: Sendable {
         .exec: { ExecResourceDriver(context: $0) },
         .fip: { FloatingIPDriver(context: $0) },
         .vip: { VirtualIPDriver(context: $0) },
+        .disk: { DiskDriver(context: $0) },
+        .nas: { NASDriver(context: $0) },
+        .volmgr: { VolumeManagerDriver(context: $0) },
     ]
 
     /// The resource types this daemon runs.

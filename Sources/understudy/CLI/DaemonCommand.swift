@@ -32,8 +32,11 @@ struct DaemonCommand: AsyncParsableCommand {
         let name = server ?? ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? ""
         let logger = Logger(label: "understudy.\(name)")
         let loaded: ClusterConfig
-        do {
-            loaded = try ConfigLoader.load(path: config)
+        do throws(ConfigErrors) {
+            let withWarnings = try ConfigLoader.loadWithWarnings(path: config, checkFiles: false)
+            let problems = StorageReadiness.problems(withWarnings, server: name)
+            guard problems.isEmpty else { throw ConfigErrors(problems) }
+            loaded = withWarnings.config
         } catch {
             for diagnostic in error.diagnostics { printError(diagnostic.description) }
             throw ExitCode(2)

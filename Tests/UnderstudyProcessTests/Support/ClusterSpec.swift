@@ -75,6 +75,14 @@ struct ClusterSpec: Sendable {
     var pingTarget: String?
     /// The items of `monitors:`, as YAML indented by two spaces (written as they are).
     var monitors: String?
+    /// Resources written as they are (YAML indented by six spaces) before the exec resources
+    /// of the group of that name: disks and the like.
+    var extraResources: [String: String] = [:]
+    /// Each daemon in a mount namespace of its own (`unshare --mount`), as on separate hosts;
+    /// `deviceLinks` then bind-mounts, per server, a device node on a common path inside its
+    /// namespace (path → server → device), as `/dev/disk/by-id` names one LUN on every host.
+    var privateMounts = false
+    var deviceLinks: [String: [String: String]] = [:]
 
     /// Control, heartbeat and http ports: free on every address when the spec was made (a
     /// fixed port in the ephemeral range may be taken by any outgoing connection).
@@ -132,6 +140,7 @@ struct ClusterSpec: Sendable {
             if let failback = group.failback { text += "    failback: \(failback)\n" }
             if let stopAfter = group.stopAfter { text += "    stop-after: \(stopAfter)\n" }
             text += "    resources:\n"
+            if let extra = extraResources[group.name] { text += extra }
             for resource in group.resources {
                 text += """
                           - name: \(resource.name)

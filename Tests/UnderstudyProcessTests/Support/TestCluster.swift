@@ -92,10 +92,19 @@ final class TestCluster: @unchecked Sendable {
         defer { try? handle.close() }
         handle.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "daemon", "--config", config ?? configPath, "--server", server, "--state-dir", stateDirectory(of: server),
-        ]
+        let daemon = ["daemon", "--config", config ?? configPath, "--server", server, "--state-dir", stateDirectory(of: server)]
+        if spec.privateMounts {
+            // unshare and sh exec: the pid stays the daemon's.
+            let binds = spec.deviceLinks.sorted { $0.key < $1.key }.compactMap { path, devices in
+                devices[server].map { "touch '\(path)' && mount --bind '\($0)' '\(path)' && " }
+            }.joined()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+            process.arguments =
+                ["--mount", "--propagation", "private", "/bin/sh", "-c", binds + "exec \"$0\" \"$@\"", binary] + daemon
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = daemon
+        }
         process.environment = CommandRunner.environment
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = handle

@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+import UnderstudyEngine
+import UnderstudyModel
+import UnderstudyNode
+import UnderstudyTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The seed's canonical cluster on one machine: two daemons, each in a mount namespace of its
+/// own (as on two hosts), sharing one disk image that each sees through its own loop device
+/// (as two hosts see one LUN); ext4 with the `mmp` feature, so the kernel itself refuses a
+/// second mount. A group of `disk` + `exec` moves, and fails over after kill -9; the file
+/// system is never mounted by both, and what one server wrote the other reads.
+@Suite("Process: shared disk", .serialized)
+struct SharedDiskTests {
+    static let loopDevices = Prerequisite.all(
+        "loop-devices",
+        [
+            .root, .command("losetup", package: "mount"), .command("mkfs.ext4", package: "e2fsprogs"),
+            .command("unshare", package: "util-linux"),
+        ])
+
+    struct SharedImage {
+        let folder: String
+        let image: String
+        /// One loop device per server over the same image.
+        var devices: [String: String] = [:]
+        var mountPoint: String { folder + "/mnt" }
+        var devicePath: String { folder + "/shared-disk" }
+
+        static func run(_ arguments: [String]) async -> (ok: Bool, output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            do { try process.run() } catch { return (false, "\(error)") }
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus == 0, String(decoding: data, as: UTF8.self))
+        }
+
+        static func make(servers: [String]) async throws -> SharedImage {
+            let folder = NSTemporaryDirectory() + "understudy-pt-disk-\(getpid())"
+            try FileManager.default.createDirectory(atPath: folder + "/mnt", withIntermediateDirectories: true)
+            var shared = SharedImage(folder: folder, image: folder + "/disk.img")
+            FileManager.default.createFile(atPath: shared.image, contents: nil)
+            try FileHandle(forWritingTo: URL(fileURLWithPath: shared.image)).truncate(atOffset: 64 << 20)
+            do {
+                for server in servers {
+                    let attach = await run(["losetup", "--find", "--show", shared.image])
+                    guard attach.ok else { throw ProcessTestError("losetup: \(attach.output)") }
+                    shared.devices[server] = attach.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                }
+                let mkfs = await run(["mkfs.ext4", "-q", "-O", "mmp", "-E", "mmp_update_interval=1", shared.devices[servers[0]] ?? ""])
+                guard mkfs.ok else { throw ProcessTestError("mkfs: \(mkfs.output)") }
+            } catch {
+                await shared.remove()
+                throw error
+            }
+            return shared
+        }
+
+        func remove() async {
+            for device in devices.values { _ = await Self.run(["losetup", "-d", device]) }
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+    }
+
+    /// Whether the daemon of `server` (its mount namespace) has the shared file system mounted.
+    static func mounted(_ cluster: TestCluster, _ server: String, at mountPoint: String) -> Bool {
+        guard let pid = cluster.pid(of: server), cluster.isRunning(server) else { return false }
+        return MountTable.entry(at: mountPoint, in: MountTable.current(path: "/proc/\(pid)/mountinfo")) != nil
+    }
+
+    @Test(
+        "disk + exec: mounted only where the group runs; clpgrp -m moves the file system with its data; kill -9 fails it over",
+        .requires(loopDevices))
+    func moveAndFailover() async throws {
+        let servers = ["node1", "node2"]
+        let shared = try await SharedImage.make(servers: servers)
+        do {
+            try await runCluster(shared, servers: servers)
+        } catch {
+            await shared.remove()
+            throw error
+        }
+        await shared.remove()
+    }
+
+    func runCluster(_ shared: SharedImage, servers: [String]) async throws {
+        var spec = ClusterSpec(subnet: 150)
+        spec.servers = servers
+        spec.privateMounts = true
+        // Two servers: a ping target lets the survivor of a lost peer keep going.
+        spec.pingTarget = "127.0.0.1"
+        spec.deviceLinks = [shared.devicePath: shared.devices]
+        // The service writes where it runs; the stop script must leave the mount point first.
+        spec.groups = [GroupSpec(name: "grp1", resources: [ExecSpec(name: "grp1-app", start: .keepRunning, asyncStart: true)])]
+        spec.extraResources["grp1"] = """
+                  - name: disk1
+                    type: disk
+                    device: \(shared.devicePath)
+                    filesystem: ext4
+                    mount-point: \(shared.mountPoint)
+                    unmount-interval: 500ms
+
+            """
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            _ = try await cluster.waitForStatus("grp1 Online on node1", on: "node1", timeout: .seconds(20)) {
+                $0.group(named: "grp1")?.status == .online && $0.group(named: "grp1")?.current == "node1"
+            }
+            #expect(Self.mounted(cluster, "node1", at: shared.mountPoint))
+            #expect(!Self.mounted(cluster, "node2", at: shared.mountPoint))
+            // The host (a third "machine") does not see the mount either.
+            #expect(MountTable.entry(at: shared.mountPoint, in: MountTable.current()) == nil)
+            // Data written on node1, through its namespace.
+            let node1 = try #require(cluster.pid(of: "node1"))
+            try "written on node1\n".write(toFile: "/proc/\(node1)/root\(shared.mountPoint)/data", atomically: false, encoding: .utf8)
+
+            let move = try await cluster.cli(
+                ["clpgrp", "-m", "grp1", "-a", "node2", "--timeout", "60"], on: "node1", timeout: .seconds(60))
+            #expect(move.exitCode == 0, "\(move)")
+            _ = try await cluster.waitForStatus("grp1 Online on node2", on: "node1", timeout: .seconds(30)) {
+                $0.group(named: "grp1")?.status == .online && $0.group(named: "grp1")?.current == "node2"
+            }
+            #expect(!Self.mounted(cluster, "node1", at: shared.mountPoint))
+            #expect(Self.mounted(cluster, "node2", at: shared.mountPoint))
+            let node2 = try #require(cluster.pid(of: "node2"))
+            let moved = try? String(contentsOfFile: "/proc/\(node2)/root\(shared.mountPoint)/data", encoding: .utf8)
+            #expect(moved == "written on node1\n")
+
+            // kill -9 of node2's daemon: its keeper kills the users and detaches the mount; node1
+            // takes over after the heartbeat timeout (MMP: the kernel would refuse a second mount).
+            cluster.send(SIGKILL, to: "node2")
+            _ = try await cluster.waitForExit("node2")
+            _ = try await cluster.waitForStatus("grp1 Online on node1 after kill -9", on: "node1", timeout: .seconds(40)) {
+                $0.group(named: "grp1")?.status == .online && $0.group(named: "grp1")?.current == "node1"
+            }
+            #expect(Self.mounted(cluster, "node1", at: shared.mountPoint))
+            let back = try? String(contentsOfFile: "/proc/\(node1)/root\(shared.mountPoint)/data", encoding: .utf8)
+            #expect(back == "written on node1\n")
+            let stop = try await cluster.cli(["clpgrp", "-t", "grp1"], on: "node1", timeout: .seconds(60))
+            #expect(stop.exitCode == 0, "\(stop)")
+            #expect(!Self.mounted(cluster, "node1", at: shared.mountPoint))
+        }
+        // Both namespaces are gone with their daemons: the image is clean.
+        let fsck = await SharedImage.run(["e2fsck", "-n", "-f", shared.devices["node1"] ?? ""])
+        #expect(fsck.ok, "e2fsck -n: \(fsck.output)")
+    }
+}
