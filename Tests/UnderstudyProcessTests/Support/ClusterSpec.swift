@@ -75,6 +75,8 @@ struct ClusterSpec: Sendable {
     var pingTarget: String?
     /// The items of `monitors:`, as YAML indented by two spaces (written as they are).
     var monitors: String?
+    /// A second LAN path `lanhb2`, on 127.0.<subnet>.101, .102, … (see `secondAddress(of:)`).
+    var secondPath = false
 
     /// Control, heartbeat and http ports: free on every address when the spec was made (a
     /// fixed port in the ephemeral range may be taken by any outgoing connection).
@@ -89,6 +91,12 @@ struct ClusterSpec: Sendable {
 
     func address(of server: String) -> String {
         let index = (servers.firstIndex(of: server) ?? 0) + 1
+        return "127.0.\(subnet).\(index)"
+    }
+
+    /// The server's address on the second LAN path (`secondPath`).
+    func secondAddress(of server: String) -> String {
+        let index = (servers.firstIndex(of: server) ?? 0) + 101
         return "127.0.\(subnet).\(index)"
     }
 
@@ -119,6 +127,7 @@ struct ClusterSpec: Sendable {
               - name: lanhb1
                 type: lanhb
                 addresses: {\(addresses)}
+            \(secondPath ? "  - name: lanhb2\n    type: lanhb\n    addresses: {\(servers.map { "\($0): \(secondAddress(of: $0))" }.joined(separator: ", "))}\n" : "")
 
             network-partition:
               - name: majority1
