@@ -153,7 +153,7 @@ extension ClusterDaemon {
             if let error = attempt.error {
                 if PeerControlClient.blamesPath(error) { controlPaths.recordFailure(peer, path: attempt.path.name, now: time) }
             } else if let previous = controlPaths.recordSuccess(peer, path: attempt.path.name) {
-                let failed = outcome.attempts.compactMap { failed in failed.error.map { "\(failed.path.name): \($0.reason)" } }
+                let failed = outcome.attempts.compactMap { failed in failed.error.map { "\(failed.path.name): \($0)" } }
                 let why = failed.isEmpty ? "" : " (\(failed.joined(separator: "; ")))"
                 record(
                     LogEntry(
