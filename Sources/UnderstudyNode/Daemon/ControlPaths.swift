@@ -18,8 +18,10 @@ import UnderstudyModel
 // So requests go to the first path while it works, straight to the path that worked while the
 // first one is down, and back to the first one as soon as heartbeats are heard on it again.
 // Each attempt gets `attemptTimeout` for the TCP connect and the server's hello together, so
-// trying every path takes at most a heartbeat timeout (at most 3 s a path); a request that
-// has been sent is sent again on the next path only when it is harmless twice (status).
+// trying every path takes at most a heartbeat timeout (at most 3 s a path). Only when no path
+// answered so does a second round give the paths that merely ran out of time the patience of a
+// single-path request (a loaded peer, a very short heartbeat timeout). A request that has been
+// sent is sent again on the next path only when it is harmless twice (status).
 
 /// One LAN heartbeat path to a server: the heartbeat's name and the server's address on it.
 public struct ControlPath: Sendable, Equatable, CustomStringConvertible {
@@ -126,18 +128,34 @@ public enum PeerControlClient {
         /// The path that answered.
         public var answeredOn: ControlPath? { answer == nil ? nil : attempts.last?.path }
 
-        /// Every failed attempt, one clause each.
+        /// The last failure on each path tried, one clause each, in the order tried (a single
+        /// path: just its error).
         public var failureSummary: String {
-            let failures = attempts.compactMap { attempt in attempt.error.map { (attempt.path, $0) } }
-            if failures.count == 1, let only = failures.first { return "\(only.1)" }
-            return failures.map { "\($0.0.name): \($0.1)" }.joined(separator: "; ")
+            var order: [ControlPath] = []
+            var last: [String: ControlChannelError] = [:]
+            for attempt in attempts {
+                guard let error = attempt.error else { continue }
+                if last[attempt.path.name] == nil { order.append(attempt.path) }
+                last[attempt.path.name] = error
+            }
+            if order.count == 1, let only = order.first, let error = last[only.name] { return "\(error)" }
+            return order.compactMap { path in last[path.name].map { "\(path.name): \($0)" } }.joined(separator: "; ")
         }
     }
 
+    /// The connect timeout of the patient second round (that of a single-path request before
+    /// paths were tried in turn).
+    public static let patientConnectTimeout: Duration = .seconds(3)
+
     /// Sends `payload` on `paths` in the given order until one answers. `timeout` bounds the
-    /// whole request, `attemptTimeout` each connect and hello. A request already sent on a
-    /// path that then fails is sent again on the next path only when `resendable` (for a
-    /// resendable one, each attempt but the last leaves `attemptTimeout` per remaining path).
+    /// whole request, `attemptTimeout` each connect and hello of the first round. A request
+    /// already sent on a path that then fails is sent again on the next path only when
+    /// `resendable` (for a resendable one, each attempt but the last leaves `attemptTimeout`
+    /// per remaining path). When no path answered and some only ran out of their bound, a
+    /// second round tries those again with the patience of a single-path request (connect
+    /// `patientConnectTimeout`, the hello within what is left of `timeout`): a loaded peer may
+    /// take longer than a short bound to say hello, and a short heartbeat timeout must not make
+    /// commands fail on a path that works.
     public static func request(
         paths: [ControlPath],
         port: Int,
@@ -151,6 +169,7 @@ public enum PeerControlClient {
     ) async -> Outcome {
         let started = ContinuousClock.now
         var attempts: [Attempt] = []
+        var slow: [ControlPath] = []
         for (index, path) in paths.enumerated() {
             let remaining = timeout - (ContinuousClock.now - started)
             guard remaining > .zero else { break }
@@ -164,7 +183,22 @@ public enum PeerControlClient {
                 return Outcome(answer: answer, attempts: attempts)
             } catch {
                 attempts.append(Attempt(path: path, error: error))
-                if case .invalidRequest = error.reason { break }
+                if case .invalidRequest = error.reason { return Outcome(answer: nil, attempts: attempts) }
+                if error.requestSent && !resendable { return Outcome(answer: nil, attempts: attempts) }
+                if !error.requestSent && (error.reason == .connectTimedOut || error.reason == .timedOut) { slow.append(path) }
+            }
+        }
+        for path in slow {
+            let remaining = timeout - (ContinuousClock.now - started)
+            guard remaining > .zero else { break }
+            do {
+                let answer = try await ControlClient.request(
+                    host: path.address, port: port, key: key, localName: localName, payload: payload, timeout: remaining,
+                    connectTimeout: patientConnectTimeout, eventLoopGroup: eventLoopGroup)
+                attempts.append(Attempt(path: path, error: nil))
+                return Outcome(answer: answer, attempts: attempts)
+            } catch {
+                attempts.append(Attempt(path: path, error: error))
                 if error.requestSent && !resendable { break }
             }
         }
