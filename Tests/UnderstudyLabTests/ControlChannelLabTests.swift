@@ -5,6 +5,10 @@ import UnderstudyLab
 import UnderstudyModel
 import UnderstudyTestSupport
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The control channel over both LAN paths of a lab with a second link: `lanhb1` on the
 /// interconnect (first, preferred) and `lanhb2` on the public LAN.
 @Suite("Lab: control channel path failover", .serialized, .requires(labPrerequisite))
@@ -89,5 +93,62 @@ struct ControlChannelLabTests {
             let backAgain = try clp(["clpgrp", "-m", "grp1", "-a", "node1"], timeout: .seconds(60))
             #expect(backAgain.succeeded, "\(backAgain)")
         }
+    }
+
+    @Test(
+        "a second address that cannot be bound at start is no reason to stop: logged, retried, and once free the control channel answers there"
+    )
+    func secondAddressBoundLater() async throws {
+        let spec = labSpec(secondLink: true)
+        let lab = try await Lab.up(spec, binary: labBinary, startDaemons: false)
+        let node2Alerts = spec.stateDirectory(of: "node2") + "/alert.log"
+        func alerts() -> String { (try? String(contentsOfFile: node2Alerts, encoding: .utf8)) ?? "" }
+        // Something else holds node2's control port on its public address (lanhb2, its second path).
+        let blocker = Process()
+        blocker.executableURL = URL(fileURLWithPath: try #require(LabShell.which("ip")))
+        blocker.arguments = [
+            "netns", "exec", spec.namespace(of: "node2"), labBinary, "demo-responder", "--address", spec.publicAddress(of: "node2"),
+            "--port", "29001", "--name", "blocker",
+        ]
+        blocker.standardOutput = FileHandle.nullDevice
+        blocker.standardError = FileHandle.nullDevice
+        do {
+            try blocker.run()
+            let listening = await eventually(within: .seconds(10)) {
+                (try? lab.exec(in: "node2", ["ss", "-Hltn", "src", spec.publicAddress(of: "node2") + ":29001"]).output.contains("29001"))
+                    == true
+            }
+            #expect(listening, "the blocker listens")
+            for server in spec.serverNames { try lab.startDaemon(server) }
+            for server in spec.serverNames { try await lab.waitForSocket(server) }
+            try await waitUntilFormed(lab)
+            #expect(await eventually(within: .seconds(5)) { alerts().contains("[trnsv 80]") }, "\(alerts())")
+            #expect(lab.pid(of: "node2")?.isAlive == true)
+
+            kill(blocker.processIdentifier, SIGTERM)
+            blocker.waitUntilExit()
+            // Retried 1 s, 2 s, 4 s … apart: bound within the next rounds.
+            #expect(await eventually(within: .seconds(30), every: .milliseconds(200)) { alerts().contains("[trnsv 81]") }, "\(alerts())")
+
+            // With the interconnect down, node1 reaches node2's control channel on the public address.
+            for server in spec.serverNames { try lab.setLink(server, .interconnect, up: false) }
+            try await lab.waitForStatus("control to node2 over lanhb2", on: "node1") {
+                $0.servers.first { $0.name == "node2" }?.controlPath == "lanhb2"
+            }
+            let remote = try lab.exec(
+                in: "node1", [labBinary, "clpstat", "-h", "node2", "--state-dir", spec.stateDirectory(of: "node1")], timeout: .seconds(20))
+            #expect(remote.succeeded && remote.output.contains("*node2"), "\(remote)")
+        } catch {
+            print("lab \(spec.prefix) failed: \(error)\n\(lab.report())\n\(alerts())")
+            if blocker.isRunning { kill(blocker.processIdentifier, SIGKILL) }
+            let daemons = spec.serverNames.compactMap { lab.pid(of: $0) }
+            lab.down()
+            try expectNothingLeft(spec, daemons: daemons)
+            throw error
+        }
+        if blocker.isRunning { kill(blocker.processIdentifier, SIGKILL) }
+        let daemons = spec.serverNames.compactMap { lab.pid(of: $0) }
+        lab.down()
+        try expectNothingLeft(spec, daemons: daemons)
     }
 }
