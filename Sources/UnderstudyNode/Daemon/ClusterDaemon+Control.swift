@@ -151,6 +151,7 @@ extension ClusterDaemon {
         let time = now()
         for attempt in outcome.attempts {
             if let error = attempt.error {
+                logger.info("control request to \(peer) over \(attempt.path): \(error)")
                 if PeerControlClient.blamesPath(error) { controlPaths.recordFailure(peer, path: attempt.path.name, now: time) }
             } else if let previous = controlPaths.recordSuccess(peer, path: attempt.path.name) {
                 let failed = outcome.attempts.compactMap { failed in failed.error.map { "\(failed.path.name): \($0)" } }
