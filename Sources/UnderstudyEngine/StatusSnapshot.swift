@@ -17,6 +17,11 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
         public var isMaster: Bool
         public var heartbeats: [HeartbeatLine]
         public var networkPartition: [HeartbeatLine]
+        /// Filled in by the daemon for each peer: the LAN heartbeat path (its name) and the
+        /// peer's address on it that this server's control channel uses to reach the peer now
+        /// (see `ControlPathTable` in the daemon). Nil for the local server, and from the Engine.
+        public var controlPath: String? = nil
+        public var controlAddress: String? = nil
     }
 
     public struct ResourceLine: Sendable, Codable, Equatable {
@@ -164,6 +169,12 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
 }
 
 extension ServerEngine {
+    /// Whether `server`'s heartbeats were heard on `path` within the timeout (false while the
+    /// service is stopped). A pure read, for the daemon's choice of control-channel path.
+    public func heartbeatPathIsUp(_ path: String, of server: ServerName, now: EngineTime) -> Bool {
+        service != .stopped && membership.pathIsUp(path, server: server, now: now)
+    }
+
     public func snapshot(now: EngineTime) -> ClusterStatusSnapshot {
         let running = service != .stopped
         let master = currentMaster(now: now)

@@ -139,7 +139,7 @@ public struct LabSpec: Codable, Sendable, Equatable {
     public func socketPath(of server: String) -> String { stateDirectory(of: server) + "/understudy.sock" }
 
     /// The `cluster.yaml`: lanhb on the interconnect (when present, first: the control channel
-    /// uses the first LAN path) and on the public LAN; majority partition resolution; OS
+    /// prefers the first LAN path and falls back to the public LAN) and on the public LAN; majority partition resolution; OS
     /// commands that append to `os-actions.log`.
     public func yaml() -> String {
         func map(_ address: (String) -> String?) -> String {

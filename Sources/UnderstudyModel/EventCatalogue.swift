@@ -199,6 +199,14 @@ extension EventKind {
     public static let remoteScriptRunning = EventKind(
         "trnsv", 30, .info, "a script runs on request of another server (`clprexec --script`)")
     public static let remoteScriptFailed = EventKind("trnsv", 31, .warning, "a script run on request of another server failed")
+    public static let controlListenFailed = EventKind(
+        "trnsv", 80, .warning,
+        "the control channel cannot listen on one of this server's LAN heartbeat addresses (not the first); it keeps trying")
+    public static let controlListening = EventKind(
+        "trnsv", 81, .info, "the control channel now listens on a LAN heartbeat address it could not bind before")
+    public static let controlPathChanged = EventKind(
+        "trnsv", 82, .info,
+        "requests to a server now take another LAN path (the path before failed, or a preferred path works again)")
 
     /// Every event, by module and id.
     public static let all: [EventKind] = [
@@ -221,7 +229,8 @@ extension EventKind {
         .monitorWarningCleared, .recoveryCountersReset, .monitorDelayed, .keeperRestarted, .internalMonitorFailed,
         .upsOnBattery, .upsLinePowerReturned, .powerFailureShutdown, .powerFailureAlreadyStopping, .upsPowerOffSent,
         .upsPowerOffFailed, .kernelWatchdogArmed, .kernelWatchdogDisarmed, .kernelWatchdogUnavailable, .recoveryDisabled,
-        .recoveryNotOnTimeout, .remoteScriptRunning, .remoteScriptFailed,
+        .recoveryNotOnTimeout, .remoteScriptRunning, .remoteScriptFailed, .controlListenFailed, .controlListening,
+        .controlPathChanged,
     ]
 
     /// The Markdown table of every event, as docs/operations.md lists them.

@@ -22,14 +22,14 @@ extension ClusterDaemon {
                 name: transport.path, accepted: counters.accepted,
                 dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) }))
         }
-        if let controlServer {
-            let counters = controlServer.counters
+        if let counters = controlCounters {
             lines.append(
                 ClusterStatusSnapshot.TransportLine(
                     name: "control", accepted: counters.requestsServed,
                     dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) })))
         }
         status.transport = lines
+        addControlPaths(to: &status)
         let checks = monitorRunner.lateness.summary()
         let beats = heartbeatLateness.summary()
         let preparations = heartbeatPreparationLateness.summary()
@@ -121,22 +121,6 @@ extension ClusterDaemon {
             case .result(let result): return result
             case .status: return CommandResult(.failed, "unexpected answer from \(target)")
             }
-        }
-    }
-
-    func askPeer(_ server: ServerName, _ request: PeerRequest) async -> PeerResponse {
-        var timeout: Duration = .seconds(30)
-        if case .command(.runScript(_, let seconds), _, _) = request { timeout = .seconds(max(30, seconds + 5)) }
-        guard let address = Self.address(of: server, in: config) else {
-            return .result(CommandResult(.badUsage, "Server \(server) has no address."))
-        }
-        do {
-            let answer = try await ControlClient.request(
-                host: address, port: config.cluster.ports.control, key: key, localName: me,
-                payload: WireJSON.encode(request), timeout: timeout)
-            return try WireJSON.decode(PeerResponse.self, from: answer)
-        } catch {
-            return .result(CommandResult(.unreachable, "Server \(server) is not reachable: \(error)"))
         }
     }
 }

@@ -62,7 +62,13 @@ public actor ClusterDaemon {
     let alertLog: RotatingLog
     /// The heartbeat paths this server takes part in (HeartbeatTransport.swift).
     var transports: [any HeartbeatTransport] = []
-    var controlServer: ControlServer?
+    /// The control server on each of this server's LAN heartbeat addresses, in path order;
+    /// nil where binding failed so far (`ClusterDaemon+Control.swift` retries it).
+    var controlServers: [(address: String, server: ControlServer?)] = []
+    var controlListenRetry: Task<Void, Never>?
+    var controlServersClosed = false
+    /// Which LAN path the control channel takes to each peer.
+    var controlPaths: ControlPathTable
     var localServer: LocalControlServer?
     var exitRequested = false
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -167,6 +173,7 @@ public actor ClusterDaemon {
                 stateDirectory: paths.stateDirectory, leaseFile: paths.leasePath, interfaceAddress: Self.address(of: server, in: config),
                 logger: logger))
         alertLog = RotatingLog(path: paths.stateDirectory + "/alert.log", rotateSize: 4 * 1024 * 1024, keptGenerations: 3, logger: logger)
+        controlPaths = ControlPathTable(config: config)
     }
 
     func now() -> EngineTime { origin.duration(to: .now) }
@@ -178,14 +185,8 @@ public actor ClusterDaemon {
     public func run() async throws {
         transports = try await HeartbeatTransports.open(
             HeartbeatTransportContext(config: config, me: me, key: key, bootID: engine.bootID))
-        guard let controlAddress = Self.address(of: me, in: config) else { throw DaemonStartError("no control address") }
         do {
-            controlServer = try await ControlServer.start(host: controlAddress, port: config.cluster.ports.control, key: key, localName: me)
-            {
-                [weak self] request in
-                guard let self else { return [] }
-                return await self.handlePeer(request)
-            }
+            try await startControlServers()
             localServer = try await LocalControlServer.start(path: paths.socketPath) { [weak self] request in
                 guard let self else { return [] }
                 return await self.handleLocal(request)
@@ -203,8 +204,9 @@ public actor ClusterDaemon {
         if let reason = await HeartbeatEventLoop.raisePriority() {
             logger.notice("heartbeat thread stays at normal priority (SCHED_RR \(HeartbeatEventLoop.realtimePriority) refused: \(reason))")
         }
+        let listening = controlServers.filter { $0.server != nil }.map(\.address).joined(separator: ", ")
         logger.info(
-            "understudy daemon \(me) started (boot \(engine.bootID)); control \(controlAddress):\(config.cluster.ports.control), socket \(paths.socketPath)"
+            "understudy daemon \(me) started (boot \(engine.bootID)); control \(listening) port \(config.cluster.ports.control), socket \(paths.socketPath)"
         )
         keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
         if keeper == nil { helperFailed("the keeper process could not be started") }
@@ -276,7 +278,7 @@ public actor ClusterDaemon {
 
     func closeSockets() async {
         for transport in transports { await transport.close() }
-        await controlServer?.close()
+        await closeControlServers()
         await localServer?.close()
     }
 
@@ -417,6 +419,7 @@ public actor ClusterDaemon {
             return
         }
         let receivedAt = origin.duration(to: datagram.receivedAt)
+        heardOnPath(heartbeat.sender, path: path, at: max(receivedAt, lastTick))
         perform(engine.handle(.heartbeat(heartbeat, path: path), now: max(receivedAt, lastTick)))
     }
 

@@ -82,11 +82,15 @@ public struct ControlChannelError: Error, Equatable, CustomStringConvertible {
     public let host: String
     public let port: Int
     public let reason: Reason
+    /// Whether the request frame had been handed to the connection when it failed. When it
+    /// had not, the server cannot have acted on it: sending it again (on another path) is safe.
+    public let requestSent: Bool
 
-    public init(host: String, port: Int, reason: Reason) {
+    public init(host: String, port: Int, reason: Reason, requestSent: Bool = false) {
         self.host = host
         self.port = port
         self.reason = reason
+        self.requestSent = requestSent
     }
 
     public var description: String {
@@ -475,7 +479,9 @@ public enum ControlClient {
 
     /// Sends one authenticated request to `host:port` and returns the verified response.
     /// Opens one connection per request. `connectTimeout` bounds the TCP connect, `timeout`
-    /// the whole exchange.
+    /// the whole exchange; `handshakeTimeout`, when given, bounds the connect and the server's
+    /// hello together (a server answers its hello at once, from the event loop: a path that
+    /// cannot carry it is given up quickly, before the request is sent).
     public static func request(
         host: String,
         port: Int,
@@ -484,10 +490,12 @@ public enum ControlClient {
         payload: [UInt8],
         timeout: Duration = .seconds(10),
         connectTimeout: Duration = .seconds(3),
+        handshakeTimeout: Duration? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws(ControlChannelError) -> [UInt8] {
+        var requestSent = false
         func failure(_ reason: ControlChannelError.Reason) -> ControlChannelError {
-            ControlChannelError(host: host, port: port, reason: reason)
+            ControlChannelError(host: host, port: port, reason: reason, requestSent: requestSent)
         }
         guard NodeName.isValid(localName) else { throw failure(.invalidRequest("invalid local name \"\(localName)\"")) }
         guard payload.count <= ControlWire.maximumPayloadSize else {
@@ -499,7 +507,9 @@ public enum ControlClient {
         let connection: NIOAsyncChannel<ByteBuffer, Never>
         do {
             connection = try await ClientBootstrap(group: eventLoopGroup)
-                .connectTimeout(.nanoseconds(max(1, ChannelDeadline.nanoseconds(min(connectTimeout, timeout)))))
+                .connectTimeout(
+                    .nanoseconds(max(1, ChannelDeadline.nanoseconds(min(connectTimeout, handshakeTimeout ?? timeout, timeout))))
+                )
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try Framing.wrapFramedStream(channel, maximumFrameLength: ControlWire.maximumFrameLength)
@@ -511,7 +521,7 @@ public enum ControlClient {
 
         let channel = connection.channel
         let deadline = ChannelDeadline(channel: channel)
-        deadline.arm(after: timeout - (ContinuousClock.now - started))
+        deadline.arm(after: min(timeout, handshakeTimeout ?? timeout) - (ContinuousClock.now - started))
         defer { deadline.disarm() }
 
         do {
@@ -530,10 +540,13 @@ public enum ControlClient {
                 case .invalid(let why): throw Failure.protocolError(why)
                 }
 
+                if handshakeTimeout != nil { deadline.arm(after: timeout - (ContinuousClock.now - started)) }
                 var session = ControlSession(key: key, serverNonce: serverNonce, clientNonce: clientNonce, role: .client)
                 guard let body = session.seal(payload: payload, sender: localName) else {
                     throw Failure.protocolError("request does not fit in a frame")
                 }
+                // From here on the server may have the request (even if the write fails half way).
+                requestSent = true
                 try await channel.writeAndFlush(Framing.frame(body, allocator: channel.allocator))
 
                 guard let responseFrame = try await frames.next() else {

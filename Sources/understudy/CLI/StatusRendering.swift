@@ -77,6 +77,9 @@ enum StatusRendering {
         return out.joined(separator: "\n")
     }
 
+    /// Appended to the comment of the heartbeat path a peer's control channel uses.
+    static let controlMark = "[control]"
+
     static func cluster(_ snapshot: ClusterStatusSnapshot, long: Bool) -> String {
         let width =
             long
@@ -92,10 +95,12 @@ enum StatusRendering {
                     indent: 2, name: mark + server.name, dotted: true, width: width + 2, long: long, value: server.status.rawValue,
                     comment: server.comment))
             for heartbeat in server.heartbeats {
+                // The path the control channel (commands, status) takes to this peer now.
+                let control = heartbeat.name == server.controlPath ? " " + controlMark : ""
                 out.append(
                     line(
                         indent: 6, name: heartbeat.name, dotted: false, width: width - 2, long: long, value: heartbeat.status.rawValue,
-                        comment: heartbeat.comment))
+                        comment: heartbeat.comment + control))
             }
             for np in server.networkPartition {
                 out.append(

@@ -83,6 +83,8 @@ struct ClusterSpec: Sendable {
     /// namespace (path → server → device), as `/dev/disk/by-id` names one LUN on every host.
     var privateMounts = false
     var deviceLinks: [String: [String: String]] = [:]
+    /// A second LAN path `lanhb2`, on 127.0.<subnet>.101, .102, … (see `secondAddress(of:)`).
+    var secondPath = false
 
     /// Control, heartbeat and http ports: free on every address when the spec was made (a
     /// fixed port in the ephemeral range may be taken by any outgoing connection).
@@ -97,6 +99,12 @@ struct ClusterSpec: Sendable {
 
     func address(of server: String) -> String {
         let index = (servers.firstIndex(of: server) ?? 0) + 1
+        return "127.0.\(subnet).\(index)"
+    }
+
+    /// The server's address on the second LAN path (`secondPath`).
+    func secondAddress(of server: String) -> String {
+        let index = (servers.firstIndex(of: server) ?? 0) + 101
         return "127.0.\(subnet).\(index)"
     }
 
@@ -127,6 +135,7 @@ struct ClusterSpec: Sendable {
               - name: lanhb1
                 type: lanhb
                 addresses: {\(addresses)}
+            \(secondPath ? "  - name: lanhb2\n    type: lanhb\n    addresses: {\(servers.map { "\($0): \(secondAddress(of: $0))" }.joined(separator: ", "))}\n" : "")
 
             network-partition:
               - name: majority1

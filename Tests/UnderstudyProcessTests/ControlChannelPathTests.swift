@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+import UnderstudyEngine
+import UnderstudyModel
+import UnderstudyNode
+
+/// The control channel over every LAN path, with real daemons on loopback: each daemon
+/// listens on all its LAN heartbeat addresses, `clpstat` shows the path in use, and a path
+/// that carries heartbeats but not the control channel is passed over within the request.
+/// (Taking a real interconnect down and back is the lab's test: LabTests.controlChannelFailover.)
+@Suite("Process: control channel paths")
+struct ControlChannelPathTests {
+    @Test("every daemon answers the control channel on both LAN paths; clpstat marks the first path to each peer")
+    func listensOnEveryPath() async throws {
+        var spec = ClusterSpec(subnet: 147, servers: ["node1", "node2"])
+        spec.secondPath = true
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            let key = try ClusterKey.load(from: cluster.keyPath)
+            for server in spec.servers {
+                for address in [spec.address(of: server), spec.secondAddress(of: server)] {
+                    let answer = try await ControlClient.request(
+                        host: address, port: spec.controlPort, key: key, localName: "node1", payload: WireJSON.encode(PeerRequest.status),
+                        timeout: .seconds(5))
+                    guard case .status(let snapshot) = try WireJSON.decode(PeerResponse.self, from: answer) else {
+                        Issue.record("\(server) did not answer a status request on \(address)")
+                        continue
+                    }
+                    #expect(snapshot.localServer == server)
+                }
+            }
+
+            let status = try await cluster.clpstat(on: "node1")
+            #expect(status.server(named: "node2")?.controlPath == "lanhb1", "\(status.summary)")
+            #expect(status.server(named: "node2")?.controlAddress == spec.address(of: "node2"))
+            #expect(status.server(named: "node1")?.controlPath == nil, "none to the local server")
+
+            let text = try await cluster.cli(["clpstat"], on: "node1")
+            #expect(text.exitCode == 0, "\(text)")
+            let lines = text.outputLines
+            let peer = try #require(lines.firstIndex { $0.contains("node2 .") }, "\(text)")
+            #expect(lines[peer + 1].hasPrefix("      lanhb1") && lines[peer + 1].hasSuffix("LAN Heartbeat [control]"), "\(text)")
+            #expect(lines[peer + 2].hasPrefix("      lanhb2") && lines[peer + 2].hasSuffix("LAN Heartbeat"), "\(text)")
+            #expect(lines.filter { $0.contains("[control]") }.count == 1, "only to the peer: \(text)")
+        }
+    }
+
+    @Test(
+        "a path that carries heartbeats but not the control channel: clpgrp -m and clpstat -h go over the second path in the same request")
+    func passesOverABrokenPath() async throws {
+        // node2 first: it is the master and runs grp1; commands on node1 are forwarded to it.
+        var spec = ClusterSpec(subnet: 148, servers: ["node2", "node1"])
+        spec.secondPath = true
+        spec.heartbeatTimeoutMilliseconds = 3000
+        try await withCluster(spec) { cluster in
+            // node1's file gives node2 an address on lanhb1 where nothing listens (heartbeats
+            // from node2 still arrive there, so lanhb1 counts as up): every request from
+            // node1 tries lanhb1 first and must go on to lanhb2.
+            let broken = "127.0.148.50"
+            let good = "node2: \(spec.address(of: "node2")),"
+            let text = spec.yaml(folder: cluster.folder)
+            #expect(text.contains(good))
+            let brokenConfig = cluster.folder + "/node1.yaml"
+            try cluster.write(text.replacingOccurrences(of: good, with: "node2: \(broken),"), to: brokenConfig)
+            try cluster.startDaemon("node2")
+            try cluster.startDaemon("node1", config: brokenConfig)
+            try await cluster.waitUntilFormed(on: "node2", seenBy: "node1")
+            let before = try await cluster.clpstat(on: "node1")
+            #expect(before.server(named: "node2")?.controlAddress == broken, "nothing tried yet: lanhb1 first")
+
+            let move = try await cluster.cli(["clpgrp", "-m", "grp1"], on: "node1")
+            #expect(move.exitCode == 0, "\(move)\n\(cluster.diagnostics())")
+            try await cluster.waitUntilFormed(on: "node1", seenBy: "node1")
+            let after = try await cluster.clpstat(on: "node1")
+            #expect(after.server(named: "node2")?.controlPath == "lanhb2", "\(after.summary)")
+            #expect(after.server(named: "node2")?.controlAddress == spec.secondAddress(of: "node2"))
+
+            let remote = try await cluster.cli(["clpstat", "-h", "node2"], on: "node1")
+            #expect(remote.exitCode == 0, "\(remote)")
+            #expect(remote.outputLines.contains { $0.contains("*node2") }, "node2's own view: \(remote)")
+        }
+    }
+}
