@@ -33,7 +33,7 @@ public final class VolumeManagerDriver: Sendable {
 
     /// The LVM tag naming `server` as the holder (LVM tags allow `A-Za-z0-9_+.-`).
     static func tag(of server: ServerName) -> String {
-        tagPrefix + String(server.map { $0.isLetter || $0.isNumber || "_+.-".contains($0) ? $0 : "_" })
+        tagPrefix + String(server.map { ($0.isASCII && ($0.isLetter || $0.isNumber)) || "_+.-".contains($0) ? $0 : "_" })
     }
 
     public func perform(_ run: ResourceRun, settings: VolumeManagerSettings) async -> ResourceOutcome {
