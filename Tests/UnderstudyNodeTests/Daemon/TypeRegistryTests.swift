@@ -67,7 +67,7 @@ struct TypeRegistryTests {
             groups:
               - name: g
                 resources:
-                  - {name: data, type: disk, device: /dev/sdb1, filesystem: ext4, mount-point: /mnt/data}
+                  - {name: data, type: vm, vm-name: web}
                   - {name: app, type: exec, start: /bin/true, stop: /bin/true}
             monitors:
               - {name: ora, type: oraclew, connect-string: orcl, password-file: /etc/pw, recovery: {target: g}}
@@ -77,7 +77,7 @@ struct TypeRegistryTests {
         let error = #expect(throws: DaemonStartError.self) { try ClusterDaemon.checkSupported(config) }
         let message = error?.description ?? ""
         for part in [
-            "resource data (group g) has type 'disk'", "heartbeat disk1 has type 'diskhb'", "network-partition witness has type 'httpnp'",
+            "resource data (group g) has type 'vm'", "heartbeat disk1 has type 'diskhb'", "network-partition witness has type 'httpnp'",
             "monitor ora has type 'oraclew'",
         ] {
             #expect(message.contains(part), "\(message)")

@@ -225,13 +225,18 @@ struct DiskDriverTests {
             settings.mount.busyAction = .none
             settings.mount.unmountRetries = 2
             #expect(await driver.perform(run(.start), settings: settings) == .success(asyncPID: nil))
-            let holder = try Self.spawn("sleep 600", in: settings.mountPoint)
+            let holder = Process()
+            holder.executableURL = URL(fileURLWithPath: "/bin/sleep")
+            holder.arguments = ["600"]
+            holder.currentDirectoryURL = URL(fileURLWithPath: settings.mountPoint)
+            try holder.run()
+            defer { kill(holder.processIdentifier, SIGKILL) }
             try await Task.sleep(for: .milliseconds(200))
             let failure = reason(await driver.perform(run(.stop), settings: settings))
             #expect(failure?.contains("after 3 attempts") == true, "\(failure ?? "stopped")")
             #expect(disk.isMounted(at: settings.mountPoint))
             kill(holder.processIdentifier, SIGKILL)
-            holder.waitUntilExit()
+            for _ in 0..<100 where holder.isRunning { try await Task.sleep(for: .milliseconds(50)) }
             #expect(await driver.perform(run(.stop), settings: settings) == .success(asyncPID: nil))
         }
     }
