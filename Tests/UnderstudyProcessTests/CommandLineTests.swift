@@ -112,8 +112,8 @@ struct CommandLineTests {
         }
     }
 
-    @Test("the daemon refuses to start (exit 2) with a disk resource, naming the type")
-    func daemonRefusesUnsupportedType() async throws {
+    @Test("the daemon refuses to start (exit 2) when a disk resource's device is missing here, naming file, line and key")
+    func daemonRefusesMissingDevice() async throws {
         var spec = ClusterSpec(subnet: 114, servers: ["node1"])
         spec.groups = []
         try await withCluster(spec) { cluster in
@@ -134,8 +134,8 @@ struct CommandLineTests {
             try cluster.startDaemon("node1")
             #expect(try await cluster.waitForExit("node1", timeout: .seconds(10)) == 2)
             let log = try String(contentsOfFile: cluster.logPath(of: "node1"), encoding: .utf8)
-            #expect(log.contains("'disk'"), "\(log)")
-            #expect(log.contains("disk1"), "\(log)")
+            #expect(log.contains("cluster.yaml:"), "\(log)")
+            #expect(log.contains("groups[0].resources[0].device: device /dev/disk/by-id/shared-data does not exist on node1"), "\(log)")
             #expect(!FileManager.default.fileExists(atPath: cluster.stateDirectory(of: "node1") + "/running"))
         }
     }
