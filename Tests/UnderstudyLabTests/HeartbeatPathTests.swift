@@ -64,6 +64,16 @@ struct HeartbeatPathTests {
             #expect(!snapshot.isolated, "\(server) is not cut off")
             #expect(group(snapshot)?.current == "node1" && group(snapshot)?.status == .online, "\(String(describing: group(snapshot)))")
         }
+        // clpstat as an operator on node2 runs it: both paths for node1, with their states.
+        let clpstat = try lab.exec(in: "node2", [labBinary, "clpstat", "--state-dir", spec.stateDirectory(of: "node2")])
+        #expect(clpstat.succeeded, "\(clpstat)")
+        let comment = path.hasPrefix("disk") ? "DISK Heartbeat" : "COM Heartbeat"
+        let lines = clpstat.output.split(separator: "\n")
+        #expect(lines.contains { $0.contains(path) && $0.contains("Normal") && $0.contains(comment) }, "\(clpstat.output)")
+        #expect(lines.contains { $0.contains("lanhb1") && $0.contains("Error") }, "\(clpstat.output)")
+        #expect(!lines.contains { $0.contains(path) && $0.contains("Error") }, "\(clpstat.output)")
+        let info = try lab.exec(in: "node2", [labBinary, "clpstat", "-i", "--state-dir", spec.stateDirectory(of: "node2")])
+        #expect(info.output.contains("Type                          : \(path.hasPrefix("disk") ? "diskhb" : "comhb")"), "\(info.output)")
         let scriptsAfter = (try? String(contentsOfFile: spec.recordsPath, encoding: .utf8)) ?? ""
         #expect(scriptsAfter == scriptsBefore, "no start or stop script ran while only the LAN was cut")
     }

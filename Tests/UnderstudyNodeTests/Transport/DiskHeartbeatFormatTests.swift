@@ -135,6 +135,20 @@ struct DiskHeartbeatFormatTests {
         #expect(DiskHeartbeatDevice.foreignSignature(in: with(DiskHeartbeatHeader(slotCount: 3).encoded(), at: 0)) == nil)
     }
 
+    @Test("the daemon's start: a diskhb device that is not a block device is refused, naming the heartbeat and the key")
+    func daemonStartRefusesANonBlockDevice() async throws {
+        let config = try BlockingPathTestSupport.config("  - {name: disk1, type: diskhb, device: /etc/hostname}")
+        // The disk path first, so that nothing binds a LAN socket before the refusal.
+        var reordered = config
+        reordered.heartbeats = [config.heartbeats[1], config.heartbeats[0]]
+        let error = await #expect(throws: DaemonStartError.self) {
+            _ = try await HeartbeatTransports.open(HeartbeatTransportContext(config: reordered, me: "node1", key: key, bootID: 1))
+        }
+        #expect(
+            error?.description.contains("heartbeat disk1: device: /etc/hostname is not a block device") == true,
+            "\(String(describing: error))")
+    }
+
     /// What a reader does with a peer's slot over successive reads.
     @Test("a reader: the first look is not delivered, a changed slot is, an unchanged one is not; a wrong writer is counted")
     func readerDeliversOnlyChanges() throws {
