@@ -11,13 +11,14 @@ cd "$(dirname "$0")/.."
 # (an HTTP server for httpw), lvm2 and sg3-utils (volmgrw, diskw tur), hostname and bsdutils
 # (`hostname -s`, `logger`: the ESMPRO/AC sample stop script), nut-server and nut-client (a
 # real upsd with dummy-ups and clone drivers for upsw), kmod (modprobe softdog for the
-# shutdown-stall watchdog's test), e2fsprogs, xfsprogs, util-linux and mount (mkfs, fsck,
-# blkid, losetup, unshare for the disk resource). Installed only when missing, so the
+# shutdown-stall watchdog's test), socat (a pty pair standing for the null-modem cable of comhb),
+# e2fsprogs, xfsprogs, util-linux and mount (mkfs, fsck, blkid, losetup, unshare: the disk
+# resource; `diskhb init` refuses a device with a file system). Installed only when missing, so the
 # command also works without network on a machine that already has them.
 need=()
 for pkg in procps iproute2 curl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
     postgresql postgresql-client mariadb-server mariadb-client python3 lvm2 sg3-utils \
-    hostname bsdutils nut-server nut-client kmod e2fsprogs xfsprogs util-linux mount; do
+    hostname bsdutils nut-server nut-client kmod socat e2fsprogs xfsprogs util-linux mount; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -296,7 +296,7 @@ extension ServerEngine {
     static func heartbeat(_ heartbeat: HeartbeatConfig, covers server: ServerName) -> Bool {
         switch heartbeat.kind {
         case .lan(let addresses): return addresses[server] != nil
-        case .serial(let devices): return devices[server] != nil
+        case .serial(let devices, _): return devices[server] != nil
         case .disk, .witness: return true
         }
     }

@@ -27,6 +27,9 @@ public struct LabSpec: Codable, Sendable, Equatable {
     public var pingTimeout: String
     /// The lab's folder (config, key, state dirs, logs, lab.json).
     public var folder: String
+    /// More `heartbeats:` entries (YAML list items, indented by two spaces), after the LAN
+    /// paths: a `diskhb` on a loop device, a `comhb` on a pty pair.
+    public var extraHeartbeats: String?
 
     public init(
         prefix: String = "uslab", servers: Int = 2, secondLink: Bool = false, subnet: Int = 0,
@@ -160,6 +163,7 @@ public struct LabSpec: Codable, Sendable, Equatable {
                 addresses: {\(map(publicAddress(of:)))}
 
             """
+        if let extraHeartbeats { heartbeats += extraHeartbeats.hasSuffix("\n") ? extraHeartbeats : extraHeartbeats + "\n" }
         var text = """
             # Written by the Understudy lab (prefix \(prefix)).
             cluster:

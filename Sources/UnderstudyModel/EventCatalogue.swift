@@ -51,6 +51,17 @@ extension EventKind {
         "lanhb", 71, .warning, "a heartbeat path's socket closed after an error and is bound again")
     public static let heartbeatPathReopenFailed = EventKind("lanhb", 72, .error, "a heartbeat path's socket could not be bound again")
     public static let heartbeatTooLarge = EventKind("lanhb", 73, .error, "this server's heartbeat is larger than a datagram can carry")
+    // MARK: diskhb, comhb
+
+    public static let diskHeartbeatFailed = EventKind(
+        "diskhb", 71, .error,
+        "a disk heartbeat path cannot use its device (gone, I/O errors, no header, or an I/O that does not return); it retries every interval"
+    )
+    public static let diskHeartbeatRecovered = EventKind("diskhb", 72, .info, "a disk heartbeat path works again")
+    public static let serialHeartbeatFailed = EventKind(
+        "comhb", 71, .error,
+        "a serial heartbeat line cannot be used (gone, hung up, read or write errors); it is opened again every interval")
+    public static let serialHeartbeatRecovered = EventKind("comhb", 72, .info, "a serial heartbeat line works again")
     // MARK: nm
 
     public static let serverUp = EventKind("nm", 1, .info, "a server's heartbeats are heard: it is up")
@@ -211,7 +222,8 @@ extension EventKind {
     /// Every event, by module and id.
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .autoStartSuppressed,
-        .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .serverUp,
+        .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .diskHeartbeatFailed,
+        .diskHeartbeatRecovered, .serialHeartbeatFailed, .serialHeartbeatRecovered, .serverUp,
         .serverDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired, .clusterNotFounded, .survivorForgotten,
         .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
         .pingTargetsUnreachable, .configurationMismatch, .serviceStarting, .serviceStopping, .serviceStopped, .osShutdown,

@@ -19,6 +19,10 @@ public enum Fault: String, CaseIterable, Sendable, Comparable {
     /// Two servers stop hearing each other while both still hear the rest: a non-transitive
     /// partition (three servers or more).
     case partialPartition
+    /// The LAN paths between two sides fail (and with them the control channel), while the
+    /// disk heartbeat still flows; one side may lose the ping targets too. Every server is
+    /// still heard: nothing may fail over or be fenced because of it.
+    case lanOnlyCut
     /// Heartbeats lost, delayed by up to a second and duplicated.
     case lossyNetwork
     /// SIGTERM to the daemon; it is started again later.
@@ -47,7 +51,7 @@ public enum Fault: String, CaseIterable, Sendable, Comparable {
     /// common; whole-cluster events rare.
     public static let table: [(fault: Fault, weight: Int)] = [
         (.crash, 14), (.freeze, 14), (.hostFreeze, 3),
-        (.partition, 10), (.oneWayCut, 5), (.partialPartition, 4), (.lossyNetwork, 9),
+        (.partition, 10), (.oneWayCut, 5), (.partialPartition, 4), (.lanOnlyCut, 5), (.lossyNetwork, 9),
         (.serviceStop, 9), (.serviceRestart, 4), (.serverShutdown, 2), (.clusterShutdown, 2),
         (.monitorError, 8), (.recoveryScriptFailure, 2),
         (.groupCommands, 10), (.resourceCommands, 3), (.suspendResume, 3), (.stateWriteFailure, 3),
@@ -179,6 +183,19 @@ struct Schedule {
                     world.heal()
                     world.unreachablePingTargets = []
                 }
+            }
+        case .lanOnlyCut:
+            let shuffled = names.shuffled(using: &random)
+            let cut = Int.random(in: 1..<names.count, using: &random)
+            let (sideA, sideB) = (Array(shuffled[..<cut]), Array(shuffled[cut...]))
+            let cutOff = random.chance(0.5) ? (random.chance(0.5) ? sideA : sideB) : []
+            world.at(time, "fault: LAN cut between \(sideA) and \(sideB) (the disk heartbeat flows); ping targets lost by \(cutOff)") {
+                world.cutLAN(sideA, sideB)
+                world.unreachablePingTargets.formUnion(cutOff)
+            }
+            world.at(time + length, "fault end: LAN back") {
+                world.lanCut = []
+                world.unreachablePingTargets.subtract(cutOff)
             }
         case .partialPartition:
             let pair = Array(names.shuffled(using: &random).prefix(2))

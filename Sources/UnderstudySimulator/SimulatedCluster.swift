@@ -78,6 +78,9 @@ public final class SimulatedCluster {
     public var delayRange: ClosedRange<Duration> = .milliseconds(1) ... .milliseconds(5)
     /// Directed links that drop everything: (from, to).
     public var blocked: Set<[ServerName]> = []
+    /// Directed links whose LAN paths (`lanhb`, and the control channel that runs over the
+    /// LAN) drop everything while the disk and serial paths still carry heartbeats.
+    public var lanCut: Set<[ServerName]> = []
     /// Servers that run a configuration of their own (a file that differs from the others':
     /// another hash, and whatever else the test changed in it).
     public var configOverrides: [ServerName: ClusterConfig] = [:]
@@ -122,6 +125,8 @@ public final class SimulatedCluster {
     var sequence: UInt64 = 0
     let tickInterval: Duration
     let paths: [String]
+    /// The `lanhb` paths (what `lanCut` cuts).
+    let lanPaths: Set<String>
     let serverNames: [ServerName]
     /// The largest heartbeat the configuration can produce (see `deliver(_:from:)`); a test
     /// may lower it to see the check catch a heartbeat.
@@ -150,6 +155,7 @@ public final class SimulatedCluster {
         // The Engine treats a longer gap between events as a stall of its server.
         self.tickInterval = ServerEngine.tickPeriod(interval: interval)
         self.paths = config.heartbeats.map(\.name)
+        self.lanPaths = Set(config.heartbeats.filter { $0.typeName == "lanhb" }.map(\.name))
         self.serverNames = config.serverNames
         self.heartbeatBudget = heartbeatBudget ?? HeartbeatBudget.estimate(config).bytes
         for server in serverNames { servers[server] = Server(name: server) }
@@ -226,8 +232,21 @@ public final class SimulatedCluster {
         note("partition \(sideA) \(oneWay ? "->" : "|") \(sideB)")
     }
 
+    /// The LAN paths between the sides fail (both ways); a disk or serial path still
+    /// carries heartbeats.
+    public func cutLAN(_ sideA: [ServerName], _ sideB: [ServerName]) {
+        for a in sideA {
+            for b in sideB {
+                lanCut.insert([a, b])
+                lanCut.insert([b, a])
+            }
+        }
+        note("LAN cut \(sideA) | \(sideB); \(paths.filter { !lanPaths.contains($0) }) still carry heartbeats")
+    }
+
     public func heal() {
         blocked = []
+        lanCut = []
         note("network healed")
     }
 
@@ -253,7 +272,7 @@ public final class SimulatedCluster {
             note("\(name): \(command) -> \(result.code) \(result.message)")
             return result
         case .forward(let target):
-            guard servers[target]?.frozenUntil == nil, !blocked.contains([name, target]),
+            guard servers[target]?.frozenUntil == nil, !blocked.contains([name, target]), !lanCut.contains([name, target]),
                 let (forwarded, targetActions) = servers[target]?.engine?.command(command, origin: name, forwarded: true, now: now)
             else {
                 return CommandResult(.unreachable, "\(target) is not reachable")
@@ -398,7 +417,9 @@ public final class SimulatedCluster {
         for peer in config.serverNames where peer != name {
             guard !blocked.contains([name, peer]) else { continue }
             if let filter = heartbeatFilter, !filter(name, peer, heartbeat) { continue }
+            let lanIsCut = lanCut.contains([name, peer])
             for path in paths {
+                if lanIsCut && lanPaths.contains(path) { continue }
                 if random.chance(lossRate) { continue }
                 let copies = random.chance(duplicateRate) ? 2 : 1
                 for _ in 0..<copies {

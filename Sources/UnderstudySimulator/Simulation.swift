@@ -77,6 +77,8 @@ public enum Simulation {
             heartbeats: [
                 HeartbeatConfig(name: "lanhb1", kind: .lan(addresses: addresses(1))),
                 HeartbeatConfig(name: "lanhb2", kind: .lan(addresses: addresses(2))),
+                // A shared disk: the path a LAN-only cut (`Fault.lanOnlyCut`) leaves.
+                HeartbeatConfig(name: "diskhb1", kind: .disk(device: "/dev/disk/by-id/sim-heartbeat-part1")),
             ],
             networkPartition: count == 2
                 ? [NetworkPartitionConfig(name: "pingnp1", kind: .ping(targets: ["192.0.2.254"]))]

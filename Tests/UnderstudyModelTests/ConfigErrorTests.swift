@@ -174,6 +174,29 @@ struct ConfigErrorTests {
         expectError(yaml + baseGroup, line: 10, keyPath: "heartbeats[2].devices.nodeX", "unknown server \"nodeX\"")
     }
 
+    @Test func diskhbDeviceMustBeAbsolute() {
+        let yaml = baseCluster.replacingOccurrences(
+            of: "network-partition:", with: "  - {name: disk1, type: diskhb, device: sdc1}\nnetwork-partition:")
+        expectError(yaml + baseGroup, line: 10, keyPath: "heartbeats[2].device", "expected an absolute path, got \"sdc1\"")
+    }
+
+    @Test func comhbSpeedMustBeAStandardRate() {
+        let yaml = baseCluster.replacingOccurrences(
+            of: "network-partition:",
+            with: "  - {name: com1, type: comhb, devices: {node1: /dev/ttyS0, node2: /dev/ttyS1}, speed: 12345}\nnetwork-partition:")
+        expectError(yaml + baseGroup, line: 10, keyPath: "heartbeats[2].speed", "unsupported line speed 12345", "19200")
+    }
+
+    @Test func comhbJoinsExactlyTwoServersWithAbsoluteDevices() {
+        let one = baseCluster.replacingOccurrences(
+            of: "network-partition:", with: "  - {name: com1, type: comhb, devices: {node1: /dev/ttyS0}}\nnetwork-partition:")
+        expectError(one + baseGroup, line: 10, keyPath: "heartbeats[2].devices", "joins exactly two servers", "got 1")
+        let relative = baseCluster.replacingOccurrences(
+            of: "network-partition:",
+            with: "  - {name: com1, type: comhb, devices: {node1: /dev/ttyS0, node2: ttyS1}}\nnetwork-partition:")
+        expectError(relative + baseGroup, line: 10, keyPath: "heartbeats[2].devices.node2", "expected an absolute path")
+    }
+
     @Test func unknownServerInMonitor() {
         let yaml = baseCluster + baseGroup + "monitors:\n  - {name: u, type: userw, servers: [node1, nod2]}\n"
         expectError(yaml, line: baseLines + 6, keyPath: "monitors[0].servers[1]", "unknown server \"nod2\"", "did you mean \"node2\"?")

@@ -36,7 +36,7 @@ struct ExampleConfigTests {
         #expect(config.heartbeats[0].kind == .lan(addresses: ["node1": "10.0.0.1", "node2": "10.0.0.2"]))
         #expect(config.heartbeats[1].kind == .lan(addresses: ["node1": "192.168.0.1", "node2": "192.168.0.2"]))
         #expect(config.heartbeats[2].kind == .disk(device: "/dev/disk/by-id/shared-hb"))
-        #expect(config.heartbeats[3].kind == .serial(devices: ["node1": "/dev/ttyS0", "node2": "/dev/ttyS0"]))
+        #expect(config.heartbeats[3].kind == .serial(devices: ["node1": "/dev/ttyS0", "node2": "/dev/ttyS0"], speed: 19200))
         #expect(config.networkPartition == [NetworkPartitionConfig(name: "pingnp1", kind: .ping(targets: ["192.168.0.254"]))])
     }
 

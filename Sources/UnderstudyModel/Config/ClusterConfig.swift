@@ -207,10 +207,11 @@ public struct HeartbeatConfig: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// UDP heartbeat; one address per server.
         case lan(addresses: [String: String])
-        /// A sector per server on a shared block device.
+        /// A slot per server on a shared block device (prepared by `understudy diskhb init`).
         case disk(device: String)
-        /// Serial line; one device per server.
-        case serial(devices: [String: String])
+        /// Serial line (a null-modem cable) between two servers; one device per server and
+        /// the line speed in bit/s.
+        case serial(devices: [String: String], speed: Int)
         /// HTTP witness server.
         case witness(host: String, port: Int)
     }

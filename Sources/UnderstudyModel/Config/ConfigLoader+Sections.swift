@@ -180,7 +180,7 @@ extension ConfigReader {
     // MARK: heartbeats
 
     static let heartbeatTypeKeys: [String: [String]] = [
-        "lanhb": ["addresses"], "diskhb": ["device"], "comhb": ["devices"], "witnesshb": ["host", "port"],
+        "lanhb": ["addresses"], "diskhb": ["device"], "comhb": ["devices", "speed"], "witnesshb": ["host", "port"],
     ]
     static let heartbeatTypes = ["lanhb", "diskhb", "comhb", "witnesshb"]
 
@@ -197,11 +197,13 @@ extension ConfigReader {
             case "lanhb":
                 kind = stringMap(required(fields, "addresses"), value: "IP address").map { .lan(addresses: $0) }
             case "diskhb":
-                kind = path(required(fields, "device")).map { .disk(device: $0) }
+                // Not resolved against the file's folder: a device is named by its absolute
+                // path (the validator says so).
+                kind = string(required(fields, "device")).map { .disk(device: $0) }
             case "comhb":
-                kind = stringMap(required(fields, "devices"), value: "serial device").map {
-                    .serial(devices: $0.mapValues { resolve($0) })
-                }
+                let devices = stringMap(required(fields, "devices"), value: "serial device")
+                let speed = present(fields, "speed").map { int($0) } ?? Defaults.serialSpeed
+                kind = devices.flatMap { devices in speed.map { .serial(devices: devices, speed: $0) } }
             default:
                 let host = string(required(fields, "host"))
                 let port = portOrDefault(fields)

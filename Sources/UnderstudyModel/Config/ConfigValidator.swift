@@ -365,9 +365,24 @@ private struct Validator {
                         at: base + ".addresses")
                 }
             case .disk(let device):
-                if device.isEmpty { error("missing required key", at: base + ".device") }
-            case .serial(let devices):
+                if device.isEmpty {
+                    error("missing required key", at: base + ".device")
+                } else {
+                    checkAbsolute(device, at: base + ".device")
+                }
+            case .serial(let devices, let speed):
                 checkServerMap(devices, at: base + ".devices", context: "a comhb device")
+                for server in devices.keys.sorted() { checkAbsolute(devices[server] ?? "", at: base + ".devices." + server) }
+                if devices.count != 2 {
+                    error(
+                        "a comhb line joins exactly two servers (a null-modem cable), got \(devices.count); use one comhb entry per cable",
+                        at: base + ".devices")
+                }
+                if !Defaults.serialSpeeds.contains(speed) {
+                    error(
+                        "unsupported line speed \(speed); expected one of \(Defaults.serialSpeeds.map(String.init).joined(separator: ", "))",
+                        at: base + ".speed")
+                }
             case .witness(let host, let port):
                 checkHost(host, at: base + ".host")
                 checkPort(port, at: base + ".port")

@@ -12,6 +12,11 @@ public enum Defaults {
     public static let heartbeatPort = 29002
     public static let httpPort = 29003
 
+    /// comhb line speed in bit/s.
+    public static let serialSpeed = 19200
+    /// The speeds a comhb line can be set to (the standard termios rates).
+    public static let serialSpeeds = [1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400]
+
     public static let shutdownCommand = ["/sbin/shutdown", "-h", "now"]
     public static let rebootCommand = ["/sbin/shutdown", "-r", "now"]
 

@@ -184,7 +184,9 @@ public actor ClusterDaemon {
     /// exit (SIGTERM, or a final action that ends in an OS shutdown).
     public func run() async throws {
         transports = try await HeartbeatTransports.open(
-            HeartbeatTransportContext(config: config, me: me, key: key, bootID: engine.bootID))
+            HeartbeatTransportContext(config: config, me: me, key: key, bootID: engine.bootID) { [weak self] event in
+                Task { await self?.heartbeatPathChanged(event) }
+            })
         do {
             try await startControlServers()
             localServer = try await LocalControlServer.start(path: paths.socketPath) { [weak self] request in
@@ -253,6 +255,18 @@ public actor ClusterDaemon {
             )
             try? await Task.sleep(for: .milliseconds(min(1000, 100 * attempt)))
             await rebind(path: path)
+        }
+    }
+
+    /// A disk or serial heartbeat path stopped or started working (said once per change).
+    func heartbeatPathChanged(_ event: HeartbeatPathEvent) {
+        switch event {
+        case .failed(let path, let type, let reason):
+            let kind: EventKind = type == "diskhb" ? .diskHeartbeatFailed : .serialHeartbeatFailed
+            record(LogEntry(kind, "Heartbeat path \(path) (\(type)) is down: \(reason); retrying every interval."))
+        case .recovered(let path, let type):
+            let kind: EventKind = type == "diskhb" ? .diskHeartbeatRecovered : .serialHeartbeatRecovered
+            record(LogEntry(kind, "Heartbeat path \(path) (\(type)) works again."))
         }
     }
 

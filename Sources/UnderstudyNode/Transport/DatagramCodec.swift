@@ -24,6 +24,19 @@ public enum DropReason: String, Error, Sendable, Hashable, CaseIterable, CustomS
     case staleBoot
     /// More distinct senders than the replay guard tracks (only possible with the key).
     case tooManySenders
+    /// A disk heartbeat slot of another cluster (another cluster name on the same device).
+    case foreignCluster
+    /// A disk heartbeat slot that says it is another slot (written at the wrong offset).
+    case wrongSlot
+    /// Authenticated, but from a server that this slot or line does not belong to (a
+    /// server wrote into another server's slot, or a serial line is wired to a third server).
+    case wrongSender
+    /// A read or write of a disk heartbeat device or serial line failed (counted once per
+    /// attempt; the path retries every interval).
+    case deviceError
+    /// Bytes on a serial line that were not a frame (garbage, a cut frame), skipped while
+    /// looking for the next one: counted once per run of skipped bytes, not per byte.
+    case badFrame
 
     public var description: String { rawValue }
 }

@@ -30,12 +30,18 @@ public struct HeartbeatTransportContext: Sendable {
     public var me: ServerName
     public var key: ClusterKey
     public var bootID: UInt64
+    /// Told when a path whose device can fail (diskhb, comhb) stops or starts working again.
+    public var events: @Sendable (HeartbeatPathEvent) -> Void
 
-    public init(config: ClusterConfig, me: ServerName, key: ClusterKey, bootID: UInt64) {
+    public init(
+        config: ClusterConfig, me: ServerName, key: ClusterKey, bootID: UInt64,
+        events: @escaping @Sendable (HeartbeatPathEvent) -> Void = { _ in }
+    ) {
         self.config = config
         self.me = me
         self.key = key
         self.bootID = bootID
+        self.events = events
     }
 }
 
@@ -45,7 +51,9 @@ public enum HeartbeatTransports {
     public typealias Opener = @Sendable (HeartbeatConfig, HeartbeatTransportContext) async throws -> (any HeartbeatTransport)?
 
     static let registry: [String: Opener] = [
-        "lanhb": LanHeartbeatTransport.open
+        "lanhb": LanHeartbeatTransport.open,
+        "diskhb": DiskHeartbeatTransport.open,
+        "comhb": SerialHeartbeatTransport.open,
     ]
 
     /// The heartbeat types (`heartbeats[].type`) this daemon runs.

@@ -199,12 +199,24 @@ enum StatusRendering {
         for (index, heartbeat) in config.heartbeats.enumerated() {
             out.append("  [HB\(index) : \(heartbeat.name)]")
             out.append("    Type                          : \(heartbeat.typeName)")
-            if case .lan(let addresses) = heartbeat.kind {
+            switch heartbeat.kind {
+            case .lan(let addresses):
                 for server in config.serverNames {
                     if let address = addresses[server] {
                         out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(address)")
                     }
                 }
+            case .disk(let device):
+                out.append("    Device                        : \(device)")
+            case .serial(let devices, let speed):
+                for server in config.serverNames {
+                    if let device = devices[server] {
+                        out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(device)")
+                    }
+                }
+                out.append("    Speed                         : \(speed)")
+            case .witness:
+                break
             }
         }
         for (index, np) in config.networkPartition.enumerated() {

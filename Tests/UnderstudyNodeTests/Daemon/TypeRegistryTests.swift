@@ -61,7 +61,7 @@ struct TypeRegistryTests {
             servers: [{name: s1}, {name: s2}]
             heartbeats:
               - {name: lan1, type: lanhb, addresses: {s1: 10.0.0.1, s2: 10.0.0.2}}
-              - {name: disk1, type: diskhb, device: /dev/sdc1}
+              - {name: wit1, type: witnesshb, host: witness.example.com}
             network-partition:
               - {name: witness, type: httpnp, host: witness.example.com}
             groups:
@@ -77,7 +77,7 @@ struct TypeRegistryTests {
         let error = #expect(throws: DaemonStartError.self) { try ClusterDaemon.checkSupported(config) }
         let message = error?.description ?? ""
         for part in [
-            "resource data (group g) has type 'vm'", "heartbeat disk1 has type 'diskhb'", "network-partition witness has type 'httpnp'",
+            "resource data (group g) has type 'vm'", "heartbeat wit1 has type 'witnesshb'", "network-partition witness has type 'httpnp'",
             "monitor ora has type 'oraclew'",
         ] {
             #expect(message.contains(part), "\(message)")
