@@ -25,6 +25,8 @@ public final class Lab: @unchecked Sendable {
 
     private let lock = NSLock()
     private var daemons: [String: LabProcess] = [:]
+    /// Per server, its loop device of the shared disk (`spec.sharedDisk`).
+    public private(set) var diskDevices: [String: String] = [:]
     private var processes: [String: Process] = [:]
     private var isDown = false
     private var netemProbe: Bool?
@@ -34,6 +36,8 @@ public final class Lab: @unchecked Sendable {
         var spec: LabSpec
         var binary: String
         var daemons: [String: LabProcess]
+        /// Per server, its loop device of the shared disk.
+        var diskDevices: [String: String]?
     }
 
     private init(spec: LabSpec, binary: String, daemons: [String: LabProcess] = [:]) {
@@ -72,6 +76,7 @@ public final class Lab: @unchecked Sendable {
         do {
             try lab.writeFiles()
             try lab.buildNetwork()
+            if spec.sharedDisk == true { try lab.buildSharedDisk() }
             if startDaemons {
                 for server in spec.serverNames { try lab.startDaemon(server) }
                 for server in spec.serverNames { try await lab.waitForSocket(server, timeout: timeout) }
@@ -91,6 +96,7 @@ public final class Lab: @unchecked Sendable {
         }
         let state = try JSONDecoder().decode(State.self, from: data)
         let lab = Lab(spec: state.spec, binary: state.binary, daemons: state.daemons)
+        lab.diskDevices = state.diskDevices ?? [:]
         lab.keepRunning = true
         return lab
     }
@@ -118,10 +124,12 @@ public final class Lab: @unchecked Sendable {
     private static func destroy(prefix: String, folder: String, known: [LabProcess]) -> [String] {
         var removed: [String] = []
         var victims = Set(known)
+        var diskDevices: [String] = []
         if let data = FileManager.default.contents(atPath: folder + "/lab.json"),
             let state = try? JSONDecoder().decode(State.self, from: data)
         {
             victims.formUnion(state.daemons.values)
+            diskDevices = Array((state.diskDevices ?? [:]).values)
         }
         let namespaces = (try? existingNamespaces(prefix: prefix)) ?? []
         for namespace in namespaces {
@@ -134,6 +142,10 @@ public final class Lab: @unchecked Sendable {
         while victims.contains(where: \.isAlive) && ContinuousClock.now < deadline { usleep(20_000) }
         for namespace in namespaces {
             if (try? LabShell.run(["ip", "netns", "delete", namespace]))?.succeeded == true { removed.append("namespace \(namespace)") }
+        }
+        // The loop devices of the shared disk: free once every namespace holding a mount is gone.
+        for device in Set(diskDevices) {
+            if (try? LabShell.run(["losetup", "-d", device]))?.succeeded == true { removed.append("loop device \(device)") }
         }
         if FileManager.default.fileExists(atPath: folder), ProcessInfo.processInfo.environment["UNDERSTUDY_KEEP_LAB_FOLDER"] == nil {
             try? FileManager.default.removeItem(atPath: folder)
@@ -172,7 +184,7 @@ public final class Lab: @unchecked Sendable {
     }
 
     private func saveState() throws {
-        let state = lock.withLock { State(spec: spec, binary: binary, daemons: daemons) }
+        let state = lock.withLock { State(spec: spec, binary: binary, daemons: daemons, diskDevices: diskDevices) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(state).write(to: URL(fileURLWithPath: spec.statePath), options: .atomic)
@@ -204,6 +216,40 @@ public final class Lab: @unchecked Sendable {
         }
     }
 
+    // MARK: - Shared disk
+
+    /// The image, a loop device per server over it, ext4 with `mmp` (1 s update interval) made
+    /// through the first one, the common device path and the mount point.
+    private func buildSharedDisk() throws {
+        FileManager.default.createFile(atPath: spec.sharedDiskImage, contents: nil)
+        try FileHandle(forWritingTo: URL(fileURLWithPath: spec.sharedDiskImage)).truncate(atOffset: 64 << 20)
+        for server in spec.serverNames {
+            let device = try LabShell.check(["losetup", "--find", "--show", spec.sharedDiskImage]).trimmingCharacters(
+                in: .whitespacesAndNewlines)
+            lock.withLock { diskDevices[server] = device }
+            try saveState()
+        }
+        guard let first = lock.withLock({ diskDevices[spec.serverNames[0]] }) else { throw LabError("no loop device") }
+        try LabShell.check(["mkfs.ext4", "-q", "-O", "mmp", "-E", "mmp_update_interval=1", first], timeout: .seconds(60))
+        FileManager.default.createFile(atPath: spec.sharedDiskPath, contents: nil)
+        try FileManager.default.createDirectory(atPath: spec.sharedMountPoint, withIntermediateDirectories: true)
+    }
+
+    /// Kills every daemon and every process inside the lab's namespaces (by pid), as `down`
+    /// does, but keeps the namespaces, devices and folder: what the servers left can be read
+    /// afterwards (their mount namespaces, and so their mounts, are gone).
+    public func killEverything() {
+        let known = lock.withLock { Array(daemons.values) }
+        var victims = Set(known)
+        for namespace in (try? Lab.existingNamespaces(prefix: spec.prefix)) ?? [] {
+            let pids = (try? LabShell.run(["ip", "netns", "pids", namespace]))?.output ?? ""
+            victims.formUnion(pids.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }.compactMap { LabProcess(pid: $0) })
+        }
+        for victim in victims { _ = victim.signal(SIGKILL) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while victims.contains(where: \.isAlive) && ContinuousClock.now < deadline { usleep(20_000) }
+    }
+
     // MARK: - Daemons
 
     /// Starts (or restarts after a kill) the daemon of `server` inside its namespace:
@@ -220,10 +266,19 @@ public final class Lab: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ip)
         // `ip netns exec` execs the command after entering the namespace: the pid is the daemon's.
-        process.arguments = [
-            "netns", "exec", spec.namespace(of: server), binary, "daemon", "--config", spec.configPath, "--server", server,
-            "--state-dir", spec.stateDirectory(of: server),
+        let daemon = [
+            binary, "daemon", "--config", spec.configPath, "--server", server, "--state-dir", spec.stateDirectory(of: server),
         ]
+        if let device = lock.withLock({ diskDevices[server] }) {
+            // `ip netns exec` gives the daemon a mount namespace of its own; inside it the
+            // server's loop device is bind-mounted on the common path (sh execs: same pid).
+            let path = spec.sharedDiskPath
+            process.arguments =
+                ["netns", "exec", spec.namespace(of: server), "/bin/sh", "-c", "mount --bind '\(device)' '\(path)' && exec \"$0\" \"$@\""]
+                + daemon
+        } else {
+            process.arguments = ["netns", "exec", spec.namespace(of: server)] + daemon
+        }
         var environment = ProcessInfo.processInfo.environment
         environment["PATH"] = LabShell.searchPath.joined(separator: ":")
         process.environment = environment

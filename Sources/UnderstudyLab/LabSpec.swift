@@ -30,6 +30,17 @@ public struct LabSpec: Codable, Sendable, Equatable {
     /// More `heartbeats:` entries (YAML list items, indented by two spaces), after the LAN
     /// paths: a `diskhb` on a loop device, a `comhb` on a pty pair.
     public var extraHeartbeats: String?
+    /// A shared disk: an image in the lab's folder that every server sees through a loop device
+    /// of its own (as two hosts see one LUN), bind-mounted on `sharedDiskPath` inside that
+    /// server's mount namespace; ext4 with `mmp`. One kernel shares one block device's
+    /// superblock between mount namespaces, so only a device per server makes a second mount
+    /// a second host's, which MMP refuses.
+    public var sharedDisk: Bool?
+
+    /// Where every server sees its device of the shared disk.
+    public var sharedDiskPath: String { folder + "/shared-disk" }
+    public var sharedDiskImage: String { folder + "/shared-disk.img" }
+    public var sharedMountPoint: String { folder + "/shared" }
 
     public init(
         prefix: String = "uslab", servers: Int = 2, secondLink: Bool = false, subnet: Int = 0,

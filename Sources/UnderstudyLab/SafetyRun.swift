@@ -60,9 +60,39 @@ public struct SafetyRun {
     func recordsFile(_ server: String) -> String { spec.folder + "/activity-\(server).log" }
     func recorderPidFile(_ server: String) -> String { spec.folder + "/recorder-\(server).pid" }
 
-    /// The group the run watches: one exec resource whose async start is the recorder.
+    /// The group the run watches: one exec resource whose async start is the recorder; with a
+    /// shared disk (`spec.sharedDisk`) also the `disk` resource and a writer of numbered,
+    /// fsync'ed records on it (`SharedDiskWriter`).
     public static func writeGroup(spec: LabSpec, binary: String) throws {
         let folder = spec.folder
+        var diskResources = ""
+        if spec.sharedDisk == true {
+            try spec.writeScript(
+                "scripts/safe/writer.sh",
+                """
+                #!/bin/sh
+                exec '\(binary)' lab disk-writer --server "$CLP_SERVER_LOCAL" --file '\(spec.sharedMountPoint)/records' \\
+                  --acknowledgements '\(folder)/acks-'"$CLP_SERVER_LOCAL"'.log' --pid-file '\(folder)/writer-'"$CLP_SERVER_LOCAL"'.pid'
+
+                """)
+            diskResources = """
+                      - name: shared
+                        type: disk
+                        device: \(spec.sharedDiskPath)
+                        filesystem: ext4
+                        mount-point: \(spec.sharedMountPoint)
+                        mount-timeout: 30s
+                        mount-retries: 1
+                        fsck: never
+                        unmount-interval: 500ms
+                      - name: writer
+                        type: exec
+                        start: scripts/safe/writer.sh
+                        stop: scripts/safe/stop.sh
+                        start-mode: async
+
+                """
+        }
         try spec.writeScript(
             "scripts/safe/start.sh",
             """
@@ -83,7 +113,7 @@ public struct SafetyRun {
                     start-mode: async
 
             """
-        try spec.appendToConfig(group)
+        try spec.appendToConfig(group + diskResources)
     }
 
     /// Injects `perKind` faults of each kind, round robin, and checks the records.
@@ -119,6 +149,51 @@ public struct SafetyRun {
         return Result(
             injected: injected, overlaps: check.overlaps, samples: check.samples, activeSeconds: check.activeSeconds,
             recovered: recovered, stillHeldWithoutProof: stillHeld, elapsed: started.duration(to: .now))
+    }
+
+    // MARK: - Shared disk
+
+    public struct SharedDiskResult: Sendable {
+        public var check: SharedDiskCheck
+        /// `e2fsck -n -f` found the file system clean.
+        public var fsckClean: Bool
+        public var fsckOutput: String
+        /// Mounts the daemons logged as refused because the file system was in use (MMP or
+        /// busy): the kernel's last line of defence at work.
+        public var refusedMounts: Int
+    }
+
+    /// After the run: every process of the lab killed (so every server's mount namespace and
+    /// its mounts are gone), then the file system checked read-only, mounted read-only on the
+    /// host, its records compared with the writers' acknowledgements.
+    public func checkSharedDisk() throws -> SharedDiskResult {
+        lab.killEverything()
+        guard let device = lab.diskDevices[spec.serverNames[0]] else { throw LabError("the lab has no shared disk") }
+        // The kernel finishes the unmounts of the vanished namespaces in the background.
+        var fsck = try LabShell.run(["e2fsck", "-n", "-f", device], timeout: .seconds(120))
+        for _ in 0..<50 where !fsck.succeeded && fsck.output.contains("in use") {
+            usleep(100_000)
+            fsck = try LabShell.run(["e2fsck", "-n", "-f", device], timeout: .seconds(120))
+        }
+        let view = spec.folder + "/shared-check"
+        try FileManager.default.createDirectory(atPath: view, withIntermediateDirectories: true)
+        try LabShell.check(["mount", "-o", "ro,noload", device, view], timeout: .seconds(60))
+        let records = (try? String(contentsOfFile: view + "/records", encoding: .utf8)) ?? ""
+        _ = try? LabShell.run(["umount", view], timeout: .seconds(60))
+        let acknowledgements = spec.serverNames.map {
+            (try? String(contentsOfFile: spec.folder + "/acks-\($0).log", encoding: .utf8)) ?? ""
+        }
+        var refused = 0
+        for server in spec.serverNames {
+            let log = (try? String(contentsOfFile: spec.logPath(of: server), encoding: .utf8)) ?? ""
+            refused +=
+                log.split(separator: "\n").filter {
+                    $0.contains("mount attempt") && ($0.contains("MMP") || $0.contains("already mounted") || $0.contains("busy"))
+                }.count
+        }
+        return SharedDiskResult(
+            check: SharedDiskCheck(diskRecords: records, acknowledgements: acknowledgements), fsckClean: fsck.succeeded,
+            fsckOutput: String(fsck.output.suffix(2000)), refusedMounts: refused)
     }
 
     // MARK: - Faults
@@ -169,11 +244,13 @@ public struct SafetyRun {
     func frozenProcesses(of server: String) -> [Int32] {
         var pids: [Int32] = []
         if let daemon = lab.pid(of: server), daemon.isAlive { pids.append(daemon.pid) }
-        if let text = try? String(contentsOfFile: recorderPidFile(server), encoding: .utf8),
-            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
-            let process = LabProcess(pid: pid), process.isAlive
-        {
-            pids.append(pid)
+        for file in [recorderPidFile(server), spec.folder + "/writer-\(server).pid"] {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
+                let process = LabProcess(pid: pid), process.isAlive
+            {
+                pids.append(pid)
+            }
         }
         return pids
     }

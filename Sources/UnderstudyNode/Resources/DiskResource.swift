@@ -72,6 +72,12 @@ public final class DiskDriver: Sendable {
         }
         _ = try await mounter.mount(source: device, filesystem: settings.filesystem, settings: settings.mount, resource: resource) {
             failure in
+            // In use by another host (MMP) or mounted here: a check cannot help, and an fsck
+            // killed half-way leaves MMP saying "fsck running", which refuses every mount after.
+            if Self.isInUse(failure) {
+                self.logger?.warning("\(resource): \(device) is in use elsewhere; no file system check before the retry")
+                return
+            }
             if settings.filesystem == "xfs" {
                 if settings.xfsRepairOnMountFailure { try? await self.repairXFS(device, settings, resource: resource) }
             } else if settings.fsckOnMountFailure, settings.filesystem.hasPrefix("ext") {
@@ -95,6 +101,12 @@ public final class DiskDriver: Sendable {
     }
 
     var commands: NetCommandRunner { mounter.commands }
+
+    /// A mount failure that says the file system is in use (ext4 MMP, EBUSY), not damaged.
+    static func isInUse(_ failure: String) -> Bool {
+        let text = failure.lowercased()
+        return text.contains("already mounted") || text.contains("busy") || text.contains("mmp")
+    }
 
     /// The device's number, or why it cannot be used.
     static func blockDevice(_ path: String) throws(StorageFailure) -> DeviceNumber {

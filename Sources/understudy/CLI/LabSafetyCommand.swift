@@ -23,6 +23,12 @@ struct LabSafety: AsyncParsableCommand {
     @Option(name: .long, help: "Ping timeout of the pingnp resolution.") var pingTimeout: String = "100ms"
     @Option(name: .long, help: "X in 10.200.X.0/24.") var subnet: Int = 7
     @Flag(name: .long, help: "Keep the lab (and its records) afterwards.") var keep = false
+    @Flag(
+        name: .long,
+        help:
+            "Add a shared disk (ext4 with mmp, a loop device per server) with a writer of fsync'ed numbered records; check afterwards that no acknowledged record is lost, the records never interleave and fsck finds it clean."
+    )
+    var sharedDisk = false
 
     func run() async throws {
         var chosen: [SafetyFault] = []
@@ -34,9 +40,10 @@ struct LabSafety: AsyncParsableCommand {
             chosen.append(kind)
         }
         if chosen.isEmpty { chosen = SafetyFault.allCases }
-        let spec = LabSpec(
+        var spec = LabSpec(
             prefix: "safety" + String(subnet), servers: servers, subnet: subnet, heartbeatInterval: interval,
             heartbeatTimeoutMilliseconds: timeoutMs, syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
+        if sharedDisk { spec.sharedDisk = true }
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let lab: Lab
         do {
@@ -59,7 +66,18 @@ struct LabSafety: AsyncParsableCommand {
         print(
             "partition-no-target: group still held afterwards: \(result.stillHeldWithoutProof.isEmpty ? "never (every side stopped)" : result.stillHeldWithoutProof.joined(separator: ", "))"
         )
-        if result.overlaps.isEmpty && result.stillHeldWithoutProof.isEmpty {
+        var diskFailed = false
+        if sharedDisk {
+            let disk = try run.checkSharedDisk()
+            print(
+                "shared disk: \(disk.check.records) records, \(disk.check.acknowledged) acknowledged, \(disk.check.lost.count) lost, \(disk.check.handovers) handovers, \(disk.check.interleavings.count) interleavings, \(disk.refusedMounts) mounts refused while in use; fsck -n: \(disk.fsckClean ? "clean" : "NOT CLEAN")"
+            )
+            for problem in disk.check.interleavings.prefix(10) { print("  \(problem)") }
+            for record in disk.check.lost.prefix(10) { print("  lost: \(record)") }
+            if !disk.fsckClean { print(disk.fsckOutput) }
+            diskFailed = !disk.check.lost.isEmpty || !disk.check.interleavings.isEmpty || !disk.fsckClean
+        }
+        if result.overlaps.isEmpty && result.stillHeldWithoutProof.isEmpty && !diskFailed {
             print("overlaps: none (I1 held)")
         } else {
             print("overlaps: \(result.overlaps.count)")
@@ -82,6 +100,22 @@ struct LabRecorder: ParsableCommand {
 
     func run() throws {
         ActivityRecorder.run(server: server, leaseFile: leaseFile, output: output, pidFile: pidFile)
+    }
+}
+
+/// `understudy lab disk-writer`: the safety run's shared-disk service (started by its exec
+/// resource).
+struct LabDiskWriter: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disk-writer", abstract: "The safety run's shared-disk service: appends fsync'ed numbered records.",
+        shouldDisplay: false)
+    @Option(name: .long) var server: String
+    @Option(name: .long) var file: String
+    @Option(name: .long) var acknowledgements: String
+    @Option(name: .long) var pidFile: String?
+
+    func run() throws {
+        SharedDiskWriter.run(server: server, file: file, acknowledgements: acknowledgements, pidFile: pidFile)
     }
 }
 
