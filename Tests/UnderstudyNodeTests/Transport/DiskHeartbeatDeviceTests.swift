@@ -114,6 +114,25 @@ struct DiskHeartbeatDeviceTests {
             let second = try #require(try await DiskHeartbeatTransport.open(config.heartbeats[1], context(config, "node2", two)))
             let followers = [one.follow(first), two.follow(second)]
             defer { for follower in followers { follower.cancel() } }
+            // Closed however the test ends: a transport left running would go on opening
+            // the loop device, which another test may attach next.
+            do {
+                try await exchange(first, second, one, two, device: device, image: image)
+            } catch {
+                await first.close()
+                await second.close()
+                throw error
+            }
+            await first.close()
+            await second.close()
+        }
+    }
+
+    func exchange(
+        _ first: any HeartbeatTransport, _ second: any HeartbeatTransport, _ one: PathRecorder, _ two: PathRecorder, device: String,
+        image: String
+    ) async throws {
+        do {
             func beat(_ count: Int, from offset: Int) async {
                 for index in 0..<count {
                     await first.sendNow(Array("one-\(offset + index)".utf8))
@@ -147,8 +166,6 @@ struct DiskHeartbeatDeviceTests {
             let after = one.count
             await beat(10, from: 400)
             #expect(await eventually(within: .seconds(5)) { one.count >= after + 3 }, "heartbeats flow again")
-            await first.close()
-            await second.close()
         }
     }
 }
