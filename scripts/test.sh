@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 # real upsd with dummy-ups and clone drivers for upsw), kmod (modprobe softdog for the
 # shutdown-stall watchdog's test), socat (a pty pair standing for the null-modem cable of comhb)
 # and e2fsprogs (mkfs.ext4: `diskhb init` refuses a device with a file system). Installed only
-# when missing, so the
-# command also works without network on a machine that already has them.
+# when missing, so the command also works without network on a machine that already has them.
 need=()
 for pkg in procps iproute2 curl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
     postgresql postgresql-client mariadb-server mariadb-client python3 lvm2 sg3-utils \
