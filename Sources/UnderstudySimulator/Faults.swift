@@ -195,7 +195,9 @@ struct Schedule {
             }
             world.at(time + length, "fault end: LAN back") {
                 world.lanCut = []
-                world.unreachablePingTargets.subtract(cutOff)
+                // A partition under way keeps its own side without targets (its heal clears
+                // them): giving them back would leave both sides of it reaching the targets.
+                if world.blocked.isEmpty { world.unreachablePingTargets.subtract(cutOff) }
             }
         case .partialPartition:
             let pair = Array(names.shuffled(using: &random).prefix(2))

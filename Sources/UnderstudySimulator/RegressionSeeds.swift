@@ -48,5 +48,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 95_002_336, servers: 3,
             found: "a master that had just restarted its service placed a group whose owner, frozen, it had not heard yet"),
+        RegressionSeed(
+            seed: 1_569, servers: 2,
+            found: "the end of a LAN-only cut gave back the ping targets of a partition still under way (simulator)"),
     ]
 }

@@ -7,7 +7,15 @@ import Foundation
 /// Why a disk heartbeat device cannot be used or prepared.
 public struct DiskHeartbeatDeviceError: Error, Equatable, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// Opening failed with EBUSY.
+    let busy: Bool
+
+    public init(_ description: String) { self.init(description, busy: false) }
+
+    init(_ description: String, busy: Bool) {
+        self.description = description
+        self.busy = busy
+    }
 }
 
 /// Direct (O_DIRECT) I/O on a disk heartbeat device: aligned buffers, whole blocks, past the
@@ -32,7 +40,8 @@ final class DiskHeartbeatDevice {
         guard fd >= 0 else {
             let code = errno
             throw DiskHeartbeatDeviceError(
-                code == EBUSY ? "\(path) is in use (mounted or held by the kernel)" : "cannot open \(path): \(Self.errorText(code))")
+                code == EBUSY ? "\(path) is in use (mounted or held by the kernel)" : "cannot open \(path): \(Self.errorText(code))",
+                busy: code == EBUSY)
         }
         self.path = path
         self.fd = fd
@@ -209,7 +218,21 @@ public enum DiskHeartbeatPreparation {
                 "\(path) is mounted on \(mounts.joined(separator: ", ")); a disk heartbeat partition is never mounted")
         }
         if DiskHeartbeatDevice.isSwapInUse(path) { throw DiskHeartbeatDeviceError("\(path) is in use as swap") }
-        let device = try DiskHeartbeatDevice(path: path, exclusive: true)
+        // Exclusive: refused while mounted or held by the kernel. A device that was just
+        // attached is often probed for a moment (udev, blkid, an LVM scan): a second at most.
+        var attempt = 0
+        var opened: DiskHeartbeatDevice?
+        while opened == nil {
+            switch Result(catching: { () throws(DiskHeartbeatDeviceError) in try DiskHeartbeatDevice(path: path, exclusive: true) }) {
+            case .success(let device):
+                opened = device
+            case .failure(let error):
+                attempt += 1
+                guard error.busy, attempt < 10 else { throw error }
+                usleep(100_000)
+            }
+        }
+        guard let device = opened else { throw DiskHeartbeatDeviceError("cannot open \(path)") }
         let size = try device.size()
         guard size >= DiskHeartbeatLayout.minimumDeviceSize else {
             throw DiskHeartbeatDeviceError(

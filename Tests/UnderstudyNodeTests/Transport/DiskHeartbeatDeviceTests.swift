@@ -103,7 +103,7 @@ struct DiskHeartbeatDeviceTests {
     /// Two servers' transports on one device: each sees the other's heartbeats; the device
     /// detached makes both paths fail once (logged once, counted), attached again they work.
     @Test(
-        "two servers exchange heartbeats through the device; detached: the path fails once; attached again: it recovers",
+        "two servers exchange heartbeats through the device; the device gone (size 0): the path fails once; back: it recovers",
         .requires(loopDevices))
     func exchangeAndDeviceLoss() async throws {
         try await withLoopDevice(megabytes: 16) { device, image in
@@ -114,6 +114,25 @@ struct DiskHeartbeatDeviceTests {
             let second = try #require(try await DiskHeartbeatTransport.open(config.heartbeats[1], context(config, "node2", two)))
             let followers = [one.follow(first), two.follow(second)]
             defer { for follower in followers { follower.cancel() } }
+            // Closed however the test ends: a transport left running would go on opening
+            // the loop device, which another test may attach next.
+            do {
+                try await exchange(first, second, one, two, device: device, image: image)
+            } catch {
+                await first.close()
+                await second.close()
+                throw error
+            }
+            await first.close()
+            await second.close()
+        }
+    }
+
+    func exchange(
+        _ first: any HeartbeatTransport, _ second: any HeartbeatTransport, _ one: PathRecorder, _ two: PathRecorder, device: String,
+        image: String
+    ) async throws {
+        do {
             func beat(_ count: Int, from offset: Int) async {
                 for index in 0..<count {
                     await first.sendNow(Array("one-\(offset + index)".utf8))
@@ -130,8 +149,13 @@ struct DiskHeartbeatDeviceTests {
             #expect(Set(sequences).count == sequences.count && sequences == sequences.sorted())
             #expect(first.counters.sent >= 10 && first.counters.dropped(.deviceError) == 0)
 
-            let detach = await BlockingPathTestSupport.run(["losetup", "-d", device])
-            try #require(detach.succeeded, "\(detach.failureDescription)")
+            // The device "disappears": its image cut to nothing and the loop device told its
+            // new size (it stays bound to this test: detaching it would free its number for
+            // another test on the machine, and attaching it again could take someone else's).
+            let saved = try #require(FileManager.default.contents(atPath: image)?.prefix(1 << 20))
+            try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 0)
+            let shrink = await BlockingPathTestSupport.run(["losetup", "--set-capacity", device])
+            try #require(shrink.succeeded, "\(shrink.failureDescription)")
             let before = one.count
             await beat(10, from: 100)
             #expect(await eventually(within: .seconds(5)) { one.failures == 1 && two.failures == 1 }, "\(one.events.withLock { $0 })")
@@ -140,15 +164,18 @@ struct DiskHeartbeatDeviceTests {
             #expect(one.failures == 1, "logged once while it stays failed: \(one.events.withLock { $0 })")
             #expect(one.count <= before + 1, "nothing delivered while the device is gone")
 
-            let attach = await BlockingPathTestSupport.run(["losetup", device, image])
-            try #require(attach.succeeded, "\(attach.failureDescription)")
+            // It comes back as it was.
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: image))
+            try handle.write(contentsOf: saved)
+            try handle.truncate(atOffset: 16 << 20)
+            try handle.close()
+            let grow = await BlockingPathTestSupport.run(["losetup", "--set-capacity", device])
+            try #require(grow.succeeded, "\(grow.failureDescription)")
             await beat(15, from: 300)
             #expect(await eventually(within: .seconds(5)) { one.recoveries == 1 && two.recoveries == 1 }, "\(one.events.withLock { $0 })")
             let after = one.count
             await beat(10, from: 400)
             #expect(await eventually(within: .seconds(5)) { one.count >= after + 3 }, "heartbeats flow again")
-            await first.close()
-            await second.close()
         }
     }
 }

@@ -57,6 +57,28 @@ struct SerialHeartbeatTransportTests {
         }
     }
 
+    /// Runs `body` with both ends open and closes them however it ends.
+    func withEnds(
+        _ config: ClusterConfig, _ one: PathRecorder, _ two: PathRecorder,
+        _ body: (any HeartbeatTransport, any HeartbeatTransport) async throws -> Void
+    ) async throws {
+        let first = try await open(config, "node1", one)
+        let second: any HeartbeatTransport
+        do { second = try await open(config, "node2", two) } catch {
+            await first.close()
+            throw error
+        }
+        do {
+            try await body(first, second)
+        } catch {
+            await first.close()
+            await second.close()
+            throw error
+        }
+        await first.close()
+        await second.close()
+    }
+
     func open(_ config: ClusterConfig, _ me: String, _ recorder: PathRecorder) async throws -> any HeartbeatTransport {
         let context = HeartbeatTransportContext(config: config, me: me, key: key, bootID: me == "node1" ? 1 : 2, events: recorder.eventSink)
         return try #require(try await SerialHeartbeatTransport.open(config.heartbeats[1], context))
@@ -67,33 +89,31 @@ struct SerialHeartbeatTransportTests {
         try await withCable { a, b, _ in
             let config = try BlockingPathTestSupport.config("  - {name: com1, type: comhb, devices: {node1: \(a), node2: \(b)}}")
             let (one, two) = (PathRecorder(), PathRecorder())
-            let first = try await open(config, "node1", one)
-            let second = try await open(config, "node2", two)
-            let followers = [one.follow(first), two.follow(second)]
-            defer { for follower in followers { follower.cancel() } }
-            // Another writer on node1's end of the line: garbage between the frames.
-            let noise = Glibc.open(a, O_WRONLY | O_NOCTTY)
-            try #require(noise >= 0)
-            defer { close(noise) }
-            var random = SplitMix64(state: 77)
-            for index in 0..<20 {
-                await first.sendNow(Array("one-\(index)".utf8))
-                await second.sendNow(Array("two-\(index)".utf8))
-                if index % 4 == 1 {
-                    try? await Task.sleep(for: .milliseconds(30))
-                    var garbage = (0..<300).map { _ in UInt8.random(in: 0...255, using: &random) }
-                    garbage += SerialFrame.sync + [0, 0, 0, 9]  // a false marker, cut
-                    _ = garbage.withUnsafeBytes { write(noise, $0.baseAddress, $0.count) }
+            try await withEnds(config, one, two) { first, second in
+                let followers = [one.follow(first), two.follow(second)]
+                defer { for follower in followers { follower.cancel() } }
+                // Another writer on node1's end of the line: garbage between the frames.
+                let noise = Glibc.open(a, O_WRONLY | O_NOCTTY)
+                try #require(noise >= 0)
+                defer { close(noise) }
+                var random = SplitMix64(state: 77)
+                for index in 0..<20 {
+                    await first.sendNow(Array("one-\(index)".utf8))
+                    await second.sendNow(Array("two-\(index)".utf8))
+                    if index % 4 == 1 {
+                        try? await Task.sleep(for: .milliseconds(30))
+                        var garbage = (0..<300).map { _ in UInt8.random(in: 0...255, using: &random) }
+                        garbage += SerialFrame.sync + [0, 0, 0, 9]  // a false marker, cut
+                        _ = garbage.withUnsafeBytes { write(noise, $0.baseAddress, $0.count) }
+                    }
+                    try? await Task.sleep(for: .milliseconds(60))
                 }
-                try? await Task.sleep(for: .milliseconds(60))
+                #expect(await eventually(within: .seconds(5)) { one.count >= 15 && two.count >= 15 }, "\(one.count) \(two.count)")
+                #expect(one.datagrams.withLock { $0.allSatisfy { $0.sender == "node2" } })
+                #expect(two.payloads.last == Array("one-19".utf8))
+                #expect(second.counters.dropped(.badFrame) >= 1, "\(second.counters)")
+                #expect(one.failures == 0 && two.failures == 0)
             }
-            #expect(await eventually(within: .seconds(5)) { one.count >= 15 && two.count >= 15 }, "\(one.count) \(two.count)")
-            #expect(one.datagrams.withLock { $0.allSatisfy { $0.sender == "node2" } })
-            #expect(two.payloads.last == Array("one-19".utf8))
-            #expect(second.counters.dropped(.badFrame) >= 1, "\(second.counters)")
-            #expect(one.failures == 0 && two.failures == 0)
-            await first.close()
-            await second.close()
         }
     }
 
@@ -102,19 +122,17 @@ struct SerialHeartbeatTransportTests {
         try await withCable { a, b, _ in
             let config = try BlockingPathTestSupport.config("  - {name: com1, type: comhb, devices: {node1: \(a), node2: \(b)}}")
             let (one, two) = (PathRecorder(), PathRecorder())
-            let first = try await open(config, "node1", one)
-            let second = try await open(config, "node2", two)
-            let follower = two.follow(second)
-            defer { follower.cancel() }
-            // 200 heartbeats of 20 KB, handed over at once: far more than the line takes.
-            for index in 0..<200 { await first.sendNow(Array("\(index)|".utf8) + [UInt8](repeating: 0x61, count: 20_000)) }
-            #expect(await eventually(within: .seconds(10)) { two.payloads.last?.starts(with: Array("199|".utf8)) == true })
-            let counters = first.counters
-            #expect(counters.staleNotSent > 0, "\(counters)")
-            #expect(counters.sent + counters.staleNotSent == 200, "\(counters)")
-            #expect(two.count < 200 && UInt64(two.count) == counters.sent, "\(two.count) \(counters)")
-            await first.close()
-            await second.close()
+            try await withEnds(config, one, two) { first, second in
+                let follower = two.follow(second)
+                defer { follower.cancel() }
+                // 200 heartbeats of 20 KB, handed over at once: far more than the line takes.
+                for index in 0..<200 { await first.sendNow(Array("\(index)|".utf8) + [UInt8](repeating: 0x61, count: 20_000)) }
+                #expect(await eventually(within: .seconds(10)) { two.payloads.last?.starts(with: Array("199|".utf8)) == true })
+                let counters = first.counters
+                #expect(counters.staleNotSent > 0, "\(counters)")
+                #expect(counters.sent + counters.staleNotSent == 200, "\(counters)")
+                #expect(two.count < 200 && UInt64(two.count) == counters.sent, "\(two.count) \(counters)")
+            }
         }
     }
 
@@ -123,34 +141,33 @@ struct SerialHeartbeatTransportTests {
         try await withCable { a, b, cable in
             let config = try BlockingPathTestSupport.config("  - {name: com1, type: comhb, devices: {node1: \(a), node2: \(b)}}")
             let (one, two) = (PathRecorder(), PathRecorder())
-            let first = try await open(config, "node1", one)
-            let second = try await open(config, "node2", two)
-            let followers = [one.follow(first), two.follow(second)]
-            defer { for follower in followers { follower.cancel() } }
-            func beat(_ count: Int) async {
-                for index in 0..<count {
-                    await first.sendNow(Array("one-\(index)".utf8))
-                    await second.sendNow(Array("two-\(index)".utf8))
-                    try? await Task.sleep(for: .milliseconds(100))
+            try await withEnds(config, one, two) { first, second in
+                let followers = [one.follow(first), two.follow(second)]
+                defer { for follower in followers { follower.cancel() } }
+                func beat(_ count: Int) async {
+                    for index in 0..<count {
+                        await first.sendNow(Array("one-\(index)".utf8))
+                        await second.sendNow(Array("two-\(index)".utf8))
+                        try? await Task.sleep(for: .milliseconds(100))
+                    }
                 }
+                await beat(5)
+                #expect(await eventually(within: .seconds(5)) { one.count >= 3 && two.count >= 3 })
+
+                Self.stopCable(cable, links: [a, b])
+                await beat(10)
+                #expect(await eventually(within: .seconds(5)) { one.failures == 1 && two.failures == 1 }, "\(one.events.withLock { $0 })")
+                let silent = one.count
+                await beat(10)
+                #expect(one.count == silent && one.failures == 1, "nothing arrives, said once")
+                #expect(first.counters.dropped(.deviceError) >= 2)
+
+                cable = try #require(try Self.startCable(a, b), "socat did not start again")
+                await beat(15)
+                #expect(
+                    await eventually(within: .seconds(5)) { one.recoveries == 1 && two.recoveries == 1 }, "\(one.events.withLock { $0 })")
+                #expect(await eventually(within: .seconds(5)) { one.count >= silent + 3 })
             }
-            await beat(5)
-            #expect(await eventually(within: .seconds(5)) { one.count >= 3 && two.count >= 3 })
-
-            Self.stopCable(cable, links: [a, b])
-            await beat(10)
-            #expect(await eventually(within: .seconds(5)) { one.failures == 1 && two.failures == 1 }, "\(one.events.withLock { $0 })")
-            let silent = one.count
-            await beat(10)
-            #expect(one.count == silent && one.failures == 1, "nothing arrives, said once")
-            #expect(first.counters.dropped(.deviceError) >= 2)
-
-            cable = try #require(try Self.startCable(a, b), "socat did not start again")
-            await beat(15)
-            #expect(await eventually(within: .seconds(5)) { one.recoveries == 1 && two.recoveries == 1 }, "\(one.events.withLock { $0 })")
-            #expect(await eventually(within: .seconds(5)) { one.count >= silent + 3 })
-            await first.close()
-            await second.close()
         }
     }
 
