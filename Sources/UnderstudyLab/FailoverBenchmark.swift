@@ -90,21 +90,59 @@ public struct FailoverBenchmark {
     var spec: LabSpec { lab.spec }
     public var floatingAddress: String { "10.200.\(spec.subnet).50" }
 
-    /// Adds the measured group: a floating IP.
+    /// Adds the measured group: a floating IP; with a shared disk (`spec.sharedDisk`) the
+    /// floating IP depends on the `disk` resource, so the client's first answer from the other
+    /// server comes after the mount.
     public static func writeGroup(spec: LabSpec, probeWait: String) throws {
         let floating = "10.200.\(spec.subnet).50"
+        var disk = ""
+        var depends = ""
+        if spec.sharedDisk == true {
+            disk = """
+                      - name: shared
+                        type: disk
+                        device: \(spec.sharedDiskPath)
+                        filesystem: ext4
+                        mount-point: \(spec.sharedMountPoint)
+                        fsck: never
+
+                """
+            depends = "        depends: [shared]\n"
+        }
         let group = """
             groups:
               - name: web
                 resources:
-                  - name: fip1
+            \(disk)      - name: fip1
                     type: fip
                     address: \(floating)/24
                     probe-wait: \(probeWait)
                     announce-interval: 20ms
-
+            \(depends)
             """
         try spec.appendToConfig(group)
+    }
+
+    /// From the new holder's alert log: milliseconds from "Activating group" to each resource's
+    /// "activated", in order (the share of the failover each resource took).
+    public func resourceTimes(on server: String) -> [(resource: String, milliseconds: Double)] {
+        guard let text = try? String(contentsOfFile: spec.stateDirectory(of: server) + "/alert.log", encoding: .utf8) else { return [] }
+        let lines = text.split(separator: "\n")
+        guard let start = lines.lastIndex(where: { $0.contains("Activating group web") }) else { return [] }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        func time(_ line: Substring) -> Date? { line.split(separator: " ").first.flatMap { formatter.date(from: String($0)) } }
+        guard let begun = time(lines[start]) else { return [] }
+        var times: [(String, Double)] = []
+        var previous = begun
+        for line in lines[start...] where line.contains("[rc 31]") {
+            guard let at = time(line), let name = line.split(separator: " ").drop(while: { $0 != "Resource" }).dropFirst().first else {
+                continue
+            }
+            times.append((String(name), at.timeIntervalSince(previous) * 1000))
+            previous = at
+        }
+        return times
     }
 
     /// The server the client gets its answers from now.
@@ -140,9 +178,10 @@ public struct FailoverBenchmark {
             if let answeredAt = output.flatMap(Int64.init) {
                 let seconds = Double(answeredAt - faultAt) / 1e9
                 results.append(seconds)
+                let shares = resourceTimes(on: other).map { "\($0.resource) \(String(format: "%.0f", $0.milliseconds)) ms" }
                 log(
                     "run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): \(other) answered after \(String(format: "%.3f", seconds)) s"
-                )
+                        + (shares.isEmpty ? "" : " (group start: \(shares.joined(separator: ", ")))"))
             } else {
                 log("run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): \(other) did not answer within the limit")
             }

@@ -156,16 +156,19 @@ struct LabFailoverBench: AsyncParsableCommand {
     @Option(name: .long, help: "Ping timeout of the pingnp resolution.") var pingTimeout: String = "1s"
     @Option(name: .long, help: "probe-wait of the floating IP.") var probeWait: String = "200ms"
     @Option(name: .long, help: "X in 10.200.X.0/24.") var subnet: Int = 9
+    @Flag(name: .long, help: "Put the floating IP on a shared disk resource (ext4 with mmp) that must mount first.")
+    var sharedDisk = false
 
     func run() async throws {
         let chosen = try faults.map { name -> FailoverBenchmark.Fault in
             guard let fault = FailoverBenchmark.Fault(rawValue: name) else { throw ValidationError("unknown fault '\(name)'") }
             return fault
         }
-        let spec = LabSpec(
+        var spec = LabSpec(
             prefix: "bench" + String(subnet), servers: 2, subnet: subnet, heartbeatInterval: interval,
             heartbeatTimeoutMilliseconds: timeoutMs,
             syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
+        if sharedDisk { spec.sharedDisk = true }
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
         defer { lab.down() }
