@@ -105,6 +105,7 @@ public struct FailoverBenchmark {
                         filesystem: ext4
                         mount-point: \(spec.sharedMountPoint)
                         fsck: never
+                        depends: []
 
                 """
             depends = "        depends: [shared]\n"

@@ -155,9 +155,10 @@ extension ClusterDaemon {
     func startRun(_ run: ResourceRun) {
         guard let resource = config.resource(named: run.resource)?.resource else { return }
         let resources = resources
+        let fencesBefore = fenceCounts[run.group, default: 0]
         Task {
             let outcome = await resources.perform(run, resource: resource)
-            self.runFinished(run.id, outcome)
+            self.runFinished(run, outcome, fencesBefore: fencesBefore)
         }
     }
 
@@ -165,11 +166,22 @@ extension ClusterDaemon {
     /// scripts run; every driver's fence is idempotent).
     func fence(_ group: GroupName) {
         guard let groupConfig = config.group(named: group) else { return }
+        fenceCounts[group, default: 0] += 1
         resources.fence(group: groupConfig, server: me)
     }
 
-    func runFinished(_ runID: UInt64, _ outcome: ResourceOutcome) {
-        perform(engine.handle(.resourceFinished(runID: runID, outcome: outcome), now: now()))
+    /// A start that ends after its group was fenced may have mounted a disk or added an
+    /// address the fence could not see yet: the Engine drops the run's result, and, unless
+    /// the group has been started here again since, it is fenced again so that nothing the
+    /// abandoned start did stays.
+    func runFinished(_ run: ResourceRun, _ outcome: ResourceOutcome, fencesBefore: Int) {
+        perform(engine.handle(.resourceFinished(runID: run.id, outcome: outcome), now: now()))
+        if run.operation == .start, fenceCounts[run.group, default: 0] != fencesBefore,
+            !engine.localStatus(of: run.group).holdsResources, let groupConfig = config.group(named: run.group)
+        {
+            logger.warning("resource \(run.resource) finished starting after group \(run.group) was fenced; fencing it again")
+            resources.fence(group: groupConfig, server: me)
+        }
     }
 
     func serviceStopped(_ then: AfterServiceStop) {

@@ -62,6 +62,9 @@ public actor ClusterDaemon {
     let alertLog: RotatingLog
     /// The heartbeat paths this server takes part in (HeartbeatTransport.swift).
     var transports: [any HeartbeatTransport] = []
+    /// How many times each group was fenced on this server: a start that was under way when
+    /// its group was fenced (a mount, an address) is fenced again when it ends.
+    var fenceCounts: [GroupName: Int] = [:]
     /// The control server on each of this server's LAN heartbeat addresses, in path order;
     /// nil where binding failed so far (`ClusterDaemon+Control.swift` retries it).
     var controlServers: [(address: String, server: ControlServer?)] = []
