@@ -92,12 +92,12 @@ enum MonitorProbes {
         .sambaw: { monitor, _, _ in
             SambaProbe(
                 host: monitor.text("host"), port: monitor.number("port"), share: monitor.text("share"), user: monitor.string("user"),
-                passwordFile: monitor.string("password-file"), timeout: monitor.timeout, nice: monitor.nice)
+                passwordFile: monitor.string("password-file"), timeout: monitor.timeout * 9 / 10, nice: monitor.nice)
         },
         .nfsw: { monitor, _, _ in
             NFSProbe(
                 host: monitor.text("host"), share: monitor.string("share"), version: monitor.number("version"),
-                port: monitor.number("port"), timeout: monitor.timeout)
+                port: monitor.number("port"), timeout: monitor.timeout * 9 / 10)
         },
     ]
 

@@ -125,6 +125,35 @@ struct SambaProbeTests {
         #expect(isError(down, containing: "connection refused"), "\(down)")
     }
 
+    @Test("sambaw and nfsw: the registry builds their probes from the configuration, with the schema's defaults")
+    func factories() throws {
+        let yaml = """
+            monitors:
+              - {name: smb1, type: sambaw, share: data, nice: 4, timeout: 10s, recovery: {target: local-server, final-action: none}}
+              - {name: smb2, type: sambaw, host: 10.0.0.9, port: 445, share: data, user: web, password-file: /etc/pw,
+                 recovery: {target: local-server, final-action: none}}
+              - {name: nfs1, type: nfsw, timeout: 10s, recovery: {target: local-server, final-action: none}}
+              - {name: nfs2, type: nfsw, version: 3, share: /export, recovery: {target: local-server, final-action: none}}
+            """
+        let config = try MonitorProbeTests.config(yaml, at: "/tmp/cluster.yaml")
+        let context = MonitorProbeTests.context(config, logDirectory: "/tmp")
+        func make(_ name: String) throws -> any MonitorProbe {
+            let monitor = try #require(config.monitors.first { $0.name == name })
+            #expect(MonitorProbes.unsupportedReason(monitor) == nil)
+            return MonitorProbes.make(monitor, start: MonitorStart(monitor: name, run: 1), context: context)
+        }
+        let smb1 = try #require(try make("smb1") as? SambaProbe)
+        #expect(smb1.host == "127.0.0.1" && smb1.port == 139 && smb1.share == "data" && smb1.user == nil && smb1.nice == 4)
+        #expect(smb1.timeout == .seconds(9))
+        let smb2 = try #require(try make("smb2") as? SambaProbe)
+        #expect(smb2.host == "10.0.0.9" && smb2.port == 445 && smb2.user == "web" && smb2.passwordFile == "/etc/pw")
+        let nfs1 = try #require(try make("nfs1") as? NFSProbe)
+        #expect(nfs1.host == "127.0.0.1" && nfs1.version == 4 && nfs1.port == 2049 && nfs1.share == nil && nfs1.portmapperPort == 111)
+        #expect(nfs1.timeout == .seconds(9))
+        let nfs2 = try #require(try make("nfs2") as? NFSProbe)
+        #expect(nfs2.version == 3 && nfs2.share == "/export")
+    }
+
     @Test("sambaw: names and output it refuses or explains without running smbd")
     func explanations() async {
         let slash = await SambaProbe(
