@@ -13,12 +13,16 @@ cd "$(dirname "$0")/.."
 # real upsd with dummy-ups and clone drivers for upsw), kmod (modprobe softdog for the
 # shutdown-stall watchdog's test), socat (a pty pair standing for the null-modem cable of comhb),
 # e2fsprogs, xfsprogs, util-linux and mount (mkfs, fsck, blkid, losetup, unshare: the disk
-# resource; `diskhb init` refuses a device with a file system). Installed only when missing, so the
+# resource; `diskhb init` refuses a device with a file system), samba and smbclient (a real smbd
+# and Samba's client for sambaw), nfs-ganesha, nfs-ganesha-vfs and rpcbind (a user-space NFS server
+# and the portmapper for nfsw v4/v3 and the nas resource), nfs-common (mount.nfs for the nas
+# mount test, which also needs a kernel NFS client). Installed only when missing, so the
 # command also works without network on a machine that already has them.
 need=()
 for pkg in procps iproute2 curl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
     postgresql postgresql-client mariadb-server mariadb-client python3 lvm2 sg3-utils \
-    hostname bsdutils nut-server nut-client kmod socat e2fsprogs xfsprogs util-linux mount; do
+    hostname bsdutils nut-server nut-client kmod socat e2fsprogs xfsprogs util-linux mount \
+    samba smbclient nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

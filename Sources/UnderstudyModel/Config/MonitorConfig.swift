@@ -309,15 +309,20 @@ public struct MonitorParameterSpec: Sendable, Equatable {
             ],
             .nfsw: [
                 MonitorParameterSpec("host", .host, default: .string("127.0.0.1"), "NFS server"),
-                MonitorParameterSpec("share", .string, "exported directory to check"),
-                MonitorParameterSpec("version", .intChoice([3, 4]), default: .int(4), "NFS protocol version"),
+                MonitorParameterSpec(
+                    "share", .string,
+                    "exported directory that must be there: in mountd's export list (3) or the pseudo file system (4)"),
+                MonitorParameterSpec(
+                    "version", .intChoice([3, 4]), default: .int(4),
+                    "3 = nfsd and mountd v3 through the portmapper; 4 = nfsd v4 on `port`"),
+                MonitorParameterSpec("port", .port, default: .int(2049), "nfsd's TCP port (version 4)"),
             ],
             .sambaw: [
                 MonitorParameterSpec("host", .host, default: .string("127.0.0.1"), "SMB server"),
                 MonitorParameterSpec("port", .port, default: .int(139), "SMB port"),
                 MonitorParameterSpec("share", .string, required: true, "share name"),
-                MonitorParameterSpec("user", .string, "user name"),
-                MonitorParameterSpec("password-file", .path, "file holding the password"),
+                MonitorParameterSpec("user", .string, "user name; none = guest (anonymous) session"),
+                MonitorParameterSpec("password-file", .path, "file holding the user's password"),
             ],
             .vmw: [],
             .ddnsw: [],

@@ -89,6 +89,16 @@ enum MonitorProbes {
         .psqlw: { monitor, _, _ in database(.postgres, monitor) },
         .mysqlw: { monitor, _, _ in database(.mysql, monitor) },
         .volmgrw: { monitor, _, _ in VolumeGroupProbe(volumeGroup: monitor.text("volume"), timeout: monitor.timeout, nice: monitor.nice) },
+        .sambaw: { monitor, _, _ in
+            SambaProbe(
+                host: monitor.text("host"), port: monitor.number("port"), share: monitor.text("share"), user: monitor.string("user"),
+                passwordFile: monitor.string("password-file"), timeout: monitor.timeout * 9 / 10, nice: monitor.nice)
+        },
+        .nfsw: { monitor, _, _ in
+            NFSProbe(
+                host: monitor.text("host"), share: monitor.string("share"), version: monitor.number("version"),
+                port: monitor.number("port"), timeout: monitor.timeout * 9 / 10)
+        },
     ]
 
     static func database(_ engine: DatabaseProbe.Engine, _ monitor: MonitorConfig) -> any MonitorProbe {
