@@ -33,12 +33,17 @@ struct PingResolver: Sendable {
     /// back, so it does not bind this server's lease until it is connected again.
     var provenCutOff: Set<ServerName> = []
 
-    init(targets: [String], timeout: Duration) {
+    /// `httpnp` is configured: the probe also asks the witness, and "reachable" means the
+    /// targets answered (if any) and the witness granted survival.
+    let witness: Bool
+
+    init(targets: [String], timeout: Duration, witness: Bool = false) {
         self.targets = targets
         self.timeout = timeout
+        self.witness = witness
     }
 
-    var isConfigured: Bool { !targets.isEmpty }
+    var isConfigured: Bool { !targets.isEmpty || witness }
 
     /// A new run of the cluster service: what was lost and the probe in flight are forgotten
     /// (the verified probes and the last result stay).
