@@ -77,10 +77,13 @@ struct WitnessTests {
         let spec = witnessSpec(heartbeat: true, resolution: true)
         let lab = try await upWithWitness(spec)
         defer { lab.down() }
-        let before = try #require(await lab.status(on: "node2"))
+        // httpnp's line is Unknown until the first question (at the latest the status question
+        // 10 s after the start), then Normal while the witness answers.
+        let before = try await lab.waitForStatus("witness lines normal", on: "node2", timeout: .seconds(15)) { status in
+            status.servers.first { $0.isLocal }?.networkPartition.first?.status == .normal
+        }
         let witnessPath = before.servers.first { $0.name == "node1" }?.heartbeats.first { $0.type == "witnesshb" }
         #expect(witnessPath?.status == .normal, "\(String(describing: witnessPath))")
-        #expect(before.servers.first { $0.isLocal }?.networkPartition.first?.status == .normal)
 
         try lab.partition(["node1"], ["node2"])
         let last = try await watchNoSplitBrain(lab, for: .seconds(5))
@@ -115,10 +118,13 @@ struct WitnessTests {
         let lab = try await upWithWitness(spec)
         defer { lab.down() }
         try lab.stopWitness()
-        try await Task.sleep(for: .seconds(2))
-        let status = try #require(await lab.status(on: "node1"))
-        #expect(status.servers.first { $0.name == "node2" }?.heartbeats.first { $0.type == "witnesshb" }?.status == .error)
-        #expect(status.servers.first { $0.isLocal }?.networkPartition.first?.status == .error, "httpnp shows the witness down")
+        // The witness path goes down after the timeout; httpnp at its next status question
+        // (every 10 s while nothing is missing).
+        let status = try await lab.waitForStatus("witness paths down", on: "node1", timeout: .seconds(15)) { status in
+            status.servers.first { $0.name == "node2" }?.heartbeats.first { $0.type == "witnesshb" }?.status == .error
+                && status.servers.first { $0.isLocal }?.networkPartition.first?.status == .error
+        }
+        #expect(status.servers.first { $0.name == "node2" }?.status == .online, "the LAN still carries the heartbeats")
         try lab.partition(["node1"], ["node2"])
         let last = try await watchNoSplitBrain(lab, for: .seconds(6))
         #expect(last.servers.isEmpty, "grp1 runs nowhere: \(last)\n\(diagnostics(lab))")

@@ -44,6 +44,7 @@ public final class WitnessService: Sendable {
         /// The newest sealed heartbeat request of each server, and when it came (uptime).
         var latest: [ServerName: (datagram: [UInt8], at: Duration, timeout: Duration)] = [:]
         var counters = Counters()
+        var lastVerdict: [ServerName: WitnessArbiter.Verdict] = [:]
     }
 
     private struct State {
@@ -172,7 +173,11 @@ public final class WitnessService: Sendable {
                 case .notYet: known.counters.notYet += 1
                 }
                 let after = known.arbiter.holders(at: now)
-                if before != after || verdict == .denied && !servers.allSatisfy(view.contains) {
+                // Logged when the grants change or a server's answer changes (a losing server
+                // asks every interval: not one line each time).
+                let previous = known.lastVerdict[opened.sender]
+                known.lastVerdict[opened.sender] = verdict
+                if before != after || previous != verdict {
                     log(
                         "cluster \(cluster): \(opened.sender) (sees \(view.sorted().joined(separator: ","))) asked for survival: \(verdict); grants held by \(after.sorted().joined(separator: ",").ifEmpty("nobody"))"
                     )
