@@ -82,6 +82,11 @@ struct WitnessProcessTests {
             #expect(
                 clpstat.standardOutput.contains("Witness Heartbeat") && clpstat.standardOutput.contains("http resolution"), "\(clpstat)")
 
+            let info = try await cluster.cli(["clpstat", "-i"], on: "node1")
+            #expect(
+                info.standardOutput.components(separatedBy: "Witness                       : \(spec.witnessAddress):\(port)").count == 3,
+                "\(info)")
+
             // The witness's status page counts the heartbeats and shows no key.
             let key = try String(contentsOfFile: cluster.keyPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             let page = try await WitnessStatusPage.fetch(host: spec.witnessAddress, port: port)
