@@ -73,6 +73,16 @@ public struct ServerEngine: Sendable {
     public var pingLost: Bool { ping.lost }
     /// How long one probe may take (`timeout` of `pingnp`); the Node enforces it.
     public var pingTimeout: Duration { ping.timeout }
+    /// The servers this server sees now (itself included), for the witness's question.
+    public func currentView(now: EngineTime) -> [ServerName] { view(now: now) }
+
+    /// How long one question to the witness (httpnp) may take: half of what the heartbeat
+    /// timeout leaves after an interval, from 100 ms to 2 s. A granted server asks again every
+    /// interval while a peer is missing, so it hears "no" or gets no answer (and loses) within
+    /// interval + this, before its grant can lapse at the witness (a heartbeat timeout).
+    public static func witnessRequestTimeout(_ timing: TimingSettings) -> Duration {
+        min(max((timing.heartbeatTimeout - timing.heartbeatInterval) / 2, .milliseconds(100)), .seconds(2))
+    }
     public var lastPingReachable: Bool? { ping.lastReachable }
     var pingTargets: [String] { ping.targets }
     /// The newest directory from this server's master (or its own, as master).
@@ -119,10 +129,18 @@ public struct ServerEngine: Sendable {
             if case .ping(let targets) = entry.kind { return targets }
             return []
         }
-        let pingTimeout = config.networkPartition.filter { $0.typeName == "pingnp" }.map(\.pingTimeout).max() ?? Defaults.pingTimeout
-        self.ping = PingResolver(targets: pingTargets, timeout: pingTimeout)
+        var pingTimeout = config.networkPartition.filter { $0.typeName == "pingnp" }.map(\.pingTimeout).max() ?? Defaults.pingTimeout
+        // httpnp asks the witness in the same probe (reachable: granted); its request may take
+        // `witnessRequestTimeout`.
+        let usesWitness = config.networkPartition.contains { $0.typeName == "httpnp" }
+        if usesWitness {
+            let witnessTimeout = Self.witnessRequestTimeout(config.cluster.timing)
+            pingTimeout = pingTargets.isEmpty ? witnessTimeout : max(pingTimeout, witnessTimeout)
+        }
+        self.ping = PingResolver(targets: pingTargets, timeout: pingTimeout, witness: usesWitness)
         // With ping resolution a losing server needs the time of its probe to find out.
-        self.takeoverMargin = config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty ? .zero : pingTimeout)
+        self.takeoverMargin =
+            config.cluster.timing.heartbeatInterval + (pingTargets.isEmpty && !usesWitness ? .zero : pingTimeout)
         self.stalls = StallDetector(
             tickPeriod: Self.tickPeriod(interval: config.cluster.timing.heartbeatInterval),
             holdLimit: StallDetector.holdLimit(
@@ -132,7 +150,7 @@ public struct ServerEngine: Sendable {
         self.myPriority = config.serverNames.firstIndex(of: me) ?? config.serverNames.count
         self.membership = Membership(
             me: me, servers: config.serverNames, timeout: config.cluster.timing.heartbeatTimeout,
-            usesMajority: usesMajority, exactHalfNeedsPing: !pingTargets.isEmpty)
+            usesMajority: usesMajority, exactHalfNeedsPing: !pingTargets.isEmpty || usesWitness)
         self.autoStartSuppressed = abnormalStop
         self.abnormalStopAtInit = abnormalStop
         self.persistent = persisted

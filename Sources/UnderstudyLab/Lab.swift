@@ -30,6 +30,7 @@ public final class Lab: @unchecked Sendable {
     private var processes: [String: Process] = [:]
     private var isDown = false
     private var netemProbe: Bool?
+    private var witness: LabProcess?
 
     /// What `lab.json` holds, for `attach` and `destroy` from another process.
     struct State: Codable {
@@ -295,6 +296,41 @@ public final class Lab: @unchecked Sendable {
             processes[server] = process
         }
         try saveState()
+    }
+
+    /// Starts (or restarts) `understudy witness` on the client, listening on
+    /// `LabSpec.witnessPort` for this lab's cluster; output appended to `witness.log`. It
+    /// runs inside the client's namespace, so `down` kills it with everything there.
+    public func startWitness() throws {
+        if let running = lock.withLock({ witness }), running.isAlive { throw LabError("the witness already runs (pid \(running.pid))") }
+        let log = spec.witnessLogPath
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: log), let ip = LabShell.which("ip") else { throw LabError("cannot open \(log)") }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ip)
+        process.arguments = [
+            "netns", "exec", spec.clientNamespace, binary, "witness", "--listen", "0.0.0.0:\(LabSpec.witnessPort)", "--cluster",
+            "lab\(spec.prefix)=\(spec.keyPath)",
+        ]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        guard let identity = LabProcess(pid: process.processIdentifier) else { throw LabError("the witness exited at once; see \(log)") }
+        lock.withLock {
+            witness = identity
+            processes["witness"] = process
+        }
+    }
+
+    /// Kills the witness (SIGKILL: it keeps nothing on disk anyway); returns when it is gone.
+    public func stopWitness() throws {
+        guard let running = lock.withLock({ witness }), running.signal(SIGKILL) else { throw LabError("the witness does not run") }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while running.isAlive && ContinuousClock.now < deadline { usleep(20_000) }
+        lock.withLock { processes["witness"]?.waitUntilExit() }
     }
 
     /// The daemon of `server` as last started (it may have died since).

@@ -20,6 +20,7 @@ public struct LabSpec: Codable, Sendable, Equatable {
     /// `none`, `stop-service`, `shutdown` or `reboot` (the OS commands only record).
     public var partitionAction: String
     /// `majority`; `ping`: pingnp with the client as target (it stands for the gateway);
+    /// `http`: httpnp with the witness on the client (`Lab.startWitness`);
     /// `auto`: ping for two servers (a majority of two cannot survive a split), else majority.
     public var resolution: String
     var effectiveResolution: String { resolution == "auto" ? (servers <= 2 ? "ping" : "majority") : resolution }
@@ -76,8 +77,8 @@ public struct LabSpec: Codable, Sendable, Equatable {
         }
         guard (1...9).contains(servers) else { throw LabError("a lab has 1 to 9 servers, not \(servers)") }
         guard (0...255).contains(subnet) else { throw LabError("the subnet index is 0 to 255, not \(subnet)") }
-        guard ["auto", "majority", "ping"].contains(resolution) else {
-            throw LabError("unknown partition resolution '\(resolution)' (auto, majority or ping)")
+        guard ["auto", "majority", "ping", "http"].contains(resolution) else {
+            throw LabError("unknown partition resolution '\(resolution)' (auto, majority, ping or http)")
         }
         guard ["none", "stop-service", "shutdown", "reboot"].contains(partitionAction) else {
             throw LabError("unknown network-partition action '\(partitionAction)'")
@@ -198,7 +199,7 @@ public struct LabSpec: Codable, Sendable, Equatable {
             heartbeats:
             \(heartbeats)
             network-partition:
-            \(effectiveResolution == "ping" ? "  - name: pingnp1\n    type: pingnp\n    targets: [\(publicAddress(of: LabSpec.client))]\n    timeout: \(pingTimeout)" : "  - name: majority1\n    type: majority")
+            \(partitionEntry)
 
             """
         if withGroup {
@@ -218,6 +219,28 @@ public struct LabSpec: Codable, Sendable, Equatable {
         }
         return text
     }
+
+    var partitionEntry: String {
+        switch effectiveResolution {
+        case "ping":
+            return "  - name: pingnp1\n    type: pingnp\n    targets: [\(publicAddress(of: LabSpec.client))]\n    timeout: \(pingTimeout)"
+        case "http":
+            return "  - name: httpnp1\n    type: httpnp\n    host: \(publicAddress(of: LabSpec.client))\n    port: \(LabSpec.witnessPort)"
+        default:
+            return "  - name: majority1\n    type: majority"
+        }
+    }
+
+    /// The port of the witness server on the client (`Lab.startWitness`).
+    public static let witnessPort = 8780
+
+    /// A `witnesshb` entry through the witness on the client, for `extraHeartbeats`.
+    public func witnessHeartbeatEntry(name: String = "witnesshb1") -> String {
+        "  - name: \(name)\n    type: witnesshb\n    host: \(publicAddress(of: LabSpec.client))\n    port: \(LabSpec.witnessPort)\n"
+    }
+
+    /// The witness server's log.
+    public var witnessLogPath: String { folder + "/witness.log" }
 
     /// Writes an executable script at `relativePath` in the lab's folder (for resources a test
     /// or a run adds).

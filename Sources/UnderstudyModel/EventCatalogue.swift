@@ -62,6 +62,17 @@ extension EventKind {
         "comhb", 71, .error,
         "a serial heartbeat line cannot be used (gone, hung up, read or write errors); it is opened again every interval")
     public static let serialHeartbeatRecovered = EventKind("comhb", 72, .info, "a serial heartbeat line works again")
+    public static let witnessHeartbeatFailed = EventKind(
+        "witnesshb", 71, .error,
+        "a witness heartbeat path cannot exchange heartbeats with the witness (unreachable, refused, no answer in time, or an answer that does not authenticate); it retries every interval"
+    )
+    public static let witnessHeartbeatRecovered = EventKind("witnesshb", 72, .info, "a witness heartbeat path works again")
+    public static let witnessResolutionFailed = EventKind(
+        "httpnp", 71, .error,
+        "the witness of an http network-partition resolution cannot be reached or does not authenticate; while a server is missing this server loses"
+    )
+    public static let witnessResolutionRecovered = EventKind(
+        "httpnp", 72, .info, "the witness of an http network-partition resolution answers again")
     // MARK: nm
 
     public static let serverUp = EventKind("nm", 1, .info, "a server's heartbeats are heard: it is up")
@@ -223,7 +234,8 @@ extension EventKind {
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .autoStartSuppressed,
         .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .diskHeartbeatFailed,
-        .diskHeartbeatRecovered, .serialHeartbeatFailed, .serialHeartbeatRecovered, .serverUp,
+        .diskHeartbeatRecovered, .serialHeartbeatFailed, .serialHeartbeatRecovered, .witnessHeartbeatFailed,
+        .witnessHeartbeatRecovered, .witnessResolutionFailed, .witnessResolutionRecovered, .serverUp,
         .serverDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired, .clusterNotFounded, .survivorForgotten,
         .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
         .pingTargetsUnreachable, .configurationMismatch, .serviceStarting, .serviceStopping, .serviceStopped, .osShutdown,

@@ -89,8 +89,15 @@ public final class SimulatedCluster {
     /// Decides, for a test, whether a heartbeat reaches a peer (true) or is lost (false):
     /// losses that depend on what the heartbeat says (`from`, `to`, the heartbeat).
     public var heartbeatFilter: ((ServerName, ServerName, Heartbeat) -> Bool)?
-    /// Servers whose pings to the `pingnp` targets get no answer (their uplink is cut).
+    /// Servers whose pings to the `pingnp` targets get no answer (their uplink is cut). With
+    /// `httpnp`, their questions to the witness get no answer either.
     public var unreachablePingTargets: Set<ServerName> = []
+    /// The witness of `httpnp` (nil without one): the real decision rule, fed with the
+    /// witness's uptime; `restartWitness` forgets everything, as a restarted witness does.
+    public private(set) var witness: WitnessArbiter?
+    public private(set) var witnessStartedAt: EngineTime = .zero
+    /// The witness process is down: every question goes unanswered.
+    public var witnessDown = false
     /// Bounded log of what happened, printed when an invariant breaks.
     public private(set) var trace: [String] = []
     public var traceLimit = 400
@@ -159,6 +166,35 @@ public final class SimulatedCluster {
         self.serverNames = config.serverNames
         self.heartbeatBudget = heartbeatBudget ?? HeartbeatBudget.estimate(config).bytes
         for server in serverNames { servers[server] = Server(name: server) }
+        if config.networkPartition.contains(where: { $0.typeName == "httpnp" }) { witness = WitnessArbiter() }
+    }
+
+    /// The witness restarts: it forgets every contact and grant and starts its quiet period.
+    public func restartWitness() {
+        guard witness != nil else { return }
+        witness = WitnessArbiter()
+        witnessStartedAt = now
+        note("witness restarts")
+    }
+
+    /// What `name`'s partition probe finds: the ping targets (if any) answer and, with a
+    /// witness, the witness grants survival; and how long the probe takes.
+    func probe(_ name: ServerName, targets: [String]) -> (reachable: Bool, after: Duration) {
+        let timeout = servers[name]?.engine?.pingTimeout ?? .seconds(1)
+        let quick = { self.random.duration(.milliseconds(1) ... .milliseconds(30)) }
+        guard var arbiter = witness else {
+            let reachable = !unreachablePingTargets.contains(name)
+            return (reachable, reachable ? quick() : timeout)
+        }
+        if witnessDown || unreachablePingTargets.contains(name) { return (false, timeout) }
+        let view = Set(servers[name]?.engine?.currentView(now: now) ?? [name])
+        let verdict = arbiter.decide(
+            WitnessArbiter.Request(
+                server: name, servers: serverNames, view: view, heartbeatTimeout: config.cluster.timing.heartbeatTimeout),
+            at: now - witnessStartedAt)
+        witness = arbiter
+        if verdict != .granted { note("witness: \(name) (sees \(view.sorted())) \(verdict)") }
+        return (verdict == .granted, quick())
     }
 
     // MARK: - Faults and operations
@@ -445,13 +481,10 @@ public final class SimulatedCluster {
             case .fenceGroup(let group):
                 note("\(name): fence \(group)")
                 fenced(group, on: name)
-            case .probePingTargets(let probeID, _):
-                let reachable = !unreachablePingTargets.contains(name)
+            case .probePingTargets(let probeID, let targets):
+                let (reachable, after) = probe(name, targets: targets)
                 let incarnation = servers[name]?.incarnation ?? 0
-                schedule(
-                    .pingDone(name, incarnation: incarnation, probeID: probeID, reachable: reachable),
-                    after: reachable
-                        ? random.duration(.milliseconds(1) ... .milliseconds(30)) : (servers[name]?.engine?.pingTimeout ?? .seconds(1)))
+                schedule(.pingDone(name, incarnation: incarnation, probeID: probeID, reachable: reachable), after: after)
             case .sendHeartbeat(let heartbeat):
                 deliver(heartbeat, from: name)
             case .sendHeartbeatNow:

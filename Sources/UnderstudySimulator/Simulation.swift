@@ -87,12 +87,17 @@ public enum Simulation {
     }
 
     /// The configuration of a server count and its heartbeat budget, built once: every
-    /// schedule of that count runs the same.
-    static func prepared(servers count: Int) -> (ClusterConfig, Int) {
-        if let known = preparedConfigs.withLock({ $0[count] }) { return known }
-        let config = config(servers: count)
+    /// schedule of that count runs the same. `witness`: `httpnp` instead of the count's
+    /// usual resolution.
+    static func prepared(servers count: Int, witness: Bool = false) -> (ClusterConfig, Int) {
+        let slot = witness ? -count : count
+        if let known = preparedConfigs.withLock({ $0[slot] }) { return known }
+        var config = config(servers: count)
+        if witness {
+            config.networkPartition = [NetworkPartitionConfig(name: "httpnp1", kind: .http(host: "192.0.2.200", port: 8780))]
+        }
         let prepared = (config, HeartbeatBudget.estimate(config).bytes)
-        preparedConfigs.withLock { $0[count] = prepared }
+        preparedConfigs.withLock { $0[slot] = prepared }
         return prepared
     }
 
@@ -111,10 +116,14 @@ public enum Simulation {
     /// - Parameter heartbeatSizeCheckInterval: how heartbeats are sized against the
     ///   configuration's heartbeat budget: 1, each by its full encoding; n, from their parts,
     ///   measured again every n-th near the limit (see `SimulatedCluster.deliver`).
+    /// - Parameter witness: the cluster resolves partitions with `httpnp` (a simulated witness
+    ///   running the real decision rule): a side whose ping targets are lost cannot reach the
+    ///   witness either, and the witness restarts and goes down now and then.
     public static func run(
-        seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16
+        seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16,
+        witness: Bool = false
     ) -> Result {
-        let (config, budget) = prepared(servers: count)
+        let (config, budget) = prepared(servers: count, witness: witness)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts, heartbeatBudget: budget)
         world.heartbeatSizeCheckInterval = heartbeatSizeCheckInterval
         var schedule = Schedule(world: world, random: SeededRandom(seed: seed ^ 0x5EED))
@@ -125,6 +134,25 @@ public enum Simulation {
         while time < faultWindow {
             time += schedule.random.duration(.seconds(1) ... .seconds(6))
             schedule.inject(Fault.draw(&schedule.random, servers: count), at: time)
+        }
+        if witness {
+            // Witness faults from a generator of their own (the schedule's draws stay as they are).
+            var random = SeededRandom(seed: seed ^ 0x3171_4E55)
+            var at: Duration = .seconds(8)
+            while at < faultWindow {
+                at += random.duration(.seconds(3) ... .seconds(15))
+                if at >= faultWindow { break }
+                if random.chance(0.7) {
+                    world.at(at, "fault: witness restarts") { world.restartWitness() }
+                } else {
+                    let down = random.duration(.milliseconds(500) ... .seconds(8))
+                    world.at(at, "fault: witness down") { world.witnessDown = true }
+                    world.at(at + down, "fault end: witness up (restarted)") {
+                        world.witnessDown = false
+                        world.restartWitness()
+                    }
+                }
+            }
         }
         let quiet = time + .seconds(12)
         schedule.quiet(at: quiet)

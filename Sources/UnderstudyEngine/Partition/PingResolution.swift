@@ -33,12 +33,17 @@ struct PingResolver: Sendable {
     /// back, so it does not bind this server's lease until it is connected again.
     var provenCutOff: Set<ServerName> = []
 
-    init(targets: [String], timeout: Duration) {
+    /// `httpnp` is configured: the probe also asks the witness, and "reachable" means the
+    /// targets answered (if any) and the witness granted survival.
+    let witness: Bool
+
+    init(targets: [String], timeout: Duration, witness: Bool = false) {
         self.targets = targets
         self.timeout = timeout
+        self.witness = witness
     }
 
-    var isConfigured: Bool { !targets.isEmpty }
+    var isConfigured: Bool { !targets.isEmpty || witness }
 
     /// A new run of the cluster service: what was lost and the probe in flight are forgotten
     /// (the verified probes and the last result stay).
@@ -62,9 +67,15 @@ struct PingResolver: Sendable {
         lastView = view
     }
 
-    /// A loss no probe started after it has checked yet.
+    /// Start time of the newest probe, whatever it found (httpnp only).
+    var lastProbeStart: EngineTime?
+
+    /// A loss no probe started after it has checked yet. With a witness, a "no" comes back at
+    /// once: a loss counts as checked by any probe started after it (else the loser would ask
+    /// again and again without pause); it asks again every interval.
     var hasUnprobedLoss: Bool {
-        lostAt.values.contains { at in lastVerifiedProbeStart.map { $0 < at } ?? true }
+        let checked = witness ? lastProbeStart : lastVerifiedProbeStart
+        return lostAt.values.contains { at in checked.map { $0 < at } ?? true }
     }
 
     /// Starts a probe; its id.
@@ -72,7 +83,17 @@ struct PingResolver: Sendable {
         let id = nextProbeID
         nextProbeID += 1
         probe = (id, now)
+        if witness { lastProbeStart = now }
         return id
+    }
+
+    /// What the probe asks, for log messages.
+    var resolverText: String {
+        switch (targets.isEmpty, witness) {
+        case (true, _): return "The witness"
+        case (false, true): return "Ping targets \(targets.joined(separator: ", ")) and the witness"
+        case (false, false): return "Ping targets \(targets.joined(separator: ", "))"
+        }
     }
 
     /// A lost server counts as down only once a probe started after the loss reached a
@@ -146,7 +167,9 @@ extension ServerEngine {
         if ping.lastReachable != reachable {
             log(
                 reachable ? .connectivityRegained : .pingTargetsUnreachable,
-                "Ping targets \(ping.targets.joined(separator: ", ")) are \(reachable ? "reachable" : "unreachable") from \(me).")
+                ping.witness
+                    ? "\(ping.resolverText) \(reachable ? "grants" : "does not grant") \(me) survival (or cannot be reached)."
+                    : "\(ping.resolverText) are \(reachable ? "reachable" : "unreachable") from \(me).")
         }
         ping.lastReachable = reachable
         if reachable {
@@ -155,7 +178,11 @@ extension ServerEngine {
                 ping.lost = false
                 startListening(now: now)
                 heartbeatDirty = true
-                log(.connectivityRegained, "\(me) reaches the ping targets again: rejoining the cluster.")
+                log(
+                    .connectivityRegained,
+                    ping.witness
+                        ? "\(ping.resolverText) grants \(me) survival again: rejoining the cluster."
+                        : "\(me) reaches the ping targets again: rejoining the cluster.")
             }
             return
         }
@@ -165,7 +192,11 @@ extension ServerEngine {
         let incomplete = serverNames.contains { !ping.lastView.contains($0) }
         guard incomplete, !ping.lost else { return }
         ping.lost = true
-        log(.partitionLost, "Network partition: \(me) does not see every server and reaches no ping target; stopping its groups at once.")
+        log(
+            .partitionLost,
+            ping.witness
+                ? "Network partition: \(me) does not see every server and \(ping.resolverText.lowercasedFirst) does not grant it survival; stopping its groups at once."
+                : "Network partition: \(me) does not see every server and reaches no ping target; stopping its groups at once.")
         loseThePartition(now: now)
     }
 
@@ -201,4 +232,8 @@ extension ServerEngine {
     /// With ping resolution, a lost peer counts as down only once a probe started after the
     /// loss reached a target.
     func pingConfirms(_ server: ServerName) -> Bool { ping.confirms(server) }
+}
+
+extension String {
+    fileprivate var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
 }

@@ -34,9 +34,12 @@ extension ClusterDaemon {
             case .fenceGroup(let group):
                 fence(group)
             case .probePingTargets(let probeID, let targets):
-                guard let probe = PartitionResolvers.probe(for: "pingnp") else { break }
+                // pingnp's targets and httpnp's witness, all at once; the view is the one of
+                // the moment the Engine asked.
+                let question = PartitionQuestion(targets: targets, timeout: engine.pingTimeout, view: engine.currentView(now: now()))
+                let probes = partitionProbes
                 Task {
-                    let reachable = await probe.anyReachable(targets, timeout: self.engine.pingTimeout)
+                    let reachable = await PartitionResolvers.survives(question, probes: probes)
                     self.perform(self.engine.handle(.pingProbeFinished(probeID: probeID, reachable: reachable), now: self.now()))
                 }
             case .sendHeartbeatNow:

@@ -16,6 +16,16 @@ extension ClusterDaemon {
     /// The Engine's status plus this daemon's transport counters.
     func snapshot() -> ClusterStatusSnapshot {
         var status = engine.snapshot(now: now())
+        // httpnp: Normal while the witness answers (authenticated), Error when it does not.
+        for probe in partitionProbes {
+            guard let line = probe.lineStatus else { continue }
+            for index in status.servers.indices where status.servers[index].isLocal {
+                for np in status.servers[index].networkPartition.indices where status.servers[index].networkPartition[np].name == line.name
+                {
+                    status.servers[index].networkPartition[np].status = line.normal.map { $0 ? .normal : .error } ?? .unknown
+                }
+            }
+        }
         var lines = transports.map { transport in
             let counters = transport.counters
             return ClusterStatusSnapshot.TransportLine(

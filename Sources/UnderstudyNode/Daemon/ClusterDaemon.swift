@@ -65,6 +65,8 @@ public actor ClusterDaemon {
     /// How many times each group was fenced on this server: a start that was under way when
     /// its group was fenced (a mount, an address) is fenced again when it ends.
     var fenceCounts: [GroupName: Int] = [:]
+    /// The probes of the network-partition resolvers (pingnp, httpnp).
+    var partitionProbes: [any PartitionProbe] = []
     /// The control server on each of this server's LAN heartbeat addresses, in path order;
     /// nil where binding failed so far (`ClusterDaemon+Control.swift` retries it).
     var controlServers: [(address: String, server: ControlServer?)] = []
@@ -190,6 +192,10 @@ public actor ClusterDaemon {
             HeartbeatTransportContext(config: config, me: me, key: key, bootID: engine.bootID) { [weak self] event in
                 Task { await self?.heartbeatPathChanged(event) }
             })
+        partitionProbes = PartitionResolvers.open(
+            PartitionProbeContext(config: config, me: me, key: key, bootID: engine.bootID) { [weak self] failed, name, reason in
+                Task { await self?.partitionProbeChanged(failed: failed, name: name, reason: reason) }
+            })
         do {
             try await startControlServers()
             localServer = try await LocalControlServer.start(path: paths.socketPath) { [weak self] request in
@@ -265,11 +271,22 @@ public actor ClusterDaemon {
     func heartbeatPathChanged(_ event: HeartbeatPathEvent) {
         switch event {
         case .failed(let path, let type, let reason):
-            let kind: EventKind = type == "diskhb" ? .diskHeartbeatFailed : .serialHeartbeatFailed
+            let kind: EventKind =
+                type == "diskhb" ? .diskHeartbeatFailed : type == "witnesshb" ? .witnessHeartbeatFailed : .serialHeartbeatFailed
             record(LogEntry(kind, "Heartbeat path \(path) (\(type)) is down: \(reason); retrying every interval."))
         case .recovered(let path, let type):
-            let kind: EventKind = type == "diskhb" ? .diskHeartbeatRecovered : .serialHeartbeatRecovered
+            let kind: EventKind =
+                type == "diskhb" ? .diskHeartbeatRecovered : type == "witnesshb" ? .witnessHeartbeatRecovered : .serialHeartbeatRecovered
             record(LogEntry(kind, "Heartbeat path \(path) (\(type)) works again."))
+        }
+    }
+
+    /// The witness of an httpnp entry stopped or started answering (said once per change).
+    func partitionProbeChanged(failed: Bool, name: String, reason: String) {
+        if failed {
+            record(LogEntry(.witnessResolutionFailed, "The witness of \(name) (httpnp) does not answer: \(reason)."))
+        } else {
+            record(LogEntry(.witnessResolutionRecovered, "The witness of \(name) (httpnp) answers again."))
         }
     }
 

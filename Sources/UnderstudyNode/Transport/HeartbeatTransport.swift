@@ -54,6 +54,7 @@ public enum HeartbeatTransports {
         "lanhb": LanHeartbeatTransport.open,
         "diskhb": DiskHeartbeatTransport.open,
         "comhb": SerialHeartbeatTransport.open,
+        "witnesshb": WitnessHeartbeatTransport.open,
     ]
 
     /// The heartbeat types (`heartbeats[].type`) this daemon runs.

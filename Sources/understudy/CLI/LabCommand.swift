@@ -43,18 +43,32 @@ struct LabUp: AsyncParsableCommand {
     @Option(name: .long, help: "Heartbeat timeout in milliseconds.") var timeoutMs: Int = 1500
     @Option(name: .long, help: "Network-partition action: none, stop-service, shutdown, reboot.") var npAction: String = "none"
     @Option(
-        name: .long, help: "Partition resolution: auto (ping for two servers, else majority), majority, ping (the client is the target).")
+        name: .long,
+        help:
+            "Partition resolution: auto (ping for two servers, else majority), majority, ping (the client is the target), http (httpnp, the witness runs on the client)."
+    )
     var resolution: String = "auto"
     @Option(name: .long, help: "Ping timeout of the pingnp resolution.") var pingTimeout: String = "1s"
+    @Flag(name: .long, help: "Add a witnesshb path through a witness server on the client.") var witnessHeartbeat = false
     @Flag(name: .long, help: "Build the network only; start no daemon.") var noDaemons = false
 
     func run() async throws {
-        let spec = LabSpec(
+        var spec = LabSpec(
             prefix: lab.prefix, servers: servers, secondLink: secondLink, subnet: subnet, heartbeatInterval: interval,
             heartbeatTimeoutMilliseconds: timeoutMs, partitionAction: npAction, resolution: resolution, pingTimeout: pingTimeout)
+        if witnessHeartbeat { spec.extraHeartbeats = spec.witnessHeartbeatEntry() }
+        let witness = witnessHeartbeat || resolution == "http"
         do {
-            let built = try await Lab.up(spec, binary: currentBinary(), startDaemons: !noDaemons)
+            let built = try await Lab.up(spec, binary: currentBinary(), startDaemons: !noDaemons && !witness)
             built.keepRunning = true
+            if witness {
+                // The witness first: daemons that start before it lose their first questions.
+                try built.startWitness()
+                if !noDaemons {
+                    for server in spec.serverNames { try built.startDaemon(server) }
+                    for server in spec.serverNames { try await built.waitForSocket(server) }
+                }
+            }
             print(built.report())
             print("stop it with: understudy lab down --prefix \(spec.prefix)")
         } catch {

@@ -215,13 +215,16 @@ enum StatusRendering {
                     }
                 }
                 out.append("    Speed                         : \(speed)")
-            case .witness:
-                break
+            case .witness(let host, let port):
+                out.append("    Witness                       : \(host):\(port)")
             }
         }
         for (index, np) in config.networkPartition.enumerated() {
             out.append("  [NP\(index) : \(np.name)]")
             out.append("    Type                          : \(np.typeName)")
+            if case .http(let host, let port) = np.kind {
+                out.append("    Witness                       : \(host):\(port)")
+            }
         }
         var resourceIndex = 0
         for (index, group) in config.groups.enumerated() {

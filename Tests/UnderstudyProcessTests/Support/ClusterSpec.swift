@@ -85,6 +85,10 @@ struct ClusterSpec: Sendable {
     var deviceLinks: [String: [String: String]] = [:]
     /// A second LAN path `lanhb2`, on 127.0.<subnet>.101, .102, … (see `secondAddress(of:)`).
     var secondPath = false
+    /// A witness server (`understudy witness`, started by the test) on `witnessAddress` and
+    /// this port: a `witnesshb1` path and `httpnp1` resolution instead of majority.
+    var witnessPort: Int?
+    var witnessAddress: String { "127.0.\(subnet).200" }
 
     /// Control, heartbeat and http ports: free on every address when the spec was made (a
     /// fixed port in the ephemeral range may be taken by any outgoing connection).
@@ -135,11 +139,11 @@ struct ClusterSpec: Sendable {
               - name: lanhb1
                 type: lanhb
                 addresses: {\(addresses)}
-            \(secondPath ? "  - name: lanhb2\n    type: lanhb\n    addresses: {\(servers.map { "\($0): \(secondAddress(of: $0))" }.joined(separator: ", "))}\n" : "")
+            \(secondPath ? "  - name: lanhb2\n    type: lanhb\n    addresses: {\(servers.map { "\($0): \(secondAddress(of: $0))" }.joined(separator: ", "))}\n" : "")\
+            \(witnessPort.map { "  - name: witnesshb1\n    type: witnesshb\n    host: \(witnessAddress)\n    port: \($0)\n" } ?? "")
 
             network-partition:
-              - name: majority1
-                type: majority
+            \(witnessPort.map { "  - name: httpnp1\n    type: httpnp\n    host: \(witnessAddress)\n    port: \($0)" } ?? "  - name: majority1\n    type: majority")
             \(pingTarget.map { "  - name: pingnp1\n    type: pingnp\n    targets: [\($0)]\n" } ?? "")
             """
         if !groups.isEmpty { text += "groups:\n" }

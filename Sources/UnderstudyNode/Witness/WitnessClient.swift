@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+import UnderstudyEngine
+
+/// A server's side of the witness protocol (`WitnessMessage`): seals a request with the
+/// cluster key, this server's name and boot id and the next sequence number of its kind,
+/// POSTs it and takes only a reply that authenticates, comes from the witness and answers
+/// this very request (its boot id and sequence echoed).
+final class WitnessClient: Sendable {
+    let host: String
+    let port: Int
+    let cluster: String
+    let me: ServerName
+    let bootID: UInt64
+    private let codec: DatagramCodec
+    private let nextSequence: Mutex<UInt64>
+
+    init(host: String, port: Int, cluster: String, me: ServerName, key: ClusterKey, bootID: UInt64, firstSequence: UInt64 = 1) {
+        self.host = host
+        self.port = port
+        self.cluster = cluster
+        self.me = me
+        self.bootID = bootID
+        codec = DatagramCodec(key: key)
+        nextSequence = Mutex(firstSequence)
+    }
+
+    var upcomingSequence: UInt64 { nextSequence.withLock { $0 } }
+
+    var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// Sends `request` and returns the witness's reply; throws when the witness cannot be
+    /// reached in `timeout`, refuses the request or answers something that does not verify.
+    func exchange(_ request: WitnessMessage.Request, timeout: Duration) async throws -> WitnessMessage.Reply {
+        let sequence = nextSequence.withLock { value in
+            defer { value &+= 1 }
+            return value
+        }
+        let sealed: [UInt8]
+        do {
+            sealed = try codec.seal(payload: WitnessMessage.encode(request), sender: me, bootID: bootID, sequence: sequence)
+        } catch {
+            throw WitnessExchangeError("cannot seal the request: \(error)")
+        }
+        let path = "/v1/clusters/\(cluster)/\(request.kind.pathComponent)"
+        let (status, body) = try await WitnessHTTPClient.post(host: host, port: port, path: path, body: sealed, timeout: timeout)
+        guard status == 200 else {
+            let text = String(decoding: body.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw WitnessExchangeError("the witness \(endpoint) answered HTTP \(status): \(text)")
+        }
+        let opened: DatagramCodec.Opened
+        switch codec.authenticate(body) {
+        case .failure(let reason):
+            throw WitnessExchangeError("the answer of the witness \(endpoint) does not authenticate (\(reason)): another key?")
+        case .success(let authenticated):
+            opened = authenticated
+        }
+        guard opened.sender == WitnessMessage.witnessSender else {
+            throw WitnessExchangeError("the answer of the witness \(endpoint) comes from \(opened.sender)")
+        }
+        guard case .success(let reply) = WitnessMessage.parseReply(opened.payload) else {
+            throw WitnessExchangeError("the answer of the witness \(endpoint) is malformed")
+        }
+        guard reply.kind == request.kind, reply.requestBootID == bootID, reply.requestSequence == sequence else {
+            throw WitnessExchangeError("the answer of the witness \(endpoint) is not the answer to this request (replayed?)")
+        }
+        return reply
+    }
+}

@@ -1,0 +1,195 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The event-loop thread of every witness exchange of a server (witnesshb, httpnp), apart
+/// from the heartbeat thread: a slow or hung witness holds back no LAN heartbeat.
+public enum WitnessEventLoop {
+    public static let group: MultiThreadedEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+}
+
+// MARK: - Server
+
+/// `understudy witness`: an HTTP/1.1 server (SwiftNIO) in front of a `WitnessService`. One
+/// request per connection (`Connection: close`); a connection is closed after
+/// `connectionLimit` whatever it does, bodies above `WitnessMessage.maximumBodySize` are
+/// refused (413) without being kept.
+public final class WitnessServer: Sendable {
+    public static let connectionLimit: TimeAmount = .seconds(10)
+
+    let channel: any Channel
+    public let service: WitnessService
+
+    private init(channel: any Channel, service: WitnessService) {
+        self.channel = channel
+        self.service = service
+    }
+
+    public static func start(
+        host: String, port: Int, service: WitnessService, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> WitnessServer {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.backlog, value: 128)
+            .childChannelInitializer { channel in
+                channel.eventLoop.scheduleTask(in: connectionLimit) { channel.close(promise: nil) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(WitnessHTTPHandler(service: service))
+                }
+            }
+            .bind(host: host, port: port).get()
+        return WitnessServer(channel: channel, service: service)
+    }
+
+    /// The port bound (useful with port 0).
+    public var port: Int? { channel.localAddress?.port }
+
+    public func close() async { try? await channel.close() }
+
+    /// Waits until the server's channel closes.
+    public func wait() async { try? await channel.closeFuture.get() }
+}
+
+final class WitnessHTTPHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let service: WitnessService
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(service: WitnessService) { self.service = service }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead):
+            head = requestHead
+            body = []
+            tooLarge = false
+            if let length = requestHead.headers["content-length"].first.flatMap({ Int($0) }), length > WitnessMessage.maximumBodySize {
+                tooLarge = true
+            }
+        case .body(var buffer):
+            guard !tooLarge else { return }
+            if body.count + buffer.readableBytes > WitnessMessage.maximumBodySize {
+                tooLarge = true
+                body = []
+            } else {
+                body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
+            }
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            let path = String(head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+            let response = service.handle(method: head.method.rawValue, path: path, body: tooLarge ? nil : body)
+            body = []
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: response.contentType)
+            headers.add(name: "Content-Length", value: String(response.body.count))
+            headers.add(name: "Connection", value: "close")
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: response.status), headers: headers))),
+                promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+// MARK: - Client
+
+/// Why an exchange with the witness failed (the path is down, the resolution lost).
+public struct WitnessExchangeError: Error, CustomStringConvertible, Equatable {
+    public let reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// One HTTP/1.1 POST to the witness, on a connection of its own, bounded by `timeout` as a
+/// whole (connect, send, answer): the status and the body (at most
+/// `WitnessMessage.maximumBodySize` bytes).
+enum WitnessHTTPClient {
+    static func post(
+        host: String, port: Int, path: String, body: [UInt8], timeout: Duration,
+        group: any EventLoopGroup = WitnessEventLoop.group
+    ) async throws -> (status: Int, body: [UInt8]) {
+        let loop = group.next()
+        let promise = loop.makePromise(of: (status: Int, body: [UInt8]).self)
+        let limit = TimeAmount.nanoseconds(
+            max(1, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
+        let timer = loop.scheduleTask(in: limit) {
+            promise.fail(WitnessExchangeError("no answer from the witness \(host):\(port) within \(timeout)"))
+        }
+        let connect = ClientBootstrap(group: loop)
+            .connectTimeout(limit)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(WitnessResponseCollector(promise: promise))
+                }
+            }
+            .connect(host: host, port: port)
+        connect.whenFailure { error in promise.fail(WitnessExchangeError("cannot connect to the witness \(host):\(port): \(error)")) }
+        connect.whenSuccess { channel in
+            var headers = HTTPHeaders()
+            headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+            headers.add(name: "Content-Type", value: "application/octet-stream")
+            headers.add(name: "Content-Length", value: String(body.count))
+            headers.add(name: "Connection", value: "close")
+            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
+        }
+        defer { timer.cancel() }
+        return try await promise.futureResult.get()
+    }
+}
+
+final class WitnessResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    let promise: EventLoopPromise<(status: Int, body: [UInt8])>
+    private var status = 0
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>) { self.promise = promise }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            status = Int(head.status.code)
+        case .body(var buffer):
+            if body.count + buffer.readableBytes > WitnessMessage.maximumBodySize {
+                tooLarge = true
+            } else if !tooLarge {
+                body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
+            }
+        case .end:
+            if tooLarge {
+                promise.fail(WitnessExchangeError("the witness's answer is larger than \(WitnessMessage.maximumBodySize) bytes"))
+            } else {
+                promise.succeed((status, body))
+            }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        promise.fail(WitnessExchangeError("the witness closed the connection without an answer"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        promise.fail(WitnessExchangeError("HTTP error talking to the witness: \(error)"))
+        context.close(promise: nil)
+    }
+}
