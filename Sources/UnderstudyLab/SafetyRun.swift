@@ -128,7 +128,8 @@ public struct SafetyRun {
                 guard let holder = await currentHolder() ?? spec.serverNames.first else { continue }
                 log("fault \(round + 1)/\(perKind): \(kind.rawValue) on \(holder) at boottime \(Double(LeaseFile.boottimeNow()) / 1e9) s")
                 try await inject(kind, on: holder)
-                if kind == .partitionNoTarget {
+                // With a disk heartbeat the servers still hear each other: nothing has to stop.
+                if kind == .partitionNoTarget && spec.extraHeartbeats == nil {
                     // Nobody can prove it survives: every server has stopped the group.
                     for server in spec.serverNames {
                         if let group = await lab.status(on: server)?.groups.first(where: { $0.name == "safe" }),

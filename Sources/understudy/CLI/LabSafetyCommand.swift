@@ -29,6 +29,10 @@ struct LabSafety: AsyncParsableCommand {
             "Add a shared disk (ext4 with mmp, a loop device per server) with a writer of fsync'ed numbered records; check afterwards that no acknowledged record is lost, the records never interleave and fsck finds it clean."
     )
     var sharedDisk = false
+    @Flag(
+        name: .long,
+        help: "Add a disk heartbeat (diskhb) on a loop device: LAN partitions then leave the servers hearing each other through the disk.")
+    var diskhb = false
 
     func run() async throws {
         var chosen: [SafetyFault] = []
@@ -45,6 +49,22 @@ struct LabSafety: AsyncParsableCommand {
             heartbeatTimeoutMilliseconds: timeoutMs, syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
         if sharedDisk { spec.sharedDisk = true }
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var heartbeatDisk: (image: String, device: String)?
+        defer {
+            if let heartbeatDisk {
+                _ = try? LabShell.run(["losetup", "-d", heartbeatDisk.device])
+                try? FileManager.default.removeItem(atPath: heartbeatDisk.image)
+            }
+        }
+        if diskhb {
+            let image = "/tmp/understudy-safety\(subnet)-diskhb.img"
+            FileManager.default.createFile(atPath: image, contents: nil)
+            try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 16 << 20)
+            let device = try LabShell.check(["losetup", "--find", "--show", image]).trimmingCharacters(in: .whitespacesAndNewlines)
+            heartbeatDisk = (image, device)
+            try LabShell.check([binary, "diskhb", "init", device], timeout: .seconds(30))
+            spec.extraHeartbeats = "  - name: diskhb1\n    type: diskhb\n    device: \(device)\n"
+        }
         let lab: Lab
         do {
             lab = try await Lab.up(spec, binary: binary, startDaemons: false)
