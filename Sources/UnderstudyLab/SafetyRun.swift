@@ -48,11 +48,14 @@ public struct SafetyRun {
     public let lab: Lab
     public let binary: String
     var log: (String) -> Void
+    /// With a shared disk: which servers have it mounted, every 50 ms during the run.
+    public let mountSampler: MountSampler
 
     public init(lab: Lab, binary: String, log: @escaping (String) -> Void = { _ in }) {
         self.lab = lab
         self.binary = binary
         self.log = log
+        self.mountSampler = MountSampler(spec: lab.spec)
     }
 
     var spec: LabSpec { lab.spec }
@@ -123,6 +126,9 @@ public struct SafetyRun {
         var recovered = 0
         var stillHeld: [String] = []
         try await waitForHolder(upTo: .seconds(30))
+        let sampler = mountSampler
+        let sampling = spec.sharedDisk == true ? Task { await sampler.run() } : nil
+        defer { sampling?.cancel() }
         for round in 0..<perKind {
             for kind in kinds {
                 guard let holder = await currentHolder() ?? spec.serverNames.first else { continue }
@@ -162,6 +168,10 @@ public struct SafetyRun {
         /// Mounts the daemons logged as refused because the file system was in use (MMP or
         /// busy): the kernel's last line of defence at work.
         public var refusedMounts: Int
+        /// Samples (every 50 ms over the run) at which two servers had it mounted at once.
+        public var doubleMounts: [String]
+        public var mountSamples: Int
+        public var mountedSeconds: [String: Double]
     }
 
     /// After the run: every process of the lab killed (so every server's mount namespace and
@@ -194,7 +204,8 @@ public struct SafetyRun {
         }
         return SharedDiskResult(
             check: SharedDiskCheck(diskRecords: records, acknowledgements: acknowledgements), fsckClean: fsck.succeeded,
-            fsckOutput: String(fsck.output.suffix(2000)), refusedMounts: refused)
+            fsckOutput: String(fsck.output.suffix(2000)), refusedMounts: refused, doubleMounts: mountSampler.doubleMounts,
+            mountSamples: mountSampler.sampleCount, mountedSeconds: mountSampler.mountedSeconds)
     }
 
     // MARK: - Faults

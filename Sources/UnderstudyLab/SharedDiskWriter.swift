@@ -107,3 +107,76 @@ public struct SharedDiskCheck: Sendable {
         }
     }
 }
+
+/// Samples, every `period`, whether each lab server has the shared file system mounted: in
+/// any mount namespace of any process inside the server's network namespace (the daemon's,
+/// and after a kill -9 its keeper's and services'). Afterwards, the intervals during which
+/// two servers had it mounted at once.
+public final class MountSampler: @unchecked Sendable {
+    public static let period: Duration = .milliseconds(50)
+
+    let mountPoint: String
+    /// Server → the inode of its network namespace file.
+    let namespaces: [String: UInt64]
+    private let lock = NSLock()
+    private var samples: [(at: Int64, mounted: Set<String>)] = []
+
+    public init(spec: LabSpec) {
+        mountPoint = spec.sharedMountPoint
+        var namespaces: [String: UInt64] = [:]
+        for server in spec.serverNames {
+            var info = stat()
+            if stat("/run/netns/" + spec.namespace(of: server), &info) == 0 { namespaces[server] = UInt64(info.st_ino) }
+        }
+        self.namespaces = namespaces
+    }
+
+    /// One sample: the servers that have it mounted now.
+    public func mountedNow() -> Set<String> {
+        guard let pids = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var seenMountNamespaces: Set<UInt64> = []
+        var mounted: Set<String> = []
+        for name in pids where name.first?.isNumber == true {
+            var net = stat()
+            var mnt = stat()
+            guard stat("/proc/\(name)/ns/net", &net) == 0, stat("/proc/\(name)/ns/mnt", &mnt) == 0,
+                let server = namespaces.first(where: { $0.value == UInt64(net.st_ino) })?.key,
+                !mounted.contains(server), seenMountNamespaces.insert(UInt64(mnt.st_ino)).inserted
+            else { continue }
+            if MountTable.entry(at: mountPoint, in: MountTable.current(path: "/proc/\(name)/mountinfo")) != nil {
+                mounted.insert(server)
+            }
+        }
+        return mounted
+    }
+
+    /// Samples until the task is cancelled.
+    public func run() async {
+        while !Task.isCancelled {
+            let now = LeaseFile.boottimeNow()
+            let mounted = mountedNow()
+            lock.withLock { samples.append((now, mounted)) }
+            try? await Task.sleep(for: Self.period)
+        }
+    }
+
+    public var sampleCount: Int { lock.withLock { samples.count } }
+
+    /// Samples at which more than one server had the file system mounted.
+    public var doubleMounts: [String] {
+        lock.withLock { samples.filter { $0.mounted.count > 1 } }.map {
+            "\($0.mounted.sorted().joined(separator: " and ")) had it mounted at boottime \(Double($0.at) / 1e9) s"
+        }
+    }
+
+    /// Seconds each server had it mounted (by samples).
+    public var mountedSeconds: [String: Double] {
+        let list = lock.withLock { samples }
+        var seconds: [String: Double] = [:]
+        for (index, sample) in list.enumerated().dropFirst() {
+            let length = Double(sample.at - list[index - 1].at) / 1e9
+            for server in list[index - 1].mounted { seconds[server, default: 0] += length }
+        }
+        return seconds
+    }
+}

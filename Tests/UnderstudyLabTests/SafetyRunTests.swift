@@ -53,6 +53,9 @@ struct SharedDiskSafetyTests {
         #expect(disk.check.lost.isEmpty, "\(disk.check.lost)")
         #expect(disk.check.interleavings.isEmpty, "\(disk.check.interleavings)")
         #expect(disk.fsckClean, "\(disk.fsckOutput)")
+        #expect(disk.doubleMounts.isEmpty, "\(disk.doubleMounts)")
+        // The sampler saw the mount, on both servers over the run.
+        #expect(disk.mountSamples > 100 && disk.mountedSeconds.count == 2, "\(disk.mountSamples) \(disk.mountedSeconds)")
         // The writer really wrote, and the disk changed hands.
         #expect(disk.check.acknowledged > 50, "\(disk.check.acknowledged)")
         #expect(disk.check.handovers >= 1, "\(disk.check.handovers)")

@@ -92,10 +92,14 @@ struct LabSafety: AsyncParsableCommand {
             print(
                 "shared disk: \(disk.check.records) records, \(disk.check.acknowledged) acknowledged, \(disk.check.lost.count) lost, \(disk.check.handovers) handovers, \(disk.check.interleavings.count) interleavings, \(disk.refusedMounts) mounts refused while in use; fsck -n: \(disk.fsckClean ? "clean" : "NOT CLEAN")"
             )
+            print(
+                "mounts sampled every 50 ms: \(disk.mountSamples) samples, mounted seconds \(disk.mountedSeconds.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value))" }.joined(separator: ", ")); on two servers at once: \(disk.doubleMounts.count)"
+            )
+            for problem in disk.doubleMounts.prefix(10) { print("  \(problem)") }
             for problem in disk.check.interleavings.prefix(10) { print("  \(problem)") }
             for record in disk.check.lost.prefix(10) { print("  lost: \(record)") }
             if !disk.fsckClean { print(disk.fsckOutput) }
-            diskFailed = !disk.check.lost.isEmpty || !disk.check.interleavings.isEmpty || !disk.fsckClean
+            diskFailed = !disk.check.lost.isEmpty || !disk.check.interleavings.isEmpty || !disk.fsckClean || !disk.doubleMounts.isEmpty
         }
         if result.overlaps.isEmpty && result.stillHeldWithoutProof.isEmpty && !diskFailed {
             print("overlaps: none (I1 held)")
