@@ -58,11 +58,12 @@ struct BlockDeviceProbeTests {
         let images = (1...2).map { NSTemporaryDirectory() + "understudy-volmgrw-\(getpid())-\($0).img" }
         let group = "understudy\(getpid())"
         var devices: [String] = []
+        var detached: [String] = []
         // Cleaned up with awaited commands, not in a `defer`: LVM commands can take seconds,
         // and blocking one of the test runner's few threads that long stalls every other test.
         func cleanUp() async {
             _ = await Self.run(["vgremove", "-f", group])
-            for device in devices {
+            for device in devices where !detached.contains(device) {
                 _ = await Self.run(["pvremove", "-ff", "-y", device])
                 _ = await Self.run(["losetup", "-d", device])
             }
@@ -76,7 +77,7 @@ struct BlockDeviceProbeTests {
                 try #require(attach.succeeded, "\(attach.failureDescription)")
                 devices.append(attach.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            try await checkVolumeGroup(group, over: devices)
+            try await checkVolumeGroup(group, over: devices, detached: &detached)
         } catch {
             await cleanUp()
             throw error
@@ -85,7 +86,7 @@ struct BlockDeviceProbeTests {
     }
 
     /// Normal over every physical volume, partial without one, an error once removed.
-    func checkVolumeGroup(_ group: String, over devices: [String]) async throws {
+    func checkVolumeGroup(_ group: String, over devices: [String], detached: inout [String]) async throws {
         let pv = await Self.run(["pvcreate", "-ff", "-y"] + devices)
         try #require(pv.succeeded, "\(pv.failureDescription)")
         let vg = await Self.run(["vgcreate", group] + devices)
@@ -93,8 +94,10 @@ struct BlockDeviceProbeTests {
         let probe = VolumeGroupProbe(volumeGroup: group, timeout: .seconds(10))
         #expect(await probe.check() == .normal)
 
-        // One physical volume disappears (its disk is gone): the group is partial.
+        // One physical volume disappears (its disk is gone): the group is partial. Noted, so that
+        // clean-up never detaches the number again: another test may have attached it since.
         let detach = await Self.run(["losetup", "-d", devices[1]])
+        if detach.succeeded { detached.append(devices[1]) }
         #expect(detach.succeeded, "\(detach.failureDescription)")
         let partial = await probe.check()
         if case .error(let reason) = partial {
