@@ -215,3 +215,26 @@ extension Mutex where Value == TransportCounters {
         }
     }
 }
+
+/// A heartbeat path served by an I/O thread of its own (`diskhb`, `comhb`): what the daemon
+/// sees of it is the same for every such path.
+protocol BlockingHeartbeatTransport: HeartbeatTransport {
+    var state: BlockingPathState { get }
+    var context: HeartbeatTransportContext { get }
+}
+
+extension BlockingHeartbeatTransport {
+    var received: AsyncStream<ReceivedDatagram> { state.received }
+    var counters: TransportCounters { state.counters.withLock { $0 } }
+
+    /// Hands the newest heartbeat to the thread; never waits on the device.
+    func send(
+        _ payload: [UInt8], at deadline: ContinuousClock.Instant?, freshUntil: ContinuousClock.Instant,
+        sent: (@Sendable (Duration) -> Void)?
+    ) async {
+        state.checkStuck(limit: context.config.cluster.timing.heartbeatTimeout)
+        state.submit(PendingHeartbeat(payload: payload, deadline: deadline, freshUntil: freshUntil))
+    }
+
+    func close() async { state.stop() }
+}

@@ -16,7 +16,7 @@ import UnderstudyModel
 /// A slot seen for the first time (at start, or after the device failed) is not delivered:
 /// it may be a dead server's last heartbeat. Only a slot that changed since the last read
 /// proves its writer alive; a slot read again unchanged is no new heartbeat.
-struct DiskHeartbeatTransport: HeartbeatTransport {
+struct DiskHeartbeatTransport: BlockingHeartbeatTransport {
     let path: String
     let worker: DiskHeartbeatWorker
     let heartbeat: HeartbeatConfig
@@ -61,16 +61,7 @@ struct DiskHeartbeatTransport: HeartbeatTransport {
         return DiskHeartbeatTransport(path: heartbeat.name, worker: worker, heartbeat: heartbeat, context: context)
     }
 
-    var received: AsyncStream<ReceivedDatagram> { worker.state.received }
-    var counters: TransportCounters { worker.state.counters.withLock { $0 } }
-
-    func send(
-        _ payload: [UInt8], at deadline: ContinuousClock.Instant?, freshUntil: ContinuousClock.Instant,
-        sent: (@Sendable (Duration) -> Void)?
-    ) async {
-        worker.state.checkStuck(limit: context.config.cluster.timing.heartbeatTimeout)
-        worker.state.submit(PendingHeartbeat(payload: payload, deadline: deadline, freshUntil: freshUntil))
-    }
+    var state: BlockingPathState { worker.state }
 
     func reopened() async throws -> any HeartbeatTransport {
         worker.state.stop()
@@ -80,7 +71,6 @@ struct DiskHeartbeatTransport: HeartbeatTransport {
         return transport
     }
 
-    func close() async { worker.state.stop() }
 }
 
 /// The thread of one disk heartbeat path: writes this server's slot when a heartbeat is due,

@@ -168,7 +168,7 @@ public struct SerialFrameDecoder: Sendable {
 /// waits while a frame is still going out is replaced by the next), and reads and
 /// authenticates what arrives. A line that fails (the device is gone, read or write errors,
 /// hang-up) is closed, logged once, counted in `deviceError` and opened again every interval.
-struct SerialHeartbeatTransport: HeartbeatTransport {
+struct SerialHeartbeatTransport: BlockingHeartbeatTransport {
     let path: String
     let worker: SerialHeartbeatWorker
     let heartbeat: HeartbeatConfig
@@ -204,16 +204,7 @@ struct SerialHeartbeatTransport: HeartbeatTransport {
         return SerialHeartbeatTransport(path: heartbeat.name, worker: worker, heartbeat: heartbeat, context: context)
     }
 
-    var received: AsyncStream<ReceivedDatagram> { worker.state.received }
-    var counters: TransportCounters { worker.state.counters.withLock { $0 } }
-
-    func send(
-        _ payload: [UInt8], at deadline: ContinuousClock.Instant?, freshUntil: ContinuousClock.Instant,
-        sent: (@Sendable (Duration) -> Void)?
-    ) async {
-        worker.state.checkStuck(limit: context.config.cluster.timing.heartbeatTimeout)
-        worker.state.submit(PendingHeartbeat(payload: payload, deadline: deadline, freshUntil: freshUntil))
-    }
+    var state: BlockingPathState { worker.state }
 
     func reopened() async throws -> any HeartbeatTransport {
         worker.state.stop()
@@ -223,7 +214,6 @@ struct SerialHeartbeatTransport: HeartbeatTransport {
         return transport
     }
 
-    func close() async { worker.state.stop() }
 }
 
 public struct SerialLineError: Error, Equatable, CustomStringConvertible {
