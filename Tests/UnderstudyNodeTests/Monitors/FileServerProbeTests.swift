@@ -264,6 +264,8 @@ struct NFSProbeTests {
         #expect(isError(missing, containing: "NFS4ERR_NOENT"), "\(missing)")
 
         server.signal(SIGSTOP)
+        // Stopping takes effect asynchronously: probe only once every thread is stopped.
+        _ = await eventually(within: .seconds(5), every: .milliseconds(20)) { allThreadsStopped(server.pid) }
         let started = ContinuousClock.now
         let hung = await probe(nil, timeout: .seconds(2)).check()
         #expect(isError(hung, containing: "did not answer in time"), "\(hung)")
@@ -383,5 +385,16 @@ struct ONCRPCCodecTests {
         #expect(throws: ONCRPC.Failure.self) { try reader.append([0x80, 0x20, 0, 0]) }
         // A length field larger than the bytes that follow.
         #expect(throws: ONCRPC.Failure.self) { try NFSProbe.exportList([0, 0, 0, 1, 0, 0, 0x10, 0]) }
+    }
+}
+
+/// Every thread of `pid` is stopped (state `T` in /proc).
+func allThreadsStopped(_ pid: Int32) -> Bool {
+    guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task"), !tasks.isEmpty else { return false }
+    return tasks.allSatisfy { task in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T")
     }
 }
