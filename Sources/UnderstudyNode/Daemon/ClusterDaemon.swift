@@ -188,6 +188,10 @@ public actor ClusterDaemon {
     /// Binds every socket, starts the cluster service and runs until the daemon is told to
     /// exit (SIGTERM, or a final action that ends in an OS shutdown).
     public func run() async throws {
+        // A daemon restarted at once after a crash starts nothing while the previous one's
+        // keeper still fences this server.
+        try await KeeperLock(stateDirectory: paths.stateDirectory).waitUntilFree(
+            limit: Keeper.killLimit + .seconds(40), logger: logger)
         transports = try await HeartbeatTransports.open(
             HeartbeatTransportContext(config: config, me: me, key: key, bootID: engine.bootID) { [weak self] event in
                 Task { await self?.heartbeatPathChanged(event) }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import UnderstudyEngine
 import UnderstudyModel
 
@@ -30,7 +31,9 @@ public enum Keeper {
         _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory]
+        process.arguments = [
+            "keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory, "--instance", DaemonInstance.token,
+        ]
         process.standardInput = pipe.fileHandleForReading
         do {
             try process.run()
@@ -49,11 +52,57 @@ public enum Keeper {
         try? handle.close()
     }
 
+    /// How long the keeper goes on killing what the dead daemon spawned before it fences
+    /// anyway (a process blocked in the kernel on a dead device dies only when it wakes).
+    public static let killLimit: Duration = .seconds(20)
+    /// How long it then waits for such a process, to fence again once it is gone.
+    public static let lateProcessLimit: Duration = .seconds(600)
+
     /// Keeper side: waits for the daemon to go, then fences if it did not say goodbye.
-    public static func run(config: ClusterConfig, server: ServerName, stateDirectory: String, logger: Logger) async {
+    ///
+    /// The keeper holds `KeeperLock` from its start to the end of its fence, and a new daemon
+    /// on this server waits for that lock before it starts anything: a daemon restarted at
+    /// once (systemd) cannot start a group while the previous one's keeper still fences it.
+    /// Before fencing, the keeper kills every process the daemon spawned (`DaemonInstance`)
+    /// and waits until they are gone: a `mount` that was on its way cannot complete after the
+    /// fence and leave the disk mounted here.
+    public static func run(config: ClusterConfig, server: ServerName, stateDirectory: String, instance: String?, logger: Logger) async {
+        let lock = KeeperLock(stateDirectory: stateDirectory)
+        let held = lock.acquire(logger: logger)
         let message = FileHandle.standardInput.readDataToEndOfFile()
         if String(decoding: message, as: UTF8.self).contains("clean") { return }
         logger.critical("the daemon of \(server) died: fencing its resources on this server")
+        var late: [Int32] = []
+        if let instance {
+            late = await InstanceProcesses.killAll(token: instance, limit: killLimit)
+            if !late.isEmpty {
+                let names = late.map { InstanceProcesses.describe($0) }.joined(separator: ", ")
+                logger.critical(
+                    "processes of the dead daemon do not die within \(killLimit) (blocked in the kernel?): \(names); fencing now, and again once they are gone"
+                )
+            }
+        }
+        await fence(config: config, server: server, stateDirectory: stateDirectory, logger: logger)
+        if held { lock.release() }
+        guard let instance, !late.isEmpty else { return }
+        // A process that was blocked may still complete a mount: once they are all gone, fence
+        // again — unless a new daemon runs here by then (its keeper holds the lock): it
+        // manages this server now, and its start checks see what is mounted.
+        let remaining = await InstanceProcesses.killAll(token: instance, limit: lateProcessLimit)
+        guard remaining.isEmpty else {
+            logger.critical("processes of the dead daemon still run after \(lateProcessLimit): \(remaining); giving up")
+            return
+        }
+        guard lock.tryAcquire() else {
+            logger.warning("the last processes of the dead daemon are gone, but a new daemon runs on this server: not fencing again")
+            return
+        }
+        logger.critical("the last processes of the dead daemon are gone: fencing again")
+        await fence(config: config, server: server, stateDirectory: stateDirectory, logger: logger)
+        lock.release()
+    }
+
+    static func fence(config: ClusterConfig, server: ServerName, stateDirectory: String, logger: Logger) async {
         let drivers = ResourceDrivers(
             context: ResourceDriverContext(
                 server: server, runner: ScriptRunner(logger: logger),
@@ -62,6 +111,80 @@ public enum Keeper {
                 logger: logger))
         for group in config.groups where group.servers.contains(server) {
             for task in drivers.fence(group: group, server: server) { await task.value }
+        }
+    }
+}
+
+/// `keeper.lock` in the state directory: held by the keeper while it may still fence. A
+/// daemon starting on this server waits until it is free (`waitUntilFree`).
+public struct KeeperLock: Sendable {
+    public let path: String
+
+    public init(stateDirectory: String) { path = stateDirectory + "/keeper.lock" }
+
+    /// Blocks until the lock is this process's (the previous keeper ends its fence first);
+    /// writes this pid into the file for the messages of a waiting daemon.
+    func acquire(logger: Logger) -> Bool {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else {
+            logger.error(
+                "cannot open \(path): \(String(cString: strerror(errno))); a daemon restarted at once would not wait for this keeper")
+            return false
+        }
+        while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
+        Self.held.withLock { $0 = descriptor }
+        _ = ftruncate(descriptor, 0)
+        let text = Array("\(getpid())\n".utf8)
+        _ = text.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
+        return true
+    }
+
+    /// Takes the lock only if nobody holds it.
+    func tryAcquire() -> Bool {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return false }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            return false
+        }
+        Self.held.withLock { $0 = descriptor }
+        return true
+    }
+
+    func release() {
+        Self.held.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
+    }
+
+    /// The descriptor holding the lock in this process (a keeper holds at most one).
+    private static let held = Mutex<Int32>(-1)
+
+    /// Daemon side: returns once no keeper holds the lock, or throws after `limit` naming the
+    /// keeper that still does. Bounded: one try every 100 ms.
+    public func waitUntilFree(limit: Duration, logger: Logger) async throws(DaemonStartError) {
+        let deadline = ContinuousClock.now + limit
+        var told = false
+        while true {
+            let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard descriptor >= 0 else {
+                throw DaemonStartError("cannot open \(path): \(String(cString: strerror(errno)))")
+            }
+            let free = flock(descriptor, LOCK_EX | LOCK_NB) == 0
+            close(descriptor)
+            if free { return }
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            guard ContinuousClock.now < deadline else {
+                throw DaemonStartError(
+                    "the keeper of a previous daemon (pid \(holder)) still fences this server after \(limit) (\(path) is locked); start again once it has finished, or stop it"
+                )
+            }
+            if !told {
+                logger.warning("waiting for the keeper of the previous daemon (pid \(holder)) to finish fencing this server")
+                told = true
+            }
+            try? await Task.sleep(for: .milliseconds(100))
         }
     }
 }

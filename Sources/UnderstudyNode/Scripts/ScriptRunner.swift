@@ -397,6 +397,7 @@ final class ScriptSupervisor: Sendable {
             }
             entries[key] = value
         }
+        if let marker = Environment.Key(rawValue: DaemonInstance.variable) { entries[marker] = DaemonInstance.token }
         guard !invocation.arguments.contains(where: { $0.utf8.contains(0) }) else {
             throw ScriptLaunchError(reason: "cannot run \(executable): an argument contains a NUL byte")
         }

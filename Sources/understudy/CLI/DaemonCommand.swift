@@ -132,6 +132,8 @@ struct KeeperCommand: AsyncParsableCommand {
     @Option(name: .long) var config: String
     @Option(name: .long) var server: String
     @Option(name: .customLong("state-dir")) var stateDirectory: String
+    /// The daemon's `DaemonInstance` token: what it spawned carries it.
+    @Option(name: .long) var instance: String?
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -146,6 +148,6 @@ struct KeeperCommand: AsyncParsableCommand {
         // Signals meant for the daemon's process group must not take the keeper with it.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
-        await Keeper.run(config: loaded, server: server, stateDirectory: stateDirectory, logger: logger)
+        await Keeper.run(config: loaded, server: server, stateDirectory: stateDirectory, instance: instance, logger: logger)
     }
 }

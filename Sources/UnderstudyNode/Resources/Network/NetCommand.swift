@@ -74,9 +74,13 @@ struct NetCommandRunner: Sendable {
             for (key, value) in environment ?? [:] {
                 if let name = Environment.Key(rawValue: key) { custom[name] = value }
             }
+            // The keeper kills what a dead daemon left running (a mount finishing late).
+            let marker = Environment.Key(rawValue: DaemonInstance.variable)
+            if let marker { custom[marker] = DaemonInstance.token }
+            let inherited = marker.map { Environment.inherit.updating([$0: DaemonInstance.token]) } ?? .inherit
             let result = try await Subprocess.run(
                 .name("timeout"), arguments: Arguments(wrapped),
-                environment: environment == nil ? .inherit : .custom(custom),
+                environment: environment == nil ? inherited : .custom(custom),
                 output: .string(limit: 1 << 20), error: .string(limit: 1 << 20))
             var code: Int32?
             var timedOut = false
