@@ -94,7 +94,9 @@ public enum Simulation {
         if let known = preparedConfigs.withLock({ $0[slot] }) { return known }
         var config = config(servers: count)
         if witness {
-            config.networkPartition = [NetworkPartitionConfig(name: "httpnp1", kind: .http(host: "192.0.2.200", port: 8780))]
+            config.networkPartition = [
+                NetworkPartitionConfig(name: "httpnp1", kind: .http(WitnessEndpoint(host: "192.0.2.200", port: 8780)))
+            ]
         }
         let prepared = (config, HeartbeatBudget.estimate(config).bytes)
         preparedConfigs.withLock { $0[slot] = prepared }

@@ -479,6 +479,34 @@ struct ConfigErrorTests {
         expectError(yaml, line: 12, keyPath: "network-partition[1].port", "from 1 to 65535")
     }
 
+    @Test func witnessCAFileWithoutTLS() {
+        let yaml = baseCluster + "  - {name: w, type: httpnp, host: 192.0.2.9, ca-file: /etc/ssl/witness.pem}\n" + baseGroup
+        expectError(yaml, line: 12, keyPath: "network-partition[1].ca-file", "applies to HTTPS only", "tls: true")
+    }
+
+    @Test func witnessCAFileMissingIsAWarning() throws {
+        let yaml =
+            baseCluster
+            + "  - {name: w, type: httpnp, host: 192.0.2.9, tls: true, ca-file: /nonexistent/witness.pem, server-name: w.example}\n"
+            + baseGroup
+        let loaded = try load(yaml, checkFiles: true)
+        let warning = try #require(loaded.warnings.first { $0.keyPath == "network-partition[1].ca-file" })
+        #expect(warning.line == 12 && warning.message.contains("cannot read the certificate file /nonexistent/witness.pem"))
+        guard case .http(let endpoint)? = loaded.config.networkPartition.last?.kind else {
+            Issue.record("no httpnp entry")
+            return
+        }
+        #expect(
+            endpoint
+                == WitnessEndpoint(
+                    host: "192.0.2.9", port: 80, tls: WitnessTLS(caFile: "/nonexistent/witness.pem", serverName: "w.example")))
+    }
+
+    @Test func witnessTLSNotABool() {
+        let yaml = baseCluster + "  - {name: w, type: httpnp, host: 192.0.2.9, tls: yes-please}\n" + baseGroup
+        expectError(yaml, line: 12, keyPath: "network-partition[1].tls", "expected true or false")
+    }
+
     // MARK: Names and addresses
 
     @Test func serverNameMustBeALowercaseHostname() {

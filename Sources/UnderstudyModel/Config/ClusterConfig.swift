@@ -213,7 +213,7 @@ public struct HeartbeatConfig: Sendable, Equatable {
         /// the line speed in bit/s.
         case serial(devices: [String: String], speed: Int)
         /// HTTP witness server.
-        case witness(host: String, port: Int)
+        case witness(WitnessEndpoint)
     }
     public var name: String
     public var comment: String
@@ -236,6 +236,39 @@ public struct HeartbeatConfig: Sendable, Equatable {
     }
 }
 
+/// Where a witness server listens (`witnesshb`, `httpnp`), and how it is reached.
+public struct WitnessEndpoint: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    /// HTTPS when set; plain HTTP when nil (requests are authenticated either way).
+    public var tls: WitnessTLS?
+
+    public init(host: String, port: Int, tls: WitnessTLS? = nil) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+    }
+
+    /// `host:port`, `[v6]:port`, with `https://` in front when TLS is on.
+    public var displayText: String {
+        (tls == nil ? "" : "https://") + (host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+    }
+}
+
+/// How a server checks the witness's certificate.
+public struct WitnessTLS: Sendable, Equatable {
+    /// PEM file of the certificates that may sign the witness's certificate (the certificate
+    /// itself when it is self-signed); nil: the system's trust store.
+    public var caFile: String?
+    /// The name the certificate must carry; nil: `host` (a name, or an IP address SAN).
+    public var serverName: String?
+
+    public init(caFile: String? = nil, serverName: String? = nil) {
+        self.caFile = caFile
+        self.serverName = serverName
+    }
+}
+
 public struct NetworkPartitionConfig: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// Ping targets; a server that reaches none of them loses.
@@ -243,7 +276,7 @@ public struct NetworkPartitionConfig: Sendable, Equatable {
         /// The side holding more than half of the servers survives.
         case majority
         /// HTTP witness.
-        case http(host: String, port: Int)
+        case http(WitnessEndpoint)
     }
     public var name: String
     public var comment: String

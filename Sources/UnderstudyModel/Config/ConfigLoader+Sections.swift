@@ -146,6 +146,24 @@ extension ConfigReader {
         return failed ? nil : values
     }
 
+    /// `host`, `port`, `tls`, `ca-file`, `server-name` of a witnesshb or httpnp entry.
+    mutating func witnessEndpoint(_ fields: FieldSet) -> WitnessEndpoint? {
+        let host = string(required(fields, "host"))
+        let port = portOrDefault(fields)
+        let tls = present(fields, "tls").map { bool($0) } ?? false
+        let caFile = present(fields, "ca-file").flatMap { path($0) }
+        let serverName = present(fields, "server-name").flatMap { string($0) }
+        if tls == false {
+            for key in ["ca-file", "server-name"] {
+                if let field = present(fields, key) {
+                    error("\(key) applies to HTTPS only: add tls: true, or remove it", at: field.keyNode, path: field.path)
+                }
+            }
+        }
+        guard let host, let port, let tls else { return nil }
+        return WitnessEndpoint(host: host, port: port, tls: tls ? WitnessTLS(caFile: caFile, serverName: serverName) : nil)
+    }
+
     /// `port:` when given (nil after an error), else the witness default.
     mutating func portOrDefault(_ fields: FieldSet) -> Int? {
         guard let field = present(fields, "port") else { return Defaults.witnessPort }
@@ -180,9 +198,10 @@ extension ConfigReader {
     // MARK: heartbeats
 
     static let heartbeatTypeKeys: [String: [String]] = [
-        "lanhb": ["addresses"], "diskhb": ["device"], "comhb": ["devices", "speed"], "witnesshb": ["host", "port"],
+        "lanhb": ["addresses"], "diskhb": ["device"], "comhb": ["devices", "speed"], "witnesshb": Self.witnessKeys,
     ]
     static let heartbeatTypes = ["lanhb", "diskhb", "comhb", "witnesshb"]
+    static let witnessKeys = ["host", "port", "tls", "ca-file", "server-name"]
 
     mutating func readHeartbeats(_ field: Field?) -> [HeartbeatConfig] {
         var heartbeats: [HeartbeatConfig] = []
@@ -205,9 +224,7 @@ extension ConfigReader {
                 let speed = present(fields, "speed").map { int($0) } ?? Defaults.serialSpeed
                 kind = devices.flatMap { devices in speed.map { .serial(devices: devices, speed: $0) } }
             default:
-                let host = string(required(fields, "host"))
-                let port = portOrDefault(fields)
-                kind = host.flatMap { host in port.map { .witness(host: host, port: $0) } }
+                kind = witnessEndpoint(fields).map { .witness($0) }
             }
             guard let kind else {
                 sourceMap.droppedNames.insert(name)
@@ -222,7 +239,7 @@ extension ConfigReader {
     // MARK: network partition
 
     static let partitionTypeKeys: [String: [String]] = [
-        "pingnp": ["targets", "timeout"], "majority": [], "httpnp": ["host", "port"],
+        "pingnp": ["targets", "timeout"], "majority": [], "httpnp": Self.witnessKeys,
     ]
     static let partitionTypes = ["pingnp", "majority", "httpnp"]
 
@@ -242,9 +259,7 @@ extension ConfigReader {
             case "majority":
                 kind = .majority
             default:
-                let host = string(required(fields, "host"))
-                let port = portOrDefault(fields)
-                kind = host.flatMap { host in port.map { .http(host: host, port: $0) } }
+                kind = witnessEndpoint(fields).map { .http($0) }
             }
             guard let kind else {
                 sourceMap.droppedNames.insert(name)

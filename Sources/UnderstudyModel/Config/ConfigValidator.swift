@@ -383,9 +383,8 @@ private struct Validator {
                         "unsupported line speed \(speed); expected one of \(Defaults.serialSpeeds.map(String.init).joined(separator: ", "))",
                         at: base + ".speed")
                 }
-            case .witness(let host, let port):
-                checkHost(host, at: base + ".host")
-                checkPort(port, at: base + ".port")
+            case .witness(let endpoint):
+                checkWitness(endpoint, at: base)
             }
         }
         checkDuplicates(names, what: "heartbeat")
@@ -397,6 +396,19 @@ private struct Validator {
                     "only one lanhb path: one network fault will look like a server failure; add a second path (a dedicated interconnect and the public LAN)",
                     at: "heartbeats")
             }
+        }
+    }
+
+    mutating func checkWitness(_ endpoint: WitnessEndpoint, at base: String) {
+        checkHost(endpoint.host, at: base + ".host")
+        checkPort(endpoint.port, at: base + ".port")
+        if checkFiles, let caFile = endpoint.tls?.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            warning(
+                "cannot read the certificate file \(caFile) on this machine; the witness path stays down without it",
+                at: base + ".ca-file")
+        }
+        if let name = endpoint.tls?.serverName, name.isEmpty || name.contains(where: { $0.isWhitespace }) {
+            error("expected a host name as it appears in the witness's certificate, got \"\(name)\"", at: base + ".server-name")
         }
     }
 
@@ -430,9 +442,8 @@ private struct Validator {
                         "with two servers neither side of a partition holds a majority, so both stop; add a pingnp (then the side of the first server survives if it reaches a target)",
                         at: base + ".type")
                 }
-            case .http(let host, let port):
-                checkHost(host, at: base + ".host")
-                checkPort(port, at: base + ".port")
+            case .http(let endpoint):
+                checkWitness(endpoint, at: base)
             }
         }
         checkDuplicates(names, what: "network-partition")

@@ -19,11 +19,11 @@ final class WitnessProbe: PartitionProbe {
     private let answered = Mutex<Bool?>(nil)
 
     static func open(_ entry: NetworkPartitionConfig, _ context: PartitionProbeContext) -> (any PartitionProbe)? {
-        guard case .http(let host, let port) = entry.kind else { return nil }
+        guard case .http(let endpoint) = entry.kind else { return nil }
         return WitnessProbe(
             name: entry.name,
             client: WitnessClient(
-                host: host, port: port, cluster: context.config.cluster.name, me: context.me, key: context.key, bootID: context.bootID),
+                endpoint: endpoint, cluster: context.config.cluster.name, me: context.me, key: context.key, bootID: context.bootID),
             cluster: context.config.cluster.name, servers: context.config.serverNames,
             heartbeatTimeout: context.config.cluster.timing.heartbeatTimeout, events: context.events)
     }

@@ -33,9 +33,9 @@ struct WitnessHeartbeatTransport: HeartbeatTransport {
     static func open(_ heartbeat: HeartbeatConfig, _ context: HeartbeatTransportContext, firstSequence: UInt64)
         -> WitnessHeartbeatTransport?
     {
-        guard case .witness(let host, let port) = heartbeat.kind, context.config.serverNames.contains(context.me) else { return nil }
+        guard case .witness(let endpoint) = heartbeat.kind, context.config.serverNames.contains(context.me) else { return nil }
         let client = WitnessClient(
-            host: host, port: port, cluster: context.config.cluster.name, me: context.me, key: context.key, bootID: context.bootID,
+            endpoint: endpoint, cluster: context.config.cluster.name, me: context.me, key: context.key, bootID: context.bootID,
             firstSequence: firstSequence)
         let timing = context.config.cluster.timing
         return WitnessHeartbeatTransport(

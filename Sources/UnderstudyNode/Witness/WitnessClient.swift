@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import UnderstudyEngine
+import UnderstudyModel
 
 /// A server's side of the witness protocol (`WitnessMessage`): seals a request with the
 /// cluster key, this server's name and boot id and the next sequence number of its kind,
@@ -9,15 +10,22 @@ import UnderstudyEngine
 final class WitnessClient: Sendable {
     let host: String
     let port: Int
+    /// HTTPS: the context, or why it could not be made (every exchange then fails with it).
+    let tls: Result<WitnessTLSClient, WitnessExchangeError>?
     let cluster: String
     let me: ServerName
     let bootID: UInt64
     private let codec: DatagramCodec
     private let nextSequence: Mutex<UInt64>
 
-    init(host: String, port: Int, cluster: String, me: ServerName, key: ClusterKey, bootID: UInt64, firstSequence: UInt64 = 1) {
-        self.host = host
-        self.port = port
+    init(
+        endpoint: WitnessEndpoint, cluster: String, me: ServerName, key: ClusterKey, bootID: UInt64, firstSequence: UInt64 = 1
+    ) {
+        host = endpoint.host
+        port = endpoint.port
+        tls = endpoint.tls.map { settings in
+            Result { () throws(WitnessExchangeError) in try WitnessTLSClient(settings, host: endpoint.host) }
+        }
         self.cluster = cluster
         self.me = me
         self.bootID = bootID
@@ -27,7 +35,7 @@ final class WitnessClient: Sendable {
 
     var upcomingSequence: UInt64 { nextSequence.withLock { $0 } }
 
-    var endpoint: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    var endpoint: String { WitnessEndpoint(host: host, port: port, tls: tls == nil ? nil : WitnessTLS()).displayText }
 
     /// Sends `request` and returns the witness's reply; throws when the witness cannot be
     /// reached in `timeout`, refuses the request or answers something that does not verify.
@@ -43,7 +51,14 @@ final class WitnessClient: Sendable {
             throw WitnessExchangeError("cannot seal the request: \(error)")
         }
         let path = "/v1/clusters/\(cluster)/\(request.kind.pathComponent)"
-        let (status, body) = try await WitnessHTTPClient.post(host: host, port: port, path: path, body: sealed, timeout: timeout)
+        let secure: WitnessTLSClient?
+        switch tls {
+        case nil: secure = nil
+        case .success(let client): secure = client
+        case .failure(let error): throw error
+        }
+        let (status, body) = try await WitnessHTTPClient.post(
+            host: host, port: port, path: path, body: sealed, timeout: timeout, tls: secure)
         guard status == 200 else {
             let text = String(decoding: body.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             throw WitnessExchangeError("the witness \(endpoint) answered HTTP \(status): \(text)")

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// The event-loop thread of every witness exchange of a server (witnesshb, httpnp), apart
 /// from the heartbeat thread: a slow or hung witness holds back no LAN heartbeat.
@@ -25,8 +26,10 @@ public final class WitnessServer: Sendable {
         self.service = service
     }
 
+    /// With `tls`, every connection speaks HTTPS (a plain HTTP request fails the handshake).
     public static func start(
-        host: String, port: Int, service: WitnessService, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        host: String, port: Int, service: WitnessService, tls: WitnessServerTLS? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> WitnessServer {
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -34,6 +37,7 @@ public final class WitnessServer: Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.scheduleTask(in: connectionLimit) { channel.close(promise: nil) }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(WitnessHTTPHandler(service: service))
                 }
@@ -117,7 +121,7 @@ public struct WitnessExchangeError: Error, CustomStringConvertible, Equatable {
 /// `WitnessMessage.maximumBodySize` bytes).
 enum WitnessHTTPClient {
     static func post(
-        host: String, port: Int, path: String, body: [UInt8], timeout: Duration,
+        host: String, port: Int, path: String, body: [UInt8], timeout: Duration, tls: WitnessTLSClient? = nil,
         group: any EventLoopGroup = WitnessEventLoop.group
     ) async throws -> (status: Int, body: [UInt8]) {
         let loop = group.next()
@@ -131,6 +135,10 @@ enum WitnessHTTPClient {
             .connectTimeout(limit)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverHostname))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     try channel.pipeline.syncOperations.addHandler(WitnessResponseCollector(promise: promise))
                 }

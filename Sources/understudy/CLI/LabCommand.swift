@@ -9,7 +9,8 @@ struct LabCommand: AsyncParsableCommand {
         commandName: "lab", abstract: "Build a network-namespace test lab and inject faults into it (root; see docs/lab.md).",
         subcommands: [
             LabUp.self, LabDown.self, LabStatus.self, LabSignal.self, LabStart.self, LabLinkCommand.self, LabPartition.self,
-            LabHeal.self, LabNetem.self, LabSafety.self, LabRecorder.self, LabDiskWriter.self, LabProbe.self, LabFailoverBench.self, LabIdleWatch.self,
+            LabHeal.self, LabNetem.self, LabSafety.self, LabRecorder.self, LabDiskWriter.self, LabProbe.self, LabFailoverBench.self,
+            LabIdleWatch.self,
             LabMonitorBench.self,
         ])
 }

@@ -215,15 +215,15 @@ enum StatusRendering {
                     }
                 }
                 out.append("    Speed                         : \(speed)")
-            case .witness(let host, let port):
-                out.append("    Witness                       : \(host):\(port)")
+            case .witness(let endpoint):
+                out.append("    Witness                       : \(endpoint.displayText)")
             }
         }
         for (index, np) in config.networkPartition.enumerated() {
             out.append("  [NP\(index) : \(np.name)]")
             out.append("    Type                          : \(np.typeName)")
-            if case .http(let host, let port) = np.kind {
-                out.append("    Witness                       : \(host):\(port)")
+            if case .http(let endpoint) = np.kind {
+                out.append("    Witness                       : \(endpoint.displayText)")
             }
         }
         var resourceIndex = 0

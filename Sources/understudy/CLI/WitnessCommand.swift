@@ -10,8 +10,9 @@ struct WitnessCommand: AsyncParsableCommand {
         abstract: "Run the witness server (HTTP) for witnesshb heartbeats and httpnp partition resolution.",
         discussion: """
             Each cluster is named as in its cluster.yaml (cluster.name) and authenticated with its \
-            secret-file. Requests are authenticated (HMAC-SHA256) and replay-protected; they carry \
-            no secret, but plain HTTP: put a TLS proxy in front if the network needs confidentiality. \
+            secret-file. Requests are authenticated (HMAC-SHA256) and replay-protected and carry \
+            no secret; with --tls-certificate and --tls-key the witness speaks HTTPS only (servers \
+            set tls: true and ca-file on their witnesshb/httpnp entries). \
             The witness keeps no state on disk: after a start it grants no survival until twice the \
             clusters' heartbeat timeout has passed. SIGTERM or SIGINT stops it.
             """)
@@ -22,10 +23,29 @@ struct WitnessCommand: AsyncParsableCommand {
     var clusters: [String] = []
     @Option(name: .customLong("cluster-dir"), help: "A folder of key files, one per cluster: NAME.key.")
     var clusterDirectory: String?
+    @Option(name: .customLong("tls-certificate"), help: "PEM certificate chain of the witness (HTTPS; needs --tls-key).")
+    var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of that certificate (keep it mode 600).")
+    var tlsKey: String?
 
     func run() async throws {
         guard let (host, port) = Self.parseListen(listen) else {
             printError("understudy witness: --listen: expected ADDRESS:PORT (e.g. 0.0.0.0:8780 or [::]:8780), got \"\(listen)\"")
+            throw ExitCode(2)
+        }
+        var tls: WitnessServerTLS?
+        switch (tlsCertificate, tlsKey) {
+        case (nil, nil):
+            break
+        case (let certificate?, let key?):
+            do {
+                tls = try WitnessTLSContexts.server(certificateFile: certificate, keyFile: key)
+            } catch {
+                printError("understudy witness: \(error)")
+                throw ExitCode(2)
+            }
+        default:
+            printError("understudy witness: --tls-certificate and --tls-key go together")
             throw ExitCode(2)
         }
         var keys: [String: ClusterKey] = [:]
@@ -75,13 +95,15 @@ struct WitnessCommand: AsyncParsableCommand {
         let service = WitnessService(keys: keys, bootID: bootID, log: log)
         let server: WitnessServer
         do {
-            server = try await WitnessServer.start(host: host, port: port, service: service)
+            server = try await WitnessServer.start(host: host, port: port, service: service, tls: tls)
         } catch {
             printError("understudy witness: cannot listen on \(listen): \(error)")
             throw ExitCode(1)
         }
         let clusterList = keys.sorted { $0.key < $1.key }.map { "\($0.key) (key \($0.value.fingerprint))" }.joined(separator: ", ")
-        log("listening on \(host):\(server.port ?? port) for \(clusterList); granting nothing until the clusters' quiet period has passed")
+        log(
+            "listening on \(tls == nil ? "" : "https://")\(host):\(server.port ?? port) for \(clusterList); granting nothing until the clusters' quiet period has passed"
+        )
         var signals: [DispatchSourceSignal] = []
         for signalNumber in [SIGTERM, SIGINT] {
             signal(signalNumber, SIG_IGN)

@@ -168,11 +168,13 @@ struct WitnessServiceTests {
         let server = try await WitnessServer.start(host: "127.0.0.1", port: 0, service: witness)
         defer { Task { await server.close() } }
         let port = try #require(server.port)
-        let client = WitnessClient(host: "127.0.0.1", port: port, cluster: "c1", me: "node1", key: key, bootID: 5)
+        let client = WitnessClient(
+            endpoint: WitnessEndpoint(host: "127.0.0.1", port: port), cluster: "c1", me: "node1", key: key, bootID: 5)
         let answer = try await client.exchange(resolve(["node1", "node2"]), timeout: .seconds(2))
         #expect(answer.verdict == .granted)
         let stranger = WitnessClient(
-            host: "127.0.0.1", port: port, cluster: "c1", me: "node1", key: TransportTestSupport.otherKey, bootID: 6)
+            endpoint: WitnessEndpoint(host: "127.0.0.1", port: port), cluster: "c1", me: "node1", key: TransportTestSupport.otherKey,
+            bootID: 6)
         await #expect(throws: WitnessExchangeError.self) { try await stranger.exchange(resolve(["node1"]), timeout: .seconds(2)) }
         // A large body is refused without being read whole.
         let big = try await WitnessHTTPClient.post(

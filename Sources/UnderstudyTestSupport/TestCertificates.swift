@@ -1,0 +1,39 @@
+import Foundation
+
+/// Self-signed certificates made with the `openssl` command (Debian package `openssl`), for
+/// tests of TLS endpoints. The docs' setup uses the same command.
+public enum TestCertificates {
+    public static let openssl = Prerequisite.command("openssl", package: "openssl")
+
+    /// A self-signed certificate (`<name>.pem`) and its key (`<name>.key`) in `folder`,
+    /// valid for the given IP addresses and DNS names.
+    public static func selfSigned(
+        in folder: String, name: String, ipAddresses: [String] = ["127.0.0.1"], dnsNames: [String] = ["localhost"]
+    ) throws -> (certificate: String, key: String) {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let certificate = folder + "/" + name + ".pem"
+        let key = folder + "/" + name + ".key"
+        let names = ipAddresses.map { "IP:\($0)" } + dnsNames.map { "DNS:\($0)" }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+            "-subj", "/CN=\(name)", "-addext", "subjectAltName=\(names.joined(separator: ","))", "-keyout", key, "-out", certificate,
+        ]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw CertificateError(message: "openssl req failed: \(String(decoding: output, as: UTF8.self))")
+        }
+        return (certificate, key)
+    }
+
+    public struct CertificateError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+}
