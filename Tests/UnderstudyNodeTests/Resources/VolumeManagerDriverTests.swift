@@ -36,42 +36,37 @@ struct VolumeManagerDriverTests {
             _ = await LoopDisk.run(["pvremove", "-ff", "-y", disk.device])
             await disk.remove()
         }
-        do {
-            #expect((await LoopDisk.run(["pvcreate", "-ff", "-y", disk.device])).succeeded)
-            #expect((await LoopDisk.run(["vgcreate", group, disk.device])).succeeded)
-            let settings = VolumeManagerSettings(manager: .lvm, volume: group, activationRetries: 0, deactivationRetries: 0)
-            let node1 = VolumeManagerDriver(server: "node1", retryInterval: .milliseconds(10))
-            let node2 = VolumeManagerDriver(server: "node2", retryInterval: .milliseconds(10))
+        #expect((await LoopDisk.run(["pvcreate", "-ff", "-y", disk.device])).succeeded)
+        #expect((await LoopDisk.run(["vgcreate", group, disk.device])).succeeded)
+        let settings = VolumeManagerSettings(manager: .lvm, volume: group, activationRetries: 0, deactivationRetries: 0)
+        let node1 = VolumeManagerDriver(server: "node1", retryInterval: .milliseconds(10))
+        let node2 = VolumeManagerDriver(server: "node2", retryInterval: .milliseconds(10))
 
-            #expect(await node1.perform(run(.start), settings: settings) == .success(asyncPID: nil))
-            #expect(await tags(group) == ["understudy_node1"])
-            // node1 died holding it: node2 takes it over, its tag replaces node1's; a foreign tag stays.
-            #expect((await LoopDisk.run(["vgchange", "--addtag", "backup", group])).succeeded)
-            #expect(await node2.perform(run(.start), settings: settings) == .success(asyncPID: nil))
-            #expect(await tags(group).sorted() == ["backup", "understudy_node2"])
-            #expect(await node2.perform(run(.stop), settings: settings) == .success(asyncPID: nil))
-            #expect(await tags(group) == ["backup"])
+        #expect(await node1.perform(run(.start), settings: settings) == .success(asyncPID: nil))
+        #expect(await tags(group) == ["understudy_node1"])
+        // node1 died holding it: node2 takes it over, its tag replaces node1's; a foreign tag stays.
+        #expect((await LoopDisk.run(["vgchange", "--addtag", "backup", group])).succeeded)
+        #expect(await node2.perform(run(.start), settings: settings) == .success(asyncPID: nil))
+        #expect(await tags(group).sorted() == ["backup", "understudy_node2"])
+        #expect(await node2.perform(run(.stop), settings: settings) == .success(asyncPID: nil))
+        #expect(await tags(group) == ["backup"])
 
-            // Exported by another host: refused without force-import, imported with it.
-            #expect((await LoopDisk.run(["vgexport", group])).succeeded)
-            let refused = await node1.perform(run(.start), settings: settings)
-            #expect(refused == .failure(reason: "volume group \(group) is exported (vgexport); set force-import: true to import it"))
-            var forced = settings
-            forced.forceImport = true
-            #expect(await node1.perform(run(.start), settings: forced) == .success(asyncPID: nil))
-            #expect(await tags(group).contains("understudy_node1"))
-            #expect(await node1.perform(run(.stop), settings: forced) == .success(asyncPID: nil))
+        // Exported by another host: refused without force-import, imported with it.
+        #expect((await LoopDisk.run(["vgexport", group])).succeeded)
+        let refused = await node1.perform(run(.start), settings: settings)
+        #expect(refused == .failure(reason: "volume group \(group) is exported (vgexport); set force-import: true to import it"))
+        var forced = settings
+        forced.forceImport = true
+        #expect(await node1.perform(run(.start), settings: forced) == .success(asyncPID: nil))
+        #expect(await tags(group).contains("understudy_node1"))
+        #expect(await node1.perform(run(.stop), settings: forced) == .success(asyncPID: nil))
 
-            // A volume group that does not exist: every retry fails, the reason says how many.
-            let missing = VolumeManagerSettings(manager: .lvm, volume: group + "x", activationRetries: 2)
-            if case .failure(let reason) = await node1.perform(run(.start), settings: missing) {
-                #expect(reason.contains("(3 attempts)"), "\(reason)")
-            } else {
-                Issue.record("a missing volume group was activated")
-            }
-        } catch {
-            await cleanUp()
-            throw error
+        // A volume group that does not exist: every retry fails, the reason says how many.
+        let missing = VolumeManagerSettings(manager: .lvm, volume: group + "x", activationRetries: 2)
+        if case .failure(let reason) = await node1.perform(run(.start), settings: missing) {
+            #expect(reason.contains("(3 attempts)"), "\(reason)")
+        } else {
+            Issue.record("a missing volume group was activated")
         }
         await cleanUp()
     }
