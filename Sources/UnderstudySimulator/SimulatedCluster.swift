@@ -216,7 +216,7 @@ public final class SimulatedCluster {
             }
         }
         var engine = ServerEngine(
-            config: own ?? config, me: name, bootID: server.lastBootID, configHash: own == nil ? "sim" : "sim-\(name)",
+            config: own ?? config, me: name, bootID: server.lastBootID, configHash: Self.configHash(own ?? config),
             persisted: persisted, abnormalStop: server.markerPresent)
         server.markerPresent = true
         server.frozenUntil = nil
@@ -629,4 +629,17 @@ extension SimulatedCluster {
 final class SentHeartbeat {
     let heartbeat: Heartbeat
     init(_ heartbeat: Heartbeat) { self.heartbeat = heartbeat }
+}
+
+extension SimulatedCluster {
+    /// A configuration's identity as the daemon computes it (the canonical model; no scripts
+    /// in the simulator), hashed with FNV-1a: servers that run the same configuration agree.
+    static func configHash(_ config: ClusterConfig) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in CanonicalForm.text(of: config).utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
 }
