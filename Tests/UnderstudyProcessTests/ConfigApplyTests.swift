@@ -79,11 +79,16 @@ struct ConfigApplyTests {
             try Self.start(cluster, paths)
             _ = try await cluster.waitUntilFormed(group: "grp1", on: "node1")
             let proposal = try Self.proposal(cluster, name: "new") { $0.replacingOccurrences(of: "interval: 3s", with: "interval: 300ms") }
+            // The monitor's own script changes too: it is replaced (atomically) while the
+            // monitors run it every 300 ms, which must never look like an error.
+            let script = cluster.folder + "/new/scripts/watch.sh"
+            try cluster.write(try String(contentsOfFile: script, encoding: .utf8) + "# version 1\n", to: script, mode: 0o755)
 
             let preview = try await cluster.cli(["config", "apply", "--dry-run", proposal], on: "node2")
             #expect(preview.exitCode == 0, "\(preview)")
             #expect(preview.standardOutput.contains("monitor watch1: interval: 3s → 300ms"), "\(preview)")
             #expect(preview.standardOutput.contains("Reflection method: suspend and resume the changed monitors"), "\(preview)")
+            #expect(preview.standardOutput.contains("script watch.sh changed [upload only]"), "\(preview)")
 
             let applied = try await cluster.cli(["config", "apply", proposal], on: "node2")
             #expect(applied.exitCode == 0, "\(applied)")
@@ -92,6 +97,8 @@ struct ConfigApplyTests {
                 try await Self.waitForVersion(cluster, 1, on: server)
                 let onDisk = try String(contentsOfFile: paths[server] ?? "", encoding: .utf8)
                 #expect(onDisk.contains("interval: 300ms"), "\(server)'s file")
+                let installed = (paths[server].map { ($0 as NSString).deletingLastPathComponent } ?? "") + "/scripts/watch.sh"
+                #expect(try String(contentsOfFile: installed, encoding: .utf8).hasSuffix("# version 1\n"), "\(server)'s script")
             }
             // The monitor runs every 300 ms now on every server (it checked every 3 s before).
             let before = Dictionary(
