@@ -60,6 +60,11 @@ extension ClusterDaemon {
 
     // MARK: - Entry points (CLI, and in-process for the API)
 
+    /// The configuration this server runs: its files, version and identity (`clpcfctrl --pull`).
+    public func runningConfiguration() -> (bundle: ConfigBundle, version: UInt64, hash: String) {
+        (runningBundle, engine.configVersion, engine.configHash)
+    }
+
     /// The reflection method of a new configuration, without applying anything.
     public func previewConfiguration(_ bundle: ConfigBundle) -> ConfigApplyReport {
         switch check(bundle) {

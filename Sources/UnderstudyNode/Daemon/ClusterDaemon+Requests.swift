@@ -71,7 +71,8 @@ extension ClusterDaemon {
         case .configCommit(let version):
             return WireJSON.encode(LocalResponse.configApply(await commitConfiguration(version: version)))
         case .configPull:
-            return WireJSON.encode(LocalResponse.configuration(runningBundle, version: engine.configVersion, hash: engine.configHash))
+            let running = runningConfiguration()
+            return WireJSON.encode(LocalResponse.configuration(running.bundle, version: running.version, hash: running.hash))
         case .status(let target):
             if let target, target != me {
                 switch await askPeer(target, .status) {
