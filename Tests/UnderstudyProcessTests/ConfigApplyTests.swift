@@ -268,4 +268,27 @@ struct ConfigApplyTests {
             #expect(invalid.standardError.contains("monitors[0].interval"), "\(invalid)")
         }
     }
+
+    @Test("files that differ only in comments, spacing and key order, in folders of their own, are one configuration")
+    func commentsDoNotCount() async throws {
+        try await withCluster(Self.spec(subnet: 177)) { cluster in
+            let paths = try Self.separate(cluster)
+            let path = paths["node3"] ?? ""
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let edited =
+                "# node3's copy, edited by hand\n"
+                + text.replacingOccurrences(of: "  name: ptest177\n", with: "  name:    ptest177   # the name\n")
+            #expect(edited != text)
+            try cluster.write(edited, to: path)
+            try Self.start(cluster, paths)
+            _ = try await cluster.waitUntilFormed(group: "grp1", on: "node1")
+            for server in cluster.servers {
+                let status = try await cluster.clpstat(on: server)
+                #expect(status.configurationMismatch == nil, "\(server): \(status.configurationMismatch ?? [])")
+                #expect(status.configuration?.outsider == false)
+            }
+            let log = try String(contentsOfFile: cluster.logPath(of: "node1"), encoding: .utf8)
+            #expect(!log.contains("[nm 80]"), "\(log)")
+        }
+    }
 }
