@@ -175,14 +175,21 @@ public actor ClusterDaemon {
             throw DaemonStartError("\(error)")
         }
         configStore = ConfigStore(directory: paths.stateDirectory)
+        var bundleNote: LogEntry?
         do {
             runningBundle = try ConfigBundle.read(configPath: config.sourcePath)
         } catch {
-            throw DaemonStartError("\(error)")
+            // A scripts/ folder that cannot be distributed (too large, unreadable) does not
+            // keep the server from running; its configuration is then the file alone.
+            guard let data = FileManager.default.contents(atPath: config.sourcePath), let yaml = String(data: data, encoding: .utf8)
+            else { throw DaemonStartError("\(error)") }
+            runningBundle = ConfigBundle(yaml: yaml)
+            bundleNote = LogEntry(
+                .configurationFetchFailed, "The scripts/ folder beside \(config.sourcePath) is not part of the configuration: \(error).")
         }
         let hash = ConfigBundle.hash(config: config, scripts: runningBundle.scripts)
         let (version, notes) = try Self.configVersion(hash: hash, store: configStore)
-        startNotes = notes
+        startNotes = notes + (bundleNote.map { [$0] } ?? [])
         engine = ServerEngine(
             config: config, me: server, bootID: bootID, configHash: hash, configVersion: version, persisted: persisted,
             abnormalStop: abnormal)
