@@ -104,14 +104,14 @@ public enum HeartbeatBudget {
         let monitorStatus = longest(MonitorStatus.allCases)
         let monitors = config.monitors.filter { $0.runs(on: server) }.map { ($0.name, monitorStatus) }
         return Heartbeat(
-            sender: server, bootID: Bound.bootID, run: Bound.run, sentAt: longTime, configHash: String(repeating: "f", count: 16),
+            sender: server, bootID: Bound.bootID, run: Bound.run, sentAt: longTime, configHash: String(repeating: "f", count: 64),
             priority: names.count, serviceUp: false, leaving: false, autoStartSuppressed: false, syncDone: false,
             hears: Dictionary(
                 names.filter { $0 != server }.map { ($0, HeardHeartbeat(bootID: Bound.bootID, sentAt: longTime, upSince: longTime)) },
                 uniquingKeysWith: { first, _ in first }),
             view: names, awaitingVouch: false, epoch: epoch, appliedVersion: Bound.version, groups: reports,
             monitors: monitors.isEmpty ? nil : Dictionary(monitors, uniquingKeysWith: { first, _ in first }), directory: directory,
-            clusterStopRequested: true)
+            clusterStopRequested: true, configVersion: UInt64.max, configOutsider: true)
     }
 
     /// Groups a monitor's recovery can fail over or stop (`RecoveryLadder.recoveryGroups`).

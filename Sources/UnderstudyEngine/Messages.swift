@@ -256,7 +256,16 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// Sender's clock at sending; echoed back in `hears` so the sender learns which of its
     /// heartbeats its peers received (its lease).
     public var sentAt: EngineTime
+    /// The identity of the sender's configuration: a hash of its canonical model
+    /// (`CanonicalForm`) and of its scripts.
     public var configHash: String
+    /// The version of the sender's configuration (`understudy config apply` counts them up;
+    /// nil or 0: a file never distributed). A server that sees a higher one fetches it.
+    public var configVersion: UInt64?
+    /// The sender joined the running cluster with another configuration than its master's:
+    /// it takes no part in placement (never master, never given a group) until it runs the
+    /// master's. nil = no.
+    public var configOutsider: Bool?
     /// The sender's position in its own `servers:` list (0 = first). The master is the
     /// joined server of the view with the lowest priority, ties broken by name: servers
     /// whose files list the servers in different orders still agree on one master. nil from
@@ -302,6 +311,7 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// send times each echoes: a keepalive that the Engine need not act on at once.
     public func saysTheSame(as other: Heartbeat) -> Bool {
         sender == other.sender && bootID == other.bootID && run == other.run && configHash == other.configHash
+            && configVersion == other.configVersion && configOutsider == other.configOutsider
             && priority == other.priority && serviceUp == other.serviceUp && leaving == other.leaving
             && autoStartSuppressed == other.autoStartSuppressed && syncDone == other.syncDone
             && awaitingVouch == other.awaitingVouch && epoch == other.epoch && appliedVersion == other.appliedVersion
@@ -320,8 +330,10 @@ public struct Heartbeat: Sendable, Codable, Equatable {
         syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [], awaitingVouch: Bool = false,
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
         monitors: [String: MonitorStatus]? = nil, directory: Directory? = nil, clusterStopRequested: Bool? = nil,
-        waitsFor: [ServerName]? = nil
+        waitsFor: [ServerName]? = nil, configVersion: UInt64? = nil, configOutsider: Bool? = nil
     ) {
+        self.configVersion = configVersion
+        self.configOutsider = configOutsider
         self.clusterStopRequested = clusterStopRequested
         self.waitsFor = waitsFor
         self.monitors = monitors

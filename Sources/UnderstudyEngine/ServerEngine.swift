@@ -11,10 +11,17 @@ public struct ServerEngine: Sendable {
         case leaving(factor: StopFactor, lastAction: LastAction, then: AfterServiceStop)
     }
 
-    public let config: ClusterConfig
+    /// The running configuration; replaced online by `applyConfiguration` (ConfigApply.swift).
+    public internal(set) var config: ClusterConfig
     public let me: ServerName
     public let bootID: UInt64
-    public let configHash: String
+    /// The running configuration's identity (see `Heartbeat.configHash`).
+    public internal(set) var configHash: String
+    /// Its version (see `Heartbeat.configVersion`).
+    public internal(set) var configVersion: UInt64
+    /// This server joined the running cluster with another configuration than its master's:
+    /// it is never master and is given no group until it runs the master's (ConfigApply.swift).
+    public internal(set) var configOutsider = false
     let serverNames: [ServerName]
     /// This server's position in `servers:` (see `Heartbeat.priority`).
     let myPriority: Int
@@ -116,13 +123,14 @@ public struct ServerEngine: Sendable {
     ///   - abnormalStop: the previous run did not stop cleanly; automatic group start is
     ///     suspended for groups that may run here until an operator starts them.
     public init(
-        config: ClusterConfig, me: ServerName, bootID: UInt64, configHash: String,
+        config: ClusterConfig, me: ServerName, bootID: UInt64, configHash: String, configVersion: UInt64 = 0,
         persisted: PersistentState = PersistentState(), abnormalStop: Bool = false
     ) {
         self.config = config
         self.me = me
         self.bootID = bootID
         self.configHash = configHash
+        self.configVersion = configVersion
         self.interval = config.cluster.timing.heartbeatInterval
         self.timeout = config.cluster.timing.heartbeatTimeout
         let pingTargets = config.networkPartition.flatMap { entry -> [String] in
@@ -283,6 +291,7 @@ public struct ServerEngine: Sendable {
         }
         if service != .stopped && !stalls.isHolding {
             memoizeView(now: now)
+            checkConfigurationOutsider(now: now)
             forgetDownConfirmationsOfReturnedServers(now: now)
             checkQuorum(now: now)
             checkPingResolution(now: now)
@@ -497,6 +506,7 @@ public struct ServerEngine: Sendable {
             }
         }
         noteClaimsReplaced(by: offered)
+        if directory == nil { noteJoiningConfiguration(master: sender, now: now) }
         directory = offered
         rejoined()
         persistDirty = true
@@ -526,7 +536,8 @@ public struct ServerEngine: Sendable {
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
             groups: groupReports(), monitors: monitoring.monitors.isEmpty ? nil : monitorExceptions(),
             directory: master || (!isolated && offersDirectory(now: now)) ? directory : nil,
-            clusterStopRequested: clusterStopRequested ? true : nil, waitsFor: waitsForInHeartbeat)
+            clusterStopRequested: clusterStopRequested ? true : nil, waitsFor: waitsForInHeartbeat,
+            configVersion: configVersion == 0 ? nil : configVersion, configOutsider: configOutsider ? true : nil)
     }
 
     /// While holding after a stall this server reports the view it had before (it acts as
@@ -562,8 +573,12 @@ public struct ServerEngine: Sendable {
         // (a file that lists the servers in another order must not make two masters).
         let view = rankedView(now: now)
         // (Servers in the view are up: their newest report is current.)
+        // A server that joined with another configuration than its master's is never master
+        // (ConfigApply.swift).
         let joined = view.first { server in
-            server == me ? directory != nil : membership.peers[server]?.sharedReport?.heartbeat.epoch != nil
+            server == me
+                ? directory != nil && !configOutsider
+                : membership.peers[server]?.sharedReport.map { $0.heartbeat.epoch != nil && $0.heartbeat.configOutsider != true } ?? false
         }
         if let master = joined { return master }
         // Even without a sync wait, listen a little so servers started together find each
@@ -571,8 +586,11 @@ public struct ServerEngine: Sendable {
         guard now - listeningSince >= (listenFully ? rejoinListen : interval * 2) else { return nil }
         // Not without a server that one of the view left running (Survivors.swift).
         guard survivorsMissing(from: view, now: now).isEmpty else { return nil }
+        // Only a server with the founding configuration founds (ConfigApply.swift).
+        let founding = foundingConfiguration(rankedView: view)
         return view.first { server in
-            server == me ? syncDone : (membership.peers[server]?.sharedReport?.heartbeat.syncDone ?? false)
+            guard configuration(of: server)?.hash == founding else { return false }
+            return server == me ? syncDone : (membership.peers[server]?.sharedReport?.heartbeat.syncDone ?? false)
         }
     }
 

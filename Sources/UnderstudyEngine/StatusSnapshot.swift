@@ -92,12 +92,39 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     /// Servers heard with a configuration other than this server's (nil when none): the
     /// files differ; one file must be distributed to every server.
     public var configurationMismatch: [ConfigurationMismatch]?
+    /// This server's configuration: its version, hash, and whether it joined as an outsider
+    /// (nil from older daemons).
+    public var configuration: ConfigurationLine?
 
     public struct ConfigurationMismatch: Sendable, Codable, Equatable {
         public var server: ServerName
         /// The first 12 characters of each configuration's hash.
         public var theirs: String
         public var ours: String
+        /// The versions (nil: 0, never distributed).
+        public var theirVersion: UInt64?
+        public var ourVersion: UInt64?
+        /// The server takes no part in placement: it joined with another configuration than
+        /// its master's, or runs another than the master's (seen from the master).
+        public var excluded: Bool?
+    }
+
+    public struct ConfigurationLine: Sendable, Codable, Equatable {
+        public var version: UInt64
+        /// The first 12 characters of the hash.
+        public var hash: String
+        /// This server joined with another configuration than its master's and takes no part
+        /// in placement until it runs the cluster's.
+        public var outsider: Bool
+        /// The master runs another configuration than this server (nil: no master, or the same).
+        public var masterDiffers: Bool?
+
+        public init(version: UInt64, hash: String, outsider: Bool, masterDiffers: Bool? = nil) {
+            self.version = version
+            self.hash = hash
+            self.outsider = outsider
+            self.masterDiffers = masterDiffers
+        }
     }
     public var servers: [ServerLine]
     public var groups: [GroupLine]
@@ -264,18 +291,32 @@ extension ServerEngine {
             service: serviceName, suspended: directory?.suspended ?? false, isolated: isolated, syncDone: syncDone,
             autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, directoryVersion: directory?.version,
             directoryBase: directory?.base, directoryFounding: directory?.founding,
-            configurationMismatch: configurationMismatches(now: now), servers: servers, groups: groups,
-            monitors: monitorLines(now: now), runtime: nil, transport: nil)
+            configurationMismatch: configurationMismatches(now: now), configuration: configurationLine(now: now), servers: servers,
+            groups: groups, monitors: monitorLines(now: now), runtime: nil, transport: nil)
     }
 
     /// Peers that run a configuration whose hash differs from this server's (nil: none).
     func configurationMismatches(now: EngineTime) -> [ClusterStatusSnapshot.ConfigurationMismatch]? {
         guard service != .stopped else { return nil }
+        let master = currentMaster(now: now)
         let found = serverNames.compactMap { server -> ClusterStatusSnapshot.ConfigurationMismatch? in
             guard server != me, let report = membership.report(of: server, now: now), report.configHash != configHash else { return nil }
-            return .init(server: server, theirs: String(report.configHash.prefix(12)), ours: String(configHash.prefix(12)))
+            // Seen from the master (or by the server's own word) it takes no part in placement.
+            let excluded = report.configOutsider == true || master == me
+            return .init(
+                server: server, theirs: String(report.configHash.prefix(12)), ours: String(configHash.prefix(12)),
+                theirVersion: report.configVersion, ourVersion: configVersion == 0 ? nil : configVersion, excluded: excluded ? true : nil)
         }
         return found.isEmpty ? nil : found
+    }
+
+    /// This server's configuration line of the status.
+    func configurationLine(now: EngineTime) -> ClusterStatusSnapshot.ConfigurationLine {
+        let master = service == .stopped ? nil : currentMaster(now: now)
+        let masterDiffers = master.flatMap { $0 == me ? nil : configuration(of: $0).map { $0.hash != configHash } }
+        return .init(
+            version: configVersion, hash: String(configHash.prefix(12)), outsider: configOutsider,
+            masterDiffers: masterDiffers == true ? true : nil)
     }
 
     func monitorLines(now: EngineTime) -> [ClusterStatusSnapshot.MonitorLine] {

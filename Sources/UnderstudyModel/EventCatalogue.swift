@@ -98,6 +98,23 @@ extension EventKind {
     public static let connectivityRegained = EventKind("nm", 36, .info, "this server has the majority or reaches the ping targets again")
     public static let pingTargetsUnreachable = EventKind("nm", 37, .error, "no ping target answers this server")
     public static let configurationMismatch = EventKind("nm", 80, .warning, "a server runs a different configuration file (another hash)")
+    public static let configurationOutsider = EventKind(
+        "nm", 81, .error,
+        "this server joined with another configuration than its master's: it is never master and runs no group until it has the cluster's")
+    public static let configurationRejoined = EventKind(
+        "nm", 82, .info, "this server runs its master's configuration again and takes part in placement")
+    // MARK: cfmgr
+
+    public static let configurationApplied = EventKind(
+        "cfmgr", 1, .info, "a new configuration version runs on this server (applied online)")
+    public static let configurationStaged = EventKind(
+        "cfmgr", 2, .info, "a new configuration version is stored as pending on this server (phase 1 of an apply)")
+    public static let configurationApplyRefused = EventKind(
+        "cfmgr", 3, .warning, "an apply was refused or abandoned before any server switched (the reason names the method it needs)")
+    public static let configurationFetched = EventKind(
+        "cfmgr", 4, .info, "this server fetched the cluster's newer configuration from a peer")
+    public static let configurationFetchFailed = EventKind(
+        "cfmgr", 5, .error, "this server could not take the cluster's newer configuration (the reason says why and what to do)")
     // MARK: pm
 
     public static let serviceStarting = EventKind("pm", 1, .info, "the cluster service is starting on this server")
@@ -238,7 +255,9 @@ extension EventKind {
         .witnessHeartbeatRecovered, .witnessResolutionFailed, .witnessResolutionRecovered, .serverUp,
         .serverDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired, .clusterNotFounded, .survivorForgotten,
         .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
-        .pingTargetsUnreachable, .configurationMismatch, .serviceStarting, .serviceStopping, .serviceStopped, .osShutdown,
+        .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .configurationApplied,
+        .configurationStaged, .configurationApplyRefused, .configurationFetched, .configurationFetchFailed, .serviceStarting,
+        .serviceStopping, .serviceStopped, .osShutdown,
         .osReboot, .shutdownWatchdogArmed, .shutdownWatchdogFailed, .groupStarting, .groupStarted, .groupActivationFailed,
         .groupReactivating, .resourceReactivating, .failoverRequested, .stopRequested, .groupRestarting, .groupStartWaiting,
         .groupStopping, .groupStopped, .groupStopFailed, .groupStopWaiting, .groupStopWaitOver, .groupStopWaitTimedOut,

@@ -124,7 +124,8 @@ struct BaseShape: Hashable {
         flags =
             (heartbeat.priority == nil ? 0 : 1) | (heartbeat.leaving ? 2 : 0) | (heartbeat.awaitingVouch ? 4 : 0)
             | (heartbeat.serviceUp ? 8 : 0) | (heartbeat.syncDone ? 16 : 0) | (heartbeat.autoStartSuppressed ? 32 : 0)
-            | (heartbeat.clusterStopRequested == nil ? 0 : 64)
+            | (heartbeat.clusterStopRequested == nil ? 0 : 64) | (heartbeat.configOutsider == nil ? 0 : 128)
+            | (heartbeat.configVersion.map { Self.digits($0) &* 256 } ?? 0)
         waitsFor = heartbeat.waitsFor?.reduce(0) { $0 &+ $1.utf8.count &+ 3 } ?? -1
     }
 

@@ -136,7 +136,8 @@ extension Simulation {
     // MARK: - At the end of a schedule
 
     /// I4: after the faults, there is one master that every server follows, and every group
-    /// its directory wants is active on exactly one server, unless no server may take it.
+    /// its directory wants is active on exactly one server, unless no server may take it (a
+    /// server with another configuration than the master's may not).
     /// Returns the problems and how many groups it really checked (a group no server may
     /// take, or one left in failure for the operator, is not checked).
     static func checkLiveness(_ world: SimulatedCluster) -> (problems: [String], checked: Int) {
@@ -158,6 +159,9 @@ extension Simulation {
             if entry.wanted {
                 let eligible = group.servers.filter { server in
                     guard let engine = world.engine(server), engine.service == .running else { return false }
+                    // A server that runs another configuration than the master's is given no
+                    // group (ConfigApply.swift).
+                    guard engine.configHash == masterEngine.configHash, !engine.configOutsider else { return false }
                     return !engine.autoStartSuppressed && !entry.failedOn.contains(server)
                 }
                 if eligible.isEmpty || entry.finalActionOn != nil { continue }

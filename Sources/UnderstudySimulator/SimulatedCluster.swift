@@ -84,6 +84,11 @@ public final class SimulatedCluster {
     /// Servers that run a configuration of their own (a file that differs from the others':
     /// another hash, and whatever else the test changed in it).
     public var configOverrides: [ServerName: ClusterConfig] = [:]
+    /// The configuration version each server runs (`applyConfiguration`); 0 when not listed.
+    public var configVersions: [ServerName: UInt64] = [:]
+    /// Every monitor check, when a test asks for them (`recordMonitorChecks`).
+    public var recordMonitorChecks = false
+    public private(set) var monitorChecks: [(server: ServerName, monitor: String, time: EngineTime)] = []
     /// How many log entries each server wrote, by "server module id" (floods show here).
     public private(set) var logCounts: [String: Int] = [:]
     /// Decides, for a test, whether a heartbeat reaches a peer (true) or is lost (false):
@@ -216,8 +221,8 @@ public final class SimulatedCluster {
             }
         }
         var engine = ServerEngine(
-            config: own ?? config, me: name, bootID: server.lastBootID, configHash: own == nil ? "sim" : "sim-\(name)",
-            persisted: persisted, abnormalStop: server.markerPresent)
+            config: own ?? config, me: name, bootID: server.lastBootID, configHash: Self.configHash(own ?? config),
+            configVersion: configVersions[name] ?? 0, persisted: persisted, abnormalStop: server.markerPresent)
         server.markerPresent = true
         server.frozenUntil = nil
         server.lastAdopted = nil
@@ -322,6 +327,25 @@ public final class SimulatedCluster {
         }
     }
 
+    /// Phase 2 of `config apply` (or a fetched version) reaching one server: its Engine runs
+    /// `new` from now on, and so does the server after a restart. False when the server is
+    /// down or frozen, or its Engine refuses the configuration online (nothing changes then).
+    @discardableResult
+    public func applyConfiguration(_ new: ClusterConfig, version: UInt64, at name: ServerName) -> Bool {
+        guard let engine = servers[name]?.engine, servers[name]?.frozenUntil == nil else { return false }
+        if let refusal = engine.refusalToApply(new) {
+            note("\(name): configuration version \(version) refused: \(refusal)")
+            return false
+        }
+        guard let actions = servers[name]?.engine?.applyConfiguration(new, hash: Self.configHash(new), version: version, now: now)
+        else { return false }
+        configOverrides[name] = new
+        configVersions[name] = version
+        note("\(name): runs configuration version \(version)")
+        perform(actions, on: name)
+        return true
+    }
+
     /// Runs something at a later simulated time.
     public func at(_ time: EngineTime, _ label: String, _ body: @escaping () -> Void) {
         push(Scheduled(time: time, sequence: nextSequence(), event: .action(label, body)))
@@ -384,10 +408,12 @@ public final class SimulatedCluster {
         case .monitorCheck(let name, let incarnation, let monitor, let run):
             guard servers[name]?.incarnation == incarnation, servers[name]?.runningMonitors[monitor] == run else { return }
             let result = monitorModel(name, monitor, now)
+            if recordMonitorChecks { monitorChecks.append((name, monitor, now)) }
             let check = MonitorCheck(
                 monitor: monitor, run: run, result: result, elapsed: monitorElapsed(name, monitor), power: powerModel(name, monitor, now))
             deliver(.monitorChecked(check), to: name)
-            if let interval = config.monitors.first(where: { $0.name == monitor })?.interval {
+            // The server's own configuration: an applied one changes the interval.
+            if let interval = (configOverrides[name] ?? config).monitors.first(where: { $0.name == monitor })?.interval {
                 schedule(.monitorCheck(name, incarnation: incarnation, monitor: monitor, run: run), after: interval)
             }
         case .recoveryScriptDone(let name, let incarnation, let id):
@@ -523,7 +549,7 @@ public final class SimulatedCluster {
             case .startMonitor(let start):
                 servers[name]?.runningMonitors[start.monitor] = start.run
                 let incarnation = servers[name]?.incarnation ?? 0
-                let firstWait = config.monitors.first(where: { $0.name == start.monitor })?.firstWait ?? .zero
+                let firstWait = (configOverrides[name] ?? config).monitors.first(where: { $0.name == start.monitor })?.firstWait ?? .zero
                 schedule(
                     .monitorCheck(name, incarnation: incarnation, monitor: start.monitor, run: start.run),
                     after: max(firstWait, .milliseconds(1)))
@@ -629,4 +655,17 @@ extension SimulatedCluster {
 final class SentHeartbeat {
     let heartbeat: Heartbeat
     init(_ heartbeat: Heartbeat) { self.heartbeat = heartbeat }
+}
+
+extension SimulatedCluster {
+    /// A configuration's identity as the daemon computes it (the canonical model; no scripts
+    /// in the simulator), hashed with FNV-1a: servers that run the same configuration agree.
+    static func configHash(_ config: ClusterConfig) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in CanonicalForm.text(of: config).utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
 }

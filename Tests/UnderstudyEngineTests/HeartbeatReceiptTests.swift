@@ -41,6 +41,8 @@ struct HeartbeatReceiptTests {
             "directory": { $0.directory = Directory(epoch: Epoch(term: 1, master: "s2")) },
             "clusterStopRequested": { $0.clusterStopRequested = true },
             "waitsFor": { $0.waitsFor = ["s3"] },
+            "configVersion": { $0.configVersion = 7 },
+            "configOutsider": { $0.configOutsider = true },
         ]
         let notNews: Set<String> = ["sentAt"]
         let members = Set(Mirror(reflecting: first).children.compactMap(\.label))

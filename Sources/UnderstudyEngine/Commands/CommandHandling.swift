@@ -132,10 +132,21 @@ extension ServerEngine {
                 guard view.contains(server), !facts.isLeaving(server) else {
                     return .done(CommandResult(.failed, "Group \(name) cannot start on \(server): its cluster service is not running."))
                 }
+                guard !facts.runsOtherConfiguration(server) else {
+                    return .done(
+                        CommandResult(
+                            .failed,
+                            "Group \(name) cannot start on \(server): it runs another configuration than the master's (clpstat shows both)."
+                        ))
+                }
                 target = server
-            } else if group.servers.contains(origin), view.contains(origin), !facts.isLeaving(origin) {
+            } else if group.servers.contains(origin), view.contains(origin), !facts.isLeaving(origin),
+                !facts.runsOtherConfiguration(origin)
+            {
                 target = origin
-            } else if let first = group.servers.first(where: { view.contains($0) && !facts.isLeaving($0) }) {
+            } else if let first = group.servers.first(where: {
+                view.contains($0) && !facts.isLeaving($0) && !facts.runsOtherConfiguration($0)
+            }) {
                 target = first
             } else {
                 return .done(CommandResult(.failed, "No server of group \(name) is running."))
@@ -210,6 +221,13 @@ extension ServerEngine {
                 guard view.contains(destination), !facts.isLeaving(destination) else {
                     return .done(CommandResult(.failed, "Group \(name) cannot move to \(destination): its cluster service is not running."))
                 }
+                guard !facts.runsOtherConfiguration(destination) else {
+                    return .done(
+                        CommandResult(
+                            .failed,
+                            "Group \(name) cannot move to \(destination): it runs another configuration than the master's (clpstat shows both)."
+                        ))
+                }
                 target = destination
             } else {
                 let ownerIndex = group.servers.firstIndex(of: owner) ?? -1
@@ -218,7 +236,11 @@ extension ServerEngine {
                     let r = (rhs.offset - ownerIndex - 1 + group.servers.count) % group.servers.count
                     return l < r
                 }.map(\.element)
-                guard let next = rotated.first(where: { $0 != owner && view.contains($0) && !facts.isLeaving($0) }) else {
+                guard
+                    let next = rotated.first(where: {
+                        $0 != owner && view.contains($0) && !facts.isLeaving($0) && !facts.runsOtherConfiguration($0)
+                    })
+                else {
                     return .done(CommandResult(.failed, "No other server can take group \(name) now."))
                 }
                 target = next

@@ -27,11 +27,11 @@ enum LocalOperation: Sendable, Equatable {
 struct GroupRunner: Sendable, Equatable {
     var locals: [GroupName: LocalGroup] = [:]
     /// The groups in configuration order.
-    let groupNames: [GroupName]
+    var groupNames: [GroupName]
     /// The same sorted by name (held stops are released in this order).
-    let groupNamesSorted: [GroupName]
+    var groupNamesSorted: [GroupName]
     /// Resources of each group in activation order.
-    let activationOrder: [GroupName: [ResourceName]]
+    var activationOrder: [GroupName: [ResourceName]]
     private(set) var runs: [UInt64: RunningRun] = [:]
     private(set) var nextRunID: UInt64 = 1
 

@@ -358,9 +358,9 @@ struct Monitoring: Sendable, Equatable {
     /// Monitors that run on this server, by name.
     var monitors: [String: LocalMonitor] = [:]
     /// Their configuration, by name.
-    let configs: [String: MonitorConfig]
+    var configs: [String: MonitorConfig]
     /// The userw monitors here (they judge this process's own stalls).
-    let userSpace: [MonitorConfig]
+    var userSpace: [MonitorConfig]
     /// Id of the next probe run.
     var nextRun: UInt64 = 1
     /// Id of the next recovery script run.

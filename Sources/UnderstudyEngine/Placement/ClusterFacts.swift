@@ -63,11 +63,15 @@ public struct OwnFacts: Sendable, Equatable {
     public var syncDone: Bool
     /// A shared UPS's power failure on this server asks for a cluster stop.
     public var clusterStopRequested: Bool
+    /// This server's configuration hash: a group goes only to servers that run the same
+    /// (ConfigApply.swift). nil: not checked.
+    public var configHash: String?
 
     public init(
         instance: ServerInstance, groups: [GroupName: GroupReport] = [:], leaving: Bool = false, autoStartSuppressed: Bool = false,
-        syncDone: Bool = true, clusterStopRequested: Bool = false
+        syncDone: Bool = true, clusterStopRequested: Bool = false, configHash: String? = nil
     ) {
+        self.configHash = configHash
         self.instance = instance
         self.groups = groups
         self.leaving = leaving
@@ -167,6 +171,13 @@ public struct ClusterFacts: Sendable {
         server == me ? own.leaving : peer(server)?.currentReportBox?.heartbeat.leaving ?? false
     }
 
+    /// The server runs another configuration than this one, or joined as an outsider
+    /// (ConfigApply.swift): no group is given to it.
+    func runsOtherConfiguration(_ server: ServerName) -> Bool {
+        guard server != me, let mine = own.configHash, let report = peer(server)?.reportBox?.heartbeat else { return false }
+        return report.configHash != mine || report.configOutsider == true
+    }
+
     func isAutoStartSuppressed(_ server: ServerName) -> Bool {
         server == me ? own.autoStartSuppressed : peer(server)?.reportBox?.heartbeat.autoStartSuppressed ?? false
     }
@@ -258,7 +269,7 @@ extension ServerEngine {
         }
         let own = OwnFacts(
             instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
-            syncDone: syncDone, clusterStopRequested: clusterStopRequested)
+            syncDone: syncDone, clusterStopRequested: clusterStopRequested, configHash: configHash)
         return ClusterFacts(
             me: me, servers: serverNames, own: own, peerList: peerList, directory: directory, downConfirmedAt: placement.downConfirmedAt,
             takeoverMargin: takeoverMargin, now: now)

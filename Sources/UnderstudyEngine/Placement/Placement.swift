@@ -465,6 +465,7 @@ struct Planner {
     func chooseTarget(_ group: GroupConfig, entry: DirectoryEntry, directory dir: Directory) -> ServerName? {
         var candidates = group.servers.filter { server in
             view.contains(server) && !facts.isLeaving(server) && !entry.failedOn.contains(server)
+                && !facts.runsOtherConfiguration(server)
                 && (!facts.isAutoStartSuppressed(server) || server == entry.preferredTarget)
         }
         if let preferred = entry.preferredTarget, let index = candidates.firstIndex(of: preferred) {
@@ -489,7 +490,7 @@ struct Planner {
         guard let ownerIndex = group.servers.firstIndex(of: owner) else { return nil }
         for server in group.servers[..<ownerIndex] {
             guard view.contains(server), !facts.isLeaving(server), !entry.failedOn.contains(server),
-                !facts.isAutoStartSuppressed(server),
+                !facts.isAutoStartSuppressed(server), !facts.runsOtherConfiguration(server),
                 entry.monitorFailedOn?[server] == nil || entry.monitorFailedOn?[server] != facts.instance(of: server)
             else { continue }
             if group.exclusive == .complete

@@ -124,6 +124,8 @@ extension ClusterDaemon {
         case .status: resendable = true
         case .command(.runScript(_, let seconds), _, _): timeout = .seconds(max(30, seconds + 5))
         case .command: break
+        // Each is idempotent: a second copy stores, switches, drops or sends the same.
+        case .configPrepare, .configCommit, .configAbort, .configFetch: resendable = true
         }
         let order = controlPathOrder(to: server)
         guard !order.isEmpty else {

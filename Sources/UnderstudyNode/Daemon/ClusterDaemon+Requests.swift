@@ -65,11 +65,21 @@ extension ClusterDaemon {
         switch decoded {
         case .whoami:
             return WireJSON.encode(LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames))
+        case .configApply(let bundle, let dryRun, let prepareOnly):
+            let report = dryRun ? previewConfiguration(bundle) : await applyConfiguration(bundle, prepareOnly: prepareOnly)
+            return WireJSON.encode(LocalResponse.configApply(report))
+        case .configCommit(let version):
+            return WireJSON.encode(LocalResponse.configApply(await commitConfiguration(version: version)))
+        case .configPull:
+            let running = runningConfiguration()
+            return WireJSON.encode(LocalResponse.configuration(running.bundle, version: running.version, hash: running.hash))
         case .status(let target):
             if let target, target != me {
                 switch await askPeer(target, .status) {
                 case .status(let snapshot): return WireJSON.encode(LocalResponse.status(snapshot))
                 case .result(let result): return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
+                case .configuration:
+                    return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
                 }
             }
             return WireJSON.encode(LocalResponse.status(snapshot()))
@@ -85,7 +95,8 @@ extension ClusterDaemon {
                     // Exit code 3 is reserved for the local daemon.
                     return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
                 case .result(let result): return WireJSON.encode(LocalResponse.result(result))
-                case .status: return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
+                case .status, .configuration:
+                    return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
                 }
             }
             return WireJSON.encode(LocalResponse.result(await execute(command, origin: me, forwarded: false)))
@@ -99,11 +110,14 @@ extension ClusterDaemon {
         } catch {
             return WireJSON.encode(PeerResponse.result(CommandResult(.badUsage, "unreadable request from \(request.peerName)")))
         }
+        if let answer = answerConfiguration(decoded) { return WireJSON.encode(answer) }
         switch decoded {
         case .status:
             return WireJSON.encode(PeerResponse.status(snapshot()))
         case .command(let command, let origin, let forwarded):
             return WireJSON.encode(PeerResponse.result(await execute(command, origin: origin, forwarded: forwarded)))
+        case .configPrepare, .configCommit, .configAbort, .configFetch:
+            return WireJSON.encode(PeerResponse.result(CommandResult(.failed, "unexpected request")))
         }
     }
 
@@ -129,7 +143,7 @@ extension ClusterDaemon {
                 // changing; the operator retries.
                 return CommandResult(.inTransition, "\(result.message) Membership is changing; retry in a moment.")
             case .result(let result): return result
-            case .status: return CommandResult(.failed, "unexpected answer from \(target)")
+            case .status, .configuration: return CommandResult(.failed, "unexpected answer from \(target)")
             }
         }
     }

@@ -63,13 +63,36 @@ extension ClusterDaemon {
         return text
     }
 
-    static func configHash(_ config: ClusterConfig) -> String {
-        guard let text = try? String(contentsOfFile: config.sourcePath, encoding: .utf8) else { return "unknown" }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
+    /// The version of the configuration this server starts with: the recorded one when the
+    /// file is the one recorded; the pending one when the file is that (the daemon died after
+    /// writing the files of a switch, before recording it); otherwise 0 (a file edited or
+    /// copied by hand: a cluster that distributes its configuration hands it the current one).
+    /// A pending file that cannot be used is moved aside (and said once the log is open); a
+    /// version record that cannot be read stops the start, naming the file.
+    static func configVersion(hash: String, store: ConfigStore) throws -> (UInt64, [LogEntry]) {
+        var notes: [LogEntry] = []
+        let recorded: ConfigVersionRecord?
+        do {
+            recorded = try store.runningVersion()
+        } catch {
+            throw DaemonStartError("\(error)")
         }
-        return String(hash, radix: 16)
+        var pending: PendingConfiguration?
+        do {
+            pending = try store.pending()
+        } catch {
+            let kept = (try? store.setAside(store.pendingPath)) ?? store.pendingPath
+            notes.append(LogEntry(.configurationFetchFailed, "The pending configuration could not be used (\(error)); kept as \(kept)."))
+        }
+        if let record = recorded, record.hash == hash {
+            if let stale = pending, stale.version <= record.version { try? store.removePending() }
+            return (record.version, notes)
+        }
+        if let pending, pending.hash == hash {
+            try store.saveRunningVersion(ConfigVersionRecord(version: pending.version, hash: hash))
+            try? store.removePending()
+            return (pending.version, notes)
+        }
+        return (0, notes)
     }
 }

@@ -46,7 +46,21 @@ public struct DaemonStartError: Error, CustomStringConvertible {
 /// The daemon of one server: turns the world into Engine events and carries out the
 /// Engine's actions. All Engine access is serialized by this actor.
 public actor ClusterDaemon {
-    let config: ClusterConfig
+    /// The running configuration; replaced with the Engine's by an online apply
+    /// (ClusterDaemon+Configuration.swift).
+    var config: ClusterConfig
+    /// The running configuration's files (served to peers that fetch it).
+    var runningBundle: ConfigBundle
+    /// The version records (running, pending) in the state folder.
+    let configStore: ConfigStore
+    /// A fetch of a newer configuration from a peer, while one runs.
+    var configFetch: Task<Void, Never>?
+    /// When fetching each version last failed (retried after `fetchRetryPause`).
+    var configFetchFailedAt: [UInt64: ContinuousClock.Instant] = [:]
+    /// An apply coordinated by this server runs.
+    var configApplyRunning = false
+    /// Said at start, once the alert log is open (a pending file that could not be used).
+    var startNotes: [LogEntry] = []
     let me: ServerName
     let paths: DaemonPaths
     let key: ClusterKey
@@ -99,7 +113,7 @@ public actor ClusterDaemon {
     let heartbeatLateness = LatenessRecorder()
     /// How late this actor woke to prepare them (they are prepared `heartbeatLead` ahead).
     let heartbeatPreparationLateness = LatenessRecorder()
-    let probeContext: MonitorProbes.Context
+    var probeContext: MonitorProbes.Context
     let scriptRunner: ScriptRunner
     let host: HostFacts
 
@@ -160,8 +174,24 @@ public actor ClusterDaemon {
         } catch {
             throw DaemonStartError("\(error)")
         }
+        configStore = ConfigStore(directory: paths.stateDirectory)
+        var bundleNote: LogEntry?
+        do {
+            runningBundle = try ConfigBundle.read(configPath: config.sourcePath)
+        } catch {
+            // A scripts/ folder that cannot be distributed (too large, unreadable) does not
+            // keep the server from running; its configuration is then the file alone.
+            guard let data = FileManager.default.contents(atPath: config.sourcePath), let yaml = String(data: data, encoding: .utf8)
+            else { throw DaemonStartError("\(error)") }
+            runningBundle = ConfigBundle(yaml: yaml)
+            bundleNote = LogEntry(
+                .configurationFetchFailed, "The scripts/ folder beside \(config.sourcePath) is not part of the configuration: \(error).")
+        }
+        let hash = ConfigBundle.hash(config: config, scripts: runningBundle.scripts)
+        let (version, notes) = try Self.configVersion(hash: hash, store: configStore)
+        startNotes = notes + (bundleNote.map { [$0] } ?? [])
         engine = ServerEngine(
-            config: config, me: server, bootID: bootID, configHash: Self.configHash(config), persisted: persisted,
+            config: config, me: server, bootID: bootID, configHash: hash, configVersion: version, persisted: persisted,
             abnormalStop: abnormal)
         let host = HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath)
         self.host = host
@@ -227,6 +257,8 @@ public actor ClusterDaemon {
         if keeper == nil { helperFailed("the keeper process could not be started") }
         let (results, resultSink) = AsyncStream<[MonitorCheck]>.makeStream()
         monitorRunner.onReport { checks in resultSink.yield(checks) }
+        for note in startNotes { record(note) }
+        startNotes = []
         perform(engine.startService(now: now()))
 
         await withTaskGroup(of: Void.self) { tasks in
@@ -459,6 +491,7 @@ public actor ClusterDaemon {
         let receivedAt = origin.duration(to: datagram.receivedAt)
         heardOnPath(heartbeat.sender, path: path, at: max(receivedAt, lastTick))
         perform(engine.handle(.heartbeat(heartbeat, path: path), now: max(receivedAt, lastTick)))
+        noticeConfiguration(of: heartbeat)
     }
 
 }

@@ -15,21 +15,41 @@ public enum LocalRequest: Codable, Sendable {
     case command(ClusterCommand, target: ServerName?)
     /// Names of the servers, and this server's own name.
     case whoami
+    /// `understudy config apply FILE [--dry-run] [--prepare-only]`, `clpcfctrl --push`: the
+    /// reflection method of a new configuration and, unless `dryRun`, the two-phase apply
+    /// from this server (ClusterDaemon+Configuration.swift).
+    case configApply(ConfigBundle, dryRun: Bool, prepareOnly: Bool)
+    /// `understudy config commit VERSION`: phase 2 of an apply stored with `--prepare-only`.
+    case configCommit(version: UInt64)
+    /// `clpcfctrl --pull`: the configuration this server runs.
+    case configPull
 }
 
 public enum LocalResponse: Codable, Sendable {
     case status(ClusterStatusSnapshot)
     case result(CommandResult)
     case identity(server: ServerName, cluster: String, servers: [ServerName])
+    case configApply(ConfigApplyReport)
+    case configuration(ConfigBundle, version: UInt64, hash: String)
 }
 
 /// A request between daemons.
 public enum PeerRequest: Codable, Sendable {
     case command(ClusterCommand, origin: ServerName, forwarded: Bool)
     case status
+    /// Phase 1 of an apply: check the configuration against what runs here and store it as
+    /// pending.
+    case configPrepare(PendingConfiguration)
+    /// Phase 2: switch to the pending configuration of this version and hash.
+    case configCommit(version: UInt64, hash: String)
+    /// The apply was abandoned before any server switched: drop the pending version.
+    case configAbort(version: UInt64)
+    /// The configuration the peer runs (a server that sees a newer version fetches it).
+    case configFetch
 }
 
 public enum PeerResponse: Codable, Sendable {
     case result(CommandResult)
     case status(ClusterStatusSnapshot)
+    case configuration(ConfigBundle, version: UInt64, hash: String)
 }

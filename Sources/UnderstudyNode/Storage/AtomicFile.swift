@@ -36,18 +36,18 @@ public enum AtomicFile {
     public static let fileMode: mode_t = 0o600
     static let temporaryMarker = ".tmp-"
 
-    public static func write(_ data: Data, to path: String) throws(StorageError) {
+    public static func write(_ data: Data, to path: String, mode: mode_t = fileMode) throws(StorageError) {
         let bytes = [UInt8](data)
-        try write(bytes, to: path)
+        try write(bytes, to: path, mode: mode)
     }
 
-    public static func write(_ bytes: [UInt8], to path: String) throws(StorageError) {
+    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = fileMode) throws(StorageError) {
         let (folder, name) = split(path)
         try createFolder(folder)
         let temporaryPath =
             folder + "/." + name + temporaryMarker + String(getpid()) + "-"
             + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, fileMode)
+        let descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard descriptor >= 0 else {
             throw StorageError(path: temporaryPath, operation: "cannot create", errorNumber: errno)
         }
@@ -58,7 +58,7 @@ public enum AtomicFile {
         do {
             defer { close(descriptor) }
             // The umask may have narrowed the mode, never widened it; make it exact.
-            _ = fchmod(descriptor, fileMode)
+            _ = fchmod(descriptor, mode)
             try writeAll(bytes, to: descriptor, path: temporaryPath)
             guard fsync(descriptor) == 0 else {
                 throw StorageError(path: temporaryPath, operation: "cannot fsync", errorNumber: errno)

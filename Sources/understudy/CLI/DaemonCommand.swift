@@ -89,7 +89,9 @@ struct KeygenCommand: ParsableCommand {
 struct InstallAliasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install-aliases",
-        abstract: "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn) in a folder.")
+        abstract:
+            "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl) in a folder."
+    )
 
     @Argument(help: "Folder for the symlinks, e.g. /usr/local/sbin.") var directory: String
 
@@ -117,7 +119,7 @@ struct InstallAliasesCommand: ParsableCommand {
 }
 
 enum Aliases {
-    static let names = ["clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn"]
+    static let names = ["clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl"]
 }
 
 /// The running binary, resolved (symlinks followed).

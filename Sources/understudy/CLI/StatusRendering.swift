@@ -137,9 +137,17 @@ enum StatusRendering {
         if snapshot.suspended { notes.append("The cluster is suspended.") }
         if snapshot.isolated { notes.append("\(snapshot.localServer) is isolated from the majority of the servers.") }
         if !snapshot.syncDone && snapshot.service == "running" { notes.append("Waiting for all servers to start (sync wait).") }
-        for mismatch in snapshot.configurationMismatch ?? [] {
+        if let line = snapshot.configuration, line.outsider {
             notes.append(
-                "\(mismatch.server) runs a different configuration (hash \(mismatch.theirs), here \(mismatch.ours)); give every server the same cluster.yaml."
+                "\(snapshot.localServer) runs another configuration (version \(line.version), hash \(line.hash)) than the master: it takes no part in placement until it runs the cluster's (understudy config apply, or clpcfctrl --push, from a server that runs it)."
+            )
+        }
+        for mismatch in snapshot.configurationMismatch ?? [] {
+            let versions =
+                "version \(mismatch.theirVersion ?? 0), hash \(mismatch.theirs); here version \(mismatch.ourVersion ?? 0), hash \(mismatch.ours)"
+            let part = mismatch.excluded == true ? "; it takes no part in placement" : ""
+            notes.append(
+                "\(mismatch.server) runs a different configuration (\(versions))\(part); apply one with understudy config apply / clpcfctrl --push."
             )
         }
         if snapshot.autoStartSuppressed {

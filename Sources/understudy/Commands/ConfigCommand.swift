@@ -1,5 +1,6 @@
 // `understudy config check FILE`: load and validate a cluster config without a daemon, so it
-// can run on an admin workstation before the file is distributed.
+// can run on an admin workstation before the file is distributed. `config apply` and
+// `config commit` distribute it (ConfigApplyCommands.swift).
 
 import ArgumentParser
 import Foundation
@@ -10,7 +11,7 @@ struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Work with cluster configuration files.",
-        subcommands: [Check.self]
+        subcommands: [Check.self, Apply.self, Commit.self]
     )
 
     struct Check: ParsableCommand {
