@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
@@ -17,11 +18,13 @@ struct WitnessTLSTests {
         .resolve(cluster: "c1", heartbeatTimeout: .seconds(3), servers: ["node1", "node2"], view: ["node1", "node2"])
     }
 
+    /// Each client is a new boot of node1 (the witness refuses an older boot than it saw).
     func client(port: Int, tls: WitnessTLS?) -> WitnessClient {
         WitnessClient(
             endpoint: WitnessEndpoint(host: "127.0.0.1", port: port, tls: tls), cluster: "c1", me: "node1", key: key,
-            bootID: UInt64.random(in: 1...1_000_000))
+            bootID: Self.nextBoot.add(1, ordering: .relaxed).newValue)
     }
+    static let nextBoot = Atomic<UInt64>(0)
 
     @Test(
         "HTTPS witness: the right CA and address verify; plain HTTP, a foreign CA or a wrong name fail", .requires(TestCertificates.openssl)
@@ -30,21 +33,33 @@ struct WitnessTLSTests {
         let folder = NSTemporaryDirectory() + "understudy-witness-tls-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let witnessPair = try TestCertificates.selfSigned(in: folder, name: "witness", dnsNames: ["witness.example"])
+        // Names only: the address connected to is in no IP entry.
+        let namedPair = try TestCertificates.selfSigned(in: folder, name: "named", ipAddresses: [], dnsNames: ["witness.example"])
         let foreign = try TestCertificates.selfSigned(in: folder, name: "foreign")
         let service = WitnessService(keys: ["c1": key], bootID: 7, started: ContinuousClock.now - .seconds(3600))
-        let tls = try WitnessTLSContexts.server(certificateFile: witnessPair.certificate, keyFile: witnessPair.key)
-        let server = try await WitnessServer.start(host: "127.0.0.1", port: 0, service: service, tls: tls)
-        defer { Task { await server.close() } }
+        let server = try await WitnessServer.start(
+            host: "127.0.0.1", port: 0, service: service,
+            tls: try WitnessTLSContexts.server(certificateFile: witnessPair.certificate, keyFile: witnessPair.key))
+        let named = try await WitnessServer.start(
+            host: "127.0.0.1", port: 0, service: service,
+            tls: try WitnessTLSContexts.server(certificateFile: namedPair.certificate, keyFile: namedPair.key))
+        defer {
+            Task {
+                await server.close()
+                await named.close()
+            }
+        }
         let port = try #require(server.port)
+        let namedPort = try #require(named.port)
 
-        // Checked against the IP SAN of the address connected to.
+        // Checked against the IP entry of the address connected to.
         let answer = try await client(port: port, tls: WitnessTLS(caFile: witnessPair.certificate)).exchange(
             resolve(), timeout: .seconds(3))
         #expect(answer.verdict == .granted)
         // Checked against a DNS name of the certificate.
-        let named = try await client(port: port, tls: WitnessTLS(caFile: witnessPair.certificate, serverName: "witness.example"))
+        let byName = try await client(port: namedPort, tls: WitnessTLS(caFile: namedPair.certificate, serverName: "witness.example"))
             .exchange(resolve(), timeout: .seconds(3))
-        #expect(named.verdict == .granted)
+        #expect(byName.verdict == .granted)
 
         await #expect(throws: WitnessExchangeError.self) {
             try await client(port: port, tls: nil).exchange(resolve(), timeout: .seconds(2))
@@ -53,10 +68,14 @@ struct WitnessTLSTests {
             try await client(port: port, tls: WitnessTLS(caFile: foreign.certificate)).exchange(resolve(), timeout: .seconds(2))
         }
         await #expect(throws: WitnessExchangeError.self) {
-            try await client(port: port, tls: WitnessTLS(caFile: witnessPair.certificate, serverName: "other.example"))
+            try await client(port: namedPort, tls: WitnessTLS(caFile: namedPair.certificate, serverName: "other.example"))
                 .exchange(resolve(), timeout: .seconds(2))
         }
+        await #expect(throws: WitnessExchangeError.self) {
+            try await client(port: namedPort, tls: WitnessTLS(caFile: namedPair.certificate)).exchange(resolve(), timeout: .seconds(2))
+        }
         await server.close()
+        await named.close()
     }
 
     @Test("a CA file that is missing or holds no certificate is a clear error on every exchange")
