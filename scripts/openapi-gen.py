@@ -46,7 +46,7 @@ def get(summary, schema, params=(), select=None):
     op = {"summary": summary, "responses": {"200": resp(schema), "default": err}}
     ps = list(params)
     if select:
-        ps.append({"name":"select","in":"query","required":False,"schema":{"type":"string","enum":select}})
+        ps.append({"name":"select","in":"query","required":False,"description":"name: names only; resources (groups): names and resources; empty: everything","schema":{"type":"string","enum":list(select) + [""]}})
     if ps: op["parameters"] = ps
     return {"get": op}
 def post(summary, body=None, params=(), ok="Envelope"):

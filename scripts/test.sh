@@ -34,6 +34,12 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
+# PyPI: schemathesis, for the property-based run against the REST API's OpenAPI document
+# (RestApiPropertyTests). Installed only when missing.
+if ! command -v schemathesis >/dev/null 2>&1; then
+    python3 -m pip install -q schemathesis 2>/dev/null || python3 -m pip install -q --break-system-packages schemathesis
+fi
+
 swift build --build-tests
 if [ $# -gt 0 ]; then
     exec swift test --skip-build "$@"

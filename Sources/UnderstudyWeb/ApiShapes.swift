@@ -121,7 +121,7 @@ public enum ApiShapes {
     /// resources; nil or empty keeps everything. Unknown words are a bad request.
     public static func select(_ items: [JSONValue], _ select: String?, allowed: [String]) -> Result<[JSONValue], ApiReply> {
         guard let select, !select.isEmpty else { return .success(items) }
-        let words = select.split(separator: ",").map { String($0) }
+        let words = select.split(separator: ",", omittingEmptySubsequences: false).map { String($0) }
         for word in words where !allowed.contains(word) {
             return .failure(
                 .error(.badRequest, "select=\(word.prefix(40)) is not known here; use \(allowed.joined(separator: " or ")).")

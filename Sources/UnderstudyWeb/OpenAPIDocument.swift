@@ -724,10 +724,12 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
-                "name"
+                "name",
+                ""
                ]
               }
              }
@@ -772,10 +774,12 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
-                "name"
+                "name",
+                ""
                ]
               }
              }
@@ -812,11 +816,13 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
                 "name",
-                "resources"
+                "resources",
+                ""
                ]
               }
              }
@@ -861,11 +867,13 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
                 "name",
-                "resources"
+                "resources",
+                ""
                ]
               }
              }
@@ -902,10 +910,12 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
-                "name"
+                "name",
+                ""
                ]
               }
              }
@@ -950,10 +960,12 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
-                "name"
+                "name",
+                ""
                ]
               }
              }
@@ -990,10 +1002,12 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
-                "name"
+                "name",
+                ""
                ]
               }
              }
@@ -1038,10 +1052,12 @@ public enum OpenAPIDocument {
               "name": "select",
               "in": "query",
               "required": false,
+              "description": "name: names only; resources (groups): names and resources; empty: everything",
               "schema": {
                "type": "string",
                "enum": [
-                "name"
+                "name",
+                ""
                ]
               }
              }

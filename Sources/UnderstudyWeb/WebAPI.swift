@@ -181,8 +181,13 @@ public struct WebAPI: Sendable {
             default: return ApiResponse(.error(.notFound, "No such path."))
             }
         case .alerts:
-            let limit = request.query["limit"].flatMap { Int($0) } ?? 500
-            guard (1...10_000).contains(limit) else { return ApiResponse(.error(.badRequest, "limit must be from 1 to 10000.")) }
+            var limit = 500
+            if let text = request.query["limit"] {
+                guard let value = Int(text), (1...10_000).contains(value) else {
+                    return ApiResponse(.error(.badRequest, "limit must be a whole number from 1 to 10000."))
+                }
+                limit = value
+            }
             let entries = AlertLogReader.read(path: alertLogPath, limit: limit)
             return ApiResponse(.ok([("alerts", .array(entries.map(\.json)))]))
         case .events:

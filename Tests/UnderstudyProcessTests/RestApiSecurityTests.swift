@@ -96,3 +96,45 @@ struct RestApiSecurityTests {
         }
     }
 }
+
+/// A bounded property-based run of schemathesis (PyPI) against a live daemon: generated
+/// requests to every GET operation of the published OpenAPI document, their answers checked
+/// against it (status codes, content types, schemas; invalid parameters must be refused).
+@Suite("Process: REST API property-based")
+struct RestApiPropertyTests {
+    @Test(
+        "schemathesis finds no answer that breaks the OpenAPI document",
+        .requires(.command("schemathesis", package: "schemathesis from PyPI (scripts/test.sh installs it)")))
+    func schemathesis() async throws {
+        var spec = ClusterSpec(subnet: 172, servers: ["node1"])
+        spec.web = "    listen: heartbeat-addresses\n    tls: false\n"
+        try await withCluster(spec) { cluster in
+            let add = try await CommandRunner.run(
+                "/bin/sh",
+                [
+                    "-c",
+                    "printf '%s\\n' 'prop-Pa55word' | '\(cluster.binary)' user add admin --role operator --config '\(cluster.configPath)'",
+                ],
+                scratch: cluster.folder)
+            #expect(add.exitCode == 0, "\(add)")
+            try cluster.start()
+            try await cluster.waitUntilFormed(online: ["node1"])
+            let base = "http://127.0.172.1:\(spec.httpPort)/api/v1"
+            let probe = HTTPProbe(scratch: cluster.folder, user: "admin", password: "prop-Pa55word")
+            _ = try await poll(every: .milliseconds(200), upTo: .seconds(10)) {
+                try await probe.request("GET", base + "/cluster").status == 200
+            }
+            // GET only: operations would stop the cluster under the run. The event stream
+            // never ends; toratio is documented as 501. Wrong credentials are left out: they
+            // would lock the address out (the throttle) and starve the rest of the run.
+            let run = try await CommandRunner.run(
+                "/usr/bin/env",
+                [
+                    "schemathesis", "run", base + "/openapi.json", "-a", "admin:prop-Pa55word", "--include-method", "GET",
+                    "--exclude-path", "/api/v1/events", "--exclude-path", "/api/v1/cluster/toratio", "--exclude-checks", "ignored_auth",
+                    "-n", "25", "--seed", "16", "-w", "1", "--request-timeout", "10", "--no-color",
+                ], scratch: cluster.folder, timeout: .seconds(300))
+            #expect(run.exitCode == 0, "\(run.standardOutput.suffix(4000))\(run.standardError.suffix(2000))")
+        }
+    }
+}
