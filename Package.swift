@@ -96,7 +96,9 @@ let package = Package(
             // Scenario files, read by ScenarioFiles.swift from the source tree.
             exclude: ["Scenarios"]),
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
-        .testTarget(name: "UnderstudyWebTests", dependencies: ["UnderstudyWeb", "UnderstudyModel", "UnderstudyNode", "UnderstudyEngine"]),
+        .testTarget(
+            name: "UnderstudyWebTests",
+            dependencies: ["UnderstudyWeb", "UnderstudyModel", "UnderstudyNode", "UnderstudyEngine", "UnderstudySimulator"]),
         .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode", "UnderstudyTestSupport"]),
         .testTarget(
             name: "UnderstudyProcessTests",

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import UnderstudyNode
 import _CryptoExtras
 
 /// A salted, slow password hash: PBKDF2-HMAC-SHA256, written as
@@ -23,8 +24,7 @@ public struct PasswordHash: Sendable, Equatable, CustomStringConvertible {
 
     /// Hashes `password` with a fresh random salt.
     public static func make(password: String, rounds: Int = defaultRounds) throws -> PasswordHash {
-        var generator = SystemRandomNumberGenerator()
-        let salt = (0..<saltBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let salt = SecureRandom.bytes(saltBytes)
         return PasswordHash(rounds: rounds, salt: salt, hash: try derive(password: password, salt: salt, rounds: rounds))
     }
 

@@ -1,13 +1,12 @@
 import Crypto
 import Foundation
 import UnderstudyModel
+import UnderstudyNode
 
 /// Random tokens: 32 bytes from the system generator, base64url without padding.
 enum Token {
     static func make() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+        Data(SecureRandom.bytes(32)).base64EncodedString().replacingOccurrences(of: "+", with: "-")
             .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 }

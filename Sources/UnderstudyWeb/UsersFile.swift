@@ -1,10 +1,7 @@
 import Foundation
 import UnderstudyModel
+import UnderstudyNode
 import Yams
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// One user of the web server and the REST API.
 public struct WebUser: Sendable, Equatable {
@@ -129,21 +126,10 @@ public enum UsersFile {
 
     /// Writes the file atomically with mode 0600 (it holds password hashes).
     public static func save(_ users: [WebUser], path: String) throws(UsersFileError) {
-        let temporary = path + ".tmp-\(getpid())"
-        let bytes = Array(render(users).utf8)
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw UsersFileError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor)
-        close(descriptor)
-        guard written == bytes.count, synced == 0 else {
-            unlink(temporary)
-            throw UsersFileError("cannot write \(temporary): \(String(cString: strerror(errno)))")
-        }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw UsersFileError("cannot replace \(path): \(reason)")
+        do {
+            try AtomicFile.write(Array(render(users).utf8), to: path)
+        } catch {
+            throw UsersFileError(error.description)
         }
     }
 }

@@ -3,6 +3,7 @@ import Testing
 import UnderstudyEngine
 import UnderstudyModel
 import UnderstudyNode
+import UnderstudySimulator
 
 @testable import UnderstudyWeb
 
@@ -210,7 +211,7 @@ struct ApiTests {
         #expect(await daemon.commands.isEmpty)
 
         // Random request bodies: always an envelope, never a crash.
-        var generator = SeededGenerator(seed: 99)
+        var generator = SeededRandom(seed: 99)
         for _ in 0..<200 {
             let length = Int.random(in: 0..<60, using: &generator)
             let text = String(

@@ -1,4 +1,5 @@
 import Testing
+import UnderstudySimulator
 import UnderstudyWeb
 
 @Suite("Web: JSON values")
@@ -23,7 +24,7 @@ struct JSONValueTests {
 
     @Test("random bytes and mutated bodies never crash the parser; what parses writes back to the same value")
     func fuzz() {
-        var generator = SeededGenerator(seed: 16)
+        var generator = SeededRandom(seed: 16)
         let seeds = [
             #"{"target": "node2"}"#, #"{"script": "a.sh", "timeout": 30, "x": [1, {"y": null}]}"#, #"{"ratio": "2", "time": "1h"}"#,
         ]
@@ -42,18 +43,5 @@ struct JSONValueTests {
                 #expect((try? JSONValue.parse(Array(value.serialized.utf8))) == value, "\(value.serialized)")
             }
         }
-    }
-}
-
-/// SplitMix64: reproducible randomness for the fuzz tests.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import UnderstudyModel
+import UnderstudySimulator
 
 @testable import UnderstudyWeb
 
@@ -67,7 +68,7 @@ struct UsersAndAccessTests {
     func usersFileFuzz() throws {
         let hash = try PasswordHash.make(password: "pw-123456", rounds: PasswordHash.minimumRounds)
         let base = Array(UsersFile.render([WebUser(name: "admin", role: .operator, password: hash)]).utf8)
-        var generator = SeededGenerator(seed: 7)
+        var generator = SeededRandom(seed: 7)
         for _ in 0..<1500 {
             var bytes = base
             for _ in 0..<(1 + Int.random(in: 0..<3, using: &generator)) {
