@@ -89,11 +89,15 @@ public struct WebAPI: Sendable {
     let extraRoutes: [ExtraRoute]
     /// Keepalive comments on the event stream (proxies close silent connections).
     let keepalive: Duration
+    /// Where the event stream's producers run (off the cooperative pool).
+    let executor: any TaskExecutor
 
     init(
         daemon: any DaemonPort, config: ClusterConfig, me: ServerName, settings: WebSettings, alertLogPath: String,
-        feed: StatusFeed, authenticator: Authenticator, extraRoutes: [ExtraRoute], keepalive: Duration = .seconds(15)
+        feed: StatusFeed, authenticator: Authenticator, extraRoutes: [ExtraRoute], keepalive: Duration = .seconds(15),
+        executor: any TaskExecutor = WebExecutor()
     ) {
+        self.executor = executor
         self.daemon = daemon
         runner = OperationRunner(daemon: daemon, config: config, me: me)
         self.feed = feed
@@ -331,13 +335,14 @@ public struct WebAPI: Sendable {
         let feed = self.feed
         let daemon = self.daemon
         let keepalive = self.keepalive
+        let executor = self.executor
         return ApiResponse(
             status: 200,
             headers: [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")],
             body: .eventStream {
                 let (chunks, sink) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(256))
                 sink.yield("retry: 2000\n\n")
-                let producers = Task {
+                let producers = Task(executorPreference: executor) {
                     await withTaskGroup(of: Void.self) { tasks in
                         tasks.addTask {
                             if let snapshot = await feed.current() {

@@ -30,6 +30,7 @@ struct WebRequestContext: RequestContext {
 struct WebResponder: HTTPResponder {
     typealias Context = WebRequestContext
     let api: WebAPI
+    let executor: WebExecutor
 
     func respond(to request: Request, context: WebRequestContext) async throws -> Response {
         var query: [String: String] = [:]
@@ -47,7 +48,8 @@ struct WebResponder: HTTPResponder {
                 throw BodyTooLarge()
             }
         }
-        let answer = await api.respond(apiRequest)
+        let api = self.api
+        let answer = await withTaskExecutorPreference(executor) { await api.respond(apiRequest) }
         var fields = HTTPFields()
         for (name, value) in answer.headers {
             if let field = HTTPField.Name(name) { fields.append(HTTPField(name: field, value: value)) }
@@ -92,6 +94,7 @@ public final class WebServer: Sendable {
     let api: WebAPI
     let feed: StatusFeed
     let endpoints: [(host: String, port: Int)]
+    let executor = WebExecutor()
     static let retryDelay: Duration = .seconds(5)
 
     /// Checks the settings, certificate and key before anything listens.
@@ -148,7 +151,7 @@ public final class WebServer: Sendable {
             usersPath: settings.usersFile, sessionTimeout: settings.sessionTimeout, logger: logger, alert: alert)
         api = WebAPI(
             daemon: daemon, config: config, me: me, settings: settings, alertLogPath: alertLogPath, feed: feed,
-            authenticator: authenticator, extraRoutes: extraRoutes)
+            authenticator: authenticator, extraRoutes: extraRoutes, executor: executor)
     }
 
     /// Serves until the task is cancelled. An endpoint that cannot listen is reported and
@@ -156,7 +159,7 @@ public final class WebServer: Sendable {
     public func run() async {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { await self.feed.run() }
+            tasks.addTask(executorPreference: self.executor) { await self.feed.run() }
             for endpoint in endpoints {
                 tasks.addTask { await self.serve(host: endpoint.host, port: endpoint.port, group: group) }
             }
@@ -178,7 +181,7 @@ public final class WebServer: Sendable {
             }
             let daemon = self.daemon
             let application = Application(
-                responder: WebResponder(api: api), server: server,
+                responder: WebResponder(api: api, executor: executor), server: server,
                 configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil, reuseAddress: true),
                 onServerRunning: { channel in
                     let bound = channel.localAddress?.port ?? port
