@@ -170,6 +170,11 @@ public final class WebServer: Sendable {
 
     func serve(host: String, port: Int, group: MultiThreadedEventLoopGroup) async {
         let scheme = tls == nil ? "http" : "https"
+        // Hummingbird's own lines: what matters is said as alerts (webmgr 1, 21); its
+        // "Waiting on child channel: CancellationError" at every daemon stop is not an error.
+        // Shown with --log-level debug or trace.
+        var frameworkLogger = logger
+        if frameworkLogger.logLevel > .debug { frameworkLogger.logLevel = .critical }
         var failures = 0
         while !Task.isCancelled {
             let server: HTTPServerBuilder
@@ -187,7 +192,7 @@ public final class WebServer: Sendable {
                     let bound = channel.localAddress?.port ?? port
                     await daemon.recordAlert(LogEntry(.webListening, "The web server listens on \(scheme)://\(host):\(bound)/api/v1."))
                 },
-                eventLoopGroupProvider: .shared(group), logger: logger)
+                eventLoopGroupProvider: .shared(group), logger: frameworkLogger)
             do {
                 try await application.run()
                 if Task.isCancelled { return }
