@@ -93,7 +93,8 @@ public actor Authenticator {
         let matches = await verifyOffPool(hash, password)
         guard let user, matches else {
             let count = throttle.failed(address, now: .now)
-            let shown = WebUser.problemWithName(name) == nil ? name : "(invalid name)"
+            // Only a known user's name is written: people type passwords into the name field.
+            let shown = user == nil ? "(unknown)" : name
             let message =
                 "Login failed for user \"\(shown)\" from \(address) (\(count) within \(LoginThrottle.window.components.seconds) s)."
             await alert(LogEntry(.webLoginFailed, message))

@@ -316,6 +316,11 @@ struct RestApiTests {
                 #expect(answer.status == 401, "\(answer)")
             }
             guesser.password = Self.adminPassword
+            var typo = guesser
+            typo.user = "Name-typed-as-Pa55word"
+            typo.from = "127.0.170.61"
+            answer = try await api.call("GET", "/cluster", as: typo)
+            #expect(answer.status == 401, "\(answer)")
             answer = try await api.call("GET", "/cluster", as: guesser)
             #expect(answer.status == 429 && answer.code == 10 && answer.headers["retry-after"] != nil, "\(answer)")
             answer = try await api.call("GET", "/cluster")
@@ -374,7 +379,7 @@ struct RestApiTests {
                 for file in [cluster.logPath(of: server), cluster.stateDirectory(of: server) + "/alert.log"] {
                     let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
                     #expect(!text.isEmpty, "\(file)")
-                    for secret in [Self.adminPassword, Self.viewerPassword, "guess"] {
+                    for secret in [Self.adminPassword, Self.viewerPassword, "guess", "Name-typed-as-Pa55word"] {
                         #expect(!text.contains(secret), "\(file) holds a password")
                     }
                 }
