@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # Writes Sources/UnderstudyWeb/OpenAPIDocument.swift: the OpenAPI 3 document of /api/v1
 # (served at /api/v1/openapi.json). Edit this file, run it, commit both.
-# OpenAPIConformanceTests validate every response the API tests receive against it.
+# RestApiTests check every response they receive against it (OpenAPIChecker); RestApiPropertyTests
+# runs schemathesis from it.
 import json
 S = lambda name: {"$ref": "#/components/schemas/" + name}
 activation = ["Online","Offline","Online Pending","Offline Pending","Online Failure","Offline Failure","Unknown"]
