@@ -14,7 +14,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        // FullFoundation only: the default ConfigurationSupport trait pulls swift-configuration (~1 min of build).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        // Already in the graph through HummingbirdTLS; named for the TLS configuration types.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // Config schema, validation, defaults, status vocabulary, script-variable contract.
@@ -50,6 +54,24 @@ let package = Package(
                 .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
+        // The management plane: REST API /api/v1, sessions, users, live events (ARCHITECTURE.md §2).
+        .target(
+            name: "UnderstudyWeb",
+            dependencies: [
+                "UnderstudyNode",
+                "UnderstudyModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The network-namespace lab (tests, benchmarks, `understudy lab`): needs root.
         .target(name: "UnderstudyLab", dependencies: ["UnderstudyNode", "UnderstudyModel", "UnderstudyEngine"]),
         // What only tests use: prerequisites (skip, or fail under UNDERSTUDY_REQUIRE_ALL=1),
@@ -63,6 +85,7 @@ let package = Package(
                 "UnderstudyEngine",
                 "UnderstudySimulator",
                 "UnderstudyNode",
+                "UnderstudyWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -74,10 +97,13 @@ let package = Package(
             // Scenario files, read by ScenarioFiles.swift from the source tree.
             exclude: ["Scenarios"]),
         .testTarget(name: "UnderstudySimulatorTests", dependencies: ["UnderstudySimulator"]),
+        .testTarget(
+            name: "UnderstudyWebTests",
+            dependencies: ["UnderstudyWeb", "UnderstudyModel", "UnderstudyNode", "UnderstudyEngine", "UnderstudySimulator"]),
         .testTarget(name: "UnderstudyNodeTests", dependencies: ["UnderstudyNode", "UnderstudyTestSupport"]),
         .testTarget(
             name: "UnderstudyProcessTests",
-            dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel", "UnderstudyTestSupport"]),
+            dependencies: ["UnderstudyNode", "UnderstudyEngine", "UnderstudyModel", "UnderstudyTestSupport", "UnderstudyWeb"]),
         .testTarget(
             name: "UnderstudyLabTests", dependencies: ["UnderstudyLab", "UnderstudyEngine", "UnderstudyModel", "UnderstudyTestSupport"]),
     ],

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: procps (ps, pkill-free process checks), iproute2 (lab),
-# curl (HTTP checks in process tests), iputils-arping and ndisc6 (fip driver: duplicate-address
+# curl (HTTP checks in process tests; the REST API tests talk to the daemons with it), openssl
+# (the REST API's TLS test makes a self-signed certificate and key), iputils-arping and ndisc6 (fip driver: duplicate-address
 # probes and gratuitous ARP), bird2 (a real RIP router for vip), postgresql and
 # mariadb-server/-client (real database servers and clients for psqlw and mysqlw), python3
 # (an HTTP server for httpw), lvm2 and sg3-utils (volmgrw, diskw tur), hostname and bsdutils
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 # the WebManager's tests). Installed only when missing, so the
 # command also works without network on a machine that already has them.
 need=()
-for pkg in procps iproute2 curl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
+for pkg in procps iproute2 curl openssl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
     postgresql postgresql-client mariadb-server mariadb-client python3 lvm2 sg3-utils \
     hostname bsdutils nut-server nut-client kmod socat e2fsprogs xfsprogs util-linux mount \
     samba smbclient nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common openssl \
@@ -34,6 +35,12 @@ if [ ${#need[@]} -gt 0 ]; then
     else
         sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
     fi
+fi
+
+# PyPI: schemathesis, for the property-based run against the REST API's OpenAPI document
+# (RestApiPropertyTests). Installed only when missing.
+if ! command -v schemathesis >/dev/null 2>&1; then
+    python3 -m pip install -q schemathesis 2>/dev/null || python3 -m pip install -q --break-system-packages schemathesis
 fi
 
 swift build --build-tests

@@ -248,6 +248,18 @@ extension EventKind {
         "requests to a server now take another LAN path (the path before failed, or a preferred path works again)")
 
     /// Every event, by module and id.
+    // MARK: webmgr, apisv
+
+    public static let webListening = EventKind("webmgr", 1, .info, "the web server (REST API) listens on an address and port")
+    public static let webListenFailed = EventKind(
+        "webmgr", 21, .error, "the web server cannot listen (port taken, certificate or key unreadable); it retries every 5 s")
+    public static let webLoginFailed = EventKind(
+        "apisv", 101, .warning, "a login to the web server or REST API failed (user and client address; never the password)")
+    public static let webLoginThrottled = EventKind(
+        "apisv", 102, .warning, "logins from a client address are refused for a while after repeated failures")
+    public static let webOperation = EventKind(
+        "apisv", 1, .info, "an operation was requested through the REST API (user, client address, operation, result)")
+
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .autoStartSuppressed,
         .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .diskHeartbeatFailed,
@@ -273,7 +285,7 @@ extension EventKind {
         .upsOnBattery, .upsLinePowerReturned, .powerFailureShutdown, .powerFailureAlreadyStopping, .upsPowerOffSent,
         .upsPowerOffFailed, .kernelWatchdogArmed, .kernelWatchdogDisarmed, .kernelWatchdogUnavailable, .recoveryDisabled,
         .recoveryNotOnTimeout, .remoteScriptRunning, .remoteScriptFailed, .controlListenFailed, .controlListening,
-        .controlPathChanged,
+        .controlPathChanged, .webListening, .webListenFailed, .webLoginFailed, .webLoginThrottled, .webOperation,
     ]
 
     /// The Markdown table of every event, as docs/operations.md lists them.

@@ -57,6 +57,8 @@ public struct ClusterSettings: Sendable, Equatable {
     public var shutdownMonitor: ShutdownMonitorSettings
     public var recovery: RecoverySettings
     public var ports: PortSettings
+    /// The web server (REST API, sessions); nil: none runs.
+    public var web: WebSettings?
     public var osCommands: OSCommands
     /// The only folder `clprexec --script` may run scripts from.
     public var rexecDirectory: String = Defaults.rexecDirectory
@@ -169,14 +171,17 @@ public struct PortSettings: Sendable, Equatable {
     public var control: Int
     public var heartbeat: Int
     public var http: Int
+    /// A second port of the web server for EXPRESSCLUSTER API clients (29009); nil: none.
+    public var api: Int?
 
     public init(
         control: Int = Defaults.controlPort, heartbeat: Int = Defaults.heartbeatPort,
-        http: Int = Defaults.httpPort
+        http: Int = Defaults.httpPort, api: Int? = nil
     ) {
         self.control = control
         self.heartbeat = heartbeat
         self.http = http
+        self.api = api
     }
 }
 

@@ -26,7 +26,7 @@ extension ConfigReader {
 
     static let clusterKeys = [
         "name", "comment", "secret-file", "timing", "network-partition", "shutdown-monitor", "recovery", "ports",
-        "os-commands", "rexec-directory",
+        "os-commands", "rexec-directory", "web",
     ]
 
     mutating func readCluster(_ field: Field) -> ClusterSettings? {
@@ -89,12 +89,14 @@ extension ConfigReader {
             }
         }
         if let ports = present(fields, "ports").flatMap({
-            mapping($0.value, path: $0.path, allowed: ["control", "heartbeat", "http"])
+            mapping($0.value, path: $0.path, allowed: ["control", "heartbeat", "http", "api"])
         }) {
             if let value = int(present(ports, "control")) { settings.ports.control = value }
             if let value = int(present(ports, "heartbeat")) { settings.ports.heartbeat = value }
             if let value = int(present(ports, "http")) { settings.ports.http = value }
+            if let value = int(present(ports, "api")) { settings.ports.api = value }
         }
+        if let web = fields["web"] { settings.web = readWeb(web) }
         if let directory = path(present(fields, "rexec-directory")) { settings.rexecDirectory = directory }
         if let commands = present(fields, "os-commands").flatMap({
             mapping($0.value, path: $0.path, allowed: ["shutdown", "reboot"])
@@ -104,6 +106,58 @@ extension ConfigReader {
         }
         guard name != nil, secretFile != nil else { return nil }
         return settings
+    }
+
+    static let webKeys = ["listen", "tls", "certificate", "key", "users-file", "session-timeout", "max-body-size", "client-addresses"]
+
+    /// `cluster.web`: present (even empty) means the web server runs.
+    mutating func readWeb(_ field: Field) -> WebSettings {
+        var web = WebSettings(usersFile: resolve(Defaults.usersFileName))
+        if isNull(field.value) { return web }
+        guard let fields = mapping(field.value, path: field.path, allowed: Self.webKeys) else { return web }
+        if let listen = present(fields, "listen") {
+            if case .sequence = listen.value {
+                if let addresses = stringList(listen, element: "an IP address") {
+                    for (index, address) in addresses.enumerated() where !IPAddressSyntax.isIPAddress(address) {
+                        error(
+                            "\"\(Self.clip(address))\" is not an IP address", at: sequenceItem(listen.value, index),
+                            path: "\(listen.path)[\(index)]")
+                    }
+                    web.listen = .addresses(addresses)
+                }
+            } else if let word = string(listen) {
+                switch word {
+                case "all": web.listen = .all
+                case "heartbeat-addresses": web.listen = .heartbeatAddresses
+                default:
+                    error(
+                        "expected all, heartbeat-addresses or a list of IP addresses, got \(describe(listen.value))", at: listen.value,
+                        path: listen.path)
+                }
+            }
+        }
+        if let value = bool(present(fields, "tls")) { web.tls = value }
+        web.certificate = path(present(fields, "certificate"))
+        web.key = path(present(fields, "key"))
+        if let value = path(present(fields, "users-file")) { web.usersFile = value }
+        if let value = duration(present(fields, "session-timeout")) { web.sessionTimeout = value }
+        if let value = int(present(fields, "max-body-size")) { web.maxBodySize = value }
+        if let lists = present(fields, "client-addresses").flatMap({
+            mapping($0.value, path: $0.path, allowed: WebRole.allCases.map(\.rawValue))
+        }) {
+            for role in WebRole.allCases {
+                guard let list = present(lists, role.rawValue), let entries = stringList(list, element: "an address or CIDR") else {
+                    continue
+                }
+                for (index, entry) in entries.enumerated() {
+                    if let problem = IPAddressSyntax.problemWithAddress(entry, prefixRequired: false) {
+                        error(problem, at: sequenceItem(list.value, index), path: "\(list.path)[\(index)]")
+                    }
+                }
+                web.clientAddresses[role] = entries
+            }
+        }
+        return web
     }
 
     func peekScalar(_ node: Node) -> String? {

@@ -296,9 +296,35 @@ private struct Validator {
         if ports.control == ports.http {
             error("control and http are both TCP ports and must differ, both are \(ports.http)", at: "cluster.ports.http")
         }
+        if let api = ports.api {
+            checkPort(api, at: "cluster.ports.api")
+            if api == ports.control || api == ports.http {
+                error("api must differ from the control and http ports (TCP), got \(api)", at: "cluster.ports.api")
+            }
+        }
+        if let web = cluster.web { checkWeb(web) }
         for (key, command) in [("shutdown", cluster.osCommands.shutdown), ("reboot", cluster.osCommands.reboot)]
         where command.first?.isEmpty ?? true {
             error("expected a command and its arguments, got an empty list", at: "cluster.os-commands.\(key)")
+        }
+    }
+
+    mutating func checkWeb(_ web: WebSettings) {
+        if web.tls {
+            if web.certificate == nil {
+                error(
+                    "HTTPS needs a certificate (PEM file); set certificate and key, or tls: false for plain HTTP", at: "cluster.web",
+                    atKey: true)
+            }
+            if web.key == nil {
+                error(
+                    "HTTPS needs the certificate's private key (PEM file); set key, or tls: false for plain HTTP", at: "cluster.web",
+                    atKey: true)
+            }
+        }
+        checkPositive(web.sessionTimeout, at: "cluster.web.session-timeout")
+        if !(1024...(16 * 1024 * 1024)).contains(web.maxBodySize) {
+            error("must be from 1024 to 16777216 bytes, got \(web.maxBodySize)", at: "cluster.web.max-body-size")
         }
     }
 

@@ -11,6 +11,12 @@ public enum Defaults {
     public static let controlPort = 29001
     public static let heartbeatPort = 29002
     public static let httpPort = 29003
+    /// EXPRESSCLUSTER's RESTful API port (reference §3.3); used only when `ports.api` is set.
+    public static let apiPort = 29009
+    /// The users file of the web server, next to the configuration.
+    public static let usersFileName = "users.yaml"
+    public static let webSessionTimeout: Duration = .seconds(1800)
+    public static let webMaxBodySize = 64 * 1024
 
     /// comhb line speed in bit/s.
     public static let serialSpeed = 19200

@@ -230,6 +230,7 @@ extension ClusterDaemon {
         let line =
             "\(Self.alertTimestamp()) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
         alertLog.appendLine(line)
+        for subscriber in alertSubscribers.values { subscriber.yield(line) }
         switch entry.level {
         case .info: logger.info("[\(entry.module) \(entry.eventID)] \(entry.message)")
         case .warning: logger.warning("[\(entry.module) \(entry.eventID)] \(entry.message)")

@@ -62,46 +62,73 @@ extension ClusterDaemon {
         } catch {
             return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "unreadable request: \(error)")))
         }
+        return WireJSON.encode(await self.request(decoded))
+    }
+
+    /// A request of the CLI (through the local socket) or of an in-process caller (the web
+    /// server): both take this one path, so their answers and refusals are the same.
+    public func request(_ decoded: LocalRequest) async -> LocalResponse {
         switch decoded {
         case .whoami:
-            return WireJSON.encode(LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames))
+            return LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames)
         case .configApply(let bundle, let dryRun, let prepareOnly):
             let report = dryRun ? previewConfiguration(bundle) : await applyConfiguration(bundle, prepareOnly: prepareOnly)
-            return WireJSON.encode(LocalResponse.configApply(report))
+            return LocalResponse.configApply(report)
         case .configCommit(let version):
-            return WireJSON.encode(LocalResponse.configApply(await commitConfiguration(version: version)))
+            return LocalResponse.configApply(await commitConfiguration(version: version))
         case .configPull:
             let running = runningConfiguration()
-            return WireJSON.encode(LocalResponse.configuration(running.bundle, version: running.version, hash: running.hash))
+            return LocalResponse.configuration(running.bundle, version: running.version, hash: running.hash)
         case .status(let target):
             if let target, target != me {
                 switch await askPeer(target, .status) {
-                case .status(let snapshot): return WireJSON.encode(LocalResponse.status(snapshot))
-                case .result(let result): return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
+                case .status(let snapshot): return LocalResponse.status(snapshot)
+                case .result(let result): return LocalResponse.result(CommandResult(.failed, result.message))
                 case .configuration:
-                    return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
+                    return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
-            return WireJSON.encode(LocalResponse.status(snapshot()))
+            return LocalResponse.status(snapshot())
         case .command(let command, let rawTarget):
             // `-h` may name a server or one of its heartbeat addresses (clprexec -h IP).
             let target = rawTarget.map { Self.serverName(forNameOrAddress: $0, in: config) }
             if let target, target != me {
                 guard config.server(named: target) != nil else {
-                    return WireJSON.encode(LocalResponse.result(CommandResult(.badUsage, "Unknown server \(target).")))
+                    return LocalResponse.result(CommandResult(.badUsage, "Unknown server \(target)."))
                 }
                 switch await askPeer(target, .command(command, origin: me, forwarded: false)) {
                 case .result(let result) where result.code == .unreachable:
                     // Exit code 3 is reserved for the local daemon.
-                    return WireJSON.encode(LocalResponse.result(CommandResult(.failed, result.message)))
-                case .result(let result): return WireJSON.encode(LocalResponse.result(result))
+                    return LocalResponse.result(CommandResult(.failed, result.message))
+                case .result(let result): return LocalResponse.result(result)
                 case .status, .configuration:
-                    return WireJSON.encode(LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)")))
+                    return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
-            return WireJSON.encode(LocalResponse.result(await execute(command, origin: me, forwarded: false)))
+            return LocalResponse.result(await execute(command, origin: me, forwarded: false))
         }
     }
+
+    /// The status as `clpstat` shows it on this server.
+    public func statusSnapshot() -> ClusterStatusSnapshot { snapshot() }
+
+    /// Writes an entry to the alert log (and the daemon's log), e.g. for the web server's
+    /// failed logins.
+    public func recordAlert(_ entry: LogEntry) { record(entry) }
+
+    /// Every alert-log line written from now on, until the stream is dropped.
+    public func alertLines() -> AsyncStream<String> {
+        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        let id = nextAlertSubscriber
+        nextAlertSubscriber += 1
+        alertSubscribers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.dropAlertSubscriber(id) }
+        }
+        return stream
+    }
+
+    func dropAlertSubscriber(_ id: Int) { alertSubscribers[id] = nil }
 
     func handlePeer(_ request: ControlRequest) async -> [UInt8] {
         let decoded: PeerRequest

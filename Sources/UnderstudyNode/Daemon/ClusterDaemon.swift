@@ -74,6 +74,9 @@ public actor ClusterDaemon {
     /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
     let resources: ResourceDrivers
     let alertLog: RotatingLog
+    /// Followers of the alert log (`alertLines()`: the web server's event stream).
+    var alertSubscribers: [Int: AsyncStream<String>.Continuation] = [:]
+    var nextAlertSubscriber = 0
     /// The heartbeat paths this server takes part in (HeartbeatTransport.swift).
     var transports: [any HeartbeatTransport] = []
     /// How many times each group was fenced on this server: a start that was under way when
@@ -212,6 +215,10 @@ public actor ClusterDaemon {
     }
 
     func now() -> EngineTime { origin.duration(to: .now) }
+
+    /// This server's name, its configuration and where its files are (for the web server).
+    public nonisolated var serverName: ServerName { me }
+    public nonisolated var alertLogPath: String { paths.stateDirectory + "/alert.log" }
 
     // MARK: - Running
 

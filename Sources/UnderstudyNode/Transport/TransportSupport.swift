@@ -40,9 +40,9 @@ enum WireBytes {
     }
 }
 
-enum SecureRandom {
+public enum SecureRandom {
     /// Cryptographically secure random bytes (SystemRandomNumberGenerator uses getrandom(2)).
-    static func bytes(_ count: Int) -> [UInt8] {
+    public static func bytes(_ count: Int) -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
     }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import UnderstudyModel
 import UnderstudyNode
+import UnderstudyWeb
 
 #if canImport(Glibc)
     import Glibc
@@ -49,6 +50,19 @@ struct DaemonCommand: AsyncParsableCommand {
             printError("understudy daemon: cannot start: \(error)")
             throw ExitCode(2)
         }
+        // The web server (cluster.web): certificate, key and listen addresses are checked now,
+        // so a mistake stops the start with a clear message instead of a server without API.
+        var web: WebServer?
+        if loaded.cluster.web != nil {
+            do {
+                web = try WebServer(
+                    daemon: daemon, config: loaded, server: name, alertLogPath: daemon.alertLogPath,
+                    logger: Logger(label: "understudy.\(name).web"))
+            } catch {
+                printError("understudy daemon: cannot start the web server: \(error)")
+                throw ExitCode(2)
+            }
+        }
         // SIGTERM / SIGINT: stop the groups cleanly, then exit.
         var sources: [DispatchSourceSignal] = []
         for signalNumber in [SIGTERM, SIGINT] {
@@ -58,12 +72,16 @@ struct DaemonCommand: AsyncParsableCommand {
             source.resume()
             sources.append(source)
         }
+        let webTask = web.map { server in Task { await server.run() } }
+        defer { webTask?.cancel() }
         do {
             try await daemon.run()
         } catch {
             printError("understudy daemon: \(error)")
             throw ExitCode(1)
         }
+        webTask?.cancel()
+        await webTask?.value
         sources.forEach { $0.cancel() }
     }
 }

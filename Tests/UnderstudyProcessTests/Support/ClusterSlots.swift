@@ -5,7 +5,7 @@
 //     swift test --skip-build --filter UnderstudyProcessTests
 //
 // Each test owns 127.0.<subnet>.x and ports the kernel gives as free (see ClusterSpec);
-// subnets in use: 101–131, 147–148. Environment knobs:
+// subnets in use: 101–131, 147–148, 150, 160–161, 170–172. Environment knobs:
 //   UNDERSTUDY_PROCESS_TEST_CLUSTERS=N   clusters running at once (default 4)
 //   UNDERSTUDY_KEEP_TEST_FOLDERS=1       keep each cluster folder (config, daemon logs,
 //                                        records.log, state) in $TMPDIR/understudy-pt<subnet>-*

@@ -89,6 +89,12 @@ struct ClusterSpec: Sendable {
     /// this port: a `witnesshb1` path and `httpnp1` resolution instead of majority.
     var witnessPort: Int?
     var witnessAddress: String { "127.0.\(subnet).200" }
+    /// Keys of `cluster.web` (YAML indented by four spaces, written as they are); nil: no
+    /// web server. `apiPort` adds `ports.api`.
+    var web: String?
+    var apiPort: Int?
+    /// Other keys of `cluster:` (indented by two spaces), e.g. `rexec-directory`.
+    var clusterExtra: String?
 
     /// Control, heartbeat and http ports: free on every address when the spec was made (a
     /// fixed port in the ephemeral range may be taken by any outgoing connection).
@@ -127,7 +133,8 @@ struct ClusterSpec: Sendable {
                 sync-wait: \(syncWait)
               network-partition:
                 action: none
-              ports: {control: \(controlPort), heartbeat: \(heartbeatPort), http: \(httpPort)}
+              ports: {control: \(controlPort), heartbeat: \(heartbeatPort), http: \(httpPort)\(apiPort.map { ", api: \($0)" } ?? "")}
+            \(web.map { "  web:\n" + $0 } ?? "")\(clusterExtra ?? "")\
               os-commands:
                 shutdown: [/bin/sh, -c, "echo shutdown >> '\(folder)/os-actions.log'"]
                 reboot: [/bin/sh, -c, "echo reboot >> '\(folder)/os-actions.log'"]
