@@ -70,7 +70,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The WebManager's page, compiled into the binary: nothing to install beside it.
+            resources: [.embedInCode("Assets/index.html"), .embedInCode("Assets/app.js"), .embedInCode("Assets/app.css")]
         ),
         // The network-namespace lab (tests, benchmarks, `understudy lab`): needs root.
         .target(name: "UnderstudyLab", dependencies: ["UnderstudyNode", "UnderstudyModel", "UnderstudyEngine"]),

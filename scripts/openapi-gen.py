@@ -36,6 +36,19 @@ schemas = {
  "LoginRequest": obj({"username":{"type":"string"},"user":{"type":"string"},"password":{"type":"string"}},["password"]),
  "LoginReply": obj({"result":S("Result"),"user":{"type":"string"},"role":{"type":"string","enum":["operator","viewer"]},
                     "csrfToken":{"type":"string"},"sessionTimeout":{"type":"integer"}},["result","user","role","csrfToken","sessionTimeout"]),
+ "SessionReply": obj({"result":S("Result"),"user":{"type":"string"},"role":{"type":"string","enum":["operator","viewer"]},
+                      "csrfToken":{"type":"string","description":"absent with HTTP Basic"}},["result","user","role"]),
+ "StatusReply": obj({"result":S("Result"),"status":obj({"cluster":{"type":"string"},"localServer":{"type":"string"},
+                     "servers":{"type":"array","items":{"type":"object"}},"groups":{"type":"array","items":{"type":"object"}}},
+                     ["cluster","localServer","servers","groups"], True)},["result","status"]),
+ "ConfigReply": obj({"result":S("Result"),"yaml":{"type":"string"},"version":{"type":"integer"},"hash":{"type":"string"}},["result","yaml","version","hash"]),
+ "ConfigText": obj({"yaml":{"type":"string","description":"the cluster file's text"}},["yaml"]),
+ "Diagnostic": obj({"severity":{"type":"string","enum":["error","warning"]},"line":{"type":"integer"},"keyPath":{"type":"string"},"message":{"type":"string"}},
+                   ["severity","line","keyPath","message"]),
+ "Method": obj({"method":{"type":"string"},"text":{"type":"string"}},["method","text"]),
+ "ConfigCheckReply": obj({"result":S("Result"),"errors":{"type":"array","items":S("Diagnostic")},"reflection":S("Method"),
+                          "changes":{"type":"array","items":obj({"path":{"type":"string"},"text":{"type":"string"},"method":S("Method")},["path","text","method"])},
+                          "version":{"type":"integer"}},["result"]),
  "Target": obj({"target":{"type":"string","description":"a server name"}},[], True),
  "RunScript": obj({"script":{"type":"string"},"target":{"type":"string"},"timeout":{"type":["integer","string"]},"logdir":{"type":"string"}},["script"], True),
  "ToratioSet": obj({"ratio":{"type":["integer","string"]},"time":{"type":"string"}},[], True),
@@ -77,6 +90,12 @@ paths = {
  "/api/v1/alerts": get("The alert log of this server, oldest first", "AlertsReply", [{"name":"limit","in":"query","required":False,"schema":{"type":"integer","minimum":1,"maximum":10000}}]),
  "/api/v1/events": {"get": {"summary":"Server-Sent Events: status (the whole status, on every change) and alert (each new alert line)",
      "responses":{"200":{"description":"text/event-stream","content":{"text/event-stream":{"schema":{"type":"string"}}}},"default":err}}},
+ "/api/v1/session": get("The session's user, role and CSRF token (WebManager)", "SessionReply"),
+ "/api/v1/status": get("The whole status as this server (or ?server=NAME) sees the cluster, as clpstat --json (WebManager)", "StatusReply",
+     [{"name":"server","in":"query","required":False,"schema":{"type":"string"}}]),
+ "/api/v1/config": get("The running configuration's cluster file, version and hash", "ConfigReply"),
+ "/api/v1/config/check": post("Check a cluster file: errors with lines and keys, and the reflection method of each change (understudy config apply --dry-run)", "ConfigText", ok="ConfigCheckReply"),
+ "/api/v1/config/apply": post("Apply a cluster file to every server in two phases (understudy config apply); operators only", "ConfigText", ok="ConfigCheckReply"),
  "/api/v1/groups/start": post("Start every group that is not online (clpgrp -s)", "Target"),
  "/api/v1/groups/stop": post("Stop every group that is not offline (clpgrp -t)", "Target"),
  "/api/v1/scripts/run": post("Run a script of the target's rexec folder (clprexec --script)", "RunScript"),
@@ -94,6 +113,10 @@ for v,d in [("start","clprsc -s"),("stop","clprsc -t")]:
     paths["/api/v1/resources/{name}/"+v] = post(f"{v.capitalize()} a resource ({d})", "Target", [name("name")])
 for v,d in [("suspend","clpmonctrl -s"),("resume","clpmonctrl -r"),("dummy-failure/start","clpmonctrl -e"),("dummy-failure/stop","clpmonctrl -n")]:
     paths["/api/v1/monitors/{name}/"+v] = post(f"Monitor {v} ({d}) on target (default: this server)", "Target", [name("name")])
+# Config mode answers its errors and the reflection report also when it refuses.
+for path in ["/api/v1/config/check", "/api/v1/config/apply"]:
+    for status in ["400", "409"]:
+        paths[path]["post"]["responses"][status] = resp("ConfigCheckReply", "Refused: errors (with lines and keys) or a change that cannot be applied online")
 doc = {"openapi":"3.0.3",
  "info":{"title":"Understudy REST API","version":"1","description":"EXPRESSCLUSTER-compatible /api/v1. Every response has result {code, message}; message is empty on success. See docs/api.md."},
  "servers":[{"url":"/"}],

@@ -74,6 +74,7 @@ public final class WebDriverSession: @unchecked Sendable {
                 "capabilities": [
                     "alwaysMatch": [
                         "browserName": "chrome",
+                        "goog:loggingPrefs": ["browser": "ALL"],
                         "goog:chromeOptions": [
                             "binary": "/usr/bin/chromium",
                             "args": [
@@ -155,6 +156,21 @@ public final class WebDriverSession: @unchecked Sendable {
         return value is NSNull ? nil : value
     }
 
+    /// Runs `script` (which returns a boolean) and says whether it returned true.
+    public func holds(_ script: String) async throws -> Bool {
+        switch try await execute(script) {
+        case let value as Bool: return value
+        case let value as NSNumber: return value.boolValue
+        default: return false
+        }
+    }
+
+    /// The browser console's messages since the last call (for failure reports).
+    public func consoleMessages() async -> [String] {
+        guard let entries = try? await command("POST", "/se/log", body: ["type": "browser"]) as? [[String: Any]] else { return [] }
+        return entries.map { "\($0["level"] ?? ""): \($0["message"] ?? "")" }
+    }
+
     /// The page as PNG, written to `path`.
     public func screenshot(to path: String) async throws {
         guard let encoded = try await command("GET", "/screenshot", body: nil) as? String,
@@ -175,11 +191,17 @@ public final class WebDriverSession: @unchecked Sendable {
         _ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async throws -> Bool
     ) async throws {
         let deadline = ContinuousClock.now + timeout
+        var lastError: (any Error)?
         while ContinuousClock.now < deadline {
-            if (try? await condition()) == true { return }
+            do {
+                if try await condition() { return }
+                lastError = nil
+            } catch {
+                lastError = error
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw WebDriverError("timed out after \(timeout) waiting for \(what)")
+        throw WebDriverError("timed out after \(timeout) waiting for \(what)" + (lastError.map { " (last error: \($0))" } ?? ""))
     }
 
     /// The text of the first element matching `selector`, or nil when there is none.

@@ -433,6 +433,205 @@ public enum OpenAPIDocument {
              "sessionTimeout"
             ]
            },
+           "SessionReply": {
+            "type": "object",
+            "properties": {
+             "result": {
+              "$ref": "#/components/schemas/Result"
+             },
+             "user": {
+              "type": "string"
+             },
+             "role": {
+              "type": "string",
+              "enum": [
+               "operator",
+               "viewer"
+              ]
+             },
+             "csrfToken": {
+              "type": "string",
+              "description": "absent with HTTP Basic"
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "result",
+             "user",
+             "role"
+            ]
+           },
+           "StatusReply": {
+            "type": "object",
+            "properties": {
+             "result": {
+              "$ref": "#/components/schemas/Result"
+             },
+             "status": {
+              "type": "object",
+              "properties": {
+               "cluster": {
+                "type": "string"
+               },
+               "localServer": {
+                "type": "string"
+               },
+               "servers": {
+                "type": "array",
+                "items": {
+                 "type": "object"
+                }
+               },
+               "groups": {
+                "type": "array",
+                "items": {
+                 "type": "object"
+                }
+               }
+              },
+              "additionalProperties": true,
+              "required": [
+               "cluster",
+               "localServer",
+               "servers",
+               "groups"
+              ]
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "result",
+             "status"
+            ]
+           },
+           "ConfigReply": {
+            "type": "object",
+            "properties": {
+             "result": {
+              "$ref": "#/components/schemas/Result"
+             },
+             "yaml": {
+              "type": "string"
+             },
+             "version": {
+              "type": "integer"
+             },
+             "hash": {
+              "type": "string"
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "result",
+             "yaml",
+             "version",
+             "hash"
+            ]
+           },
+           "ConfigText": {
+            "type": "object",
+            "properties": {
+             "yaml": {
+              "type": "string",
+              "description": "the cluster file's text"
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "yaml"
+            ]
+           },
+           "Diagnostic": {
+            "type": "object",
+            "properties": {
+             "severity": {
+              "type": "string",
+              "enum": [
+               "error",
+               "warning"
+              ]
+             },
+             "line": {
+              "type": "integer"
+             },
+             "keyPath": {
+              "type": "string"
+             },
+             "message": {
+              "type": "string"
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "severity",
+             "line",
+             "keyPath",
+             "message"
+            ]
+           },
+           "Method": {
+            "type": "object",
+            "properties": {
+             "method": {
+              "type": "string"
+             },
+             "text": {
+              "type": "string"
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "method",
+             "text"
+            ]
+           },
+           "ConfigCheckReply": {
+            "type": "object",
+            "properties": {
+             "result": {
+              "$ref": "#/components/schemas/Result"
+             },
+             "errors": {
+              "type": "array",
+              "items": {
+               "$ref": "#/components/schemas/Diagnostic"
+              }
+             },
+             "reflection": {
+              "$ref": "#/components/schemas/Method"
+             },
+             "changes": {
+              "type": "array",
+              "items": {
+               "type": "object",
+               "properties": {
+                "path": {
+                 "type": "string"
+                },
+                "text": {
+                 "type": "string"
+                },
+                "method": {
+                 "$ref": "#/components/schemas/Method"
+                }
+               },
+               "additionalProperties": false,
+               "required": [
+                "path",
+                "text",
+                "method"
+               ]
+              }
+             },
+             "version": {
+              "type": "integer"
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "result"
+            ]
+           },
            "Target": {
             "type": "object",
             "properties": {
@@ -1124,6 +1323,211 @@ public enum OpenAPIDocument {
                 "schema": {
                  "$ref": "#/components/schemas/Envelope"
                 }
+               }
+              }
+             }
+            }
+           }
+          },
+          "/api/v1/session": {
+           "get": {
+            "summary": "The session's user, role and CSRF token (WebManager)",
+            "responses": {
+             "200": {
+              "description": "OK",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/SessionReply"
+                }
+               }
+              }
+             },
+             "default": {
+              "description": "An error: result.code and result.message say what went wrong",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/Envelope"
+                }
+               }
+              }
+             }
+            }
+           }
+          },
+          "/api/v1/status": {
+           "get": {
+            "summary": "The whole status as this server (or ?server=NAME) sees the cluster, as clpstat --json (WebManager)",
+            "responses": {
+             "200": {
+              "description": "OK",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/StatusReply"
+                }
+               }
+              }
+             },
+             "default": {
+              "description": "An error: result.code and result.message say what went wrong",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/Envelope"
+                }
+               }
+              }
+             }
+            },
+            "parameters": [
+             {
+              "name": "server",
+              "in": "query",
+              "required": false,
+              "schema": {
+               "type": "string"
+              }
+             }
+            ]
+           }
+          },
+          "/api/v1/config": {
+           "get": {
+            "summary": "The running configuration's cluster file, version and hash",
+            "responses": {
+             "200": {
+              "description": "OK",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/ConfigReply"
+                }
+               }
+              }
+             },
+             "default": {
+              "description": "An error: result.code and result.message say what went wrong",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/Envelope"
+                }
+               }
+              }
+             }
+            }
+           }
+          },
+          "/api/v1/config/check": {
+           "post": {
+            "summary": "Check a cluster file: errors with lines and keys, and the reflection method of each change (understudy config apply --dry-run)",
+            "responses": {
+             "200": {
+              "description": "Accepted (result.message is empty)",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/ConfigCheckReply"
+                }
+               }
+              }
+             },
+             "default": {
+              "description": "An error: result.code and result.message say what went wrong",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/Envelope"
+                }
+               }
+              }
+             },
+             "400": {
+              "description": "Refused: errors (with lines and keys) or a change that cannot be applied online",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/ConfigCheckReply"
+                }
+               }
+              }
+             },
+             "409": {
+              "description": "Refused: errors (with lines and keys) or a change that cannot be applied online",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/ConfigCheckReply"
+                }
+               }
+              }
+             }
+            },
+            "requestBody": {
+             "required": false,
+             "content": {
+              "application/json": {
+               "schema": {
+                "$ref": "#/components/schemas/ConfigText"
+               }
+              }
+             }
+            }
+           }
+          },
+          "/api/v1/config/apply": {
+           "post": {
+            "summary": "Apply a cluster file to every server in two phases (understudy config apply); operators only",
+            "responses": {
+             "200": {
+              "description": "Accepted (result.message is empty)",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/ConfigCheckReply"
+                }
+               }
+              }
+             },
+             "default": {
+              "description": "An error: result.code and result.message say what went wrong",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/Envelope"
+                }
+               }
+              }
+             },
+             "400": {
+              "description": "Refused: errors (with lines and keys) or a change that cannot be applied online",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/ConfigCheckReply"
+                }
+               }
+              }
+             },
+             "409": {
+              "description": "Refused: errors (with lines and keys) or a change that cannot be applied online",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/ConfigCheckReply"
+                }
+               }
+              }
+             }
+            },
+            "requestBody": {
+             "required": false,
+             "content": {
+              "application/json": {
+               "schema": {
+                "$ref": "#/components/schemas/ConfigText"
                }
               }
              }

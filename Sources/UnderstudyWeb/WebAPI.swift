@@ -122,6 +122,12 @@ public struct WebAPI: Sendable {
                 headers: [("Allow", allowed)])
         case .notFound:
             extra = extraRoutes.first { $0.method == request.method && $0.path == request.path }
+            if extra == nil, let other = extraRoutes.first(where: { $0.path == request.path }) {
+                return ApiResponse(
+                    ApiReply(
+                        status: 405, body: ApiReply.error(.badRequest, "\(request.method) is not allowed here; use \(other.method).").body),
+                    headers: [("Allow", other.method)])
+            }
             guard extra != nil else {
                 return ApiResponse(.error(.notFound, "No such path: \(request.method) \(request.path.prefix(200))."))
             }
@@ -238,7 +244,10 @@ public struct WebAPI: Sendable {
             }
             return .success(principal)
         }
-        return .failure(ApiResponse(.error(.unauthenticated, "Log in: HTTP Basic or a session."), headers: [Self.basicChallenge]))
+        // The WebManager's own requests get no Basic challenge: a browser would answer it with
+        // its password dialog instead of letting the page show its login form.
+        let challenge = request.headers["x-requested-with"] == nil ? [Self.basicChallenge] : []
+        return .failure(ApiResponse(.error(.unauthenticated, "Log in: HTTP Basic or a session."), headers: challenge))
     }
 
     /// `Basic base64(user:password)`, the scheme in any case.

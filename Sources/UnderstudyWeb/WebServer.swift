@@ -32,7 +32,29 @@ struct WebResponder: HTTPResponder {
     let api: WebAPI
     let executor: WebExecutor
 
+    /// The WebManager's files (GET and HEAD); anything else outside `/api/v1` is 404.
+    func page(_ request: Request) -> Response {
+        var fields = HTTPFields()
+        for (name, value) in WebManager.securityHeaders {
+            if let field = HTTPField.Name(name) { fields[field] = value }
+        }
+        if let nosniff = HTTPField.Name("X-Content-Type-Options") { fields[nosniff] = "nosniff" }
+        guard request.method == .get || request.method == .head, let asset = WebManager.asset(request.uri.path) else {
+            // As every error of this server: JSON with `result`.
+            let reply = ApiReply.error(.notFound, "No such path: \(request.method.rawValue) \(request.uri.path.prefix(200)).")
+            fields[.contentType] = "application/json; charset=utf-8"
+            return Response(
+                status: .notFound, headers: fields, body: .init(byteBuffer: ByteBuffer(string: reply.body.serialized + "\n")))
+        }
+        fields[.contentType] = asset.contentType
+        // Always revalidated: a new binary's page replaces the old one at once.
+        fields[.cacheControl] = "no-cache"
+        if request.method == .head { return Response(status: .ok, headers: fields) }
+        return Response(status: .ok, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: asset.bytes)))
+    }
+
     func respond(to request: Request, context: WebRequestContext) async throws -> Response {
+        if !request.uri.path.hasPrefix(ApiRoute.prefix) { return page(request) }
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters { query[String(key)] = String(value).removingPercentEncoding ?? String(value) }
         var headers: [String: String] = [:]
@@ -151,7 +173,8 @@ public final class WebServer: Sendable {
             usersPath: settings.usersFile, sessionTimeout: settings.sessionTimeout, logger: logger, alert: alert)
         api = WebAPI(
             daemon: daemon, config: config, me: me, settings: settings, alertLogPath: alertLogPath, feed: feed,
-            authenticator: authenticator, extraRoutes: extraRoutes, executor: executor)
+            authenticator: authenticator, extraRoutes: WebManager.routes(daemon: daemon, configPath: config.sourcePath) + extraRoutes,
+            executor: executor)
     }
 
     /// Serves until the task is cancelled. An endpoint that cannot listen is reported and

@@ -25,6 +25,9 @@ struct BrowserHarnessTests {
             try await browser.waitUntil("the greeting") { try await browser.textOf("#out") == "hello cluster" }
             #expect(try await browser.execute("return document.querySelectorAll('button').length") as? Int == 1)
             #expect(try await browser.findAll(".absent").isEmpty)
+            let yes = try await browser.execute("return !document.getElementById('out').hidden")
+            #expect(try await browser.holds("return !document.getElementById('out').hidden"), "\(String(describing: yes)) \(type(of: yes))")
+            #expect(try await !browser.holds("return document.getElementById('out').hidden"))
             let shot = TestArtifacts.path("browser-harness.png")
             try await browser.screenshot(to: shot)
             let png = try Data(contentsOf: URL(fileURLWithPath: shot))

@@ -358,6 +358,24 @@ struct RestApiTests {
             try await cluster.waitUntilFormed(group: nil)
             try await cluster.waitForStatus("slow online", on: "node1") { $0.group(named: "slow")?.status == .online }
 
+            // The WebManager's own routes, checked against the document like the rest.
+            answer = try await api.call("GET", "/session")
+            #expect(answer.json?["role"]?.stringValue == "operator", "\(answer)")
+            answer = try await api.call("GET", "/status?server=node2")
+            #expect(answer.json?["status"]?["localServer"]?.stringValue == "node2", "\(answer)")
+            answer = try await api.call("GET", "/config")
+            let running = answer.json?["yaml"]?.stringValue ?? ""
+            #expect(running.contains("genw1"), "\(answer)")
+            let edited = running.replacingOccurrences(of: "interval: 500ms", with: "interval: 600ms")
+            let quoted = JSONValue.object([("yaml", .string(edited))]).serialized
+            answer = try await api.call("POST", "/config/check", body: quoted)
+            #expect(answer.json?["reflection"]?["method"]?.stringValue == "restartMonitors", "\(answer)")
+            answer = try await api.call(
+                "POST", "/config/check", body: JSONValue.object([("yaml", .string(running + "bogus: 1\n"))]).serialized)
+            #expect(answer.status == 400 && (answer.json?["errors"]?.serialized ?? "").contains("bogus"), "\(answer)")
+            answer = try await api.call("POST", "/config/apply", body: quoted, as: viewer)
+            #expect(answer.status == 403, "\(answer)")
+
             answer = try await api.call("GET", "/alerts?limit=2000")
             let alerts = answer.json?["alerts"]?.serialized ?? ""
             #expect(alerts.contains(#""module":"apisv","id":1,"#), "operations are in the alert log")

@@ -40,7 +40,9 @@ const badge = (word, extra = "") => el("span", { class: `badge ${statusClass(wor
 // MARK: HTTP
 
 async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
+  // X-Requested-With: a 401 comes without a Basic challenge, so the browser shows no
+  // password dialog of its own.
+  const headers = { Accept: "application/json", "X-Requested-With": "understudy-webmanager" };
   if (method !== "GET") {
     headers["Content-Type"] = "application/json";
     if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
@@ -99,8 +101,8 @@ function adoptSession(data) {
 async function logout() {
   await call("POST", "/logout", {});
   sessionStorage.removeItem("understudy.csrf");
-  state.csrf = "";
-  showLogin("Logged out.");
+  // A fresh page: nothing of the last user's session (editor, alerts, views) stays on screen.
+  location.reload();
 }
 
 // MARK: Status
@@ -229,7 +231,8 @@ function renderClusterActions(snapshot) {
 
 function renderServers(snapshot) {
   const cards = snapshot.servers.map((server) => el("div", { class: "card", dataset: { server: server.name } },
-    el("h3", {}, server.name, badge(server.status), server.isMaster ? el("span", { class: "tag" }, "master") : null,
+    // A server that is down is red, as in CLUSTERPRO's WebManager.
+    el("h3", {}, server.name, badge(server.status, server.status === "Offline" ? "s-error" : ""), server.isMaster ? el("span", { class: "tag" }, "master") : null,
       server.isLocal ? el("span", { class: "tag" }, "answering") : null),
     el("ul", {},
       (server.heartbeats || []).map((path) => el("li", {}, el("span", {}, `${path.name} `, el("span", { class: "muted" }, path.type)), badge(path.status))),
@@ -341,11 +344,11 @@ function renderAlerts() {
     if (![...select.options].some((option) => option.value === name)) select.append(el("option", { value: name }, name));
   }
   const rows = state.alerts
-    .filter((alert) => (!server || alert.server === server) && (!level || alert.level === level) &&
+    .filter((alert) => (!server || alert.server === server) && (!level || String(alert.level).toUpperCase() === level) &&
       (!module || String(alert.module).toLowerCase().includes(module)) && (!text || String(alert.message).toLowerCase().includes(text)))
     .sort((a, b) => String(b.time).localeCompare(String(a.time)))
     .slice(0, 2000)
-    .map((alert) => el("tr", { class: "level-" + alert.level }, el("td", {}, alert.time), el("td", {}, alert.server), el("td", {}, alert.level),
+    .map((alert) => el("tr", { class: "level-" + ({ ERROR: "error", WARN: "warning" }[String(alert.level).toUpperCase()] || "info") }, el("td", {}, alert.time), el("td", {}, alert.server), el("td", {}, alert.level),
       el("td", {}, `${alert.module} ${alert.id ?? alert.eventID ?? ""}`), el("td", { class: "message" }, alert.message)));
   $("#alerts").replaceChildren(el("tr", {}, el("th", {}, "Time"), el("th", {}, "Server"), el("th", {}, "Level"), el("th", {}, "Event"), el("th", {}, "Message")), ...rows);
   $("#alert-count").textContent = state.unseenErrors > 0 ? String(state.unseenErrors) : "";
@@ -383,7 +386,7 @@ function connectEvents() {
     try {
       const alert = JSON.parse(message.data);
       state.alerts.push(alert.alert || alert);
-      if ((alert.level || (alert.alert || {}).level) === "error" && state.tab !== "alerts") state.unseenErrors += 1;
+      if (String(alert.level || (alert.alert || {}).level).toUpperCase() === "ERROR" && state.tab !== "alerts") state.unseenErrors += 1;
       renderAlerts();
     } catch (_) { /* ignore a malformed line */ }
   });
@@ -433,7 +436,7 @@ async function checkConfig() {
   const answer = await call("POST", "/config/check", { yaml: $("#yaml").value });
   const data = answer.data || {};
   const errors = data.errors || [];
-  const bad = new Set(errors.map((error) => error.line).filter(Boolean));
+  const bad = new Set(errors.filter((error) => error.severity !== "warning").map((error) => error.line).filter(Boolean));
   renderGutter(bad);
   $("#config-errors").replaceChildren(...errors.map((error) => el("li", {
     class: error.severity === "warning" ? "" : "error", onclick: () => error.line && goToLine(error.line),
@@ -532,6 +535,7 @@ function selectTab(name) {
   state.tab = name;
   for (const button of document.querySelectorAll("nav#tabs button")) button.setAttribute("aria-selected", String(button.dataset.tab === name));
   for (const tab of document.querySelectorAll(".tab")) tab.hidden = tab.id !== "tab-" + name;
+  window.scrollTo(0, 0);
   if (name === "alerts") { state.unseenErrors = 0; loadAlerts(); }
   if (name === "config" && !$("#yaml").value) loadRunningConfig();
 }

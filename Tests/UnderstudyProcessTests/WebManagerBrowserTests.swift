@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+import UnderstudyModel
+import UnderstudyTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Issue 16: the WebManager in a real headless Chromium against three daemons over HTTPS:
+/// log in, see the cluster, move a group and see the matrix follow without a reload, kill -9
+/// a daemon and see it go red and its group fail over, change a monitor in config mode and
+/// apply it to every server, log in as a viewer, and the page at a phone's size.
+@Suite("Process: WebManager in a browser", .serialized)
+struct WebManagerBrowserTests {
+    static let operatorPassword = "0perator-Pa55-wm"
+    static let viewerPassword = "v1ewer-Pa55-wm"
+
+    func shot(_ browser: WebDriverSession, _ name: String) async {
+        try? await browser.screenshot(to: TestArtifacts.path("webmanager-\(name).png"))
+    }
+
+    func logIn(_ browser: WebDriverSession, user: String, password: String) async throws {
+        try await browser.waitUntil("the login form") { try await browser.findAll("#login-form").count == 1 }
+        try await browser.waitUntil("the login form shown") {
+            try await browser.holds("return !document.getElementById('login').hidden")
+        }
+        let name = try await browser.find("#login-user")
+        try await browser.clear(name)
+        try await browser.type(user, into: name)
+        try await browser.type(password, into: try await browser.find("#login-password"))
+        try await browser.click(try await browser.find("#login-submit"))
+        try await browser.waitUntil("the status page after login", timeout: .seconds(15)) {
+            try await browser.holds(
+                "return !document.getElementById('app').hidden && document.querySelectorAll('#matrix tr[data-group]').length > 0")
+        }
+    }
+
+    /// Clicks a control of the top toolbar with the page scrolled to the top (WebDriver scrolls
+    /// an element to the very top of the window, under the sticky header).
+    func clickAtTop(_ browser: WebDriverSession, _ selector: String) async throws {
+        _ = try await browser.execute("window.scrollTo(0, 0)")
+        try await browser.click(try await browser.find(selector))
+    }
+
+    func currentServer(_ browser: WebDriverSession, group: String) async throws -> String? {
+        try await browser.textOf("#matrix tr[data-group='\(group)'] .current-server")
+    }
+
+    @Test(
+        "log in, the matrix, move without reload, kill -9 turns red and fails over, config mode applies to every server, viewer, phone",
+        .requires(WebDriverSession.chromium, TestCertificates.openssl))
+    func operateInABrowser() async throws {
+        var spec = ClusterSpec(subnet: 180)
+        spec.groups = [.simple("grp1")]
+        spec.monitors = """
+              - name: genw1
+                type: genw
+                script: check.sh
+                interval: 500ms
+                timeout: 5s
+                recovery: {target: local-server, final-action: none}
+
+            """
+        spec.web = """
+                listen: heartbeat-addresses
+                certificate: web.pem
+                key: web.key
+
+            """
+        try await withCluster(spec) { cluster in
+            _ = try TestCertificates.selfSigned(
+                in: cluster.folder, name: "web", ipAddresses: spec.servers.map { spec.address(of: $0) }, dnsNames: [])
+            try cluster.write("#!/bin/sh\nexit 0\n", to: cluster.folder + "/check.sh", mode: 0o755)
+            for (user, role, password) in [("admin", "operator", Self.operatorPassword), ("watcher", "viewer", Self.viewerPassword)] {
+                let add = try await CommandRunner.run(
+                    "/bin/sh",
+                    [
+                        "-c",
+                        "printf '%s\\n' '\(password)' | '\(cluster.binary)' user add \(user) --role \(role) --config '\(cluster.configPath)'",
+                    ],
+                    scratch: cluster.folder)
+                #expect(add.exitCode == 0, "\(add)")
+            }
+            try cluster.start()
+            _ = try await cluster.waitUntilFormed(group: "grp1", on: "node1")
+
+            let browser = try await WebDriverSession.start()
+            do {
+                try await browser.navigate(to: "https://\(spec.address(of: "node1")):\(spec.httpPort)/")
+                try await logIn(browser, user: "admin", password: Self.operatorPassword)
+                #expect(try await browser.findAll("#servers .card").count == 3)
+                #expect(try await browser.findAll("#matrix tr:first-child th").count == 2 + 3 + 1)
+                #expect(try await currentServer(browser, group: "grp1") == "node1")
+                await shot(browser, "1-status")
+
+                // Move grp1 to node2: inline confirmation naming the clp command, then the matrix follows live.
+                _ = try await browser.execute("window.understudyNoReload = true")
+                try await browser.click(try await browser.find("#matrix tr[data-group='grp1'] button.move[data-target='node2']"))
+                let confirmation = try await browser.textOf("#confirm-groups .confirm") ?? ""
+                #expect(confirmation.contains("clpgrp -m grp1 -a node2"), "\(confirmation)")
+                try await browser.click(try await browser.find("#confirm-groups .confirm-go"))
+                try await browser.waitUntil("grp1 on node2 in the matrix", timeout: .seconds(30)) {
+                    let current = try await currentServer(browser, group: "grp1")
+                    let cell = try await browser.textOf("#matrix tr[data-group='grp1'] td.cell.current .badge")
+                    return current == "node2" && cell == "Online"
+                }
+                #expect(try await browser.holds("return window.understudyNoReload === true"), "the page reloaded")
+                await shot(browser, "2-moved")
+
+                // kill -9 of node2: its card turns red, grp1 fails over, all without a reload.
+                cluster.send(SIGKILL, to: "node2")
+                try await browser.waitUntil("node2 shown down", timeout: .seconds(30)) {
+                    try await browser.execute(
+                        "const b = document.querySelector(\"#servers .card[data-server='node2'] h3 .badge\"); return b ? getComputedStyle(b).backgroundColor : ''"
+                    ) as? String == "rgb(197, 34, 31)"
+                }
+                try await browser.waitUntil("grp1 failed over", timeout: .seconds(40)) {
+                    let current = try await currentServer(browser, group: "grp1")
+                    let status = try await browser.textOf("#matrix tr[data-group='grp1'] td:nth-child(2) .badge")
+                    return current != nil && current != "node2" && current != "None" && status == "Online"
+                }
+                #expect(try await browser.holds("return window.understudyNoReload === true"), "the page reloaded")
+                #expect(try await browser.findAll("#views:not([hidden]) .card").count >= 2, "no side-by-side views during the outage")
+                await shot(browser, "3-failed-over")
+
+                // Config mode: change the monitor's interval, see the diff and the reflection method, apply.
+                try await browser.click(try await browser.find("nav#tabs button[data-tab='config']"))
+                try await browser.waitUntil("the running configuration in the editor") {
+                    (try await browser.execute("return document.getElementById('yaml').value") as? String ?? "").contains("genw1")
+                }
+                _ = try await browser.execute(
+                    "const a = document.getElementById('yaml'); a.value = a.value.replace('interval: 500ms', 'interval: 700ms'); a.dispatchEvent(new Event('input'));"
+                )
+                try await clickAtTop(browser, "#config-check")
+                try await browser.waitUntil("the reflection method") {
+                    (try await browser.textOf("#config-changes") ?? "").contains("suspend and resume")
+                }
+                let diff = try await browser.textOf("#config-diff") ?? ""
+                #expect(diff.contains("+") && diff.contains("700ms"), "\(diff)")
+                await shot(browser, "4-config-check")
+                try await clickAtTop(browser, "#config-apply")
+                try await browser.waitUntil("the apply confirmation") {
+                    try await browser.findAll("#confirm-config .confirm-go").count == 1
+                }
+                try await browser.click(try await browser.find("#confirm-config .confirm-go"))
+                try await browser.waitUntil("applied", timeout: .seconds(30)) {
+                    (try await browser.textOf("#confirm-config .result") ?? "").hasPrefix("applied")
+                }
+                await shot(browser, "5-applied")
+                for server in ["node1", "node3"] {
+                    let answer = try await CommandRunner.run(
+                        "/usr/bin/curl",
+                        [
+                            "-sS", "--cacert", cluster.folder + "/web.pem", "-u", "admin:\(Self.operatorPassword)",
+                            "https://\(spec.address(of: server)):\(spec.httpPort)/api/v1/config",
+                        ], scratch: cluster.folder)
+                    #expect(answer.standardOutput.contains("interval: 700ms"), "\(server): \(answer)")
+                }
+
+                // A page that fails validation shows the error at its line.
+                _ = try await browser.execute(
+                    "const a = document.getElementById('yaml'); a.value = a.value.replace('interval: 700ms', 'interval: soon'); a.dispatchEvent(new Event('input'));"
+                )
+                try await clickAtTop(browser, "#config-check")
+                try await browser.waitUntil("the validation error") {
+                    (try await browser.textOf("#config-errors") ?? "").contains("monitors[0].interval")
+                }
+                #expect(try await browser.findAll("#gutter .bad").count == 1)
+
+                // A viewer sees no operation controls.
+                try await browser.click(try await browser.find("#logout"))
+                try await logIn(browser, user: "watcher", password: Self.viewerPassword)
+                #expect(
+                    try await browser.holds(
+                        "return [...document.querySelectorAll('.operator-only')].filter(e => e.offsetParent !== null).length === 0"))
+
+                // A phone: nothing wider than the screen but the tables' own scroll boxes.
+                try await browser.setWindowSize(width: 390, height: 844)
+                try await browser.waitUntil("the phone layout") {
+                    try await browser.holds("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+                }
+                await shot(browser, "6-phone")
+            } catch {
+                await shot(browser, "failure")
+                let console = await browser.consoleMessages()
+                if !console.isEmpty { Issue.record("browser console: \(console.joined(separator: "\n"))") }
+                await browser.quit()
+                throw error
+            }
+            await browser.quit()
+        }
+    }
+}
