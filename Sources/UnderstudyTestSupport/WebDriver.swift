@@ -205,9 +205,10 @@ public final class WebDriverSession: @unchecked Sendable {
     }
 
     /// The text of the first element matching `selector`, or nil when there is none.
+    /// In one script: a page that redraws itself live cannot make the element stale between
+    /// finding it and reading it.
     public func textOf(_ selector: String) async throws -> String? {
-        guard let element = try await findAll(selector).first else { return nil }
-        return try await text(of: element)
+        try await execute("const e = document.querySelector(arguments[0]); return e ? e.innerText : null", [selector]) as? String
     }
 
     // MARK: Protocol

@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyNode
 
 /// Reads the alert log the daemon writes (`STATE/alert.log`, rotated to `.1`, `.2`, …):
 /// one line per event, `TIME SERVER LEVEL [MODULE ID] MESSAGE`.
@@ -35,14 +36,24 @@ public enum AlertLogReader {
 
     /// The newest `limit` entries, oldest first, from the log and its rotated generations.
     public static func read(path: String, limit: Int, generations: Int = 3) -> [Entry] {
-        var entries: [Entry] = []
-        for generation in 0...generations {
-            let file = generation == 0 ? path : "\(path).\(generation)"
-            guard let data = FileManager.default.contents(atPath: file) else { continue }
-            let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
-            entries = lines.compactMap { parse(String($0)) } + entries
-            if entries.count >= limit { break }
+        // Lines that are not alert lines are few; read a little more so `limit` entries remain.
+        let lines = AlertLogFile.lastLines(path: path, limit: limit + limit / 10 + 10, generations: generations)
+        return Array(lines.compactMap(parse).suffix(limit))
+    }
+
+    /// Every server's newest `limit` entries merged by time (the time stamps are UTC with
+    /// milliseconds, so text order is time order), newest `limit` kept; and the servers that
+    /// did not answer.
+    public static func merged(
+        servers: [String], limit: Int, read: @escaping @Sendable (String) async -> [String]?
+    ) async -> (entries: [Entry], unreachable: [String]) {
+        var answers: [String: [String]?] = [:]
+        await withTaskGroup(of: (String, [String]?).self) { tasks in
+            for server in servers { tasks.addTask { (server, await read(server)) } }
+            for await (server, lines) in tasks { answers[server] = lines }
         }
-        return Array(entries.suffix(limit))
+        let entries = servers.flatMap { (answers[$0] ?? nil) ?? [] }.compactMap(parse)
+        let sorted = entries.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        return (Array(sorted.suffix(limit)), servers.filter { (answers[$0] ?? nil) == nil })
     }
 }

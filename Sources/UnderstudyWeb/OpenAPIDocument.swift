@@ -375,6 +375,13 @@ public enum OpenAPIDocument {
               "items": {
                "$ref": "#/components/schemas/Alert"
               }
+             },
+             "unreachable": {
+              "type": "array",
+              "items": {
+               "type": "string"
+              },
+              "description": "scope=cluster: the servers that did not answer"
              }
             },
             "additionalProperties": false,
@@ -1265,7 +1272,7 @@ public enum OpenAPIDocument {
           },
           "/api/v1/alerts": {
            "get": {
-            "summary": "The alert log of this server, oldest first",
+            "summary": "The alert log of this server (or, with scope=cluster, of every server merged by time), oldest first",
             "responses": {
              "200": {
               "description": "OK",
@@ -1297,6 +1304,18 @@ public enum OpenAPIDocument {
                "type": "integer",
                "minimum": 1,
                "maximum": 10000
+              }
+             },
+             {
+              "name": "scope",
+              "in": "query",
+              "required": false,
+              "schema": {
+               "type": "string",
+               "enum": [
+                "server",
+                "cluster"
+               ]
               }
              }
             ]

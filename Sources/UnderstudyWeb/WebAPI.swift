@@ -198,8 +198,25 @@ public struct WebAPI: Sendable {
                 }
                 limit = value
             }
-            let entries = AlertLogReader.read(path: alertLogPath, limit: limit)
-            return ApiResponse(.ok([("alerts", .array(entries.map(\.json)))]))
+            switch request.query["scope"] ?? "server" {
+            case "server":
+                let entries = AlertLogReader.read(path: alertLogPath, limit: limit)
+                return ApiResponse(.ok([("alerts", .array(entries.map(\.json)))]))
+            case "cluster":
+                // Every server's log, each asked over the control channel, merged by time.
+                let daemon = self.daemon
+                // The servers as the running configuration names them (it may have changed online).
+                let servers = await feed.current()?.servers.map(\.name) ?? runner.config.serverNames
+                let wanted = limit
+                let (entries, unreachable) = await AlertLogReader.merged(servers: servers, limit: wanted) { server in
+                    guard case .alerts(let lines) = await daemon.request(.alerts(target: server, limit: wanted)) else { return nil }
+                    return lines
+                }
+                return ApiResponse(
+                    .ok([("alerts", .array(entries.map(\.json))), ("unreachable", .array(unreachable.map { JSONValue.string($0) }))]))
+            default:
+                return ApiResponse(.error(.badRequest, "scope must be server or cluster."))
+            }
         case .events:
             return events()
         case .operation(let operation):

@@ -376,6 +376,15 @@ struct RestApiTests {
             answer = try await api.call("POST", "/config/apply", body: quoted, as: viewer)
             #expect(answer.status == 403, "\(answer)")
 
+            answer = try await api.call("GET", "/alerts?scope=cluster&limit=2000")
+            let everyServer = answer.json?["alerts"]?.serialized ?? ""
+            for server in ["node1", "node2", "node3"] {
+                #expect(everyServer.contains("\"server\":\"\(server)\""), "no alert of \(server) in the merged view")
+            }
+            #expect(answer.json?["unreachable"]?.serialized == "[]", "\(answer)")
+            answer = try await api.call("GET", "/alerts?scope=everything")
+            #expect(answer.status == 400, "\(answer)")
+
             answer = try await api.call("GET", "/alerts?limit=2000")
             let alerts = answer.json?["alerts"]?.serialized ?? ""
             #expect(alerts.contains(#""module":"apisv","id":1,"#), "operations are in the alert log")

@@ -124,6 +124,22 @@ struct WebManagerBrowserTests {
                 #expect(try await browser.findAll("#views:not([hidden]) .card").count >= 2, "no side-by-side views during the outage")
                 await shot(browser, "3-failed-over")
 
+                // The alert view: every server's log merged; the dead server named as missing.
+                try await browser.click(try await browser.find("nav#tabs button[data-tab='alerts']"))
+                try await browser.waitUntil("alerts of node1 and node3") {
+                    try await browser.holds(
+                        "const s = new Set([...document.querySelectorAll('#alerts tr td:nth-child(2)')].map(td => td.textContent)); return s.has('node1') && s.has('node3')"
+                    )
+                }
+                #expect((try await browser.textOf("#alert-missing") ?? "").contains("node2"))
+                _ = try await browser.execute(
+                    "const s = document.getElementById('alert-server'); s.value = 'node3'; s.dispatchEvent(new Event('input'));")
+                #expect(
+                    try await browser.holds(
+                        "const c = [...document.querySelectorAll('#alerts tr td:nth-child(2)')].map(td => td.textContent); return c.length > 0 && c.every(x => x === 'node3')"
+                    ))
+                await shot(browser, "3b-alerts")
+
                 // Config mode: change the monitor's interval, see the diff and the reflection method, apply.
                 try await browser.click(try await browser.find("nav#tabs button[data-tab='config']"))
                 try await browser.waitUntil("the running configuration in the editor") {

@@ -25,6 +25,8 @@ actor FakeDaemon: DaemonPort {
             return .result(answer)
         case .configApply, .configCommit, .configPull:
             return .result(CommandResult(.failed, "not in this fake"))
+        case .alerts(let target, _):
+            return target == "node2" ? .result(CommandResult(.unreachable, "node2 does not answer")) : .alerts([])
         }
     }
 

@@ -121,7 +121,7 @@ extension ClusterDaemon {
         var timeout: Duration = .seconds(30)
         var resendable = false
         switch request {
-        case .status: resendable = true
+        case .status, .alerts: resendable = true
         case .command(.runScript(_, let seconds), _, _): timeout = .seconds(max(30, seconds + 5))
         case .command: break
         // Each is idempotent: a second copy stores, switches, drops or sends the same.

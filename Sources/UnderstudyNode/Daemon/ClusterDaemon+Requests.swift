@@ -79,12 +79,19 @@ extension ClusterDaemon {
         case .configPull:
             let running = runningConfiguration()
             return LocalResponse.configuration(running.bundle, version: running.version, hash: running.hash)
+        case .alerts(let target, let limit):
+            guard target != me else { return LocalResponse.alerts(localAlertLines(limit: limit)) }
+            switch await askPeer(target, .alerts(limit: limit)) {
+            case .alerts(let lines): return LocalResponse.alerts(lines)
+            case .result(let result): return LocalResponse.result(CommandResult(.unreachable, result.message))
+            case .status, .configuration: return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
+            }
         case .status(let target):
             if let target, target != me {
                 switch await askPeer(target, .status) {
                 case .status(let snapshot): return LocalResponse.status(snapshot)
                 case .result(let result): return LocalResponse.result(CommandResult(.failed, result.message))
-                case .configuration:
+                case .configuration, .alerts:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -101,7 +108,7 @@ extension ClusterDaemon {
                     // Exit code 3 is reserved for the local daemon.
                     return LocalResponse.result(CommandResult(.failed, result.message))
                 case .result(let result): return LocalResponse.result(result)
-                case .status, .configuration:
+                case .status, .configuration, .alerts:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -130,6 +137,13 @@ extension ClusterDaemon {
 
     func dropAlertSubscriber(_ id: Int) { alertSubscribers[id] = nil }
 
+    /// At most 5,000 lines: an answer must fit in one control frame.
+    static let alertLinesLimit = 5000
+
+    func localAlertLines(limit: Int) -> [String] {
+        AlertLogFile.lastLines(path: alertLogPath, limit: min(max(limit, 0), Self.alertLinesLimit))
+    }
+
     func handlePeer(_ request: ControlRequest) async -> [UInt8] {
         let decoded: PeerRequest
         do {
@@ -143,6 +157,8 @@ extension ClusterDaemon {
             return WireJSON.encode(PeerResponse.status(snapshot()))
         case .command(let command, let origin, let forwarded):
             return WireJSON.encode(PeerResponse.result(await execute(command, origin: origin, forwarded: forwarded)))
+        case .alerts(let limit):
+            return WireJSON.encode(PeerResponse.alerts(localAlertLines(limit: limit)))
         case .configPrepare, .configCommit, .configAbort, .configFetch:
             return WireJSON.encode(PeerResponse.result(CommandResult(.failed, "unexpected request")))
         }
@@ -170,7 +186,7 @@ extension ClusterDaemon {
                 // changing; the operator retries.
                 return CommandResult(.inTransition, "\(result.message) Membership is changing; retry in a moment.")
             case .result(let result): return result
-            case .status, .configuration: return CommandResult(.failed, "unexpected answer from \(target)")
+            case .status, .configuration, .alerts: return CommandResult(.failed, "unexpected answer from \(target)")
             }
         }
     }

@@ -23,6 +23,8 @@ public enum LocalRequest: Codable, Sendable {
     case configCommit(version: UInt64)
     /// `clpcfctrl --pull`: the configuration this server runs.
     case configPull
+    /// The newest `limit` lines of `target`'s alert log (the WebManager's merged alert view).
+    case alerts(target: ServerName, limit: Int)
 }
 
 public enum LocalResponse: Codable, Sendable {
@@ -31,6 +33,7 @@ public enum LocalResponse: Codable, Sendable {
     case identity(server: ServerName, cluster: String, servers: [ServerName])
     case configApply(ConfigApplyReport)
     case configuration(ConfigBundle, version: UInt64, hash: String)
+    case alerts([String])
 }
 
 /// A request between daemons.
@@ -46,10 +49,13 @@ public enum PeerRequest: Codable, Sendable {
     case configAbort(version: UInt64)
     /// The configuration the peer runs (a server that sees a newer version fetches it).
     case configFetch
+    /// The newest lines of the peer's alert log.
+    case alerts(limit: Int)
 }
 
 public enum PeerResponse: Codable, Sendable {
     case result(CommandResult)
     case status(ClusterStatusSnapshot)
     case configuration(ConfigBundle, version: UInt64, hash: String)
+    case alerts([String])
 }

@@ -329,9 +329,11 @@ function confirmAction(slot, label, command, method, path, body) {
 // MARK: Alerts
 
 async function loadAlerts() {
-  const answer = await call("GET", "/alerts");
+  const answer = await call("GET", "/alerts?scope=cluster&limit=2000");
   if (!answer.ok || !answer.data) return;
   state.alerts = answer.data.alerts || [];
+  const missing = answer.data.unreachable || [];
+  $("#alert-missing").textContent = missing.length ? `Not shown: the alerts of ${missing.join(", ")} (no answer).` : "";
   renderAlerts();
 }
 
