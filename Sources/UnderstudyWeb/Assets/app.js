@@ -224,7 +224,7 @@ function renderClusterActions(snapshot) {
     el("span", { class: "muted" }, "Cluster:"),
     button("Start", "clpcl -s -a", "/cluster/start"),
     button("Stop", "clpcl -t -a", "/cluster/stop", true),
-    snapshot.suspended ? button("Resume", "clpcl --resume -a", "/cluster/resume") : button("Suspend", "clpcl --suspend -a", "/cluster/suspend"),
+    snapshot.suspended ? button("Resume", "clpcl --resume", "/cluster/resume") : button("Suspend", "clpcl --suspend", "/cluster/suspend"),
     button("Shut down all servers", "clpstdn", "/cluster/shutdown", true),
     button("Reboot all servers", "clpstdn -r", "/cluster/reboot", true));
 }
@@ -279,7 +279,7 @@ function renderMonitors(snapshot) {
         : el("button", { onclick: () => confirmAction("monitors", `Suspend ${monitor.name}`, `clpmonctrl -s -m ${monitor.name}`, "POST", `/monitors/${monitor.name}/suspend`, {}) }, "suspend"),
       monitor.dummyFailure
         ? el("button", { onclick: () => confirmAction("monitors", `End the dummy failure of ${monitor.name}`, `clpmonctrl -n -m ${monitor.name}`, "POST", `/monitors/${monitor.name}/dummy-failure/stop`, {}) }, "end dummy failure")
-        : el("button", { class: "danger", onclick: () => confirmAction("monitors", `Dummy failure of ${monitor.name}`, `clpmonctrl -f -m ${monitor.name}`, "POST", `/monitors/${monitor.name}/dummy-failure/start`, {}) }, "dummy failure"))));
+        : el("button", { class: "danger", onclick: () => confirmAction("monitors", `Dummy failure of ${monitor.name}`, `clpmonctrl -e -m ${monitor.name}`, "POST", `/monitors/${monitor.name}/dummy-failure/start`, {}) }, "dummy failure"))));
   $("#monitors").replaceChildren(head, ...rows);
 }
 
