@@ -151,8 +151,13 @@ function render() {
   renderViewInfo();
   const notices = [];
   if (snapshot.isolated) notices.push(el("div", { class: "notice bad" }, `${snapshot.localServer} is cut off from the cluster: it holds no group until it rejoins.`));
+  if (snapshot.configuration && snapshot.configuration.outsider) {
+    notices.push(el("div", { class: "notice bad" }, `${snapshot.localServer} runs another configuration than its master (version ${snapshot.configuration.version}, ${snapshot.configuration.hash}): it takes no part in placement until it runs the cluster's.`));
+  }
   for (const mismatch of snapshot.configurationMismatch || []) {
-    notices.push(el("div", { class: "notice bad" }, `${mismatch.server} runs another configuration (${mismatch.theirs} here ${mismatch.ours}); it takes no part in placement.`));
+    const versions = `version ${mismatch.theirVersion ?? 0} ${mismatch.theirs} there, ${mismatch.ourVersion ?? 0} ${mismatch.ours} here`;
+    notices.push(el("div", { class: "notice bad" }, `${mismatch.server} runs another configuration (${versions})` +
+      (mismatch.excluded ? "; it takes no part in placement." : ".")));
   }
   if (snapshot.suspended) notices.push(el("div", { class: "notice" }, "The cluster is suspended: monitors and failover are paused."));
   $("#notices").replaceChildren(...notices);
