@@ -5,6 +5,7 @@ import Synchronization
 import UnderstudyEngine
 import UnderstudyModel
 import UnderstudyNode
+import UnderstudyWeb
 
 #if canImport(Glibc)
     import Glibc
@@ -23,6 +24,12 @@ struct DemoCommand: AsyncParsableCommand {
     static let servers = ["node1", "node2", "node3"]
     static let addresses = ["node1": "127.0.0.11", "node2": "127.0.0.12", "node3": "127.0.0.13"]
     static let serviceURL = "http://127.0.0.100:8080/"
+    static let webManagerURL = "http://127.0.0.11:29003/"
+
+    func webPassword(folder: String) -> String {
+        ((try? String(contentsOfFile: folder + "/webmanager-password", encoding: .utf8)) ?? "?")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     func run() async throws {
         let binary = currentExecutablePath()
@@ -131,6 +138,8 @@ struct DemoCommand: AsyncParsableCommand {
               network-partition:
                 action: none
               ports: {control: 29001, heartbeat: 29002, http: 29003}
+              # The WebManager on every server, plain HTTP on loopback (TLS in production: docs/operations.md).
+              web: {tls: false, listen: heartbeat-addresses}
               os-commands:
                 shutdown: [/bin/sh, -c, "echo shutdown >> '\(folder)/os-actions.log'"]
                 reboot: [/bin/sh, -c, "echo reboot >> '\(folder)/os-actions.log'"]
@@ -162,6 +171,29 @@ struct DemoCommand: AsyncParsableCommand {
 
             """
         try config.write(toFile: folder + "/cluster.yaml", atomically: true, encoding: .utf8)
+        try writeWebUser(in: folder)
+    }
+
+    /// The WebManager's user `admin` (operator) with a random password, kept in
+    /// `webmanager-password` (mode 0600) so that a demo run again in the same folder reuses it.
+    func writeWebUser(in folder: String) throws {
+        let passwordFile = folder + "/webmanager-password"
+        if FileManager.default.fileExists(atPath: folder + "/" + Defaults.usersFileName),
+            (try? String(contentsOfFile: passwordFile, encoding: .utf8)) != nil
+        {
+            return
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        let password = String((0..<16).map { _ in alphabet[Int(generator.next(upperBound: UInt64(alphabet.count)))] })
+        do {
+            let user = WebUser(name: "admin", role: .operator, password: try PasswordHash.make(password: password))
+            try UsersFile.save([user], path: folder + "/" + Defaults.usersFileName)
+        } catch {
+            throw ValidationError("cannot write the WebManager's user: \(error)")
+        }
+        FileManager.default.createFile(
+            atPath: passwordFile, contents: Data((password + "\n").utf8), attributes: [.posixPermissions: 0o600])
     }
 
     func printIntroduction(folder: String, binary: String, processes: DemoProcesses) {
@@ -182,6 +214,9 @@ struct DemoCommand: AsyncParsableCommand {
               \(binary) clpgrp -m web       # move "web" to the next server
               \(binary) clpgrp -n web       # where does it run now?
               kill -9 <pid of the server running web>   # a crash: web fails over in ~3.5 s
+
+            The WebManager: \(Self.webManagerURL) (any server's address works), user admin,
+            password \(webPassword(folder: folder)) (also in \(folder)/webmanager-password).
 
             Status changes are printed here. Press Ctrl-C to stop every server.
 
