@@ -11,6 +11,7 @@ const state = {
   snapshot: null, // the answering server's view (ClusterStatusSnapshot)
   fetchedAt: 0,
   views: {}, // server -> {snapshot, fetchedAt, error}
+  viewsInFlight: false,
   alerts: [],
   unseenErrors: 0,
   events: null,
@@ -39,7 +40,7 @@ const badge = (word, extra = "") => el("span", { class: `badge ${statusClass(wor
 
 // MARK: HTTP
 
-async function call(method, path, body) {
+async function call(method, path, body, timeoutMs = 0) {
   // X-Requested-With: a 401 comes without a Basic challenge, so the browser shows no
   // password dialog of its own.
   const headers = { Accept: "application/json", "X-Requested-With": "understudy-webmanager" };
@@ -48,12 +49,18 @@ async function call(method, path, body) {
     if (state.csrf) headers["X-CSRF-Token"] = state.csrf;
   }
   let response;
+  const abort = new AbortController();
+  const timer = timeoutMs > 0 ? setTimeout(() => abort.abort(), timeoutMs) : null;
   try {
     response = await fetch(api + path, {
       method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body),
+      signal: abort.signal,
     });
   } catch (error) {
-    return { ok: false, status: 0, message: "the server does not answer (" + error.message + ")", data: null };
+    const reason = abort.signal.aborted ? `no answer within ${timeoutMs / 1000} s` : error.message;
+    return { ok: false, status: 0, message: "the server does not answer (" + reason + ")", data: null };
+  } finally {
+    if (timer) clearTimeout(timer);
   }
   let data = null;
   try { data = await response.json(); } catch (_) { data = null; }
@@ -127,13 +134,21 @@ async function refreshViews() {
     (snapshot.configurationMismatch || []).length > 0 || snapshot.isolated;
   $("#views").hidden = !disagree;
   if (!disagree) { state.views = {}; return; }
+  // One round at a time, each request bounded: during a partition a cut-off server does not
+  // answer, and requests piling up would hold back the page's own status reads.
+  if (state.viewsInFlight) return;
+  state.viewsInFlight = true;
   const others = snapshot.servers.filter((server) => !server.isLocal).map((server) => server.name);
-  await Promise.all(others.map(async (name) => {
-    const answer = await call("GET", "/status?server=" + encodeURIComponent(name));
-    state.views[name] = answer.ok && answer.data && answer.data.status
-      ? { snapshot: answer.data.status, fetchedAt: Date.now() }
-      : { error: answer.message || "no answer", fetchedAt: Date.now() };
-  }));
+  try {
+    await Promise.all(others.map(async (name) => {
+      const answer = await call("GET", "/status?server=" + encodeURIComponent(name), undefined, 3000);
+      state.views[name] = answer.ok && answer.data && answer.data.status
+        ? { snapshot: answer.data.status, fetchedAt: Date.now() }
+        : { error: answer.message || "no answer", fetchedAt: Date.now() };
+    }));
+  } finally {
+    state.viewsInFlight = false;
+  }
   renderViews();
 }
 
