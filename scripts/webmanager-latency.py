@@ -79,7 +79,7 @@ def wait(what, condition, seconds=20):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-daemons, driver = [], None
+daemons, driver, session = [], None, None
 try:
     for s in servers:
         log = open(f"{folder}/{s}.log", "w")
@@ -128,6 +128,12 @@ try:
     for label, values in [("clpstat shows it", daemon_latencies), ("the page shows it", latencies)]:
         print(f"| {label} | {len(values)} | {pick(values, 0.5):.0f} ms | {pick(values, 0.9):.0f} ms | {max(values):.0f} ms |")
 finally:
+    # Ending the session ends Chromium; chromedriver alone going would leave it running.
+    if session:
+        try:
+            webdriver("DELETE", f"/session/{session}")
+        except Exception:
+            pass
     if driver:
         driver.send_signal(signal.SIGTERM)
         try:
