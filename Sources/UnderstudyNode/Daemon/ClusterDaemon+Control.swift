@@ -121,7 +121,11 @@ extension ClusterDaemon {
         var timeout: Duration = .seconds(30)
         var resendable = false
         switch request {
-        case .status, .alerts: resendable = true
+        // Reads: an operator (clpstat -h) or the WebManager waits at most 10 s for a server
+        // cut off by a partition, not the 30 s a command may need.
+        case .status, .alerts:
+            resendable = true
+            timeout = .seconds(10)
         case .command(.runScript(_, let seconds), _, _): timeout = .seconds(max(30, seconds + 5))
         case .command: break
         // Each is idempotent: a second copy stores, switches, drops or sends the same.

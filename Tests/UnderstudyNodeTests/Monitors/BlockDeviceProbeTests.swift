@@ -47,7 +47,20 @@ struct BlockDeviceProbeTests {
         let detach = await Self.run(["losetup", "-d", device])
         #expect(detach.succeeded, "\(detach.failureDescription)")
         attached = false
-        let gone = await DiskProbe(device: device, method: .readDirect, size: 512, diskFullIsError: true, timeout: .seconds(5)).check()
+        var target = device
+        var gone = await DiskProbe(device: target, method: .readDirect, size: 512, diskFullIsError: true, timeout: .seconds(5)).check()
+        // Tests running beside this one attach loop devices too and may take the freed number at
+        // once: then the device is someone else's, not gone. Try again with a fresh one (bounded).
+        for _ in 0..<5 {
+            if Self.isError(gone) { break }
+            let reused = await Self.run(["losetup", target])
+            guard reused.succeeded else { break }
+            let again = await Self.run(["losetup", "--find", "--show", image])
+            guard again.succeeded else { break }
+            target = again.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            _ = await Self.run(["losetup", "-d", target])
+            gone = await DiskProbe(device: target, method: .readDirect, size: 512, diskFullIsError: true, timeout: .seconds(5)).check()
+        }
         #expect(Self.isError(gone), "\(gone)")
     }
 
