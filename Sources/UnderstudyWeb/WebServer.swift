@@ -135,21 +135,9 @@ public final class WebServer: Sendable {
                 throw WebStartError("cluster.web.tls is true but certificate or key is missing")
             }
             do {
-                let chain = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
-                guard !chain.isEmpty else { throw WebStartError("\(certificate) holds no PEM certificate") }
-                let privateKey: NIOSSLPrivateKey
-                do {
-                    privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
-                } catch {
-                    throw WebStartError("cannot read the private key \(key) (PEM, unencrypted): \(error)")
-                }
-                var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(privateKey))
-                configuration.minimumTLSVersion = .tlsv12
-                tls = configuration
-            } catch let error as WebStartError {
-                throw error
+                tls = try TLSContexts.serverConfiguration(certificateFile: certificate, keyFile: key)
             } catch {
-                throw WebStartError("cannot read the certificate \(certificate) (PEM): \(error)")
+                throw WebStartError(error.reason)
             }
         } else {
             tls = nil

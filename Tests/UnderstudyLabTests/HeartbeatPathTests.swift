@@ -19,16 +19,8 @@ import UnderstudyTestSupport
     .requires(labPrerequisite, Prerequisite.command("losetup", package: "mount"), Prerequisite.command("socat", package: "socat")))
 struct HeartbeatPathTests {
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        let outcome = Shell.run(arguments)
+        return (outcome.status, outcome.output)
     }
 
     /// The path of `path` on `server` as `seenBy` sees it.

@@ -36,14 +36,7 @@ struct RestApiSecurityTests {
                     folder + "/web.crt",
                 ], scratch: folder)
             #expect(openssl.exitCode == 0, "\(openssl)")
-            let add = try await CommandRunner.run(
-                "/bin/sh",
-                [
-                    "-c",
-                    "printf '%s\\n' '\(Self.password)' | '\(cluster.binary)' user add admin --role operator --config '\(cluster.configPath)'",
-                ],
-                scratch: folder)
-            #expect(add.exitCode == 0, "\(add)")
+            try await cluster.addWebUser("admin", role: "operator", password: Self.password)
             try cluster.start()
             try await cluster.waitUntilFormed(online: ["node1"])
 
@@ -109,14 +102,7 @@ struct RestApiPropertyTests {
         var spec = ClusterSpec(subnet: 172, servers: ["node1"])
         spec.web = "    listen: heartbeat-addresses\n    tls: false\n"
         try await withCluster(spec) { cluster in
-            let add = try await CommandRunner.run(
-                "/bin/sh",
-                [
-                    "-c",
-                    "printf '%s\\n' 'prop-Pa55word' | '\(cluster.binary)' user add admin --role operator --config '\(cluster.configPath)'",
-                ],
-                scratch: cluster.folder)
-            #expect(add.exitCode == 0, "\(add)")
+            try await cluster.addWebUser("admin", role: "operator", password: "prop-Pa55word")
             try cluster.start()
             try await cluster.waitUntilFormed(online: ["node1"])
             let base = "http://127.0.172.1:\(spec.httpPort)/api/v1"

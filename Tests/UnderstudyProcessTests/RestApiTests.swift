@@ -48,12 +48,6 @@ struct RestApiTests {
         }
     }
 
-    static func addUser(_ cluster: TestCluster, _ name: String, role: String, password: String) async throws {
-        let command = "printf '%s\\n' '\(password)' | '\(cluster.binary)' user add \(name) --role \(role) --config '\(cluster.configPath)'"
-        let outcome = try await CommandRunner.run("/bin/sh", ["-c", command], scratch: cluster.folder)
-        #expect(outcome.exitCode == 0, "\(outcome)")
-    }
-
     @Test(
         "every endpoint against three daemons: shapes, operations through the clp* path, refusals, sessions, throttle, allow-lists, events")
     func everyEndpoint() async throws {
@@ -88,8 +82,8 @@ struct RestApiTests {
             try cluster.write(
                 "#!/bin/sh\necho \"$CLP_SERVER_LOCAL\" >> '\(cluster.folder)/rexec-ran.log'\n", to: cluster.folder + "/rexec/touch.sh",
                 mode: 0o755)
-            try await Self.addUser(cluster, "admin", role: "operator", password: Self.adminPassword)
-            try await Self.addUser(cluster, "watcher", role: "viewer", password: Self.viewerPassword)
+            try await cluster.addWebUser("admin", role: "operator", password: Self.adminPassword)
+            try await cluster.addWebUser("watcher", role: "viewer", password: Self.viewerPassword)
             let list = try await cluster.understudy(["user", "list", "--config", cluster.configPath])
             #expect(list.outputLines == ["admin\toperator", "watcher\tviewer"], "\(list)")
             let usersFile = try String(contentsOfFile: cluster.folder + "/users.yaml", encoding: .utf8)

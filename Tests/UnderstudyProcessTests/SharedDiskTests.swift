@@ -31,18 +31,7 @@ struct SharedDiskTests {
         var mountPoint: String { folder + "/mnt" }
         var devicePath: String { folder + "/shared-disk" }
 
-        static func run(_ arguments: [String]) async -> (ok: Bool, output: String) {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = arguments
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            do { try process.run() } catch { return (false, "\(error)") }
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus == 0, String(decoding: data, as: UTF8.self))
-        }
+        static func run(_ arguments: [String]) async -> Shell.Outcome { Shell.run(arguments) }
 
         /// With `staleMMP`, the image is a copy taken while it was mounted: its MMP block says
         /// "in use", so every mount of it first waits twice the MMP check interval for the
@@ -79,7 +68,7 @@ struct SharedDiskTests {
             guard attach.ok else { throw ProcessTestError("losetup: \(attach.output)") }
             let device = attach.output.trimmingCharacters(in: .whitespacesAndNewlines)
             let mount = await Self.run(["mount", "-t", "ext4", device, stage])
-            let copy = mount.ok ? await Self.run(["cp", "--sparse=always", image, image + ".in-use"]) : (ok: false, output: "")
+            let copy = mount.ok ? await Self.run(["cp", "--sparse=always", image, image + ".in-use"]) : mount
             if mount.ok { _ = await Self.run(["umount", stage]) }
             _ = await Self.run(["losetup", "-d", device])
             guard mount.ok else { throw ProcessTestError("mount: \(mount.output)") }
@@ -94,6 +83,21 @@ struct SharedDiskTests {
         }
     }
 
+    /// Runs `body` with a shared image made for `servers`, and removes the image and its loop
+    /// devices afterwards, also when `body` fails.
+    static func withSharedImage(
+        servers: [String], staleMMP: Bool = false, _ body: (SharedImage) async throws -> Void
+    ) async throws {
+        let shared = try await SharedImage.make(servers: servers, staleMMP: staleMMP)
+        do {
+            try await body(shared)
+        } catch {
+            await shared.remove()
+            throw error
+        }
+        await shared.remove()
+    }
+
     /// Whether the daemon of `server` (its mount namespace) has the shared file system mounted.
     static func mounted(_ cluster: TestCluster, _ server: String, at mountPoint: String) -> Bool {
         guard let pid = cluster.pid(of: server), cluster.isRunning(server) else { return false }
@@ -105,14 +109,7 @@ struct SharedDiskTests {
         .requires(loopDevices))
     func moveAndFailover() async throws {
         let servers = ["node1", "node2"]
-        let shared = try await SharedImage.make(servers: servers)
-        do {
-            try await runCluster(shared, servers: servers)
-        } catch {
-            await shared.remove()
-            throw error
-        }
-        await shared.remove()
+        try await Self.withSharedImage(servers: servers) { shared in try await runCluster(shared, servers: servers) }
     }
 
     func runCluster(_ shared: SharedImage, servers: [String]) async throws {
@@ -210,12 +207,11 @@ struct SharedDiskTests {
         "kill -9 of a daemon in the middle of a mount: its keeper kills the mount before it fences, so nothing mounts afterwards",
         .requires(loopDevices))
     func killDuringMount() async throws {
-        let shared = try await SharedImage.make(servers: ["node1"], staleMMP: true)
-        var sentinel: Process?
-        defer {
-            if let sentinel, sentinel.isRunning { kill(sentinel.processIdentifier, SIGKILL) }
-        }
-        do {
+        try await Self.withSharedImage(servers: ["node1"], staleMMP: true) { shared in
+            var sentinel: Process?
+            defer {
+                if let sentinel, sentinel.isRunning { kill(sentinel.processIdentifier, SIGKILL) }
+            }
             var spec = Self.slowMountSpec(subnet: 162, servers: ["node1", "node2"], shared: shared)
             spec.pingTarget = "127.0.0.1"
             try await withCluster(spec) { cluster in
@@ -241,20 +237,14 @@ struct SharedDiskTests {
                 let log = (try? String(contentsOfFile: cluster.logPath(of: "node1"), encoding: .utf8)) ?? ""
                 #expect(log.contains("fencing its resources"), "the keeper did not fence")
             }
-        } catch {
-            await shared.remove()
-            throw error
         }
-        if let sentinel, sentinel.isRunning { kill(sentinel.processIdentifier, SIGKILL) }
-        await shared.remove()
     }
 
     @Test(
         "a mount that completes after its group was fenced (partition lost mid-start) is taken off again",
         .requires(loopDevices))
     func mountCompletingAfterFence() async throws {
-        let shared = try await SharedImage.make(servers: ["node1"], staleMMP: true)
-        do {
+        try await Self.withSharedImage(servers: ["node1"], staleMMP: true) { shared in
             let spec = Self.slowMountSpec(subnet: 163, servers: ["node1", "node2", "node3"], shared: shared)
             try await withCluster(spec) { cluster in
                 try cluster.start()
@@ -281,10 +271,6 @@ struct SharedDiskTests {
                 let detached = try await poll(upTo: .seconds(5)) { !Self.mounted(cluster, "node1", at: shared.mountPoint) }
                 #expect(detached, "the late mount stayed")
             }
-        } catch {
-            await shared.remove()
-            throw error
         }
-        await shared.remove()
     }
 }

@@ -72,16 +72,8 @@ struct WebManagerBrowserTests {
             _ = try TestCertificates.selfSigned(
                 in: cluster.folder, name: "web", ipAddresses: spec.servers.map { spec.address(of: $0) }, dnsNames: [])
             try cluster.write("#!/bin/sh\nexit 0\n", to: cluster.folder + "/check.sh", mode: 0o755)
-            for (user, role, password) in [("admin", "operator", Self.operatorPassword), ("watcher", "viewer", Self.viewerPassword)] {
-                let add = try await CommandRunner.run(
-                    "/bin/sh",
-                    [
-                        "-c",
-                        "printf '%s\\n' '\(password)' | '\(cluster.binary)' user add \(user) --role \(role) --config '\(cluster.configPath)'",
-                    ],
-                    scratch: cluster.folder)
-                #expect(add.exitCode == 0, "\(add)")
-            }
+            try await cluster.addWebUser("admin", role: "operator", password: Self.operatorPassword)
+            try await cluster.addWebUser("watcher", role: "viewer", password: Self.viewerPassword)
             try cluster.start()
             _ = try await cluster.waitUntilFormed(group: "grp1", on: "node1")
 

@@ -131,7 +131,14 @@ public struct KeeperLock: Sendable {
                 "cannot open \(path): \(String(cString: strerror(errno))); a daemon restarted at once would not wait for this keeper")
             return false
         }
-        while flock(descriptor, LOCK_EX) != 0 && errno == EINTR {}
+        var locked = flock(descriptor, LOCK_EX) == 0
+        while !locked && errno == EINTR { locked = flock(descriptor, LOCK_EX) == 0 }
+        guard locked else {
+            logger.error(
+                "cannot lock \(path): \(String(cString: strerror(errno))); a daemon restarted at once would not wait for this keeper")
+            close(descriptor)
+            return false
+        }
         Self.held.withLock { $0 = descriptor }
         _ = ftruncate(descriptor, 0)
         let text = Array("\(getpid())\n".utf8)

@@ -3,28 +3,38 @@ import NIOCore
 import NIOSSL
 import UnderstudyModel
 
-/// HTTPS for the witness protocol. The requests are authenticated and replay-protected with
+/// TLS from PEM files: the witness (HTTPS) and the daemon's web server. For the witness, the requests are authenticated and replay-protected with
 /// the cluster key whether or not TLS is on; TLS adds confidentiality of the cluster and
 /// server names and views, and proves the witness's identity before a byte is sent.
-public enum WitnessTLSContexts {
-    /// A server context from a PEM certificate chain (the witness's first) and its PEM key.
-    public static func server(certificateFile: String, keyFile: String) throws(WitnessExchangeError) -> WitnessServerTLS {
+public enum TLSContexts {
+    /// A server TLS configuration (TLS 1.2 or newer) from a PEM certificate chain (the
+    /// server's own first) and its unencrypted PEM key; the error names the file at fault.
+    /// Shared by the witness and the daemon's web server.
+    public static func serverConfiguration(certificateFile: String, keyFile: String) throws(WitnessExchangeError)
+        -> TLSConfiguration
+    {
         let chain: [NIOSSLCertificate]
         do {
             chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
         } catch {
-            throw WitnessExchangeError("cannot read the certificate file \(certificateFile): \(error)")
+            throw WitnessExchangeError("cannot read the certificate file \(certificateFile) (PEM): \(error)")
         }
         guard !chain.isEmpty else { throw WitnessExchangeError("no PEM certificate in \(certificateFile)") }
         let key: NIOSSLPrivateKey
         do {
             key = try NIOSSLPrivateKey(file: keyFile, format: .pem)
         } catch {
-            throw WitnessExchangeError("cannot read the private key file \(keyFile): \(error)")
+            throw WitnessExchangeError("cannot read the private key file \(keyFile) (PEM, unencrypted): \(error)")
         }
         var configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
+        return configuration
+    }
+
+    /// The witness's server context.
+    public static func server(certificateFile: String, keyFile: String) throws(WitnessExchangeError) -> WitnessServerTLS {
+        let configuration = try serverConfiguration(certificateFile: certificateFile, keyFile: keyFile)
         do {
             return WitnessServerTLS(context: try NIOSSLContext(configuration: configuration))
         } catch {
@@ -54,7 +64,7 @@ public enum WitnessTLSContexts {
     }
 }
 
-/// The witness server's TLS context (made by `WitnessTLSContexts.server`).
+/// The witness server's TLS context (made by `TLSContexts.server`).
 public struct WitnessServerTLS: Sendable {
     let context: NIOSSLContext
 }
@@ -66,7 +76,7 @@ struct WitnessTLSClient: Sendable {
     let serverHostname: String?
 
     init(_ tls: WitnessTLS, host: String) throws(WitnessExchangeError) {
-        context = try WitnessTLSContexts.client(tls)
+        context = try TLSContexts.client(tls)
         if let name = tls.serverName {
             serverHostname = name
         } else {

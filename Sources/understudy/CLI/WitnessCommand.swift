@@ -39,7 +39,7 @@ struct WitnessCommand: AsyncParsableCommand {
             break
         case (let certificate?, let key?):
             do {
-                tls = try WitnessTLSContexts.server(certificateFile: certificate, keyFile: key)
+                tls = try TLSContexts.server(certificateFile: certificate, keyFile: key)
             } catch {
                 printError("understudy witness: \(error)")
                 throw ExitCode(2)

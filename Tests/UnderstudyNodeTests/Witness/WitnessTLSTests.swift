@@ -39,10 +39,10 @@ struct WitnessTLSTests {
         let service = WitnessService(keys: ["c1": key], bootID: 7, started: ContinuousClock.now - .seconds(3600))
         let server = try await WitnessServer.start(
             host: "127.0.0.1", port: 0, service: service,
-            tls: try WitnessTLSContexts.server(certificateFile: witnessPair.certificate, keyFile: witnessPair.key))
+            tls: try TLSContexts.server(certificateFile: witnessPair.certificate, keyFile: witnessPair.key))
         let named = try await WitnessServer.start(
             host: "127.0.0.1", port: 0, service: service,
-            tls: try WitnessTLSContexts.server(certificateFile: namedPair.certificate, keyFile: namedPair.key))
+            tls: try TLSContexts.server(certificateFile: namedPair.certificate, keyFile: namedPair.key))
         defer {
             Task {
                 await server.close()
@@ -101,7 +101,7 @@ struct WitnessTLSTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try "garbage\n".write(toFile: folder + "/cert.pem", atomically: true, encoding: .utf8)
         #expect {
-            _ = try WitnessTLSContexts.server(certificateFile: folder + "/cert.pem", keyFile: folder + "/key.pem")
+            _ = try TLSContexts.server(certificateFile: folder + "/cert.pem", keyFile: folder + "/key.pem")
         } throws: { error in
             (error as? WitnessExchangeError)?.reason.contains("cert.pem") == true
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import UnderstudyEngine
 import UnderstudyModel
 import UnderstudyNode
@@ -178,6 +179,15 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// `understudy clpstat --json` on `server`, decoded.
+    /// Adds a user of the web server's users file, as an administrator does
+    /// (`understudy user add`, the password on stdin).
+    func addWebUser(_ name: String, role: String, password: String, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let outcome = try await CommandRunner.run(
+            "/bin/sh", ["-c", "printf '%s\\n' '\(password)' | '\(binary)' user add \(name) --role \(role) --config '\(configPath)'"],
+            scratch: folder)
+        #expect(outcome.exitCode == 0, "\(outcome)", sourceLocation: sourceLocation)
+    }
+
     func clpstat(on server: String) async throws -> ClusterStatusSnapshot {
         let outcome = try await cli(["clpstat", "--json"], on: server)
         guard outcome.exitCode == 0 else { throw ProcessTestError("clpstat failed: \(outcome)") }
