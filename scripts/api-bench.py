@@ -9,7 +9,8 @@ API latency (p50/p99/max) and the first server's heartbeat lateness (p50/p99/max
 
     scripts/api-bench.py [--binary .build/release/understudy] [--rate 100] [--seconds 60]
 """
-import argparse, base64, http.client, json, os, signal, subprocess, sys, tempfile, time
+import argparse, base64, http.client, json, os, subprocess, sys, time
+from bench_cluster import Cluster
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/debug/understudy")
@@ -17,42 +18,10 @@ parser.add_argument("--rate", type=int, default=100)
 parser.add_argument("--seconds", type=int, default=60)
 parser.add_argument("--port-base", type=int, default=39300)
 args = parser.parse_args()
-binary = os.path.abspath(args.binary)
-folder = tempfile.mkdtemp(prefix="understudy-api-bench-")
-servers = ["node1", "node2", "node3"]
-address = {s: f"127.0.0.{31 + i}" for i, s in enumerate(servers)}
-http_port = args.port_base + 3
-password = "bench-Pa55word"
-with open(f"{folder}/cluster.yaml", "w") as f:
-    f.write(f"""cluster:
-  name: apibench
-  secret-file: cluster.key
-  timing: {{heartbeat-interval: 20ms, heartbeat-timeout: 100ms, sync-wait: 2s}}
-  network-partition: {{action: none}}
-  ports: {{control: {args.port_base + 1}, heartbeat: {args.port_base + 2}, http: {http_port}}}
-  web: {{tls: false, listen: heartbeat-addresses}}
-  os-commands: {{shutdown: [/bin/true], reboot: [/bin/true]}}
-servers: [{", ".join(servers)}]
-heartbeats:
-  - name: lanhb1
-    type: lanhb
-    addresses: {{{", ".join(f"{s}: {a}" for s, a in address.items())}}}
-network-partition:
-  - {{name: majority1, type: majority}}
-groups:
-  - name: grp1
-    resources:
-      - {{name: app, type: exec, start: /bin/true, stop: /bin/true}}
-""")
-subprocess.run([binary, "keygen", f"{folder}/cluster.key"], check=True, stdout=subprocess.DEVNULL)
-subprocess.run([binary, "user", "add", "bench", "--role", "viewer", "--config", f"{folder}/cluster.yaml"],
-               input=password + "\n", text=True, check=True, stdout=subprocess.DEVNULL)
-daemons = []
+cluster = Cluster(args.binary, "apibench", 31, args.port_base, "{tls: false, listen: heartbeat-addresses}")
+binary, folder, address, http_port, password = cluster.binary, cluster.folder, cluster.address, cluster.http_port, cluster.password
 try:
-    for s in servers:
-        log = open(f"{folder}/{s}.log", "w")
-        daemons.append(subprocess.Popen([binary, "daemon", "--config", f"{folder}/cluster.yaml", "--server", s,
-                                         "--state-dir", f"{folder}/{s}"], stdout=log, stderr=log))
+    cluster.start()
     time.sleep(5)
 
     def runtime():
@@ -95,10 +64,4 @@ try:
     print(f"| {args.rate} req/s | {len(latencies)} ({errors} errors) | {pct(latencies, 0.5):.2f} ms | {pct(latencies, 0.99):.2f} ms "
           f"| {max(latencies):.2f} ms | {loaded[0]} | {loaded[1]} µs | {loaded[2]} µs | {loaded[3]} µs |")
 finally:
-    for d in daemons:
-        d.send_signal(signal.SIGTERM)
-    for d in daemons:
-        try:
-            d.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            d.kill()
+    cluster.stop()

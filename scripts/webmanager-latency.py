@@ -11,49 +11,22 @@ Stops chromedriver and the daemons by PID.
 
     scripts/webmanager-latency.py [--binary .build/release/understudy] [--rounds 30]
 """
-import argparse, json, os, signal, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, signal, subprocess, time, urllib.request
+from bench_cluster import Cluster
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/debug/understudy")
 parser.add_argument("--rounds", type=int, default=30)
 parser.add_argument("--port-base", type=int, default=39400)
 args = parser.parse_args()
-binary = os.path.abspath(args.binary)
-folder = tempfile.mkdtemp(prefix="understudy-wm-latency-")
-servers = ["node1", "node2", "node3"]
-address = {s: f"127.0.0.{51 + i}" for i, s in enumerate(servers)}
-http_port = args.port_base + 3
+cluster = Cluster(
+    args.binary, "wmlatency", 51, args.port_base, "{listen: heartbeat-addresses, certificate: web.pem, key: web.key}",
+    user_role="operator", password="latency-Pa55word")
+binary, folder, address, http_port, password = cluster.binary, cluster.folder, cluster.address, cluster.http_port, cluster.password
 driver_port = args.port_base + 9
-password = "latency-Pa55word"
-with open(f"{folder}/cluster.yaml", "w") as f:
-    f.write(f"""cluster:
-  name: wmlatency
-  secret-file: cluster.key
-  timing: {{heartbeat-interval: 20ms, heartbeat-timeout: 100ms, sync-wait: 2s}}
-  network-partition: {{action: none}}
-  ports: {{control: {args.port_base + 1}, heartbeat: {args.port_base + 2}, http: {http_port}}}
-  web: {{listen: heartbeat-addresses, certificate: web.pem, key: web.key}}
-  os-commands: {{shutdown: [/bin/true], reboot: [/bin/true]}}
-servers: [{", ".join(servers)}]
-heartbeats:
-  - name: lanhb1
-    type: lanhb
-    addresses: {{{", ".join(f"{s}: {a}" for s, a in address.items())}}}
-network-partition:
-  - {{name: majority1, type: majority}}
-groups:
-  - name: grp1
-    resources:
-      - {{name: app, type: exec, start: /bin/true, stop: /bin/true}}
-monitors:
-  - {{name: genw1, type: genw, script: /bin/true, interval: 1s, recovery: {{target: local-server, final-action: none}}}}
-""")
 subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
                 "-subj", "/CN=wm", "-addext", "subjectAltName=" + ",".join(f"IP:{a}" for a in address.values()),
                 "-keyout", f"{folder}/web.key", "-out", f"{folder}/web.pem"], check=True, capture_output=True)
-subprocess.run([binary, "keygen", f"{folder}/cluster.key"], check=True, stdout=subprocess.DEVNULL)
-subprocess.run([binary, "user", "add", "bench", "--role", "operator", "--config", f"{folder}/cluster.yaml"],
-               input=password + "\n", text=True, check=True, stdout=subprocess.DEVNULL)
 
 
 def webdriver(method, path, body=None):
@@ -79,12 +52,9 @@ def wait(what, condition, seconds=20):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-daemons, driver, session = [], None, None
+driver, session = None, None
 try:
-    for s in servers:
-        log = open(f"{folder}/{s}.log", "w")
-        daemons.append(subprocess.Popen([binary, "daemon", "--config", f"{folder}/cluster.yaml", "--server", s,
-                                         "--state-dir", f"{folder}/{s}"], stdout=log, stderr=log))
+    cluster.start()
     driver = subprocess.Popen(["chromedriver", f"--port={driver_port}", "--allowed-ips=127.0.0.1"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait("chromedriver", lambda: webdriver("GET", "/status")["ready"])
@@ -140,10 +110,4 @@ finally:
             driver.wait(timeout=10)
         except subprocess.TimeoutExpired:
             driver.kill()
-    for d in daemons:
-        d.send_signal(signal.SIGTERM)
-    for d in daemons:
-        try:
-            d.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            d.kill()
+    cluster.stop()

@@ -1,0 +1,55 @@
+"""A three-server Understudy cluster on loopback for the benchmark scripts (api-bench.py,
+webmanager-latency.py): writes its configuration, key and a web user in a new folder, starts
+the daemons, and stops them by PID."""
+import os, signal, subprocess, tempfile
+
+
+class Cluster:
+    def __init__(self, binary, name, first_octet, port_base, web, user_role="viewer",
+                 password="bench-Pa55word"):
+        self.binary = os.path.abspath(binary)
+        self.folder = tempfile.mkdtemp(prefix=f"understudy-{name}-")
+        self.servers = ["node1", "node2", "node3"]
+        self.address = {s: f"127.0.0.{first_octet + i}" for i, s in enumerate(self.servers)}
+        self.http_port = port_base + 3
+        self.password = password
+        self.daemons = []
+        with open(f"{self.folder}/cluster.yaml", "w") as f:
+            f.write(f"""cluster:
+  name: {name}
+  secret-file: cluster.key
+  timing: {{heartbeat-interval: 20ms, heartbeat-timeout: 100ms, sync-wait: 2s}}
+  network-partition: {{action: none}}
+  ports: {{control: {port_base + 1}, heartbeat: {port_base + 2}, http: {self.http_port}}}
+  web: {web}
+  os-commands: {{shutdown: [/bin/true], reboot: [/bin/true]}}
+servers: [{", ".join(self.servers)}]
+heartbeats:
+  - name: lanhb1
+    type: lanhb
+    addresses: {{{", ".join(f"{s}: {a}" for s, a in self.address.items())}}}
+network-partition:
+  - {{name: majority1, type: majority}}
+groups:
+  - name: grp1
+    resources:
+      - {{name: app, type: exec, start: /bin/true, stop: /bin/true}}
+""")
+        subprocess.run([self.binary, "keygen", f"{self.folder}/cluster.key"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([self.binary, "user", "add", "bench", "--role", user_role, "--config", f"{self.folder}/cluster.yaml"],
+                       input=password + "\n", text=True, check=True, stdout=subprocess.DEVNULL)
+
+    def start(self):
+        for s in self.servers:
+            log = open(f"{self.folder}/{s}.log", "w")
+            self.daemons.append(subprocess.Popen([self.binary, "daemon", "--config", f"{self.folder}/cluster.yaml", "--server", s,
+                                                  "--state-dir", f"{self.folder}/{s}"], stdout=log, stderr=log))
+
+    def stop(self):
+        for d in self.daemons:
+            d.send_signal(signal.SIGTERM)
+        for d in self.daemons:
+            try:
+                d.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                d.kill()
