@@ -182,28 +182,11 @@ enum ONCRPC {
         init(host: String, port: Int, deadline: ContinuousClock.Instant) throws(Failure) {
             self.deadline = deadline
             peer = "\(host):\(port)"
-            var hints = addrinfo()
-            hints.ai_family = AF_UNSPEC
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            var list: UnsafeMutablePointer<addrinfo>?
-            let status = getaddrinfo(host, String(port), &hints, &list)
-            guard status == 0, let first = list else {
-                throw Failure("cannot resolve \(host): \(String(cString: gai_strerror(status)))")
+            switch DeadlineSocket.connect(host: host, port: port, deadline: deadline) {
+            case .success(let fd): self.fd = fd
+            case .failure(let failure) where failure.resolved: throw Failure("cannot connect to \(peer): \(failure.reason)")
+            case .failure(let failure): throw Failure(failure.reason)
             }
-            defer { freeaddrinfo(list) }
-            var lastError = "no address"
-            var candidate: UnsafeMutablePointer<addrinfo>? = first
-            while let info = candidate {
-                candidate = info.pointee.ai_next
-                let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), 0)
-                guard fd >= 0 else { continue }
-                if NUTClient.Connection.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen, deadline: deadline, error: &lastError) {
-                    self.fd = fd
-                    return
-                }
-                Glibc.close(fd)
-            }
-            throw Failure("cannot connect to \(peer): \(lastError)")
         }
 
         deinit { Glibc.close(fd) }
@@ -222,7 +205,7 @@ enum ONCRPC {
             var reader = RecordReader()
             // Bounded: each round reads at least one byte of a reply of bounded size, or ends.
             for _ in 0..<(ONCRPC.maximumReply / 4) {
-                guard NUTClient.Connection.waitFor(fd, events: Int16(POLLIN), deadline: deadline) else {
+                guard DeadlineSocket.waitFor(fd, events: Int16(POLLIN), deadline: deadline) else {
                     throw Failure("\(peer) did not answer in time")
                 }
                 var chunk = [UInt8](repeating: 0, count: 16_384)
@@ -240,7 +223,7 @@ enum ONCRPC {
         private func send(_ message: [UInt8]) throws(Failure) {
             var sent = 0
             for _ in 0..<1000 where sent < message.count {
-                guard NUTClient.Connection.waitFor(fd, events: Int16(POLLOUT), deadline: deadline) else {
+                guard DeadlineSocket.waitFor(fd, events: Int16(POLLOUT), deadline: deadline) else {
                     throw Failure("\(peer) did not take the call in time")
                 }
                 let written = message[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -104,71 +104,20 @@ public struct NUTClient: Sendable {
         init(host: String, port: Int, deadline: ContinuousClock.Instant) throws {
             self.deadline = deadline
             peer = "\(host):\(port)"
-            var hints = addrinfo()
-            hints.ai_family = AF_UNSPEC
-            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-            var list: UnsafeMutablePointer<addrinfo>?
-            let status = getaddrinfo(host, String(port), &hints, &list)
-            guard status == 0, let first = list else {
-                throw Failure("cannot resolve \(host): \(String(cString: gai_strerror(status)))")
+            switch DeadlineSocket.connect(host: host, port: port, deadline: deadline) {
+            case .success(let fd): self.fd = fd
+            case .failure(let failure) where failure.resolved:
+                throw Failure("cannot connect to upsd at \(host):\(port): \(failure.reason)")
+            case .failure(let failure): throw Failure(failure.reason)
             }
-            defer { freeaddrinfo(list) }
-            var lastError = "no address"
-            var candidate: UnsafeMutablePointer<addrinfo>? = first
-            while let info = candidate {
-                candidate = info.pointee.ai_next
-                let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), 0)
-                guard fd >= 0 else { continue }
-                if Self.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen, deadline: deadline, error: &lastError) {
-                    self.fd = fd
-                    return
-                }
-                Glibc.close(fd)
-            }
-            throw Failure("cannot connect to upsd at \(host):\(port): \(lastError)")
-        }
-
-        /// A non-blocking connect bounded by the deadline; the socket stays non-blocking.
-        static func connect(
-            _ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: socklen_t, deadline: ContinuousClock.Instant,
-            error: inout String
-        ) -> Bool {
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-            if Glibc.connect(fd, address, length) == 0 { return true }
-            guard errno == EINPROGRESS else {
-                error = String(cString: strerror(errno))
-                return false
-            }
-            guard waitFor(fd, events: Int16(POLLOUT), deadline: deadline) else {
-                error = "timed out"
-                return false
-            }
-            var code: Int32 = 0
-            var size = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &size)
-            if code != 0 { error = String(cString: strerror(code)) }
-            return code == 0
-        }
-
-        static func waitFor(_ fd: Int32, events: Int16, deadline: ContinuousClock.Instant) -> Bool {
-            // Bounded: every round waits for the time left, and EINTR is the only retry.
-            for _ in 0..<100 {
-                let left = ContinuousClock.now.duration(to: deadline)
-                guard left > .zero else { return false }
-                let milliseconds = Int32(clamping: max(1, left.inMilliseconds))
-                var descriptor = pollfd(fd: fd, events: events, revents: 0)
-                let ready = poll(&descriptor, 1, milliseconds)
-                if ready > 0 { return true }
-                if ready < 0 && errno == EINTR { continue }
-                return false
-            }
-            return false
         }
 
         func send(_ line: String) throws {
             var bytes = Array((line + "\n").utf8)
             while !bytes.isEmpty {
-                guard Self.waitFor(fd, events: Int16(POLLOUT), deadline: deadline) else { throw Failure("upsd at \(peer) timed out") }
+                guard DeadlineSocket.waitFor(fd, events: Int16(POLLOUT), deadline: deadline) else {
+                    throw Failure("upsd at \(peer) timed out")
+                }
                 let written = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 if written < 0 {
                     if errno == EAGAIN || errno == EINTR { continue }
@@ -186,7 +135,9 @@ public struct NUTClient: Sendable {
                     return line.hasSuffix("\r") ? String(line.dropLast()) : line
                 }
                 guard buffer.count < Self.maximumLine else { throw Failure("upsd at \(peer) sent an over-long line") }
-                guard Self.waitFor(fd, events: Int16(POLLIN), deadline: deadline) else { throw Failure("upsd at \(peer) timed out") }
+                guard DeadlineSocket.waitFor(fd, events: Int16(POLLIN), deadline: deadline) else {
+                    throw Failure("upsd at \(peer) timed out")
+                }
                 var chunk = [UInt8](repeating: 0, count: 1024)
                 let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
                 if count < 0 {
