@@ -52,7 +52,12 @@ schemas = {
                           "version":{"type":"integer"}},["result"]),
  "Target": obj({"target":{"type":"string","description":"a server name"}},[], True),
  "RunScript": obj({"script":{"type":"string"},"target":{"type":"string"},"timeout":{"type":["integer","string"]},"logdir":{"type":"string"}},["script"], True),
- "ToratioSet": obj({"ratio":{"type":["integer","string"]},"time":{"type":"string"}},[], True),
+ "ToratioSet": obj({"ratio":{"type":["integer","string"],"description":"1 to 10000 (1 resets)"},
+                    "time":{"type":"string","description":"how long: <N>m, <N>h or <N>d, at most 30 days; absent: until reset; not with ratio 1"}},[], True),
+ "ToratioReply": obj({"result":S("Result"),"cluster":obj({"toratio":{"type":"integer","minimum":1,"maximum":10000},
+                      "expires":{"type":"string","description":"ISO 8601; absent: until reset (or ratio 1)"},
+                      "servers":{"type":"array","items":obj({"name":{"type":"string"},"toratio":{"type":"integer"}},["name","toratio"]),
+                                 "description":"every server up and the ratio it uses"}},["toratio"])},["result","cluster"]),
 }
 def resp(schema, desc="OK"):
     return {"description": desc, "content": {"application/json": {"schema": S(schema)}}}
@@ -77,9 +82,9 @@ paths = {
      "responses":{"200":resp("LoginReply"),"default":err}}},
  "/api/v1/logout": post("Close the session"),
  "/api/v1/cluster": get("Cluster name and status", "ClusterReply"),
- "/api/v1/cluster/toratio": get("Timeout ratio (not supported: 501)", "Envelope"),
- "/api/v1/cluster/toratio/set": post("Set the timeout ratio (not supported: 501)", "ToratioSet"),
- "/api/v1/cluster/toratio/reset": post("Reset the timeout ratio (not supported: 501)"),
+ "/api/v1/cluster/toratio": get("Timeout ratio (clptoratio -s)", "ToratioReply"),
+ "/api/v1/cluster/toratio/set": post("Set the timeout ratio (clptoratio -r RATIO -t TIME): multiplies heartbeat and monitor timeouts", "ToratioSet"),
+ "/api/v1/cluster/toratio/reset": post("Reset the timeout ratio to 1 (clptoratio -i)"),
  "/api/v1/servers": get("Servers", "ServersReply", select=["name"]),
  "/api/v1/servers/{name}": get("One server (a one-element list)", "ServersReply", [name("name")], ["name"]),
  "/api/v1/groups": get("Groups", "GroupsReply", select=["name","resources"]),

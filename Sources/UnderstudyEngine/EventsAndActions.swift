@@ -136,11 +136,19 @@ public struct PersistentState: Sendable, Codable, Equatable {
     /// a cluster stop). Until it has joined a cluster again, this server founds none without
     /// them (see Survivors.swift).
     public var leftBehind: [ServerName]
+    /// The newest `clptoratio` setting this server knows (it outlives a restart until it
+    /// expires or is reset).
+    public var timeoutRatio: TimeoutRatio?
+    /// The largest ratio this server may still have promised its peers (a lowered one binds
+    /// for the old timeout): after a restart it listens that long before judging anyone
+    /// down. nil: 1.
+    public var listenRatio: Int?
 
     public init(
         directory: Directory? = nil, heldGroups: [GroupName: UInt64] = [:], rebootCount: Int = 0,
-        monitorCounters: [String: MonitorCounters] = [:], leftBehind: [ServerName] = []
+        monitorCounters: [String: MonitorCounters] = [:], leftBehind: [ServerName] = [], timeoutRatio: TimeoutRatio? = nil
     ) {
+        self.timeoutRatio = timeoutRatio
         self.directory = directory
         self.heldGroups = heldGroups
         self.rebootCount = rebootCount
@@ -149,7 +157,7 @@ public struct PersistentState: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case directory, heldGroups, rebootCount, monitorCounters, leftBehind
+        case directory, heldGroups, rebootCount, monitorCounters, leftBehind, timeoutRatio, listenRatio
     }
 
     /// State files written before a key existed still load.
@@ -160,5 +168,7 @@ public struct PersistentState: Sendable, Codable, Equatable {
         rebootCount = try container.decodeIfPresent(Int.self, forKey: .rebootCount) ?? 0
         monitorCounters = try container.decodeIfPresent([String: MonitorCounters].self, forKey: .monitorCounters) ?? [:]
         leftBehind = try container.decodeIfPresent([ServerName].self, forKey: .leftBehind) ?? []
+        timeoutRatio = try container.decodeIfPresent(TimeoutRatio.self, forKey: .timeoutRatio)
+        listenRatio = try container.decodeIfPresent(Int.self, forKey: .listenRatio)
     }
 }

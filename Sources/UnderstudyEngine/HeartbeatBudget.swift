@@ -111,7 +111,9 @@ public enum HeartbeatBudget {
                 uniquingKeysWith: { first, _ in first }),
             view: names, awaitingVouch: false, epoch: epoch, appliedVersion: Bound.version, groups: reports,
             monitors: monitors.isEmpty ? nil : Dictionary(monitors, uniquingKeysWith: { first, _ in first }), directory: directory,
-            clusterStopRequested: true, configVersion: UInt64.max, configOutsider: true)
+            clusterStopRequested: true, configVersion: UInt64.max, configOutsider: true,
+            timeoutRatio: TimeoutRatio(ratio: TimeoutRatio.allowedRatios.upperBound, expiresAt: .max, setAt: .max),
+            judgeTimeout: longTime)
     }
 
     /// Groups a monitor's recovery can fail over or stop (`RecoveryLadder.recoveryGroups`).

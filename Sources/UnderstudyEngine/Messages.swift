@@ -247,6 +247,41 @@ public struct Directory: Sendable, Codable, Equatable {
     }
 }
 
+/// `clptoratio`: the cluster's heartbeat and monitor timeouts multiplied for a while (a
+/// maintenance window, a known slow period). Set on one server and carried in heartbeats;
+/// every server takes the newest (by `setAt`). The Node turns the expiry (wall-clock time,
+/// which the Engine never reads) into a reset when it has passed.
+public struct TimeoutRatio: Sendable, Codable, Equatable {
+    /// 1…10000; 1 is the configured timeouts.
+    public var ratio: Int
+    /// When the setting ends (Unix time in milliseconds); nil: until reset.
+    public var expiresAt: Int64?
+    /// When it was set (Unix time in milliseconds): the newest setting wins everywhere.
+    public var setAt: Int64
+
+    public static let allowedRatios = 1...10_000
+
+    public init(ratio: Int, expiresAt: Int64? = nil, setAt: Int64) {
+        self.ratio = ratio
+        self.expiresAt = expiresAt
+        self.setAt = setAt
+    }
+
+    /// Whether this setting replaces `current` (none counts as the oldest). Equal times: the
+    /// smaller ratio wins, so two servers that set at the same millisecond still agree.
+    public func supersedes(_ current: TimeoutRatio?) -> Bool {
+        guard let current else { return true }
+        if setAt != current.setAt { return setAt > current.setAt }
+        if ratio != current.ratio { return ratio < current.ratio }
+        return (expiresAt ?? .max) < (current.expiresAt ?? .max)
+    }
+
+    /// The reset a server makes when this setting has expired: the same on every server.
+    public var expiry: TimeoutRatio? {
+        expiresAt.map { TimeoutRatio(ratio: 1, expiresAt: nil, setAt: $0) }
+    }
+}
+
 /// What a server says about itself every heartbeat interval, on every path.
 public struct Heartbeat: Sendable, Codable, Equatable {
     public var sender: ServerName
@@ -304,6 +339,12 @@ public struct Heartbeat: Sendable, Codable, Equatable {
     /// Servers the sender left running when it last stopped cleanly and has not rejoined
     /// since: no cluster is founded without them (Survivors.swift). nil = none.
     public var waitsFor: [ServerName]?
+    /// The sender's `clptoratio` setting (nil: none was ever set).
+    public var timeoutRatio: TimeoutRatio?
+    /// How long the sender lets a peer be silent before judging it down, now (the heartbeat
+    /// timeout times its ratio). A peer's lease counts on no more than this from the echo in
+    /// the same heartbeat (Lease.swift); nil: the receiver's own configured timeout.
+    public var judgeTimeout: Duration?
 
     public var instance: ServerInstance { ServerInstance(boot: bootID, run: run) }
 
@@ -316,6 +357,7 @@ public struct Heartbeat: Sendable, Codable, Equatable {
             && autoStartSuppressed == other.autoStartSuppressed && syncDone == other.syncDone
             && awaitingVouch == other.awaitingVouch && epoch == other.epoch && appliedVersion == other.appliedVersion
             && clusterStopRequested == other.clusterStopRequested && view == other.view && waitsFor == other.waitsFor
+            && timeoutRatio == other.timeoutRatio && judgeTimeout == other.judgeTimeout
             && monitors == other.monitors && groups == other.groups && directory == other.directory
             && hears.count == other.hears.count
             && hears.allSatisfy { server, heard in
@@ -330,8 +372,11 @@ public struct Heartbeat: Sendable, Codable, Equatable {
         syncDone: Bool = false, hears: [ServerName: HeardHeartbeat] = [:], view: [ServerName] = [], awaitingVouch: Bool = false,
         epoch: Epoch? = nil, appliedVersion: UInt64 = 0, groups: [GroupName: GroupReport] = [:],
         monitors: [String: MonitorStatus]? = nil, directory: Directory? = nil, clusterStopRequested: Bool? = nil,
-        waitsFor: [ServerName]? = nil, configVersion: UInt64? = nil, configOutsider: Bool? = nil
+        waitsFor: [ServerName]? = nil, configVersion: UInt64? = nil, configOutsider: Bool? = nil,
+        timeoutRatio: TimeoutRatio? = nil, judgeTimeout: Duration? = nil
     ) {
+        self.timeoutRatio = timeoutRatio
+        self.judgeTimeout = judgeTimeout
         self.configVersion = configVersion
         self.configOutsider = configOutsider
         self.clusterStopRequested = clusterStopRequested

@@ -40,7 +40,14 @@ public struct ServerEngine: Sendable {
     /// After being cut off, a server listens this long before judging anyone down or
     /// founding a cluster: longer than the others' `rejoinGrace`, so that when the link is
     /// one-way for a moment the holder keeps its groups.
-    var rejoinListen: Duration { rejoinGrace + timeout + takeoverMargin }
+    var rejoinListen: Duration { rejoinGrace + listenTimeout + takeoverMargin }
+    /// How long this server listens before judging anyone down after it (re)starts or was
+    /// cut off: the heartbeat timeout times the largest `clptoratio` ratio it may have
+    /// promised its peers (TimeoutRatioSetting.swift), set when it starts listening.
+    var listenTimeout: Duration
+    /// After the ratio was lowered: when the old judge timeout no longer binds (then the
+    /// persisted `listenRatio` comes down to the ratio in force).
+    var timeoutLoweringEndsAt: EngineTime?
     /// This server's own stalls and the hold after one (StallsAndLease.swift).
     var stalls: StallDetector
 
@@ -133,6 +140,7 @@ public struct ServerEngine: Sendable {
         self.configVersion = configVersion
         self.interval = config.cluster.timing.heartbeatInterval
         self.timeout = config.cluster.timing.heartbeatTimeout
+        self.listenTimeout = config.cluster.timing.heartbeatTimeout * max(persisted.listenRatio ?? 1, persisted.timeoutRatio?.ratio ?? 1)
         let pingTargets = config.networkPartition.flatMap { entry -> [String] in
             if case .ping(let targets) = entry.kind { return targets }
             return []
@@ -167,6 +175,7 @@ public struct ServerEngine: Sendable {
         self.directory = nil
         self.runner = GroupRunner(config: config)
         self.monitoring = Monitoring(config: config, me: me)
+        membership.setJudgeTimeout(timeout * timeoutRatio, now: .zero)
     }
 
     // MARK: - Driving the engine
@@ -185,6 +194,7 @@ public struct ServerEngine: Sendable {
         placement.clusterStopQuietSince = nil
         listeningSince = now
         listenFully = false
+        listenTimeout = timeout * max(persistent.listenRatio ?? 1, timeoutRatio)
         stalls.lastEventAt = now
         directory = nil
         syncDone = config.cluster.timing.syncWait == .zero
@@ -313,6 +323,7 @@ public struct ServerEngine: Sendable {
             finishLeavingIfDone(now: now)
         }
         reconcileMonitors(now: now)
+        finishTimeoutLowering(now: now)
         if persistDirty {
             persistDirty = false
             var state = persistent
@@ -424,6 +435,7 @@ public struct ServerEngine: Sendable {
     /// timeout again before judging anyone down or founding a cluster alone.
     mutating func startListening(now: EngineTime) {
         listeningSince = now
+        listenTimeout = timeout * max(persistent.listenRatio ?? 1, timeoutRatio)
         listenFully = true
         placement.downConfirmedAt = [:]
     }
@@ -449,6 +461,7 @@ public struct ServerEngine: Sendable {
         let previous = membership.peers[heartbeat.sender]?.sharedReport
         let fresh = membership.record(heartbeat, path: path, now: now, myBootID: bootID)
         guard fresh else { return .seenBefore }
+        noteTimeoutRatio(of: heartbeat, now: now)
         let admitted = membership.noteReturns(now: now)
         let isConnected = membership.isConnected(heartbeat.sender, now: now)
         let keepalive =
@@ -537,7 +550,8 @@ public struct ServerEngine: Sendable {
             groups: groupReports(), monitors: monitoring.monitors.isEmpty ? nil : monitorExceptions(),
             directory: master || (!isolated && offersDirectory(now: now)) ? directory : nil,
             clusterStopRequested: clusterStopRequested ? true : nil, waitsFor: waitsForInHeartbeat,
-            configVersion: configVersion == 0 ? nil : configVersion, configOutsider: configOutsider ? true : nil)
+            configVersion: configVersion == 0 ? nil : configVersion, configOutsider: configOutsider ? true : nil,
+            timeoutRatio: persistent.timeoutRatio, judgeTimeout: judgeTimeout == timeout ? nil : judgeTimeout)
     }
 
     /// While holding after a stall this server reports the view it had before (it acts as

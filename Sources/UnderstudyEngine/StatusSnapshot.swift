@@ -134,6 +134,21 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     /// Filled in by the daemon: what each heartbeat path and the control channel received
     /// and dropped (wrong key, garbage, replays …), by reason.
     public var transport: [TransportLine]?
+    /// `clptoratio`: the setting in force here and the ratio each server up says it uses
+    /// (nil from older daemons).
+    public var timeoutRatio: TimeoutRatioLine? = nil
+
+    public struct TimeoutRatioLine: Sendable, Codable, Equatable {
+        /// The ratio in force on this server (1: none).
+        public var ratio: Int
+        /// When it ends (Unix milliseconds; nil: until reset) and when it was set.
+        public var expiresAt: Int64?
+        public var setAt: Int64?
+        /// The heartbeat timeout this server judges its peers by now.
+        public var heartbeatTimeoutMilliseconds: Int64
+        /// Every server up (this one included) and the ratio it says it uses.
+        public var perServer: [ServerName: Int]
+    }
 
     /// Lateness of timed work against its schedule over the last minute, in microseconds.
     public struct RuntimeLine: Sendable, Codable, Equatable {
@@ -292,7 +307,20 @@ extension ServerEngine {
             autoStartSuppressed: autoStartSuppressed, epoch: directory?.epoch, directoryVersion: directory?.version,
             directoryBase: directory?.base, directoryFounding: directory?.founding,
             configurationMismatch: configurationMismatches(now: now), configuration: configurationLine(now: now), servers: servers,
-            groups: groups, monitors: monitorLines(now: now), runtime: nil, transport: nil)
+            groups: groups, monitors: monitorLines(now: now), runtime: nil, transport: nil,
+            timeoutRatio: timeoutRatioLine(now: now))
+    }
+
+    func timeoutRatioLine(now: EngineTime) -> ClusterStatusSnapshot.TimeoutRatioLine {
+        var perServer: [ServerName: Int] = [me: timeoutRatio]
+        for server in serverNames where server != me {
+            guard let report = membership.report(of: server, now: now) else { continue }
+            perServer[server] = report.timeoutRatio?.ratio ?? 1
+        }
+        let timeout = judgeTimeout.components
+        return .init(
+            ratio: timeoutRatio, expiresAt: persistent.timeoutRatio?.expiresAt, setAt: persistent.timeoutRatio?.setAt,
+            heartbeatTimeoutMilliseconds: timeout.seconds * 1000 + timeout.attoseconds / 1_000_000_000_000_000, perServer: perServer)
     }
 
     /// Peers that run a configuration whose hash differs from this server's (nil: none).

@@ -41,6 +41,9 @@ extension EventKind {
     public static let clusterResumed = EventKind("cl", 4, .info, "the cluster was resumed (`clpcl --resume`)")
     public static let clusterStopOver = EventKind(
         "cl", 5, .info, "a cluster stop is over (no server is stopping any more): groups are placed again")
+    public static let timeoutRatioChanged = EventKind(
+        "cl", 20, .info,
+        "the timeout ratio changed (`clptoratio`, or its time ran out): heartbeat and monitor timeouts are the configured ones times the ratio")
     public static let autoStartSuppressed = EventKind(
         "cl", 18, .warning, "a server whose cluster service stopped abnormally does not start groups on its own until an operator does")
     public static let autoStartSuppressionLifted = EventKind(
@@ -261,7 +264,7 @@ extension EventKind {
         "apisv", 1, .info, "an operation was requested through the REST API (user, client address, operation, result)")
 
     public static let all: [EventKind] = [
-        .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .autoStartSuppressed,
+        .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .timeoutRatioChanged, .autoStartSuppressed,
         .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .diskHeartbeatFailed,
         .diskHeartbeatRecovered, .serialHeartbeatFailed, .serialHeartbeatRecovered, .witnessHeartbeatFailed,
         .witnessHeartbeatRecovered, .witnessResolutionFailed, .witnessResolutionRecovered, .serverUp,

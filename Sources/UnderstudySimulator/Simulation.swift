@@ -105,6 +105,35 @@ public enum Simulation {
 
     private static let preparedConfigs = Mutex<[Int: (ClusterConfig, Int)]>([:])
 
+    /// `clptoratio` from a generator of its own (the schedule's draws stay as they are): in a
+    /// third of the runs operators raise, change and lower the ratio at random servers while
+    /// the faults go on (each server judges by its own ratio until it hears the newest, so
+    /// the servers disagree for a while: the leases must stay safe); back to 1 before the
+    /// faults end, by a reset at one server or by the expiry every server makes alike.
+    static func scheduleTimeoutRatios(_ world: SimulatedCluster, seed: UInt64, faultWindow: Duration) {
+        var random = SeededRandom(seed: seed ^ 0x7042_A710)
+        guard random.chance(0.35) else { return }
+        let names = world.config.serverNames
+        var at = random.duration(.seconds(8) ... .seconds(20))
+        let end = faultWindow - .seconds(4)
+        while at < end {
+            let ratio = Int.random(in: 1...4, using: &random)
+            let server = names[Int.random(in: 0..<names.count, using: &random)]
+            let setting = TimeoutRatio(ratio: ratio, expiresAt: nil, setAt: at.inMilliseconds)
+            world.at(at, "operator: clptoratio -r \(ratio) at \(server)") { world.command(.setTimeoutRatio(setting), at: server) }
+            at += random.duration(.seconds(2) ... .seconds(12))
+        }
+        let reset = TimeoutRatio(ratio: 1, expiresAt: nil, setAt: end.inMilliseconds)
+        if random.chance(0.5) {
+            let server = names[Int.random(in: 0..<names.count, using: &random)]
+            world.at(end, "operator: clptoratio -i at \(server)") { world.command(.setTimeoutRatio(reset), at: server) }
+        } else {
+            for server in names {
+                world.at(end, "the timeout ratio expires at \(server)") { world.command(.setTimeoutRatio(reset), at: server) }
+            }
+        }
+    }
+
     /// Scripts: mostly quick, sometimes slow, a few fail, a few hang until their timeout.
     static func scripts(server: ServerName, run: ResourceRun, random: inout SeededRandom) -> (Duration, ResourceOutcome) {
         if random.chance(0.01) { return (.seconds(8), .failure(reason: "timed out")) }
@@ -156,6 +185,7 @@ public enum Simulation {
                 }
             }
         }
+        scheduleTimeoutRatios(world, seed: seed, faultWindow: faultWindow)
         let quiet = time + .seconds(12)
         schedule.quiet(at: quiet)
         world.run(until: quiet + .seconds(20))

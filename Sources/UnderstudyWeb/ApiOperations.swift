@@ -36,8 +36,23 @@ public struct OperationRunner: Sendable {
         case .failure(let reply): return reply
         }
         switch operation {
-        case .toratioSet, .toratioReset:
-            return .error(.notSupported, "Timeout ratios (clptoratio) are not supported by this version of Understudy.")
+        case .toratioSet:
+            // clptoratio -r RATIO [-t TIME]; "ratio" is required (a missing one is not a reset).
+            guard fields.value("ratio") != nil else { return .error(.badRequest, "toratio/set needs \"ratio\": 1 to 10000.") }
+            let ratio: Int
+            switch fields.integer("ratio", default: 1, range: TimeoutRatio.allowedRatios) {
+            case .success(let value): ratio = value
+            case .failure(let reply): return reply
+            }
+            let time: String?
+            switch fields.value("time") {
+            case nil, .null?: time = nil
+            case .string(let text)?: time = text.isEmpty ? nil : text
+            default: return .error(.badRequest, "time must be a string such as \"90m\", \"3h\" or \"4d\".")
+            }
+            return await setTimeoutRatio(ratio: ratio, time: time)
+        case .toratioReset:
+            return await setTimeoutRatio(ratio: 1, time: nil)
         case .serverDummyFailure:
             return .error(.notSupported, "Server dummy failures are not supported by this version of Understudy.")
         case .cluster(let verb):
@@ -97,6 +112,15 @@ public struct OperationRunner: Sendable {
     }
 
     // MARK: - Cluster
+
+    /// The setting is stamped here: the API runs in the daemon of this server.
+    func setTimeoutRatio(ratio: Int, time: String?) async -> ApiReply {
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        switch TimeoutRatio.requested(ratio: ratio, time: time, now: now) {
+        case .failure(let error): return .error(.badRequest, "Invalid timeout ratio: \(error).")
+        case .success(let setting): return reply(await send(.setTimeoutRatio(setting), at: nil))
+        }
+    }
 
     func cluster(_ verb: ApiOperation.ClusterVerb) async -> ApiReply {
         switch verb {

@@ -1,3 +1,4 @@
+import Foundation
 import UnderstudyEngine
 import UnderstudyModel
 
@@ -82,6 +83,28 @@ public enum ApiShapes {
 
     public static func cluster(_ snapshot: ClusterStatusSnapshot) -> [(String, JSONValue)] {
         [("cluster", .object([("name", .string(snapshot.cluster)), ("status", .string(clusterStatus(snapshot)))]))]
+    }
+
+    /// `{"cluster": {"toratio": N}}`, as EXPRESSCLUSTER; beyond it, when the ratio ends
+    /// (`expires`, ISO 8601; absent: until reset) and each server's ratio.
+    public static func toratio(_ snapshot: ClusterStatusSnapshot) -> [(String, JSONValue)] {
+        let line = snapshot.timeoutRatio
+        var fields: [(String, JSONValue)] = [("toratio", .number(Double(line?.ratio ?? 1)))]
+        if let ends = line?.expiresAt, (line?.ratio ?? 1) != 1 {
+            let formatter = ISO8601DateFormatter()
+            fields.append(("expires", .string(formatter.string(from: Date(timeIntervalSince1970: Double(ends) / 1000)))))
+        }
+        if let line {
+            fields.append(
+                (
+                    "servers",
+                    .array(
+                        line.perServer.sorted { $0.key < $1.key }.map {
+                            .object([("name", .string($0.key)), ("toratio", .number(Double($0.value)))])
+                        })
+                ))
+        }
+        return [("cluster", .object(fields))]
     }
 
     public static func server(_ line: ClusterStatusSnapshot.ServerLine) -> JSONValue {

@@ -681,6 +681,7 @@ public enum OpenAPIDocument {
             "type": "object",
             "properties": {
              "ratio": {
+              "description": "1 to 10000 (1 resets)",
               "anyOf": [
                {
                 "type": "integer"
@@ -691,10 +692,62 @@ public enum OpenAPIDocument {
               ]
              },
              "time": {
-              "type": "string"
+              "type": "string",
+              "description": "how long: <N>m, <N>h or <N>d, at most 30 days; absent: until reset; not with ratio 1"
              }
             },
             "additionalProperties": true
+           },
+           "ToratioReply": {
+            "type": "object",
+            "properties": {
+             "result": {
+              "$ref": "#/components/schemas/Result"
+             },
+             "cluster": {
+              "type": "object",
+              "properties": {
+               "toratio": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 10000
+               },
+               "expires": {
+                "type": "string",
+                "description": "ISO 8601; absent: until reset (or ratio 1)"
+               },
+               "servers": {
+                "type": "array",
+                "items": {
+                 "type": "object",
+                 "properties": {
+                  "name": {
+                   "type": "string"
+                  },
+                  "toratio": {
+                   "type": "integer"
+                  }
+                 },
+                 "additionalProperties": false,
+                 "required": [
+                  "name",
+                  "toratio"
+                 ]
+                },
+                "description": "every server up and the ratio it uses"
+               }
+              },
+              "additionalProperties": false,
+              "required": [
+               "toratio"
+              ]
+             }
+            },
+            "additionalProperties": false,
+            "required": [
+             "result",
+             "cluster"
+            ]
            }
           }
          },
@@ -811,14 +864,14 @@ public enum OpenAPIDocument {
           },
           "/api/v1/cluster/toratio": {
            "get": {
-            "summary": "Timeout ratio (not supported: 501)",
+            "summary": "Timeout ratio (clptoratio -s)",
             "responses": {
              "200": {
               "description": "OK",
               "content": {
                "application/json": {
                 "schema": {
-                 "$ref": "#/components/schemas/Envelope"
+                 "$ref": "#/components/schemas/ToratioReply"
                 }
                }
               }
@@ -838,7 +891,7 @@ public enum OpenAPIDocument {
           },
           "/api/v1/cluster/toratio/set": {
            "post": {
-            "summary": "Set the timeout ratio (not supported: 501)",
+            "summary": "Set the timeout ratio (clptoratio -r RATIO -t TIME): multiplies heartbeat and monitor timeouts",
             "responses": {
              "200": {
               "description": "Accepted (result.message is empty)",
@@ -875,7 +928,7 @@ public enum OpenAPIDocument {
           },
           "/api/v1/cluster/toratio/reset": {
            "post": {
-            "summary": "Reset the timeout ratio (not supported: 501)",
+            "summary": "Reset the timeout ratio to 1 (clptoratio -i)",
             "responses": {
              "200": {
               "description": "Accepted (result.message is empty)",

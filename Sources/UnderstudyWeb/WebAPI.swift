@@ -176,14 +176,13 @@ public struct WebAPI: Sendable {
         case .logout:
             if let id = principal.sessionID { await authenticator.closeSession(id) }
             return ApiResponse(.ok(), headers: [("Set-Cookie", SessionStore.clearingCookie)])
-        case .toratio:
-            return ApiResponse(.error(.notSupported, "Timeout ratios (clptoratio) are not supported by this version of Understudy."))
-        case .cluster, .servers, .groups, .resources, .monitors:
+        case .cluster, .servers, .groups, .resources, .monitors, .toratio:
             guard let snapshot = await feed.current() else {
                 return ApiResponse(.error(.unreachable, "The daemon did not answer with its status."))
             }
             switch route {
             case .cluster: return ApiResponse(.ok(ApiShapes.cluster(snapshot)))
+            case .toratio: return ApiResponse(.ok(ApiShapes.toratio(snapshot)))
             case .servers(let name): return ApiResponse(ApiShapes.servers(snapshot, name: name, select: select))
             case .groups(let name): return ApiResponse(ApiShapes.groups(snapshot, name: name, select: select))
             case .resources(let name): return ApiResponse(ApiShapes.resources(snapshot, name: name, select: select))

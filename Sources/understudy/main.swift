@@ -8,7 +8,7 @@ struct Understudy: AsyncParsableCommand {
         abstract: "Understudy: a high-availability cluster manager for Linux.",
         subcommands: [
             DaemonCommand.self, KeeperCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self, ClpMonCtrl.self,
-            ClpRexec.self, ClpDown.self, ClpStdn.self, ClpCfCtrl.self,
+            ClpRexec.self, ClpDown.self, ClpStdn.self, ClpCfCtrl.self, ClpToRatio.self,
             DemoCommand.self, SimulateCommand.self, KeygenCommand.self, InstallAliasesCommand.self, DemoResponder.self,
             LabCommand.self, DiskHeartbeatCommand.self, WitnessCommand.self, UserCommand.self,
         ])

@@ -43,6 +43,8 @@ struct HeartbeatReceiptTests {
             "waitsFor": { $0.waitsFor = ["s3"] },
             "configVersion": { $0.configVersion = 7 },
             "configOutsider": { $0.configOutsider = true },
+            "timeoutRatio": { $0.timeoutRatio = TimeoutRatio(ratio: 2, setAt: 1) },
+            "judgeTimeout": { $0.judgeTimeout = .seconds(9) },
         ]
         let notNews: Set<String> = ["sentAt"]
         let members = Set(Mirror(reflecting: first).children.compactMap(\.label))

@@ -265,13 +265,26 @@ struct RestApiTests {
             answer = try await api.call("POST", "/scripts/run", body: #"{"target": "node3"}"#)
             #expect(answer.status == 400, "\(answer)")
 
-            for (method, path) in [
-                ("GET", "/cluster/toratio"), ("POST", "/cluster/toratio/set"), ("POST", "/cluster/toratio/reset"),
-                ("POST", "/servers/node2/dummy-failure/start"),
+            // clptoratio: set here, taken by every server with its next heartbeat, reset.
+            answer = try await api.call("GET", "/cluster/toratio")
+            #expect(answer.status == 200 && answer.json?["cluster"]?["toratio"] == .number(1), "\(answer)")
+            for bad in [
+                #"{"ratio": 1, "time": "2h"}"#, #"{"ratio": 0}"#, #"{"time": "2h"}"#, #"{"ratio": 2, "time": "31d"}"#,
+                #"{"ratio": 2, "time": 5}"#,
             ] {
-                answer = try await api.call(method, path, body: method == "POST" ? #"{"ratio": 2}"# : nil)
-                #expect(answer.status == 501 && answer.code == 9 && answer.message?.isEmpty == false, "\(answer)")
+                answer = try await api.call("POST", "/cluster/toratio/set", body: bad)
+                #expect(answer.status == 400 && answer.code == 2 && answer.message?.isEmpty == false, "\(bad): \(answer)")
             }
+            answer = try await api.call("POST", "/cluster/toratio/set", body: #"{"ratio": "3", "time": "2h"}"#)
+            #expect(answer.status == 200 && answer.message == "", "\(answer)")
+            _ = try await cluster.waitForStatus("ratio 3", on: "node3", timeout: .seconds(10)) { $0.timeoutRatio?.ratio == 3 }
+            answer = try await api.call("GET", "/cluster/toratio")
+            #expect(answer.json?["cluster"]?["toratio"] == .number(3) && answer.json?["cluster"]?["expires"] != nil, "\(answer)")
+            answer = try await api.call("POST", "/cluster/toratio/reset")
+            #expect(answer.status == 200, "\(answer)")
+            _ = try await cluster.waitForStatus("ratio 1", on: "node3", timeout: .seconds(10)) { $0.timeoutRatio?.ratio == 1 }
+            answer = try await api.call("POST", "/servers/node2/dummy-failure/start")
+            #expect(answer.status == 501 && answer.code == 9 && answer.message?.isEmpty == false, "\(answer)")
 
             // Sessions: a cookie and the CSRF token of the login. The cookie is Secure, so
             // curl (like a browser) keeps it only for https or localhost: sent by hand here,

@@ -55,6 +55,8 @@ extension ServerEngine {
             return .done(CommandResult(.failed, "Scripts are run by the daemon of \(me), not decided by the Engine."))
         case .forgetLeftBehind(let server):
             return .done(forgetLeftBehind(server))
+        case .setTimeoutRatio(let setting):
+            return .done(setTimeoutRatio(setting, now: now))
         case .externalNotice(let monitor, let category, let keyword, let clear, let server):
             if let server, server != me {
                 guard serverNames.contains(server) else { return .done(CommandResult(.badUsage, "Unknown server \(server).")) }
@@ -257,7 +259,8 @@ extension ServerEngine {
             dir.entries[name] = entry
             ticket = OperationTicket(kind: .move, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
             log(.groupMoveRequested, "Move of group \(name) from \(owner) to \(target) requested.")
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
+            .setTimeoutRatio:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }
         dir.version = next

@@ -29,6 +29,9 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     /// `clpcl --forget SERVER`: the receiving server no longer waits for SERVER, which it left
     /// running when it stopped, before founding the cluster (Survivors.swift).
     case forgetLeftBehind(ServerName)
+    /// `clptoratio`: the receiving server takes the setting (if it is newer than its own)
+    /// and its heartbeats carry it to the others.
+    case setTimeoutRatio(TimeoutRatio)
 
     /// Group operations are decided by the master; resource operations by the server
     /// running the group; the others by the server that receives them.
@@ -36,7 +39,8 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
         switch self {
         case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop:
             return true
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind:
+        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
+            .setTimeoutRatio:
             return false
         }
     }

@@ -64,9 +64,15 @@ struct PeerLiveness: Sendable, Equatable {
     var creditAtHeard: Duration
     var echoedSentAt: EngineTime?
     var returningFromDeparture: Bool
+    var timeoutFloor: TimeoutFloor?
+    var downUntilHeardAfter: EngineTime?
+    var echoedLease: EngineTime?
 
     init(_ state: PeerState) {
         serviceUp = state.report?.serviceUp
+        timeoutFloor = state.timeoutFloor
+        downUntilHeardAfter = state.downUntilHeardAfter
+        echoedLease = state.echoedLease
         lastHeard = state.lastHeard
         creditAtHeard = state.creditAtHeard
         echoedSentAt = state.echoedSentAt
@@ -93,6 +99,12 @@ struct PeerState: Sendable, Equatable {
     /// The same over the whole boot of the peer, kept when the peer falls silent and comes
     /// back: the last time it is known to have heard us, from which its timeout runs.
     var lastEchoedSentAt: EngineTime?
+    /// Until when the peer is bound to judge this server up, from the heartbeats of its
+    /// current up-period here that list us: each echo's send time plus the timeout the peer
+    /// said in that same heartbeat (`Heartbeat.judgeTimeout`). Basis of this server's lease.
+    var echoedLease: EngineTime?
+    /// The same over the peer's whole boot (see `lastEchoedSentAt`).
+    var lastEchoedLease: EngineTime?
     /// The peer's `sentAt` that began its current up-period here: this server has judged it
     /// up continuously since then. Echoed back so the peer can tell that it was never
     /// declared down (see `Heartbeat.hears`).
@@ -118,8 +130,22 @@ struct PeerState: Sendable, Equatable {
     /// The peer left cleanly and is heard again (possibly in a new boot) but has not become
     /// connected yet: for the majority it still counts as gone (see `quorum`).
     var returningFromDeparture = false
+    /// Set when the judge timeout was lowered while this peer was up: the peer's lease may
+    /// still count on the old timeout from a heartbeat heard before (`Membership.judgeTimeout`).
+    var timeoutFloor: TimeoutFloor?
+    /// Set when the judge timeout was raised while this peer was judged down (its `lastHeard`
+    /// then): a longer timeout does not bring it back; only a newer heartbeat does.
+    var downUntilHeardAfter: EngineTime?
 
     init(bootID: UInt64? = nil) { self.bootID = bootID }
+}
+
+/// A promise kept after the judge timeout was lowered: the peer is not judged down before
+/// `timeout` of silence from `heard` (its last heartbeat then), the timeout it was promised.
+struct TimeoutFloor: Sendable, Equatable {
+    var heard: EngineTime
+    var creditAtHeard: Duration
+    var timeout: Duration
 }
 
 /// Failure detection, views and quorum. A peer is *up* when any path was heard within the
@@ -134,7 +160,15 @@ struct PeerState: Sendable, Equatable {
 struct Membership: Sendable, Equatable {
     let me: ServerName
     let servers: [ServerName]
+    /// The configured heartbeat timeout. What a peer that (re)joins listens at least before
+    /// judging anyone down, whatever its ratio; and what a peer that does not say its own is
+    /// taken to use.
     let timeout: Duration
+    /// How long a peer may be silent before this server judges it down: the heartbeat timeout
+    /// times the `clptoratio` ratio. Raised at once; lowered for a peer only after what it
+    /// was promised before (`TimeoutFloor`), since its lease counts on the timeout this
+    /// server said in the heartbeat that echoed it (`leaseFrom`).
+    private(set) var judgeTimeout: Duration
     let usesMajority: Bool
     /// An exact half of the servers has quorum when it holds the first server and the ping
     /// check (`pingnp`) passes; without ping targets an exact half never has.
@@ -158,6 +192,7 @@ struct Membership: Sendable, Equatable {
         self.me = me
         self.servers = servers
         self.timeout = timeout
+        self.judgeTimeout = timeout
         self.usesMajority = usesMajority
         self.exactHalfNeedsPing = exactHalfNeedsPing
         for server in servers where server != me { peers[server] = PeerState() }
@@ -202,7 +237,7 @@ struct Membership: Sendable, Equatable {
         }
         // A new up-period begins when the peer was not up until now (never heard, expired,
         // or its service was down).
-        let wasUp = peer.report.map { $0.serviceUp } ?? false && (silence(of: peer, now: now).map { $0 < timeout } ?? false)
+        let wasUp = peer.report.map { $0.serviceUp } ?? false && judgesUp(peer, now: now)
         if !wasUp || peer.upSince == nil || !heartbeat.serviceUp {
             peer.upSince = heartbeat.sentAt
             peer.upSinceLocal = now
@@ -211,10 +246,12 @@ struct Membership: Sendable, Equatable {
             if !wasUp {
                 peer.echoedSentAt = nil
                 peer.echoedUpSince = nil
+                peer.echoedLease = nil
             }
         }
         if peer.report?.run != heartbeat.run || peer.runSinceLocal == nil { peer.runSinceLocal = now }
         peer.lastHeard = now
+        peer.downUntilHeardAfter = nil
         peer.creditAtHeard = stallCredit
         peer.report = heartbeat
         peer.listsUs = heartbeat.hears[me]?.bootID == myBootID
@@ -225,6 +262,14 @@ struct Membership: Sendable, Equatable {
         if let echo = heartbeat.hears[me], echo.bootID == myBootID, echo.sentAt > (peer.lastEchoedSentAt ?? .zero) {
             peer.lastEchoedSentAt = echo.sentAt
         }
+        if let echo = heartbeat.hears[me], echo.bootID == myBootID {
+            // Listing us, the peer judges us up now, by the timeout it says here: bound from
+            // when it heard the echoed heartbeat. (A timeout it raised after judging us down
+            // binds nothing: such a heartbeat does not list us.)
+            let bound = echo.sentAt + saidJudgeTimeout(heartbeat)
+            peer.echoedLease = max(peer.echoedLease ?? bound, bound)
+            peer.lastEchoedLease = max(peer.lastEchoedLease ?? bound, bound)
+        }
         peers[heartbeat.sender] = peer
         return true
     }
@@ -234,7 +279,54 @@ struct Membership: Sendable, Equatable {
         guard let peer = peers.liveness(of: server), let serviceUp = peer.serviceUp,
             let silence = silence(lastHeard: peer.lastHeard, creditAtHeard: peer.creditAtHeard, now: now)
         else { return false }
-        return serviceUp && silence < timeout
+        if let mark = peer.downUntilHeardAfter, mark == peer.lastHeard { return false }
+        if serviceUp && silence < judgeTimeout { return true }
+        guard serviceUp, let floor = peer.timeoutFloor else { return false }
+        return (self.silence(lastHeard: floor.heard, creditAtHeard: floor.creditAtHeard, now: now).map { $0 < floor.timeout } ?? false)
+    }
+
+    /// Whether the peer's silence is still within the judge timeout (or a floor promised
+    /// before it was lowered).
+    private func judgesUp(_ peer: PeerState, now: EngineTime) -> Bool {
+        if let mark = peer.downUntilHeardAfter, mark == peer.lastHeard { return false }
+        if silence(of: peer, now: now).map({ $0 < judgeTimeout }) ?? false { return true }
+        guard let floor = peer.timeoutFloor else { return false }
+        return silence(lastHeard: floor.heard, creditAtHeard: floor.creditAtHeard, now: now).map { $0 < floor.timeout } ?? false
+    }
+
+    /// A new `clptoratio` ratio: the judge timeout becomes `newTimeout`. Lowered, every peer
+    /// judged up now keeps the old timeout from its last heartbeat (its lease may count on
+    /// it); raised, it applies at once.
+    mutating func setJudgeTimeout(_ newTimeout: Duration, now: EngineTime) {
+        guard newTimeout != judgeTimeout else { return }
+        generation += 1
+        if newTimeout > judgeTimeout {
+            // A peer judged down stays down until heard again: the longer timeout must not
+            // undo a verdict others may have acted on (found by simulator seed 370).
+            for (name, peer) in peers where !isUp(name, now: now) {
+                peers[name]?.downUntilHeardAfter = peer.lastHeard
+            }
+        } else {
+            for (name, peer) in peers where isUp(name, now: now) {
+                guard let heard = peer.lastHeard else { continue }
+                let old = peer.timeoutFloor
+                // Keep whichever promise runs longer.
+                let oldEnd = old.flatMap { floor in
+                    silence(lastHeard: floor.heard, creditAtHeard: floor.creditAtHeard, now: now).map { floor.timeout - $0 }
+                }
+                let newEnd = silence(lastHeard: heard, creditAtHeard: peer.creditAtHeard, now: now).map { judgeTimeout - $0 }
+                if let oldEnd, let newEnd, oldEnd >= newEnd { continue }
+                peers[name]?.timeoutFloor = TimeoutFloor(heard: heard, creditAtHeard: peer.creditAtHeard, timeout: judgeTimeout)
+            }
+        }
+        judgeTimeout = newTimeout
+    }
+
+    /// The timeout a heartbeat's sender judges its peers by, as it says (within 1…10000 times
+    /// the configured one; the configured one when it does not say).
+    func saidJudgeTimeout(_ heartbeat: Heartbeat) -> Duration {
+        guard let said = heartbeat.judgeTimeout else { return timeout }
+        return min(max(said, timeout), timeout * TimeoutRatio.allowedRatios.upperBound)
     }
 
     /// The peer's newest heartbeat is at most `age` old (of this server's running time).
@@ -247,8 +339,8 @@ struct Membership: Sendable, Equatable {
 
     func isConnected(_ server: ServerName, now: EngineTime) -> Bool {
         guard server != me else { return true }
-        guard isUp(server, now: now), let echoed = peers.liveness(of: server)?.echoedSentAt else { return false }
-        return now - echoed < timeout
+        guard isUp(server, now: now), let lease = peers.liveness(of: server)?.echoedLease else { return false }
+        return now < lease
     }
 
     /// A peer that left cleanly and is back is admitted for good once a quorum without it has
@@ -362,13 +454,15 @@ struct Membership: Sendable, Equatable {
     /// Path status for one server: up when heard on that path within the timeout.
     func pathIsUp(_ path: String, server: ServerName, now: EngineTime) -> Bool {
         guard let heard = paths[server]?.lastHeard[path] else { return false }
-        return now - heard < timeout
+        return now - heard < judgeTimeout
     }
 
     /// The time until which a peer is bound to consider this server up: it heard our
-    /// heartbeat sent at `echoedSentAt` and judges us down no sooner than a timeout later.
+    /// heartbeat sent at `echoedSentAt` and judges us down no sooner than its timeout later
+    /// (the one it said in that heartbeat or a later one: a lowered one is never larger than
+    /// what it still keeps for us, see `setJudgeTimeout`).
     func leaseFrom(_ server: ServerName) -> EngineTime? {
-        peers[server]?.echoedSentAt.map { $0 + timeout }
+        peers.liveness(of: server)?.echoedLease
     }
 
     /// The peer's last heartbeat said it left (stopped its service cleanly): not a loss.
@@ -380,7 +474,7 @@ struct Membership: Sendable, Equatable {
     /// heartbeat of ours it is known to have heard in its current boot (also one from
     /// before it fell silent here and came back).
     func lastLeaseFrom(_ server: ServerName) -> EngineTime? {
-        peers[server]?.lastEchoedSentAt.map { $0 + timeout }
+        peers[server]?.lastEchoedLease
     }
 
     /// Forget everything (the cluster service restarts).

@@ -132,7 +132,9 @@ extension ServerEngine {
                 guard let run = monitoring.start(monitor, now: now) else { continue }
                 log(.monitorStarted, "Monitor \(monitor.name) started on \(me).")
                 if monitor.type != .mtw && monitor.type != .mrw {
-                    emit(.startMonitor(MonitorStart(monitor: monitor.name, run: run, targetPID: targetPID(of: monitor))))
+                    emit(
+                        .startMonitor(
+                            MonitorStart(monitor: monitor.name, run: run, targetPID: targetPID(of: monitor), timeoutRatio: timeoutRatio)))
                 }
                 heartbeatDirty = true
             } else if !shouldRun, local.run != nil {
@@ -206,7 +208,8 @@ extension ServerEngine {
             guard let current = monitoring.monitors[check.monitor], current.run == check.run else { return }
             local = current
         }
-        let threshold = monitor.timeout * config.cluster.timing.monitorDelayWarning / 100
+        let timeout = monitor.timeout * timeoutRatio
+        let threshold = timeout * config.cluster.timing.monitorDelayWarning / 100
         let delayed = check.result != .timeout && check.elapsed > threshold
         // The usual case — Normal again, nothing pending — changes nothing: no bookkeeping.
         if check.result == .normal, !delayed, !local.delayed, !local.dummyFailure, local.status == .normal, local.failures == 0,
@@ -217,7 +220,7 @@ extension ServerEngine {
         if delayed && !local.delayed {
             log(
                 .monitorDelayed,
-                "Monitor \(monitor.name) on \(me) is delayed: the check took \(check.elapsed.shortDescription) (timeout \(monitor.timeout.shortDescription))."
+                "Monitor \(monitor.name) on \(me) is delayed: the check took \(check.elapsed.shortDescription) (timeout \(timeout.shortDescription))."
             )
         }
         local.delayed = delayed
@@ -311,7 +314,7 @@ extension ServerEngine {
     mutating func observeUserSpaceStall(gap: Duration, now: EngineTime) {
         for monitor in config.monitors where monitor.type == .userw {
             guard let local = monitoring.monitors[monitor.name], local.run != nil else { continue }
-            if gap > monitor.timeout {
+            if gap > monitor.timeout * timeoutRatio {
                 var forced = monitor
                 forced.retries = 0
                 apply(.error("this server did not run for \(gap.shortDescription)"), to: forced, now: now)

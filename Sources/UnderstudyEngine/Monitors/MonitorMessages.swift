@@ -51,11 +51,16 @@ public struct MonitorStart: Sendable, Equatable {
     public var run: UInt64
     /// pidw: the process the target exec resource's asynchronous start script left running.
     public var targetPID: Int32?
+    /// `clptoratio`: the monitor's timeout is this many times its configured one. A running
+    /// monitor is started again with the same run when the ratio changes (the Node keeps its
+    /// schedule and replaces its probe).
+    public var timeoutRatio: Int
 
-    public init(monitor: String, run: UInt64, targetPID: Int32? = nil) {
+    public init(monitor: String, run: UInt64, targetPID: Int32? = nil, timeoutRatio: Int = 1) {
         self.monitor = monitor
         self.run = run
         self.targetPID = targetPID
+        self.timeoutRatio = timeoutRatio
     }
 }
 

@@ -8,7 +8,7 @@ extension ServerEngine {
     mutating func schedule(now: EngineTime) {
         let input = PlacementInput(
             config: config, facts: facts(now: now), memory: placement, persistedDirectory: persistent.directory,
-            epochStartVersion: epochStartVersion, listenedEnough: now - listeningSince >= (listenFully ? rejoinListen : timeout),
+            epochStartVersion: epochStartVersion, listenedEnough: now - listeningSince >= (listenFully ? rejoinListen : listenTimeout),
             interval: interval, timeout: timeout)
         let decision = Placement.plan(input)
         placement = decision.memory

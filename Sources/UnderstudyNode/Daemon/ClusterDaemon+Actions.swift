@@ -114,7 +114,8 @@ extension ClusterDaemon {
     // MARK: - Monitors
 
     func startMonitor(_ start: MonitorStart) {
-        guard let monitor = config.monitors.first(where: { $0.name == start.monitor }) else { return }
+        guard var monitor = config.monitors.first(where: { $0.name == start.monitor }) else { return }
+        monitor.timeout = monitor.timeout * max(start.timeoutRatio, 1)
         // userw needs no probe: the Engine sees this process's stalls itself; with softdog
         // the kernel watches too.
         guard monitor.type != .userw else {

@@ -382,6 +382,7 @@ public actor ClusterDaemon {
             if deadline < .now { deadline = .now }
             try? await PreciseSleep.until(deadline)
             perform(engine.handle(.tick, now: now()))
+            expireTimeoutRatioIfDue()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             stallWatchdog?.keepAlive()
             superviseKeeper()

@@ -148,6 +148,12 @@ final class MonitorRunner: Sendable {
             name: monitor.name, run: run, probe: probe, interval: monitor.interval, timeout: monitor.timeout,
             next: .now + monitor.firstWait + spread)
         let old = state.withLock { state -> Entry? in
+            var entry = entry
+            // The same run again (`clptoratio` changed its timeout): keep its schedule; a
+            // check in flight is abandoned and the next one runs with the new probe.
+            if let slot = state.slotByName[entry.name], let current = state.slots[slot], current.run == run {
+                entry.next = current.next
+            }
             let (slot, replaced) = state.insert(entry)
             state.wake(slot, at: entry.next)
             if state.scheduler == nil {

@@ -137,7 +137,7 @@ struct InstallAliasesCommand: ParsableCommand {
 }
 
 enum Aliases {
-    static let names = ["clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl"]
+    static let names = ["clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl", "clptoratio"]
 }
 
 /// The running binary, resolved (symlinks followed).
