@@ -208,6 +208,8 @@ public enum ApiShapes {
                 ("servers", .array(snapshot.servers.map(server))),
                 ("groups", .array(snapshot.groups.map(group))),
                 ("monitors", .array((snapshot.monitors ?? []).map { monitor($0, servers: servers) })),
+                // A change of the timeout ratio is a status change too (the WebManager shows it).
+                ("toratio", .number(Double(snapshot.timeoutRatio?.ratio ?? 1))),
             ])
     }
 }

@@ -100,6 +100,17 @@ struct WebManagerBrowserTests {
                 #expect(try await browser.holds("return window.understudyNoReload === true"), "the page reloaded")
                 await shot(browser, "2-moved")
 
+                // clptoratio on a server: the notice appears live, and goes with the reset.
+                let raised = try await cluster.cli(["clptoratio", "-r", "5", "-t", "2h"], on: "node3")
+                #expect(raised.exitCode == 0, "\(raised)")
+                try await browser.waitUntil("the timeout ratio notice", timeout: .seconds(15)) {
+                    (try await browser.textOf("#notices") ?? "").contains("Timeouts are extended 5 times")
+                }
+                #expect(try await cluster.cli(["clptoratio", "-i"], on: "node3").exitCode == 0)
+                try await browser.waitUntil("the notice gone after the reset", timeout: .seconds(15)) {
+                    !((try await browser.textOf("#notices") ?? "").contains("Timeouts are extended"))
+                }
+
                 // kill -9 of node2: its card turns red, grp1 fails over, all without a reload.
                 cluster.send(SIGKILL, to: "node2")
                 try await browser.waitUntil("node2 shown down", timeout: .seconds(30)) {

@@ -175,6 +175,11 @@ function render() {
       (mismatch.excluded ? "; it takes no part in placement." : ".")));
   }
   if (snapshot.suspended) notices.push(el("div", { class: "notice" }, "The cluster is suspended: monitors and failover are paused."));
+  const ratio = snapshot.timeoutRatio;
+  if (ratio && ratio.ratio !== 1) {
+    const until = ratio.expiresAt ? `until ${new Date(ratio.expiresAt).toLocaleString()}` : "until reset (clptoratio -i)";
+    notices.push(el("div", { class: "notice" }, `Timeouts are extended ${ratio.ratio} times ${until}: a server is judged down after ${ratio.heartbeatTimeoutMilliseconds / 1000} s of silence.`));
+  }
   $("#notices").replaceChildren(...notices);
   renderClusterActions(snapshot);
   $("#matrix").replaceChildren(...matrixRows(snapshot, true));
