@@ -12,8 +12,8 @@ web.metrics.unauthenticated-from), leaving out the password check of each new co
 
     scripts/metrics-bench.py [--binary .build/release/understudy] [--interval 1] [--scrapers 1] [--seconds 60] [--anonymous]
 """
-import argparse, base64, http.client, json, os, subprocess, threading, time
-from bench_cluster import Cluster
+import argparse, base64, http.client, os, threading, time
+from bench_cluster import Cluster, pct
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/debug/understudy")
@@ -30,18 +30,8 @@ try:
     cluster.start()
     time.sleep(5)
 
-    def runtime():
-        out = subprocess.run([binary, "clpstat", "--json", "--local", "--state-dir", f"{folder}/node1"],
-                             capture_output=True, text=True, check=True).stdout
-        r = json.loads(out)["runtime"]
-        return (r["heartbeats"], r["heartbeatLatenessP50"], r["heartbeatLatenessP99"], r["heartbeatLatenessMax"])
-
-    def pct(values, p):
-        values = sorted(values)
-        return values[min(len(values) - 1, int(len(values) * p))]
-
     time.sleep(args.seconds)
-    idle = runtime()
+    idle = cluster.runtime()
     idle_load = os.getloadavg()[0]
     auth = "Basic " + base64.b64encode(f"bench:{password}".encode()).decode()
     latencies, sizes, errors = [], [], [0]
@@ -74,7 +64,7 @@ try:
         thread.start()
     for thread in threads:
         thread.join()
-    loaded = runtime()
+    loaded = cluster.runtime()
     loaded_load = os.getloadavg()[0]
     rate = f"{args.scrapers} scraper(s) every {args.interval:g} s" + (" (no credentials)" if args.anonymous else " (HTTP Basic)")
     print("| minute | scrapes | scrape p50 | p99 | max | bytes | heartbeats | lateness p50 | p99 | max | load (1 min) |")
