@@ -79,6 +79,21 @@ struct MetricsTests {
         #expect(text.contains(#"understudy_group_state{group="g2",server="node1",state="unknown"} 1.0"#))
         #expect(!text.contains("understudy_stalls_total"))
     }
+
+    @Test("docs/metrics.md has a row for every family the exporter writes")
+    func documented() throws {
+        var snapshot = try Self.snapshot()
+        snapshot.counters?.alertDestinationFailures = ["mail": 1]
+        let text = MetricsExporter.render(snapshot)
+        let families = text.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }.compactMap {
+            $0.split(separator: " ").dropFirst(2).first
+        }
+        #expect(families.count >= 24)
+        var root = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { root.deleteLastPathComponent() }
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/metrics.md"), encoding: .utf8)
+        for family in families { #expect(doc.contains("| `\(family)` |"), "\(family) is not in docs/metrics.md") }
+    }
 }
 
 extension ApiTests {
