@@ -19,6 +19,9 @@ let package = Package(
         // Already in the graph through HummingbirdTLS; named for the TLS configuration types.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // GET /metrics: swift-prometheus's registry (built on swift-metrics' CoreMetrics, which
+        // Hummingbird already brings in) renders the text format with HELP lines.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Config schema, validation, defaults, status vocabulary, script-variable contract.
@@ -70,6 +73,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // The WebManager's page, compiled into the binary: nothing to install beside it.
             resources: [.embedInCode("Assets/index.html"), .embedInCode("Assets/app.js"), .embedInCode("Assets/app.css")]

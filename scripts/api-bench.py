@@ -10,7 +10,7 @@ API latency (p50/p99/max) and the first server's heartbeat lateness (p50/p99/max
     scripts/api-bench.py [--binary .build/release/understudy] [--rate 100] [--seconds 60]
 """
 import argparse, base64, http.client, json, os, subprocess, sys, time
-from bench_cluster import Cluster
+from bench_cluster import Cluster, pct
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/debug/understudy")
@@ -24,18 +24,8 @@ try:
     cluster.start()
     time.sleep(5)
 
-    def runtime():
-        out = subprocess.run([binary, "clpstat", "--json", "--local", "--state-dir", f"{folder}/node1"],
-                             capture_output=True, text=True, check=True).stdout
-        r = json.loads(out)["runtime"]
-        return (r["heartbeats"], r["heartbeatLatenessP50"], r["heartbeatLatenessP99"], r["heartbeatLatenessMax"])
-
-    def pct(values, p):
-        values = sorted(values)
-        return values[min(len(values) - 1, int(len(values) * p))]
-
     time.sleep(args.seconds)
-    idle = runtime()
+    idle = cluster.runtime()
     auth = "Basic " + base64.b64encode(f"bench:{password}".encode()).decode()
     conn = http.client.HTTPConnection(address["node1"], http_port, timeout=10)
     latencies, errors = [], 0
@@ -57,7 +47,7 @@ try:
             errors += 1
             conn = http.client.HTTPConnection(address["node1"], http_port, timeout=10)
         latencies.append((time.monotonic() - t0) * 1000)
-    loaded = runtime()
+    loaded = cluster.runtime()
     print(f"| minute | API requests | API p50 | API p99 | API max | heartbeats | lateness p50 | p99 | max |")
     print(f"|---|---|---|---|---|---|---|---|---|")
     print(f"| idle | – | – | – | – | {idle[0]} | {idle[1]} µs | {idle[2]} µs | {idle[3]} µs |")

@@ -1,7 +1,13 @@
 """A three-server Understudy cluster on loopback for the benchmark scripts (api-bench.py,
 webmanager-latency.py): writes its configuration, key and a web user in a new folder, starts
 the daemons, and stops them by PID."""
-import os, signal, subprocess, tempfile
+import json, os, signal, subprocess, tempfile
+
+
+def pct(values, p):
+    """The p-quantile (0..1) of a non-empty list, by rank."""
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
 
 
 class Cluster:
@@ -53,3 +59,11 @@ groups:
                 d.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 d.kill()
+
+    def runtime(self, server="node1"):
+        """The server's heartbeats and their lateness p50/p99/max in µs over the last minute
+        (`clpstat --json`)."""
+        out = subprocess.run([self.binary, "clpstat", "--json", "--local", "--state-dir", f"{self.folder}/{server}"],
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out)["runtime"]
+        return (r["heartbeats"], r["heartbeatLatenessP50"], r["heartbeatLatenessP99"], r["heartbeatLatenessMax"])

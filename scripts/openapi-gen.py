@@ -107,6 +107,9 @@ paths = {
  "/api/v1/groups/start": post("Start every group that is not online (clpgrp -s)", "Target"),
  "/api/v1/groups/stop": post("Stop every group that is not offline (clpgrp -t)", "Target"),
  "/api/v1/scripts/run": post("Run a script of the target's rexec folder (clprexec --script)", "RunScript"),
+ # Beside /api/v1, on the same ports: Prometheus's scrape target (docs/metrics.md).
+ "/metrics": {"get": {"summary":"Prometheus metrics in the text format 0.0.4 (docs/metrics.md): any logged-in user, or no credentials from an address of cluster.web.metrics.unauthenticated-from",
+     "responses":{"200":{"description":"text/plain; version=0.0.4","content":{"text/plain":{"schema":{"type":"string"}}}},"default":err}}},
 }
 for v in ["start","stop","reboot","shutdown","suspend","resume"]:
     paths["/api/v1/cluster/"+v] = post({"start":"Start the cluster service on every server (clpcl -s -a)","stop":"Stop the cluster service on every server (clpcl -t -a)",

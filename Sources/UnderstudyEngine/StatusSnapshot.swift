@@ -69,6 +69,9 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
         public var maxRecoveryScripts: Int
         public var suspended: Bool
         public var dummyFailure: Bool
+        /// Filled in by the daemon: how long the newest check on the local server took, in
+        /// milliseconds (nil: none finished here since the daemon started). `clpperfc -m`.
+        public var lastCheckMillis: Int64? = nil
     }
 
     public var cluster: String
@@ -149,6 +152,9 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
         /// Every server up (this one included) and the ratio it says it uses.
         public var perServer: [ServerName: Int]
     }
+    /// Filled in by the daemon: its event, failover, fence, stall and heartbeat counters
+    /// (`GET /metrics`, see StatusCounters.swift).
+    public var counters: CountersLine? = nil
 
     /// Lateness of timed work against its schedule over the last minute, in microseconds.
     public struct RuntimeLine: Sendable, Codable, Equatable {

@@ -1717,6 +1717,33 @@ public enum OpenAPIDocument {
             }
            }
           },
+          "/metrics": {
+           "get": {
+            "summary": "Prometheus metrics in the text format 0.0.4 (docs/metrics.md): any logged-in user, or no credentials from an address of cluster.web.metrics.unauthenticated-from",
+            "responses": {
+             "200": {
+              "description": "text/plain; version=0.0.4",
+              "content": {
+               "text/plain": {
+                "schema": {
+                 "type": "string"
+                }
+               }
+              }
+             },
+             "default": {
+              "description": "An error: result.code and result.message say what went wrong",
+              "content": {
+               "application/json": {
+                "schema": {
+                 "$ref": "#/components/schemas/Envelope"
+                }
+               }
+              }
+             }
+            }
+           }
+          },
           "/api/v1/cluster/start": {
            "post": {
             "summary": "Start the cluster service on every server (clpcl -s -a)",

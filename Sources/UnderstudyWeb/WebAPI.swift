@@ -39,6 +39,8 @@ public struct ApiResponse: Error, Sendable {
         /// Server-Sent Events: the chunks to write, made when the response is written; the
         /// stream's producers stop when its consumer does.
         case eventStream(@Sendable () -> AsyncStream<String>)
+        /// Plain text (`GET /metrics`).
+        case text(String, contentType: String)
     }
     public var status: Int
     public var headers: [(String, String)]
@@ -112,6 +114,7 @@ public struct WebAPI: Sendable {
     static let basicChallenge = ("WWW-Authenticate", "Basic realm=\"Understudy\", charset=\"UTF-8\"")
 
     public func respond(_ request: ApiRequest) async -> ApiResponse {
+        if request.path == MetricsExporter.path { return await metrics(request) }
         let route: ApiRoute?
         var extra: ExtraRoute?
         switch ApiRoute.match(method: request.method, path: request.path) {

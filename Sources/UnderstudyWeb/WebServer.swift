@@ -54,7 +54,7 @@ struct WebResponder: HTTPResponder {
     }
 
     func respond(to request: Request, context: WebRequestContext) async throws -> Response {
-        if !request.uri.path.hasPrefix(ApiRoute.prefix) { return page(request) }
+        if !request.uri.path.hasPrefix(ApiRoute.prefix) && request.uri.path != MetricsExporter.path { return page(request) }
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters { query[String(key)] = String(value).removingPercentEncoding ?? String(value) }
         var headers: [String: String] = [:]
@@ -84,6 +84,10 @@ struct WebResponder: HTTPResponder {
             fields[.contentType] = "application/json; charset=utf-8"
             if request.method == .head { return Response(status: status, headers: fields) }
             return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: value.serialized + "\n")))
+        case .text(let text, let contentType):
+            fields[.contentType] = contentType
+            if request.method == .head { return Response(status: status, headers: fields) }
+            return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: text)))
         case .eventStream(let makeStream):
             return Response(
                 status: status, headers: fields,

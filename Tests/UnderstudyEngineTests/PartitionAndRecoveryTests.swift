@@ -236,6 +236,8 @@ struct PartitionAndRecoveryTests {
         #expect(world.runs(since: Self.faultAt).isEmpty)
         #expect(Cfg.names(servers).allSatisfy { world.fenceTimes($0, "g").allSatisfy { $0.ms < Self.faultAt } })
         #expect(Cfg.names(servers).allSatisfy { !(world.engine($0)?.isHoldingAfterStall ?? true) })
+        // Each server counted its stall (understudy_stalls_total).
+        #expect(Cfg.names(servers).allSatisfy { (world.engine($0)?.stallCount ?? 0) >= 1 })
         if row.length > Timing.timeout {
             #expect(world.trace.contains { $0.contains("[INFO nm 32]") })
         }

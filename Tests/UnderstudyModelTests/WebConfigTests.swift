@@ -74,3 +74,28 @@ struct WebConfigTests {
             withWeb("  web: {tls: false, session-timeout: 0s}\n"), line: 3, keyPath: "cluster.web.session-timeout", "greater than zero")
     }
 }
+
+/// `cluster.web.metrics`: who may scrape `GET /metrics` without a login.
+@Suite("Config: web metrics access")
+struct WebMetricsConfigTests {
+    func withWeb(_ lines: String) -> String {
+        baseCluster.replacingOccurrences(of: "  name: c1\n", with: "  name: c1\n" + lines) + baseGroup
+    }
+
+    @Test func defaultNeedsALogin() throws {
+        let loaded = try load(withWeb("  web: {tls: false}\n"))
+        #expect(loaded.config.cluster.web?.metricsUnauthenticatedFrom == [])
+    }
+
+    @Test func allowList() throws {
+        let loaded = try load(withWeb("  web:\n    tls: false\n    metrics: {unauthenticated-from: [10.0.0.5, 192.168.0.0/24]}\n"))
+        #expect(loaded.config.cluster.web?.metricsUnauthenticatedFrom == ["10.0.0.5", "192.168.0.0/24"])
+    }
+
+    @Test func badEntriesNamedWithLineAndKey() {
+        expectError(
+            withWeb("  web:\n    tls: false\n    metrics: {unauthenticated-from: [10.0.0.0/40]}\n"), line: 5,
+            keyPath: "cluster.web.metrics.unauthenticated-from[0]")
+        expectError(withWeb("  web:\n    tls: false\n    metrics: {open: true}\n"), line: 5, keyPath: "cluster.web.metrics.open")
+    }
+}

@@ -134,16 +134,20 @@ struct ApiTests {
         let paths = OpenAPIDocument.json["paths"]?.objectKeys ?? []
         #expect(paths.count > 30)
         // The WebManager's routes are served beside ApiRoute (WebManager.routes).
-        for path in paths where !WebManager.routePaths.contains(path) {
+        #expect(OpenAPIDocument.json["paths"]?[MetricsExporter.path]?["get"] != nil)
+        for path in paths where !WebManager.routePaths.contains(path) && path != MetricsExporter.path {
             let concrete = path.replacingOccurrences(of: "{name}", with: "x")
             let method = OpenAPIDocument.json["paths"]?[path]?["get"] != nil ? "GET" : "POST"
             #expect(ApiRoute.match(method: method, path: concrete) != .notFound, "\(path)")
         }
     }
 
-    func api(_ daemon: FakeDaemon, throttleAddress: String = "10.0.0.9") throws -> (WebAPI, Authenticator) {
+    func api(
+        _ daemon: FakeDaemon, throttleAddress: String = "10.0.0.9", adjust: (inout WebSettings) -> Void = { _ in }
+    ) throws -> (WebAPI, Authenticator) {
         let config = try Fixture.config()
-        let settings = try #require(config.cluster.web)
+        var settings = try #require(config.cluster.web)
+        adjust(&settings)
         let folder = FileManager.default.temporaryDirectory.path + "/webapi-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try UsersFile.save(

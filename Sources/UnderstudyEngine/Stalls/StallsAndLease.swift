@@ -52,6 +52,8 @@ struct StallDetector: Sendable, Equatable {
     var lastEventAt: EngineTime?
     /// Holding still after a stall (see `StallHold`).
     var hold: StallHold?
+    /// Stalls noticed since the Engine was made (`understudy_stalls_total`).
+    var count: UInt64 = 0
 
     var isHolding: Bool { hold != nil }
 
@@ -118,6 +120,7 @@ extension ServerEngine {
     /// handled, and starts holding when the lease ran out during it.
     mutating func noticeStall(now: EngineTime) {
         guard let last = stalls.lastEventAt, let stall = stalls.stall(before: now) else { return }
+        stalls.count += 1
         // Who can vouch: every peer heard before the stall that had echoed us in its current
         // up-period (also one whose echo was already late: a starved peer, not a lost one).
         let connectedBefore = serverNames.filter { peer in
@@ -175,6 +178,10 @@ extension ServerEngine {
         directory = nil
         heartbeatDirty = true
     }
+
+    /// How many stalls of this process (gaps between events over two tick periods) the
+    /// Engine noticed since it was made.
+    public var stallCount: UInt64 { stalls.count }
 
     /// True while this server holds still after a stall (see `StallHold`).
     public var isHoldingAfterStall: Bool { stalls.isHolding }

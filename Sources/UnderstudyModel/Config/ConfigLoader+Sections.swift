@@ -108,7 +108,9 @@ extension ConfigReader {
         return settings
     }
 
-    static let webKeys = ["listen", "tls", "certificate", "key", "users-file", "session-timeout", "max-body-size", "client-addresses"]
+    static let webKeys = [
+        "listen", "tls", "certificate", "key", "users-file", "session-timeout", "max-body-size", "client-addresses", "metrics",
+    ]
 
     /// `cluster.web`: present (even empty) means the web server runs.
     mutating func readWeb(_ field: Field) -> WebSettings {
@@ -156,6 +158,16 @@ extension ConfigReader {
                 }
                 web.clientAddresses[role] = entries
             }
+        }
+        if let metrics = present(fields, "metrics").flatMap({ mapping($0.value, path: $0.path, allowed: ["unauthenticated-from"]) }),
+            let list = present(metrics, "unauthenticated-from"), let entries = stringList(list, element: "an address or CIDR")
+        {
+            for (index, entry) in entries.enumerated() {
+                if let problem = IPAddressSyntax.problemWithAddress(entry, prefixRequired: false) {
+                    error(problem, at: sequenceItem(list.value, index), path: "\(list.path)[\(index)]")
+                }
+            }
+            web.metricsUnauthenticatedFrom = entries
         }
         return web
     }

@@ -38,6 +38,9 @@ public struct WebSettings: Sendable, Equatable {
     /// admits every address. An operator from an address only the viewer list admits is a
     /// viewer for that request.
     public var clientAddresses: [WebRole: [String]]
+    /// `metrics.unauthenticated-from`: addresses (or CIDRs) that may read `GET /metrics`
+    /// without credentials (a Prometheus server); from anywhere else it needs a login.
+    public var metricsUnauthenticatedFrom: [String] = []
 
     public init(
         listen: Listen = .all, tls: Bool = true, certificate: String? = nil, key: String? = nil, usersFile: String,

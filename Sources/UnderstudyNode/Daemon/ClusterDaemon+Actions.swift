@@ -127,6 +127,7 @@ extension ClusterDaemon {
     }
 
     func monitorsChecked(_ checks: [MonitorCheck]) {
+        counters.checked(checks)
         let actions = engine.handle(.monitorsChecked(checks), now: now())
         if !actions.isEmpty { perform(actions) }
     }
@@ -160,6 +161,7 @@ extension ClusterDaemon {
         guard let resource = config.resource(named: run.resource)?.resource else { return }
         let resources = resources
         let fencesBefore = fenceCounts[run.group, default: 0]
+        counters.runStarted(run, now: now())
         Task {
             let outcome = await resources.perform(run, resource: resource)
             self.runFinished(run, outcome, fencesBefore: fencesBefore)
@@ -180,6 +182,7 @@ extension ClusterDaemon {
     /// abandoned start did stays.
     func runFinished(_ run: ResourceRun, _ outcome: ResourceOutcome, fencesBefore: Int) {
         perform(engine.handle(.resourceFinished(runID: run.id, outcome: outcome), now: now()))
+        counters.runFinished(group: run.group, status: engine.localStatus(of: run.group), now: now())
         if run.operation == .start, fenceCounts[run.group, default: 0] != fencesBefore,
             !engine.localStatus(of: run.group).holdsResources, let groupConfig = config.group(named: run.group)
         {
@@ -224,6 +227,7 @@ extension ClusterDaemon {
     }
 
     func record(_ entry: LogEntry) {
+        counters.logged(entry)
         for admitted in logLimiter.admit(entry, now: now()) { write(admitted) }
     }
 

@@ -39,6 +39,11 @@ extension ClusterDaemon {
                     dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) })))
         }
         status.transport = lines
+        status.counters = counters.line(fences: fenceCounts, stalls: engine.stallCount, now: now())
+        if var monitors = status.monitors {
+            for index in monitors.indices { monitors[index].lastCheckMillis = counters.lastCheckMillis(monitors[index].name) }
+            status.monitors = monitors
+        }
         addControlPaths(to: &status)
         let checks = monitorRunner.lateness.summary()
         let beats = heartbeatLateness.summary()
@@ -118,6 +123,10 @@ extension ClusterDaemon {
 
     /// The status as `clpstat` shows it on this server.
     public func statusSnapshot() -> ClusterStatusSnapshot { snapshot() }
+
+    /// Counts a failed delivery of `destination` (`understudy_alert_destination_failures_total`);
+    /// for the alert router.
+    public func alertDestinationFailed(_ destination: String) { counters.alertDestinationFailed(destination) }
 
     /// Writes an entry to the alert log (and the daemon's log), e.g. for the web server's
     /// failed logins.

@@ -82,6 +82,8 @@ public actor ClusterDaemon {
     /// How many times each group was fenced on this server: a start that was under way when
     /// its group was fenced (a mount, an address) is fenced again when it ends.
     var fenceCounts: [GroupName: Int] = [:]
+    /// Counters for `GET /metrics` and `clpperfc` (DaemonCounters.swift).
+    var counters = DaemonCounters()
     /// The probes of the network-partition resolvers (pingnp, httpnp).
     var partitionProbes: [any PartitionProbe] = []
     /// The control server on each of this server's LAN heartbeat addresses, in path order;
@@ -498,6 +500,8 @@ public actor ClusterDaemon {
         }
         let receivedAt = origin.duration(to: datagram.receivedAt)
         heardOnPath(heartbeat.sender, path: path, at: max(receivedAt, lastTick))
+        let echo = heartbeat.hears[me].flatMap { $0.bootID == engine.bootID ? $0.sentAt : nil }
+        counters.heard(heartbeat.sender, path: path, at: max(receivedAt, lastTick), echoed: echo)
         perform(engine.handle(.heartbeat(heartbeat, path: path), now: max(receivedAt, lastTick)))
         noticeConfiguration(of: heartbeat)
     }

@@ -108,7 +108,7 @@ struct InstallAliasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install-aliases",
         abstract:
-            "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl) in a folder."
+            "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl, clpperfc, clpcfget) in a folder."
     )
 
     @Argument(help: "Folder for the symlinks, e.g. /usr/local/sbin.") var directory: String
@@ -137,7 +137,10 @@ struct InstallAliasesCommand: ParsableCommand {
 }
 
 enum Aliases {
-    static let names = ["clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl", "clptoratio"]
+    static let names = [
+        "clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl", "clpperfc", "clpcfget",
+        "clptoratio",
+    ]
 }
 
 /// The running binary, resolved (symlinks followed).
