@@ -38,7 +38,8 @@ class Outbox:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "content": envelope.original_content.decode("utf-8", "replace"),
-            "tls": session.ssl is not None,
+            # STARTTLS sets session.ssl; implicit TLS shows only on the transport.
+            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             "authenticated": session.authenticated,
         }
         path = os.path.join(self.folder, "%d.json" % self.count)

@@ -42,43 +42,25 @@ struct MailDestinationTests {
         #expect(content.contains("error.\r\n.\r\nThe line above"))
     }
 
+    /// STARTTLS with AUTH PLAIN; AUTH LOGIN when the server offers only LOGIN; implicit TLS
+    /// (port 465 style). Each time the certificate is checked against the CA file.
     @Test(
-        "STARTTLS with AUTH PLAIN, the certificate checked against the CA file",
-        .requires(MailTestServer.prerequisite, TestCertificates.openssl))
-    func starttlsPlain() async throws {
-        let server = try await MailTestServer.start(security: .starttls, authentication: "PLAIN")
+        "TLS and authentication: STARTTLS + PLAIN, STARTTLS + LOGIN only, implicit TLS",
+        .requires(MailTestServer.prerequisite, TestCertificates.openssl),
+        arguments: [
+            (MailTestServer.Security.starttls, MailSecurity.starttls, "PLAIN"), (.starttls, .starttls, "LOGIN"),
+            (.implicitTLS, .tls, "PLAIN,LOGIN"),
+        ])
+    func authenticated(served: MailTestServer.Security, security: MailSecurity, mechanisms: String) async throws {
+        let server = try await MailTestServer.start(security: served, authentication: mechanisms)
         defer { server.stop() }
-        var mail = settings(server, security: .starttls)
+        var mail = settings(server, security: security)
         mail.user = server.user
         mail.password = server.password
         try await MailDestination(settings: mail).deliver(Self.alert)
         let mails = try server.messages()
         try #require(mails.count == 1, "\(server.log)")
         #expect(mails[0].tls && mails[0].authenticated == true)
-    }
-
-    @Test("AUTH LOGIN when the server offers only LOGIN", .requires(MailTestServer.prerequisite, TestCertificates.openssl))
-    func starttlsLogin() async throws {
-        let server = try await MailTestServer.start(security: .starttls, authentication: "LOGIN")
-        defer { server.stop() }
-        var mail = settings(server, security: .starttls)
-        mail.user = server.user
-        mail.password = server.password
-        try await MailDestination(settings: mail).deliver(Self.alert)
-        let mails = try server.messages()
-        try #require(mails.count == 1, "\(server.log)")
-        #expect(mails[0].tls && mails[0].authenticated == true)
-    }
-
-    @Test("implicit TLS (port 465 style) with AUTH", .requires(MailTestServer.prerequisite, TestCertificates.openssl))
-    func implicitTLS() async throws {
-        let server = try await MailTestServer.start(security: .implicitTLS, authentication: "PLAIN,LOGIN")
-        defer { server.stop() }
-        var mail = settings(server, security: .tls)
-        mail.user = server.user
-        mail.password = server.password
-        try await MailDestination(settings: mail).deliver(Self.alert)
-        #expect(try server.messages().count == 1, "\(server.log)")
     }
 
     @Test(
