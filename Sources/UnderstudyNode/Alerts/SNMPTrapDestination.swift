@@ -52,6 +52,28 @@ public struct TrapSettings: Sendable {
         self.root = root
         self.refusalWait = refusalWait
     }
+
+    /// Checks what can be checked before the first trap; the error names the setting.
+    public func validate() throws(MailTrapSettingsError) {
+        guard !managers.isEmpty else { throw MailTrapSettingsError("managers: at least one SNMP manager is needed") }
+        for (index, manager) in managers.enumerated() {
+            do {
+                _ = try TrapManager(parsing: manager.description)
+            } catch {
+                throw MailTrapSettingsError("managers[\(index)]: \(error)")
+            }
+        }
+        // RFC 3584's snmpCommunityName is at most 255 octets; a community is sent in clear.
+        guard !community.isEmpty, community.utf8.count <= 255 else {
+            throw MailTrapSettingsError("community: must be 1 to 255 bytes")
+        }
+        // The notifications hang below root.0 and the objects below root.1: a root of more
+        // than 120 arcs would push them past SNMP's 128.
+        guard root.arcs.count <= 120 else { throw MailTrapSettingsError("root: \(root) has more than 120 arcs") }
+        guard refusalWait >= .zero, refusalWait <= .seconds(5) else {
+            throw MailTrapSettingsError("refusal wait: must be from 0 to 5 s")
+        }
+    }
 }
 
 /// Sends each alert as one SNMP trap (docs/UNDERSTUDY-MIB.txt) to every configured manager:
@@ -69,7 +91,9 @@ public struct SNMPTrapDestination: AlertDestination {
     private let started = ContinuousClock.now
     private let call = BlockingCall()
 
-    public init(settings: TrapSettings) {
+    /// Checks the settings; throws what is wrong with them.
+    public init(settings: TrapSettings) throws(MailTrapSettingsError) {
+        try settings.validate()
         self.settings = settings
         name = "trap " + settings.managers.map(\.description).joined(separator: ",")
     }

@@ -173,4 +173,27 @@ struct MailDestinationTests {
             "\(error)".contains(path)
         }
     }
+
+    /// Replies no real server sends reach the client through a real socket: each ends the
+    /// attempt with an error that names the server and says what was wrong.
+    @Test(
+        "malformed, refusing and flooding servers: errors naming the server",
+        arguments: [
+            ("hello there\r\n", "sent a malformed reply: \"hello there\" is not a reply line", false),
+            ("220-first\r\n221 second\r\n", "continued with code 221 after 220", false),
+            ("554 5.3.2 no service here\r\n", "answered the connection with 554 5.3.2 no service here", true),
+            ("220 " + String(repeating: "x", count: 100_000), "longer than 2048 bytes", false),
+        ])
+    func misbehavingServer(greeting: String, words: String, permanent: Bool) async throws {
+        let peer = try ScriptedSMTPPeer(sending: Array(greeting.utf8))
+        let mail = MailSettings(
+            host: "127.0.0.1", port: peer.port, security: .none, from: "a@example.com", to: ["b@example.com"],
+            timeout: .seconds(10))
+        let error = try await #require(throws: MailDeliveryError.self) {
+            try await MailDestination(settings: mail).deliver(Self.alert)
+        }
+        #expect(error.description.contains("the mail server 127.0.0.1:\(peer.port)"))
+        #expect(error.description.contains(words), "\(error)")
+        #expect(error.isPermanent == permanent)
+    }
 }

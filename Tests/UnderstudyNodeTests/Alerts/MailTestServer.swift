@@ -116,3 +116,46 @@ final class MailTestServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: folder)
     }
 }
+
+/// A TCP peer on loopback that sends fixed bytes to the first client and then reads until the
+/// client hangs up (for replies no real server sends: garbage, floods). One connection, on
+/// a thread of its own; every wait bounded by 5 s.
+final class ScriptedSMTPPeer: @unchecked Sendable {
+    let port: Int
+    private let descriptor: Int32
+
+    init(sending bytes: [UInt8]) throws {
+        port = try FreePort.take()
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw TestSupportError("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr = in_addr(s_addr: inet_addr("127.0.0.1"))
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(descriptor, 1) == 0 else {
+            close(descriptor)
+            throw TestSupportError("bind/listen on \(port): \(String(cString: strerror(errno)))")
+        }
+        let listener = descriptor
+        let thread = Thread {
+            var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard poll(&waiting, 1, 5000) > 0 else { return }
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { return }
+            defer { close(connection) }
+            _ = bytes.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            // Bounded: at most 100 reads, each waiting at most 5 s.
+            for _ in 0..<100 {
+                var readable = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+                guard poll(&readable, 1, 5000) > 0, recv(connection, &buffer, buffer.count, 0) > 0 else { return }
+            }
+        }
+        thread.start()
+    }
+
+    deinit { close(descriptor) }
+}

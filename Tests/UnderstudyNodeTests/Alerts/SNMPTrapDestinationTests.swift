@@ -50,7 +50,7 @@ struct SNMPTrapDestinationTests {
     func v2cTrap() async throws {
         let receiver = try await SNMPTrapReceiver.start()
         defer { receiver.stop() }
-        let destination = SNMPTrapDestination(
+        let destination = try SNMPTrapDestination(
             settings: TrapSettings(managers: [TrapManager(host: "127.0.0.1", port: receiver.port)], community: "understudy"))
         #expect(destination.name == "trap 127.0.0.1:\(receiver.port)")
         try await destination.deliver(Self.alert)
@@ -74,7 +74,7 @@ struct SNMPTrapDestinationTests {
         var alert = Self.alert
         alert.level = .warning
         alert.message = "version one"
-        let destination = SNMPTrapDestination(
+        let destination = try SNMPTrapDestination(
             settings: TrapSettings(managers: [TrapManager(host: "127.0.0.1", port: receiver.port)], version: .v1))
         try await destination.deliver(alert)
         let log = try #require(await receiver.waitForTrap(containing: ["version one"]), "\(receiver.log.suffix(3000))")
@@ -92,7 +92,7 @@ struct SNMPTrapDestinationTests {
         var alert = Self.alert
         alert.level = .info
         alert.message = "to two managers"
-        let destination = SNMPTrapDestination(
+        let destination = try SNMPTrapDestination(
             settings: TrapSettings(managers: [
                 TrapManager(host: "127.0.0.1", port: nobody), TrapManager(host: "127.0.0.1", port: receiver.port),
             ]))
@@ -107,9 +107,28 @@ struct SNMPTrapDestinationTests {
 
     @Test("an unresolvable manager is an error naming it")
     func unresolvable() async throws {
-        let destination = SNMPTrapDestination(
+        let destination = try SNMPTrapDestination(
             settings: TrapSettings(managers: [TrapManager(host: "nms.invalid", port: 162)], refusalWait: .zero))
         let error = try await #require(throws: TrapDeliveryError.self) { try await destination.deliver(Self.alert) }
         #expect(error.description.contains("nms.invalid:162"))
+    }
+
+    @Test("settings: no manager, an empty community, a bad manager are refused by name")
+    func settings() {
+        func problem(_ settings: TrapSettings) -> String? {
+            do {
+                _ = try SNMPTrapDestination(settings: settings)
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        let manager = TrapManager(host: "192.0.2.9")
+        #expect(problem(TrapSettings(managers: [manager])) == nil)
+        #expect(problem(TrapSettings(managers: []))?.hasPrefix("managers:") == true)
+        #expect(problem(TrapSettings(managers: [manager, TrapManager(host: "bad host", port: 162)]))?.hasPrefix("managers[1]:") == true)
+        #expect(problem(TrapSettings(managers: [TrapManager(host: "nms", port: 70000)]))?.contains("port") == true)
+        #expect(problem(TrapSettings(managers: [manager], community: ""))?.hasPrefix("community:") == true)
+        #expect(problem(TrapSettings(managers: [manager], refusalWait: .seconds(-1)))?.contains("refusal wait") == true)
     }
 }
