@@ -19,14 +19,15 @@ cd "$(dirname "$0")/.."
 # and the portmapper for nfsw v4/v3 and the nas resource), nfs-common (mount.nfs for the nas
 # mount test, which also needs a kernel NFS client), openssl (self-signed certificates for the
 # witness's HTTPS test), chromium and chromium-driver (a real headless browser over WebDriver for
-# the WebManager's tests). Installed only when missing, so the
+# the WebManager's tests), rsyslog (a real rsyslogd the syslog alert destination's test starts
+# with its own socket and loopback ports). Installed only when missing, so the
 # command also works without network on a machine that already has them.
 need=()
 for pkg in procps iproute2 curl openssl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
     postgresql postgresql-client mariadb-server mariadb-client python3 lvm2 sg3-utils \
     hostname bsdutils nut-server nut-client kmod socat e2fsprogs xfsprogs util-linux mount \
     samba smbclient nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common openssl \
-    chromium chromium-driver; do
+    chromium chromium-driver rsyslog; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -267,7 +267,8 @@ extension EventKind {
 
     public static let alertDestinationFailing = EventKind(
         "alert", 1, .error,
-        "an alert destination (syslog, mail, SNMP trap, webhook, command) failed to take an alert after every retry; said once until it works again")
+        "an alert destination (syslog, mail, SNMP trap, webhook, command) failed to take an alert after every retry; said once until it works again"
+    )
     public static let alertDestinationRecovered = EventKind("alert", 2, .info, "an alert destination that was failing took an alert again")
     public static let logCommand = EventKind(
         "logcmd", 1, .info, "a message written with `clplogcmd` (its id and level are the caller's: `-i`, `-l`)")

@@ -119,7 +119,8 @@ struct AlertConfigTests {
             withAlerts("alerts:\n  destinations:\n    - {name: s, type: syslog, remote: {address: \"mail_relay!\"}}\n"),
             line: firstLine + 2, keyPath: "alerts.destinations[0].remote.address", "not a valid host name or IP address")
         expectError(
-            withAlerts("alerts:\n  destinations:\n    - {name: s, type: syslog, remote: {address: 192.0.2.3, port: 70000, protocol: tls}}\n"),
+            withAlerts(
+                "alerts:\n  destinations:\n    - {name: s, type: syslog, remote: {address: 192.0.2.3, port: 70000, protocol: tls}}\n"),
             line: firstLine + 2, keyPath: "alerts.destinations[0].remote.port", "1 to 65535")
         expectError(
             withAlerts("alerts:\n  destinations:\n    - {name: s, type: syslog, remote: {address: 192.0.2.3, protocol: tls}}\n"),

@@ -119,7 +119,9 @@ extension ConfigReader {
         if let field = present(fields, "tag"), let tag = string(field) {
             // RFC 5424 APP-NAME: 1–48 printable US-ASCII characters, no spaces.
             if tag.isEmpty || tag.count > 48 || !tag.unicodeScalars.allSatisfy({ $0.value > 32 && $0.value < 127 }) {
-                error("a syslog tag is 1 to 48 printable ASCII characters without spaces, got \(describe(field.value))", at: field.value, path: field.path)
+                error(
+                    "a syslog tag is 1 to 48 printable ASCII characters without spaces, got \(describe(field.value))", at: field.value,
+                    path: field.path)
             } else {
                 settings.tag = tag
             }
@@ -351,7 +353,9 @@ extension ConfigReader {
     static func mailAddressProblem(_ text: String) -> String? {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         let forbidden = text.unicodeScalars.contains { $0.value <= 32 || $0.value >= 127 || "<>()[],;:\"\\".unicodeScalars.contains($0) }
-        guard parts.count == 2, !parts[0].isEmpty, NameSyntax.isHost(String(parts[1]).lowercased()) || IPAddressSyntax.isIPAddress(String(parts[1])), !forbidden else {
+        guard parts.count == 2, !parts[0].isEmpty,
+            NameSyntax.isHost(String(parts[1]).lowercased()) || IPAddressSyntax.isIPAddress(String(parts[1])), !forbidden
+        else {
             return "\"\(clip(text))\" is not a mail address (write local@domain, without a display name)"
         }
         return nil

@@ -39,6 +39,8 @@ extension ClusterDaemon {
                     dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) })))
         }
         status.transport = lines
+        let destinations = alertRouter.lines
+        status.alertDestinations = destinations.isEmpty ? nil : destinations
         addControlPaths(to: &status)
         let checks = monitorRunner.lateness.summary()
         let beats = heartbeatLateness.summary()
@@ -71,6 +73,8 @@ extension ClusterDaemon {
         switch decoded {
         case .whoami:
             return LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames)
+        case .logCommand(let request):
+            return LocalResponse.result(logCommand(request))
         case .configApply(let bundle, let dryRun, let prepareOnly):
             let report = dryRun ? previewConfiguration(bundle) : await applyConfiguration(bundle, prepareOnly: prepareOnly)
             return LocalResponse.configApply(report)

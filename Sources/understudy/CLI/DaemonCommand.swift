@@ -137,7 +137,9 @@ struct InstallAliasesCommand: ParsableCommand {
 }
 
 enum Aliases {
-    static let names = ["clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl", "clptoratio"]
+    static let names = [
+        "clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl", "clptoratio", "clplogcmd",
+    ]
 }
 
 /// The running binary, resolved (symlinks followed).
