@@ -31,7 +31,6 @@ public actor AlertRouter {
     enum Message: Sendable {
         case alert(AlertEvent, only: [String]?)
         case configure(AlertSettings, [Entry])
-        case drained(CheckedContinuation<Void, Never>)
     }
 
     struct Lane {
@@ -54,7 +53,9 @@ public actor AlertRouter {
     private var settings: AlertSettings
     private var lanes: [String: Lane] = [:]
     private var nextGeneration = 0
-    private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Messages put into the inbox, and those handled: equal when nothing waits there.
+    private let submitted = Mutex(0)
+    private var handled = 0
     private let noticeSink: AsyncStream<Notice>.Continuation
     /// Each change of a destination's health, once (the daemon writes them as alerts).
     public nonisolated let notices: AsyncStream<Notice>
@@ -71,6 +72,7 @@ public actor AlertRouter {
     /// Queues `alert` for routing; returns at once. `only` bypasses the routes (clplogcmd's
     /// `--syslog`, `--mail`, `--trap` name the destinations themselves).
     public nonisolated func submit(_ alert: AlertEvent, only: [String]? = nil) {
+        submitted.withLock { $0 += 1 }
         inbox.yield(.alert(alert, only: only))
     }
 
@@ -78,6 +80,7 @@ public actor AlertRouter {
     /// that keeps its name keeps its queue and counters (its new settings apply from its next
     /// attempt); a removed one stops and its queue is dropped.
     public nonisolated func configure(_ settings: AlertSettings, destinations: [Entry]) {
+        submitted.withLock { $0 += 1 }
         inbox.yield(.configure(settings, destinations))
     }
 
@@ -96,17 +99,19 @@ public actor AlertRouter {
         }
     }
 
-    /// Waits until every alert submitted before the call is delivered or given up, at most
-    /// `limit` (the daemon's last alerts at exit).
+    /// Waits, at most `limit`, until every submitted alert is routed and every destination
+    /// that works has sent its queue (the daemon's last alerts at exit); a destination in
+    /// trouble (its last attempt failed) is not waited for.
     public func drain(within limit: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { [inbox] in
-                await withCheckedContinuation { continuation in inbox.yield(.drained(continuation)) }
-            }
-            group.addTask { try? await Task.sleep(for: limit) }
-            await group.next()
-            group.cancelAll()
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline && !isIdle {
+            try? await Task.sleep(for: .milliseconds(20))
         }
+    }
+
+    private var isIdle: Bool {
+        submitted.withLock { $0 } == handled
+            && lanes.values.allSatisfy { ($0.queue.isEmpty && !$0.busy) || $0.line.lastError != nil }
     }
 
     /// Stops every delivery task; queued alerts are dropped.
@@ -115,8 +120,6 @@ public actor AlertRouter {
         noticeSink.finish()
         consumer?.cancel()
         for name in Array(lanes.keys) { removeLane(name) }
-        for waiter in drainWaiters { waiter.resume() }
-        drainWaiters = []
         publish()
     }
 
@@ -126,10 +129,8 @@ public actor AlertRouter {
         switch message {
         case .alert(let alert, let only): route(alert, only: only)
         case .configure(let settings, let entries): apply(settings, entries)
-        case .drained(let continuation):
-            drainWaiters.append(continuation)
-            resumeDrainWaitersIfIdle()
         }
+        handled += 1
     }
 
     private func route(_ alert: AlertEvent, only: [String]?) {
@@ -179,7 +180,6 @@ public actor AlertRouter {
             }
         }
         publish()
-        resumeDrainWaitersIfIdle()
     }
 
     private func removeLane(_ name: String) {
@@ -231,7 +231,6 @@ public actor AlertRouter {
             }
             lane.busy = false
             lanes[name] = lane
-            resumeDrainWaitersIfIdle()
             await withCheckedContinuation { continuation in
                 if var current = lanes[name], current.generation == generation, current.queue.isEmpty, !Task.isCancelled {
                     current.waiter = continuation
@@ -272,12 +271,6 @@ public actor AlertRouter {
         lanes[name] = lane
         publish()
         if newlyFailing { noticeSink.yield(.failing(destination: name, type: lane.line.type, reason: reason)) }
-    }
-
-    private func resumeDrainWaitersIfIdle() {
-        guard !drainWaiters.isEmpty, lanes.values.allSatisfy({ $0.queue.isEmpty && !$0.busy }) else { return }
-        for waiter in drainWaiters { waiter.resume() }
-        drainWaiters = []
     }
 
     private func publish() {
