@@ -3,6 +3,10 @@ import Testing
 import UnderstudyEngine
 import UnderstudyModel
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Alerts beside the alert log, end to end on a real daemon: routes to a command destination,
 /// `clplogcmd` and its flags and exit codes, a failing destination counted in `clpstat` and
 /// alerted once, and a routing change applied online.
@@ -106,6 +110,59 @@ struct AlertRoutingTests {
             // Counters of destinations that stayed are kept.
             let after = try #require(await cluster.status(on: "node1"))
             #expect(after.alertDestinations?.first { $0.name == "local" }?.failed == 2)
+        }
+    }
+
+    @Test("a webhook that never answers: alerts time out, are dropped and counted, said once; the servers stay up")
+    func hangingWebhook() async throws {
+        // A listener that never accepts: connections complete in the kernel, no answer comes.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        let address = try makeSocketAddress("127.0.0.1", 0)
+        #expect(withSocketAddress(address) { bind(listener, $0, $1) } == 0 && listen(listener, 128) == 0)
+        var bound = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        let port = Int(UInt16(bigEndian: bound.sin_port))
+
+        var spec = ClusterSpec(subnet: 182)
+        spec.servers = ["node1", "node2"]
+        spec.alerts = """
+            alerts:
+              destinations:
+                - {name: chat, type: webhook, url: "http://127.0.0.1:\(port)/hook", timeout: 500ms}
+              routes:
+                - {match: {}, to: [chat]}
+              retry: {attempts: 2, backoff: 100ms, max-backoff: 100ms}
+              queue: 5
+
+            """
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed(online: ["node1", "node2"])
+            for index in 0..<30 {
+                let outcome = try await cluster.cli(["clplogcmd", "-m", "burst \(index)"], on: "node1")
+                #expect(outcome.exitCode == 0, "\(outcome)")
+            }
+            let status = try await cluster.waitForStatus("the webhook counted as failing with drops", on: "node1") { snapshot in
+                guard let chat = snapshot.alertDestinations?.first(where: { $0.name == "chat" }) else { return false }
+                return chat.failing && chat.dropped > 0 && chat.failed >= 2
+            }
+            let chat = try #require(status.alertDestinations?.first { $0.name == "chat" })
+            #expect(chat.delivered == 0 && chat.queued <= 5)
+            #expect(chat.lastError?.contains("no answer from the webhook 127.0.0.1:\(port) within") == true, "\(chat)")
+            // Nobody was judged down while alerts waited on the receiver, and the alert log
+            // has every burst line and one failure alert.
+            for server in ["node1", "node2"] {
+                let seen = try #require(await cluster.status(on: server))
+                #expect(seen.servers.allSatisfy { $0.status == .online }, "\(seen.summary)")
+            }
+            let alertLog = lines(cluster.stateDirectory(of: "node1") + "/alert.log")
+            #expect((0..<30).allSatisfy { index in alertLog.contains { $0.hasSuffix("[logcmd 1] burst \(index)") } })
+            #expect(alertLog.filter { $0.contains("[alert 1] Alert destination chat (webhook) is failing") }.count == 1, "\(alertLog)")
+            #expect(!alertLog.contains { $0.contains("[nm 2]") }, "a server was judged down: \(alertLog)")
         }
     }
 
