@@ -184,6 +184,38 @@ struct AlertConfigTests {
         #expect(report.changes.allSatisfy { $0.path.hasPrefix("alerts") })
     }
 
+    /// Mutations of the full alerts section (delete, duplicate, replace characters): errors
+    /// or a config, never a crash; and URLs and manager addresses of random text.
+    @Test func mutatedAlertsNeverCrash() {
+        let original = Array(withAlerts(Self.full))
+        var generator = SeededGenerator(seed: 0xA1E7)
+        let alphabet: [Character] = Array(" \n\t:-[]{},#&*!|>'\"0123456789abcxyz./@%?")
+        for _ in 0..<300 {
+            var text = original
+            for _ in 0..<Int.random(in: 1...6, using: &generator) {
+                // Only inside the alerts section, so the mutations test its reader.
+                let index = Int.random(in: (original.count - Self.full.count)..<text.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: text.remove(at: index)
+                case 1: text.insert(text[index], at: index)
+                default: text[index] = alphabet[Int.random(in: 0..<alphabet.count, using: &generator)]
+                }
+            }
+            _ = try? load(String(text))
+            let word = String(
+                (0..<Int.random(in: 0..<40, using: &generator)).map { _ in
+                    alphabet[Int.random(in: 0..<alphabet.count, using: &generator)]
+                })
+            for candidate in ["http://" + word, "https://[" + word, word] {
+                if let url = WebhookURL(candidate) {
+                    #expect(WebhookURL.problem(candidate) == nil && (1...65_535).contains(url.port) && url.target.hasPrefix("/"))
+                }
+                _ = ConfigReader.parseManager(candidate)
+                _ = ConfigReader.mailAddressProblem(candidate)
+            }
+        }
+    }
+
     @Test func levelWords() {
         #expect(LogLevel(word: "ERROR") == .error && LogLevel(word: "err") == .error)
         #expect(LogLevel(word: "warn") == .warning && LogLevel(word: "WARNING") == .warning)
