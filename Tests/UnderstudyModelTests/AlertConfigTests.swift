@@ -84,6 +84,8 @@ struct AlertConfigTests {
         #expect(config.alerts.destinations(module: "nm", id: 2, level: .warning) == ["local"])
         let none = try load(withAlerts("alerts:\n  destinations:\n    - {name: local, type: syslog}\n  routes: []\n")).config
         #expect(none.alerts.destinations(module: "nm", id: 2, level: .warning).isEmpty)
+        let off = try load(withAlerts("alerts: {}\n")).config
+        #expect(off.alerts.destinations.isEmpty && off.alerts.effectiveRoutes.isEmpty)
     }
 
     @Test func backoffDoublesUpToTheCap() {
