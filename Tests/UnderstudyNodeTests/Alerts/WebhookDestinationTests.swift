@@ -17,7 +17,7 @@ import UnderstudyTestSupport
 /// `hang` never answers.
 struct WebhookReceiver {
     static let script = #"""
-        import hashlib, hmac, sys, time
+        import hashlib, hmac, ssl, sys, time
         from http.server import HTTPServer, BaseHTTPRequestHandler
         port, key_file, out, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
         key = open(key_file, "rb").read().rstrip(b"\r\n")
@@ -38,21 +38,30 @@ struct WebhookReceiver {
                 self.end_headers()
             def log_message(self, *args):
                 pass
-        HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+        server = HTTPServer(("127.0.0.1", port), Handler)
+        if len(sys.argv) > 6:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[5], sys.argv[6])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.serve_forever()
         """#
 
     let port: Int
     let output: String
     let process: Process
 
-    static func start(in folder: String, key: String, mode: String = "verify") async throws -> WebhookReceiver {
+    /// With `tls` (certificate and key files), it speaks HTTPS.
+    static func start(in folder: String, key: String, mode: String = "verify", tls: (String, String)? = nil) async throws
+        -> WebhookReceiver
+    {
         let port = try FreePort.take()
         try script.write(toFile: folder + "/receiver.py", atomically: true, encoding: .utf8)
         try key.write(toFile: folder + "/receiver.key", atomically: true, encoding: .utf8)
         let output = folder + "/received.jsonl"
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = [folder + "/receiver.py", String(port), folder + "/receiver.key", output, mode]
+        process.arguments =
+            [folder + "/receiver.py", String(port), folder + "/receiver.key", output, mode] + (tls.map { [$0.0, $0.1] } ?? [])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -128,6 +137,27 @@ struct WebhookDestinationTests {
                 #expect("\(error)".contains("HTTP 401"))
                 #expect(!"\(error)".contains("another key"))
             }
+            #expect(receiver.bodies().count == 1)
+        }
+    }
+
+    @Test(
+        "HTTPS: a receiver whose certificate ca-file trusts takes the alert; an untrusted one fails the attempt",
+        .requires(python), .requires(TestCertificates.openssl))
+    func https() async throws {
+        try await withTemporaryFolder { folder in
+            let (certificate, key) = try TestCertificates.selfSigned(in: folder + "/tls", name: "receiver")
+            let receiver = try await WebhookReceiver.start(in: folder, key: "k", tls: (certificate, key))
+            defer { receiver.stop() }
+            try "k".write(toFile: folder + "/hook.key", atomically: true, encoding: .utf8)
+            let url = "https://127.0.0.1:\(receiver.port)/alerts"
+            let trusted = try WebhookDestination(
+                name: "chat", settings: WebhookDestinationSettings(url: url, secretFile: folder + "/hook.key", caFile: certificate))
+            try await trusted.deliver(Self.alert("over https"))
+            #expect(receiver.bodies().first?["message"] as? String == "over https")
+            let untrusted = try WebhookDestination(
+                name: "chat", settings: WebhookDestinationSettings(url: url, secretFile: folder + "/hook.key"))
+            await #expect(throws: AlertDeliveryError.self) { try await untrusted.deliver(Self.alert("not trusted")) }
             #expect(receiver.bodies().count == 1)
         }
     }
