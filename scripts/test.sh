@@ -23,14 +23,15 @@ cd "$(dirname "$0")/.."
 # MetricsProcessTests), python3-aiosmtpd (a real SMTP server with STARTTLS and AUTH for
 # the mail alert destination's tests, run by scripts/smtp_test_server.py), snmptrapd and snmp
 # (a real trap receiver decoding the alert traps with docs/UNDERSTUDY-MIB.txt, and
-# snmptranslate checking that MIB). Installed only when missing, so the
+# snmptranslate checking that MIB), rsyslog (a real rsyslogd the syslog alert destination's
+# test starts with its own socket and loopback ports). Installed only when missing, so the
 # command also works without network on a machine that already has them.
 need=()
 for pkg in procps iproute2 curl openssl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
     postgresql postgresql-client mariadb-server mariadb-client python3 lvm2 sg3-utils \
     hostname bsdutils nut-server nut-client kmod socat e2fsprogs xfsprogs util-linux mount \
     samba smbclient nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common openssl \
-    chromium chromium-driver prometheus python3-aiosmtpd snmptrapd snmp; do
+    chromium chromium-driver prometheus python3-aiosmtpd snmptrapd snmp rsyslog; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -156,6 +156,44 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     /// (`GET /metrics`, see StatusCounters.swift).
     public var counters: CountersLine? = nil
 
+    /// Filled in by the daemon: each alert destination's deliveries, failures and drops.
+    public var alertDestinations: [AlertDestinationLine]?
+
+    /// One alert destination as the alert router counts it (since the daemon started).
+    public struct AlertDestinationLine: Sendable, Codable, Equatable {
+        public var name: String
+        public var type: String
+        /// Alerts it took.
+        public var delivered: UInt64
+        /// Alerts given up after every attempt.
+        public var failed: UInt64
+        /// Attempts that failed and were tried again.
+        public var retried: UInt64
+        /// Alerts dropped because its queue was full (the oldest go first).
+        public var dropped: UInt64
+        /// Alerts waiting now.
+        public var queued: Int
+        /// Since its last alert was given up, until one goes through.
+        public var failing: Bool
+        /// Why its last attempt failed (nil once one succeeds).
+        public var lastError: String?
+
+        public init(
+            name: String, type: String, delivered: UInt64 = 0, failed: UInt64 = 0, retried: UInt64 = 0, dropped: UInt64 = 0,
+            queued: Int = 0, failing: Bool = false, lastError: String? = nil
+        ) {
+            self.name = name
+            self.type = type
+            self.delivered = delivered
+            self.failed = failed
+            self.retried = retried
+            self.dropped = dropped
+            self.queued = queued
+            self.failing = failing
+            self.lastError = lastError
+        }
+    }
+
     /// Lateness of timed work against its schedule over the last minute, in microseconds.
     public struct RuntimeLine: Sendable, Codable, Equatable {
         public var monitorChecks: UInt64

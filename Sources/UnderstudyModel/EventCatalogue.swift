@@ -263,6 +263,16 @@ extension EventKind {
     public static let webOperation = EventKind(
         "apisv", 1, .info, "an operation was requested through the REST API (user, client address, operation, result)")
 
+    // MARK: alert, logcmd
+
+    public static let alertDestinationFailing = EventKind(
+        "alert", 1, .error,
+        "an alert destination (syslog, mail, SNMP trap, webhook, command) failed to take an alert after every retry; said once until it works again"
+    )
+    public static let alertDestinationRecovered = EventKind("alert", 2, .info, "an alert destination that was failing took an alert again")
+    public static let logCommand = EventKind(
+        "logcmd", 1, .info, "a message written with `clplogcmd` (its id and level are the caller's: `-i`, `-l`)")
+
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .timeoutRatioChanged, .autoStartSuppressed,
         .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .diskHeartbeatFailed,
@@ -289,7 +299,15 @@ extension EventKind {
         .upsPowerOffFailed, .kernelWatchdogArmed, .kernelWatchdogDisarmed, .kernelWatchdogUnavailable, .recoveryDisabled,
         .recoveryNotOnTimeout, .remoteScriptRunning, .remoteScriptFailed, .controlListenFailed, .controlListening,
         .controlPathChanged, .webListening, .webListenFailed, .webLoginFailed, .webLoginThrottled, .webOperation,
+        .alertDestinationFailing, .alertDestinationRecovered, .logCommand,
     ]
+
+    /// The modules of the catalogue, in first-seen order.
+    public static var modules: [String] {
+        var seen: [String] = []
+        for event in all where !seen.contains(event.module) { seen.append(event.module) }
+        return seen
+    }
 
     /// The Markdown table of every event, as docs/operations.md lists them.
     public static var markdownTable: String {

@@ -1,14 +1,14 @@
 import ArgumentParser
 import Foundation
 
-/// `understudy`, and through symlinks named clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl, clpperfc, clpcfget, those commands.
+/// `understudy`, and through symlinks named clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl, clpperfc, clpcfget, clptoratio, clplogcmd, those commands.
 struct Understudy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "understudy",
         abstract: "Understudy: a high-availability cluster manager for Linux.",
         subcommands: [
             DaemonCommand.self, KeeperCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self, ClpMonCtrl.self,
-            ClpRexec.self, ClpDown.self, ClpStdn.self, ClpCfCtrl.self, ClpPerfc.self, ClpCfGet.self, ClpToRatio.self,
+            ClpRexec.self, ClpDown.self, ClpStdn.self, ClpCfCtrl.self, ClpPerfc.self, ClpCfGet.self, ClpToRatio.self, ClpLogCmd.self,
             DemoCommand.self, SimulateCommand.self, KeygenCommand.self, InstallAliasesCommand.self, DemoResponder.self,
             LabCommand.self, DiskHeartbeatCommand.self, WitnessCommand.self, UserCommand.self,
         ])

@@ -12,6 +12,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var networkPartition: [NetworkPartitionConfig]
     public var groups: [GroupConfig]
     public var monitors: [MonitorConfig]
+    /// Alert destinations and routing (`alerts:`); `AlertSettings.implicit` when absent.
+    public var alerts: AlertSettings = .implicit
 
     public init(
         sourcePath: String = "",

@@ -5,7 +5,7 @@
 import Yams
 
 extension ConfigReader {
-    static let rootKeys = ["cluster", "servers", "heartbeats", "network-partition", "groups", "monitors"]
+    static let rootKeys = ["cluster", "servers", "heartbeats", "network-partition", "groups", "monitors", "alerts"]
 
     mutating func readRoot(_ root: Node) -> ClusterConfig? {
         guard let fields = mapping(root, path: "", allowed: Self.rootKeys) else { return nil }
@@ -17,9 +17,11 @@ extension ConfigReader {
         if cluster == nil { sourceMap.clusterSettingsMissing = true }
         let settings = cluster ?? ClusterSettings(name: "", secretFile: "")
         let monitors = readMonitors(present(fields, "monitors"), groups: groups, timing: settings.timing)
-        return ClusterConfig(
+        var config = ClusterConfig(
             cluster: settings, servers: servers, heartbeats: heartbeats, networkPartition: partitions,
             groups: groups, monitors: monitors)
+        if let alerts = present(fields, "alerts") { config.alerts = readAlerts(alerts) }
+        return config
     }
 
     // MARK: cluster

@@ -140,6 +140,11 @@ public enum ConfigReflection {
                 path: path + "." + difference.path, text: "monitor \(name): " + describe(difference), method: .restartMonitors,
                 monitors: [name])
         }
+        // The daemon's alert router takes new destinations and routes at once (queues and
+        // counters of destinations that stay are kept).
+        for difference in differences(running.alerts, new.alerts, folders: (folderOld, folderNew)) {
+            changes.append(ConfigChange(path: "alerts." + difference.path, text: "alerts " + describe(difference), method: .uploadOnly))
+        }
         for script in changedScripts.sorted() {
             changes.append(ConfigChange(path: "scripts/" + script, text: "script \(script) changed", method: .uploadOnly))
         }

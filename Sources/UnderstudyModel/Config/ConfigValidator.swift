@@ -49,7 +49,7 @@ extension GroupConfig {
     }
 }
 
-private struct Validator {
+struct Validator {
     let config: ClusterConfig
     let sourceMap: ConfigSourceMap
     let file: String
@@ -98,6 +98,7 @@ private struct Validator {
         checkGroups()
         checkResources()
         checkMonitors()
+        checkAlerts()
     }
 
     // MARK: Shared checks

@@ -42,6 +42,9 @@ public enum Defaults {
     public static let rexecDirectory = "/etc/understudy/rexec"
     public static let configPath = "/etc/understudy/cluster.yaml"
 
+    /// Alerts waiting per alert destination before the oldest is dropped.
+    public static let alertQueue = 1000
+
     /// Version reported in `CLP_VERSION_FULL`.
     public static let productVersion = "0.1.0-1"
     /// Install path reported in `CLP_PATH`.

@@ -34,3 +34,10 @@ public protocol AlertDestination: Sendable {
     /// Delivers one alert, or throws why it could not (a sentence naming the receiver).
     func deliver(_ alert: AlertEvent) async throws
 }
+
+/// A delivery error that says whether trying again could help: a receiver that refused for
+/// good, or a mail already delivered to some recipients (a retry would send it twice). The
+/// router gives such an alert up at once.
+public protocol PermanentAlertFailure: Error {
+    var isPermanent: Bool { get }
+}

@@ -85,7 +85,7 @@ public struct MailSettings: Sendable {
 }
 
 /// Why a mail could not be delivered, naming the server and the step.
-public struct MailDeliveryError: Error, CustomStringConvertible, Sendable {
+public struct MailDeliveryError: PermanentAlertFailure, CustomStringConvertible, Sendable {
     public let description: String
     /// A retry cannot help: the server refused for good (a 5yz reply, a missing STARTTLS
     /// or AUTH), or the mail already reached some recipients and a retry would send it to

@@ -220,10 +220,10 @@ extension ClusterDaemon {
     }
 
     /// UTC with milliseconds: failover steps are milliseconds apart.
-    static func alertTimestamp() -> String {
+    static func alertTimestamp(_ time: Date = Date()) -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date())
+        return formatter.string(from: time)
     }
 
     func record(_ entry: LogEntry) {
@@ -231,11 +231,29 @@ extension ClusterDaemon {
         for admitted in logLimiter.admit(entry, now: now()) { write(admitted) }
     }
 
+    /// The alert log, the daemon's log, and the alert router (which queues and returns: no
+    /// destination is ever awaited here).
     func write(_ entry: LogEntry) {
-        let line =
-            "\(Self.alertTimestamp()) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
-        alertLog.appendLine(line)
-        for subscriber in alertSubscribers.values { subscriber.yield(line) }
+        alertRouter.submit(writeAlertLog(entry))
+    }
+
+    /// The alert log and the daemon's log only; the alert as destinations would get it.
+    @discardableResult
+    func writeAlertLog(_ entry: LogEntry, alertLogToo: Bool = true) -> AlertEvent {
+        let time = Date()
+        if alertLogToo {
+            let line =
+                "\(Self.alertTimestamp(time)) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
+            alertLog.appendLine(line)
+            for subscriber in alertSubscribers.values { subscriber.yield(line) }
+        }
+        logToDaemonLog(entry)
+        return AlertEvent(
+            cluster: config.cluster.name, server: me, time: time, level: entry.level, module: entry.module, eventID: entry.eventID,
+            message: entry.message)
+    }
+
+    func logToDaemonLog(_ entry: LogEntry) {
         switch entry.level {
         case .info: logger.info("[\(entry.module) \(entry.eventID)] \(entry.message)")
         case .warning: logger.warning("[\(entry.module) \(entry.eventID)] \(entry.message)")

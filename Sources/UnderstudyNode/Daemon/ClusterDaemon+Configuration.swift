@@ -253,7 +253,11 @@ extension ClusterDaemon {
         }
         if let pending = try? configStore.pending(), pending.version <= version { try? configStore.removePending() }
         let actions = engine.applyConfiguration(checked.config, hash: hash, version: version, now: now())
+        let alertsChanged = checked.config.alerts != config.alerts || checked.config.cluster.name != config.cluster.name
         config = checked.config
+        if alertsChanged {
+            alertRouter.configure(config.alerts, destinations: AlertDestinationRegistry.build(config.alerts, context: alertContext))
+        }
         probeContext.config = checked.config
         runningBundle = bundle
         perform(actions)

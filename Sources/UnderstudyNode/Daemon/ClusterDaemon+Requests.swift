@@ -44,6 +44,8 @@ extension ClusterDaemon {
             for index in monitors.indices { monitors[index].lastCheckMillis = counters.lastCheckMillis(monitors[index].name) }
             status.monitors = monitors
         }
+        let destinations = alertRouter.lines
+        status.alertDestinations = destinations.isEmpty ? nil : destinations
         addControlPaths(to: &status)
         let checks = monitorRunner.lateness.summary()
         let beats = heartbeatLateness.summary()
@@ -76,6 +78,8 @@ extension ClusterDaemon {
         switch decoded {
         case .whoami:
             return LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames)
+        case .logCommand(let request):
+            return LocalResponse.result(logCommand(request))
         case .configApply(let bundle, let dryRun, let prepareOnly):
             let report = dryRun ? previewConfiguration(bundle) : await applyConfiguration(bundle, prepareOnly: prepareOnly)
             return LocalResponse.configApply(report)

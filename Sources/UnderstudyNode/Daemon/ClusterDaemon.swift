@@ -74,6 +74,8 @@ public actor ClusterDaemon {
     /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
     let resources: ResourceDrivers
     let alertLog: RotatingLog
+    /// Alert destinations beside the alert log (syslog, mail, traps, webhooks, commands).
+    let alertRouter = AlertRouter()
     /// Followers of the alert log (`alertLines()`: the web server's event stream).
     var alertSubscribers: [Int: AsyncStream<String>.Continuation] = [:]
     var nextAlertSubscriber = 0
@@ -214,6 +216,14 @@ public actor ClusterDaemon {
                 logger: logger))
         alertLog = RotatingLog(path: paths.stateDirectory + "/alert.log", rotateSize: 4 * 1024 * 1024, keptGenerations: 3, logger: logger)
         controlPaths = ControlPathTable(config: config)
+        let alertContext = AlertDestinationContext(
+            cluster: config.cluster.name, server: server, runner: scriptRunner, host: host, logger: logger)
+        alertRouter.configure(config.alerts, destinations: AlertDestinationRegistry.build(config.alerts, context: alertContext))
+    }
+
+    /// What alert destinations are built with.
+    var alertContext: AlertDestinationContext {
+        AlertDestinationContext(cluster: config.cluster.name, server: me, runner: scriptRunner, host: host, logger: logger)
     }
 
     func now() -> EngineTime { origin.duration(to: .now) }
@@ -264,6 +274,7 @@ public actor ClusterDaemon {
         )
         keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
         if keeper == nil { helperFailed("the keeper process could not be started") }
+        await alertRouter.start()
         let (results, resultSink) = AsyncStream<[MonitorCheck]>.makeStream()
         monitorRunner.onReport { checks in resultSink.yield(checks) }
         for note in startNotes { record(note) }
@@ -279,12 +290,18 @@ public actor ClusterDaemon {
             tasks.addTask { [weak self] in
                 for await batch in results { await self?.monitorsChecked(batch) }
             }
+            tasks.addTask { [weak self, alertRouter] in
+                for await notice in alertRouter.notices { await self?.alertDestinationChanged(notice) }
+            }
             await waitForExit()
             tasks.cancelAll()
             resultSink.finish()
             await closeSockets()
         }
         await monitorRunner.stopAll()
+        // The last alerts (the service stopping) reach destinations that work, briefly.
+        await alertRouter.drain(within: .seconds(1))
+        await alertRouter.stop()
         try? AtomicFile.remove(paths.pidPath)
         Keeper.dismiss(keeper?.handle)
         logger.info("understudy daemon \(me) exits")

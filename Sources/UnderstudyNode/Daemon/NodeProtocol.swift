@@ -25,6 +25,26 @@ public enum LocalRequest: Codable, Sendable {
     case configPull
     /// The newest `limit` lines of `target`'s alert log (the WebManager's merged alert view).
     case alerts(target: ServerName, limit: Int)
+    /// `clplogcmd`: an event of the caller's, module `logcmd` (ClusterDaemon+Alerts.swift).
+    case logCommand(LogCommandRequest)
+}
+
+/// `clplogcmd -m MESSAGE [-i ID] [-l LEVEL] [--alert] [--syslog] [--mail] [--trap]`.
+public struct LogCommandRequest: Codable, Sendable, Equatable {
+    public var message: String
+    public var id: Int
+    public var level: LogLevel
+    /// Nil (no destination flag): the alert log and the routes, like any event. Otherwise
+    /// exactly these outputs: `alert` (the alert log) and destination types (`syslog`,
+    /// `mail`, `snmp`), whatever the routes say.
+    public var outputs: [String]?
+
+    public init(message: String, id: Int = 1, level: LogLevel = .info, outputs: [String]? = nil) {
+        self.message = message
+        self.id = id
+        self.level = level
+        self.outputs = outputs
+    }
 }
 
 public enum LocalResponse: Codable, Sendable {

@@ -120,8 +120,11 @@ public struct WitnessExchangeError: Error, CustomStringConvertible, Equatable {
 /// whole (connect, send, answer): the status and the body (at most
 /// `WitnessMessage.maximumBodySize` bytes).
 enum WitnessHTTPClient {
+    /// `peer` names the receiver in errors; the alert webhook (WebhookDestination) posts
+    /// JSON through here too.
     static func post(
         host: String, port: Int, path: String, body: [UInt8], timeout: Duration, tls: WitnessTLSClient? = nil,
+        contentType: String = "application/octet-stream", headers extra: [(String, String)] = [], peer: String = "the witness",
         group: any EventLoopGroup = WitnessEventLoop.group
     ) async throws -> (status: Int, body: [UInt8]) {
         let loop = group.next()
@@ -129,7 +132,7 @@ enum WitnessHTTPClient {
         let limit = TimeAmount.nanoseconds(
             max(1, timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
         let timer = loop.scheduleTask(in: limit) {
-            promise.fail(WitnessExchangeError("no answer from the witness \(host):\(port) within \(timeout)"))
+            promise.fail(WitnessExchangeError("no answer from \(peer) \(host):\(port) within \(timeout)"))
         }
         let connect = ClientBootstrap(group: loop)
             .connectTimeout(limit)
@@ -140,15 +143,16 @@ enum WitnessHTTPClient {
                             NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverHostname))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(WitnessResponseCollector(promise: promise))
+                    try channel.pipeline.syncOperations.addHandler(WitnessResponseCollector(promise: promise, peer: peer))
                 }
             }
             .connect(host: host, port: port)
-        connect.whenFailure { error in promise.fail(WitnessExchangeError("cannot connect to the witness \(host):\(port): \(error)")) }
+        connect.whenFailure { error in promise.fail(WitnessExchangeError("cannot connect to \(peer) \(host):\(port): \(error)")) }
         connect.whenSuccess { channel in
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
-            headers.add(name: "Content-Type", value: "application/octet-stream")
+            headers.add(name: "Content-Type", value: contentType)
+            for (name, value) in extra { headers.add(name: name, value: value) }
             headers.add(name: "Content-Length", value: String(body.count))
             headers.add(name: "Connection", value: "close")
             let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
@@ -166,11 +170,15 @@ final class WitnessResponseCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     let promise: EventLoopPromise<(status: Int, body: [UInt8])>
+    let peer: String
     private var status = 0
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>) { self.promise = promise }
+    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>, peer: String = "the witness") {
+        self.promise = promise
+        self.peer = peer
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -184,7 +192,7 @@ final class WitnessResponseCollector: ChannelInboundHandler {
             }
         case .end:
             if tooLarge {
-                promise.fail(WitnessExchangeError("the witness's answer is larger than \(WitnessMessage.maximumBodySize) bytes"))
+                promise.fail(WitnessExchangeError("the answer of \(peer) is larger than \(WitnessMessage.maximumBodySize) bytes"))
             } else {
                 promise.succeed((status, body))
             }
@@ -192,12 +200,12 @@ final class WitnessResponseCollector: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        promise.fail(WitnessExchangeError("the witness closed the connection without an answer"))
+        promise.fail(WitnessExchangeError("\(peer) closed the connection without an answer"))
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        promise.fail(WitnessExchangeError("HTTP error talking to the witness: \(error)"))
+        promise.fail(WitnessExchangeError("HTTP error talking to \(peer): \(error)"))
         context.close(promise: nil)
     }
 }

@@ -153,7 +153,19 @@ enum StatusRendering {
         if snapshot.autoStartSuppressed {
             notes.append("Automatic group start is suspended on \(snapshot.localServer) after an abnormal stop (clpcl -r lifts it).")
         }
-        return (out + notes.map { "  (\($0))" }).joined(separator: "\n")
+        return (out + alertDestinations(snapshot) + notes.map { "  (\($0))" }).joined(separator: "\n")
+    }
+
+    /// The alert router's counters of the server asked (since its daemon started).
+    static func alertDestinations(_ snapshot: ClusterStatusSnapshot) -> [String] {
+        guard let lines = snapshot.alertDestinations, !lines.isEmpty else { return [] }
+        return ["  Alert destinations of \(snapshot.localServer):"]
+            + lines.map { line in
+                var text =
+                    "    \(line.name) (\(line.type)): delivered \(line.delivered), failed \(line.failed), retried \(line.retried), dropped \(line.dropped), queued \(line.queued)"
+                if line.failing { text += "; FAILING" + (line.lastError.map { ": \($0)" } ?? "") }
+                return text
+            }
     }
 
     /// `clpstat -g`: `serverN [o] : grp[o] …` per server; o online, p pending, e failure,

@@ -95,6 +95,8 @@ struct ClusterSpec: Sendable {
     var apiPort: Int?
     /// Other keys of `cluster:` (indented by two spaces), e.g. `rexec-directory`.
     var clusterExtra: String?
+    /// The `alerts:` section, written as it is at the end.
+    var alerts: String?
 
     /// Control, heartbeat and http ports: free on every address when the spec was made (a
     /// fixed port in the ephemeral range may be taken by any outgoing connection).
@@ -177,6 +179,7 @@ struct ClusterSpec: Sendable {
             }
         }
         if let monitors { text += "monitors:\n" + monitors }
+        if let alerts { text += alerts }
         return text
     }
 
