@@ -310,9 +310,15 @@ extension EventKind {
     }
 
     /// The Markdown table of every event, as docs/operations.md lists them.
+    /// docs/alerts.md's event table: each event with where it goes without an `alerts:`
+    /// section (`AlertSettings.implicit`).
     public static var markdownTable: String {
-        var lines = ["| event | level | meaning |", "|---|---|---|"]
-        for event in all { lines.append("| `\(event.module) \(event.id)` | \(event.level.rawValue) | \(event.meaning) |") }
+        var lines = ["| event | level | meaning | default destinations |", "|---|---|---|---|"]
+        for event in all {
+            let destinations = ["alert log"] + AlertSettings.implicit.destinations(module: event.module, id: event.id, level: event.level)
+            lines.append(
+                "| `\(event.module) \(event.id)` | \(event.level.rawValue) | \(event.meaning) | \(destinations.joined(separator: ", ")) |")
+        }
         return lines.joined(separator: "\n")
     }
 }

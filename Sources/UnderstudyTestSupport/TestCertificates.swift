@@ -14,21 +14,11 @@ public enum TestCertificates {
         let certificate = folder + "/" + name + ".pem"
         let key = folder + "/" + name + ".key"
         let names = ipAddresses.map { "IP:\($0)" } + dnsNames.map { "DNS:\($0)" }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        let made = Shell.run([
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
             "-subj", "/CN=\(name)", "-addext", "subjectAltName=\(names.joined(separator: ","))", "-keyout", key, "-out", certificate,
-        ]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CertificateError(message: "openssl req failed: \(String(decoding: output, as: UTF8.self))")
-        }
+        ])
+        guard made.ok else { throw CertificateError(message: "openssl req failed: \(made.output)") }
         return (certificate, key)
     }
 

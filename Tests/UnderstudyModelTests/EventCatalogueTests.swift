@@ -3,7 +3,7 @@ import Testing
 import UnderstudyModel
 
 /// Every logged event comes from the catalogue (EventCatalogue.swift), and the event table of
-/// docs/operations.md is the catalogue.
+/// docs/alerts.md is the catalogue.
 @Suite("Event catalogue")
 struct EventCatalogueTests {
     static func sources() -> [(path: String, text: String)] {
@@ -43,17 +43,17 @@ struct EventCatalogueTests {
         }
     }
 
-    @Test("docs/operations.md's event table is the catalogue")
+    @Test("docs/alerts.md's event table is the catalogue")
     func documented() throws {
-        let doc = try String(contentsOfFile: packageRoot + "/docs/operations.md", encoding: .utf8)
+        let doc = try String(contentsOfFile: packageRoot + "/docs/alerts.md", encoding: .utf8)
         let begin = "<!-- events: generated from EventCatalogue.swift -->\n"
         let end = "\n<!-- events end -->"
         guard let start = doc.range(of: begin), let stop = doc.range(of: end, range: start.upperBound..<doc.endIndex) else {
-            Issue.record("docs/operations.md has no event table between \(begin.trimmingCharacters(in: .newlines)) and \(end)")
+            Issue.record("docs/alerts.md has no event table between \(begin.trimmingCharacters(in: .newlines)) and \(end)")
             return
         }
         let table = String(doc[start.upperBound..<stop.lowerBound])
-        #expect(table == EventKind.markdownTable, "docs/operations.md's event table differs; it should read:\n\(EventKind.markdownTable)")
+        #expect(table == EventKind.markdownTable, "docs/alerts.md's event table differs; it should read:\n\(EventKind.markdownTable)")
     }
 
     /// The names of the static members, read from the catalogue's source.

@@ -106,13 +106,7 @@ final class MailTestServer: @unchecked Sendable {
     /// Stops the server by its PID and removes its folder. (The script unblocks SIGTERM, which
     /// it inherits blocked from the test runner's thread.)
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGTERM)
-            // Bounded: 50 rounds of 100 ms, then SIGKILL.
-            for _ in 0..<50 where process.isRunning { usleep(100_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
+        process.stopBounded(signal: SIGTERM)
         try? FileManager.default.removeItem(atPath: folder)
     }
 }

@@ -110,10 +110,7 @@ final class SNMPTrapReceiver: @unchecked Sendable {
     /// (and takes seconds to exit on it anyway), and it has nothing to save; the test has
     /// read its log.
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.stopBounded()
         try? FileManager.default.removeItem(atPath: folder)
     }
 }

@@ -59,10 +59,7 @@ struct Rsyslog {
     /// SIGKILL: rsyslogd started by a test process ignores SIGTERM (the signal mask it
     /// inherits), and its output has been read by then.
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.stopBounded()
     }
 
     func lines() -> [String] {

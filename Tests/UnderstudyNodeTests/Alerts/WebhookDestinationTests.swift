@@ -77,10 +77,7 @@ struct WebhookReceiver {
     }
 
     func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        process.stopBounded()
     }
 
     func bodies() -> [[String: Any]] {

@@ -56,7 +56,7 @@ struct LocalControlSocketTests {
             let path = directory + "/understudy.sock"
             try await withServer(at: path) { server in
                 #expect(TransportTestSupport.fileMode(path) == 0o600)
-                let answer = try await LocalControlClient.request(path: path, payload: Array("clpstat".utf8), timeout: .seconds(5))
+                let answer = try await LocalControlClient.request(path: path, payload: Array("clpstat".utf8), timeout: .seconds(15))
                 #expect(answer == Array("uid=\(geteuid()):clpstat".utf8))
                 #expect(try await ask(path: path, payload: []) == Array("uid=\(geteuid()):".utf8))
                 let large = [UInt8](repeating: 7, count: 2_000_000)
@@ -147,14 +147,14 @@ struct LocalControlSocketTests {
                 let oversize = try await TransportTestSupport.plainUnixConnection(path: path)
                 try await TransportTestSupport.withClosing(oversize) {
                     try await oversize.writeAndFlush(oversize.allocator.buffer(bytes: [0x7F, 0xFF, 0xFF, 0xFF]))
-                    #expect(await eventually { !oversize.isActive })
+                    #expect(await eventually(within: .seconds(15)) { !oversize.isActive })
                 }
                 let silent = try await TransportTestSupport.plainUnixConnection(path: path)
                 try await TransportTestSupport.withClosing(silent) {
-                    #expect(await eventually { !silent.isActive })
+                    #expect(await eventually(within: .seconds(15)) { !silent.isActive })
                 }
                 #expect(
-                    await eventually {
+                    await eventually(within: .seconds(15)) {
                         server.counters.dropped(.oversize) == 1 && server.counters.dropped(.timedOut) == 1
                     })
                 #expect(try await ask(path: path, payload: [9]).last == 9)

@@ -108,7 +108,7 @@ struct SerialHeartbeatTransportTests {
                     }
                     try? await Task.sleep(for: .milliseconds(60))
                 }
-                #expect(await eventually(within: .seconds(5)) { one.count >= 15 && two.count >= 15 }, "\(one.count) \(two.count)")
+                #expect(await eventually(within: .seconds(15)) { one.count >= 15 && two.count >= 15 }, "\(one.count) \(two.count)")
                 #expect(one.datagrams.withLock { $0.allSatisfy { $0.sender == "node2" } })
                 #expect(two.payloads.last == Array("one-19".utf8))
                 #expect(second.counters.dropped(.badFrame) >= 1, "\(second.counters)")
@@ -127,7 +127,7 @@ struct SerialHeartbeatTransportTests {
                 defer { follower.cancel() }
                 // 200 heartbeats of 20 KB, handed over at once: far more than the line takes.
                 for index in 0..<200 { await first.sendNow(Array("\(index)|".utf8) + [UInt8](repeating: 0x61, count: 20_000)) }
-                #expect(await eventually(within: .seconds(10)) { two.payloads.last?.starts(with: Array("199|".utf8)) == true })
+                #expect(await eventually(within: .seconds(30)) { two.payloads.last?.starts(with: Array("199|".utf8)) == true })
                 let counters = first.counters
                 #expect(counters.staleNotSent > 0, "\(counters)")
                 #expect(counters.sent + counters.staleNotSent == 200, "\(counters)")
