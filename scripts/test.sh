@@ -52,12 +52,18 @@ swift build --build-tests
 if [ $# -gt 0 ]; then
     exec swift test --skip-build "$@"
 fi
-# Five runs, so that timing-sensitive tests never share the 2 cores (and the 2 threads of the
+# Six runs, so that timing-sensitive tests never share the 2 cores (and the 2 threads of the
 # test runner's pool) with CPU-bound or blocking work: unit and component tests; the network
 # tests in namespaces (root; they run shell commands that block); the 1,200 simulator
 # schedules; the process tests, whose real daemons run with sub-second heartbeats.
+# The alert destinations' tests start real receivers (rsyslogd, snmptrapd, aiosmtpd, Python
+# HTTP servers) and commands: run in the same process as the rest of the unit tests, children
+# of that process were once never seen to exit (Foundation's waitUntilExit waited forever) and
+# the router's tasks starved; alone they take seconds. Not understood yet (docs/design.md).
+alert_suites="MailDestinationTests|SNMPTrapDestinationTests|SyslogDestinationTests|WebhookDestinationTests|CommandDestinationTests|AlertWiringTests|AlertRouterTests"
 swift test --skip-build --skip UnderstudySimulatorTests --skip UnderstudyProcessTests \
-    --skip UnderstudyLabTests --skip FloatingIP --skip ControlPathTests
+    --skip UnderstudyLabTests --skip FloatingIP --skip ControlPathTests --skip "$alert_suites"
+swift test --skip-build --filter "$alert_suites"
 # The control channel's path choice is judged by how long a TCP hello takes: alone, so that the
 # unit run's hundreds of parallel tests cannot starve the hello past an attempt's bound.
 swift test --skip-build --filter ControlPathTests
