@@ -10,7 +10,7 @@ struct Understudy: AsyncParsableCommand {
             DaemonCommand.self, KeeperCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self, ClpMonCtrl.self,
             ClpRexec.self, ClpDown.self, ClpStdn.self, ClpCfCtrl.self, ClpPerfc.self, ClpCfGet.self, ClpToRatio.self, ClpLogCmd.self,
             DemoCommand.self, SimulateCommand.self, KeygenCommand.self, InstallAliasesCommand.self, DemoResponder.self,
-            LabCommand.self, DiskHeartbeatCommand.self, WitnessCommand.self, UserCommand.self,
+            LabCommand.self, DiskHeartbeatCommand.self, WitnessCommand.self, UserCommand.self, AlertsCommand.self,
         ])
 }
 

@@ -51,6 +51,22 @@ struct TimeoutRatioProcessTests {
             let refused = try await cluster.cli(["clptoratio", "-r", "2", "-t", "31d"], on: "node1")
             #expect(refused.exitCode == 2 && refused.standardError.contains("at most 30 days"), "\(refused)")
             #expect(Self.alertLog(cluster, "node3").contains("[cl 20] Timeout ratio on node3 is now 4 (from node2)"))
+            // Every server's alert log from one server, merged by time (understudy alerts).
+            let merged = try await cluster.cli(["alerts", "-n", "500"], on: "node1")
+            #expect(merged.exitCode == 0, "\(merged)")
+            for server in cluster.servers {
+                #expect(merged.standardOutput.contains(" \(server) INFO [cl 20] Timeout ratio on \(server) is now 4"), "\(merged)")
+            }
+            let times = merged.standardOutput.split(separator: "\n").map { $0.prefix(24) }
+            #expect(times == times.sorted(), "not in time order: \(merged)")
+            let onlyNode3 = try await cluster.cli(["alerts", "-h", "node3", "--json", "--level", "info"], on: "node1")
+            let objects = onlyNode3.standardOutput.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+            #expect(!objects.isEmpty && objects.allSatisfy { $0["server"] as? String == "node3" }, "\(onlyNode3)")
+            #expect(objects.contains { $0["module"] as? String == "cl" && $0["id"] as? Int == 20 }, "\(onlyNode3)")
+            let warnings = try await cluster.cli(["alerts", "--level", "warning"], on: "node2")
+            #expect(warnings.exitCode == 0 && !warnings.standardOutput.contains(" INFO ["), "\(warnings)")
 
             // Twice the configured timeout, two thirds of the extended one: nobody judges node1 down.
             try await Self.freezeNode1(cluster, for: .seconds(3))
