@@ -115,7 +115,7 @@ public struct OperationRunner: Sendable {
 
     /// The setting is stamped here: the API runs in the daemon of this server.
     func setTimeoutRatio(ratio: Int, time: String?) async -> ApiReply {
-        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        let now = ClusterDaemon.unixMilliseconds()
         switch TimeoutRatio.requested(ratio: ratio, time: time, now: now) {
         case .failure(let error): return .error(.badRequest, "Invalid timeout ratio: \(error).")
         case .success(let setting): return reply(await send(.setTimeoutRatio(setting), at: nil))

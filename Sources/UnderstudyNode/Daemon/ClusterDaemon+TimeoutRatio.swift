@@ -5,7 +5,7 @@ import UnderstudyModel
 extension ClusterDaemon {
     /// Unix time in milliseconds: `clptoratio` settings are stamped and end in wall-clock
     /// time, the same on every server (the Engine never reads a clock).
-    nonisolated static func unixMilliseconds(_ date: Date = Date()) -> Int64 {
+    public nonisolated static func unixMilliseconds(_ date: Date = Date()) -> Int64 {
         Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 

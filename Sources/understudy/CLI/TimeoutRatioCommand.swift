@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import UnderstudyEngine
 import UnderstudyModel
+import UnderstudyNode
 
 /// `clptoratio`: multiply the heartbeat and monitor timeouts of the whole cluster for a
 /// while (a maintenance window, a known slow period), reset them, or show the ratio.
@@ -34,7 +35,7 @@ struct ClpToRatio: AsyncParsableCommand {
             print(Self.render(try await client.status()))
             return
         }
-        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+        let now = ClusterDaemon.unixMilliseconds()
         switch TimeoutRatio.requested(ratio: reset ? 1 : ratio ?? 1, time: reset ? nil : time, now: now) {
         case .failure(let error):
             fail("Invalid timeout ratio: \(error).", code: .badUsage)

@@ -206,6 +206,40 @@ struct MonitorProbeTests {
         #expect(alive.count >= 8 && alive.allSatisfy { $0.result == .normal }, "\(alive.count) checks")
     }
 
+    /// A probe that never answers (until cancelled) and counts its checks.
+    final class HangingProbe: MonitorProbe, @unchecked Sendable {
+        private let lock = NSLock()
+        private var started = 0
+        var starts: Int { lock.withLock { started } }
+        func check() async -> MonitorResult {
+            lock.withLock { started += 1 }
+            try? await Task.sleep(for: .seconds(30))
+            return .normal
+        }
+    }
+
+    @Test("clptoratio: the same run started again gets the longer timeout and keeps its schedule (no second start wait)")
+    func sameRunAgainKeepsTheSchedule() async throws {
+        let collected = Collected()
+        let runner = MonitorRunner { checks in collected.add(checks) }
+        var monitor = MonitorConfig(
+            name: "slow", type: .genw, interval: .milliseconds(200), timeout: .milliseconds(300), firstWait: .zero,
+            recovery: MonitorRecovery(target: .localServer))
+        runner.start(monitor, run: 1, probe: HangingProbe())
+        #expect(await eventually(within: .seconds(15)) { collected.checks.contains { $0.result == .timeout } })
+        // What the daemon does for ratio 100: the timeout times the ratio, the same run. A
+        // schedule started afresh would wait the 60 s start wait before the next check.
+        monitor.timeout = .seconds(30)
+        monitor.firstWait = .seconds(60)
+        let longer = HangingProbe()
+        runner.start(monitor, run: 1, probe: longer)
+        let before = collected.checks.count
+        #expect(await eventually(within: .seconds(10)) { longer.starts >= 1 }, "the schedule began again")
+        try await Task.sleep(for: .seconds(1))
+        #expect(collected.checks.count == before, "a check timed out at the old 300 ms: \(collected.checks.suffix(3))")
+        await runner.stopAll()
+    }
+
     @Test("diskw: read and read-direct of a file, write-file; an error for a missing device")
     func disk() async throws {
         let folder = try Self.temporaryFolder()
