@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -23,7 +24,15 @@ func withTemporaryFolder(_ body: (String) async throws -> Void) async throws {
 @discardableResult
 func writeScript(_ folder: String, _ name: String, _ body: String, mode: Int = 0o755) throws -> String {
     let path = folder + "/" + name
-    try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+    // Written through a close-on-exec descriptor: one inherited by a server another test
+    // spawns meanwhile would keep the file open for writing, and running it would fail with
+    // "Text file busy" (seen once in the alert tests).
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else { throw TestSupportError("cannot create \(path): \(String(cString: strerror(errno)))") }
+    let bytes = Array(("#!/bin/sh\n" + body + "\n").utf8)
+    let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+    close(descriptor)
+    guard written == bytes.count else { throw TestSupportError("cannot write \(path)") }
     try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
     return path
 }
