@@ -49,37 +49,23 @@ extension EventKind {
     public static let autoStartSuppressionLifted = EventKind(
         "cl", 19, .info, "automatic group start is allowed again on a server (an operator started a group there)")
     // MARK: lanhb
+    // CLUSTERPRO keeps lanhb/diskhb/comhb 71–73 for its delay warnings, and reports a heartbeat
+    // or NP resource going down or up as nm 4 / nm 3: these ids stay clear of both.
 
     public static let heartbeatPathReopening = EventKind(
-        "lanhb", 71, .warning, "a heartbeat path's socket closed after an error and is bound again")
-    public static let heartbeatPathReopenFailed = EventKind("lanhb", 72, .error, "a heartbeat path's socket could not be bound again")
-    public static let heartbeatTooLarge = EventKind("lanhb", 73, .error, "this server's heartbeat is larger than a datagram can carry")
-    // MARK: diskhb, comhb
-
-    public static let diskHeartbeatFailed = EventKind(
-        "diskhb", 71, .error,
-        "a disk heartbeat path cannot use its device (gone, I/O errors, no header, or an I/O that does not return); it retries every interval"
-    )
-    public static let diskHeartbeatRecovered = EventKind("diskhb", 72, .info, "a disk heartbeat path works again")
-    public static let serialHeartbeatFailed = EventKind(
-        "comhb", 71, .error,
-        "a serial heartbeat line cannot be used (gone, hung up, read or write errors); it is opened again every interval")
-    public static let serialHeartbeatRecovered = EventKind("comhb", 72, .info, "a serial heartbeat line works again")
-    public static let witnessHeartbeatFailed = EventKind(
-        "witnesshb", 71, .error,
-        "a witness heartbeat path cannot exchange heartbeats with the witness (unreachable, refused, no answer in time, or an answer that does not authenticate); it retries every interval"
-    )
-    public static let witnessHeartbeatRecovered = EventKind("witnesshb", 72, .info, "a witness heartbeat path works again")
-    public static let witnessResolutionFailed = EventKind(
-        "httpnp", 71, .error,
-        "the witness of an http network-partition resolution cannot be reached or does not authenticate; while a server is missing this server loses"
-    )
-    public static let witnessResolutionRecovered = EventKind(
-        "httpnp", 72, .info, "the witness of an http network-partition resolution answers again")
+        "lanhb", 10, .warning, "a heartbeat path's socket closed after an error and is bound again")
+    public static let heartbeatPathReopenFailed = EventKind("lanhb", 11, .error, "a heartbeat path's socket could not be bound again")
+    public static let heartbeatTooLarge = EventKind("lanhb", 12, .error, "this server's heartbeat is larger than a datagram can carry")
     // MARK: nm
 
     public static let serverUp = EventKind("nm", 1, .info, "a server's heartbeats are heard: it is up")
     public static let serverDown = EventKind("nm", 2, .warning, "a server's heartbeats stopped for longer than the timeout: it is down")
+    public static let heartbeatResourceUp = EventKind(
+        "nm", 3, .info, "a disk, serial or witness heartbeat path, or the witness of an httpnp resolution, works again")
+    public static let heartbeatResourceDown = EventKind(
+        "nm", 4, .warning,
+        "a disk heartbeat cannot use its device (gone, I/O errors, no header, an I/O that does not return), a serial line cannot be used (gone, hung up, errors), or a witness (witnesshb, httpnp) cannot be reached or does not authenticate; retried every interval; while a server is missing, an httpnp server that cannot reach its witness loses"
+    )
     public static let syncWaitStarted = EventKind("nm", 5, .info, "the cluster service waits for every server to start (the sync wait)")
     public static let allServersStarted = EventKind("nm", 6, .info, "every server has started")
     public static let syncWaitExpired = EventKind(
@@ -275,10 +261,8 @@ extension EventKind {
 
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .timeoutRatioChanged, .autoStartSuppressed,
-        .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .diskHeartbeatFailed,
-        .diskHeartbeatRecovered, .serialHeartbeatFailed, .serialHeartbeatRecovered, .witnessHeartbeatFailed,
-        .witnessHeartbeatRecovered, .witnessResolutionFailed, .witnessResolutionRecovered, .serverUp,
-        .serverDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired, .clusterNotFounded, .survivorForgotten,
+        .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .serverUp,
+        .serverDown, .heartbeatResourceUp, .heartbeatResourceDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired, .clusterNotFounded, .survivorForgotten,
         .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
         .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .configurationApplied,
         .configurationStaged, .configurationApplyRefused, .configurationFetched, .configurationFetchFailed, .serviceStarting,

@@ -108,7 +108,7 @@ struct HeartbeatPathTests {
             try #require(shrink.status == 0, "\(shrink.output)")
             try await Self.expectFailover(lab, path: "diskhb1")
             let log = (try? String(contentsOfFile: lab.spec.logPath(of: "node2"), encoding: .utf8)) ?? ""
-            #expect(log.components(separatedBy: "[diskhb 71]").count - 1 == 1, "the lost device is logged once")
+            #expect(log.components(separatedBy: "[nm 4]").count - 1 == 1, "the lost device is logged once")
         }
     }
 
@@ -139,7 +139,7 @@ struct HeartbeatPathTests {
             pullCable()
             try await Self.expectFailover(lab, path: "comhb1")
             let log = (try? String(contentsOfFile: lab.spec.logPath(of: "node2"), encoding: .utf8)) ?? ""
-            #expect(log.contains("[comhb 71]"), "the lost line is logged")
+            #expect(log.contains("[nm 4]"), "the lost line is logged")
         }
     }
 }

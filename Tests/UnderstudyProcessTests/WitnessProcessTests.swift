@@ -111,7 +111,7 @@ struct WitnessProcessTests {
             }
             #expect(cluster.records.starts.count == 1, "nothing moved: \(cluster.records.summary)")
             let log = try String(contentsOfFile: cluster.logPath(of: "node1"), encoding: .utf8)
-            #expect(log.contains("[witnesshb 71]") && log.contains("[witnesshb 72]"), "the path's failure and recovery are logged")
+            #expect(log.contains("[nm 4]") && log.contains("[nm 3]"), "the path's failure and recovery are logged")
             await witness.stop()
         }
     }

@@ -333,22 +333,18 @@ public actor ClusterDaemon {
     func heartbeatPathChanged(_ event: HeartbeatPathEvent) {
         switch event {
         case .failed(let path, let type, let reason):
-            let kind: EventKind =
-                type == "diskhb" ? .diskHeartbeatFailed : type == "witnesshb" ? .witnessHeartbeatFailed : .serialHeartbeatFailed
-            record(LogEntry(kind, "Heartbeat path \(path) (\(type)) is down: \(reason); retrying every interval."))
+            record(LogEntry(.heartbeatResourceDown, "Heartbeat path \(path) (\(type)) is down: \(reason); retrying every interval."))
         case .recovered(let path, let type):
-            let kind: EventKind =
-                type == "diskhb" ? .diskHeartbeatRecovered : type == "witnesshb" ? .witnessHeartbeatRecovered : .serialHeartbeatRecovered
-            record(LogEntry(kind, "Heartbeat path \(path) (\(type)) works again."))
+            record(LogEntry(.heartbeatResourceUp, "Heartbeat path \(path) (\(type)) works again."))
         }
     }
 
     /// The witness of an httpnp entry stopped or started answering (said once per change).
     func partitionProbeChanged(failed: Bool, name: String, reason: String) {
         if failed {
-            record(LogEntry(.witnessResolutionFailed, "The witness of \(name) (httpnp) does not answer: \(reason)."))
+            record(LogEntry(.heartbeatResourceDown, "The witness of \(name) (httpnp) does not answer: \(reason)."))
         } else {
-            record(LogEntry(.witnessResolutionRecovered, "The witness of \(name) (httpnp) answers again."))
+            record(LogEntry(.heartbeatResourceUp, "The witness of \(name) (httpnp) answers again."))
         }
     }
 
