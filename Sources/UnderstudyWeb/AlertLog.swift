@@ -40,20 +40,4 @@ public enum AlertLogReader {
         let lines = AlertLogFile.lastLines(path: path, limit: limit + limit / 10 + 10, generations: generations)
         return Array(lines.compactMap(parse).suffix(limit))
     }
-
-    /// Every server's newest `limit` entries merged by time (the time stamps are UTC with
-    /// milliseconds, so text order is time order), newest `limit` kept; and the servers that
-    /// did not answer.
-    public static func merged(
-        servers: [String], limit: Int, read: @escaping @Sendable (String) async -> [String]?
-    ) async -> (entries: [Entry], unreachable: [String]) {
-        var answers: [String: [String]?] = [:]
-        await withTaskGroup(of: (String, [String]?).self) { tasks in
-            for server in servers { tasks.addTask { (server, await read(server)) } }
-            for await (server, lines) in tasks { answers[server] = lines }
-        }
-        let entries = servers.flatMap { (answers[$0] ?? nil) ?? [] }.compactMap(parse)
-        let sorted = entries.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
-        return (Array(sorted.suffix(limit)), servers.filter { (answers[$0] ?? nil) == nil })
-    }
 }

@@ -205,17 +205,14 @@ public struct WebAPI: Sendable {
                 let entries = AlertLogReader.read(path: alertLogPath, limit: limit)
                 return ApiResponse(.ok([("alerts", .array(entries.map(\.json)))]))
             case "cluster":
-                // Every server's log, each asked over the control channel, merged by time.
-                let daemon = self.daemon
-                // The servers as the running configuration names them (it may have changed online).
-                let servers = await feed.current()?.servers.map(\.name) ?? runner.config.serverNames
-                let wanted = limit
-                let (entries, unreachable) = await AlertLogReader.merged(servers: servers, limit: wanted) { server in
-                    guard case .alerts(let lines) = await daemon.request(.alerts(target: server, limit: wanted)) else { return nil }
-                    return lines
-                }
+                // The cluster alert log as this server holds it (every server's entries,
+                // exchanged between the servers): servers not connected now are named.
+                guard
+                    case .clusterAlerts(let replicated, let notConnected) = await daemon.request(.clusterAlerts(limit: limit, origin: nil))
+                else { return ApiResponse(.error(.failed, "The daemon did not answer with the alert log.")) }
+                let entries = replicated.compactMap { AlertLogReader.parse($0.line) }
                 return ApiResponse(
-                    .ok([("alerts", .array(entries.map(\.json))), ("unreachable", .array(unreachable.map { JSONValue.string($0) }))]))
+                    .ok([("alerts", .array(entries.map(\.json))), ("unreachable", .array(notConnected.map { JSONValue.string($0) }))]))
             default:
                 return ApiResponse(.error(.badRequest, "scope must be server or cluster."))
             }

@@ -30,6 +30,7 @@ struct AlertConfigTests {
             - {match: {}, to: [syslog]}
           retry: {attempts: 3, backoff: 500ms, max-backoff: 4s}
           queue: 50
+          log-records: 2500
 
         """
 
@@ -40,6 +41,7 @@ struct AlertConfigTests {
         #expect(config.alerts.destinations(module: "rc", id: 12, level: .error) == ["syslog"])
         #expect(config.alerts.retry == AlertRetry(attempts: 5, backoff: .seconds(1), maxBackoff: .seconds(60)))
         #expect(config.alerts.queue == 1000)
+        #expect(config.alerts.logRecords == 10_000)
     }
 
     @Test func everyTypeAndRoute() throws {
@@ -63,6 +65,7 @@ struct AlertConfigTests {
         #expect(command.arguments == ["--quiet"] && command.recipient == "/var/log/alerts")
         #expect(alerts.retry == AlertRetry(attempts: 3, backoff: .milliseconds(500), maxBackoff: .seconds(4)))
         #expect(alerts.queue == 50)
+        #expect(alerts.logRecords == 2500)
         // First match wins; a level match takes that level and above.
         #expect(alerts.destinations(module: "rm", id: 9, level: .error) == ["syslog", "oncall", "nms"])
         #expect(alerts.destinations(module: "rc", id: 12, level: .error) == ["syslog", "oncall"])
@@ -165,6 +168,8 @@ struct AlertConfigTests {
         expectError(
             withAlerts("alerts:\n  retry: {attempts: 0}\n"), line: firstLine + 1, keyPath: "alerts.retry.attempts", "from 1 to 100")
         expectError(withAlerts("alerts:\n  queue: 0\n"), line: firstLine + 1, keyPath: "alerts.queue", "from 1 to 100000")
+        expectError(
+            withAlerts("alerts:\n  log-records: 99\n"), line: firstLine + 1, keyPath: "alerts.log-records", "from 100 to 1000000")
     }
 
     @Test func missingCommandIsAWarningNamingTheFile() throws {

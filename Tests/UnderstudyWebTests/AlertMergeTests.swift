@@ -3,9 +3,8 @@ import Testing
 
 @testable import UnderstudyWeb
 
-/// The WebManager's alert view: every server's log merged by time, the newest kept, the
-/// servers that did not answer named.
-@Suite("Web: alerts of every server merged")
+/// The WebManager's alert view of one server: its alert log read back across rotations.
+@Suite("Web: alert log read back")
 struct AlertMergeTests {
     static let logs: [String: [String]] = [
         "node1": [
@@ -18,17 +17,6 @@ struct AlertMergeTests {
             "2026-12-06T08:00:03.500Z node3 INFO [rc 11] Group grp1 started on node3.",
         ],
     ]
-
-    @Test("merged by time across servers, newest kept, a silent server named")
-    func merged() async {
-        let (entries, unreachable) = await AlertLogReader.merged(servers: ["node1", "node2", "node3"], limit: 3) { server in
-            Self.logs[server]
-        }
-        #expect(entries.map(\.time) == ["2026-12-06T08:00:01.000Z", "2026-12-06T08:00:02.000Z", "2026-12-06T08:00:03.500Z"])
-        #expect(entries.map(\.server) == ["node3", "node1", "node3"])
-        #expect(entries[1].module == "rm" && entries[1].id == 9 && entries[1].level == "ERROR")
-        #expect(unreachable == ["node2"])
-    }
 
     @Test("a file's newest lines across its rotated generations")
     func generations() throws {

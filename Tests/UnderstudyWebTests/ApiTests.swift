@@ -27,6 +27,8 @@ actor FakeDaemon: DaemonPort {
             return .result(CommandResult(.failed, "not in this fake"))
         case .alerts(let target, _):
             return target == "node2" ? .result(CommandResult(.unreachable, "node2 does not answer")) : .alerts([])
+        case .clusterAlerts:
+            return .clusterAlerts([], notConnected: ["node2"])
         }
     }
 

@@ -10,15 +10,19 @@ public struct AlertSettings: Sendable, Equatable {
     public var retry: AlertRetry
     /// Alerts waiting per destination; when full the oldest is dropped (and counted).
     public var queue: Int
+    /// Records per alert-log file (alert.log and each server's part of the cluster alert log)
+    /// before it rotates to `.1`; the reference keeps 10,000.
+    public var logRecords: Int
 
     public init(
         destinations: [AlertDestinationConfig] = [], routes: [AlertRoute]? = nil, retry: AlertRetry = AlertRetry(),
-        queue: Int = Defaults.alertQueue
+        queue: Int = Defaults.alertQueue, logRecords: Int = Defaults.alertLogRecords
     ) {
         self.destinations = destinations
         self.routes = routes
         self.retry = retry
         self.queue = queue
+        self.logRecords = logRecords
     }
 
     /// What runs without an `alerts:` section: alert log and the local syslog (reference §7.2:

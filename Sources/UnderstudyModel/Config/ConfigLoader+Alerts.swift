@@ -5,7 +5,7 @@
 import Yams
 
 extension ConfigReader {
-    static let alertKeys = ["destinations", "routes", "retry", "queue"]
+    static let alertKeys = ["destinations", "routes", "retry", "queue", "log-records"]
     static let alertDestinationKeys: [String: [String]] = [
         "syslog": ["tag", "facility", "socket", "journal-socket", "remote"],
         "mail": ["smtp", "from", "to"],
@@ -61,6 +61,13 @@ extension ConfigReader {
                 settings.queue = value
             } else {
                 error("queue must be from 1 to 100000 alerts, got \(value)", at: field.value, path: field.path)
+            }
+        }
+        if let field = present(fields, "log-records"), let value = int(field) {
+            if (100...1_000_000).contains(value) {
+                settings.logRecords = value
+            } else {
+                error("log-records must be from 100 to 1000000, got \(value)", at: field.value, path: field.path)
             }
         }
         return settings

@@ -44,6 +44,8 @@ public enum Defaults {
 
     /// Alerts waiting per alert destination before the oldest is dropped.
     public static let alertQueue = 1000
+    /// Alert-log records per file before rotation (reference: 10,000).
+    public static let alertLogRecords = 10_000
 
     /// Version reported in `CLP_VERSION_FULL`.
     public static let productVersion = "0.1.0-1"

@@ -245,6 +245,7 @@ extension ClusterDaemon {
             let line =
                 "\(Self.alertTimestamp(time)) \(me) \(entry.level.rawValue) [\(entry.module) \(entry.eventID)] \(entry.message)"
             alertLog.appendLine(line)
+            shareAlert(clusterAlerts.appendOwn(line))
             for subscriber in alertSubscribers.values { subscriber.yield(line) }
         }
         logToDaemonLog(entry)

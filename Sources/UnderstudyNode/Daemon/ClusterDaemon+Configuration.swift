@@ -258,6 +258,8 @@ extension ClusterDaemon {
         if alertsChanged {
             alertRouter.configure(config.alerts, destinations: AlertDestinationRegistry.build(config.alerts, context: alertContext))
         }
+        alertLog.setRotateRecords(config.alerts.logRecords)
+        clusterAlerts.configure(servers: config.serverNames, recordsPerFile: config.alerts.logRecords)
         probeContext.config = checked.config
         runningBundle = bundle
         perform(actions)
@@ -405,7 +407,7 @@ extension ClusterDaemon {
         switch await askPeer(server, request) {
         case .result(let result):
             return ConfigApplyReport.ServerOutcome(server: server, succeeded: result.code == .success, message: result.message)
-        case .status, .configuration, .alerts:
+        case .status, .configuration, .alerts, .alertEntries:
             return ConfigApplyReport.ServerOutcome(server: server, succeeded: false, message: "unexpected answer")
         }
     }
@@ -431,7 +433,7 @@ extension ClusterDaemon {
         case .configCommit(let version, let hash): return .result(Self.result(commitHere(version: version, hash: hash)))
         case .configAbort(let version): return .result(Self.result(abort(version: version)))
         case .configFetch: return .configuration(runningBundle, version: engine.configVersion, hash: engine.configHash)
-        case .command, .status, .alerts: return nil
+        case .command, .status, .alerts, .alertSync, .alertPush: return nil
         }
     }
 

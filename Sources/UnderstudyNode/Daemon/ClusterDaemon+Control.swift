@@ -123,7 +123,7 @@ extension ClusterDaemon {
         switch request {
         // Reads: an operator (clpstat -h) or the WebManager waits at most 10 s for a server
         // cut off by a partition, not the 30 s a command may need.
-        case .status, .alerts:
+        case .status, .alerts, .alertSync, .alertPush:
             resendable = true
             timeout = .seconds(10)
         case .command(.runScript(_, let seconds), _, _): timeout = .seconds(max(30, seconds + 5))

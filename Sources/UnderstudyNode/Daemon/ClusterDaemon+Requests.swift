@@ -93,14 +93,17 @@ extension ClusterDaemon {
             switch await askPeer(target, .alerts(limit: limit)) {
             case .alerts(let lines): return LocalResponse.alerts(lines)
             case .result(let result): return LocalResponse.result(CommandResult(.unreachable, result.message))
-            case .status, .configuration: return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
+            case .status, .configuration, .alertEntries:
+                return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
             }
+        case .clusterAlerts(let limit, let origin):
+            return clusterAlerts(limit: limit, origin: origin)
         case .status(let target):
             if let target, target != me {
                 switch await askPeer(target, .status) {
                 case .status(let snapshot): return LocalResponse.status(snapshot)
                 case .result(let result): return LocalResponse.result(CommandResult(.failed, result.message))
-                case .configuration, .alerts:
+                case .configuration, .alerts, .alertEntries:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -117,7 +120,7 @@ extension ClusterDaemon {
                     // Exit code 3 is reserved for the local daemon.
                     return LocalResponse.result(CommandResult(.failed, result.message))
                 case .result(let result): return LocalResponse.result(result)
-                case .status, .configuration, .alerts:
+                case .status, .configuration, .alerts, .alertEntries:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -172,6 +175,11 @@ extension ClusterDaemon {
             return WireJSON.encode(PeerResponse.result(await execute(command, origin: origin, forwarded: forwarded)))
         case .alerts(let limit):
             return WireJSON.encode(PeerResponse.alerts(localAlertLines(limit: limit)))
+        case .alertSync(let summary):
+            return WireJSON.encode(alertsMissing(from: summary, peer: request.peerName))
+        case .alertPush(let entries):
+            alertsPushed(entries, peer: request.peerName)
+            return WireJSON.encode(PeerResponse.result(CommandResult(.success, "")))
         case .configPrepare, .configCommit, .configAbort, .configFetch:
             return WireJSON.encode(PeerResponse.result(CommandResult(.failed, "unexpected request")))
         }
@@ -199,7 +207,7 @@ extension ClusterDaemon {
                 // changing; the operator retries.
                 return CommandResult(.inTransition, "\(result.message) Membership is changing; retry in a moment.")
             case .result(let result): return result
-            case .status, .configuration, .alerts: return CommandResult(.failed, "unexpected answer from \(target)")
+            case .status, .configuration, .alerts, .alertEntries: return CommandResult(.failed, "unexpected answer from \(target)")
             }
         }
     }

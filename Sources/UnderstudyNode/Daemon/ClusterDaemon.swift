@@ -74,6 +74,11 @@ public actor ClusterDaemon {
     /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
     let resources: ResourceDrivers
     let alertLog: RotatingLog
+    /// Every server's alerts as this server holds them (ClusterDaemon+AlertSync.swift).
+    let clusterAlerts: ClusterAlertLog
+    /// Own entries written since the last push to the peers, and whether a push is due.
+    var alertPushPending: [ReplicatedAlert] = []
+    var alertPushScheduled = false
     /// Alert destinations beside the alert log (syslog, mail, traps, webhooks, commands).
     let alertRouter = AlertRouter()
     /// Followers of the alert log (`alertLines()`: the web server's event stream).
@@ -214,7 +219,11 @@ public actor ClusterDaemon {
                 server: server, runner: scriptRunner, host: host, logDirectory: paths.stateDirectory + "/logs",
                 stateDirectory: paths.stateDirectory, leaseFile: paths.leasePath, interfaceAddress: Self.address(of: server, in: config),
                 logger: logger))
-        alertLog = RotatingLog(path: paths.stateDirectory + "/alert.log", rotateSize: 4 * 1024 * 1024, keptGenerations: 3, logger: logger)
+        alertLog = RotatingLog(
+            path: paths.stateDirectory + "/alert.log", keptGenerations: 1, rotateRecords: config.alerts.logRecords, logger: logger)
+        clusterAlerts = ClusterAlertLog(
+            directory: paths.stateDirectory + "/alerts", me: server, servers: config.serverNames,
+            recordsPerFile: config.alerts.logRecords, logger: logger)
         controlPaths = ControlPathTable(config: config)
         let alertContext = AlertDestinationContext(
             cluster: config.cluster.name, server: server, runner: scriptRunner, host: host, logger: logger)
@@ -293,6 +302,8 @@ public actor ClusterDaemon {
             tasks.addTask { [weak self, alertRouter] in
                 for await notice in alertRouter.notices { await self?.alertDestinationChanged(notice) }
             }
+            tasks.addTask { [weak self] in await self?.alertSyncLoop() }
+            tasks.addTask { [clusterAlerts] in await ClusterDaemon.alertFlushLoop(clusterAlerts) }
             await waitForExit()
             tasks.cancelAll()
             resultSink.finish()

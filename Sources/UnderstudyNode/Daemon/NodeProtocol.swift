@@ -27,6 +27,9 @@ public enum LocalRequest: Codable, Sendable {
     case alerts(target: ServerName, limit: Int)
     /// `clplogcmd`: an event of the caller's, module `logcmd` (ClusterDaemon+Alerts.swift).
     case logCommand(LogCommandRequest)
+    /// The cluster alert log as this server holds it (every server's entries, exchanged
+    /// between the servers): the newest `limit`, of `origin` only if given.
+    case clusterAlerts(limit: Int, origin: ServerName?)
 }
 
 /// `clplogcmd -m MESSAGE [-i ID] [-l LEVEL] [--alert] [--syslog] [--mail] [--trap]`.
@@ -54,6 +57,9 @@ public enum LocalResponse: Codable, Sendable {
     case configApply(ConfigApplyReport)
     case configuration(ConfigBundle, version: UInt64, hash: String)
     case alerts([String])
+    /// The newest entries, oldest first, and the servers not connected now (their entries are
+    /// those written until this server last heard them).
+    case clusterAlerts([ReplicatedAlert], notConnected: [ServerName])
 }
 
 /// A request between daemons.
@@ -71,6 +77,11 @@ public enum PeerRequest: Codable, Sendable {
     case configFetch
     /// The newest lines of the peer's alert log.
     case alerts(limit: Int)
+    /// What the asking server holds of the cluster alert log: the peer answers with what it
+    /// holds beyond that (`alertEntries`).
+    case alertSync(AlertSyncSummary)
+    /// New entries of the sender's, sent as they are written.
+    case alertPush([ReplicatedAlert])
 }
 
 public enum PeerResponse: Codable, Sendable {
@@ -78,4 +89,6 @@ public enum PeerResponse: Codable, Sendable {
     case status(ClusterStatusSnapshot)
     case configuration(ConfigBundle, version: UInt64, hash: String)
     case alerts([String])
+    /// Cluster alert-log entries the asker lacks; `more`: ask again for the rest.
+    case alertEntries([ReplicatedAlert], more: Bool)
 }

@@ -17,18 +17,23 @@ import Synchronization
 /// caller: a failure is counted and reported once through the logger, and the next write tries
 /// again (the folder may have been recreated meanwhile).
 ///
+/// With `rotateRecords` the file rotates after that many lines instead (the alert log: the
+/// reference keeps 10,000 records), counted from the file's contents when it is opened.
+///
 /// Use one instance per file and share it between the runs of that resource: rotation is
 /// coordinated by the instance, not by the file system.
 public final class RotatingLog: Sendable {
     public let path: String
     public let rotateSize: Int
     public let keptGenerations: Int
+    private let recordLimit: Mutex<Int?>
     private let logger: Logger?
     private let state = Mutex(State())
 
     private struct State {
         var descriptor: Int32 = -1
         var size = 0
+        var records = 0
         /// Whether the last byte written was a newline, so headers start on their own line.
         var atLineStart = true
         var failureCount = 0
@@ -36,11 +41,12 @@ public final class RotatingLog: Sendable {
     }
 
     public init(
-        path: String, rotateSize: Int = 4 * 1024 * 1024, keptGenerations: Int = 2,
+        path: String, rotateSize: Int = 4 * 1024 * 1024, keptGenerations: Int = 2, rotateRecords: Int? = nil,
         logger: Logger? = nil
     ) {
         self.path = path
         self.rotateSize = max(1, rotateSize)
+        self.recordLimit = Mutex(rotateRecords.map { max(1, $0) })
         self.keptGenerations = max(0, keptGenerations)
         self.logger = logger
     }
@@ -49,6 +55,11 @@ public final class RotatingLog: Sendable {
         state.withLock { state in
             if state.descriptor >= 0 { close(state.descriptor) }
         }
+    }
+
+    /// Lines per file before a rotation (record-counted logs only); changed by an online apply.
+    public func setRotateRecords(_ records: Int) {
+        recordLimit.withLock { $0 = max(1, records) }
     }
 
     /// How many writes (or opens, or rotations) failed since this log was created.
@@ -67,6 +78,8 @@ public final class RotatingLog: Sendable {
     /// Appends one line of text, starting a new line first if output left one unfinished.
     public func appendLine(_ line: String) {
         state.withLock { state in
+            // Opened first: a file left mid-line by a crash is known before the line is built.
+            guard openIfNeeded(&state) else { return }
             var text = state.atLineStart ? "" : "\n"
             text += line
             if !line.hasSuffix("\n") { text += "\n" }
@@ -101,7 +114,12 @@ public final class RotatingLog: Sendable {
         }
         state.size += bytes.count
         if let last = bytes.last { state.atLineStart = last == UInt8(ascii: "\n") }
-        if state.size >= rotateSize { rotate(&state) }
+        if let records = recordLimit.withLock({ $0 }) {
+            state.records += bytes.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            if state.records >= records { rotate(&state) }
+        } else if state.size >= rotateSize {
+            rotate(&state)
+        }
     }
 
     private func openIfNeeded(_ state: inout State) -> Bool {
@@ -125,6 +143,11 @@ public final class RotatingLog: Sendable {
         var info = stat()
         state.size = fstat(descriptor, &info) == 0 ? Int(info.st_size) : 0
         state.descriptor = descriptor
+        state.records = 0
+        if recordLimit.withLock({ $0 }) != nil, let data = FileManager.default.contents(atPath: path) {
+            state.records = data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) }
+            state.atLineStart = data.last.map { $0 == UInt8(ascii: "\n") } ?? true
+        }
         return true
     }
 
@@ -132,6 +155,7 @@ public final class RotatingLog: Sendable {
         close(state.descriptor)
         state.descriptor = -1
         state.size = 0
+        state.records = 0
         if keptGenerations == 0 {
             if unlink(path) != 0 && errno != ENOENT {
                 recordFailure("cannot remove full log \(path): \(String(cString: strerror(errno)))", &state)

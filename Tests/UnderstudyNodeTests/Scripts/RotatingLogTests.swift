@@ -59,6 +59,26 @@ struct RotatingLogTests {
         }
     }
 
+    @Test func recordCountedLogRotatesAfterThatManyLinesCountingWhatIsThere() async throws {
+        try await withTemporaryFolder { (folder: String) async throws in
+            let path = folder + "/alert.log"
+            // A file left by an earlier run, cut mid-line by a crash: 2 lines and a torn one.
+            try "one\ntwo\nto".write(toFile: path, atomically: false, encoding: .utf8)
+            let log = RotatingLog(path: path, keptGenerations: 1, rotateRecords: 5)
+            log.appendLine("three")
+            #expect(try String(contentsOfFile: path, encoding: .utf8) == "one\ntwo\nto\nthree\n", "the torn line is ended first")
+            log.appendLine("four")
+            // Five lines (the torn one counts): rotated.
+            #expect(try String(contentsOfFile: path + ".1", encoding: .utf8) == "one\ntwo\nto\nthree\nfour\n")
+            #expect(!FileManager.default.fileExists(atPath: path))
+            log.setRotateRecords(2)
+            log.appendLine("five")
+            log.appendLine("six")
+            #expect(try String(contentsOfFile: path + ".1", encoding: .utf8) == "five\nsix\n", "one older generation kept")
+            #expect(log.failureCount == 0)
+        }
+    }
+
     private func fileSize(_ path: String) throws -> Int {
         try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int ?? -1
     }
