@@ -1,5 +1,6 @@
 import Foundation
 import UnderstudyModel
+import UnderstudyNode
 
 #if canImport(Glibc)
     import Glibc
@@ -38,30 +39,10 @@ public enum LabShell {
         guard let tool = arguments.first, let path = which(tool) else {
             throw LabError("\(arguments.first ?? "(nothing)") is not installed (looked in \(searchPath.joined(separator: ":")))")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = Array(arguments.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let pid = process.processIdentifier
-        let finished = LabFlag()
-        let timedOut = LabFlag()
-        let seconds = timeout.inSeconds
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
-            if !finished.value {
-                timedOut.set()
-                kill(pid, SIGKILL)
-            }
-        }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        finished.set()
-        let code: Int32 =
-            timedOut.value ? 124 : (process.terminationReason == .exit ? process.terminationStatus : 128 + process.terminationStatus)
-        return LabCommandOutcome(arguments: arguments, exitCode: code, output: String(decoding: data, as: UTF8.self))
+        // Not Foundation's Process: its exits go unseen while a child that closed its
+        // descriptors runs (UnderstudyNode/Scripts/SpawnedProcess.swift).
+        let outcome = SpawnedProcess.run([path] + arguments.dropFirst(), timeout: timeout)
+        return LabCommandOutcome(arguments: arguments, exitCode: outcome.status, output: outcome.output)
     }
 
     /// Runs `arguments` and throws when the command fails.
@@ -71,14 +52,6 @@ public enum LabShell {
         guard outcome.succeeded else { throw LabError(outcome.description) }
         return outcome.output
     }
-}
-
-/// A flag set once, read from any thread.
-final class LabFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var raised = false
-    var value: Bool { lock.withLock { raised } }
-    func set() { lock.withLock { raised = true } }
 }
 
 /// A process named by pid and start time (field 22 of /proc/PID/stat), so that a reused pid is

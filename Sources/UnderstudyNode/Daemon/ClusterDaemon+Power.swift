@@ -86,12 +86,8 @@ extension ClusterDaemon {
             LogEntry(
                 action == .reboot ? .osReboot : .osShutdown, "Running the OS \(action.rawValue) command: \(command.joined(separator: " "))")
         )
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(command.dropFirst())
         do {
-            try process.run()
-            process.waitUntilExit()
+            try SpawnedProcess.spawn(command, output: .inherit, error: .inherit).waitForExit()
         } catch {
             logger.critical("OS \(action.rawValue) command \(executable) failed: \(error)")
         }

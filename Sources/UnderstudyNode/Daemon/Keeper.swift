@@ -19,30 +19,33 @@ import UnderstudyModel
 public enum Keeper {
     /// A running keeper: the process and the write end of its stdin.
     struct Running {
-        var process: Process
+        var process: SpawnedProcess
         var handle: FileHandle
     }
 
     /// Starts the keeper of this daemon; returns it with the handle the daemon keeps open.
     static func launch(configPath: String, server: ServerName, stateDirectory: String, logger: Logger) -> Running? {
         guard let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        let pipe = Pipe()
-        // Scripts must not inherit the write end, or the keeper never sees the daemon go.
-        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory, "--instance", DaemonInstance.token,
-        ]
-        process.standardInput = pipe.fileHandleForReading
+        // Both ends close-on-exec: scripts must not inherit the write end, or the keeper never
+        // sees the daemon go (the keeper gets the read end as its standard input).
+        guard let (readEnd, writeEnd) = SpawnedProcess.closeOnExecPipe() else {
+            logger.error("cannot start the keeper: pipe: \(String(cString: strerror(errno)))")
+            return nil
+        }
+        defer { close(readEnd) }
+        let process: SpawnedProcess
         do {
-            try process.run()
+            process = try SpawnedProcess.spawn(
+                [
+                    binary, "keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory, "--instance",
+                    DaemonInstance.token,
+                ], input: .descriptor(readEnd), output: .inherit, error: .inherit)
         } catch {
+            close(writeEnd)
             logger.error("cannot start the keeper: \(error); a crash of this daemon would leave its resources in place")
             return nil
         }
-        try? pipe.fileHandleForReading.close()
-        return Running(process: process, handle: pipe.fileHandleForWriting)
+        return Running(process: process, handle: FileHandle(fileDescriptor: writeEnd, closeOnDealloc: true))
     }
 
     /// The daemon exits normally: the keeper has nothing to do.

@@ -60,24 +60,18 @@ struct KernelWatchdog {
     /// `modprobe softdog soft_margin=N`; nil when the device appeared.
     static func loadSoftdog(seconds: Int32) -> String? {
         guard let modprobe else { return "modprobe is not installed (Debian package kmod)" }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: modprobe)
-        process.arguments = ["softdog", "soft_margin=\(seconds)"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let process: SpawnedProcess
         do {
-            try process.run()
+            process = try SpawnedProcess.spawn([modprobe, "softdog", "soft_margin=\(seconds)"])
         } catch {
             return "modprobe cannot run: \(error)"
         }
         // modprobe exits at once; bounded anyway (5 s).
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
+        guard let status = process.waitForExit(within: .seconds(5)) else {
+            process.signal(SIGKILL)
             return "modprobe softdog did not finish"
         }
-        guard process.terminationStatus == 0 else { return "modprobe softdog failed (exit \(process.terminationStatus))" }
+        guard status == 0 else { return "modprobe softdog failed (exit \(status))" }
         return FileManager.default.fileExists(atPath: device) ? nil : "softdog loaded but \(device) is missing"
     }
 

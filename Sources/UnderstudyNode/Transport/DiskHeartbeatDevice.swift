@@ -272,16 +272,8 @@ public enum DiskHeartbeatPreparation {
     static func blkidType(_ path: String) -> String? {
         let candidates = ["/usr/sbin/blkid", "/sbin/blkid", "/usr/bin/blkid"]
         guard let blkid = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: blkid)
-        process.arguments = ["-p", "-o", "value", "-s", "TYPE", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let type = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return process.terminationStatus == 0 && !type.isEmpty ? type : nil
+        let outcome = SpawnedProcess.run([blkid, "-p", "-o", "value", "-s", "TYPE", path], errorToNull: true, timeout: .seconds(30))
+        let type = outcome.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return outcome.ok && !type.isEmpty ? type : nil
     }
 }
