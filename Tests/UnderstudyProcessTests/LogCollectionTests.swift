@@ -143,6 +143,28 @@ struct LogCollectionTests {
                 #expect(((try? FileManager.default.contentsOfDirectory(atPath: work)) ?? []).isEmpty, "\(server): \(work) not emptied")
             }
 
+            // On node3, whose daemon is stopped: clplogcc builds node3's archive itself (no
+            // status), and names the servers it cannot ask.
+            let offline = folder + "/offline"
+            let alone = try await cluster.cli(
+                ["clplogcc", "-o", offline, "--config", cluster.configPath, "--server", "node3"], on: "node3", timeout: .seconds(120))
+            #expect(alone.exitCode == 1, "\(alone)")
+            #expect(alone.standardOutput.contains("node3: \(offline)/understudy-logs-node3-"), "\(alone)")
+            #expect(alone.standardError.contains("node1: not collected: the local daemon is not running"), "\(alone)")
+            let offlineArchives = (try? FileManager.default.contentsOfDirectory(atPath: offline)) ?? []
+            #expect(offlineArchives.count == 1, "\(offlineArchives)")
+            if let name = offlineArchives.first {
+                let extracted = try await extract(offline + "/" + name, scratch: folder)
+                let found = members(of: extracted)
+                #expect(
+                    found.contains { $0.hasSuffix("/config/cluster.yaml") } && found.contains { $0.hasSuffix("/logs/alert.log") },
+                    "\(found)")
+                #expect(!found.contains { $0.hasSuffix("/status.json") }, "\(found)")
+                for secret in [key, Self.webPassword, hash, Self.mailPassword, Self.webhookSecret, Self.community] {
+                    #expect(holding(secret, in: extracted).isEmpty, "node3 (offline): a secret is in \(holding(secret, in: extracted))")
+                }
+            }
+
             // type3: logs and status only, from the local server only.
             let minimal = folder + "/minimal"
             let local = try await cluster.cli(["clplogcc", "-t", "type3", "-l", "-o", minimal], on: "node2", timeout: .seconds(120))

@@ -414,7 +414,7 @@ struct Staging {
             guard let data = FileManager.default.contents(atPath: path) else { continue }
             var bytes = Array(data)
             var replaced = 0
-            for pattern in patterns {
+            for pattern in patterns where data.range(of: Data(pattern)) != nil {
                 let (result, count) = Self.replace(pattern, in: bytes, with: replacement)
                 if count > 0 {
                     bytes = result

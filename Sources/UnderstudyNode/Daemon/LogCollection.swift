@@ -72,12 +72,12 @@ public enum LogCollectionAnswer: Codable, Sendable, Equatable {
 }
 
 /// The collection a server takes part in: at most one at a time. An abandoned one (its
-/// collector died) expires `idleLimit` after its last request, and its files go with it.
+/// collector died) expires `idleLimit` (120 s) after its last request, and its files go with it.
 public actor LogCollector {
     /// Raw bytes per `read`: base64 in JSON makes it about 1.4 MiB, well inside a control
     /// frame (4 MiB) and a local-socket frame (4 MiB).
     public static let chunkSize = 1024 * 1024
-    public static let idleLimit: Duration = .seconds(120)
+    public static let defaultIdleLimit: Duration = .seconds(120)
 
     enum Phase {
         /// The task is nil while the sources are being gathered.
@@ -96,12 +96,14 @@ public actor LogCollector {
     }
 
     let workRoot: String
+    let idleLimit: Duration
     var current: Current?
 
     /// `workRoot` holds the archives being built and served (`STATE/logcc`); whatever an
     /// earlier daemon left there is removed.
-    public init(workRoot: String) {
+    public init(workRoot: String, idleLimit: Duration = LogCollector.defaultIdleLimit) {
         self.workRoot = workRoot
+        self.idleLimit = idleLimit
         try? FileManager.default.removeItem(atPath: workRoot)
     }
 
@@ -195,7 +197,7 @@ public actor LogCollector {
     func touch() { current?.lastTouched = .now }
 
     func expireIfIdle() {
-        guard let current, current.lastTouched.duration(to: .now) > Self.idleLimit else { return }
+        guard let current, current.lastTouched.duration(to: .now) > idleLimit else { return }
         drop(current)
     }
 
