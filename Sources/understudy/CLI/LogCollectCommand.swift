@@ -69,7 +69,7 @@ struct ClpLogCc: AsyncParsableCommand {
         } else {
             targets = all
         }
-        var session = Session(client: client, id: UUID().uuidString.lowercased(), folder: folder, collector: me)
+        let session = Session(client: client, id: UUID().uuidString.lowercased(), folder: folder, collector: me)
         let code = await session.collect(targets, kind: kind, label: label, timeout: .seconds(timeout))
         if code != .success { throw ExitCode(code.rawValue) }
     }
@@ -160,16 +160,21 @@ struct Session {
         case failed(String)
     }
 
-    mutating func collect(_ targets: [ServerName], kind: LogCollectionType, label: String, timeout: Duration) async -> CommandCode {
+    func collect(_ targets: [ServerName], kind: LogCollectionType, label: String, timeout: Duration) async -> CommandCode {
         var progress: [ServerName: Progress] = [:]
+        var prepared: Set<ServerName> = []
         // In the cluster's order on every collector: two collections meet at the same first
         // server, and the later one stops there.
         for target in targets {
             switch await ask(.prepare(collection: id, type: kind, label: label, collector: collector), at: target) {
-            case .building: progress[target] = .building
-            case .ready(let info): progress[target] = .ready(info)
+            case .building:
+                progress[target] = .building
+                prepared.insert(target)
+            case .ready(let info):
+                progress[target] = .ready(info)
+                prepared.insert(target)
             case .busy(let reason):
-                await release(targets.filter { progress[$0] != nil })
+                await release(targets.filter { prepared.contains($0) })
                 printError("\(target): \(reason)")
                 return .inTransition
             case .failed(let reason): progress[target] = .failed(reason)
@@ -207,7 +212,9 @@ struct Session {
                     progress[target] = .failed("\(error)")
                 }
             }
-            _ = await ask(.finish(collection: id), at: target)
+            // A server whose prepare failed holds nothing (and may take the full timeout to
+            // say so again).
+            if prepared.contains(target) { _ = await ask(.finish(collection: id), at: target) }
             if case .failed(let reason) = progress[target] {
                 printError("\(target): not collected: \(reason)")
                 code = .failed
