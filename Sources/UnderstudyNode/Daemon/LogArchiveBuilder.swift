@@ -240,6 +240,8 @@ public enum LogArchiveBuilder {
             secrets += result.inlineSecrets
             files += result.secretFiles
         }
+        // The web users file is there by default even when no key names it.
+        files.append(Defaults.usersFileName)
         for file in files {
             let path = file.hasPrefix("/") ? file : (folder as NSString).appendingPathComponent(file)
             guard let data = FileManager.default.contents(atPath: path), data.count <= 1024 * 1024 else { continue }

@@ -116,7 +116,7 @@ public actor LogCollector {
         case .prepare(let id, let type, let label, let collector):
             if let current {
                 guard current.id == id else {
-                    let since = Self.timeFormatter.string(from: current.startedAt)
+                    let since = Self.timeText(current.startedAt)
                     return .busy(
                         "Another log collection (from \(current.collector), started \(since)) is in progress on this server; try again when it has ended."
                     )
@@ -222,10 +222,11 @@ public actor LogCollector {
         !id.isEmpty && id.count <= 64 && id.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
     }
 
-    static let timeFormatter: DateFormatter = {
+    /// `2026-12-06 14:30:12`, local time.
+    static func timeText(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        return formatter
-    }()
+        return formatter.string(from: date)
+    }
 }

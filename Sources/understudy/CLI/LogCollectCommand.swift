@@ -120,8 +120,9 @@ struct ClpLogCc: AsyncParsableCommand {
         if wantsLocal {
             let state = daemon.stateDirectory ?? ProcessInfo.processInfo.environment["UNDERSTUDY_STATE_DIR"] ?? Defaults.stateDirectory
             let scripts = (try? ConfigBundle.read(configPath: config).scripts.mapValues(\.content)) ?? [:]
+            let configPath = URL(fileURLWithPath: config).standardizedFileURL.path
             let sources = LogArchiveSources(
-                server: name, cluster: loaded.cluster.name, type: kind, label: label, stateDirectory: state, configPath: config,
+                server: name, cluster: loaded.cluster.name, type: kind, label: label, stateDirectory: state, configPath: configPath,
                 runningYAML: nil, scripts: scripts, statusJSON: nil, daemonLogPath: nil, journalUnit: "understudy.service",
                 version: Defaults.productVersion, notes: ["built by clplogcc itself: the daemon was not running (\(socket))"])
             let work = folder + "/.understudy-logcc-\(getpid())"
