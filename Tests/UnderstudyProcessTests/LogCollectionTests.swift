@@ -88,6 +88,15 @@ struct LogCollectionTests {
                     $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces)
                 })
 
+            // An incompressible 3 MiB script log on node2: its archive crosses the control
+            // channel in several chunks.
+            var noise = SystemRandomNumberGenerator()
+            let words = (0..<(3 * 1024 * 1024 / 8)).map { _ in noise.next() as UInt64 }
+            let random = words.withUnsafeBytes { Data($0) }.base64EncodedString(options: .lineLength76Characters)
+            try FileManager.default.createDirectory(
+                atPath: cluster.stateDirectory(of: "node2") + "/logs", withIntermediateDirectories: true)
+            try cluster.write(random + "\n", to: cluster.stateDirectory(of: "node2") + "/logs/bulk.log")
+
             // node3 stops: it is named, the others' archives are written.
             cluster.send(SIGTERM, to: "node3")
             _ = try await cluster.waitForExit("node3", timeout: .seconds(20))
@@ -104,6 +113,9 @@ struct LogCollectionTests {
                 #expect(run.standardOutput.contains("\(server): \(output)/\(name)"), "\(run)")
                 let attributes = try FileManager.default.attributesOfItem(atPath: output + "/" + name)
                 #expect((attributes[.posixPermissions] as? Int) == 0o600)
+                if server == "node2" {
+                    #expect((attributes[.size] as? Int ?? 0) > 2 * LogCollector.chunkSize, "node2's archive should take several chunks")
+                }
                 let extracted = try await extract(output + "/" + name, scratch: folder)
                 let top = name.replacingOccurrences(of: ".tar.gz", with: "")
                 let found = Set(members(of: extracted))
@@ -117,6 +129,9 @@ struct LogCollectionTests {
                 if server == "node1" {
                     // grp1 runs on node1: its start script's log.
                     #expect(found.contains(top + "/logs/scripts/grp1-app.log"), "no script log in \(found.sorted())")
+                } else {
+                    let bulk = try String(contentsOfFile: "\(extracted)/\(top)/logs/scripts/bulk.log", encoding: .utf8)
+                    #expect(bulk == random + "\n", "the bulk log arrived changed")
                 }
                 let status = try JSONDecoder().decode(
                     ClusterStatusSnapshot.self, from: Data(contentsOf: URL(fileURLWithPath: "\(extracted)/\(top)/status.json")))
