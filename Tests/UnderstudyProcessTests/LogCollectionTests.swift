@@ -221,9 +221,27 @@ struct LogCollectionTests {
             _ = try await LocalControlClient.request(
                 path: socket, payload: WireJSON.encode(LocalRequest.logCollection(.finish(collection: "other-collector"), target: "node2")),
                 timeout: .seconds(20))
+            // Free again; type2 from node2 alone.
             let again = try await cluster.cli(
-                ["clplogcc", "-t", "type3", "-h", "node2", "-o", folder + "/again"], on: "node1", timeout: .seconds(120))
+                ["clplogcc", "-t", "type2", "-h", "node2", "-o", folder + "/again"], on: "node1", timeout: .seconds(120))
             #expect(again.exitCode == 0, "\(again)")
+            let broad = (try? FileManager.default.contentsOfDirectory(atPath: folder + "/again")) ?? []
+            #expect(broad.count == 1 && broad.first?.hasPrefix("understudy-logs-node2-") == true, "\(broad)")
+            if let name = broad.first {
+                let extracted = try await extract(folder + "/again/" + name, scratch: folder)
+                let found = members(of: extracted)
+                #expect(
+                    found.contains { $0.hasSuffix("/system/uname.txt") } && found.contains { $0.hasSuffix("/config/cluster.yaml") },
+                    "\(found)")
+                if FileManager.default.isExecutableFile(atPath: "/usr/bin/journalctl")
+                    || FileManager.default.isExecutableFile(atPath: "/bin/journalctl")
+                {
+                    #expect(found.contains { $0.hasSuffix("/system/journal.txt") }, "\(found)")
+                }
+                let manifest = try String(
+                    contentsOfFile: extracted + "/" + (found.first { $0.hasSuffix("/MANIFEST.txt") } ?? ""), encoding: .utf8)
+                #expect(manifest.contains("clplogcc -t type2"))
+            }
         }
     }
 }

@@ -51,11 +51,10 @@ struct ClpLogCc: AsyncParsableCommand {
 
     func run() async throws {
         let kind = LogCollectionType(rawValue: type.lowercased()) ?? .type1
-        let folder = try prepareOutputFolder()
         let label = Self.label(for: Date())
         let client = DaemonClient(daemon)
         guard case .identity(let me, _, let all)? = await client.trySend(.whoami) else {
-            try await collectWithoutDaemon(kind: kind, folder: folder, label: label, socket: client.socketPath)
+            try await collectWithoutDaemon(kind: kind, label: label, socket: client.socketPath)
             return
         }
         let targets: [ServerName]
@@ -69,13 +68,14 @@ struct ClpLogCc: AsyncParsableCommand {
         } else {
             targets = all
         }
+        let folder = prepareOutputFolder()
         let session = Session(client: client, id: UUID().uuidString.lowercased(), folder: folder, collector: me)
         let code = await session.collect(targets, kind: kind, label: label, timeout: .seconds(timeout))
         if code != .success { throw ExitCode(code.rawValue) }
     }
 
     /// The output folder, created (mode 0700) when missing; its absolute path.
-    func prepareOutputFolder() throws -> String {
+    func prepareOutputFolder() -> String {
         let manager = FileManager.default
         let path = URL(fileURLWithPath: output).standardizedFileURL.path
         var isFolder: ObjCBool = false
@@ -101,7 +101,7 @@ struct ClpLogCc: AsyncParsableCommand {
 
     /// The local daemon does not answer: this server's archive, built here; the others cannot
     /// be asked (only the daemon talks to them).
-    func collectWithoutDaemon(kind: LogCollectionType, folder: String, label: String, socket: String) async throws {
+    func collectWithoutDaemon(kind: LogCollectionType, label: String, socket: String) async throws {
         let loaded: ClusterConfig
         do {
             loaded = try ConfigLoader.loadWithWarnings(path: config, checkFiles: false).config
@@ -114,6 +114,7 @@ struct ClpLogCc: AsyncParsableCommand {
                 "The local daemon is not running (\(socket)) and this host's name \(name) is not a server of \(config); give --server.",
                 code: .unreachable)
         }
+        let folder = prepareOutputFolder()
         let others = local ? [] : (servers.isEmpty ? loaded.serverNames : servers).filter { $0 != name }
         let wantsLocal = local || servers.isEmpty || servers.contains(name)
         var code = CommandCode.success
