@@ -123,6 +123,7 @@ struct LogCollectionTests {
                     "MANIFEST.txt", "status.json", "logs/alert.log", "logs/daemon.log", "config/cluster.yaml", "config/scripts.txt",
                     "state/engine.json", "state/listing.txt", "system/uname.txt", "system/ip-addr.txt", "system/ip-route.txt",
                     "system/mounts.txt", "system/df.txt", "system/meminfo.txt", "system/uptime.txt",
+                    "logs/cluster-alerts/node1.log", "logs/cluster-alerts/node2.log",
                 ] {
                     #expect(found.contains(top + "/" + expected), "\(server): \(expected) missing from \(found.sorted())")
                 }

@@ -88,6 +88,7 @@ public struct LogArchiveError: Error, CustomStringConvertible, Sendable {
 /// | `MANIFEST.txt` (what is in, what was left out or cut, and why) | all |
 /// | `status.json` (`clpstat --json` of this server) | all |
 /// | `logs/alert.log`, `logs/scripts/*.log` (resource, monitor, recovery and rexec script logs), `logs/daemon.log` (the daemon's standard error when it is a file), `logs/journal-UNIT.txt` (the unit's journal) | all |
+/// | `logs/cluster-alerts/SERVER.log` (the cluster alert log as this server holds it) | type1, type2 (+ `.1`) |
 /// | `config/cluster.yaml` (running configuration, secrets redacted; `cluster.yaml.on-disk` too when the file differs), `config/scripts.txt` (script names, sizes, SHA-256) | type1, type2 |
 /// | `state/*.json` (engine state, configuration version, boot id …; never `config-pending.json`, which holds a configuration), `state/listing.txt` | type1, type2 |
 /// | `system/` uname, os-release, ip addr, ip route, mounts, df, meminfo, free, uptime | type1, type2 |
@@ -193,6 +194,12 @@ public enum LogArchiveBuilder {
             archive.notes.append("logs/journal-\(sources.journalUnit).txt: skipped, journalctl is not installed")
         }
         guard type != .type3 else { return }
+        // The cluster alert log as this server holds it: every server's entries (STATE/alerts).
+        let store = state + "/alerts"
+        let stored = ((try? FileManager.default.contentsOfDirectory(atPath: store)) ?? []).sorted()
+        for name in stored where isLogName(name) && (rotated || !isRotatedName(name)) {
+            archive.copy(store + "/" + name, as: "logs/cluster-alerts/" + name)
+        }
         // Configuration, redacted.
         archive.redactedConfiguration(sources)
         var listing = ""
