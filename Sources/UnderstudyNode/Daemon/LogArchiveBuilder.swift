@@ -129,10 +129,18 @@ public enum LogArchiveBuilder {
         }
         var archive = Staging(root: staging, type: sources.type)
         archive.notes = sources.notes
-        await collect(sources, into: &archive)
-        let secrets = secretsToHide(sources, notes: &archive.notes)
-        archive.hide(secrets)
-        archive.writeManifest(sources)
+        archive = await offPool { [archive] in
+            var files = archive
+            collectFiles(sources, into: &files)
+            return files
+        }
+        await collectCommands(sources, into: &archive)
+        archive = await offPool { [archive] in
+            var checked = archive
+            checked.hide(secretsToHide(sources, notes: &checked.notes))
+            checked.writeManifest(sources)
+            return checked
+        }
         let fileName = top + ".tar.gz"
         let archivePath = directory + "/" + fileName
         let tar = await SystemCommand.run(["tar", "-czf", archivePath, "-C", directory, top], output: nil, timeout: tarTimeout)
@@ -141,19 +149,24 @@ public enum LogArchiveBuilder {
             try? manager.removeItem(atPath: archivePath)
             throw LogArchiveError("cannot write the archive: \(failure)")
         }
-        guard let handle = FileHandle(forReadingAtPath: archivePath) else { throw LogArchiveError("cannot read back \(archivePath)") }
-        defer { try? handle.close() }
-        var hasher = SHA256()
-        var size: UInt64 = 0
-        while let block = try? handle.read(upToCount: 1 << 20), !block.isEmpty {
-            hasher.update(data: block)
-            size += UInt64(block.count)
+        let measured = await offPool { () -> (size: UInt64, digest: String)? in
+            guard let handle = FileHandle(forReadingAtPath: archivePath) else { return nil }
+            defer { try? handle.close() }
+            var hasher = SHA256()
+            var size: UInt64 = 0
+            while let block = try? handle.read(upToCount: 1 << 20), !block.isEmpty {
+                hasher.update(data: block)
+                size += UInt64(block.count)
+            }
+            return (size, hasher.finalize().map { String(format: "%02x", $0) }.joined())
         }
-        let digest = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        guard let (size, digest) = measured else { throw LogArchiveError("cannot read back \(archivePath)") }
         return (LogArchiveInfo(fileName: fileName, size: size, sha256: digest, notes: archive.notes), archivePath)
     }
 
-    static func collect(_ sources: LogArchiveSources, into archive: inout Staging) async {
+    /// The files: read and written on a Dispatch thread (`offPool`), not on Swift's
+    /// cooperative pool, which a few hundred MiB of copying would hold up for the daemon.
+    static func collectFiles(_ sources: LogArchiveSources, into archive: inout Staging) {
         let type = sources.type
         let rotated = type == .type2
         if let status = sources.statusJSON {
@@ -180,19 +193,6 @@ public enum LogArchiveBuilder {
             archive.copy(daemonLog, as: "logs/daemon.log")
             if rotated, FileManager.default.fileExists(atPath: daemonLog + ".1") { archive.copy(daemonLog + ".1", as: "logs/daemon.log.1") }
         }
-        if let journalctl = SystemCommand.find("journalctl") {
-            let lines = rotated ? longJournalLines : journalLines
-            await archive.run(
-                [journalctl, "--no-pager", "-o", "short-iso", "-u", sources.journalUnit, "-n", String(lines)],
-                as: "logs/journal-\(sources.journalUnit).txt", timeout: journalTimeout)
-            if rotated {
-                await archive.run(
-                    [journalctl, "--no-pager", "-o", "short-iso", "-n", String(systemJournalLines)], as: "system/journal.txt",
-                    timeout: journalTimeout)
-            }
-        } else {
-            archive.notes.append("logs/journal-\(sources.journalUnit).txt: skipped, journalctl is not installed")
-        }
         guard type != .type3 else { return }
         // The cluster alert log as this server holds it: every server's entries (STATE/alerts).
         let store = state + "/alerts"
@@ -212,16 +212,43 @@ public enum LogArchiveBuilder {
             as: "config/scripts.txt")
         // State records.
         archive.stateRecords(state)
-        // System facts.
+        // System facts read from files.
         archive.copy("/etc/os-release", as: "system/os-release.txt", missingIsNote: true)
         archive.copy("/proc/mounts", as: "system/mounts.txt")
         archive.copy("/proc/meminfo", as: "system/meminfo.txt")
+    }
+
+    /// The commands: the journal and the system facts, each bounded by its timeout.
+    static func collectCommands(_ sources: LogArchiveSources, into archive: inout Staging) async {
+        let rotated = sources.type == .type2
+        if let journalctl = SystemCommand.find("journalctl") {
+            let lines = rotated ? longJournalLines : journalLines
+            await archive.run(
+                [journalctl, "--no-pager", "-o", "short-iso", "-u", sources.journalUnit, "-n", String(lines)],
+                as: "logs/journal-\(sources.journalUnit).txt", timeout: journalTimeout)
+            if rotated {
+                await archive.run(
+                    [journalctl, "--no-pager", "-o", "short-iso", "-n", String(systemJournalLines)], as: "system/journal.txt",
+                    timeout: journalTimeout)
+            }
+        } else {
+            archive.notes.append("logs/journal-\(sources.journalUnit).txt: skipped, journalctl is not installed")
+        }
+        guard sources.type != .type3 else { return }
         for (arguments, member) in [
             (["uname", "-a"], "system/uname.txt"), (["ip", "addr"], "system/ip-addr.txt"), (["ip", "route"], "system/ip-route.txt"),
             (["ip", "-6", "route"], "system/ip-6-route.txt"), (["df", "-P", "-T"], "system/df.txt"), (["free", "-m"], "system/free.txt"),
             (["uptime"], "system/uptime.txt"),
         ] {
             await archive.run(arguments, as: member, timeout: commandTimeout)
+        }
+    }
+
+    /// Runs `work` on a Dispatch thread and waits for it without blocking a thread of the
+    /// cooperative pool.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global(qos: .utility).async { continuation.resume(returning: work()) }
         }
     }
 
@@ -278,7 +305,7 @@ public enum LogArchiveBuilder {
 }
 
 /// The folder being filled, and what it says about itself.
-struct Staging {
+struct Staging: Sendable {
     let root: String
     let type: LogCollectionType
     var notes: [String] = []
