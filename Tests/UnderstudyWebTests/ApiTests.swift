@@ -23,7 +23,7 @@ actor FakeDaemon: DaemonPort {
         case .command(let command, let target):
             commands.append((command, target))
             return .result(answer)
-        case .configApply, .configCommit, .configPull, .logCommand:
+        case .configApply, .configCommit, .configPull, .logCommand, .logCollection:
             return .result(CommandResult(.failed, "not in this fake"))
         case .alerts(let target, _):
             return target == "node2" ? .result(CommandResult(.unreachable, "node2 does not answer")) : .alerts([])

@@ -407,7 +407,7 @@ extension ClusterDaemon {
         switch await askPeer(server, request) {
         case .result(let result):
             return ConfigApplyReport.ServerOutcome(server: server, succeeded: result.code == .success, message: result.message)
-        case .status, .configuration, .alerts, .alertEntries:
+        case .status, .configuration, .alerts, .alertEntries, .logCollection:
             return ConfigApplyReport.ServerOutcome(server: server, succeeded: false, message: "unexpected answer")
         }
     }
@@ -433,7 +433,7 @@ extension ClusterDaemon {
         case .configCommit(let version, let hash): return .result(Self.result(commitHere(version: version, hash: hash)))
         case .configAbort(let version): return .result(Self.result(abort(version: version)))
         case .configFetch: return .configuration(runningBundle, version: engine.configVersion, hash: engine.configHash)
-        case .command, .status, .alerts, .alertSync, .alertPush: return nil
+        case .command, .status, .alerts, .alertSync, .alertPush, .logCollection: return nil
         }
     }
 

@@ -126,6 +126,10 @@ extension ClusterDaemon {
         case .status, .alerts, .alertSync, .alertPush:
             resendable = true
             timeout = .seconds(10)
+        // Each step is idempotent (a collection is named by its id); a chunk is 1 MiB.
+        case .logCollection:
+            resendable = true
+            timeout = .seconds(20)
         case .command(.runScript(_, let seconds), _, _): timeout = .seconds(max(30, seconds + 5))
         case .command: break
         // Each is idempotent: a second copy stores, switches, drops or sends the same.

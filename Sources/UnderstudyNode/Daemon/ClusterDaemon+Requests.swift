@@ -80,6 +80,8 @@ extension ClusterDaemon {
             return LocalResponse.identity(server: me, cluster: config.cluster.name, servers: config.serverNames)
         case .logCommand(let request):
             return LocalResponse.result(logCommand(request))
+        case .logCollection(let step, let target):
+            return await logCollection(step, target: target)
         case .configApply(let bundle, let dryRun, let prepareOnly):
             let report = dryRun ? previewConfiguration(bundle) : await applyConfiguration(bundle, prepareOnly: prepareOnly)
             return LocalResponse.configApply(report)
@@ -93,7 +95,7 @@ extension ClusterDaemon {
             switch await askPeer(target, .alerts(limit: limit)) {
             case .alerts(let lines): return LocalResponse.alerts(lines)
             case .result(let result): return LocalResponse.result(CommandResult(.unreachable, result.message))
-            case .status, .configuration, .alertEntries:
+            case .status, .configuration, .alertEntries, .logCollection:
                 return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
             }
         case .clusterAlerts(let limit, let origin):
@@ -103,7 +105,7 @@ extension ClusterDaemon {
                 switch await askPeer(target, .status) {
                 case .status(let snapshot): return LocalResponse.status(snapshot)
                 case .result(let result): return LocalResponse.result(CommandResult(.failed, result.message))
-                case .configuration, .alerts, .alertEntries:
+                case .configuration, .alerts, .alertEntries, .logCollection:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -120,7 +122,7 @@ extension ClusterDaemon {
                     // Exit code 3 is reserved for the local daemon.
                     return LocalResponse.result(CommandResult(.failed, result.message))
                 case .result(let result): return LocalResponse.result(result)
-                case .status, .configuration, .alerts, .alertEntries:
+                case .status, .configuration, .alerts, .alertEntries, .logCollection:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -180,6 +182,8 @@ extension ClusterDaemon {
         case .alertPush(let entries):
             alertsPushed(entries, peer: request.peerName)
             return WireJSON.encode(PeerResponse.result(CommandResult(.success, "")))
+        case .logCollection(let step):
+            return WireJSON.encode(PeerResponse.logCollection(await logCollectionHere(step)))
         case .configPrepare, .configCommit, .configAbort, .configFetch:
             return WireJSON.encode(PeerResponse.result(CommandResult(.failed, "unexpected request")))
         }
@@ -207,7 +211,8 @@ extension ClusterDaemon {
                 // changing; the operator retries.
                 return CommandResult(.inTransition, "\(result.message) Membership is changing; retry in a moment.")
             case .result(let result): return result
-            case .status, .configuration, .alerts, .alertEntries: return CommandResult(.failed, "unexpected answer from \(target)")
+            case .status, .configuration, .alerts, .alertEntries, .logCollection:
+                return CommandResult(.failed, "unexpected answer from \(target)")
             }
         }
     }

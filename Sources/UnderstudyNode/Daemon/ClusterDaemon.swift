@@ -128,6 +128,8 @@ public actor ClusterDaemon {
     var probeContext: MonitorProbes.Context
     let scriptRunner: ScriptRunner
     let host: HostFacts
+    /// `clplogcc`: the collection this server takes part in (LogCollection.swift).
+    let logCollector: LogCollector
 
     /// Checks everything that can be checked before touching the network, and builds the
     /// Engine from the persisted state.
@@ -225,6 +227,7 @@ public actor ClusterDaemon {
             directory: paths.stateDirectory + "/alerts", me: server, servers: config.serverNames,
             recordsPerFile: config.alerts.logRecords, logger: logger)
         controlPaths = ControlPathTable(config: config)
+        logCollector = LogCollector(workRoot: paths.stateDirectory + "/logcc")
         let alertContext = AlertDestinationContext(
             cluster: config.cluster.name, server: server, runner: scriptRunner, host: host, logger: logger)
         alertRouter.configure(config.alerts, destinations: AlertDestinationRegistry.build(config.alerts, context: alertContext))

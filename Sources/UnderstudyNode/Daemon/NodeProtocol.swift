@@ -30,6 +30,8 @@ public enum LocalRequest: Codable, Sendable {
     /// The cluster alert log as this server holds it (every server's entries, exchanged
     /// between the servers): the newest `limit`, of `origin` only if given.
     case clusterAlerts(limit: Int, origin: ServerName?)
+    /// `clplogcc`: one step of a log collection at `target` (LogCollection.swift).
+    case logCollection(LogCollectionStep, target: ServerName)
 }
 
 /// `clplogcmd -m MESSAGE [-i ID] [-l LEVEL] [--alert] [--syslog] [--mail] [--trap]`.
@@ -60,6 +62,7 @@ public enum LocalResponse: Codable, Sendable {
     /// The newest entries, oldest first, and the servers not connected now (their entries are
     /// those written until this server last heard them).
     case clusterAlerts([ReplicatedAlert], notConnected: [ServerName])
+    case logCollection(LogCollectionAnswer)
 }
 
 /// A request between daemons.
@@ -82,6 +85,8 @@ public enum PeerRequest: Codable, Sendable {
     case alertSync(AlertSyncSummary)
     /// New entries of the sender's, sent as they are written.
     case alertPush([ReplicatedAlert])
+    /// A step of a log collection (`clplogcc`) on the peer.
+    case logCollection(LogCollectionStep)
 }
 
 public enum PeerResponse: Codable, Sendable {
@@ -91,4 +96,5 @@ public enum PeerResponse: Codable, Sendable {
     case alerts([String])
     /// Cluster alert-log entries the asker lacks; `more`: ask again for the rest.
     case alertEntries([ReplicatedAlert], more: Bool)
+    case logCollection(LogCollectionAnswer)
 }

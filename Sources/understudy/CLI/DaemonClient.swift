@@ -51,7 +51,8 @@ struct DaemonClient {
         switch try await send(.status(target: target)) {
         case .status(let snapshot): return snapshot
         case .result(let result): fail(result.message, code: result.code)
-        case .identity, .configApply, .configuration, .alerts, .clusterAlerts: fail("unexpected answer from the daemon", code: .failed)
+        case .identity, .configApply, .configuration, .alerts, .clusterAlerts, .logCollection:
+            fail("unexpected answer from the daemon", code: .failed)
         }
     }
 
@@ -59,7 +60,8 @@ struct DaemonClient {
         switch try await send(.whoami) {
         case .identity(let server, let cluster, let servers): return (server, cluster, servers)
         case .result(let result): fail(result.message, code: result.code)
-        case .status, .configApply, .configuration, .alerts, .clusterAlerts: fail("unexpected answer from the daemon", code: .failed)
+        case .status, .configApply, .configuration, .alerts, .clusterAlerts, .logCollection:
+            fail("unexpected answer from the daemon", code: .failed)
         }
     }
 
@@ -70,7 +72,7 @@ struct DaemonClient {
         case .result(let result):
             if result.code != .success { fail(result.message, code: result.code) }
             return result
-        case .status, .identity, .configApply, .configuration, .alerts, .clusterAlerts:
+        case .status, .identity, .configApply, .configuration, .alerts, .clusterAlerts, .logCollection:
             fail("unexpected answer from the daemon", code: .failed)
         }
     }

@@ -39,7 +39,7 @@ struct ClpLogCmd: AsyncParsableCommand {
         case .result(let result):
             if result.code != .success { fail(result.message, code: result.code) }
             print(result.message)
-        case .status, .identity, .configApply, .configuration, .alerts, .clusterAlerts:
+        case .status, .identity, .configApply, .configuration, .alerts, .clusterAlerts, .logCollection:
             fail("unexpected answer from the daemon", code: .failed)
         }
     }
