@@ -174,8 +174,8 @@ struct WebManagerBrowserTests {
                         "return document.querySelector(\"#destinations tr[data-server='node1'][data-destination='chat']\").classList.contains('failing')"
                     ))
                 #expect(
-                    (try await browser.textOf("#notices [data-failing-destination='node1/chat']") ?? "").contains(
-                        "Alert destination chat (webhook) of node1 is failing"))
+                    (try await browser.textOf("#notices [data-failing-destination='chat']") ?? "").hasPrefix(
+                        "Alert destination chat (webhook) is failing on node1: "))
                 try await browser.waitUntil("node1's command destination took both", timeout: .seconds(20)) {
                     let row = try await destinationRow(browser, server: "node1", destination: "agent")
                     return row.first == "Working" && row.count == 7 && row[1] == "2" && row[2] == "0"
@@ -191,6 +191,11 @@ struct WebManagerBrowserTests {
                     return row.count == 7 && row[0] == "Failing" && row[2] == "1"
                 }
                 #expect(try await destinationRow(browser, server: "node2", destination: "chat").first == "Working")
+                try await browser.waitUntil("one notice naming both servers", timeout: .seconds(10)) {
+                    (try await browser.textOf("#notices [data-failing-destination='chat']") ?? "").hasPrefix(
+                        "Alert destination chat (webhook) is failing on node1, node3: ")
+                }
+                #expect(try await browser.findAll("#notices [data-failing-destination]").count == 1)
                 #expect(try await browser.holds("return window.understudyNoReload === true"), "the page reloaded")
                 _ = try await browser.execute("document.getElementById('destinations').scrollIntoView()")
                 await shot(browser, "2b-alert-destinations")

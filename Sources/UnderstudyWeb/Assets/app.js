@@ -191,9 +191,16 @@ function renderNotices(snapshot) {
       (mismatch.excluded ? "; it takes no part in placement." : ".")));
   }
   if (snapshot.suspended) notices.push(el("div", { class: "notice" }, "The cluster is suspended: monitors and failover are paused."));
+  // One notice per failing destination, naming every server it fails on (the table has each one's error).
+  const failing = new Map();
   for (const [server, line] of destinationLines(snapshot).filter(([, line]) => line.failing)) {
-    notices.push(el("div", { class: "notice bad", dataset: { failingDestination: `${server}/${line.name}` } },
-      `Alert destination ${line.name} (${line.type}) of ${server} is failing` + (line.lastError ? `: ${line.lastError}` : ".")));
+    const key = `${line.name} (${line.type})`;
+    if (!failing.has(key)) failing.set(key, { name: line.name, servers: [], error: line.lastError });
+    failing.get(key).servers.push(server);
+  }
+  for (const [key, entry] of failing) {
+    notices.push(el("div", { class: "notice bad", dataset: { failingDestination: entry.name } },
+      `Alert destination ${key} is failing on ${entry.servers.join(", ")}` + (entry.error ? `: ${entry.error}` : ".")));
   }
   const ratio = snapshot.timeoutRatio;
   if (ratio && ratio.ratio !== 1) {
