@@ -1,6 +1,6 @@
 """A three-server Understudy cluster on loopback for the benchmark scripts (api-bench.py,
-webmanager-latency.py): writes its configuration, key and a web user in a new folder, starts
-the daemons, and stops them by PID."""
+metrics-bench.py, webmanager-latency.py, alert-outage-bench.py): writes its configuration, key
+and a web user in a new folder, starts the daemons, and stops them by PID."""
 import json, os, signal, subprocess, tempfile
 
 
@@ -12,7 +12,7 @@ def pct(values, p):
 
 class Cluster:
     def __init__(self, binary, name, first_octet, port_base, web, user_role="viewer",
-                 password="bench-Pa55word"):
+                 password="bench-Pa55word", extra=""):
         self.binary = os.path.abspath(binary)
         self.folder = tempfile.mkdtemp(prefix=f"understudy-{name}-")
         self.servers = ["node1", "node2", "node3"]
@@ -40,7 +40,7 @@ groups:
   - name: grp1
     resources:
       - {{name: app, type: exec, start: /bin/true, stop: /bin/true}}
-""")
+{extra}""")
         subprocess.run([self.binary, "keygen", f"{self.folder}/cluster.key"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run([self.binary, "user", "add", "bench", "--role", user_role, "--config", f"{self.folder}/cluster.yaml"],
                        input=password + "\n", text=True, check=True, stdout=subprocess.DEVNULL)
@@ -59,6 +59,18 @@ groups:
                 d.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 d.kill()
+
+    def cli(self, server, *arguments, timeout=60):
+        """`understudy ARGUMENTS --state-dir` of `server`: (exit code, output)."""
+        done = subprocess.run([self.binary, *arguments, "--state-dir", f"{self.folder}/{server}"],
+                              capture_output=True, text=True, timeout=timeout)
+        return done.returncode, done.stdout + done.stderr
+
+    def status(self, server="node1"):
+        """`clpstat --json --local` of `server`, decoded."""
+        out = subprocess.run([self.binary, "clpstat", "--json", "--local", "--state-dir", f"{self.folder}/{server}"],
+                             capture_output=True, text=True, check=True).stdout
+        return json.loads(out)
 
     def runtime(self, server="node1"):
         """The server's heartbeats and their lateness p50/p99/max in µs over the last minute

@@ -210,6 +210,19 @@ public enum ApiShapes {
                 ("monitors", .array((snapshot.monitors ?? []).map { monitor($0, servers: servers) })),
                 // A change of the timeout ratio is a status change too (the WebManager shows it).
                 ("toratio", .number(Double(snapshot.timeoutRatio?.ratio ?? 1))),
+                // So are this server's alert destinations' counters: the WebManager shows them live.
+                ("alertDestinations", .array((snapshot.alertDestinations ?? []).map(alertDestination))),
             ])
+    }
+
+    /// One alert destination of the answering server as the router counts it (since its
+    /// daemon started): `failing` from the first alert given up until one goes through.
+    public static func alertDestination(_ line: ClusterStatusSnapshot.AlertDestinationLine) -> JSONValue {
+        .object([
+            ("name", .string(line.name)), ("type", .string(line.type)), ("failing", .bool(line.failing)),
+            ("delivered", .number(Double(line.delivered))), ("failed", .number(Double(line.failed))),
+            ("retried", .number(Double(line.retried))), ("dropped", .number(Double(line.dropped))),
+            ("queued", .number(Double(line.queued))), ("lastError", line.lastError.map { JSONValue.string($0) } ?? .null),
+        ])
     }
 }

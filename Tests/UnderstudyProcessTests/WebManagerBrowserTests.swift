@@ -8,9 +8,11 @@ import UnderstudyTestSupport
 #endif
 
 /// Issue 16: the WebManager in a real headless Chromium against three daemons over HTTPS:
-/// log in, see the cluster, move a group and see the matrix follow without a reload, kill -9
-/// a daemon and see it go red and its group fail over, change a monitor in config mode and
-/// apply it to every server, log in as a viewer, and the page at a phone's size.
+/// log in, see the cluster, move a group and see the matrix follow without a reload, see an
+/// alert destination that fails (a webhook to a closed loopback port) marked failing with its
+/// counts on the server it fails on, kill -9 a daemon and see it go red and its group fail
+/// over, change a monitor in config mode and apply it to every server, log in as a viewer,
+/// and the page at a phone's size.
 @Suite("Process: WebManager in a browser", .serialized)
 struct WebManagerBrowserTests {
     static let operatorPassword = "0perator-Pa55-wm"
@@ -47,8 +49,32 @@ struct WebManagerBrowserTests {
         try await browser.textOf("#matrix tr[data-group='\(group)'] .current-server")
     }
 
+    /// The cells of one alert destination's row in the page: state, delivered, failed,
+    /// retried, dropped, queued, last error (empty while the row is not shown).
+    func destinationRow(_ browser: WebDriverSession, server: String, destination: String) async throws -> [String] {
+        let cells = try await browser.execute(
+            "const r = document.querySelector(\"#destinations tr[data-server='\(server)'][data-destination='\(destination)']\"); return r ? [...r.querySelectorAll('td')].slice(2).map(td => td.textContent) : []"
+        )
+        return cells as? [String] ?? []
+    }
+
+    /// A loopback TCP port nothing listens on (bound, then closed again: a connection is refused).
+    static func closedLoopbackPort() throws -> Int {
+        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard probe >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(probe) }
+        let address = try makeSocketAddress("127.0.0.1", 0)
+        guard withSocketAddress(address, { bind(probe, $0, $1) }) == 0 else { throw POSIXError(.EADDRINUSE) }
+        var bound = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: bound.sin_port))
+    }
+
     @Test(
-        "log in, the matrix, move without reload, kill -9 turns red and fails over, config mode applies to every server, viewer, phone",
+        "log in, the matrix, move without reload, a failing alert destination, kill -9 turns red and fails over, config mode applies to every server, viewer, phone",
         .requires(WebDriverSession.chromium, TestCertificates.openssl))
     func operateInABrowser() async throws {
         var spec = ClusterSpec(subnet: 180)
@@ -68,10 +94,24 @@ struct WebManagerBrowserTests {
                 key: web.key
 
             """
+        // clplogcmd's events go to a webhook nobody listens for (refused: it fails) and to a
+        // command that takes them (it works), on every server.
+        let refusedPort = try Self.closedLoopbackPort()
+        spec.alerts = """
+            alerts:
+              destinations:
+                - {name: chat, type: webhook, url: "http://127.0.0.1:\(refusedPort)/hook", timeout: 2s}
+                - {name: agent, type: command, path: agent.sh, timeout: 5s}
+              routes:
+                - {match: {module: logcmd}, to: [chat, agent]}
+              retry: {attempts: 2, backoff: 100ms, max-backoff: 100ms}
+
+            """
         try await withCluster(spec) { cluster in
             _ = try TestCertificates.selfSigned(
                 in: cluster.folder, name: "web", ipAddresses: spec.servers.map { spec.address(of: $0) }, dnsNames: [])
             try cluster.write("#!/bin/sh\nexit 0\n", to: cluster.folder + "/check.sh", mode: 0o755)
+            try cluster.write("#!/bin/sh\nexit 0\n", to: cluster.folder + "/agent.sh", mode: 0o755)
             try await cluster.addWebUser("admin", role: "operator", password: Self.operatorPassword)
             try await cluster.addWebUser("watcher", role: "viewer", password: Self.viewerPassword)
             try cluster.start()
@@ -110,6 +150,56 @@ struct WebManagerBrowserTests {
                 try await browser.waitUntil("the notice gone after the reset", timeout: .seconds(15)) {
                     !((try await browser.textOf("#notices") ?? "").contains("Timeouts are extended"))
                 }
+
+                // Alert destinations: every server's, working before anything is sent.
+                try await browser.waitUntil("every server's alert destinations", timeout: .seconds(15)) {
+                    try await browser.findAll("#destinations tr[data-destination]").count == 6
+                }
+                #expect(try await destinationRow(browser, server: "node3", destination: "chat").first == "Working")
+                // Two events on node1: its webhook gives both up (refused) and shows failing with
+                // their count, live; the command took them. node2's and node3's stay working.
+                for text in ["first for the webhook", "second for the webhook"] {
+                    let logged = try await cluster.cli(["clplogcmd", "-m", text], on: "node1")
+                    #expect(logged.exitCode == 0, "\(logged)")
+                }
+                try await browser.waitUntil("node1's webhook failing with 2 failures", timeout: .seconds(20)) {
+                    let row = try await destinationRow(browser, server: "node1", destination: "chat")
+                    return row.count == 7 && row[0] == "Failing" && row[2] == "2"
+                }
+                let chat = try await destinationRow(browser, server: "node1", destination: "chat")
+                try #require(chat.count == 7, "\(chat)")
+                #expect(chat[1] == "0" && chat[3] == "2" && chat[6].contains("127.0.0.1:\(refusedPort)"), "\(chat)")
+                #expect(
+                    try await browser.holds(
+                        "return document.querySelector(\"#destinations tr[data-server='node1'][data-destination='chat']\").classList.contains('failing')"
+                    ))
+                #expect(
+                    (try await browser.textOf("#notices [data-failing-destination='chat']") ?? "").hasPrefix(
+                        "Alert destination chat (webhook) is failing on node1: "))
+                try await browser.waitUntil("node1's command destination took both", timeout: .seconds(20)) {
+                    let row = try await destinationRow(browser, server: "node1", destination: "agent")
+                    return row.first == "Working" && row.count == 7 && row[1] == "2" && row[2] == "0"
+                }
+                #expect(try await destinationRow(browser, server: "node3", destination: "chat").first == "Working")
+                // The page shows what the daemon counts.
+                let counted = try #require(await cluster.status(on: "node1")?.alertDestinations?.first { $0.name == "chat" })
+                #expect(counted.failing && counted.failed == 2, "\(counted)")
+                // Another server's failing destination shows too (the page asks it for its counters).
+                #expect(try await cluster.cli(["clplogcmd", "-m", "from node3"], on: "node3").exitCode == 0)
+                try await browser.waitUntil("node3's webhook failing", timeout: .seconds(20)) {
+                    let row = try await destinationRow(browser, server: "node3", destination: "chat")
+                    return row.count == 7 && row[0] == "Failing" && row[2] == "1"
+                }
+                #expect(try await destinationRow(browser, server: "node2", destination: "chat").first == "Working")
+                try await browser.waitUntil("one notice naming both servers", timeout: .seconds(10)) {
+                    (try await browser.textOf("#notices [data-failing-destination='chat']") ?? "").hasPrefix(
+                        "Alert destination chat (webhook) is failing on node1, node3: ")
+                }
+                #expect(try await browser.findAll("#notices [data-failing-destination]").count == 1)
+                #expect(try await browser.holds("return window.understudyNoReload === true"), "the page reloaded")
+                _ = try await browser.execute("document.getElementById('destinations').scrollIntoView()")
+                await shot(browser, "2b-alert-destinations")
+                _ = try await browser.execute("window.scrollTo(0, 0)")
 
                 // kill -9 of node2: its card turns red, grp1 fails over, all without a reload.
                 cluster.send(SIGKILL, to: "node2")

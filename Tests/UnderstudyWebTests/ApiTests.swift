@@ -130,6 +130,23 @@ struct ApiTests {
         #expect(ApiReply.ok().body.serialized == #"{"result":{"code":0,"message":""}}"#)
     }
 
+    @Test("the event stream's status carries the alert destinations, so a counter that moves is a change")
+    func statusCarriesAlertDestinations() throws {
+        var snapshot = try Fixture.snapshot()
+        #expect(ApiShapes.status(snapshot)["alertDestinations"]?.serialized == "[]")
+        snapshot.alertDestinations = [
+            .init(name: "chat", type: "webhook", failed: 2, retried: 2, dropped: 1, queued: 3, failing: true, lastError: "refused"),
+            .init(name: "syslog", type: "syslog", delivered: 7),
+        ]
+        let shown = ApiShapes.status(snapshot)
+        #expect(
+            shown["alertDestinations"]?.serialized
+                == #"[{"name":"chat","type":"webhook","failing":true,"delivered":0,"failed":2,"retried":2,"dropped":1,"queued":3,"lastError":"refused"},{"name":"syslog","type":"syslog","failing":false,"delivered":7,"failed":0,"retried":0,"dropped":0,"queued":0,"lastError":null}]"#
+        )
+        snapshot.alertDestinations?[0].failed = 3
+        #expect(ApiShapes.status(snapshot) != shown, "one more failure must reach the event stream")
+    }
+
     @Test("the OpenAPI document parses and names every route")
     func openAPI() {
         for path in WebManager.routePaths { #expect(OpenAPIDocument.json["paths"]?[path] != nil, "\(path)") }

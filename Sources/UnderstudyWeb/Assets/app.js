@@ -12,6 +12,9 @@ const state = {
   fetchedAt: 0,
   views: {}, // server -> {snapshot, fetchedAt, error}
   viewsInFlight: false,
+  destinations: {}, // another server -> {lines, fetchedAt} or {error, fetchedAt}: its alert destinations
+  destinationsInFlight: false,
+  destinationsAskedAt: 0,
   alerts: [],
   unseenErrors: 0,
   events: null,
@@ -123,6 +126,7 @@ async function refresh() {
   state.snapshot = answer.data.status;
   state.fetchedAt = Date.now();
   render();
+  refreshDestinations();
   await refreshViews();
 }
 
@@ -145,6 +149,7 @@ async function refreshViews() {
       state.views[name] = answer.ok && answer.data && answer.data.status
         ? { snapshot: answer.data.status, fetchedAt: Date.now() }
         : { error: answer.message || "no answer", fetchedAt: Date.now() };
+      if (state.views[name].snapshot) state.destinations[name] = { lines: state.views[name].snapshot.alertDestinations || [], fetchedAt: Date.now() };
     }));
   } finally {
     state.viewsInFlight = false;
@@ -164,6 +169,17 @@ function render() {
   const overall = overallStatus(snapshot);
   $("#cluster-status").replaceWith(Object.assign(badge(overall), { id: "cluster-status" }));
   renderViewInfo();
+  renderNotices(snapshot);
+  renderClusterActions(snapshot);
+  $("#matrix").replaceChildren(...matrixRows(snapshot, true));
+  renderServers(snapshot);
+  renderResources(snapshot);
+  renderMonitors(snapshot);
+  renderDestinations(snapshot);
+  if (!$("#views").hidden) renderViews();
+}
+
+function renderNotices(snapshot) {
   const notices = [];
   if (snapshot.isolated) notices.push(el("div", { class: "notice bad" }, `${snapshot.localServer} is cut off from the cluster: it holds no group until it rejoins.`));
   if (snapshot.configuration && snapshot.configuration.outsider) {
@@ -175,18 +191,23 @@ function render() {
       (mismatch.excluded ? "; it takes no part in placement." : ".")));
   }
   if (snapshot.suspended) notices.push(el("div", { class: "notice" }, "The cluster is suspended: monitors and failover are paused."));
+  // One notice per failing destination, naming every server it fails on (the table has each one's error).
+  const failing = new Map();
+  for (const [server, line] of destinationLines(snapshot).filter(([, line]) => line.failing)) {
+    const key = `${line.name} (${line.type})`;
+    if (!failing.has(key)) failing.set(key, { name: line.name, servers: [], error: line.lastError });
+    failing.get(key).servers.push(server);
+  }
+  for (const [key, entry] of failing) {
+    notices.push(el("div", { class: "notice bad", dataset: { failingDestination: entry.name } },
+      `Alert destination ${key} is failing on ${entry.servers.join(", ")}` + (entry.error ? `: ${entry.error}` : ".")));
+  }
   const ratio = snapshot.timeoutRatio;
   if (ratio && ratio.ratio !== 1) {
     const until = ratio.expiresAt ? `until ${new Date(ratio.expiresAt).toLocaleString()}` : "until reset (clptoratio -i)";
     notices.push(el("div", { class: "notice" }, `Timeouts are extended ${ratio.ratio} times ${until}: a server is judged down after ${ratio.heartbeatTimeoutMilliseconds / 1000} s of silence.`));
   }
   $("#notices").replaceChildren(...notices);
-  renderClusterActions(snapshot);
-  $("#matrix").replaceChildren(...matrixRows(snapshot, true));
-  renderServers(snapshot);
-  renderResources(snapshot);
-  renderMonitors(snapshot);
-  if (!$("#views").hidden) renderViews();
 }
 
 function overallStatus(snapshot) {
@@ -308,6 +329,79 @@ function renderMonitors(snapshot) {
   $("#monitors").replaceChildren(head, ...rows);
 }
 
+// MARK: Alert destinations: each server's, as its alert router counts them (since its daemon
+// started). The answering server's come with every status (the event stream pushes a change
+// of a counter); the other servers' are asked for, one bounded round at a time.
+
+// [server, line] for every destination known: the answering server's first, then the others'.
+function destinationLines(snapshot) {
+  const out = (snapshot.alertDestinations || []).map((line) => [snapshot.localServer, line]);
+  for (const server of serverNames(snapshot)) {
+    const known = state.destinations[server];
+    if (server === snapshot.localServer || !known || !known.lines) continue;
+    for (const line of known.lines) out.push([server, line]);
+  }
+  return out;
+}
+
+async function refreshDestinations(force = false) {
+  const snapshot = state.snapshot;
+  if (!snapshot || state.destinationsInFlight) return;
+  // Status events can come several times a second; the others' counters are asked at most
+  // once a second (and every few seconds by the timer below).
+  if (!force && Date.now() - state.destinationsAskedAt < 1000) return;
+  state.destinationsInFlight = true;
+  state.destinationsAskedAt = Date.now();
+  const shown = () => JSON.stringify(Object.entries(state.destinations).map(([name, known]) => [name, known.lines, known.error]));
+  const before = shown();
+  try {
+    await Promise.all(snapshot.servers.filter((server) => !server.isLocal).map(async (server) => {
+      if (server.status !== "Online") {
+        state.destinations[server.name] = { error: `${server.name} is ${server.status} in this view`, fetchedAt: Date.now() };
+        return;
+      }
+      const answer = await call("GET", "/status?server=" + encodeURIComponent(server.name), undefined, 3000);
+      state.destinations[server.name] = answer.ok && answer.data && answer.data.status
+        ? { lines: answer.data.status.alertDestinations || [], fetchedAt: Date.now() }
+        : { error: answer.message || "no answer", fetchedAt: Date.now() };
+    }));
+  } finally {
+    state.destinationsInFlight = false;
+  }
+  // Only what changed is drawn again (the rest of the page keeps its buttons and focus).
+  if (shown() !== before && state.snapshot) {
+    renderNotices(state.snapshot);
+    renderDestinations(state.snapshot);
+  }
+}
+
+function renderDestinations(snapshot) {
+  const head = el("tr", {}, ["Server", "Destination", "Type", "State", "Delivered", "Failed", "Retried", "Dropped", "Queued", "Last error"]
+    .map((title) => el("th", {}, title)));
+  const rows = [];
+  for (const server of serverNames(snapshot)) {
+    const lines = server === snapshot.localServer
+      ? { lines: snapshot.alertDestinations || [] }
+      : state.destinations[server] || { error: "asking…" };
+    if (lines.error) {
+      rows.push(el("tr", { dataset: { server } }, el("th", {}, server), el("td", { class: "muted", colspan: 9 }, `not known: ${lines.error}`)));
+      continue;
+    }
+    for (const line of lines.lines) {
+      const count = (value, bad) => el("td", { class: "number" + (bad && value > 0 ? " bad" : "") }, String(value ?? 0));
+      rows.push(el("tr", { class: line.failing ? "failing" : "", dataset: { server, destination: line.name } },
+        el("th", {}, server), el("td", {}, line.name), el("td", {}, line.type),
+        el("td", { class: "state" }, line.failing ? badge("Failing") : badge("Working")),
+        count(line.delivered, false), count(line.failed, true), count(line.retried, false), count(line.dropped, true), count(line.queued, false),
+        el("td", { class: "message" + (line.failing ? " error" : " muted") }, line.lastError || "")));
+    }
+  }
+  $("#destinations").replaceChildren(head, ...rows);
+  $("#destinations-note").textContent = !rows.some((row) => row.dataset.destination)
+    ? "No alert destinations known: events go to the alert log only."
+    : "Counted since each server's daemon started. A destination is failing from the first alert it gave up after every retry until one goes through.";
+}
+
 function renderViews() {
   const list = [];
   const own = state.snapshot;
@@ -403,6 +497,7 @@ function connectEvents() {
         state.snapshot = snapshot;
         state.fetchedAt = Date.now();
         render();
+        refreshDestinations();
         refreshViews();
         return;
       }
@@ -588,6 +683,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#yaml").addEventListener("input", () => renderGutter());
   $("#yaml").addEventListener("scroll", () => { $("#gutter").scrollTop = $("#yaml").scrollTop; });
   setInterval(() => { if (state.snapshot) renderViewInfo(); }, 1000);
+  // The other servers' alert destinations: no event stream of theirs reaches this page.
+  setInterval(() => { if (state.snapshot && state.tab === "status" && !document.hidden) refreshDestinations(true); }, 3000);
   // An existing session (cookie) answers /session; otherwise log in.
   const session = await call("GET", "/session");
   if (session.ok && session.data) { adoptSession(session.data); start(); } else showLogin("");
