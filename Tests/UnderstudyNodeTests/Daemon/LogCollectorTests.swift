@@ -62,7 +62,8 @@ struct LogCollectorTests {
         try await withFolder { root in
             let sources = try Self.makeState(root)
             let work = root + "/work"
-            let collector = LogCollector(workRoot: work, idleLimit: .milliseconds(1500))
+            // 5 s: the unit run keeps both cores busy, and a step may wait over a second for its turn.
+            let collector = LogCollector(workRoot: work, idleLimit: .seconds(5))
             let first = await collector.handle(
                 .prepare(collection: "first", type: .type3, label: sources.label, collector: "node1"), sources: { _, _ in sources })
             #expect(first == .building)
@@ -94,7 +95,7 @@ struct LogCollectorTests {
             #expect(info.notes.contains("logs/alert.log: 2 occurrence(s) of configured secrets replaced with <redacted>"), "\(info.notes)")
             let archivePath = try #require(await collector.currentArchivePath)
             // Left alone past the idle limit: expired, files removed, the next one starts.
-            try await Task.sleep(for: .milliseconds(1700))
+            try await Task.sleep(for: .milliseconds(5300))
             let third = await collector.handle(
                 .prepare(collection: "third", type: .type3, label: sources.label, collector: "node2"), sources: { _, _ in sources })
             #expect(third == .building)
