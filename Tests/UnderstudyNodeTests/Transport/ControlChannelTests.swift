@@ -97,11 +97,12 @@ struct ControlChannelTests {
                 let connection = try await TransportTestSupport.plainTCPConnection(port: server.port)
                 try await TransportTestSupport.withClosing(connection) {
                     try await connection.writeAndFlush(connection.allocator.buffer(bytes: probe))
-                    // Wait until the server hangs up on us.
-                    _ = await eventually { !connection.isActive }
+                    // Wait until the server hangs up on us (long: tests beside this one may hold
+                    // the pool's threads for seconds).
+                    _ = await eventually(within: .seconds(30)) { !connection.isActive }
                 }
             }
-            #expect(await eventually { server.counters.totalDropped == 3 })
+            #expect(await eventually(within: .seconds(30)) { server.counters.totalDropped == 3 })
             #expect(server.counters.dropped(.badHello) == 1)
             // 0xFFFFFFFF and "GET " (0x47455420, about 1.2 GB) both announce too large a frame.
             #expect(server.counters.dropped(.oversize) == 2)
