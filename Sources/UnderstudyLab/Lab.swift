@@ -343,8 +343,13 @@ public final class Lab: @unchecked Sendable {
     }
 
     /// kill -9 of the daemon of `server` (what its scripts left running stays, as on a real
-    /// machine; `down` kills it).
-    public func kill9(_ server: String) throws { try send(SIGKILL, to: server) }
+    /// machine; `down` kills it); back once the process is gone (a zombie at most), so a
+    /// `startDaemon` right after does not find the old one still exiting.
+    public func kill9(_ server: String) throws {
+        try send(SIGKILL, to: server)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while let process = pid(of: server), process.isAlive, ContinuousClock.now < deadline { usleep(10_000) }
+    }
 
     /// Freezes the daemon of `server` (SIGSTOP).
     public func freeze(_ server: String) throws { try send(SIGSTOP, to: server) }
