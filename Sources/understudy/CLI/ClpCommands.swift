@@ -17,8 +17,20 @@ struct ClpStat: AsyncParsableCommand {
 
     @Flag(name: .customShort("s"), help: "Cluster status (the default).") var summary = false
     @Flag(name: .customShort("g"), help: "Group map: which groups run on which server.") var groupMap = false
-    @Flag(name: .customShort("i"), help: "The whole configuration.") var information = false
+    @Flag(name: .customShort("i"), help: "The whole configuration, as the daemon runs it.") var information = false
     @Flag(name: .customShort("m"), help: "Monitor status on every server.") var monitors = false
+    @Flag(name: .customShort("n"), help: "Heartbeat status: every server's view of every heartbeat path.") var heartbeatMatrix = false
+    @Flag(name: .customShort("p"), help: "Network-partition resolution status: every server's view.") var partitionMatrix = false
+    @Flag(name: .customLong("cl"), help: "Cluster properties of the running configuration.") var clusterView = false
+    @Flag(name: .customLong("sv"), help: "Server properties (of the server NAME, if given).") var serverView = false
+    @Flag(name: .customLong("hb"), help: "Heartbeat paths (the path NAME, if given).") var heartbeatView = false
+    @Flag(name: .customLong("np"), help: "Network-partition resolvers (NAME, if given).") var partitionView = false
+    @Flag(name: .customLong("grp"), help: "Groups (the group NAME, if given).") var groupView = false
+    @Flag(name: .customLong("rsc"), help: "Group resources (the resource NAME, if given).") var resourceView = false
+    @Flag(name: .customLong("mon"), help: "Monitors (the monitor NAME, if given).") var monitorView = false
+    @Flag(name: .customLong("xcl"), help: "Exclusive rules: the groups of each exclusive attribute.") var exclusiveView = false
+    @Flag(name: .long, help: "With -i or a configuration view: every setting of each object.") var detail = false
+    @Argument(help: ArgumentHelp("The object a configuration view shows (all when omitted).", valueName: "name")) var name: String?
     @Flag(name: .long, help: "Only what this server knows, without asking others.") var local = false
     @Flag(name: .long, help: "Do not shorten long names.") var long = false
     @Flag(name: .long, help: "Machine-readable status (JSON) for scripts.") var json = false
@@ -26,17 +38,37 @@ struct ClpStat: AsyncParsableCommand {
         String?
     @OptionGroup var daemon: DaemonOptions
 
+    var sections: Set<StatusRendering.ConfigSection> {
+        var chosen: Set<StatusRendering.ConfigSection> = []
+        if clusterView { chosen.insert(.cluster) }
+        if serverView { chosen.insert(.servers) }
+        if heartbeatView { chosen.insert(.heartbeats) }
+        if partitionView { chosen.insert(.networkPartition) }
+        if groupView { chosen.insert(.groups) }
+        if resourceView { chosen.insert(.resources) }
+        if monitorView { chosen.insert(.monitors) }
+        if exclusiveView { chosen.insert(.exclusive) }
+        return chosen
+    }
+
+    func validate() throws {
+        let views = sections.count + (information ? 1 : 0)
+        let modes = [summary, groupMap, monitors, heartbeatMatrix, partitionMatrix].filter { $0 }.count + (views > 0 ? 1 : 0)
+        guard modes <= 1, views <= 1 else { throw ValidationError("Give one of -s, -g, -m, -n, -p, -i or one configuration view.") }
+        if name != nil && (views == 0 || information || clusterView) {
+            throw ValidationError("A name goes with --sv, --hb, --np, --grp, --rsc, --mon or --xcl.")
+        }
+        if detail && views == 0 { throw ValidationError("--detail goes with -i or a configuration view.") }
+    }
+
     func run() async throws {
         let client = DaemonClient(daemon)
-        if information {
-            guard case .status(let snapshot) = try await client.send(.status(target: nil)), let path = snapshot.configPath else {
-                fail("The daemon did not say which configuration it runs.", code: .failed)
-            }
-            do {
-                print(StatusRendering.configuration(try ConfigLoader.load(path: path)))
-            } catch {
-                fail("\(error)", code: .badUsage)
-            }
+        if information || !sections.isEmpty {
+            try await showConfiguration(client)
+            return
+        }
+        if heartbeatMatrix || partitionMatrix {
+            try await showMatrix(client, kind: heartbeatMatrix ? .heartbeats : .networkPartition)
             return
         }
         let snapshot = try await client.status(of: local ? nil : server)
@@ -50,6 +82,70 @@ struct ClpStat: AsyncParsableCommand {
             print(StatusRendering.monitors(snapshot, long: long))
         } else {
             print(StatusRendering.cluster(snapshot, long: long))
+        }
+    }
+
+    /// `-i` and the configuration views: the configuration the daemon runs (not the file on
+    /// disk, which may have been edited since), from the daemon asked (`-h`: that server's).
+    func showConfiguration(_ client: DaemonClient) async throws {
+        let (bundle, version, hash): (ConfigBundle, UInt64, String)
+        if let server, server != (try await client.identity().server) {
+            fail("Configuration views show the local daemon's running configuration; run clpstat -i on \(server).", code: .badUsage)
+        }
+        switch try await client.send(.configPull) {
+        case .configuration(let running, let runningVersion, let runningHash):
+            (bundle, version, hash) = (running, runningVersion, runningHash)
+        case .result(let result): fail(result.message, code: result.code)
+        default: fail("unexpected answer from the daemon", code: .failed)
+        }
+        let config: ClusterConfig
+        do {
+            config = try ConfigLoader.loadWithWarnings(yaml: bundle.yaml, sourcePath: "running.yaml", checkFiles: false).config
+        } catch {
+            fail("The running configuration does not load here: \(error)", code: .failed)
+        }
+        if json {
+            let object: [String: Any] = ["version": version, "hash": hash, "yaml": bundle.yaml]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let chosen = information ? Set(StatusRendering.ConfigSection.allCases) : sections
+        let text = StatusRendering.configuration(config, sections: chosen, name: name, detail: detail)
+        if let name, !text.contains(" : \(name)]") {
+            fail("No such object in the running configuration: \(name).", code: .badUsage)
+        }
+        print(text)
+    }
+
+    /// `-n`, `-p`: each server's own view (asked over the control channel; `--local`: this
+    /// server's only).
+    func showMatrix(_ client: DaemonClient, kind: StatusMatrices.Kind) async throws {
+        let localSnapshot = try await client.status(of: nil)
+        let servers = localSnapshot.servers.map(\.name)
+        let paths = Array(
+            NSOrderedSet(array: localSnapshot.servers.flatMap { kind.lines($0).map(\.name) }).compactMap { $0 as? String })
+        var views: [StatusMatrices.View] = []
+        for line in localSnapshot.servers {
+            if line.isLocal {
+                views.append(.init(server: line.name, status: line.status, snapshot: localSnapshot))
+            } else if local {
+                continue
+            } else {
+                let answer = try? await client.send(.status(target: line.name), timeout: .seconds(15))
+                guard case .status(let snapshot)? = answer else {
+                    views.append(.init(server: line.name, status: line.status, snapshot: nil))
+                    continue
+                }
+                views.append(.init(server: line.name, status: line.status, snapshot: snapshot))
+            }
+        }
+        if json {
+            print(StatusMatrices.json(kind, cluster: localSnapshot.cluster, paths: paths, views: views))
+        } else {
+            print(
+                StatusMatrices.render(
+                    kind, cluster: localSnapshot.cluster, servers: servers, local: localSnapshot.localServer, paths: paths, views: views))
         }
     }
 }

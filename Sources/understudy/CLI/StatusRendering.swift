@@ -198,83 +198,146 @@ enum StatusRendering {
         }
     }
 
-    /// `clpstat -i`: the configuration as the daemon runs it.
-    static func configuration(_ config: ClusterConfig) -> String {
-        var out: [String] = [
-            banner("CLUSTER INFORMATION"), "  [Cluster Name: \(config.cluster.name)]",
-            "    Comment                       : \(config.cluster.comment)",
-        ]
-        let timing = config.cluster.timing
-        out.append("    Heartbeat Interval            : \(timing.heartbeatInterval.configText)")
-        out.append("    Heartbeat Timeout             : \(timing.heartbeatTimeout.configText)")
-        out.append("    Server Sync Wait Time         : \(timing.syncWait.configText)")
-        out.append("    Action at NP Occurrence       : \(config.cluster.networkPartitionAction.rawValue)")
-        out.append(
-            "    Ports (control/hb/http)       : \(config.cluster.ports.control)/\(config.cluster.ports.heartbeat)/\(config.cluster.ports.http)"
-        )
-        for (index, server) in config.servers.enumerated() {
-            out.append("  [Server\(index) : \(server.name)]")
-            out.append("    Comment                       : \(server.comment)")
+    /// The parts of the configuration `clpstat` shows: `-i` all of them, `--cl`, `--sv`,
+    /// `--hb`, `--np`, `--grp`, `--rsc`, `--mon`, `--xcl` one each.
+    enum ConfigSection: CaseIterable {
+        case cluster, servers, heartbeats, networkPartition, groups, resources, monitors, exclusive
+    }
+
+    /// `clpstat -i` and the configuration views: the configuration as the daemon runs it;
+    /// `name` keeps only that object; `detail` lists every setting of each object.
+    static func configuration(
+        _ config: ClusterConfig, sections: Set<ConfigSection> = Set(ConfigSection.allCases), name: String? = nil, detail: Bool = false
+    ) -> String {
+        var out: [String] = [banner("CLUSTER INFORMATION")]
+        func wanted(_ objectName: String) -> Bool { name == nil || name == objectName }
+        if sections.contains(.cluster) {
+            out.append("  [Cluster Name: \(config.cluster.name)]")
+            if detail {
+                out += ConfigDetail.lines(of: config.cluster)
+            } else {
+                out.append("    Comment                       : \(config.cluster.comment)")
+                let timing = config.cluster.timing
+                out.append("    Heartbeat Interval            : \(timing.heartbeatInterval.configText)")
+                out.append("    Heartbeat Timeout             : \(timing.heartbeatTimeout.configText)")
+                out.append("    Server Sync Wait Time         : \(timing.syncWait.configText)")
+                out.append("    Action at NP Occurrence       : \(config.cluster.networkPartitionAction.rawValue)")
+                out.append(
+                    "    Ports (control/hb/http)       : \(config.cluster.ports.control)/\(config.cluster.ports.heartbeat)/\(config.cluster.ports.http)"
+                )
+            }
         }
-        for (index, heartbeat) in config.heartbeats.enumerated() {
-            out.append("  [HB\(index) : \(heartbeat.name)]")
-            out.append("    Type                          : \(heartbeat.typeName)")
-            switch heartbeat.kind {
-            case .lan(let addresses):
-                for server in config.serverNames {
-                    if let address = addresses[server] {
-                        out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(address)")
+        if sections.contains(.servers) {
+            for (index, server) in config.servers.enumerated() where wanted(server.name) {
+                out.append("  [Server\(index) : \(server.name)]")
+                if detail {
+                    out += ConfigDetail.lines(of: server)
+                } else {
+                    out.append("    Comment                       : \(server.comment)")
+                }
+            }
+        }
+        if sections.contains(.heartbeats) {
+            for (index, heartbeat) in config.heartbeats.enumerated() where wanted(heartbeat.name) {
+                out.append("  [HB\(index) : \(heartbeat.name)]")
+                out.append("    Type                          : \(heartbeat.typeName)")
+                if detail {
+                    out += ConfigDetail.lines(of: heartbeat)
+                    continue
+                }
+                switch heartbeat.kind {
+                case .lan(let addresses):
+                    for server in config.serverNames {
+                        if let address = addresses[server] {
+                            out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(address)")
+                        }
+                    }
+                case .disk(let device):
+                    out.append("    Device                        : \(device)")
+                case .serial(let devices, let speed):
+                    for server in config.serverNames {
+                        if let device = devices[server] {
+                            out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(device)")
+                        }
+                    }
+                    out.append("    Speed                         : \(speed)")
+                case .witness(let endpoint):
+                    out.append("    Witness                       : \(endpoint.displayText)")
+                }
+            }
+        }
+        if sections.contains(.networkPartition) {
+            for (index, np) in config.networkPartition.enumerated() where wanted(np.name) {
+                out.append("  [NP\(index) : \(np.name)]")
+                out.append("    Type                          : \(np.typeName)")
+                if detail {
+                    out += ConfigDetail.lines(of: np)
+                } else if case .http(let endpoint) = np.kind {
+                    out.append("    Witness                       : \(endpoint.displayText)")
+                }
+            }
+        }
+        if sections.contains(.groups) {
+            for (index, group) in config.groups.enumerated() where wanted(group.name) {
+                out.append("  [Group\(index) : \(group.name)]")
+                if detail {
+                    var copy = group
+                    copy.resources = []
+                    out += ConfigDetail.lines(of: copy)
+                    out.append("    Resources                     : \(group.resources.map(\.name).joined(separator: ", "))")
+                    continue
+                }
+                out.append("    Comment                       : \(group.comment)")
+                out.append("    Startup Servers               : \(group.servers.joined(separator: ", "))")
+                out.append("    Startup Attribute             : \(group.startup.rawValue)")
+                out.append("    Failover Attribute            : \(group.failover.rawValue)")
+                out.append("    Failback Attribute            : \(group.failback.rawValue)")
+                out.append("    Exclusive Attribute           : \(group.exclusive.rawValue)")
+                out.append("    Resources                     : \(group.resources.map(\.name).joined(separator: ", "))")
+            }
+        }
+        if sections.contains(.resources) {
+            var resourceIndex = 0
+            for group in config.groups {
+                for resource in group.resources {
+                    defer { resourceIndex += 1 }
+                    guard wanted(resource.name) else { continue }
+                    out.append("  [Resource\(resourceIndex) : \(resource.name)]")
+                    out.append("    Type                          : \(resource.type.rawValue)")
+                    out.append("    Group                         : \(group.name)")
+                    if detail {
+                        out += ConfigDetail.lines(of: resource)
+                        continue
+                    }
+                    out.append("    Comment                       : \(resource.comment)")
+                    out.append("    Retry Count at Activation     : \(resource.activation.retry)")
+                    out.append("    Failover Threshold            : \(resource.activation.failover)")
+                    out.append("    Final Action at Activation    : \(resource.activation.finalAction.rawValue)")
+                    out.append("    Retry Count at Deactivation   : \(resource.deactivation.retry)")
+                    out.append("    Final Action at Deactivation  : \(resource.deactivation.finalAction.rawValue)")
+                    if case .exec(let exec) = resource.settings {
+                        out.append("    Start Script                  : \(exec.start ?? "-") (\(exec.startMode.rawValue))")
+                        out.append("    Stop Script                   : \(exec.stop ?? "-") (\(exec.stopMode.rawValue))")
+                        out.append("    Timeout                       : \(exec.timeout.configText)")
                     }
                 }
-            case .disk(let device):
-                out.append("    Device                        : \(device)")
-            case .serial(let devices, let speed):
-                for server in config.serverNames {
-                    if let device = devices[server] {
-                        out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(device)")
-                    }
-                }
-                out.append("    Speed                         : \(speed)")
-            case .witness(let endpoint):
-                out.append("    Witness                       : \(endpoint.displayText)")
             }
         }
-        for (index, np) in config.networkPartition.enumerated() {
-            out.append("  [NP\(index) : \(np.name)]")
-            out.append("    Type                          : \(np.typeName)")
-            if case .http(let endpoint) = np.kind {
-                out.append("    Witness                       : \(endpoint.displayText)")
+        if sections.contains(.monitors) {
+            for (index, monitor) in config.monitors.enumerated() where wanted(monitor.name) {
+                out.append("  [Monitor\(index) : \(monitor.name)]")
+                out.append("    Type                          : \(monitor.type.rawValue)")
+                if detail { out += ConfigDetail.lines(of: monitor) }
             }
         }
-        var resourceIndex = 0
-        for (index, group) in config.groups.enumerated() {
-            out.append("  [Group\(index) : \(group.name)]")
-            out.append("    Comment                       : \(group.comment)")
-            out.append("    Startup Servers               : \(group.servers.joined(separator: ", "))")
-            out.append("    Startup Attribute             : \(group.startup.rawValue)")
-            out.append("    Failover Attribute            : \(group.failover.rawValue)")
-            out.append("    Failback Attribute            : \(group.failback.rawValue)")
-            out.append("    Exclusive Attribute           : \(group.exclusive.rawValue)")
-            for resource in group.resources {
-                out.append("  [Resource\(resourceIndex) : \(resource.name)]")
-                resourceIndex += 1
-                out.append("    Type                          : \(resource.type.rawValue)")
-                out.append("    Comment                       : \(resource.comment)")
-                out.append("    Retry Count at Activation     : \(resource.activation.retry)")
-                out.append("    Failover Threshold            : \(resource.activation.failover)")
-                out.append("    Final Action at Activation    : \(resource.activation.finalAction.rawValue)")
-                out.append("    Retry Count at Deactivation   : \(resource.deactivation.retry)")
-                out.append("    Final Action at Deactivation  : \(resource.deactivation.finalAction.rawValue)")
-                if case .exec(let exec) = resource.settings {
-                    out.append("    Start Script                  : \(exec.start ?? "-") (\(exec.startMode.rawValue))")
-                    out.append("    Stop Script                   : \(exec.stop ?? "-") (\(exec.stopMode.rawValue))")
-                    out.append("    Timeout                       : \(exec.timeout.configText)")
-                }
+        if sections.contains(.exclusive) {
+            // Groups sharing an exclusive attribute other than off never run on one server together.
+            let levels = Array(Set(config.groups.map(\.exclusive.rawValue))).filter { $0 != "none" }.sorted()
+            for (index, level) in levels.enumerated() where wanted(level) {
+                out.append("  [Exclusive Rule\(index) : \(level)]")
+                let groups = config.groups.filter { $0.exclusive.rawValue == level }.map(\.name)
+                out.append("    Groups                        : \(groups.joined(separator: ", "))")
             }
-        }
-        for (index, monitor) in config.monitors.enumerated() {
-            out.append("  [Monitor\(index) : \(monitor.name)]")
-            out.append("    Type                          : \(monitor.type.rawValue)")
         }
         out.append(rule)
         return out.joined(separator: "\n")
