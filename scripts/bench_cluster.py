@@ -1,5 +1,6 @@
 """A three-server Understudy cluster on loopback for the benchmark scripts (api-bench.py,
-metrics-bench.py, webmanager-latency.py, alert-outage-bench.py): writes its configuration, key
+metrics-bench.py, webmanager-latency.py, alert-outage-bench.py,
+alert-latency-bench.py): writes its configuration, key
 and a web user in a new folder, starts the daemons, and stops them by PID."""
 import json, os, signal, subprocess, tempfile, time
 
