@@ -1,7 +1,8 @@
 """A three-server Understudy cluster on loopback for the benchmark scripts (api-bench.py,
-metrics-bench.py, webmanager-latency.py, alert-outage-bench.py): writes its configuration, key
+metrics-bench.py, webmanager-latency.py, alert-outage-bench.py,
+alert-latency-bench.py): writes its configuration, key
 and a web user in a new folder, starts the daemons, and stops them by PID."""
-import json, os, signal, subprocess, tempfile
+import json, os, signal, subprocess, tempfile, time
 
 
 def pct(values, p):
@@ -50,6 +51,22 @@ groups:
             log = open(f"{self.folder}/{s}.log", "w")
             self.daemons.append(subprocess.Popen([self.binary, "daemon", "--config", f"{self.folder}/cluster.yaml", "--server", s,
                                                   "--state-dir", f"{self.folder}/{s}"], stdout=log, stderr=log))
+
+    def kill9(self, server):
+        """SIGKILL to `server`'s daemon, waited for: the wall-clock instant (time.time()) just
+        before the signal."""
+        daemon = self.daemons[self.servers.index(server)]
+        instant = time.time()
+        daemon.kill()
+        daemon.wait(timeout=20)
+        return instant
+
+    def restart(self, server):
+        """Starts `server`'s daemon again (after kill9), its log appended to."""
+        log = open(f"{self.folder}/{server}.log", "a")
+        self.daemons[self.servers.index(server)] = subprocess.Popen(
+            [self.binary, "daemon", "--config", f"{self.folder}/cluster.yaml", "--server", server,
+             "--state-dir", f"{self.folder}/{server}"], stdout=log, stderr=log)
 
     def stop(self):
         for d in self.daemons:
