@@ -123,8 +123,8 @@ struct ClpStat: AsyncParsableCommand {
     func showMatrix(_ client: DaemonClient, kind: StatusMatrices.Kind) async throws {
         let localSnapshot = try await client.status(of: nil)
         let servers = localSnapshot.servers.map(\.name)
-        let paths = Array(
-            NSOrderedSet(array: localSnapshot.servers.flatMap { kind.lines($0).map(\.name) }).compactMap { $0 as? String })
+        var paths: [String] = []
+        for name in localSnapshot.servers.flatMap({ kind.lines($0).map(\.name) }) where !paths.contains(name) { paths.append(name) }
         var views: [StatusMatrices.View] = []
         for line in localSnapshot.servers {
             if line.isLocal {
