@@ -44,7 +44,7 @@ average before and after. Stops its daemons and receivers by PID / socket.
 import argparse, datetime, http.client, http.server, json, os, re, socket, threading, time
 from email import message_from_bytes
 from email.header import decode_header, make_header
-from bench_cluster import Cluster, pct
+from bench_cluster import Cluster, pct, wait_until
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/debug/understudy")
@@ -278,16 +278,11 @@ def alert_times(cluster, server, module, event_id, after):
     return times
 
 
-def wait_until(condition, limit, what):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"timed out after {limit:g} s waiting for {what}")
+def wait_for(condition, limit, what):
+    try:
+        wait_until(what, condition, limit, interval=0.1)
+    except RuntimeError as error:
+        raise SystemExit(str(error))
 
 
 syslog_receiver = UDPReceiver("syslog", parse_syslog)
@@ -340,12 +335,12 @@ rounds = []  # per round: {"kill": t, "log": {event: (server, time)}, receiver: 
 load_before = os.getloadavg()
 try:
     cluster.start()
-    wait_until(settled, 60, "grp1 online on node1 and the cluster settled")
+    wait_for(settled, 60, "grp1 online on node1 and the cluster settled")
     scrapers = [Scraper(s, cluster.address[s], cluster.http_port, args.scrape) for s in ("node2", "node3")]
     time.sleep(1)
     previous = None
     for n in range(args.rounds):
-        wait_until(settled, 60, f"the cluster to settle before round {n + 1}")
+        wait_for(settled, 60, f"the cluster to settle before round {n + 1}")
         time.sleep(1)
         if previous is not None and time.monotonic() - previous < args.period:
             time.sleep(args.period - (time.monotonic() - previous))
@@ -380,7 +375,7 @@ try:
                           for r in RECEIVERS) + " ms (nm 2 / rc 11 from the kill)", flush=True)
 
         cluster.restart("node1")
-        wait_until(lambda: next(s for s in cluster.status("node2")["servers"] if s["name"] == "node1")["status"].lower()
+        wait_for(lambda: next(s for s in cluster.status("node2")["servers"] if s["name"] == "node1")["status"].lower()
                    in ("online", "caution"), 60, "node2 to hear node1 again")
         # The restarted node1 comes back as master (first in `servers:`); until the servers
         # agree on it, group commands are refused: tried again for at most 30 s each.

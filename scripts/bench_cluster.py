@@ -11,6 +11,20 @@ def pct(values, p):
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
+def wait_until(what, condition, seconds=20, interval=0.05):
+    """Checks `condition` every `interval` until it holds (an exception counts as not yet);
+    raises after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except Exception:
+            pass
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {seconds:g} s waiting for {what}")
+
+
 class Cluster:
     def __init__(self, binary, name, first_octet, port_base, web, user_role="viewer",
                  password="bench-Pa55word", extra=""):

@@ -12,7 +12,7 @@ Stops chromedriver and the daemons by PID.
     scripts/webmanager-latency.py [--binary .build/release/understudy] [--rounds 30]
 """
 import argparse, json, signal, subprocess, time, urllib.request
-from bench_cluster import Cluster
+from bench_cluster import Cluster, wait_until
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/debug/understudy")
@@ -41,15 +41,7 @@ def webdriver(method, path, body=None):
 
 
 def wait(what, condition, seconds=20):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out waiting for {what}")
+    wait_until(what, condition, seconds)
 
 
 driver, session = None, None

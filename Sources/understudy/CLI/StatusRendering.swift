@@ -198,6 +198,11 @@ enum StatusRendering {
         }
     }
 
+    /// `    SERVER                        : value` for each server that has a value, in order.
+    static func perServer(_ values: [String: String], servers: [String]) -> [String] {
+        servers.compactMap { server in values[server].map { "    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \($0)" } }
+    }
+
     /// The parts of the configuration `clpstat` shows: `-i` all of them, `--cl`, `--sv`,
     /// `--hb`, `--np`, `--grp`, `--rsc`, `--mon`, `--xcl` one each.
     enum ConfigSection: CaseIterable {
@@ -247,19 +252,11 @@ enum StatusRendering {
                 }
                 switch heartbeat.kind {
                 case .lan(let addresses):
-                    for server in config.serverNames {
-                        if let address = addresses[server] {
-                            out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(address)")
-                        }
-                    }
+                    out += perServer(addresses, servers: config.serverNames)
                 case .disk(let device):
                     out.append("    Device                        : \(device)")
                 case .serial(let devices, let speed):
-                    for server in config.serverNames {
-                        if let device = devices[server] {
-                            out.append("    \(server.padding(toLength: 30, withPad: " ", startingAt: 0)): \(device)")
-                        }
-                    }
+                    out += perServer(devices, servers: config.serverNames)
                     out.append("    Speed                         : \(speed)")
                 case .witness(let endpoint):
                     out.append("    Witness                       : \(endpoint.displayText)")
