@@ -43,7 +43,8 @@ extension EventKind {
         "cl", 5, .info, "a cluster stop is over (no server is stopping any more): groups are placed again")
     public static let timeoutRatioChanged = EventKind(
         "cl", 20, .info,
-        "the timeout ratio changed (`clptoratio`, or its time ran out): heartbeat and monitor timeouts are the configured ones times the ratio")
+        "the timeout ratio changed (`clptoratio`, or its time ran out): heartbeat and monitor timeouts are the configured ones times the ratio"
+    )
     public static let autoStartSuppressed = EventKind(
         "cl", 18, .warning, "a server whose cluster service stopped abnormally does not start groups on its own until an operator does")
     public static let autoStartSuppressionLifted = EventKind(
@@ -159,7 +160,8 @@ extension EventKind {
     public static let finalActionRebootLimit = EventKind(
         "rc", 100, .warning, "a final action that reboots is skipped: the reboot limit is reached")
     public static let rebootCountReset = EventKind(
-        "rc", 101, .info, "the count of reboots by final actions was reset after a time without errors")
+        "rc", 101, .info,
+        "the count of reboots by final actions was reset after a time without errors, or cleared by an operator (`clpregctrl --clear`)")
     public static let activationFinalAction = EventKind("rc", 200, .warning, "the final action after a group's activation failure runs")
     public static let activationFailover = EventKind("rc", 201, .warning, "a group fails over after an activation failure")
     public static let activationFailoverExhausted = EventKind(
@@ -262,7 +264,8 @@ extension EventKind {
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .timeoutRatioChanged, .autoStartSuppressed,
         .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .serverUp,
-        .serverDown, .heartbeatResourceUp, .heartbeatResourceDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired, .clusterNotFounded, .survivorForgotten,
+        .serverDown, .heartbeatResourceUp, .heartbeatResourceDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired,
+        .clusterNotFounded, .survivorForgotten,
         .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
         .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .configurationApplied,
         .configurationStaged, .configurationApplyRefused, .configurationFetched, .configurationFetchFailed, .serviceStarting,

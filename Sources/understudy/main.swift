@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 
-/// `understudy`, and through symlinks named clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl, clpperfc, clpcfget, clptoratio, clplogcmd, clplogcc, those commands.
+/// `understudy`, and through symlinks named clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl, clpperfc, clpcfget, clptoratio, clplogcmd, clplogcc, clpregctrl, those commands.
 struct Understudy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "understudy",
@@ -9,7 +9,7 @@ struct Understudy: AsyncParsableCommand {
         subcommands: [
             DaemonCommand.self, KeeperCommand.self, ConfigCommand.self, ClpStat.self, ClpCl.self, ClpGrp.self, ClpRsc.self, ClpMonCtrl.self,
             ClpRexec.self, ClpDown.self, ClpStdn.self, ClpCfCtrl.self, ClpPerfc.self, ClpCfGet.self, ClpToRatio.self, ClpLogCmd.self,
-            ClpLogCc.self,
+            ClpLogCc.self, ClpRegCtrl.self,
             DemoCommand.self, SimulateCommand.self, KeygenCommand.self, InstallAliasesCommand.self, DemoResponder.self,
             LabCommand.self, DiskHeartbeatCommand.self, WitnessCommand.self, UserCommand.self, AlertsCommand.self,
         ])

@@ -101,6 +101,31 @@ struct FinalActionTests {
             try await Task.sleep(for: .milliseconds(500))
             #expect(cluster.records.count == runs.count, "\(cluster.records.summary)")
             #expect(try await cluster.clpstat(on: "node3").group(named: "grp1")?.status == .offline, "\(status.summary)")
+
+            // "After the reboot": clpregctrl shows the count, clears it (rc 101), from any server.
+            try cluster.startDaemon("node1")
+            _ = try await cluster.waitForStatus("node1 answers", on: "node1") { _ in true }
+            let shown = try await cluster.cli(["clpregctrl", "--get"], on: "node1")
+            #expect(shown.exitCode == 0 && shown.standardOutput.contains("count : 1"), "\(shown)")
+            #expect(shown.standardOutput.contains("registry : reboot"), "\(shown)")
+            let remote = try await cluster.cli(["clpregctrl", "-g", "-t", "rc", "-h", "node1", "--json"], on: "node2")
+            #expect(remote.standardOutput.contains(#""count":1"#) && remote.standardOutput.contains(#""server":"node1""#), "\(remote)")
+            let cleared = try await cluster.cli(["clpregctrl", "--clear", "-h", "node1"], on: "node3")
+            #expect(cleared.exitCode == 0 && cleared.standardOutput.contains("count : 0"), "\(cleared)")
+            let after = try await cluster.cli(["clpregctrl", "-g"], on: "node1")
+            #expect(after.standardOutput.contains("count : 0"), "\(after)")
+            let alerts = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
+            #expect(alerts.contains("[rc 101] Reboot count of node1 cleared by an operator (was 1)"), "\(alerts.suffix(800))")
+            let persisted =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: cluster.stateDirectory(of: "node1") + "/engine.json"))) as? [String: Any]
+            #expect(persisted?["rebootCount"] as? Int == 0, "the clear is kept across restarts")
+            for bad in [
+                ["clpregctrl"], ["clpregctrl", "-g", "-c"], ["clpregctrl", "-g", "-t", "xx"], ["clpregctrl", "-g", "-r", "other"],
+            ] {
+                let refused = try await cluster.cli(bad, on: "node1")
+                #expect(refused.exitCode == 2, "\(bad): \(refused)")
+            }
         }
     }
 }

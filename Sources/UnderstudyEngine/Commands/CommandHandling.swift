@@ -57,6 +57,8 @@ extension ServerEngine {
             return .done(forgetLeftBehind(server))
         case .setTimeoutRatio(let setting):
             return .done(setTimeoutRatio(setting, now: now))
+        case .rebootCount(let clear):
+            return .done(rebootCount(clear: clear))
         case .externalNotice(let monitor, let category, let keyword, let clear, let server):
             if let server, server != me {
                 guard serverNames.contains(server) else { return .done(CommandResult(.badUsage, "Unknown server \(server).")) }
@@ -260,7 +262,7 @@ extension ServerEngine {
             ticket = OperationTicket(kind: .move, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
             log(.groupMoveRequested, "Move of group \(name) from \(owner) to \(target) requested.")
         case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
-            .setTimeoutRatio:
+            .setTimeoutRatio, .rebootCount:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }
         dir.version = next

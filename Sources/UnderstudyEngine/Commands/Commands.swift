@@ -32,6 +32,9 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     /// `clptoratio`: the receiving server takes the setting (if it is newer than its own)
     /// and its heartbeats carry it to the others.
     case setTimeoutRatio(TimeoutRatio)
+    /// `clpregctrl`: the receiving server's count of reboots by final actions (its message
+    /// says `count : N`), cleared first when `clear`.
+    case rebootCount(clear: Bool)
 
     /// Group operations are decided by the master; resource operations by the server
     /// running the group; the others by the server that receives them.
@@ -40,7 +43,7 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
         case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop:
             return true
         case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
-            .setTimeoutRatio:
+            .setTimeoutRatio, .rebootCount:
             return false
         }
     }

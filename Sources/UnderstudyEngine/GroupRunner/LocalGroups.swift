@@ -448,6 +448,19 @@ extension ServerEngine {
         healthySince = nil
     }
 
+    /// `clpregctrl --get` / `--clear`: the count of reboots by final actions on this server
+    /// (`max-reboots` stops them at its limit), cleared by an operator once the cause is fixed.
+    mutating func rebootCount(clear: Bool) -> CommandResult {
+        let count = persistent.rebootCount
+        guard clear else { return .ok("count : \(count)") }
+        if count > 0 {
+            persistent.rebootCount = 0
+            persistDirty = true
+            log(.rebootCountReset, "Reboot count of \(me) cleared by an operator (was \(count)) (clpregctrl --clear).")
+        }
+        return .ok("count : 0")
+    }
+
     // MARK: - Single resources
 
     mutating func startSingle(_ operation: ResourceOperation, resource: ResourceName, group: GroupName) {

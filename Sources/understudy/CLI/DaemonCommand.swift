@@ -139,7 +139,7 @@ struct InstallAliasesCommand: ParsableCommand {
 enum Aliases {
     static let names = [
         "clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl", "clpperfc", "clpcfget",
-        "clptoratio", "clplogcmd", "clplogcc",
+        "clptoratio", "clplogcmd", "clplogcc", "clpregctrl",
     ]
 }
 
