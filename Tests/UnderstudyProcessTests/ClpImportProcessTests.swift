@@ -77,7 +77,7 @@ struct ClpImportProcessTests {
                 """
             }.joined(separator: "\r\n")
             let clpConf = """
-                <?xml version="1.0" encoding="EUC-JP"?>
+                <?xml version="1.0" encoding="Shift_JIS"?>
                 <root>
                   <all><charset>EUC-JP</charset><encode>EUC-JP</encode><serveros>linux</serveros></all>
                   <cluster>
@@ -101,7 +101,7 @@ struct ClpImportProcessTests {
                   <monitor><userw name="userw"><relation><type>cls</type><name>LocalServer</name></relation></userw><types name="userw"/></monitor>
                 </root>
                 """.replacingOccurrences(of: "\n", with: "\r\n")
-            let bytes = try #require(clpConf.data(using: .japaneseEUC))
+            let bytes = try #require(clpConf.data(using: .shiftJIS))
             try bytes.write(to: URL(fileURLWithPath: export + "/clp.conf"))
 
             let outcome = try await cluster.understudy(["config", "import", export + "/clp.conf", "-o", cluster.configPath, "--force"])

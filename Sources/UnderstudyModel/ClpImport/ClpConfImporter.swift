@@ -330,6 +330,8 @@ private struct Converter {
             consumed.insert(base + "/priority")
             let name = objectName(original, what: "heartbeat")
             let deviceID = value(path, base, "device")
+            // The servers' devices of this path are converted with it, or explained by its line.
+            if let deviceID { useDevice(deviceID) }
             func perServer() -> [(String, String)]? {
                 guard let deviceID else { return nil }
                 var result: [(String, String)] = []
@@ -410,6 +412,7 @@ private struct Converter {
             consumed.insert(base + "/priority")
             let name = objectName(original, what: "network partition resource")
             let deviceID = value(entry, base, "device")
+            if let deviceID { useDevice(deviceID) }
             switch entry.name {
             case "pingnp":
                 var targets: [String] = []

@@ -111,13 +111,65 @@ public enum ClpXML {
             }
         }
         for encoding in candidates {
-            if let text = String(data: bytes, encoding: encoding) {
+            if let text = text(of: bytes, in: encoding) {
                 return text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
             }
         }
         throw ClpImportError(
             line: firstUndecodableLine(bytes),
             "the bytes are not valid text in \(candidates.map(name).joined(separator: ", ")) (declared: \(declared ?? "none"))")
+    }
+
+    /// Foundation on Linux decodes Shift_JIS but not EUC-JP (`String(data:encoding:
+    /// .japaneseEUC)` is always nil there). Both encode JIS X 0208 by arithmetic, so EUC-JP is
+    /// turned into Shift_JIS and decoded as that.
+    static func text(of bytes: Data, in encoding: String.Encoding) -> String? {
+        guard encoding == .japaneseEUC else { return String(data: bytes, encoding: encoding) }
+        if let text = String(data: bytes, encoding: .japaneseEUC) { return text }
+        guard let shiftJIS = shiftJIS(fromEUCJP: bytes) else { return nil }
+        return String(data: shiftJIS, encoding: .shiftJIS)
+    }
+
+    /// EUC-JP bytes as Shift_JIS; nil for bytes that are not EUC-JP or characters Shift_JIS
+    /// lacks (JIS X 0212, `0x8F` …).
+    static func shiftJIS(fromEUCJP bytes: Data) -> Data? {
+        var output = Data()
+        output.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let first = bytes[index]
+            if first < 0x80 {
+                output.append(first)
+                index += 1
+                continue
+            }
+            guard index + 1 < bytes.endIndex else { return nil }
+            let second = bytes[index + 1]
+            if first == 0x8E {
+                // Half-width katakana: the same byte in Shift_JIS.
+                guard (0xA1...0xDF).contains(second) else { return nil }
+                output.append(second)
+            } else if (0xA1...0xFE).contains(first) && (0xA1...0xFE).contains(second) {
+                let row = Int(first) - 0x80
+                let cell = Int(second) - 0x80
+                var lead = ((row + 1) >> 1) + 0x70
+                if lead >= 0xA0 { lead += 0x40 }
+                var trail: Int
+                if row % 2 == 1 {
+                    trail = cell + 0x1F
+                    if trail >= 0x7F { trail += 1 }
+                } else {
+                    trail = cell + 0x7E
+                }
+                guard lead <= 0xFC else { return nil }
+                output.append(UInt8(lead))
+                output.append(UInt8(trail))
+            } else {
+                return nil
+            }
+            index += 2
+        }
+        return output
     }
 
     private static func name(_ encoding: String.Encoding) -> String {
