@@ -111,7 +111,7 @@ struct ClpImportProcessTests {
 
             // The test's own ports and OS commands (the converted file has CLUSTERPRO's ports).
             var yaml = try String(contentsOfFile: cluster.configPath, encoding: .utf8)
-            #expect(yaml.contains("comment: 取り込み試験"), "\(yaml)")
+            #expect(yaml.contains("comment: \"取り込み試験\""), "\(yaml)")
             let portsLine = "  ports: {control: 29001, heartbeat: 29002, http: 29003}   # CLUSTERPRO's defaults"
             #expect(yaml.contains(portsLine), "\(yaml)")
             yaml = yaml.replacingOccurrences(
