@@ -64,6 +64,7 @@ struct ClpImportTests {
     func twoServerSharedDisk() throws {
         let result = try convert(try fixture("two-server-shared-disk"))
         let config = try loadConverted(result)
+        let paths = result.unmapped.map(\.path)
         #expect(config.cluster.name == "webcluster")
         #expect(config.cluster.comment == "two servers, shared disk")
         #expect(config.cluster.timing.heartbeatTimeout == .seconds(50))
@@ -94,6 +95,10 @@ struct ClpImportTests {
         #expect(result.yaml.contains("targets: [192.168.137.1, 192.168.137.2]"))
         #expect(result.yaml.contains("recovery: {target: failover1, reactivations: 0, failovers: 1, final-action: stop-group}"))
         #expect(result.yaml.contains("recovery: {target: local-server, final-action: shutdown}"))
+        #expect(result.yaml.contains("script: scripts/monitor.s/genw1/preaction.sh, script-before: [reactivation]"))
+        // A device no converted path uses: one line for the device, with its value.
+        #expect(paths.contains("server@server1/device@3 = 10.99.0.1"), "\(paths)")
+        #expect(result.unmapped.count == 3, "\(result.unmapped)")
         #expect(result.yaml.contains("retry-on-timeout: false"))
         #expect(result.yaml.contains("timing: active"))
         #expect(result.yaml.contains("first-wait: 30s"))
@@ -102,10 +107,10 @@ struct ClpImportTests {
         #expect(
             result.scripts.map(\.source) == [
                 "scripts/failover1/exec1/start.sh", "scripts/failover1/exec1/stop.sh", "scripts/monitor.s/genw1/genw.sh",
+                "scripts/monitor.s/genw1/preaction.sh",
             ])
         #expect(result.scripts.map(\.destination) == result.scripts.map(\.source))
         // The mirror disk and its monitor are listed, not dropped.
-        let paths = result.unmapped.map(\.path)
         #expect(paths.contains("resource/md@md1"), "\(result.unmapped)")
         #expect(paths.contains("monitor/mdw@mdw1"), "\(result.unmapped)")
         #expect(result.unmapped.first { $0.path == "resource/md@md1" }?.reason.contains("mirror") == true)

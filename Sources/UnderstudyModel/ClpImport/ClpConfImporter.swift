@@ -192,6 +192,7 @@ private struct Converter {
         consumeAll("all")
         consumeAll("trekking")
         consumed.insert("webmgr/client/objectnumber")
+        consumed.insert("cluster/uuid")
         convertCluster()
         convertServers()
         convertHeartbeats()
@@ -978,6 +979,25 @@ private struct Converter {
                             reason: "final action \(action) (panic, keepalive, BMC or fencing) has no Understudy equivalent; none applies"))
                 }
             }
+            if let path = value(element, base, "emergency/preaction/path") {
+                // The script run before recovery steps (CLUSTERPRO: scripts/monitor.s/<monitor>/).
+                let script: String
+                if path.hasPrefix("/") {
+                    script = path
+                } else {
+                    script = "scripts/monitor.s/\(name)/\((path as NSString).lastPathComponent)"
+                    scripts.append(ClpScriptCopy(source: "scripts/monitor.s/\(original)/\(path)", destination: script, owner: base))
+                }
+                recovery.append("script: \(yamlScalar(script))")
+                var before: [String] = []
+                if integer(element, base, "emergency/preaction/userestart") == 1 { before.append("reactivation") }
+                if integer(element, base, "emergency/preaction/usefailover") == 1 { before.append("failover") }
+                if integer(element, base, "emergency/preaction/use") == 1 { before.append("final-action") }
+                if !before.isEmpty { recovery.append("script-before: [\(before.joined(separator: ", "))]") }
+                if let timeout = integer(element, base, "emergency/preaction/timeout") {
+                    recovery.append("script-timeout: \(seconds(timeout))")
+                }
+            }
             if !recovery.isEmpty { lines.append("    recovery: {\(recovery.joined(separator: ", "))}") }
             monitorLines += lines
         }
@@ -1001,16 +1021,26 @@ private struct Converter {
             }
         }
         walk(root, "")
+        var reportedDevices: Set<String> = []
         for (path, element) in leftovers {
             if consumed.contains(path) { continue }
             if consumedPrefixes.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) { continue }
             let reason: String
-            if path.hasPrefix("server@"), path.contains("/device@") {
-                reason =
-                    path.contains("/device@4")
+            if path.hasPrefix("server@"), let range = path.range(of: #"^server@[^/]+/device@[^/]+"#, options: .regularExpression) {
+                // One line per device, not per element of it.
+                let device = String(path[range])
+                guard reportedDevices.insert(device).inserted else { continue }
+                let parts = device.split(separator: "/").map { String($0.split(separator: "@", maxSplits: 1).last ?? "") }
+                let info = root.child("server", key: parts[0])?.child("device", key: parts[1])
+                let kind = info?.string("type") ?? "?"
+                let why =
+                    kind == "mdc"
                     ? "mirror disk connect: Understudy has no data mirroring"
-                    : "a server device no converted heartbeat or network partition resource uses"
-            } else if path.hasPrefix("webmgr/") || path.hasPrefix("webalert/") || path.hasPrefix("alertservice/") {
+                    : "a server device (\(kind)) that no converted heartbeat or network partition resource uses"
+                unmapped.append(ClpUnmappedItem(path: device + (info?.string("info").map { " = \($0)" } ?? ""), reason: why))
+                continue
+            }
+            if path.hasPrefix("webmgr/") || path.hasPrefix("webalert/") || path.hasPrefix("alertservice/") {
                 reason = "WebManager/alert setting: configure Understudy's web server and alerts: in the YAML (docs/configuration.md)"
             } else if path.hasPrefix("messages/") || path.hasPrefix("cluster/messages") || path.hasPrefix("cluster/mail")
                 || path.hasPrefix("cluster/trap")
