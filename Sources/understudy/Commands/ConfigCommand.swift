@@ -11,7 +11,7 @@ struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Work with cluster configuration files.",
-        subcommands: [Check.self, Apply.self, Commit.self]
+        subcommands: [Check.self, Apply.self, Commit.self, Import.self]
     )
 
     struct Check: ParsableCommand {

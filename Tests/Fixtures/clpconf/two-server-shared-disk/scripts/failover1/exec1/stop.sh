@@ -1,0 +1,3 @@
+#! /bin/sh
+# stop the web service
+exit 0

@@ -1,0 +1,3 @@
+#! /bin/sh
+# runs before a reactivation of the service
+exit 0
