@@ -91,7 +91,15 @@ while read -r kind name target; do
     esac
 done < "$work/man.list"
 # bash-completion sources its files: no #! line (lintian: bash-completion-with-hashbang).
-"$stage/usr/sbin/understudy" --generate-completion-script bash | sed '1{/^#!/d}' > "$stage/usr/share/bash-completion/completions/understudy"
+# The clp* commands complete as `understudy clp…`; bash-completion finds a command's file by
+# its name, hence a link per alias.
+completions="$stage/usr/share/bash-completion/completions"
+{
+    "$stage/usr/sbin/understudy" --generate-completion-script bash | sed '1{/^#!/d}'
+    cat packaging/deb/bash-completion-aliases.bash
+    echo "complete -o filenames -F __understudy_alias" $aliases
+} > "$completions/understudy"
+for alias in $aliases; do ln -s understudy "$completions/$alias"; done
 "$stage/usr/sbin/understudy" --generate-completion-script zsh > "$stage/usr/share/zsh/vendor-completions/_understudy"
 "$stage/usr/sbin/understudy" --generate-completion-script fish > "$stage/usr/share/fish/vendor_completions.d/understudy.fish"
 
