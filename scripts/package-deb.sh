@@ -37,8 +37,9 @@ for tool in dpkg-deb dpkg-shlibdeps python3 gzip strip ldd; do
 done
 
 if [ -z "$binary" ]; then
-    # -z now: full RELRO, as Debian's hardening flags link (lintian: hardening-no-bindnow).
-    swift build -c release --static-swift-stdlib -Xlinker -z -Xlinker now --product understudy >&2
+    # -z now: full RELRO, as Debian's hardening flags link (lintian: hardening-no-bindnow). With
+    # the Swift runtime linked in and no local rpath the binary has no RUNPATH at all.
+    swift build -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now --product understudy >&2
     binary="$root_dir/.build/release/understudy"
 fi
 [ -x "$binary" ] || { echo "package-deb.sh: $binary is not an executable" >&2; exit 2; }
