@@ -45,13 +45,14 @@ struct DebianPackageTests {
                 ProcessTestPaths.packageRoot + "/scripts/package-deb.sh", "--binary", binary, "--output", work + "/out", "--compression",
                 "gzip",
             ],
-            timeout: .minutes(5))
+            timeout: .seconds(300))
         try #require(built.ok, "package-deb.sh failed:\n\(built.output)")
         let deb = try #require(built.output.split(separator: "\n").last.map(String.init))
         let fields = run(["dpkg-deb", "--field", deb, "Package", "Version", "Depends"])
         #expect(fields.output.contains("Package: understudy"), "\(fields.output)")
         let version = fields.output.split(separator: "\n").first { $0.hasPrefix("Version: ") }.map { $0.dropFirst(9) } ?? ""
-        #expect(!version.isEmpty && deb == work + "/out/understudy_\(version)_\(try architecture()).deb", "\(built.output)")
+        let arch = try architecture()
+        #expect(!version.isEmpty && deb == work + "/out/understudy_\(version)_\(arch).deb", "\(built.output)")
         #expect(fields.output.contains("libc6"), "Depends from dpkg-shlibdeps: \(fields.output)")
 
         // Install into the throwaway root.
@@ -146,7 +147,7 @@ struct DebianPackageTests {
         try FileManager.default.moveItem(atPath: work + "/understudy.moved", toPath: root + "/usr/sbin/understudy")
 
         // lintian: nothing but what the debug build explains.
-        let lint = run(["lintian", "--pedantic", "--display-info", deb], timeout: .minutes(4))
+        let lint = run(["lintian", "--pedantic", "--display-info", deb], timeout: .seconds(240))
         let tags = lint.output.split(separator: "\n").filter {
             $0.count > 3 && "EWIPX".contains($0.first ?? " ") && $0.dropFirst().hasPrefix(": ")
         }
@@ -174,14 +175,21 @@ struct DebianPackageTests {
 
     // MARK: - Helpers
 
-    func run(_ arguments: [String], environment: [String: String]? = nil, timeout: Duration = .minutes(2)) -> Shell.Outcome {
+    /// A command run to its end with a bounded wait: its status and output (both streams).
+    struct Outcome {
+        let status: Int32
+        let output: String
+        var ok: Bool { status == 0 }
+    }
+
+    func run(_ arguments: [String], environment: [String: String]? = nil, timeout: Duration = .seconds(120)) -> Outcome {
         let outcome = SpawnedProcess.run(arguments, environment: environment, timeout: timeout)
-        return Shell.Outcome(status: outcome.status, output: outcome.output)
+        return Outcome(status: outcome.status, output: outcome.output)
     }
 
     /// dpkg on the throwaway root: maintainer scripts outside a chroot (the root has no shell),
     /// with DPKG_ROOT set; the dependencies are this machine's, not the root's.
-    func dpkg(_ root: String, _ arguments: [String]) -> Shell.Outcome {
+    func dpkg(_ root: String, _ arguments: [String]) -> Outcome {
         run(["dpkg", "--root=" + root, "--force-script-chrootless", "--force-depends", "--log=/dev/null"] + arguments)
     }
 

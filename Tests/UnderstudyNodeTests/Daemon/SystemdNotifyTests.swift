@@ -16,7 +16,7 @@ private final class NotifyListener {
     init(abstract: Bool) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("notify-\(UUID().uuidString.prefix(8))").path
         descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { throw TestFailure("socket failed") }
+        guard descriptor >= 0 else { throw NotifyTestFailure("socket failed") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         var bytes: [UInt8]
@@ -40,7 +40,7 @@ private final class NotifyListener {
         }
         guard bound == 0 else {
             close(descriptor)
-            throw TestFailure("bind \(name): \(String(cString: strerror(errno)))")
+            throw NotifyTestFailure("bind \(name): \(String(cString: strerror(errno)))")
         }
         // A bounded receive: a message that never comes fails the test instead of hanging it.
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
@@ -60,7 +60,7 @@ private final class NotifyListener {
     }
 }
 
-private struct TestFailure: Error, CustomStringConvertible {
+private struct NotifyTestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
