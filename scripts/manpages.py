@@ -59,7 +59,7 @@ def page(command, path, invoked, version, date):
     out = [
         '.TH "%s" "%s" "%s" "understudy %s" "System Administration"' % (title, SECTION, date, version),
         ".SH NAME",
-        "%s \\- %s" % ("\\-".join(p.replace("-", "\\-") for p in ["-".join(path)]), escape(command.get("abstract", "").rstrip("."))),
+        "%s \\- %s" % ("-".join(path).replace("-", "\\-"), escape(command.get("abstract", "").rstrip("."))),
         ".SH SYNOPSIS",
     ]
     arguments = [a for a in command.get("arguments", []) if shown(a)]
