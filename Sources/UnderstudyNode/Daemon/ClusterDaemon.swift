@@ -286,6 +286,8 @@ public actor ClusterDaemon {
         )
         keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
         if keeper == nil { helperFailed("the keeper process could not be started") }
+        // systemd (Type=notify): sockets bound, keeper running; commands are answered from now on.
+        SystemdNotify.notify("READY=1\nSTATUS=server \(me) runs, boot \(engine.bootID)\nMAINPID=\(getpid())")
         await alertRouter.start()
         let (results, resultSink) = AsyncStream<[MonitorCheck]>.makeStream()
         monitorRunner.onReport { checks in resultSink.yield(checks) }
@@ -390,6 +392,7 @@ public actor ClusterDaemon {
 
     /// SIGTERM: stop the local groups cleanly (SERVERSHUTDOWN, NONE), then exit.
     public func terminate() {
+        SystemdNotify.notify("STOPPING=1\nSTATUS=stopping the local groups")
         if engine.service == .stopped {
             requestExit()
             return

@@ -97,6 +97,8 @@ struct ClusterSpec: Sendable {
     var clusterExtra: String?
     /// The `alerts:` section, written as it is at the end.
     var alerts: String?
+    /// Variables added to the daemons' environment (e.g. systemd's `NOTIFY_SOCKET`).
+    var daemonEnvironment: [String: String] = [:]
 
     /// Control, heartbeat and http ports: free on every address when the spec was made (a
     /// fixed port in the ephemeral range may be taken by any outgoing connection).

@@ -106,7 +106,7 @@ final class TestCluster: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = daemon
         }
-        process.environment = CommandRunner.environment
+        process.environment = CommandRunner.environment.merging(spec.daemonEnvironment) { $1 }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = handle
         process.standardError = handle
