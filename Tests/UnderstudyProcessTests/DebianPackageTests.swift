@@ -15,7 +15,7 @@ struct DebianPackageTests {
     /// The CLUSTERPRO command names the package installs as symlinks to the binary.
     static let aliases = [
         "clpstat", "clpcl", "clpgrp", "clprsc", "clpmonctrl", "clprexec", "clpdown", "clpstdn", "clpcfctrl", "clpperfc", "clpcfget",
-        "clptoratio", "clplogcmd", "clplogcc",
+        "clptoratio", "clplogcmd", "clplogcc", "clpregctrl",
     ]
 
     /// What lintian may still say about a package of the debug binary, and why: the debug
