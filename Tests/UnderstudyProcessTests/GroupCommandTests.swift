@@ -176,4 +176,35 @@ struct GroupCommandTests {
             #expect(cluster.records.map(\.action) == ["start", "start-done", "stop", "stop-done"], "\(cluster.records.summary)")
         }
     }
+
+    @Test("clpgrp -f fails a group over to the next server of its policy; -s/-t accept -f; clpcl -w and --suspend --force are taken")
+    func failoverAndCompatibilityOptions() async throws {
+        try await withCluster(ClusterSpec(subnet: 198)) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            let failover = try await cluster.cli(["clpgrp", "-f", "grp1"], on: "node3")
+            #expect(failover.exitCode == 0 && failover.outputLines.last == "Command succeeded.", "\(failover)")
+            let moved = try await cluster.clpstat(on: "node1")
+            #expect(moved.group(named: "grp1")?.current == "node2" && moved.group(named: "grp1")?.status == .online, "\(moved.summary)")
+            #expect(cluster.records.stops.first?["CLP_FACTOR"] == "GROUPMOVE", "\(cluster.records.summary)")
+
+            let stop = try await cluster.cli(["clpgrp", "-t", "grp1", "-f"], on: "node1")
+            #expect(stop.exitCode == 0, "\(stop)")
+            let start = try await cluster.cli(["clpgrp", "-s", "grp1", "-h", "node3", "-f"], on: "node1")
+            #expect(start.exitCode == 0, "\(start)")
+            #expect(try await cluster.clpstat(on: "node2").group(named: "grp1")?.current == "node3")
+
+            let suspend = try await cluster.cli(["clpcl", "--suspend", "--force", "-w", "30"], on: "node2")
+            #expect(suspend.exitCode == 0, "\(suspend)")
+            let resume = try await cluster.cli(["clpcl", "--resume", "-w", "30"], on: "node2")
+            #expect(resume.exitCode == 0, "\(resume)")
+            for bad in [
+                ["clpgrp", "-f", "-m", "grp1"], ["clpgrp", "-f", "grp1", "-a", "node1"], ["clpcl", "-s", "--force"],
+                ["clpcl", "-s", "-w", "0"],
+            ] {
+                let refused = try await cluster.cli(bad, on: "node1")
+                #expect(refused.exitCode == 2, "\(bad): \(refused)")
+            }
+        }
+    }
 }

@@ -168,12 +168,18 @@ struct ClpCl: AsyncParsableCommand {
             "A server that kept the cluster running when others stopped is down for good: they may found the cluster without it (every server, or -h).",
             valueName: "server"))
     var forget: [String] = []
-    @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
+    @Flag(
+        name: .long,
+        help: "With --suspend: accepted as CLUSTERPRO's; a suspend here never waits for servers that do not answer (the master decides).")
+    var force = false
+    @Option(name: [.customLong("timeout"), .customShort("w")], help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
         let chosen = [start, stop, restart, suspend, resume, !forget.isEmpty].filter { $0 }.count
         guard chosen == 1 else { throw ValidationError("Give exactly one of -s, -t, -r, --suspend, --resume, --forget.") }
+        if force && !suspend { throw ValidationError("--force goes with --suspend.") }
+        guard timeout > 0 else { throw ValidationError("-w must be a positive number of seconds, got \(timeout).") }
         if all && server != nil { throw ValidationError("-a and -h exclude each other.") }
     }
 
@@ -267,6 +273,12 @@ struct ClpGrp: AsyncParsableCommand {
     @Flag(name: .customShort("t"), help: "Stop the group (all groups if none is named).") var stop = false
     @Flag(name: .customShort("m"), help: "Move the group to another server (all groups if none is named).") var move = false
     @Flag(name: .customShort("n"), help: "Print the server where the group runs.") var whereRuns = false
+    @Flag(
+        name: .customShort("f"),
+        help:
+            "Alone: fail the group over to the next server of its policy (all online groups if none is named). With -s or -t: accepted as CLUSTERPRO's force; they already act wherever the group is."
+    )
+    var force = false
     @Argument(help: "Group name.") var group: String?
     @Option(name: .customShort("h"), help: ArgumentHelp("Server to start the group on (-s).", valueName: "server")) var server: String?
     @Option(
@@ -276,9 +288,17 @@ struct ClpGrp: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
+    /// `-f` alone: a failover, which is a move to the next server of the policy.
+    var failover: Bool { force && !start && !stop }
+
     func validate() throws {
-        guard [start, stop, move, whereRuns].filter({ $0 }).count == 1 else { throw ValidationError("Give exactly one of -s, -t, -m, -n.") }
+        guard [start, stop, move || failover, whereRuns].filter({ $0 }).count == 1, !(move && force) else {
+            throw ValidationError("Give exactly one of -s, -t, -m, -f, -n.")
+        }
         if whereRuns && group == nil { throw ValidationError("-n needs a group name.") }
+        if failover && destination != nil {
+            throw ValidationError("-f moves to the next server of the policy; use -m -a SERVER to choose.")
+        }
         if destination != nil && !move { throw ValidationError("-a goes with -m.") }
     }
 
@@ -303,7 +323,7 @@ struct ClpGrp: AsyncParsableCommand {
                 // "All groups": skip those already in the wanted state.
                 if start && before?.status == .online { continue }
                 if stop && before?.status == .offline { continue }
-                if move && before?.status != .online { continue }
+                if (move || failover) && before?.status != .online { continue }
             }
             let command: ClusterCommand =
                 start ? .startGroup(name, on: server) : stop ? .stopGroup(name) : .moveGroup(name, to: destination)
