@@ -25,7 +25,10 @@ public enum Keeper {
 
     /// Starts the keeper of this daemon; returns it with the handle the daemon keeps open.
     static func launch(configPath: String, server: ServerName, stateDirectory: String, logger: Logger) -> Running? {
-        guard let binary = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        // Run through /proc/self/exe: the keeper is this very binary even after a package
+        // upgrade replaced the file (the link then reads "… (deleted)" and that path is gone).
+        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "understudy"
+        let name = binary.hasSuffix(" (deleted)") ? String(binary.dropLast(10)) : binary
         // Both ends close-on-exec: scripts must not inherit the write end, or the keeper never
         // sees the daemon go (the keeper gets the read end as its standard input).
         guard let (readEnd, writeEnd) = SpawnedProcess.closeOnExecPipe() else {
@@ -37,9 +40,9 @@ public enum Keeper {
         do {
             process = try SpawnedProcess.spawn(
                 [
-                    binary, "keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory, "--instance",
+                    name, "keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory, "--instance",
                     DaemonInstance.token,
-                ], input: .descriptor(readEnd), output: .inherit, error: .inherit)
+                ], executable: "/proc/self/exe", input: .descriptor(readEnd), output: .inherit, error: .inherit)
         } catch {
             close(writeEnd)
             logger.error("cannot start the keeper: \(error); a crash of this daemon would leave its resources in place")

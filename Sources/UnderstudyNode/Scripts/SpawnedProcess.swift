@@ -42,12 +42,13 @@ public final class SpawnedProcess: Sendable {
 
     private init(pid: pid_t) { self.pid = pid }
 
-    /// Starts `arguments` (an absolute path, or a name looked up in PATH).
+    /// Starts `arguments` (an absolute path, or a name looked up in PATH); `executable`, when
+    /// given, is the file run instead of `arguments[0]` (which stays the program's name).
     public static func spawn(
-        _ arguments: [String], environment: [String: String]? = nil, input: Stream = .null, output: Stream = .null,
-        error: Stream = .null
+        _ arguments: [String], executable: String? = nil, environment: [String: String]? = nil, input: Stream = .null,
+        output: Stream = .null, error: Stream = .null
     ) throws(SpawnError) -> SpawnedProcess {
-        guard let command = arguments.first else { throw SpawnError(description: "no command") }
+        guard let command = executable ?? arguments.first else { throw SpawnError(description: "no command") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

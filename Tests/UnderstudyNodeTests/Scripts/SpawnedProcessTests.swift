@@ -25,7 +25,7 @@ struct SpawnedProcessTests {
     }
 
     @Test("output, exit codes, a signal as 128 + its number, a command that cannot start")
-    func outcomes() {
+    func outcomes() throws {
         let printed = SpawnedProcess.run(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"])
         #expect(printed.status == 3 && printed.output.contains("out") && printed.output.contains("err"))
         let quiet = SpawnedProcess.run(["/bin/sh", "-c", "echo out; echo err >&2"], errorToNull: true)
@@ -34,6 +34,8 @@ struct SpawnedProcessTests {
         #expect(SpawnedProcess.run(["/nonexistent/command"]).status == 127)
         let big = SpawnedProcess.run(["/bin/sh", "-c", "head -c 300000 /dev/zero"])
         #expect(big.ok && big.output.utf8.count == 300_000, "more than a pipe holds")
+        let named = try SpawnedProcess.spawn(["custom-name", "-c", "[ \"$0\" = custom-name ] && exit 7"], executable: "/bin/sh")
+        #expect(named.waitForExit(within: .seconds(10)) == 7, "argv[0] is the name, the file is the executable")
         let environment = SpawnedProcess.run(["/bin/sh", "-c", "echo $ONLY"], environment: ["ONLY": "this", "PATH": "/usr/bin:/bin"])
         #expect(environment.output == "this\n")
     }
