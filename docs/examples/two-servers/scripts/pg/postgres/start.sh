@@ -16,15 +16,6 @@ if [ ! -f "$PGDATA/PG_VERSION" ]; then
     exit 1
 fi
 
-# A crash of the other server leaves its postmaster.pid on the shared disk; the
-# disk is ours now (disk1 is active here), so a stale pid file is safe to remove
-# when no local process owns it.
-if [ -f "$PGDATA/postmaster.pid" ]; then
-    pid=$(head -n 1 "$PGDATA/postmaster.pid")
-    if ! kill -0 "$pid" 2>/dev/null; then
-        echo "postgres start: removing stale postmaster.pid (pid $pid)"
-        rm -f "$PGDATA/postmaster.pid"
-    fi
-fi
-
-exec runuser -u "$PGUSER" -- "$PGBIN/pg_ctl" start -D "$PGDATA" -w -t 240 -l "$PGDATA/../postgresql.log"
+# A postmaster.pid left by a server that crashed is PostgreSQL's own business: it
+# removes a lock file whose process does not run here.
+exec runuser -u "$PGUSER" -- "$PGBIN/pg_ctl" start -D "$PGDATA" -w -t 240 -l /var/log/postgresql/understudy-pg.log
