@@ -108,7 +108,7 @@ struct InstallAliasesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install-aliases",
         abstract:
-            "Create the clp* command symlinks (clpstat, clpcl, clpgrp, clprsc, clpmonctrl, clprexec, clpdown, clpstdn, clpcfctrl, clpperfc, clpcfget) in a folder."
+            "Create the clp* command symlinks (\(Aliases.names.joined(separator: ", "))) in a folder."
     )
 
     @Argument(help: "Folder for the symlinks, e.g. /usr/local/sbin.") var directory: String
