@@ -57,6 +57,10 @@ extension EventKind {
         "lanhb", 10, .warning, "a heartbeat path's socket closed after an error and is bound again")
     public static let heartbeatPathReopenFailed = EventKind("lanhb", 11, .error, "a heartbeat path's socket could not be bound again")
     public static let heartbeatTooLarge = EventKind("lanhb", 12, .error, "this server's heartbeat is larger than a datagram can carry")
+    public static let heartbeatKeyMismatch = EventKind(
+        "lanhb", 13, .error,
+        "heartbeats from a configured server's address fail authentication: that server runs with another cluster key (or its address is forged); said once per server"
+    )
     // MARK: nm
 
     public static let serverUp = EventKind("nm", 1, .info, "a server's heartbeats are heard: it is up")
@@ -263,7 +267,8 @@ extension EventKind {
 
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .timeoutRatioChanged, .autoStartSuppressed,
-        .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .serverUp,
+        .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .heartbeatKeyMismatch,
+        .serverUp,
         .serverDown, .heartbeatResourceUp, .heartbeatResourceDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired,
         .clusterNotFounded, .survivorForgotten,
         .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,

@@ -3,6 +3,7 @@ import Testing
 import UnderstudyEngine
 import UnderstudyModel
 import UnderstudyNode
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -79,6 +80,16 @@ struct SecurityTests {
             let counters = try await cluster.clpstat(on: "node1").transportCounters
             #expect((counters["lanhb1"]?.dropped["badMAC"] ?? 0) >= 5, "\(counters)")
             #expect((counters["control"]?.dropped["badMAC"] ?? 0) >= 1, "\(counters)")
+            // Each side names the other as keyed differently, once (lanhb 13).
+            let said = await eventually(within: .seconds(10), every: .milliseconds(200)) {
+                let log = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
+                let rogue = (try? String(contentsOfFile: cluster.stateDirectory(of: "node4") + "/alert.log", encoding: .utf8)) ?? ""
+                return log.contains("[lanhb 13] Heartbeats from node4's address \(spec.address(of: "node4"))")
+                    && rogue.contains("[lanhb 13] Heartbeats from node1's address")
+            }
+            #expect(said, "the key mismatch is named on both sides")
+            let node1Log = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
+            #expect(node1Log.components(separatedBy: "[lanhb 13]").count - 1 == 1, "once, not per datagram")
             #expect(cluster.records.count == 1, "\(cluster.records.summary)")
             #expect(["node1", "node2", "node3", "node4"].allSatisfy(cluster.isRunning))
         }

@@ -120,6 +120,11 @@ public actor ClusterDaemon {
     /// When the keeper was restarted lately (for the restart limit).
     var keeperRestarts: [ContinuousClock.Instant] = []
     var keeperGivenUp = false
+    /// Servers named once for sending heartbeats that fail authentication (another key), and
+    /// the counts of such datagrams per path and address seen so far (ClusterDaemon+KeyMismatch.swift).
+    var keyMismatchReported: Set<ServerName> = []
+    var badMACSeen: [String: UInt64] = [:]
+    var lastKeyMismatchCheck = ContinuousClock.now
     let monitorRunner = MonitorRunner()
     /// How late heartbeats leave against their schedule.
     let heartbeatLateness = LatenessRecorder()
@@ -415,6 +420,7 @@ public actor ClusterDaemon {
             try? await PreciseSleep.until(deadline)
             perform(engine.handle(.tick, now: now()))
             expireTimeoutRatioIfDue()
+            checkKeyMismatch()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             stallWatchdog?.keepAlive()
             superviseKeeper()

@@ -31,6 +31,11 @@ public struct TransportCounters: Sendable, Equatable {
     public var accepted: UInt64 = 0
     /// Datagrams discarded before reaching the queue, by reason.
     public var dropped: [DropReason: UInt64] = [:]
+    /// Datagrams whose authentication failed, by source IP address (at most
+    /// `maximumBadMACSources` addresses; the daemon names a configured server whose address
+    /// sends them: the keys differ).
+    public var badMACSources: [String: UInt64] = [:]
+    public static let maximumBadMACSources = 64
     /// Accepted datagrams pushed out of the full receive queue (the consumer was too slow).
     public var queueOverflow: UInt64 = 0
     public var sent: UInt64 = 0
@@ -289,6 +294,13 @@ final class HeartbeatReceiveHandler: ChannelInboundHandler {
         switch codec.open(readableBytes(of: envelope.data)) {
         case .failure(let reason):
             count(reason)
+            if reason == .badMAC, let source = envelope.remoteAddress.ipAddress {
+                state.counters.withLock { counters in
+                    if counters.badMACSources[source] != nil || counters.badMACSources.count < TransportCounters.maximumBadMACSources {
+                        counters.badMACSources[source, default: 0] += 1
+                    }
+                }
+            }
         case .success(let opened):
             let datagram = ReceivedDatagram(
                 sender: opened.sender, bootID: opened.bootID, sequence: opened.sequence,
