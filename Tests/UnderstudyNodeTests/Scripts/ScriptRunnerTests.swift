@@ -455,9 +455,11 @@ struct ScriptRunnerTests {
         }
     }
 
-    @Test func fiftyMegabytesOfOutputNeitherHangNorBalloon() async throws {
+    @Test func twoHundredMegabytesOfOutputNeitherHangNorBalloon() async throws {
         try await withTemporaryFolder { (folder: String) async throws in
-            let script = try writeScript(folder, "flood.sh", "head -c 52428800 /dev/zero | tr '\\0' x; echo; echo end")
+            // 200 MB: far more than the noise of the ~580 tests beside it in this process (one
+            // measured 58 MB of growth with 50 MB), so a runner that kept the output would show.
+            let script = try writeScript(folder, "flood.sh", "head -c 209715200 /dev/zero | tr '\\0' x; echo; echo end")
             let logPath = folder + "/flood.log"
             let log = RotatingLog(path: logPath, rotateSize: 4 * 1024 * 1024, keptGenerations: 2)
             let memoryBefore = residentMemoryBytes()
@@ -468,7 +470,7 @@ struct ScriptRunnerTests {
             let memoryGrowth = residentMemoryBytes() - memoryBefore
             #expect(outcome == .exited(0))
             #expect(elapsed < .seconds(240))
-            #expect(memoryGrowth < 40 * 1024 * 1024, "resident memory grew by \(memoryGrowth) bytes")
+            #expect(memoryGrowth < 120 * 1024 * 1024, "resident memory grew by \(memoryGrowth) bytes")
             // Rotation kept the disk use bounded too.
             let sizes = try [logPath, logPath + ".1", logPath + ".2"].map {
                 try FileManager.default.attributesOfItem(atPath: $0)[.size] as? Int ?? 0
