@@ -2,6 +2,8 @@ import Foundation
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
+import UnderstudyNode
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -104,6 +106,36 @@ struct StatusViewTests {
                 let refused = try await cluster.cli(bad, on: "node1")
                 #expect(refused.exitCode == 2, "\(bad): \(refused)")
             }
+        }
+    }
+
+    @Test("understudy alerts --follow prints entries of any server as they arrive, and only new ones")
+    func alertsFollow() async throws {
+        try await withCluster(ClusterSpec(subnet: 199)) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            _ = try await cluster.cli(["clplogcmd", "-m", "before the follow"], on: "node1")
+            let outputPath = cluster.folder + "/follow.out"
+            let output = open(outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            try #require(output >= 0)
+            let follower = try SpawnedProcess.spawn(
+                [try ProcessTestPaths.requireBinary(), "alerts", "-f", "-n", "1", "--state-dir", cluster.stateDirectory(of: "node1")],
+                output: .descriptor(output), error: .descriptor(output))
+            close(output)
+            defer {
+                follower.signal(SIGKILL)
+                follower.waitForExit()
+            }
+            func shown() -> String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+            // The newest entry first, then an entry written on another server arrives.
+            #expect(await eventually(within: .seconds(10)) { shown().contains("before the follow") }, "\(shown())")
+            _ = try await cluster.cli(["clplogcmd", "-m", "written on node3 while following"], on: "node3")
+            let arrived = await eventually(within: .seconds(15), every: .milliseconds(100)) {
+                shown().contains(" node3 INFO [logcmd 1] written on node3 while following")
+            }
+            #expect(arrived, "\(shown())")
+            #expect(shown().components(separatedBy: "before the follow").count - 1 == 1, "nothing printed twice: \(shown())")
+            #expect(follower.isRunning, "it follows until interrupted")
         }
     }
 }
