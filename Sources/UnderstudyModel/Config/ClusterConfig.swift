@@ -14,6 +14,8 @@ public struct ClusterConfig: Sendable, Equatable {
     public var monitors: [MonitorConfig]
     /// Alert destinations and routing (`alerts:`); `AlertSettings.implicit` when absent.
     public var alerts: AlertSettings = .implicit
+    /// Forced stop of lost servers (`fencing:`); nil: none.
+    public var fencing: FencingConfig?
 
     public init(
         sourcePath: String = "",

@@ -47,6 +47,17 @@ public enum Defaults {
     /// Alert-log records per file before rotation (reference: 10,000).
     public static let alertLogRecords = 10_000
 
+    /// Forced stop (`fencing:`): one stop, all agents together.
+    public static let fencingTimeout: Duration = .seconds(30)
+    /// Forced stop: how often each server checks its agents (mode 0).
+    public static let fencingCheckInterval: Duration = .seconds(60)
+    /// Forced stop: how long a lower-ranked server waits before stopping a higher-ranked one.
+    public static let fencingDelay: Duration = .seconds(5)
+    /// Forced stop: after a failure, when to try again.
+    public static let fencingRetryInterval: Duration = .seconds(30)
+    /// IPMI over LAN (RMCP).
+    public static let ipmiPort = 623
+
     /// Version reported in `CLP_VERSION_FULL`.
     public static let productVersion = "0.1.0-1"
     /// Install path reported in `CLP_PATH`.
