@@ -16,6 +16,26 @@ public enum EngineEvent: Sendable, Equatable {
     case monitorsChecked([MonitorCheck])
     /// A recovery script ended; `succeeded` is false on a non-zero exit or a timeout.
     case recoveryScriptFinished(id: UInt64, succeeded: Bool)
+    /// Datagrams that failed authentication arrived from these configured servers' heartbeat
+    /// addresses since the last report (the Node reports about once a second): each runs with
+    /// another cluster key, or someone forges its address. It is present, but nothing it
+    /// says can be trusted (see UnauthenticatedPeers.swift).
+    case unauthenticatedHeartbeats(from: [ServerName])
+    /// A forced stop (`EngineAction.forceStop`) ended: `succeeded` when an agent stopped the
+    /// server; `detail` says what was done or why it failed (for the alert).
+    case forcedStopFinished(id: UInt64, succeeded: Bool, detail: String)
+}
+
+/// A forced stop of a lost server, for the Node to carry out through the `fencing:` agents
+/// (within the configured timeout) and report with `EngineEvent.forcedStopFinished`.
+public struct ForcedStopRun: Sendable, Equatable {
+    public var id: UInt64
+    public var server: ServerName
+
+    public init(id: UInt64, server: ServerName) {
+        self.id = id
+        self.server = server
+    }
 }
 
 public enum ResourceOutcome: Sendable, Equatable {
@@ -119,6 +139,9 @@ public enum EngineAction: Sendable, Equatable {
     /// upsw monitors' UPSes to cut the power after their delay and restore it when line power
     /// returns (the monitor's `power-off-command`). Comes right before `.serviceStopped(.os)`.
     case powerOffUPS(monitors: [String])
+    /// Stop a lost server through the `fencing:` agents before its groups start elsewhere
+    /// (ForcedStop.swift).
+    case forceStop(ForcedStopRun)
     case log(LogEntry)
 }
 

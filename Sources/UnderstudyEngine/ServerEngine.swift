@@ -124,6 +124,11 @@ public struct ServerEngine: Sendable {
     var persistDirty = false
     /// Monitors that run on this server (Monitors/).
     var monitoring: Monitoring
+    /// When datagrams that failed authentication last came from each server's heartbeat
+    /// address (UnauthenticatedPeers.swift).
+    var unauthenticatedHeard: [ServerName: EngineTime] = [:]
+    /// Forced stops of lost servers, as master (ForcedStop.swift).
+    var forcedStops = ForcedStops()
 
     /// - Parameters:
     ///   - persisted: what the previous run of this server left in its state dir.
@@ -286,6 +291,10 @@ public struct ServerEngine: Sendable {
             resourceFinished(runID: runID, outcome: outcome, now: now)
         case .pingProbeFinished(let probeID, let reachable):
             pingProbeFinished(probeID: probeID, reachable: reachable, now: now)
+        case .unauthenticatedHeartbeats(let servers):
+            noteUnauthenticated(servers, now: now)
+        case .forcedStopFinished(let id, let succeeded, let detail):
+            forcedStopFinished(id: id, succeeded: succeeded, detail: detail, now: now)
         }
         return step(now: now)
     }
@@ -307,6 +316,7 @@ public struct ServerEngine: Sendable {
             checkPingResolution(now: now)
             checkSyncWait(now: now)
             noteFoundingBlocked(now: now)
+            noteUnauthenticatedGone(now: now)
             if !isolated && hasQuorum(now: now) {
                 // Reconcile before deciding, so the master's own groups already show the
                 // stops its directory asks for; and after, to act on new decisions at once.
@@ -315,6 +325,7 @@ public struct ServerEngine: Sendable {
                 // confirmed by a probe: this server may be the cut-off side.
                 if isMaster(now: now) && !awaitingPingVerdict {
                     schedule(now: now)
+                    driveForcedStops(now: now)
                     reconcileLocalGroups(now: now)
                 }
             }
@@ -669,6 +680,8 @@ struct LoggedOnce: Sendable, Equatable {
     var foundingBlocked: Set<ServerName> = []
     /// Groups whose wait to start here was logged (once per wait).
     var startWaits: Set<GroupName> = []
+    /// Servers logged as present with heartbeats that fail authentication (once while it lasts).
+    var unauthenticated: Set<ServerName> = []
 
     /// A new run of the cluster service (a peer's configuration stays as it was).
     mutating func resetForNewRun() {

@@ -140,6 +140,11 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     /// `clptoratio`: the setting in force here and the ratio each server up says it uses
     /// (nil from older daemons).
     public var timeoutRatio: TimeoutRatioLine? = nil
+    /// Forced stop (`fencing:`; nil without): the agents, this server's forced stops (as
+    /// master) and, filled in by the daemon, its checks of the agents (StatusFencing.swift).
+    public var fencing: FencingLine? = nil
+    /// Servers present whose heartbeats fail authentication (another cluster key; nil: none).
+    public var unauthenticatedServers: [ServerName]? = nil
 
     public struct TimeoutRatioLine: Sendable, Codable, Equatable {
         /// The ratio in force on this server (1: none).
@@ -352,7 +357,8 @@ extension ServerEngine {
             directoryBase: directory?.base, directoryFounding: directory?.founding,
             configurationMismatch: configurationMismatches(now: now), configuration: configurationLine(now: now), servers: servers,
             groups: groups, monitors: monitorLines(now: now), runtime: nil, transport: nil,
-            timeoutRatio: timeoutRatioLine(now: now))
+            timeoutRatio: timeoutRatioLine(now: now), fencing: fencingLine(now: now),
+            unauthenticatedServers: unauthenticatedLine(now: now))
     }
 
     func timeoutRatioLine(now: EngineTime) -> ClusterStatusSnapshot.TimeoutRatioLine {

@@ -79,6 +79,10 @@ extension EventKind {
         "nm", 8, .error, "servers that stopped cleanly wait for the server they left running, which is not heard")
     public static let survivorForgotten = EventKind(
         "nm", 9, .warning, "an operator told this server to stop waiting for a server it left running (`clpcl --forget`)")
+    public static let peerUnauthenticated = EventKind(
+        "nm", 12, .error,
+        "a server is present (its heartbeat address sends datagrams) but they fail authentication: it is not judged down and its groups are not taken over while they keep coming"
+    )
     public static let becameMaster = EventKind("nm", 10, .info, "this server became the master server")
     public static let directoryOffered = EventKind(
         "nm", 11, .info, "a new master's directory misses a decision this server knows: this server offers its own")
@@ -146,6 +150,19 @@ extension EventKind {
     public static let groupStopWaitTimedOut = EventKind(
         "rc", 27, .warning, "the groups a group waited for did not stop in time: it stops anyway")
     public static let groupStopCancelled = EventKind("rc", 28, .info, "a group no longer stops: it is wanted here again")
+    public static let forcedStopStarted = EventKind(
+        "rc", 410, .warning, "the master stops a lost server through the fencing agents before its groups fail over (forced stop)")
+    public static let forcedStopDelayed = EventKind(
+        "rc", 411, .info, "the master waits the fencing delay before stopping a lost server that ranks above it")
+    public static let forcedStopSucceeded = EventKind("rc", 412, .info, "a forced stop succeeded: the lost server's groups fail over")
+    public static let forcedStopFailed = EventKind("rc", 413, .error, "a forced stop failed: every agent failed or timed out")
+    public static let forcedStopCheckFailed = EventKind(
+        "rc", 414, .error, "the periodic check of a fencing agent failed: it could not stop that server now")
+    public static let forcedStopCheckRecovered = EventKind("rc", 415, .info, "the periodic check of a fencing agent works again")
+    public static let failoverCancelledByForcedStop = EventKind(
+        "rc", 433, .error,
+        "failover of a lost server's groups is cancelled because its forced stop failed (tried again every retry interval), or goes on anyway with on-failure failover"
+    )
     public static let resourceActivated = EventKind("rc", 31, .info, "a resource is active on this server")
     public static let resourceActivationFailed = EventKind("rc", 32, .error, "a resource failed to activate on this server")
     public static let resourceDeactivated = EventKind("rc", 41, .info, "a resource stopped on this server")
@@ -271,7 +288,7 @@ extension EventKind {
         .serverUp,
         .serverDown, .heartbeatResourceUp, .heartbeatResourceDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired,
         .clusterNotFounded, .survivorForgotten,
-        .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
+        .peerUnauthenticated, .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
         .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .configurationApplied,
         .configurationStaged, .configurationApplyRefused, .configurationFetched, .configurationFetchFailed, .serviceStarting,
         .serviceStopping, .serviceStopped, .osShutdown,
@@ -279,6 +296,8 @@ extension EventKind {
         .groupReactivating, .resourceReactivating, .failoverRequested, .stopRequested, .groupRestarting, .groupStartWaiting,
         .groupStopping, .groupStopped, .groupStopFailed, .groupStopWaiting, .groupStopWaitOver, .groupStopWaitTimedOut,
         .groupStopCancelled, .resourceActivated, .resourceActivationFailed, .resourceDeactivated, .resourceDeactivationFailed,
+        .forcedStopStarted, .forcedStopDelayed, .forcedStopSucceeded, .forcedStopFailed, .forcedStopCheckFailed,
+        .forcedStopCheckRecovered, .failoverCancelledByForcedStop,
         .groupFenced, .groupMoveRequested, .groupFailingOver, .groupPlaced, .groupUnplaceable, .groupFailingBack,
         .resourceActivationRetry, .resourceStartFailed, .resourceStopFailed, .finalActionRebootLimit, .rebootCountReset,
         .activationFinalAction, .activationFailover, .activationFailoverExhausted, .monitorFailover, .monitorStopGroup,

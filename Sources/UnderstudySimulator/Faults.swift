@@ -46,6 +46,10 @@ public enum Fault: String, CaseIterable, Sendable, Comparable {
     /// The state folder cannot be written for a while (a full disk): the daemon logs it and
     /// goes on; a crash then restarts it from an older state.
     case stateWriteFailure
+    /// A server comes back (restarted cleanly, or after a crash) with another cluster key: its
+    /// heartbeats and the others' fail authentication at each other, though every address
+    /// still sends. Later the operator fixes the key file and restarts it.
+    case keyMismatch
 
     /// Weights: crashes, freezes, splits, network trouble, monitor errors and commands are
     /// common; whole-cluster events rare.
@@ -81,6 +85,11 @@ struct Schedule {
     let failures = MonitorFailures()
     private let accepted = Tickets()
     private(set) var injected: [Fault: Int] = [:]
+    /// A two-way split of two servers sometimes leaves both sides reaching the ping targets
+    /// (with fencing: the forced stop, not ping resolution, settles it).
+    var bothSidesKeepTargets = false
+
+    mutating func noteInjected(_ fault: Fault) { injected[fault, default: 0] += 1 }
 
     var tickets: [OperationTicket] { accepted.list }
     /// Accepted commands whose end a CLI following them has not seen yet.
@@ -155,15 +164,17 @@ struct Schedule {
             let oneWay = fault == .oneWayCut
             // The ping targets sit on one side of a cut; the other side no longer reaches them.
             // (One-way: the server that a live peer cannot hear is the cut-off side.)
-            let cutOff = oneWay ? [] : (random.chance(0.5) ? sideA : sideB)
+            var cutOff = oneWay ? [] : (random.chance(0.5) ? sideA : sideB)
+            if bothSidesKeepTargets && !oneWay && random.chance(0.5) { cutOff = [] }
             let count = names.count
+            let bothKeepTargets = !oneWay && cutOff.isEmpty
             world.at(time, "fault: partition; ping targets lost by \(cutOff)") {
                 world.partition(sideA, sideB, oneWay: oneWay)
                 world.unreachablePingTargets.formUnion(cutOff)
                 // Two one-way cuts in opposite directions make a two-way cut: the targets
                 // are then on one side of it too (a split where both sides reach them
                 // leaves both running, a documented limit of ping resolution).
-                if count == 2, world.unreachablePingTargets.isEmpty,
+                if count == 2, !bothKeepTargets, world.unreachablePingTargets.isEmpty,
                     world.blocked.contains([names[0], names[1]]), world.blocked.contains([names[1], names[0]])
                 {
                     world.unreachablePingTargets.formUnion(sideA)
@@ -297,6 +308,8 @@ struct Schedule {
             let origin = any(names)
             world.at(time, "operator: clpcl --suspend at \(victim)") { world.command(.suspendCluster, at: victim) }
             world.at(time + length, "operator: clpcl --resume at \(origin)") { world.command(.resumeCluster, at: origin) }
+        case .keyMismatch:
+            injectKeyMismatch(at: time, victim: victim, length: length, crash: random.chance(0.5))
         case .stateWriteFailure:
             world.at(time, "fault: the state folder of \(victim) is full") { world.stateWritesFail.insert(victim) }
             if random.chance(0.5) {
@@ -304,6 +317,40 @@ struct Schedule {
                 world.at(time + length / 2 + .seconds(1), "fault end: reboot \(victim)") { world.boot(victim) }
             }
             world.at(time + length, "fault end: the state folder of \(victim) has room") { world.stateWritesFail.remove(victim) }
+        }
+    }
+
+    /// A key mismatch (`Fault.keyMismatch`); drawn by `Simulation.scheduleKeyMismatches` from a
+    /// generator of its own, so that the fault table's draws (and the regression seeds'
+    /// schedules) stay as they were.
+    func injectKeyMismatch(at time: EngineTime, victim: ServerName, length: Duration, crash: Bool) {
+        let world = world
+        if crash {
+            world.at(time, "fault: crash \(victim); it boots with another cluster key") {
+                world.crash(victim)
+                world.keyMismatch.insert(victim)
+            }
+            bootWhenDown(victim, from: time + .seconds(1), "fault: \(victim) boots (another key)")
+        } else {
+            world.at(time, "fault: clpcl -r \(victim) after its key file was replaced by another") {
+                world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: victim)
+                world.keyMismatch.insert(victim)
+            }
+            bootWhenDown(victim, from: time + .seconds(1), "fault: \(victim) starts (another key)")
+        }
+        world.at(time + .seconds(1) + length, "fault end: the key of \(victim) is fixed; it restarts") {
+            world.keyMismatch.remove(victim)
+            world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: victim)
+        }
+        bootWhenDown(victim, from: time + .seconds(2) + length, "fault end: \(victim) starts (the cluster's key)")
+    }
+
+    /// Boots the server once it is down: its ordered stop may take a while (tries every second
+    /// for ten seconds; `boot` does nothing to a server that runs).
+    func bootWhenDown(_ name: ServerName, from time: EngineTime, _ label: String) {
+        let world = world
+        for attempt in 0..<10 {
+            world.at(time + .seconds(attempt), attempt == 0 ? label : "") { world.boot(name) }
         }
     }
 
@@ -315,6 +362,7 @@ struct Schedule {
         let failures = failures
         world.at(quiet, "quiet: heal everything") {
             world.heal()
+            world.keyMismatch = []
             world.unreachablePingTargets = []
             world.lossRate = 0
             world.duplicateRate = 0

@@ -53,6 +53,7 @@ public final class SimulatedCluster {
         case action(String, () -> Void)
         case monitorCheck(ServerName, incarnation: Int, monitor: String, run: UInt64)
         case recoveryScriptDone(ServerName, incarnation: Int, id: UInt64)
+        case forcedStopDone(ServerName, incarnation: Int, id: UInt64, succeeded: Bool)
     }
 
     struct Scheduled {
@@ -125,6 +126,20 @@ public final class SimulatedCluster {
     /// Servers whose state folder cannot be written now (full): their writes are lost, as the
     /// daemon logs and goes on.
     public var stateWritesFail: Set<ServerName> = []
+    /// Servers that run with a cluster key of their own (each its own): heartbeats between one
+    /// of them and any other server fail authentication; the receiver learns only that
+    /// datagrams came from the sender's address (`EngineEvent.unauthenticatedHeartbeats`).
+    public var keyMismatch: Set<ServerName> = []
+    /// What a forced stop of `target` ordered by `server` does: how long until the agent
+    /// reports, whether it reports success, and when (after the order) the target's power goes
+    /// off (nil: never), and whether it boots again (a power cycle) some seconds later.
+    public var forcedStopModel:
+        (_ server: ServerName, _ target: ServerName, _ random: inout SeededRandom) -> ForcedStopBehaviour = { _, _, random in
+            let after = random.duration(.milliseconds(50) ... .seconds(1))
+            return ForcedStopBehaviour(reportAfter: after, succeeded: true, powerOffAfter: after, bootsAgainAfter: nil)
+        }
+    /// Every forced stop ordered: by whom, of whom, when.
+    public private(set) var forcedStopLog: [(server: ServerName, target: ServerName, at: EngineTime)] = []
     /// Every recovery script any server ran, in order.
     public private(set) var recoveryScriptLog: [(server: ServerName, run: RecoveryScriptRun, at: EngineTime)] = []
 
@@ -314,6 +329,7 @@ public final class SimulatedCluster {
             return result
         case .forward(let target):
             guard servers[target]?.frozenUntil == nil, !blocked.contains([name, target]), !lanCut.contains([name, target]),
+                !keyMismatch.contains(name) && !keyMismatch.contains(target),
                 let (forwarded, targetActions) = servers[target]?.engine?.command(command, origin: name, forwarded: true, now: now)
             else {
                 return CommandResult(.unreachable, "\(target) is not reachable")
@@ -419,8 +435,11 @@ public final class SimulatedCluster {
         case .recoveryScriptDone(let name, let incarnation, let id):
             guard servers[name]?.incarnation == incarnation else { return }
             deliver(.recoveryScriptFinished(id: id, succeeded: !recoveryScriptFails(name, now)), to: name)
+        case .forcedStopDone(let name, let incarnation, let id, let succeeded):
+            guard servers[name]?.incarnation == incarnation else { return }
+            deliver(.forcedStopFinished(id: id, succeeded: succeeded, detail: succeeded ? "simulated agent" : "simulated failure"), to: name)
         case .action(let label, let body):
-            note(label)
+            if !label.isEmpty { note(label) }
             body()
         }
     }
@@ -428,7 +447,7 @@ public final class SimulatedCluster {
     func target(of event: Event) -> ServerName? {
         switch event {
         case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .pingDone(let name, _, _, _),
-            .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _):
+            .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _), .forcedStopDone(let name, _, _, _):
             return name
         case .deliver(_, let name, _): return name
         case .restart, .action: return nil
@@ -479,6 +498,13 @@ public final class SimulatedCluster {
         for peer in config.serverNames where peer != name {
             guard !blocked.contains([name, peer]) else { continue }
             if let filter = heartbeatFilter, !filter(name, peer, heartbeat) { continue }
+            if keyMismatch.contains(name) || keyMismatch.contains(peer) {
+                // Fails authentication at the peer: it learns only that the address sends.
+                if !random.chance(lossRate) {
+                    schedule(.action("", { [weak self] in self?.deliver(.unauthenticatedHeartbeats(from: [name]), to: peer) }), after: random.duration(delayRange))
+                }
+                continue
+            }
             let lanIsCut = lanCut.contains([name, peer])
             for path in paths {
                 if lanIsCut && lanPaths.contains(path) { continue }
@@ -539,6 +565,27 @@ public final class SimulatedCluster {
                     osActions.append((name, os))
                     stopProcess(name)
                     if os == .reboot { schedule(.restart(name), after: .seconds(5)) }
+                }
+            case .forceStop(let run):
+                forcedStopLog.append((name, run.server, now))
+                let behaviour = forcedStopModel(name, run.server, &random)
+                note(
+                    "\(name): forced stop of \(run.server) (agent reports \(behaviour.succeeded ? "success" : "failure") after \(behaviour.reportAfter); power off \(behaviour.powerOffAfter.map { "after \($0)" } ?? "never"))"
+                )
+                let incarnation = servers[name]?.incarnation ?? 0
+                schedule(
+                    .forcedStopDone(name, incarnation: incarnation, id: run.id, succeeded: behaviour.succeeded), after: behaviour.reportAfter)
+                if let off = behaviour.powerOffAfter {
+                    let target = run.server
+                    let boots = behaviour.bootsAgainAfter
+                    schedule(
+                        .action(
+                            "\(target) is powered off by its fencing agent",
+                            { [weak self] in
+                                guard let self, self.servers[target]?.engine != nil else { return }
+                                self.crash(target)
+                                if let boots { self.schedule(.restart(target), after: boots) }
+                            }), after: off)
                 }
             case .powerOffUPS(let monitors):
                 powerOffs.append((name, monitors))
@@ -667,5 +714,20 @@ extension SimulatedCluster {
             hash = hash &* 0x100_0000_01b3
         }
         return String(hash, radix: 16)
+    }
+}
+
+/// What one simulated forced stop does (`SimulatedCluster.forcedStopModel`).
+public struct ForcedStopBehaviour: Sendable, Equatable {
+    public var reportAfter: Duration
+    public var succeeded: Bool
+    public var powerOffAfter: Duration?
+    public var bootsAgainAfter: Duration?
+
+    public init(reportAfter: Duration, succeeded: Bool, powerOffAfter: Duration?, bootsAgainAfter: Duration?) {
+        self.reportAfter = reportAfter
+        self.succeeded = succeeded
+        self.powerOffAfter = powerOffAfter
+        self.bootsAgainAfter = bootsAgainAfter
     }
 }

@@ -15,10 +15,13 @@ public enum Simulation {
         /// nothing, and the tests say so.
         public var statistics: Statistics
 
+        /// The variant's flags (`--witness`, `--fencing`), for the replay command.
+        public var flags = ""
+
         public var passed: Bool { violations.isEmpty }
 
         /// The command that replays this schedule.
-        public var replayCommand: String { "swift run understudy simulate --seed \(seed) --servers \(servers)" }
+        public var replayCommand: String { "swift run understudy simulate --seed \(seed) --servers \(servers)\(flags)" }
     }
 
     /// The cluster every schedule runs: fast timings, majority resolution, three groups
@@ -89,10 +92,17 @@ public enum Simulation {
     /// The configuration of a server count and its heartbeat budget, built once: every
     /// schedule of that count runs the same. `witness`: `httpnp` instead of the count's
     /// usual resolution.
-    static func prepared(servers count: Int, witness: Bool = false) -> (ClusterConfig, Int) {
-        let slot = witness ? -count : count
+    static func prepared(servers count: Int, witness: Bool = false, fencing: Bool = false) -> (ClusterConfig, Int) {
+        let slot = (witness ? -count : count) + (fencing ? 10_000 : 0)
         if let known = preparedConfigs.withLock({ $0[slot] }) { return known }
         var config = config(servers: count)
+        if fencing {
+            // A script agent (the simulated world decides what it does): quick timings, so that
+            // failures, retries and the delay all happen within a schedule.
+            config.fencing = FencingConfig(
+                agents: [FencingAgentConfig(name: "sim-fence", kind: .script(command: ["fence.sh"]))], timeout: .seconds(3),
+                onFailure: .cancel, checkInterval: .zero, delay: .seconds(1), retryInterval: .seconds(2))
+        }
         if witness {
             config.networkPartition = [
                 NetworkPartitionConfig(name: "httpnp1", kind: .http(WitnessEndpoint(host: "192.0.2.200", port: 8780)))
@@ -134,6 +144,39 @@ public enum Simulation {
         }
     }
 
+    /// A server that comes back with another cluster key, from a generator of its own (the
+    /// schedule's draws stay as they are): in a quarter of the runs, once or twice.
+    static func scheduleKeyMismatches(_ schedule: inout Schedule, seed: UInt64, faultWindow: Duration) {
+        var random = SeededRandom(seed: seed ^ 0x6B3E_7A11)
+        guard random.chance(0.25) else { return }
+        let names = schedule.names
+        for _ in 0..<Int.random(in: 1...2, using: &random) {
+            let at = random.duration(.seconds(8) ... max(.seconds(9), faultWindow - .seconds(10)))
+            let victim = names[Int.random(in: 0..<names.count, using: &random)]
+            let length = random.duration(.seconds(2) ... .seconds(12))
+            schedule.noteInjected(.keyMismatch)
+            schedule.injectKeyMismatch(at: at, victim: victim, length: length, crash: random.chance(0.5))
+        }
+    }
+
+    /// Forced stops: mostly quick and successful (half of them power cycles: the server boots
+    /// again), some fail at once, some are slow: the agent reports failure at its timeout while
+    /// the server goes off at some point anyway (a slow BMC).
+    static func forcedStops(server: ServerName, target: ServerName, random: inout SeededRandom) -> ForcedStopBehaviour {
+        let cycle = random.chance(0.5) ? random.duration(.seconds(2) ... .seconds(6)) : nil
+        let draw = Double.random(in: 0..<1, using: &random)
+        if draw < 0.8 {
+            let after = random.duration(.milliseconds(50) ... .seconds(1))
+            return ForcedStopBehaviour(reportAfter: after, succeeded: true, powerOffAfter: after, bootsAgainAfter: cycle)
+        } else if draw < 0.9 {
+            return ForcedStopBehaviour(
+                reportAfter: random.duration(.milliseconds(100) ... .seconds(1)), succeeded: false, powerOffAfter: nil,
+                bootsAgainAfter: nil)
+        }
+        return ForcedStopBehaviour(
+            reportAfter: .seconds(3), succeeded: false, powerOffAfter: random.duration(.zero ... .seconds(5)), bootsAgainAfter: cycle)
+    }
+
     /// Scripts: mostly quick, sometimes slow, a few fail, a few hang until their timeout.
     static func scripts(server: ServerName, run: ResourceRun, random: inout SeededRandom) -> (Duration, ResourceOutcome) {
         if random.chance(0.01) { return (.seconds(8), .failure(reason: "timed out")) }
@@ -152,12 +195,18 @@ public enum Simulation {
     ///   witness either, and the witness restarts and goes down now and then.
     public static func run(
         seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16,
-        witness: Bool = false
+        witness: Bool = false, fencing: Bool = false
     ) -> Result {
-        let (config, budget) = prepared(servers: count, witness: witness)
+        let (config, budget) = prepared(servers: count, witness: witness, fencing: fencing)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts, heartbeatBudget: budget)
         world.heartbeatSizeCheckInterval = heartbeatSizeCheckInterval
         var schedule = Schedule(world: world, random: SeededRandom(seed: seed ^ 0x5EED))
+        if fencing {
+            world.forcedStopModel = forcedStops
+            // A split of two servers where both still reach the ping targets: ping resolution
+            // alone would leave both running (a documented limit); the forced stop settles it.
+            schedule.bothSidesKeepTargets = count == 2
+        }
         schedule.setUp()
         schedule.followTickets()
         // Faults, one every 1–6 s, each undone later (Faults.swift).
@@ -186,6 +235,7 @@ public enum Simulation {
             }
         }
         scheduleTimeoutRatios(world, seed: seed, faultWindow: faultWindow)
+        scheduleKeyMismatches(&schedule, seed: seed, faultWindow: faultWindow)
         let quiet = time + .seconds(12)
         schedule.quiet(at: quiet)
         world.run(until: quiet + .seconds(20))
@@ -201,9 +251,11 @@ public enum Simulation {
             starts: runs.filter { $0.run.operation == .start }.count,
             failoverStarts: runs.filter { $0.run.operation == .start && $0.run.context.event == .failover }.count,
             commandsAccepted: schedule.tickets.count)
-        return Result(
+        var result = Result(
             seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace,
             statistics: statistics)
+        result.flags = (witness ? " --witness" : "") + (fencing ? " --fencing" : "")
+        return result
     }
 }
 

@@ -240,6 +240,7 @@ extension Scenario {
         case .stopMonitor(let monitor, _): "stop monitor \(monitor)"
         case .runRecoveryScript(let run): "recovery script \(run.monitor)"
         case .powerOffUPS: "power off ups"
+        case .forceStop(let run): "force stop \(run.server)"
         case .log(let entry): "log \(entry.module) \(entry.eventID): \(entry.message)"
         }
     }

@@ -41,7 +41,8 @@ import Testing
             var random = SeededRandom(seed: UInt64(servers))
             var drawn: Set<Fault> = []
             for _ in 0..<5_000 { drawn.insert(Fault.draw(&random, servers: servers)) }
-            let expected = Set(Fault.allCases).subtracting(servers < 3 ? [.partialPartition] : [])
+            // A key mismatch is drawn by a generator of its own (`Simulation.scheduleKeyMismatches`).
+            let expected = Set(Fault.allCases).subtracting(servers < 3 ? [.partialPartition, .keyMismatch] : [.keyMismatch])
             #expect(drawn == expected, "\(servers) servers: never drawn \(expected.subtracting(drawn))")
         }
     }
@@ -51,6 +52,7 @@ import Testing
     func expectWorkDone(_ statistics: Statistics, schedules: Int) {
         #expect(statistics.faultCount >= schedules * 5, "only \(statistics.faultCount) faults in \(schedules) schedules")
         #expect(statistics.failoverStarts > 0, "no failover in \(schedules) schedules")
+        if schedules >= 10 { #expect(statistics.faults[.keyMismatch, default: 0] > 0, "no key mismatch in \(schedules) schedules") }
         #expect(
             statistics.livenessChecked >= schedules * 3,
             "I4 checked only \(statistics.livenessChecked) group placements in \(schedules) schedules")

@@ -13,6 +13,9 @@ public struct PeerFacts: Sendable, Equatable {
     /// With ping resolution: a probe started after the loss reached a target, so its loss
     /// is not this server's own isolation. Always true without ping resolution.
     public var pingConfirmsLoss: Bool
+    /// Datagrams that fail authentication keep coming from its heartbeat address while it is
+    /// not heard (UnauthenticatedPeers.swift): present, with another key; never confirmed down.
+    public var unauthenticatedPresent = false
     /// Since when (local time) it has been up and in its current service run, as heard here:
     /// it has been listening at least that long.
     public var upSince: EngineTime?
@@ -39,7 +42,11 @@ public struct PeerFacts: Sendable, Equatable {
         self.reportBox = report.map(ReportBox.init)
     }
 
-    init(connected: Bool, up: Bool, heardRecently: Bool, pingConfirmsLoss: Bool, upSince: EngineTime?, reportBox: ReportBox?) {
+    init(
+        connected: Bool, up: Bool, heardRecently: Bool, pingConfirmsLoss: Bool, upSince: EngineTime?, reportBox: ReportBox?,
+        unauthenticatedPresent: Bool = false
+    ) {
+        self.unauthenticatedPresent = unauthenticatedPresent
         self.upSince = upSince
         self.connected = connected
         self.up = up
@@ -112,6 +119,9 @@ public struct ClusterFacts: Sendable {
     public var downConfirmedAt: [ServerName: EngineTime]
     /// How long after that agreement a peer's groups count as gone.
     public var takeoverMargin: Duration
+    /// The servers that need a forced stop before their groups count as gone (`fencing:`),
+    /// with the verdict for their current loss (ForcedStop.swift).
+    public var forcedStops: [ServerName: ForcedStopVerdict] = [:]
     public var now: EngineTime
 
     public init(
@@ -213,7 +223,12 @@ public struct ClusterFacts: Sendable {
         // Down or never heard: only the agreement of every connected server plus the
         // margin proves it holds nothing (a server never heard may still run groups).
         guard let confirmed = downConfirmedAt[server] else { return false }
-        return now - confirmed >= takeoverMargin
+        // With fencing, a stop proves it at once; until then nothing does.
+        switch forcedStops[server] {
+        case .stopped?: return true
+        case .pending?: return false
+        case .gaveUp?, nil: return now - confirmed >= takeoverMargin
+        }
     }
 
     /// Computes `heardByPeers` of every server once: a decision asks it per group and server.
@@ -265,13 +280,16 @@ extension ServerEngine {
             return PeerFacts(
                 connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
                 heardRecently: membership.heardWithin(server, recently, now: now), pingConfirmsLoss: pingConfirms(server),
-                upSince: membership.peers[server]?.listeningSinceLocal, reportBox: membership.peers[server]?.sharedReport)
+                upSince: membership.peers[server]?.listeningSinceLocal, reportBox: membership.peers[server]?.sharedReport,
+                unauthenticatedPresent: isPresentUnauthenticated(server, now: now))
         }
         let own = OwnFacts(
             instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
             syncDone: syncDone, clusterStopRequested: clusterStopRequested, configHash: configHash)
-        return ClusterFacts(
+        var facts = ClusterFacts(
             me: me, servers: serverNames, own: own, peerList: peerList, directory: directory, downConfirmedAt: placement.downConfirmedAt,
             takeoverMargin: takeoverMargin, now: now)
+        facts.forcedStops = forcedStopVerdicts()
+        return facts
     }
 }

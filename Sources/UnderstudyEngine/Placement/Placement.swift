@@ -340,7 +340,8 @@ struct Planner {
         // heard yet). A group never placed waits for nobody (a cluster's first start).
         guard
             unresolved.isEmpty
-                || (unresolved.allSatisfy({ !facts.everHeard($0) }) && (entry.generation == 0 || input.listenedEnough))
+                || (unresolved.allSatisfy({ !facts.everHeard($0) && facts.peer($0)?.unauthenticatedPresent != true })
+                    && (entry.generation == 0 || input.listenedEnough))
         else { return }
         guard let target = chooseTarget(group, entry: entry, directory: dir) else {
             if !memory.noDestinationLogged.contains(group.name) {
@@ -513,6 +514,8 @@ struct Planner {
             guard input.listenedEnough, memory.downConfirmedAt[server] == nil, facts.peer(server)?.pingConfirmsLoss ?? true else {
                 continue
             }
+            // Present with another key (UnauthenticatedPeers.swift): not down.
+            if facts.peer(server)?.unauthenticatedPresent == true { continue }
             // A peer agrees only once it has listened a whole timeout in its current service
             // run: one that just (re)started has not heard the lost server yet, and that
             // server's lease, bound by the peer's echo from before its restart, may still run

@@ -70,6 +70,8 @@ extension ClusterDaemon {
                 runRecoveryScript(run)
             case .powerOffUPS(let monitors):
                 pendingPowerOff = Task { await self.powerOffUPS(monitors) }
+            case .forceStop(let run):
+                forceStop(run)
             }
         }
     }

@@ -12,14 +12,21 @@ extension ClusterDaemon {
         let now = ContinuousClock.now
         guard now - lastKeyMismatchCheck >= .seconds(1) else { return }
         lastKeyMismatchCheck = now
+        var present: Set<ServerName> = []
+        defer {
+            // The Engine keeps such a server from being judged down (UnauthenticatedPeers.swift).
+            if !present.isEmpty { perform(engine.handle(.unauthenticatedHeartbeats(from: present.sorted()), now: self.now())) }
+        }
         for transport in transports {
             for (address, count) in transport.counters.badMACSources {
                 let key = transport.path + "|" + address
                 let previous = badMACSeen[key] ?? 0
                 badMACSeen[key] = count
-                guard count > previous, let server = Self.server(withHeartbeatAddress: address, in: config), server != me,
-                    !keyMismatchReported.contains(server)
-                else { continue }
+                guard count > previous, let server = Self.server(withHeartbeatAddress: address, in: config), server != me else {
+                    continue
+                }
+                present.insert(server)
+                guard !keyMismatchReported.contains(server) else { continue }
                 keyMismatchReported.insert(server)
                 record(
                     LogEntry(

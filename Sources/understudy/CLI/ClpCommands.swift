@@ -21,6 +21,10 @@ struct ClpStat: AsyncParsableCommand {
     @Flag(name: .customShort("m"), help: "Monitor status on every server.") var monitors = false
     @Flag(name: .customShort("n"), help: "Heartbeat status: every server's view of every heartbeat path.") var heartbeatMatrix = false
     @Flag(name: .customShort("p"), help: "Network-partition resolution status: every server's view.") var partitionMatrix = false
+    @Flag(
+        name: [.customShort("f"), .customLong("fnc")],
+        help: "Forced stop (fencing): the agents, each server's checks of them, the master's forced stops.")
+    var fencing = false
     @Flag(name: .customLong("cl"), help: "Cluster properties of the running configuration.") var clusterView = false
     @Flag(name: .customLong("sv"), help: "Server properties (of the server NAME, if given).") var serverView = false
     @Flag(name: .customLong("hb"), help: "Heartbeat paths (the path NAME, if given).") var heartbeatView = false
@@ -53,8 +57,10 @@ struct ClpStat: AsyncParsableCommand {
 
     func validate() throws {
         let views = sections.count + (information ? 1 : 0)
-        let modes = [summary, groupMap, monitors, heartbeatMatrix, partitionMatrix].filter { $0 }.count + (views > 0 ? 1 : 0)
-        guard modes <= 1, views <= 1 else { throw ValidationError("Give one of -s, -g, -m, -n, -p, -i or one configuration view.") }
+        let modes = [summary, groupMap, monitors, heartbeatMatrix, partitionMatrix, fencing].filter { $0 }.count + (views > 0 ? 1 : 0)
+        guard modes <= 1, views <= 1 else {
+            throw ValidationError("Give one of -s, -g, -m, -n, -p, -f, -i or one configuration view.")
+        }
         if name != nil && (views == 0 || information || clusterView) {
             throw ValidationError("A name goes with --sv, --hb, --np, --grp, --rsc, --mon or --xcl.")
         }
@@ -67,7 +73,7 @@ struct ClpStat: AsyncParsableCommand {
             try await showConfiguration(client)
             return
         }
-        if heartbeatMatrix || partitionMatrix {
+        if heartbeatMatrix || partitionMatrix || fencing {
             try await showMatrix(client, kind: heartbeatMatrix ? .heartbeats : .networkPartition)
             return
         }
@@ -118,7 +124,7 @@ struct ClpStat: AsyncParsableCommand {
         print(text)
     }
 
-    /// `-n`, `-p`: each server's own view (asked over the control channel; `--local`: this
+    /// `-n`, `-p`, `-f`: each server's own view (asked over the control channel; `--local`: this
     /// server's only).
     func showMatrix(_ client: DaemonClient, kind: StatusMatrices.Kind) async throws {
         let localSnapshot = try await client.status(of: nil)
@@ -140,7 +146,13 @@ struct ClpStat: AsyncParsableCommand {
                 views.append(.init(server: line.name, status: line.status, snapshot: snapshot))
             }
         }
-        if json {
+        if fencing {
+            print(
+                json
+                    ? StatusFencing.json(cluster: localSnapshot.cluster, views: views)
+                    : StatusFencing.render(
+                        cluster: localSnapshot.cluster, servers: servers, local: localSnapshot.localServer, views: views))
+        } else if json {
             print(StatusMatrices.json(kind, cluster: localSnapshot.cluster, paths: paths, views: views))
         } else {
             print(

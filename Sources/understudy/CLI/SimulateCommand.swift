@@ -25,6 +25,8 @@ struct SimulateCommand: ParsableCommand {
     )
     var measureEveryHeartbeat = false
     @Flag(name: .long, help: "Print the trace of every schedule, not only failing ones.") var verbose = false
+    @Flag(name: .long, help: "Resolve partitions with httpnp against a simulated witness (restarts and outages).") var witness = false
+    @Flag(name: .long, help: "Forced stop of lost servers (fencing) with agents that succeed, fail and are slow.") var fencing = false
 
     func validate() throws {
         guard servers >= 2 && servers <= 9 else { throw ValidationError("--servers must be between 2 and 9.") }
@@ -63,7 +65,9 @@ struct SimulateCommand: ParsableCommand {
         }
         var current = seed
         while limit.map({ clock.now - started < $0 }) ?? (current < seed + UInt64(count)) {
-            report(Simulation.run(seed: current, servers: servers, heartbeatSizeCheckInterval: interval))
+            report(
+                Simulation.run(
+                    seed: current, servers: servers, heartbeatSizeCheckInterval: interval, witness: witness, fencing: fencing))
             current += 1
         }
         let elapsed = clock.now - started
