@@ -182,6 +182,24 @@ struct FencingConfigTests {
         #expect(problems.count == 1, "\(problems)")
     }
 
+    @Test func everyProblemOfAnAgentIsReportedAtOnce() {
+        let yaml = withFencing(
+            Self.minimal.replacingOccurrences(of: "      bmc:", with: "      action: poweroff\n      bmc:")
+                .replacingOccurrences(of: "10.1.0.1,", with: "10.1.0.300,").replacingOccurrences(of: "node2:", with: "node3:"))
+        let problems = errors(yaml)
+        #expect(
+            problems.map(\.keyPath) == [
+                "fencing.agents[0].action", "fencing.agents[0].bmc.node1.address", "fencing.agents[0].bmc.node3",
+            ], "\(problems)")
+        // node2, uncovered, is named once the shape problem inside fencing.agents is fixed
+        // (the loader keeps a meaning problem next to a shape problem of the same place out).
+        let fixed = errors(yaml.replacingOccurrences(of: "poweroff", with: "power-off"))
+        #expect(
+            fixed.map(\.keyPath) == ["fencing.agents", "fencing.agents[0].bmc.node1.address", "fencing.agents[0].bmc.node3"],
+            "\(fixed)")
+        #expect(fixed.first?.message.contains("server node2") == true)
+    }
+
     @Test func uncoveredServerWithFailoverIsAWarning() throws {
         let yaml = withFencing(
             Self.minimal.replacingOccurrences(

@@ -58,15 +58,13 @@ extension ConfigReader {
         return FencingAgentConfig(name: name, comment: comment, kind: kind)
     }
 
+    /// A wrong action, interface or BMC entry is reported and left out (default action,
+    /// entry skipped) rather than dropping the agent, so the validator still checks the rest
+    /// of it and every problem is reported at once; the file is refused either way.
     private mutating func readIPMIAgent(_ fields: FieldSet) -> IPMIAgent? {
         var agent = IPMIAgent(bmcs: [:])
-        var complete = true
-        if let field = present(fields, "action") {
-            if let action = choice(field, IPMIAgent.Action.self) { agent.action = action } else { complete = false }
-        }
-        if let field = present(fields, "interface") {
-            if let interface = string(field) { agent.interface = interface } else { complete = false }
-        }
+        if let action = choice(present(fields, "action"), IPMIAgent.Action.self) { agent.action = action }
+        if let interface = string(present(fields, "interface")) { agent.interface = interface }
         guard let bmc = required(fields, "bmc", hint: " (each server's BMC: address, user, password-file)") else { return nil }
         guard case .mapping(let mapping) = bmc.value else {
             error("expected a mapping of server names to BMCs, got \(describe(bmc.value))", at: bmc.value, path: bmc.path)
@@ -75,20 +73,15 @@ extension ConfigReader {
         for (keyNode, value) in mapping {
             guard case .scalar(let keyScalar) = keyNode, !isNull(keyNode) else {
                 error("keys must be server names, got \(describe(keyNode))", at: keyNode, path: bmc.path)
-                complete = false
                 continue
             }
             let server = keyScalar.string
             let entryPath = Self.join(bmc.path, server)
             if let mark = keyNode.mark { sourceMap.keys[entryPath] = .init(line: mark.line, column: mark.column) }
             record(value, at: entryPath)
-            guard let endpoint = readBMC(value, path: entryPath) else {
-                complete = false
-                continue
-            }
-            agent.bmcs[server] = endpoint
+            if let endpoint = readBMC(value, path: entryPath) { agent.bmcs[server] = endpoint }
         }
-        return complete ? agent : nil
+        return agent
     }
 
     private mutating func readBMC(_ node: Node, path: String) -> BMCEndpoint? {
