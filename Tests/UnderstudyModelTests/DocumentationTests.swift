@@ -63,6 +63,23 @@ struct DocumentationTests {
         #expect(try #require(row("retries")).contains("`\(Defaults.monitorRetries)`"))
     }
 
+    @Test func fencingDefaultsAreDocumented() throws {
+        let heading = "## fencing"
+        #expect(mentions(Defaults.fencingTimeout, in: try #require(row("timeout", after: heading))))
+        #expect(mentions(Defaults.fencingCheckInterval, in: try #require(row("check-interval", after: heading))))
+        #expect(mentions(Defaults.fencingDelay, in: try #require(row("delay", after: heading))))
+        #expect(mentions(Defaults.fencingRetryInterval, in: try #require(row("retry-interval", after: heading))))
+        #expect(try #require(row("on-failure", after: heading)).contains("`\(FencingConfig(agents: []).onFailure.rawValue)`"))
+        let agentRow = { (type: String, key: String) in self.lines.first { $0.hasPrefix("| `\(type)` | `\(key)` |") } }
+        let ipmi = IPMIAgent(bmcs: [:])
+        #expect(agentRow("ipmi", "action")?.contains("`\(ipmi.action.rawValue)`") == true)
+        #expect(agentRow("ipmi", "interface")?.contains("`\(ipmi.interface)`") == true)
+        #expect(agentRow("ipmi", "bmc.SERVER.port")?.contains("`\(Defaults.ipmiPort)`") == true)
+        for action in IPMIAgent.Action.allCases {
+            #expect(agentRow("ipmi", "action")?.contains("`\(action.rawValue)`") == true, "\(action) is not documented")
+        }
+    }
+
     @Test func execDefaultsAreDocumented() {
         let timeout = lines.first { $0.hasPrefix("| `exec` | `timeout` |") }
         #expect(timeout?.contains("`\(Defaults.scriptTimeout.configText)`") == true)

@@ -107,6 +107,7 @@ public struct ConfigSourceMap: Sendable, Equatable {
     /// Per group (model order), per resource (model order).
     public var resourcePaths: [[String]] = []
     public var monitorPaths: [String] = []
+    public var fencingAgentPaths: [String] = []
     /// Names of servers, groups, resources and monitors that were declared but dropped because
     /// of errors; references to them are not reported again as unknown.
     public var droppedNames: Set<String> = []
@@ -143,6 +144,7 @@ public struct ConfigSourceMap: Sendable, Equatable {
     }
     func groupPath(_ index: Int) -> String { element(groupPaths, index, "groups") }
     func monitorPath(_ index: Int) -> String { element(monitorPaths, index, "monitors") }
+    func fencingAgentPath(_ index: Int) -> String { element(fencingAgentPaths, index, "fencing.agents") }
     public func resourcePath(group: Int, resource: Int) -> String {
         if resourcePaths.indices.contains(group), resourcePaths[group].indices.contains(resource) {
             return resourcePaths[group][resource]

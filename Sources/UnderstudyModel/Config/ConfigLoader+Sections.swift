@@ -5,7 +5,7 @@
 import Yams
 
 extension ConfigReader {
-    static let rootKeys = ["cluster", "servers", "heartbeats", "network-partition", "groups", "monitors", "alerts"]
+    static let rootKeys = ["cluster", "servers", "heartbeats", "network-partition", "groups", "monitors", "alerts", "fencing"]
 
     mutating func readRoot(_ root: Node) -> ClusterConfig? {
         guard let fields = mapping(root, path: "", allowed: Self.rootKeys) else { return nil }
@@ -21,6 +21,7 @@ extension ConfigReader {
             cluster: settings, servers: servers, heartbeats: heartbeats, networkPartition: partitions,
             groups: groups, monitors: monitors)
         if let alerts = present(fields, "alerts") { config.alerts = readAlerts(alerts) }
+        if let fencing = present(fields, "fencing") { config.fencing = readFencing(fencing) }
         return config
     }
 

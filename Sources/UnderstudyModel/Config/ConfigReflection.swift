@@ -145,6 +145,7 @@ public enum ConfigReflection {
         for difference in differences(running.alerts, new.alerts, folders: (folderOld, folderNew)) {
             changes.append(ConfigChange(path: "alerts." + difference.path, text: "alerts " + describe(difference), method: .uploadOnly))
         }
+        changes += fencingChanges(running.fencing, new.fencing, folders: (folderOld, folderNew))
         for script in changedScripts.sorted() {
             changes.append(ConfigChange(path: "scripts/" + script, text: "script \(script) changed", method: .uploadOnly))
         }
@@ -189,6 +190,79 @@ public enum ConfigReflection {
                 ConfigChange(
                     path: "cluster." + difference.path, text: "cluster " + describe(difference),
                     method: restart ? .restartService : .uploadOnly))
+        }
+        return changes
+    }
+
+    /// `fencing:` is read by the master when it forces a stop, and by each server when it
+    /// checks its agents, from the configuration it runs: every change is upload only (the
+    /// reference: turning forced stop on is upload only).
+    static func fencingChanges(_ old: FencingConfig?, _ new: FencingConfig?, folders: (String?, String?)) -> [ConfigChange] {
+        switch (old, new) {
+        case (nil, nil):
+            return []
+        case (nil, let added?):
+            let names = added.agents.map(\.name).joined(separator: ", ")
+            return [ConfigChange(path: "fencing", text: "fencing added (agents: \(names))", method: .uploadOnly)]
+        case (_?, nil):
+            return [ConfigChange(path: "fencing", text: "fencing removed", method: .uploadOnly)]
+        case (let before?, let after?):
+            var settingsBefore = before
+            var settingsAfter = after
+            settingsBefore.agents = []
+            settingsAfter.agents = []
+            var changes = differences(settingsBefore, settingsAfter, folders: folders).map { difference in
+                ConfigChange(path: "fencing." + difference.path, text: "fencing " + describe(difference), method: .uploadOnly)
+            }
+            for agent in after.agents where !before.agents.contains(where: { $0.name == agent.name }) {
+                changes.append(
+                    ConfigChange(path: "fencing.agents.\(agent.name)", text: "fencing agent \(agent.name) added", method: .uploadOnly))
+            }
+            for agent in before.agents where !after.agents.contains(where: { $0.name == agent.name }) {
+                changes.append(
+                    ConfigChange(path: "fencing.agents.\(agent.name)", text: "fencing agent \(agent.name) removed", method: .uploadOnly))
+            }
+            for agent in after.agents {
+                guard let previous = before.agents.first(where: { $0.name == agent.name }) else { continue }
+                changes += fencingAgentChanges(previous, agent, folders: folders)
+            }
+            // Agents are tried in order.
+            let orderBefore = before.agents.map(\.name).filter { name in after.agents.contains { $0.name == name } }
+            let orderAfter = after.agents.map(\.name).filter { name in before.agents.contains { $0.name == name } }
+            if orderBefore != orderAfter {
+                changes.append(ConfigChange(path: "fencing.agents", text: "fencing agents reordered", method: .uploadOnly))
+            }
+            return changes
+        }
+    }
+
+    /// One agent's changes; an IPMI agent's BMCs one server and one field at a time (a whole
+    /// map in one line would be cut off before the server that changed).
+    static func fencingAgentChanges(_ before: FencingAgentConfig, _ after: FencingAgentConfig, folders: (String?, String?))
+        -> [ConfigChange]
+    {
+        let base = "fencing.agents.\(after.name)"
+        func change(_ path: String, _ text: String) -> ConfigChange {
+            ConfigChange(path: path, text: "fencing agent \(after.name): " + text, method: .uploadOnly)
+        }
+        guard case .ipmi(let old) = before.kind, case .ipmi(let new) = after.kind else {
+            return differences(before, after, folders: folders).map { change(base + "." + $0.path, describe($0)) }
+        }
+        var outer = (before, after)
+        outer.0.kind = .ipmi(IPMIAgent(action: old.action, interface: old.interface, bmcs: [:]))
+        outer.1.kind = .ipmi(IPMIAgent(action: new.action, interface: new.interface, bmcs: [:]))
+        var changes = differences(outer.0, outer.1, folders: folders).map { change(base + "." + $0.path, describe($0)) }
+        for server in Set(old.bmcs.keys).union(new.bmcs.keys).sorted() {
+            let path = base + ".bmc." + server
+            switch (old.bmcs[server], new.bmcs[server]) {
+            case (nil, _?): changes.append(change(path, "BMC of \(server) added"))
+            case (_?, nil): changes.append(change(path, "BMC of \(server) removed"))
+            case (let first?, let second?):
+                changes += differences(first, second, folders: folders).map {
+                    change(path + "." + $0.path, "BMC of \(server) " + describe($0))
+                }
+            case (nil, nil): break
+            }
         }
         return changes
     }

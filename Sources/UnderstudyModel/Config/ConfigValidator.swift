@@ -99,6 +99,7 @@ struct Validator {
         checkResources()
         checkMonitors()
         checkAlerts()
+        checkFencing()
     }
 
     // MARK: Shared checks
