@@ -45,7 +45,7 @@ struct IPMIFencing: Sendable {
     /// Mode 0: the BMC answers with a power state.
     func check(until deadline: ContinuousClock.Instant) async -> FencingAttempt {
         let password: String
-        switch readPassword() {
+        switch prepare() {
         case .success(let text): password = text
         case .failure(let problem): return FencingAttempt(succeeded: false, detail: problem.text)
         }
@@ -58,7 +58,7 @@ struct IPMIFencing: Sendable {
     /// Mode 1: the action; for power-off, the power state read back until it is off.
     func stop(until deadline: ContinuousClock.Instant) async -> FencingAttempt {
         let password: String
-        switch readPassword() {
+        switch prepare() {
         case .success(let text): password = text
         case .failure(let problem): return FencingAttempt(succeeded: false, detail: problem.text)
         }
@@ -209,6 +209,23 @@ struct IPMIFencing: Sendable {
 
     static func clip(_ line: String, to limit: Int = 200) -> String {
         line.count <= limit ? line : String(line.prefix(limit)) + "…"
+    }
+
+    /// ipmitool's interfaces that reach a BMC over the network. Every other one (`open`,
+    /// `imb`, `bmc`, `free` …) talks to the BMC of the machine it runs on, whatever `-H`
+    /// says: a forced stop through it would power off the server running it.
+    static let networkInterfaces: Set = ["lanplus", "lan"]
+
+    /// Checks the interface, then reads the password (to redact).
+    func prepare() -> Result<String, Problem> {
+        guard Self.networkInterfaces.contains(agent.interface) else {
+            return .failure(
+                Problem(
+                    text:
+                        "interface \(agent.interface) is not IPMI over LAN (lanplus or lan): ipmitool would act on this server's own BMC"
+                ))
+        }
+        return readPassword()
     }
 
     /// The password as ipmitool reads it (the file's first line), to redact; a file that is

@@ -129,6 +129,30 @@ struct ForcedStopScriptTests {
         #expect(!uncovered.succeeded && uncovered.detail == "no forced-stop agent covers server server-c")
     }
 
+    @Test("an ipmi agent with a local interface (open) is refused without running ipmitool")
+    func localInterfaceRefused() async throws {
+        try await withTemporaryFolder { folder in
+            let ran = folder + "/ipmitool-ran"
+            let fake = try writeScript(folder, "ipmitool", "touch \(ran); echo 'Chassis Power is off'")
+            try "pw\n".write(toFile: folder + "/b.password", atomically: true, encoding: .utf8)
+            let bmc = BMCEndpoint(address: "127.0.205.4", user: "u", passwordFile: folder + "/b.password")
+            let local = FencingAgentConfig(name: "bmc", kind: .ipmi(IPMIAgent(interface: "open", bmcs: ["server-b": bmc])))
+            let fencer = ForcedStopper(
+                fencing: FencingConfig(agents: [local]), localServer: "server-a", configFolder: nil, ipmitool: fake)
+            for outcome in [await fencer.stop("server-b"), await fencer.check("server-b")] {
+                #expect(!outcome.succeeded && outcome.detail.contains("not IPMI over LAN"), "\(outcome.detail)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: ran))
+            // The same agent on lanplus does run the program given as ipmitool.
+            let lan = FencingAgentConfig(name: "bmc", kind: .ipmi(IPMIAgent(bmcs: ["server-b": bmc])))
+            let check = await ForcedStopper(
+                fencing: FencingConfig(agents: [lan]), localServer: "server-a", configFolder: nil, ipmitool: fake
+            ).check("server-b")
+            #expect(check.succeeded && check.detail.contains("power off"), "\(check.detail)")
+            #expect(FileManager.default.fileExists(atPath: ran))
+        }
+    }
+
     @Test("ipmitool's command line carries the password file, never the password; its messages are classified")
     func ipmitoolCommandLine() {
         let fencing = IPMIFencing(
