@@ -73,7 +73,7 @@ struct IPMIFencing: Sendable {
             // Cycle, reset and NMI leave the power on (or turn it on again): accepted is done.
             let state: String
             switch await powerState(until: deadline, password: password) {
-            case .success(let power): state = "power \(power)"
+            case .success(let power): state = "power state now \(power)"
             case .failure(let problem): state = "power state not read back: \(problem.text)"
             }
             return FencingAttempt(succeeded: true, detail: "BMC \(endpoint) accepted chassis power \(verb); \(state)")

@@ -158,7 +158,7 @@ struct ForcedStopIPMITests {
         try await withSimulator { simulator in
             let reset = await stopper([ipmi("bmc", endpoint(simulator), action: .reset)]).stop("b")
             #expect(reset.succeeded, "\(reset.detail)")
-            #expect(reset.detail.contains("chassis power reset") && reset.detail.contains("power on"), "\(reset.detail)")
+            #expect(reset.detail.contains("chassis power reset") && reset.detail.contains("power state now on"), "\(reset.detail)")
             #expect(simulator.chassisCommands == ["set reset 1"])
             let cycle = await stopper([ipmi("bmc", endpoint(simulator), action: .powerCycle)]).stop("b")
             #expect(cycle.succeeded, "\(cycle.detail)")
