@@ -139,6 +139,27 @@ struct ForcedStopIPMITests {
         }
     }
 
+    @Test("the periodic check against the BMC reports a password that stopped working, then working again")
+    func periodicCheck() async throws {
+        try await withTemporaryFolder { folder in
+            try await withSimulator { simulator in
+                let file = folder + "/bmc.password"
+                try IPMISimulator.writePasswordFile(file, Self.admin.password)
+                let checker = ForcedStopChecker(stopper: stopper([ipmi("bmc", endpoint(simulator, passwordFile: file))])) { _ in }
+                #expect(await checker.checkNow(peers: ["a", "b"]).isEmpty)
+                #expect(await checker.results.first?.ok == true)
+                try IPMISimulator.writePasswordFile(file, "Changed-pw-2290")
+                let failed = await checker.checkNow(peers: ["a", "b"])
+                #expect(failed.count == 1 && failed.first?.result.detail.contains("authentication failed") == true)
+                #expect(await checker.checkNow(peers: ["a", "b"]).isEmpty)
+                try IPMISimulator.writePasswordFile(file, Self.admin.password)
+                let back = await checker.checkNow(peers: ["a", "b"])
+                #expect(back.count == 1 && back.first?.result.ok == true && back.first?.previouslyOK == false)
+                #expect(simulator.chassisCommands.isEmpty && simulator.power == true, "checks never touch the power")
+            }
+        }
+    }
+
     @Test("a BMC that accepts power off but keeps the power on is a failure, within the timeout")
     func acceptedButStillOn() async throws {
         try await withSimulator { simulator in

@@ -153,6 +153,26 @@ struct ForcedStopScriptTests {
         }
     }
 
+    @Test("ipmitool gets the password file, not the password; a password it prints is masked in the detail")
+    func passwordNeverShown() async throws {
+        try await withTemporaryFolder { folder in
+            let secret = "Sekret-9431"
+            let fake = try writeScript(
+                folder, "ipmitool",
+                "echo \"$@\" > \(folder)/arguments; echo \"Error: password $(cat \(folder)/b.password) refused\" >&2; exit 1")
+            try IPMISimulator.writePasswordFile(folder + "/b.password", secret)
+            let bmc = BMCEndpoint(address: "127.0.205.5", user: "fencer", passwordFile: folder + "/b.password")
+            let agent = FencingAgentConfig(name: "bmc", kind: .ipmi(IPMIAgent(bmcs: ["server-b": bmc])))
+            let outcome = await ForcedStopper(
+                fencing: FencingConfig(agents: [agent]), localServer: "server-a", configFolder: nil, ipmitool: fake
+            ).stop("server-b")
+            #expect(!outcome.succeeded)
+            #expect(outcome.detail.contains("Error: password **** refused") && !outcome.detail.contains(secret), "\(outcome.detail)")
+            let arguments = try String(contentsOfFile: folder + "/arguments", encoding: .utf8)
+            #expect(arguments.contains("-f \(folder)/b.password") && !arguments.contains(secret), "\(arguments)")
+        }
+    }
+
     @Test("ipmitool's command line carries the password file, never the password; its messages are classified")
     func ipmitoolCommandLine() {
         let fencing = IPMIFencing(
