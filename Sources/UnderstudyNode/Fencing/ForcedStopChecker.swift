@@ -6,6 +6,13 @@ import UnderstudyModel
 /// and reports only changes, so the daemon alerts once when an agent stops working and once
 /// when it works again, not on every round. An agent never checked before counts as working:
 /// its first failure is a change, its first success is not.
+///
+/// The daemon's use:
+///
+///     let checker = ForcedStopChecker(stopper: stopper) { change in /* one alert */ }
+///     let task = Task { await checker.run(every: fencing.checkInterval) { peers() } }
+///     …
+///     task.cancel()   // configuration applied, or the daemon stopping; a check in flight is killed
 public actor ForcedStopChecker {
     public struct Result: Sendable, Equatable {
         public var server: String
@@ -31,6 +38,11 @@ public actor ForcedStopChecker {
         public var result: Result
         /// The state before; nil on the first check.
         public var previouslyOK: Bool?
+
+        public init(result: Result, previouslyOK: Bool?) {
+            self.result = result
+            self.previouslyOK = previouslyOK
+        }
     }
 
     private struct Key: Hashable {
