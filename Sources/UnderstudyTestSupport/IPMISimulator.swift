@@ -44,7 +44,11 @@ public final class IPMISimulator: Sendable {
     public let users: [User]
     private let process: SpawnedProcess
 
-    private init(folder: String, address: String, port: Int, users: [User], process: SpawnedProcess) {
+    /// The network namespace it runs in (nil: this process's).
+    public let namespace: String?
+
+    private init(folder: String, address: String, port: Int, users: [User], process: SpawnedProcess, namespace: String?) {
+        self.namespace = namespace
         self.folder = folder
         self.address = address
         self.port = port
@@ -56,15 +60,23 @@ public final class IPMISimulator: Sendable {
 
     /// Starts the simulator with the chassis powered on and waits until it answers (at most
     /// 10 s). `users` get user numbers from 2 on.
-    public static func start(address: String, users: [User]) async throws -> IPMISimulator {
+    /// - Parameters:
+    ///   - namespace: a network namespace to run it in (a lab's client, so that the lab's
+    ///     servers reach it); `port` is then needed (a free port of this namespace says
+    ///     nothing about that one).
+    ///   - onPowerOff: a shell command the chassis runs when its power goes off (what losing
+    ///     power does to the server behind it: a lab test kills that server's processes).
+    public static func start(
+        address: String, users: [User], namespace: String? = nil, port fixedPort: Int? = nil, onPowerOff: String? = nil
+    ) async throws -> IPMISimulator {
         if let missing = prerequisite.missing { throw TestSupportError(missing) }
-        let port = try FreePort.take()
+        let port = try fixedPort ?? FreePort.take()
         let folder = NSTemporaryDirectory() + "understudy-ipmi-\(UUID().uuidString.prefix(8))"
         let manager = FileManager.default
         try manager.createDirectory(atPath: folder + "/state", withIntermediateDirectories: true)
         func remove() { try? manager.removeItem(atPath: folder) }
         do {
-            try writeConfiguration(folder: folder, address: address, port: port, users: users)
+            try writeConfiguration(folder: folder, address: address, port: port, users: users, onPowerOff: onPowerOff)
         } catch {
             remove()
             throw error
@@ -77,14 +89,15 @@ public final class IPMISimulator: Sendable {
         defer { close(log) }
         let process: SpawnedProcess
         do {
+            let prefix = namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0] } ?? []
             process = try SpawnedProcess.spawn(
-                [binary, "-c", folder + "/lan.conf", "-f", folder + "/bmc.emu", "-s", folder + "/state", "-n"],
+                prefix + [binary, "-c", folder + "/lan.conf", "-f", folder + "/bmc.emu", "-s", folder + "/state", "-n"],
                 output: .descriptor(log), error: .descriptor(log))
         } catch {
             remove()
             throw TestSupportError("ipmi_sim cannot start: \(error)")
         }
-        let simulator = IPMISimulator(folder: folder, address: address, port: port, users: users, process: process)
+        let simulator = IPMISimulator(folder: folder, address: address, port: port, users: users, process: process, namespace: namespace)
         let reader = users.first { $0.privilege != "user" } ?? users[0]
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
@@ -97,7 +110,7 @@ public final class IPMISimulator: Sendable {
         throw TestSupportError("ipmi_sim on \(address):\(port) did not answer within 10 s: \(output)")
     }
 
-    private static func writeConfiguration(folder: String, address: String, port: Int, users: [User]) throws {
+    private static func writeConfiguration(folder: String, address: String, port: Int, users: [User], onPowerOff: String?) throws {
         let userLines = users.enumerated().map { index, user in
             "  user \(index + 2) true \"\(user.name)\" \"\(user.password)\" \(user.privilege) 10 md5"
         }.joined(separator: "\n")
@@ -138,7 +151,13 @@ public final class IPMISimulator: Sendable {
                 done ;;
             set)
                 while [ $# -ge 2 ]; do
-                    if [ "$1" = power ] && [ ! -e "$dir/stuck" ]; then echo "$2" > "$dir/power"; fi
+                    if [ "$1" = power ] && [ ! -e "$dir/stuck" ]; then
+                        echo "$2" > "$dir/power"
+                        if [ "$2" = 0 ]; then
+                            date +%s%N >> "$dir/power-off-times"
+                            \(onPowerOff.map { "/bin/sh -c '\($0.replacingOccurrences(of: "'", with: "'\\''"))' >/dev/null 2>&1" } ?? ":")
+                        fi
+                    fi
                     shift 2
                 done ;;
             esac
@@ -186,10 +205,17 @@ public final class IPMISimulator: Sendable {
         return text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("get ") }
     }
 
-    /// ipmitool against this BMC as `user` (its own password file), at most 15 s.
+    /// When the chassis power went off (wall clock, nanoseconds since 1970), in order.
+    public var powerOffTimes: [UInt64] {
+        let text = (try? String(contentsOfFile: folder + "/power-off-times", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { UInt64($0) }
+    }
+
+    /// ipmitool against this BMC as `user` (its own password file), at most 15 s; from inside
+    /// its namespace when it runs in one.
     public func ipmitool(as user: String, _ arguments: [String]) -> SpawnedProcess.Outcome {
         SpawnedProcess.run(
-            ["ipmitool", "-I", "lanplus", "-H", address, "-p", String(port), "-U", user, "-f", passwordFile(for: user)]
+            (namespace.map { ["/usr/bin/env", "ip", "netns", "exec", $0] } ?? []) + ["ipmitool", "-I", "lanplus", "-H", address, "-p", String(port), "-U", user, "-f", passwordFile(for: user)]
                 + Self.ipmitoolArguments + arguments, timeout: .seconds(15))
     }
 

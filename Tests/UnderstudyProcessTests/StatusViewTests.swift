@@ -109,6 +109,67 @@ struct StatusViewTests {
         }
     }
 
+    @Test("-f / --fnc: the agents, every server's checks of stopping the others (an agent that fails is Error), --json")
+    func fencingView() async throws {
+        var spec = ClusterSpec(subnet: 213)
+        // A script agent whose check (mode 0) fails for node3 only.
+        let folder = NSTemporaryDirectory() + "understudy-fnc-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let script = folder + "/fence.sh"
+        try "#!/bin/sh\n[ \"$CLP_SERVER_DOWN\" != node3 ] || { echo 'node3 hypervisor unreachable'; exit 1; }\nexit 0\n".write(
+            toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        spec.fencing = """
+            fencing:
+              check-interval: 1s
+              delay: 1s
+              agents:
+                - name: vm
+                  type: script
+                  command: \(script)
+
+            """
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            let checked = await eventually(within: .seconds(10), every: .milliseconds(300)) {
+                let text = (try? await cluster.cli(["clpstat", "-f"], on: "node1").standardOutput) ?? ""
+                return text.components(separatedBy: "Check vm -> ").count - 1 >= 6
+            }
+            let view = try await cluster.cli(["clpstat", "--fnc"], on: "node1")
+            #expect(checked && view.exitCode == 0, "\(view)")
+            let text = view.standardOutput
+            #expect(text.contains("FENCING STATUS") && text.contains("Agent vm (script) : stops node1, node2, node3"), "\(text)")
+            #expect(text.contains("on failure cancel") && text.contains("check every 1s"), "\(text)")
+            for index in 0..<3 { #expect(text.contains("[on server\(index) : Online]"), "\(text)") }
+            #expect(text.contains("Check vm -> node2 : Normal"), "\(text)")
+            #expect(text.contains("Check vm -> node3 : Error") && text.contains("node3 hypervisor unreachable"), "\(text)")
+            #expect(!text.contains("Forced stop of"), "nothing was stopped: \(text)")
+
+            let json = try #require(Self.json(try await cluster.cli(["clpstat", "-f", "--json"], on: "node2").standardOutput))
+            let servers = try #require(json["servers"] as? [[String: Any]])
+            #expect(servers.count == 3 && servers.allSatisfy { $0["answered"] as? Bool == true })
+            let fencing = try #require(servers.first?["fencing"] as? [String: Any])
+            #expect(fencing["onFailure"] as? String == "cancel")
+            let checks = try #require(fencing["checks"] as? [[String: Any]])
+            #expect(checks.contains { $0["server"] as? String == "node3" && $0["normal"] as? Bool == false }, "\(checks)")
+            let log = try String(contentsOfFile: cluster.logPath(of: "node1"), encoding: .utf8)
+            #expect(log.components(separatedBy: "[rc 414]").count - 1 == 1, "the failing check is said once, not every second")
+            for bad in [["clpstat", "-f", "-n"], ["clpstat", "--fnc", "-i"]] {
+                let refused = try await cluster.cli(bad, on: "node1")
+                #expect(refused.exitCode == 2, "\(bad): \(refused)")
+            }
+        }
+        // Without a fencing: section the view says so.
+        try await withCluster(ClusterSpec(subnet: 214)) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            let view = try await cluster.cli(["clpstat", "-f"], on: "node1")
+            #expect(view.exitCode == 0 && view.standardOutput.contains("Forced stop is not configured"), "\(view)")
+        }
+    }
+
     @Test("understudy alerts --follow prints entries of any server as they arrive, and only new ones")
     func alertsFollow() async throws {
         try await withCluster(ClusterSpec(subnet: 199)) { cluster in

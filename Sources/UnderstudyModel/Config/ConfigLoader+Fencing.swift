@@ -12,7 +12,7 @@ extension ConfigReader {
     static let fencingKeys = ["timeout", "on-failure", "check-interval", "delay", "retry-interval", "agents"]
     static let fencingAgentTypes = ["ipmi", "script"]
     static let fencingAgentKeys: [String: [String]] = [
-        "ipmi": ["action", "interface", "bmc"],
+        "ipmi": ["action", "interface", "cipher-suite", "bmc"],
         "script": ["command"],
     ]
     static let bmcKeys = ["address", "port", "user", "password-file"]
@@ -65,6 +65,7 @@ extension ConfigReader {
         var agent = IPMIAgent(bmcs: [:])
         if let action = choice(present(fields, "action"), IPMIAgent.Action.self) { agent.action = action }
         if let interface = string(present(fields, "interface")) { agent.interface = interface }
+        if let suite = present(fields, "cipher-suite").flatMap({ int($0) }) { agent.cipherSuite = suite }
         guard let bmc = required(fields, "bmc", hint: " (each server's BMC: address, user, password-file)") else { return nil }
         guard case .mapping(let mapping) = bmc.value else {
             error("expected a mapping of server names to BMCs, got \(describe(bmc.value))", at: bmc.value, path: bmc.path)

@@ -70,6 +70,12 @@ extension Validator {
                 "expected one of \(Self.ipmiInterfaces.listed); got \"\(ConfigReader.clip(ipmi.interface))\"\(Suggestion.didYouMean(ipmi.interface, in: Self.ipmiInterfaces))",
                 at: path + ".interface")
         }
+        if let suite = ipmi.cipherSuite, !(0...17).contains(suite) {
+            error("must be an IPMI 2.0 cipher suite, 0 to 17 (usually 3 or 17), got \(suite)", at: path + ".cipher-suite")
+        }
+        if ipmi.cipherSuite != nil && ipmi.interface == "lan" {
+            error("applies to interface lanplus only (IPMI 1.5 has no cipher suites)", at: path + ".cipher-suite")
+        }
         if ipmi.bmcs.isEmpty {
             error("lists no server's BMC, so this agent can stop no server", at: path + ".bmc")
         }

@@ -96,12 +96,17 @@ public struct IPMIAgent: Sendable, Equatable {
     public var action: Action
     /// ipmitool's interface: `lanplus` (IPMI 2.0, the default) or `lan` (1.5).
     public var interface: String
+    /// `lanplus`: the cipher suite ipmitool asks for (`-C`); nil: ipmitool's own choice. Set
+    /// it for a BMC that does not answer the cipher-suite query (ipmitool then waits 10 s
+    /// before falling back) or that needs a particular suite (3 or 17).
+    public var cipherSuite: Int?
     /// Each server's BMC.
     public var bmcs: [String: BMCEndpoint]
 
-    public init(action: Action = .powerOff, interface: String = "lanplus", bmcs: [String: BMCEndpoint]) {
+    public init(action: Action = .powerOff, interface: String = "lanplus", cipherSuite: Int? = nil, bmcs: [String: BMCEndpoint]) {
         self.action = action
         self.interface = interface
+        self.cipherSuite = cipherSuite
         self.bmcs = bmcs
     }
 }

@@ -39,6 +39,14 @@ extension ClusterDaemon {
                     dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) })))
         }
         status.transport = lines
+        if status.fencing != nil {
+            let checkedAt = Date()
+            status.fencing?.checks = fencingChecks.map {
+                ClusterStatusSnapshot.FencingLine.Check(
+                    server: $0.server, agent: $0.agent, normal: $0.ok, detail: $0.detail,
+                    secondsAgo: max(0, checkedAt.timeIntervalSince($0.time)))
+            }
+        }
         status.counters = counters.line(fences: fenceCounts, stalls: engine.stallCount, now: now())
         if var monitors = status.monitors {
             for index in monitors.indices { monitors[index].lastCheckMillis = counters.lastCheckMillis(monitors[index].name) }

@@ -108,6 +108,11 @@ public actor ClusterDaemon {
     var pendingFarewell: Task<Void, Never>?
     /// The power-off commands to the UPSes after a power-failure stop, awaited before the OS stops.
     var pendingPowerOff: Task<Void, Never>?
+    /// Forced stop (`fencing:`), built for the running configuration (ClusterDaemon+ForcedStop.swift).
+    var forcedStopper: ForcedStopper?
+    var forcedStopperFencing: FencingConfig?
+    /// The last periodic check of every agent against every peer, for status.
+    var fencingChecks: [ForcedStopChecker.Result] = []
     /// Armed before the OS stops; kept (open) for the rest of the process's life.
     var shutdownWatchdog: KernelWatchdog?
     /// userw `method: softdog`: armed while the monitor runs, kept alive by every tick.
@@ -313,6 +318,7 @@ public actor ClusterDaemon {
                 for await notice in alertRouter.notices { await self?.alertDestinationChanged(notice) }
             }
             tasks.addTask { [weak self] in await self?.alertSyncLoop() }
+            tasks.addTask { [weak self] in await self?.fencingCheckLoop() }
             tasks.addTask { [clusterAlerts] in await ClusterDaemon.alertFlushLoop(clusterAlerts) }
             await waitForExit()
             tasks.cancelAll()

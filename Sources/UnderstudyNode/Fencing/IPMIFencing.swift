@@ -38,7 +38,9 @@ struct IPMIFencing: Sendable {
     func arguments(_ chassis: [String]) -> [String] {
         var arguments = [ipmitool, "-I", agent.interface, "-H", bmc.address, "-p", String(bmc.port)]
         if !bmc.user.isEmpty { arguments += ["-U", bmc.user] }
-        arguments += ["-f", passwordFile, "-L", "OPERATOR", "-v"] + extraArguments + ["chassis"] + chassis
+        arguments += ["-f", passwordFile, "-L", "OPERATOR", "-v"]
+        if let suite = agent.cipherSuite, agent.interface == "lanplus" { arguments += ["-C", String(suite)] }
+        arguments += extraArguments + ["chassis"] + chassis
         return arguments
     }
 

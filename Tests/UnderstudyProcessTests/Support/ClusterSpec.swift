@@ -97,6 +97,8 @@ struct ClusterSpec: Sendable {
     var clusterExtra: String?
     /// The `alerts:` section, written as it is at the end.
     var alerts: String?
+    /// The `fencing:` section, written as it is at the end.
+    var fencing: String?
     /// Variables added to the daemons' environment (e.g. systemd's `NOTIFY_SOCKET`).
     var daemonEnvironment: [String: String] = [:]
 
@@ -182,6 +184,7 @@ struct ClusterSpec: Sendable {
         }
         if let monitors { text += "monitors:\n" + monitors }
         if let alerts { text += alerts }
+        if let fencing { text += fencing }
         return text
     }
 
