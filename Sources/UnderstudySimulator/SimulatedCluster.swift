@@ -573,8 +573,13 @@ public final class SimulatedCluster {
                     "\(name): forced stop of \(run.server) (agent reports \(behaviour.succeeded ? "success" : "failure") after \(behaviour.reportAfter); power off \(behaviour.powerOffAfter.map { "after \($0)" } ?? "never"))"
                 )
                 let incarnation = servers[name]?.incarnation ?? 0
-                schedule(
-                    .forcedStopDone(name, incarnation: incarnation, id: run.id, succeeded: behaviour.succeeded), after: behaviour.reportAfter)
+                // The power goes off before an agent that saw it go off reports (scheduled first:
+                // at the same time, the earlier entry runs first).
+                defer {
+                    schedule(
+                        .forcedStopDone(name, incarnation: incarnation, id: run.id, succeeded: behaviour.succeeded),
+                        after: behaviour.reportAfter)
+                }
                 if let off = behaviour.powerOffAfter {
                     let target = run.server
                     let boots = behaviour.bootsAgainAfter

@@ -14,9 +14,13 @@ import UnderstudyModel
 // the lower-ranked server waits `delay` before stopping a higher-ranked one, so the higher one
 // wins the race and only one server is stopped.
 //
-// Only servers that may hold something are stopped: one heard in this service run, or the
-// owner of a group in the directory. A server that never started (a cluster's first start)
-// holds nothing and is left alone.
+// Every server an agent covers is stopped once confirmed down, also one never heard in this
+// service run (startup fencing, as Pacemaker's default): a server that boots while a partition
+// hides a running peer must not found a cluster and start that peer's groups (found by
+// simulator seed 9901168: a server power-cycled by its peer came back into a split where both
+// sides reached the ping targets, founded its own cluster after the sync wait and started
+// everything a second time). A server that is simply off is "stopped" again at no cost; one
+// whose BMC cannot be reached keeps the groups it may run waiting (`on-failure: cancel`).
 
 /// One forced stop, for one loss of a server.
 public struct ForcedStopRecord: Sendable, Equatable, Codable {
@@ -62,11 +66,10 @@ struct ForcedStops: Sendable, Equatable {
 }
 
 extension ServerEngine {
-    /// A server that the agents could stop and that may hold something (see the top).
+    /// A server that the agents could stop (see the top).
     func needsForcedStop(_ server: ServerName) -> Bool {
-        guard let fencing = config.fencing, server != me, fencing.covers(server) else { return false }
-        if membership.peers[server]?.sharedReport != nil { return true }
-        return directory?.entries.values.contains { $0.owner == server } ?? false
+        guard let fencing = config.fencing, server != me else { return false }
+        return fencing.covers(server)
     }
 
     /// For `ClusterFacts`: the servers that need a forced stop, with the verdict for their

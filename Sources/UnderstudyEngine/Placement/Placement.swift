@@ -337,10 +337,13 @@ struct Planner {
         // an earlier run of this one or of another master: only a whole timeout of listening
         // shows that server silent and its lease run out (found by simulator seed 95002336: a
         // master that had just restarted its service placed a group whose owner it had not
-        // heard yet). A group never placed waits for nobody (a cluster's first start).
+        // heard yet). A group never placed waits for nobody (a cluster's first start) — unless
+        // a forced stop of that server is due (`fencing:`: it may run the group behind a split).
         guard
             unresolved.isEmpty
-                || (unresolved.allSatisfy({ !facts.everHeard($0) && facts.peer($0)?.unauthenticatedPresent != true })
+                || (unresolved.allSatisfy({
+                    !facts.everHeard($0) && facts.peer($0)?.unauthenticatedPresent != true && facts.forcedStops[$0] == nil
+                })
                     && (entry.generation == 0 || input.listenedEnough))
         else { return }
         guard let target = chooseTarget(group, entry: entry, directory: dir) else {
