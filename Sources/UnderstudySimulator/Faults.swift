@@ -377,12 +377,16 @@ struct Schedule {
                 }
             }
         }
-        // A suspension whose resume was lost (its server was down) is resumed by the operator.
-        world.at(quiet + .seconds(10), "quiet: clpcl --resume if still suspended") {
-            guard let master = names.compactMap({ world.engine($0)?.currentMaster(now: world.now) }).first,
-                world.engine(master)?.directory?.suspended == true
-            else { return }
-            world.command(.resumeCluster, at: master)
+        // A suspension whose resume was lost (its server was down) is resumed by the operator,
+        // who tries again while the cluster has no master yet (seed 9961041: the one try came
+        // while the servers were still choosing theirs, and the cluster stayed suspended).
+        for attempt in 0..<5 {
+            world.at(quiet + .seconds(10 + 2 * attempt), attempt == 0 ? "quiet: clpcl --resume if still suspended" : "") {
+                guard names.contains(where: { world.engine($0)?.directory?.suspended == true }),
+                    let origin = names.first(where: { world.engine($0)?.service == .running })
+                else { return }
+                world.command(.resumeCluster, at: origin)
+            }
         }
     }
 

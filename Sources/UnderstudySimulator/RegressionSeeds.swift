@@ -51,5 +51,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 1_569, servers: 2,
             found: "the end of a LAN-only cut gave back the ping targets of a partition still under way (simulator)"),
+        RegressionSeed(
+            seed: 9_961_041, servers: 2,
+            found: "the quiet point's one resume came while no server was master yet: the cluster stayed suspended (simulator)"),
     ]
 }

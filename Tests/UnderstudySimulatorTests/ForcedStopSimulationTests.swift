@@ -65,7 +65,9 @@ import UnderstudyModel
         #expect(starts(world, "db", on: "s1", after: frozeAt).isEmpty, "db must not start on s1 while s2 may still run it")
         let attempts = world.forcedStopLog.filter { $0.target == "s2" }.count
         #expect(attempts >= 3, "retried every 2 s: \(attempts)")
-        #expect(world.logCounts["s1 rc 433"] == 1, "the cancelled failover is said once: \(world.logCounts.filter { $0.key.hasPrefix("s1 rc") })")
+        #expect(
+            world.logCounts["s1 rc 433"] == 1,
+            "the cancelled failover is said once: \(world.logCounts.filter { $0.key.hasPrefix("s1 rc") })")
         #expect((world.logCounts["s1 rc 413"] ?? 0) >= 3, "each failed attempt is said")
         // s2 resumes: it is heard again and the retries end.
         world.run(until: frozeAt + .seconds(40))
@@ -73,6 +75,28 @@ import UnderstudyModel
         #expect(afterReturn.isEmpty, "no forced stop once s2 is heard again: \(afterReturn)")
         #expect(world.violations.isEmpty, "\(world.violations)")
         #expect(holders(world, "db").count == 1)
+    }
+
+    @Test("a dead server whose BMC died with it: nothing moves until the operator confirms it stopped (clpcl --confirm-stopped)")
+    func operatorConfirmsStopped() {
+        let world = formed { world in
+            world.forcedStopModel = { _, _, _ in
+                ForcedStopBehaviour(reportAfter: .milliseconds(200), succeeded: false, powerOffAfter: nil, bootsAgainAfter: nil)
+            }
+        }
+        #expect(world.command(.confirmStopped("s2"), at: "s2").code != .success, "a server that is heard is not stopped")
+        #expect(world.command(.confirmStopped("s2"), at: "s1").code == .failed, "s2 is up: nothing to confirm")
+        let crashedAt = world.now
+        world.crash("s2")
+        world.run(until: crashedAt + .seconds(12))
+        #expect(starts(world, "db", on: "s1", after: crashedAt).isEmpty, "db waits for a forced stop that never succeeds")
+        let result = world.command(.confirmStopped("s2"), at: "s1")
+        #expect(result.code == .success, "\(result)")
+        let confirmedAt = world.now
+        world.run(until: confirmedAt + .seconds(5))
+        #expect(!starts(world, "db", on: "s1", after: confirmedAt).isEmpty, "db fails over once the operator confirmed")
+        #expect(holders(world, "db") == ["s1"])
+        #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
     @Test("a two-server split where both sides still reach the ping targets: exactly one server is stopped (the lower-ranked one)")
@@ -111,7 +135,8 @@ import UnderstudyModel
             #expect(holders(world, group).isEmpty, "\(group) may run on either server, which holds back while the other is present")
         }
         #expect(holders(world, "ac-s1") == ["s1"], "a group only s1 may run still starts")
-        #expect(world.logCounts["s1 nm 12"] == 1 && world.logCounts["s2 nm 12"] == 1, "\(world.logCounts.filter { $0.key.contains("nm 12") })")
+        #expect(
+            world.logCounts["s1 nm 12"] == 1 && world.logCounts["s2 nm 12"] == 1, "\(world.logCounts.filter { $0.key.contains("nm 12") })")
         // The key is fixed and s2 restarts: the groups are placed, once each.
         world.keyMismatch = []
         world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: "s2")
@@ -137,9 +162,10 @@ import UnderstudyModel
         world.run(until: .seconds(70))
         #expect(world.violations.isEmpty, "\(world.violations)")
         #expect(holders(world, "db") == ["s1"], "db stays on s1")
-        #expect(world.runLog.filter { $0.server == "s2" && $0.at > .seconds(40) && $0.run.operation == .start }.map(\.run.group).allSatisfy {
-            $0 == "ac-s2"
-        })
+        #expect(
+            world.runLog.filter { $0.server == "s2" && $0.at > .seconds(40) && $0.run.operation == .start }.map(\.run.group).allSatisfy {
+                $0 == "ac-s2"
+            })
     }
 
     @Test("a holder that reboots with another key before its loss is confirmed: its groups are held back, then run once the key is fixed")
@@ -165,6 +191,20 @@ import UnderstudyModel
         world.run(until: .seconds(100))
         #expect(world.violations.isEmpty, "\(world.violations)")
         #expect(holders(world, "db").count == 1)
+    }
+
+    @Test(
+        "fencing regression seeds",
+        arguments: [
+            // A server restarted with another key, then a short partition: its peer confirmed it down.
+            9_900_463,
+            // A power-cycled server came back into a split where both sides reached the ping targets
+            // and founded its own cluster (startup fencing).
+            9_901_168,
+        ] as [UInt64])
+    func regressionSeeds(seed: UInt64) {
+        let result = Simulation.run(seed: seed, servers: 2, fencing: true)
+        #expect(result.passed, "seed \(seed): \(result.violations)\n\(result.trace.suffix(40).joined(separator: "\n"))")
     }
 
     @Test("random two- and three-server schedules with fencing (agents that succeed, fail and are slow)", arguments: 0..<8)

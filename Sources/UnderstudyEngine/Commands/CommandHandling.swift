@@ -105,6 +105,7 @@ extension ServerEngine {
         guard settled else {
             return .done(CommandResult(.inTransition, "Cluster membership is changing; retry in a moment."))
         }
+        if case .confirmStopped(let server) = command { return .done(confirmStopped(server, now: now)) }
         let next = dir.version + 1
         var ticket: OperationTicket?
         switch command {
@@ -262,7 +263,7 @@ extension ServerEngine {
             ticket = OperationTicket(kind: .move, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
             log(.groupMoveRequested, "Move of group \(name) from \(owner) to \(target) requested.")
         case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
-            .setTimeoutRatio, .rebootCount:
+            .setTimeoutRatio, .rebootCount, .confirmStopped:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }
         dir.version = next

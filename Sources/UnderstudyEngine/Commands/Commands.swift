@@ -35,12 +35,15 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     /// `clpregctrl`: the receiving server's count of reboots by final actions (its message
     /// says `count : N`), cleared first when `clear`.
     case rebootCount(clear: Bool)
+    /// `clpcl --confirm-stopped SERVER`: the operator's word that a lost server whose forced
+    /// stop failed is off (ForcedStop.swift); its groups fail over.
+    case confirmStopped(ServerName)
 
     /// Group operations are decided by the master; resource operations by the server
     /// running the group; the others by the server that receives them.
     var isMasterOperation: Bool {
         switch self {
-        case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop:
+        case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop, .confirmStopped:
             return true
         case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
             .setTimeoutRatio, .rebootCount:

@@ -189,6 +189,35 @@ extension ServerEngine {
         }
     }
 
+    /// `clpcl --confirm-stopped SERVER` at the master: the operator has made sure a lost
+    /// server is off (pulled its power, or its BMC died with it and no agent can reach it);
+    /// its current loss counts as stopped and its groups fail over. Refused unless every
+    /// connected server agrees it is down: a server that is heard is not off.
+    mutating func confirmStopped(_ server: ServerName, now: EngineTime) -> CommandResult {
+        guard serverNames.contains(server) else { return CommandResult(.badUsage, "Unknown server \(server).") }
+        guard server != me else { return CommandResult(.badUsage, "\(me) is the master and runs: it is not stopped.") }
+        guard config.fencing != nil, needsForcedStop(server) else {
+            return CommandResult(.failed, "No fencing agent covers \(server): its groups do not wait for a forced stop.")
+        }
+        guard let confirmed = placement.downConfirmedAt[server] else {
+            return CommandResult(
+                .failed,
+                "\(server) is not confirmed down by every connected server (it is heard, or the confirmation is still pending); nothing to confirm."
+            )
+        }
+        var record = forcedStops.records[server] ?? ForcedStopRecord(server: server, confirmedAt: confirmed, phase: .delayed(until: now))
+        if record.confirmedAt == confirmed, case .stopped = record.phase {
+            return .ok("\(server) is already known to be stopped.")
+        }
+        record.confirmedAt = confirmed
+        record.phase = .stopped(at: now)
+        record.detail = "confirmed stopped by the operator (clpcl --confirm-stopped)"
+        forcedStops.records[server] = record
+        log(.forcedStopSucceeded, "The operator confirmed that server \(server) is stopped: its groups fail over.")
+        heartbeatDirty = true
+        return .ok("\(server) is taken as stopped; its groups fail over.")
+    }
+
     /// The forced stops this master knows, for status (`clpstat -f`).
     public var forcedStopRecords: [ForcedStopRecord] {
         forcedStops.records.values.sorted { $0.server < $1.server }

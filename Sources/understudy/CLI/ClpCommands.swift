@@ -180,6 +180,12 @@ struct ClpCl: AsyncParsableCommand {
             "A server that kept the cluster running when others stopped is down for good: they may found the cluster without it (every server, or -h).",
             valueName: "server"))
     var forget: [String] = []
+    @Option(
+        name: .customLong("confirm-stopped"),
+        help: ArgumentHelp(
+            "A lost server whose forced stop failed is off (you made sure): its groups fail over (fencing on-failure cancel).",
+            valueName: "server"))
+    var confirmStopped: String?
     @Flag(
         name: .long,
         help: "With --suspend: accepted as CLUSTERPRO's; a suspend here never waits for servers that do not answer (the master decides).")
@@ -188,8 +194,10 @@ struct ClpCl: AsyncParsableCommand {
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
-        let chosen = [start, stop, restart, suspend, resume, !forget.isEmpty].filter { $0 }.count
-        guard chosen == 1 else { throw ValidationError("Give exactly one of -s, -t, -r, --suspend, --resume, --forget.") }
+        let chosen = [start, stop, restart, suspend, resume, !forget.isEmpty, confirmStopped != nil].filter { $0 }.count
+        guard chosen == 1 else {
+            throw ValidationError("Give exactly one of -s, -t, -r, --suspend, --resume, --forget, --confirm-stopped.")
+        }
         if force && !suspend { throw ValidationError("--force goes with --suspend.") }
         guard timeout > 0 else { throw ValidationError("-w must be a positive number of seconds, got \(timeout).") }
         if all && server != nil { throw ValidationError("-a and -h exclude each other.") }
@@ -201,6 +209,14 @@ struct ClpCl: AsyncParsableCommand {
         if suspend || resume {
             try await client.command(suspend ? .suspendCluster : .resumeCluster)
             print("Command succeeded.")
+            return
+        }
+        if let confirmStopped {
+            switch try await client.send(.command(.confirmStopped(confirmStopped), target: nil)) {
+            case .result(let result) where result.code == .success: print(result.message)
+            case .result(let result): fail(result.message, code: result.code)
+            default: fail("unexpected answer from the daemon", code: .failed)
+            }
             return
         }
         let identity = try await client.identity()
