@@ -16,14 +16,10 @@ struct FencingProcessTests {
     @Test("a failing agent holds the group back; clpcl --confirm-stopped lets it move; refused for a server that is heard")
     func confirmStopped() async throws {
         var spec = ClusterSpec(subnet: 219)
-        let folder = NSTemporaryDirectory() + "understudy-fence-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let script = folder + "/fence.sh"
         // Checks pass; a stop never does (its hypervisor is gone with it).
-        try "#!/bin/sh\n[ \"$CLP_FORCESTOP_MODE\" = 0 ] && exit 0\necho 'hypervisor unreachable'; exit 1\n".write(
-            toFile: script, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        let fence = try FenceScript("[ \"$CLP_FORCESTOP_MODE\" = 0 ] && exit 0\necho 'hypervisor unreachable'; exit 1")
+        defer { fence.remove() }
+        let script = fence.path
         spec.fencing = """
             fencing:
               check-interval: 0s
@@ -69,4 +65,19 @@ struct FencingProcessTests {
             #expect(log.contains("The operator confirmed that server node1 is stopped"), "the confirmation is in the alert log")
         }
     }
+}
+
+/// A script agent's command in a folder of its own (removed by `remove`).
+struct FenceScript {
+    let folder: String
+    var path: String { folder + "/fence.sh" }
+
+    init(_ body: String) throws {
+        folder = NSTemporaryDirectory() + "understudy-fence-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try ("#!/bin/sh\n" + body + "\n").write(toFile: folder + "/fence.sh", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder + "/fence.sh")
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: folder) }
 }

@@ -113,13 +113,9 @@ struct StatusViewTests {
     func fencingView() async throws {
         var spec = ClusterSpec(subnet: 213)
         // A script agent whose check (mode 0) fails for node3 only.
-        let folder = NSTemporaryDirectory() + "understudy-fnc-\(getpid())"
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let script = folder + "/fence.sh"
-        try "#!/bin/sh\n[ \"$CLP_SERVER_DOWN\" != node3 ] || { echo 'node3 hypervisor unreachable'; exit 1; }\nexit 0\n".write(
-            toFile: script, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        let fence = try FenceScript("[ \"$CLP_SERVER_DOWN\" != node3 ] || { echo 'node3 hypervisor unreachable'; exit 1; }\nexit 0")
+        defer { fence.remove() }
+        let script = fence.path
         spec.fencing = """
             fencing:
               check-interval: 1s

@@ -124,10 +124,7 @@ import UnderstudyModel
 
     @Test("a server that boots with another cluster key is never judged down: no group starts twice, and it says so once")
     func keyMismatchFromBoot() {
-        let (config, budget) = Simulation.prepared(servers: 2)
-        let world = SimulatedCluster(config: config, seed: 5, heartbeatBudget: budget)
-        world.keyMismatch = ["s2"]
-        for name in config.serverNames { world.boot(name) }
+        let world = formed(fencing: false, seed: 5) { $0.keyMismatch = ["s2"] }
         world.run(until: .seconds(40))
         #expect(world.violations.isEmpty, "\(world.violations)")
         for group in ["web", "db", "batch"] {
@@ -149,10 +146,7 @@ import UnderstudyModel
 
     @Test("a holder that crashes and comes back with another key: its groups fail over once and it starts nothing")
     func keyMismatchAfterCrash() {
-        let (config, budget) = Simulation.prepared(servers: 2)
-        let world = SimulatedCluster(config: config, seed: 6, heartbeatBudget: budget)
-        for name in config.serverNames { world.boot(name) }
-        world.run(until: .seconds(30))
+        let world = formed(fencing: false, seed: 6)
         #expect(holders(world, "db") == ["s2"])
         world.crash("s2")
         world.keyMismatch = ["s2"]
@@ -170,10 +164,7 @@ import UnderstudyModel
 
     @Test("a holder that reboots with another key before its loss is confirmed: its groups are held back, then run once the key is fixed")
     func keyMismatchQuickReboot() {
-        let (config, budget) = Simulation.prepared(servers: 2)
-        let world = SimulatedCluster(config: config, seed: 6, heartbeatBudget: budget)
-        for name in config.serverNames { world.boot(name) }
-        world.run(until: .seconds(30))
+        let world = formed(fencing: false, seed: 6)
         #expect(holders(world, "db") == ["s2"])
         world.crash("s2")
         world.keyMismatch = ["s2"]
