@@ -49,10 +49,13 @@ struct FencingProcessTests {
             let waiting = try #require(await cluster.status(on: "node2"))
             #expect(waiting.groups.first { $0.name == "grp1" }?.current != "node2", "grp1 does not move while node1 is not stopped")
             #expect(waiting.groups.first { $0.name == "grp1" }?.current != "node3")
-            let view = try await cluster.cli(["clpstat", "-f"], on: "node2")
-            #expect(
-                view.standardOutput.contains("Forced stop of node1 : Failed") && view.standardOutput.contains("hypervisor unreachable"),
-                "\(view)")
+            // Between two attempts (every second) the stop shows as Failed, with the agent's words.
+            var view = try await cluster.cli(["clpstat", "-f"], on: "node2")
+            let failedShown = await eventually(within: .seconds(10), every: .milliseconds(200)) {
+                view = (try? await cluster.cli(["clpstat", "-f"], on: "node2")) ?? view
+                return view.standardOutput.contains("Forced stop of node1 : Failed")
+            }
+            #expect(failedShown && view.standardOutput.contains("hypervisor unreachable"), "\(view)")
 
             let confirmed = try await cluster.cli(["clpcl", "--confirm-stopped", "node1"], on: "node3")
             #expect(confirmed.exitCode == 0 && confirmed.standardOutput.contains("node1 is taken as stopped"), "\(confirmed)")
