@@ -100,6 +100,10 @@ public actor ClusterDaemon {
     var controlServersClosed = false
     /// Which LAN path the control channel takes to each peer.
     var controlPaths: ControlPathTable
+    /// The keys of `cluster.rexec-clients` that loaded, and the refusals alerted so far
+    /// (ClusterDaemon+Rexec.swift).
+    var rexecClientKeys: [String: ClusterKey] = [:]
+    var rexecRefusalsReported: Set<String> = []
     var localServer: LocalControlServer?
     var exitRequested = false
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
