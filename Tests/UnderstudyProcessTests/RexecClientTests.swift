@@ -16,6 +16,7 @@ struct RexecClientTests {
               rexec-clients:
                 - {name: vcenter1, key-file: rexec-keys/vcenter1.key, allow: [failover, script]}
                 - {name: monitor1, key-file: rexec-keys/monitor1.key, allow: [notice]}
+                - {name: ghost, key-file: rexec-keys/ghost.key, allow: [notice]}
 
             """
         spec.monitors = """
@@ -51,6 +52,7 @@ struct RexecClientTests {
             let marker = cluster.folder + "/rexec-ran"
             try cluster.write(
                 "#!/bin/sh\necho \"$CLP_SERVER_LOCAL from $CLP_REQUEST_FROM\" >> '\(marker)'\n", to: rexec + "/hello.sh", mode: 0o755)
+            try cluster.write("#!/bin/sh\nexit 0\n", to: rexec + "/noop.sh", mode: 0o755)
 
             try cluster.start()
             try await cluster.waitUntilFormed()
@@ -125,6 +127,43 @@ struct RexecClientTests {
             let memberScript = try await cluster.cli(["clprexec", "--script", "hello.sh", "-h", "node2"], on: "node1")
             #expect(memberScript.exitCode == 0, "\(memberScript)")
             #expect(((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "") == "node3 from vcenter1\nnode2 from node1\n")
+
+            // A client whose key file is missing is refused and said (trnsv 2); once the file is
+            // there, it is read within seconds.
+            let node1Alerts = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
+            #expect(node1Alerts.contains("[trnsv 2] Rexec client ghost is refused: key file"), "\(node1Alerts)")
+            let ghostKey = try await cluster.understudy(["keygen", keys + "/ghost.key"])
+            #expect(ghostKey.exitCode == 0, "\(ghostKey)")
+            try cluster.write(try String(contentsOfFile: keys + "/ghost.key", encoding: .utf8), to: outside + "/ghost.key", mode: 0o600)
+            var accepted: CommandOutcome?
+            for _ in 0..<40 {
+                let attempt = try await outsideRexec(["--clear", "-k", "APP"], client: "ghost", key: "ghost.key", server: "node1")
+                accepted = attempt
+                if attempt.exitCode == 0 { break }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(accepted?.exitCode == 0, "\(String(describing: accepted))")
+
+            // Revoking one client: a new key file on the servers. The old key is refused within
+            // seconds (no configuration change), the other client is untouched.
+            let before = try await outsideRexec(["--script", "noop.sh"], client: "vcenter1", key: "vcenter1.key", server: "node1")
+            #expect(before.exitCode == 0, "\(before)")
+            let replaced = try await cluster.understudy(["keygen", "--force", keys + "/vcenter1.key"])
+            #expect(replaced.exitCode == 0, "\(replaced)")
+            var revoked: CommandOutcome?
+            for _ in 0..<40 {
+                let attempt = try await outsideRexec(["--script", "noop.sh"], client: "vcenter1", key: "vcenter1.key", server: "node1")
+                if attempt.exitCode != 0 {
+                    revoked = attempt
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(
+                revoked?.exitCode == 1 && revoked?.standardError.contains("refused client vcenter1") == true,
+                "\(String(describing: revoked))")
+            let other = try await outsideRexec(["--clear", "-k", "APP"], client: "monitor1", key: "monitor1.key", server: "node1")
+            #expect(other.exitCode == 0, "\(other)")
         }
     }
 }

@@ -2,6 +2,10 @@ import Foundation
 import UnderstudyEngine
 import UnderstudyModel
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 // Outside clients of `cluster.rexec-clients` (`clprexec --client NAME --key-file FILE -h
 // SERVER` on a host that is not a server): their keys, the control servers' access table, their
 // requests and the alerts about refused ones. Members' requests do not pass here.
@@ -26,10 +30,39 @@ extension ClusterDaemon {
                 }
                 keys[client.name] = clientKey
             } catch {
-                record(LogEntry(.rexecClientKeyUnusable, "Rexec client \(client.name) is refused: \(error)."))
+                let why = String(describing: error).replacingOccurrences(of: "cluster key file", with: "key file")
+                record(LogEntry(.rexecClientKeyUnusable, "Rexec client \(client.name) is refused: \(why)."))
             }
         }
         rexecClientKeys = keys
+        rexecKeyFileStamps = Self.keyFileStamps(config.cluster.rexecClients)
+    }
+
+    /// Every 2 s: a client key file that was replaced, changed or removed since it was read is
+    /// read again, so replacing (or deleting) a client's key file on a server revokes the old
+    /// key there within seconds, without a configuration change.
+    func checkRexecKeyFiles() {
+        guard !config.cluster.rexecClients.isEmpty, ContinuousClock.now - lastRexecKeyCheck >= .seconds(2) else { return }
+        lastRexecKeyCheck = .now
+        guard Self.keyFileStamps(config.cluster.rexecClients) != rexecKeyFileStamps else { return }
+        logger.info("a key file of cluster.rexec-clients changed: reading the client keys again")
+        rexecConfigurationChanged()
+    }
+
+    /// What identifies each key file's current content without reading it: device, inode,
+    /// size, mode and change times ("absent" when it cannot be examined).
+    static func keyFileStamps(_ clients: [RexecClient]) -> [String: String] {
+        var stamps: [String: String] = [:]
+        for client in clients {
+            var info = stat()
+            guard stat(client.keyFile, &info) == 0 else {
+                stamps[client.keyFile] = "absent"
+                continue
+            }
+            stamps[client.keyFile] =
+                "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mode):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec):\(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)"
+        }
+        return stamps
     }
 
     /// What the control servers accept besides members, for the running configuration.

@@ -104,6 +104,8 @@ public actor ClusterDaemon {
     /// (ClusterDaemon+Rexec.swift).
     var rexecClientKeys: [String: ClusterKey] = [:]
     var rexecRefusalsReported: Set<String> = []
+    var rexecKeyFileStamps: [String: String] = [:]
+    var lastRexecKeyCheck = ContinuousClock.now
     var localServer: LocalControlServer?
     var exitRequested = false
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -431,6 +433,7 @@ public actor ClusterDaemon {
             perform(engine.handle(.tick, now: now()))
             expireTimeoutRatioIfDue()
             checkKeyMismatch()
+            checkRexecKeyFiles()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             stallWatchdog?.keepAlive()
             superviseKeeper()
