@@ -247,6 +247,14 @@ extension EventKind {
         "rm", 193, .warning, "a monitor's recovery is not run: the error was a timeout (`recover-on-timeout: false`)")
     // MARK: trnsv
 
+    public static let rexecRefused = EventKind(
+        "trnsv", 1, .warning,
+        "a request from outside the cluster (`clprexec --client`) was refused: unknown client, wrong client key, or a request the client is not allowed (once per client and reason)"
+    )
+    public static let rexecClientKeyUnusable = EventKind(
+        "trnsv", 2, .error,
+        "the key file of a client of `cluster.rexec-clients` cannot be used (missing, unreadable, open to others, or the cluster key): its requests are refused"
+    )
     public static let remoteScriptRunning = EventKind(
         "trnsv", 30, .info, "a script runs on request of another server (`clprexec --script`)")
     public static let remoteScriptFailed = EventKind("trnsv", 31, .warning, "a script run on request of another server failed")
@@ -308,7 +316,8 @@ extension EventKind {
         .monitorWarningCleared, .recoveryCountersReset, .monitorDelayed, .keeperRestarted, .internalMonitorFailed,
         .upsOnBattery, .upsLinePowerReturned, .powerFailureShutdown, .powerFailureAlreadyStopping, .upsPowerOffSent,
         .upsPowerOffFailed, .kernelWatchdogArmed, .kernelWatchdogDisarmed, .kernelWatchdogUnavailable, .recoveryDisabled,
-        .recoveryNotOnTimeout, .remoteScriptRunning, .remoteScriptFailed, .controlListenFailed, .controlListening,
+        .recoveryNotOnTimeout, .rexecRefused, .rexecClientKeyUnusable, .remoteScriptRunning, .remoteScriptFailed, .controlListenFailed,
+        .controlListening,
         .controlPathChanged, .webListening, .webListenFailed, .webLoginFailed, .webLoginThrottled, .webOperation,
         .alertDestinationFailing, .alertDestinationRecovered, .logCommand,
     ]

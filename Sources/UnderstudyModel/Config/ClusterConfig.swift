@@ -66,6 +66,8 @@ public struct ClusterSettings: Sendable, Equatable {
     public var osCommands: OSCommands
     /// The only folder `clprexec --script` may run scripts from.
     public var rexecDirectory: String = Defaults.rexecDirectory
+    /// Hosts outside the cluster that may send `clprexec` requests (RexecClients.swift).
+    public var rexecClients: [RexecClient] = []
 
     public init(
         name: String,

@@ -29,7 +29,7 @@ extension ConfigReader {
 
     static let clusterKeys = [
         "name", "comment", "secret-file", "timing", "network-partition", "shutdown-monitor", "recovery", "ports",
-        "os-commands", "rexec-directory", "web",
+        "os-commands", "rexec-directory", "rexec-clients", "web",
     ]
 
     mutating func readCluster(_ field: Field) -> ClusterSettings? {
@@ -101,6 +101,7 @@ extension ConfigReader {
         }
         if let web = fields["web"] { settings.web = readWeb(web) }
         if let directory = path(present(fields, "rexec-directory")) { settings.rexecDirectory = directory }
+        if let clients = present(fields, "rexec-clients") { settings.rexecClients = readRexecClients(clients) }
         if let commands = present(fields, "os-commands").flatMap({
             mapping($0.value, path: $0.path, allowed: ["shutdown", "reboot"])
         }) {

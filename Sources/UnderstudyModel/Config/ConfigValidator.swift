@@ -93,6 +93,7 @@ struct Validator {
     mutating func run() {
         if !sourceMap.clusterSettingsMissing { checkCluster() }
         checkServers()
+        checkRexecClients()
         checkHeartbeats()
         checkNetworkPartitions()
         checkGroups()

@@ -261,6 +261,7 @@ extension ClusterDaemon {
         alertLog.setRotateRecords(config.alerts.logRecords)
         clusterAlerts.configure(servers: config.serverNames, recordsPerFile: config.alerts.logRecords)
         probeContext.config = checked.config
+        rexecConfigurationChanged()
         runningBundle = bundle
         perform(actions)
         return outcome(true, "runs version \(version)")

@@ -21,6 +21,7 @@ extension ClusterDaemon {
             addresses.append(path.address)
         }
         guard let first = addresses.first else { throw DaemonStartError("no control address") }
+        loadRexecClientKeys()
         controlServers = [(first, try await startControlServer(on: first))]
         var missing: [String] = []
         for address in addresses.dropFirst() {
@@ -42,7 +43,9 @@ extension ClusterDaemon {
     }
 
     func startControlServer(on address: String) async throws(ControlServerError) -> ControlServer {
-        try await ControlServer.start(host: address, port: config.cluster.ports.control, key: key, localName: me) {
+        try await ControlServer.start(
+            host: address, port: config.cluster.ports.control, key: key, localName: me, access: controlAccess()
+        ) {
             [weak self] request in
             guard let self else { return [] }
             return await self.handlePeer(request)

@@ -100,6 +100,12 @@ public actor ClusterDaemon {
     var controlServersClosed = false
     /// Which LAN path the control channel takes to each peer.
     var controlPaths: ControlPathTable
+    /// The keys of `cluster.rexec-clients` that loaded, and the refusals alerted so far
+    /// (ClusterDaemon+Rexec.swift).
+    var rexecClientKeys: [String: ClusterKey] = [:]
+    var rexecRefusalsReported: Set<String> = []
+    var rexecKeyFileStamps: [String: String] = [:]
+    var lastRexecKeyCheck = ContinuousClock.now
     var localServer: LocalControlServer?
     var exitRequested = false
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
@@ -427,6 +433,7 @@ public actor ClusterDaemon {
             perform(engine.handle(.tick, now: now()))
             expireTimeoutRatioIfDue()
             checkKeyMismatch()
+            checkRexecKeyFiles()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             stallWatchdog?.keepAlive()
             superviseKeeper()

@@ -23,17 +23,23 @@ import Synchronization
 // fails on any other connection), the kind byte is the direction, and the counter (0, 1, …
 // per direction) rejects reordered or repeated frames within the connection. The server may
 // serve several requests per connection; the client sends one.
+// The key is the cluster key, except on a connection of an outside client (ControlClients.swift):
+// its frames, both ways, are MACed under that client's own key, chosen by the sender name.
 
 /// A verified request: `peerName` is the authenticated sender name of the client.
 public struct ControlRequest: Sendable {
     public var peerName: String
     public var payload: [UInt8]
     public var remoteAddress: SocketAddress?
+    /// True when `peerName` is a client of `ControlAccess.clients` (a host outside the
+    /// cluster) that authenticated with its own key; such requests go to the client handler.
+    public var fromClient: Bool
 
-    public init(peerName: String, payload: [UInt8], remoteAddress: SocketAddress? = nil) {
+    public init(peerName: String, payload: [UInt8], remoteAddress: SocketAddress? = nil, fromClient: Bool = false) {
         self.peerName = peerName
         self.payload = payload
         self.remoteAddress = remoteAddress
+        self.fromClient = fromClient
     }
 }
 
@@ -45,6 +51,8 @@ public enum ControlDropReason: String, Sendable, Hashable, CaseIterable, CustomS
     case malformedFrame
     /// A frame announced more than the frame cap.
     case oversize
+    /// An invalid sender name; or, when the server knows the member names, a frame that did
+    /// not verify and names neither a member nor a client (an unknown outside client).
     case badSender
     /// HMAC did not verify: wrong cluster key, corruption, or a frame from another connection.
     case badMAC
@@ -55,6 +63,11 @@ public enum ControlDropReason: String, Sendable, Hashable, CaseIterable, CustomS
     case tooManyConnections
     /// The handler's response does not fit in a frame.
     case responseTooLarge
+    /// A frame named an outside client (`ControlAccess.clients`) but did not verify under that
+    /// client's key: a wrong key file, or a frame recorded on another connection.
+    case clientBadMAC
+    /// An authenticated outside client asked for something it is not allowed (ControlClients.swift).
+    case clientDenied
 
     public var description: String { rawValue }
 }
@@ -167,18 +180,33 @@ struct ControlSession {
         case badMAC
         case outOfOrder
         case rejected(UInt8?)
+        /// The frame named an outside client and did not verify under its key.
+        case badClientMAC
+        /// The frame did not verify and names neither a member nor an outside client.
+        case unknownSender
 
         var dropReason: ControlDropReason {
             switch self {
             case .malformed, .rejected: return .malformedFrame
-            case .badSender: return .badSender
+            case .badSender, .unknownSender: return .badSender
             case .badMAC: return .badMAC
             case .outOfOrder: return .outOfOrder
+            case .badClientMAC: return .clientBadMAC
             }
         }
+
+        /// Refusals of outside senders, which the server reports (`ControlAccess.onRefusal`).
+        var isOutsideRefusal: Bool { self == .badClientMAC || self == .unknownSender }
     }
 
-    private let key: ClusterKey
+    private var key: ClusterKey
+    /// Server side: the outside clients' keys by name, and the member names (nil: unknown).
+    private let clients: [String: ClusterKey]
+    private let members: Set<String>?
+    /// The outside client this connection authenticated as; once set, the connection speaks
+    /// only for that client, under its key (requests and responses alike).
+    private(set) var client: String?
+    private var memberFrameSeen = false
     private let serverNonce: [UInt8]
     private let clientNonce: [UInt8]
     private let outgoingKind: ControlWire.Kind
@@ -186,8 +214,13 @@ struct ControlSession {
     private var sendCounter: UInt64 = 0
     private var receiveCounter: UInt64 = 0
 
-    init(key: ClusterKey, serverNonce: [UInt8], clientNonce: [UInt8], role: Role) {
+    init(
+        key: ClusterKey, serverNonce: [UInt8], clientNonce: [UInt8], role: Role, clients: [String: ClusterKey] = [:],
+        members: Set<String>? = nil
+    ) {
         self.key = key
+        self.clients = clients
+        self.members = members
         self.serverNonce = serverNonce
         self.clientNonce = clientNonce
         outgoingKind = role == .client ? .request : .response
@@ -228,15 +261,38 @@ struct ControlSession {
         let name = frame[10..<nameEnd]
         guard NodeName.isValid(utf8: name) else { return .failure(.badSender) }
         let payload = frame[nameEnd..<macStart]
+        let sender = String(decoding: name, as: UTF8.self)
 
-        let expected = mac(kind: kind, counter: counter, name: name, payload: payload)
-        guard constantTimeEqual(expected, Array(frame[macStart...])) else { return .failure(.badMAC) }
+        // An outside client's frames verify under its own key only; a connection speaks for
+        // one client, or for members (the cluster key), never both.
+        let clientKey = clients[sender]
+        if clientKey != nil {
+            guard client == nil || client == sender, !memberFrameSeen else { return .failure(.badSender) }
+        } else if client != nil {
+            return .failure(.badSender)
+        }
+        let frameKey = clientKey ?? key
+        let expected = mac(kind: kind, counter: counter, name: name, payload: payload, key: frameKey)
+        guard constantTimeEqual(expected, Array(frame[macStart...])) else {
+            if clientKey != nil { return .failure(.badClientMAC) }
+            if let members, !members.contains(sender) { return .failure(.unknownSender) }
+            return .failure(.badMAC)
+        }
         guard counter == receiveCounter else { return .failure(.outOfOrder) }
         receiveCounter += 1
-        return .success((String(decoding: name, as: UTF8.self), Array(payload)))
+        if let clientKey {
+            client = sender
+            key = clientKey
+        } else {
+            memberFrameSeen = true
+        }
+        return .success((sender, Array(payload)))
     }
 
-    private func mac(kind: UInt8, counter: UInt64, name: ArraySlice<UInt8>, payload: ArraySlice<UInt8>) -> [UInt8] {
+    private func mac(
+        kind: UInt8, counter: UInt64, name: ArraySlice<UInt8>, payload: ArraySlice<UInt8>, key: ClusterKey? = nil
+    ) -> [UInt8] {
+        let key = key ?? self.key
         var header: [UInt8] = ControlWire.magic + [ControlWire.version] + serverNonce + clientNonce + [kind]
         WireBytes.append(counter, to: &header)
         header.append(UInt8(name.count))
@@ -300,6 +356,7 @@ public final class ControlServer: Sendable {
         key: ClusterKey,
         localName: String,
         limits: Limits = Limits(),
+        access: ControlAccess = ControlAccess(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         handler: @escaping @Sendable (ControlRequest) async -> [UInt8]
     ) async throws(ControlServerError) -> ControlServer {
@@ -307,6 +364,7 @@ public final class ControlServer: Sendable {
             throw ControlServerError(host: host, port: port, reason: "invalid local name \"\(localName)\"")
         }
         let state = ControlServerState(key: key, localName: localName, limits: limits, handler: handler)
+        state.access.withLock { $0 = access }
         let listener: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, Never>, Never>
         do {
             listener = try await ServerBootstrap(group: eventLoopGroup)
@@ -342,6 +400,12 @@ public final class ControlServer: Sendable {
         return ControlServer(localAddress: localAddress, serverChannel: listener.channel, state: state, acceptTask: acceptTask)
     }
 
+    /// Replaces the outside clients and member names (a new configuration); connections
+    /// already open keep what they started with.
+    public func setAccess(_ access: ControlAccess) {
+        state.access.withLock { $0 = access }
+    }
+
     deinit {
         // Dropped without close(): do not leave the port bound.
         serverChannel.close(promise: nil)
@@ -372,6 +436,7 @@ final class ControlServerState: Sendable {
     let limits: ControlServer.Limits
     let handler: @Sendable (ControlRequest) async -> [UInt8]
     let counters = Mutex(ControlCounters())
+    let access = Mutex(ControlAccess())
     private let connections: ConnectionRegistry
 
     init(key: ClusterKey, localName: String, limits: ControlServer.Limits, handler: @escaping @Sendable (ControlRequest) async -> [UInt8]) {
@@ -426,7 +491,10 @@ final class ControlServerState: Sendable {
                     try? await send(ControlWire.reject(.protocolError), on: channel)
                     return
                 }
-                var session = ControlSession(key: key, serverNonce: serverNonce, clientNonce: clientNonce, role: .server)
+                let access = self.access.withLock { $0 }
+                var session = ControlSession(
+                    key: key, serverNonce: serverNonce, clientNonce: clientNonce, role: .server, clients: access.clients,
+                    members: access.members)
 
                 while true {
                     guard let frame = try await frames.next() else {
@@ -436,15 +504,36 @@ final class ControlServerState: Sendable {
                     switch session.open(readableBytes(of: frame)) {
                     case .failure(let failure):
                         count(failure.dropReason)
+                        if failure.isOutsideRefusal {
+                            access.onRefusal?(
+                                ControlRefusal(
+                                    reason: failure.dropReason, sender: ControlSession.senderName(in: readableBytes(of: frame)),
+                                    remoteAddress: channel.remoteAddress))
+                        }
                         let code: ControlWire.RejectCode =
-                            failure == .badMAC || failure == .outOfOrder ? .authenticationFailed : .protocolError
+                            failure == .badMAC || failure == .outOfOrder || failure.isOutsideRefusal
+                            ? .authenticationFailed : .protocolError
                         try? await send(ControlWire.reject(code), on: channel)
                         return
                     case .success(let request):
                         deadline.disarm()
-                        let response = await handler(
-                            ControlRequest(peerName: request.sender, payload: request.payload, remoteAddress: channel.remoteAddress)
-                        )
+                        let response: [UInt8]
+                        if session.client != nil {
+                            let answer = await Self.answerClient(
+                                ControlRequest(
+                                    peerName: request.sender, payload: request.payload, remoteAddress: channel.remoteAddress,
+                                    fromClient: true), access: access)
+                            if answer.denied {
+                                count(.clientDenied)
+                                access.onRefusal?(
+                                    ControlRefusal(reason: .clientDenied, sender: request.sender, remoteAddress: channel.remoteAddress))
+                            }
+                            response = answer.payload
+                        } else {
+                            response = await handler(
+                                ControlRequest(peerName: request.sender, payload: request.payload, remoteAddress: channel.remoteAddress)
+                            )
+                        }
                         guard let body = session.seal(payload: response, sender: localName) else {
                             count(.responseTooLarge)
                             try? await send(ControlWire.reject(.responseTooLarge), on: channel)
@@ -561,7 +650,7 @@ public enum ControlClient {
                     throw Failure.authenticationFailed("the response did not verify")
                 case .failure(.outOfOrder):
                     throw Failure.authenticationFailed("the response was out of order")
-                case .failure(.badSender):
+                case .failure(.badSender), .failure(.unknownSender), .failure(.badClientMAC):
                     throw Failure.protocolError("the response carries an invalid server name")
                 case .failure(.malformed(let why)):
                     throw Failure.protocolError(why)

@@ -458,8 +458,11 @@ struct ClpRexec: AsyncParsableCommand {
         commandName: "clprexec", abstract: "Send a request to a cluster server: fail a group over, or report an external error.",
         discussion: """
             --notice and --clear report an error to (or clear it from) the mrw monitors of the server \
-            that take the category (-k, default NIC) and keyword. The request goes over the \
-            authenticated control channel of the local daemon.
+            that take the category (-k, default NIC) and keyword. On a cluster server the request \
+            goes over the authenticated control channel of the local daemon. On a host outside \
+            the cluster, --client NAME and --key-file FILE (or $UNDERSTUDY_REXEC_CLIENT and \
+            $UNDERSTUDY_REXEC_KEY_FILE) send it straight to the server -h names, authenticated \
+            with that client's own key from cluster.rexec-clients.
             """, helpNames: [.long])
 
     @Option(name: .long, help: ArgumentHelp("Fail this group over to another server.", valueName: "group")) var failover: String?
@@ -475,6 +478,15 @@ struct ClpRexec: AsyncParsableCommand {
     @Option(name: .customShort("h"), help: ArgumentHelp("The server (name or address; default: the local one).", valueName: "server"))
     var server: String?
     @Option(name: .customShort("w"), help: "Seconds to wait for the answer.") var wait: Int = 180
+    @Option(
+        name: .customLong("client"),
+        help: ArgumentHelp("From outside the cluster: this client name of cluster.rexec-clients.", valueName: "name"))
+    var client: String?
+    @Option(
+        name: .customLong("key-file"),
+        help: ArgumentHelp("From outside the cluster: the client's key file (mode 0600).", valueName: "file"))
+    var keyFile: String?
+    @Option(name: .customLong("port"), help: "From outside the cluster: the server's control port.") var port: Int = Defaults.controlPort
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
@@ -482,9 +494,21 @@ struct ClpRexec: AsyncParsableCommand {
             throw ValidationError("Give exactly one of --failover, --script, --notice, --clear.")
         }
         guard wait > 0 else { throw ValidationError("-w must be at least 1 second.") }
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be 1 to 65535.") }
     }
 
     func run() async throws {
+        if let outside = try RexecOutsideClient.resolve(client: client, keyFile: keyFile, server: server) {
+            let request: RexecRequest
+            if let failover {
+                request = .failover(group: failover)
+            } else if let script {
+                request = .script(name: (script as NSString).lastPathComponent, timeoutSeconds: wait)
+            } else {
+                request = .notice(monitor: monitor, category: category, keyword: keyword, clear: clear)
+            }
+            await outside.send(request, port: port, wait: wait)
+        }
         let client = DaemonClient(daemon)
         let command: ClusterCommand
         if let failover {

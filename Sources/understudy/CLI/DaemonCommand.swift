@@ -88,7 +88,8 @@ struct DaemonCommand: AsyncParsableCommand {
 
 struct KeygenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keygen", abstract: "Write a new random cluster key (mode 0600) for `secret-file:`.")
+        commandName: "keygen",
+        abstract: "Write a new random key (mode 0600): the cluster key for `secret-file:`, or a key for `rexec-clients:`.")
 
     @Argument(help: "Where to write the key.") var file: String
     @Flag(name: .long, help: "Replace an existing file.") var force = false
