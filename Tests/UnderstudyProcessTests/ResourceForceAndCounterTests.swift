@@ -81,7 +81,14 @@ struct ResourceForceAndCounterTests {
                 resources: [
                     ExecSpec(name: "grp1-app", start: .fail, activation: "{retry: 0, failover: 1, final-action: none}"),
                     ExecSpec(name: "grp1-side", activation: "{retry: 0, failover: 2, final-action: none}"),
-                ])
+                ]),
+            // grp2-x fails to start; none-continue starts grp2-y all the same.
+            GroupSpec(
+                name: "grp2",
+                resources: [
+                    ExecSpec(name: "grp2-x", start: .fail, activation: "{retry: 0, failover: 0, final-action: none-continue}"),
+                    ExecSpec(name: "grp2-y", depends: ["grp2-x"]),
+                ]),
         ]
         try await withCluster(spec) { cluster in
             try cluster.start()
@@ -96,9 +103,11 @@ struct ResourceForceAndCounterTests {
             // What scripts parse: the lines containing `Resource`, the name in field 3.
             let lines = view.outputLines.filter { $0.contains("Resource") }
             let fields = lines.map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
-            #expect(fields.map { $0.count > 2 ? $0[2] : "" } == ["grp1-app", "grp1-side"], "\(view)")
+            #expect(fields.map { $0.count > 2 ? $0[2] : "" } == ["grp1-app", "grp1-side", "grp2-x", "grp2-y"], "\(view)")
             #expect(lines.first?.contains("Group: grp1") == true && lines.first?.contains("Failover: 1/1") == true, "\(view)")
-            #expect(lines.last?.contains("Failover: 1/2") == true, "the group's count, the resource's own limit: \(view)")
+            #expect(lines.dropFirst().first?.contains("Failover: 1/2") == true, "the group's count, the resource's own limit: \(view)")
+            #expect(
+                lines.dropFirst(2).first?.contains("Group: grp2") == true && lines.dropFirst(2).first?.contains("Failover: 0/0") == true)
             #expect(view.standardOutput.contains("per group"), "\(view)")
 
             let json = try await cluster.cli(["clprsc", "-v", "grp1-app", "--json"], on: "node1")
@@ -132,6 +141,23 @@ struct ResourceForceAndCounterTests {
             #expect(again.exitCode == 0 && again.standardOutput.contains("already 0"), "\(again)")
             let unknownReset = try await cluster.cli(["clprsc", "--reset", "nosuch"], on: "node1")
             #expect(unknownReset.exitCode == 2 && unknownReset.standardError.contains("nosuch"), "\(unknownReset)")
+
+            // clprsc -s -f whose dependency fails to start: exit 1 naming it; the resource
+            // depending on it is not started.
+            try await cluster.waitForStatus("grp2-x Online Failure, grp2-y Online on node1", on: "node2") { status in
+                let group = status.group(named: "grp2")
+                return group?.current == "node1" && group?.resources.map(\.status) == [.onlineFailure, .online]
+            }
+            #expect(try await cluster.cli(["clprsc", "-t", "grp2-x", "-f"], on: "node2").exitCode == 0)
+            let before = cluster.records.count
+            let chain = try await cluster.cli(["clprsc", "-s", "grp2-y", "-f"], on: "node3")
+            #expect(chain.exitCode == 1, "\(chain)")
+            #expect(chain.standardError.contains("grp2-x") && chain.standardError.contains("grp2-y was not started"), "\(chain)")
+            try await Task.sleep(for: .milliseconds(500))
+            let runs = Array(cluster.records.dropFirst(before))
+            #expect(runs.map { "\($0.action) \($0.server) \($0.resource)" } == ["start node1 grp2-x"], "\(runs.summary)")
+            let seen = try await cluster.clpstat(on: "node1")
+            #expect(seen.group(named: "grp2")?.resources.map(\.status) == [.onlineFailure, .offline], "\(seen.summary)")
         }
     }
 }

@@ -425,23 +425,39 @@ struct ClpRsc: AsyncParsableCommand {
         if accepted.message != "Command succeeded." { print(accepted.message) }
         let wanted: ActivationStatus = start ? .online : .offline
         let failures: Set<ActivationStatus> = [.onlineFailure, .offlineFailure]
-        // Resources already failed before the command; a new failure of another resource (one
-        // of a -f chain) ends the wait, as does the group settling without the resource there.
+        // -f: the chain ends early when one of its resources fails (a new failure of another
+        // resource of the group) or when the group settles without the resource in the wanted
+        // state (a group stop cut the chain short). Settled means not pending for a second:
+        // a server's copy of another's status may lag a heartbeat behind.
         let failedBefore = Set(group.resources.filter { failures.contains($0.status) }.map(\.name))
         var sawPending = false
+        var sawTargetPending = false
+        let statusBefore = group.resources.first(where: { $0.name == name })?.status
+        var settledSince: ContinuousClock.Instant?
         try await client.wait(for: "resource \(name) to \(start ? "start" : "stop")", timeout: .seconds(timeout)) { status in
             guard let now = status.group(group.name), let line = now.resources.first(where: { $0.name == name }) else {
                 return (true, "Resource \(name) disappeared.")
             }
             if line.status == wanted { return (true, nil) }
-            if failures.contains(line.status) { return (true, "Resource \(name) is \(line.status.rawValue).") }
+            // A resource in failure before the command (stopping one in Online Failure, say)
+            // shows so until the command has reached it, in this server's copy too.
+            if line.status == .onlinePending || line.status == .offlinePending { sawTargetPending = true }
+            if failures.contains(line.status), sawTargetPending || line.status != statusBefore {
+                return (true, "Resource \(name) is \(line.status.rawValue).")
+            }
+            guard force else { return (false, nil) }
             if let failed = now.resources.first(where: { failures.contains($0.status) && !failedBefore.contains($0.name) }) {
                 return (true, "Resource \(failed.name) is \(failed.status.rawValue); \(name) was not \(start ? "started" : "stopped").")
             }
             if now.status == .onlinePending || now.status == .offlinePending {
                 sawPending = true
+                settledSince = nil
             } else if sawPending {
-                return (true, "Group \(group.name) is \(now.status.rawValue); \(name) is \(line.status.rawValue).")
+                let since = settledSince ?? .now
+                settledSince = since
+                if since.duration(to: .now) >= .seconds(1) {
+                    return (true, "Group \(group.name) is \(now.status.rawValue); \(name) is \(line.status.rawValue).")
+                }
             }
             return (false, nil)
         }
