@@ -183,6 +183,8 @@ extension EventKind {
     public static let rebootCountReset = EventKind(
         "rc", 101, .info,
         "the count of reboots by final actions was reset after a time without errors, or cleared by an operator (`clpregctrl --clear`)")
+    public static let failoverCounterReset = EventKind(
+        "rc", 102, .info, "an operator reset a group's activation-failover counter (`clprsc --reset`)")
     public static let activationFinalAction = EventKind("rc", 200, .warning, "the final action after a group's activation failure runs")
     public static let activationFailover = EventKind("rc", 201, .warning, "a group fails over after an activation failure")
     public static let activationFailoverExhausted = EventKind(
@@ -308,7 +310,8 @@ extension EventKind {
         .forcedStopCheckRecovered, .failoverCancelledByForcedStop,
         .groupFenced, .groupMoveRequested, .groupFailingOver, .groupPlaced, .groupUnplaceable, .groupFailingBack,
         .resourceActivationRetry, .resourceStartFailed, .resourceStopFailed, .finalActionRebootLimit, .rebootCountReset,
-        .activationFinalAction, .activationFailover, .activationFailoverExhausted, .monitorFailover, .monitorStopGroup,
+        .failoverCounterReset, .activationFinalAction, .activationFailover, .activationFailoverExhausted, .monitorFailover,
+        .monitorStopGroup,
         .deactivationFinalAction, .finalActionSuppressed, .monitorStarted, .monitorStopped, .monitorWarning,
         .monitorCheckRetry, .monitorError, .recoveryStep, .finalActionNone, .recoveryScriptFailedContinuing,
         .recoveryScriptOutcome, .noFailoverTarget, .recoveryExhausted, .recoveryNotRun, .monitorNormal, .recoveryGroupBusy,

@@ -43,7 +43,8 @@ extension ServerEngine {
                 beginLeaving(factor: factor, lastAction: lastAction, then: then, now: now)
                 return .done(.ok())
             }
-        case .startResource(let resource), .stopResource(let resource):
+        case .startResource(let resource), .stopResource(let resource), .startResourceWithDependencies(let resource),
+            .stopResourceWithDependents(let resource):
             return resourceCommand(command, resource: resource, forwarded: forwarded, now: now)
         case .monitor(let control, let monitor, let server):
             if let server, server != me {
@@ -262,8 +263,20 @@ extension ServerEngine {
             dir.entries[name] = entry
             ticket = OperationTicket(kind: .move, group: name, target: target, epoch: dir.epoch, version: next, founding: dir.founding)
             log(.groupMoveRequested, "Move of group \(name) from \(owner) to \(target) requested.")
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
-            .setTimeoutRatio, .rebootCount, .confirmStopped:
+        case .resetFailoverCount(let resource):
+            switch resetFailoverCount(of: resource, directory: &dir, facts: facts) {
+            case .refused(let refusal): return .done(refusal)
+            case .unchanged(let message): return .done(.ok(message))
+            case .reset(let message):
+                log(.failoverCounterReset, message + " (clprsc --reset)")
+                dir.version = next
+                directory = dir
+                persistDirty = true
+                heartbeatDirty = true
+                return .done(.ok(message))
+            }
+        case .startResource, .stopResource, .startResourceWithDependencies, .stopResourceWithDependents, .stopService, .startService,
+            .monitor, .externalNotice, .runScript, .forgetLeftBehind, .setTimeoutRatio, .rebootCount, .confirmStopped:
             return .done(CommandResult(.badUsage, "Not a master operation."))
         }
         dir.version = next
@@ -339,24 +352,39 @@ extension ServerEngine {
         }
         let status = local.resourceStatus[resource] ?? .offline
         let deps = DependencyOrder.dependencies(of: found.resource, in: group)
-        if case .startResource = command {
+        switch command {
+        case .startResource, .startResourceWithDependencies:
             if status == .online { return .done(.ok("Resource \(resource) is already online on \(me).")) }
+            if case .startResourceWithDependencies = command {
+                return .done(beginResourceChain(.start, resource: resource, group: group, local: local))
+            }
             let missing = deps.filter { local.resourceStatus[$0] != .online }
             if !missing.isEmpty {
                 return .done(
-                    CommandResult(.failed, "Resource \(resource) depends on \(missing.joined(separator: ", ")), which is not online."))
+                    CommandResult(
+                        .failed,
+                        "Resource \(resource) depends on \(missing.joined(separator: ", ")), which is not online; start it first, or use clprsc -s \(resource) -f."
+                    ))
             }
+            runner.locals[group.name]?.resourceChain = nil
             startSingle(.start, resource: resource, group: group.name)
-        } else {
+        default:
             if status == .offline { return .done(.ok("Resource \(resource) is already offline on \(me).")) }
+            if case .stopResourceWithDependents = command {
+                return .done(beginResourceChain(.stop, resource: resource, group: group, local: local))
+            }
             let dependents = group.resources.filter { other in
                 DependencyOrder.dependencies(of: other, in: group).contains(resource)
                     && local.resourceStatus[other.name] != .offline
             }.map(\.name)
             if !dependents.isEmpty {
                 return .done(
-                    CommandResult(.failed, "Resource \(resource) is needed by \(dependents.joined(separator: ", ")); stop those first."))
+                    CommandResult(
+                        .failed,
+                        "Resource \(resource) is needed by \(dependents.joined(separator: ", ")); stop those first, or use clprsc -t \(resource) -f."
+                    ))
             }
+            runner.locals[group.name]?.resourceChain = nil
             startSingle(.stop, resource: resource, group: group.name)
         }
         return .done(.ok())

@@ -10,6 +10,15 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     /// Start or stop one resource on the server that runs its group.
     case startResource(ResourceName)
     case stopResource(ResourceName)
+    /// `clprsc -s -f`: start the resource and, first, every resource it depends on
+    /// (transitively) that is not online, in activation order.
+    case startResourceWithDependencies(ResourceName)
+    /// `clprsc -t -f`: stop the resource and, first, every resource that depends on it
+    /// (transitively) and is not offline, in reverse activation order.
+    case stopResourceWithDependents(ResourceName)
+    /// `clprsc --reset`: the master sets the activation-failover counter of the resource's
+    /// group to 0 (the counter is kept per group; ResourceCommands.swift).
+    case resetFailoverCount(ResourceName)
     case suspendCluster
     case resumeCluster
     /// Stop the cluster service on this server (`clpcl -t`, `clpdown`, SIGTERM).
@@ -43,9 +52,11 @@ public enum ClusterCommand: Sendable, Codable, Equatable {
     /// running the group; the others by the server that receives them.
     var isMasterOperation: Bool {
         switch self {
-        case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop, .confirmStopped:
+        case .startGroup, .stopGroup, .moveGroup, .suspendCluster, .resumeCluster, .beginClusterStop, .resetFailoverCount,
+            .confirmStopped:
             return true
-        case .startResource, .stopResource, .stopService, .startService, .monitor, .externalNotice, .runScript, .forgetLeftBehind,
+        case .startResource, .stopResource, .startResourceWithDependencies, .stopResourceWithDependents, .stopService, .startService,
+            .monitor, .externalNotice, .runScript, .forgetLeftBehind,
             .setTimeoutRatio, .rebootCount:
             return false
         }

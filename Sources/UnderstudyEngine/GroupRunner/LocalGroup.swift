@@ -32,6 +32,8 @@ struct LocalGroup: Sendable, Equatable {
     var finalActionDoneGeneration: UInt64?
     /// Some resources were stopped by `clprsc -t`: the group is not lost, only partly down.
     var operatorStopped = false
+    /// `clprsc -s -f` / `-t -f`: the resources still to run one by one (ResourceCommands.swift).
+    var resourceChain: ResourceChain?
     /// A monitor's recovery asked the master to fail the group over or stop it.
     var monitorRequest: MonitorRequest?
     var monitorRequestAt: EngineTime?
@@ -55,6 +57,7 @@ struct LocalGroup: Sendable, Equatable {
         deactivationRetries = [:]
         status = .onlinePending
         pendingStop = nil
+        resourceChain = nil
         operatorStopped = false
         monitorRequest = nil
         monitorRequestAt = nil
@@ -84,6 +87,7 @@ struct LocalGroup: Sendable, Equatable {
     /// Every resource is stopped, or stuck in Offline Failure: the group's status says which.
     mutating func finishStop() {
         operation = nil
+        resourceChain = nil
         monitorRequest = nil
         monitorRequestAt = nil
         status = resourceStatus.values.contains(.offlineFailure) ? .offlineFailure : .offline

@@ -335,6 +335,7 @@ extension ServerEngine {
             runner.locals[run.group] = local
             heartbeatDirty = true
             persistDirty = true
+            continueResourceChain(run.group, finished: resource, operation: operation, outcome: outcome)
             if let request = local.pendingStop {
                 runner.locals[run.group]?.pendingStop = nil
                 beginStop(run.group, request, now: now)

@@ -369,48 +369,192 @@ struct ClpGrp: AsyncParsableCommand {
 
 struct ClpRsc: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "clprsc", abstract: "Start or stop a single group resource.", helpNames: [.long])
+        commandName: "clprsc", abstract: "Start or stop a single group resource; show or reset the failover counters.",
+        discussion: """
+            The activation-failover counter is kept per group: every resource of a group shows \
+            the group's count, against its own limit (activation.failover).
+            """, helpNames: [.long])
 
     @Flag(name: .customShort("s"), help: "Start the resource.") var start = false
     @Flag(name: .customShort("t"), help: "Stop the resource.") var stop = false
     @Flag(name: .customShort("n"), help: "Print the server where the resource is active.") var whereRuns = false
-    @Argument(help: "Resource name.") var resource: String
+    @Flag(
+        name: .customShort("f"),
+        help:
+            "With -s: first start the resources it depends on that are not online. With -t: first stop the resources that depend on it."
+    )
+    var force = false
+    @Flag(name: .customShort("v"), help: "Show the group-resource failover counters (of every resource, or the one named).")
+    var showCounters = false
+    @Option(
+        name: [.customLong("reset"), .customShort("r")],
+        help: ArgumentHelp("Reset the failover counter of the resource's group (through the master).", valueName: "resource"))
+    var reset: String?
+    @Flag(name: .long, help: "With -v: the counters as JSON for scripts.") var json = false
+    @Argument(help: "Resource name.") var resource: String?
     @Option(
         name: .customShort("h"),
-        help: ArgumentHelp("Server to send the request to (default: the one running the group).", valueName: "server")) var server: String?
+        help: ArgumentHelp(
+            "Server to send the request to (default: the one running the group; -v: the local server's view).", valueName: "server"))
+    var server: String?
     @Option(name: .long, help: "Seconds to wait for the operation to finish.") var timeout: Int = 3600
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
-        guard [start, stop, whereRuns].filter({ $0 }).count == 1 else { throw ValidationError("Give exactly one of -s, -t, -n.") }
+        guard [start, stop, whereRuns, showCounters, reset != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("Give exactly one of -s, -t, -n, -v, --reset.")
+        }
+        if (start || stop || whereRuns) && resource == nil { throw ValidationError("-s, -t and -n need a resource name.") }
+        if reset != nil && resource != nil { throw ValidationError("--reset takes the resource as its value: clprsc --reset RESOURCE.") }
+        if force && !(start || stop) { throw ValidationError("-f goes with -s or -t.") }
+        if json && !showCounters { throw ValidationError("--json goes with -v.") }
     }
 
     func run() async throws {
         let client = DaemonClient(daemon)
+        if showCounters {
+            try await showFailoverCounters(client)
+            return
+        }
         let snapshot = try await client.status()
-        guard let group = snapshot.groups.first(where: { $0.resources.contains { $0.name == resource } }) else {
-            fail("Unknown resource \(resource).", code: .badUsage)
+        let name = reset ?? resource ?? ""
+        guard let group = snapshot.groups.first(where: { $0.resources.contains { $0.name == name } }) else {
+            fail("Unknown resource \(name).", code: .badUsage)
+        }
+        if let reset {
+            let result = try await client.command(.resetFailoverCount(reset), at: server)
+            print(result.message)
+            return
         }
         if whereRuns {
-            guard let current = group.current, group.resources.first(where: { $0.name == resource })?.status == .online else {
-                fail("Resource \(resource) is not online on any server.", code: .failed)
+            guard let current = group.current, group.resources.first(where: { $0.name == name })?.status == .online else {
+                fail("Resource \(name) is not online on any server.", code: .failed)
             }
             print(current)
             return
         }
-        try await client.command(start ? .startResource(resource) : .stopResource(resource), at: server)
+        let command: ClusterCommand =
+            start
+            ? (force ? .startResourceWithDependencies(name) : .startResource(name))
+            : (force ? .stopResourceWithDependents(name) : .stopResource(name))
+        let accepted = try await client.command(command, at: server)
+        if accepted.message != "Command succeeded." { print(accepted.message) }
         let wanted: ActivationStatus = start ? .online : .offline
-        try await client.wait(for: "resource \(resource) to \(start ? "start" : "stop")", timeout: .seconds(timeout)) { status in
-            guard let line = status.group(group.name)?.resources.first(where: { $0.name == resource }) else {
-                return (true, "Resource \(resource) disappeared.")
+        let failures: Set<ActivationStatus> = [.onlineFailure, .offlineFailure]
+        // -f: the chain ends early when one of its resources fails (a new failure of another
+        // resource of the group) or when the group settles without the resource in the wanted
+        // state (a group stop cut the chain short). Settled means not pending for a second:
+        // a server's copy of another's status may lag a heartbeat behind.
+        let failedBefore = Set(group.resources.filter { failures.contains($0.status) }.map(\.name))
+        var sawPending = false
+        var sawTargetPending = false
+        let statusBefore = group.resources.first(where: { $0.name == name })?.status
+        var settledSince: ContinuousClock.Instant?
+        try await client.wait(for: "resource \(name) to \(start ? "start" : "stop")", timeout: .seconds(timeout)) { status in
+            guard let now = status.group(group.name), let line = now.resources.first(where: { $0.name == name }) else {
+                return (true, "Resource \(name) disappeared.")
             }
             if line.status == wanted { return (true, nil) }
-            if line.status == .onlineFailure || line.status == .offlineFailure {
-                return (true, "Resource \(resource) is \(line.status.rawValue).")
+            // A resource in failure before the command (stopping one in Online Failure, say)
+            // shows so until the command has reached it, in this server's copy too.
+            if line.status == .onlinePending || line.status == .offlinePending { sawTargetPending = true }
+            if failures.contains(line.status), sawTargetPending || line.status != statusBefore {
+                return (true, "Resource \(name) is \(line.status.rawValue).")
+            }
+            guard force else { return (false, nil) }
+            if let failed = now.resources.first(where: { failures.contains($0.status) && !failedBefore.contains($0.name) }) {
+                return (true, "Resource \(failed.name) is \(failed.status.rawValue); \(name) was not \(start ? "started" : "stopped").")
+            }
+            if now.status == .onlinePending || now.status == .offlinePending {
+                sawPending = true
+                settledSince = nil
+            } else if sawPending {
+                let since = settledSince ?? .now
+                settledSince = since
+                if since.duration(to: .now) >= .seconds(1) {
+                    return (true, "Group \(group.name) is \(now.status.rawValue); \(name) is \(line.status.rawValue).")
+                }
             }
             return (false, nil)
         }
         print("Command succeeded.")
+    }
+
+    /// `-v [RESOURCE]`: per resource its group, the group's activation-failover count and the
+    /// resource's limit, from the running configuration of the local daemon.
+    func showFailoverCounters(_ client: DaemonClient) async throws {
+        let snapshot = try await client.status(of: server)
+        if let resource, !snapshot.groups.contains(where: { $0.resources.contains { $0.name == resource } }) {
+            fail("Unknown resource \(resource).", code: .badUsage)
+        }
+        let yaml: String
+        switch try await client.send(.configPull) {
+        case .configuration(let running, _, _): yaml = running.yaml
+        case .result(let result): fail(result.message, code: result.code)
+        default: fail("unexpected answer from the daemon", code: .failed)
+        }
+        let config: ClusterConfig
+        do {
+            config = try ConfigLoader.loadWithWarnings(yaml: yaml, sourcePath: "running.yaml", checkFiles: false).config
+        } catch {
+            fail("The running configuration does not load here: \(error)", code: .failed)
+        }
+        let rows = FailoverCounterRow.rows(snapshot, config: config, resource: resource)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let document = FailoverCounterRow.Document(server: snapshot.localServer, perGroup: true, resources: rows)
+            print(String(decoding: try encoder.encode(document), as: UTF8.self))
+        } else {
+            print(FailoverCounterRow.text(rows, server: snapshot.localServer))
+        }
+    }
+}
+
+/// One line of `clprsc -v`: the group's activation-failover count against the resource's limit.
+struct FailoverCounterRow: Codable, Equatable {
+    var resource: String
+    var group: String
+    var failoverCount: Int
+    var failoverLimit: Int
+    /// Where the group runs (or failed), nil when nowhere.
+    var current: String?
+
+    struct Document: Codable {
+        var server: String
+        /// Always true: the count is the group's, shared by its resources.
+        var perGroup: Bool
+        var resources: [FailoverCounterRow]
+    }
+
+    static func rows(_ snapshot: ClusterStatusSnapshot, config: ClusterConfig, resource: String?) -> [FailoverCounterRow] {
+        snapshot.groups.flatMap { group in
+            group.resources.filter { resource == nil || $0.name == resource }.map { line in
+                FailoverCounterRow(
+                    resource: line.name, group: group.name, failoverCount: group.failoverCount,
+                    failoverLimit: config.resource(named: line.name)?.resource.activation.failover ?? 0, current: group.current)
+            }
+        }
+    }
+
+    /// Like `clpmonctrl -v`: one line per resource containing `Resource`, its name in field 3.
+    static func text(_ rows: [FailoverCounterRow], server: String) -> String {
+        let width = max(12, rows.map(\.resource.count).max() ?? 0)
+        let groupWidth = max(8, rows.map(\.group.count).max() ?? 0)
+        var out = [
+            "Server : \(server)",
+            "(one activation-failover count per group, shared by its resources; each limit is the resource's activation.failover)",
+        ]
+        for row in rows {
+            out.append(
+                [
+                    "Group Resource: " + row.resource.padding(toLength: width, withPad: " ", startingAt: 0),
+                    "Group: " + row.group.padding(toLength: groupWidth, withPad: " ", startingAt: 0),
+                    "Failover: \(row.failoverCount)/\(row.failoverLimit)",
+                    "Current: \(row.current ?? "-")",
+                ].joined(separator: "  "))
+        }
+        return out.joined(separator: "\n")
     }
 }
 

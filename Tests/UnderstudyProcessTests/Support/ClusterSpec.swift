@@ -44,6 +44,8 @@ struct ExecSpec: Sendable {
     var deactivation: String?
     /// A stop script of the test's own (written as it is) instead of the recording one.
     var stopScript: String?
+    /// `depends:` (nil: the default order by type, which is none among exec resources).
+    var depends: [String]?
 }
 
 struct GroupSpec: Sendable {
@@ -178,6 +180,7 @@ struct ClusterSpec: Sendable {
                             stop-timeout: 30s
 
                     """
+                if let depends = resource.depends { text += "        depends: [\(depends.joined(separator: ", "))]\n" }
                 if let activation = resource.activation { text += "        activation: \(activation)\n" }
                 if let deactivation = resource.deactivation { text += "        deactivation: \(deactivation)\n" }
             }
