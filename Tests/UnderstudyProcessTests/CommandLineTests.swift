@@ -163,7 +163,12 @@ struct CommandLineTests {
             let viaAlias = try await CommandRunner.run(aliases + "/clpstat", ["--state-dir", state], scratch: cluster.folder)
             let viaSubcommand = try await cluster.cli(["clpstat"], on: "node1")
             #expect(viaAlias.exitCode == 0, "\(viaAlias)")
-            #expect(viaAlias.standardOutput == viaSubcommand.standardOutput, "\(viaAlias)\n\(viaSubcommand)")
+            // The alert destinations' counters move between the two calls (a syslog destination
+            // retrying): compare the rest.
+            func stable(_ text: String) -> String {
+                text.split(separator: "\n").filter { !$0.contains(": delivered ") }.joined(separator: "\n")
+            }
+            #expect(stable(viaAlias.standardOutput) == stable(viaSubcommand.standardOutput), "\(viaAlias)\n\(viaSubcommand)")
             #expect(viaAlias.standardOutput.contains("Cluster : ptest115"))
 
             let json = try await CommandRunner.run(aliases + "/clpstat", ["--json", "--state-dir", state], scratch: cluster.folder)
