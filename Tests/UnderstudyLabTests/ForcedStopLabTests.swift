@@ -128,10 +128,17 @@ struct ForcedStopLabTests {
         let checks = status.fencing?.checks ?? []
         #expect(checks.contains { $0.server == "node1" && $0.agent == "bmc" && $0.normal }, "node2 checked node1's BMC: \(checks)")
 
+        let frozeAt = UInt64(Date().timeIntervalSince1970 * 1_000_000_000)
         try lab.freeze("node1")
         let started = try await waitForStart(spec, on: "node2", within: .seconds(25))
         let startedAt = try #require(started, "grp1 did not start on node2: \(diagnostics(lab, bmcs))")
         let offTimes = node1BMC.powerOffTimes
+        if let off = offTimes.first, off > frozeAt, startedAt > off {
+            // For docs/benchmarks.md (forced stop): where the time goes, not a bound.
+            print(
+                "forced stop timing: freeze -> power off \((off - frozeAt) / 1_000_000) ms (timeout 2 s, ping, delay 1.5 s, ipmitool), power off -> grp1 start \((startedAt - off) / 1_000_000) ms"
+            )
+        }
         #expect(offTimes.count == 1, "node1's BMC powered it off once: \(node1BMC.chassisCommands)")
         #expect(node2BMC.powerOffTimes.isEmpty, "node2 was not powered off")
         if let off = offTimes.first { #expect(off < startedAt, "the power went off (\(off)) before grp1 started on node2 (\(startedAt))") }
