@@ -142,6 +142,10 @@ struct StatusViewTests {
             #expect(text.contains("Check vm -> node2 : Normal"), "\(text)")
             #expect(text.contains("Check vm -> node3 : Error") && text.contains("node3 hypervisor unreachable"), "\(text)")
             #expect(!text.contains("Forced stop of"), "nothing was stopped: \(text)")
+            let information = try await cluster.cli(["clpstat", "-i"], on: "node1")
+            #expect(
+                information.standardOutput.contains("[Fencing Agent0 : vm]") && information.standardOutput.contains("On Failure"),
+                "\(information)")
 
             let json = try #require(Self.json(try await cluster.cli(["clpstat", "-f", "--json"], on: "node2").standardOutput))
             let servers = try #require(json["servers"] as? [[String: Any]])

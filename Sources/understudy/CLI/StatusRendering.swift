@@ -206,7 +206,7 @@ enum StatusRendering {
     /// The parts of the configuration `clpstat` shows: `-i` all of them, `--cl`, `--sv`,
     /// `--hb`, `--np`, `--grp`, `--rsc`, `--mon`, `--xcl` one each.
     enum ConfigSection: CaseIterable {
-        case cluster, servers, heartbeats, networkPartition, groups, resources, monitors, exclusive
+        case cluster, servers, heartbeats, networkPartition, groups, resources, monitors, exclusive, fencing
     }
 
     /// `clpstat -i` and the configuration views: the configuration as the daemon runs it;
@@ -334,6 +334,35 @@ enum StatusRendering {
                 out.append("  [Exclusive Rule\(index) : \(level)]")
                 let groups = config.groups.filter { $0.exclusive.rawValue == level }.map(\.name)
                 out.append("    Groups                        : \(groups.joined(separator: ", "))")
+            }
+        }
+        if sections.contains(.fencing), let fencing = config.fencing, name == nil {
+            // Forced stop (`clpstat -i` only; `clpstat -f` shows its state).
+            out.append("  [Fencing]")
+            out.append("    Timeout                       : \(fencing.timeout.configText)")
+            out.append("    On Failure                    : \(fencing.onFailure.rawValue)")
+            out.append("    Delay                         : \(fencing.delay.configText)")
+            out.append("    Check Interval                : \(fencing.checkInterval.configText)")
+            out.append("    Retry Interval                : \(fencing.retryInterval.configText)")
+            for (index, agent) in fencing.agents.enumerated() {
+                out.append("  [Fencing Agent\(index) : \(agent.name)]")
+                out.append("    Type                          : \(agent.typeName)")
+                if detail {
+                    out += ConfigDetail.lines(of: agent)
+                    continue
+                }
+                switch agent.kind {
+                case .ipmi(let ipmi):
+                    out.append("    Action                        : \(ipmi.action.rawValue)")
+                    for server in config.serverNames {
+                        guard let bmc = ipmi.bmcs[server] else { continue }
+                        out.append(
+                            "    BMC of \(server.padding(toLength: 23, withPad: " ", startingAt: 0)): \(bmc.address):\(bmc.port) as \(bmc.user)"
+                        )
+                    }
+                case .script(let command):
+                    out.append("    Command                       : \(command.joined(separator: " "))")
+                }
             }
         }
         out.append(rule)
