@@ -99,6 +99,22 @@ import UnderstudyModel
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
+    @Test("a suspended cluster powers nobody off (network maintenance); after the resume the lost server is stopped")
+    func suspendedClusterStopsNobody() {
+        let world = formed()
+        #expect(world.command(.suspendCluster, at: "s1").code == .success)
+        world.run(until: world.now + .seconds(1))
+        let frozeAt = world.now
+        world.freeze("s2", for: .seconds(60))
+        world.run(until: frozeAt + .seconds(12))
+        #expect(world.forcedStopLog.isEmpty, "no forced stop while suspended: \(world.forcedStopLog)")
+        #expect(world.command(.resumeCluster, at: "s1").code == .success)
+        world.run(until: world.now + .seconds(8))
+        #expect(world.forcedStopLog.map(\.target) == ["s2"])
+        #expect(holders(world, "db") == ["s1"])
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
     @Test("a two-server split where both sides still reach the ping targets: exactly one server is stopped (the lower-ranked one)")
     func splitStopsExactlyOne() {
         let world = formed()

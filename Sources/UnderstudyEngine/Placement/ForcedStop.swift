@@ -101,6 +101,10 @@ extension ServerEngine {
             if case .running = record.phase { continue }
             forcedStops.records[server] = nil
         }
+        // Suspended (`clpcl --suspend`: nothing fails over, often for network maintenance that
+        // cuts heartbeats) or stopping the whole cluster: nobody is powered off meanwhile; a loss
+        // still confirmed afterwards gets its stop then.
+        if directory?.suspended == true || directory?.clusterStopping == true { return }
         for (server, confirmed) in placement.downConfirmedAt.sorted(by: { $0.key < $1.key }) where needsForcedStop(server) {
             guard var record = forcedStops.records[server], record.confirmedAt == confirmed else {
                 // A new loss. The lower-ranked side of a split waits, so that only one is stopped.
