@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
+import UnderstudyTestSupport
 
 /// Scenarios 2 and 3: `clpgrp` moves, stops and starts a group; a group in transition
 /// refuses commands with exit code 4.
@@ -204,6 +205,44 @@ struct GroupCommandTests {
             ] {
                 let refused = try await cluster.cli(bad, on: "node1")
                 #expect(refused.exitCode == 2, "\(bad): \(refused)")
+            }
+        }
+    }
+
+    @Test("clpgrp -l: only this server's groups (-t, -m, -f act on what runs here; -s starts here; a group elsewhere is refused)")
+    func localOnly() async throws {
+        var spec = ClusterSpec(subnet: 220)
+        spec.groups = [.simple("grp1", servers: ["node1", "node2", "node3"]), .simple("grp2", servers: ["node2", "node1", "node3"])]
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            func current(_ group: String) async -> String? {
+                await cluster.status(on: "node1")?.groups.first { $0.name == group }.flatMap { $0.status == .online ? $0.current : nil }
+            }
+            #expect(
+                await eventually(within: .seconds(15), every: .milliseconds(200)) {
+                    let (one, two) = (await current("grp1"), await current("grp2"))
+                    return one == "node1" && two == "node2"
+                })
+            let elsewhere = try await cluster.cli(["clpgrp", "-t", "-l", "grp2"], on: "node1")
+            #expect(elsewhere.exitCode == 1 && elsewhere.standardError.contains("does not run on node1"), "\(elsewhere)")
+            // Stops only node2's group.
+            let stopped = try await cluster.cli(["clpgrp", "-t", "-l"], on: "node2")
+            #expect(stopped.exitCode == 0, "\(stopped)")
+            let afterStop = (await current("grp1"), await current("grp2"))
+            #expect(afterStop.0 == "node1" && afterStop.1 == nil, "\(afterStop)")
+            // Starts it here on node3, which is not the first of its policy.
+            let started = try await cluster.cli(["clpgrp", "-s", "-l", "grp2"], on: "node3")
+            #expect(started.exitCode == 0, "\(started)")
+            #expect(await current("grp2") == "node3")
+            // Fails over only what runs on node1.
+            let failed = try await cluster.cli(["clpgrp", "-f", "-l"], on: "node1")
+            #expect(failed.exitCode == 0, "\(failed)")
+            let afterFailover = (await current("grp1"), await current("grp2"))
+            #expect(afterFailover.0 != "node1" && afterFailover.0 != nil, "\(afterFailover)")
+            #expect(afterFailover.1 == "node3", "node3's group did not move")
+            for bad in [["clpgrp", "-n", "-l", "grp1"], ["clpgrp", "-s", "-l", "-h", "node2"]] {
+                #expect(try await cluster.cli(bad, on: "node1").exitCode == 2, "\(bad)")
             }
         }
     }

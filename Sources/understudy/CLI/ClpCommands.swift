@@ -307,6 +307,12 @@ struct ClpGrp: AsyncParsableCommand {
             "Alone: fail the group over to the next server of its policy (all online groups if none is named). With -s or -t: accepted as CLUSTERPRO's force; they already act wherever the group is."
     )
     var force = false
+    @Flag(
+        name: .customShort("l"),
+        help:
+            "Only this server: -s starts here; -t, -m, -f act on the groups that run here (a named group that runs elsewhere is refused)."
+    )
+    var localOnly = false
     @Argument(help: "Group name.") var group: String?
     @Option(name: .customShort("h"), help: ArgumentHelp("Server to start the group on (-s).", valueName: "server")) var server: String?
     @Option(
@@ -328,6 +334,7 @@ struct ClpGrp: AsyncParsableCommand {
             throw ValidationError("-f moves to the next server of the policy; use -m -a SERVER to choose.")
         }
         if destination != nil && !move { throw ValidationError("-a goes with -m.") }
+        if localOnly && (whereRuns || server != nil) { throw ValidationError("-l goes with -s, -t, -m or -f, and not with -h.") }
     }
 
     func run() async throws {
@@ -336,6 +343,10 @@ struct ClpGrp: AsyncParsableCommand {
         if let group, snapshot.group(group) == nil {
             fail("Unknown group \(group) (groups: \(snapshot.groups.map(\.name).joined(separator: ", "))).", code: .badUsage)
         }
+        let local = snapshot.localServer
+        if localOnly, !start, let group, snapshot.group(group)?.current != local {
+            fail("Group \(group) does not run on \(local) (-l: only this server's groups).", code: .failed)
+        }
         if whereRuns {
             guard let line = snapshot.group(group ?? ""), let current = line.current, line.status == .online else {
                 fail("Group \(group ?? "") is not online on any server.", code: .failed)
@@ -343,7 +354,11 @@ struct ClpGrp: AsyncParsableCommand {
             print(current)
             return
         }
-        let names = group.map { [$0] } ?? snapshot.groups.map(\.name)
+        var names = group.map { [$0] } ?? snapshot.groups.map(\.name)
+        if localOnly && group == nil {
+            // -s: the groups this server may run; the others: the groups that run here.
+            names = snapshot.groups.filter { start ? $0.perServer[local] != nil : $0.current == local }.map(\.name)
+        }
         let wait = Duration.seconds(timeout)
         for name in names {
             let before = snapshot.group(name)
@@ -354,7 +369,7 @@ struct ClpGrp: AsyncParsableCommand {
                 if (move || failover) && before?.status != .online { continue }
             }
             let command: ClusterCommand =
-                start ? .startGroup(name, on: server) : stop ? .stopGroup(name) : .moveGroup(name, to: destination)
+                start ? .startGroup(name, on: localOnly ? local : server) : stop ? .stopGroup(name) : .moveGroup(name, to: destination)
             // The master's answer names the operation it accepted: follow it until it has
             // happened, failed, or was superseded by another command. No ticket: there was
             // nothing to do (the group was already offline).
