@@ -39,7 +39,7 @@ public enum Simulation {
         let groups = [
             GroupConfig(
                 name: "web", servers: names, failback: .manual,
-                resources: [exec("web-ip", 0, .shutdown), exec("web-app", 1, .shutdown)]),
+                resources: [exec("web-ip", 0, .reset), exec("web-app", 1, .shutdown)]),
             GroupConfig(
                 name: "db", servers: names.reversed(), failback: .auto, exclusive: .normal,
                 resources: [exec("db-disk", 1, .reboot), exec("db-app", 0, .noneContinue)]),
@@ -151,7 +151,7 @@ public enum Simulation {
         guard random.chance(0.25) else { return }
         let names = schedule.names
         for _ in 0..<Int.random(in: 1...2, using: &random) {
-            let at = random.duration(.seconds(8) ... max(.seconds(9), faultWindow - .seconds(10)))
+            let at = random.duration(.seconds(8)...max(.seconds(9), faultWindow - .seconds(10)))
             let victim = names[Int.random(in: 0..<names.count, using: &random)]
             let length = random.duration(.seconds(2) ... .seconds(12))
             schedule.noteInjected(.keyMismatch)

@@ -80,7 +80,7 @@ extension ClusterDaemon {
 
     /// Final actions that stop the OS run the configured OS-control command.
     func runOSCommand(_ action: OSAction) {
-        let command = action == .reboot ? config.cluster.osCommands.reboot : config.cluster.osCommands.shutdown
+        let command = config.cluster.osCommands[action.rawValue] ?? config.cluster.osCommands.shutdown
         guard let executable = command.first else { return }
         record(
             LogEntry(
@@ -90,6 +90,39 @@ extension ClusterDaemon {
             try SpawnedProcess.spawn(command, output: .inherit, error: .inherit).waitForExit()
         } catch {
             logger.critical("OS \(action.rawValue) command \(executable) failed: \(error)")
+        }
+    }
+
+    /// Panic, reset, keepalive-reset, bmc-*: the Engine has stopped without stopping any
+    /// group (`EngineAction.stopMachineNow`). The command runs at once, right here on the
+    /// actor: nothing else of this daemon runs meanwhile (no heartbeat, no script), so peers
+    /// see a lost server. In production it does not return (the machine is gone, or the
+    /// BMC takes it a moment later). If it does, the OS still runs with the resources on it:
+    /// every group of this server is fenced at once and the daemon exits without clearing
+    /// the abnormal-stop marker and without dismissing the keeper, which fences again.
+    func stopMachine(_ os: OSAction) {
+        let command = config.cluster.osCommands[os.rawValue] ?? []
+        logger.critical("stopping the machine at once (\(os.rawValue)): \(command.joined(separator: " "))")
+        var outcome = "no command configured"
+        if !command.isEmpty {
+            do {
+                let code = try SpawnedProcess.spawn(command, output: .inherit, error: .inherit).waitForExit()
+                outcome = "the command returned with status \(code)"
+            } catch {
+                outcome = "the command could not run: \(error)"
+            }
+        }
+        logger.critical("the OS still runs after \(os.rawValue) (\(outcome)): fencing every group of \(me) and exiting as after a crash")
+        perform(engine.machineStillRuns(after: os, now: now()))
+        exitAsCrash = true
+        let groups = config.groups.filter { $0.servers.contains(me) }
+        let resources = resources
+        let server = me
+        Task {
+            for group in groups {
+                for task in resources.fence(group: group, server: server) { await task.value }
+            }
+            self.requestExit()
         }
     }
 }

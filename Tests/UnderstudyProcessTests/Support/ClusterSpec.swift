@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyModel
 import UnderstudyTestSupport
 
 /// What a start or stop script does after recording its `CLP_*` variables.
@@ -142,8 +143,7 @@ struct ClusterSpec: Sendable {
               ports: {control: \(controlPort), heartbeat: \(heartbeatPort), http: \(httpPort)\(apiPort.map { ", api: \($0)" } ?? "")}
             \(web.map { "  web:\n" + $0 } ?? "")\(clusterExtra ?? "")\
               os-commands:
-                shutdown: [/bin/sh, -c, "echo shutdown >> '\(folder)/os-actions.log'"]
-                reboot: [/bin/sh, -c, "echo reboot >> '\(folder)/os-actions.log'"]
+            \(OSCommands.keys.map { "    \($0): [/bin/sh, -c, \"echo \($0) >> '\(folder)/os-actions.log'\"]" }.joined(separator: "\n"))
 
             servers:
             \(servers.map { "  - name: \($0)" }.joined(separator: "\n"))
