@@ -74,4 +74,44 @@ struct ImmediateFinalActionTests {
             #expect(cluster.records.stops.isEmpty, "\(cluster.records.summary)")
         }
     }
+
+    @Test("process-failure-action bmc-power-cycle: the keeper dies for good, the command runs at once, no stop script, node2 takes over")
+    func processFailurePowerCycle() async throws {
+        var spec = ClusterSpec(subnet: 216)
+        spec.groups = [GroupSpec(name: "grp1", resources: [ExecSpec(name: "grp1-app", start: .keepRunning, asyncStart: true)])]
+        spec.clusterExtra = "  recovery: {process-failure-action: bmc-power-cycle}\n"
+        try await withCluster(spec) { cluster in
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            let start = try #require(try await cluster.waitForRecords("the async start on node1") { !$0.starts.isEmpty }.starts.first)
+            #expect(start.server == "node1")
+            let resource = try #require(ProcessTable.identity(of: start.pid))
+            // The keeper dies four times: three restarts, then the process-failure action.
+            let node1 = try #require(cluster.pid(of: "node1"))
+            var current = try #require(try await InternalMonitoringTests.newKeeper(of: node1, besides: nil))
+            for round in 1...3 {
+                current.kill()
+                current = try #require(
+                    try await InternalMonitoringTests.newKeeper(of: node1, besides: current), "no new keeper after kill \(round)")
+            }
+            current.kill()
+            let exitCode = try await cluster.waitForExit("node1")
+            #expect(exitCode == 1)
+            #expect(cluster.osActions == ["bmc-power-cycle"], "os-actions.log: \(cluster.osActions)")
+            #expect(cluster.records.stops.isEmpty, "\(cluster.records.summary)")
+            var gone = false
+            for _ in 0..<100 where !gone {
+                gone = !resource.isAlive
+                if !gone { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(gone, "grp1-app still runs on node1 after the daemon exited")
+            #expect(FileManager.default.fileExists(atPath: cluster.stateDirectory(of: "node1") + "/running"))
+            _ = try await cluster.waitForStatus(
+                "grp1 Online on node2", on: "node3", timeout: spec.heartbeatTimeout + .seconds(10)
+            ) {
+                $0.group(named: "grp1")?.status == .online && $0.group(named: "grp1")?.current == "node2"
+            }
+            #expect(cluster.records.stops.isEmpty, "\(cluster.records.summary)")
+        }
+    }
 }
