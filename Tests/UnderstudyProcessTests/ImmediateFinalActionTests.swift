@@ -114,4 +114,49 @@ struct ImmediateFinalActionTests {
             #expect(cluster.records.stops.isEmpty, "\(cluster.records.summary)")
         }
     }
+
+    @Test("a command that does not stop the machine in time: after half the heartbeat timeout the daemon fences and exits as crashed")
+    func commandThatHangs() async throws {
+        var spec = ClusterSpec(subnet: 217)
+        spec.groups = [GroupSpec(name: "grp1", resources: [ExecSpec(name: "grp1-app", start: .keepRunning, asyncStart: true)])]
+        // Records, then hangs for a while (a BMC that does not answer); it ends by itself.
+        spec.osCommands = ["bmc-power-off": #"[/bin/sh, -c, "echo bmc-power-off >> '{folder}/os-actions.log'; exec sleep 8"]"#]
+        spec.monitors = """
+              - name: genw1
+                type: genw
+                script: check.sh
+                servers: [node1]
+                interval: 200ms
+                timeout: 2s
+                recovery: {target: local-server, final-action: bmc-power-off}
+
+            """
+        try await withCluster(spec) { cluster in
+            let flag = cluster.folder + "/broken"
+            try cluster.write("#!/bin/sh\n[ -e '\(flag)' ] && exit 1\nexit 0\n", to: cluster.folder + "/check.sh", mode: 0o755)
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            let start = try #require(try await cluster.waitForRecords("the async start on node1") { !$0.starts.isEmpty }.starts.first)
+            let resource = try #require(ProcessTable.identity(of: start.pid))
+            try cluster.write("", to: flag, mode: 0o644)
+            let began = ContinuousClock.now
+            let exitCode = try await cluster.waitForExit("node1")
+            let took = began.duration(to: .now)
+            #expect(exitCode == 1)
+            #expect(took < .seconds(6), "the daemon waited \(took) for a command that hangs")
+            #expect(cluster.osActions == ["bmc-power-off"], "os-actions.log: \(cluster.osActions)")
+            #expect(cluster.records.stops.isEmpty, "\(cluster.records.summary)")
+            var gone = false
+            for _ in 0..<100 where !gone {
+                gone = !resource.isAlive
+                if !gone { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(gone, "grp1-app still runs on node1 after the daemon exited")
+            let alerts = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
+            #expect(alerts.contains("[pm 28]"), "\(alerts.suffix(1200))")
+            _ = try await cluster.waitForStatus("grp1 Online on node2", on: "node3", timeout: spec.heartbeatTimeout + .seconds(10)) {
+                $0.group(named: "grp1")?.status == .online && $0.group(named: "grp1")?.current == "node2"
+            }
+        }
+    }
 }

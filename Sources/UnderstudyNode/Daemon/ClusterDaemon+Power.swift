@@ -100,14 +100,27 @@ extension ClusterDaemon {
     /// BMC takes it a moment later). If it does, the OS still runs with the resources on it:
     /// every group of this server is fenced at once and the daemon exits without clearing
     /// the abnormal-stop marker and without dismissing the keeper, which fences again.
+    /// The longest an immediate stop of the machine may take before the daemon concludes the
+    /// OS still runs (half the heartbeat timeout when that is shorter).
+    static let machineStopLimit: Duration = .seconds(10)
+
     func stopMachine(_ os: OSAction) {
         let command = config.cluster.osCommands[os.rawValue] ?? []
         logger.critical("stopping the machine at once (\(os.rawValue)): \(command.joined(separator: " "))")
         var outcome = "no command configured"
+        // Bounded: a command that neither stops the machine nor returns (a BMC that does not
+        // answer, a watchdog that does not fire) must not keep the resources running here
+        // while the peers, hearing nothing, take the groups over after the heartbeat timeout.
+        let limit = min(config.cluster.timing.heartbeatTimeout / 2, Self.machineStopLimit)
         if !command.isEmpty {
             do {
-                let code = try SpawnedProcess.spawn(command, output: .inherit, error: .inherit).waitForExit()
-                outcome = "the command returned with status \(code)"
+                let process = try SpawnedProcess.spawn(command, output: .inherit, error: .inherit)
+                if let code = process.waitForExit(within: limit) {
+                    outcome = "the command returned with status \(code)"
+                } else {
+                    // Left running: it may still be what stops the machine (a held watchdog).
+                    outcome = "the command has not stopped the machine within \(limit)"
+                }
             } catch {
                 outcome = "the command could not run: \(error)"
             }
