@@ -120,7 +120,10 @@ struct ImmediateFinalActionTests {
         var spec = ClusterSpec(subnet: 217)
         spec.groups = [GroupSpec(name: "grp1", resources: [ExecSpec(name: "grp1-app", start: .keepRunning, asyncStart: true)])]
         // Records, then hangs for a while (a BMC that does not answer); it ends by itself.
-        spec.osCommands = ["bmc-power-off": #"[/bin/sh, -c, "echo bmc-power-off >> '{folder}/os-actions.log'; exec sleep 8"]"#]
+        spec.osCommands = [
+            "bmc-power-off":
+                #"[/bin/sh, -c, "echo bmc-power-off >> '{folder}/os-actions.log'; echo $$ > '{folder}/hang.pid'; exec sleep 8"]"#
+        ]
         spec.monitors = """
               - name: genw1
                 type: genw
@@ -145,6 +148,12 @@ struct ImmediateFinalActionTests {
             #expect(exitCode == 1)
             #expect(took < .seconds(6), "the daemon waited \(took) for a command that hangs")
             #expect(cluster.osActions == ["bmc-power-off"], "os-actions.log: \(cluster.osActions)")
+            // The hanging command is left running by the daemon (it might be what stops the
+            // machine); the test ends it by its PID.
+            let hangPID = (try? String(contentsOfFile: cluster.folder + "/hang.pid", encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if let hangPID, let hanging = ProcessTable.identity(of: hangPID) { hanging.kill() }
+            #expect(hangPID != nil, "the command did not record its PID")
             #expect(cluster.records.stops.isEmpty, "\(cluster.records.summary)")
             var gone = false
             for _ in 0..<100 where !gone {
