@@ -93,17 +93,18 @@ extension ClusterDaemon {
         }
     }
 
-    /// Panic, reset, keepalive-reset, bmc-*: the Engine has stopped without stopping any
-    /// group (`EngineAction.stopMachineNow`). The command runs at once, right here on the
-    /// actor: nothing else of this daemon runs meanwhile (no heartbeat, no script), so peers
-    /// see a lost server. In production it does not return (the machine is gone, or the
-    /// BMC takes it a moment later). If it does, the OS still runs with the resources on it:
-    /// every group of this server is fenced at once and the daemon exits without clearing
-    /// the abnormal-stop marker and without dismissing the keeper, which fences again.
     /// The longest an immediate stop of the machine may take before the daemon concludes the
     /// OS still runs (half the heartbeat timeout when that is shorter).
     static let machineStopLimit: Duration = .seconds(10)
 
+    /// Panic, reset, keepalive-reset, bmc-*: the Engine has stopped without stopping any
+    /// group (`EngineAction.stopMachineNow`). The command runs at once, right here on the
+    /// actor: nothing else of this daemon runs meanwhile (no heartbeat, no script), so peers
+    /// see a lost server. In production it does not return (the machine is gone, or the
+    /// BMC takes it a moment later). If it returns, or runs longer than `machineStopLimit`
+    /// (or half the heartbeat timeout), the OS still runs with the resources on it:
+    /// every group of this server is fenced at once and the daemon exits without clearing
+    /// the abnormal-stop marker and without dismissing the keeper, which fences again.
     func stopMachine(_ os: OSAction) {
         let command = config.cluster.osCommands[os.rawValue] ?? []
         logger.critical("stopping the machine at once (\(os.rawValue)): \(command.joined(separator: " "))")
