@@ -73,9 +73,37 @@ public struct ResourceRun: Sendable, Equatable {
     }
 }
 
-public enum OSAction: String, Sendable, Codable, Equatable {
+/// How the OS or the machine stops; the raw value is the `cluster.os-commands` key.
+public enum OSAction: String, Sendable, Codable, Equatable, CaseIterable {
     case shutdown
     case reboot
+    case panic
+    case reset
+    case keepaliveReset = "keepalive-reset"
+    case bmcPowerOff = "bmc-power-off"
+    case bmcReset = "bmc-reset"
+    case bmcPowerCycle = "bmc-power-cycle"
+    case bmcNMI = "bmc-nmi"
+
+    /// Stops the machine at once (`EngineAction.stopMachineNow`), not after an orderly stop.
+    public var isImmediate: Bool { self != .shutdown && self != .reboot }
+
+    /// The machine comes back by itself afterwards (a panic reboots with `kernel.panic` set,
+    /// as does an NMI that panics); only `shutdown` and `bmc-power-off` keep it off.
+    public var restartsMachine: Bool { self != .shutdown && self != .bmcPowerOff }
+
+    /// The OS action of a final action that stops the OS (nil for the others).
+    public init?(_ action: FinalAction) {
+        guard action.stopsOS, let value = OSAction(rawValue: action.rawValue) else { return nil }
+        self = value
+    }
+
+    /// The OS action of a network-partition or process-failure action (nil for none and
+    /// stop-service).
+    public init?(_ action: NetworkPartitionAction) {
+        guard let value = OSAction(rawValue: action.rawValue) else { return nil }
+        self = value
+    }
 }
 
 /// What the cluster service does once it has stopped.
@@ -142,7 +170,22 @@ public enum EngineAction: Sendable, Equatable {
     /// Stop a lost server through the `fencing:` agents before its groups start elsewhere
     /// (ForcedStop.swift).
     case forceStop(ForcedStopRun)
+    /// Stop this machine at once through the action's `cluster.os-commands` command (panic,
+    /// reset, keepalive-reset, bmc-*): no stop scripts ran and no farewell goes out, so peers
+    /// see a lost server and take over after its confirmation, as after a crash. The Engine
+    /// has stopped (it sends no more heartbeats). Should the command return with the machine
+    /// still up, the Node calls `machineStillRuns(after:now:)` (which fences every group
+    /// here) and exits without clearing the abnormal-stop marker.
+    case stopMachineNow(OSAction)
     case log(LogEntry)
+}
+
+extension EngineAction {
+    /// The OS action of `.stopMachineNow` (nil for every other action).
+    public var machineStop: OSAction? {
+        if case .stopMachineNow(let os) = self { return os }
+        return nil
+    }
 }
 
 /// What survives a daemon restart (invariant I5).

@@ -424,6 +424,11 @@ public struct ServerEngine: Sendable {
             beginLeaving(factor: .serverShutdown, lastAction: .halt, then: .os(.shutdown), now: now)
         case .reboot:
             beginLeaving(factor: .serverShutdown, lastAction: .reboot, then: .os(.reboot), now: now)
+        case .panic, .reset, .keepaliveReset, .bmcPowerOff, .bmcReset, .bmcPowerCycle, .bmcNMI:
+            // Already fenced above; the machine goes at once (LocalGroups.swift stopMachineAtOnce).
+            if let os = OSAction(config.cluster.networkPartitionAction) {
+                stopMachineAtOnce(os, reason: "network partition action", now: now)
+            }
         }
     }
 

@@ -126,6 +126,12 @@ extension EventKind {
     public static let shutdownWatchdogArmed = EventKind(
         "pm", 25, .warning, "the shutdown-stall watchdog is armed: the machine resets if the OS shutdown stalls")
     public static let shutdownWatchdogFailed = EventKind("pm", 26, .error, "the shutdown-stall watchdog could not be armed")
+    public static let machineStopNow = EventKind(
+        "pm", 27, .error,
+        "the machine is stopped at once (panic, reset, keepalive-reset, bmc-*): no stop scripts, peers see a lost server")
+    public static let machineStillRuns = EventKind(
+        "pm", 28, .error,
+        "the OS still runs after an immediate stop of the machine: every group is fenced and the daemon exits as after a crash")
     // MARK: rc
 
     public static let groupStarting = EventKind(
@@ -302,7 +308,8 @@ extension EventKind {
         .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .configurationApplied,
         .configurationStaged, .configurationApplyRefused, .configurationFetched, .configurationFetchFailed, .serviceStarting,
         .serviceStopping, .serviceStopped, .osShutdown,
-        .osReboot, .shutdownWatchdogArmed, .shutdownWatchdogFailed, .groupStarting, .groupStarted, .groupActivationFailed,
+        .osReboot, .shutdownWatchdogArmed, .shutdownWatchdogFailed, .machineStopNow, .machineStillRuns, .groupStarting, .groupStarted,
+        .groupActivationFailed,
         .groupReactivating, .resourceReactivating, .failoverRequested, .stopRequested, .groupRestarting, .groupStartWaiting,
         .groupStopping, .groupStopped, .groupStopFailed, .groupStopWaiting, .groupStopWaitOver, .groupStopWaitTimedOut,
         .groupStopCancelled, .resourceActivated, .resourceActivationFailed, .resourceDeactivated, .resourceDeactivationFailed,

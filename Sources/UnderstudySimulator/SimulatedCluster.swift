@@ -133,11 +133,11 @@ public final class SimulatedCluster {
     /// What a forced stop of `target` ordered by `server` does: how long until the agent
     /// reports, whether it reports success, and when (after the order) the target's power goes
     /// off (nil: never), and whether it boots again (a power cycle) some seconds later.
-    public var forcedStopModel:
-        (_ server: ServerName, _ target: ServerName, _ random: inout SeededRandom) -> ForcedStopBehaviour = { _, _, random in
-            let after = random.duration(.milliseconds(50) ... .seconds(1))
-            return ForcedStopBehaviour(reportAfter: after, succeeded: true, powerOffAfter: after, bootsAgainAfter: nil)
-        }
+    public var forcedStopModel: (_ server: ServerName, _ target: ServerName, _ random: inout SeededRandom) -> ForcedStopBehaviour = {
+        _, _, random in
+        let after = random.duration(.milliseconds(50) ... .seconds(1))
+        return ForcedStopBehaviour(reportAfter: after, succeeded: true, powerOffAfter: after, bootsAgainAfter: nil)
+    }
     /// Every forced stop ordered: by whom, of whom, when.
     public private(set) var forcedStopLog: [(server: ServerName, target: ServerName, at: EngineTime)] = []
     /// Every recovery script any server ran, in order.
@@ -437,7 +437,8 @@ public final class SimulatedCluster {
             deliver(.recoveryScriptFinished(id: id, succeeded: !recoveryScriptFails(name, now)), to: name)
         case .forcedStopDone(let name, let incarnation, let id, let succeeded):
             guard servers[name]?.incarnation == incarnation else { return }
-            deliver(.forcedStopFinished(id: id, succeeded: succeeded, detail: succeeded ? "simulated agent" : "simulated failure"), to: name)
+            deliver(
+                .forcedStopFinished(id: id, succeeded: succeeded, detail: succeeded ? "simulated agent" : "simulated failure"), to: name)
         case .action(let label, let body):
             if !label.isEmpty { note(label) }
             body()
@@ -501,7 +502,9 @@ public final class SimulatedCluster {
             if keyMismatch.contains(name) || keyMismatch.contains(peer) {
                 // Fails authentication at the peer: it learns only that the address sends.
                 if !random.chance(lossRate) {
-                    schedule(.action("", { [weak self] in self?.deliver(.unauthenticatedHeartbeats(from: [name]), to: peer) }), after: random.duration(delayRange))
+                    schedule(
+                        .action("", { [weak self] in self?.deliver(.unauthenticatedHeartbeats(from: [name]), to: peer) }),
+                        after: random.duration(delayRange))
                 }
                 continue
             }
@@ -519,6 +522,22 @@ public final class SimulatedCluster {
 
     func perform(_ actions: [EngineAction], on name: ServerName) {
         servers[name]?.lastEventAt = now
+        if let os = actions.lazy.compactMap(\.machineStop).first {
+            // As the daemon does: only the state, the log and fences go out first, then the
+            // machine is gone at once (a crash: the marker stays) and, for the actions that
+            // restart it, boots again a few seconds later.
+            for action in actions {
+                switch action {
+                case .persist, .log, .fenceGroup: perform([action], on: name)
+                default: break
+                }
+            }
+            note("\(name): stops the machine at once (\(os.rawValue))")
+            osActions.append((name, os))
+            crash(name)
+            if os.restartsMachine { schedule(.restart(name), after: .seconds(5)) }
+            return
+        }
         for action in actions {
             switch action {
             case .runResource(let run):
@@ -566,6 +585,9 @@ public final class SimulatedCluster {
                     stopProcess(name)
                     if os == .reboot { schedule(.restart(name), after: .seconds(5)) }
                 }
+            case .stopMachineNow:
+                // Handled before the loop.
+                break
             case .forceStop(let run):
                 forcedStopLog.append((name, run.server, now))
                 let behaviour = forcedStopModel(name, run.server, &random)

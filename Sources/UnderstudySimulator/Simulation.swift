@@ -39,10 +39,10 @@ public enum Simulation {
         let groups = [
             GroupConfig(
                 name: "web", servers: names, failback: .manual,
-                resources: [exec("web-ip", 0, .shutdown), exec("web-app", 1, .shutdown)]),
+                resources: [exec("web-ip", 0, .reset), exec("web-app", 1, .shutdown)]),
             GroupConfig(
                 name: "db", servers: names.reversed(), failback: .auto, exclusive: .normal,
-                resources: [exec("db-disk", 1, .reboot), exec("db-app", 0, .noneContinue)]),
+                resources: [exec("db-disk", 1, .reset), exec("db-app", 0, .noneContinue)]),
             GroupConfig(
                 name: "batch", servers: Array(names.prefix(max(2, count - 1))), exclusive: .complete,
                 resources: [exec("batch-app", 0, .noneContinue)]),
@@ -151,7 +151,7 @@ public enum Simulation {
         guard random.chance(0.25) else { return }
         let names = schedule.names
         for _ in 0..<Int.random(in: 1...2, using: &random) {
-            let at = random.duration(.seconds(8) ... max(.seconds(9), faultWindow - .seconds(10)))
+            let at = random.duration(.seconds(8)...max(.seconds(9), faultWindow - .seconds(10)))
             let victim = names[Int.random(in: 0..<names.count, using: &random)]
             let length = random.duration(.seconds(2) ... .seconds(12))
             schedule.noteInjected(.keyMismatch)
@@ -246,11 +246,12 @@ public enum Simulation {
         violations += checkCommandsEnd(world, schedule.openTickets)
         violations += checkNoFlood(world)
         let runs = world.runLog
-        let statistics = Statistics(
+        var statistics = Statistics(
             faults: schedule.injected, livenessChecked: liveness.checked,
             starts: runs.filter { $0.run.operation == .start }.count,
             failoverStarts: runs.filter { $0.run.operation == .start && $0.run.context.event == .failover }.count,
             commandsAccepted: schedule.tickets.count)
+        for (_, action) in world.osActions { statistics.osActions[action.rawValue, default: 0] += 1 }
         var result = Result(
             seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace,
             statistics: statistics)
@@ -271,6 +272,8 @@ public struct Statistics: Sendable, Equatable {
     public var failoverStarts = 0
     /// Group commands the cluster accepted (each followed to its end).
     public var commandsAccepted = 0
+    /// OS actions the servers took (shutdown, reboot, reset, …), by name.
+    public var osActions: [String: Int] = [:]
 
     public init(
         faults: [Fault: Int] = [:], livenessChecked: Int = 0, starts: Int = 0, failoverStarts: Int = 0, commandsAccepted: Int = 0
@@ -285,9 +288,11 @@ public struct Statistics: Sendable, Equatable {
     public var faultCount: Int { faults.values.reduce(0, +) }
 
     public static func + (a: Statistics, b: Statistics) -> Statistics {
-        Statistics(
+        var sum = Statistics(
             faults: a.faults.merging(b.faults, uniquingKeysWith: +), livenessChecked: a.livenessChecked + b.livenessChecked,
             starts: a.starts + b.starts, failoverStarts: a.failoverStarts + b.failoverStarts,
             commandsAccepted: a.commandsAccepted + b.commandsAccepted)
+        sum.osActions = a.osActions.merging(b.osActions, uniquingKeysWith: +)
+        return sum
     }
 }

@@ -241,6 +241,7 @@ extension Scenario {
         case .runRecoveryScript(let run): "recovery script \(run.monitor)"
         case .powerOffUPS: "power off ups"
         case .forceStop(let run): "force stop \(run.server)"
+        case .stopMachineNow(let os): "stop machine now \(os.rawValue)"
         case .log(let entry): "log \(entry.module) \(entry.eventID): \(entry.message)"
         }
     }

@@ -579,7 +579,8 @@ struct ConfigErrorTests {
     @Test func unknownFinalAction() {
         let yaml =
             baseCluster
-            + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, activation: {final-action: panic}}\n"
+            + "groups:\n  - name: g1\n    resources:\n      - {name: e, type: exec, stop: /bin/true, activation: {final-action: keepalive-panic}}\n"
+        // (CLUSTERPRO's keepalive panic has no equivalent; `panic` is sysrq's.)
         expectError(yaml, line: baseLines + 4, keyPath: "groups[0].resources[0].activation.final-action", "none, none-continue, stop-group")
     }
 

@@ -366,7 +366,7 @@ extension ServerEngine {
             startSingle(.stop, resource: failed, group: group)
         case .stopClusterService:
             beginLeaving(factor: .serverShutdown, lastAction: .none, then: .stayStopped, now: now)
-        case .shutdown, .reboot:
+        case .shutdown, .reboot, .panic, .reset, .keepaliveReset, .bmcPowerOff, .bmcReset, .bmcPowerCycle, .bmcNMI:
             osFinalAction(action, suppressCase: .activation, now: now)
         }
     }
@@ -391,7 +391,7 @@ extension ServerEngine {
             runner.locals[group] = local
             heartbeatDirty = true
             persistDirty = true
-        case .shutdown, .reboot:
+        case .shutdown, .reboot, .panic, .reset, .keepaliveReset, .bmcPowerOff, .bmcReset, .bmcPowerCycle, .bmcNMI:
             guard var local = runner.locals[group] else { return }
             local.operation = nil
             local.status = .offlineFailure
@@ -401,8 +401,9 @@ extension ServerEngine {
         }
     }
 
-    /// Shutdown or reboot as a final action: skipped when this server is alone and the
-    /// configuration says so, or when the reboot limit is reached.
+    /// A final action that stops the OS (shutdown, reboot) or the machine (panic, reset,
+    /// keepalive-reset, bmc-*): skipped when this server is alone and the configuration says
+    /// so, or when the reboot limit is reached; each one that runs counts as a reboot.
     mutating func osFinalAction(_ action: FinalAction, suppressCase: RecoverySettings.SuppressCase, now: EngineTime) {
         let othersAlive = serverNames.contains { $0 != me && membership.isUp($0, now: now) }
         if !othersAlive && config.cluster.recovery.suppressFinalActionWhenAlone.contains(suppressCase) {
@@ -414,10 +415,53 @@ extension ServerEngine {
             log(.finalActionRebootLimit, "Final action \(action.rawValue) skipped: the reboot limit (\(limit)) is reached.")
             return
         }
+        guard let os = OSAction(action) else { return }
         persistent.rebootCount += 1
         persistDirty = true
-        let os: OSAction = action == .reboot ? .reboot : .shutdown
+        if os.isImmediate {
+            stopMachineAtOnce(os, reason: "final action", now: now)
+            return
+        }
         beginLeaving(factor: .serverShutdown, lastAction: os == .reboot ? .reboot : .halt, then: .os(os), now: now)
+    }
+
+    /// Panic, reset, keepalive-reset and the BMC actions: the machine stops at once. No group
+    /// is stopped (its stop scripts might hang on the very device that failed) and no
+    /// farewell goes out — a farewell says "left cleanly, holds nothing", false while the
+    /// resources still run. The Engine stops here: no heartbeat, no event handled, so the
+    /// peers see a lost server and take its groups over after confirming the loss (the
+    /// heartbeat timeout, NP resolution, the takeover margin and any forced stop), exactly as
+    /// after a crash. The Node runs the command before anything else of this step except
+    /// persisting (the reboot count) and logging.
+    mutating func stopMachineAtOnce(_ os: OSAction, reason: String, now: EngineTime) {
+        guard service != .stopped else { return }
+        log(
+            .machineStopNow,
+            "Stopping \(me) at once (\(reason)): \(os.rawValue), without stop scripts; the other servers take its groups over once they confirm its loss."
+        )
+        service = .stopped
+        heartbeatDirty = false
+        emit(.stopMachineNow(os))
+    }
+
+    /// The Node ran the command of an immediate action (`EngineAction.stopMachineNow`) and
+    /// the OS still runs (the command failed, or a BMC is slow): every group here is fenced
+    /// at once, and the Node exits without clearing the abnormal-stop marker, so the keeper
+    /// and the peers treat this server as crashed.
+    public mutating func machineStillRuns(after os: OSAction, now: EngineTime) -> [EngineAction] {
+        log(
+            .machineStillRuns,
+            "The OS of \(me) still runs after \(os.rawValue): fencing every group here; the daemon exits as after a crash (the abnormal-stop marker stays)."
+        )
+        fenceAll(reason: "the OS still runs after \(os.rawValue)")
+        return step(now: now)
+    }
+
+    /// A helper process of the daemon failed for good (`recovery.process-failure-action`) and
+    /// the action stops the machine at once.
+    public mutating func stopMachineNow(_ os: OSAction, reason: String, now: EngineTime) -> [EngineAction] {
+        stopMachineAtOnce(os, reason: reason, now: now)
+        return step(now: now)
     }
 
     /// `recovery.reboot-count-reset-after`: a server that has run that long with no monitor

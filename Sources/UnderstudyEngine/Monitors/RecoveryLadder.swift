@@ -142,7 +142,7 @@ extension ServerEngine {
             for group in groups { askMaster(.stop, group: group, now: now) }
         case .stopClusterService:
             beginLeaving(factor: .serverShutdown, lastAction: .none, then: .stayStopped, now: now)
-        case .shutdown, .reboot:
+        case .shutdown, .reboot, .panic, .reset, .keepaliveReset, .bmcPowerOff, .bmcReset, .bmcPowerCycle, .bmcNMI:
             osFinalAction(action, suppressCase: .monitor, now: now)
         }
     }

@@ -202,6 +202,15 @@ private struct Converter {
         reportLeftovers()
     }
 
+    /// The codes of final actions that stop the OS or the machine, shared by `act/action`,
+    /// `deact/action` and `emergency/action`: 4 shut down, 5 reboot, 8 sysrq panic, 9
+    /// keepalive reset, 11–14 BMC reset, power off, power cycle, NMI. 10 (keepalive panic)
+    /// and 15 (I/O fencing) have no equivalent.
+    static let osFinalActionCodes = [
+        4: "shutdown", 5: "reboot", 8: "panic", 9: "keepalive-reset", 11: "bmc-reset", 12: "bmc-power-off", 13: "bmc-power-cycle",
+        14: "bmc-nmi",
+    ]
+
     // MARK: cluster
 
     mutating func convertCluster() {
@@ -219,7 +228,11 @@ private struct Converter {
         if let timeout { timing.append("    heartbeat-timeout: \(milliseconds(timeout))") }
         if !timing.isEmpty { clusterLines += ["  timing:"] + timing }
         if let action = integer(cluster, base, "networkpartition/npaction") {
-            let actions = [0: "none", 1: "stop-service", 2: "shutdown", 3: "reboot"]
+            // 6 (keepalive panic) and 11 (I/O fencing) have no equivalent.
+            let actions = [
+                0: "none", 1: "stop-service", 2: "shutdown", 3: "reboot", 4: "panic", 5: "keepalive-reset", 7: "bmc-reset",
+                8: "bmc-power-off", 9: "bmc-power-cycle", 10: "bmc-nmi",
+            ]
             if let mapped = actions[action] {
                 clusterLines += ["  network-partition:", "    action: \(mapped)"]
             } else {
@@ -227,7 +240,7 @@ private struct Converter {
                     ClpUnmappedItem(
                         path: base + "/networkpartition/npaction",
                         reason:
-                            "action \(action) (panic, keepalive, BMC or I/O fencing) has no Understudy equivalent; the default, shutdown, applies"
+                            "action \(action) (keepalive panic or I/O fencing) has no Understudy equivalent; the default, shutdown, applies"
                     ))
             }
         }
@@ -243,7 +256,11 @@ private struct Converter {
             for exec in pm.children where exec.name.hasPrefix("exec") {
                 if let number = integer(exec, "pm/" + exec.name, "recover") { actions.insert(number) }
             }
-            let map = [2: "shutdown", 3: "reboot"]
+            // 7 (keepalive panic) and 12 (I/O fencing) have no equivalent.
+            let map = [
+                2: "shutdown", 3: "reboot", 5: "panic", 6: "keepalive-reset", 8: "bmc-reset", 9: "bmc-power-off", 10: "bmc-power-cycle",
+                11: "bmc-nmi",
+            ]
             if let action = actions.first, actions.count == 1, let mapped = map[action] {
                 recovery.append("    process-failure-action: \(mapped)")
             } else if !actions.isEmpty {
@@ -251,7 +268,7 @@ private struct Converter {
                     ClpUnmappedItem(
                         path: "pm/exec*/recover",
                         reason:
-                            "action \(actions.sorted()) (panic, keepalive or BMC) has no Understudy equivalent; the default, shutdown, applies"
+                            "action \(actions.sorted()) (keepalive panic, I/O fencing, or different actions per process) has no Understudy equivalent; the default, shutdown, applies"
                     ))
             }
         }
@@ -590,21 +607,22 @@ private struct Converter {
         if let retry = integer(element, base, "act/retry") { activation.append("retry: \(retry)") }
         if let failover = integer(element, base, "act/fo") { activation.append("failover: \(failover)") }
         if let action = integer(element, base, "act/action") {
-            let map = [0: "none-continue", 1: "none", 2: "stop-group", 3: "stop-cluster-service", 4: "shutdown", 5: "reboot"]
+            let map = [0: "none-continue", 1: "none", 2: "stop-group", 3: "stop-cluster-service"].merging(
+                Self.osFinalActionCodes, uniquingKeysWith: { $1 })
             if let mapped = map[action] {
                 activation.append("final-action: \(mapped)")
             } else {
                 unmapped.append(
                     ClpUnmappedItem(
                         path: base + "/act/action",
-                        reason: "final action \(action) (panic, keepalive, BMC or fencing) has no Understudy equivalent; none applies"))
+                        reason: "final action \(action) (keepalive panic or I/O fencing) has no Understudy equivalent; none applies"))
             }
         }
         if !activation.isEmpty { lines.append("        activation: {\(activation.joined(separator: ", "))}") }
         var deactivation: [String] = []
         if let retry = integer(element, base, "deact/retry") { deactivation.append("retry: \(retry)") }
         if let action = integer(element, base, "deact/action") {
-            let map = [0: "none-continue", 1: "none", 4: "shutdown", 5: "reboot"]
+            let map = [0: "none-continue", 1: "none"].merging(Self.osFinalActionCodes, uniquingKeysWith: { $1 })
             if let mapped = map[action] {
                 deactivation.append("final-action: \(mapped)")
             } else {
@@ -959,9 +977,8 @@ private struct Converter {
             if let restart = integer(element, base, "emergency/threshold/restart"), !local { recovery.append("reactivations: \(restart)") }
             if let failover = integer(element, base, "emergency/threshold/fo"), !local { recovery.append("failovers: \(failover)") }
             if let action = integer(element, base, "emergency/action") {
-                let map = [
-                    0: "none", 1: "none", 2: "stop-group", 3: "stop-cluster-service", 4: "shutdown", 5: "reboot", 16: "stop-resource",
-                ]
+                let map = [0: "none", 1: "none", 2: "stop-group", 3: "stop-cluster-service", 16: "stop-resource"].merging(
+                    Self.osFinalActionCodes, uniquingKeysWith: { $1 })
                 if var mapped = map[action] {
                     let resourceTarget = recoveryTarget.map { resources[$0] != nil } ?? (target != nil)
                     if (mapped == "stop-resource" && !resourceTarget) || (mapped == "stop-group" && local) {
@@ -976,7 +993,7 @@ private struct Converter {
                     unmapped.append(
                         ClpUnmappedItem(
                             path: base + "/emergency/action",
-                            reason: "final action \(action) (panic, keepalive, BMC or fencing) has no Understudy equivalent; none applies"))
+                            reason: "final action \(action) (keepalive panic or I/O fencing) has no Understudy equivalent; none applies"))
                 }
             }
             if let path = value(element, base, "emergency/preaction/path") {

@@ -113,11 +113,24 @@ public struct TimingSettings: Sendable, Equatable {
     }
 }
 
+/// What the losing side of a network partition (and a server whose helper process keeps
+/// failing) does. `shutdown`/`reboot` stop the OS in order; the others stop the machine at
+/// once (see `FinalAction.isImmediate`).
 public enum NetworkPartitionAction: String, Sendable, Equatable, CaseIterable {
     case none
     case stopService = "stop-service"
     case shutdown
     case reboot
+    case panic
+    case reset
+    case keepaliveReset = "keepalive-reset"
+    case bmcPowerOff = "bmc-power-off"
+    case bmcReset = "bmc-reset"
+    case bmcPowerCycle = "bmc-power-cycle"
+    case bmcNMI = "bmc-nmi"
+
+    /// Stops the machine at once through `cluster.os-commands` (no orderly stop).
+    public var isImmediate: Bool { FinalAction(rawValue: rawValue)?.isImmediate ?? false }
 }
 
 public struct ShutdownMonitorSettings: Sendable, Equatable {
@@ -191,16 +204,66 @@ public struct PortSettings: Sendable, Equatable {
     }
 }
 
-/// How final actions stop the OS. Replaceable so tests record instead of shutting down.
+/// How final actions stop the OS or the machine. Replaceable so tests record instead of
+/// shutting down. The keys are the action names (`FinalAction` raw values).
 public struct OSCommands: Sendable, Equatable {
     public var shutdown: [String]
     public var reboot: [String]
+    /// Kernel panic through sysrq `c` (a crash dump when kdump is set up).
+    public var panic: [String] = Defaults.panicCommand
+    /// Immediate reboot through sysrq `b` (no sync, no unmount).
+    public var reset: [String] = Defaults.resetCommand
+    /// Reset by the kernel watchdog: arm it with a short timeout and stop feeding it.
+    public var keepaliveReset: [String] = Defaults.keepaliveResetCommand
+    /// This server's own BMC (`ipmitool -I open`, /dev/ipmi0).
+    public var bmcPowerOff: [String] = Defaults.bmcPowerOffCommand
+    public var bmcReset: [String] = Defaults.bmcResetCommand
+    public var bmcPowerCycle: [String] = Defaults.bmcPowerCycleCommand
+    public var bmcNMI: [String] = Defaults.bmcNMICommand
+
+    /// The keys of `cluster.os-commands`, in documentation order.
+    public static let keys = [
+        "shutdown", "reboot", "panic", "reset", "keepalive-reset", "bmc-power-off", "bmc-reset", "bmc-power-cycle", "bmc-nmi",
+    ]
 
     public init(
         shutdown: [String] = Defaults.shutdownCommand, reboot: [String] = Defaults.rebootCommand
     ) {
         self.shutdown = shutdown
         self.reboot = reboot
+    }
+
+    /// The command of a key of `keys` (nil for any other name).
+    public subscript(key: String) -> [String]? {
+        get {
+            switch key {
+            case "shutdown": return shutdown
+            case "reboot": return reboot
+            case "panic": return panic
+            case "reset": return reset
+            case "keepalive-reset": return keepaliveReset
+            case "bmc-power-off": return bmcPowerOff
+            case "bmc-reset": return bmcReset
+            case "bmc-power-cycle": return bmcPowerCycle
+            case "bmc-nmi": return bmcNMI
+            default: return nil
+            }
+        }
+        set {
+            guard let newValue else { return }
+            switch key {
+            case "shutdown": shutdown = newValue
+            case "reboot": reboot = newValue
+            case "panic": panic = newValue
+            case "reset": reset = newValue
+            case "keepalive-reset": keepaliveReset = newValue
+            case "bmc-power-off": bmcPowerOff = newValue
+            case "bmc-reset": bmcReset = newValue
+            case "bmc-power-cycle": bmcPowerCycle = newValue
+            case "bmc-nmi": bmcNMI = newValue
+            default: break
+            }
+        }
     }
 }
 
@@ -386,9 +449,32 @@ public enum FinalAction: String, Sendable, Codable, Equatable, CaseIterable {
     case shutdown
     /// Stop the cluster service and reboot the OS.
     case reboot
+    /// Kernel panic through sysrq, at once: no stop scripts, no orderly stop.
+    case panic
+    /// Immediate reboot through sysrq.
+    case reset
+    /// Reset by the kernel watchdog (armed with a short timeout and no longer fed).
+    case keepaliveReset = "keepalive-reset"
+    /// This server's BMC powers it off, resets it, power-cycles it or sends it an NMI.
+    case bmcPowerOff = "bmc-power-off"
+    case bmcReset = "bmc-reset"
+    case bmcPowerCycle = "bmc-power-cycle"
+    case bmcNMI = "bmc-nmi"
 
-    /// True when the action ends in the OS stopping.
-    public var stopsOS: Bool { self == .shutdown || self == .reboot }
+    /// True when the action ends in the OS (or the machine) stopping.
+    public var stopsOS: Bool { self == .shutdown || self == .reboot || isImmediate }
+
+    /// Stops the machine at once through `cluster.os-commands`, without the orderly stop of
+    /// the groups (no stop scripts, no farewell): peers see a lost server.
+    public var isImmediate: Bool {
+        switch self {
+        case .panic, .reset, .keepaliveReset, .bmcPowerOff, .bmcReset, .bmcPowerCycle, .bmcNMI: return true
+        case .none, .noneContinue, .stopGroup, .stopResource, .stopClusterService, .shutdown, .reboot: return false
+        }
+    }
+
+    /// The immediate actions, in documentation order.
+    public static let immediate: [FinalAction] = allCases.filter(\.isImmediate)
 }
 
 public struct ActivationPolicy: Sendable, Equatable {

@@ -103,10 +103,11 @@ extension ConfigReader {
         if let directory = path(present(fields, "rexec-directory")) { settings.rexecDirectory = directory }
         if let clients = present(fields, "rexec-clients") { settings.rexecClients = readRexecClients(clients) }
         if let commands = present(fields, "os-commands").flatMap({
-            mapping($0.value, path: $0.path, allowed: ["shutdown", "reboot"])
+            mapping($0.value, path: $0.path, allowed: OSCommands.keys)
         }) {
-            if let value = command(present(commands, "shutdown")) { settings.osCommands.shutdown = value }
-            if let value = command(present(commands, "reboot")) { settings.osCommands.reboot = value }
+            for key in OSCommands.keys {
+                if let value = command(present(commands, key)) { settings.osCommands[key] = value }
+            }
         }
         guard name != nil, secretFile != nil else { return nil }
         return settings

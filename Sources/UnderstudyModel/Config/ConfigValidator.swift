@@ -18,16 +18,18 @@ public enum ConfigValidator {
     }
 
     /// Final actions allowed after an activation failure (reference §5.2).
-    public static let activationFinalActions: [FinalAction] = [
-        .none, .noneContinue, .stopGroup, .stopClusterService, .shutdown, .reboot,
-    ]
+    public static let activationFinalActions: [FinalAction] =
+        [
+            .none, .noneContinue, .stopGroup, .stopClusterService, .shutdown, .reboot,
+        ] + FinalAction.immediate
     /// Deactivation failure: stopping the group or the cluster service would need the very
     /// deactivation that failed (reference §5.2).
-    public static let deactivationFinalActions: [FinalAction] = [.none, .noneContinue, .shutdown, .reboot]
+    public static let deactivationFinalActions: [FinalAction] = [.none, .noneContinue, .shutdown, .reboot] + FinalAction.immediate
     /// Monitor errors (reference §6.1).
-    public static let monitorFinalActions: [FinalAction] = [
-        .none, .stopResource, .stopGroup, .stopClusterService, .shutdown, .reboot,
-    ]
+    public static let monitorFinalActions: [FinalAction] =
+        [
+            .none, .stopResource, .stopGroup, .stopClusterService, .shutdown, .reboot,
+        ] + FinalAction.immediate
     /// Counts of retries, failovers and reactivations: 0–99 as in CLUSTERPRO.
     public static let countRange = 0...99
     /// File systems a disk resource can mount.
@@ -306,8 +308,7 @@ struct Validator {
             }
         }
         if let web = cluster.web { checkWeb(web) }
-        for (key, command) in [("shutdown", cluster.osCommands.shutdown), ("reboot", cluster.osCommands.reboot)]
-        where command.first?.isEmpty ?? true {
+        for key in OSCommands.keys where cluster.osCommands[key]?.first?.isEmpty ?? true {
             error("expected a command and its arguments, got an empty list", at: "cluster.os-commands.\(key)")
         }
     }

@@ -25,6 +25,23 @@ public enum Defaults {
 
     public static let shutdownCommand = ["/sbin/shutdown", "-h", "now"]
     public static let rebootCommand = ["/sbin/shutdown", "-r", "now"]
+    /// sysrq must be enabled first (`kernel.sysrq` may mask `c` and `b`).
+    public static let panicCommand = ["/bin/sh", "-c", "echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger"]
+    public static let resetCommand = ["/bin/sh", "-c", "echo 1 > /proc/sys/kernel/sysrq; echo b > /proc/sysrq-trigger"]
+    /// Loads softdog with a 1 s margin when no watchdog driver is there, sets the timeout to
+    /// 1 s (wdctl closes with the magic character: not armed yet), then opens the device and
+    /// holds it without ever writing: the watchdog fires a second later. If the shell ends
+    /// anyway, the unexpected close leaves the watchdog running. It returns at once only when
+    /// the device cannot be opened (no driver, or another process holds it).
+    public static let keepaliveResetCommand = [
+        "/bin/sh", "-c",
+        "[ -e /dev/watchdog ] || { modprobe softdog soft_margin=1; sleep 1; }; wdctl --settimeout 1 /dev/watchdog >/dev/null 2>&1; exec 3>/dev/watchdog && exec sleep 120",
+    ]
+    public static let bmcPowerOffCommand = ["ipmitool", "-I", "open", "chassis", "power", "off"]
+    public static let bmcResetCommand = ["ipmitool", "-I", "open", "chassis", "power", "reset"]
+    public static let bmcPowerCycleCommand = ["ipmitool", "-I", "open", "chassis", "power", "cycle"]
+    /// A diagnostic interrupt (NMI): the kernel panics on it with `kernel.unknown_nmi_panic=1`.
+    public static let bmcNMICommand = ["ipmitool", "-I", "open", "chassis", "power", "diag"]
 
     public static let activationRetry = 0
     public static let activationFailover = 1

@@ -16,6 +16,21 @@ extension ClusterDaemon {
     func perform(_ actions: [EngineAction]) {
         lastTick = now()
         defer { leaseFile.write(expiry: engine.leaseExpiry(now: lastTick)) }
+        if let os = actions.lazy.compactMap(\.machineStop).first {
+            // Nothing else of this step may run first (a resource run, a stop script): only
+            // the state (the reboot count) is written, the log entries go out and the fences
+            // of a lost partition start (SIGKILL, in the background: nothing here waits).
+            for action in actions {
+                switch action {
+                case .persist(let state): persist(state)
+                case .log(let entry): record(entry)
+                case .fenceGroup(let group): fence(group)
+                default: break
+                }
+            }
+            stopMachine(os)
+            return
+        }
         // The heartbeat goes out before anything that could end the daemon (a farewell must
         // reach the peers before the sockets close).
         if actions.contains(.sendHeartbeatNow) {
@@ -48,11 +63,7 @@ extension ClusterDaemon {
                 let payload = WireJSON.encode(heartbeat)
                 pendingFarewell = Task { await self.send(payload) }
             case .persist(let state):
-                do {
-                    try store.save(state, name: "engine")
-                } catch {
-                    logger.critical("cannot persist state in \(paths.stateDirectory): \(error)")
-                }
+                persist(state)
             case .serviceStopped(let then):
                 serviceStopped(then)
             case .log(let entry):
@@ -72,7 +83,18 @@ extension ClusterDaemon {
                 pendingPowerOff = Task { await self.powerOffUPS(monitors) }
             case .forceStop(let run):
                 forceStop(run)
+            case .stopMachineNow:
+                // Handled before the loop.
+                break
             }
+        }
+    }
+
+    func persist(_ state: PersistentState) {
+        do {
+            try store.save(state, name: "engine")
+        } catch {
+            logger.critical("cannot persist state in \(paths.stateDirectory): \(error)")
         }
     }
 

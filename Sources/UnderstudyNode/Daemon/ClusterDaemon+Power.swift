@@ -80,7 +80,7 @@ extension ClusterDaemon {
 
     /// Final actions that stop the OS run the configured OS-control command.
     func runOSCommand(_ action: OSAction) {
-        let command = action == .reboot ? config.cluster.osCommands.reboot : config.cluster.osCommands.shutdown
+        let command = config.cluster.osCommands[action.rawValue] ?? config.cluster.osCommands.shutdown
         guard let executable = command.first else { return }
         record(
             LogEntry(
@@ -90,6 +90,53 @@ extension ClusterDaemon {
             try SpawnedProcess.spawn(command, output: .inherit, error: .inherit).waitForExit()
         } catch {
             logger.critical("OS \(action.rawValue) command \(executable) failed: \(error)")
+        }
+    }
+
+    /// The longest an immediate stop of the machine may take before the daemon concludes the
+    /// OS still runs (half the heartbeat timeout when that is shorter).
+    static let machineStopLimit: Duration = .seconds(10)
+
+    /// Panic, reset, keepalive-reset, bmc-*: the Engine has stopped without stopping any
+    /// group (`EngineAction.stopMachineNow`). The command runs at once, right here on the
+    /// actor: nothing else of this daemon runs meanwhile (no heartbeat, no script), so peers
+    /// see a lost server. In production it does not return (the machine is gone, or the
+    /// BMC takes it a moment later). If it returns, or runs longer than `machineStopLimit`
+    /// (or half the heartbeat timeout), the OS still runs with the resources on it:
+    /// every group of this server is fenced at once and the daemon exits without clearing
+    /// the abnormal-stop marker and without dismissing the keeper, which fences again.
+    func stopMachine(_ os: OSAction) {
+        let command = config.cluster.osCommands[os.rawValue] ?? []
+        logger.critical("stopping the machine at once (\(os.rawValue)): \(command.joined(separator: " "))")
+        var outcome = "no command configured"
+        // Bounded: a command that neither stops the machine nor returns (a BMC that does not
+        // answer, a watchdog that does not fire) must not keep the resources running here
+        // while the peers, hearing nothing, take the groups over after the heartbeat timeout.
+        let limit = min(config.cluster.timing.heartbeatTimeout / 2, Self.machineStopLimit)
+        if !command.isEmpty {
+            do {
+                let process = try SpawnedProcess.spawn(command, output: .inherit, error: .inherit)
+                if let code = process.waitForExit(within: limit) {
+                    outcome = "the command returned with status \(code)"
+                } else {
+                    // Left running: it may still be what stops the machine (a held watchdog).
+                    outcome = "the command has not stopped the machine within \(limit)"
+                }
+            } catch {
+                outcome = "the command could not run: \(error)"
+            }
+        }
+        logger.critical("the OS still runs after \(os.rawValue) (\(outcome)): fencing every group of \(me) and exiting as after a crash")
+        perform(engine.machineStillRuns(after: os, now: now()))
+        exitAsCrash = true
+        let groups = config.groups.filter { $0.servers.contains(me) }
+        let resources = resources
+        let server = me
+        Task {
+            for group in groups {
+                for task in resources.fence(group: group, server: server) { await task.value }
+            }
+            self.requestExit()
         }
     }
 }

@@ -131,6 +131,10 @@ public actor ClusterDaemon {
     /// When the keeper was restarted lately (for the restart limit).
     var keeperRestarts: [ContinuousClock.Instant] = []
     var keeperGivenUp = false
+    /// The OS still ran after an immediate stop of the machine (panic, reset, …): the daemon
+    /// exits as after a crash (the keeper is not dismissed and fences again; the abnormal-stop
+    /// marker stays).
+    var exitAsCrash = false
     /// Servers named once for sending heartbeats that fail authentication (another key), and
     /// the counts of such datagrams per path and address seen so far (ClusterDaemon+KeyMismatch.swift).
     var keyMismatchReported: Set<ServerName> = []
@@ -336,6 +340,10 @@ public actor ClusterDaemon {
         await alertRouter.drain(within: .seconds(1))
         await alertRouter.stop()
         try? AtomicFile.remove(paths.pidPath)
+        if exitAsCrash {
+            // End of file without `clean`: the keeper fences as after a crash; exit status 1.
+            throw DaemonStartError("the OS still ran after the machine was to stop at once; groups fenced, exiting as after a crash")
+        }
         Keeper.dismiss(keeper?.handle)
         logger.info("understudy daemon \(me) exits")
     }
@@ -478,6 +486,10 @@ public actor ClusterDaemon {
         case .stopService: (then, last) = (.stayStopped, .none)
         case .shutdown: (then, last) = (.os(.shutdown), .halt)
         case .reboot: (then, last) = (.os(.reboot), .reboot)
+        case .panic, .reset, .keepaliveReset, .bmcPowerOff, .bmcReset, .bmcPowerCycle, .bmcNMI:
+            // At once, without stopping the groups (ClusterDaemon+Power.swift stopMachine).
+            if let os = OSAction(action) { perform(engine.stopMachineNow(os, reason: "process failure action", now: now())) }
+            return
         }
         let (_, actions) = engine.command(.stopService(factor: .serverShutdown, lastAction: last, then: then), origin: me, now: now())
         perform(actions)

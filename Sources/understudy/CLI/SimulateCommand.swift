@@ -82,6 +82,7 @@ struct SimulateCommand: ParsableCommand {
                     statistics.failoverStarts, statistics.commandsAccepted))
             print(
                 "faults: " + statistics.faults.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", "))
+            print("OS actions: " + statistics.osActions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         if failures > 0 {
             print("\(failures) of \(schedules) schedules broke an invariant.")

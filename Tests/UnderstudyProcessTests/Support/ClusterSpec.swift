@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyModel
 import UnderstudyTestSupport
 
 /// What a start or stop script does after recording its `CLP_*` variables.
@@ -101,6 +102,10 @@ struct ClusterSpec: Sendable {
     var alerts: String?
     /// The `fencing:` section, written as it is at the end.
     var fencing: String?
+    /// `cluster.os-commands` entries instead of the recording ones (a flow list written as it
+    /// is; `{folder}` stands for the cluster folder). Every other key records its name in
+    /// `os-actions.log`.
+    var osCommands: [String: String] = [:]
     /// Variables added to the daemons' environment (e.g. systemd's `NOTIFY_SOCKET`).
     var daemonEnvironment: [String: String] = [:]
 
@@ -144,8 +149,10 @@ struct ClusterSpec: Sendable {
               ports: {control: \(controlPort), heartbeat: \(heartbeatPort), http: \(httpPort)\(apiPort.map { ", api: \($0)" } ?? "")}
             \(web.map { "  web:\n" + $0 } ?? "")\(clusterExtra ?? "")\
               os-commands:
-                shutdown: [/bin/sh, -c, "echo shutdown >> '\(folder)/os-actions.log'"]
-                reboot: [/bin/sh, -c, "echo reboot >> '\(folder)/os-actions.log'"]
+            \(OSCommands.keys.map { key in
+                "    \(key): " + (osCommands[key].map { $0.replacingOccurrences(of: "{folder}", with: folder) }
+                    ?? "[/bin/sh, -c, \"echo \(key) >> '\(folder)/os-actions.log'\"]")
+            }.joined(separator: "\n"))
 
             servers:
             \(servers.map { "  - name: \($0)" }.joined(separator: "\n"))
