@@ -338,10 +338,12 @@ struct Schedule {
             }
             bootWhenDown(victim, from: time + .seconds(1), "fault: \(victim) starts (another key)")
         }
-        world.at(time + .seconds(1) + length, "fault end: the key of \(victim) is fixed; it restarts") {
-            world.keyMismatch.remove(victim)
+        // The running daemon still holds the other key: its farewell fails authentication too.
+        // The new key takes effect when it starts again.
+        world.at(time + .seconds(1) + length, "fault end: the key file of \(victim) is fixed; it restarts") {
             world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: victim)
         }
+        world.at(time + .seconds(2) + length - .milliseconds(1), "") { world.keyMismatch.remove(victim) }
         bootWhenDown(victim, from: time + .seconds(2) + length, "fault end: \(victim) starts (the cluster's key)")
     }
 

@@ -54,5 +54,8 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 9_961_041, servers: 2,
             found: "the quiet point's one resume came while no server was master yet: the cluster stayed suspended (simulator)"),
+        RegressionSeed(
+            seed: 9_991_105, servers: 3,
+            found: "a server that had run with another key left nobody behind, came back with the right one and founded a second cluster"),
     ]
 }
