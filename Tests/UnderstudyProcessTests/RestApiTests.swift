@@ -69,7 +69,7 @@ struct RestApiTests {
         spec.web = """
                 listen: heartbeat-addresses
                 tls: false
-                max-body-size: 2048
+                max-body-size: 4096
                 client-addresses:
                   operator: [127.0.170.50, 127.0.170.51/32]
                   viewer: [127.0.170.0/24]
