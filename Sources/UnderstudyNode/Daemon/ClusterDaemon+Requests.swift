@@ -199,6 +199,12 @@ extension ClusterDaemon {
 
     /// Runs a command here, or forwards it where the Engine says it belongs.
     func execute(_ command: ClusterCommand, origin: ServerName, forwarded: Bool) async -> CommandResult {
+        // After an immediate stop of the machine that did not stop it, the daemon fences and
+        // exits: nothing may start the service (or anything else) again meanwhile.
+        guard !exitAsCrash else {
+            return CommandResult(
+                .failed, "\(me) is exiting after an immediate stop of the machine (fencing its groups); no command is taken.")
+        }
         if case .runScript(let name, let seconds) = command {
             return await runRemoteScript(name, timeout: .seconds(max(1, seconds)), origin: origin)
         }
