@@ -21,8 +21,10 @@ struct BlockingPathStateTests {
         let thread = Thread {
             state.io("reading slot 1 of /dev/sdz") {
                 entered.store(true, ordering: .releasing)
-                // Stands for a read stuck in the kernel, bounded so the test always ends.
-                let deadline = ContinuousClock.now + .seconds(10)
+                // Stands for a read stuck in the kernel, bounded so the test always ends (30 s:
+                // under a loaded CI run the 50 hand-overs below once took over 10 s, and the
+                // call "recovered" before the test looked).
+                let deadline = ContinuousClock.now + .seconds(30)
                 while !release.load(ordering: .acquiring) && ContinuousClock.now < deadline { usleep(5_000) }
             }
             state.worked()
