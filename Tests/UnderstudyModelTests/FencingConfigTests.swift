@@ -77,6 +77,17 @@ struct FencingConfigTests {
         #expect(fencing.agents(for: "node3").map(\.name) == ["vm", "virsh", "local"])
     }
 
+    @Test func cipherSuite() throws {
+        let yaml = withFencing(Self.minimal.replacingOccurrences(of: "      bmc:", with: "      cipher-suite: 3\n      bmc:"))
+        guard case .ipmi(let agent)? = try load(yaml).config.fencing?.agents.first?.kind else {
+            Issue.record("no ipmi agent")
+            return
+        }
+        #expect(agent.cipherSuite == 3)
+        guard case .ipmi(let plain)? = try load(withFencing(Self.minimal)).config.fencing?.agents.first?.kind else { return }
+        #expect(plain.cipherSuite == nil, "ipmitool's own choice unless set")
+    }
+
     @Test func defaults() throws {
         let config = try load(withFencing(Self.minimal)).config
         let fencing = try #require(config.fencing)
@@ -115,6 +126,8 @@ struct FencingConfigTests {
         ("      bmc:", "      action: poweroff\n      bmc:", "fencing.agents[0].action", 16, "did you mean \"power-off\""),
         ("      bmc:", "      interface: lanplu\n      bmc:", "fencing.agents[0].interface", 16, "did you mean \"lanplus\""),
         ("      bmc:", "      command: [x]\n      bmc:", "fencing.agents[0].command", 16, "it is a key of script fencing agents"),
+        ("      bmc:", "      cipher-suite: 18\n      bmc:", "fencing.agents[0].cipher-suite", 16, "0 to 17"),
+        ("      bmc:", "      interface: lan\n      cipher-suite: 3\n      bmc:", "fencing.agents[0].cipher-suite", 17, "lanplus only"),
         ("      bmc:", "      bmc: {}\n      x:", "fencing.agents[0].x", 17, "unknown key"),
         ("address: 10.1.0.1,", "address: 10.1.0.1, port: abc,", "fencing.agents[0].bmc.node1.port", 17, "expected an integer"),
         ("address: 10.1.0.1,", "address: 10.1.0.1, port: 70000,", "fencing.agents[0].bmc.node1.port", 17, "from 1 to 65535"),

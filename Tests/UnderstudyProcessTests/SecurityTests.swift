@@ -90,6 +90,15 @@ struct SecurityTests {
             #expect(said, "the key mismatch is named on both sides")
             let node1Log = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
             #expect(node1Log.components(separatedBy: "[lanhb 13]").count - 1 == 1, "once, not per datagram")
+            // The daemon tells its Engine: node4 is present with another key, never judged down
+            // (nm 12 once, and the status names it).
+            let present = await eventually(within: .seconds(10), every: .milliseconds(200)) {
+                let log = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
+                let status = await cluster.status(on: "node1")
+                return log.contains("[nm 12] node4 is present but its heartbeats fail authentication")
+                    && status?.unauthenticatedServers == ["node4"]
+            }
+            #expect(present, "node1's Engine knows node4 is present with another key")
             #expect(cluster.records.count == 1, "\(cluster.records.summary)")
             #expect(["node1", "node2", "node3", "node4"].allSatisfy(cluster.isRunning))
         }
