@@ -37,6 +37,9 @@ public final class SimulatedCluster {
         var activeResources: [GroupName: Set<ResourceName>] = [:]
         /// Resource runs ordered and not finished yet, by run id.
         var runsInFlight: [UInt64: ResourceRun] = [:]
+        /// Its daemon's heartbeat state, as sender and as receiver (HeartbeatStateSync.swift).
+        var outbox = HeartbeatOutbox()
+        var inbox = HeartbeatInbox(fetchTimeout: .seconds(1))
 
         init(name: ServerName) { self.name = name }
     }
@@ -47,6 +50,10 @@ public final class SimulatedCluster {
         /// One heartbeat, shared by all its copies in flight (a heartbeat is large: events are
         /// copied as the queue reorders them).
         case deliver(SentHeartbeat, to: ServerName, path: String)
+        /// A server asks a peer over the control channel for the state of its heartbeats.
+        case stateRequest(from: ServerName, to: ServerName, incarnation: Int, since: UInt64, of: ServerInstance, path: String)
+        /// The answer, back at the server that asked.
+        case stateReply(SentHeartbeat, to: ServerName, incarnation: Int, path: String)
         case runDone(ServerName, incarnation: Int, runID: UInt64, outcome: ResourceOutcome)
         case pingDone(ServerName, incarnation: Int, probeID: UInt64, reachable: Bool)
         case restart(ServerName)
@@ -158,8 +165,7 @@ public final class SimulatedCluster {
     /// The largest heartbeat the configuration can produce (see `deliver(_:from:)`); a test
     /// may lower it to see the check catch a heartbeat.
     public var heartbeatBudget: Int
-    /// 1: size every heartbeat by its full encoding. n > 1: size it from its parts (see
-    /// `HeartbeatSizer`), measuring every n-th again when near the limit.
+    /// Every n-th heartbeat is encoded and sized against the budget (1: every one).
     public var heartbeatSizeCheckInterval = 1
     var heartbeatsSent: UInt64 = 0
     /// On how many servers each group is active (see Invariants.swift).
@@ -169,10 +175,6 @@ public final class SimulatedCluster {
     public var poll: (() -> Void)?
     public var pollInterval: Duration = .milliseconds(250)
     var lastPollAt: EngineTime = .zero
-    /// Sizes heartbeats (it remembers the sizes of each server's last directory and reports,
-    /// and of the rest of the heartbeats by shape).
-    var sizer = HeartbeatSizer()
-
     /// `heartbeatBudget`: `HeartbeatBudget.estimate(config).bytes`, when the caller has it.
     public init(config: ClusterConfig, seed: UInt64, scriptModel: ScriptModel? = nil, heartbeatBudget: Int? = nil) {
         self.config = config
@@ -241,6 +243,8 @@ public final class SimulatedCluster {
         server.markerPresent = true
         server.frozenUntil = nil
         server.lastAdopted = nil
+        server.outbox = HeartbeatOutbox(measure: Self.measureDelta)
+        server.inbox = HeartbeatInbox(fetchTimeout: Self.fetchTimeout(config.cluster.timing))
         let actions = engine.startService(now: now)
         server.engine = engine
         note("\(name) boots (boot \(server.lastBootID))")
@@ -411,7 +415,20 @@ public final class SimulatedCluster {
             sendHeartbeat(from: name)
             schedule(.heartbeatTimer(name, incarnation: incarnation), after: config.cluster.timing.heartbeatInterval)
         case .deliver(let sent, let name, let path):
-            deliver(.heartbeat(sent.heartbeat, path: path), to: name)
+            receive(sent.datagram, at: name, path: path)
+        case .stateRequest(let requester, let name, let incarnation, let since, let instance, let path):
+            // Answered by the sender's daemon as it is now (the reply: its last heartbeat).
+            guard let server = servers[name], server.engine != nil,
+                let reply = server.outbox.reply(since: since, of: instance), controlChannelCarries(from: name, to: requester)
+            else { return }
+            schedule(
+                .stateReply(SentHeartbeat(reply), to: requester, incarnation: incarnation, path: path),
+                after: random.duration(delayRange) * 2)
+        case .stateReply(let sent, let name, let incarnation, let path):
+            guard let server = servers[name], server.incarnation == incarnation, server.engine != nil else { return }
+            if let heartbeat = server.inbox.receive(reply: sent.datagram, now: now) {
+                deliver(.heartbeat(heartbeat, path: path), to: name)
+            }
         case .runDone(let name, let incarnation, let runID, let outcome):
             guard servers[name]?.incarnation == incarnation else { return }
             runFinished(runID, outcome: outcome, on: name)
@@ -450,7 +467,7 @@ public final class SimulatedCluster {
         case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .pingDone(let name, _, _, _),
             .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _), .forcedStopDone(let name, _, _, _):
             return name
-        case .deliver(_, let name, _): return name
+        case .deliver(_, let name, _), .stateRequest(_, let name, _, _, _, _), .stateReply(_, let name, _, _): return name
         case .restart, .action: return nil
         }
     }
@@ -467,35 +484,30 @@ public final class SimulatedCluster {
         deliver(heartbeat, from: name)
     }
 
-    /// Puts one heartbeat on the simulated network, to every peer on every path. Heartbeats
-    /// must fit in a datagram and in the largest heartbeat `HeartbeatBudget` estimates for
-    /// the configuration (what `config check` and the daemon rely on), so every one is sized
-    /// as it travels (`HeartbeatSizer`): exactly, by its full encoding, with
-    /// `heartbeatSizeCheckInterval` 1; otherwise from its parts, the directory and the reports
-    /// exactly and the rest from the last heartbeat of the same shape (which differs only in
-    /// the digits of its numbers), measured again every n-th heartbeat near the limit.
+    /// Puts one heartbeat on the simulated network, to every peer on every path, as the
+    /// daemon does: through its sender's outbox (HeartbeatStateSync.swift), as a datagram
+    /// with its core, the number of its state and sometimes a delta of that state. Every
+    /// datagram must fit in the largest heartbeat `HeartbeatBudget` estimates for the
+    /// configuration (what `config check` and the daemon rely on): it is sized as it travels
+    /// (`HeartbeatWire`), every `heartbeatSizeCheckInterval`-th one.
     func deliver(_ heartbeat: Heartbeat, from name: ServerName) {
+        guard let server = servers[name] else { return }
         heartbeatsSent += 1
-        let limit = min(heartbeatBudget, HeartbeatBudget.datagramPayloadLimit)
-        let interval = UInt64(max(1, heartbeatSizeCheckInterval))
-        var size: Int
-        if interval == 1 {
-            // Every heartbeat, the full encoding: and the sizer must agree with it.
-            size = WireJSON.encode(heartbeat).count
-            let parts = sizer.size(of: heartbeat, remeasure: true)
-            if parts != size { violate("heartbeat of \(name): the sizer says \(parts) bytes, the encoding \(size)") }
-        } else {
-            size = sizer.size(of: heartbeat, remeasure: false)
-            if heartbeatsSent % interval == 0 && size * 10 >= limit * 9 {
-                size = sizer.size(of: heartbeat, remeasure: true)
+        let datagram = server.outbox.prepare(heartbeat)
+        if heartbeatsSent % UInt64(max(1, heartbeatSizeCheckInterval)) == 0 {
+            let limit = min(heartbeatBudget, HeartbeatBudget.datagramPayloadLimit)
+            let inlineJSON = datagram.inline.map { WireJSON.encode($0) }
+            let size = HeartbeatWire.encode(datagram, inlineJSON: inlineJSON).count
+            if size > limit {
+                violate(
+                    "heartbeat of \(name) is \(size) bytes: more than the \(heartbeatBudget) estimated for the configuration or the \(HeartbeatBudget.datagramPayloadLimit) a datagram carries"
+                )
+            }
+            if let inlineJSON, inlineJSON.count > HeartbeatOutbox.inlineLimit {
+                violate("heartbeat of \(name) carries \(inlineJSON.count) bytes of state, more than \(HeartbeatOutbox.inlineLimit)")
             }
         }
-        if size > limit {
-            violate(
-                "heartbeat of \(name) is \(size) bytes: more than the \(heartbeatBudget) estimated for the configuration or the \(HeartbeatBudget.datagramPayloadLimit) a datagram carries"
-            )
-        }
-        let sent = SentHeartbeat(heartbeat)
+        let sent = SentHeartbeat(datagram)
         for peer in config.serverNames where peer != name {
             guard !blocked.contains([name, peer]) else { continue }
             if let filter = heartbeatFilter, !filter(name, peer, heartbeat) { continue }
@@ -519,6 +531,40 @@ public final class SimulatedCluster {
             }
         }
     }
+
+    /// A datagram arrives at `name`: its daemon's inbox completes it with the sender's state
+    /// and hands it to the Engine, or holds it and asks the sender for the state.
+    func receive(_ datagram: HeartbeatDatagram, at name: ServerName, path: String) {
+        guard let server = servers[name], server.engine != nil else { return }
+        switch server.inbox.receive(datagram, now: now) {
+        case .deliver(let heartbeat):
+            deliver(.heartbeat(heartbeat, path: path), to: name)
+        case .held:
+            break
+        case .fetch(let since, let instance):
+            let sender = datagram.core.sender
+            guard controlChannelCarries(from: name, to: sender) else { return }
+            schedule(
+                .stateRequest(from: name, to: sender, incarnation: server.incarnation, since: since, of: instance, path: path),
+                after: random.duration(delayRange) * 2)
+        }
+    }
+
+    /// Whether a control-channel message from `name` reaches `peer` now: the control channel
+    /// runs over the LAN (TCP on the interconnects), authenticated with the cluster key.
+    func controlChannelCarries(from name: ServerName, to peer: ServerName) -> Bool {
+        !blocked.contains([name, peer]) && !lanCut.contains([name, peer]) && !lanCut.contains([peer, name])
+            && !keyMismatch.contains(name) && !keyMismatch.contains(peer) && !random.chance(lossRate)
+    }
+
+    /// A fetch not answered in this long is asked again: a few heartbeat intervals, at least
+    /// what a loaded LAN takes.
+    static func fetchTimeout(_ timing: TimingSettings) -> Duration {
+        max(timing.heartbeatInterval * 2, .milliseconds(100))
+    }
+
+    /// The size of a delta as the daemon measures it (its JSON).
+    static let measureDelta: @Sendable (StateDelta) -> Int = { WireJSON.encode($0).count }
 
     func perform(_ actions: [EngineAction], on name: ServerName) {
         servers[name]?.lastEventAt = now
@@ -726,9 +772,10 @@ extension SimulatedCluster {
 }
 
 /// A heartbeat on the simulated network (read-only once sent).
+/// A datagram on the simulated network (shared by its copies to every peer and path).
 final class SentHeartbeat {
-    let heartbeat: Heartbeat
-    init(_ heartbeat: Heartbeat) { self.heartbeat = heartbeat }
+    let datagram: HeartbeatDatagram
+    init(_ datagram: HeartbeatDatagram) { self.datagram = datagram }
 }
 
 extension SimulatedCluster {

@@ -187,9 +187,8 @@ public enum Simulation {
         return (duration, .success(asyncPID: nil))
     }
 
-    /// - Parameter heartbeatSizeCheckInterval: how heartbeats are sized against the
-    ///   configuration's heartbeat budget: 1, each by its full encoding; n, from their parts,
-    ///   measured again every n-th near the limit (see `SimulatedCluster.deliver`).
+    /// - Parameter heartbeatSizeCheckInterval: every n-th heartbeat datagram is encoded and
+    ///   sized against the configuration's heartbeat budget (see `SimulatedCluster.deliver`).
     /// - Parameter witness: the cluster resolves partitions with `httpnp` (a simulated witness
     ///   running the real decision rule): a side whose ping targets are lost cannot reach the
     ///   witness either, and the witness restarts and goes down now and then.

@@ -3,7 +3,8 @@ import UnderstudyEngine
 import UnderstudyModel
 import UnderstudySimulator
 
-/// Heartbeats must fit in one datagram (issue 13): the estimate of the largest heartbeat,
+/// Heartbeats must fit in one datagram: the estimate of the largest heartbeat (its core and
+/// the largest inline state delta), which grows with the servers and never with the groups,
 /// the refusal of a configuration whose heartbeats cannot fit, and the simulator's check of
 /// every heartbeat against the estimate.
 @Suite("Heartbeat budget")
@@ -15,36 +16,49 @@ struct HeartbeatBudgetTests {
             pingTargets: ["192.0.2.254"])
     }
 
-    @Test("300 exec groups on two servers are refused, naming the limit and the estimated size")
-    func threeHundredGroupsAreRefused() throws {
-        let estimate = HeartbeatBudget.estimate(Self.exec(groups: 300))
+    /// `count` servers, each named with 63 characters (the longest host name label).
+    static func longNames(servers count: Int) -> ClusterConfig {
+        var config = exec(groups: 1, servers: count)
+        let rename = { (name: String) in name + String(repeating: "x", count: 63 - name.count) }
+        config.servers = config.servers.map { server in
+            var renamed = server
+            renamed.name = rename(server.name)
+            return renamed
+        }
+        config.groups = config.groups.map { group in
+            var renamed = group
+            renamed.servers = group.servers.map(rename)
+            return renamed
+        }
+        return config
+    }
+
+    @Test("1,000 groups on 32 servers fit: the estimate does not grow with the groups")
+    func groupsDoNotCount() {
+        let small = HeartbeatBudget.estimate(Self.exec(groups: 10, servers: 32))
+        let large = HeartbeatBudget.estimate(Self.exec(groups: 1_000, servers: 32))
+        #expect(large.fits)
+        #expect(large.bytes == small.bytes)
+        #expect(large.bytes < HeartbeatOutbox.inlineLimit + 4_096, "\(large.bytes) bytes")
+    }
+
+    @Test("too many servers with long names are refused, naming the limit and the estimated size")
+    func tooManyServersAreRefused() throws {
+        let estimate = HeartbeatBudget.estimate(Self.longNames(servers: 300))
         #expect(!estimate.fits)
-        #expect(estimate.bytes > HeartbeatBudget.datagramPayloadLimit)
         let problem = try #require(estimate.problem)
         #expect(problem.contains("\(estimate.bytes) bytes"))
         #expect(problem.contains("\(HeartbeatBudget.limit) bytes"))
-        #expect(problem.contains("300 groups"))
+        #expect(problem.contains("300 servers"))
+        #expect(HeartbeatBudget.estimate(Self.longNames(servers: 64)).fits)
     }
 
-    @Test("small clusters fit; the limit keeps a 10 % margin below what a datagram carries")
-    func smallClustersFit() {
-        #expect(HeartbeatBudget.estimate(Self.exec(groups: 20)).fits)
-        #expect(HeartbeatBudget.estimate(Simulation.config(servers: 5)).fits)
-        #expect(HeartbeatBudget.limit == HeartbeatBudget.datagramPayloadLimit * 9 / 10)
-    }
-
-    @Test("the estimate grows with groups, servers and name lengths")
-    func growsWithTheConfiguration() {
+    @Test("the estimate grows with servers and the length of their names; the limit keeps a 10 % margin")
+    func growsWithTheServers() {
         let base = HeartbeatBudget.estimate(Self.exec(groups: 10)).bytes
-        #expect(HeartbeatBudget.estimate(Self.exec(groups: 20)).bytes > base)
         #expect(HeartbeatBudget.estimate(Self.exec(groups: 10, servers: 5)).bytes > base)
-        var longNames = Self.exec(groups: 10)
-        longNames.groups = longNames.groups.map { group in
-            var renamed = group
-            renamed.name = group.name + String(repeating: "x", count: 40)
-            return renamed
-        }
-        #expect(HeartbeatBudget.estimate(longNames).bytes > base)
+        #expect(HeartbeatBudget.estimate(Self.longNames(servers: 2)).bytes > base)
+        #expect(HeartbeatBudget.limit == HeartbeatBudget.datagramPayloadLimit * 9 / 10)
     }
 
     @Test("every heartbeat of a busy schedule fits the estimate (each one measured)", arguments: [UInt64(11), 12, 13])

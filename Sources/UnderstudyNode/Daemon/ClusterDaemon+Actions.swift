@@ -35,7 +35,7 @@ extension ClusterDaemon {
         // reach the peers before the sockets close).
         if actions.contains(.sendHeartbeatNow) {
             let stopping = actions.contains { if case .serviceStopped = $0 { return true } else { return false } }
-            let heartbeat = WireJSON.encode(engine.makeHeartbeat(now: now()))
+            let heartbeat = heartbeatPayload(engine.makeHeartbeat(now: now()))
             if stopping {
                 pendingFarewell = Task { await self.send(heartbeat) }
             } else {
@@ -60,7 +60,7 @@ extension ClusterDaemon {
             case .sendHeartbeatNow:
                 break
             case .sendHeartbeat(let heartbeat):
-                let payload = WireJSON.encode(heartbeat)
+                let payload = heartbeatPayload(heartbeat)
                 pendingFarewell = Task { await self.send(payload) }
             case .persist(let state):
                 persist(state)

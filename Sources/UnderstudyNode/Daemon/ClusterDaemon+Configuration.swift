@@ -408,7 +408,7 @@ extension ClusterDaemon {
         switch await askPeer(server, request) {
         case .result(let result):
             return ConfigApplyReport.ServerOutcome(server: server, succeeded: result.code == .success, message: result.message)
-        case .status, .configuration, .alerts, .alertEntries, .logCollection:
+        case .status, .configuration, .alerts, .alertEntries, .logCollection, .heartbeatState:
             return ConfigApplyReport.ServerOutcome(server: server, succeeded: false, message: "unexpected answer")
         }
     }
@@ -434,7 +434,7 @@ extension ClusterDaemon {
         case .configCommit(let version, let hash): return .result(Self.result(commitHere(version: version, hash: hash)))
         case .configAbort(let version): return .result(Self.result(abort(version: version)))
         case .configFetch: return .configuration(runningBundle, version: engine.configVersion, hash: engine.configHash)
-        case .command, .status, .alerts, .alertSync, .alertPush, .logCollection: return nil
+        case .command, .status, .alerts, .alertSync, .alertPush, .logCollection, .heartbeatState: return nil
         }
     }
 

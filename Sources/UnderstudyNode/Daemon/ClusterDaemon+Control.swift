@@ -43,10 +43,12 @@ extension ClusterDaemon {
     }
 
     func startControlServer(on address: String) async throws(ControlServerError) -> ControlServer {
-        try await ControlServer.start(
+        let board = outbox
+        return try await ControlServer.start(
             host: address, port: config.cluster.ports.control, key: key, localName: me, access: controlAccess()
         ) {
             [weak self] request in
+            if let answer = Self.answerStateFetch(request, board: board) { return answer }
             guard let self else { return [] }
             return await self.handlePeer(request)
         }
@@ -133,6 +135,10 @@ extension ClusterDaemon {
         case .logCollection:
             resendable = true
             timeout = .seconds(20)
+        // A heartbeat's state is wanted now or not at all: the next datagram asks again.
+        case .heartbeatState:
+            resendable = true
+            timeout = .seconds(2)
         case .command(.runScript(_, let seconds), _, _): timeout = .seconds(max(30, seconds + 5))
         case .command: break
         // Each is idempotent: a second copy stores, switches, drops or sends the same.

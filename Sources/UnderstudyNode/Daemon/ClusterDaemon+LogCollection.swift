@@ -16,7 +16,7 @@ extension ClusterDaemon {
         case .logCollection(let answer): return .logCollection(answer)
         // Exit code 3 is reserved for the local daemon.
         case .result(let result): return .result(CommandResult(.failed, result.message))
-        case .status, .configuration, .alerts, .alertEntries: return .result(CommandResult(.failed, "unexpected answer from \(target)"))
+        case .status, .configuration, .alerts, .alertEntries, .heartbeatState: return .result(CommandResult(.failed, "unexpected answer from \(target)"))
         }
     }
 

@@ -103,7 +103,7 @@ extension ClusterDaemon {
             switch await askPeer(target, .alerts(limit: limit)) {
             case .alerts(let lines): return LocalResponse.alerts(lines)
             case .result(let result): return LocalResponse.result(CommandResult(.unreachable, result.message))
-            case .status, .configuration, .alertEntries, .logCollection:
+            case .status, .configuration, .alertEntries, .logCollection, .heartbeatState:
                 return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
             }
         case .clusterAlerts(let limit, let origin):
@@ -113,7 +113,7 @@ extension ClusterDaemon {
                 switch await askPeer(target, .status) {
                 case .status(let snapshot): return LocalResponse.status(snapshot)
                 case .result(let result): return LocalResponse.result(CommandResult(.failed, result.message))
-                case .configuration, .alerts, .alertEntries, .logCollection:
+                case .configuration, .alerts, .alertEntries, .logCollection, .heartbeatState:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -130,7 +130,7 @@ extension ClusterDaemon {
                     // Exit code 3 is reserved for the local daemon.
                     return LocalResponse.result(CommandResult(.failed, result.message))
                 case .result(let result): return LocalResponse.result(result)
-                case .status, .configuration, .alerts, .alertEntries, .logCollection:
+                case .status, .configuration, .alerts, .alertEntries, .logCollection, .heartbeatState:
                     return LocalResponse.result(CommandResult(.failed, "unexpected answer from \(target)"))
                 }
             }
@@ -192,6 +192,9 @@ extension ClusterDaemon {
             return WireJSON.encode(PeerResponse.result(CommandResult(.success, "")))
         case .logCollection(let step):
             return WireJSON.encode(PeerResponse.logCollection(await logCollectionHere(step)))
+        case .heartbeatState:
+            // Answered before the actor (`answerStateFetch`); only a malformed one gets here.
+            return WireJSON.encode(PeerResponse.result(CommandResult(.badUsage, "unreadable request from \(request.peerName)")))
         case .configPrepare, .configCommit, .configAbort, .configFetch:
             return WireJSON.encode(PeerResponse.result(CommandResult(.failed, "unexpected request")))
         }
@@ -225,7 +228,7 @@ extension ClusterDaemon {
                 // changing; the operator retries.
                 return CommandResult(.inTransition, "\(result.message) Membership is changing; retry in a moment.")
             case .result(let result): return result
-            case .status, .configuration, .alerts, .alertEntries, .logCollection:
+            case .status, .configuration, .alerts, .alertEntries, .logCollection, .heartbeatState:
                 return CommandResult(.failed, "unexpected answer from \(target)")
             }
         }

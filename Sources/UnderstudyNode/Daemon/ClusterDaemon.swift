@@ -124,6 +124,13 @@ public actor ClusterDaemon {
     /// userw `method: softdog`: armed while the monitor runs, kept alive by every tick.
     var stallWatchdog: KernelWatchdog?
     var oversizeReported = false
+    /// This daemon's heartbeat state as sender (behind a lock: peers' fetches are answered
+    /// without the actor) and as receiver (HeartbeatStateSync.swift).
+    let outbox = HeartbeatStateBoard()
+    var inbox: HeartbeatInbox
+    var heartbeatEncoder = HeartbeatEncoder()
+    /// Undecodable heartbeat payloads are logged once per sender.
+    var undecodableReported: Set<ServerName> = []
     /// Repetitions beyond a few a minute are summed up, not written (see `LogRateLimiter`).
     var logLimiter: LogRateLimiter
     /// The keeper (see `Keeper`), supervised: restarted when it dies.
@@ -159,6 +166,7 @@ public actor ClusterDaemon {
                 "server \"\(server)\" is not in servers: of \(config.sourcePath) (servers: \(config.serverNames.joined(separator: ", ")))")
         }
         try Self.checkSupported(config)
+        inbox = HeartbeatInbox(fetchTimeout: Self.stateFetchTimeout(config.cluster.timing))
         guard Self.address(of: server, in: config) != nil else {
             throw DaemonStartError("server \(server) has no address in any lanhb heartbeat of \(config.sourcePath)")
         }
@@ -518,7 +526,7 @@ public actor ClusterDaemon {
             // anyone what it holds.
             perform(engine.handle(.tick, now: now()))
             if engine.sendsHeartbeats {
-                await send(WireJSON.encode(engine.makeHeartbeat(now: now())), at: deadline)
+                await send(heartbeatPayload(engine.makeHeartbeat(now: now())), at: deadline)
             }
             deadline += period
             if deadline < .now { deadline = .now }
@@ -550,20 +558,49 @@ public actor ClusterDaemon {
     }
 
     func received(_ datagram: ReceivedDatagram, path: String) {
-        guard let heartbeat = try? WireJSON.decode(Heartbeat.self, from: datagram.payload) else {
-            logger.warning("heartbeat from \(datagram.sender) on \(path): undecodable payload dropped")
+        let parsed: HeartbeatWire.Parsed
+        do {
+            parsed = try HeartbeatWire.decode(datagram.payload)
+        } catch {
+            if undecodableReported.insert(datagram.sender).inserted {
+                logger.warning(
+                    "heartbeat from \(datagram.sender) on \(path): undecodable payload dropped (\(error)); is it another version?")
+            }
             return
         }
         // The authenticated sender must be the one the payload speaks for.
-        guard heartbeat.sender == datagram.sender, heartbeat.bootID == datagram.bootID else {
-            logger.warning("heartbeat on \(path): sender \(datagram.sender) claims to be \(heartbeat.sender); dropped")
+        guard parsed.core.sender == datagram.sender, parsed.core.bootID == datagram.bootID else {
+            logger.warning("heartbeat on \(path): sender \(datagram.sender) claims to be \(parsed.core.sender); dropped")
             return
         }
-        let receivedAt = origin.duration(to: datagram.receivedAt)
-        heardOnPath(heartbeat.sender, path: path, at: max(receivedAt, lastTick))
-        let echo = heartbeat.hears[me].flatMap { $0.bootID == engine.bootID ? $0.sentAt : nil }
-        counters.heard(heartbeat.sender, path: path, at: max(receivedAt, lastTick), echoed: echo)
-        perform(engine.handle(.heartbeat(heartbeat, path: path), now: max(receivedAt, lastTick)))
+        let sender = parsed.core.sender
+        let receivedAt = max(origin.duration(to: datagram.receivedAt), lastTick)
+        heardOnPath(sender, path: path, at: receivedAt)
+        let echo = parsed.core.hears[me].flatMap { $0.bootID == engine.bootID ? $0.sentAt : nil }
+        counters.heard(sender, path: path, at: receivedAt, echoed: echo)
+        let inbox = self.inbox
+        let heartbeatDatagram: HeartbeatDatagram
+        do {
+            heartbeatDatagram = try HeartbeatWire.datagram(from: parsed) { instance, stateSeq, inlineFrom in
+                inbox.wants(sender, instance: instance, stateSeq: stateSeq, inlineFrom: inlineFrom)
+            }
+        } catch {
+            logger.warning("heartbeat from \(sender) on \(path): unreadable state dropped (\(error))")
+            return
+        }
+        switch self.inbox.receive(heartbeatDatagram, now: receivedAt) {
+        case .deliver(let heartbeat):
+            deliver(heartbeat, path: path, at: receivedAt)
+        case .held:
+            break
+        case .fetch(let since, let instance):
+            fetchHeartbeatState(from: sender, since: since, of: instance, path: path)
+        }
+    }
+
+    /// Hands a complete heartbeat to the Engine.
+    func deliver(_ heartbeat: Heartbeat, path: String, at time: EngineTime) {
+        perform(engine.handle(.heartbeat(heartbeat, path: path), now: time))
         noticeConfiguration(of: heartbeat)
     }
 

@@ -87,6 +87,9 @@ public enum PeerRequest: Codable, Sendable {
     case alertPush([ReplicatedAlert])
     /// A step of a log collection (`clplogcc`) on the peer.
     case logCollection(LogCollectionStep)
+    /// The state of the answering server's heartbeats from number `since` of its run
+    /// `of` (HeartbeatStateSync.swift).
+    case heartbeatState(since: UInt64, of: ServerInstance)
 }
 
 public enum PeerResponse: Codable, Sendable {
@@ -97,4 +100,6 @@ public enum PeerResponse: Codable, Sendable {
     /// Cluster alert-log entries the asker lacks; `more`: ask again for the rest.
     case alertEntries([ReplicatedAlert], more: Bool)
     case logCollection(LogCollectionAnswer)
+    /// Its last heartbeat with the state delta (`HeartbeatWire` bytes, base64).
+    case heartbeatState(String)
 }
