@@ -195,9 +195,8 @@ struct FloatingIPTests {
         let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let s1 = lab.servers[0]
-        let runner = NetCommandRunner(namespace: s1)
         func probe(_ address: String, link: Bool) -> FloatingAddressProbe {
-            FloatingAddressProbe(address: address, resource: "fip1", monitorLink: link, runner: runner)
+            FloatingAddressProbe(address: address, resource: "fip1", monitorLink: link, netlink: RTNetlinkClient(namespace: s1))
         }
         func error(_ result: MonitorResult) -> String? {
             if case .error(let reason) = result { return reason }
