@@ -8,8 +8,8 @@ import UnderstudyTestSupport
 @testable import UnderstudyNode
 
 /// The `fip` driver against real interfaces in network namespaces the tests build (root, iproute2,
-/// arping, ndisc6; elsewhere those tests are skipped with the reason). The driver runs its commands in a server
-/// namespace through `FloatingIPDriverOptions.namespace`.
+/// arping; elsewhere those tests are skipped with the reason). The driver opens its netlink and
+/// packet sockets in a server namespace through `FloatingIPDriverOptions.namespace`.
 @Suite(.serialized)
 struct FloatingIPTests {
     func driver(_ ns: String) -> FloatingIPDriver {
