@@ -245,6 +245,23 @@ struct NetlinkTests {
         #expect(NeighborSolicitation.advertisement((header + target.prefix(15))[...]) == nil)
     }
 
+    @Test func dedicatedThreadHandsBackLateWorkAtTheLimit() async {
+        let clock = ContinuousClock()
+        var began = clock.now
+        // Work stuck for a second (as a kernel call that does not return): the caller gets
+        // `late` at the limit; the thread finishes on its own later.
+        let stuck = await DedicatedThread.run(named: "test-stuck", limit: .milliseconds(100), late: "late") {
+            usleep(1_000_000)
+            return "done"
+        }
+        #expect(stuck == "late")
+        #expect(clock.now - began < .milliseconds(900))
+        began = clock.now
+        let quick = await DedicatedThread.run(named: "test-quick", limit: .seconds(5), late: "late") { "done" }
+        #expect(quick == "done")
+        #expect(clock.now - began < .seconds(2))
+    }
+
     // MARK: - In network namespaces
 
     /// Namespaces named after the test process, removed even when the test fails.
