@@ -55,7 +55,7 @@ enum MonitorProbes {
                 runner: context.runner, environment: environment, log: ScriptLog(file: log, action: "monitor"))
         },
         .ipw: { monitor, _, _ in
-            // Leave room within the timeout for starting ping.
+            // Leave room within the timeout (for the `ping` fallback to start).
             let wait = max(monitor.timeout * 8 / 10, .milliseconds(10))
             return PingTargetsProbe(targets: monitor.list("targets") ?? [], wait: wait, nice: monitor.nice)
         },
@@ -65,9 +65,7 @@ enum MonitorProbes {
             if let target = monitor.target, case .fip(let settings)? = context.config.resource(named: target)?.resource.settings {
                 address = settings.address
             }
-            return FloatingAddressProbe(
-                address: address, resource: monitor.target ?? "?", monitorLink: monitor.flag("monitor-link"),
-                runner: NetCommandRunner(nice: monitor.nice))
+            return FloatingAddressProbe(address: address, resource: monitor.target ?? "?", monitorLink: monitor.flag("monitor-link"))
         },
         .diskw: { monitor, _, _ in
             guard let method = DiskProbe.Method(rawValue: monitor.text("method")) else {

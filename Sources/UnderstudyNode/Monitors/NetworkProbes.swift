@@ -11,11 +11,11 @@ struct PingTargetsProbe: MonitorProbe {
     let targets: [String]
     /// How long one round waits for answers (within the monitor timeout).
     let wait: Duration
-    /// The monitor's `nice`, applied to ping.
+    /// The monitor's `nice`, applied to `ping` when it is the fallback (see `PingProbe`).
     var nice = 0
 
     func check() async -> MonitorResult {
-        if await PingProbe(runner: NetCommandRunner(nice: nice)).anyReachable(targets, timeout: wait) { return .normal }
+        if await PingProbe(nice: nice).anyReachable(targets, timeout: wait) { return .normal }
         return .error("none of \(targets.joined(separator: ", ")) answered within \(wait)")
     }
 }
@@ -89,16 +89,19 @@ final class LinkStateProbe: MonitorProbe {
 
 /// fipw: the floating IP is still configured on this server (someone may have removed it,
 /// or a duplicate address detection failed); optionally its interface still has a link.
+/// One rtnetlink dump of the interfaces and addresses (no `ip` process).
 struct FloatingAddressProbe: MonitorProbe {
     let address: String
     let resource: String
     let monitorLink: Bool
-    var runner = NetCommandRunner()
+    var netlink = RTNetlinkClient()
 
     func check() async -> MonitorResult {
-        let result = await runner.run(["ip", "-j", "addr", "show"], timeout: .seconds(5))
-        guard result.succeeded, let interfaces = try? NetInterface.parseList(result.standardOutput) else {
-            return .error("cannot list addresses: \(result.failureDescription)")
+        let interfaces: [NetInterface]
+        do {
+            interfaces = try await netlink.interfaces()
+        } catch {
+            return .error("cannot list addresses: \(error.reason)")
         }
         let wanted = Self.normalized(address)
         guard
@@ -106,7 +109,7 @@ struct FloatingAddressProbe: MonitorProbe {
                 interface.addrInfo.contains { Self.normalized($0.local) == wanted && $0.dadfailed != true }
             })
         else { return .error("address \(address) of \(resource) is not on any interface") }
-        // From the same snapshot as the address (and so from the namespace `ip` ran in).
+        // From the same snapshot as the address (and so from the same namespace).
         if monitorLink, case .down(let state) = owner.linkState {
             return .error("interface \(owner.ifname) of \(address) has no link (\(state))")
         }
@@ -126,7 +129,7 @@ struct FloatingAddressProbe: MonitorProbe {
 }
 
 extension NetInterface {
-    /// The link as `ip` reported it: up when administratively up with a carrier (LOWER_UP)
+    /// The link as netlink reported it: up when administratively up with a carrier (LOWER_UP)
     /// and an operational state that is not down.
     var linkState: LinkState {
         let state = (operstate ?? "UNKNOWN").lowercased()

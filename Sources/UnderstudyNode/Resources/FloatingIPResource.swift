@@ -12,10 +12,11 @@ public struct FloatingIPDriverOptions: Sendable, Equatable {
     /// How long the "is the address in use?" probe waits for an answer, in total (IPv4: from
     /// the first ARP probe on; two probes go out 50 ms apart).
     public var probeWait: Duration
-    /// Upper bound for any single `ip` command.
+    /// Upper bound for any single netlink request or helper command (`ndisc6`, `arping`).
     public var commandTimeout: Duration
-    /// Run every command inside this network namespace (`ip netns exec NAME …`) and send the
-    /// IPv6 advertisements from it. For tests, which build namespaces; nil in the daemon.
+    /// Work inside this network namespace: the netlink and packet sockets are opened in it and
+    /// helper commands run under `ip netns exec NAME`. For tests, which build namespaces; nil
+    /// in the daemon.
     public var namespace: String?
 
     public init(
@@ -47,22 +48,29 @@ extension FloatingIPDriverOptions {
 /// Start: validate the address; pick the interface holding its subnet (or `interface:`);
 /// optionally fail when that NIC's link is down; unless `force`, fail when another host answers
 /// for the address (IPv4: RFC 5227 ARP probes from an own AF_PACKET socket, see `ARPSocket`;
-/// IPv6: `ndisc6` neighbour solicitation; answers from this server's own MACs do not count, so
-/// an address this server already holds is kept); add it with `ip addr add` (IPv6 with `nodad`:
-/// the probe already did the duplicate check, and DAD would delay the address by a second);
+/// IPv6: neighbour solicitations from an own ICMPv6 raw socket, see `NeighborSolicitation`;
+/// answers from this server's own MACs do not count, so
+/// an address this server already holds is kept); add it with an rtnetlink RTM_NEWADDR (IPv6
+/// with IFA_F_NODAD: the probe already did the duplicate check, and DAD would delay the address
+/// by a second);
 /// announce it (IPv4: gratuitous ARP requests from `ARPSocket`, activation returns after the
 /// first; IPv6: unsolicited neighbour advertisements with the Override flag, see
-/// `NeighborAdvertiser`). Only when the ARP raw socket cannot be opened does IPv4 fall back to
-/// iputils `arping` (about a second slower per activation), with a warning.
-/// Stop: `ip addr del` from every interface that holds it, then check that it is gone.
+/// `NeighborAdvertiser`). Only when the raw socket cannot be opened does the probe fall back
+/// to iputils `arping` (IPv4, about a second slower per activation) or `ndisc6` (IPv6), with a
+/// warning.
+/// Stop: RTM_DELADDR from every interface that holds it, then check that it is gone.
+/// The interface list, the add and the removal go through `RTNetlinkClient` (no `ip` process
+/// on the failover path).
 public final class FloatingIPDriver: Sendable {
     let options: FloatingIPDriverOptions
     let commands: NetCommandRunner
+    let netlink: RTNetlinkClient
     let logger: Logger?
 
     public init(options: FloatingIPDriverOptions = FloatingIPDriverOptions(), logger: Logger? = nil) {
         self.options = options
         self.commands = NetCommandRunner(namespace: options.namespace, defaultTimeout: options.commandTimeout)
+        self.netlink = RTNetlinkClient(namespace: options.namespace, timeout: options.commandTimeout)
         self.logger = logger
     }
 
@@ -150,11 +158,10 @@ public final class FloatingIPDriver: Sendable {
         }
 
         if holder == nil {
-            var arguments = ["ip", ip.family == .v6 ? "-6" : "-4", "addr", "add", "\(ip.address)/\(prefix)", "dev", chosen.ifname]
-            if ip.family == .v6 { arguments.append("nodad") }
-            let added = await commands.run(arguments)
-            if !added.succeeded {
-                throw FloatingIPFailure("cannot add address \(ip.address): \(added.failureDescription)")
+            do {
+                try await netlink.add(ip, prefix: prefix, interface: chosen, noDAD: ip.family == .v6)
+            } catch {
+                throw FloatingIPFailure("cannot add address \(ip.address): \(error.reason)")
             }
             logger?.info("fip: added \(ip.address)/\(prefix) on \(chosen.ifname)")
         }
@@ -198,6 +205,20 @@ public final class FloatingIPDriver: Sendable {
                 )
             }
         case .v6:
+            var fallbackReason = "interface \(interface.ifname) has no Ethernet MAC address"
+            if let text = interface.address, let mac = ARPSocket.macBytes(text) {
+                do {
+                    return try await NeighborSolicitation.probe(
+                        target: ip.bytes, interfaceIndex: interface.ifindex, mac: mac,
+                        ownMACs: Set(ownMACs.compactMap(ARPSocket.macBytes)), wait: options.probeWait, namespace: self.options.namespace)
+                } catch {
+                    guard error.socketUnavailable else {
+                        throw FloatingIPFailure("cannot check whether \(ip.address) is in use: \(error.reason)")
+                    }
+                    fallbackReason = error.reason
+                }
+            }
+            logger?.warning("fip: \(fallbackReason); probing \(ip.address) with ndisc6 instead")
             // Neighbour solicitation; every answer is printed (-m). Exit 0 = answered.
             result = await commands.run(
                 ["ndisc6", "-m", "-n", "-r", "1", "-w", "\(waitMS)", ip.address, interface.ifname],
@@ -296,11 +317,11 @@ public final class FloatingIPDriver: Sendable {
         let holders = try await listInterfaces().filter { $0.entry(for: ip) != nil }
         for holder in holders {
             guard let entry = holder.entry(for: ip) else { continue }
-            let result = await commands.run(
-                ["ip", ip.family == .v6 ? "-6" : "-4", "addr", "del", "\(ip.address)/\(entry.prefixlen)", "dev", holder.ifname])
-            // Gone in the meantime is fine: the check below decides.
-            if !result.succeeded && !result.standardError.contains("Cannot assign requested address") {
-                throw FloatingIPFailure("cannot remove address \(ip.address): \(result.failureDescription)")
+            // Gone in the meantime (EADDRNOTAVAIL) is fine: the check below decides.
+            do {
+                try await netlink.delete(ip, prefix: entry.prefixlen, interface: holder)
+            } catch {
+                throw FloatingIPFailure("cannot remove address \(ip.address): \(error.reason)")
             }
             logger?.info("fip: removed \(ip.address)/\(entry.prefixlen) from \(holder.ifname)")
         }
@@ -316,7 +337,7 @@ public final class FloatingIPDriver: Sendable {
     }
 
     private func listInterfaces() async throws(FloatingIPFailure) -> [NetInterface] {
-        try await commands.interfaces()
+        try await netlink.interfacesForDrivers()
     }
 
     /// MAC addresses (lower case) in a tool's output: `[AA:BB:CC:DD:EE:FF]` or bare.
@@ -348,15 +369,13 @@ extension IPAddressWithPrefix {
     }
 }
 
-extension NetCommandRunner {
-    /// Every interface with its addresses (`ip -j addr show`).
-    func interfaces() async throws(FloatingIPFailure) -> [NetInterface] {
-        let result = await run(["ip", "-j", "addr", "show"])
-        guard result.succeeded else { throw FloatingIPFailure("cannot list addresses: \(result.failureDescription)") }
+extension RTNetlinkClient {
+    /// Every interface with its addresses (an rtnetlink dump, what `ip -j addr show` prints).
+    func interfacesForDrivers() async throws(FloatingIPFailure) -> [NetInterface] {
         do {
-            return try NetInterface.parseList(result.standardOutput)
+            return try await interfaces()
         } catch {
-            throw FloatingIPFailure("cannot read the output of `\(result.commandLine)`: \(error)")
+            throw FloatingIPFailure("cannot list addresses: \(error.reason)")
         }
     }
 }

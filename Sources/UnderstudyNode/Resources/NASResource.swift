@@ -42,8 +42,10 @@ public final class NASDriver: Sendable {
             throw StorageFailure("mount point \(settings.mountPoint) is in use: \(existing.source) is mounted there")
         }
         if settings.pingServer {
-            let ping = await mounter.commands.run(["ping", "-c", "1", "-W", "2", "-n", "-q", settings.server], timeout: .seconds(5))
-            if !ping.succeeded { throw StorageFailure("NFS server \(settings.server) does not answer ICMP echo") }
+            // ICMP echo from the daemon's own socket (no `ping` process).
+            if !(await PingProbe().anyReachable([settings.server], timeout: .seconds(2))) {
+                throw StorageFailure("NFS server \(settings.server) does not answer ICMP echo")
+            }
         }
         try mounter.prepareMountPoint(settings.mountPoint)
         _ = try await mounter.mount(source: source, filesystem: settings.filesystem, settings: settings.mount, resource: resource) {

@@ -9,12 +9,12 @@ import UnderstudyModel
 /// the routers send its traffic here; the next holder advertises it from there.
 ///
 /// Start: unless `force`, fail when the address already answers a ping (another host holds
-/// it); add it (default /32, /128) to `interface` (default: the NIC of this server's first
+/// it; ICMP echo from the daemon's own socket, `ICMPEcho`); add it (rtnetlink, no `ip` process) (default /32, /128) to `interface` (default: the NIC of this server's first
 /// heartbeat address); send the first advertisement, then one every `rip-interval`.
 /// Stop (and fencing): stop advertising, withdraw the route (metric 16, twice), remove the
 /// address and check that it is gone.
 public final class VirtualIPDriver: Sendable {
-    let commands: NetCommandRunner
+    let netlink: RTNetlinkClient
     let logger: Logger?
     /// The address the default interface is found by (the server's first heartbeat address).
     let defaultInterfaceAddress: String?
@@ -22,7 +22,7 @@ public final class VirtualIPDriver: Sendable {
 
     public init(defaultInterfaceAddress: String?, commandTimeout: Duration = .seconds(5), logger: Logger? = nil) {
         self.defaultInterfaceAddress = defaultInterfaceAddress
-        self.commands = NetCommandRunner(defaultTimeout: commandTimeout)
+        self.netlink = RTNetlinkClient(timeout: commandTimeout)
         self.logger = logger
     }
 
@@ -73,19 +73,17 @@ public final class VirtualIPDriver: Sendable {
         let plan = try await makePlan(settings)
         let held = plan.interface.entry(for: plan.ip) != nil
         if !held && !settings.force {
-            let ping = await commands.run(
-                ["ping", plan.ip.family == .v6 ? "-6" : "-4", "-c", "1", "-W", "1", "-q", plan.ip.address], timeout: .seconds(3))
-            if ping.succeeded {
+            if await PingProbe().anyReachable([plan.ip.address], timeout: .seconds(1)) {
                 throw FloatingIPFailure(
                     "virtual IP \(plan.ip.address) already answers a ping: another host holds it (set force: true to start anyway)")
             }
         }
         if !held {
-            var arguments = ["ip", plan.ip.family == .v6 ? "-6" : "-4", "addr", "add", "\(plan.ip.address)/\(plan.ip.maxPrefix)"]
-            arguments += ["dev", plan.interface.ifname]
-            if plan.ip.family == .v6 { arguments.append("nodad") }
-            let added = await commands.run(arguments)
-            if !added.succeeded { throw FloatingIPFailure("cannot add virtual IP \(plan.ip.address): \(added.failureDescription)") }
+            do {
+                try await netlink.add(plan.ip, prefix: plan.ip.maxPrefix, interface: plan.interface, noDAD: plan.ip.family == .v6)
+            } catch {
+                throw FloatingIPFailure("cannot add virtual IP \(plan.ip.address): \(error.reason)")
+            }
             logger?.info("vip: added \(plan.ip.address) on \(plan.interface.ifname)")
         }
         do {
@@ -141,10 +139,11 @@ public final class VirtualIPDriver: Sendable {
         let interfaces = try await listInterfaces()
         for holder in interfaces {
             guard let entry = holder.entry(for: ip) else { continue }
-            let result = await commands.run(
-                ["ip", ip.family == .v6 ? "-6" : "-4", "addr", "del", "\(ip.address)/\(entry.prefixlen)", "dev", holder.ifname])
-            if !result.succeeded && !result.standardError.contains("Cannot assign requested address") {
-                throw FloatingIPFailure("cannot remove virtual IP \(ip.address): \(result.failureDescription)")
+            // Gone in the meantime (EADDRNOTAVAIL) is fine: the check below decides.
+            do {
+                try await netlink.delete(ip, prefix: entry.prefixlen, interface: holder)
+            } catch {
+                throw FloatingIPFailure("cannot remove virtual IP \(ip.address): \(error.reason)")
             }
             logger?.info("vip: removed \(ip.address) from \(holder.ifname)")
         }
@@ -210,7 +209,7 @@ public final class VirtualIPDriver: Sendable {
     }
 
     private func listInterfaces() async throws(FloatingIPFailure) -> [NetInterface] {
-        try await commands.interfaces()
+        try await netlink.interfacesForDrivers()
     }
 }
 

@@ -333,7 +333,7 @@ struct MonitorProbeTests {
         #expect(Self.isError(await probe.check()))
     }
 
-    @Test("nice: the helper commands of ipw, fipw, diskw tur, volmgrw, psqlw and mysqlw run at the monitor's nice value")
+    @Test("nice: the helper commands of diskw tur, volmgrw, psqlw, mysqlw (and ipw's ping fallback) run at the monitor's nice value")
     func niceAppliesToHelperCommands() async throws {
         // nice(1) without a command prints the niceness it runs at.
         let base = try #require(Int(await NetCommandRunner().run(["nice"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)))
@@ -347,7 +347,6 @@ struct MonitorProbeTests {
                 resources: [{name: g-ip, type: fip, address: 10.0.0.100/24}]
             monitors:
               - {name: ipw1, type: ipw, targets: [127.0.0.1], nice: 5, recovery: {target: local-server, final-action: none}}
-              - {name: fipw1, type: fipw, target: g-ip, nice: 5, recovery: {target: g, final-action: none}}
               - {name: diskw1, type: diskw, device: /dev/sda, method: tur, nice: 5, recovery: {target: local-server, final-action: none}}
               - {name: vg1, type: volmgrw, manager: lvm, volume: vg0, nice: 5, recovery: {target: local-server, final-action: none}}
               - {name: pg1, type: psqlw, database: app, nice: 5, recovery: {target: local-server, final-action: none}}
@@ -360,14 +359,13 @@ struct MonitorProbeTests {
             let probe = MonitorProbes.make(monitor, start: MonitorStart(monitor: monitor.name, run: 1), context: context)
             switch probe {
             case let probe as PingTargetsProbe: seen[monitor.name] = probe.nice
-            case let probe as FloatingAddressProbe: seen[monitor.name] = probe.runner.nice
             case let probe as DiskProbe: seen[monitor.name] = probe.nice
             case let probe as VolumeGroupProbe: seen[monitor.name] = probe.nice
             case let probe as DatabaseProbe: seen[monitor.name] = probe.nice
             default: Issue.record("unexpected probe \(type(of: probe)) for \(monitor.name)")
             }
         }
-        #expect(seen == ["ipw1": 5, "fipw1": 5, "diskw1": 5, "vg1": 5, "pg1": 5, "my1": 5])
+        #expect(seen == ["ipw1": 5, "diskw1": 5, "vg1": 5, "pg1": 5, "my1": 5])
         // A niced ping still answers.
         #expect(await PingTargetsProbe(targets: ["127.0.0.1"], wait: .seconds(1), nice: 5).check() == .normal)
     }

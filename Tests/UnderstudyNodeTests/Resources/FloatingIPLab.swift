@@ -19,13 +19,10 @@ final class FloatingIPLab: @unchecked Sendable {
     let client: String
     let servers: [String]
 
-    /// What the namespace tests need: root for `ip netns`, and the tools the fip driver runs.
+    /// What the namespace tests need: root for `ip netns`, and `arping`, with which a test makes
+    /// the client learn an address (the driver itself starts no process).
     static let prerequisite = Prerequisite.all(
-        "fip-namespaces",
-        [
-            .root, .command("ip", package: "iproute2"), .command("arping", package: "iputils-arping"),
-            .command("ndisc6", package: "ndisc6"),
-        ])
+        "fip-namespaces", [.root, .command("ip", package: "iproute2"), .command("arping", package: "iputils-arping")])
 
     /// Builds the namespaces; a failure to build them is a test failure (the test declares
     /// `.requires(FloatingIPLab.prerequisite)`, so this only runs where it should work).

@@ -8,8 +8,8 @@ import UnderstudyTestSupport
 @testable import UnderstudyNode
 
 /// The `fip` driver against real interfaces in network namespaces the tests build (root, iproute2,
-/// arping, ndisc6; elsewhere those tests are skipped with the reason). The driver runs its commands in a server
-/// namespace through `FloatingIPDriverOptions.namespace`.
+/// arping; elsewhere those tests are skipped with the reason). The driver opens its netlink and
+/// packet sockets in a server namespace through `FloatingIPDriverOptions.namespace`.
 @Suite(.serialized)
 struct FloatingIPTests {
     func driver(_ ns: String) -> FloatingIPDriver {
@@ -195,9 +195,8 @@ struct FloatingIPTests {
         let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }
         let s1 = lab.servers[0]
-        let runner = NetCommandRunner(namespace: s1)
         func probe(_ address: String, link: Bool) -> FloatingAddressProbe {
-            FloatingAddressProbe(address: address, resource: "fip1", monitorLink: link, runner: runner)
+            FloatingAddressProbe(address: address, resource: "fip1", monitorLink: link, netlink: RTNetlinkClient(namespace: s1))
         }
         func error(_ result: MonitorResult) -> String? {
             if case .error(let reason) = result { return reason }

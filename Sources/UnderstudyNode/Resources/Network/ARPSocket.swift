@@ -174,7 +174,10 @@ enum ARPSocket {
     }
 
     private static func openSocket(_ link: Link) -> Result<Int32, Failure> {
-        let fd = socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(ethPArp.bigEndian))
+        // Protocol 0 here, ETH_P_ARP in bind(): a socket opened with a protocol is hooked on
+        // every interface at once, and binding it to one then waits for an RCU grace period
+        // (synchronize_net, about 10 ms); one opened without starts receiving only at the bind.
+        let fd = socket(AF_PACKET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             return .failure(
                 Failure(
