@@ -170,14 +170,10 @@ public struct HeartbeatOutbox: Sendable {
     public private(set) var lastCore: Heartbeat?
     /// Measures a delta as it travels (its JSON); cached per delta while the state holds.
     private let measure: @Sendable (StateDelta) -> Int
-    private struct Measured: Sendable {
-        var from: UInt64
-        var to: UInt64
-        var limit: Int
-        var fits: Bool
-    }
-    /// The last whole state and the last delta measured.
-    private var measured: [Measured?] = [nil, nil]
+    /// What was measured for the current state number, by the number each delta starts from
+    /// (the whole state and at most two deltas a heartbeat).
+    private var measured: [UInt64: (limit: Int, fits: Bool)] = [:]
+    private var measuredAt: UInt64 = 0
 
     public init(measure: @escaping @Sendable (StateDelta) -> Int = { WireJSON.encode($0).count }) {
         self.measure = measure
@@ -192,9 +188,10 @@ public struct HeartbeatOutbox: Sendable {
         core.directory = nil
         lastCore = core
         let base = recent.first ?? 0
+        let previous = recent.last ?? 0
         recent.append(stateSeq)
         if recent.count > Self.repeatCount { recent.removeFirst() }
-        return HeartbeatDatagram(core: core, stateSeq: stateSeq, inline: inlineDelta(base: base))
+        return HeartbeatDatagram(core: core, stateSeq: stateSeq, inline: inlineDelta(base: base, previous: previous))
     }
 
     /// The answer to a receiver that has state number `since` of run `instance` (0:
@@ -234,22 +231,28 @@ public struct HeartbeatOutbox: Sendable {
     }
 
     /// Inline: the whole state when it is tiny; otherwise, while a change is recent, the delta
-    /// since the state of `repeatCount` heartbeats ago when it fits.
-    private mutating func inlineDelta(base: UInt64) -> StateDelta? {
+    /// since the state of `repeatCount` heartbeats ago when it fits, or else the delta since
+    /// the previous heartbeat (a busy sender: receivers that heard that one keep up).
+    private mutating func inlineDelta(base: UInt64, previous: UInt64) -> StateDelta? {
         if stateSeq == 0 { return nil }
         if fits(from: 0, limit: Self.alwaysInlineLimit) { return delta(since: 0) }
-        guard base < stateSeq, fits(from: base, limit: Self.inlineLimit) else { return nil }
-        return delta(since: base)
+        guard base < stateSeq else { return nil }
+        if fits(from: base, limit: Self.inlineLimit) { return delta(since: base) }
+        if previous > base, previous < stateSeq, fits(from: previous, limit: Self.inlineLimit) { return delta(since: previous) }
+        return nil
     }
 
     private mutating func fits(from: UInt64, limit: Int) -> Bool {
-        let slot = from == 0 ? 0 : 1
-        if let known = measured[slot], known.from == from, known.to == stateSeq, known.limit == limit { return known.fits }
+        if measuredAt != stateSeq {
+            measured.removeAll(keepingCapacity: true)
+            measuredAt = stateSeq
+        }
+        if let known = measured[from], known.limit == limit { return known.fits }
         let items =
             groups.changeCount(since: from) + monitors.changeCount(since: from) + entries.changeCount(since: from)
             + (headerChangedAt > from ? 1 : 0)
         let fits = items <= Self.inlineItemLimit && measure(delta(since: from)) <= limit
-        measured[slot] = Measured(from: from, to: stateSeq, limit: limit, fits: fits)
+        measured[from] = (limit, fits)
         return fits
     }
 }
