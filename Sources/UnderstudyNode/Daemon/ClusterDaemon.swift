@@ -71,6 +71,11 @@ public actor ClusterDaemon {
     let leaseFile: LeaseFile
     let store: StateStore
     let marker: AbnormalStopMarker
+    /// Writes the Engine's state and the marker's changes off this actor, in order
+    /// (StateWriter.swift; ClusterDaemon+Persistence.swift).
+    let stateWriter: StateWriter
+    /// The writer's ticket of the last clean-stop mark (see `reportedService`).
+    var cleanStopTicket: StateWriter.Ticket?
     /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
     let resources: ResourceDrivers
     let alertLog: RotatingLog
@@ -190,6 +195,7 @@ public actor ClusterDaemon {
         }
         store = StateStore(directory: paths.stateDirectory)
         marker = AbnormalStopMarker(directory: paths.stateDirectory)
+        stateWriter = StateWriter(name: "state writer", logger: logger)
         let persisted: PersistentState
         do {
             persisted = try store.load(PersistentState.self, name: "engine") ?? PersistentState()
@@ -336,6 +342,9 @@ public actor ClusterDaemon {
             await closeSockets()
         }
         await monitorRunner.stopAll()
+        // Every state and marker change is on disk before the daemon says it exits.
+        await stateWriter.drain()
+        stateWriter.stop()
         // The last alerts (the service stopping) reach destinations that work, briefly.
         await alertRouter.drain(within: .seconds(1))
         await alertRouter.stop()
