@@ -440,22 +440,31 @@ public actor ClusterDaemon {
 
     /// Ticks every `engine.tickPeriod` on deadlines that do not drift. The Engine reads a
     /// longer gap between two events as a stall of this process (StallsAndLease.swift).
+    /// The daemon's own periodic checks, which need no tick's precision, run every
+    /// `housekeepingPeriod` (at most every tick).
     func tickLoop() async {
         let period = engine.tickPeriod
         var deadline = ContinuousClock.now
+        var nextHousekeeping = deadline
         while !Task.isCancelled {
             deadline += period
             if deadline < .now { deadline = .now }
-            try? await PreciseSleep.until(deadline)
+            await DeadlineTimer.shared.sleep(until: deadline)
             perform(engine.handle(.tick, now: now()))
+            stallWatchdog?.keepAlive()
+            guard deadline >= nextHousekeeping else { continue }
+            nextHousekeeping = deadline + Self.housekeepingPeriod
             expireTimeoutRatioIfDue()
             checkKeyMismatch()
             checkRexecKeyFiles()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
-            stallWatchdog?.keepAlive()
             superviseKeeper()
         }
     }
+
+    /// How often the tick loop checks the keeper, the key files, the timeout ratio's expiry
+    /// and the log limiter's window (each of which has a coarser clock of its own or none).
+    static let housekeepingPeriod: Duration = .milliseconds(250)
 
     // MARK: - Internal monitoring
 
@@ -531,7 +540,7 @@ public actor ClusterDaemon {
             }
             deadline += period
             if deadline < .now { deadline = .now }
-            try? await PreciseSleep.until(deadline - lead)
+            await DeadlineTimer.shared.sleep(until: deadline - lead)
         }
     }
 
