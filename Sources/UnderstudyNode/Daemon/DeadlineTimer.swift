@@ -92,6 +92,8 @@ final class DeadlineTimer: @unchecked Sendable {
     }
 
     private func run() {
+        // Named for ps and perf: set from the thread itself, the name reaches the kernel.
+        Thread.current.name = String(name.prefix(15))
         var due: [CheckedContinuation<Void, Never>] = []
         pthread_mutex_lock(mutex)
         while true {

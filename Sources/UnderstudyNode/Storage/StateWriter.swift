@@ -130,6 +130,8 @@ public final class StateWriter: @unchecked Sendable {
     }
 
     private func run() {
+        // Named for ps and perf: set from the thread itself, the name reaches the kernel.
+        Thread.current.name = String(name.prefix(15))
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }

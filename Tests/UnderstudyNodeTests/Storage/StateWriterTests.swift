@@ -35,30 +35,42 @@ struct StateWriterTests {
     }
 
     /// Stands in for the daemon actor: a loop that must keep its cadence (as the heartbeat and
-    /// tick loops must) while it hands states to the writer.
-    actor Beater {
-        var beats = 0
-        var longestGap: Duration = .zero
+    /// tick loops must) while it hands states to the writer. A thread of its own, so that what
+    /// it measures is the writer, not how busy the test run keeps the cooperative pool.
+    final class Beater: Sendable {
+        private let result = Mutex<(beats: Int, longestGap: Duration)>((0, .zero))
+        var beats: Int { result.withLock { $0.beats } }
+        var longestGap: Duration { result.withLock { $0.longestGap } }
 
+        /// Returns when the loop has run for `duration` (on its thread; nothing here waits on the pool).
         func run(for duration: Duration, every period: Duration, writer: StateWriter, log: Journal, gate: Gate) async {
-            let end = ContinuousClock.now + duration
-            var last = ContinuousClock.now
-            var state = 0
-            while ContinuousClock.now < end {
-                try? await Task.sleep(for: period)
-                let now = ContinuousClock.now
-                longestGap = max(longestGap, last.duration(to: now))
-                last = now
-                beats += 1
-                // A new state every fifth beat; the first write is held by the gate.
-                if beats % 5 == 1 {
-                    state += 1
-                    let name = "state \(state)"
-                    writer.submit(name, replaceable: true) {
-                        if name == "state 1" { gate.pass() }
-                        log.append(name)
+            await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+                let thread = Thread { [self] in
+                    defer { finished.resume() }
+                    let end = ContinuousClock.now + duration
+                    var last = ContinuousClock.now
+                    var state = 0
+                    while ContinuousClock.now < end {
+                        usleep(UInt32(period.components.attoseconds / 1_000_000_000_000))
+                        let now = ContinuousClock.now
+                        let beats = result.withLock {
+                            $0.longestGap = max($0.longestGap, last.duration(to: now))
+                            $0.beats += 1
+                            return $0.beats
+                        }
+                        last = now
+                        // A new state every fifth beat; the first write is held by the gate.
+                        if beats % 5 == 1 {
+                            state += 1
+                            let name = "state \(state)"
+                            writer.submit(name, replaceable: true) {
+                                if name == "state 1" { gate.pass() }
+                                log.append(name)
+                            }
+                        }
                     }
                 }
+                thread.start()
             }
         }
     }
@@ -74,10 +86,10 @@ struct StateWriterTests {
             defer { gate.open() }
             await beater.run(for: .milliseconds(500), every: .milliseconds(5), writer: writer, log: log, gate: gate)
             let elapsed = started.duration(to: .now)
-            let (beats, gap) = await (beater.beats, beater.longestGap)
-            // About 100 beats of 5 ms: well over half of them, and no gap near the write's length.
-            #expect(beats > 40, "\(beats) beats in \(elapsed)")
-            #expect(gap < .milliseconds(200), "the loop stood still for \(gap)")
+            // About 100 beats of 5 ms, and no gap near the held write's length (until the
+            // gate opens after the loop, or 30 s): submitting never waited for it.
+            #expect(beater.beats > 20, "\(beater.beats) beats in \(elapsed)")
+            #expect(beater.longestGap < .seconds(2), "the loop stood still for \(beater.longestGap)")
             #expect(log.all.isEmpty, "the held write finished early: \(log.all)")
             #expect(!writer.hasWritten(1))
         }
@@ -86,10 +98,10 @@ struct StateWriterTests {
         // The held first state, then only the newest of those that waited behind it.
         #expect(written.count == 2, "\(written)")
         #expect(written.first == "state 1")
-        let states = (await beater.beats + 4) / 5
+        let states = (beater.beats + 4) / 5
         #expect(written.last == "state \(states)", "\(written)")
         #expect(writer.statistics.written == 2)
-        #expect(writer.statistics.replaced >= 5)
+        #expect(writer.statistics.replaced >= 3)
         writer.stop()
     }
 
