@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Idle CPU of the daemon: two servers on loopback (127.0.91.1-2), ten groups (one exec
-resource each, five placed on each server), no monitors, no web server; once every group is
+resource each, five placed on each server), no monitors unless --monitors, no web server; once every group is
 Online the daemons are left alone for SECONDS and each one's CPU time (utime + stime, all
 threads, from /proc/PID/stat), its wake-ups (context switches of all its threads, from
 /proc/PID/task/*/status) and its resident memory are read before and after. Prints CPU
@@ -8,7 +8,8 @@ seconds per minute and wake-ups per second per daemon, and the machine's load, s
 reader can tell a busy machine from a costly daemon. Stops its daemons by PID.
 
     scripts/idle-cpu-bench.py [--binary .build/release/understudy] [--profile fast|default]
-                              [--groups 10] [--seconds 60] [--keep]
+                              [--groups 10] [--monitors 0] [--monitor-interval 1s]
+                              [--seconds 60] [--keep]
 
 `fast` is 20 ms / 100 ms (a tick every 5 ms), `default` the configuration's defaults (3 s /
 90 s). With --keep the folder (configuration, logs, state) stays and the daemons keep running
@@ -20,6 +21,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--binary", default=".build/release/understudy")
 parser.add_argument("--profile", choices=["fast", "default"], default="fast")
 parser.add_argument("--groups", type=int, default=10)
+parser.add_argument("--monitors", type=int, default=0, help="miiw monitors of lo on each server, every --monitor-interval")
+parser.add_argument("--monitor-interval", default="1s")
 parser.add_argument("--seconds", type=int, default=60)
 parser.add_argument("--port-base", type=int, default=39910)
 parser.add_argument("--keep", action="store_true")
@@ -35,6 +38,12 @@ groups = "\n".join(f"""  - name: grp{i}
     servers: [{servers[i % 2]}, {servers[(i + 1) % 2]}]
     resources:
       - {{name: app{i}, type: exec, start: /bin/true, stop: /bin/true}}""" for i in range(1, args.groups + 1))
+monitors = "" if args.monitors == 0 else "monitors:\n" + "\n".join(f"""  - name: miiw{i}
+    type: miiw
+    interface: lo
+    interval: {args.monitor_interval}
+    timeout: 5s
+    recovery: {{target: local-server, final-action: none}}""" for i in range(1, args.monitors + 1))
 with open(f"{folder}/cluster.yaml", "w") as f:
     f.write(f"""cluster:
   name: idlecpu
@@ -50,6 +59,7 @@ heartbeats:
     addresses: {{{", ".join(f"{s}: {a}" for s, a in address.items())}}}
 groups:
 {groups}
+{monitors}
 """)
 subprocess.run([binary, "keygen", f"{folder}/cluster.key"], check=True, stdout=subprocess.DEVNULL)
 
@@ -107,7 +117,7 @@ try:
     time.sleep(args.seconds)
     elapsed = time.monotonic() - started
     after = {s: usage(d.pid) for s, d in daemons.items()}
-    print(f"profile {args.profile}, {args.groups} groups, {elapsed:.0f} s, load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(f"profile {args.profile}, {args.groups} groups, {args.monitors} monitors, {elapsed:.0f} s, load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
     for s in servers:
         cpu = (after[s][0] - before[s][0]) / elapsed * 60
         wakeups = (after[s][1] - before[s][1]) / elapsed
