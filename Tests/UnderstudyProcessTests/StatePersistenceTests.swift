@@ -77,6 +77,45 @@ struct StatePersistenceTests {
         }
     }
 
+    /// The state is written off the daemon actor (StateWriter.swift); what the daemon reports
+    /// as done is on disk: `clpcl -t` returns once the stop is written (no waiting here), and
+    /// a daemon that exits has written its last state.
+    @Test("the last state is on disk when clpcl -t returns and when the daemon has exited")
+    func lastStateIsOnDiskAfterStop() async throws {
+        var spec = ClusterSpec(subnet: 132, servers: ["node1"])
+        spec.syncWait = "1s"
+        spec.groups = [.simple("grp1"), .simple("grp2")]
+        try await withCluster(spec) { cluster in
+            let state = cluster.stateDirectory(of: "node1")
+            func load() throws -> PersistentState {
+                try JSONDecoder().decode(PersistentState.self, from: Data(contentsOf: URL(fileURLWithPath: state + "/engine.json")))
+            }
+            try cluster.start()
+            try await cluster.waitUntilFormed()
+            _ = await eventually(within: .seconds(5)) { (try? load())?.heldGroups.count == 2 }
+            #expect(try load().heldGroups.keys.sorted() == ["grp1", "grp2"])
+
+            // clpcl -t: status says "stopped" only once the stop is durable.
+            let stop = try await cluster.cli(["clpcl", "-t"], on: "node1")
+            #expect(stop.exitCode == 0, "\(stop)")
+            #expect(try load().heldGroups.isEmpty, "engine.json still holds groups after clpcl -t returned")
+            #expect(!FileManager.default.fileExists(atPath: state + "/running"), "the running marker outlived clpcl -t")
+            #expect(cluster.isRunning("node1"))
+
+            // clpcl -s, then SIGTERM: the exit waits for the stop's state and the marker's removal.
+            let start = try await cluster.cli(["clpcl", "-s"], on: "node1")
+            #expect(start.exitCode == 0, "\(start)")
+            try await cluster.waitUntilFormed()
+            // A resource starts only once what was queued before it is on disk: the marker too.
+            #expect(FileManager.default.fileExists(atPath: state + "/running"), "a group started before the running marker was written")
+            _ = await eventually(within: .seconds(5)) { (try? load())?.heldGroups.count == 2 }
+            cluster.send(SIGTERM, to: "node1")
+            #expect(try await cluster.waitForExit("node1") == 0)
+            #expect(try load().heldGroups.isEmpty, "engine.json still holds groups after the daemon exited")
+            #expect(!FileManager.default.fileExists(atPath: state + "/running"))
+        }
+    }
+
     /// I5's other half: a state file that does not decode is never guessed at or overwritten.
     /// The daemon refuses to start, names the file and says what to do; the file stays.
     @Test("a corrupted engine.json: the daemon refuses to start, names the file, and leaves it for the operator")

@@ -90,14 +90,6 @@ extension ClusterDaemon {
         }
     }
 
-    func persist(_ state: PersistentState) {
-        do {
-            try store.save(state, name: "engine")
-        } catch {
-            logger.critical("cannot persist state in \(paths.stateDirectory): \(error)")
-        }
-    }
-
     // MARK: - clprexec --script
 
     /// Runs `name` from the rexec folder: a plain file name, an executable regular file owned
@@ -186,7 +178,12 @@ extension ClusterDaemon {
         let resources = resources
         let fencesBefore = fenceCounts[run.group, default: 0]
         counters.runStarted(run, now: now())
+        // The state that says this server holds the group (persisted by the same step, before
+        // this action) is on disk before the resource is touched.
+        let written = stateWriter.latestTicket
+        let writer = stateWriter
         Task {
+            await writer.waitUntilWritten(written)
             let outcome = await resources.perform(run, resource: resource)
             self.runFinished(run, outcome, fencesBefore: fencesBefore)
         }
@@ -216,26 +213,28 @@ extension ClusterDaemon {
     }
 
     func serviceStopped(_ then: AfterServiceStop) {
-        do {
-            try marker.markCleanStop()
-        } catch {
-            logger.error("cannot clear the running marker: \(error)")
-        }
+        // After the state of the stop (queued before it): a crash before this is written is
+        // an abnormal stop.
+        markCleanStop()
         switch then {
         case .stayStopped:
             break
         case .restart:
-            try? marker.markStarted()
+            markStarted()
             perform(engine.startService(now: now()))
         case .exitProcess:
             Task {
                 await self.pendingFarewell?.value
+                await self.stateWriter.drain()
                 self.requestExit()
             }
         case .os(let action):
             Task {
                 await self.pendingFarewell?.value
                 await self.pendingPowerOff?.value
+                // The state (counters, the reboot count) and the clean-stop mark are on disk
+                // before the OS goes down.
+                await self.stateWriter.drain()
                 self.armShutdownWatchdog()
                 self.runOSCommand(action)
                 self.requestExit()

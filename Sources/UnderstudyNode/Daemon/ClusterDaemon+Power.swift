@@ -108,6 +108,8 @@ extension ClusterDaemon {
     func stopMachine(_ os: OSAction) {
         let command = config.cluster.osCommands[os.rawValue] ?? []
         logger.critical("stopping the machine at once (\(os.rawValue)): \(command.joined(separator: " "))")
+        // The state of this step (the reboot count) is on disk before the machine goes.
+        stateWriter.drainBlocking()
         var outcome = "no command configured"
         // Bounded: a command that neither stops the machine nor returns (a BMC that does not
         // answer, a watchdog that does not fire) must not keep the resources running here

@@ -16,6 +16,7 @@ extension ClusterDaemon {
     /// The Engine's status plus this daemon's transport counters.
     func snapshot() -> ClusterStatusSnapshot {
         var status = engine.snapshot(now: now())
+        status.service = reportedService(status.service)
         // httpnp: Normal while the witness answers (authenticated), Error when it does not.
         for probe in partitionProbes {
             guard let line = probe.lineStatus else { continue }
@@ -215,7 +216,7 @@ extension ClusterDaemon {
         let (disposition, actions) = engine.command(command, origin: origin, forwarded: forwarded, now: now())
         if wasStopped && engine.service != .stopped {
             // `clpcl -s`: the service runs again; an unclean end from now on is abnormal.
-            do { try marker.markStarted() } catch { logger.error("cannot write the running marker: \(error)") }
+            markStarted()
         }
         perform(actions)
         switch disposition {

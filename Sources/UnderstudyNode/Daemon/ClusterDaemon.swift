@@ -71,6 +71,11 @@ public actor ClusterDaemon {
     let leaseFile: LeaseFile
     let store: StateStore
     let marker: AbnormalStopMarker
+    /// Writes the Engine's state and the marker's changes off this actor, in order
+    /// (StateWriter.swift; ClusterDaemon+Persistence.swift).
+    let stateWriter: StateWriter
+    /// The writer's ticket of the last clean-stop mark (see `reportedService`).
+    var cleanStopTicket: StateWriter.Ticket?
     /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
     let resources: ResourceDrivers
     let alertLog: RotatingLog
@@ -198,6 +203,7 @@ public actor ClusterDaemon {
         }
         store = StateStore(directory: paths.stateDirectory)
         marker = AbnormalStopMarker(directory: paths.stateDirectory)
+        stateWriter = StateWriter(name: "state writer", logger: logger)
         let persisted: PersistentState
         do {
             persisted = try store.load(PersistentState.self, name: "engine") ?? PersistentState()
@@ -344,6 +350,9 @@ public actor ClusterDaemon {
             await closeSockets()
         }
         await monitorRunner.stopAll()
+        // Every state and marker change is on disk before the daemon says it exits.
+        await stateWriter.drain()
+        stateWriter.stop()
         // The last alerts (the service stopping) reach destinations that work, briefly.
         await alertRouter.drain(within: .seconds(1))
         await alertRouter.stop()
@@ -439,22 +448,31 @@ public actor ClusterDaemon {
 
     /// Ticks every `engine.tickPeriod` on deadlines that do not drift. The Engine reads a
     /// longer gap between two events as a stall of this process (StallsAndLease.swift).
+    /// The daemon's own periodic checks, which need no tick's precision, run every
+    /// `housekeepingPeriod` (at most every tick).
     func tickLoop() async {
         let period = engine.tickPeriod
         var deadline = ContinuousClock.now
+        var nextHousekeeping = deadline
         while !Task.isCancelled {
             deadline += period
             if deadline < .now { deadline = .now }
-            try? await PreciseSleep.until(deadline)
+            await DeadlineTimer.shared.sleep(until: deadline)
             perform(engine.handle(.tick, now: now()))
+            stallWatchdog?.keepAlive()
+            guard deadline >= nextHousekeeping else { continue }
+            nextHousekeeping = deadline + Self.housekeepingPeriod
             expireTimeoutRatioIfDue()
             checkKeyMismatch()
             checkRexecKeyFiles()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
-            stallWatchdog?.keepAlive()
             superviseKeeper()
         }
     }
+
+    /// How often the tick loop checks the keeper, the key files, the timeout ratio's expiry
+    /// and the log limiter's window (each of which has a coarser clock of its own or none).
+    static let housekeepingPeriod: Duration = .milliseconds(250)
 
     // MARK: - Internal monitoring
 
@@ -530,7 +548,7 @@ public actor ClusterDaemon {
             }
             deadline += period
             if deadline < .now { deadline = .now }
-            try? await PreciseSleep.until(deadline - lead)
+            await DeadlineTimer.shared.sleep(until: deadline - lead)
         }
     }
 

@@ -202,7 +202,9 @@ final class MonitorRunner: Sendable {
         while !Task.isCancelled {
             let wakeAt = runDueChecks()
             let sleep = min(max(ContinuousClock.now.duration(to: wakeAt), .milliseconds(1)), Self.maximumSleep)
-            try? await PreciseSleep.until(.now + sleep)
+            // On the daemon's timer thread (DeadlineTimer.swift): one punctual wake-up, not
+            // the two or three of `PreciseSleep`'s Task.sleep steps.
+            await DeadlineTimer.shared.sleep(until: .now + sleep)
         }
     }
 
