@@ -31,15 +31,19 @@ extension ClusterDaemon {
             stopMachine(os)
             return
         }
+        // The state goes to the writer first: a heartbeat never announces a state that is not
+        // on disk yet (`sendWhenDurable`).
+        for case .persist(let state) in actions { persist(state) }
         // The heartbeat goes out before anything that could end the daemon (a farewell must
         // reach the peers before the sockets close).
         if actions.contains(.sendHeartbeatNow) {
             let stopping = actions.contains { if case .serviceStopped = $0 { return true } else { return false } }
             let heartbeat = heartbeatPayload(engine.makeHeartbeat(now: now()))
+            let durable = lastPersistTicket
             if stopping {
-                pendingFarewell = Task { await self.send(heartbeat) }
+                pendingFarewell = Task { await self.sendWhenDurable(heartbeat, after: durable) }
             } else {
-                Task { await self.send(heartbeat) }
+                Task { await self.sendWhenDurable(heartbeat, after: durable) }
             }
         }
         for action in actions {
@@ -61,9 +65,11 @@ extension ClusterDaemon {
                 break
             case .sendHeartbeat(let heartbeat):
                 let payload = heartbeatPayload(heartbeat)
-                pendingFarewell = Task { await self.send(payload) }
-            case .persist(let state):
-                persist(state)
+                let durable = lastPersistTicket
+                pendingFarewell = Task { await self.sendWhenDurable(payload, after: durable) }
+            case .persist:
+                // Written above, before any heartbeat.
+                break
             case .serviceStopped(let then):
                 serviceStopped(then)
             case .log(let entry):

@@ -10,14 +10,23 @@ import UnderstudyEngine
 //   stopped, and an immediate stop of the machine (stopMachine, which blocks the actor on
 //   purpose: nothing else may run first) happen once everything queued is on disk;
 // - `run()` drains the writer before it returns, whatever ended the daemon.
-// Heartbeats do not wait: a peer may hear of a new directory a few milliseconds before it
-// is on disk here.
+// - a heartbeat made after a state was queued goes out once that state is on disk
+//   (`sendWhenDurable`): a peer never hears of a directory, term or epoch that a crash could
+//   make this server forget (it could otherwise found a cluster again with a term it had
+//   announced). A heartbeat made while nothing new is queued is sent at once: a slow disk
+//   delays only the heartbeats that announce what it is writing, and the actor never waits.
 extension ClusterDaemon {
     func persist(_ state: PersistentState) {
         let store = store
-        stateWriter.submit("the Engine state (engine.json) in \(paths.stateDirectory)", replaceable: true) {
+        lastPersistTicket = stateWriter.submit("the Engine state (engine.json) in \(paths.stateDirectory)", replaceable: true) {
             try store.save(state, name: "engine")
         }
+    }
+
+    /// Sends `payload` once the state queued when it was made (`ticket`) is on disk.
+    func sendWhenDurable(_ payload: [UInt8], after ticket: StateWriter.Ticket?, at deadline: ContinuousClock.Instant? = nil) async {
+        if let ticket, !stateWriter.hasWritten(ticket) { await stateWriter.waitUntilWritten(ticket) }
+        await send(payload, at: deadline)
     }
 
     /// The service runs (again): an unclean end from now on is abnormal.

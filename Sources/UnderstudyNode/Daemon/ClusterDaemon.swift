@@ -76,6 +76,8 @@ public actor ClusterDaemon {
     let stateWriter: StateWriter
     /// The writer's ticket of the last clean-stop mark (see `reportedService`).
     var cleanStopTicket: StateWriter.Ticket?
+    /// The newest Engine state queued for the disk (heartbeats made after it wait for it).
+    var lastPersistTicket: StateWriter.Ticket?
     /// The drivers of the resource types this daemon runs (ResourceDriver.swift).
     let resources: ResourceDrivers
     let alertLog: RotatingLog
@@ -544,7 +546,8 @@ public actor ClusterDaemon {
             // anyone what it holds.
             perform(engine.handle(.tick, now: now()))
             if engine.sendsHeartbeats {
-                await send(heartbeatPayload(engine.makeHeartbeat(now: now())), at: deadline)
+                let payload = heartbeatPayload(engine.makeHeartbeat(now: now()))
+                await sendWhenDurable(payload, after: lastPersistTicket, at: deadline)
             }
             deadline += period
             if deadline < .now { deadline = .now }
