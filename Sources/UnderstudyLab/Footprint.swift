@@ -9,6 +9,24 @@ import Foundation
 /// breakdown of `/proc/PID/smaps` by what each mapping holds (the binary's text and data, heap,
 /// thread stacks, malloc arenas, each shared library).
 public enum Footprint {
+    /// The whole text of a `/proc` file. (Foundation's `String(contentsOfFile:)` stops after
+    /// the first read of a file whose size reads as 0, which cuts `smaps` after 4 KiB.)
+    public static func readProcFile(_ path: String, limit: Int = 64 << 20) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while bytes.count < limit {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { break }
+            bytes += buffer[0..<count]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     // MARK: - CPU
 
     /// utime + stime (and cutime + cstime: children it waited for) of one process, in clock
@@ -45,7 +63,7 @@ public enum Footprint {
     }
 
     public static func ticks(of pid: Int32) -> ProcessTicks? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+        guard let text = readProcFile("/proc/\(pid)/stat") else { return nil }
         return parseStat(text, pid: pid)
     }
 
@@ -108,7 +126,7 @@ public enum Footprint {
 
     /// The 1, 5 and 15 minute load averages.
     public static func loadAverage() -> [Double] {
-        guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return [] }
+        guard let text = readProcFile("/proc/loadavg") else { return [] }
         return text.split(separator: " ").prefix(3).compactMap { Double($0) }
     }
 
@@ -275,7 +293,7 @@ public enum Footprint {
     public static func stackPointers(of pid: Int32) -> [UInt64] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return tasks.compactMap { task in
-            guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/syscall", encoding: .utf8) else { return nil }
+            guard let text = readProcFile("/proc/\(pid)/task/\(task)/syscall") else { return nil }
             let fields = text.split(separator: " ")
             guard fields.count >= 3 else { return nil }
             let field = fields[fields.count - 2]
@@ -285,16 +303,16 @@ public enum Footprint {
 
     /// The memory of `pid` now, or nil when it is gone.
     public static func memory(of pid: Int32) -> Memory? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
-        let rollup = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
-        let smaps = (try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8)) ?? ""
+        guard let status = readProcFile("/proc/\(pid)/status") else { return nil }
+        let rollup = readProcFile("/proc/\(pid)/smaps_rollup") ?? ""
+        let smaps = readProcFile("/proc/\(pid)/smaps") ?? ""
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
         let statusFields = kilobyteFields(status)
         let threads =
             status.split(separator: "\n").first { $0.hasPrefix("Threads:") }.flatMap { line in
                 line.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             } ?? 0
-        let command = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let command = readProcFile("/proc/\(pid)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines)
         return Memory(
             pid: pid, command: command ?? "", threads: threads, status: statusFields.filter { statusKeys.contains($0.key) },
             rollup: kilobyteFields(rollup),

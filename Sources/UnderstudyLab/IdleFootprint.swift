@@ -73,14 +73,14 @@ public struct MachineFacts: Codable, Sendable {
     public var load: [Double]
 
     public static func now() -> MachineFacts {
-        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let cpuinfo = Footprint.readProcFile("/proc/cpuinfo") ?? ""
         let model =
             cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }.flatMap { line in
                 line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
             } ?? "unknown"
-        let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(
+        let kernel = Footprint.readProcFile("/proc/sys/kernel/osrelease")?.trimmingCharacters(
             in: .whitespacesAndNewlines)
-        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        let meminfo = Footprint.readProcFile("/proc/meminfo") ?? ""
         return MachineFacts(
             date: ISO8601DateFormatter().string(from: Date()), cores: ProcessInfo.processInfo.activeProcessorCount, model: model,
             kernel: kernel ?? "unknown", memoryKiB: Footprint.kilobyteFields(meminfo)["MemTotal"] ?? 0, load: Footprint.loadAverage())

@@ -169,6 +169,11 @@ struct BenchHarnessTests {
         let me = getpid()
         let tree = Footprint.tree(of: me)
         #expect(tree.first?.pid == me)
+        // The whole of smaps, not the first 4 KiB (Foundation stops reading /proc files there).
+        let smaps = try #require(Footprint.readProcFile("/proc/\(me)/smaps"))
+        #expect(smaps.utf8.count > 4096)
+        let maps = try #require(Footprint.readProcFile("/proc/\(me)/maps"))
+        #expect(abs(Footprint.parseSmaps(smaps).count - maps.split(separator: "\n").count) < 20)
         let memory = try #require(Footprint.memory(of: me))
         #expect((memory.status["VmRSS"] ?? 0) > 0)
         #expect(memory.threads >= 1)
