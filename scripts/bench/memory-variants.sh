@@ -7,9 +7,11 @@
 #   scripts/bench/memory-variants.sh OUT_DIR
 #
 # Environment: VARIANT_IDLE (seconds measured per variant, default 30), VARIANTS (names to
-# run, default "baseline gc-sections relr no-pie strip combined"; add osize for -Osize, a
-# full rebuild of about 15 minutes), BUILD_LOCK (a file to flock around each build, e.g.
-# /tmp/understudy-build.lock on a shared machine).
+# run, default "gc-sections relr no-pie combined baseline strip": baseline flags last, so
+# .build/release/understudy is left as the package builds it; add osize for -Osize, a
+# full rebuild of about 15 minutes), BUILD_LOCK (a file to flock around all the builds at
+# once, e.g. /tmp/understudy-build.lock on a shared machine). All variants are built first,
+# then measured.
 #
 # Writes OUT_DIR/memory-variants.json (one entry per variant: flags, binary size, the
 # daemon's VmRSS/RssAnon/RssFile and the PSS of daemon + keeper) and OUT_DIR/variants/NAME/.
@@ -20,7 +22,7 @@ OUT=${1:?usage: memory-variants.sh OUT_DIR}
 mkdir -p "$OUT/variants"
 OUT=$(cd "$OUT" && pwd)
 IDLE=${VARIANT_IDLE:-30}
-VARIANTS=${VARIANTS:-"baseline gc-sections relr no-pie strip combined"}
+VARIANTS=${VARIANTS:-"gc-sections relr no-pie combined baseline strip"}
 case "$IDLE" in '' | *[!0-9]*) echo "VARIANT_IDLE must be a number of seconds" >&2; exit 2 ;; esac
 
 # The release flags of scripts/package-deb.sh.
@@ -40,36 +42,44 @@ build() { # NAME FLAGS...
     shift
     local scratch=()
     [ "$name" = osize ] && scratch=(--scratch-path "$ROOT/.build/osize")
-    local log="$OUT/variants/$name/build.log"
-    echo "swift build ${BASE[*]} $* ${scratch[*]}" >> "$OUT/variants/$name/command.txt"
-    if [ -n "${BUILD_LOCK:-}" ]; then
-        flock "$BUILD_LOCK" swift build "${BASE[@]}" "$@" "${scratch[@]}" > "$log" 2>&1
-    else
-        swift build "${BASE[@]}" "$@" "${scratch[@]}" > "$log" 2>&1
-    fi
+    echo "swift build ${BASE[*]} $* ${scratch[*]}" > "$OUT/variants/$name/command.txt"
+    swift build "${BASE[@]}" "$@" "${scratch[@]}" > "$OUT/variants/$name/build.log" 2>&1 || return 1
     if [ "$name" = osize ]; then
         cp "$ROOT/.build/osize/release/understudy" "$OUT/variants/$name/understudy"
     else
         cp "$ROOT/.build/release/understudy" "$OUT/variants/$name/understudy"
     fi
-}
-
-results=()
-for name in $VARIANTS; do
-    [ -n "${FLAGS[$name]+set}" ] || { echo "unknown variant $name (${!FLAGS[*]})" >&2; exit 2; }
-    mkdir -p "$OUT/variants/$name"
-    : > "$OUT/variants/$name/command.txt"
-    echo "[variants] $name: building"
-    # shellcheck disable=SC2086 # the flags are words
-    if ! build "$name" ${FLAGS[$name]}; then
-        echo "[variants] $name: the build failed (see $OUT/variants/$name/build.log); skipped"
-        continue
-    fi
-    bin="$OUT/variants/$name/understudy"
     if [ "$name" = strip ]; then
-        strip --strip-all "$bin"
+        strip --strip-all "$OUT/variants/$name/understudy"
         echo "strip --strip-all understudy" >> "$OUT/variants/$name/command.txt"
     fi
+}
+
+for name in $VARIANTS; do
+    [ -n "${FLAGS[$name]+set}" ] || { echo "unknown variant $name (${!FLAGS[*]})" >&2; exit 2; }
+done
+
+# Phase 1: every build (under one lock when BUILD_LOCK is set).
+if [ "${VARIANTS_PHASE:-all}" != measure ]; then
+    if [ -n "${BUILD_LOCK:-}" ] && [ "${VARIANTS_PHASE:-all}" = all ]; then
+        flock "$BUILD_LOCK" env VARIANTS_PHASE=build "$0" "$OUT"
+    else
+        for name in $VARIANTS; do
+            mkdir -p "$OUT/variants/$name"
+            rm -f "$OUT/variants/$name/understudy"
+            echo "[variants] $name: building"
+            # shellcheck disable=SC2086 # the flags are words
+            build "$name" ${FLAGS[$name]} || echo "[variants] $name: the build failed (see $OUT/variants/$name/build.log)"
+        done
+    fi
+    [ "${VARIANTS_PHASE:-all}" = build ] && exit 0
+fi
+
+# Phase 2: the measurements, one variant after the other.
+results=()
+for name in $VARIANTS; do
+    bin="$OUT/variants/$name/understudy"
+    [ -x "$bin" ] || { echo "[variants] $name: no binary (build failed); skipped"; continue; }
     echo "[variants] $name: measuring ${IDLE} s"
     cmd=("$bin" lab footprint --interval 20ms --timeout-ms 100 --ping-timeout 30ms --probe-wait 20ms --groups 10
         --seconds "$IDLE" --warmup 5 --subnet 13 --json "$OUT/variants/$name/footprint.json")
