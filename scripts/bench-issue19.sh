@@ -86,6 +86,7 @@ if [ "$BUILD" = 1 ]; then
     log "building: swift build ${RELEASE_FLAGS[*]}"
     swift build "${RELEASE_FLAGS[@]}" >&2
 fi
+GIVEN_BINARY=$BIN
 [ -n "$BIN" ] || BIN="$ROOT/.build/release/understudy"
 [ -x "$BIN" ] || { echo "bench-issue19.sh: $BIN is not an executable" >&2; exit 2; }
 BIN=$(readlink -f "$BIN")
@@ -111,7 +112,11 @@ read -r TOTAL0 STEAL0 < <(stat_ticks)
     echo "date (UTC):     $(date -u '+%Y-%m-%d %H:%M:%S')"
     echo "commit:         $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
     echo "binary:         $BIN ($(stat -c %s "$BIN") bytes, sha256 $(sha256sum "$BIN" | cut -c1-16)…)"
-    echo "build flags:    ${RELEASE_FLAGS[*]}$([ "$BUILD" = 0 ] && echo ' (not rebuilt by this run)')"
+    if [ -n "$GIVEN_BINARY" ]; then
+        echo "build flags:    unknown (--binary: not built by this run)"
+    else
+        echo "build flags:    ${RELEASE_FLAGS[*]}$([ "$BUILD" = 0 ] && echo ' (--skip-build: not rebuilt by this run)')"
+    fi
     echo "cores:          $(nproc)"
     echo "CPU:            $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     echo "memory:         $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
@@ -198,7 +203,7 @@ fi
 
 read -r TOTAL1 STEAL1 < <(stat_ticks)
 awk -v t="$((TOTAL1 - TOTAL0))" -v s="$((STEAL1 - STEAL0))" \
-    'BEGIN { printf "steal (whole run): %.2f %% of all CPU time\n", t > 0 ? s * 100 / t : 0 }' >> "$OUT/machine.txt"
+    'BEGIN { printf "steal (whole run): %.2f %% of all CPU time\n", (t > 0 ? s * 100 / t : 0) }' >> "$OUT/machine.txt"
 echo "load at end:    $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 echo "finished (UTC): $(date -u '+%Y-%m-%d %H:%M:%S')" >> "$OUT/machine.txt"
 

@@ -115,6 +115,9 @@ def main():
         elif report.get("kind") == "footprint":
             footprints.append((name, report))
     sizes.sort(key=lambda item: item[1]["servers"])
+    # Understudy first, then the competitors, each in file-name order.
+    failovers.sort(key=lambda item: (item[1].get("competitor") != "understudy", item[0]))
+    footprints.sort(key=lambda item: (item[1].get("competitor") != "understudy", item[0]))
     out = ["# Issue 19 benchmarks", ""]
     for extra in ("machine.txt",):
         path = os.path.join(folder, extra)
