@@ -7,7 +7,7 @@
 #   scripts/bench/memory-variants.sh OUT_DIR
 #
 # Environment: VARIANT_IDLE (seconds measured per variant, default 30), VARIANTS (names to
-# run, default "gc-sections relr no-pie combined baseline strip": baseline flags last, so
+# run, default "relr no-pie combined baseline strip": baseline flags last, so
 # .build/release/understudy is left as the package builds it; add osize for -Osize, a
 # full rebuild of about 15 minutes), BUILD_LOCK (a file to flock around all the builds at
 # once, e.g. /tmp/understudy-build.lock on a shared machine). All variants are built first,
@@ -22,18 +22,20 @@ OUT=${1:?usage: memory-variants.sh OUT_DIR}
 mkdir -p "$OUT/variants"
 OUT=$(cd "$OUT" && pwd)
 IDLE=${VARIANT_IDLE:-30}
-VARIANTS=${VARIANTS:-"gc-sections relr no-pie combined baseline strip"}
+VARIANTS=${VARIANTS:-"relr no-pie combined baseline strip"}
 case "$IDLE" in '' | *[!0-9]*) echo "VARIANT_IDLE must be a number of seconds" >&2; exit 2 ;; esac
 
 # The release flags of scripts/package-deb.sh.
 BASE=(-c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now --product understudy)
 declare -A FLAGS=(
     [baseline]=""
+    # SwiftPM already links release builds with --gc-sections (dead stripping): a variant
+    # adding it again shows what that is worth (nothing).
     [gc-sections]="-Xlinker --gc-sections"
     [relr]="-Xlinker -z -Xlinker pack-relative-relocs"
     [no-pie]="-Xlinker -no-pie"
     [strip]=""
-    [combined]="-Xlinker --gc-sections -Xlinker -z -Xlinker pack-relative-relocs"
+    [combined]="-Xlinker -no-pie -Xlinker -z -Xlinker pack-relative-relocs"
     [osize]="-Xswiftc -Osize"
 )
 
