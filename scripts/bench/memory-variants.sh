@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Which release-build flags cut the idle memory of the daemon (issue 19). Builds the release
-# binary once per variant (link-time flags relink only; -Osize recompiles in a scratch folder
-# of its own), copies each binary aside, and measures each with `understudy lab footprint`
-# (fast profile, 2 servers, 10 groups). Root needed (the lab).
+# Which release-build link flags cut the idle memory of the daemon (issue 19). Builds the
+# release binary once with the flags of scripts/package-deb.sh (`swift build -v`, so the link
+# command is in the log), then links the same objects again with SwiftPM's own link command
+# and each variant's flags (SwiftPM recompiles everything when -Xlinker flags change; relinking
+# takes a minute and compares exactly the same code), copies each binary aside and measures it
+# with `understudy lab footprint` (fast profile, 2 servers, 10 groups). Root needed (the lab).
 #
 #   scripts/bench/memory-variants.sh OUT_DIR
 #
-# Environment: VARIANT_IDLE (seconds measured per variant, default 30), VARIANTS (names to
-# run, default "relr no-pie combined baseline strip": baseline flags last, so
-# .build/release/understudy is left as the package builds it; add osize for -Osize, a
-# full rebuild of about 15 minutes), BUILD_LOCK (a file to flock around all the builds at
-# once, e.g. /tmp/understudy-build.lock on a shared machine). All variants are built first,
-# then measured.
+# Variants: baseline (the package's flags: -pie, --gc-sections from SwiftPM, -z now), relr
+# (+ -z pack-relative-relocs), no-pie (clang -no-pie instead of -pie), combined (both), strip
+# (baseline through strip --strip-all); osize (-Xswiftc -Osize: a full rebuild in
+# .build/osize, about 15 minutes) only when named in VARIANTS.
 #
-# Writes OUT_DIR/memory-variants.json (one entry per variant: flags, binary size, the
-# daemon's VmRSS/RssAnon/RssFile and the PSS of daemon + keeper) and OUT_DIR/variants/NAME/.
+# Environment: VARIANT_IDLE (seconds measured per variant, default 30), VARIANTS (default
+# "baseline relr no-pie combined strip"), BUILD_LOCK (a file to flock around the build and the
+# links, e.g. /tmp/understudy-build.lock on a shared machine).
+#
+# Writes OUT_DIR/memory-variants.json (one entry per variant: flags, binary size, the daemon's
+# VmRSS/RssAnon/RssFile and the PSS of daemon + keeper) and OUT_DIR/variants/NAME/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -22,56 +26,66 @@ OUT=${1:?usage: memory-variants.sh OUT_DIR}
 mkdir -p "$OUT/variants"
 OUT=$(cd "$OUT" && pwd)
 IDLE=${VARIANT_IDLE:-30}
-VARIANTS=${VARIANTS:-"relr no-pie combined baseline strip"}
+VARIANTS=${VARIANTS:-"baseline relr no-pie combined strip"}
 case "$IDLE" in '' | *[!0-9]*) echo "VARIANT_IDLE must be a number of seconds" >&2; exit 2 ;; esac
+for name in $VARIANTS; do
+    case "$name" in baseline | relr | no-pie | combined | strip | osize) ;; *) echo "unknown variant $name" >&2; exit 2 ;; esac
+done
 
 # The release flags of scripts/package-deb.sh.
 BASE=(-c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now --product understudy)
-declare -A FLAGS=(
-    [baseline]=""
-    # SwiftPM already links release builds with --gc-sections (dead stripping): a variant
-    # adding it again shows what that is worth (nothing).
-    [gc-sections]="-Xlinker --gc-sections"
-    [relr]="-Xlinker -z -Xlinker pack-relative-relocs"
-    [no-pie]="-Xlinker -no-pie"
-    [strip]=""
-    [combined]="-Xlinker -no-pie -Xlinker -z -Xlinker pack-relative-relocs"
-    [osize]="-Xswiftc -Osize"
-)
+RELR="-Xlinker -z -Xlinker pack-relative-relocs"
 
-build() { # NAME FLAGS...
-    local name=$1
-    shift
-    local scratch=()
-    [ "$name" = osize ] && scratch=(--scratch-path "$ROOT/.build/osize")
-    echo "swift build ${BASE[*]} $* ${scratch[*]}" > "$OUT/variants/$name/command.txt"
-    swift build "${BASE[@]}" "$@" "${scratch[@]}" > "$OUT/variants/$name/build.log" 2>&1 || return 1
-    if [ "$name" = osize ]; then
-        cp "$ROOT/.build/osize/release/understudy" "$OUT/variants/$name/understudy"
-    else
-        cp "$ROOT/.build/release/understudy" "$OUT/variants/$name/understudy"
-    fi
-    if [ "$name" = strip ]; then
-        strip --strip-all "$OUT/variants/$name/understudy"
-        echo "strip --strip-all understudy" >> "$OUT/variants/$name/command.txt"
-    fi
-}
+locked() { if [ -n "${BUILD_LOCK:-}" ]; then flock "$BUILD_LOCK" "$@"; else "$@"; fi; }
 
-for name in $VARIANTS; do
-    [ -n "${FLAGS[$name]+set}" ] || { echo "unknown variant $name (${!FLAGS[*]})" >&2; exit 2; }
-done
-
-# Phase 1: every build (under one lock when BUILD_LOCK is set).
+# Phase 1, builds (under the lock when BUILD_LOCK is set): the baseline with its link command,
+# the relinks, -Osize when asked.
 if [ "${VARIANTS_PHASE:-all}" != measure ]; then
     if [ -n "${BUILD_LOCK:-}" ] && [ "${VARIANTS_PHASE:-all}" = all ]; then
-        flock "$BUILD_LOCK" env VARIANTS_PHASE=build "$0" "$OUT"
+        flock "$BUILD_LOCK" env VARIANTS_PHASE=build BUILD_LOCK= "$0" "$OUT"
     else
-        for name in $VARIANTS; do
+        echo "[variants] building the release binary: swift build ${BASE[*]} -v"
+        swift build "${BASE[@]}" -v > "$OUT/variants/build.log" 2>&1 || { echo "[variants] the build failed: $OUT/variants/build.log" >&2; exit 1; }
+        bindir=$(swift build "${BASE[@]}" --show-bin-path)
+        target="$bindir/understudy"
+        # SwiftPM prints the link command only when it links; force one when it was up to date.
+        if ! grep -qE "^[^ ]*clang .* -o $target( |\$)" "$OUT/variants/build.log"; then
+            rm -f "$target"
+            swift build "${BASE[@]}" -v > "$OUT/variants/build.log" 2>&1
+        fi
+        grep -E "^[^ ]*clang .* -o $target( |\$)" "$OUT/variants/build.log" | tail -1 > "$OUT/variants/link.cmd"
+        [ -s "$OUT/variants/link.cmd" ] || { echo "[variants] no link command in $OUT/variants/build.log" >&2; exit 1; }
+        relink() { # NAME SED-EXPRESSION EXTRA-FLAGS
+            local name=$1 expr=$2 extra=$3 cmd
             mkdir -p "$OUT/variants/$name"
-            rm -f "$OUT/variants/$name/understudy"
-            echo "[variants] $name: building"
-            # shellcheck disable=SC2086 # the flags are words
-            build "$name" ${FLAGS[$name]} || echo "[variants] $name: the build failed (see $OUT/variants/$name/build.log)"
+            cmd=$(sed -e "s# -o $target\\( \\|\$\\)# -o $OUT/variants/$name/understudy\\1#" -e "$expr" "$OUT/variants/link.cmd")
+            printf '%s %s\n' "$cmd" "$extra" > "$OUT/variants/$name/link.cmd"
+            echo "link: SwiftPM's link command$([ -n "$extra" ] && echo " + $extra")$(printf '%s' "$expr" | grep -q no-pie && echo ', clang -no-pie instead of -pie')" > "$OUT/variants/$name/command.txt"
+            sh -c "$cmd $extra" > "$OUT/variants/$name/link.log" 2>&1 || { echo "[variants] $name: the link failed ($OUT/variants/$name/link.log)"; rm -f "$OUT/variants/$name/understudy"; }
+        }
+        for name in $VARIANTS; do
+            case "$name" in
+                baseline) relink baseline 's|^x|x|' '' ;;
+                relr) relink relr 's|^x|x|' "$RELR" ;;
+                no-pie) relink no-pie 's|clang -pie |clang -no-pie |' '' ;;
+                combined) relink combined 's|clang -pie |clang -no-pie |' "$RELR" ;;
+                strip)
+                    mkdir -p "$OUT/variants/strip"
+                    cp "$target" "$OUT/variants/strip/understudy"
+                    strip --strip-all "$OUT/variants/strip/understudy"
+                    echo "strip --strip-all (the baseline binary)" > "$OUT/variants/strip/command.txt"
+                    ;;
+                osize)
+                    mkdir -p "$OUT/variants/osize"
+                    echo "swift build ${BASE[*]} -Xswiftc -Osize --scratch-path .build/osize" > "$OUT/variants/osize/command.txt"
+                    if swift build "${BASE[@]}" -Xswiftc -Osize --scratch-path "$ROOT/.build/osize" > "$OUT/variants/osize/build.log" 2>&1; then
+                        cp "$ROOT/.build/osize/release/understudy" "$OUT/variants/osize/understudy"
+                    else
+                        echo "[variants] osize: the build failed ($OUT/variants/osize/build.log)"
+                    fi
+                    ;;
+            esac
+            [ -x "$OUT/variants/$name/understudy" ] && echo "[variants] $name: $(stat -c %s "$OUT/variants/$name/understudy") bytes"
         done
     fi
     [ "${VARIANTS_PHASE:-all}" = build ] && exit 0
@@ -81,7 +95,7 @@ fi
 results=()
 for name in $VARIANTS; do
     bin="$OUT/variants/$name/understudy"
-    [ -x "$bin" ] || { echo "[variants] $name: no binary (build failed); skipped"; continue; }
+    [ -x "$bin" ] || { echo "[variants] $name: no binary; skipped"; continue; }
     echo "[variants] $name: measuring ${IDLE} s"
     cmd=("$bin" lab footprint --interval 20ms --timeout-ms 100 --ping-timeout 30ms --probe-wait 20ms --groups 10
         --seconds "$IDLE" --warmup 5 --subnet 13 --json "$OUT/variants/$name/footprint.json")
