@@ -59,9 +59,10 @@ if [ "${VARIANTS_PHASE:-all}" != measure ]; then
             local name=$1 expr=$2 extra=$3 cmd
             mkdir -p "$OUT/variants/$name"
             cmd=$(sed -e "s# -o $target\\( \\|\$\\)# -o $OUT/variants/$name/understudy\\1#" -e "$expr" "$OUT/variants/link.cmd")
-            printf '%s %s\n' "$cmd" "$extra" > "$OUT/variants/$name/link.cmd"
+            # A file, not `sh -c`: the command is longer than one argument may be (128 KiB).
+            printf '%s %s\n' "$cmd" "$extra" > "$OUT/variants/$name/link.sh"
             echo "link: SwiftPM's link command$([ -n "$extra" ] && echo " + $extra")$(printf '%s' "$expr" | grep -q no-pie && echo ', clang -no-pie instead of -pie')" > "$OUT/variants/$name/command.txt"
-            sh -c "$cmd $extra" > "$OUT/variants/$name/link.log" 2>&1 || { echo "[variants] $name: the link failed ($OUT/variants/$name/link.log)"; rm -f "$OUT/variants/$name/understudy"; }
+            sh "$OUT/variants/$name/link.sh" > "$OUT/variants/$name/link.log" 2>&1 || { echo "[variants] $name: the link failed ($OUT/variants/$name/link.log)"; rm -f "$OUT/variants/$name/understudy"; }
         }
         for name in $VARIANTS; do
             case "$name" in
