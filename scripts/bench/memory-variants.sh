@@ -8,13 +8,15 @@
 #
 #   scripts/bench/memory-variants.sh OUT_DIR
 #
-# Variants: baseline (the package's flags: -pie, --gc-sections from SwiftPM, -z now), relr
-# (+ -z pack-relative-relocs), no-pie (clang -no-pie instead of -pie), combined (both), strip
-# (baseline through strip --strip-all); osize (-Xswiftc -Osize: a full rebuild in
-# .build/osize, about 15 minutes) only when named in VARIANTS.
+# Variants: baseline (the package's flags: -pie, --gc-sections from SwiftPM, -z now; the
+# toolchain's clang links with gold), lld (the same linked by the toolchain's lld), relr (lld
+# with -z pack-relative-relocs, which gold does not know), no-pie (clang -no-pie instead of
+# -pie), combined (no-pie and relr), strip (baseline through strip --strip-all); osize
+# (-Xswiftc -Osize: a full rebuild in .build/osize, about 15 minutes) only when named in
+# VARIANTS.
 #
 # Environment: VARIANT_IDLE (seconds measured per variant, default 30), VARIANTS (default
-# "baseline relr no-pie combined strip"), BUILD_LOCK (a file to flock around the build and the
+# "baseline lld relr no-pie combined strip"), BUILD_LOCK (a file to flock around the build and the
 # links, e.g. /tmp/understudy-build.lock on a shared machine).
 #
 # Writes OUT_DIR/memory-variants.json (one entry per variant: flags, binary size, the daemon's
@@ -26,15 +28,16 @@ OUT=${1:?usage: memory-variants.sh OUT_DIR}
 mkdir -p "$OUT/variants"
 OUT=$(cd "$OUT" && pwd)
 IDLE=${VARIANT_IDLE:-30}
-VARIANTS=${VARIANTS:-"baseline relr no-pie combined strip"}
+VARIANTS=${VARIANTS:-"baseline lld relr no-pie combined strip"}
 case "$IDLE" in '' | *[!0-9]*) echo "VARIANT_IDLE must be a number of seconds" >&2; exit 2 ;; esac
 for name in $VARIANTS; do
-    case "$name" in baseline | relr | no-pie | combined | strip | osize) ;; *) echo "unknown variant $name" >&2; exit 2 ;; esac
+    case "$name" in baseline | lld | relr | no-pie | combined | strip | osize) ;; *) echo "unknown variant $name" >&2; exit 2 ;; esac
 done
 
 # The release flags of scripts/package-deb.sh.
 BASE=(-c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now --product understudy)
-RELR="-Xlinker -z -Xlinker pack-relative-relocs"
+LLD="-fuse-ld=lld"
+RELR="-fuse-ld=lld -Xlinker -z -Xlinker pack-relative-relocs"
 
 locked() { if [ -n "${BUILD_LOCK:-}" ]; then flock "$BUILD_LOCK" "$@"; else "$@"; fi; }
 
@@ -67,6 +70,7 @@ if [ "${VARIANTS_PHASE:-all}" != measure ]; then
         for name in $VARIANTS; do
             case "$name" in
                 baseline) relink baseline 's|^x|x|' '' ;;
+                lld) relink lld 's|^x|x|' "$LLD" ;;
                 relr) relink relr 's|^x|x|' "$RELR" ;;
                 no-pie) relink no-pie 's|clang -pie |clang -no-pie |' '' ;;
                 combined) relink combined 's|clang -pie |clang -no-pie |' "$RELR" ;;
