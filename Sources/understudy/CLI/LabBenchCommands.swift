@@ -150,6 +150,14 @@ struct LabFailoverBench: AsyncParsableCommand {
         case .understudy:
             try FailoverBenchmark.writeGroup(spec: spec, probeWait: profile.probeWait)
             for server in spec.serverNames { try lab.startDaemon(server) }
+            // A large cluster takes a while to form: wait (bounded, longer with more servers)
+            // for the group to be online before the first fault, and say so when it is not.
+            let formation = Duration.seconds(60 + 5 * servers)
+            print("waiting up to \(formation) for \(servers) servers and the group web to be online")
+            try await lab.waitForStatus("group web online with every server Online", on: spec.serverNames[0], timeout: formation) {
+                status in
+                status.groups.first?.status == .online && status.servers.allSatisfy { $0.status == .online }
+            }
         case .keepalived:
             var competitor = KeepalivedBenchmark(
                 lab: lab, settings: .init(advertSeconds: profile.advert, transport: profile.transport, instances: 1)
