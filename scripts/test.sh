@@ -27,7 +27,8 @@ cd "$(dirname "$0")/.."
 # test starts with its own socket and loopback ports), dpkg-dev, binutils, lintian, man-db and
 # systemd (DebianPackageTests: dpkg-shlibdeps and strip build the package, lintian checks it,
 # man renders its pages, systemd-analyze verifies its unit), openipmi and ipmitool (a real BMC,
-# ipmi_sim, that the forced-stop ipmi agent's tests power off with ipmitool). Installed only
+# ipmi_sim, that the forced-stop ipmi agent's tests power off with ipmitool), keepalived (the
+# failover benchmark's competitor, run in the lab by BenchHarnessLabTests). Installed only
 # when missing, so the command also works without network on a machine that already has them.
 need=()
 for pkg in procps iproute2 curl openssl nftables iptables iputils-ping iputils-arping ndisc6 bird2 \
@@ -35,7 +36,7 @@ for pkg in procps iproute2 curl openssl nftables iptables iputils-ping iputils-a
     hostname bsdutils nut-server nut-client kmod socat e2fsprogs xfsprogs util-linux mount \
     samba smbclient nfs-ganesha nfs-ganesha-vfs rpcbind nfs-common openssl \
     chromium chromium-driver prometheus python3-aiosmtpd snmptrapd snmp rsyslog \
-    dpkg-dev binutils lintian man-db systemd openipmi ipmitool; do
+    dpkg-dev binutils lintian man-db systemd openipmi ipmitool keepalived; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -52,11 +52,21 @@ public enum HTTPProbe {
     public static func untilAnswer(
         host: String, port: UInt16, expected: String, interval: Duration, limit: Duration, requestTimeoutMilliseconds: Int32
     ) -> Int64? {
+        untilAnswer(
+            host: host, port: port, accepting: { $0 == expected }, interval: interval, limit: limit,
+            requestTimeoutMilliseconds: requestTimeoutMilliseconds)?.at
+    }
+
+    /// Probes every `interval` until an answer `accepting` takes arrives, or `limit` passes:
+    /// the `CLOCK_BOOTTIME` (ns) of that first answer and the answer (the server's name).
+    public static func untilAnswer(
+        host: String, port: UInt16, accepting: (String) -> Bool, interval: Duration, limit: Duration, requestTimeoutMilliseconds: Int32
+    ) -> (at: Int64, answer: String)? {
         let deadline = ContinuousClock.now + limit
         while ContinuousClock.now < deadline {
             let started = ContinuousClock.now
-            if get(host: host, port: port, timeoutMilliseconds: requestTimeoutMilliseconds) == expected {
-                return LeaseFile.boottimeNow()
+            if let answer = get(host: host, port: port, timeoutMilliseconds: requestTimeoutMilliseconds), accepting(answer) {
+                return (LeaseFile.boottimeNow(), answer)
             }
             let next = started + interval
             let remaining = ContinuousClock.now.duration(to: next)
@@ -66,19 +76,44 @@ public enum HTTPProbe {
     }
 }
 
-/// Unplanned failover in the lab: two servers and a client that probes the floating IP
-/// every 10 ms; from the fault (kill -9 of the active daemon, or its link down) to the first
-/// answer of the other server. As in the keepalived comparison, the service (an HTTP
-/// responder that answers its server's name) runs on both servers all the time and only the
-/// address moves: the time measured is the cluster's, not the service's start.
+/// Unplanned failover in the lab: servers and a client that probes the floating IP every
+/// 10 ms; from the fault (kill -9 of the active daemon, or its link down) to the first answer
+/// of another server. As in the keepalived comparison (`KeepalivedBenchmark`, which runs this
+/// very loop), the service (an HTTP responder that answers its server's name) runs on every
+/// server all the time and only the address moves: the time measured is the cluster's, not
+/// the service's start.
 public struct FailoverBenchmark {
-    public enum Fault: String, CaseIterable, Sendable {
+    public enum Fault: String, CaseIterable, Codable, Sendable {
         case kill
         case linkDown = "link-down"
     }
 
+    /// One failover: who held the address, who answered next and after how long (nil: nobody
+    /// within the limit).
+    public struct Run: Codable, Sendable, Equatable {
+        public var index: Int
+        public var holder: String
+        public var answeredBy: String?
+        public var seconds: Double?
+        /// Per resource of the new holder's group start, milliseconds (Understudy only).
+        public var resourceMilliseconds: [String: Double]?
+    }
+
+    /// The runs of one fault, with the machine's steal and load meanwhile.
+    public struct Series: Codable, Sendable {
+        public var fault: Fault
+        public var runs: [Run]
+        public var stealPercent: Double
+        public var loadBefore: [Double]
+        public var loadAfter: [Double]
+        public var startedAt: String
+        public var seconds: [Double] { runs.compactMap(\.seconds) }
+    }
+
     public let lab: Lab
     public let binary: String
+    /// The pause after the cluster is whole again before the next fault.
+    public var settle: Duration = .seconds(1)
     var log: (String) -> Void
 
     public init(lab: Lab, binary: String, log: @escaping (String) -> Void = { _ in }) {
@@ -88,16 +123,34 @@ public struct FailoverBenchmark {
     }
 
     var spec: LabSpec { lab.spec }
-    public var floatingAddress: String { "10.200.\(spec.subnet).50" }
+    public var floatingAddress: String { Self.floatingAddress(spec: spec, group: 1) }
+
+    /// The address of group `group` (1-based): 10.200.X.(49 + group).
+    public static func floatingAddress(spec: LabSpec, group: Int) -> String { "10.200.\(spec.subnet).\(49 + group)" }
+
+    /// The most groups `writeGroups` places (their addresses stay below the client's .100).
+    public static let maxGroups = 40
 
     /// Adds the measured group: a floating IP; with a shared disk (`spec.sharedDisk`) the
     /// floating IP depends on the `disk` resource, so the client's first answer from the other
     /// server comes after the mount.
     public static func writeGroup(spec: LabSpec, probeWait: String) throws {
-        let floating = "10.200.\(spec.subnet).50"
+        try spec.appendToConfig(groupsYAML(spec: spec, count: 1, probeWait: probeWait))
+    }
+
+    /// `count` groups of one floating IP each (`web`, or `web1` … `webN` for more than one),
+    /// at 10.200.X.50, .51, …
+    public static func writeGroups(spec: LabSpec, count: Int, probeWait: String) throws {
+        try spec.appendToConfig(groupsYAML(spec: spec, count: count, probeWait: probeWait))
+    }
+
+    /// The `groups:` section of `writeGroups`.
+    public static func groupsYAML(spec: LabSpec, count: Int, probeWait: String) throws -> String {
+        guard (1...maxGroups).contains(count) else { throw LabError("1 to \(maxGroups) groups, not \(count)") }
         var disk = ""
         var depends = ""
         if spec.sharedDisk == true {
+            guard count == 1 else { throw LabError("a shared disk goes with one group only") }
             disk = """
                       - name: shared
                         type: disk
@@ -110,18 +163,20 @@ public struct FailoverBenchmark {
                 """
             depends = "        depends: [shared]\n"
         }
-        let group = """
-            groups:
-              - name: web
-                resources:
-            \(disk)      - name: fip1
-                    type: fip
-                    address: \(floating)/24
-                    probe-wait: \(probeWait)
-                    announce-interval: 20ms
-            \(depends)
-            """
-        try spec.appendToConfig(group)
+        var text = "groups:\n"
+        for group in 1...count {
+            text += """
+                  - name: \(count == 1 ? "web" : "web\(group)")
+                    resources:
+                \(disk)      - name: fip\(group)
+                        type: fip
+                        address: \(floatingAddress(spec: spec, group: group))/24
+                        probe-wait: \(probeWait)
+                        announce-interval: 20ms
+                \(depends)
+                """
+        }
+        return text
     }
 
     /// From the new holder's alert log: milliseconds from "Activating group" to each resource's
@@ -147,7 +202,7 @@ public struct FailoverBenchmark {
     }
 
     /// The server the client gets its answers from now.
-    func answeringServer() -> String? {
+    public func answeringServer() -> String? {
         let outcome = try? lab.exec(
             in: LabSpec.client, [binary, "lab", "probe", "--host", floatingAddress, "--once"], timeout: .seconds(5))
         guard let outcome, outcome.succeeded else { return nil }
@@ -155,9 +210,35 @@ public struct FailoverBenchmark {
         return name.isEmpty ? nil : name
     }
 
-    /// `runs` failovers caused by `fault`; seconds from fault to first answer of the other server.
-    public func run(_ fault: Fault, runs: Int) async throws -> [Double] {
-        var results: [Double] = []
+    /// `runs` failovers of Understudy caused by `fault`.
+    public func run(_ fault: Fault, runs: Int) async throws -> Series {
+        try await measure(
+            fault, runs: runs,
+            inject: { holder in
+                switch fault {
+                case .kill: try lab.kill9(holder)
+                case .linkDown: try lab.setLink(holder, up: false)
+                }
+            },
+            restore: { try await restore($0) },
+            detail: { server in
+                let times = resourceTimes(on: server)
+                return times.isEmpty ? nil : Dictionary(times.map { ($0.resource, $0.milliseconds) }, uniquingKeysWith: { $1 })
+            })
+    }
+
+    /// The measuring loop, the same for every competitor: `runs` times, find who answers on the
+    /// floating address, start the prober in the client namespace, wait 300 ms, take the fault
+    /// time on `CLOCK_BOOTTIME`, `inject` the fault into the holder, wait for the prober's first
+    /// answer from any other server (same clock), `restore` the holder and pause `settle`.
+    public func measure(
+        _ fault: Fault, runs: Int, inject: (String) throws -> Void, restore: (String) async throws -> Void,
+        detail: (String) -> [String: Double]? = { _ in nil }
+    ) async throws -> Series {
+        let machineBefore = Footprint.MachineTicks.now()
+        let loadBefore = Footprint.loadAverage()
+        let startedAt = ISO8601DateFormatter().string(from: Date())
+        var results: [Run] = []
         for index in 0..<runs {
             var holder: String?
             _ = await labPoll(upTo: .seconds(30), every: .milliseconds(200)) {
@@ -165,30 +246,45 @@ public struct FailoverBenchmark {
                 return holder != nil
             }
             guard let holder else { throw LabError("nobody answers on \(floatingAddress)") }
-            guard let other = spec.serverNames.first(where: { $0 != holder }) else { throw LabError("one server only") }
+            guard spec.serverNames.contains(where: { $0 != holder }) else { throw LabError("one server only") }
             // The prober runs in the client namespace, started before the fault.
-            let prober = try startProber(expecting: other)
+            let prober = try startProber(otherThan: holder)
             try await Task.sleep(for: .milliseconds(300))
             let faultAt = LeaseFile.boottimeNow()
-            switch fault {
-            case .kill: try lab.kill9(holder)
-            case .linkDown: try lab.setLink(holder, up: false)
+            do {
+                try inject(holder)
+            } catch {
+                kill(prober.processIdentifier, SIGKILL)
+                prober.waitUntilExit()
+                throw error
             }
             prober.waitUntilExit()
             let output = (try? String(contentsOfFile: proberOutput, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            if let answeredAt = output.flatMap(Int64.init) {
+            let fields = output?.split(separator: " ") ?? []
+            var run = Run(index: index + 1, holder: holder, answeredBy: nil, seconds: nil, resourceMilliseconds: nil)
+            if let first = fields.first, let answeredAt = Int64(first) {
                 let seconds = Double(answeredAt - faultAt) / 1e9
-                results.append(seconds)
-                let shares = resourceTimes(on: other).map { "\($0.resource) \(String(format: "%.0f", $0.milliseconds)) ms" }
+                let other = fields.count > 1 ? String(fields[1]) : "another server"
+                run.seconds = seconds
+                run.answeredBy = other
+                run.resourceMilliseconds = detail(other)
+                let shares = (run.resourceMilliseconds ?? [:]).sorted { $0.key < $1.key }.map {
+                    "\($0.key) \(String(format: "%.0f", $0.value)) ms"
+                }
                 log(
                     "run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): \(other) answered after \(String(format: "%.3f", seconds)) s"
                         + (shares.isEmpty ? "" : " (group start: \(shares.joined(separator: ", ")))"))
             } else {
-                log("run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): \(other) did not answer within the limit")
+                log("run \(index + 1)/\(runs): \(fault.rawValue) of \(holder): no other server answered within the limit")
             }
+            results.append(run)
             try await restore(holder)
+            try await Task.sleep(for: settle)
         }
-        return results
+        let steal = machineBefore.flatMap { before in Footprint.MachineTicks.now().map { before.stealPercent(until: $0) } } ?? 0
+        return Series(
+            fault: fault, runs: results, stealPercent: steal, loadBefore: loadBefore, loadAfter: Footprint.loadAverage(),
+            startedAt: startedAt)
     }
 
     var proberOutput: String { spec.folder + "/prober.out" }
@@ -209,13 +305,23 @@ public struct FailoverBenchmark {
         }
     }
 
-    func startProber(expecting server: String) throws -> Process {
+    /// Kills the responders (by pid) and reaps them.
+    public static func stopResponders(_ responders: [Process]) {
+        for responder in responders where responder.isRunning {
+            kill(responder.processIdentifier, SIGKILL)
+            responder.waitUntilExit()
+        }
+    }
+
+    /// The prober: prints the `CLOCK_BOOTTIME` of the first answer from a server other than
+    /// `holder`, and that server's name.
+    func startProber(otherThan holder: String) throws -> Process {
         try? FileManager.default.removeItem(atPath: proberOutput)
         _ = FileManager.default.createFile(atPath: proberOutput, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: LabShell.which("ip") ?? "/usr/sbin/ip")
         process.arguments = [
-            "netns", "exec", spec.clientNamespace, binary, "lab", "probe", "--host", floatingAddress, "--expect", server,
+            "netns", "exec", spec.clientNamespace, binary, "lab", "probe", "--host", floatingAddress, "--other-than", holder,
             "--limit", "60",
         ]
         process.standardOutput = FileHandle(forWritingAtPath: proberOutput)
@@ -225,7 +331,7 @@ public struct FailoverBenchmark {
     }
 
     /// Puts the old holder back: link up, daemon restarted (and `clpcl -r` to lift the
-    /// abnormal-stop suspension), then waits until both servers see each other.
+    /// abnormal-stop suspension), then waits until all servers see each other.
     func restore(_ server: String) async throws {
         try lab.setLink(server, up: true)
         if !(lab.pid(of: server)?.isAlive ?? false) {
@@ -241,7 +347,6 @@ public struct FailoverBenchmark {
             }
             return true
         }
-        try await Task.sleep(for: .seconds(1))
     }
 
     public static func summary(_ values: [Double]) -> (min: Double, median: Double, max: Double)? {

@@ -75,7 +75,9 @@ public struct LabSpec: Codable, Sendable, Equatable {
         guard !prefix.isEmpty, prefix.count <= 24, prefix.allSatisfy({ allowed.contains($0) }) else {
             throw LabError("the prefix must be 1 to 24 lowercase letters or digits, not '\(prefix)'")
         }
-        guard (1...9).contains(servers) else { throw LabError("a lab has 1 to 9 servers, not \(servers)") }
+        guard (1...LabSpec.maxServers).contains(servers) else {
+            throw LabError("a lab has 1 to \(LabSpec.maxServers) servers, not \(servers)")
+        }
         guard (0...255).contains(subnet) else { throw LabError("the subnet index is 0 to 255, not \(subnet)") }
         guard ["auto", "majority", "ping", "http"].contains(resolution) else {
             throw LabError("unknown partition resolution '\(resolution)' (auto, majority, ping or http)")
@@ -103,8 +105,12 @@ public struct LabSpec: Codable, Sendable, Equatable {
         let rest = name.dropFirst(prefix.count + 1)
         if rest == "net" || rest == "client" { return true }
         guard rest.hasPrefix("node"), let number = Int(rest.dropFirst(4)) else { return false }
-        return number >= 1 && number <= 9
+        return number >= 1 && number <= maxServers
     }
+
+    /// The most servers a lab holds: their addresses (.11 to .42) stay below the floating
+    /// addresses of the benchmarks (.50 and up) and the client (.100).
+    public static let maxServers = 32
 
     func index(of member: String) throws -> Int {
         if member == LabSpec.client { return 0 }

@@ -10,7 +10,7 @@ struct LabCommand: AsyncParsableCommand {
         subcommands: [
             LabUp.self, LabDown.self, LabStatus.self, LabSignal.self, LabStart.self, LabLinkCommand.self, LabPartition.self,
             LabHeal.self, LabNetem.self, LabSafety.self, LabRecorder.self, LabDiskWriter.self, LabProbe.self, LabFailoverBench.self,
-            LabIdleWatch.self,
+            LabIdleWatch.self, LabFootprint.self,
             LabMonitorBench.self,
         ])
 }
@@ -37,7 +37,7 @@ struct LabUp: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up", abstract: "Build the lab and start a daemon in every server namespace; it runs until `lab down`.")
     @OptionGroup var lab: LabPrefixOption
-    @Option(name: .long, help: "Servers (1 to 9).") var servers: Int = 2
+    @Option(name: .long, help: "Servers (1 to 32).") var servers: Int = 2
     @Flag(name: .long, help: "Add a second interconnect link (10.201.X.0/24) with its own lanhb.") var secondLink = false
     @Option(name: .long, help: "X in 10.200.X.0/24 (and 10.201.X.0/24).") var subnet: Int = 0
     @Option(name: .long, help: "Heartbeat interval.") var interval: String = "200ms"

@@ -150,6 +150,8 @@ struct LabProbe: ParsableCommand {
     @Option(name: .long) var host: String
     @Option(name: .long) var port: UInt16 = 8080
     @Option(name: .long, help: "Print the CLOCK_BOOTTIME (ns) of this server's first answer.") var expect: String?
+    @Option(name: .long, help: "Print the CLOCK_BOOTTIME (ns) and the name of the first answer from any other server.")
+    var otherThan: String?
     @Flag(name: .long, help: "One request; print who answered.") var once = false
     @Option(name: .long, help: "Give up after this many seconds.") var limit: Int = 60
 
@@ -159,62 +161,22 @@ struct LabProbe: ParsableCommand {
             print(answer)
             return
         }
-        guard let expect else { throw ValidationError("--expect or --once") }
+        if let otherThan {
+            guard
+                let first = HTTPProbe.untilAnswer(
+                    host: host, port: port, accepting: { $0 != otherThan }, interval: .milliseconds(10), limit: .seconds(limit),
+                    requestTimeoutMilliseconds: 50)
+            else { throw ExitCode(1) }
+            print("\(first.at) \(first.answer)")
+            return
+        }
+        guard let expect else { throw ValidationError("--expect, --other-than or --once") }
         guard
             let at = HTTPProbe.untilAnswer(
                 host: host, port: port, expected: expect, interval: .milliseconds(10), limit: .seconds(limit),
                 requestTimeoutMilliseconds: 50)
         else { throw ExitCode(1) }
         print(at)
-    }
-}
-
-/// `understudy lab failover-bench`: unplanned failover times in a fresh two-server lab.
-struct LabFailoverBench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "failover-bench", abstract: "Measure unplanned failover (kill -9, link down) in a fresh two-server lab (root).")
-    @Option(name: .long, help: "Runs per fault.") var runs: Int = 20
-    @Option(name: .long, parsing: .upToNextOption, help: "Faults: kill, link-down.") var faults: [String] = ["kill", "link-down"]
-    @Option(name: .long, help: "Heartbeat interval.") var interval: String = "1s"
-    @Option(name: .long, help: "Heartbeat timeout in milliseconds.") var timeoutMs: Int = 5000
-    @Option(name: .long, help: "Ping timeout of the pingnp resolution.") var pingTimeout: String = "1s"
-    @Option(name: .long, help: "probe-wait of the floating IP.") var probeWait: String = "200ms"
-    @Option(name: .long, help: "X in 10.200.X.0/24.") var subnet: Int = 9
-    @Flag(name: .long, help: "Put the floating IP on a shared disk resource (ext4 with mmp) that must mount first.")
-    var sharedDisk = false
-
-    func run() async throws {
-        let chosen = try faults.map { name -> FailoverBenchmark.Fault in
-            guard let fault = FailoverBenchmark.Fault(rawValue: name) else { throw ValidationError("unknown fault '\(name)'") }
-            return fault
-        }
-        var spec = LabSpec(
-            prefix: "bench" + String(subnet), servers: 2, subnet: subnet, heartbeatInterval: interval,
-            heartbeatTimeoutMilliseconds: timeoutMs,
-            syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
-        if sharedDisk { spec.sharedDisk = true }
-        let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
-        defer { lab.down() }
-        try FailoverBenchmark.writeGroup(spec: spec, probeWait: probeWait)
-        for server in spec.serverNames { try lab.startDaemon(server) }
-        let bench = FailoverBenchmark(lab: lab, binary: binary) { print($0) }
-        let responders = try bench.startResponders()
-        defer {
-            for responder in responders where responder.isRunning {
-                kill(responder.processIdentifier, SIGKILL)
-                responder.waitUntilExit()
-            }
-        }
-        for fault in chosen {
-            let values = try await bench.run(fault, runs: runs)
-            if let summary = FailoverBenchmark.summary(values) {
-                print(
-                    String(
-                        format: "RESULT %@ interval=%@ timeout=%dms ping-timeout=%@ runs=%d/%d min=%.3f median=%.3f max=%.3f",
-                        fault.rawValue, interval, timeoutMs, pingTimeout, values.count, runs, summary.min, summary.median, summary.max))
-            }
-        }
     }
 }
 
