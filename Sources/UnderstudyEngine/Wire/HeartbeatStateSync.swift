@@ -301,9 +301,7 @@ public struct HeartbeatInbox: Sendable {
         if let seq = peer.seq, seq == datagram.stateSeq { return .deliver(peer.state.completing(datagram.core)) }
         // Older than the state held: a late copy; the newer heartbeat was delivered already.
         if let seq = peer.seq, seq > datagram.stateSeq { return .held }
-        if let inline = datagram.inline, inline.to == datagram.stateSeq,
-            inline.from == 0 || (peer.seq.map { inline.from <= $0 && $0 <= inline.to } ?? false)
-        {
+        if let inline = datagram.inline, Self.applies(inline, to: peer, completing: datagram.stateSeq) {
             peer.state.apply(inline)
             peer.seq = inline.to
             peer.fetchingSince = nil
@@ -329,12 +327,17 @@ public struct HeartbeatInbox: Sendable {
         peer.fetchingSince = nil
         defer { peers[sender] = peer }
         if let seq = peer.seq, seq >= reply.stateSeq { return seq == reply.stateSeq ? peer.state.completing(reply.core) : nil }
-        guard let delta = reply.inline, delta.to == reply.stateSeq,
-            delta.from == 0 || (peer.seq.map { delta.from <= $0 && $0 <= delta.to } ?? false)
-        else { return nil }
+        guard let delta = reply.inline, Self.applies(delta, to: peer, completing: reply.stateSeq) else { return nil }
         peer.state.apply(delta)
         peer.seq = delta.to
         return peer.state.completing(reply.core)
+    }
+
+    /// Whether `delta` brings `peer`'s state to number `stateSeq`: it ends there and starts
+    /// from nothing or from a number at or before the one held.
+    private static func applies(_ delta: StateDelta, to peer: Peer, completing stateSeq: UInt64) -> Bool {
+        guard delta.to == stateSeq else { return false }
+        return delta.from == 0 || (peer.seq.map { delta.from <= $0 && $0 <= delta.to } ?? false)
     }
 
     /// Forgets a peer's state (it left the configuration).
