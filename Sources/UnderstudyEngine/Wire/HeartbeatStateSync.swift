@@ -40,13 +40,6 @@ public struct StateDelta: Sendable, Codable, Equatable {
         self.from = from
         self.to = to
     }
-
-    /// Items it carries (removals count): what bounds its encoding before it is encoded.
-    public var itemCount: Int {
-        (groups?.count ?? 0) + (groupsRemoved?.count ?? 0) + (monitors?.count ?? 0) + (monitorsRemoved?.count ?? 0)
-            + (entries?.count ?? 0) + (entriesRemoved?.count ?? 0) + (directory == nil ? 0 : 1)
-            + (directoryRemoved == true ? 1 : 0)
-    }
 }
 
 /// A server's state as a receiver has assembled it.
@@ -56,12 +49,6 @@ public struct HeartbeatState: Sendable, Equatable {
     public var directory: Directory?
 
     public init() {}
-
-    public init(of heartbeat: Heartbeat) {
-        groups = heartbeat.groups
-        monitors = heartbeat.monitors ?? [:]
-        directory = heartbeat.directory
-    }
 
     mutating func apply(_ delta: StateDelta) {
         if delta.from == 0 { self = HeartbeatState() }
@@ -339,7 +326,4 @@ public struct HeartbeatInbox: Sendable {
         guard delta.to == stateSeq else { return false }
         return delta.from == 0 || (peer.seq.map { delta.from <= $0 && $0 <= delta.to } ?? false)
     }
-
-    /// Forgets a peer's state (it left the configuration).
-    public mutating func forget(_ sender: ServerName) { peers[sender] = nil }
 }

@@ -559,12 +559,12 @@ public actor ClusterDaemon {
     /// heartbeat, at `deadline` from the sockets' event loops (lateness recorded).
     func send(_ payload: [UInt8], at deadline: ContinuousClock.Instant? = nil) async {
         if payload.count > DatagramCodec.maximumPayloadSize && !oversizeReported {
-            // Too many groups for one datagram: the peers would hear nothing. Say so once.
+            // Too many servers for one datagram (config check refuses it): the peers would hear nothing. Say so once.
             oversizeReported = true
             record(
                 LogEntry(
                     .heartbeatTooLarge,
-                    "The heartbeat of \(me) is \(payload.count) bytes, more than a datagram can carry (\(DatagramCodec.maximumPayloadSize)); the cluster has too many groups for this version."
+                    "The heartbeat of \(me) is \(payload.count) bytes, more than a datagram can carry (\(DatagramCodec.maximumPayloadSize)); the configuration has more servers (or longer server names) than one heartbeat can carry."
                 ))
         }
         let lateness = heartbeatLateness

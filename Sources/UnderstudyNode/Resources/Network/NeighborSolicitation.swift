@@ -112,7 +112,7 @@ enum NeighborSolicitation {
 
     // MARK: - Packets (pure)
 
-    /// ff02::1:ffXX:XXXX for the last three bytes of the address.
+    /// The solicited-node multicast group: ff02::1:ff00:0/104 with the last three bytes of the address.
     static func solicitedNode(_ target: [UInt8]) -> [UInt8] {
         [0xff, 0x02] + [UInt8](repeating: 0, count: 9) + [1, 0xff] + target.suffix(3)
     }
