@@ -5,17 +5,29 @@ import UnderstudyModel
 // One alert log for the cluster: every server keeps its own entries and copies of the others'
 // (ClusterAlertLog), and the servers exchange them over the authenticated control channel.
 // - Push: an entry written here goes to every connected peer within `alertPushDelay`
-//   (batched), so the other servers show it at once.
-// - Pull: every `alertSyncPeriod` this server sends each connected peer a summary of what it
-//   holds, and the peer answers with what is missing — entries written while a server was cut
-//   off, or a third server's that only the peer got. A push that is lost costs nothing but
-//   the wait for the next pull.
+//   (batched; a burst is pushed at most once per `alertPushGap`), so the other servers show
+//   it at once.
+// - Pull: every `alertSyncPeriod` (jittered, so servers started together do not ask
+//   together) this server sends `alertPullFanout` connected peers in turn a summary of what it
+//   holds, and each answers with what is missing — entries written while a server was cut
+//   off, or a third server's that only the peer got. A pull brings everything the peer holds,
+//   from every origin, so an entry reaches everyone within a few periods without every
+//   server asking every other one (which grows with the square of the servers: 32 servers
+//   asking each other every 5 s overloaded a two-core lab). A push that is lost costs
+//   nothing but the wait for the next pulls.
+// - Both are answered by the control server without the daemon actor (`answerAlertExchange`):
+//   reading the store for a peer never delays a heartbeat.
 // Entries are named by (origin, run, seq), so nothing is stored twice, whatever order or path
 // it arrives by, and a kill -9 at any moment loses only what was never written.
 
 extension ClusterDaemon {
     static let alertPushDelay: Duration = .milliseconds(100)
+    /// At most one push per this interval: a burst (a server joining a large cluster logs an
+    /// entry per peer) travels in a few batches, not one connection per peer per entry.
+    static let alertPushGap: Duration = .seconds(1)
     static let alertSyncPeriod: Duration = .seconds(5)
+    /// Peers asked per period (all of them in clusters of up to three servers).
+    static let alertPullFanout = 2
     /// Entries per answer to a pull (the asker asks again while there are more).
     static let alertSyncBatch = 500
     /// Rounds of one pull from one peer (500 entries each): a store of 20,000 in one period.
@@ -26,10 +38,18 @@ extension ClusterDaemon {
         alertPushPending.append(entry)
         guard !alertPushScheduled else { return }
         alertPushScheduled = true
+        let delay = Self.alertPushWait(lastPush: alertLastPush, now: .now)
         Task { [weak self] in
-            try? await Task.sleep(for: Self.alertPushDelay)
+            try? await Task.sleep(for: delay)
             await self?.pushAlerts()
         }
+    }
+
+    /// How long a new entry waits before it is pushed: `alertPushDelay`, or until
+    /// `alertPushGap` after the previous push.
+    static func alertPushWait(lastPush: ContinuousClock.Instant?, now: ContinuousClock.Instant) -> Duration {
+        guard let lastPush else { return alertPushDelay }
+        return max(alertPushDelay, alertPushGap - lastPush.duration(to: now))
     }
 
     func pushAlerts() async {
@@ -37,6 +57,7 @@ extension ClusterDaemon {
         let entries = alertPushPending
         alertPushPending = []
         guard !entries.isEmpty, !exitRequested else { return }
+        alertLastPush = .now
         await withTaskGroup(of: Void.self) { tasks in
             for peer in connectedPeers() {
                 tasks.addTask { [weak self] in _ = await self?.askPeer(peer, .alertPush(entries)) }
@@ -51,15 +72,31 @@ extension ClusterDaemon {
     }
 
     func alertSyncLoop() async {
+        var cursor = config.serverNames.firstIndex(of: me) ?? 0
         while !Task.isCancelled && !exitRequested {
-            try? await Task.sleep(for: Self.alertSyncPeriod)
+            try? await Task.sleep(for: Self.alertSyncPause())
             if Task.isCancelled || exitRequested { return }
+            let peers = Self.alertPullTargets(connected: connectedPeers(), cursor: &cursor)
             await withTaskGroup(of: Void.self) { tasks in
-                for peer in connectedPeers() {
+                for peer in peers {
                     tasks.addTask { [weak self] in await self?.pullAlerts(from: peer) }
                 }
             }
         }
+    }
+
+    /// The period with ±20 % jitter: servers started together drift apart.
+    static func alertSyncPause() -> Duration {
+        alertSyncPeriod * Double.random(in: 0.8...1.2)
+    }
+
+    /// The next `alertPullFanout` of the connected peers (in `servers:` order, going round),
+    /// advancing `cursor`; every connected peer when there are no more than that.
+    static func alertPullTargets(connected: [ServerName], cursor: inout Int) -> [ServerName] {
+        guard connected.count > alertPullFanout else { return connected }
+        let start = cursor % connected.count
+        cursor = start + alertPullFanout
+        return (0..<alertPullFanout).map { connected[(start + $0) % connected.count] }
     }
 
     /// Asks `peer` for what this server lacks, again while the peer says there is more.
@@ -72,17 +109,28 @@ extension ClusterDaemon {
         }
     }
 
-    /// A peer's summary: the entries it lacks.
-    func alertsMissing(from summary: AlertSyncSummary, peer: String) -> PeerResponse {
-        let (entries, more) = clusterAlerts.missing(from: summary, limit: Self.alertSyncBatch)
-        return .alertEntries(entries, more: more)
+    /// Answers a peer's pull (the entries its summary lacks) or stores its push, without the
+    /// daemon actor; nil for any other request.
+    nonisolated static func answerAlertExchange(_ request: ControlRequest, alerts: ClusterAlertLog) -> [UInt8]? {
+        guard request.payload.starts(with: alertSyncPrefix) || request.payload.starts(with: alertPushPrefix),
+            let decoded = try? WireJSON.decode(PeerRequest.self, from: request.payload)
+        else { return nil }
+        switch decoded {
+        case .alertSync(let summary):
+            let (entries, more) = alerts.missing(from: summary, limit: alertSyncBatch)
+            return WireJSON.encode(PeerResponse.alertEntries(entries, more: more))
+        case .alertPush(let entries):
+            // A peer pushes only its own: anything else is a confused or hostile sender.
+            alerts.accept(entries.filter { $0.origin == request.peerName })
+            return WireJSON.encode(PeerResponse.result(CommandResult(.success, "")))
+        default:
+            return nil
+        }
     }
 
-    /// Entries a peer pushed as it wrote them.
-    func alertsPushed(_ entries: [ReplicatedAlert], peer: String) {
-        // A peer pushes only its own: anything else is a confused or hostile sender.
-        clusterAlerts.accept(entries.filter { $0.origin == peer })
-    }
+    /// How the two requests' JSON starts (`WireJSON` sorts keys; the case is the only one).
+    nonisolated static let alertSyncPrefix = Array(#"{"alertSync""#.utf8)
+    nonisolated static let alertPushPrefix = Array(#"{"alertPush""#.utf8)
 
     /// The cluster alert log as this server holds it, for `understudy alerts` and the API.
     func clusterAlerts(limit: Int, origin: ServerName?) -> LocalResponse {

@@ -44,15 +44,23 @@ extension ClusterDaemon {
 
     func startControlServer(on address: String) async throws(ControlServerError) -> ControlServer {
         let board = outbox
+        let alerts = clusterAlerts
         return try await ControlServer.start(
-            host: address, port: config.cluster.ports.control, key: key, localName: me, access: controlAccess()
+            host: address, port: config.cluster.ports.control, key: key, localName: me,
+            limits: ControlServer.Limits(maximumConnections: Self.controlConnectionLimit(servers: config.serverNames.count)),
+            access: controlAccess()
         ) {
             [weak self] request in
             if let answer = Self.answerStateFetch(request, board: board) { return answer }
+            if let answer = Self.answerAlertExchange(request, alerts: alerts) { return answer }
             guard let self else { return [] }
             return await self.handlePeer(request)
         }
     }
+
+    /// Connections a control server accepts at once: 64, or four per server in a larger
+    /// cluster (each peer may have a pull, a push, a state fetch and a command open).
+    static func controlConnectionLimit(servers: Int) -> Int { max(64, servers * 4) }
 
     /// Tries the addresses that did not bind again: after 1 s, then twice as long each round,
     /// at most 30 s apart, until every one is bound or the daemon closes its sockets.

@@ -186,11 +186,10 @@ extension ClusterDaemon {
             return WireJSON.encode(PeerResponse.result(await execute(command, origin: origin, forwarded: forwarded)))
         case .alerts(let limit):
             return WireJSON.encode(PeerResponse.alerts(localAlertLines(limit: limit)))
-        case .alertSync(let summary):
-            return WireJSON.encode(alertsMissing(from: summary, peer: request.peerName))
-        case .alertPush(let entries):
-            alertsPushed(entries, peer: request.peerName)
-            return WireJSON.encode(PeerResponse.result(CommandResult(.success, "")))
+        case .alertSync, .alertPush:
+            // Answered before the actor (`answerAlertExchange`).
+            return Self.answerAlertExchange(request, alerts: clusterAlerts)
+                ?? WireJSON.encode(PeerResponse.result(CommandResult(.badUsage, "unreadable request from \(request.peerName)")))
         case .logCollection(let step):
             return WireJSON.encode(PeerResponse.logCollection(await logCollectionHere(step)))
         case .heartbeatState:

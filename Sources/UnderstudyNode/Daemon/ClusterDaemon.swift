@@ -86,6 +86,7 @@ public actor ClusterDaemon {
     /// Own entries written since the last push to the peers, and whether a push is due.
     var alertPushPending: [ReplicatedAlert] = []
     var alertPushScheduled = false
+    var alertLastPush: ContinuousClock.Instant?
     /// Alert destinations beside the alert log (syslog, mail, traps, webhooks, commands).
     let alertRouter = AlertRouter()
     /// Followers of the alert log (`alertLines()`: the web server's event stream).
