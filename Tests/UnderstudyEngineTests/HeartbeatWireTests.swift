@@ -198,4 +198,45 @@ struct HeartbeatWireTests {
         #expect(datagram.inline?.from == 1)
         #expect(inbox.receive(datagram, now: .milliseconds(40)) == .deliver(heartbeat))
     }
+
+    @Test("a busy sender whose changes pile up puts the delta since its previous heartbeat inline, and nothing when even that is too large")
+    func inlineFallsBackToTheDeltaSinceThePreviousHeartbeat() {
+        // Every changed group counts 10,000 bytes: three fit the inline limit, five do not.
+        var outbox = HeartbeatOutbox(measure: { ($0.groups?.count ?? 0) * 10_000 })
+        var inbox = HeartbeatInbox(fetchTimeout: .milliseconds(100))
+        var heartbeat = Self.heartbeat(at: 0, groups: 12)
+        func change(_ indexes: [Int], at milliseconds: Int) -> HeartbeatDatagram {
+            heartbeat.sentAt = .milliseconds(milliseconds)
+            for index in indexes { heartbeat.groups["g\(index)"] = Self.report(.online, generation: UInt64(milliseconds)) }
+            return outbox.prepare(heartbeat)
+        }
+        // The whole state (12 groups) is too large: the first datagram carries nothing inline.
+        let first = outbox.prepare(heartbeat)
+        #expect(first.stateSeq == 1 && first.inline == nil)
+        guard case .fetch(since: 0, _) = inbox.receive(first, now: .zero) else {
+            Issue.record("the first datagram of a large state must ask for it")
+            return
+        }
+        let whole = outbox.reply(since: 0, of: heartbeat.instance)
+        #expect(whole.flatMap { inbox.receive(reply: $0, now: .milliseconds(1)) } == heartbeat)
+        // Three groups change: the delta since the oldest of the last heartbeats fits.
+        let second = change([0, 1, 2], at: 20)
+        #expect(second.inline?.from == 1 && second.inline?.to == 2)
+        #expect(inbox.receive(second, now: .milliseconds(20)) == .deliver(heartbeat))
+        // Three more: since that one it is six groups, too large; since the previous heartbeat
+        // it is three, which fits — a receiver that heard the previous one keeps up.
+        let third = change([3, 4, 5], at: 40)
+        #expect(third.inline?.from == 2 && third.inline?.to == 3)
+        #expect(inbox.receive(third, now: .milliseconds(40)) == .deliver(heartbeat))
+        // Five at once: not even the delta since the previous heartbeat fits; receivers fetch.
+        let fourth = change([6, 7, 8, 9, 10], at: 60)
+        #expect(fourth.inline == nil && fourth.stateSeq == 4)
+        guard case .fetch(since: 3, _) = inbox.receive(fourth, now: .milliseconds(60)) else {
+            Issue.record("a change too large to travel inline must be fetched from the state the receiver has")
+            return
+        }
+        let reply = outbox.reply(since: 3, of: heartbeat.instance)
+        #expect(reply?.inline?.groups?.count == 5, "the fetch brings only what changed")
+        #expect(reply.flatMap { inbox.receive(reply: $0, now: .milliseconds(61)) } == heartbeat)
+    }
 }

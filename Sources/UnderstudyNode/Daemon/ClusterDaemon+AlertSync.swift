@@ -4,9 +4,11 @@ import UnderstudyModel
 
 // One alert log for the cluster: every server keeps its own entries and copies of the others'
 // (ClusterAlertLog), and the servers exchange them over the authenticated control channel.
-// - Push: an entry written here goes to every connected peer within `alertPushDelay`
+// - Push: an entry written here goes to the connected peers within `alertPushDelay`
 //   (batched; a burst is pushed at most once per `alertPushGap`), so the other servers show
-//   it at once.
+//   it at once: to every peer in clusters of up to five servers, to `alertPushFanout` peers in
+//   turn in larger ones (an event every server logs — a server joining — would otherwise
+//   cost servers² connections; the pulls spread it from there within a few periods).
 // - Pull: every `alertSyncPeriod` (jittered, so servers started together do not ask
 //   together) this server sends `alertPullFanout` connected peers in turn a summary of what it
 //   holds, and each answers with what is missing — entries written while a server was cut
@@ -28,6 +30,8 @@ extension ClusterDaemon {
     static let alertSyncPeriod: Duration = .seconds(5)
     /// Peers asked per period (all of them in clusters of up to three servers).
     static let alertPullFanout = 2
+    /// Peers a batch is pushed to (all of them in clusters of up to five servers).
+    static let alertPushFanout = 4
     /// Entries per answer to a pull (the asker asks again while there are more).
     static let alertSyncBatch = 500
     /// Rounds of one pull from one peer (500 entries each): a store of 20,000 in one period.
@@ -58,8 +62,9 @@ extension ClusterDaemon {
         alertPushPending = []
         guard !entries.isEmpty, !exitRequested else { return }
         alertLastPush = .now
+        let peers = Self.peersInTurn(connected: connectedPeers(), fanout: Self.alertPushFanout, cursor: &alertPushCursor)
         await withTaskGroup(of: Void.self) { tasks in
-            for peer in connectedPeers() {
+            for peer in peers {
                 tasks.addTask { [weak self] in _ = await self?.askPeer(peer, .alertPush(entries)) }
             }
         }
@@ -76,7 +81,7 @@ extension ClusterDaemon {
         while !Task.isCancelled && !exitRequested {
             try? await Task.sleep(for: Self.alertSyncPause())
             if Task.isCancelled || exitRequested { return }
-            let peers = Self.alertPullTargets(connected: connectedPeers(), cursor: &cursor)
+            let peers = Self.peersInTurn(connected: connectedPeers(), fanout: Self.alertPullFanout, cursor: &cursor)
             await withTaskGroup(of: Void.self) { tasks in
                 for peer in peers {
                     tasks.addTask { [weak self] in await self?.pullAlerts(from: peer) }
@@ -90,13 +95,13 @@ extension ClusterDaemon {
         alertSyncPeriod * Double.random(in: 0.8...1.2)
     }
 
-    /// The next `alertPullFanout` of the connected peers (in `servers:` order, going round),
-    /// advancing `cursor`; every connected peer when there are no more than that.
-    static func alertPullTargets(connected: [ServerName], cursor: inout Int) -> [ServerName] {
-        guard connected.count > alertPullFanout else { return connected }
+    /// The next `fanout` of the connected peers (in `servers:` order, going round), advancing
+    /// `cursor`; every connected peer when there are no more than that.
+    static func peersInTurn(connected: [ServerName], fanout: Int, cursor: inout Int) -> [ServerName] {
+        guard connected.count > fanout else { return connected }
         let start = cursor % connected.count
-        cursor = start + alertPullFanout
-        return (0..<alertPullFanout).map { connected[(start + $0) % connected.count] }
+        cursor = start + fanout
+        return (0..<fanout).map { connected[(start + $0) % connected.count] }
     }
 
     /// Asks `peer` for what this server lacks, again while the peer says there is more.

@@ -87,6 +87,7 @@ public actor ClusterDaemon {
     var alertPushPending: [ReplicatedAlert] = []
     var alertPushScheduled = false
     var alertLastPush: ContinuousClock.Instant?
+    var alertPushCursor = 0
     /// Alert destinations beside the alert log (syslog, mail, traps, webhooks, commands).
     let alertRouter = AlertRouter()
     /// Followers of the alert log (`alertLines()`: the web server's event stream).

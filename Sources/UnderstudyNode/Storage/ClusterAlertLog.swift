@@ -110,6 +110,24 @@ public struct SequenceRanges: Codable, Sendable, Equatable {
         return false
     }
 
+    /// How many numbers are held.
+    var count: Int { ranges.reduce(0) { $0 + Int($1[1]) - Int($1[0]) + 1 } }
+
+    /// How many numbers both hold (both well formed).
+    func commonCount(with other: SequenceRanges?) -> Int {
+        guard let other else { return 0 }
+        var total = 0
+        var mine = 0
+        var theirs = 0
+        while mine < ranges.count && theirs < other.ranges.count {
+            let low = max(ranges[mine][0], other.ranges[theirs][0])
+            let high = min(ranges[mine][1], other.ranges[theirs][1])
+            if low <= high { total += Int(high) - Int(low) + 1 }
+            if ranges[mine][1] < other.ranges[theirs][1] { mine += 1 } else { theirs += 1 }
+        }
+        return total
+    }
+
     /// Ranges are well formed (sent by a peer: checked before use).
     var isWellFormed: Bool {
         var previous: UInt32? = nil
@@ -169,6 +187,9 @@ public final class ClusterAlertLog: Sendable {
 
     private struct OriginState {
         var runs: [UInt32: SequenceRanges] = [:]
+        /// The last entries stored (at most `recentLimit`, oldest first, as in the files): a
+        /// peer that lacks only these is answered without reading the files.
+        var recent: [ReplicatedAlert] = []
         var linesInCurrent = 0
         var floor: String?
         var descriptor: Int32 = -1
@@ -308,6 +329,8 @@ public final class ClusterAlertLog: Sendable {
         }
         if written == bytes.count {
             origin.runs[entry.run, default: SequenceRanges()].insert(entry.seq)
+            origin.recent.append(entry)
+            if origin.recent.count > Self.recentLimit { origin.recent.removeFirst(origin.recent.count - Self.recentLimit / 2) }
             origin.linesInCurrent += 1
             origin.dirty = true
         } else {
@@ -337,6 +360,7 @@ public final class ClusterAlertLog: Sendable {
         origin.runs = [:]
         for entry in older { origin.runs[entry.run, default: SequenceRanges()].insert(entry.seq) }
         origin.floor = older.map { String($0.time) }.min()
+        origin.recent = origin.recent.filter { origin.runs[$0.run]?.contains($0.seq) == true }
         origin.linesInCurrent = 0
     }
 
@@ -355,29 +379,56 @@ public final class ClusterAlertLog: Sendable {
         }
     }
 
+    /// Entries kept in memory per origin to answer pulls (`OriginState.recent`); trimmed to
+    /// half when full, so a store of 32 origins keeps at most 32 × 256 lines.
+    static let recentLimit = 256
+
     /// Entries this server holds that `summary` (a peer's) lacks, oldest files first, at most
-    /// `limit`; and whether there are more.
+    /// `limit`; and whether there are more. When everything the peer lacks of an origin is
+    /// among its last entries (the usual case: a pull after a lost push), they are taken from
+    /// memory; otherwise from the files.
     public func missing(from summary: AlertSyncSummary, limit: Int) -> (entries: [ReplicatedAlert], more: Bool) {
         let summary = summary.sanitized()
-        let wanted: [ServerName: (runs: Set<UInt32>, peer: AlertSyncSummary.Origin?)] = state.withLock { state in
-            var wanted: [ServerName: (runs: Set<UInt32>, peer: AlertSyncSummary.Origin?)] = [:]
+        struct Wanted {
+            var runs: Set<UInt32>
+            var peer: AlertSyncSummary.Origin?
+            /// How many entries of this origin the peer lacks.
+            var count: Int
+            var recent: [ReplicatedAlert]
+        }
+        let wanted: [ServerName: Wanted] = state.withLock { state in
+            var wanted: [ServerName: Wanted] = [:]
             for (name, origin) in state.origins {
                 let peer = summary.origins[name]
-                let runs = origin.runs.filter { run, ranges in ranges.hasMore(than: peer?.runs[String(run, radix: 16)]) }.keys
-                if !runs.isEmpty { wanted[name] = (Set(runs), peer) }
+                var runs = Set<UInt32>()
+                var count = 0
+                for (run, ranges) in origin.runs {
+                    let theirs = peer?.runs[String(run, radix: 16)]
+                    guard ranges.hasMore(than: theirs) else { continue }
+                    runs.insert(run)
+                    count += ranges.count - ranges.commonCount(with: theirs)
+                }
+                if !runs.isEmpty { wanted[name] = Wanted(runs: runs, peer: peer, count: count, recent: origin.recent) }
             }
             return wanted
         }
         var found: [ReplicatedAlert] = []
         for name in wanted.keys.sorted() {
-            guard let (runs, peer) = wanted[name] else { continue }
-            for file in [path(of: name) + ".1", path(of: name)] {
-                for entry in Self.entries(inFile: file, origin: name) where runs.contains(entry.run) {
-                    if peer?.runs[String(entry.run, radix: 16)]?.contains(entry.seq) == true { continue }
-                    if let floor = peer?.floor, entry.time < floor { continue }
-                    if found.count == limit { return (found, true) }
-                    found.append(entry)
-                }
+            guard let origin = wanted[name] else { continue }
+            func lacks(_ entry: ReplicatedAlert) -> Bool {
+                guard origin.runs.contains(entry.run) else { return false }
+                if origin.peer?.runs[String(entry.run, radix: 16)]?.contains(entry.seq) == true { return false }
+                if let floor = origin.peer?.floor, entry.time < floor { return false }
+                return true
+            }
+            let fromMemory = origin.recent.filter(lacks)
+            let source: [ReplicatedAlert] =
+                fromMemory.count == origin.count
+                ? fromMemory
+                : [path(of: name) + ".1", path(of: name)].flatMap { Self.entries(inFile: $0, origin: name) }.filter(lacks)
+            for entry in source {
+                if found.count == limit { return (found, true) }
+                found.append(entry)
             }
         }
         return (found, false)

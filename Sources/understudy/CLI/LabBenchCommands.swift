@@ -141,6 +141,7 @@ struct LabFailoverBench: AsyncParsableCommand {
         if sharedDisk { spec.sharedDisk = true }
         let binary = runningBinary()
         let machine = MachineFacts.now()
+        LabInterruption.removeOnSignal(prefix: spec.prefix, folder: spec.folder)
         let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
         defer { lab.down() }
         var bench = FailoverBenchmark(lab: lab, binary: binary) { print($0) }
@@ -242,6 +243,7 @@ struct LabFootprint: AsyncParsableCommand {
         let spec = profile.spec(prefix: "foot" + String(subnet), servers: servers, subnet: subnet)
         let binary = runningBinary()
         let machine = MachineFacts.now()
+        LabInterruption.removeOnSignal(prefix: spec.prefix, folder: spec.folder)
         let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
         defer { lab.down() }
         var roots: [(server: String, pid: Int32)] = []

@@ -65,6 +65,13 @@ struct LabSafety: AsyncParsableCommand {
             try LabShell.check([binary, "diskhb", "init", device], timeout: .seconds(30))
             spec.extraHeartbeats = "  - name: diskhb1\n    type: diskhb\n    device: \(device)\n"
         }
+        let disk = heartbeatDisk
+        LabInterruption.removeOnSignal(prefix: spec.prefix, folder: spec.folder) {
+            if let disk {
+                _ = try? LabShell.run(["losetup", "-d", disk.device])
+                try? FileManager.default.removeItem(atPath: disk.image)
+            }
+        }
         let lab: Lab
         do {
             lab = try await Lab.up(spec, binary: binary, startDaemons: false)
@@ -197,6 +204,7 @@ struct LabIdleWatch: AsyncParsableCommand {
             prefix: "idle" + String(subnet), servers: 2, secondLink: true, subnet: subnet, heartbeatInterval: interval,
             heartbeatTimeoutMilliseconds: timeoutMs, syncWait: "1s", withGroup: false, pingTimeout: pingTimeout)
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        LabInterruption.removeOnSignal(prefix: spec.prefix, folder: spec.folder)
         let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
         defer { lab.down() }
         try FailoverBenchmark.writeGroup(spec: spec, probeWait: "20ms")
@@ -237,6 +245,7 @@ struct LabMonitorBench: AsyncParsableCommand {
             prefix: "monbench" + String(subnet), servers: 2, subnet: subnet, heartbeatInterval: heartbeatInterval,
             heartbeatTimeoutMilliseconds: timeoutMs, syncWait: "1s", withGroup: false)
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        LabInterruption.removeOnSignal(prefix: spec.prefix, folder: spec.folder)
         let lab = try await Lab.up(spec, binary: binary, startDaemons: false)
         defer { lab.down() }
         try spec.appendToConfig(MonitorBenchmark.monitorsYAML(count: monitors, interval: interval))

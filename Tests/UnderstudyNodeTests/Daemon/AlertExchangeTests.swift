@@ -10,16 +10,19 @@ import UnderstudyModel
 /// answered by the control server without the daemon actor.
 @Suite("Alert exchange")
 struct AlertExchangeTests {
-    @Test func smallClustersPullFromEveryPeerLargeOnesFromAFewInTurn() {
+    @Test func smallClustersAskEveryPeerLargeOnesAFewInTurn() {
         var cursor = 0
-        #expect(ClusterDaemon.alertPullTargets(connected: ["node2", "node3"], cursor: &cursor) == ["node2", "node3"])
-        #expect(ClusterDaemon.alertPullTargets(connected: [], cursor: &cursor).isEmpty)
+        #expect(ClusterDaemon.peersInTurn(connected: ["node2", "node3"], fanout: 2, cursor: &cursor) == ["node2", "node3"])
+        #expect(ClusterDaemon.peersInTurn(connected: [], fanout: 2, cursor: &cursor).isEmpty)
+        // Pushes go to every peer of a cluster of five servers.
+        let four = ["node2", "node3", "node4", "node5"]
+        #expect(ClusterDaemon.peersInTurn(connected: four, fanout: ClusterDaemon.alertPushFanout, cursor: &cursor) == four)
         let peers = (2...32).map { "node\($0)" }
         cursor = 7
         var asked: [String: Int] = [:]
         let rounds = (peers.count + ClusterDaemon.alertPullFanout - 1) / ClusterDaemon.alertPullFanout
         for _ in 0..<rounds {
-            let targets = ClusterDaemon.alertPullTargets(connected: peers, cursor: &cursor)
+            let targets = ClusterDaemon.peersInTurn(connected: peers, fanout: ClusterDaemon.alertPullFanout, cursor: &cursor)
             #expect(targets.count == ClusterDaemon.alertPullFanout)
             #expect(Set(targets).count == targets.count, "no peer twice in one round")
             for peer in targets { asked[peer, default: 0] += 1 }
@@ -28,7 +31,7 @@ struct AlertExchangeTests {
         #expect(asked.values.max() ?? 0 <= 2)
         // The set of connected peers shrinking between rounds never goes out of range.
         cursor = 1_000
-        #expect(ClusterDaemon.alertPullTargets(connected: Array(peers.prefix(5)), cursor: &cursor).count == 2)
+        #expect(ClusterDaemon.peersInTurn(connected: Array(peers.prefix(5)), fanout: 2, cursor: &cursor).count == 2)
     }
 
     @Test func aBurstIsPushedAtMostOncePerGap() {

@@ -74,6 +74,41 @@ struct ClusterAlertLogTests {
         }
     }
 
+    @Test func aPeerThatLacksOnlyRecentEntriesIsAnsweredFromMemoryOlderGapsFromTheFiles() async throws {
+        try await withTemporaryFolder { (folder: String) async throws in
+            let one = ClusterAlertLog(directory: folder + "/1", me: "node1", servers: Self.servers, recordsPerFile: 10_000)
+            let two = ClusterAlertLog(directory: folder + "/2", me: "node2", servers: Self.servers, recordsPerFile: 10_000)
+            let written = (1...300).map { one.appendOwn(Self.line("node1", $0 % 3_600)) }
+            // node2 got everything but two recent entries and one old one.
+            two.accept(written.filter { ![5, 290, 295].contains($0.seq) })
+            let lacking = one.missing(from: two.summary(), limit: 100)
+            #expect(lacking.entries.map(\.seq) == [5, 290, 295] && !lacking.more)
+            // Once it has the old one, what it lacks is recent: the files are not read (here
+            // they are gone, and the answer is still complete).
+            two.accept([written[4]])
+            try FileManager.default.removeItem(atPath: one.path(of: "node1"))
+            #expect(one.missing(from: two.summary(), limit: 100).entries.map(\.seq) == [290, 295])
+            // An old gap needs the files: without them nothing is made up.
+            let three = ClusterAlertLog(directory: folder + "/3", me: "node3", servers: Self.servers, recordsPerFile: 10_000)
+            three.accept(written.filter { $0.seq != 5 })
+            #expect(one.missing(from: three.summary(), limit: 100).entries.isEmpty)
+        }
+    }
+
+    @Test func rangeCountsAndOverlaps() {
+        var mine = SequenceRanges()
+        for seq: UInt32 in [1, 2, 3, 7, 8, 20] { mine.insert(seq) }
+        var theirs = SequenceRanges()
+        for seq: UInt32 in [2, 3, 4, 8, 9, 10, 20, 21] { theirs.insert(seq) }
+        #expect(mine.count == 6 && theirs.count == 8)
+        #expect(mine.commonCount(with: theirs) == 4 && theirs.commonCount(with: mine) == 4)
+        #expect(mine.commonCount(with: nil) == 0 && mine.commonCount(with: SequenceRanges()) == 0)
+        var top = SequenceRanges()
+        top.insert(.max)
+        top.insert(.max - 1)
+        #expect(top.count == 2 && top.commonCount(with: top) == 2)
+    }
+
     @Test func aTornLastLineIsSkippedAndTheNextEntryStartsOnItsOwnLine() async throws {
         try await withTemporaryFolder { (folder: String) async throws in
             let one = ClusterAlertLog(directory: folder, me: "node1", servers: Self.servers, recordsPerFile: 1000)
