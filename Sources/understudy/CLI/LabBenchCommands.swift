@@ -150,7 +150,7 @@ struct LabFailoverBench: AsyncParsableCommand {
         switch profile.competitor {
         case .understudy:
             try FailoverBenchmark.writeGroup(spec: spec, probeWait: profile.probeWait)
-            for server in spec.serverNames { try lab.startDaemon(server) }
+            try await lab.startDaemonsStaggered()
             // A large cluster takes a while to form: wait (bounded, longer with more servers)
             // for the group to be online before the first fault, and say so when it is not.
             let formation = Duration.seconds(60 + 5 * servers)
@@ -250,7 +250,7 @@ struct LabFootprint: AsyncParsableCommand {
         switch profile.competitor {
         case .understudy:
             try FailoverBenchmark.writeGroups(spec: spec, count: groups, probeWait: profile.probeWait)
-            for server in spec.serverNames { try lab.startDaemon(server) }
+            try await lab.startDaemonsStaggered()
             for server in spec.serverNames { try await lab.waitForSocket(server) }
             try await lab.waitForStatus("\(groups) groups online", on: spec.serverNames[0], timeout: .seconds(60)) { status in
                 status.groups.count == groups && status.groups.allSatisfy { $0.status == .online }
