@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyNode
 
 #if canImport(Glibc)
     import Glibc
@@ -9,22 +10,9 @@ import Foundation
 /// breakdown of `/proc/PID/smaps` by what each mapping holds (the binary's text and data, heap,
 /// thread stacks, malloc arenas, each shared library).
 public enum Footprint {
-    /// The whole text of a `/proc` file. (Foundation's `String(contentsOfFile:)` stops after
-    /// the first read of a file whose size reads as 0, which cuts `smaps` after 4 KiB.)
+    /// The whole text of a `/proc` file (`KernelFile`: Foundation stops after the first page).
     public static func readProcFile(_ path: String, limit: Int = 64 << 20) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while bytes.count < limit {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        KernelFile.read(path, limit: limit)
     }
 
     // MARK: - CPU

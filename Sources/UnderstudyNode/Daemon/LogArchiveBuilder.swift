@@ -66,7 +66,7 @@ public struct LogArchiveSources: Sendable {
 
     /// The systemd service this process runs in (`/proc/self/cgroup`), else `understudy.service`.
     public static func systemdUnit() -> String {
-        guard let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return "understudy.service" }
+        guard let text = KernelFile.read("/proc/self/cgroup") else { return "understudy.service" }
         for line in text.split(separator: "\n") {
             for component in line.split(separator: "/").reversed() where component.hasSuffix(".service") {
                 return String(component)

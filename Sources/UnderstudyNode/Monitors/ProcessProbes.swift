@@ -54,7 +54,7 @@ enum ProcessTable {
         var count = 0
         for entry in entries {
             guard let pid = Int32(entry), pid != getpid() else { continue }
-            guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { continue }
+            guard let raw = KernelFile.bytes("/proc/\(pid)/cmdline") else { continue }
             let arguments = raw.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
             let commandLine = arguments.filter { !$0.isEmpty }.joined(separator: " ")
             let comm =

@@ -134,7 +134,7 @@ final class DiskHeartbeatDevice {
     /// Mount points of the block device `path` (from /proc/self/mountinfo, by device number).
     static func mountPoints(of path: String) -> [String] {
         guard let number = deviceNumber(path),
-            let table = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)
+            let table = KernelFile.read("/proc/self/mountinfo")
         else { return [] }
         let wanted = "\(number.major):\(number.minor)"
         return table.split(separator: "\n").compactMap { line in
@@ -146,7 +146,7 @@ final class DiskHeartbeatDevice {
 
     /// Whether the block device is active swap (/proc/swaps, by device number).
     static func isSwapInUse(_ path: String) -> Bool {
-        guard let number = deviceNumber(path), let table = try? String(contentsOfFile: "/proc/swaps", encoding: .utf8) else {
+        guard let number = deviceNumber(path), let table = KernelFile.read("/proc/swaps") else {
             return false
         }
         return table.split(separator: "\n").dropFirst().contains { line in

@@ -50,7 +50,7 @@ public enum MountTable {
     /// The mounts of this process's mount namespace; lines that do not parse are skipped
     /// (the kernel writes this file; a reader must not crash on a future field).
     public static func current(path: String = "/proc/self/mountinfo") -> [MountEntry] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        guard let text = KernelFile.read(path) else { return [] }
         return parse(mountinfo: text)
     }
 
