@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use: procps (ps, pkill-free process checks), iproute2 (lab),
 # curl (HTTP checks in process tests; the REST API tests talk to the daemons with it), openssl
-# (the REST API's TLS test makes a self-signed certificate and key), iputils-arping and ndisc6 (fip driver: duplicate-address
-# probes and gratuitous ARP), bird2 (a real RIP router for vip), postgresql and
+# (the REST API's TLS test makes a self-signed certificate and key), iputils-arping and ndisc6 (the fip driver's
+# fallbacks when it cannot open its own ARP/ICMPv6 sockets, and tests comparing with them), bird2 (a real RIP router for vip), postgresql and
 # mariadb-server/-client (real database servers and clients for psqlw and mysqlw), python3
 # (an HTTP server for httpw), lvm2 and sg3-utils (volmgrw, diskw tur), hostname and bsdutils
 # (`hostname -s`, `logger`: the ESMPRO/AC sample stop script), nut-server and nut-client (a
