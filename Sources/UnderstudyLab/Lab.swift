@@ -269,6 +269,9 @@ public final class Lab: @unchecked Sendable {
     /// appended to `<server>.log`.
     public func startDaemon(_ server: String) throws {
         _ = try spec.index(of: server)
+        // The command is being interrupted and its lab removed (LabInterruption): a daemon
+        // started now could escape the removal.
+        guard !LabInterruption.isInterrupted else { throw LabError("interrupted: not starting the daemon of \(server)") }
         if let running = pid(of: server), running.isAlive { throw LabError("the daemon of \(server) already runs (pid \(running.pid))") }
         let log = spec.logPath(of: server)
         if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -15,6 +16,10 @@ public enum LabInterruption {
     public static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
     private static let sources = LockedSources()
+    private static let interrupted = Atomic<Bool>(false)
+
+    /// True once a signal arrived: the lab is being removed, nothing more may start in it.
+    public static var isInterrupted: Bool { interrupted.load(ordering: .acquiring) }
 
     /// From now on, SIGINT, SIGTERM and SIGHUP remove the lab of `prefix` (what `lab down
     /// --prefix` removes: recorded daemons, every process in its namespaces, the namespaces,
@@ -29,7 +34,10 @@ public enum LabInterruption {
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {
                 FileHandle.standardError.write(Data("interrupted (signal \(number)): removing lab \(prefix)\n".utf8))
+                interrupted.store(true, ordering: .releasing)
                 before()
+                // Nothing starts in the lab from now on (`Lab.startDaemon` checks); a keeper a
+                // daemon was spawning as it was killed sees its daemon gone and exits itself.
                 let removed = Lab.destroy(prefix: prefix, folder: folder)
                 FileHandle.standardError.write(Data("removed \(removed.count) processes, namespaces and folders of lab \(prefix)\n".utf8))
                 exit(128 + number)
