@@ -124,7 +124,7 @@ struct ForcedStopLabTests {
         // The periodic checks pass on both servers before anything happens.
         try await Task.sleep(for: .seconds(2))
         #expect(!log(spec, "node2").contains("[rc 414]"), "\(diagnostics(lab, bmcs))")
-        let status = try #require(await lab.status(on: "node2"))
+        let status = try #require(await lab.status(on: "node2", timeout: .seconds(10)))
         let checks = status.fencing?.checks ?? []
         #expect(checks.contains { $0.server == "node1" && $0.agent == "bmc" && $0.normal }, "node2 checked node1's BMC: \(checks)")
 
@@ -148,7 +148,7 @@ struct ForcedStopLabTests {
         #expect(text.contains("[rc 411]"), "node2 waited the delay before stopping the higher-ranked node1")
         #expect(text.contains("[rc 410]") && text.contains("[rc 412]"), "\(diagnostics(lab, bmcs))")
         #expect(!text.contains("lab-bmc-secret"), "the BMC password never reaches the log")
-        let after = try #require(await lab.status(on: "node2"))
+        let after = try #require(await lab.status(on: "node2", timeout: .seconds(10)))
         #expect(after.fencing?.stops.first { $0.server == "node1" }?.state == "stopped", "\(String(describing: after.fencing))")
     }
 
@@ -201,7 +201,7 @@ struct ForcedStopLabTests {
         #expect(node2BMC.powerOffTimes.count == 1, "node1 stopped node2: \(diagnostics(lab, bmcs))")
         #expect(node1BMC.powerOffTimes.isEmpty, "node2 waited its delay and was off before it ended: \(node1BMC.chassisCommands)")
         #expect(daemon1.isAlive)
-        let status = try #require(await lab.status(on: "node1"))
+        let status = try #require(await lab.status(on: "node1", timeout: .seconds(10)))
         #expect(status.groups.first { $0.name == "grp1" }.map { $0.status == .online && $0.current == "node1" } ?? false)
         #expect(starts(spec, on: "node2").isEmpty)
     }

@@ -33,7 +33,7 @@ struct PingResolutionTests {
         try lab.setLink("node1", up: true)
         try await waitUntilFormed(lab, timeout: .seconds(20))
         try await Task.sleep(for: .seconds(2))
-        let after = try #require(await lab.status(on: "node1"))
+        let after = try #require(await lab.status(on: "node1", timeout: .seconds(10)))
         #expect(after.groups.first { $0.name == "grp1" }?.current == "node2", "failback is manual: \(after.groups)")
         #expect(!after.isolated)
     }

@@ -111,7 +111,7 @@ struct WitnessTests {
         let last = try await watchNoSplitBrain(lab, for: .seconds(5))
         #expect(last.servers == ["node1"], "grp1 stays on node1: \(last)\n\(diagnostics(lab))")
         #expect(last.isolated.isEmpty)
-        let after = try #require(await lab.status(on: "node2"))
+        let after = try #require(await lab.status(on: "node2", timeout: .seconds(10)))
         let node1 = try #require(after.servers.first { $0.name == "node1" })
         #expect(node1.status == .online, "node2 still sees node1 (through the witness)")
         #expect(node1.heartbeats.first { $0.type == "lanhb" }?.status == .error)
