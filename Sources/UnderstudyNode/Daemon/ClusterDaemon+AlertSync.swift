@@ -5,10 +5,10 @@ import UnderstudyModel
 // One alert log for the cluster: every server keeps its own entries and copies of the others'
 // (ClusterAlertLog), and the servers exchange them over the authenticated control channel.
 // - Push: an entry written here goes to the connected peers within `alertPushDelay`
-//   (batched; a burst is pushed at most once per `alertPushGap`), so the other servers show
-//   it at once: to every peer in clusters of up to five servers, to `alertPushFanout` peers in
-//   turn in larger ones (an event every server logs — a server joining — would otherwise
-//   cost servers² connections; the pulls spread it from there within a few periods).
+//   (batched), so the other servers show it at once: to every peer in clusters of up to five
+//   servers; in larger ones to `alertPushFanout` peers in turn and at most once per
+//   `alertPushGap` (an event every server logs — a server joining — would otherwise cost
+//   servers² connections; the pulls spread it from there within a few periods).
 // - Pull: every `alertSyncPeriod` (jittered, so servers started together do not ask
 //   together) this server sends `alertPullFanout` connected peers in turn a summary of what it
 //   holds, and each answers with what is missing — entries written while a server was cut
@@ -42,17 +42,18 @@ extension ClusterDaemon {
         alertPushPending.append(entry)
         guard !alertPushScheduled else { return }
         alertPushScheduled = true
-        let delay = Self.alertPushWait(lastPush: alertLastPush, now: .now)
+        let delay = Self.alertPushWait(lastPush: alertLastPush, now: .now, peers: config.serverNames.count - 1)
         Task { [weak self] in
             try? await Task.sleep(for: delay)
             await self?.pushAlerts()
         }
     }
 
-    /// How long a new entry waits before it is pushed: `alertPushDelay`, or until
-    /// `alertPushGap` after the previous push.
-    static func alertPushWait(lastPush: ContinuousClock.Instant?, now: ContinuousClock.Instant) -> Duration {
-        guard let lastPush else { return alertPushDelay }
+    /// How long a new entry waits before it is pushed: `alertPushDelay`; in clusters of more
+    /// than five servers at least until `alertPushGap` after the previous push (in small ones
+    /// every entry shows everywhere within `alertPushDelay`, as an operator expects).
+    static func alertPushWait(lastPush: ContinuousClock.Instant?, now: ContinuousClock.Instant, peers: Int) -> Duration {
+        guard peers > alertPushFanout, let lastPush else { return alertPushDelay }
         return max(alertPushDelay, alertPushGap - lastPush.duration(to: now))
     }
 

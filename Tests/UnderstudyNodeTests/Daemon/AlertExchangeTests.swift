@@ -34,12 +34,15 @@ struct AlertExchangeTests {
         #expect(ClusterDaemon.peersInTurn(connected: Array(peers.prefix(5)), fanout: 2, cursor: &cursor).count == 2)
     }
 
-    @Test func aBurstIsPushedAtMostOncePerGap() {
+    @Test func aBurstInALargeClusterIsPushedAtMostOncePerGap() {
         let now = ContinuousClock.now
-        #expect(ClusterDaemon.alertPushWait(lastPush: nil, now: now) == ClusterDaemon.alertPushDelay)
-        let justPushed = ClusterDaemon.alertPushWait(lastPush: now - .milliseconds(200), now: now)
+        let large = 31
+        #expect(ClusterDaemon.alertPushWait(lastPush: nil, now: now, peers: large) == ClusterDaemon.alertPushDelay)
+        let justPushed = ClusterDaemon.alertPushWait(lastPush: now - .milliseconds(200), now: now, peers: large)
         #expect(justPushed == ClusterDaemon.alertPushGap - .milliseconds(200))
-        #expect(ClusterDaemon.alertPushWait(lastPush: now - .seconds(5), now: now) == ClusterDaemon.alertPushDelay)
+        #expect(ClusterDaemon.alertPushWait(lastPush: now - .seconds(5), now: now, peers: large) == ClusterDaemon.alertPushDelay)
+        // A cluster of five servers pushes every entry after the short delay, as before.
+        #expect(ClusterDaemon.alertPushWait(lastPush: now - .milliseconds(200), now: now, peers: 4) == ClusterDaemon.alertPushDelay)
         for _ in 0..<20 {
             let pause = ClusterDaemon.alertSyncPause()
             #expect(pause >= ClusterDaemon.alertSyncPeriod * 0.8 && pause <= ClusterDaemon.alertSyncPeriod * 1.2)
