@@ -31,7 +31,9 @@ struct LocalControlSocketTests {
 
     /// Untyped-throwing wrapper: `#expect(try await …)` does not handle typed throws yet.
     private func ask(path: String, payload: [UInt8]) async throws -> [UInt8] {
-        try await LocalControlClient.request(path: path, payload: payload, timeout: .seconds(5))
+        // 30 s: the unit run's CPU-bound tests (fuzzing, source scans) can hold both threads of
+        // the cooperative pool for 15 s at its start; this is no test of speed.
+        try await LocalControlClient.request(path: path, payload: payload, timeout: .seconds(30))
     }
 
     /// Leaves a socket file behind with nothing listening on it, like a crashed daemon.
