@@ -10,11 +10,6 @@ import UnderstudyNode
 /// breakdown of `/proc/PID/smaps` by what each mapping holds (the binary's text and data, heap,
 /// thread stacks, malloc arenas, each shared library).
 public enum Footprint {
-    /// The whole text of a `/proc` file (`KernelFile`: Foundation stops after the first page).
-    public static func readProcFile(_ path: String, limit: Int = 64 << 20) -> String? {
-        KernelFile.read(path, limit: limit)
-    }
-
     // MARK: - CPU
 
     /// utime + stime (and cutime + cstime: children it waited for) of one process, in clock
@@ -51,7 +46,7 @@ public enum Footprint {
     }
 
     public static func ticks(of pid: Int32) -> ProcessTicks? {
-        guard let text = readProcFile("/proc/\(pid)/stat") else { return nil }
+        guard let text = KernelFile.read("/proc/\(pid)/stat") else { return nil }
         return parseStat(text, pid: pid)
     }
 
@@ -114,7 +109,7 @@ public enum Footprint {
 
     /// The 1, 5 and 15 minute load averages.
     public static func loadAverage() -> [Double] {
-        guard let text = readProcFile("/proc/loadavg") else { return [] }
+        guard let text = KernelFile.read("/proc/loadavg") else { return [] }
         return text.split(separator: " ").prefix(3).compactMap { Double($0) }
     }
 
@@ -281,7 +276,7 @@ public enum Footprint {
     public static func stackPointers(of pid: Int32) -> [UInt64] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return tasks.compactMap { task in
-            guard let text = readProcFile("/proc/\(pid)/task/\(task)/syscall") else { return nil }
+            guard let text = KernelFile.read("/proc/\(pid)/task/\(task)/syscall") else { return nil }
             let fields = text.split(separator: " ")
             guard fields.count >= 3 else { return nil }
             let field = fields[fields.count - 2]
@@ -291,16 +286,16 @@ public enum Footprint {
 
     /// The memory of `pid` now, or nil when it is gone.
     public static func memory(of pid: Int32) -> Memory? {
-        guard let status = readProcFile("/proc/\(pid)/status") else { return nil }
-        let rollup = readProcFile("/proc/\(pid)/smaps_rollup") ?? ""
-        let smaps = readProcFile("/proc/\(pid)/smaps") ?? ""
+        guard let status = KernelFile.read("/proc/\(pid)/status") else { return nil }
+        let rollup = KernelFile.read("/proc/\(pid)/smaps_rollup") ?? ""
+        let smaps = KernelFile.read("/proc/\(pid)/smaps") ?? ""
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")) ?? ""
         let statusFields = kilobyteFields(status)
         let threads =
             status.split(separator: "\n").first { $0.hasPrefix("Threads:") }.flatMap { line in
                 line.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             } ?? 0
-        let command = readProcFile("/proc/\(pid)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let command = KernelFile.read("/proc/\(pid)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines)
         return Memory(
             pid: pid, command: command ?? "", threads: threads, status: statusFields.filter { statusKeys.contains($0.key) },
             rollup: kilobyteFields(rollup),

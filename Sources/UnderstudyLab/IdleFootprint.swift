@@ -1,4 +1,5 @@
 import Foundation
+import UnderstudyNode
 
 #if canImport(Glibc)
     import Glibc
@@ -73,14 +74,14 @@ public struct MachineFacts: Codable, Sendable {
     public var load: [Double]
 
     public static func now() -> MachineFacts {
-        let cpuinfo = Footprint.readProcFile("/proc/cpuinfo") ?? ""
+        let cpuinfo = KernelFile.read("/proc/cpuinfo") ?? ""
         let model =
             cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }.flatMap { line in
                 line.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
             } ?? "unknown"
-        let kernel = Footprint.readProcFile("/proc/sys/kernel/osrelease")?.trimmingCharacters(
+        let kernel = KernelFile.read("/proc/sys/kernel/osrelease")?.trimmingCharacters(
             in: .whitespacesAndNewlines)
-        let meminfo = Footprint.readProcFile("/proc/meminfo") ?? ""
+        let meminfo = KernelFile.read("/proc/meminfo") ?? ""
         return MachineFacts(
             date: ISO8601DateFormatter().string(from: Date()), cores: ProcessInfo.processInfo.activeProcessorCount, model: model,
             kernel: kernel ?? "unknown", memoryKiB: Footprint.kilobyteFields(meminfo)["MemTotal"] ?? 0, load: Footprint.loadAverage())

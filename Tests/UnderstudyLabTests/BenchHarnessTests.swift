@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UnderstudyLab
 import UnderstudyModel
+import UnderstudyNode
 
 /// The benchmark harness's pure parts: /proc parsing, the memory breakdown, keepalived's
 /// configuration, the groups and the lab's size limits. No root needed.
@@ -170,9 +171,9 @@ struct BenchHarnessTests {
         let tree = Footprint.tree(of: me)
         #expect(tree.first?.pid == me)
         // The whole of smaps, not the first 4 KiB (Foundation stops reading /proc files there).
-        let smaps = try #require(Footprint.readProcFile("/proc/\(me)/smaps"))
+        let smaps = try #require(KernelFile.read("/proc/\(me)/smaps"))
         #expect(smaps.utf8.count > 4096)
-        let maps = try #require(Footprint.readProcFile("/proc/\(me)/maps"))
+        let maps = try #require(KernelFile.read("/proc/\(me)/maps"))
         #expect(abs(Footprint.parseSmaps(smaps).count - maps.split(separator: "\n").count) < 20)
         let memory = try #require(Footprint.memory(of: me))
         #expect((memory.status["VmRSS"] ?? 0) > 0)

@@ -142,18 +142,6 @@ struct NetlinkTests {
         }
     }
 
-    /// A small deterministic generator, so a failing input can be found again.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Runs the whole reading path on untrusted bytes: it may throw, never crash.
     func readEverything(_ bytes: [UInt8]) -> Int {
         var parsed = 0
@@ -172,7 +160,7 @@ struct NetlinkTests {
     }
 
     @Test func parserFuzzNeverCrashes() {
-        var random = SplitMix(state: 0x5eed_2026)
+        var random = SplitMix64(state: 0x5eed_2026)
         let valid: [[UInt8]] = [
             NetlinkWire.message(
                 type: 16, flags: 2, sequence: 1,
