@@ -6,7 +6,7 @@
 #   scripts/bench-issue19.sh [--out DIR] [--skip-build] [--binary PATH]
 #
 # It installs what it needs when missing (keepalived, iproute2, nftables, iputils-ping,
-# iputils-arping, python3, libcurl4-openssl-dev), builds the release binary with the flags of
+# iputils-arping, python3), builds the release binary with the flags of
 # scripts/package-deb.sh (--skip-build: use .build/release/understudy as it is; --binary:
 # another one), then runs, each in a fresh lab that it removes:
 #   1. unplanned failover, fast profile (20 ms / 100 ms): link down and kill -9, RUNS each;
@@ -70,9 +70,6 @@ need=()
 for pkg in keepalived iproute2 nftables iputils-ping iputils-arping python3 procps; do
     dpkg -s "$pkg" > /dev/null 2>&1 || need+=("$pkg")
 done
-if [ "$BUILD" = 1 ] && ! dpkg -s libcurl4-openssl-dev > /dev/null 2>&1 && ! dpkg -s libcurl4-gnutls-dev > /dev/null 2>&1; then
-    need+=(libcurl4-openssl-dev) # the static Foundation links libcurl
-fi
 if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

@@ -37,12 +37,6 @@ for tool in dpkg-deb dpkg-shlibdeps python3 gzip strip ldd; do
 done
 
 if [ -z "$binary" ]; then
-    # The static Foundation links libcurl (FoundationNetworking): its development symlink must
-    # be there, or the link fails late with "cannot find -lcurl".
-    if ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 && ! dpkg -s libcurl4-gnutls-dev >/dev/null 2>&1; then
-        echo "package-deb.sh: the release build links libcurl statically through Foundation: install libcurl4-openssl-dev" >&2
-        exit 2
-    fi
     # -z now: full RELRO, as Debian's hardening flags link (lintian: hardening-no-bindnow). With
     # the Swift runtime linked in and no local rpath the binary has no RUNPATH at all.
     swift build -c release --static-swift-stdlib --disable-local-rpath -Xlinker -z -Xlinker now --product understudy >&2

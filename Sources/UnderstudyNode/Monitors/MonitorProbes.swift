@@ -76,12 +76,12 @@ enum MonitorProbes {
                 diskFullIsError: monitor.flag("disk-full-is-error"), timeout: monitor.timeout, nice: monitor.nice)
         },
         .httpw: { monitor, _, _ in
-            guard let url = URL(string: monitor.text("url")) else {
-                return FailingProbe(reason: "url \(monitor.text("url")) cannot be parsed")
-            }
-            return WebRequestProbe(
-                url: url, expectedStatus: monitor.number("expected-status"), bodyMatch: monitor.string("body-match"),
-                timeout: monitor.timeout)
+            guard
+                let probe = WebRequestProbe(
+                    url: monitor.text("url"), expectedStatus: monitor.number("expected-status"),
+                    bodyMatch: monitor.string("body-match"), timeout: monitor.timeout)
+            else { return FailingProbe(reason: "its url is not an http:// or https:// URL with a host") }
+            return probe
         },
         .upsw: { monitor, _, _ in UPSProbe(ups: monitor.text("ups"), client: monitor.nutClient(timeout: monitor.timeout * 9 / 10)) },
         .psqlw: { monitor, _, _ in database(.postgres, monitor) },

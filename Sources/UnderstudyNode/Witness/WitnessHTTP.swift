@@ -116,16 +116,51 @@ public struct WitnessExchangeError: Error, CustomStringConvertible, Equatable {
     public var description: String { reason }
 }
 
-/// One HTTP/1.1 POST to the witness, on a connection of its own, bounded by `timeout` as a
-/// whole (connect, send, answer): the status and the body (at most
-/// `WitnessMessage.maximumBodySize` bytes).
+/// One HTTP/1.1 exchange on a connection of its own, bounded by `timeout` as a whole
+/// (connect, send, answer): the status and the body. The witness and the alert webhook POST
+/// through here, the httpw monitor GETs.
 enum WitnessHTTPClient {
+    /// What is done with an answer's body beyond `limit` bytes.
+    enum BodyLimit: Sendable {
+        /// The exchange fails (the witness's and the webhook's answers are small).
+        case refuse(Int)
+        /// The first `limit` bytes are kept, the rest read and dropped (a monitored page may grow).
+        case truncate(Int)
+
+        var bytes: Int {
+            switch self {
+            case .refuse(let limit), .truncate(let limit): return limit
+            }
+        }
+    }
+
     /// `peer` names the receiver in errors; the alert webhook (WebhookDestination) posts
     /// JSON through here too.
     static func post(
         host: String, port: Int, path: String, body: [UInt8], timeout: Duration, tls: WitnessTLSClient? = nil,
         contentType: String = "application/octet-stream", headers extra: [(String, String)] = [], peer: String = "the witness",
         group: any EventLoopGroup = WitnessEventLoop.group
+    ) async throws -> (status: Int, body: [UInt8]) {
+        var headers = [("Content-Type", contentType)] + extra
+        headers.append(("Content-Length", String(body.count)))
+        return try await exchange(
+            method: .POST, host: host, port: port, path: path, body: body, timeout: timeout, tls: tls, headers: headers,
+            peer: peer, bodyLimit: .refuse(WitnessMessage.maximumBodySize), group: group)
+    }
+
+    /// A GET of `path` (with its query), no body sent.
+    static func get(
+        host: String, port: Int, path: String, timeout: Duration, tls: WitnessTLSClient?, headers: [(String, String)],
+        peer: String, bodyLimit: BodyLimit, group: any EventLoopGroup
+    ) async throws -> (status: Int, body: [UInt8]) {
+        try await exchange(
+            method: .GET, host: host, port: port, path: path, body: nil, timeout: timeout, tls: tls, headers: headers, peer: peer,
+            bodyLimit: bodyLimit, group: group)
+    }
+
+    private static func exchange(
+        method: HTTPMethod, host: String, port: Int, path: String, body: [UInt8]?, timeout: Duration, tls: WitnessTLSClient?,
+        headers extra: [(String, String)], peer: String, bodyLimit: BodyLimit, group: any EventLoopGroup
     ) async throws -> (status: Int, body: [UInt8]) {
         let loop = group.next()
         let promise = loop.makePromise(of: (status: Int, body: [UInt8]).self)
@@ -143,7 +178,8 @@ enum WitnessHTTPClient {
                             NIOSSLClientHandler(context: tls.context, serverHostname: tls.serverHostname))
                     }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(WitnessResponseCollector(promise: promise, peer: peer))
+                    try channel.pipeline.syncOperations.addHandler(
+                        WitnessResponseCollector(promise: promise, peer: peer, bodyLimit: bodyLimit))
                 }
             }
             .connect(host: host, port: port)
@@ -151,13 +187,11 @@ enum WitnessHTTPClient {
         connect.whenSuccess { channel in
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
-            headers.add(name: "Content-Type", value: contentType)
             for (name, value) in extra { headers.add(name: name, value: value) }
-            headers.add(name: "Content-Length", value: String(body.count))
             headers.add(name: "Connection", value: "close")
-            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)
+            let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
+            if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil) }
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
         }
@@ -171,13 +205,18 @@ final class WitnessResponseCollector: ChannelInboundHandler {
 
     let promise: EventLoopPromise<(status: Int, body: [UInt8])>
     let peer: String
+    let bodyLimit: WitnessHTTPClient.BodyLimit
     private var status = 0
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(promise: EventLoopPromise<(status: Int, body: [UInt8])>, peer: String = "the witness") {
+    init(
+        promise: EventLoopPromise<(status: Int, body: [UInt8])>, peer: String = "the witness",
+        bodyLimit: WitnessHTTPClient.BodyLimit = .refuse(WitnessMessage.maximumBodySize)
+    ) {
         self.promise = promise
         self.peer = peer
+        self.bodyLimit = bodyLimit
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -185,14 +224,16 @@ final class WitnessResponseCollector: ChannelInboundHandler {
         case .head(let head):
             status = Int(head.status.code)
         case .body(var buffer):
-            if body.count + buffer.readableBytes > WitnessMessage.maximumBodySize {
+            let room = bodyLimit.bytes - body.count
+            if buffer.readableBytes > room {
                 tooLarge = true
+                if case .truncate = bodyLimit, room > 0 { body.append(contentsOf: buffer.readBytes(length: room) ?? []) }
             } else if !tooLarge {
                 body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
             }
         case .end:
-            if tooLarge {
-                promise.fail(WitnessExchangeError("the answer of \(peer) is larger than \(WitnessMessage.maximumBodySize) bytes"))
+            if tooLarge, case .refuse(let limit) = bodyLimit {
+                promise.fail(WitnessExchangeError("the answer of \(peer) is larger than \(limit) bytes"))
             } else {
                 promise.succeed((status, body))
             }

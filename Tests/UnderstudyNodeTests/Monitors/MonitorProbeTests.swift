@@ -316,21 +316,142 @@ struct MonitorProbeTests {
                 server.waitUntilExit()
             }
         }
-        let url = try #require(URL(string: "http://127.0.0.1:\(port)/health"))
-        let probe = WebRequestProbe(url: url, expectedStatus: 200, bodyMatch: "ready", timeout: .seconds(2))
+        let url = "http://127.0.0.1:\(port)/health"
+        let probe = try #require(WebRequestProbe(url: url, expectedStatus: 200, bodyMatch: "ready", timeout: .seconds(2)))
         var ready = false
         for _ in 0..<50 where !ready {
             ready = await probe.check() == .normal
             if !ready { try await Task.sleep(for: .milliseconds(100)) }
         }
         #expect(ready)
-        #expect(Self.isError(await WebRequestProbe(url: url, expectedStatus: 200, bodyMatch: "degraded", timeout: .seconds(2)).check()))
-        let missing = try #require(URL(string: "http://127.0.0.1:\(port)/nothing"))
-        #expect(Self.isError(await WebRequestProbe(url: missing, expectedStatus: 200, bodyMatch: nil, timeout: .seconds(2)).check()))
-        #expect(await WebRequestProbe(url: missing, expectedStatus: 404, bodyMatch: nil, timeout: .seconds(2)).check() == .normal)
+        let degraded = try #require(WebRequestProbe(url: url, expectedStatus: 200, bodyMatch: "degraded", timeout: .seconds(2)))
+        #expect(Self.isError(await degraded.check()))
+        let missing = "http://127.0.0.1:\(port)/nothing"
+        let missingProbe = try #require(WebRequestProbe(url: missing, expectedStatus: 200, bodyMatch: nil, timeout: .seconds(2)))
+        #expect(Self.isError(await missingProbe.check()))
+        let notFoundExpected = try #require(WebRequestProbe(url: missing, expectedStatus: 404, bodyMatch: nil, timeout: .seconds(2)))
+        #expect(await notFoundExpected.check() == .normal)
         kill(server.processIdentifier, SIGKILL)
         server.waitUntilExit()
         #expect(Self.isError(await probe.check()))
+    }
+
+    /// A small web server of the test's own: basic authentication, a redirect, a 3 MiB page,
+    /// a query string echoed, one that never answers.
+    static let webServerScript = #"""
+        import base64, http.server, sys, time
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args): pass
+            def answer(self, status, body, headers=()):
+                self.send_response(status)
+                for name, value in headers: self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def do_GET(self):
+                if self.path == "/private":
+                    expected = "Basic " + base64.b64encode(b"watch:p@ss w0rd").decode()
+                    if self.headers.get("Authorization") == expected: self.answer(200, b"secret ok")
+                    else: self.answer(401, b"who are you", [("WWW-Authenticate", "Basic")])
+                elif self.path == "/moved": self.answer(302, b"", [("Location", "/private")])
+                elif self.path == "/big": self.answer(200, b"start of page " + b"x" * (3 << 20) + b" end of page")
+                elif self.path.startswith("/echo?"): self.answer(200, self.path.encode())
+                elif self.path == "/hang": time.sleep(30)
+                else: self.answer(404, b"no")
+        http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+        """#
+
+    @Test(
+        "httpw: basic authentication from the URL (password kept out of messages), redirects not followed, a large page matched on its start, the query sent, a hung server bounded by the timeout",
+        .requires(.executable("/usr/bin/python3", package: "python3")))
+    func httpDetails() async throws {
+        let port = try FreePort.take()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", Self.webServerScript, String(port)]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            if server.isRunning {
+                kill(server.processIdentifier, SIGKILL)
+                server.waitUntilExit()
+            }
+        }
+        func probe(_ path: String, status: Int = 200, match: String? = nil, timeout: Duration = .seconds(2)) throws -> WebRequestProbe {
+            try #require(
+                WebRequestProbe(
+                    url: "http://\(path.hasPrefix("/") ? "127.0.0.1:\(port)" : "")\(path)", expectedStatus: status, bodyMatch: match,
+                    timeout: timeout))
+        }
+        let authorised = try probe("watch:p%40ss%20w0rd@127.0.0.1:\(port)/private", match: "secret ok")
+        var up = false
+        for _ in 0..<50 where !up {
+            up = await authorised.check() == .normal
+            if !up { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(up, "the user and password of the URL are sent as basic authentication")
+        let wrong = try probe("watch:wrong-secret-77@127.0.0.1:\(port)/private")
+        let refused = await wrong.check()
+        #expect(Self.isError(refused))
+        #expect(!"\(refused)".contains("wrong-secret-77"), "the password stays out of the message: \(refused)")
+        #expect("\(refused)".contains("401"), "\(refused)")
+        func result(_ probe: WebRequestProbe) async -> MonitorResult { await probe.check() }
+        #expect(await result(try probe("/private", status: 401)) == .normal, "no credentials: 401 is its own answer")
+        #expect(await result(try probe("/moved", status: 302)) == .normal, "a redirect is not followed")
+        #expect(Self.isError(await result(try probe("/moved"))))
+        #expect(await result(try probe("/big", match: "start of page")) == .normal, "a 3 MiB page is matched on its first MiB")
+        #expect(Self.isError(await result(try probe("/big", match: "end of page"))), "beyond the first MiB is not read into memory")
+        #expect(await result(try probe("/echo?a=1&b=%20x", match: "/echo?a=1&b=%20x")) == .normal, "the query is sent as written")
+        let hangProbe = try probe("/hang", timeout: .milliseconds(500))
+        let started = ContinuousClock.now
+        let hung = await hangProbe.check()
+        #expect(Self.isError(hung))
+        #expect(started.duration(to: .now) < .seconds(10), "a server that never answers costs the timeout, not more")
+        #expect(WebRequestProbe(url: "ftp://127.0.0.1/", expectedStatus: 200, bodyMatch: nil, timeout: .seconds(1)) == nil)
+    }
+
+    @Test(
+        "httpw over HTTPS: a certificate the system does not trust is an error that says so",
+        .requires(TestCertificates.openssl), .requires(.executable("/usr/bin/python3", package: "python3")))
+    func httpsUntrusted() async throws {
+        let folder = try Self.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let (certificate, key) = try TestCertificates.selfSigned(in: folder, name: "web")
+        let port = try FreePort.take()
+        let script = """
+            import http.server, ssl, sys
+            class H(http.server.BaseHTTPRequestHandler):
+                def log_message(self, *a): pass
+                def do_GET(self):
+                    self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")
+            server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[2], sys.argv[3])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            server.serve_forever()
+            """
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", script, String(port), certificate, key]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            if server.isRunning {
+                kill(server.processIdentifier, SIGKILL)
+                server.waitUntilExit()
+            }
+        }
+        let probe = try #require(
+            WebRequestProbe(url: "https://127.0.0.1:\(port)/", expectedStatus: 200, bodyMatch: nil, timeout: .seconds(2)))
+        var result = await probe.check()
+        for _ in 0..<50 where "\(result)".contains("cannot connect") {
+            try await Task.sleep(for: .milliseconds(100))
+            result = await probe.check()
+        }
+        #expect(Self.isError(result))
+        #expect("\(result)".lowercased().contains("certificate"), "\(result)")
     }
 
     @Test("nice: the helper commands of diskw tur, volmgrw, psqlw, mysqlw (and ipw's ping fallback) run at the monitor's nice value")
