@@ -91,8 +91,7 @@ public enum ApiShapes {
         let line = snapshot.timeoutRatio
         var fields: [(String, JSONValue)] = [("toratio", .number(Double(line?.ratio ?? 1)))]
         if let ends = line?.expiresAt, (line?.ratio ?? 1) != 1 {
-            let formatter = ISO8601DateFormatter()
-            fields.append(("expires", .string(formatter.string(from: Date(timeIntervalSince1970: Double(ends) / 1000)))))
+            fields.append(("expires", .string(UTCTimestamp.seconds(Date(timeIntervalSince1970: Double(ends) / 1000)))))
         }
         if let line {
             fields.append(

@@ -55,16 +55,10 @@ public final class CommandDestination: AlertDestination {
 
     /// Every variable of one run.
     public static func variables(_ alert: AlertEvent, recipient: String, sequence: Int) -> [String: String] {
-        let iso = ISO8601DateFormatter()
-        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let seconds = alert.time.timeIntervalSince1970
         let micros = Int((seconds - seconds.rounded(.down)) * 1_000_000)
         // Pacemaker's default timestamp-format, %H:%M:%S.%06N (UTC here).
-        let clock = DateFormatter()
-        clock.locale = Locale(identifier: "en_US_POSIX")
-        clock.timeZone = TimeZone(identifier: "UTC")
-        clock.dateFormat = "HH:mm:ss"
-        let timestamp = clock.string(from: alert.time) + "." + String(format: "%06d", micros)
+        let timestamp = UTCTimestamp.timeOfDayMicroseconds(alert.time)
         let kind = kind(alert)
         let failed = alert.level != .info
         var description = alert.message
@@ -75,7 +69,7 @@ public final class CommandDestination: AlertDestination {
         var variables: [String: String] = [
             "CLP_EVENT_MODULE": alert.module, "CLP_EVENT_ID": String(alert.eventID), "CLP_EVENT_LEVEL": alert.level.rawValue,
             "CLP_EVENT_MESSAGE": alert.message, "CLP_SERVER": alert.server, "CLP_CLUSTER": alert.cluster,
-            "CLP_EVENT_TIME": iso.string(from: alert.time),
+            "CLP_EVENT_TIME": UTCTimestamp.milliseconds(alert.time),
         ]
         var agent: [String: String] = [
             "kind": kind, "version": Defaults.productVersion, "recipient": recipient, "node_sequence": String(sequence),

@@ -26,15 +26,12 @@ public enum SyslogFormat {
     /// for it still match.
     public static func rfc5424(_ alert: AlertEvent, tag: String, facility: Int, processID: Int32 = getpid()) -> String {
         let priority = facility * 8 + severity(alert.level)
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
         let host = headerField(alert.server, limit: 255)
         let messageID = headerField("\(alert.module)-\(alert.eventID)", limit: 32)
         let data =
             "[\(structuredDataID) module=\"\(escape(alert.module))\" id=\"\(alert.eventID)\" server=\"\(escape(alert.server))\" cluster=\"\(escape(alert.cluster))\"]"
         return
-            "<\(priority)>1 \(formatter.string(from: alert.time)) \(host) \(headerField(tag, limit: 48)) \(processID) \(messageID) \(data) "
+            "<\(priority)>1 \(UTCTimestamp.milliseconds(alert.time)) \(host) \(headerField(tag, limit: 48)) \(processID) \(messageID) \(data) "
             + text(alert)
     }
 

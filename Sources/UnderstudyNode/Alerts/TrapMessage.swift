@@ -118,7 +118,6 @@ enum TrapMessage {
 
     /// RFC 3339 in UTC with milliseconds: `2026-12-06T09:40:00.123Z`.
     static func timestamp(_ date: Date) -> String {
-        date.formatted(
-            Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC") ?? .gmt))
+        UTCTimestamp.milliseconds(date)
     }
 }

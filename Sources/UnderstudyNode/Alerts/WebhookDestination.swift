@@ -40,10 +40,8 @@ public struct WebhookDestination: AlertDestination {
             var id: Int
             var message: String
         }
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let payload = Payload(
-            cluster: alert.cluster, server: alert.server, time: formatter.string(from: alert.time), level: alert.level.configWord,
+            cluster: alert.cluster, server: alert.server, time: UTCTimestamp.milliseconds(alert.time), level: alert.level.configWord,
             module: alert.module, id: alert.eventID, message: alert.message)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -250,9 +250,7 @@ extension ClusterDaemon {
 
     /// UTC with milliseconds: failover steps are milliseconds apart.
     static func alertTimestamp(_ time: Date = Date()) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: time)
+        UTCTimestamp.milliseconds(time)
     }
 
     func record(_ entry: LogEntry) {
