@@ -458,6 +458,9 @@ public actor ClusterDaemon {
         let period = engine.tickPeriod
         var deadline = ContinuousClock.now
         var nextHousekeeping = deadline
+        // Once started (configuration read, groups placed), the code only the start ran need
+        // not stay resident (StartupCode.swift).
+        var releaseStartupCodeAt: ContinuousClock.Instant? = deadline + Self.startupCodeRelease
         while !Task.isCancelled {
             deadline += period
             if deadline < .now { deadline = .now }
@@ -471,8 +474,15 @@ public actor ClusterDaemon {
             checkRexecKeyFiles()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             superviseKeeper()
+            if let due = releaseStartupCodeAt, deadline >= due {
+                releaseStartupCodeAt = nil
+                StartupCode.release()
+            }
         }
     }
+
+    /// How long after its start the daemon gives back the code pages only the start used.
+    static let startupCodeRelease: Duration = .seconds(20)
 
     /// How often the tick loop checks the keeper, the key files, the timeout ratio's expiry
     /// and the log limiter's window (each of which has a coarser clock of its own or none).

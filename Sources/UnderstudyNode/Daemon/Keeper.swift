@@ -75,6 +75,8 @@ public enum Keeper {
     public static func run(config: ClusterConfig, server: ServerName, stateDirectory: String, instance: String?, logger: Logger) async {
         let lock = KeeperLock(stateDirectory: stateDirectory)
         let held = lock.acquire(logger: logger)
+        // It waits, maybe for months: what its start ran need not stay resident meanwhile.
+        StartupCode.release()
         let message = FileHandle.standardInput.readDataToEndOfFile()
         if String(decoding: message, as: UTF8.self).contains("clean") { return }
         logger.critical("the daemon of \(server) died: fencing its resources on this server")
