@@ -94,6 +94,7 @@ def status(server):
 
 
 daemons = {}
+failed = True
 try:
     for s in servers:
         log = open(f"{folder}/{s}.log", "w")
@@ -123,6 +124,7 @@ try:
         wakeups = (after[s][1] - before[s][1]) / elapsed
         print(f"{s} (pid {daemons[s].pid}): {cpu:.3f} CPU s/min ({cpu / 60 * 100:.2f} % of a core), "
               f"{wakeups:.0f} context switches/s, RSS {after[s][2]:.1f} MiB")
+    failed = False
     if args.keep:
         input(f"daemons still running in {folder}; Enter stops them ")
 finally:
@@ -134,5 +136,5 @@ finally:
         except subprocess.TimeoutExpired:
             d.kill()
             d.wait()
-    if not args.keep:
+    if not args.keep and not failed:
         shutil.rmtree(folder, ignore_errors=True)
