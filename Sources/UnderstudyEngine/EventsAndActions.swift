@@ -8,6 +8,11 @@ public enum EngineEvent: Sendable, Equatable {
     case heartbeat(Heartbeat, path: String)
     /// A resource start or stop finished.
     case resourceFinished(runID: UInt64, outcome: ResourceOutcome)
+    /// Several runs finished while the Node was busy (in the order they finished): one step
+    /// for all of them. Starting hundreds of groups at once would otherwise run a full step —
+    /// which looks at every group — per finished run, groups² in all, and hold back the
+    /// heartbeats meanwhile.
+    case resourcesFinished([ResourceCompletion])
     /// The ping probe of the partition resolution ended: did any target answer?
     case pingProbeFinished(probeID: UInt64, reachable: Bool)
     /// A monitor check finished (see MonitorMessages.swift).
@@ -35,6 +40,17 @@ public struct ForcedStopRun: Sendable, Equatable {
     public init(id: UInt64, server: ServerName) {
         self.id = id
         self.server = server
+    }
+}
+
+/// One finished run of `EngineEvent.resourcesFinished`.
+public struct ResourceCompletion: Sendable, Equatable {
+    public var runID: UInt64
+    public var outcome: ResourceOutcome
+
+    public init(runID: UInt64, outcome: ResourceOutcome) {
+        self.runID = runID
+        self.outcome = outcome
     }
 }
 

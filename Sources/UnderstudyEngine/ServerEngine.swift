@@ -245,6 +245,7 @@ public struct ServerEngine: Sendable {
     public mutating func handle(_ event: EngineEvent, now: EngineTime) -> [EngineAction] {
         guard service != .stopped else {
             if case .resourceFinished(let runID, _) = event { _ = runner.finishRun(runID) }
+            if case .resourcesFinished(let runs) = event { for run in runs { _ = runner.finishRun(run.runID) } }
             return []
         }
         let gap = stalls.gap(now: now)
@@ -289,6 +290,8 @@ public struct ServerEngine: Sendable {
             }
         case .resourceFinished(let runID, let outcome):
             resourceFinished(runID: runID, outcome: outcome, now: now)
+        case .resourcesFinished(let runs):
+            for run in runs { resourceFinished(runID: run.runID, outcome: run.outcome, now: now) }
         case .pingProbeFinished(let probeID, let reachable):
             pingProbeFinished(probeID: probeID, reachable: reachable, now: now)
         case .unauthenticatedHeartbeats(let servers):

@@ -18,6 +18,7 @@ extension SimulatedCluster {
         for group in server.activeResources.keys { activeHolders[group, default: 1] -= 1 }
         server.activeResources = [:]
         server.runsInFlight = [:]
+        server.finishedRuns = []
     }
 
     /// A start makes the resource active at once (the script may have started the service

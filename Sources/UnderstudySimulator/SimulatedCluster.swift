@@ -37,6 +37,9 @@ public final class SimulatedCluster {
         var activeResources: [GroupName: Set<ResourceName>] = [:]
         /// Resource runs ordered and not finished yet, by run id.
         var runsInFlight: [UInt64: ResourceRun] = [:]
+        /// Runs that finished and wait for their daemon to hand them to the Engine together
+        /// (`batchesResourceCompletions`).
+        var finishedRuns: [ResourceCompletion] = []
         /// Its daemon's heartbeat state, as sender and as receiver (HeartbeatStateSync.swift).
         var outbox = HeartbeatOutbox()
         var inbox = HeartbeatInbox(fetchTimeout: .seconds(1))
@@ -55,6 +58,8 @@ public final class SimulatedCluster {
         /// The answer, back at the server that asked.
         case stateReply(SentHeartbeat, to: ServerName, incarnation: Int, path: String)
         case runDone(ServerName, incarnation: Int, runID: UInt64, outcome: ResourceOutcome)
+        /// The daemon hands the runs that finished meanwhile to its Engine in one event.
+        case deliverFinishedRuns(ServerName, incarnation: Int)
         case pingDone(ServerName, incarnation: Int, probeID: UInt64, reachable: Bool)
         case restart(ServerName)
         case action(String, () -> Void)
@@ -165,6 +170,13 @@ public final class SimulatedCluster {
     /// The largest heartbeat the configuration can produce (see `deliver(_:from:)`); a test
     /// may lower it to see the check catch a heartbeat.
     public var heartbeatBudget: Int
+    /// Finished resource runs reach the Engine in batches, after a delay of up to
+    /// `batchDelayRange` (the daemon's busy actor), as `EngineEvent.resourcesFinished`; off:
+    /// each at once, alone (the trajectories of the recorded regression seeds).
+    public var batchesResourceCompletions = false
+    static let batchDelayRange: ClosedRange<Duration> = .zero ... .milliseconds(20)
+    /// How many `resourcesFinished` events of more than one run were delivered.
+    public private(set) var completionBatchesDelivered = 0
     /// Every n-th heartbeat is encoded and sized against the budget (1: every one).
     public var heartbeatSizeCheckInterval = 1
     var heartbeatsSent: UInt64 = 0
@@ -432,7 +444,24 @@ public final class SimulatedCluster {
         case .runDone(let name, let incarnation, let runID, let outcome):
             guard servers[name]?.incarnation == incarnation else { return }
             runFinished(runID, outcome: outcome, on: name)
-            deliver(.resourceFinished(runID: runID, outcome: outcome), to: name)
+            guard batchesResourceCompletions else {
+                deliver(.resourceFinished(runID: runID, outcome: outcome), to: name)
+                return
+            }
+            // As the daemon does when its actor is busy: the first run queues the delivery,
+            // those that finish before it join it.
+            servers[name]?.finishedRuns.append(ResourceCompletion(runID: runID, outcome: outcome))
+            if servers[name]?.finishedRuns.count == 1 {
+                schedule(.deliverFinishedRuns(name, incarnation: incarnation), after: random.duration(Self.batchDelayRange))
+            }
+        case .deliverFinishedRuns(let name, let incarnation):
+            guard servers[name]?.incarnation == incarnation, let finished = servers[name]?.finishedRuns, let first = finished.first
+            else { return }
+            servers[name]?.finishedRuns = []
+            if finished.count > 1 { completionBatchesDelivered += 1 }
+            deliver(
+                finished.count == 1
+                    ? .resourceFinished(runID: first.runID, outcome: first.outcome) : .resourcesFinished(finished), to: name)
         case .pingDone(let name, let incarnation, let probeID, let reachable):
             guard servers[name]?.incarnation == incarnation else { return }
             deliver(.pingProbeFinished(probeID: probeID, reachable: reachable), to: name)
@@ -464,7 +493,8 @@ public final class SimulatedCluster {
 
     func target(of event: Event) -> ServerName? {
         switch event {
-        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .pingDone(let name, _, _, _),
+        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .deliverFinishedRuns(let name, _),
+            .pingDone(let name, _, _, _),
             .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _), .forcedStopDone(let name, _, _, _):
             return name
         case .deliver(_, let name, _), .stateRequest(_, let name, _, _, _, _), .stateReply(_, let name, _, _): return name

@@ -192,13 +192,16 @@ public enum Simulation {
     /// - Parameter witness: the cluster resolves partitions with `httpnp` (a simulated witness
     ///   running the real decision rule): a side whose ping targets are lost cannot reach the
     ///   witness either, and the witness restarts and goes down now and then.
+    /// - Parameter batchedCompletions: finished resource runs reach the Engine in batches after
+    ///   a delay, as a busy daemon hands them over (`SimulatedCluster.batchesResourceCompletions`).
     public static func run(
         seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16,
-        witness: Bool = false, fencing: Bool = false
+        witness: Bool = false, fencing: Bool = false, batchedCompletions: Bool = false
     ) -> Result {
         let (config, budget) = prepared(servers: count, witness: witness, fencing: fencing)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts, heartbeatBudget: budget)
         world.heartbeatSizeCheckInterval = heartbeatSizeCheckInterval
+        world.batchesResourceCompletions = batchedCompletions
         var schedule = Schedule(world: world, random: SeededRandom(seed: seed ^ 0x5EED))
         if fencing {
             world.forcedStopModel = forcedStops
@@ -254,7 +257,7 @@ public enum Simulation {
         var result = Result(
             seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace,
             statistics: statistics)
-        result.flags = (witness ? " --witness" : "") + (fencing ? " --fencing" : "")
+        result.flags = (witness ? " --witness" : "") + (fencing ? " --fencing" : "") + (batchedCompletions ? " --batched-completions" : "")
         return result
     }
 }

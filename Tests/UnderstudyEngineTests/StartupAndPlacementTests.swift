@@ -46,6 +46,28 @@ struct StartupAndPlacementTests {
         #expect(world.violations.isEmpty)
     }
 
+    @Test("finished runs handed to the Engine in batches: every group starts once and ends where it does when they come one by one")
+    func batchedCompletions() {
+        let groups = (1...60).map { index in
+            Cfg.group(
+                "g\(index)", servers: index % 2 == 0 ? ["s1", "s2", "s3"] : ["s2", "s3", "s1"],
+                resources: [Cfg.resource("g\(index)-ip", .fip), Cfg.exec("g\(index)-app")])
+        }
+        func outcome(batched: Bool) -> (placements: [String], starts: Int) {
+            let world = SimulatedCluster.make(Cfg.cluster(groups: groups))
+            world.batchesResourceCompletions = batched
+            world.run(until: .seconds(12))
+            #expect(world.violations.isEmpty, "\(world.violations)")
+            #expect((world.completionBatchesDelivered > 0) == batched, "batches delivered: \(world.completionBatchesDelivered)")
+            return (groups.map { world.where_($0.name).joined(separator: ",") }, world.runs(.start).count)
+        }
+        let oneByOne = outcome(batched: false)
+        let batched = outcome(batched: true)
+        #expect(batched.placements.allSatisfy { $0.hasSuffix(":Online") && !$0.contains(",") }, "\(batched.placements)")
+        #expect(batched.placements == oneByOne.placements)
+        #expect(batched.starts == oneByOne.starts && batched.starts == 120, "each resource started once: \(batched.starts)")
+    }
+
     // MARK: 2. Placement by policy, dependency order
 
     // The dependency-order table is data: Scenarios/order-*.yaml. What data cannot say: one

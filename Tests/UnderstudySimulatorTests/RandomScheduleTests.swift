@@ -27,6 +27,22 @@ import Testing
         expectWorkDone(statistics, schedules: 10)
     }
 
+    /// Finished runs handed to the Engine in batches (`EngineEvent.resourcesFinished`), as the
+    /// daemon does while its actor is busy: the same invariants, over seeds of their own.
+    @Test("batched resource completions: 60 three-server and 30 two-server schedules", arguments: [0, 1, 2])
+    func batchedCompletions(chunk: Int) {
+        let three = (0..<20).map {
+            check(Simulation.run(seed: UInt64(300_000 + chunk * 20 + $0), servers: 3, batchedCompletions: true))
+        }
+        .reduce(Statistics(), +)
+        expectWorkDone(three, schedules: 20)
+        let two = (0..<10).map {
+            check(Simulation.run(seed: UInt64(310_000 + chunk * 10 + $0), servers: 2, batchedCompletions: true))
+        }
+        .reduce(Statistics(), +)
+        expectWorkDone(two, schedules: 10)
+    }
+
     /// Every seed that once broke an invariant (RegressionSeeds.swift).
     @Test("regression seeds")
     func regressions() {

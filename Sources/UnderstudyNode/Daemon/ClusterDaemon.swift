@@ -140,6 +140,8 @@ public actor ClusterDaemon {
     var heartbeatEncoder = HeartbeatEncoder()
     /// Undecodable heartbeat payloads are logged once per sender.
     var undecodableReported: Set<ServerName> = []
+    /// Resource runs finished and not yet handed to the Engine (`runFinished`).
+    var finishedRuns: [FinishedRun] = []
     /// Repetitions beyond a few a minute are summed up, not written (see `LogRateLimiter`).
     var logLimiter: LogRateLimiter
     /// The keeper (see `Keeper`), supervised: restarted when it dies.

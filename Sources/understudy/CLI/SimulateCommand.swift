@@ -27,6 +27,10 @@ struct SimulateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the trace of every schedule, not only failing ones.") var verbose = false
     @Flag(name: .long, help: "Resolve partitions with httpnp against a simulated witness (restarts and outages).") var witness = false
     @Flag(name: .long, help: "Forced stop of lost servers (fencing) with agents that succeed, fail and are slow.") var fencing = false
+    @Flag(
+        name: .long,
+        help: "Hand finished resource runs to the Engine in batches after up to 20 ms, as a busy daemon does (default: each at once).")
+    var batchedCompletions = false
 
     func validate() throws {
         guard servers >= 2 && servers <= 9 else { throw ValidationError("--servers must be between 2 and 9.") }
@@ -67,7 +71,8 @@ struct SimulateCommand: ParsableCommand {
         while limit.map({ clock.now - started < $0 }) ?? (current < seed + UInt64(count)) {
             report(
                 Simulation.run(
-                    seed: current, servers: servers, heartbeatSizeCheckInterval: interval, witness: witness, fencing: fencing))
+                    seed: current, servers: servers, heartbeatSizeCheckInterval: interval, witness: witness, fencing: fencing,
+                    batchedCompletions: batchedCompletions))
             current += 1
         }
         let elapsed = clock.now - started
