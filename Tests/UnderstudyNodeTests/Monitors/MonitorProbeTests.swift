@@ -304,18 +304,8 @@ struct MonitorProbeTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try "service ready\n".write(toFile: folder + "/health", atomically: true, encoding: .utf8)
         let port = try FreePort.take()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        server.arguments = ["-m", "http.server", "--bind", "127.0.0.1", "--directory", folder, String(port)]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            if server.isRunning {
-                kill(server.processIdentifier, SIGKILL)
-                server.waitUntilExit()
-            }
-        }
+        let server = try Self.python(["-m", "http.server", "--bind", "127.0.0.1", "--directory", folder, String(port)])
+        defer { Self.stop(server) }
         let url = "http://127.0.0.1:\(port)/health"
         let probe = try #require(WebRequestProbe(url: url, expectedStatus: 200, bodyMatch: "ready", timeout: .seconds(2)))
         var ready = false
@@ -334,6 +324,23 @@ struct MonitorProbeTests {
         kill(server.processIdentifier, SIGKILL)
         server.waitUntilExit()
         #expect(Self.isError(await probe.check()))
+    }
+
+    /// A python3 process (a test's web server), its output dropped.
+    static func python(_ arguments: [String]) throws -> Process {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = arguments
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        return server
+    }
+
+    static func stop(_ server: Process) {
+        guard server.isRunning else { return }
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
     }
 
     /// A small web server of the test's own: basic authentication, a redirect, a 3 MiB page,
@@ -366,18 +373,8 @@ struct MonitorProbeTests {
         .requires(.executable("/usr/bin/python3", package: "python3")))
     func httpDetails() async throws {
         let port = try FreePort.take()
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        server.arguments = ["-c", Self.webServerScript, String(port)]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            if server.isRunning {
-                kill(server.processIdentifier, SIGKILL)
-                server.waitUntilExit()
-            }
-        }
+        let server = try Self.python(["-c", Self.webServerScript, String(port)])
+        defer { Self.stop(server) }
         func probe(_ path: String, status: Int = 200, match: String? = nil, timeout: Duration = .seconds(2)) throws -> WebRequestProbe {
             try #require(
                 WebRequestProbe(
@@ -431,18 +428,8 @@ struct MonitorProbeTests {
             server.socket = context.wrap_socket(server.socket, server_side=True)
             server.serve_forever()
             """
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        server.arguments = ["-c", script, String(port), certificate, key]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            if server.isRunning {
-                kill(server.processIdentifier, SIGKILL)
-                server.waitUntilExit()
-            }
-        }
+        let server = try Self.python(["-c", script, String(port), certificate, key])
+        defer { Self.stop(server) }
         let probe = try #require(
             WebRequestProbe(url: "https://127.0.0.1:\(port)/", expectedStatus: 200, bodyMatch: nil, timeout: .seconds(2)))
         var result = await probe.check()
