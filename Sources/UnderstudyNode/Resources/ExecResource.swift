@@ -25,6 +25,8 @@ public final class ExecResourceDriver: Sendable {
     /// Asynchronous start processes stay here until their resource stops.
     private let running = Mutex<[ResourceName: [Tracked]]>([:])
     private let logs = Mutex<[String: RotatingLog]>([:])
+    /// What the process record file holds since this driver last wrote it (nil: not yet).
+    private let recorded = Mutex<[ProcessRecord]?>(nil)
     /// Where the pids of asynchronous processes are recorded, so that a restarted daemon can
     /// kill what its crashed predecessor left behind.
     let processFile: String
@@ -149,7 +151,7 @@ public final class ExecResourceDriver: Sendable {
 
     // MARK: - Leftover processes
 
-    struct ProcessRecord: Codable {
+    struct ProcessRecord: Codable, Equatable {
         var group: GroupName
         var resource: ResourceName
         var pid: Int32
@@ -165,8 +167,13 @@ public final class ExecResourceDriver: Sendable {
                 }
             }
         }
+        // Unchanged (a fence or stop of a group with no process left running, as with
+        // synchronous start scripts): no rewrite. Fencing 500 groups at once rewrote and
+        // fsynced the same file 500 times on the daemon actor, seconds of stall.
+        if recorded.withLock({ $0 == records }) { return }
         do {
             try AtomicFile.write(WireJSON.encode(records), to: processFile)
+            recorded.withLock { $0 = records }
         } catch {
             logger.error("cannot record script processes in \(processFile): \(error)")
         }
