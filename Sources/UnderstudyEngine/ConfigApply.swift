@@ -129,6 +129,7 @@ extension ServerEngine {
     /// new settings in the same step; new monitors and groups appear; removed groups, stopped
     /// here, disappear. The caller has checked `refusalToApply`.
     public mutating func applyConfiguration(_ new: ClusterConfig, hash: String, version: UInt64, now: EngineTime) -> [EngineAction] {
+        quietUntil = min(quietUntil, now)
         let old = config
         // Monitors that stop: removed, or changed (they start again below, with the new
         // settings, under a new run id: a result of the old run is ignored).

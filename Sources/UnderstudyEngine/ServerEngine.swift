@@ -3,7 +3,7 @@ import UnderstudyModel
 /// The decision core of one server: events in, actions out. Pure and deterministic: no I/O,
 /// no clock (every time is an argument), no randomness. The daemon and the simulator drive
 /// the same code.
-public struct ServerEngine: Sendable {
+public struct ServerEngine: Sendable, Equatable {
     public enum ServiceState: Sendable, Equatable {
         case stopped
         case running
@@ -129,6 +129,13 @@ public struct ServerEngine: Sendable {
     var unauthenticatedHeard: [ServerName: EngineTime] = [:]
     /// Forced stops of lost servers, as master (ForcedStop.swift).
     var forcedStops = ForcedStops()
+    /// Until when a tick changes nothing: set by every full step; the step's own time when
+    /// that cannot be told (QuietTicks.swift). The Node need not tick before it.
+    public internal(set) var quietUntil: EngineTime = .zero
+    /// The simulator's check of `quietUntil`: every quiet tick also runs the full step on a
+    /// copy and records any difference in `quietTickMismatches` (QuietTicks.swift).
+    public var verifiesQuietTicks = false
+    public internal(set) var quietTickMismatches: [String] = []
 
     /// - Parameters:
     ///   - persisted: what the previous run of this server left in its state dir.
@@ -165,7 +172,8 @@ public struct ServerEngine: Sendable {
         self.stalls = StallDetector(
             tickPeriod: Self.tickPeriod(interval: config.cluster.timing.heartbeatInterval),
             holdLimit: StallDetector.holdLimit(
-                interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout))
+                interval: config.cluster.timing.heartbeatInterval, timeout: config.cluster.timing.heartbeatTimeout),
+            quietGapLimit: config.cluster.timing.heartbeatInterval)
         let usesMajority = config.networkPartition.contains { $0.kind == .majority }
         self.serverNames = config.serverNames
         self.myPriority = config.serverNames.firstIndex(of: me) ?? config.serverNames.count
@@ -249,6 +257,7 @@ public struct ServerEngine: Sendable {
             return []
         }
         let gap = stalls.gap(now: now)
+        let stallsBefore = stalls.count
         noticeStall(now: now)
         if let gap, !monitoring.userSpace.isEmpty {
             // While holding after the stall, userw waits for the hold's outcome (it acts on nothing).
@@ -260,14 +269,14 @@ public struct ServerEngine: Sendable {
         }
         switch event {
         case .monitorChecked(let check):
-            monitorChecked(check, now: now)
+            checkMonitor(check, now: now)
             // Most checks change nothing: skip the full step (the next tick does it).
             if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && !stalls.isHolding {
                 stalls.lastEventAt = now
                 return []
             }
         case .monitorsChecked(let checks):
-            for check in checks { monitorChecked(check, now: now) }
+            for check in checks { checkMonitor(check, now: now) }
             // Most checks change nothing: skip the full step (the next tick does it).
             if pendingActions.isEmpty && !heartbeatDirty && !persistDirty && !stalls.isHolding {
                 stalls.lastEventAt = now
@@ -276,7 +285,12 @@ public struct ServerEngine: Sendable {
         case .recoveryScriptFinished(let id, let succeeded):
             recoveryScriptFinished(id: id, succeeded: succeeded, now: now)
         case .tick:
-            break
+            // Nothing can have turned since the last full step (QuietTicks.swift).
+            if stalls.count == stallsBefore, tickIsQuiet(now: now) {
+                if verifiesQuietTicks { verifyQuietTick(now: now) }
+                stalls.lastEventAt = now
+                return []
+            }
         case .heartbeat(let heartbeat, let path):
             // A copy already seen (the same heartbeat on another path, or a late one) only
             // tells that its path works: skip the full step (the next tick does it).
@@ -352,6 +366,7 @@ public struct ServerEngine: Sendable {
             heartbeatDirty = false
             if service != .stopped { emit(.sendHeartbeatNow) }
         }
+        quietUntil = quietDeadline(now: now)
         let actions = pendingActions
         pendingActions = []
         return actions

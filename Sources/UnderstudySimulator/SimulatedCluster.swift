@@ -174,6 +174,12 @@ public final class SimulatedCluster {
     /// `batchDelayRange` (the daemon's busy actor), as `EngineEvent.resourcesFinished`; off:
     /// each at once, alone (the trajectories of the recorded regression seeds).
     public var batchesResourceCompletions = false
+    /// Every tick an Engine answers the short way (before its `quietUntil`) is checked against
+    /// the full step on a copy; a difference is a violation (QuietTicks.swift).
+    public var verifiesQuietTicks = true
+    /// Ticks delivered, and how many an Engine answered the short way.
+    public private(set) var ticksDelivered = 0
+    public private(set) var quietTicksDelivered = 0
     static let batchDelayRange: ClosedRange<Duration> = .zero ... .milliseconds(20)
     /// How many `resourcesFinished` events of more than one run were delivered.
     public private(set) var completionBatchesDelivered = 0
@@ -257,6 +263,7 @@ public final class SimulatedCluster {
         server.lastAdopted = nil
         server.outbox = HeartbeatOutbox(measure: Self.measureDelta)
         server.inbox = HeartbeatInbox(fetchTimeout: Self.fetchTimeout(config.cluster.timing))
+        engine.verifiesQuietTicks = verifiesQuietTicks
         let actions = engine.startService(now: now)
         server.engine = engine
         note("\(name) boots (boot \(server.lastBootID))")
@@ -503,7 +510,14 @@ public final class SimulatedCluster {
     }
 
     func deliver(_ event: EngineEvent, to name: ServerName) {
+        if case .tick = event, let engine = servers[name]?.engine {
+            ticksDelivered += 1
+            if engine.tickIsQuiet(now: now) { quietTicksDelivered += 1 }
+        }
         guard let actions = servers[name]?.engine?.handle(event, now: now) else { return }
+        if verifiesQuietTicks, let mismatches = servers[name]?.engine?.takeQuietTickMismatches(), let first = mismatches.first {
+            violate("quiet tick: \(first) at \(now)")
+        }
         perform(actions, on: name)
     }
 

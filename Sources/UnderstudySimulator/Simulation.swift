@@ -254,6 +254,8 @@ public enum Simulation {
             failoverStarts: runs.filter { $0.run.operation == .start && $0.run.context.event == .failover }.count,
             commandsAccepted: schedule.tickets.count)
         for (_, action) in world.osActions { statistics.osActions[action.rawValue, default: 0] += 1 }
+        statistics.ticks = world.ticksDelivered
+        statistics.quietTicks = world.quietTicksDelivered
         var result = Result(
             seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace,
             statistics: statistics)
@@ -276,6 +278,10 @@ public struct Statistics: Sendable, Equatable {
     public var commandsAccepted = 0
     /// OS actions the servers took (shutdown, reboot, reset, …), by name.
     public var osActions: [String: Int] = [:]
+    /// Ticks delivered, and how many of them the Engines answered the short way (before
+    /// their `quietUntil`, each checked against the full step).
+    public var ticks = 0
+    public var quietTicks = 0
 
     public init(
         faults: [Fault: Int] = [:], livenessChecked: Int = 0, starts: Int = 0, failoverStarts: Int = 0, commandsAccepted: Int = 0
@@ -294,6 +300,8 @@ public struct Statistics: Sendable, Equatable {
             faults: a.faults.merging(b.faults, uniquingKeysWith: +), livenessChecked: a.livenessChecked + b.livenessChecked,
             starts: a.starts + b.starts, failoverStarts: a.failoverStarts + b.failoverStarts,
             commandsAccepted: a.commandsAccepted + b.commandsAccepted)
+        sum.ticks = a.ticks + b.ticks
+        sum.quietTicks = a.quietTicks + b.quietTicks
         sum.osActions = a.osActions.merging(b.osActions, uniquingKeysWith: +)
         return sum
     }

@@ -11,6 +11,8 @@ extension ServerEngine {
     public mutating func command(
         _ command: ClusterCommand, origin: ServerName, forwarded: Bool = false, now: EngineTime
     ) -> (CommandDisposition, [EngineAction]) {
+        // A command may change what the next tick has to do (QuietTicks.swift).
+        quietUntil = min(quietUntil, now)
         noticeStall(now: now)
         if stalls.isHolding, !command.isServiceStartOrStop {
             return (

@@ -449,6 +449,7 @@ extension ServerEngine {
     /// at once, and the Node exits without clearing the abnormal-stop marker, so the keeper
     /// and the peers treat this server as crashed.
     public mutating func machineStillRuns(after os: OSAction, now: EngineTime) -> [EngineAction] {
+        quietUntil = min(quietUntil, now)
         log(
             .machineStillRuns,
             "The OS of \(me) still runs after \(os.rawValue): fencing every group here; the daemon exits as after a crash (the abnormal-stop marker stays)."

@@ -10,12 +10,16 @@ import UnderstudyModel
 /// The state of `pingnp` on this server: the probes, when each peer was lost, which losses a
 /// probe has confirmed, and whether this server lost. The Engine asks it and tells it what
 /// happened; it decides nothing about groups.
-struct PingResolver: Sendable {
+struct PingResolver: Sendable, Equatable {
     let targets: [String]
     /// How long one probe may take (`timeout` of `pingnp`); the Node enforces it.
     let timeout: Duration
     /// The probe under way.
-    var probe: (id: UInt64, startedAt: EngineTime)?
+    var probe: Probe?
+    struct Probe: Sendable, Equatable {
+        var id: UInt64
+        var startedAt: EngineTime
+    }
     var nextProbeID: UInt64 = 1
     /// Start time of the newest probe that reached a target: a lost peer is confirmed down
     /// only by a probe started after it was lost.
@@ -82,7 +86,7 @@ struct PingResolver: Sendable {
     mutating func startProbe(now: EngineTime) -> UInt64 {
         let id = nextProbeID
         nextProbeID += 1
-        probe = (id, now)
+        probe = Probe(id: id, startedAt: now)
         if witness { lastProbeStart = now }
         return id
     }

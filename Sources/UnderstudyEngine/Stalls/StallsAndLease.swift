@@ -3,9 +3,11 @@ import UnderstudyModel
 // A server tells its own stalls from its peers' silence (the failure detector), and knows
 // until when nobody can take its groups over (its lease).
 //
-// Stalls. The Node delivers an event at least every `tickPeriod`; a longer gap between two
-// events means this process did not run (SIGSTOP, VM pause, CPU starvation). The gap beyond
-// the tick period is credited to the failure detector: a peer's silence while this server
+// Stalls. The Node delivers an event at least every `tickPeriod` — while ticks are quiet
+// (QuietTicks.swift), by `quietUntil` or a heartbeat interval after the previous event,
+// whichever is first. An event later than that by more than a tick period means this process
+// did not run (SIGSTOP, VM pause, CPU starvation). How late it is is credited to the failure
+// detector: a peer's silence while this server
 // was not running proves nothing, and the peer's heartbeats of that time may still be queued
 // in the socket. So a peer is judged down only after a timeout of this server's *running*
 // time. The credit only ever delays a verdict, never hastens one.
@@ -43,10 +45,16 @@ struct StallDetector: Sendable, Equatable {
     /// A gap longer than this is a stall: two tick periods (computed once, asked per event).
     let stallThreshold: Duration
 
-    init(tickPeriod: Duration, holdLimit: Duration) {
+    /// While ticks are quiet (QuietTicks.swift) the Node may leave this long between events,
+    /// but no longer than until `quietUntil`: its heartbeat loop ticks every heartbeat
+    /// interval whatever else sleeps.
+    let quietGapLimit: Duration
+
+    init(tickPeriod: Duration, holdLimit: Duration, quietGapLimit: Duration) {
         self.tickPeriod = tickPeriod
         self.holdLimit = holdLimit
         self.stallThreshold = tickPeriod * 2
+        self.quietGapLimit = max(quietGapLimit, tickPeriod)
     }
     /// When the previous event was handled (nil before the first).
     var lastEventAt: EngineTime?
@@ -60,12 +68,22 @@ struct StallDetector: Sendable, Equatable {
     /// The time since the previous event.
     func gap(now: EngineTime) -> Duration? { lastEventAt.map { now - $0 } }
 
-    /// The stall before an event at `now`: the gap beyond the tick period, when the gap is
-    /// longer than two tick periods. Ordinary timer lateness (a millisecond or so per tick)
-    /// is no stall: crediting it would add up to a slower failure detector.
-    func stall(before now: EngineTime) -> Duration? {
-        guard let gap = gap(now: now), gap > stallThreshold else { return nil }
-        return gap - tickPeriod
+    /// When the Node was to deliver the next event at the latest: a tick period after the
+    /// previous one; while ticks are quiet, at `quietUntil` or a heartbeat interval after the
+    /// previous event, whichever comes first.
+    func expectedBy(quietUntil: EngineTime) -> EngineTime? {
+        guard let last = lastEventAt else { return nil }
+        return max(last + tickPeriod, min(quietUntil, last + quietGapLimit))
+    }
+
+    /// The stall before an event at `now`: how late it is, when it is later than a tick period
+    /// after it was expected (`expectedBy`). Without quiet ticks: the gap beyond the tick
+    /// period, when the gap is longer than two tick periods. Ordinary timer lateness (a
+    /// millisecond or so per tick) is no stall: crediting it would add up to a slower failure
+    /// detector.
+    func stall(before now: EngineTime, quietUntil: EngineTime) -> Duration? {
+        guard let expected = expectedBy(quietUntil: quietUntil), now - expected > tickPeriod else { return nil }
+        return now - expected
     }
 
     /// Starts holding after a stall: `echoedBefore` are the peers that can vouch.
@@ -119,7 +137,7 @@ extension ServerEngine {
     /// Notes a stall (a gap between events longer than the tick period) before an event is
     /// handled, and starts holding when the lease ran out during it.
     mutating func noticeStall(now: EngineTime) {
-        guard let last = stalls.lastEventAt, let stall = stalls.stall(before: now) else { return }
+        guard let last = stalls.lastEventAt, let stall = stalls.stall(before: now, quietUntil: quietUntil) else { return }
         stalls.count += 1
         // Who can vouch: every peer heard before the stall that had echoed us in its current
         // up-period (also one whose echo was already late: a starved peer, not a lost one).

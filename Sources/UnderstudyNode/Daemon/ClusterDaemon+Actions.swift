@@ -15,7 +15,10 @@ extension ClusterDaemon {
 
     func perform(_ actions: [EngineAction]) {
         lastTick = now()
-        defer { leaseFile.write(expiry: engine.leaseExpiry(now: lastTick)) }
+        defer {
+            leaseFile.write(expiry: engine.leaseExpiry(now: lastTick))
+            wakeTickLoopIfDue()
+        }
         if let os = actions.lazy.compactMap(\.machineStop).first {
             // Nothing else of this step may run first (a resource run, a stop script): only
             // the state (the reboot count) is written, the log entries go out and the fences

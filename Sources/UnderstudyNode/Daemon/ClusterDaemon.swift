@@ -119,6 +119,8 @@ public actor ClusterDaemon {
     var exitRequested = false
     var exitWaiters: [CheckedContinuation<Void, Never>] = []
     var lastTick: EngineTime = .zero
+    /// The tick loop's sleep while it sleeps (see `tickLoop`).
+    var tickSleep: TickSleep?
     /// The farewell heartbeat being sent when the service stops.
     var pendingFarewell: Task<Void, Never>?
     /// The power-off commands to the UPSes after a power-failure stop, awaited before the OS stops.
@@ -452,10 +454,14 @@ public actor ClusterDaemon {
 
     // MARK: - Timers
 
-    /// Ticks every `engine.tickPeriod` on deadlines that do not drift. The Engine reads a
-    /// longer gap between two events as a stall of this process (StallsAndLease.swift).
+    /// Ticks every `engine.tickPeriod` on deadlines that do not drift, except while ticks are
+    /// quiet (QuietTicks.swift): nothing the Engine watches can turn before its `quietUntil`,
+    /// so the loop sleeps until then (or the housekeeping), and `perform` brings the sleep
+    /// forward when a step brings `quietUntil` forward. The Engine reads an event later than
+    /// it expected as a stall of this process (StallsAndLease.swift); the heartbeat loop ticks
+    /// every interval whatever this loop does.
     /// The daemon's own periodic checks, which need no tick's precision, run every
-    /// `housekeepingPeriod` (at most every tick).
+    /// `housekeepingPeriod`.
     func tickLoop() async {
         let period = engine.tickPeriod
         var deadline = ContinuousClock.now
@@ -464,9 +470,13 @@ public actor ClusterDaemon {
         // not stay resident (StartupCode.swift).
         var releaseStartupCodeAt: ContinuousClock.Instant? = deadline + Self.startupCodeRelease
         while !Task.isCancelled {
-            deadline += period
-            if deadline < .now { deadline = .now }
-            await DeadlineTimer.shared.sleep(until: deadline)
+            let regular = max(deadline + period, .now)
+            let quiet = max(regular, origin + engine.quietUntil)
+            let id = DeadlineTimer.shared.newSleepID()
+            tickSleep = TickSleep(id: id, until: min(quiet, max(regular, nextHousekeeping)))
+            await DeadlineTimer.shared.sleep(until: tickSleep?.until ?? regular, id: id)
+            deadline = tickSleep?.until ?? regular
+            tickSleep = nil
             perform(engine.handle(.tick, now: now()))
             stallWatchdog?.keepAlive()
             guard deadline >= nextHousekeeping else { continue }
@@ -481,6 +491,22 @@ public actor ClusterDaemon {
                 StartupCode.release()
             }
         }
+    }
+
+    /// The tick loop's sleep: its id at the deadline timer and until when.
+    struct TickSleep {
+        var id: UInt64
+        var until: ContinuousClock.Instant
+    }
+
+    /// After a step: a tick loop sleeping past the Engine's new `quietUntil` (or, when ticks are
+    /// not quiet, past the next tick period) wakes then instead.
+    func wakeTickLoopIfDue() {
+        guard let sleep = tickSleep else { return }
+        let due = max(origin + engine.quietUntil, ContinuousClock.now + engine.tickPeriod)
+        guard due < sleep.until else { return }
+        tickSleep?.until = due
+        DeadlineTimer.shared.bringForward(sleep.id, to: due)
     }
 
     /// How long after its start the daemon gives back the code pages only the start used.

@@ -52,10 +52,29 @@ final class DeadlineTimer: @unchecked Sendable {
     /// Returns at `deadline` (at once when it has passed), or when the task is cancelled.
     /// Runs on the caller's actor (`isolation`): no hop off it and back for the sleep.
     func sleep(until deadline: ContinuousClock.Instant, isolation: isolated (any Actor)? = #isolation) async {
+        await sleep(until: deadline, id: newSleepID())
+    }
+
+    /// An id for `sleep(until:id:)`, by which `bringForward` finds the sleep.
+    func newSleepID() -> UInt64 {
         pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         nextID &+= 1
-        let id = nextID
-        pthread_mutex_unlock(mutex)
+        return nextID
+    }
+
+    /// Ends the sleep `id` at `deadline` instead when that is earlier than its own (nothing
+    /// when it is not sleeping).
+    func bringForward(_ id: UInt64, to deadline: ContinuousClock.Instant) {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        guard let index = sleepers.firstIndex(where: { $0.id == id }), deadline < sleepers[index].deadline else { return }
+        sleepers[index].deadline = deadline
+        pthread_cond_signal(condition)
+    }
+
+    /// `sleep(until:)` under an id of `newSleepID()`, so that it can be brought forward.
+    func sleep(until deadline: ContinuousClock.Instant, id: UInt64, isolation: isolated (any Actor)? = #isolation) async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 pthread_mutex_lock(mutex)

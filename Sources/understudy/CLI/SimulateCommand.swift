@@ -87,6 +87,9 @@ struct SimulateCommand: ParsableCommand {
                     statistics.failoverStarts, statistics.commandsAccepted))
             print(
                 "faults: " + statistics.faults.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }.joined(separator: ", "))
+            print(
+                "ticks: \(statistics.ticks), of which \(statistics.quietTicks) quiet (answered without the full step, each checked against it)"
+            )
             print("OS actions: " + statistics.osActions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         if failures > 0 {
