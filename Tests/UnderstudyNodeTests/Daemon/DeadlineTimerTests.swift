@@ -75,6 +75,31 @@ struct DeadlineTimerTests {
         #expect(elapsed < .seconds(30), "100 sleeps of 5 ms took \(elapsed)")
     }
 
+    @Test("a sleep brought forward ends at its new deadline; a later one or an unknown id changes nothing")
+    func bringForward() async throws {
+        let timer = DeadlineTimer(name: "test deadline timer")
+        let id = timer.newSleepID()
+        let start = ContinuousClock.now
+        let sleeper = Task { await timer.sleep(until: start + .seconds(60), id: id) }
+        #expect(await eventuallyWaiting(timer, count: 1))
+        // Later than its own deadline, or another id: still waiting.
+        timer.bringForward(id, to: start + .seconds(120))
+        timer.bringForward(id &+ 1, to: start)
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(timer.waiting == 1)
+        let broughtAt = ContinuousClock.now
+        timer.bringForward(id, to: broughtAt + .milliseconds(50))
+        await sleeper.value
+        let ended = ContinuousClock.now
+        #expect(ended >= broughtAt + .milliseconds(50), "ended before its new deadline")
+        // Generous upper bound (a loaded 2-core unit run, see above); the old deadline was 60 s.
+        #expect(broughtAt.duration(to: ended) < .seconds(30), "the sleep was not brought forward")
+        #expect(timer.waiting == 0)
+        // Not sleeping any more: bringing it forward is a no-op.
+        timer.bringForward(id, to: .now)
+        #expect(timer.waiting == 0)
+    }
+
     private func eventuallyWaiting(_ timer: DeadlineTimer, count: Int) async -> Bool {
         for _ in 0..<500 {
             if timer.waiting == count { return true }
