@@ -15,6 +15,9 @@ public final class SimulatedCluster {
         public var engine: ServerEngine?
         /// Bumped on every crash or restart: timers of an earlier life are ignored.
         var incarnation = 0
+        /// `sparseTicks`: the tick timer's one valid event (`Event.sparseTick`) and its time.
+        var tickToken = 0
+        var nextTickAt: EngineTime = .zero
         var frozenUntil: EngineTime?
         /// When its Engine last handled an event: the daemon writes the lease file then
         /// (`hasValidLease`).
@@ -49,6 +52,8 @@ public final class SimulatedCluster {
 
     enum Event {
         case tick(ServerName, incarnation: Int)
+        /// `sparseTicks`: the tick loop's wake-up; only the newest (`token`) counts.
+        case sparseTick(ServerName, incarnation: Int, token: Int)
         case heartbeatTimer(ServerName, incarnation: Int)
         /// One heartbeat, shared by all its copies in flight (a heartbeat is large: events are
         /// copied as the queue reorders them).
@@ -177,6 +182,13 @@ public final class SimulatedCluster {
     /// Every tick an Engine answers the short way (before its `quietUntil`) is checked against
     /// the full step on a copy; a difference is a violation (QuietTicks.swift).
     public var verifiesQuietTicks = true
+    /// Each server ticks as the daemon's tick loop does: at the Engine's `quietUntil` (at
+    /// least a tick period ahead, at most the daemon's housekeeping period), brought forward
+    /// whenever a step brings `quietUntil` forward; off: every tick period (the trajectories
+    /// of the recorded regression seeds). The heartbeat timer ticks every interval either way.
+    public var sparseTicks = false
+    /// The daemon's housekeeping period, which also wakes its tick loop.
+    static let tickLoopHousekeeping: Duration = .milliseconds(250)
     /// Ticks delivered, and how many an Engine answered the short way.
     public private(set) var ticksDelivered = 0
     public private(set) var quietTicksDelivered = 0
@@ -268,7 +280,11 @@ public final class SimulatedCluster {
         server.engine = engine
         note("\(name) boots (boot \(server.lastBootID))")
         perform(actions, on: name)
-        schedule(.tick(name, incarnation: server.incarnation), after: tickInterval)
+        if sparseTicks {
+            scheduleSparseTick(name, at: now + tickInterval)
+        } else {
+            schedule(.tick(name, incarnation: server.incarnation), after: tickInterval)
+        }
         schedule(.heartbeatTimer(name, incarnation: server.incarnation), after: .milliseconds(1))
     }
 
@@ -427,6 +443,14 @@ public final class SimulatedCluster {
             guard servers[name]?.incarnation == incarnation else { return }
             deliver(.tick, to: name)
             schedule(.tick(name, incarnation: incarnation), after: tickInterval)
+        case .sparseTick(let name, let incarnation, let token):
+            guard servers[name]?.incarnation == incarnation, servers[name]?.tickToken == token else { return }
+            // As the tick loop: asleep no more while this tick is handled.
+            servers[name]?.nextTickAt = now
+            deliver(.tick, to: name)
+            guard let quietUntil = servers[name]?.engine?.quietUntil else { return }
+            let regular = now + tickInterval
+            scheduleSparseTick(name, at: min(max(regular, quietUntil), max(regular, now + Self.tickLoopHousekeeping)))
         case .heartbeatTimer(let name, let incarnation):
             guard servers[name]?.incarnation == incarnation else { return }
             // As the daemon does: look at the clock (and notice a stall) before speaking.
@@ -500,7 +524,8 @@ public final class SimulatedCluster {
 
     func target(of event: Event) -> ServerName? {
         switch event {
-        case .tick(let name, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _), .deliverFinishedRuns(let name, _),
+        case .tick(let name, _), .sparseTick(let name, _, _), .heartbeatTimer(let name, _), .runDone(let name, _, _, _),
+            .deliverFinishedRuns(let name, _),
             .pingDone(let name, _, _, _),
             .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _), .forcedStopDone(let name, _, _, _):
             return name
@@ -518,7 +543,27 @@ public final class SimulatedCluster {
         if verifiesQuietTicks, let mismatches = servers[name]?.engine?.takeQuietTickMismatches(), let first = mismatches.first {
             violate("quiet tick: \(first) at \(now)")
         }
+        if sparseTicks { wakeTickLoopIfDue(name) }
         perform(actions, on: name)
+    }
+
+    /// `sparseTicks`: the next wake-up of the server's tick loop at `time`; any earlier one is void.
+    func scheduleSparseTick(_ name: ServerName, at time: EngineTime) {
+        guard let server = servers[name] else { return }
+        let token = server.tickToken + 1
+        servers[name]?.tickToken = token
+        servers[name]?.nextTickAt = time
+        push(Scheduled(time: time, sequence: nextSequence(), event: .sparseTick(name, incarnation: server.incarnation, token: token)))
+    }
+
+    /// `sparseTicks`, after a step (the daemon's `wakeTickLoopIfDue`): a tick loop asleep past
+    /// the Engine's new `quietUntil`, or past the next tick period when ticks are not quiet,
+    /// wakes then instead.
+    func wakeTickLoopIfDue(_ name: ServerName) {
+        guard let server = servers[name], let quietUntil = server.engine?.quietUntil else { return }
+        let due = max(quietUntil, now + tickInterval)
+        guard due < server.nextTickAt else { return }
+        scheduleSparseTick(name, at: due)
     }
 
     func sendHeartbeat(from name: ServerName, farewell: Bool = false) {

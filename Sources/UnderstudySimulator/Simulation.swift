@@ -194,14 +194,17 @@ public enum Simulation {
     ///   witness either, and the witness restarts and goes down now and then.
     /// - Parameter batchedCompletions: finished resource runs reach the Engine in batches after
     ///   a delay, as a busy daemon hands them over (`SimulatedCluster.batchesResourceCompletions`).
+    /// - Parameter sparseTicks: each server ticks only when its Engine's `quietUntil` comes, as
+    ///   the daemon's tick loop does (`SimulatedCluster.sparseTicks`).
     public static func run(
         seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16,
-        witness: Bool = false, fencing: Bool = false, batchedCompletions: Bool = false
+        witness: Bool = false, fencing: Bool = false, batchedCompletions: Bool = false, sparseTicks: Bool = false
     ) -> Result {
         let (config, budget) = prepared(servers: count, witness: witness, fencing: fencing)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts, heartbeatBudget: budget)
         world.heartbeatSizeCheckInterval = heartbeatSizeCheckInterval
         world.batchesResourceCompletions = batchedCompletions
+        world.sparseTicks = sparseTicks
         var schedule = Schedule(world: world, random: SeededRandom(seed: seed ^ 0x5EED))
         if fencing {
             world.forcedStopModel = forcedStops
@@ -259,7 +262,9 @@ public enum Simulation {
         var result = Result(
             seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace,
             statistics: statistics)
-        result.flags = (witness ? " --witness" : "") + (fencing ? " --fencing" : "") + (batchedCompletions ? " --batched-completions" : "")
+        result.flags =
+            (witness ? " --witness" : "") + (fencing ? " --fencing" : "") + (batchedCompletions ? " --batched-completions" : "")
+            + (sparseTicks ? " --sparse-ticks" : "")
         return result
     }
 }

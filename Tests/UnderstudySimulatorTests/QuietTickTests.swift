@@ -10,8 +10,9 @@ import UnderstudyModel
 @Suite("Quiet ticks")
 struct QuietTickTests {
     /// Three servers of the simulator's configuration, booted and run for `seconds`.
-    static func settledWorld(seconds: Int = 20) -> SimulatedCluster {
+    static func settledWorld(seconds: Int = 20, sparse: Bool = false) -> SimulatedCluster {
         let world = SimulatedCluster(config: Simulation.config(servers: 3), seed: 7)
+        world.sparseTicks = sparse
         for server in world.serverNames { world.boot(server) }
         world.run(until: .seconds(Int64(seconds)))
         return world
@@ -38,6 +39,32 @@ struct QuietTickTests {
             #expect(engine.quietUntil > world.now - engine.tickPeriod)
             #expect(engine.quietUntil <= world.now + world.config.cluster.timing.heartbeatTimeout)
         }
+    }
+
+    @Test("ticking as the daemon does (only when something is due) delivers fewer ticks, and a crash is still noticed")
+    func sparseTicksTickLess() {
+        let dense = Self.settledWorld()
+        let sparse = Self.settledWorld(sparse: true)
+        let denseBefore = dense.ticksDelivered
+        let sparseBefore = sparse.ticksDelivered
+        dense.run(until: dense.now + .seconds(10))
+        sparse.run(until: sparse.now + .seconds(10))
+        let denseTicks = dense.ticksDelivered - denseBefore
+        let sparseTicks = sparse.ticksDelivered - sparseBefore
+        #expect(dense.violations.isEmpty && sparse.violations.isEmpty, "\(dense.violations) \(sparse.violations)")
+        // Dense: every tick period (125 ms) plus the heartbeat timer's tick every interval
+        // (500 ms), 100 per server in 10 s. Sparse: the heartbeat timer's 20, and the tick loop
+        // while quiet only at the daemon's housekeeping (250 ms), 40: 60 per server.
+        #expect(sparseTicks * 10 <= denseTicks * 7, "sparse \(sparseTicks), dense \(denseTicks)")
+        // A crash of the group's holder is noticed and the groups fail over, as with dense ticks.
+        let holders = sparse.activeServers(of: "web")
+        #expect(holders.count == 1)
+        guard let holder = holders.first else { return }
+        sparse.crash(holder)
+        sparse.run(until: sparse.now + .seconds(15))
+        let after = sparse.activeServers(of: "web")
+        #expect(after.count == 1 && after.first != holder, "web on \(after) after \(holder) crashed")
+        #expect(sparse.violations.isEmpty, "\(sparse.violations)")
     }
 
     @Test("a tick at the deadline a peer's silence reaches is not quiet: the full step judges the peer")

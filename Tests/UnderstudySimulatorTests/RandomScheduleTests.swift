@@ -43,6 +43,24 @@ import Testing
         expectWorkDone(two, schedules: 10)
     }
 
+    /// Servers that tick as the daemon does (`sparseTicks`): only when their Engine's
+    /// `quietUntil` comes, brought forward after each step. The same invariants, over seeds of
+    /// their own; every quiet tick is still checked against the full step.
+    @Test("sparse ticks: 60 three-server and 30 two-server schedules with fencing", arguments: [0, 1, 2])
+    func sparseTicks(chunk: Int) {
+        let three = (0..<20).map {
+            check(Simulation.run(seed: UInt64(320_000 + chunk * 20 + $0), servers: 3, sparseTicks: true))
+        }
+        .reduce(Statistics(), +)
+        expectWorkDone(three, schedules: 20)
+        #expect(three.quietTicks > 0)
+        let two = (0..<10).map {
+            check(Simulation.run(seed: UInt64(330_000 + chunk * 10 + $0), servers: 2, fencing: true, sparseTicks: true))
+        }
+        .reduce(Statistics(), +)
+        expectWorkDone(two, schedules: 10)
+    }
+
     /// Every seed that once broke an invariant (RegressionSeeds.swift).
     @Test("regression seeds")
     func regressions() {

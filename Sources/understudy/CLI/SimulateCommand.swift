@@ -31,6 +31,12 @@ struct SimulateCommand: ParsableCommand {
         name: .long,
         help: "Hand finished resource runs to the Engine in batches after up to 20 ms, as a busy daemon does (default: each at once).")
     var batchedCompletions = false
+    @Flag(
+        name: .long,
+        help:
+            "Tick as the daemon does: only when the Engine's quietUntil comes, brought forward after each step (default: every tick period)."
+    )
+    var sparseTicks = false
 
     func validate() throws {
         guard servers >= 2 && servers <= 9 else { throw ValidationError("--servers must be between 2 and 9.") }
@@ -72,7 +78,7 @@ struct SimulateCommand: ParsableCommand {
             report(
                 Simulation.run(
                     seed: current, servers: servers, heartbeatSizeCheckInterval: interval, witness: witness, fencing: fencing,
-                    batchedCompletions: batchedCompletions))
+                    batchedCompletions: batchedCompletions, sparseTicks: sparseTicks))
             current += 1
         }
         let elapsed = clock.now - started
