@@ -188,7 +188,7 @@ public final class SimulatedCluster {
     /// of the recorded regression seeds). The heartbeat timer ticks every interval either way.
     public var sparseTicks = false
     /// The daemon's housekeeping period, which also wakes its tick loop.
-    static let tickLoopHousekeeping: Duration = .milliseconds(250)
+    static let tickLoopHousekeeping: Duration = .seconds(1)
     /// Ticks delivered, and how many an Engine answered the short way.
     public private(set) var ticksDelivered = 0
     public private(set) var quietTicksDelivered = 0

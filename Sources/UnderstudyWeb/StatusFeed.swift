@@ -40,6 +40,7 @@ actor StatusFeed {
         let id = nextSubscriber
         nextSubscriber += 1
         subscribers[id] = continuation
+        wakeForSubscriber()
         if let lastShown { continuation.yield(lastShown) }
         continuation.onTermination = { [weak self] _ in Task { await self?.unsubscribe(id) } }
         return stream
@@ -47,20 +48,43 @@ actor StatusFeed {
 
     func unsubscribe(_ id: Int) { subscribers[id] = nil }
 
+    /// `run` waiting for a first subscriber (nobody to poll for: an idle daemon's web server
+    /// does not wake five times a second).
+    var waitingForSubscriber: CheckedContinuation<Void, Never>?
+
+    func wakeForSubscriber() {
+        waitingForSubscriber?.resume()
+        waitingForSubscriber = nil
+    }
+
     /// Polls while anyone subscribes; runs until cancelled.
     func run() async {
         while !Task.isCancelled {
-            if !subscribers.isEmpty, let snapshot = await current() {
+            if subscribers.isEmpty {
+                lastShown = nil
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        if Task.isCancelled || !subscribers.isEmpty {
+                            continuation.resume()
+                        } else {
+                            waitingForSubscriber = continuation
+                        }
+                    }
+                } onCancel: {
+                    Task { await self.wakeForSubscriber() }
+                }
+                continue
+            }
+            if let snapshot = await current() {
                 let shown = ApiShapes.status(snapshot)
                 if shown != lastShown {
                     lastShown = shown
                     for subscriber in subscribers.values { subscriber.yield(shown) }
                 }
-            } else if subscribers.isEmpty {
-                lastShown = nil
             }
             try? await Task.sleep(for: Self.pollPeriod)
         }
+        wakeForSubscriber()
         for subscriber in subscribers.values { subscriber.finish() }
     }
 }

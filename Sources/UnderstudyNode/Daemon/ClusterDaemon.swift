@@ -472,8 +472,9 @@ public actor ClusterDaemon {
         while !Task.isCancelled {
             let regular = max(deadline + period, .now)
             let quiet = max(regular, origin + engine.quietUntil)
+            let ceiling = min(nextHousekeeping, deadline + tickLoopCeiling)
             let id = DeadlineTimer.shared.newSleepID()
-            tickSleep = TickSleep(id: id, until: min(quiet, max(regular, nextHousekeeping)))
+            tickSleep = TickSleep(id: id, until: min(quiet, max(regular, ceiling)))
             await DeadlineTimer.shared.sleep(until: tickSleep?.until ?? regular, id: id)
             deadline = tickSleep?.until ?? regular
             tickSleep = nil
@@ -514,7 +515,15 @@ public actor ClusterDaemon {
 
     /// How often the tick loop checks the keeper, the key files, the timeout ratio's expiry
     /// and the log limiter's window (each of which has a coarser clock of its own or none).
-    static let housekeepingPeriod: Duration = .milliseconds(250)
+    /// Also the longest the tick loop sleeps while ticks are quiet.
+    static let housekeepingPeriod: Duration = .seconds(1)
+
+    /// The longest the tick loop sleeps: the housekeeping period, or a quarter of the kernel
+    /// watchdog's timeout while userw's watchdog is armed (each tick keeps it alive).
+    var tickLoopCeiling: Duration {
+        guard let watchdog = stallWatchdog, watchdog.seconds > 0 else { return Self.housekeepingPeriod }
+        return min(Self.housekeepingPeriod, .seconds(Int64(watchdog.seconds)) / 4)
+    }
 
     // MARK: - Internal monitoring
 

@@ -84,6 +84,9 @@ final class DeadlineTimer: @unchecked Sendable {
                     continuation.resume()
                     return
                 }
+                // The thread waits for the earliest deadline: it need not wake for a later one
+                // (each wake-up is a context switch, twice per loop iteration otherwise).
+                let earliest = sleepers.lazy.map(\.deadline).min()
                 sleepers.append(Sleeper(id: id, deadline: deadline, continuation: continuation))
                 if !started {
                     started = true
@@ -91,7 +94,7 @@ final class DeadlineTimer: @unchecked Sendable {
                     thread.name = name
                     thread.start()
                 }
-                pthread_cond_signal(condition)
+                if earliest.map({ deadline < $0 }) ?? true { pthread_cond_signal(condition) }
                 pthread_mutex_unlock(mutex)
             }
         } onCancel: {
