@@ -572,10 +572,11 @@ public actor ClusterDaemon {
         perform(actions)
     }
 
-    /// How far ahead of its deadline a periodic heartbeat is prepared: a quarter of the
-    /// interval, at most 50 ms. The sockets' event loops send it at the deadline (see
-    /// `HeartbeatSocket.send(_:toHosts:port:at:freshUntil:sent:)`), so a busy actor or a busy
-    /// cooperative pool delays a heartbeat only when it is late by more than this.
+    /// How far ahead of its deadline a periodic heartbeat is prepared and sent: a quarter of
+    /// the interval, at most 50 ms. The sockets write it at once from the actor's thread
+    /// (`HeartbeatSocket.send(_:toHosts:port:at:freshUntil:sent:)`, one `sendto`, no event-loop
+    /// wake-up), so a busy actor or a busy cooperative pool makes a heartbeat late only when
+    /// it is late by more than this; the lateness recorded is measured from the deadline.
     /// Safe: the heartbeat's `sentAt` (and so this server's lease) is the time it was
     /// prepared, never later than it leaves; a payload is sent once, for one deadline, and
     /// not at all once the next one is due (the process stood still: what it held before
@@ -604,8 +605,8 @@ public actor ClusterDaemon {
         }
     }
 
-    /// Sends one heartbeat payload on every path to every peer, at once or, for the periodic
-    /// heartbeat, at `deadline` from the sockets' event loops (lateness recorded).
+    /// Sends one heartbeat payload on every path to every peer, at once (the periodic
+    /// heartbeat with its lateness from `deadline` recorded).
     func send(_ payload: [UInt8], at deadline: ContinuousClock.Instant? = nil) async {
         if payload.count > DatagramCodec.maximumPayloadSize && !oversizeReported {
             // Too many servers for one datagram (config check refuses it): the peers would hear nothing. Say so once.

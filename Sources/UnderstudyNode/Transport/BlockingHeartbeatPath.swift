@@ -228,7 +228,7 @@ extension BlockingHeartbeatTransport {
     var counters: TransportCounters { state.counters.withLock { $0 } }
 
     /// Hands the newest heartbeat to the thread; never waits on the device.
-    func send(
+    nonisolated(nonsending) func send(
         _ payload: [UInt8], at deadline: ContinuousClock.Instant?, freshUntil: ContinuousClock.Instant,
         sent: (@Sendable (Duration) -> Void)?
     ) async {

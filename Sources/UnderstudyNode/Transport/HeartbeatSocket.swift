@@ -2,6 +2,10 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A heartbeat datagram that passed authentication and the replay guard.
 public struct ReceivedDatagram: Sendable {
     public var sender: String
@@ -63,7 +67,10 @@ public struct HeartbeatSocketError: Error, CustomStringConvertible {
 /// incoming ones and hands them to a single consumer through `received`.
 ///
 /// The receive path runs on the NIO event loop and never waits for the consumer: the queue is
-/// bounded and drops its oldest entry when full (counted as `queueOverflow`).
+/// bounded and drops its oldest entry when full (counted as `queueOverflow`). Sends do not go
+/// through the event loop: each datagram is sealed and written with one `sendto` on a
+/// duplicate of the socket's descriptor from the sender's own thread (same socket, same source
+/// address and port), so a heartbeat costs no wake-up of the event loop.
 public final class HeartbeatSocket: Sendable {
     public static let defaultReceiveQueueCapacity = 1024
 
@@ -75,6 +82,9 @@ public final class HeartbeatSocket: Sendable {
     public let received: AsyncStream<ReceivedDatagram>
 
     private let channel: Channel
+    /// A duplicate of the channel's descriptor for `sendto`; nil once closed (under the lock,
+    /// so no send can use a descriptor number closed meanwhile).
+    private let sendDescriptor: Mutex<Int32?>
     private let codec: DatagramCodec
     private let state: HeartbeatSharedState
     private let nextSequence: Atomic<UInt64>
@@ -88,12 +98,13 @@ public final class HeartbeatSocket: Sendable {
     public var counters: TransportCounters { state.counters.withLock { $0 } }
 
     private init(
-        channel: Channel, codec: DatagramCodec, state: HeartbeatSharedState,
+        channel: Channel, sendDescriptor: Int32, codec: DatagramCodec, state: HeartbeatSharedState,
         received: AsyncStream<ReceivedDatagram>, localName: String, bootID: UInt64, localAddress: SocketAddress,
         firstSequence: UInt64
     ) {
         self.nextSequence = Atomic(firstSequence)
         self.channel = channel
+        self.sendDescriptor = Mutex(sendDescriptor)
         self.codec = codec
         self.state = state
         self.received = received
@@ -125,6 +136,22 @@ public final class HeartbeatSocket: Sendable {
             bufferingPolicy: .bufferingNewest(max(1, receiveQueueCapacity))
         )
 
+        // The socket is made and bound here, then handed to NIO, so that a duplicate of its
+        // descriptor can send without the event loop.
+        let descriptor: Int32
+        switch Self.boundSocket(host: host, port: port) {
+        case .success(let bound): descriptor = bound
+        case .failure(let reason):
+            continuation.finish()
+            throw HeartbeatSocketError(host: host, port: port, reason: reason.description)
+        }
+        let sendDescriptor = fcntl(descriptor, F_DUPFD_CLOEXEC, 0)
+        guard sendDescriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(descriptor)
+            continuation.finish()
+            throw HeartbeatSocketError(host: host, port: port, reason: "cannot duplicate the socket: \(reason)")
+        }
         let channel: Channel
         do {
             channel = try await DatagramBootstrap(group: eventLoopGroup)
@@ -138,26 +165,29 @@ public final class HeartbeatSocket: Sendable {
                         )
                     }
                 }
-                .bind(host: host, port: port)
+                .withBoundSocket(descriptor)
                 .get()
         } catch {
+            // NIO took the descriptor over and closed it; the duplicate is ours.
+            Glibc.close(sendDescriptor)
             continuation.finish()
             throw HeartbeatSocketError(host: host, port: port, reason: describeTransportError(error))
         }
         guard let localAddress = channel.localAddress else {
             try? await channel.close()
+            Glibc.close(sendDescriptor)
             continuation.finish()
             throw HeartbeatSocketError(host: host, port: port, reason: "the socket has no local address")
         }
         return HeartbeatSocket(
-            channel: channel, codec: codec, state: state, received: stream,
+            channel: channel, sendDescriptor: sendDescriptor, codec: codec, state: state, received: stream,
             localName: localName, bootID: bootID, localAddress: localAddress, firstSequence: firstSequence
         )
     }
 
     /// Seals `payload` with the next sequence number and sends it. Failures are counted in
     /// `counters.sendFailures`, never thrown: a heartbeat loop must keep going.
-    public func send(_ payload: [UInt8], to host: String, port: Int) async {
+    nonisolated(nonsending) public func send(_ payload: [UInt8], to host: String, port: Int) async {
         guard let address = await resolve(host: host, port: port) else {
             state.counters.withLock { $0.sendFailures += 1 }
             return
@@ -165,93 +195,112 @@ public final class HeartbeatSocket: Sendable {
         await send(payload, to: address)
     }
 
-    public func send(_ payload: [UInt8], to address: SocketAddress) async {
-        let sequence = nextSequence.wrappingAdd(1, ordering: .relaxed).oldValue
-        let datagram: [UInt8]
-        do {
-            datagram = try codec.seal(payload: payload, sender: localName, bootID: bootID, sequence: sequence)
-        } catch {
-            state.counters.withLock { $0.sendFailures += 1 }
-            return
-        }
-        let buffer = channel.allocator.buffer(bytes: datagram)
-        do {
-            try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer))
-            state.counters.withLock { $0.sent += 1 }
-        } catch {
-            state.counters.withLock { $0.sendFailures += 1 }
-        }
+    nonisolated(nonsending) public func send(_ payload: [UInt8], to address: SocketAddress) async {
+        sendSealed(payload, to: [address])
     }
 
-    /// Sends `payload` to every address of `hosts` at `deadline` (at once when it has passed),
-    /// from the socket's event-loop thread rather than from the caller's task: a heartbeat
-    /// prepared a little ahead leaves on time even when the caller's executor is busy (the
-    /// cooperative pool has as many threads as cores, and a thousand monitor checks share
-    /// them). The event loop wakes on a timerfd, so the send is late only by the kernel's
-    /// scheduling. Each datagram is sealed when it leaves, so sequence numbers follow the
-    /// order on the wire. A payload whose time comes after `freshUntil` is not sent at all
-    /// (counted in `staleNotSent`): after a stall of the whole process, state from before
-    /// it must not reach the peers as news. `sent` is called on the event loop when the time
-    /// comes, with how late it came.
-    public func send(
+    /// Sends `payload` to every address of `hosts` now, from the caller's thread: the periodic
+    /// heartbeat, prepared ahead of its `deadline` (a busy caller then still sends it on time),
+    /// leaves as soon as it is ready. A payload ready only after `freshUntil` is not sent at
+    /// all (counted in `staleNotSent`): after a stall of the whole process, state from before
+    /// it must not reach the peers as news. `sent` is told how late it left (zero when it
+    /// left before its deadline). Each datagram is sealed as it is written, so sequence
+    /// numbers follow the order on the wire.
+    nonisolated(nonsending) public func send(
         _ payload: [UInt8], toHosts hosts: [String], port: Int, at deadline: ContinuousClock.Instant,
         freshUntil: ContinuousClock.Instant, sent: (@Sendable (Duration) -> Void)? = nil
     ) async {
-        var resolved: [SocketAddress] = []
+        var addresses: [SocketAddress] = []
+        addresses.reserveCapacity(hosts.count)
         for host in hosts {
             if let address = await resolve(host: host, port: port) {
-                resolved.append(address)
+                addresses.append(address)
             } else {
                 state.counters.withLock { $0.sendFailures += 1 }
             }
         }
-        let addresses = resolved
-        let remaining = ContinuousClock.now.duration(to: deadline)
-        let wait = TimeAmount.nanoseconds(
-            max(0, remaining.components.seconds * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000))
-        channel.eventLoop.scheduleTask(in: wait) { [self] in
-            let now = ContinuousClock.now
-            sent?(deadline.duration(to: now))
-            guard now <= freshUntil else {
-                state.counters.withLock { $0.staleNotSent += 1 }
-                return
+        let now = ContinuousClock.now
+        sent?(max(.zero, deadline.duration(to: now)))
+        guard now <= freshUntil else {
+            state.counters.withLock { $0.staleNotSent += 1 }
+            return
+        }
+        sendSealed(payload, to: addresses)
+    }
+
+    /// Seals `payload` once per address with the next sequence number and writes it with
+    /// `sendto` (non-blocking: a full socket buffer is a failed send, counted, as a lost
+    /// datagram would be).
+    private func sendSealed(_ payload: [UInt8], to addresses: [SocketAddress]) {
+        var sent: UInt64 = 0
+        var failed: UInt64 = 0
+        sendDescriptor.withLock { descriptor in
+            for address in addresses {
+                let sequence = nextSequence.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard let descriptor,
+                    let datagram = try? codec.seal(payload: payload, sender: localName, bootID: bootID, sequence: sequence)
+                else {
+                    failed += 1
+                    continue
+                }
+                let written = datagram.withUnsafeBytes { bytes in
+                    address.withSockAddr { socketAddress, length in
+                        sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), socketAddress, socklen_t(length))
+                    }
+                }
+                if written == datagram.count { sent += 1 } else { failed += 1 }
             }
-            for address in addresses { writeSealed(payload, to: address) }
+        }
+        state.counters.withLock {
+            $0.sent += sent
+            $0.sendFailures += failed
         }
     }
 
-    /// Runs on the event loop: seals with the next sequence number and writes.
-    private func writeSealed(_ payload: [UInt8], to address: SocketAddress) {
-        let sequence = nextSequence.wrappingAdd(1, ordering: .relaxed).oldValue
-        let datagram: [UInt8]
+    /// A UDP socket bound to exactly `host:port`, non-blocking, close-on-exec.
+    private static func boundSocket(host: String, port: Int) -> Result<Int32, BindFailure> {
+        let address: SocketAddress
         do {
-            datagram = try codec.seal(payload: payload, sender: localName, bootID: bootID, sequence: sequence)
+            address = try SocketAddress.makeAddressResolvingHost(host, port: port)
         } catch {
-            state.counters.withLock { $0.sendFailures += 1 }
-            return
+            return .failure(BindFailure(description: describeTransportError(error)))
         }
-        let state = self.state
-        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: channel.allocator.buffer(bytes: datagram)))
-            .whenComplete { result in
-                switch result {
-                case .success: state.counters.withLock { $0.sent += 1 }
-                case .failure: state.counters.withLock { $0.sendFailures += 1 }
-                }
-            }
+        let family: Int32 = address.protocol == .inet6 ? AF_INET6 : AF_INET
+        let descriptor = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { return .failure(BindFailure(description: String(cString: strerror(errno)))) }
+        let result = address.withSockAddr { socketAddress, length in Glibc.bind(descriptor, socketAddress, socklen_t(length)) }
+        guard result == 0 else {
+            let reason = String(cString: strerror(errno))
+            Glibc.close(descriptor)
+            return .failure(BindFailure(description: reason))
+        }
+        return .success(descriptor)
+    }
+
+    struct BindFailure: Error, CustomStringConvertible {
+        var description: String
     }
 
     deinit {
         // Dropped without close(): release the port.
         channel.close(promise: nil)
+        sendDescriptor.withLock { descriptor in
+            if let open = descriptor { Glibc.close(open) }
+            descriptor = nil
+        }
     }
 
     /// Closes the socket and ends `received`. Safe to call more than once.
     public func close() async {
+        sendDescriptor.withLock { descriptor in
+            if let open = descriptor { Glibc.close(open) }
+            descriptor = nil
+        }
         try? await channel.close()
     }
 
     /// IP literals are used directly; names are resolved once, off the event loop, and cached.
-    private func resolve(host: String, port: Int) async -> SocketAddress? {
+    nonisolated(nonsending) private func resolve(host: String, port: Int) async -> SocketAddress? {
         if let address = try? SocketAddress(ipAddress: host, port: port) { return address }
         let cacheKey = "\(host)|\(port)"
         if let cached = resolvedHosts.withLock({ $0[cacheKey] }) { return cached }

@@ -16,7 +16,7 @@ public protocol HeartbeatTransport: Sendable {
     /// Sends to every peer on the path at once (`deadline` nil: state changes, farewells), or
     /// at `deadline` and not after `freshUntil` (the periodic heartbeat), reporting each
     /// send's lateness to `sent`.
-    func send(
+    nonisolated(nonsending) func send(
         _ payload: [UInt8], at deadline: ContinuousClock.Instant?, freshUntil: ContinuousClock.Instant,
         sent: (@Sendable (Duration) -> Void)?) async
     /// The same path opened again after it failed; its sequence numbers go on.
@@ -99,7 +99,7 @@ struct LanHeartbeatTransport: HeartbeatTransport {
     var received: AsyncStream<ReceivedDatagram> { socket.received }
     var counters: TransportCounters { socket.counters }
 
-    func send(
+    nonisolated(nonsending) func send(
         _ payload: [UInt8], at deadline: ContinuousClock.Instant?, freshUntil: ContinuousClock.Instant,
         sent: (@Sendable (Duration) -> Void)?
     ) async {

@@ -56,7 +56,7 @@ struct WitnessHeartbeatTransport: HeartbeatTransport {
         min(max(timing.heartbeatInterval, .milliseconds(500)), timing.heartbeatTimeout / 2)
     }
 
-    func send(
+    nonisolated(nonsending) func send(
         _ payload: [UInt8], at deadline: ContinuousClock.Instant?, freshUntil: ContinuousClock.Instant,
         sent: (@Sendable (Duration) -> Void)?
     ) async {
