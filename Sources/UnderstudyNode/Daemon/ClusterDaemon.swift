@@ -471,8 +471,10 @@ public actor ClusterDaemon {
         var releaseStartupCodeAt: ContinuousClock.Instant? = deadline + Self.startupCodeRelease
         while !Task.isCancelled {
             let regular = max(deadline + period, .now)
-            let quiet = max(regular, origin + engine.quietUntil)
             let ceiling = min(nextHousekeeping, deadline + tickLoopCeiling)
+            // A stopped service has nothing to tick (the Engine ignores every event until it
+            // starts again; the start's step brings the sleep forward).
+            let quiet = engine.service == .stopped ? ceiling : max(regular, origin + engine.quietUntil)
             let id = DeadlineTimer.shared.newSleepID()
             tickSleep = TickSleep(id: id, until: min(quiet, max(regular, ceiling)))
             await DeadlineTimer.shared.sleep(until: tickSleep?.until ?? regular, id: id)
@@ -503,7 +505,7 @@ public actor ClusterDaemon {
     /// After a step: a tick loop sleeping past the Engine's new `quietUntil` (or, when ticks are
     /// not quiet, past the next tick period) wakes then instead.
     func wakeTickLoopIfDue() {
-        guard let sleep = tickSleep else { return }
+        guard let sleep = tickSleep, engine.service != .stopped else { return }
         let due = max(origin + engine.quietUntil, ContinuousClock.now + engine.tickPeriod)
         guard due < sleep.until else { return }
         tickSleep?.until = due
