@@ -31,15 +31,9 @@ import Testing
     /// daemon does while its actor is busy: the same invariants, over seeds of their own.
     @Test("batched resource completions: 60 three-server and 30 two-server schedules", arguments: [0, 1, 2])
     func batchedCompletions(chunk: Int) {
-        let three = (0..<20).map {
-            check(Simulation.run(seed: UInt64(300_000 + chunk * 20 + $0), servers: 3, batchedCompletions: true))
-        }
-        .reduce(Statistics(), +)
+        let three = schedules(20, from: 300_000 + chunk * 20) { Simulation.run(seed: $0, servers: 3, batchedCompletions: true) }
         expectWorkDone(three, schedules: 20)
-        let two = (0..<10).map {
-            check(Simulation.run(seed: UInt64(310_000 + chunk * 10 + $0), servers: 2, batchedCompletions: true))
-        }
-        .reduce(Statistics(), +)
+        let two = schedules(10, from: 310_000 + chunk * 10) { Simulation.run(seed: $0, servers: 2, batchedCompletions: true) }
         expectWorkDone(two, schedules: 10)
     }
 
@@ -48,17 +42,18 @@ import Testing
     /// their own; every quiet tick is still checked against the full step.
     @Test("sparse ticks: 60 three-server and 30 two-server schedules with fencing", arguments: [0, 1, 2])
     func sparseTicks(chunk: Int) {
-        let three = (0..<20).map {
-            check(Simulation.run(seed: UInt64(320_000 + chunk * 20 + $0), servers: 3, sparseTicks: true))
-        }
-        .reduce(Statistics(), +)
+        let three = schedules(20, from: 320_000 + chunk * 20) { Simulation.run(seed: $0, servers: 3, sparseTicks: true) }
         expectWorkDone(three, schedules: 20)
         #expect(three.quietTicks > 0)
-        let two = (0..<10).map {
-            check(Simulation.run(seed: UInt64(330_000 + chunk * 10 + $0), servers: 2, fencing: true, sparseTicks: true))
+        let two = schedules(10, from: 330_000 + chunk * 10) {
+            Simulation.run(seed: $0, servers: 2, fencing: true, sparseTicks: true)
         }
-        .reduce(Statistics(), +)
         expectWorkDone(two, schedules: 10)
+    }
+
+    /// `count` schedules from seed `first` on, each checked; their statistics summed.
+    func schedules(_ count: Int, from first: Int, _ run: (UInt64) -> Simulation.Result) -> Statistics {
+        (0..<count).map { check(run(UInt64(first + $0))) }.reduce(Statistics(), +)
     }
 
     /// Every seed that once broke an invariant (RegressionSeeds.swift).

@@ -373,9 +373,9 @@ public actor ClusterDaemon {
         logger.info("understudy daemon \(me) exits")
     }
 
-    /// Receives on one heartbeat path for the daemon's life. NIO closes a UDP channel on a
-    /// fatal send error (e.g. EPERM from a firewall rule): the path is then bound again, so
-    /// a transient local error never leaves the server deaf.
+    /// Receives on one heartbeat path for the daemon's life. When NIO closes the channel after
+    /// a fatal socket error, the path is bound again, so a transient local error never leaves
+    /// the server deaf. (Sends do not go through NIO: a failed `sendto` is only counted.)
     func receiveLoop(path: String) async {
         var attempt = 0
         while !exitRequested && !Task.isCancelled {

@@ -151,6 +151,9 @@ struct HeartbeatSocketTests {
             let early = try #require(await next(beta))
             #expect(early.receivedAt >= before && early.receivedAt < deadline)
             #expect(early.payload == Array("beat".utf8) && early.sequence == 2)
+            // Written on the bound socket itself (a duplicate of its descriptor): the peers see
+            // the heartbeat port as its source, as firewall rules expect.
+            #expect(early.remoteAddress.port == alpha.localPort)
             #expect(reported.withLock { $0 } == [.zero])
 
             // Its time came after it went stale (the process stood still): not sent at all.
