@@ -250,11 +250,16 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
         public var name: String
         public var accepted: UInt64
         public var dropped: [String: UInt64]
+        /// Heartbeat paths: datagrams written, and sends that failed (nil on the control line).
+        public var sent: UInt64?
+        public var sendFailures: UInt64?
 
-        public init(name: String, accepted: UInt64, dropped: [String: UInt64]) {
+        public init(name: String, accepted: UInt64, dropped: [String: UInt64], sent: UInt64? = nil, sendFailures: UInt64? = nil) {
             self.name = name
             self.accepted = accepted
             self.dropped = dropped
+            self.sent = sent
+            self.sendFailures = sendFailures
         }
     }
 }

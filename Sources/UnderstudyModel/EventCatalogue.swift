@@ -61,6 +61,12 @@ extension EventKind {
         "lanhb", 13, .error,
         "heartbeats from a configured server's address fail authentication: that server runs with another cluster key (or its address is forged); said once per server"
     )
+    public static let heartbeatSendFailing = EventKind(
+        "lanhb", 14, .warning,
+        "this server's heartbeats on a LAN path cannot be sent (a socket error such as a firewall's EPERM, no route, a name that does not resolve): the peers stop hearing it there; said once until they are sent again"
+    )
+    public static let heartbeatSendRecovered = EventKind(
+        "lanhb", 15, .info, "this server's heartbeats on a LAN path are sent again after failing")
     // MARK: nm
 
     public static let serverUp = EventKind("nm", 1, .info, "a server's heartbeats are heard: it is up")
@@ -301,6 +307,7 @@ extension EventKind {
     public static let all: [EventKind] = [
         .clusterStopRequested, .clusterSuspended, .clusterResumed, .clusterStopOver, .timeoutRatioChanged, .autoStartSuppressed,
         .autoStartSuppressionLifted, .heartbeatPathReopening, .heartbeatPathReopenFailed, .heartbeatTooLarge, .heartbeatKeyMismatch,
+        .heartbeatSendFailing, .heartbeatSendRecovered,
         .serverUp,
         .serverDown, .heartbeatResourceUp, .heartbeatResourceDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired,
         .clusterNotFounded, .survivorForgotten,

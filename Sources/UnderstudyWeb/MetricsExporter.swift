@@ -139,6 +139,16 @@ public enum MetricsExporter {
             out.counter(
                 "understudy_transport_accepted_total", "Authenticated datagrams (heartbeat paths) or requests (control) accepted.",
                 [("path", line.name)], line.accepted)
+            if let sent = line.sent {
+                out.counter(
+                    "understudy_transport_sent_total", "Heartbeat datagrams written, by path.", [("path", line.name)], sent)
+            }
+            if let failures = line.sendFailures {
+                out.counter(
+                    "understudy_transport_send_failures_total",
+                    "Heartbeat sends that failed, by path (socket error such as a firewall's EPERM, unresolvable name).",
+                    [("path", line.name)], failures)
+            }
             for (reason, count) in line.dropped.sorted(by: { $0.key < $1.key }) {
                 out.counter(
                     "understudy_transport_dropped_total", "Datagrams or requests dropped, by path and reason (wrong key, replay …).",

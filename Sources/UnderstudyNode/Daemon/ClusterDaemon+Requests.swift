@@ -31,7 +31,8 @@ extension ClusterDaemon {
             let counters = transport.counters
             return ClusterStatusSnapshot.TransportLine(
                 name: transport.path, accepted: counters.accepted,
-                dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) }))
+                dropped: Dictionary(uniqueKeysWithValues: counters.dropped.map { ($0.key.rawValue, $0.value) }),
+                sent: counters.sent, sendFailures: counters.sendFailures)
         }
         if let counters = controlCounters {
             lines.append(

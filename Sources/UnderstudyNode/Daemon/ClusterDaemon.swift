@@ -159,6 +159,7 @@ public actor ClusterDaemon {
     /// the counts of such datagrams per path and address seen so far (ClusterDaemon+KeyMismatch.swift).
     var keyMismatchReported: Set<ServerName> = []
     var badMACSeen: [String: UInt64] = [:]
+    var heartbeatSendWatch = HeartbeatSendWatch()
     var lastKeyMismatchCheck = ContinuousClock.now
     let monitorRunner = MonitorRunner()
     /// How late heartbeats leave against their schedule.
@@ -486,6 +487,7 @@ public actor ClusterDaemon {
             nextHousekeeping = deadline + Self.housekeepingPeriod
             expireTimeoutRatioIfDue()
             checkKeyMismatch()
+            checkHeartbeatSends()
             checkRexecKeyFiles()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             superviseKeeper()

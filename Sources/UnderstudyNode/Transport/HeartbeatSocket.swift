@@ -48,6 +48,10 @@ public struct TransportCounters: Sendable, Equatable {
     public var staleNotSent: UInt64 = 0
     /// Sends that failed (address, sealing or socket error); never thrown at the caller.
     public var sendFailures: UInt64 = 0
+    /// What the newest failed send of a LAN path met, with its destination ("sendto
+    /// 10.0.0.2:29001: Operation not permitted"), for the daemon's warning (`lanhb 14`). Paths
+    /// that report their failures otherwise (diskhb, comhb, witnesshb: `nm 4`) leave it nil.
+    public var lastSendFailure: String?
 
     public init() {}
 
@@ -189,7 +193,10 @@ public final class HeartbeatSocket: Sendable {
     /// `counters.sendFailures`, never thrown: a heartbeat loop must keep going.
     nonisolated(nonsending) public func send(_ payload: [UInt8], to host: String, port: Int) async {
         guard let address = await resolve(host: host, port: port) else {
-            state.counters.withLock { $0.sendFailures += 1 }
+            state.counters.withLock {
+                $0.sendFailures += 1
+                $0.lastSendFailure = "cannot resolve \(host)"
+            }
             return
         }
         await send(payload, to: address)
@@ -216,7 +223,10 @@ public final class HeartbeatSocket: Sendable {
             if let address = await resolve(host: host, port: port) {
                 addresses.append(address)
             } else {
-                state.counters.withLock { $0.sendFailures += 1 }
+                state.counters.withLock {
+                    $0.sendFailures += 1
+                    $0.lastSendFailure = "cannot resolve \(host)"
+                }
             }
         }
         let now = ContinuousClock.now
@@ -234,13 +244,21 @@ public final class HeartbeatSocket: Sendable {
     private func sendSealed(_ payload: [UInt8], to addresses: [SocketAddress]) {
         var sent: UInt64 = 0
         var failed: UInt64 = 0
+        var failure: String?
         sendDescriptor.withLock { descriptor in
             for address in addresses {
                 let sequence = nextSequence.wrappingAdd(1, ordering: .relaxed).oldValue
-                guard let descriptor,
-                    let datagram = try? codec.seal(payload: payload, sender: localName, bootID: bootID, sequence: sequence)
-                else {
+                guard let descriptor else {
                     failed += 1
+                    failure = "the socket is closed"
+                    continue
+                }
+                let datagram: [UInt8]
+                do {
+                    datagram = try codec.seal(payload: payload, sender: localName, bootID: bootID, sequence: sequence)
+                } catch {
+                    failed += 1
+                    failure = "cannot seal the heartbeat: \(error)"
                     continue
                 }
                 let written = datagram.withUnsafeBytes { bytes in
@@ -248,13 +266,27 @@ public final class HeartbeatSocket: Sendable {
                         sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), socketAddress, socklen_t(length))
                     }
                 }
-                if written == datagram.count { sent += 1 } else { failed += 1 }
+                if written == datagram.count {
+                    sent += 1
+                } else {
+                    failed += 1
+                    let reason = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(datagram.count) bytes written"
+                    failure = "sendto \(Self.describe(address)): \(reason)"
+                }
             }
         }
         state.counters.withLock {
             $0.sent += sent
             $0.sendFailures += failed
+            if let failure { $0.lastSendFailure = failure }
         }
+    }
+
+    /// "10.0.0.2:29001", "[fd00::2]:29001".
+    static func describe(_ address: SocketAddress) -> String {
+        let ip = address.ipAddress ?? "?"
+        let port = address.port.map(String.init) ?? "?"
+        return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     /// A UDP socket bound to exactly `host:port`, non-blocking, close-on-exec.

@@ -6,6 +6,10 @@ import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite("UDP heartbeat socket")
 struct HeartbeatSocketTests {
     /// Binds sockets on 127.0.0.1 with OS-chosen ports and closes them however `body` ends.
@@ -234,6 +238,13 @@ struct HeartbeatSocketTests {
             await sender.send([UInt8](repeating: 0, count: DatagramCodec.maximumPayloadSize + 1), to: "127.0.0.1", port: 9)
             #expect(sender.counters.sendFailures == 1)
             #expect(sender.counters.sent == 0)
+            #expect(sender.counters.lastSendFailure?.hasPrefix("cannot seal the heartbeat: heartbeat payload of") == true)
+            // An IPv6 destination on an IPv4 socket: the kernel refuses it, nothing leaves.
+            await sender.send([1], to: "::1", port: 9)
+            #expect(sender.counters.sendFailures == 2)
+            #expect(sender.counters.lastSendFailure == "sendto [::1]:9: \(String(cString: strerror(EAFNOSUPPORT)))")
+            await sender.send([1], to: "127.0.0.1", port: 9)
+            #expect(sender.counters.sent == 1 && sender.counters.sendFailures == 2)
         }
     }
 
