@@ -37,9 +37,7 @@ public enum HTTPProbe {
             if count <= 0 { break }
             response += buffer[0..<count]
         }
-        let text = String(decoding: response, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200"), let split = text.range(of: "\r\n\r\n") else { return nil }
-        return String(text[split.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
+        return body(response)
     }
 
     private static func wait(_ fd: Int32, events: Int16, _ timeout: Int32) -> Bool {
@@ -57,22 +55,109 @@ public enum HTTPProbe {
             requestTimeoutMilliseconds: requestTimeoutMilliseconds)?.at
     }
 
-    /// Probes every `interval` until an answer `accepting` takes arrives, or `limit` passes:
-    /// the `CLOCK_BOOTTIME` (ns) of that first answer and the answer (the server's name).
+    /// Starts a request every `interval`, whether or not the ones before have answered, until an
+    /// answer `accepting` takes arrives, or `limit` passes: the `CLOCK_BOOTTIME` (ns) of that
+    /// first answer and the answer (the server's name). Each request has its own
+    /// `requestTimeoutMilliseconds` for connecting and for the answer; up to timeout ÷ interval
+    /// + 1 are open at once. (A prober that waits for each request before the next would send
+    /// only one per timeout while the address answers nowhere, and so round every failover up
+    /// to its timeout's steps.)
     public static func untilAnswer(
         host: String, port: UInt16, accepting: (String) -> Bool, interval: Duration, limit: Duration, requestTimeoutMilliseconds: Int32
     ) -> (at: Int64, answer: String)? {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
+        let request = Array("GET / HTTP/1.0\r\nHost: \(host)\r\n\r\n".utf8)
+        let requestTimeout = Duration.milliseconds(Int64(requestTimeoutMilliseconds))
         let deadline = ContinuousClock.now + limit
+        var open: [ProbeRequest] = []
+        defer { for attempt in open { close(attempt.fd) } }
+        var nextStart = ContinuousClock.now
         while ContinuousClock.now < deadline {
-            let started = ContinuousClock.now
-            if let answer = get(host: host, port: port, timeoutMilliseconds: requestTimeoutMilliseconds), accepting(answer) {
-                return (LeaseFile.boottimeNow(), answer)
+            let now = ContinuousClock.now
+            if now >= nextStart {
+                if let attempt = ProbeRequest.start(to: address, at: now) { open.append(attempt) }
+                nextStart = max(nextStart + interval, now)
             }
-            let next = started + interval
-            let remaining = ContinuousClock.now.duration(to: next)
-            if remaining > .zero { usleep(UInt32(remaining.components.attoseconds / 1_000_000_000_000)) }
+            // Requests past their time are given up.
+            open.removeAll { attempt in
+                guard now - attempt.phaseStarted >= requestTimeout else { return false }
+                close(attempt.fd)
+                return true
+            }
+            let untilNext = max(.zero, ContinuousClock.now.duration(to: nextStart))
+            let waitMilliseconds = Int32(
+                clamping: (untilNext.components.attoseconds / 1_000_000_000_000_000) + untilNext.components.seconds * 1000)
+            var entries = open.map { pollfd(fd: $0.fd, events: Int16($0.connected ? POLLIN : POLLOUT), revents: 0) }
+            let ready = entries.withUnsafeMutableBufferPointer { poll($0.baseAddress, nfds_t($0.count), max(0, waitMilliseconds)) }
+            guard ready > 0 else { continue }
+            var finished: Set<Int32> = []
+            for (index, entry) in entries.enumerated() where entry.revents != 0 {
+                var attempt = open[index]
+                if !attempt.connected {
+                    var error: Int32 = 0
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(attempt.fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                    let written = request.withUnsafeBytes { send(attempt.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    guard error == 0, entry.revents & Int16(POLLOUT) != 0, written == request.count else {
+                        finished.insert(attempt.fd)
+                        continue
+                    }
+                    attempt.connected = true
+                    attempt.phaseStarted = ContinuousClock.now
+                    open[index] = attempt
+                    continue
+                }
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                let count = buffer.withUnsafeMutableBytes { recv(attempt.fd, $0.baseAddress, $0.count, 0) }
+                if count > 0, attempt.response.count < 65_536 {
+                    open[index].response += buffer[0..<count]
+                    continue
+                }
+                finished.insert(attempt.fd)
+                let at = LeaseFile.boottimeNow()
+                guard count == 0, let answer = body(attempt.response), accepting(answer) else { continue }
+                return (at, answer)
+            }
+            open.removeAll { attempt in
+                guard finished.contains(attempt.fd) else { return false }
+                close(attempt.fd)
+                return true
+            }
         }
         return nil
+    }
+
+    /// The body of a complete `200` answer, trimmed.
+    static func body(_ response: [UInt8]) -> String? {
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 200") || text.hasPrefix("HTTP/1.0 200"), let split = text.range(of: "\r\n\r\n") else { return nil }
+        return String(text[split.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// One request of the prober: a non-blocking socket connecting, then waiting for its answer.
+struct ProbeRequest {
+    var fd: Int32
+    var connected = false
+    /// When the current phase (connecting, then waiting for the answer) began.
+    var phaseStarted: ContinuousClock.Instant
+    var response: [UInt8] = []
+
+    static func start(to address: sockaddr_in, at now: ContinuousClock.Instant) -> ProbeRequest? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var target = address
+        let connected = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 || errno == EINPROGRESS else {
+            close(fd)
+            return nil
+        }
+        return ProbeRequest(fd: fd, phaseStarted: now)
     }
 }
 

@@ -257,3 +257,63 @@ struct BenchHarnessTests {
         #expect(FailoverBenchmark.summary([]) == nil)
     }
 }
+
+/// The failover benchmark's prober starts a request every interval even while earlier ones
+/// hang: a server that leaves the first connection unanswered and answers the second must be
+/// heard from the second while the first is still open (a prober that waits for each request
+/// would close the first only at its timeout, here 5 s, and answer after it).
+@Suite("Bench harness: the prober's requests overlap")
+struct ProberOverlapTests {
+    @Test func aHangingRequestDoesNotHoldBackTheNext() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0 && listen(listener, 8) == 0)
+        // accept() and recv() give up after 10 s, so a broken prober cannot hang the test.
+        var limit = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        let port = UInt16(bigEndian: address.sin_port)
+
+        final class Outcome: @unchecked Sendable {
+            var firstStillOpen = false
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        Thread.detachNewThread {
+            defer { outcome.done.signal() }
+            let first = accept(listener, nil, nil)
+            guard first >= 0 else { return }
+            defer { close(first) }
+            let second = accept(listener, nil, nil)
+            guard second >= 0 else { return }
+            defer { close(second) }
+            var answerLimit = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(second, SOL_SOCKET, SO_RCVTIMEO, &answerLimit, socklen_t(MemoryLayout<timeval>.size))
+            var byte: UInt8 = 0
+            // The prober has not given the first request up: no end of stream on it yet.
+            var buffer = [UInt8](repeating: 0, count: 1024)
+            _ = recv(first, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            outcome.firstStillOpen = recv(first, &byte, 1, Int32(MSG_DONTWAIT) | Int32(MSG_PEEK)) < 0 && errno == EAGAIN
+            _ = recv(second, &buffer, buffer.count, 0)
+            let answer = Array("HTTP/1.0 200 OK\r\n\r\nnode2\n".utf8)
+            _ = answer.withUnsafeBytes { send(second, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        let first = HTTPProbe.untilAnswer(
+            host: "127.0.0.1", port: port, accepting: { $0 != "node1" }, interval: .milliseconds(10), limit: .seconds(20),
+            requestTimeoutMilliseconds: 5000)
+        outcome.done.wait()
+        #expect(first?.answer == "node2")
+        #expect(outcome.firstStillOpen)
+    }
+}
