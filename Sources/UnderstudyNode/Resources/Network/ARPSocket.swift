@@ -51,22 +51,33 @@ enum ARPSocket {
     static func probe(
         address: [UInt8], on link: Link, probes: Int = 2, spacing: Duration = .milliseconds(50), wait: Duration
     ) async throws(Failure) -> String? {
-        let result: Result<String?, Failure> = await onThread(named: "understudy-arp-probe") {
-            runProbe(address: address, link: link, probes: max(1, probes), spacing: spacing, wait: wait)
+        // The answer is handed over before the socket is closed: closing a packet socket
+        // waits for an RCU grace period (synchronize_net, about 10 ms on this kernel), which
+        // would otherwise delay every address activation.
+        let result: Result<String?, Failure> = await withCheckedContinuation { continuation in
+            let thread = Thread {
+                runProbe(
+                    address: address, link: link, probes: max(1, probes), spacing: spacing, wait: wait,
+                    report: { continuation.resume(returning: $0) })
+            }
+            thread.name = "understudy-arp-probe"
+            thread.start()
         }
         return try result.get()
     }
 
+    /// Probes, calls `report` once with the outcome, then closes its socket.
     private static func runProbe(
-        address: [UInt8], link: Link, probes: Int, spacing: Duration, wait: Duration
-    ) -> Result<String?, Failure> {
+        address: [UInt8], link: Link, probes: Int, spacing: Duration, wait: Duration,
+        report: (Result<String?, Failure>) -> Void
+    ) {
         if let namespace = link.namespace, let reason = NeighborAdvertiser.enterNamespace(namespace) {
-            return .failure(Failure(reason: reason))
+            return report(.failure(Failure(reason: reason)))
         }
         let fd: Int32
         switch openSocket(link) {
         case .success(let value): fd = value
-        case .failure(let failure): return .failure(failure)
+        case .failure(let failure): return report(.failure(failure))
         }
         defer { close(fd) }
 
@@ -79,24 +90,24 @@ enum ARPSocket {
         while true {
             let now = monotonicNanoseconds()
             if sent < probes && now >= start + UInt64(sent) * spacingNS {
-                if let reason = send(packet, fd: fd, link: link, what: "ARP probe") { return .failure(Failure(reason: reason)) }
+                if let reason = send(packet, fd: fd, link: link, what: "ARP probe") { return report(.failure(Failure(reason: reason))) }
                 sent += 1
                 continue
             }
-            if now >= deadline { return .success(nil) }
+            if now >= deadline { return report(.success(nil)) }
             var until = deadline
             if sent < probes { until = min(until, start + UInt64(sent) * spacingNS) }
             switch receive(fd: fd, link: link, until: until) {
-            case .failure(let failure): return .failure(failure)
+            case .failure(let failure): return report(.failure(failure))
             case .success(nil): continue
             case .success(let frame?):
                 guard frame.hardwareType == 1, frame.protocolType == 0x0800, !link.ownMACs.contains(frame.senderMAC),
                     frame.senderMAC != link.mac
                 else { continue }
                 // An answer (or any ARP) from the address, or someone else probing for it.
-                if frame.senderIP == address { return .success(macText(frame.senderMAC)) }
+                if frame.senderIP == address { return report(.success(macText(frame.senderMAC))) }
                 if frame.operation == 1 && frame.senderIP == zeroIP && frame.targetIP == address {
-                    return .success(macText(frame.senderMAC))
+                    return report(.success(macText(frame.senderMAC)))
                 }
             }
         }
@@ -150,14 +161,6 @@ enum ARPSocket {
     }
 
     // MARK: - Socket work (blocking; on own threads only)
-
-    private static func onThread<T: Sendable>(named name: String, _ work: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            let thread = Thread { continuation.resume(returning: work()) }
-            thread.name = name
-            thread.start()
-        }
-    }
 
     private static func errnoText(_ code: Int32) -> String { "\(String(cString: strerror(code))) (errno \(code))" }
 
