@@ -256,7 +256,11 @@ public struct ServerEngine: Sendable, Equatable {
             if case .resourcesFinished(let runs) = event { for run in runs { _ = runner.finishRun(run.runID) } }
             return []
         }
-        let gap = stalls.gap(now: now)
+        // How long this server did not run: the gap since the last event, less the part the
+        // quiet ticks allowed (while nothing is due the daemon sleeps up to a heartbeat
+        // interval; a userw timeout shorter than that must not take the sleep for a stall).
+        // Without quiet ticks it is the plain gap.
+        let gap = stalls.expectedBy(quietUntil: quietUntil).map { now - ($0 - stalls.tickPeriod) }
         let stallsBefore = stalls.count
         noticeStall(now: now)
         if let gap, !monitoring.userSpace.isEmpty {

@@ -311,6 +311,29 @@ struct MonitorRecoveryTests {
         #expect(world.violations.isEmpty)
     }
 
+    @Test(
+        "userw: gaps while ticks are quiet (the daemon sleeps until something is due) are no stall, even with a timeout below the heartbeat interval; a real stall still is"
+    )
+    func userSpaceQuietGapsAreNoStall() {
+        var monitor = Self.monitor(
+            "userw", type: .userw, target: nil, recovery: MonitorRecovery(target: .localServer, finalAction: .reboot))
+        // Below the 500 ms heartbeat interval: a lone server's events come that far apart while
+        // nothing is due.
+        monitor.timeout = .milliseconds(300)
+        monitor.interval = .seconds(5)
+        var config = Cfg.cluster(servers: 1, groups: [Self.group(servers: ["s1"])])
+        config.monitors = [monitor]
+        let world = SimulatedCluster(config: config, seed: 1, scriptModel: Scripts.model(fails: { _, _ in false }))
+        world.sparseTicks = true
+        world.boot("s1")
+        world.run(until: .seconds(20))
+        #expect(world.osActionList.isEmpty, "\(world.trace.filter { $0.contains("userw") }.suffix(10).joined(separator: "\n"))")
+        world.freeze("s1", for: .milliseconds(900))
+        world.run(for: .seconds(3))
+        #expect(world.osActionList == ["s1:reboot"], "\(world.recentTrace)")
+        #expect(world.violations.isEmpty)
+    }
+
     @Test("active monitors stop before their group's stop scripts and start again after a move")
     func activeMonitorsFollowTheGroup() {
         let recovery = MonitorRecovery(target: .group("g"), reactivations: 1, failovers: 0, finalAction: .none)
