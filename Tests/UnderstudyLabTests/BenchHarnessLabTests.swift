@@ -119,6 +119,12 @@ struct BenchHarnessLabTests {
             let seconds = try #require(run.seconds, "no answer from another server")
             #expect(seconds > 0.3 && seconds < 10, "\(seconds) s")
             #expect(run.answeredBy != nil && run.answeredBy != run.holder)
+            // The new holder probed the address while the takeover margin ran, and its
+            // activation used that probe instead of waiting for one of its own.
+            let newHolder = try #require(run.answeredBy)
+            let log = (try? String(contentsOfFile: spec.logPath(of: newHolder), encoding: .utf8)) ?? ""
+            #expect(log.contains("ahead of a takeover: no answer"), "\(log.suffix(3000))")
+            #expect(log.contains("had no answer when its holder was lost"), "\(log.suffix(3000))")
             let roots: [(server: String, pid: Int32)] = spec.serverNames.compactMap { server in
                 lab.pid(of: server).map { (server, $0.pid) }
             }

@@ -77,6 +77,7 @@ extension ClusterDaemon {
                 serviceStopped(then)
             case .log(let entry):
                 record(entry)
+                if entry.module == EventKind.serverDown.module && entry.eventID == EventKind.serverDown.id { prepareTakeovers() }
             case .startMonitor(let start):
                 startMonitor(start)
             case .stopMonitor(let monitor, let run):

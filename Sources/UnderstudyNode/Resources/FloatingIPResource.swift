@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import UnderstudyEngine
 import UnderstudyModel
 
@@ -66,6 +67,10 @@ public final class FloatingIPDriver: Sendable {
     let commands: NetCommandRunner
     let netlink: RTNetlinkClient
     let logger: Logger?
+    /// Addresses probed when their holder was lost (`prepareTakeover`), by address.
+    let earlyProbes = Mutex<[String: EarlyProbe]>([:])
+    /// Activations that used such a probe instead of probing again (for tests and the log).
+    let earlyProbesUsed = Atomic<Int>(0)
 
     public init(options: FloatingIPDriverOptions = FloatingIPDriverOptions(), logger: Logger? = nil) {
         self.options = options
@@ -103,46 +108,7 @@ public final class FloatingIPDriver: Sendable {
         let tuning = options.tuned(by: settings)
         let ip = try parse(settings.address)
         let interfaces = try await listInterfaces()
-        let holder = interfaces.first { $0.entry(for: ip) != nil }
-
-        // The interface to use, and the prefix length.
-        let chosen: NetInterface
-        var prefix = ip.prefix
-        if let holder {
-            if let wanted = settings.interface, wanted != holder.ifname {
-                throw FloatingIPFailure("address \(ip.address) is already on interface \(holder.ifname), not on \(wanted)")
-            }
-            chosen = holder
-            prefix = holder.entry(for: ip)?.prefixlen ?? prefix
-        } else {
-            let candidates = interfaces.filter { settings.interface == nil ? !$0.isLoopback : $0.ifname == settings.interface }
-            if let wanted = settings.interface, candidates.isEmpty {
-                throw FloatingIPFailure("interface \(wanted) for address \(ip.address) does not exist")
-            }
-            let matching = candidates.compactMap { interface -> (NetInterface, Int)? in
-                for entry in interface.addrInfo {
-                    guard let local = try? IPAddressWithPrefix.parse(entry.local), local.family == ip.family,
-                        local.unusableReason == nil || local.family == .v4,
-                        ip.sameNetwork(as: local, prefix: entry.prefixlen)
-                    else { continue }
-                    return (interface, entry.prefixlen)
-                }
-                return nil
-            }
-            if let (interface, subnetPrefix) = matching.first {
-                chosen = interface
-                prefix = prefix ?? subnetPrefix
-            } else if settings.interface != nil, let interface = candidates.first, prefix != nil {
-                // An explicit interface with an explicit prefix: trust the configuration.
-                chosen = interface
-            } else if let wanted = settings.interface {
-                throw FloatingIPFailure(
-                    "no subnet of interface \(wanted) contains address \(ip.address); give the prefix length (e.g. \(ip.address)/24)")
-            } else {
-                throw FloatingIPFailure("no interface holds a subnet that contains address \(ip.address)")
-            }
-        }
-        guard let prefix else { throw FloatingIPFailure("no prefix length known for address \(ip.address)") }
+        let (chosen, prefix, holder) = try Self.placement(of: ip, settings: settings, interfaces: interfaces)
 
         let linkUp = chosen.linkIsUp
         if !linkUp && settings.failOnLinkDown {
@@ -151,9 +117,18 @@ public final class FloatingIPDriver: Sendable {
 
         // In use elsewhere? Answers from any of this server's own MACs do not count.
         if !settings.force && linkUp {
-            let ownMACs = Set(interfaces.compactMap { $0.address?.lowercased() })
-            if let foreign = try await probe(ip, on: chosen, ownMACs: ownMACs, tuning: tuning) {
-                throw FloatingIPFailure("address \(ip.address) is already in use on the network (answered by \(foreign))")
+            if holder == nil, let early = takeEarlyProbe(of: ip.address), early.answeredBy == nil {
+                // Nobody answered for it after its holder was lost (`prepareTakeover`): from
+                // then on only that holder could, and it fenced before this start was allowed.
+                earlyProbesUsed.add(1, ordering: .relaxed)
+                logger?.info(
+                    "fip: \(ip.address) had no answer when its holder was lost (\(Int(early.startedAt.duration(to: .now) / .milliseconds(1))) ms ago): not probed again"
+                )
+            } else {
+                let ownMACs = Set(interfaces.compactMap { $0.address?.lowercased() })
+                if let foreign = try await probe(ip, on: chosen, ownMACs: ownMACs, tuning: tuning) {
+                    throw FloatingIPFailure("address \(ip.address) is already in use on the network (answered by \(foreign))")
+                }
             }
         }
 
@@ -301,6 +276,74 @@ public final class FloatingIPDriver: Sendable {
             ownMACs: Set(ownMACs.compactMap(ARPSocket.macBytes)).union([mac]), namespace: options.namespace)
     }
 
+    // MARK: - Probing ahead of a takeover
+
+    /// What an ARP probe found for an address when its holder was lost.
+    struct EarlyProbe: Sendable {
+        var startedAt: ContinuousClock.Instant
+        /// The foreign MAC that answered, nil when nobody did.
+        var answeredBy: String?
+    }
+
+    /// How long such a probe stands in for the activation's own: longer than any takeover
+    /// margin (interval plus ping timeout) after the loss, short enough that an address taken
+    /// by someone else meanwhile is not missed for long.
+    static let earlyProbeLifetime: Duration = .seconds(10)
+
+    /// The early probe of `address`, used once: nil when there is none, or it is too old.
+    func takeEarlyProbe(of address: String) -> EarlyProbe? {
+        earlyProbes.withLock { probes in
+            guard let probe = probes.removeValue(forKey: address), probe.startedAt.duration(to: .now) <= Self.earlyProbeLifetime
+            else { return nil }
+            return probe
+        }
+    }
+
+    /// The holder of these addresses was lost; this server may start them after the takeover
+    /// margin. The ARP probe changes nothing on the network (sender 0.0.0.0), so it runs now,
+    /// while the margin passes, instead of after it: an activation within
+    /// `earlyProbeLifetime` that finds "nobody answered" needs no probe of its own. Any
+    /// answer (the old holder may answer until it fences) leaves the activation to probe as
+    /// usual. IPv4 addresses not held here and not `force`d, all of one interface in one
+    /// wait; IPv6 addresses are probed at activation.
+    func prepareTakeover(_ settings: [FloatingIPSettings]) async {
+        let candidates = settings.filter { !$0.force }.compactMap { setting in
+            (try? parse(setting.address)).flatMap { $0.family == .v4 ? (ip: $0, settings: setting) : nil }
+        }
+        guard !candidates.isEmpty, let interfaces = try? await listInterfaces() else { return }
+        let ownMACs = Set(interfaces.compactMap { $0.address?.lowercased() })
+        var byInterface: [Int: (interface: NetInterface, addresses: [IPAddressWithPrefix], wait: Duration)] = [:]
+        for candidate in candidates {
+            guard let placed = try? Self.placement(of: candidate.ip, settings: candidate.settings, interfaces: interfaces),
+                placed.holder == nil, placed.chosen.linkIsUp
+            else { continue }
+            let wait = options.tuned(by: candidate.settings).probeWait
+            var entry = byInterface[placed.chosen.ifindex] ?? (placed.chosen, [], wait)
+            entry.addresses.append(candidate.ip)
+            entry.wait = max(entry.wait, wait)
+            byInterface[placed.chosen.ifindex] = entry
+        }
+        await withTaskGroup(of: Void.self) { probes in
+            for (interface, addresses, wait) in byInterface.values {
+                guard let link = arpLink(interface, ownMACs: ownMACs) else { continue }
+                probes.addTask {
+                    let startedAt = ContinuousClock.now
+                    guard let answers = try? await ARPSocket.probe(addresses: addresses.map(\.bytes), on: link, wait: wait) else {
+                        return
+                    }
+                    self.earlyProbes.withLock { probes in
+                        for address in addresses {
+                            probes[address.address] = EarlyProbe(startedAt: startedAt, answeredBy: answers[address.bytes])
+                        }
+                    }
+                    let busy = addresses.filter { answers[$0.bytes] != nil }.map(\.address)
+                    let outcome = busy.isEmpty ? "no answer" : "answered for \(busy.joined(separator: ", ")) (probed again at activation)"
+                    self.logger?.info("fip: probed \(addresses.count) address(es) on \(interface.ifname) ahead of a takeover: \(outcome)")
+                }
+            }
+        }
+    }
+
     // MARK: - Deactivation
 
     func deactivate(_ settings: FloatingIPSettings) async -> Result<Void, FloatingIPFailure> {
@@ -331,6 +374,54 @@ public final class FloatingIPDriver: Sendable {
     }
 
     // MARK: - Helpers
+
+    /// The interface the address goes on, its prefix length, and the interface that holds
+    /// it already (if any).
+    static func placement(of ip: IPAddressWithPrefix, settings: FloatingIPSettings, interfaces: [NetInterface]) throws(FloatingIPFailure)
+        -> (chosen: NetInterface, prefix: Int, holder: NetInterface?)
+    {
+        let holder = interfaces.first { $0.entry(for: ip) != nil }
+
+        // The interface to use, and the prefix length.
+        let chosen: NetInterface
+        var prefix = ip.prefix
+        if let holder {
+            if let wanted = settings.interface, wanted != holder.ifname {
+                throw FloatingIPFailure("address \(ip.address) is already on interface \(holder.ifname), not on \(wanted)")
+            }
+            chosen = holder
+            prefix = holder.entry(for: ip)?.prefixlen ?? prefix
+        } else {
+            let candidates = interfaces.filter { settings.interface == nil ? !$0.isLoopback : $0.ifname == settings.interface }
+            if let wanted = settings.interface, candidates.isEmpty {
+                throw FloatingIPFailure("interface \(wanted) for address \(ip.address) does not exist")
+            }
+            let matching = candidates.compactMap { interface -> (NetInterface, Int)? in
+                for entry in interface.addrInfo {
+                    guard let local = try? IPAddressWithPrefix.parse(entry.local), local.family == ip.family,
+                        local.unusableReason == nil || local.family == .v4,
+                        ip.sameNetwork(as: local, prefix: entry.prefixlen)
+                    else { continue }
+                    return (interface, entry.prefixlen)
+                }
+                return nil
+            }
+            if let (interface, subnetPrefix) = matching.first {
+                chosen = interface
+                prefix = prefix ?? subnetPrefix
+            } else if settings.interface != nil, let interface = candidates.first, prefix != nil {
+                // An explicit interface with an explicit prefix: trust the configuration.
+                chosen = interface
+            } else if let wanted = settings.interface {
+                throw FloatingIPFailure(
+                    "no subnet of interface \(wanted) contains address \(ip.address); give the prefix length (e.g. \(ip.address)/24)")
+            } else {
+                throw FloatingIPFailure("no interface holds a subnet that contains address \(ip.address)")
+            }
+        }
+        guard let prefix else { throw FloatingIPFailure("no prefix length known for address \(ip.address)") }
+        return (chosen, prefix, holder)
+    }
 
     private func parse(_ text: String) throws(FloatingIPFailure) -> IPAddressWithPrefix {
         try IPAddressWithPrefix.parseMovable(text, as: "a floating IP")
@@ -388,6 +479,14 @@ extension FloatingIPDriver: ResourceDriver {
     public func perform(_ run: ResourceRun, resource: ResourceConfig) async -> ResourceOutcome {
         guard case .fip(let settings) = resource.settings else { return .failure(reason: "\(resource.name) is not a fip resource") }
         return await perform(run, settings: settings)
+    }
+
+    public func prepareTakeover(resources: [ResourceConfig]) async {
+        await prepareTakeover(
+            resources.compactMap { resource in
+                if case .fip(let settings) = resource.settings { return settings }
+                return nil
+            })
     }
 
     /// Removes the addresses (a stop without scripts; idempotent), all at once.

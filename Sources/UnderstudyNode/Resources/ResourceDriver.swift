@@ -15,6 +15,15 @@ public protocol ResourceDriver: Sendable {
     /// nothing the daemon orders after the fence can overtake it, and returns the task that
     /// finishes the rest (removing addresses), if any. Idempotent.
     func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>?
+
+    /// The server holding the groups of `resources` (this type's) was lost, and this one may
+    /// take them over once the takeover margin has passed: checks that change nothing (the
+    /// fip's address probe) may run now instead of then. Most types have none.
+    func prepareTakeover(resources: [ResourceConfig]) async
+}
+
+extension ResourceDriver {
+    public func prepareTakeover(resources: [ResourceConfig]) async {}
 }
 
 /// What a driver may need from the daemon (or the keeper) that runs it.
@@ -74,6 +83,17 @@ public struct ResourceDrivers: Sendable {
             return .failure(reason: "resource type \(resource.type.rawValue) is not supported by this daemon")
         }
         return await driver.perform(run, resource: resource)
+    }
+
+    /// Lets each type of `groups` check ahead what it can (`ResourceDriver.prepareTakeover`).
+    public func prepareTakeover(groups: [GroupConfig]) async {
+        await withTaskGroup(of: Void.self) { tasks in
+            for (type, driver) in drivers {
+                let resources = groups.flatMap { $0.resources.filter { $0.type == type } }
+                guard !resources.isEmpty else { continue }
+                tasks.addTask { await driver.prepareTakeover(resources: resources) }
+            }
+        }
     }
 
     /// Fences every resource of `group` on this server, type by type in the order of the

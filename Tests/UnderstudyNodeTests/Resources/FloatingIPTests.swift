@@ -155,6 +155,46 @@ struct FloatingIPTests {
         #expect(await start(s1, FloatingIPSettings(address: "10.210.1.60/24")) == .success(asyncPID: nil))
     }
 
+    @Test(.requires(FloatingIPLab.prerequisite)) func probeAheadOfATakeoverStandsInForTheActivationsOwn() async throws {
+        let lab = try FloatingIPLab.make()
+        defer { lab.remove() }
+        let (s1, s2) = (lab.servers[0], lab.servers[1])
+        // .62 is still held by the old holder (it answers until it fences); .61 is free; .63 is
+        // forced and .64 IPv6: neither is probed ahead.
+        try FloatingIPLab.sh("ip", "-n", s2, "addr", "add", "10.210.1.62/24", "dev", "eth0")
+        let free = FloatingIPSettings(address: "10.210.1.61/24")
+        let held = FloatingIPSettings(address: "10.210.1.62/24")
+        let d = driver(s1)
+        await d.prepareTakeover([
+            free, held, FloatingIPSettings(address: "10.210.1.63/24", force: true), FloatingIPSettings(address: "fd10:210:1::64/64"),
+        ])
+        let early = d.earlyProbes.withLock { $0 }
+        #expect(Set(early.keys) == ["10.210.1.61", "10.210.1.62"])
+        #expect(early["10.210.1.61"]?.answeredBy == nil)
+        #expect(early["10.210.1.62"]?.answeredBy == (try lab.mac(of: s2)))
+
+        // The free one starts without a probe of its own; the held one is probed again and refused.
+        #expect(await d.perform(run(.start), settings: free) == .success(asyncPID: nil))
+        #expect(d.earlyProbesUsed.load(ordering: .relaxed) == 1)
+        let refused = await d.perform(run(.start), settings: held)
+        #expect(reason(refused)?.contains("address 10.210.1.62 is already in use on the network") == true)
+        #expect(d.earlyProbesUsed.load(ordering: .relaxed) == 1)
+
+        // Used once: the next start of the free one probes again (and finds it free).
+        #expect(await d.perform(run(.stop), settings: free) == .success(asyncPID: nil))
+        #expect(d.earlyProbes.withLock { $0.isEmpty })
+        #expect(await d.perform(run(.start), settings: free) == .success(asyncPID: nil))
+        #expect(d.earlyProbesUsed.load(ordering: .relaxed) == 1)
+        #expect(await d.perform(run(.stop), settings: free) == .success(asyncPID: nil))
+
+        // Too old: not used.
+        d.earlyProbes.withLock {
+            $0["10.210.1.61"] = FloatingIPDriver.EarlyProbe(
+                startedAt: .now - FloatingIPDriver.earlyProbeLifetime - .seconds(1), answeredBy: nil)
+        }
+        #expect(d.takeEarlyProbe(of: "10.210.1.61") == nil)
+    }
+
     @Test(.requires(FloatingIPLab.prerequisite)) func deactivationRemovesAndIsIdempotent() async throws {
         let lab = try FloatingIPLab.make(servers: 1)
         defer { lab.remove() }

@@ -51,13 +51,22 @@ enum ARPSocket {
     static func probe(
         address: [UInt8], on link: Link, probes: Int = 2, spacing: Duration = .milliseconds(50), wait: Duration
     ) async throws(Failure) -> String? {
+        try await probe(addresses: [address], on: link, probes: probes, spacing: spacing, wait: wait)[address]
+    }
+
+    /// `probe(address:)` for several addresses at once, on one socket and in one wait: the
+    /// foreign MAC that answered for each address that anyone answered for.
+    static func probe(
+        addresses: [[UInt8]], on link: Link, probes: Int = 2, spacing: Duration = .milliseconds(50), wait: Duration
+    ) async throws(Failure) -> [[UInt8]: String] {
+        guard !addresses.isEmpty else { return [:] }
         // The answer is handed over before the socket is closed: closing a packet socket
         // waits for an RCU grace period (synchronize_net, about 10 ms on this kernel), which
         // would otherwise delay every address activation.
-        let result: Result<String?, Failure> = await withCheckedContinuation { continuation in
+        let result: Result<[[UInt8]: String], Failure> = await withCheckedContinuation { continuation in
             let thread = Thread {
                 runProbe(
-                    address: address, link: link, probes: max(1, probes), spacing: spacing, wait: wait,
+                    addresses: Set(addresses), link: link, probes: max(1, probes), spacing: spacing, wait: wait,
                     report: { continuation.resume(returning: $0) })
             }
             thread.name = "understudy-arp-probe"
@@ -68,8 +77,8 @@ enum ARPSocket {
 
     /// Probes, calls `report` once with the outcome, then closes its socket.
     private static func runProbe(
-        address: [UInt8], link: Link, probes: Int, spacing: Duration, wait: Duration,
-        report: (Result<String?, Failure>) -> Void
+        addresses: Set<[UInt8]>, link: Link, probes: Int, spacing: Duration, wait: Duration,
+        report: (Result<[[UInt8]: String], Failure>) -> Void
     ) {
         if let namespace = link.namespace, let reason = NeighborAdvertiser.enterNamespace(namespace) {
             return report(.failure(Failure(reason: reason)))
@@ -82,7 +91,8 @@ enum ARPSocket {
         defer { close(fd) }
 
         let zeroIP: [UInt8] = [0, 0, 0, 0]
-        let packet = arpRequest(senderMAC: link.mac, senderIP: zeroIP, targetIP: address)
+        let packets = addresses.map { arpRequest(senderMAC: link.mac, senderIP: zeroIP, targetIP: $0) }
+        var answered: [[UInt8]: String] = [:]
         let start = monotonicNanoseconds()
         let deadline = start + max(nanoseconds(wait), 10_000_000)
         let spacingNS = max(nanoseconds(spacing), 0)
@@ -90,11 +100,13 @@ enum ARPSocket {
         while true {
             let now = monotonicNanoseconds()
             if sent < probes && now >= start + UInt64(sent) * spacingNS {
-                if let reason = send(packet, fd: fd, link: link, what: "ARP probe") { return report(.failure(Failure(reason: reason))) }
+                for packet in packets {
+                    if let reason = send(packet, fd: fd, link: link, what: "ARP probe") { return report(.failure(Failure(reason: reason))) }
+                }
                 sent += 1
                 continue
             }
-            if now >= deadline { return report(.success(nil)) }
+            if now >= deadline || answered.count == addresses.count { return report(.success(answered)) }
             var until = deadline
             if sent < probes { until = min(until, start + UInt64(sent) * spacingNS) }
             switch receive(fd: fd, link: link, until: until) {
@@ -105,9 +117,10 @@ enum ARPSocket {
                     frame.senderMAC != link.mac
                 else { continue }
                 // An answer (or any ARP) from the address, or someone else probing for it.
-                if frame.senderIP == address { return report(.success(macText(frame.senderMAC))) }
-                if frame.operation == 1 && frame.senderIP == zeroIP && frame.targetIP == address {
-                    return report(.success(macText(frame.senderMAC)))
+                if addresses.contains(frame.senderIP) {
+                    answered[frame.senderIP] = answered[frame.senderIP] ?? macText(frame.senderMAC)
+                } else if frame.operation == 1 && frame.senderIP == zeroIP && addresses.contains(frame.targetIP) {
+                    answered[frame.targetIP] = answered[frame.targetIP] ?? macText(frame.senderMAC)
                 }
             }
         }
