@@ -27,4 +27,30 @@ struct LatenessRecorderTests {
         }
         #expect(recorder.lateSamples(over: .milliseconds(20)).isEmpty)
     }
+
+    @Test("memory follows the rate, not the uptime: only the last minute is kept, and the storage does not grow")
+    func keepsOnlyTheRetentionWindow() {
+        let recorder = LatenessRecorder()
+        let end = ContinuousClock.now
+        // 200 s of heartbeats at 50 a second, the last one now; the first 140 s late by 20 ms,
+        // the last 60 s on time.
+        let count = 10_000
+        var peakStorage = 0
+        for index in 0..<count {
+            let time = end - .milliseconds(20 * (count - 1 - index))
+            recorder.record(index < 7_000 ? .milliseconds(20) : .microseconds(100), at: time)
+            peakStorage = max(peakStorage, recorder.storageCount)
+        }
+        #expect((3_000...3_001).contains(recorder.retainedCount), "\(recorder.retainedCount)")
+        #expect(peakStorage <= 2 * 3_001 + 1_024, "\(peakStorage)")
+        let summary = recorder.summary()
+        #expect(summary.max == .microseconds(100), "the late samples are older than the window")
+        #expect(recorder.lateSamples(over: .milliseconds(10)).isEmpty)
+
+        // At any rate the capacity bounds it.
+        let bounded = LatenessRecorder(capacity: 100)
+        for index in 0..<1_000 { bounded.record(.microseconds(index), at: end) }
+        #expect(bounded.retainedCount == 100)
+        #expect(bounded.summary().max == .microseconds(999))
+    }
 }
