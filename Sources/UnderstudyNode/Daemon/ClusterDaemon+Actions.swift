@@ -18,6 +18,7 @@ extension ClusterDaemon {
         defer {
             leaseFile.write(expiry: engine.leaseExpiry(now: lastTick))
             wakeTickLoopIfDue()
+            noticeLostPeers()
         }
         if let os = actions.lazy.compactMap(\.machineStop).first {
             // Nothing else of this step may run first (a resource run, a stop script): only
@@ -77,7 +78,6 @@ extension ClusterDaemon {
                 serviceStopped(then)
             case .log(let entry):
                 record(entry)
-                if entry.module == EventKind.serverDown.module && entry.eventID == EventKind.serverDown.id { prepareTakeovers() }
             case .startMonitor(let start):
                 startMonitor(start)
             case .stopMonitor(let monitor, let run):

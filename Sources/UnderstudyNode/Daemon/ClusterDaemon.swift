@@ -160,6 +160,8 @@ public actor ClusterDaemon {
     var keyMismatchReported: Set<ServerName> = []
     var badMACSeen: [String: UInt64] = [:]
     var heartbeatSendWatch = HeartbeatSendWatch()
+    /// The Engine's view after the last step (`noticeLostPeers`).
+    var viewAtLastStep: Set<ServerName> = []
     var lastKeyMismatchCheck = ContinuousClock.now
     let monitorRunner = MonitorRunner()
     /// How late heartbeats leave against their schedule.
