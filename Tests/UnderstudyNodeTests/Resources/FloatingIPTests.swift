@@ -124,6 +124,51 @@ struct FloatingIPTests {
         #expect(seen.allSatisfy { $0 == s1MAC })
     }
 
+    @Test func onlyTheAddressItselfShowsItInUse() throws {
+        let addresses: Set<[UInt8]> = [[10, 0, 0, 5], [10, 0, 0, 6]]
+        let mac: [UInt8] = [2, 0, 0, 0, 0, 9]
+        func frame(_ operation: UInt16, sender: [UInt8], target: [UInt8]) throws -> ARPSocket.Frame {
+            var bytes = ARPSocket.arpRequest(senderMAC: mac, senderIP: sender, targetIP: target)
+            bytes[7] = UInt8(operation)
+            return try #require(ARPSocket.parse(bytes[...]))
+        }
+        // A reply from the holder, its gratuitous announcement, its own request for a neighbour.
+        #expect(
+            ARPSocket.claimedAddress(by: try frame(2, sender: [10, 0, 0, 5], target: [10, 0, 0, 1]), among: addresses) == [10, 0, 0, 5])
+        #expect(
+            ARPSocket.claimedAddress(by: try frame(1, sender: [10, 0, 0, 6], target: [10, 0, 0, 6]), among: addresses) == [10, 0, 0, 6])
+        #expect(
+            ARPSocket.claimedAddress(by: try frame(1, sender: [10, 0, 0, 5], target: [10, 0, 0, 9]), among: addresses) == [10, 0, 0, 5])
+        // Another failover candidate probing the same address; a client asking for it.
+        #expect(ARPSocket.claimedAddress(by: try frame(1, sender: [0, 0, 0, 0], target: [10, 0, 0, 5]), among: addresses) == nil)
+        #expect(ARPSocket.claimedAddress(by: try frame(1, sender: [10, 0, 0, 7], target: [10, 0, 0, 5]), among: addresses) == nil)
+    }
+
+    /// When a holder is lost, every server that may take its groups over probes their
+    /// addresses at the same moment: they must not take each other's probes for a holder.
+    @Test(.requires(FloatingIPLab.prerequisite)) func candidatesProbingAtOnceDoNotSeeEachOtherAsHolders() async throws {
+        let lab = try FloatingIPLab.make(servers: 3)
+        defer { lab.remove() }
+        let (s2, s3) = (lab.servers[1], lab.servers[2])
+        let settings = FloatingIPSettings(address: "10.210.1.65/24", probeWait: .milliseconds(300))
+        let (d2, d3) = (driver(s2), driver(s3))
+        async let early2: Void = d2.prepareTakeover([settings])
+        async let early3: Void = d3.prepareTakeover([settings])
+        _ = await (early2, early3)
+        #expect(d2.earlyProbes.withLock { $0["10.210.1.65"] }?.answeredBy == nil)
+        #expect(d3.earlyProbes.withLock { $0["10.210.1.65"] }?.answeredBy == nil)
+        // One of them activates while the other is still probing ahead.
+        d2.earlyProbes.withLock { $0.removeAll() }
+        async let late3: Void = d3.prepareTakeover([settings])
+        let started = await d2.perform(run(.start), settings: settings)
+        await late3
+        #expect(started == .success(asyncPID: nil))
+        #expect(try lab.addresses(in: s2).contains("10.210.1.65"))
+        // Now held: the other's probe sees the holder.
+        await d3.prepareTakeover([settings])
+        #expect(d3.earlyProbes.withLock { $0["10.210.1.65"] }?.answeredBy == (try lab.mac(of: s2)))
+    }
+
     @Test func arpPacketLayout() {
         let packet = ARPSocket.arpRequest(senderMAC: [2, 0, 0, 0, 0, 1], senderIP: [0, 0, 0, 0], targetIP: [10, 0, 0, 5])
         #expect(packet.count == 28)

@@ -47,7 +47,7 @@ enum ARPSocket {
 
     /// Sends `probes` ARP probes (sender IP 0.0.0.0) for `address`, `spacing` apart, the first
     /// at once, and listens until `wait` has passed since the first. Returns the MAC of a
-    /// foreign host that answered for the address (or probed for it itself), nil when none did.
+    /// foreign host that answered for the address, nil when none did (`claimedAddress(by:among:)`).
     static func probe(
         address: [UInt8], on link: Link, probes: Int = 2, spacing: Duration = .milliseconds(50), wait: Duration
     ) async throws(Failure) -> String? {
@@ -116,14 +116,20 @@ enum ARPSocket {
                 guard frame.hardwareType == 1, frame.protocolType == 0x0800, !link.ownMACs.contains(frame.senderMAC),
                     frame.senderMAC != link.mac
                 else { continue }
-                // An answer (or any ARP) from the address, or someone else probing for it.
-                if addresses.contains(frame.senderIP) {
-                    answered[frame.senderIP] = answered[frame.senderIP] ?? macText(frame.senderMAC)
-                } else if frame.operation == 1 && frame.senderIP == zeroIP && addresses.contains(frame.targetIP) {
-                    answered[frame.targetIP] = answered[frame.targetIP] ?? macText(frame.senderMAC)
+                if let address = claimedAddress(by: frame, among: addresses) {
+                    answered[address] = answered[address] ?? macText(frame.senderMAC)
                 }
             }
         }
+    }
+
+    /// The probed address `frame` shows in use: any ARP whose sender is the address (a reply,
+    /// a gratuitous announcement, a request from its holder). Another host's probe for it
+    /// (sender 0.0.0.0) does not count, unlike RFC 5227's conflict rule: when a holder is
+    /// lost every failover candidate probes its addresses at once, and the cluster, not the
+    /// probe, decides which of them takes them over.
+    static func claimedAddress(by frame: Frame, among addresses: Set<[UInt8]>) -> [UInt8]? {
+        addresses.contains(frame.senderIP) ? frame.senderIP : nil
     }
 
     // MARK: - Announcements
