@@ -15,6 +15,9 @@ import UnderstudyTestSupport
 @Suite(.serialized)
 struct NetlinkTests {
     static let prerequisite = Prerequisite.all("netns", [.root, .command("ip", package: "iproute2")])
+    static let firewallPrerequisite = Prerequisite.all(
+        "netns-nft",
+        [.root, .command("ip", package: "iproute2"), .command("nft", package: "nftables"), .command("ping", package: "iputils-ping")])
 
     // MARK: - Wire format
 
@@ -357,6 +360,43 @@ struct NetlinkTests {
         } catch {
             #expect(error.reason.contains("cannot open network namespace understudy-no-such-ns-"), "\(error)")
         }
+    }
+
+    @Test func echoRequestsAreSentInRoundsWithinTheTimeout() {
+        // The fast profile's 20 ms: at 0, 6.67 and 13.3 ms, a third of the timeout left after the last.
+        #expect(ICMPEcho.sendOffsets(timeout: .milliseconds(20)) == [0, 6_666_666, 13_333_332])
+        #expect(ICMPEcho.sendOffsets(timeout: .seconds(1)) == [0, 333_333_333, 666_666_666])
+        // Too short to space them 2 ms apart: one request.
+        #expect(ICMPEcho.sendOffsets(timeout: .milliseconds(5)) == [0])
+        #expect(ICMPEcho.sendOffsets(timeout: .zero) == [0])
+        #expect(ICMPEcho.sendOffsets(timeout: .seconds(1), rounds: 1) == [0])
+    }
+
+    /// A lost echo request does not decide a partition: the probe asks again within its
+    /// timeout. The answering side drops the first request it gets (nftables `numgen`).
+    @Test(.requires(NetlinkTests.firewallPrerequisite)) func aLostEchoRequestIsAskedAgainWithinTheTimeout() async throws {
+        let namespaces = Namespaces()
+        defer { namespaces.remove() }
+        let a = try namespaces.make()
+        let b = try namespaces.make()
+        try namespaces.sh("ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b)
+        try namespaces.sh("ip", "-n", a, "addr", "add", "10.233.3.1/24", "dev", "va")
+        try namespaces.sh("ip", "-n", b, "addr", "add", "10.233.3.2/24", "dev", "vb")
+        try namespaces.sh("ip", "-n", a, "link", "set", "va", "up")
+        try namespaces.sh("ip", "-n", b, "link", "set", "vb", "up")
+        // The neighbour entry first, so that the first request is not also held up by ARP.
+        try namespaces.sh("ip", "netns", "exec", b, "ping", "-c", "1", "-W", "1", "10.233.3.1")
+        try namespaces.sh("ip", "netns", "exec", a, "nft", "add", "table", "inet", "t")
+        try namespaces.sh(
+            "ip", "netns", "exec", a, "nft", "add", "chain", "inet", "t", "input", "{ type filter hook input priority 0 ; }")
+        try namespaces.sh(
+            "ip", "netns", "exec", a, "nft", "add", "rule", "inet", "t", "input", "icmp", "type", "echo-request", "numgen", "inc",
+            "mod", "1000000", "0", "counter", "drop")
+        let report = await ICMPEcho.ping(["10.233.3.1"], timeout: .milliseconds(30), namespace: b)
+        #expect(report.answered == ["10.233.3.1"], "\(report)")
+        // The first request was the one dropped.
+        let rules = try namespaces.sh("ip", "netns", "exec", a, "nft", "list", "chain", "inet", "t", "input")
+        #expect(rules.contains("counter packets 1 "), "\(rules)")
     }
 
     /// Two namespaces joined by a veth pair: a answers, b asks. One with datagram ICMP sockets

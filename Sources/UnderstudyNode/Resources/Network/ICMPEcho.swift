@@ -52,9 +52,21 @@ enum ICMPEcho {
         var socketAddress: [UInt8]
         /// Network-order address bytes (4 or 16), to match the reply's source.
         var address: [UInt8]
-        var sequence: UInt16
-        var sent = false
+        /// The sequence number of each request sent so far (one per round).
+        var sequences: [UInt16] = []
+        var sent: Bool { !sequences.isEmpty }
         var answered = false
+    }
+
+    /// When each round of requests leaves, in nanoseconds after the first: `rounds` rounds
+    /// spread evenly over the first two thirds of `timeout`, so a single lost request or
+    /// reply does not decide the probe (a partition verdict hangs on it), while the last
+    /// round still has a third of the timeout to be answered. A round at most every 2 ms.
+    static func sendOffsets(timeout: Duration, rounds: Int = 3) -> [UInt64] {
+        let total = max(Monotonic.nanoseconds(timeout), 1_000_000)
+        let spacing = total * 2 / 3 / UInt64(max(rounds - 1, 1))
+        guard rounds > 1, spacing >= 2_000_000 else { return [0] }
+        return (0..<UInt64(rounds)).map { $0 * spacing }
     }
 
     struct Endpoint {
@@ -69,13 +81,10 @@ enum ICMPEcho {
         var report = Report(answered: [], problems: [], unavailable: [])
         var targets: [Target] = []
         let firstSequence = UInt16.random(in: 0...UInt16.max)
-        for (offset, name) in names.enumerated() {
+        for name in names {
             switch resolve(name) {
             case .success(let (v6, socketAddress, address)):
-                targets.append(
-                    Target(
-                        name: name, v6: v6, socketAddress: socketAddress, address: address,
-                        sequence: firstSequence &+ UInt16(truncatingIfNeeded: offset)))
+                targets.append(Target(name: name, v6: v6, socketAddress: socketAddress, address: address))
             case .failure(let problem): report.problems.append(problem.reason)
             }
         }
@@ -94,37 +103,64 @@ enum ICMPEcho {
                 report.unavailable += targets.filter { $0.v6 == v6 }.map(\.name)
             }
         }
-        // Send all at once.
-        for index in targets.indices {
-            guard var endpoint = endpoints[targets[index].v6] else { continue }
-            let packet = request(
-                v6: targets[index].v6, identifier: endpoint.identifier, sequence: targets[index].sequence, token: token)
-            let sent = packet.withUnsafeBytes { bytes in
-                targets[index].socketAddress.withUnsafeBytes { raw in
-                    sendto(
-                        endpoint.fd, bytes.baseAddress, bytes.count, 0, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self),
-                        socklen_t(raw.count))
+        // Every target at once, in rounds (`sendOffsets`); each request has a sequence number
+        // of its own, and a reply to any of a target's requests answers for it.
+        let started = Monotonic.now()
+        let offsets = sendOffsets(timeout: timeout)
+        var nextSequence = firstSequence
+        func sendRound(to indices: [Int]) {
+            for index in indices where !targets[index].answered {
+                guard var endpoint = endpoints[targets[index].v6] else { continue }
+                let sequence = nextSequence
+                nextSequence &+= 1
+                let packet = request(v6: targets[index].v6, identifier: endpoint.identifier, sequence: sequence, token: token)
+                let sent = packet.withUnsafeBytes { bytes in
+                    targets[index].socketAddress.withUnsafeBytes { raw in
+                        sendto(
+                            endpoint.fd, bytes.baseAddress, bytes.count, 0, raw.baseAddress?.assumingMemoryBound(to: sockaddr.self),
+                            socklen_t(raw.count))
+                    }
+                }
+                if sent < 0 {
+                    // Said once, for the first round (a later round's failure adds nothing).
+                    if !targets[index].sent {
+                        report.problems.append("cannot send an echo request to \(targets[index].name): \(NetlinkFailure.describe(errno))")
+                    }
+                    continue
+                }
+                targets[index].sequences.append(sequence)
+                // A datagram socket got its identifier (local port) with the first send.
+                if !endpoint.raw && endpoint.identifier == 0 {
+                    endpoint.identifier = boundPort(endpoint.fd)
+                    endpoints[targets[index].v6] = endpoint
                 }
             }
-            if sent < 0 {
-                report.problems.append("cannot send an echo request to \(targets[index].name): \(NetlinkFailure.describe(errno))")
-                continue
-            }
-            targets[index].sent = true
-            // A datagram socket got its identifier (local port) with the first send.
-            if !endpoint.raw && endpoint.identifier == 0 {
-                endpoint.identifier = boundPort(endpoint.fd)
-                endpoints[targets[index].v6] = endpoint
-            }
         }
+        sendRound(to: Array(targets.indices))
+        var roundsSent = 1
+        // Targets the first round could not be sent to (no route) are not asked again.
+        let askable = targets.indices.filter { targets[$0].sent }
 
         var descriptors = endpoints.values.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         var buffer = [UInt8](repeating: 0, count: 2048)
         var from = [UInt8](repeating: 0, count: 128)
-        waiting: while targets.contains(where: { $0.sent && !$0.answered }) {
-            let now = Monotonic.now()
-            if now >= deadline || descriptors.isEmpty { break }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(min((deadline - now + 999_999) / 1_000_000, 60_000)))
+        // Past the deadline the sockets are read once more without waiting: a thread that
+        // was not scheduled in time must not miss a reply that is already there.
+        var finalLook = false
+        waiting: while askable.contains(where: { !targets[$0].answered }) && !descriptors.isEmpty {
+            var now = Monotonic.now()
+            if now >= deadline {
+                if finalLook { break }
+                finalLook = true
+            }
+            if !finalLook && roundsSent < offsets.count && now >= started + offsets[roundsSent] {
+                sendRound(to: askable)
+                roundsSent += 1
+                now = Monotonic.now()
+            }
+            let nextRound = roundsSent < offsets.count ? started + offsets[roundsSent] : deadline
+            let until = finalLook ? now : min(deadline, max(nextRound, now))
+            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(min((until - now + 999_999) / 1_000_000, 60_000)))
             if ready < 0 && errno != EINTR { break }
             if ready <= 0 { continue }
             for slot in descriptors.indices where descriptors[slot].revents != 0 {
@@ -147,7 +183,7 @@ enum ICMPEcho {
                         reply.payload.starts(with: token),
                         let source = sourceAddress(from, length: Int(fromLength), v6: v6),
                         let at = targets.firstIndex(where: {
-                            $0.v6 == v6 && $0.sent && !$0.answered && $0.sequence == reply.sequence && $0.address == source
+                            $0.v6 == v6 && !$0.answered && $0.sequences.contains(reply.sequence) && $0.address == source
                         })
                     else { continue }
                     targets[at].answered = true
