@@ -16,6 +16,9 @@ public enum HeartbeatEventLoop {
     /// that hogs the CPU does not make this server miss heartbeats and look dead.
     public static let realtimePriority: Int32 = 10
 
+    /// Linux's SCHED_RESET_ON_FORK (sched.h), which the Glibc module does not bring in.
+    public static let resetOnFork: Int32 = 0x4000_0000
+
     /// Raises the heartbeat thread to `realtimePriority`. Returns nil when done, else why not
     /// (typically: not root and no CAP_SYS_NICE, or a container's limits). Harmless to repeat.
     public static func raisePriority() async -> String? {
@@ -25,7 +28,9 @@ public enum HeartbeatEventLoop {
                 #if canImport(Glibc)
                     var parameters = sched_param()
                     parameters.sched_priority = realtimePriority
-                    let code = pthread_setschedparam(pthread_self(), Int32(SCHED_RR), &parameters)
+                    // SCHED_RESET_ON_FORK: what this thread starts (scripts, helpers) runs at
+                    // normal priority, not at the daemon's real-time one.
+                    let code = pthread_setschedparam(pthread_self(), Int32(SCHED_RR) | resetOnFork, &parameters)
                     return code == 0 ? nil : String(cString: strerror(code))
                 #else
                     return "real-time scheduling is only set on Linux"
