@@ -45,6 +45,50 @@ struct FloatingIPFailoverTests {
         #expect(try !holds(lab, "node2", floating))
     }
 
+    /// The in-use probe runs while the takeover margin passes on every server that may take the
+    /// group over, master or not (design.md, *Checks ahead of a takeover*). Here the group may
+    /// run on node1 and node3 only: when node1's link goes down, node2 becomes the master and
+    /// places it, node3 starts it, and node3 — not the master — must have probed ahead and
+    /// used that probe. node2, which may not run the group, probes nothing.
+    @Test("a failover target that is not the master probes the address while the takeover margin passes")
+    func nonMasterTargetProbesAhead() async throws {
+        var spec = labSpec(servers: 3)
+        spec.withGroup = false
+        let lab = try await Lab.up(spec, binary: labBinary, startDaemons: false)
+        defer { lab.down() }
+        let floating = FailoverBenchmark.floatingAddress(spec: spec, group: 1)
+        try spec.appendToConfig(
+            """
+            groups:
+              - name: web
+                servers: [node1, node3]
+                resources:
+                  - name: fip1
+                    type: fip
+                    address: \(floating)/24
+                    probe-wait: 20ms
+
+            """)
+        for server in spec.serverNames { try lab.startDaemon(server) }
+        try await waitUntilFormed(lab)
+        _ = try await lab.waitForStatus("web online on node1", on: "node3", timeout: .seconds(20)) {
+            $0.groups.first { $0.name == "web" }.map { $0.status == .online && $0.current == "node1" } ?? false
+        }
+        try lab.setLink("node1", up: false)
+        _ = try await lab.waitForStatus("web online on node3", on: "node3", timeout: .seconds(20)) {
+            $0.groups.first { $0.name == "web" }.map { $0.status == .online && $0.current == "node3" } ?? false
+        }
+        #expect(try holds(lab, "node3", floating))
+        let node3Log = (try? String(contentsOfFile: spec.logPath(of: "node3"), encoding: .utf8)) ?? ""
+        let node2Log = (try? String(contentsOfFile: spec.logPath(of: "node2"), encoding: .utf8)) ?? ""
+        #expect(node2Log.contains("node2 is the master server"), "\(node2Log.suffix(2000))")
+        #expect(!node3Log.contains("node3 is the master server"), "\(node3Log.suffix(2000))")
+        #expect(node3Log.contains("probed 1 address(es) on eth0 ahead of a takeover: no answer"), "\(node3Log.suffix(3000))")
+        #expect(node3Log.contains("had no answer when its holder was lost"), "\(node3Log.suffix(3000))")
+        #expect(!node2Log.contains("ahead of a takeover"), "\(node2Log.suffix(2000))")
+        try lab.setLink("node1", up: true)
+    }
+
     func writeGroup(spec: LabSpec, floating: String) throws {
         try spec.writeScript(
             "scripts/web/start.sh",
