@@ -14,6 +14,8 @@ public final class ExecResourceDriver: Sendable {
     struct Tracked: Sendable {
         var group: GroupName
         var script: RunningScript
+        /// Read from /proc once, when tracked (the record is written at every start and stop).
+        var startTime: UInt64?
     }
 
     let runner: ScriptRunner
@@ -24,9 +26,14 @@ public final class ExecResourceDriver: Sendable {
     /// Every script process this driver started and that may still run, by resource.
     /// Asynchronous start processes stay here until their resource stops.
     private let running = Mutex<[ResourceName: [Tracked]]>([:])
+    /// Under which resources each group's processes were ever tracked (kept until the group
+    /// is fenced; a name whose processes have ended costs a lookup): a fence looks only there.
+    private let trackedUnder = Mutex<[GroupName: Set<ResourceName>]>([:])
     private let logs = Mutex<[String: RotatingLog]>([:])
     /// What the process record file holds since this driver last wrote it (nil: not yet).
     private let recorded = Mutex<[ProcessRecord]?>(nil)
+    /// The record file as a previous run left it, once read (`recordedProcesses`).
+    private let leftoverRecords = Mutex<[ProcessRecord]?>(nil)
     /// Where the pids of asynchronous processes are recorded, so that a restarted daemon can
     /// kill what its crashed predecessor left behind.
     let processFile: String
@@ -101,9 +108,20 @@ public final class ExecResourceDriver: Sendable {
     /// Kills every process of a group at once (SIGKILL to each process group): the Engine
     /// fences the group because this server may no longer hold it.
     public func fence(group: GroupName) {
+        // Only the entries the group ever had (`trackedUnder`): fencing every group at once
+        // (500 after a stall) went through the whole table once per group, groups² work on
+        // the daemon actor.
+        // The index is read and emptied under the table's lock (always taken first), so a
+        // start tracked meanwhile is either found here or indexed for the next fence.
         let victims = running.withLock { table -> [Tracked] in
-            let found = table.values.flatMap { $0 }.filter { $0.group == group }
-            for (resource, list) in table { table[resource] = list.filter { $0.group != group } }
+            let names = trackedUnder.withLock { $0.removeValue(forKey: group) ?? [] }
+            var found: [Tracked] = []
+            for resource in names {
+                guard let list = table[resource], list.contains(where: { $0.group == group }) else { continue }
+                found += list.filter { $0.group == group }
+                let kept = list.filter { $0.group != group }
+                table[resource] = kept.isEmpty ? nil : kept
+            }
             return found
         }
         for victim in victims {
@@ -111,7 +129,7 @@ public final class ExecResourceDriver: Sendable {
             logger.warning("fenced group \(group): killed process group \(victim.script.pid)")
         }
         // Processes a previous run of the daemon left (recorded pids, checked by start time).
-        for record in loadRecordedProcesses() where record.group == group {
+        for record in recordedProcesses() where record.group == group {
             if ProcessIdentity.startTime(of: record.pid) == record.startTime {
                 kill(-record.pid, SIGKILL)
                 logger.warning("fenced group \(group): killed leftover process group \(record.pid) of a previous run")
@@ -142,7 +160,11 @@ public final class ExecResourceDriver: Sendable {
     }
 
     func track(_ run: ResourceRun, _ script: RunningScript) {
-        running.withLock { $0[run.resource, default: []].append(Tracked(group: run.group, script: script)) }
+        let startTime = ProcessIdentity.startTime(of: script.pid)
+        running.withLock { table in
+            trackedUnder.withLock { _ = $0[run.group, default: []].insert(run.resource) }
+            table[run.resource, default: []].append(Tracked(group: run.group, script: script, startTime: startTime))
+        }
     }
 
     func untrack(_ resource: ResourceName, _ script: RunningScript) {
@@ -162,11 +184,11 @@ public final class ExecResourceDriver: Sendable {
         let records = running.withLock { table in
             table.flatMap { resource, list in
                 list.filter { $0.script.isRunning }.compactMap { tracked -> ProcessRecord? in
-                    guard let start = ProcessIdentity.startTime(of: tracked.script.pid) else { return nil }
+                    guard let start = tracked.startTime else { return nil }
                     return ProcessRecord(group: tracked.group, resource: resource, pid: tracked.script.pid, startTime: start)
                 }
             }
-        }
+        }.sorted { ($0.group, $0.resource, $0.pid) < ($1.group, $1.resource, $1.pid) }
         // Unchanged (a fence or stop of a group with no process left running, as with
         // synchronous start scripts): no rewrite. Fencing 500 groups at once rewrote and
         // fsynced the same file 500 times on the daemon actor, seconds of stall.
@@ -182,6 +204,17 @@ public final class ExecResourceDriver: Sendable {
     func loadRecordedProcesses() -> [ProcessRecord] {
         guard let data = try? AtomicFile.read(processFile) else { return [] }
         return (try? WireJSON.decode([ProcessRecord].self, from: Array(data))) ?? []
+    }
+
+    /// What the record file holds: what this driver wrote last, or, until it first writes,
+    /// what a previous run left there, read once (a fence of every group read and decoded
+    /// the file once per group).
+    func recordedProcesses() -> [ProcessRecord] {
+        if let written = recorded.withLock({ $0 }) { return written }
+        if let read = leftoverRecords.withLock({ $0 }) { return read }
+        let read = loadRecordedProcesses()
+        leftoverRecords.withLock { $0 = read }
+        return read
     }
 }
 

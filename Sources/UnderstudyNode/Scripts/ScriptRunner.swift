@@ -87,10 +87,23 @@ public struct ScriptRunner: Sendable {
     public var killGrace: Duration
     /// Gets one line per launch failure and per timeout (the script's own log gets details).
     public var logger: Logger?
+    /// The descriptor limit a launch keeps its reserve below (`makeOutputPipe`); nil: the
+    /// process's soft RLIMIT_NOFILE. Tests set a small one.
+    public var descriptorLimit: Int?
 
     public init(killGrace: Duration = .seconds(5), logger: Logger? = nil) {
         self.killGrace = killGrace
         self.logger = logger
+    }
+
+    /// Descriptors kept free for Subprocess and the rest of the daemon (`makeOutputPipe`).
+    static let descriptorReserve = 64
+
+    /// The soft RLIMIT_NOFILE, nil when unlimited or unknown.
+    static func descriptorLimit() -> Int? {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max else { return nil }
+        return Int(clamping: limit.rlim_cur)
     }
 
     /// Runs the script to its end (or its timeout). If the calling task is cancelled, the
@@ -113,7 +126,8 @@ public struct ScriptRunner: Sendable {
     /// A timeout in the invocation still applies; pass nil for a process that runs until
     /// it is stopped.
     public func start(_ invocation: ScriptInvocation) async throws(ScriptLaunchError) -> RunningScript {
-        let supervisor = ScriptSupervisor(invocation: invocation, killGrace: killGrace, logger: logger)
+        let supervisor = ScriptSupervisor(
+            invocation: invocation, killGrace: killGrace, logger: logger, descriptorLimit: descriptorLimit ?? Self.descriptorLimit())
         let pid = try await supervisor.launch()
         return RunningScript(pid: pid, supervisor: supervisor)
     }
@@ -164,6 +178,7 @@ final class ScriptSupervisor: Sendable {
     let invocation: ScriptInvocation
     let killGrace: Duration
     private let logger: Logger?
+    private let descriptorLimit: Int?
     private let leaderExited = OneShotEvent()
     private let finished = OneShotEvent()
     private let state = Mutex(State())
@@ -178,10 +193,11 @@ final class ScriptSupervisor: Sendable {
         var outcome: ScriptOutcome?
     }
 
-    init(invocation: ScriptInvocation, killGrace: Duration, logger: Logger?) {
+    init(invocation: ScriptInvocation, killGrace: Duration, logger: Logger?, descriptorLimit: Int?) {
         self.invocation = invocation
         self.killGrace = killGrace
         self.logger = logger
+        self.descriptorLimit = descriptorLimit
     }
 
     var isLeaderRunning: Bool { state.withLock { $0.leaderRunning } }
@@ -213,7 +229,7 @@ final class ScriptSupervisor: Sendable {
 
         // Drain from the first byte on; the thread closes the read end at end of file, which
         // comes when the script and every child holding the pipe are gone (or at once if the
-        // launch fails, as Subprocess closes the write end either way).
+        // launch fails, as the supervisor closes the write end either way).
         let drain = ScriptOutputDrain.start(readEnd: pipe.read, log: invocation.log?.file)
 
         let pid: Int32
@@ -261,9 +277,14 @@ final class ScriptSupervisor: Sendable {
             let result = try await Subprocess.run(
                 configuration,
                 input: .none,
-                output: .fileDescriptor(.init(rawValue: outputWriteEnd), closeAfterSpawningProcess: true),
+                // The write end stays this supervisor's to close (once the script runs, or when
+                // the launch fails): Subprocess, asked to close it, stopped the whole daemon
+                // with a fatal error when a launch failed for want of descriptors (1,000 groups
+                // starting at once) without closing it.
+                output: .fileDescriptor(.init(rawValue: outputWriteEnd), closeAfterSpawningProcess: false),
                 error: .combinedWithOutput
             ) { execution in
+                close(outputWriteEnd)
                 let pid = execution.processIdentifier.value
                 let continuation = self.state.withLock { state in
                     state.pid = pid
@@ -286,6 +307,7 @@ final class ScriptSupervisor: Sendable {
             }
             if let pendingLaunch {
                 // Never started: `launch` reports it.
+                close(outputWriteEnd)
                 pendingLaunch.resume(throwing: error)
                 return
             }
@@ -425,6 +447,18 @@ final class ScriptSupervisor: Sendable {
         // would never come.
         for descriptor in descriptors {
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
+        }
+        // The kernel hands out the lowest free numbers: a pipe this close to the limit means
+        // nearly every descriptor is in use. Subprocess needs a few more to start the script
+        // and stops the whole process (a fatal error) when it cannot close what it opened on
+        // the way, so the launch fails here, with a reason, while there is room.
+        if let limit = descriptorLimit, Int(max(descriptors[0], descriptors[1])) >= limit - ScriptRunner.descriptorReserve {
+            close(descriptors[0])
+            close(descriptors[1])
+            throw ScriptLaunchError(
+                reason:
+                    "cannot run \(invocation.executable): too many open files (descriptor \(max(descriptors[0], descriptors[1])) of a limit of \(limit)): too many scripts run at once for the daemon's RLIMIT_NOFILE (raise LimitNOFILE)"
+            )
         }
         return (descriptors[0], descriptors[1])
     }

@@ -1,6 +1,9 @@
 import Foundation
 import Logging
 import Testing
+import UnderstudyEngine
+import UnderstudyModel
+import UnderstudyTestSupport
 
 @testable import UnderstudyNode
 
@@ -30,5 +33,58 @@ struct ExecProcessRecordTests {
         #expect(inode() == written, "49 fences with nothing to change: no rewrite (a write replaces the file)")
         driver().fence(group: "g1")
         #expect(inode() != written, "a new daemon's driver writes its record once")
+    }
+
+    /// A fence looks only where the group's processes were tracked: it kills that group's
+    /// asynchronous processes, under every resource they ran under, and no other group's.
+    @Test("a fence kills its group's processes under each of its resources, and no other group's")
+    func fenceKillsOnlyItsGroup() async throws {
+        let folder = NSTemporaryDirectory() + "understudy-execfence-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let script = folder + "/start.sh"
+        try "#!/bin/sh\nexec sleep 60\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let driver = ExecResourceDriver(
+            localServer: "node1", runner: ScriptRunner(), host: HostFacts.detect(productVersion: "t", installPath: "/"),
+            logDirectory: folder, stateDirectory: folder, logger: Logger(label: "test"))
+        let settings = ExecSettings(start: script, startMode: .async)
+        func start(_ group: String, _ resource: String) async throws -> Int32 {
+            let run = ResourceRun(
+                id: 1, group: group, resource: resource, operation: .start,
+                context: ScriptContext(event: .start, isHomeServer: true, priority: 1, groupName: group, resourceName: resource))
+            guard case .success(let pid?) = await driver.perform(run, settings: settings) else {
+                throw TestSupportError("\(group)/\(resource) did not start")
+            }
+            return pid
+        }
+        var pids: [String: Int32] = [:]
+        for group in ["g1", "g2"] {
+            for resource in ["app", "db"] { pids["\(group)/\(resource)"] = try await start(group, "\(group)-\(resource)") }
+        }
+        // The same resource name under two groups (a group renamed by an online apply).
+        pids["g2/shared"] = try await start("g2", "shared")
+        pids["g1/shared"] = try await start("g1", "shared")
+        func alive(_ key: String) -> Bool { pids[key].map { kill($0, 0) == 0 && !isZombie($0) } ?? false }
+        func isZombie(_ pid: Int32) -> Bool {
+            ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").contains(") Z ")
+        }
+        #expect(pids.keys.allSatisfy(alive))
+        driver.fence(group: "g1")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ["g1/app", "g1/db", "g1/shared"].contains(where: alive) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(!["g1/app", "g1/db", "g1/shared"].contains(where: alive))
+        #expect(["g2/app", "g2/db", "g2/shared"].allSatisfy(alive))
+        // The record names what still runs: g2's three, and nothing of g1.
+        let records = driver.recordedProcesses()
+        #expect(Set(records.map(\.group)) == ["g2"] && records.count == 3, "\(records)")
+        driver.fence(group: "g2")
+        while ["g2/app", "g2/db", "g2/shared"].contains(where: alive) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(!pids.keys.contains(where: alive))
+        for pid in pids.values { kill(-pid, SIGKILL) }
     }
 }

@@ -32,6 +32,28 @@ struct ScriptRunnerTests {
         }
     }
 
+    /// Near the descriptor limit a launch fails with a reason instead of reaching Subprocess,
+    /// which stops the whole daemon (a fatal error) when it runs out of descriptors mid-launch
+    /// (seen with 1,000 groups started at once). A tiny limit stands for a nearly full table.
+    @Test func launchNearTheDescriptorLimitFailsWithAReason() async throws {
+        try await withTemporaryFolder { (folder: String) async throws in
+            let script = try writeScript(folder, "ok.sh", "exit 0")
+            var tight = runner
+            tight.descriptorLimit = 16
+            let outcome = await tight.run(invocation(script))
+            guard case .launchFailed(let reason) = outcome else {
+                Issue.record("launched near the limit: \(outcome)")
+                return
+            }
+            #expect(reason.contains("too many open files") && reason.contains("of a limit of 16"), "\(reason)")
+            // With room to spare it runs.
+            var roomy = runner
+            roomy.descriptorLimit = 1_000_000
+            #expect(await roomy.run(invocation(script)) == .exited(0))
+            #expect(ScriptRunner.descriptorLimit().map { $0 > ScriptRunner.descriptorReserve } ?? true)
+        }
+    }
+
     @Test func exitCodeThree() async throws {
         try await withTemporaryFolder { (folder: String) async throws in
             let script = try writeScript(folder, "fail.sh", "exit 3")
