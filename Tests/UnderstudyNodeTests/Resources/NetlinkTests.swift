@@ -273,18 +273,37 @@ struct NetlinkTests {
             return name
         }
 
+        /// Two namespaces joined by a veth pair, `va` in the first and `vb` in the second, up,
+        /// with these addresses (IPv6 ones without duplicate address detection).
+        func makePair(addresses first: [String], _ second: [String]) throws -> (String, String) {
+            let a = try make()
+            let b = try make()
+            try sh("ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b)
+            for (namespace, device, addresses) in [(a, "va", first), (b, "vb", second)] {
+                for address in addresses {
+                    let noDAD = address.contains(":") ? ["nodad"] : []
+                    _ = try run(["ip", "-n", namespace, "addr", "add", address, "dev", device] + noDAD)
+                }
+                try sh("ip", "-n", namespace, "link", "set", device, "up")
+            }
+            return (a, b)
+        }
+
         func remove() {
             for name in names { _ = Shell.run(["ip", "netns", "del", name]) }
         }
 
         @discardableResult
-        func sh(_ arguments: String...) throws -> String {
+        func run(_ arguments: [String]) throws -> String {
             let outcome = Shell.run(arguments)
             guard outcome.ok else {
                 throw TestSupportError("\(arguments.joined(separator: " ")): exit \(outcome.status): \(outcome.output)")
             }
             return outcome.output
         }
+
+        @discardableResult
+        func sh(_ arguments: String...) throws -> String { try run(arguments) }
     }
 
     /// `ip -j addr show dev DEVICE` in the namespace, read as the drivers read it.
@@ -377,13 +396,7 @@ struct NetlinkTests {
     @Test(.requires(NetlinkTests.firewallPrerequisite)) func aLostEchoRequestIsAskedAgainWithinTheTimeout() async throws {
         let namespaces = Namespaces()
         defer { namespaces.remove() }
-        let a = try namespaces.make()
-        let b = try namespaces.make()
-        try namespaces.sh("ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b)
-        try namespaces.sh("ip", "-n", a, "addr", "add", "10.233.3.1/24", "dev", "va")
-        try namespaces.sh("ip", "-n", b, "addr", "add", "10.233.3.2/24", "dev", "vb")
-        try namespaces.sh("ip", "-n", a, "link", "set", "va", "up")
-        try namespaces.sh("ip", "-n", b, "link", "set", "vb", "up")
+        let (a, b) = try namespaces.makePair(addresses: ["10.233.3.1/24"], ["10.233.3.2/24"])
         // The neighbour entry first, so that the first request is not also held up by ARP.
         try namespaces.sh("ip", "netns", "exec", b, "ping", "-c", "1", "-W", "1", "10.233.3.1")
         try namespaces.sh("ip", "netns", "exec", a, "nft", "add", "table", "inet", "t")
@@ -404,15 +417,8 @@ struct NetlinkTests {
     @Test(.requires(NetlinkTests.prerequisite)) func icmpEchoReachableAndUnreachableInNamespaces() async throws {
         let namespaces = Namespaces()
         defer { namespaces.remove() }
-        let a = try namespaces.make()
-        let b = try namespaces.make()
-        try namespaces.sh("ip", "link", "add", "va", "netns", a, "type", "veth", "peer", "name", "vb", "netns", b)
-        try namespaces.sh("ip", "-n", a, "addr", "add", "10.233.2.1/24", "dev", "va")
-        try namespaces.sh("ip", "-n", a, "addr", "add", "fd10:233:2::1/64", "dev", "va", "nodad")
-        try namespaces.sh("ip", "-n", b, "addr", "add", "10.233.2.2/24", "dev", "vb")
-        try namespaces.sh("ip", "-n", b, "addr", "add", "fd10:233:2::2/64", "dev", "vb", "nodad")
-        try namespaces.sh("ip", "-n", a, "link", "set", "va", "up")
-        try namespaces.sh("ip", "-n", b, "link", "set", "vb", "up")
+        let (a, b) = try namespaces.makePair(
+            addresses: ["10.233.2.1/24", "fd10:233:2::1/64"], ["10.233.2.2/24", "fd10:233:2::2/64"])
 
         for datagram in [false, true] {
             try namespaces.sh(
