@@ -26,6 +26,12 @@ public enum EngineEvent: Sendable, Equatable {
     /// another cluster key, or someone forges its address. It is present, but nothing it
     /// says can be trusted (see UnauthenticatedPeers.swift).
     case unauthenticatedHeartbeats(from: [ServerName])
+    /// Authenticated heartbeats arrived from these servers since the last report, but none
+    /// could be handed over: the sender's state (its reports, the directory) is not known here
+    /// and fetching it over the control channel has not answered (a one-way cut, a firewall
+    /// that lets the heartbeat port through but not the control port). The server is present;
+    /// what it runs is unknown (see UnauthenticatedPeers.swift).
+    case heartbeatsWithoutState(from: [ServerName])
     /// A forced stop (`EngineAction.forceStop`) ended: `succeeded` when an agent stopped the
     /// server; `detail` says what was done or why it failed (for the alert).
     case forcedStopFinished(id: UInt64, succeeded: Bool, detail: String)

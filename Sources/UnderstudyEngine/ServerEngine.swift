@@ -127,6 +127,8 @@ public struct ServerEngine: Sendable, Equatable {
     /// When datagrams that failed authentication last came from each server's heartbeat
     /// address (UnauthenticatedPeers.swift).
     var unauthenticatedHeard: [ServerName: EngineTime] = [:]
+    /// When heartbeats whose state could not be completed last came from each server.
+    var heardWithoutState: [ServerName: EngineTime] = [:]
     /// Forced stops of lost servers, as master (ForcedStop.swift).
     var forcedStops = ForcedStops()
     /// Until when a tick changes nothing: set by every full step; the step's own time when
@@ -218,6 +220,7 @@ public struct ServerEngine: Sendable, Equatable {
         placement.downConfirmedAt = [:]
         priorClaims = [:]
         loggedOnce.resetForNewRun()
+        forgetUnheardPeers()
         emit(.log(LogEntry(.serviceStarting, "Cluster service starting on \(me).")))
         if autoStartSuppressed {
             emit(
@@ -314,6 +317,8 @@ public struct ServerEngine: Sendable, Equatable {
             pingProbeFinished(probeID: probeID, reachable: reachable, now: now)
         case .unauthenticatedHeartbeats(let servers):
             noteUnauthenticated(servers, now: now)
+        case .heartbeatsWithoutState(let servers):
+            notePresentWithoutState(servers, now: now)
         case .forcedStopFinished(let id, let succeeded, let detail):
             forcedStopFinished(id: id, succeeded: succeeded, detail: detail, now: now)
         }
@@ -638,6 +643,13 @@ public struct ServerEngine: Sendable, Equatable {
         guard now - listeningSince >= (listenFully ? rejoinListen : interval * 2) else { return nil }
         // Not without a server that one of the view left running (Survivors.swift).
         guard survivorsMissing(from: view, now: now).isEmpty else { return nil }
+        // Not while a server heard within its timeout is out of the view (a lossy or one-way
+        // link): it may found a cluster of its own meanwhile, and each master would place
+        // groups from the other's stale reports. Whoever no longer hears the other founds
+        // (found by simulator seed 23000596: a peer dropped out of the view for a moment under
+        // heavy loss, this server founded alone at once, the peer founded too, and both
+        // started the same groups).
+        guard serverNames.allSatisfy({ view.contains($0) || !membership.isUp($0, now: now) }) else { return nil }
         // Only a server with the founding configuration founds (ConfigApply.swift).
         let founding = foundingConfiguration(rankedView: view)
         return view.first { server in
@@ -709,6 +721,8 @@ struct LoggedOnce: Sendable, Equatable {
     var startWaits: Set<GroupName> = []
     /// Servers logged as present with heartbeats that fail authentication (once while it lasts).
     var unauthenticated: Set<ServerName> = []
+    /// Servers logged as present with heartbeats whose state cannot be fetched (once while it lasts).
+    var withoutState: Set<ServerName> = []
 
     /// A new run of the cluster service (a peer's configuration stays as it was).
     mutating func resetForNewRun() {

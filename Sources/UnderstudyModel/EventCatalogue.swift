@@ -89,6 +89,10 @@ extension EventKind {
         "nm", 12, .error,
         "a server is present (its heartbeat address sends datagrams) but they fail authentication: it is not judged down and its groups are not taken over while they keep coming"
     )
+    public static let peerStateUnavailable = EventKind(
+        "nm", 13, .error,
+        "a server's heartbeats arrive but its state (group reports, directory) cannot be fetched over the control channel: it is not judged down and its groups are not taken over while they keep coming"
+    )
     public static let becameMaster = EventKind("nm", 10, .info, "this server became the master server")
     public static let directoryOffered = EventKind(
         "nm", 11, .info, "a new master's directory misses a decision this server knows: this server offers its own")
@@ -311,7 +315,8 @@ extension EventKind {
         .serverUp,
         .serverDown, .heartbeatResourceUp, .heartbeatResourceDown, .syncWaitStarted, .allServersStarted, .syncWaitExpired,
         .clusterNotFounded, .survivorForgotten,
-        .peerUnauthenticated, .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched, .connectivityRegained,
+        .peerUnauthenticated, .peerStateUnavailable, .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched,
+        .connectivityRegained,
         .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .configurationApplied,
         .configurationStaged, .configurationApplyRefused, .configurationFetched, .configurationFetchFailed, .serviceStarting,
         .serviceStopping, .serviceStopped, .osShutdown,

@@ -325,25 +325,26 @@ struct Schedule {
     /// schedules) stay as they were.
     func injectKeyMismatch(at time: EngineTime, victim: ServerName, length: Duration, crash: Bool) {
         let world = world
+        // The key file changes at once; a daemon reads it when it starts and keeps that key
+        // until it exits (`SimulatedCluster.boot`): a daemon stopping slowly still speaks with
+        // the key it started with, and whatever boots the server next takes the file's key.
         if crash {
             world.at(time, "fault: crash \(victim); it boots with another cluster key") {
                 world.crash(victim)
-                world.keyMismatch.insert(victim)
+                world.keyFileReplaced.insert(victim)
             }
             bootWhenDown(victim, from: time + .seconds(1), "fault: \(victim) boots (another key)")
         } else {
             world.at(time, "fault: clpcl -r \(victim) after its key file was replaced by another") {
+                world.keyFileReplaced.insert(victim)
                 world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: victim)
-                world.keyMismatch.insert(victim)
             }
             bootWhenDown(victim, from: time + .seconds(1), "fault: \(victim) starts (another key)")
         }
-        // The running daemon still holds the other key: its farewell fails authentication too.
-        // The new key takes effect when it starts again.
         world.at(time + .seconds(1) + length, "fault end: the key file of \(victim) is fixed; it restarts") {
+            world.keyFileReplaced.remove(victim)
             world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: victim)
         }
-        world.at(time + .seconds(2) + length - .milliseconds(1), "") { world.keyMismatch.remove(victim) }
         bootWhenDown(victim, from: time + .seconds(2) + length, "fault end: \(victim) starts (the cluster's key)")
     }
 
@@ -365,6 +366,8 @@ struct Schedule {
         world.at(quiet, "quiet: heal everything") {
             world.heal()
             world.keyMismatch = []
+            world.keyFileReplaced = []
+            world.bootedWithReplacedKey = []
             world.unreachablePingTargets = []
             world.lossRate = 0
             world.duplicateRate = 0

@@ -57,5 +57,48 @@ public struct RegressionSeed: Sendable {
         RegressionSeed(
             seed: 9_991_105, servers: 3,
             found: "a server that had run with another key left nobody behind, came back with the right one and founded a second cluster"),
+        RegressionSeed(
+            seed: 22_200_397, servers: 2,
+            found:
+                "datagrams failing authentication were handed to a frozen server's Engine: it ran while frozen and missed its lease (simulator)"
+        ),
+        RegressionSeed(
+            seed: 22_309_495, servers: 2,
+            found: "datagrams failing authentication were handed to a frozen server's Engine (simulator)"),
+        RegressionSeed(
+            seed: 22_200_109, servers: 2,
+            found:
+                "a daemon stopping after its key file was replaced spoke with the new key before it exited (simulator: a daemon keeps the key it started with)"
+        ),
+        RegressionSeed(
+            seed: 22_303_315, servers: 2,
+            found: "a daemon with another key, stopping after its key file was fixed, spoke with the fixed key before it exited (simulator)"
+        ),
+        RegressionSeed(
+            seed: 22_310_059, servers: 2,
+            found: "a daemon stopping after its key file was replaced spoke with the new key before it exited (simulator)"),
+        RegressionSeed(
+            seed: 23_002_612, servers: 2,
+            found:
+                "a server that started behind a one-way cut heard its peer but could not fetch its state, treated it as down at the end of its sync wait and started every group"
+        ),
+        RegressionSeed(
+            seed: 23_004_758, servers: 2,
+            found: "the same: a restarted server behind a one-way cut, its peer's heartbeats held for a state fetch that could not answer"),
+        RegressionSeed(
+            seed: 23_000_596, servers: 2,
+            found:
+                "under heavy loss a peer dropped out of the view for a moment while nobody had joined: this server founded alone at once, the peer founded too, both placed groups"
+        ),
+        RegressionSeed(
+            seed: 23_006_462, servers: 2,
+            found:
+                "a server running with another key treated its peer as down once a one-way cut hid the peer's datagrams, and took its groups"
+        ),
+        RegressionSeed(
+            seed: 23_003_755, servers: 2,
+            found:
+                "a reboot by another fault after the key file was fixed booted with the other key (simulator: the daemon reads the key file when it starts)"
+        ),
     ]
 }

@@ -46,6 +46,8 @@ public final class SimulatedCluster {
         /// Its daemon's heartbeat state, as sender and as receiver (HeartbeatStateSync.swift).
         var outbox = HeartbeatOutbox()
         var inbox = HeartbeatInbox(fetchTimeout: .seconds(1))
+        /// Senders of held heartbeats whose report to the Engine is scheduled.
+        var withoutStateReports: Set<ServerName> = []
 
         init(name: ServerName) { self.name = name }
     }
@@ -62,6 +64,13 @@ public final class SimulatedCluster {
         case stateRequest(from: ServerName, to: ServerName, incarnation: Int, since: UInt64, of: ServerInstance, path: String)
         /// The answer, back at the server that asked.
         case stateReply(SentHeartbeat, to: ServerName, incarnation: Int, path: String)
+        /// Datagrams from `from` that fail authentication at `to` (another key): a targeted
+        /// event, so a frozen receiver handles them only when it resumes, as its socket
+        /// queues them (handed over untargeted, they ran a frozen Engine: seed 22200397).
+        case unauthenticated(from: ServerName, to: ServerName)
+        /// The daemon's report (about once a second) of senders whose heartbeats it held
+        /// without their state (`EngineEvent.heartbeatsWithoutState`).
+        case withoutState(from: ServerName, to: ServerName, incarnation: Int)
         case runDone(ServerName, incarnation: Int, runID: UInt64, outcome: ResourceOutcome)
         /// The daemon hands the runs that finished meanwhile to its Engine in one event.
         case deliverFinishedRuns(ServerName, incarnation: Int)
@@ -147,6 +156,12 @@ public final class SimulatedCluster {
     /// of them and any other server fail authentication; the receiver learns only that
     /// datagrams came from the sender's address (`EngineEvent.unauthenticatedHeartbeats`).
     public var keyMismatch: Set<ServerName> = []
+    /// Servers whose key file holds another key than the cluster's: the daemon that boots
+    /// next runs with it (`keyMismatch` from then), one that runs keeps the key it started
+    /// with until it exits.
+    public var keyFileReplaced: Set<ServerName> = []
+    /// Servers in `keyMismatch` because they booted with a replaced key file.
+    var bootedWithReplacedKey: Set<ServerName> = []
     /// What a forced stop of `target` ordered by `server` does: how long until the agent
     /// reports, whether it reports success, and when (after the order) the target's power goes
     /// off (nil: never), and whether it boots again (a power cycle) some seconds later.
@@ -254,6 +269,13 @@ public final class SimulatedCluster {
     /// Boots a server's daemon: a new Engine with the persisted state, then the service.
     public func boot(_ name: ServerName) {
         guard let server = servers[name], server.engine == nil else { return }
+        // The daemon reads its key file as it starts.
+        if keyFileReplaced.contains(name) {
+            keyMismatch.insert(name)
+            bootedWithReplacedKey.insert(name)
+        } else if bootedWithReplacedKey.remove(name) != nil {
+            keyMismatch.remove(name)
+        }
         server.incarnation += 1
         server.lastBootID += 1
         let own = configOverrides[name]
@@ -275,6 +297,7 @@ public final class SimulatedCluster {
         server.lastAdopted = nil
         server.outbox = HeartbeatOutbox(measure: Self.measureDelta)
         server.inbox = HeartbeatInbox(fetchTimeout: Self.fetchTimeout(config.cluster.timing))
+        server.withoutStateReports = []
         engine.verifiesQuietTicks = verifiesQuietTicks
         let actions = engine.startService(now: now)
         server.engine = engine
@@ -516,6 +539,12 @@ public final class SimulatedCluster {
             guard servers[name]?.incarnation == incarnation else { return }
             deliver(
                 .forcedStopFinished(id: id, succeeded: succeeded, detail: succeeded ? "simulated agent" : "simulated failure"), to: name)
+        case .unauthenticated(let sender, let name):
+            deliver(.unauthenticatedHeartbeats(from: [sender]), to: name)
+        case .withoutState(let sender, let name, let incarnation):
+            guard servers[name]?.incarnation == incarnation else { return }
+            servers[name]?.withoutStateReports.remove(sender)
+            deliver(.heartbeatsWithoutState(from: [sender]), to: name)
         case .action(let label, let body):
             if !label.isEmpty { note(label) }
             body()
@@ -529,7 +558,9 @@ public final class SimulatedCluster {
             .pingDone(let name, _, _, _),
             .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _), .forcedStopDone(let name, _, _, _):
             return name
-        case .deliver(_, let name, _), .stateRequest(_, let name, _, _, _, _), .stateReply(_, let name, _, _): return name
+        case .deliver(_, let name, _), .stateRequest(_, let name, _, _, _, _), .stateReply(_, let name, _, _),
+            .unauthenticated(_, let name), .withoutState(_, let name, _):
+            return name
         case .restart, .action: return nil
         }
     }
@@ -603,9 +634,7 @@ public final class SimulatedCluster {
             if keyMismatch.contains(name) || keyMismatch.contains(peer) {
                 // Fails authentication at the peer: it learns only that the address sends.
                 if !random.chance(lossRate) {
-                    schedule(
-                        .action("", { [weak self] in self?.deliver(.unauthenticatedHeartbeats(from: [name]), to: peer) }),
-                        after: random.duration(delayRange))
+                    schedule(.unauthenticated(from: name, to: peer), after: random.duration(delayRange))
                 }
                 continue
             }
@@ -625,13 +654,26 @@ public final class SimulatedCluster {
     /// and hands it to the Engine, or holds it and asks the sender for the state.
     func receive(_ datagram: HeartbeatDatagram, at name: ServerName, path: String) {
         guard let server = servers[name], server.engine != nil else { return }
-        switch server.inbox.receive(datagram, now: now) {
+        let outcome = server.inbox.receive(datagram, now: now)
+        let sender = datagram.core.sender
+        switch outcome {
+        case .held, .fetch:
+            // As the daemon: a sender whose heartbeats wait for their state is present; said
+            // at its next housekeeping, once a second (at the next whole second here: no
+            // random draw, so that the other schedules' draws stay as they were).
+            if server.withoutStateReports.insert(sender).inserted {
+                let nextSecond = Duration.seconds(Int(now / .seconds(1)) + 1)
+                schedule(.withoutState(from: sender, to: name, incarnation: server.incarnation), after: nextSecond - now)
+            }
+        case .deliver, .late:
+            break
+        }
+        switch outcome {
         case .deliver(let heartbeat):
             deliver(.heartbeat(heartbeat, path: path), to: name)
-        case .held:
+        case .held, .late:
             break
         case .fetch(let since, let instance):
-            let sender = datagram.core.sender
             guard controlChannelCarries(from: name, to: sender) else { return }
             schedule(
                 .stateRequest(from: name, to: sender, incarnation: server.incarnation, since: since, of: instance, path: path),

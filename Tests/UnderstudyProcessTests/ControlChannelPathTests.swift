@@ -94,3 +94,52 @@ struct ControlChannelPathTests {
         }
     }
 }
+
+/// A peer whose heartbeats arrive while its state cannot be fetched (the control port blocked,
+/// a cut one way): the daemon tells its Engine, which takes nothing of the peer's over while
+/// the heartbeats keep coming (simulator seed 23002612).
+@Suite("Process: heartbeats without their state")
+struct HeartbeatsWithoutStateTests {
+    @Test("node2's heartbeats arrive but nothing answers on its control port: node1 starts none of node2's groups until they stop")
+    func heldHeartbeatsHoldTheGroupBack() async throws {
+        var spec = ClusterSpec(subnet: 149, servers: ["node1", "node2"])
+        spec.pingTarget = "127.0.0.1"
+        spec.syncWait = "2s"
+        spec.groups = [.simple("grp1", servers: ["node2", "node1"])]
+        try await withCluster(spec) { cluster in
+            // Only node1 runs; "node2" is a socket on node2's address that sends heartbeats
+            // sealed with the cluster key, whose state (number 42, no delta) node1 must fetch
+            // from node2's control port, where nothing listens.
+            let key = try ClusterKey.load(from: cluster.keyPath)
+            let codec = DatagramCodec(key: key)
+            let sender = try RawUDPSocket(bindTo: spec.address(of: "node2"), port: 0)
+            let bootID = UInt64.random(in: 1...UInt64(Int64.max))
+            var sequence: UInt64 = 0
+            func sendHeartbeats(for duration: Duration) async throws {
+                let until = ContinuousClock.now + duration
+                while ContinuousClock.now < until {
+                    sequence += 1
+                    let core = Heartbeat(sender: "node2", bootID: bootID, sentAt: .milliseconds(Int(sequence) * 200), configHash: "other")
+                    let payload = HeartbeatWire.encode(HeartbeatDatagram(core: core, stateSeq: 42), inlineJSON: nil)
+                    let sealed = try codec.seal(payload: payload, sender: "node2", bootID: bootID, sequence: sequence)
+                    try sender.send(sealed, to: spec.address(of: "node1"), port: spec.heartbeatPort)
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            }
+            try cluster.start(["node1"])
+            try await sendHeartbeats(for: .seconds(8))
+            let log = { (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? "" }
+            #expect(log().contains("[nm 13] node2's heartbeats arrive but its state cannot be fetched"), "\(log())")
+            let held = await cluster.status(on: "node1")
+            #expect(held?.group(named: "grp1")?.status != .online, "grp1 may run on node2: it waits while node2 is present")
+
+            // node2 falls silent: after its presence and the ping probe, node1 starts grp1.
+            let started = await eventually(within: .seconds(25), every: .milliseconds(250)) {
+                let status = await cluster.status(on: "node1")
+                return status?.group(named: "grp1")?.status == .online && status?.group(named: "grp1")?.current == "node1"
+            }
+            let final = await cluster.status(on: "node1")
+            #expect(started, "\(final?.summary ?? "no status")")
+        }
+    }
+}

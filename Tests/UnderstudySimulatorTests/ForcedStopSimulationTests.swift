@@ -178,6 +178,70 @@ import UnderstudyModel
             })
     }
 
+    @Test("a server running with another key takes nothing over when a one-way cut then hides its peer (seed 23006462)")
+    func keyMismatchThenOneWayCut() {
+        let world = formed(fencing: false, seed: 6)
+        #expect(holders(world, "db") == ["s2"])
+        // s1 crashes and its key file is replaced. Its next run hears nothing from s2 (a cut
+        // one way) and is stopped cleanly: it leaves nobody behind, and the run after that
+        // starts groups automatically again.
+        world.partition(["s2"], ["s1"], oneWay: true)
+        world.crash("s1")
+        world.keyFileReplaced = ["s1"]
+        world.run(until: world.now + .seconds(1))
+        world.boot("s1")
+        world.run(until: world.now + .milliseconds(500))
+        world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: "s1")
+        world.heal()
+        world.run(until: world.now + .seconds(1))
+        world.boot("s1")
+        world.run(until: world.now + .seconds(3))
+        #expect(world.logCounts["s1 nm 12"] == 1, "s1 sees s2 present with another key")
+        // s2's datagrams stop reaching s1; s2 still gets s1's (and cannot read them).
+        let cutAt = world.now
+        world.partition(["s2"], ["s1"], oneWay: true)
+        world.run(until: cutAt + .seconds(30))
+        #expect(world.violations.isEmpty, "\(world.violations)")
+        #expect(holders(world, "db") == ["s2"], "s1 cannot tell a silent s2 from one hidden by the cut: db stays where it runs")
+        #expect(starts(world, "db", on: "s1", after: cutAt).isEmpty)
+        // The key is fixed and s1 restarts: it hears s2 again; db has run once throughout.
+        world.heal()
+        world.keyFileReplaced = []
+        world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: "s1")
+        world.run(until: world.now + .seconds(2))
+        world.boot("s1")
+        world.run(until: world.now + .seconds(30))
+        #expect(world.violations.isEmpty, "\(world.violations)")
+        #expect(holders(world, "db") == ["s2"])
+    }
+
+    @Test("a server that boots behind a one-way cut hears its peer but cannot fetch its state: it takes nothing over (seed 23002612)")
+    func heardWithoutStateTakesNothing() {
+        let world = formed(fencing: false, seed: 6)
+        #expect(holders(world, "db") == ["s2"])
+        // s1's traffic stops reaching s2: s1 finds itself the cut-off side and fences; s2
+        // takes its groups over. s1 is then restarted cleanly, still behind the cut.
+        world.partition(["s1"], ["s2"], oneWay: true)
+        world.run(until: world.now + .seconds(15))
+        world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: "s1")
+        world.run(until: world.now + .seconds(1))
+        let bootAt = world.now
+        world.boot("s1")
+        // s2's heartbeats reach s1, but their state has to be fetched over the control
+        // channel, which the cut breaks: s1 knows s2 is there, not what it runs.
+        world.run(until: bootAt + .seconds(20))
+        #expect(world.violations.isEmpty, "\(world.violations)")
+        #expect(world.logCounts["s1 nm 13"] == 1, "\(world.logCounts.filter { $0.key.hasPrefix("s1 nm") })")
+        for group in ["web", "db", "batch"] {
+            #expect(holders(world, group) == ["s2"], "\(group) stays on s2")
+            #expect(starts(world, group, on: "s1", after: bootAt).isEmpty)
+        }
+        world.heal()
+        world.run(until: world.now + .seconds(20))
+        #expect(world.violations.isEmpty, "\(world.violations)")
+        for group in ["db", "batch"] { #expect(holders(world, group).count == 1, "\(group): \(holders(world, group))") }
+    }
+
     @Test("a holder that reboots with another key before its loss is confirmed: its groups are held back, then run once the key is fixed")
     func keyMismatchQuickReboot() {
         let world = formed(fencing: false, seed: 6)

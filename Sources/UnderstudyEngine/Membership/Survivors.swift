@@ -18,10 +18,11 @@ extension ServerEngine {
     /// As the service stops cleanly: who keeps running the cluster.
     mutating func recordLeftBehind(factor: StopFactor, now: EngineTime) {
         let clusterStop = factor == .clusterShutdown || directory?.clusterStopping == true
-        // Servers present with another key count as running it: this server cannot tell (seed
-        // 9991105: a server that had run with the wrong key left nobody behind, came back with
-        // the right one and founded a cluster beside the one still running).
-        let present = serverNames.filter { $0 != me && isPresentUnauthenticated($0, now: now) }
+        // Servers present but not heard (another key, or their state not fetched) count as
+        // running it: this server cannot tell (seed 9991105: a server that had run with the
+        // wrong key left nobody behind, came back with the right one and founded a cluster
+        // beside the one still running).
+        let present = serverNames.filter { $0 != me && isSendingUnheard($0, now: now) }
         let running = clusterStop ? [] : view(now: now).filter { $0 != me && !isLeaving($0, now: now) } + present
         if persistent.leftBehind != running {
             persistent.leftBehind = running

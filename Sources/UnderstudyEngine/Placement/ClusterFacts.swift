@@ -13,9 +13,9 @@ public struct PeerFacts: Sendable, Equatable {
     /// With ping resolution: a probe started after the loss reached a target, so its loss
     /// is not this server's own isolation. Always true without ping resolution.
     public var pingConfirmsLoss: Bool
-    /// Datagrams that fail authentication keep coming from its heartbeat address while it is
-    /// not heard (UnauthenticatedPeers.swift): present, with another key; never confirmed down.
-    public var unauthenticatedPresent = false
+    /// Datagrams keep coming from it while it is not heard (UnauthenticatedPeers.swift): they
+    /// fail authentication (another key) or its state cannot be fetched; never confirmed down.
+    public var presentUnheard = false
     /// Since when (local time) it has been up and in its current service run, as heard here:
     /// it has been listening at least that long.
     public var upSince: EngineTime?
@@ -44,9 +44,9 @@ public struct PeerFacts: Sendable, Equatable {
 
     init(
         connected: Bool, up: Bool, heardRecently: Bool, pingConfirmsLoss: Bool, upSince: EngineTime?, reportBox: ReportBox?,
-        unauthenticatedPresent: Bool = false
+        presentUnheard: Bool = false
     ) {
-        self.unauthenticatedPresent = unauthenticatedPresent
+        self.presentUnheard = presentUnheard
         self.upSince = upSince
         self.connected = connected
         self.up = up
@@ -281,7 +281,7 @@ extension ServerEngine {
                 connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
                 heardRecently: membership.heardWithin(server, recently, now: now), pingConfirmsLoss: pingConfirms(server),
                 upSince: membership.peers[server]?.listeningSinceLocal, reportBox: membership.peers[server]?.sharedReport,
-                unauthenticatedPresent: isPresentUnauthenticated(server, now: now))
+                presentUnheard: isPresentUnheard(server, now: now))
         }
         let own = OwnFacts(
             instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,

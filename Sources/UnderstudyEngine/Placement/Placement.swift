@@ -342,7 +342,7 @@ struct Planner {
         guard
             unresolved.isEmpty
                 || (unresolved.allSatisfy({
-                    !facts.everHeard($0) && facts.peer($0)?.unauthenticatedPresent != true && facts.forcedStops[$0] == nil
+                    !facts.everHeard($0) && facts.peer($0)?.presentUnheard != true && facts.forcedStops[$0] == nil
                 })
                     && (entry.generation == 0 || input.listenedEnough))
         else { return }
@@ -517,8 +517,8 @@ struct Planner {
             guard input.listenedEnough, memory.downConfirmedAt[server] == nil, facts.peer(server)?.pingConfirmsLoss ?? true else {
                 continue
             }
-            // Present with another key (UnauthenticatedPeers.swift): not down.
-            if facts.peer(server)?.unauthenticatedPresent == true { continue }
+            // Present but not heard (another key, state not fetched: UnauthenticatedPeers.swift): not down.
+            if facts.peer(server)?.presentUnheard == true { continue }
             // A peer agrees only once it has listened a whole timeout in its current service
             // run: one that just (re)started has not heard the lost server yet, and that
             // server's lease, bound by the peer's echo from before its restart, may still run

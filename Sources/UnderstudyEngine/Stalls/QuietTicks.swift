@@ -37,7 +37,8 @@ extension ServerEngine {
     func quietDeadline(now: EngineTime) -> EngineTime {
         guard service == .running, pendingActions.isEmpty, !heartbeatDirty, !persistDirty, !stalls.isHolding, syncDone,
             !isolated, !configOutsider, monitoring.pendingUserSpaceStall == nil, timeoutLoweringEndsAt == nil,
-            unauthenticatedHeard.isEmpty, forcedStops.records.isEmpty, priorClaims.isEmpty, !clusterStopRequested,
+            unauthenticatedHeard.isEmpty, heardWithoutState.isEmpty, forcedStops.records.isEmpty, priorClaims.isEmpty,
+            !clusterStopRequested,
             powerFailureMonitors.isEmpty, placement.clusterStopQuietSince == nil, placement.downConfirmedAt.isEmpty,
             !ping.awaitingVerdict, !ping.lost, !ping.hasUnprobedLoss, ping.lostAt.isEmpty, runner.runs.isEmpty,
             let directory, !directory.clusterStopping

@@ -253,8 +253,12 @@ public struct HeartbeatInbox: Sendable {
         /// Its state is missing: ask the sender for the delta from `since` of run
         /// `instance` (a fetch is due).
         case fetch(since: UInt64, of: ServerInstance)
-        /// Its state is missing and a fetch is under way (or it is older than what is held).
+        /// Its state is missing and a fetch is under way: the sender is present, what it
+        /// runs not known yet.
         case held
+        /// Older than the state held: a late copy of a heartbeat whose successor was
+        /// delivered already. Drop it.
+        case late
     }
 
     struct Peer: Sendable {
@@ -287,7 +291,7 @@ public struct HeartbeatInbox: Sendable {
         defer { peers[sender] = peer }
         if let seq = peer.seq, seq == datagram.stateSeq { return .deliver(peer.state.completing(datagram.core)) }
         // Older than the state held: a late copy; the newer heartbeat was delivered already.
-        if let seq = peer.seq, seq > datagram.stateSeq { return .held }
+        if let seq = peer.seq, seq > datagram.stateSeq { return .late }
         if let inline = datagram.inline, Self.applies(inline, to: peer, completing: datagram.stateSeq) {
             peer.state.apply(inline)
             peer.seq = inline.to

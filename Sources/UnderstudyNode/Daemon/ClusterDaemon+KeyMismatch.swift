@@ -16,6 +16,13 @@ extension ClusterDaemon {
         defer {
             // The Engine keeps such a server from being judged down (UnauthenticatedPeers.swift).
             if !present.isEmpty { perform(engine.handle(.unauthenticatedHeartbeats(from: present.sorted()), now: self.now())) }
+            // So it does a server whose heartbeats authenticate but waited for a state fetch
+            // (a one-way cut, the control port blocked): present, what it runs unknown.
+            if !heldWithoutState.isEmpty {
+                let held = heldWithoutState.sorted()
+                heldWithoutState = []
+                perform(engine.handle(.heartbeatsWithoutState(from: held), now: self.now()))
+            }
         }
         for transport in transports {
             for (address, count) in transport.counters.badMACSources {

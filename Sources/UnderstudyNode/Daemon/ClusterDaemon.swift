@@ -159,6 +159,9 @@ public actor ClusterDaemon {
     /// the counts of such datagrams per path and address seen so far (ClusterDaemon+KeyMismatch.swift).
     var keyMismatchReported: Set<ServerName> = []
     var badMACSeen: [String: UInt64] = [:]
+    /// Senders whose heartbeats waited for their state (a fetch) since the last housekeeping:
+    /// reported to the Engine as present (`EngineEvent.heartbeatsWithoutState`).
+    var heldWithoutState: Set<ServerName> = []
     var heartbeatSendWatch = HeartbeatSendWatch()
     /// The Engine's view after the last step (`noticeLostPeers`).
     var viewAtLastStep: Set<ServerName> = []
@@ -669,8 +672,11 @@ public actor ClusterDaemon {
         case .deliver(let heartbeat):
             deliver(heartbeat, path: path, at: receivedAt)
         case .held:
+            heldWithoutState.insert(sender)
+        case .late:
             break
         case .fetch(let since, let instance):
+            heldWithoutState.insert(sender)
             fetchHeartbeatState(from: sender, since: since, of: instance, path: path)
         }
     }
