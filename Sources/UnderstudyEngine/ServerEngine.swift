@@ -721,6 +721,8 @@ struct LoggedOnce: Sendable, Equatable {
     var startWaits: Set<GroupName> = []
     /// Servers logged as present with heartbeats that fail authentication (once while it lasts).
     var unauthenticated: Set<ServerName> = []
+    /// Servers seen with another key logged as silent since (their groups still held back).
+    var silentWithAnotherKey: Set<ServerName> = []
     /// Servers logged as present with heartbeats whose state cannot be fetched (once while it lasts).
     var withoutState: Set<ServerName> = []
 

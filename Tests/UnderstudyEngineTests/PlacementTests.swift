@@ -70,6 +70,31 @@ struct PlacementTests {
         #expect(decision.log.map(\.message) == ["s1 is the master server (epoch \(fresh.epoch))."])
     }
 
+    @Test("a leaving master yields to a newer epoch instead of taking the cluster back (five-server master duel)")
+    func leavingMasterYields() {
+        let newer = Epoch(term: 4, master: "s2")
+        func peers(_ epoch: Epoch) -> [ServerName: PeerFacts] {
+            [
+                "s2": PeerFacts(
+                    connected: true, up: true, heardRecently: true, report: Self.report("s2", view: ["s1", "s2", "s3"], epoch: newer)),
+                "s3": PeerFacts(
+                    connected: true, up: true, heardRecently: true, report: Self.report("s3", view: ["s1", "s2", "s3"], epoch: epoch)),
+            ]
+        }
+        let groups = [Cfg.group("g", servers: ["s1", "s2"])]
+        let leaving = OwnFacts(instance: ServerInstance(boot: 1, run: 1), leaving: true)
+        let yielded = Placement.plan(Self.input(groups: groups, directory: Self.directory(), peers: peers(newer), own: leaving))
+        #expect(yielded.outcome == .unchanged, "\(yielded.outcome)")
+        #expect(yielded.log.isEmpty)
+        // Not leaving, the same server outranked takes over (ranked first, it is the master).
+        let running = Placement.plan(Self.input(groups: groups, directory: Self.directory(), peers: peers(newer)))
+        guard case .tookOver(let fresh, _) = running.outcome else {
+            Issue.record("expected a takeover, got \(running.outcome)")
+            return
+        }
+        #expect(fresh.epoch == Epoch(term: 5, master: "s1"))
+    }
+
     @Test("startup places auto groups on the first server of their policy, manual ones not at all")
     func startup() {
         let groups = [

@@ -203,6 +203,7 @@ import UnderstudyModel
         world.run(until: cutAt + .seconds(30))
         #expect(world.violations.isEmpty, "\(world.violations)")
         #expect(holders(world, "db") == ["s2"], "s1 cannot tell a silent s2 from one hidden by the cut: db stays where it runs")
+        #expect(world.logCounts["s1 nm 12"] == 2, "the hold is said again, once, when s2 falls silent")
         #expect(starts(world, "db", on: "s1", after: cutAt).isEmpty)
         // The key is fixed and s1 restarts: it hears s2 again; db has run once throughout.
         world.heal()

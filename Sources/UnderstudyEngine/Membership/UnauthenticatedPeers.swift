@@ -101,9 +101,21 @@ extension ServerEngine {
     /// restarted with another key, then a short partition, and its peer confirmed it down).
     mutating func noteUnauthenticatedGone(now: EngineTime) {
         guard !unauthenticatedHeard.isEmpty || !heardWithoutState.isEmpty else { return }
-        for server in unauthenticatedHeard.keys.sorted() where !seenWithAnotherKeySinceHeard(server) {
-            unauthenticatedHeard[server] = nil
-            loggedOnce.unauthenticated.remove(server)
+        for server in unauthenticatedHeard.keys.sorted() {
+            guard seenWithAnotherKeySinceHeard(server) else {
+                unauthenticatedHeard[server] = nil
+                loggedOnce.unauthenticated.remove(server)
+                loggedOnce.silentWithAnotherKey.remove(server)
+                continue
+            }
+            // Said once when its datagrams stop: the hold goes on, and why.
+            guard !isPresentUnauthenticated(server, now: now), !membership.isUp(server, now: now),
+                loggedOnce.silentWithAnotherKey.insert(server).inserted
+            else { continue }
+            log(
+                .peerUnauthenticated,
+                "\(server), seen with another cluster key, is silent now: it may still run its groups behind a one-way cut, so they stay held back until it is heard with the cluster's key. If it is really down, restart the cluster service here (clpcl -r)."
+            )
         }
         let window = presenceWindow
         for (server, heard) in heardWithoutState.sorted(by: { $0.key < $1.key }) where now - heard >= window {
@@ -117,6 +129,7 @@ extension ServerEngine {
         unauthenticatedHeard = [:]
         heardWithoutState = [:]
         loggedOnce.unauthenticated = []
+        loggedOnce.silentWithAnotherKey = []
         loggedOnce.withoutState = []
     }
 }
