@@ -100,5 +100,10 @@ public struct RegressionSeed: Sendable {
             found:
                 "a reboot by another fault after the key file was fixed booted with the other key (simulator: the daemon reads the key file when it starts)"
         ),
+        RegressionSeed(
+            seed: 23_113_331, servers: 2,
+            found:
+                "a server stopped cleanly 1.4 s after a one-way cut hid its peer, left nobody behind, came back with another key and started every group the peer ran"
+        ),
     ]
 }

@@ -23,7 +23,14 @@ extension ServerEngine {
         // wrong key left nobody behind, came back with the right one and founded a cluster
         // beside the one still running).
         let present = serverNames.filter { $0 != me && isSendingUnheard($0, now: now) }
-        let running = clusterStop ? [] : view(now: now).filter { $0 != me && !isLeaving($0, now: now) } + present
+        // So do servers heard within their timeout but out of the view (a cut one way: they
+        // no longer echo this server, and may be running the cluster without it; found by
+        // simulator seed 23113331: a server stopped 1.4 s after a one-way cut hid its peer, left
+        // nobody behind, came back and started every group the peer ran).
+        let heard = serverNames.filter { $0 != me && membership.isUp($0, now: now) }
+        let running =
+            clusterStop
+            ? [] : Set(view(now: now) + heard + present).filter { $0 != me && !isLeaving($0, now: now) }.sorted()
         if persistent.leftBehind != running {
             persistent.leftBehind = running
             persistDirty = true
