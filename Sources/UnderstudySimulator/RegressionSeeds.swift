@@ -105,5 +105,15 @@ public struct RegressionSeed: Sendable {
             found:
                 "a server stopped cleanly 1.4 s after a one-way cut hid its peer, left nobody behind, came back with another key and started every group the peer ran"
         ),
+        RegressionSeed(
+            seed: 23_122_046, servers: 2,
+            found:
+                "the same as 23113331 after a two-way partition: the server stopped 3 s into it, left nobody behind and founded alone with another key"
+        ),
+        RegressionSeed(
+            seed: 23_121_638, servers: 2,
+            found:
+                "a partition healed as both sides judged each other down; the held heartbeats came a moment after the down confirmation and the takeover went ahead"
+        ),
     ]
 }

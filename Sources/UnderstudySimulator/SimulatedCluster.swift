@@ -658,10 +658,12 @@ public final class SimulatedCluster {
         let sender = datagram.core.sender
         switch outcome {
         case .held, .fetch:
-            // As the daemon: a sender whose heartbeats wait for their state is present; said
-            // at its next housekeeping, once a second (at the next whole second here: no
-            // random draw, so that the other schedules' draws stay as they were).
+            // As the daemon: a sender whose heartbeats wait for their state is present; the
+            // first such heartbeat since the last housekeeping is said at once, the others at
+            // the housekeeping (here: at the next whole second; no random draw, so that the
+            // other schedules' draws stay as they were).
             if server.withoutStateReports.insert(sender).inserted {
+                deliver(.heartbeatsWithoutState(from: [sender]), to: name)
                 let nextSecond = Duration.seconds(Int(now / .seconds(1)) + 1)
                 schedule(.withoutState(from: sender, to: name, incarnation: server.incarnation), after: nextSecond - now)
             }

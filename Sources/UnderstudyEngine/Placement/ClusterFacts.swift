@@ -220,6 +220,9 @@ public struct ClusterFacts: Sendable {
         if heardByPeers(server) { return false }
         if let report = peer(server)?.reportBox, !report.heartbeat.serviceUp { return true }
         if isUp(server) { return false }
+        // Its datagrams arrive, unheard (another key, or its state not fetched): it may run
+        // anything (UnauthenticatedPeers.swift).
+        if peer(server)?.presentUnheard == true { return false }
         // Down or never heard: only the agreement of every connected server plus the
         // margin proves it holds nothing (a server never heard may still run groups).
         guard let confirmed = downConfirmedAt[server] else { return false }

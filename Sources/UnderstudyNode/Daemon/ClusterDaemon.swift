@@ -672,13 +672,22 @@ public actor ClusterDaemon {
         case .deliver(let heartbeat):
             deliver(heartbeat, path: path, at: receivedAt)
         case .held:
-            heldWithoutState.insert(sender)
+            noteHeldWithoutState(sender, at: receivedAt)
         case .late:
             break
         case .fetch(let since, let instance):
-            heldWithoutState.insert(sender)
             fetchHeartbeatState(from: sender, since: since, of: instance, path: path)
+            noteHeldWithoutState(sender, at: receivedAt)
         }
+    }
+
+    /// A heartbeat of `sender` waits for its state: the sender is present, what it runs
+    /// unknown (`EngineEvent.heartbeatsWithoutState`). The first since the last housekeeping
+    /// is told at once — a takeover of the sender's groups may be a moment away — the others
+    /// at the housekeeping (`checkKeyMismatch`), about once a second.
+    func noteHeldWithoutState(_ sender: ServerName, at time: EngineTime) {
+        guard heldWithoutState.insert(sender).inserted else { return }
+        perform(engine.handle(.heartbeatsWithoutState(from: [sender]), now: time))
     }
 
     /// Hands a complete heartbeat to the Engine.
