@@ -632,12 +632,21 @@ public struct ServerEngine: Sendable, Equatable {
         // (Servers in the view are up: their newest report is current.)
         // A server that joined with another configuration than its master's is never master
         // (ConfigApply.swift).
-        let joined = view.first { server in
-            server == me
-                ? directory != nil && !configOutsider
-                : membership.peers[server]?.sharedReport.map { $0.heartbeat.epoch != nil && $0.heartbeat.configOutsider != true } ?? false
+        // A server whose newer heartbeats wait for their state (`heardWithoutState`) may have
+        // joined since its last report: none ranked below it takes the mastership on that stale
+        // report (found by simulator seed 23412714: a server restarted over a disk heartbeat
+        // path, its peer could not fetch its new state and kept its report from before it
+        // joined, and the two took the cluster from each other at every heartbeat).
+        for server in view {
+            if server == me {
+                if directory != nil && !configOutsider { return me }
+                continue
+            }
+            if reportIsStale(server) { return nil }
+            let joined =
+                membership.peers[server]?.sharedReport.map { $0.heartbeat.epoch != nil && $0.heartbeat.configOutsider != true } ?? false
+            if joined { return server }
         }
-        if let master = joined { return master }
         // Even without a sync wait, listen a little so servers started together find each
         // other before one of them founds the cluster alone.
         guard now - listeningSince >= (listenFully ? rejoinListen : interval * 2) else { return nil }

@@ -115,5 +115,15 @@ public struct RegressionSeed: Sendable {
             found:
                 "a partition healed as both sides judged each other down; the held heartbeats came a moment after the down confirmation and the takeover went ahead"
         ),
+        RegressionSeed(
+            seed: 23_410_429, servers: 3,
+            found:
+                "a server frozen through clpstdn went on alone with a majority of one (the others had left cleanly); they came back behind a partition with two of three"
+        ),
+        RegressionSeed(
+            seed: 23_412_714, servers: 3,
+            found:
+                "a peer's newer heartbeats waited for a state fetch that could not answer; its stale report said it had not joined, and two masters took the cluster from each other"
+        ),
     ]
 }

@@ -383,6 +383,15 @@ struct Membership: Sendable, Equatable {
     }
 
     /// Whether this server together with these connected peers has quorum.
+    /// The server's farewell named this server among those it left running (Survivors.swift):
+    /// back, it waits for this server before founding a cluster. One that named nobody (a
+    /// cluster stop) or not this server may found one without it, so it still counts (found by
+    /// simulator seed 23410429: a server frozen through `clpstdn` went on alone with a
+    /// majority of one, the two that had stopped came back behind a partition with two of three).
+    func leftUsRunning(_ server: ServerName) -> Bool {
+        peers[server]?.sharedReport?.heartbeat.waitsFor?.contains(me) ?? false
+    }
+
     func quorum(with peers: [ServerName], exactHalf: Bool = true) -> Bool {
         guard usesMajority else { return true }
         // Counted in one pass over the servers (this runs at every step):
@@ -404,7 +413,7 @@ struct Membership: Sendable, Equatable {
                 } else {
                     settled += 1
                 }
-            } else if let liveness, liveness.returningFromDeparture || liveness.serviceUp == false {
+            } else if let liveness, liveness.returningFromDeparture || (liveness.serviceUp == false && leftUsRunning(server)) {
                 departed += 1
             }
         }

@@ -86,6 +86,14 @@ extension ServerEngine {
         return seenWithAnotherKeySinceHeard(server) && !membership.isUp(server, now: now)
     }
 
+    /// Heartbeats of the server that wait for their state came after the last one handed
+    /// over: what its report says may be out of date.
+    func reportIsStale(_ server: ServerName) -> Bool {
+        guard let held = heardWithoutState[server] else { return false }
+        guard let heard = membership.peers[server]?.lastHeard else { return true }
+        return heard < held
+    }
+
     /// Datagrams of the server failed authentication after its last authenticated heartbeat.
     func seenWithAnotherKeySinceHeard(_ server: ServerName) -> Bool {
         guard let unauthenticated = unauthenticatedHeard[server] else { return false }
