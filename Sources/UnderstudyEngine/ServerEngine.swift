@@ -652,6 +652,9 @@ public struct ServerEngine: Sendable, Equatable {
         guard now - listeningSince >= (listenFully ? rejoinListen : interval * 2) else { return nil }
         // Not without a server that one of the view left running (Survivors.swift).
         guard survivorsMissing(from: view, now: now).isEmpty else { return nil }
+        // Not on a majority that leaves out a server which stopped without naming this one as
+        // left running: it may found without this one when it comes back (Membership.quorumToFound).
+        guard membership.quorumToFound(with: view.filter { $0 != me }) else { return nil }
         // Not while a server heard within its timeout is out of the view (a lossy or one-way
         // link): it may found a cluster of its own meanwhile, and each master would place
         // groups from the other's stale reports. Whoever no longer hears the other founds

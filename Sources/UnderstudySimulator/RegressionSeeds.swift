@@ -125,5 +125,10 @@ public struct RegressionSeed: Sendable {
             found:
                 "a peer's newer heartbeats waited for a state fetch that could not answer; its stale report said it had not joined, and two masters took the cluster from each other"
         ),
+        RegressionSeed(
+            seed: 23_616_583, servers: 3,
+            found:
+                "(a first fix of 23410429 applied the farewell rule to a running cluster) a server finishing a slow cluster stop lost its quorum and lease; after a long freeze its stuck group was not fenced"
+        ),
     ]
 }

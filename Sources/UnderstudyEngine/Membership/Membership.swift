@@ -385,14 +385,22 @@ struct Membership: Sendable, Equatable {
     /// Whether this server together with these connected peers has quorum.
     /// The server's farewell named this server among those it left running (Survivors.swift):
     /// back, it waits for this server before founding a cluster. One that named nobody (a
-    /// cluster stop) or not this server may found one without it, so it still counts (found by
-    /// simulator seed 23410429: a server frozen through `clpstdn` went on alone with a
-    /// majority of one, the two that had stopped came back behind a partition with two of three).
+    /// cluster stop) or not this server may found one without it.
     func leftUsRunning(_ server: ServerName) -> Bool {
         peers[server]?.sharedReport?.heartbeat.waitsFor?.contains(me) ?? false
     }
 
-    func quorum(with peers: [ServerName], exactHalf: Bool = true) -> Bool {
+    /// `quorum` for founding a cluster: a server that left cleanly without naming this one
+    /// among those it left running still counts, since it may found a cluster without this
+    /// one when it comes back (found by simulator seed 23410429: a server frozen through
+    /// `clpstdn` founded alone on a majority of one; the two that had stopped came back behind
+    /// a partition with two of three). A running cluster keeps counting every departure out:
+    /// a server finishing a cluster stop must keep its lease (seed 23616583).
+    func quorumToFound(with peers: [ServerName]) -> Bool {
+        quorum(with: peers, exactHalf: true, departuresNamingUsOnly: true)
+    }
+
+    func quorum(with peers: [ServerName], exactHalf: Bool = true, departuresNamingUsOnly: Bool = false) -> Bool {
         guard usesMajority else { return true }
         // Counted in one pass over the servers (this runs at every step):
         // - returning: servers back from a clean departure and not yet admitted (`noteReturns`);
@@ -413,7 +421,9 @@ struct Membership: Sendable, Equatable {
                 } else {
                     settled += 1
                 }
-            } else if let liveness, liveness.returningFromDeparture || (liveness.serviceUp == false && leftUsRunning(server)) {
+            } else if let liveness,
+                liveness.returningFromDeparture || (liveness.serviceUp == false && (!departuresNamingUsOnly || leftUsRunning(server)))
+            {
                 departed += 1
             }
         }
