@@ -30,7 +30,15 @@ struct KeeperTests {
         let other = try spawnSleep(token: token + "-other")
         let plain = try spawnSleep(token: nil)
         defer { for process in [marked, other, plain] where process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        #expect(InstanceProcesses.find(token: token) == [marked.processIdentifier])
+        // `run()` returns once the child is forked; until it has exec'd `sleep`, its environment
+        // in /proc is still the test runner's (a loaded machine showed it: CI of 2026-12-07).
+        var found = InstanceProcesses.find(token: token)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while found != [marked.processIdentifier], ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+            found = InstanceProcesses.find(token: token)
+        }
+        #expect(found == [marked.processIdentifier])
         let survivors = await InstanceProcesses.killAll(token: token, limit: .seconds(5))
         #expect(survivors.isEmpty)
         marked.waitUntilExit()
