@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import UnderstudyEngine
 import UnderstudyModel
+import UnderstudyTestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -116,10 +117,14 @@ struct FinalActionTests {
             #expect(after.standardOutput.contains("count : 0"), "\(after)")
             let alerts = (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? ""
             #expect(alerts.contains("[rc 101] Reboot count of node1 cleared by an operator (was 1)"), "\(alerts.suffix(800))")
-            let persisted =
-                try JSONSerialization.jsonObject(
-                    with: Data(contentsOf: URL(fileURLWithPath: cluster.stateDirectory(of: "node1") + "/engine.json"))) as? [String: Any]
-            #expect(persisted?["rebootCount"] as? Int == 0, "the clear is kept across restarts")
+            // The state file is written off the daemon's actor, a moment after the answer.
+            let statePath = cluster.stateDirectory(of: "node1") + "/engine.json"
+            let kept = await eventually(within: .seconds(5), every: .milliseconds(100)) {
+                let data = (try? Data(contentsOf: URL(fileURLWithPath: statePath))) ?? Data()
+                let persisted = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+                return persisted?["rebootCount"] as? Int == 0
+            }
+            #expect(kept, "the clear is kept across restarts")
             for bad in [
                 ["clpregctrl"], ["clpregctrl", "-g", "-c"], ["clpregctrl", "-g", "-t", "xx"], ["clpregctrl", "-g", "-r", "other"],
             ] {
