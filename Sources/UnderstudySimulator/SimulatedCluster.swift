@@ -654,33 +654,32 @@ public final class SimulatedCluster {
     /// and hands it to the Engine, or holds it and asks the sender for the state.
     func receive(_ datagram: HeartbeatDatagram, at name: ServerName, path: String) {
         guard let server = servers[name], server.engine != nil else { return }
-        let outcome = server.inbox.receive(datagram, now: now)
         let sender = datagram.core.sender
-        switch outcome {
-        case .held, .fetch:
-            // As the daemon: a sender whose heartbeats wait for their state is present; the
-            // first such heartbeat since the last housekeeping is said at once, the others at
-            // the housekeeping (here: at the next whole second; no random draw, so that the
-            // other schedules' draws stay as they were).
-            if server.withoutStateReports.insert(sender).inserted {
-                deliver(.heartbeatsWithoutState(from: [sender]), to: name)
-                let nextSecond = Duration.seconds(Int(now / .seconds(1)) + 1)
-                schedule(.withoutState(from: sender, to: name, incarnation: server.incarnation), after: nextSecond - now)
-            }
-        case .deliver, .late:
-            break
-        }
-        switch outcome {
+        switch server.inbox.receive(datagram, now: now) {
         case .deliver(let heartbeat):
             deliver(.heartbeat(heartbeat, path: path), to: name)
-        case .held, .late:
+        case .late:
             break
+        case .held:
+            noteHeldWithoutState(sender, at: name)
         case .fetch(let since, let instance):
+            noteHeldWithoutState(sender, at: name)
             guard controlChannelCarries(from: name, to: sender) else { return }
             schedule(
                 .stateRequest(from: name, to: sender, incarnation: server.incarnation, since: since, of: instance, path: path),
                 after: random.duration(delayRange) * 2)
         }
+    }
+
+    /// As the daemon (`ClusterDaemon.noteHeldWithoutState`): a sender whose heartbeats wait
+    /// for their state is present; the first such heartbeat since the last housekeeping is
+    /// said at once, the others at the housekeeping (here: at the next whole second; no random
+    /// draw, so that the other schedules' draws stay as they were).
+    func noteHeldWithoutState(_ sender: ServerName, at name: ServerName) {
+        guard let server = servers[name], server.withoutStateReports.insert(sender).inserted else { return }
+        deliver(.heartbeatsWithoutState(from: [sender]), to: name)
+        let nextSecond = Duration.seconds(Int(now / .seconds(1)) + 1)
+        schedule(.withoutState(from: sender, to: name, incarnation: server.incarnation), after: nextSecond - now)
     }
 
     /// Whether a control-channel message from `name` reaches `peer` now: the control channel

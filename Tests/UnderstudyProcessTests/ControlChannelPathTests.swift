@@ -114,24 +114,34 @@ struct HeartbeatsWithoutStateTests {
             let codec = DatagramCodec(key: key)
             let sender = try RawUDPSocket(bindTo: spec.address(of: "node2"), port: 0)
             let bootID = UInt64.random(in: 1...UInt64(Int64.max))
-            var sequence: UInt64 = 0
-            func sendHeartbeats(for duration: Duration) async throws {
-                let until = ContinuousClock.now + duration
-                while ContinuousClock.now < until {
+            let target = spec.address(of: "node1")
+            let port = spec.heartbeatPort
+            // Sends from before node1 starts (those are lost) until cancelled, every 200 ms, so
+            // that a daemon slow to start on a loaded machine still hears node2 from its first
+            // moment (at most a minute: the test cancels it long before).
+            let sending = Task {
+                var sequence: UInt64 = 0
+                while !Task.isCancelled, sequence < 300 {
                     sequence += 1
                     let core = Heartbeat(sender: "node2", bootID: bootID, sentAt: .milliseconds(Int(sequence) * 200), configHash: "other")
                     let payload = HeartbeatWire.encode(HeartbeatDatagram(core: core, stateSeq: 42), inlineJSON: nil)
-                    let sealed = try codec.seal(payload: payload, sender: "node2", bootID: bootID, sequence: sequence)
-                    try sender.send(sealed, to: spec.address(of: "node1"), port: spec.heartbeatPort)
-                    try await Task.sleep(for: .milliseconds(200))
+                    if let sealed = try? codec.seal(payload: payload, sender: "node2", bootID: bootID, sequence: sequence) {
+                        try? sender.send(sealed, to: target, port: port)
+                    }
+                    try? await Task.sleep(for: .milliseconds(200))
                 }
             }
+            defer { sending.cancel() }
             try cluster.start(["node1"])
-            try await sendHeartbeats(for: .seconds(8))
+            _ = try await cluster.waitForStatus("node1 answers", on: "node1") { _ in true }
+            // Past the sync wait (2 s) and then some, with node2 present throughout.
+            try await Task.sleep(for: .seconds(6))
             let log = { (try? String(contentsOfFile: cluster.stateDirectory(of: "node1") + "/alert.log", encoding: .utf8)) ?? "" }
             #expect(log().contains("[nm 13] node2's heartbeats arrive but its state cannot be fetched"), "\(log())")
             let held = await cluster.status(on: "node1")
             #expect(held?.group(named: "grp1")?.status != .online, "grp1 may run on node2: it waits while node2 is present")
+            sending.cancel()
+            _ = await sending.value
 
             // node2 falls silent: after its presence and the ping probe, node1 starts grp1.
             let started = await eventually(within: .seconds(25), every: .milliseconds(250)) {

@@ -382,7 +382,6 @@ struct Membership: Sendable, Equatable {
         return quorum(with: view(now: now).filter { $0 != me })
     }
 
-    /// Whether this server together with these connected peers has quorum.
     /// The server's farewell named this server among those it left running (Survivors.swift):
     /// back, it waits for this server before founding a cluster. One that named nobody (a
     /// cluster stop) or not this server may found one without it.
@@ -400,6 +399,7 @@ struct Membership: Sendable, Equatable {
         quorum(with: peers, exactHalf: true, departuresNamingUsOnly: true)
     }
 
+    /// Whether this server together with these connected peers has quorum.
     func quorum(with peers: [ServerName], exactHalf: Bool = true, departuresNamingUsOnly: Bool = false) -> Bool {
         guard usesMajority else { return true }
         // Counted in one pass over the servers (this runs at every step):

@@ -61,14 +61,18 @@ extension ServerEngine {
     /// Datagrams that fail authentication came from the server's address within the
     /// presence window, and it is not heard up (authenticated) meanwhile.
     func isPresentUnauthenticated(_ server: ServerName, now: EngineTime) -> Bool {
-        guard let heard = unauthenticatedHeard[server], now - heard < presenceWindow else { return false }
-        return !membership.isUp(server, now: now)
+        reportedLately(unauthenticatedHeard[server], server, now: now)
     }
 
     /// The server sends now but is not heard: with another key, or without its state.
     func isSendingUnheard(_ server: ServerName, now: EngineTime) -> Bool {
-        if isPresentUnauthenticated(server, now: now) { return true }
-        guard let heard = heardWithoutState[server], now - heard < presenceWindow else { return false }
+        isPresentUnauthenticated(server, now: now) || reportedLately(heardWithoutState[server], server, now: now)
+    }
+
+    /// A report of the server's datagrams (`at`) within the presence window, and the server is
+    /// not heard up meanwhile.
+    private func reportedLately(_ at: EngineTime?, _ server: ServerName, now: EngineTime) -> Bool {
+        guard let at, now - at < presenceWindow else { return false }
         return !membership.isUp(server, now: now)
     }
 
@@ -78,8 +82,8 @@ extension ServerEngine {
     /// neither side hears the other's heartbeats, so neither can notice that the other no
     /// longer hears it (the one-way rule) nor bind the other by a lease, and silence proves
     /// nothing — a cut one way hides a server that still runs its groups (found by simulator
-    /// seed 23003755: a server restarted with another key took a peer's groups over once a
-    /// one-way cut hid the peer, which was stopping them slowly). Its groups wait for it to be
+    /// seed 23006462: a server restarted with another key took a peer's groups over once a
+    /// one-way cut hid the peer's datagrams). Its groups wait for it to be
     /// heard with the cluster's key, or for this server's service to restart.
     func isPresentUnheard(_ server: ServerName, now: EngineTime) -> Bool {
         if isSendingUnheard(server, now: now) { return true }
@@ -89,16 +93,19 @@ extension ServerEngine {
     /// Heartbeats of the server that wait for their state came after the last one handed
     /// over: what its report says may be out of date.
     func reportIsStale(_ server: ServerName) -> Bool {
-        guard let held = heardWithoutState[server] else { return false }
-        guard let heard = membership.peers[server]?.lastHeard else { return true }
-        return heard < held
+        reportedSinceHeard(heardWithoutState[server], server)
     }
 
     /// Datagrams of the server failed authentication after its last authenticated heartbeat.
     func seenWithAnotherKeySinceHeard(_ server: ServerName) -> Bool {
-        guard let unauthenticated = unauthenticatedHeard[server] else { return false }
+        reportedSinceHeard(unauthenticatedHeard[server], server)
+    }
+
+    /// A report of the server's datagrams (`at`) is newer than its last heartbeat handed over.
+    private func reportedSinceHeard(_ at: EngineTime?, _ server: ServerName) -> Bool {
+        guard let at else { return false }
         guard let heard = membership.peers[server]?.lastHeard else { return true }
-        return heard < unauthenticated
+        return heard < at
     }
 
     /// Forgets a server seen with another key once it is heard (authenticated) after that, so
