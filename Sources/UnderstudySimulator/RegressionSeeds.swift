@@ -130,5 +130,10 @@ public struct RegressionSeed: Sendable {
             found:
                 "(a first fix of 23410429 applied the farewell rule to a running cluster) a server finishing a slow cluster stop lost its quorum and lease; after a long freeze its stuck group was not fenced"
         ),
+        RegressionSeed(
+            seed: 23_706_632, servers: 3,
+            found:
+                "a LAN cut left one server only a disk heartbeat to the master, whose state it could not fetch; it led the third server's view, the third followed the master, and the two masters started a new epoch at every heartbeat"
+        ),
     ]
 }

@@ -95,6 +95,37 @@ struct PlacementTests {
         #expect(fresh.epoch == Epoch(term: 5, master: "s1"))
     }
 
+    /// s3 (in view) follows s2, whose datagrams this server still gets but which is out of
+    /// its view: a new epoch here would only make s2 start another (simulator seed 23706632).
+    @Test(
+        "a master outranked only by the epoch of a master it hears out of its view starts no new epoch",
+        arguments: ["up", "present without state", "down"])
+    func outrankedByAMasterOutOfView(s2Is: String) {
+        let newer = Epoch(term: 4, master: "s2")
+        var s2 = PeerFacts(
+            connected: false, up: s2Is == "up", heardRecently: s2Is == "up",
+            report: Self.report("s2", view: ["s2", "s3"], epoch: newer, hears: ["s2", "s3"]))
+        s2.presentUnheard = s2Is == "present without state"
+        let peers: [ServerName: PeerFacts] = [
+            "s2": s2,
+            "s3": PeerFacts(
+                connected: true, up: true, heardRecently: true, report: Self.report("s3", view: ["s1", "s2", "s3"], epoch: newer)),
+        ]
+        let groups = [Cfg.group("g", servers: ["s1", "s2"])]
+        let decision = Placement.plan(Self.input(groups: groups, directory: Self.directory(), peers: peers))
+        if s2Is == "down" {
+            // Gone, s2 leads nobody: this server takes s3 over.
+            guard case .tookOver(let fresh, _) = decision.outcome else {
+                Issue.record("expected a takeover, got \(decision.outcome)")
+                return
+            }
+            #expect(fresh.epoch == Epoch(term: 5, master: "s1"))
+        } else {
+            #expect(decision.outcome == .unchanged, "\(decision.outcome)")
+            #expect(decision.log.isEmpty)
+        }
+    }
+
     @Test("startup places auto groups on the first server of their policy, manual ones not at all")
     func startup() {
         let groups = [

@@ -123,7 +123,21 @@ struct Planner {
         let myEpoch = directory?.epoch
         let outranked = reportedEpochs.contains { epoch in
             guard let mine = myEpoch else { return true }
-            return epoch.term > mine.term || (epoch.term == mine.term && epoch.master != mine.master)
+            guard epoch.term > mine.term || (epoch.term == mine.term && epoch.master != mine.master) else { return false }
+            // The epoch of a master this server still hears, or whose datagrams still come,
+            // but which is out of its view (it does not list this server, or its state cannot
+            // be fetched) does not make this master start another: that master sees this
+            // server's epoch and would start another in turn, at every heartbeat (found by
+            // simulator seed 23706632: a LAN cut left one server a disk heartbeat to the
+            // master, whose state it could not fetch; it led the third server's view while
+            // the third followed the old master). Neither places anything until the views
+            // agree again.
+            if mine.master == me, epoch.master != me, !view.contains(epoch.master),
+                facts.isUp(epoch.master) || facts.peer(epoch.master)?.presentUnheard == true
+            {
+                return false
+            }
+            return true
         }
         // Directories of peers in view that this server's does not include: the one of the
         // master it takes over from, or a follower's that declined this master's directory
