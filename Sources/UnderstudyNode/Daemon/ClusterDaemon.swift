@@ -472,8 +472,8 @@ public actor ClusterDaemon {
         let period = engine.tickPeriod
         var deadline = ContinuousClock.now
         var nextHousekeeping = deadline
-        // Once started (configuration read, groups placed), the code only the start ran need
-        // not stay resident (StartupCode.swift).
+        // Once started (configuration read, groups placed), the code and read-only data only
+        // the start used need not stay resident (StartupCode.swift, StartupData.swift).
         var releaseStartupCodeAt: ContinuousClock.Instant? = deadline + Self.startupCodeRelease
         while !Task.isCancelled {
             let regular = max(deadline + period, .now)
@@ -498,6 +498,8 @@ public actor ClusterDaemon {
             superviseKeeper()
             if let due = releaseStartupCodeAt, deadline >= due {
                 releaseStartupCodeAt = nil
+                // (Data first: finding it runs code that the code's release then drops too.)
+                StartupData.release()
                 StartupCode.release()
             }
         }

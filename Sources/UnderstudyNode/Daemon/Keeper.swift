@@ -76,6 +76,8 @@ public enum Keeper {
         let lock = KeeperLock(stateDirectory: stateDirectory)
         let held = lock.acquire(logger: logger)
         // It waits, maybe for months: what its start ran need not stay resident meanwhile.
+        // (Data first: finding it runs code that the code's release then drops too.)
+        StartupData.release()
         StartupCode.release()
         let message = FileHandle.standardInput.readDataToEndOfFile()
         if String(decoding: message, as: UTF8.self).contains("clean") { return }
