@@ -462,9 +462,23 @@ public struct ServerEngine: Sendable, Equatable {
     mutating func checkSyncWait(now: EngineTime) {
         guard !syncDone else { return }
         let everyone = serverNames.allSatisfy { membership.isConnected($0, now: now) }
+        // A connected server whose sync is over has waited for the others already: the
+        // cluster starts as it would have when that one founded it (`currentMaster`: the first
+        // server of the view founds, the others wait for its sync).
+        let waitedFor = serverNames.first { server in
+            server != me && membership.isConnected(server, now: now)
+                && membership.peers[server]?.sharedReport?.heartbeat.syncDone == true
+        }
         if everyone {
             syncDone = true
             log(.allServersStarted, "All servers have started.")
+            heartbeatDirty = true
+        } else if let waitedFor {
+            syncDone = true
+            let missing = serverNames.filter { !membership.isConnected($0, now: now) }
+            log(
+                .syncWaitExpired,
+                "Sync wait over: \(waitedFor) has ended its own; treating \(missing.joined(separator: ", ")) as down.")
             heartbeatDirty = true
         } else if now - serviceStartedAt >= config.cluster.timing.syncWait {
             syncDone = true
@@ -662,12 +676,17 @@ public struct ServerEngine: Sendable, Equatable {
         // heavy loss, this server founded alone at once, the peer founded too, and both
         // started the same groups).
         guard serverNames.allSatisfy({ view.contains($0) || !membership.isUp($0, now: now) }) else { return nil }
-        // Only a server with the founding configuration founds (ConfigApply.swift).
+        // Only a server with the founding configuration founds (ConfigApply.swift): the first
+        // of the view, once its startup sync is over. A server ranked below it waits for it
+        // (its sync ends at the latest when it hears that one's has, `checkSyncWait`). Letting
+        // the first server whose sync was over found made two masters (found by simulator
+        // seed 24109313: one server heard every server and founded while the first was still
+        // in its sync wait; the first, done a moment later, founded too on the other's report
+        // from before, and each started every group when the other dropped out of its view).
         let founding = foundingConfiguration(rankedView: view)
-        return view.first { server in
-            guard configuration(of: server)?.hash == founding else { return false }
-            return server == me ? syncDone : (membership.peers[server]?.sharedReport?.heartbeat.syncDone ?? false)
-        }
+        guard let founder = view.first(where: { configuration(of: $0)?.hash == founding }) else { return nil }
+        let founderSyncDone = founder == me ? syncDone : (membership.peers[founder]?.sharedReport?.heartbeat.syncDone ?? false)
+        return founderSyncDone ? founder : nil
     }
 
     public func isMaster(now: EngineTime) -> Bool { currentMaster(now: now) == me }

@@ -7,9 +7,10 @@ import UnderstudyModel
 /// time asks. A heartbeat with news is acted on at once.
 @Suite("Heartbeat receipt: keepalives and news")
 struct HeartbeatReceiptTests {
+    /// s2, itself still in its sync wait (a peer whose wait is over would end s1's at once).
     static func heartbeat(sentAt: EngineTime, echo: EngineTime = .zero) -> Heartbeat {
         Heartbeat(
-            sender: "s2", bootID: 9, run: 1, sentAt: sentAt, configHash: "h", priority: 1, syncDone: true,
+            sender: "s2", bootID: 9, run: 1, sentAt: sentAt, configHash: "h", priority: 1, syncDone: false,
             hears: ["s1": HeardHeartbeat(bootID: 1, sentAt: echo, upSince: .zero)], view: ["s1", "s2"],
             groups: ["g": GroupReport(status: .offline)])
     }
