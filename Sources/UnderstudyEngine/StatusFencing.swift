@@ -75,7 +75,8 @@ extension ServerEngine {
             }
             return .init(
                 server: record.server, state: state, attempts: record.attempts, detail: record.detail,
-                confirmedSecondsAgo: (now - record.confirmedAt).inSeconds, nextAttemptInSeconds: next.map { max(.zero, $0 - now).inSeconds })
+                confirmedSecondsAgo: (now - record.confirmedAt).inSeconds, nextAttemptInSeconds: next.map { max(.zero, $0 - now).inSeconds }
+            )
         }
         return .init(
             agents: agents, timeoutSeconds: fencing.timeout.inSeconds, onFailure: fencing.onFailure.rawValue,
@@ -84,6 +85,11 @@ extension ServerEngine {
 
     func unauthenticatedLine(now: EngineTime) -> [ServerName]? {
         let present = serverNames.filter { isPresentUnauthenticated($0, now: now) }
+        return present.isEmpty ? nil : present
+    }
+
+    func withoutStateLine(now: EngineTime) -> [ServerName]? {
+        let present = serverNames.filter { isPresentWithoutState($0, now: now) }
         return present.isEmpty ? nil : present
     }
 }

@@ -145,6 +145,9 @@ public struct ClusterStatusSnapshot: Sendable, Codable, Equatable {
     public var fencing: FencingLine? = nil
     /// Servers present whose heartbeats fail authentication (another cluster key; nil: none).
     public var unauthenticatedServers: [ServerName]? = nil
+    /// Servers present whose heartbeats arrive but whose state cannot be fetched over the
+    /// control channel (a one-way cut, the control port blocked; nm 13; nil: none).
+    public var withoutStateServers: [ServerName]? = nil
 
     public struct TimeoutRatioLine: Sendable, Codable, Equatable {
         /// The ratio in force on this server (1: none).
@@ -363,7 +366,7 @@ extension ServerEngine {
             configurationMismatch: configurationMismatches(now: now), configuration: configurationLine(now: now), servers: servers,
             groups: groups, monitors: monitorLines(now: now), runtime: nil, transport: nil,
             timeoutRatio: timeoutRatioLine(now: now), fencing: fencingLine(now: now),
-            unauthenticatedServers: unauthenticatedLine(now: now))
+            unauthenticatedServers: unauthenticatedLine(now: now), withoutStateServers: withoutStateLine(now: now))
     }
 
     func timeoutRatioLine(now: EngineTime) -> ClusterStatusSnapshot.TimeoutRatioLine {

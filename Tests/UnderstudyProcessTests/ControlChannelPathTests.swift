@@ -140,6 +140,10 @@ struct HeartbeatsWithoutStateTests {
             #expect(log().contains("[nm 13] node2's heartbeats arrive but its state cannot be fetched"), "\(log())")
             let held = await cluster.status(on: "node1")
             #expect(held?.group(named: "grp1")?.status != .online, "grp1 may run on node2: it waits while node2 is present")
+            // The status says why (clpstat's note, the WebManager's notice).
+            #expect(held?.withoutStateServers == ["node2"], "\(held?.summary ?? "no status")")
+            let text = try await cluster.cli(["clpstat"], on: "node1")
+            #expect(text.standardOutput.contains("(node2's heartbeats arrive but its state cannot be fetched"), "\(text)")
             sending.cancel()
             _ = await sending.value
 

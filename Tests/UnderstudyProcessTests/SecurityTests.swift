@@ -99,6 +99,8 @@ struct SecurityTests {
                     && status?.unauthenticatedServers == ["node4"]
             }
             #expect(present, "node1's Engine knows node4 is present with another key")
+            let text = try await cluster.cli(["clpstat"], on: "node1")
+            #expect(text.standardOutput.contains("(node4 is present but its heartbeats fail authentication"), "\(text)")
             #expect(cluster.records.count == 1, "\(cluster.records.summary)")
             #expect(["node1", "node2", "node3", "node4"].allSatisfy(cluster.isRunning))
         }

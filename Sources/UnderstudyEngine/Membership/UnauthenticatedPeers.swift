@@ -64,6 +64,12 @@ extension ServerEngine {
         reportedLately(unauthenticatedHeard[server], server, now: now)
     }
 
+    /// Heartbeats of the server arrive authenticated but wait for a state that cannot be
+    /// fetched (within the presence window), and it is not heard up meanwhile.
+    func isPresentWithoutState(_ server: ServerName, now: EngineTime) -> Bool {
+        !isPresentUnauthenticated(server, now: now) && reportedLately(heardWithoutState[server], server, now: now)
+    }
+
     /// The server sends now but is not heard: with another key, or without its state.
     func isSendingUnheard(_ server: ServerName, now: EngineTime) -> Bool {
         isPresentUnauthenticated(server, now: now) || reportedLately(heardWithoutState[server], server, now: now)

@@ -190,6 +190,12 @@ function renderNotices(snapshot) {
     notices.push(el("div", { class: "notice bad" }, `${mismatch.server} runs another configuration (${versions})` +
       (mismatch.excluded ? "; it takes no part in placement." : ".")));
   }
+  for (const server of snapshot.unauthenticatedServers || []) {
+    notices.push(el("div", { class: "notice bad" }, `${server} is present but its heartbeats fail authentication (another cluster key?): it is never judged down and its groups are not taken over. Give every server the same key file.`));
+  }
+  for (const server of snapshot.withoutStateServers || []) {
+    notices.push(el("div", { class: "notice bad" }, `${server}'s heartbeats arrive but its state cannot be fetched over the control channel (a one-way cut, or its control port blocked?): it is never judged down and its groups are not taken over.`));
+  }
   if (snapshot.suspended) notices.push(el("div", { class: "notice" }, "The cluster is suspended: monitors and failover are paused."));
   // One notice per failing destination, naming every server it fails on (the table has each one's error).
   const failing = new Map();

@@ -46,6 +46,9 @@ enum StatusFencing {
             if let unauthenticated = snapshot.unauthenticatedServers {
                 out.append("    Present with another cluster key (never judged down) : \(unauthenticated.joined(separator: ", "))")
             }
+            if let withoutState = snapshot.withoutStateServers {
+                out.append("    Present, state not fetched (never judged down) : \(withoutState.joined(separator: ", "))")
+            }
             for stop in snapshot.fencing?.stops ?? [] {
                 var line = "    Forced stop of \(stop.server) : \(stop.state.capitalized), attempt \(stop.attempts)"
                 line += " (down \(seconds(stop.confirmedSecondsAgo)) ago"
@@ -66,6 +69,7 @@ enum StatusFencing {
             var answered: Bool
             var fencing: ClusterStatusSnapshot.FencingLine?
             var unauthenticatedServers: [ServerName]?
+            var withoutStateServers: [ServerName]?
         }
         struct Document: Encodable {
             var cluster: String
@@ -76,7 +80,7 @@ enum StatusFencing {
             servers: views.map {
                 ServerFencing(
                     server: $0.server, status: $0.status?.rawValue, answered: $0.snapshot != nil, fencing: $0.snapshot?.fencing,
-                    unauthenticatedServers: $0.snapshot?.unauthenticatedServers)
+                    unauthenticatedServers: $0.snapshot?.unauthenticatedServers, withoutStateServers: $0.snapshot?.withoutStateServers)
             })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -150,6 +150,16 @@ enum StatusRendering {
                 "\(mismatch.server) runs a different configuration (\(versions))\(part); apply one with understudy config apply / clpcfctrl --push."
             )
         }
+        for server in snapshot.unauthenticatedServers ?? [] {
+            notes.append(
+                "\(server) is present but its heartbeats fail authentication (another cluster key?): it is never judged down and its groups are not taken over; give every server the same key file."
+            )
+        }
+        for server in snapshot.withoutStateServers ?? [] {
+            notes.append(
+                "\(server)'s heartbeats arrive but its state cannot be fetched over the control channel (a one-way cut, or its control port blocked?): it is never judged down and its groups are not taken over."
+            )
+        }
         if snapshot.autoStartSuppressed {
             notes.append("Automatic group start is suspended on \(snapshot.localServer) after an abnormal stop (clpcl -r lifts it).")
         }
