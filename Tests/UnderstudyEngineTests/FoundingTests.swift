@@ -29,6 +29,13 @@ struct FoundingTests {
             syncDone: syncDone, hears: [peer: HeardHeartbeat(bootID: 1, sentAt: echo, upSince: .zero)], view: [peer, sender])
     }
 
+    /// A heartbeat of `sender` that hears nobody (a one-way or lossy link: it does not hear `me`).
+    static func deaf(from sender: ServerName, priority: Int, sentAt: EngineTime) -> Heartbeat {
+        Heartbeat(
+            sender: sender, bootID: 12, run: 1, sentAt: sentAt, configHash: "h", priority: priority, syncDone: true, hears: [:],
+            view: [sender])
+    }
+
     /// `me` (boot 1) runs from time zero and hears `peer` every half second from `from` until
     /// `until`, with the peer's sync over or not.
     static func run(
@@ -69,6 +76,31 @@ struct FoundingTests {
         _ = Self.run(&s2, peer: "s1", priority: 0, from: .milliseconds(7_500), until: .seconds(8), peerSyncDone: true)
         #expect(s2.currentMaster(now: .seconds(8)) == "s1")
         #expect(s2.directory == nil, "s2 founded nothing of its own")
+    }
+
+    /// Simulator seed 23000596: under heavy loss a peer dropped out of the view for a moment and
+    /// this server founded alone at once; the peer founded too.
+    @Test("no server founds while a server it hears is out of its view; once that one is silent past the timeout, it does")
+    func notWhileAHeardServerIsOutOfView() {
+        var s1 = ServerEngine(config: Self.config, me: "s1", bootID: 1, configHash: "h")
+        _ = s1.startService(now: .zero)
+        var now: EngineTime = .milliseconds(500)
+        // s2 is heard throughout the sync wait and past it, but never hears s1.
+        while now <= .seconds(7) {
+            _ = s1.makeHeartbeat(now: now)
+            _ = s1.handle(.heartbeat(Self.deaf(from: "s2", priority: 1, sentAt: now), path: "lan1"), now: now)
+            for step in 1...4 { _ = s1.handle(.tick, now: now + .milliseconds(100 * step)) }
+            now += .milliseconds(500)
+        }
+        #expect(s1.currentMaster(now: now) == nil)
+        #expect(s1.directory == nil)
+        // s2 falls silent: past the heartbeat timeout (3 s) it is down and s1 founds.
+        while now <= .seconds(12) {
+            _ = s1.handle(.tick, now: now)
+            now += .milliseconds(100)
+        }
+        #expect(s1.currentMaster(now: now) == "s1")
+        #expect(s1.directory?.epoch.master == "s1")
     }
 
     @Test("a server in its sync wait ends it when a connected server's is over, and founds if it is the first")
