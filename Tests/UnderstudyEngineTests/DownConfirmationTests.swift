@@ -35,4 +35,30 @@ struct DownConfirmationTests {
         #expect(engine.currentMaster(now: .milliseconds(1_100)) == "s1")
         #expect(engine.placement.downConfirmedAt["s1"] == nil)
     }
+
+    /// Simulator seed 23121638: a partition healed as both sides judged each other down; the
+    /// datagrams that came back waited for their state, and the confirmation made before them
+    /// let the takeover go ahead.
+    @Test(
+        "a confirmation is forgotten when the confirmed server is present again without being heard (another key, its state not fetched)",
+        arguments: ["another key", "without state"])
+    func forgottenWhenPresentAgain(how: String) throws {
+        let config = try ConfigLoader.load(
+            yaml: """
+                cluster: {name: c, secret-file: /etc/understudy/test.key, timing: {heartbeat-interval: 500ms, heartbeat-timeout: 3s, sync-wait: 0s}}
+                servers: [{name: s1}, {name: s2}]
+                heartbeats: [{name: lan1, type: lanhb, addresses: {s1: 10.0.0.1, s2: 10.0.0.2}}]
+                """, sourcePath: "confirmations.yaml")
+        var engine = ServerEngine(config: config, me: "s2", bootID: 2, configHash: "h")
+        _ = engine.startService(now: .zero)
+        _ = engine.makeHeartbeat(now: .milliseconds(500))
+        engine.placement.downConfirmedAt["s1"] = .seconds(1)
+        _ = engine.handle(.tick, now: .milliseconds(1_100))
+        #expect(engine.placement.downConfirmedAt["s1"] == .seconds(1), "s1 is not heard: the confirmation holds")
+        let event: EngineEvent =
+            how == "another key" ? .unauthenticatedHeartbeats(from: ["s1"]) : .heartbeatsWithoutState(from: ["s1"])
+        _ = engine.handle(event, now: .milliseconds(1_200))
+        _ = engine.handle(.tick, now: .milliseconds(1_300))
+        #expect(engine.placement.downConfirmedAt["s1"] == nil)
+    }
 }

@@ -34,10 +34,12 @@ extension ServerEngine {
     /// forgets it when the server is heard up again, but a server that was not the master
     /// meanwhile would keep it, and on becoming master take the server's groups over at once
     /// after its next loss, without the timeout and margin that let it fence first (found by
-    /// simulator seed 288001563). So every step forgets those of servers up again.
+    /// simulator seed 288001563). So every step forgets those of servers up again, or
+    /// present again without being heard (another key, their state not fetched), as the
+    /// master's planning does (seed 23121638).
     mutating func forgetDownConfirmationsOfReturnedServers(now: EngineTime) {
         guard !placement.downConfirmedAt.isEmpty else { return }
-        for server in placement.downConfirmedAt.keys where membership.isUp(server, now: now) {
+        for server in placement.downConfirmedAt.keys where membership.isUp(server, now: now) || isSendingUnheard(server, now: now) {
             placement.downConfirmedAt[server] = nil
         }
     }
