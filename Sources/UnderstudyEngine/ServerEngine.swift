@@ -683,6 +683,15 @@ public struct ServerEngine: Sendable, Equatable {
         // seed 24109313: one server heard every server and founded while the first was still
         // in its sync wait; the first, done a moment later, founded too on the other's report
         // from before, and each started every group when the other dropped out of its view).
+        // With ping or witness resolution, a cluster is founded without every server only after
+        // a probe of this run reached the targets (and the witness granted survival): the
+        // missing servers may run a cluster of their own behind a partition (found by
+        // simulator seed 24415432: a server restarted during a partition founded with the one
+        // beside it and started every group before its first probe came back denied; the
+        // server alone on the other side had the witness's grant and ran them too).
+        if ping.isConfigured, view.count < serverNames.count {
+            guard !ping.lost, let verified = ping.lastVerifiedProbeStart, verified >= listeningSince else { return nil }
+        }
         let founding = foundingConfiguration(rankedView: view)
         guard let founder = view.first(where: { configuration(of: $0)?.hash == founding }) else { return nil }
         let founderSyncDone = founder == me ? syncDone : (membership.peers[founder]?.sharedReport?.heartbeat.syncDone ?? false)
