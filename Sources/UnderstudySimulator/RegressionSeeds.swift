@@ -135,5 +135,10 @@ public struct RegressionSeed: Sendable {
             found:
                 "a LAN cut left one server only a disk heartbeat to the master, whose state it could not fetch; it led the third server's view, the third followed the master, and the two masters started a new epoch at every heartbeat"
         ),
+        RegressionSeed(
+            seed: 24_613_293, servers: 2,
+            found:
+                "a started group failed back at once and its stop failed (Offline Failure, assigned to the other server): the start command waited until its timeout"
+        ),
     ]
 }

@@ -83,6 +83,14 @@ public struct OperationTicket: Sendable, Codable, Equatable {
                 return .done(line.current == target || target == nil ? nil : "Group \(group) runs on \(line.current ?? "?").")
             }
             if line.status == .onlineFailure { return .failed("Group \(group) failed to start on \(line.current ?? "?").") }
+            // Started, then sent on to another server (a failback) and its stop failed: it waits
+            // for the operator and starts nowhere by itself (found by simulator seed 24613293:
+            // the command waited until its timeout). (Failed where it is assigned, a start there
+            // may still come.)
+            if line.status == .offlineFailure, line.assignedTo != line.current {
+                return .failed(
+                    "Group \(group) failed to stop on \(line.current ?? "?") after it started (\(place)); it waits for the operator.")
+            }
             if line.wanted == false && !line.status.holdsResources {
                 return .failed("Group \(group) was stopped before it was online (final action or cluster stop).")
             }
