@@ -9,8 +9,8 @@ import UnderstudyModel
 /// without the timeout and margin that let that server fence first (simulator seed 288001563).
 @Suite("Down confirmations")
 struct DownConfirmationTests {
-    @Test("a server that is not master forgets its confirmation when the confirmed server is heard up again")
-    func forgottenWhenHeardAgain() throws {
+    /// s2 of two servers, started, one heartbeat sent; s1 not heard yet.
+    static func s2() throws -> ServerEngine {
         let config = try ConfigLoader.load(
             yaml: """
                 cluster: {name: c, secret-file: /etc/understudy/test.key, timing: {heartbeat-interval: 500ms, heartbeat-timeout: 3s, sync-wait: 0s}}
@@ -20,6 +20,12 @@ struct DownConfirmationTests {
         var engine = ServerEngine(config: config, me: "s2", bootID: 2, configHash: "h")
         _ = engine.startService(now: .zero)
         _ = engine.makeHeartbeat(now: .milliseconds(500))
+        return engine
+    }
+
+    @Test("a server that is not master forgets its confirmation when the confirmed server is heard up again")
+    func forgottenWhenHeardAgain() throws {
+        var engine = try Self.s2()
         // From an earlier loss of s1, confirmed while s2 was master.
         engine.placement.downConfirmedAt["s1"] = .seconds(1)
 
@@ -43,15 +49,7 @@ struct DownConfirmationTests {
         "a confirmation is forgotten when the confirmed server is present again without being heard (another key, its state not fetched)",
         arguments: ["another key", "without state"])
     func forgottenWhenPresentAgain(how: String) throws {
-        let config = try ConfigLoader.load(
-            yaml: """
-                cluster: {name: c, secret-file: /etc/understudy/test.key, timing: {heartbeat-interval: 500ms, heartbeat-timeout: 3s, sync-wait: 0s}}
-                servers: [{name: s1}, {name: s2}]
-                heartbeats: [{name: lan1, type: lanhb, addresses: {s1: 10.0.0.1, s2: 10.0.0.2}}]
-                """, sourcePath: "confirmations.yaml")
-        var engine = ServerEngine(config: config, me: "s2", bootID: 2, configHash: "h")
-        _ = engine.startService(now: .zero)
-        _ = engine.makeHeartbeat(now: .milliseconds(500))
+        var engine = try Self.s2()
         engine.placement.downConfirmedAt["s1"] = .seconds(1)
         _ = engine.handle(.tick, now: .milliseconds(1_100))
         #expect(engine.placement.downConfirmedAt["s1"] == .seconds(1), "s1 is not heard: the confirmation holds")

@@ -44,18 +44,16 @@ public enum StartupCode {
             current = nil
         }
         for line in smaps.split(separator: "\n") {
-            // start-end perms offset device inode path (the path may hold spaces)
-            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            if let first = fields.first, first.contains("-"), !first.hasSuffix(":"), fields.count >= 5 {
+            if let mapping = StartupData.Mapping(line: line) {
                 finish()
-                let path = fields.count == 6 ? fields[5].trimmingCharacters(in: .whitespaces) : ""
-                let bounds = first.split(separator: "-")
-                guard fields[1] == "r-xp", path.hasPrefix("/"), bounds.count == 2, let start = UInt(bounds[0], radix: 16),
-                    let end = UInt(bounds[1], radix: 16), end > start
-                else { continue }
-                current = CodeMapping(start: start, length: end - start, path: path, residentKilobytes: 0)
+                guard mapping.permissions == "r-xp", mapping.path.hasPrefix("/") else { continue }
+                current = CodeMapping(
+                    start: mapping.start, length: mapping.end - mapping.start, path: mapping.path, residentKilobytes: 0)
                 currentIsClean = true
-            } else if current != nil, fields.count >= 2, let kilobytes = Int(fields[1]) {
+                continue
+            }
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if current != nil, fields.count >= 2, let kilobytes = Int(fields[1]) {
                 if fields[0] == "Rss:" { current?.residentKilobytes = kilobytes }
                 if fields[0] == "Anonymous:", kilobytes > 0 { currentIsClean = false }
             }

@@ -66,28 +66,39 @@ public enum StartupData {
         }
     }
 
-    /// A mapping of `/proc/self/maps`.
+    /// A mapping of `/proc/self/maps` (or a header line of `/proc/self/smaps`).
     struct Mapping: Equatable {
         var start: UInt
         var end: UInt
         var permissions: String
         var offset: UInt
         var path: String
-    }
 
-    static func mappings(maps: String) -> [Mapping] {
-        maps.split(separator: "\n").compactMap { line in
-            // start-end perms offset device inode [path] (the path may hold spaces)
+        /// `start-end perms offset device inode [path]` (the path may hold spaces); nil for
+        /// any other line (an smaps field line, garbage).
+        init?(line: Substring) {
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-            guard fields.count >= 5 else { return nil }
+            guard fields.count >= 5, !fields[0].hasSuffix(":") else { return nil }
             let bounds = fields[0].split(separator: "-")
             guard bounds.count == 2, let start = UInt(bounds[0], radix: 16), let end = UInt(bounds[1], radix: 16), end > start,
                 let offset = UInt(fields[2], radix: 16)
             else { return nil }
-            return Mapping(
+            self.init(
                 start: start, end: end, permissions: String(fields[1]), offset: offset,
                 path: fields.count == 6 ? fields[5].trimmingCharacters(in: .whitespaces) : "")
         }
+
+        init(start: UInt, end: UInt, permissions: String, offset: UInt, path: String) {
+            self.start = start
+            self.end = end
+            self.permissions = permissions
+            self.offset = offset
+            self.path = path
+        }
+    }
+
+    static func mappings(maps: String) -> [Mapping] {
+        maps.split(separator: "\n").compactMap { Mapping(line: $0) }
     }
 
     /// The whole pages of `section` in memory, when they lie inside one private mapping of
@@ -133,11 +144,7 @@ public enum StartupData {
     @discardableResult
     public static func release() -> UInt {
         let pageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
-        guard pageSize > 0, let path = ownExecutable(), let sections = readSections(path: path),
-            let rodata = sections.first(where: { $0.name == ".rodata" && $0.flags & allocatedFlag != 0 }),
-            let maps = KernelFile.read("/proc/self/maps"),
-            let pages = pages(of: rodata, path: path, mappings: mappings(maps: maps), pageSize: pageSize),
-            let address = UnsafeMutableRawPointer(bitPattern: pages.lowerBound)
+        guard let pages = readOnlyDataPages(pageSize: pageSize), let address = UnsafeMutableRawPointer(bitPattern: pages.lowerBound)
         else { return 0 }
         guard mprotect(address, Int(pages.upperBound - pages.lowerBound), PROT_READ) == 0 else { return 0 }
         guard let entries = pagemap(pages, pageSize: pageSize) else { return 0 }
@@ -148,6 +155,15 @@ public enum StartupData {
             if madvise(start, Int(length), MADV_DONTNEED) == 0 { released += length }
         }
         return released
+    }
+
+    /// The whole pages of this executable's `.rodata` in memory (nil when they cannot be told).
+    static func readOnlyDataPages(pageSize: UInt) -> Range<UInt>? {
+        guard pageSize > 0, let path = ownExecutable(),
+            let rodata = readSections(path: path)?.first(where: { $0.name == ".rodata" && $0.flags & allocatedFlag != 0 }),
+            let maps = KernelFile.read("/proc/self/maps")
+        else { return nil }
+        return pages(of: rodata, path: path, mappings: mappings(maps: maps), pageSize: pageSize)
     }
 
     /// The executable's path as `/proc/self/maps` names it.
@@ -184,16 +200,10 @@ public enum StartupData {
         return read == bytes ? entries : nil
     }
 
-    /// Resident kilobytes of the executable's `.rodata` (for tests and the footprint
-    /// benchmark); nil when it cannot be told.
-    public static func residentKilobytes() -> Int? {
+    /// Resident kilobytes of the executable's `.rodata` (for tests); nil when it cannot be told.
+    static func residentKilobytes() -> Int? {
         let pageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
-        guard pageSize > 0, let path = ownExecutable(),
-            let rodata = readSections(path: path)?.first(where: { $0.name == ".rodata" && $0.flags & allocatedFlag != 0 }),
-            let maps = KernelFile.read("/proc/self/maps"),
-            let pages = pages(of: rodata, path: path, mappings: mappings(maps: maps), pageSize: pageSize),
-            let entries = pagemap(pages, pageSize: pageSize)
-        else { return nil }
+        guard let pages = readOnlyDataPages(pageSize: pageSize), let entries = pagemap(pages, pageSize: pageSize) else { return nil }
         return entries.filter { $0 >> 63 & 1 == 1 }.count * Int(pageSize) / 1024
     }
 }

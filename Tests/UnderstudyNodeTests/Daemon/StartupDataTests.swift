@@ -42,7 +42,7 @@ struct StartupDataTests {
         #expect(StartupData.sections(read: Self.reader(Array(real.prefix(4096)))) == nil)
         // Random damage to the first 64 KiB (the header and what it points at when the
         // headers come first), seeded: never a crash, and an answer or nil.
-        var generator = SeededBytes(seed: 19)
+        var generator = SplitMix64(state: 19)
         // Also the section table and its names at the end of the file.
         let table = try #require(StartupData.sections(read: Self.reader(real))).count * 64
         for _ in 0..<500 {
@@ -113,18 +113,5 @@ struct StartupDataTests {
         let table: StaticString = "a constant that lives in .rodata"
         #expect(table.withUTF8Buffer { String(decoding: $0, as: UTF8.self) } == "a constant that lives in .rodata")
         #expect(try #require(StartupData.residentKilobytes()) >= after)
-    }
-}
-
-/// A tiny seeded generator (splitmix64), for damage that replays.
-struct SeededBytes {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
