@@ -19,6 +19,12 @@ struct BlockDeviceProbeTests {
     /// Loop devices need root and losetup.
     static let loopDevices = Prerequisite.all("loop-devices", [.root, .command("losetup", package: "mount")])
 
+    /// The loop device still has a backing file (sysfs).
+    static func isBound(_ device: String) -> Bool {
+        let name = (device as NSString).lastPathComponent
+        return FileManager.default.fileExists(atPath: "/sys/block/\(name)/loop/backing_file")
+    }
+
     static func isError(_ result: MonitorResult) -> Bool {
         if case .error = result { return true }
         return false
@@ -47,6 +53,9 @@ struct BlockDeviceProbeTests {
         let detach = await Self.run(["losetup", "-d", device])
         #expect(detach.succeeded, "\(detach.failureDescription)")
         attached = false
+        // The kernel may finish a detach a moment later (a device still open elsewhere, udev's
+        // probe of the new device, is cleared when it closes): wait for it, bounded.
+        _ = await eventually(within: .seconds(5), every: .milliseconds(100)) { !Self.isBound(device) }
         var target = device
         var gone = await DiskProbe(device: target, method: .readDirect, size: 512, diskFullIsError: true, timeout: .seconds(5)).check()
         // Tests running beside this one attach loop devices too and may take the freed number at
