@@ -335,6 +335,9 @@ public struct ServerEngine: Sendable, Equatable {
             observeUserSpaceStall(gap: stall, now: now)
         }
         if service != .stopped && !stalls.isHolding {
+            // The servers that stop for a cluster stop leave nobody behind (Survivors.swift): one
+            // that runs on through it does not count them out of the majority.
+            membership.setDeparturesCountOut(!(directory?.clusterStopping == true && !isLeaving))
             memoizeView(now: now)
             checkConfigurationOutsider(now: now)
             forgetDownConfirmationsOfReturnedServers(now: now)

@@ -140,5 +140,10 @@ public struct RegressionSeed: Sendable {
             found:
                 "a started group failed back at once and its stop failed (Offline Failure, assigned to the other server): the start command waited until its timeout"
         ),
+        RegressionSeed(
+            seed: 25_003_013, servers: 3,
+            found:
+                "a server started during a cluster stop ran on alone, counting the stopped servers out of its majority; they came back behind a partition with two of three and ran the groups too"
+        ),
     ]
 }

@@ -79,6 +79,40 @@ struct SurvivorTests {
         #expect(world.violations.isEmpty, "\(world.violations)")
     }
 
+    /// Seed 25003013: s3 started while a cluster stop was under way and got no stop order; s1
+    /// and s2 stopped for it and recorded nobody left running. s3 alone counted them out of its
+    /// majority and ran the groups; s1 and s2 came back behind a partition, two of three, and
+    /// ran them too.
+    @Test("a server that runs on through a cluster stop does not count the stopped servers out of its majority")
+    func serverRunningOnThroughAClusterStop() {
+        let world = SimulatedCluster.make(Self.config)
+        world.runUntil(limit: .seconds(10)) { world.where_("g") == ["s2:Online"] }
+        world.command(.stopService(factor: .serverShutdown, lastAction: .none, then: .exitProcess), at: "s3")
+        world.run(for: .seconds(1))
+        world.boot("s3")
+        world.runUntil(limit: .seconds(5)) { world.engine("s3")?.directory != nil }
+        // The stop order reaches s1 and s2 only (s3 was down when it was given, say).
+        world.command(.beginClusterStop, at: "s1")
+        for server in ["s1", "s2"] {
+            world.command(.stopService(factor: .clusterShutdown, lastAction: .none, then: .exitProcess), at: server)
+        }
+        world.run(for: .seconds(10))
+        #expect(world.engine("s1") == nil && world.engine("s2") == nil, "\(world.recentTrace)")
+        // One of three: s3 runs nothing, not even on an operator's order (the old code counted
+        // s1 and s2 out, held one of one and started g).
+        #expect(world.command(.startGroup("g", on: nil), at: "s3").code != .success)
+        world.run(for: .seconds(3))
+        #expect(world.where_("g").isEmpty, "\(world.recentTrace)")
+        world.partition(["s3"], ["s1", "s2"])
+        world.boot("s1")
+        world.boot("s2")
+        world.run(for: .seconds(10))
+        #expect(world.where_("g") == ["s2:Online"], "\(world.recentTrace)")
+        world.heal()
+        world.run(for: .seconds(8))
+        #expect(world.violations.isEmpty, "\(world.violations)")
+    }
+
     @Test("after a cluster stop nobody is left running: the servers found the cluster again without waiting")
     func clusterStopLeavesNobodyBehind() {
         let world = SimulatedCluster.make(Self.config)

@@ -181,6 +181,15 @@ struct Membership: Sendable, Equatable {
     private(set) var generation: UInt64 = 0
     /// Total time this server was stalled (see `ServerEngine.noticeStall`).
     private(set) var stallCredit: Duration = .zero
+    /// Whether servers that left cleanly are counted out of the majority (`quorum`). Not by a
+    /// server that runs on through a cluster stop (Survivors.swift).
+    private(set) var departuresCountOut = true
+
+    mutating func setDeparturesCountOut(_ value: Bool) {
+        guard value != departuresCountOut else { return }
+        departuresCountOut = value
+        generation += 1
+    }
 
     /// This server did not run for `stall` (see `ServerEngine.noticeStall`).
     mutating func addStallCredit(_ stall: Duration) {
@@ -421,7 +430,7 @@ struct Membership: Sendable, Equatable {
                 } else {
                     settled += 1
                 }
-            } else if let liveness,
+            } else if departuresCountOut, let liveness,
                 liveness.returningFromDeparture || (liveness.serviceUp == false && (!departuresNamingUsOnly || leftUsRunning(server)))
             {
                 departed += 1

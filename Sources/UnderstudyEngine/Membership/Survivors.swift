@@ -13,6 +13,13 @@ import UnderstudyModel
 // running cluster is allowed (its master holds the newest directory). A server left running
 // that is down for good keeps the others from founding until an operator says so:
 // `clpcl --forget SERVER` (corosync's wait_for_all makes the same trade).
+//
+// The servers that stop for a cluster stop record nobody: they all stop. A server that does
+// not (it started during the stop, or its stop order failed) must then not count them out of
+// its majority while the stop lasts: alone it would hold one of one and run every group, and
+// the others, back behind a partition, two of three (found by simulator seed 25003013). It
+// counts them as lost instead (`Membership.departuresCountOut`): without a majority it runs
+// nothing until they are back.
 
 extension ServerEngine {
     /// As the service stops cleanly: who keeps running the cluster.
