@@ -35,6 +35,9 @@ public enum EngineEvent: Sendable, Equatable {
     /// A forced stop (`EngineAction.forceStop`) ended: `succeeded` when an agent stopped the
     /// server; `detail` says what was done or why it failed (for the alert).
     case forcedStopFinished(id: UInt64, succeeded: Bool, detail: String)
+    /// The keeper of a peer's daemon says that daemon (`instance` of `server`) died and that
+    /// it fenced everything the daemon held on its server (KeeperNotices.swift).
+    case peerDaemonDied(server: ServerName, instance: ServerInstance)
 }
 
 /// A forced stop of a lost server, for the Node to carry out through the `fencing:` agents

@@ -321,6 +321,8 @@ public struct ServerEngine: Sendable, Equatable {
             notePresentWithoutState(servers, now: now)
         case .forcedStopFinished(let id, let succeeded, let detail):
             forcedStopFinished(id: id, succeeded: succeeded, detail: detail, now: now)
+        case .peerDaemonDied(let server, let instance):
+            peerDaemonDied(server, instance: instance, now: now)
         }
         return step(now: now)
     }

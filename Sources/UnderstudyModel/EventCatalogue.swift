@@ -111,6 +111,9 @@ extension EventKind {
         "this server joined with another configuration than its master's: it is never master and runs no group until it has the cluster's")
     public static let configurationRejoined = EventKind(
         "nm", 82, .info, "this server runs its master's configuration again and takes part in placement")
+    public static let peerDaemonDied = EventKind(
+        "nm", 83, .warning,
+        "a server's daemon died (kill -9, crash) and its keeper fenced everything it held there: it holds nothing, its groups fail over at once")
     // MARK: cfmgr
 
     public static let configurationApplied = EventKind(
@@ -317,7 +320,7 @@ extension EventKind {
         .clusterNotFounded, .survivorForgotten,
         .peerUnauthenticated, .peerStateUnavailable, .becameMaster, .directoryOffered, .partitionLost, .stallLeaseExpired, .stallVouched,
         .connectivityRegained,
-        .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .configurationApplied,
+        .pingTargetsUnreachable, .configurationMismatch, .configurationOutsider, .configurationRejoined, .peerDaemonDied, .configurationApplied,
         .configurationStaged, .configurationApplyRefused, .configurationFetched, .configurationFetchFailed, .serviceStarting,
         .serviceStopping, .serviceStopped, .osShutdown,
         .osReboot, .shutdownWatchdogArmed, .shutdownWatchdogFailed, .machineStopNow, .machineStillRuns, .groupStarting, .groupStarted,

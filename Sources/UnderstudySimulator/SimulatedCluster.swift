@@ -80,6 +80,8 @@ public final class SimulatedCluster {
         case monitorCheck(ServerName, incarnation: Int, monitor: String, run: UInt64)
         case recoveryScriptDone(ServerName, incarnation: Int, id: UInt64)
         case forcedStopDone(ServerName, incarnation: Int, id: UInt64, succeeded: Bool)
+        /// The keeper of `sender`'s dead daemon tells `to` that it fenced what that run held.
+        case keeperNotice(sender: ServerName, instance: ServerInstance, to: ServerName)
     }
 
     struct Scheduled {
@@ -322,6 +324,30 @@ public final class SimulatedCluster {
         note("\(name) crashes")
     }
 
+    /// The daemon dies without a goodbye (kill -9): its keeper fences what it held — at once
+    /// here, like a crash — and then tells every peer it reaches on a LAN path that this run
+    /// of the daemon died (KeeperNotices.swift), after `fenceTime`. The machine stays up; its
+    /// daemon comes back with `boot`.
+    public func daemonDies(_ name: ServerName, fenceTime: Duration) {
+        guard let instance = servers[name]?.engine?.instance else { return }
+        crash(name)
+        note("\(name)'s daemon dies (run \(instance)); its keeper fences")
+        schedule(
+            .action("keeper of \(name) tells its peers", { [weak self] in self?.sendKeeperNotices(from: name, instance: instance) }),
+            after: fenceTime)
+    }
+
+    /// One notice per LAN path and peer, lost, delayed or cut like a heartbeat.
+    func sendKeeperNotices(from name: ServerName, instance: ServerInstance) {
+        for peer in config.serverNames where peer != name {
+            guard !blocked.contains([name, peer]), !lanCut.contains([name, peer]) else { continue }
+            if keyMismatch.contains(name) || keyMismatch.contains(peer) { continue }
+            for _ in lanPaths where !random.chance(lossRate) {
+                schedule(.keeperNotice(sender: name, instance: instance, to: peer), after: random.duration(delayRange))
+            }
+        }
+    }
+
     /// The whole server stops (VM pause) for `duration`, then goes on with stale state.
     public func freeze(_ name: ServerName, for duration: Duration) {
         guard let server = servers[name], server.engine != nil else { return }
@@ -539,6 +565,9 @@ public final class SimulatedCluster {
             guard servers[name]?.incarnation == incarnation else { return }
             deliver(
                 .forcedStopFinished(id: id, succeeded: succeeded, detail: succeeded ? "simulated agent" : "simulated failure"), to: name)
+        case .keeperNotice(let sender, let instance, let name):
+            guard servers[name]?.engine != nil else { return }
+            deliver(.peerDaemonDied(server: sender, instance: instance), to: name)
         case .unauthenticated(let sender, let name):
             deliver(.unauthenticatedHeartbeats(from: [sender]), to: name)
         case .withoutState(let sender, let name, let incarnation):
@@ -559,7 +588,7 @@ public final class SimulatedCluster {
             .monitorCheck(let name, _, _, _), .recoveryScriptDone(let name, _, _), .forcedStopDone(let name, _, _, _):
             return name
         case .deliver(_, let name, _), .stateRequest(_, let name, _, _, _, _), .stateReply(_, let name, _, _),
-            .unauthenticated(_, let name), .withoutState(_, let name, _):
+            .unauthenticated(_, let name), .withoutState(_, let name, _), .keeperNotice(_, _, let name):
             return name
         case .restart, .action: return nil
         }

@@ -196,9 +196,12 @@ public enum Simulation {
     ///   a delay, as a busy daemon hands them over (`SimulatedCluster.batchesResourceCompletions`).
     /// - Parameter sparseTicks: each server ticks only when its Engine's `quietUntil` comes, as
     ///   the daemon's tick loop does (`SimulatedCluster.sparseTicks`).
+    /// - Parameter keeperNotices: daemons also die alone (kill -9) now and then, and their
+    ///   keepers tell the peers once they fenced (`SimulatedCluster.daemonDies`).
     public static func run(
         seed: UInt64, servers count: Int = 3, faultWindow: Duration = .seconds(45), heartbeatSizeCheckInterval: Int = 16,
-        witness: Bool = false, fencing: Bool = false, batchedCompletions: Bool = false, sparseTicks: Bool = false
+        witness: Bool = false, fencing: Bool = false, batchedCompletions: Bool = false, sparseTicks: Bool = false,
+        keeperNotices: Bool = false
     ) -> Result {
         let (config, budget) = prepared(servers: count, witness: witness, fencing: fencing)
         let world = SimulatedCluster(config: config, seed: seed, scriptModel: scripts, heartbeatBudget: budget)
@@ -239,6 +242,20 @@ public enum Simulation {
                 }
             }
         }
+        if keeperNotices {
+            // From a generator of its own (the schedule's draws stay as they are).
+            var random = SeededRandom(seed: seed ^ 0xDEAD_0B17)
+            var at: Duration = .seconds(8)
+            while true {
+                at += random.duration(.seconds(2) ... .seconds(12))
+                if at >= faultWindow { break }
+                let victim = world.config.serverNames[Int.random(in: 0..<count, using: &random)]
+                let fenceTime = random.duration(.milliseconds(1) ... .milliseconds(80))
+                let back = random.duration(.milliseconds(100) ... .seconds(8))
+                world.at(at, "fault: the daemon of \(victim) dies (kill -9)") { world.daemonDies(victim, fenceTime: fenceTime) }
+                world.at(at + back, "fault end: the daemon of \(victim) starts again") { world.boot(victim) }
+            }
+        }
         scheduleTimeoutRatios(world, seed: seed, faultWindow: faultWindow)
         scheduleKeyMismatches(&schedule, seed: seed, faultWindow: faultWindow)
         let quiet = time + .seconds(12)
@@ -264,7 +281,7 @@ public enum Simulation {
             statistics: statistics)
         result.flags =
             (witness ? " --witness" : "") + (fencing ? " --fencing" : "") + (batchedCompletions ? " --batched-completions" : "")
-            + (sparseTicks ? " --sparse-ticks" : "")
+            + (sparseTicks ? " --sparse-ticks" : "") + (keeperNotices ? " --keeper-notices" : "")
         return result
     }
 }

@@ -84,6 +84,32 @@ struct HeartbeatWireTests {
         #expect(throws: (any Error).self) { try HeartbeatWire.decode(other) }
     }
 
+    @Test("a keeper notice round-trips; truncated, mutated and random ones are refused, never trap; it is never a heartbeat")
+    func keeperNotices() throws {
+        let notice = KeeperNoticeWire.Notice(server: "node-2", instance: ServerInstance(boot: 1 << 40, run: 7))
+        let valid = KeeperNoticeWire.encode(notice)
+        #expect(try KeeperNoticeWire.decode(valid) == notice)
+        #expect(KeeperNoticeWire.isNotice(valid))
+        #expect(!KeeperNoticeWire.isNotice(HeartbeatWire.encode(HeartbeatDatagram(core: Self.full, stateSeq: 1), inlineJSON: nil)))
+        #expect(throws: (any Error).self) { try HeartbeatWire.decode(valid) }
+        for cut in 0..<valid.count {
+            #expect(throws: (any Error).self) { try KeeperNoticeWire.decode(Array(valid.prefix(cut))) }
+        }
+        var random = SeededRandom(seed: 83)
+        for _ in 0..<3_000 {
+            var bytes = valid
+            for _ in 0...Int.random(in: 0...3, using: &random) {
+                bytes[Int.random(in: 0...(bytes.count - 1), using: &random)] = UInt8(Int.random(in: 0...255, using: &random))
+            }
+            _ = try? KeeperNoticeWire.decode(bytes)
+            let noise = (0..<Int.random(in: 0...64, using: &random)).map { _ in UInt8(Int.random(in: 0...255, using: &random)) }
+            _ = try? KeeperNoticeWire.decode([KeeperNoticeWire.marker] + noise)
+        }
+        var other = valid
+        other[1] = 2
+        #expect(throws: (any Error).self) { try KeeperNoticeWire.decode(other) }
+    }
+
     @Test("a datagram stays bounded whatever the number of groups")
     func datagramsAreBounded() {
         var outbox = HeartbeatOutbox()

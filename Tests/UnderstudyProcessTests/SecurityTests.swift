@@ -212,8 +212,10 @@ struct SecurityTests {
                 #expect((control.dropped[reason] ?? 0) > 0, "no control connection dropped as \(reason): \(control.dropped)")
             }
 
-            // Replayed heartbeats of a dead server do not keep it alive: kill node1 and keep
-            // replaying what it sent; grp1 still fails over within the timeout and margin.
+            // Replayed heartbeats of a dead server do not keep it alive: kill node2 and keep
+            // replaying what it sent; grp1 still fails over within the timeout and margin. (Its
+            // keeper is stopped first: its notice would end the wait at once.)
+            #expect(cluster.silenceKeeper(of: "node2") != nil)
             let killedAt = cluster.send(SIGKILL, to: "node2")
             let deadline = ContinuousClock.now + spec.heartbeatTimeout + .seconds(5)
             var failedOver = false

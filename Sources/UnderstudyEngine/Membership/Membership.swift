@@ -67,8 +67,10 @@ struct PeerLiveness: Sendable, Equatable {
     var timeoutFloor: TimeoutFloor?
     var downUntilHeardAfter: EngineTime?
     var echoedLease: EngineTime?
+    var daemonDied: Bool
 
     init(_ state: PeerState) {
+        daemonDied = state.diedInstance != nil
         serviceUp = state.report?.serviceUp
         timeoutFloor = state.timeoutFloor
         downUntilHeardAfter = state.downUntilHeardAfter
@@ -136,6 +138,10 @@ struct PeerState: Sendable, Equatable {
     /// Set when the judge timeout was raised while this peer was judged down (its `lastHeard`
     /// then): a longer timeout does not bring it back; only a newer heartbeat does.
     var downUntilHeardAfter: EngineTime?
+    /// The keeper of the peer's daemon said this run of it died and that it fenced what the
+    /// daemon held (KeeperNotices.swift): the peer is down and holds nothing until a new boot
+    /// is heard (a late heartbeat of the dead run does not bring it back).
+    var diedInstance: ServerInstance?
 
     init(bootID: UInt64? = nil) { self.bootID = bootID }
 }
@@ -285,7 +291,7 @@ struct Membership: Sendable, Equatable {
 
     func isUp(_ server: ServerName, now: EngineTime) -> Bool {
         guard server != me else { return true }
-        guard let peer = peers.liveness(of: server), let serviceUp = peer.serviceUp,
+        guard let peer = peers.liveness(of: server), !peer.daemonDied, let serviceUp = peer.serviceUp,
             let silence = silence(lastHeard: peer.lastHeard, creditAtHeard: peer.creditAtHeard, now: now)
         else { return false }
         if let mark = peer.downUntilHeardAfter, mark == peer.lastHeard { return false }
@@ -297,6 +303,7 @@ struct Membership: Sendable, Equatable {
     /// Whether the peer's silence is still within the judge timeout (or a floor promised
     /// before it was lowered).
     private func judgesUp(_ peer: PeerState, now: EngineTime) -> Bool {
+        if peer.diedInstance != nil { return false }
         if let mark = peer.downUntilHeardAfter, mark == peer.lastHeard { return false }
         if silence(of: peer, now: now).map({ $0 < judgeTimeout }) ?? false { return true }
         guard let floor = peer.timeoutFloor else { return false }
@@ -481,7 +488,7 @@ struct Membership: Sendable, Equatable {
 
     /// Path status for one server: up when heard on that path within the timeout.
     func pathIsUp(_ path: String, server: ServerName, now: EngineTime) -> Bool {
-        guard let heard = paths[server]?.lastHeard[path] else { return false }
+        guard let heard = paths[server]?.lastHeard[path], !daemonDied(server) else { return false }
         return now - heard < judgeTimeout
     }
 
@@ -496,6 +503,34 @@ struct Membership: Sendable, Equatable {
     /// The peer's last heartbeat said it left (stopped its service cleanly): not a loss.
     func leftCleanly(_ server: ServerName) -> Bool {
         peers[server]?.sharedReport.map { !$0.heartbeat.serviceUp } ?? false
+    }
+
+    /// The peer gave its groups up: it left cleanly, or its daemon died and its keeper fenced
+    /// what it held. Neither is a loss to resolve, and neither takes anything over.
+    func gaveUpItsGroups(_ server: ServerName) -> Bool {
+        leftCleanly(server) || daemonDied(server)
+    }
+
+    /// The keeper of the peer's daemon said that daemon died and fenced what it held.
+    func daemonDied(_ server: ServerName) -> Bool {
+        peers.liveness(of: server)?.daemonDied ?? false
+    }
+
+    /// The keeper of `server`'s daemon says `instance` of it died and that it fenced what that
+    /// daemon held there. Believed only for the run this server last heard of (a notice of an
+    /// earlier boot or run, replayed or late, changes nothing). Returns whether it applied.
+    mutating func noteDaemonDied(_ server: ServerName, instance: ServerInstance) -> Bool {
+        guard var peer = peers[server], peer.diedInstance == nil, peer.bootID == instance.boot, let report = peer.report,
+            report.run == instance.run, report.serviceUp
+        else { return false }
+        generation += 1
+        peer.diedInstance = instance
+        peer.upSince = nil
+        peer.echoedSentAt = nil
+        peer.echoedUpSince = nil
+        peer.echoedLease = nil
+        peers[server] = peer
+        return true
     }
 
     /// When the peer's timeout of this server runs out at the earliest, from the last

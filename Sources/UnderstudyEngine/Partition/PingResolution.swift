@@ -145,7 +145,7 @@ extension ServerEngine {
         }
         let view = Set(view(now: now))
         let membership = membership
-        ping.noteView(view, leftCleanly: membership.leftCleanly, now: now)
+        ping.noteView(view, leftCleanly: membership.gaveUpItsGroups, now: now)
         for peer in ping.lostAt.keys where ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now) {
             ping.provenCutOff.insert(peer)
         }

@@ -16,6 +16,9 @@ public struct PeerFacts: Sendable, Equatable {
     /// Datagrams keep coming from it while it is not heard (UnauthenticatedPeers.swift): they
     /// fail authentication (another key) or its state cannot be fetched; never confirmed down.
     public var presentUnheard = false
+    /// Its keeper said its daemon died and that it fenced what the daemon held there
+    /// (KeeperNotices.swift).
+    public var daemonDied = false
     /// Since when (local time) it has been up and in its current service run, as heard here:
     /// it has been listening at least that long.
     public var upSince: EngineTime?
@@ -44,9 +47,10 @@ public struct PeerFacts: Sendable, Equatable {
 
     init(
         connected: Bool, up: Bool, heardRecently: Bool, pingConfirmsLoss: Bool, upSince: EngineTime?, reportBox: ReportBox?,
-        presentUnheard: Bool = false
+        presentUnheard: Bool = false, daemonDied: Bool = false
     ) {
         self.presentUnheard = presentUnheard
+        self.daemonDied = daemonDied
         self.upSince = upSince
         self.connected = connected
         self.up = up
@@ -219,6 +223,9 @@ public struct ClusterFacts: Sendable {
         guard server != me else { return false }
         if heardByPeers(server) { return false }
         if let report = peer(server)?.reportBox, !report.heartbeat.serviceUp { return true }
+        // Its keeper fenced everything its dead daemon held: proof enough, at once — unless the
+        // configuration asks for a forced stop of that server (`fencing:`), which then decides.
+        if peer(server)?.daemonDied == true, forcedStops[server] == nil { return true }
         if isUp(server) { return false }
         // Its datagrams arrive, unheard (another key, or its state not fetched): it may run
         // anything (UnauthenticatedPeers.swift).
@@ -284,7 +291,7 @@ extension ServerEngine {
                 connected: membership.isConnected(server, now: now), up: membership.isUp(server, now: now),
                 heardRecently: membership.heardWithin(server, recently, now: now), pingConfirmsLoss: pingConfirms(server),
                 upSince: membership.peers[server]?.listeningSinceLocal, reportBox: membership.peers[server]?.sharedReport,
-                presentUnheard: isPresentUnheard(server, now: now))
+                presentUnheard: isPresentUnheard(server, now: now), daemonDied: membership.daemonDied(server))
         }
         let own = OwnFacts(
             instance: instance, groups: groupReports(), leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,

@@ -61,7 +61,7 @@ enum Lease {
     static func takeoverDeadline(
         of peer: ServerName, membership: Membership, ping: PingResolver, takeoverMargin: Duration, now: EngineTime
     ) -> EngineTime? {
-        if membership.leftCleanly(peer) || !ping.isConfigured || ping.provenCutOff.contains(peer)
+        if membership.gaveUpItsGroups(peer) || !ping.isConfigured || ping.provenCutOff.contains(peer)
             || (ping.resolvedLoss(of: peer) && !membership.isUp(peer, now: now))
         {
             return nil

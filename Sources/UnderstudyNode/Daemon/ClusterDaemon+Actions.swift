@@ -262,6 +262,7 @@ extension ClusterDaemon {
         case .restart:
             markStarted()
             perform(engine.startService(now: now()))
+            tellKeeper()
         case .exitProcess:
             Task {
                 await self.pendingFarewell?.value

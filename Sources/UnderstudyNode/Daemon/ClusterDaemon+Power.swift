@@ -136,7 +136,7 @@ extension ClusterDaemon {
         let server = me
         Task {
             for group in groups {
-                for task in resources.fence(group: group, server: server) { await task.value }
+                for task in resources.fence(group: group, server: server) { _ = await task.value }
             }
             self.requestExit()
         }

@@ -151,6 +151,8 @@ public actor ClusterDaemon {
     /// When the keeper was restarted lately (for the restart limit).
     var keeperRestarts: [ContinuousClock.Instant] = []
     var keeperGivenUp = false
+    /// What the keeper was last told (`tellKeeper`).
+    var keeperTold: (run: UInt64, hash: String)?
     /// The OS still ran after an immediate stop of the machine (panic, reset, …): the daemon
     /// exits as after a crash (the keeper is not dismissed and fences again; the abnormal-stop
     /// marker stays).
@@ -332,7 +334,8 @@ public actor ClusterDaemon {
         logger.info(
             "understudy daemon \(me) started (boot \(engine.bootID)); control \(listening) port \(config.cluster.ports.control), socket \(paths.socketPath)"
         )
-        keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
+        keeper = Keeper.launch(
+            configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, boot: engine.bootID, logger: logger)
         if keeper == nil { helperFailed("the keeper process could not be started") }
         // systemd (Type=notify): sockets bound, keeper running; commands are answered from now on.
         SystemdNotify.notify("READY=1\nSTATUS=server \(me) runs, boot \(engine.bootID)\nMAINPID=\(getpid())")
@@ -342,6 +345,7 @@ public actor ClusterDaemon {
         for note in startNotes { record(note) }
         startNotes = []
         perform(engine.startService(now: now()))
+        tellKeeper()
 
         await withTaskGroup(of: Void.self) { tasks in
             for path in transports.map(\.path) {
@@ -496,6 +500,7 @@ public actor ClusterDaemon {
             checkRexecKeyFiles()
             for summary in logLimiter.rollWindow(now: now()) { write(summary) }
             superviseKeeper()
+            tellKeeper()
             if let due = releaseStartupCodeAt, deadline >= due {
                 releaseStartupCodeAt = nil
                 // (Data first: finding it runs code that the code's release then drops too.)
@@ -559,8 +564,22 @@ public actor ClusterDaemon {
             LogEntry(
                 .keeperRestarted,
                 "The keeper process of \(me) died; starting it again (\(keeperRestarts.count)/\(Self.keeperRestartLimit))."))
-        keeper = Keeper.launch(configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, logger: logger)
+        keeper = Keeper.launch(
+            configPath: config.sourcePath, server: me, stateDirectory: paths.stateDirectory, boot: engine.bootID, logger: logger)
         if keeper == nil { helperFailed("the keeper process could not be started again") }
+        keeperTold = nil
+        tellKeeper()
+    }
+
+    /// Tells the keeper the service run and the configuration running now (`Keeper.tell`), when
+    /// either changed since it was last told.
+    func tellKeeper() {
+        guard let keeper else { return }
+        // The Engine's hash changes with the configuration: the digest is worked out only then.
+        let current = (run: engine.serviceRun, hash: engine.configHash)
+        guard keeperTold.map({ $0 != current }) ?? true else { return }
+        Keeper.tell(keeper.handle, run: current.run, config: config)
+        keeperTold = current
     }
 
     func helperFailed(_ reason: String) {
@@ -616,6 +635,19 @@ public actor ClusterDaemon {
         }
     }
 
+    /// The keeper of a peer's dead daemon says it fenced what that daemon held (Keeper.swift):
+    /// authenticated as that peer, of the boot it names.
+    func receivedKeeperNotice(_ datagram: ReceivedDatagram, path: String) {
+        guard let notice = try? KeeperNoticeWire.decode(datagram.payload), notice.server == datagram.sender,
+            notice.instance.boot == datagram.bootID
+        else {
+            logger.warning("keeper notice from \(datagram.sender) on \(path): malformed or not its own; dropped")
+            return
+        }
+        let receivedAt = max(origin.duration(to: datagram.receivedAt), lastTick)
+        perform(engine.handle(.peerDaemonDied(server: notice.server, instance: notice.instance), now: receivedAt))
+    }
+
     /// Sends one heartbeat payload on every path to every peer, at once (the periodic
     /// heartbeat with its lateness from `deadline` recorded).
     func send(_ payload: [UInt8], at deadline: ContinuousClock.Instant? = nil) async {
@@ -640,6 +672,10 @@ public actor ClusterDaemon {
     }
 
     func received(_ datagram: ReceivedDatagram, path: String) {
+        if KeeperNoticeWire.isNotice(datagram.payload) {
+            receivedKeeperNotice(datagram, path: path)
+            return
+        }
         let parsed: HeartbeatWire.Parsed
         do {
             parsed = try HeartbeatWire.decode(datagram.payload)

@@ -15,7 +15,11 @@ import UnderstudyModel
 /// restarts would do the same, but maybe never.)
 ///
 /// The daemon holds the write end of the keeper's stdin; end of file without the word
-/// `clean` first means the daemon is gone.
+/// `clean` first means the daemon is gone. As its service starts, and whenever its
+/// configuration changes, the daemon writes `run N DIGEST` there: its service run and the
+/// digest of its configuration. With them, once its fence is complete, the keeper tells the
+/// peers that this run died and holds nothing (KeeperNotices.swift in the Engine), so that
+/// they take its groups over at once instead of after a timeout.
 public enum Keeper {
     /// A running keeper: the process and the write end of its stdin.
     struct Running {
@@ -24,7 +28,7 @@ public enum Keeper {
     }
 
     /// Starts the keeper of this daemon; returns it with the handle the daemon keeps open.
-    static func launch(configPath: String, server: ServerName, stateDirectory: String, logger: Logger) -> Running? {
+    static func launch(configPath: String, server: ServerName, stateDirectory: String, boot: UInt64, logger: Logger) -> Running? {
         // Run through /proc/self/exe: the keeper is this very binary even after a package
         // upgrade replaced the file (the link then reads "… (deleted)" and that path is gone).
         let binary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "understudy"
@@ -41,7 +45,7 @@ public enum Keeper {
             process = try SpawnedProcess.spawn(
                 [
                     name, "keeper", "--config", configPath, "--server", server, "--state-dir", stateDirectory, "--instance",
-                    DaemonInstance.token,
+                    DaemonInstance.token, "--boot", String(boot),
                 ], executable: "/proc/self/exe", input: .descriptor(readEnd), output: .inherit, error: .inherit)
         } catch {
             close(writeEnd)
@@ -50,6 +54,16 @@ public enum Keeper {
         }
         return Running(process: process, handle: FileHandle(fileDescriptor: writeEnd, closeOnDealloc: true))
     }
+
+    /// Tells the keeper the service run and the configuration the daemon runs now.
+    static func tell(_ handle: FileHandle?, run: UInt64, config: ClusterConfig) {
+        guard let handle else { return }
+        try? handle.write(contentsOf: Data("run \(run) \(digest(config))\n".utf8))
+    }
+
+    /// The configuration's identity for the keeper: its canonical form (scripts left out: a
+    /// fence runs none).
+    static func digest(_ config: ClusterConfig) -> String { ConfigBundle.hash(config: config, scripts: [:]) }
 
     /// The daemon exits normally: the keeper has nothing to do.
     static func dismiss(_ handle: FileHandle?) {
@@ -72,16 +86,26 @@ public enum Keeper {
     /// Before fencing, the keeper kills every process the daemon spawned (`DaemonInstance`)
     /// and waits until they are gone: a `mount` that was on its way cannot complete after the
     /// fence and leave the disk mounted here.
-    public static func run(config: ClusterConfig, server: ServerName, stateDirectory: String, instance: String?, logger: Logger) async {
+    public static func run(
+        config: ClusterConfig, server: ServerName, stateDirectory: String, instance: String?, boot: UInt64?, logger: Logger
+    ) async {
+        let daemon = getppid()
+        // Read now: when the daemon dies the file may be anywhere in an upgrade or an edit.
+        let key = boot == nil ? nil : try? ClusterKey.load(from: config.cluster.secretFile)
         let lock = KeeperLock(stateDirectory: stateDirectory)
         let held = lock.acquire(logger: logger)
         // It waits, maybe for months: what its start ran need not stay resident meanwhile.
         // (Data first: finding it runs code that the code's release then drops too.)
         StartupData.release()
         StartupCode.release()
-        let message = FileHandle.standardInput.readDataToEndOfFile()
-        if String(decoding: message, as: UTF8.self).contains("clean") { return }
+        let words = DaemonWords.read(FileHandle.standardInput)
+        if words.clean { return }
         logger.critical("the daemon of \(server) died: fencing its resources on this server")
+        var config = config
+        if let digest = words.digest, digest != Self.digest(config), let reloaded = try? ConfigLoader.load(path: config.sourcePath) {
+            // Applied online since this keeper started: fence what the daemon ran.
+            config = reloaded
+        }
         var late: [Int32] = []
         if let instance {
             late = await InstanceProcesses.killAll(token: instance, limit: killLimit)
@@ -92,7 +116,11 @@ public enum Keeper {
                 )
             }
         }
-        await fence(config: config, server: server, stateDirectory: stateDirectory, logger: logger)
+        let fenced = await fence(config: config, server: server, stateDirectory: stateDirectory, logger: logger)
+        let notice = KeeperNotice(
+            server: server, boot: boot, run: words.run, digestMatches: words.digest == Self.digest(config), key: key,
+            allKilled: late.isEmpty, fenced: fenced, daemon: daemon)
+        await notice.send(config: config, logger: logger)
         if held { lock.release() }
         guard let instance, !late.isEmpty else { return }
         // A process that was blocked may still complete a mount: once they are all gone, fence
@@ -112,16 +140,20 @@ public enum Keeper {
         lock.release()
     }
 
-    static func fence(config: ClusterConfig, server: ServerName, stateDirectory: String, logger: Logger) async {
+    /// Fences every group of `server`; true when every driver's fence succeeded.
+    @discardableResult
+    static func fence(config: ClusterConfig, server: ServerName, stateDirectory: String, logger: Logger) async -> Bool {
         let drivers = ResourceDrivers(
             context: ResourceDriverContext(
                 server: server, runner: ScriptRunner(logger: logger),
                 host: HostFacts.detect(productVersion: Defaults.productVersion, installPath: Defaults.installPath),
                 logDirectory: stateDirectory + "/logs", stateDirectory: stateDirectory, leaseFile: nil, interfaceAddress: nil,
                 logger: logger))
+        var fenced = true
         for group in config.groups where group.servers.contains(server) {
-            for task in drivers.fence(group: group, server: server) { await task.value }
+            for task in drivers.fence(group: group, server: server) where await !task.value { fenced = false }
         }
+        return fenced
     }
 }
 

@@ -185,7 +185,7 @@ extension DiskDriver: ResourceDriver {
 
     /// Kills the users and detaches every mount of the group's disks at once: nothing is left
     /// to finish.
-    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
+    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Bool, Never>? {
         for resource in resources {
             if case .disk(let settings) = resource.settings { fence(settings, resource: resource.name) }
         }

@@ -245,7 +245,7 @@ extension ExecResourceDriver: ResourceDriver {
     }
 
     /// Kills the process groups of the group's scripts (this run's and a previous run's) at once.
-    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
+    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Bool, Never>? {
         fence(group: group.name)
         return nil
     }

@@ -490,7 +490,7 @@ extension FloatingIPDriver: ResourceDriver {
     }
 
     /// Removes the addresses (a stop without scripts; idempotent), all at once.
-    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
+    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Bool, Never>? {
         fenceByStopping(group: group, resources: resources, server: server, logger: logger)
     }
 }

@@ -64,7 +64,7 @@ extension NASDriver: ResourceDriver {
         return await perform(run, settings: settings)
     }
 
-    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
+    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Bool, Never>? {
         for resource in resources {
             if case .nas(let settings) = resource.settings { mounter.detach(settings: settings.mount, resource: resource.name) }
         }

@@ -13,8 +13,9 @@ public protocol ResourceDriver: Sendable {
     /// without scripts: the group was fenced (a stall, a lost lease, the daemon died and the
     /// keeper acts). Does at once what can be done at once (killing processes), so that
     /// nothing the daemon orders after the fence can overtake it, and returns the task that
-    /// finishes the rest (removing addresses), if any. Idempotent.
-    func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>?
+    /// finishes the rest (removing addresses), if any, with whether all of it succeeded (the
+    /// keeper tells the peers only after a fence that did, see `Keeper`). Idempotent.
+    func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Bool, Never>?
 
     /// The server holding the groups of `resources` (this type's) was lost, and this one may
     /// take them over once the takeover margin has passed: checks that change nothing (the
@@ -99,7 +100,7 @@ public struct ResourceDrivers: Sendable {
     /// Fences every resource of `group` on this server, type by type in the order of the
     /// group's resources; returns what is still being finished (the keeper waits for it).
     @discardableResult
-    public func fence(group: GroupConfig, server: ServerName) -> [Task<Void, Never>] {
+    public func fence(group: GroupConfig, server: ServerName) -> [Task<Bool, Never>] {
         var types: [ResourceType] = []
         for resource in group.resources where !types.contains(resource.type) { types.append(resource.type) }
         return types.compactMap { type in
@@ -110,19 +111,20 @@ public struct ResourceDrivers: Sendable {
 
 extension ResourceDriver {
     /// A fence that is a stop of each resource without scripts, all at once (fip, vip:
-    /// removing an address is idempotent); failures are logged.
-    func fenceByStopping(group: GroupConfig, resources: [ResourceConfig], server: ServerName, logger: Logger?) -> Task<Void, Never>? {
+    /// removing an address is idempotent); failures are logged. True when every stop succeeded.
+    func fenceByStopping(group: GroupConfig, resources: [ResourceConfig], server: ServerName, logger: Logger?) -> Task<Bool, Never>? {
         guard !resources.isEmpty else { return nil }
         let runs = resources.map { (ResourceRun.fenceStop(group: group, resource: $0, server: server), $0) }
         return Task {
-            await withTaskGroup(of: Void.self) { tasks in
+            await withTaskGroup(of: Bool.self) { tasks in
                 for (run, resource) in runs {
                     tasks.addTask {
-                        if case .failure(let reason) = await self.perform(run, resource: resource) {
-                            logger?.error("fencing \(run.resource): \(reason)")
-                        }
+                        guard case .failure(let reason) = await self.perform(run, resource: resource) else { return true }
+                        logger?.error("fencing \(run.resource): \(reason)")
+                        return false
                     }
                 }
+                return await tasks.reduce(true) { $0 && $1 }
             }
         }
     }

@@ -224,7 +224,7 @@ extension VirtualIPDriver: ResourceDriver {
     }
 
     /// Removes the addresses and stops advertising their routes (idempotent), all at once.
-    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
+    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Bool, Never>? {
         fenceByStopping(group: group, resources: resources, server: server, logger: logger)
     }
 }

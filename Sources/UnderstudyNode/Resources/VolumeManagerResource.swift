@@ -141,7 +141,7 @@ extension VolumeManagerDriver: ResourceDriver {
 
     /// The disk fence detached the file systems; deactivating the volumes may have to wait
     /// until their last user is gone, so it runs in the background, a few times.
-    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Void, Never>? {
+    public func fence(group: GroupConfig, resources: [ResourceConfig], server: ServerName) -> Task<Bool, Never>? {
         let runs = resources.compactMap { resource -> (ResourceRun, VolumeManagerSettings)? in
             guard case .volmgr(var settings) = resource.settings else { return nil }
             settings.deactivationRetries = 3
@@ -149,11 +149,14 @@ extension VolumeManagerDriver: ResourceDriver {
         }
         guard !runs.isEmpty else { return nil }
         return Task {
+            var fenced = true
             for (run, settings) in runs {
                 if case .failure(let reason) = await self.perform(run, settings: settings) {
                     self.logger?.error("fencing \(run.resource): \(reason)")
+                    fenced = false
                 }
             }
+            return fenced
         }
     }
 }

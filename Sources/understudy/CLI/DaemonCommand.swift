@@ -158,6 +158,8 @@ struct KeeperCommand: AsyncParsableCommand {
     @Option(name: .customLong("state-dir")) var stateDirectory: String
     /// The daemon's `DaemonInstance` token: what it spawned carries it.
     @Option(name: .long) var instance: String?
+    /// The daemon's boot id, for the notice to the peers after a fence.
+    @Option(name: .long) var boot: UInt64?
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -172,6 +174,7 @@ struct KeeperCommand: AsyncParsableCommand {
         // Signals meant for the daemon's process group must not take the keeper with it.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
-        await Keeper.run(config: loaded, server: server, stateDirectory: stateDirectory, instance: instance, logger: logger)
+        await Keeper.run(
+            config: loaded, server: server, stateDirectory: stateDirectory, instance: instance, boot: boot, logger: logger)
     }
 }

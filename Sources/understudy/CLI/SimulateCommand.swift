@@ -37,6 +37,10 @@ struct SimulateCommand: ParsableCommand {
             "Tick as the daemon does: only when the Engine's quietUntil comes, brought forward after each step (default: every tick period)."
     )
     var sparseTicks = false
+    @Flag(
+        name: .long,
+        help: "Daemons also die alone (kill -9) now and then; their keepers fence and tell the peers (default: only whole servers crash).")
+    var keeperNotices = false
 
     func validate() throws {
         guard servers >= 2 && servers <= 9 else { throw ValidationError("--servers must be between 2 and 9.") }
@@ -78,7 +82,7 @@ struct SimulateCommand: ParsableCommand {
             report(
                 Simulation.run(
                     seed: current, servers: servers, heartbeatSizeCheckInterval: interval, witness: witness, fencing: fencing,
-                    batchedCompletions: batchedCompletions, sparseTicks: sparseTicks))
+                    batchedCompletions: batchedCompletions, sparseTicks: sparseTicks, keeperNotices: keeperNotices))
             current += 1
         }
         let elapsed = clock.now - started

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import UnderstudyModel
 
 @testable import UnderstudyNode
 
@@ -81,5 +82,56 @@ struct KeeperTests {
         #expect(!lock.tryAcquire())
         lock.release()
         try await lock.waitUntilFree(limit: .milliseconds(100), logger: logger)
+    }
+
+    @Test("the daemon's words on the pipe: the newest run and digest, clean, malformed lines ignored")
+    func daemonWords() {
+        #expect(DaemonWords(text: "run 3 abc\nrun 4 def\n") == DaemonWords(text: "run 4 def"))
+        let words = DaemonWords(text: "run 3 abc\nrun 4 def\n")
+        #expect(words.run == 4 && words.digest == "def" && !words.clean)
+        #expect(DaemonWords(text: "run 1 x\nclean\n").clean)
+        let garbage = DaemonWords(text: "run x y\nrunn 3 z\nrun 5\n\n\u{0}")
+        #expect(garbage.run == nil && garbage.digest == nil && !garbage.clean)
+    }
+
+    static func config(resources: String) throws -> ClusterConfig {
+        try ConfigLoader.load(
+            yaml: """
+                cluster: {name: c, secret-file: /etc/understudy/test.key}
+                servers: [{name: s1}, {name: s2}]
+                heartbeats: [{name: lan1, type: lanhb, addresses: {s1: 127.0.0.61, s2: 127.0.0.62}}]
+                groups:
+                  - name: g
+                    resources:
+                \(resources)
+                """, sourcePath: "keeper.yaml")
+    }
+
+    static func notice(_ change: (inout KeeperNotice) -> Void = { _ in }) throws -> KeeperNotice {
+        var notice = KeeperNotice(
+            server: "s1", boot: 7, run: 2, digestMatches: true, key: try ClusterKey(material: Array(repeating: 7, count: 32)),
+            allKilled: true, fenced: true, daemon: getppid() == 1 ? 2 : 1)
+        change(&notice)
+        return notice
+    }
+
+    @Test("the keeper tells the peers only after a complete fence of resources it can vouch for, with the daemon gone")
+    func noticeOnlyWhenItHolds() throws {
+        let exec = try Self.config(resources: "      - {name: app, type: exec, start: /bin/true, stop: /bin/true}")
+        let disk = try Self.config(
+            resources: """
+                      - {name: data, type: disk, device: /dev/loop9, filesystem: ext4, mount-point: /mnt/data}
+                      - {name: app, type: exec, start: /bin/true, stop: /bin/true}
+                """)
+        #expect(try Self.notice().refusal(config: exec) == nil)
+        #expect(try Self.notice().refusal(config: disk)?.contains("data") == true)
+        #expect(try Self.notice { $0.run = nil }.refusal(config: exec) != nil)
+        #expect(try Self.notice { $0.key = nil }.refusal(config: exec) != nil)
+        #expect(try Self.notice { $0.digestMatches = false }.refusal(config: exec) != nil)
+        #expect(try Self.notice { $0.allKilled = false }.refusal(config: exec) != nil)
+        #expect(try Self.notice { $0.fenced = false }.refusal(config: exec) != nil)
+        // This process's parent is alive: as the keeper's daemon it is not gone.
+        let parent = getppid()
+        #expect(try Self.notice { $0.daemon = parent }.refusal(config: exec)?.contains("still runs") == true)
     }
 }

@@ -133,6 +133,21 @@ final class TestCluster: @unchecked Sendable {
         return sent
     }
 
+    /// Stops (SIGSTOP) the keeper of `server`'s daemon: a daemon killed after that dies
+    /// unannounced, and its peers take over only after the heartbeat timeout, as when the whole
+    /// machine dies. Tear-down kills the keeper.
+    func silenceKeeper(of server: String) -> ProcessIdentity? {
+        guard let pid = pid(of: server) else { return nil }
+        let keeper = ProcessTable.descendants(of: pid).first { identity in
+            let arguments = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(identity.pid)/cmdline"))) ?? Data()
+            return arguments.split(separator: 0).dropFirst().first.map { String(decoding: $0, as: UTF8.self) } == "keeper"
+        }
+        guard let keeper else { return nil }
+        lock.withLock { _ = leftovers.insert(keeper) }
+        kill(keeper.pid, SIGSTOP)
+        return keeper
+    }
+
     /// Waits until the daemon of `server` has exited; its exit code, or 128 + signal.
     func waitForExit(_ server: String, timeout: Duration = .seconds(15)) async throws -> Int32 {
         guard let process = lock.withLock({ daemons[server] }) else { throw ProcessTestError("\(server) was never started") }
