@@ -36,7 +36,8 @@ public struct ServerEngine: Sendable, Equatable {
     /// A peer that comes back is given this long to start echoing us before it counts as
     /// not hearing us (links coming back up are often one-way for a moment, e.g. while ARP
     /// entries recover).
-    var rejoinGrace: Duration { max(timeout, .seconds(1)) }
+    var rejoinGrace: Duration { Self.rejoinGrace(timeout: timeout) }
+    static func rejoinGrace(timeout: Duration) -> Duration { max(timeout, .seconds(1)) }
     /// After being cut off, a server listens this long before judging anyone down or
     /// founding a cluster: longer than the others' `rejoinGrace`, so that when the link is
     /// one-way for a moment the holder keeps its groups.
@@ -493,6 +494,17 @@ public struct ServerEngine: Sendable, Equatable {
         }
     }
 
+    /// Listening again after being cut off (`startListening`). Meanwhile this server's
+    /// heartbeats do not say its sync is over: a peer must not end its own sync wait on its
+    /// word (`checkSyncWait`), nor found the cluster with it as founder, while a server it
+    /// stopped hearing may still run groups within a lease its echoes gave (found by simulator
+    /// seed 25202968: a server restarted during a partition ended its sync wait on the word of
+    /// a peer that had just lost the majority, founded with it and started a group the server
+    /// cut off still ran).
+    func isListeningAgain(now: EngineTime) -> Bool {
+        listenFully && now - listeningSince < rejoinListen
+    }
+
     /// After being cut off, what this server knew of the others is stale: listen a whole
     /// timeout again before judging anyone down or founding a cluster alone.
     mutating func startListening(now: EngineTime) {
@@ -606,7 +618,7 @@ public struct ServerEngine: Sendable, Equatable {
         return Heartbeat(
             sender: me, bootID: bootID, run: serviceRun, sentAt: now, configHash: configHash, priority: myPriority,
             serviceUp: service != .stopped, leaving: isLeaving, autoStartSuppressed: autoStartSuppressed,
-            syncDone: syncDone, hears: membership.hears(now: now),
+            syncDone: syncDone && !isListeningAgain(now: now), hears: membership.hears(now: now),
             view: isolated ? [me] : viewToReport(now: now), awaitingVouch: stalls.isHolding,
             epoch: isolated ? nil : directory?.epoch, appliedVersion: directory?.version ?? 0,
             groups: groupReports(), monitors: monitoring.monitors.isEmpty ? nil : monitorExceptions(),

@@ -276,6 +276,7 @@ public enum Simulation {
         for (_, action) in world.osActions { statistics.osActions[action.rawValue, default: 0] += 1 }
         statistics.ticks = world.ticksDelivered
         statistics.quietTicks = world.quietTicksDelivered
+        statistics.keeperNoticesTaken = world.logCounts.filter { $0.key.hasSuffix(" nm 83") }.values.reduce(0, +)
         var result = Result(
             seed: seed, servers: count, violations: violations, trace: world.traceAtFirstViolation ?? world.trace,
             statistics: statistics)
@@ -304,6 +305,8 @@ public struct Statistics: Sendable, Equatable {
     /// their `quietUntil`, each checked against the full step).
     public var ticks = 0
     public var quietTicks = 0
+    /// Keeper notices a server acted on (`nm 83`, with `keeperNotices`).
+    public var keeperNoticesTaken = 0
 
     public init(
         faults: [Fault: Int] = [:], livenessChecked: Int = 0, starts: Int = 0, failoverStarts: Int = 0, commandsAccepted: Int = 0
@@ -324,6 +327,7 @@ public struct Statistics: Sendable, Equatable {
             commandsAccepted: a.commandsAccepted + b.commandsAccepted)
         sum.ticks = a.ticks + b.ticks
         sum.quietTicks = a.quietTicks + b.quietTicks
+        sum.keeperNoticesTaken = a.keeperNoticesTaken + b.keeperNoticesTaken
         sum.osActions = a.osActions.merging(b.osActions, uniquingKeysWith: +)
         return sum
     }

@@ -51,6 +51,34 @@ import Testing
         expectWorkDone(two, schedules: 10)
     }
 
+    /// Daemons that die alone now and then and whose keepers tell the peers once they fenced
+    /// (`keeperNotices`, KeeperNotices.swift): the same invariants, over seeds of their own.
+    @Test("keeper notices: 60 three-server and 30 two-server schedules with fencing", arguments: [0, 1, 2])
+    func keeperNotices(chunk: Int) {
+        // Seeds this mode once broke (each with what it found).
+        let regressions: [(seed: UInt64, servers: Int, found: String)] = [
+            (
+                25_202_968, 3,
+                "a server ended its sync wait on the word of a peer that had just lost the majority and founded beside a server still in its lease"
+            ),
+            (
+                25_301_081, 2,
+                "a server frozen while a restarted peer behind a one-way cut had not yet heard it kept a lease past that peer's founding"
+            ),
+        ]
+        for regression in regressions where chunk == 0 {
+            let result = Simulation.run(seed: regression.seed, servers: regression.servers, keeperNotices: true)
+            #expect(result.passed, "\(regression.found): \(result.violations)")
+        }
+        let three = schedules(20, from: 340_000 + chunk * 20) { Simulation.run(seed: $0, servers: 3, keeperNotices: true) }
+        expectWorkDone(three, schedules: 20)
+        #expect(three.keeperNoticesTaken > 0)
+        let two = schedules(10, from: 350_000 + chunk * 10) {
+            Simulation.run(seed: $0, servers: 2, fencing: true, keeperNotices: true)
+        }
+        expectWorkDone(two, schedules: 10)
+    }
+
     /// `count` schedules from seed `first` on, each checked; their statistics summed.
     func schedules(_ count: Int, from first: Int, _ run: (UInt64) -> Simulation.Result) -> Statistics {
         (0..<count).map { check(run(UInt64(first + $0))) }.reduce(Statistics(), +)

@@ -66,6 +66,15 @@ enum Lease {
         {
             return nil
         }
-        return membership.lastLeaseFrom(peer).map { $0 + takeoverMargin }
+        if let lease = membership.lastLeaseFrom(peer) { return lease + takeoverMargin }
+        // Heard, but it has never heard us in its boot (a restarted peer behind a one-way cut):
+        // once its grace to start listing us is over this server gives up as the cut-off side
+        // (`peerThatCannotHearUs`), and it promises nothing beyond that (found by simulator seed
+        // 25301081: a server frozen within that grace kept a lease past the moment the peer,
+        // never hearing it, founded the cluster and started its groups).
+        if membership.isUp(peer, now: now), let heardSince = membership.peers[peer]?.upSinceLocal {
+            return heardSince + ServerEngine.rejoinGrace(timeout: membership.timeout)
+        }
+        return nil
     }
 }

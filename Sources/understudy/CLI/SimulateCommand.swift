@@ -100,6 +100,7 @@ struct SimulateCommand: ParsableCommand {
             print(
                 "ticks: \(statistics.ticks), of which \(statistics.quietTicks) quiet (answered without the full step, each checked against it)"
             )
+            if keeperNotices { print("keeper notices acted on: \(statistics.keeperNoticesTaken)") }
             print("OS actions: " + statistics.osActions.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
         if failures > 0 {
