@@ -18,6 +18,9 @@ actor StatusFeed {
 
     init(daemon: any DaemonPort) { self.daemon = daemon }
 
+    /// Bumped by `invalidate`: a request started before does not fill the cache.
+    var generation = 0
+
     /// A snapshot no older than `freshness`; nil when the daemon did not answer with one.
     func current() async -> ClusterStatusSnapshot? {
         if let cached, cached.at.duration(to: .now) < Self.freshness { return cached.snapshot }
@@ -27,11 +30,21 @@ actor StatusFeed {
             if case .status(let snapshot) = await daemon.request(.status(target: nil)) { return snapshot }
             return nil
         }
+        let started = generation
         inflight = task
         let snapshot = await task.value
+        guard started == generation else { return snapshot }
         inflight = nil
         if let snapshot { cached = (snapshot, .now) }
         return snapshot
+    }
+
+    /// An operation went through: the next read asks the daemon again (a cached or in-flight
+    /// snapshot may be from before it).
+    func invalidate() {
+        generation += 1
+        cached = nil
+        inflight = nil
     }
 
     /// The status as the event stream shows it: now, then on every change.

@@ -221,6 +221,8 @@ public struct WebAPI: Sendable {
         case .operation(let operation):
             guard principal.role == .operator else { return ApiResponse(Self.roleRefusal(principal)) }
             let reply = await runner.run(operation, body: body)
+            // A read after an operation shows it (not a snapshot taken before it).
+            await feed.invalidate()
             let outcome = reply.code == 0 ? "accepted" : "refused: \(reply.body["result"]?["message"]?.stringValue ?? "")"
             await daemon.recordAlert(
                 LogEntry(.webOperation, "User \(principal.user) from \(address): POST \(request.path.prefix(200)): \(outcome.prefix(300))"))
