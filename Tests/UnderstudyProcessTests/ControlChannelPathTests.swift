@@ -53,7 +53,9 @@ struct ControlChannelPathTests {
         // node2 first: it is the master and runs grp1; commands on node1 are forwarded to it.
         var spec = ClusterSpec(subnet: 148, servers: ["node2", "node1"])
         spec.secondPath = true
-        spec.heartbeatTimeoutMilliseconds = 3000
+        // Long enough that node1 does not go back to try lanhb1 (one timeout after it moved
+        // to lanhb2) while a loaded machine runs the steps below.
+        spec.heartbeatTimeoutMilliseconds = 10_000
         try await withCluster(spec) { cluster in
             // node1's file gives node2 an address on lanhb1 where nothing listens (heartbeats
             // from node2 still arrive there, so lanhb1 counts as up): every request from
