@@ -156,8 +156,9 @@ struct SharedDiskTests {
             let moved = try? String(contentsOfFile: "/proc/\(node2)/root\(shared.mountPoint)/data", encoding: .utf8)
             #expect(moved == "written on node1\n")
 
-            // kill -9 of node2's daemon: its keeper kills the users and detaches the mount; node1
-            // takes over after the heartbeat timeout (MMP: the kernel would refuse a second mount).
+            // kill -9 of node2's daemon: its keeper kills the users, detaches the mount, waits until
+            // the device is free (the file system shut down) and tells node1, which mounts at once
+            // (MMP: the kernel would refuse a second mount while node2's lived).
             cluster.send(SIGKILL, to: "node2")
             _ = try await cluster.waitForExit("node2")
             _ = try await cluster.waitForStatus("grp1 Online on node1 after kill -9", on: "node1", timeout: .seconds(40)) {

@@ -119,7 +119,8 @@ public enum Keeper {
         let fenced = await fence(config: config, server: server, stateDirectory: stateDirectory, logger: logger)
         let notice = KeeperNotice(
             server: server, boot: boot, run: words.run, digestMatches: words.digest == Self.digest(config), key: key,
-            allKilled: late.isEmpty, fenced: fenced, daemon: daemon)
+            allKilled: late.isEmpty, fenced: fenced, daemon: daemon,
+            heldDisks: await disksStillHeld(config: config, server: server, stateDirectory: stateDirectory, logger: logger))
         await notice.send(config: config, logger: logger)
         if held { lock.release() }
         guard let instance, !late.isEmpty else { return }
@@ -138,6 +139,25 @@ public enum Keeper {
         logger.critical("the last processes of the dead daemon are gone: fencing again")
         await fence(config: config, server: server, stateDirectory: stateDirectory, logger: logger)
         lock.release()
+    }
+
+    /// The `disk` resources of `server`'s groups whose device a file system here still holds
+    /// after the fence (`DiskDriver.isReleased`, at most 5 s in all).
+    static func disksStillHeld(config: ClusterConfig, server: ServerName, stateDirectory: String, logger: Logger) async -> [String] {
+        let disks = config.groups.filter { $0.servers.contains(server) }.flatMap(\.resources).compactMap {
+            resource -> (String, DiskSettings)? in
+            guard case .disk(let settings) = resource.settings else { return nil }
+            return (resource.name, settings)
+        }
+        guard !disks.isEmpty else { return [] }
+        let driver = DiskDriver(stateDirectory: stateDirectory, logger: logger)
+        let deadline = ContinuousClock.now + .seconds(5)
+        var held: [String] = []
+        for (name, settings) in disks
+        where await !driver.isReleased(settings, within: max(.zero, ContinuousClock.now.duration(to: deadline))) {
+            held.append(name)
+        }
+        return held
     }
 
     /// Fences every group of `server`; true when every driver's fence succeeded.

@@ -55,12 +55,15 @@ struct KeeperNotice {
     var fenced: Bool
     /// The daemon's pid (the keeper's parent until the daemon is gone).
     var daemon: pid_t
+    /// `disk` resources whose device a file system still holds after the fence.
+    var heldDisks: [String] = []
 
-    /// Resource types whose fence the keeper can vouch for at once: processes killed and
-    /// waited for, addresses removed. A file system is only detached lazily (it may still be
-    /// written back) and a volume or a VM has no such check here: groups with those keep the
-    /// usual path, a timeout and the takeover margin.
-    static let vouchedTypes: Set<ResourceType> = [.exec, .fip, .vip]
+    /// Resource types whose fence the keeper can vouch for: processes killed and waited for,
+    /// addresses removed, a disk's file system shut down (its device opens exclusively,
+    /// `heldDisks`). A `nas` mount is only detached lazily with nothing to check it by, and a
+    /// volume or a VM has no such check here: groups with those keep the usual path, a timeout
+    /// and the takeover margin.
+    static let vouchedTypes: Set<ResourceType> = [.exec, .fip, .vip, .disk]
 
     /// Why no notice may go, or nil.
     func refusal(config: ClusterConfig) -> String? {
@@ -69,6 +72,7 @@ struct KeeperNotice {
         guard digestMatches else { return "the keeper's configuration is not the one the daemon ran" }
         guard allKilled else { return "processes of the daemon did not die" }
         guard fenced else { return "a resource could not be fenced" }
+        if let disk = heldDisks.first { return "the file system of \(disk) still holds its device (or it is a raw device)" }
         let held = config.groups.filter { $0.servers.contains(server) }.flatMap(\.resources)
         if let other = held.first(where: { !Self.vouchedTypes.contains($0.type) }) {
             return "resource \(other.name) is of type \(other.type.rawValue), whose release the keeper cannot confirm"

@@ -102,6 +102,24 @@ public final class DiskDriver: Sendable {
 
     var commands: NetCommandRunner { mounter.commands }
 
+    /// No file system holds the device of `settings` here any more: it opens with `O_EXCL`,
+    /// which a mounted file system refuses (EBUSY) — also one detached lazily whose last user
+    /// has not gone yet; once it opens, the file system was shut down, its last writes done.
+    /// Waits up to `limit`. A raw device (nothing mounted) cannot be checked this way: false.
+    func isReleased(_ settings: DiskSettings, within limit: Duration) async -> Bool {
+        guard !settings.isRaw, let path = try? await resolve(settings.device) else { return false }
+        let deadline = ContinuousClock.now + limit
+        while true {
+            let descriptor = open(path, O_RDONLY | O_EXCL | O_CLOEXEC)
+            if descriptor >= 0 {
+                close(descriptor)
+                return true
+            }
+            guard errno == EBUSY, ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
     /// A mount failure that says the file system is in use (ext4 MMP, EBUSY), not damaged.
     static func isInUse(_ failure: String) -> Bool {
         let text = failure.lowercased()

@@ -115,6 +115,58 @@ struct KeeperTests {
         return notice
     }
 
+    @Test(
+        "a disk's device counts as released only once no file system holds it: mounted, lazily detached and busy, free",
+        .enabled(if: getuid() == 0, "needs root: loop devices and mounts"))
+    func diskReleasedOnlyWhenTheFileSystemIsGone() async throws {
+        let folder = NSTemporaryDirectory() + "understudy-keeper-disk-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder + "/mnt", withIntermediateDirectories: true)
+        let image = folder + "/disk.img"
+        FileManager.default.createFile(atPath: image, contents: nil)
+        try FileHandle(forWritingTo: URL(fileURLWithPath: image)).truncate(atOffset: 64 << 20)
+        func run(_ arguments: [String]) throws -> String {
+            let process = Process()
+            let output = Pipe()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = arguments
+            process.standardOutput = output
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        _ = try run(["mkfs.ext4", "-q", "-F", image])
+        let device = try run(["losetup", "-f", "--show", image])
+        try #require(device.hasPrefix("/dev/loop"))
+        var holder: Process?
+        defer {
+            if let holder, holder.isRunning { kill(holder.processIdentifier, SIGKILL) }
+            _ = try? run(["umount", "-l", folder + "/mnt"])
+            _ = try? run(["losetup", "-d", device])
+            try? FileManager.default.removeItem(atPath: folder)
+        }
+        let driver = DiskDriver(stateDirectory: folder, logger: Logger(label: "test"))
+        let settings = DiskSettings(device: device, filesystem: "ext4", mountPoint: folder + "/mnt")
+        #expect(await driver.isReleased(settings, within: .zero))
+        _ = try run(["mount", device, folder + "/mnt"])
+        #expect(await !driver.isReleased(settings, within: .milliseconds(50)))
+        // A user keeps the lazily detached file system alive.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "exec sleep 30 > '\(folder)/mnt/held'"]
+        try process.run()
+        holder = process
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try run(["umount", "-l", folder + "/mnt"])
+        #expect(await !driver.isReleased(settings, within: .milliseconds(50)))
+        kill(process.processIdentifier, SIGKILL)
+        #expect(await driver.isReleased(settings, within: .seconds(5)))
+        var raw = settings
+        raw.filesystem = "none"
+        #expect(await !driver.isReleased(raw, within: .zero))
+    }
+
     @Test("the keeper tells the peers only after a complete fence of resources it can vouch for, with the daemon gone")
     func noticeOnlyWhenItHolds() throws {
         let exec = try Self.config(resources: "      - {name: app, type: exec, start: /bin/true, stop: /bin/true}")
@@ -123,8 +175,13 @@ struct KeeperTests {
                       - {name: data, type: disk, device: /dev/loop9, filesystem: ext4, mount-point: /mnt/data}
                       - {name: app, type: exec, start: /bin/true, stop: /bin/true}
                 """)
+        let nas = try Self.config(
+            resources: "      - {name: share, type: nas, server: nfs.example.com, share: /export, mount-point: /mnt/nas}")
         #expect(try Self.notice().refusal(config: exec) == nil)
-        #expect(try Self.notice().refusal(config: disk)?.contains("data") == true)
+        // A disk whose file system is shut down (its device opens exclusively) is vouched for.
+        #expect(try Self.notice().refusal(config: disk) == nil)
+        #expect(try Self.notice { $0.heldDisks = ["data"] }.refusal(config: disk)?.contains("data") == true)
+        #expect(try Self.notice().refusal(config: nas)?.contains("share") == true)
         #expect(try Self.notice { $0.run = nil }.refusal(config: exec) != nil)
         #expect(try Self.notice { $0.key = nil }.refusal(config: exec) != nil)
         #expect(try Self.notice { $0.digestMatches = false }.refusal(config: exec) != nil)
