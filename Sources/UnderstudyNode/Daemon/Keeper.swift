@@ -90,8 +90,9 @@ public enum Keeper {
         config: ClusterConfig, server: ServerName, stateDirectory: String, instance: String?, boot: UInt64?, logger: Logger
     ) async {
         let daemon = getppid()
-        // Read now: when the daemon dies the file may be anywhere in an upgrade or an edit.
-        let key = boot == nil ? nil : try? ClusterKey.load(from: config.cluster.secretFile)
+        // Read now: when the daemon dies the file may be anywhere in an upgrade or an edit
+        // (read again then: a key put in place since, as the daemons take it, is preferred).
+        let keptKey = boot == nil ? nil : try? ClusterKey.load(from: config.cluster.secretFile)
         let lock = KeeperLock(stateDirectory: stateDirectory)
         let held = lock.acquire(logger: logger)
         // It waits, maybe for months: what its start ran need not stay resident meanwhile.
@@ -118,7 +119,8 @@ public enum Keeper {
         }
         let fenced = await fence(config: config, server: server, stateDirectory: stateDirectory, logger: logger)
         let notice = KeeperNotice(
-            server: server, boot: boot, run: words.run, digestMatches: words.digest == Self.digest(config), key: key,
+            server: server, boot: boot, run: words.run, digestMatches: words.digest == Self.digest(config),
+            key: keptKey.flatMap { kept in (try? ClusterKey.load(from: config.cluster.secretFile)) ?? kept },
             allKilled: late.isEmpty, fenced: fenced, daemon: daemon,
             heldDisks: await disksStillHeld(config: config, server: server, stateDirectory: stateDirectory, logger: logger))
         await notice.send(config: config, logger: logger)
