@@ -15,7 +15,10 @@ struct DaemonWords: Equatable {
     var digest: String?
 
     /// Parses the lines; unknown or malformed ones are ignored (the daemon is this binary).
-    init(text: String) {
+    init(text: String) { take(text) }
+
+    /// Takes complete lines into account, later ones over earlier ones.
+    mutating func take(_ text: some StringProtocol) {
         for line in text.split(separator: "\n") {
             let words = line.split(separator: " ")
             if words.first == "clean" { clean = true }
@@ -26,17 +29,24 @@ struct DaemonWords: Equatable {
         }
     }
 
-    /// Reads until end of file: the daemon closed its end, by exiting or by dying. At most
-    /// 1 MiB is kept (the daemon writes a line per service start or configuration change).
+    /// Reads until end of file: the daemon closed its end, by exiting or by dying. Lines are
+    /// taken as they complete, so memory stays at one line however long the daemon ran.
     static func read(_ input: FileHandle) -> DaemonWords {
-        var text = Data()
+        var words = DaemonWords(text: "")
+        var pending = Data()
         while true {
             let chunk = input.availableData
             if chunk.isEmpty { break }
-            text.append(chunk)
-            if text.count > 1 << 20, let cut = text.lastIndex(of: 10) { text = Data(text[text.index(after: cut)...]) }
+            pending.append(chunk)
+            if let end = pending.lastIndex(of: 10) {
+                words.take(String(decoding: pending[..<end], as: UTF8.self))
+                pending = Data(pending[pending.index(after: end)...])
+            }
+            // A line longer than any the daemon writes is garbage: dropped.
+            if pending.count > 1 << 16 { pending.removeAll() }
         }
-        return DaemonWords(text: String(decoding: text, as: UTF8.self))
+        words.take(String(decoding: pending, as: UTF8.self))
+        return words
     }
 }
 

@@ -94,6 +94,27 @@ struct KeeperTests {
         #expect(garbage.run == nil && garbage.digest == nil && !garbage.clean)
     }
 
+    @Test("the keeper reads the daemon's words as they come, in pieces, however many: the newest run wins")
+    func daemonWordsFromAPipe() throws {
+        let pipe = Pipe()
+        // Many lines (more than the pipe holds at once, read while written), cut mid-line.
+        let writer = Thread {
+            var text = ""
+            for run in 1...20_000 { text += "run \(run) digest\(run)\n" }
+            let bytes = Data(text.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(offset + 997, bytes.count)
+                pipe.fileHandleForWriting.write(bytes[offset..<end])
+                offset = end
+            }
+            try? pipe.fileHandleForWriting.close()
+        }
+        writer.start()
+        let words = DaemonWords.read(pipe.fileHandleForReading)
+        #expect(words.run == 20_000 && words.digest == "digest20000" && !words.clean)
+    }
+
     static func config(resources: String) throws -> ClusterConfig {
         try ConfigLoader.load(
             yaml: """
